@@ -1,0 +1,425 @@
+// Package app is Agora's ABCI 2.0 state machine. It decodes and checks
+// txs, runs them against the state modules (bank, stake, registry, channels,
+// epochs), and reports validator-set changes to CometBFT.
+//
+// Concurrency: CometBFT may call CheckTx and Query concurrently with the
+// consensus calls (we use a per-connection local client). Consensus calls
+// (InitChain, FinalizeBlock, Commit) are serialised by blockMu and are the
+// only writers of the working tree. CheckTx runs against its own cache over
+// the last committed version (checkMu). Queries read immutable committed
+// versions.
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	abci "github.com/cometbft/cometbft/abci/types"
+
+	"github.com/agoranet/agora/chain/bank"
+	"github.com/agoranet/agora/chain/channels"
+	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/stake"
+	"github.com/agoranet/agora/chain/store"
+	"github.com/agoranet/agora/chain/types"
+)
+
+var (
+	keyParams  = []byte("app/params")
+	keyChainID = []byte("app/chain_id")
+)
+
+// Codespace tags our ABCI result codes.
+const Codespace = "agora"
+
+// App is the ABCI application.
+type App struct {
+	abci.BaseApplication
+
+	log     *slog.Logger
+	metrics *Metrics
+	tree    *store.Tree
+
+	// commitMu guards the tree's committed version against concurrent snapshot reads.
+	commitMu sync.RWMutex
+	// blockMu serialises consensus calls.
+	blockMu sync.Mutex
+	chainID string
+	params  types.Params
+	// pendingHeight is the height finalized but not yet committed (0: none).
+	pendingHeight int64
+
+	checkMu    sync.Mutex
+	checkState *store.Cache
+	checkBase  int64 // committed height the check state is built on
+
+	sigs *sigCache
+}
+
+// New opens an app over tree. The chain id and params are loaded from state
+// when the chain already exists; otherwise InitChain sets them.
+func New(tree *store.Tree, logger *slog.Logger, metrics *Metrics) (*App, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if metrics == nil {
+		metrics = NewMetrics(nil)
+	}
+	a := &App{log: logger, metrics: metrics, tree: tree, sigs: newSigCache(1 << 18)}
+	if tree.Version() > 0 {
+		snap, err := tree.Snapshot(tree.Version())
+		if err != nil {
+			return nil, err
+		}
+		if err := a.loadConfig(snap); err != nil {
+			return nil, err
+		}
+	}
+	a.resetCheckState()
+	return a, nil
+}
+
+func (a *App) loadConfig(kv store.KV) error {
+	a.chainID = string(kv.Get(keyChainID))
+	bz := kv.Get(keyParams)
+	if bz == nil {
+		return fmt.Errorf("state has no params")
+	}
+	if err := json.Unmarshal(bz, &a.params); err != nil {
+		return fmt.Errorf("decode params from state: %w", err)
+	}
+	return nil
+}
+
+// ChainID returns the chain id (empty before InitChain).
+func (a *App) ChainID() string { return a.chainID }
+
+// Params returns the chain params.
+func (a *App) Params() types.Params { return a.params }
+
+// Close releases the state store.
+func (a *App) Close() error { return a.tree.Close() }
+
+// Info tells CometBFT where the app's committed state is, so it can replay
+// any block the app has not committed (crash recovery).
+func (a *App) Info(context.Context, *abci.InfoRequest) (*abci.InfoResponse, error) {
+	a.commitMu.RLock()
+	defer a.commitMu.RUnlock()
+	return &abci.InfoResponse{
+		Data:             "agora",
+		Version:          "1",
+		AppVersion:       1,
+		LastBlockHeight:  a.tree.Version(),
+		LastBlockAppHash: a.tree.Hash(),
+	}, nil
+}
+
+// InitChain writes the genesis state and returns the initial validator set.
+func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.InitChainResponse, error) {
+	a.blockMu.Lock()
+	defer a.blockMu.Unlock()
+	g, err := types.UnmarshalGenesis(req.AppStateBytes)
+	if err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	if req.InitialHeight > 1 {
+		a.tree.SetInitialVersion(uint64(req.InitialHeight))
+	}
+	kv := a.tree
+	pbz, _ := json.Marshal(g.Params)
+	kv.Set(keyParams, pbz)
+	kv.Set(keyChainID, []byte(req.ChainId))
+	for _, acc := range g.Accounts {
+		if err := bank.Mint(kv, acc.Address, acc.Balance); err != nil {
+			return nil, fmt.Errorf("genesis account %s: %w", acc.Address, err)
+		}
+	}
+	for _, v := range g.Validators {
+		if err := bank.Mint(kv, bank.StakePool, v.Bonded); err != nil {
+			return nil, fmt.Errorf("genesis validator %s: %w", v.Operator, err)
+		}
+		if err := stake.CreateGenesisValidator(kv, v.Operator, v.ConsPubKey, v.Bonded); err != nil {
+			return nil, fmt.Errorf("genesis validator %s: %w", v.Operator, err)
+		}
+	}
+	a.chainID = req.ChainId
+	a.params = g.Params
+	ups := stake.ValidatorUpdates(kv, g.Params)
+	a.log.Info("genesis written", "chain_id", req.ChainId, "accounts", len(g.Accounts), "validators", len(ups))
+	return &abci.InitChainResponse{Validators: toABCIUpdates(ups), AppHash: a.tree.WorkingHash()}, nil
+}
+
+func toABCIUpdates(ups []stake.Update) []abci.ValidatorUpdate {
+	out := make([]abci.ValidatorUpdate, len(ups))
+	for i, u := range ups {
+		out[i] = abci.ValidatorUpdate{Power: u.Power, PubKeyType: "ed25519", PubKeyBytes: u.ConsPubKey}
+	}
+	return out
+}
+
+// CheckTx admits a tx to the mempool only if it would succeed on the state
+// after the txs already admitted: decoding, signature, chain id, nonce, fee
+// and the message itself are all checked.
+func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
+	start := time.Now()
+	d, err := types.DecodeTx(req.Tx)
+	if err != nil {
+		return a.checkFail(types.Errorf(types.CodeMalformed, "%v", err)), nil
+	}
+	hash := sha256.Sum256(req.Tx)
+	if !a.sigs.has(hash) {
+		if err := d.VerifySignature(); err != nil {
+			return a.checkFail(types.Errorf(types.CodeBadSignature, "%v", err)), nil
+		}
+		a.sigs.add(hash)
+	}
+	a.checkMu.Lock()
+	ctx := execCtx{chainID: a.chainID, height: a.checkBase + 1, params: a.params}
+	cache := store.NewCache(a.checkState)
+	res := runTx(cache, ctx, d)
+	if res.code == types.CodeOK {
+		cache.Write()
+	}
+	a.checkMu.Unlock()
+	a.metrics.checkSeconds.Observe(time.Since(start).Seconds())
+	if res.code != types.CodeOK {
+		return a.checkFail(&types.Error{Code: res.code, Msg: res.log}), nil
+	}
+	return &abci.CheckTxResponse{Code: 0, GasWanted: int64(res.gas)}, nil
+}
+
+func (a *App) checkFail(err error) *abci.CheckTxResponse {
+	code := types.CodeOf(err)
+	a.metrics.checkRejected.WithLabelValues(code.String()).Inc()
+	return &abci.CheckTxResponse{Code: uint32(code), Codespace: Codespace, Log: err.Error()}
+}
+
+// resetCheckState rebuilds the mempool's view on the last committed state.
+func (a *App) resetCheckState() {
+	a.commitMu.RLock()
+	v := a.tree.Version()
+	var base store.KV
+	if v == 0 {
+		base = emptyKV{}
+	} else {
+		snap, err := a.tree.Snapshot(v)
+		if err != nil {
+			panic(err)
+		}
+		base = snap
+	}
+	a.commitMu.RUnlock()
+	a.checkMu.Lock()
+	a.checkState = store.NewCache(base)
+	a.checkBase = v
+	a.checkMu.Unlock()
+}
+
+// FinalizeBlock executes a decided block. Signatures are verified in
+// parallel first (results do not depend on order); txs then run in block
+// order. The working tree's hash becomes the app hash; nothing is persisted
+// until Commit, so a crash here is recovered by CometBFT replaying the block.
+func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (*abci.FinalizeBlockResponse, error) {
+	a.blockMu.Lock()
+	defer a.blockMu.Unlock()
+	start := time.Now()
+	decoded, decodeErrs := a.decodeAndVerify(req.Txs)
+	ctx := execCtx{chainID: a.chainID, height: req.Height, params: a.params}
+	results := make([]*abci.ExecTxResult, len(req.Txs))
+	var ok int
+	for i := range req.Txs {
+		if decodeErrs[i] != nil {
+			code := types.CodeOf(decodeErrs[i])
+			results[i] = &abci.ExecTxResult{Code: uint32(code), Codespace: Codespace, Log: decodeErrs[i].Error()}
+			a.metrics.txs.WithLabelValues(code.String()).Inc()
+			continue
+		}
+		r := runTx(a.tree, ctx, decoded[i])
+		results[i] = toExecResult(r, decoded[i])
+		if r.code == types.CodeOK {
+			ok++
+		}
+		a.metrics.txs.WithLabelValues(r.code.String()).Inc()
+	}
+	events, err := a.endBlock(req)
+	if err != nil {
+		return nil, err
+	}
+	ups := stake.ValidatorUpdates(a.tree, a.params)
+	a.pendingHeight = req.Height
+	appHash := a.tree.WorkingHash()
+	a.metrics.blockSeconds.Observe(time.Since(start).Seconds())
+	a.metrics.height.Set(float64(req.Height))
+	if len(req.Txs) > 0 || len(ups) > 0 {
+		a.log.Debug("block finalized", "height", req.Height, "txs", len(req.Txs), "ok", ok, "validator_updates", len(ups), "took", time.Since(start))
+	}
+	return &abci.FinalizeBlockResponse{
+		TxResults:        results,
+		ValidatorUpdates: toABCIUpdates(ups),
+		AppHash:          appHash,
+		Events:           events,
+	}, nil
+}
+
+func toExecResult(r txResult, d *types.DecodedTx) *abci.ExecTxResult {
+	res := &abci.ExecTxResult{Code: uint32(r.code), Log: r.log, GasWanted: int64(r.gas), GasUsed: int64(r.gas)}
+	if r.code != types.CodeOK {
+		res.Codespace = Codespace
+	}
+	if !r.applied {
+		return res
+	}
+	attrs := []abci.EventAttribute{
+		{Key: "signer", Value: d.Signer.String(), Index: true},
+		{Key: "msg", Value: r.msg, Index: true},
+		{Key: "fee", Value: itoa(r.fee)},
+	}
+	for _, kv := range r.attrs {
+		attrs = append(attrs, abci.EventAttribute{Key: kv[0], Value: kv[1], Index: true})
+	}
+	res.Events = []abci.Event{{Type: "agora", Attributes: attrs}}
+	return res
+}
+
+func (a *App) decodeAndVerify(txs [][]byte) ([]*types.DecodedTx, []error) {
+	decoded := make([]*types.DecodedTx, len(txs))
+	errs := make([]error, len(txs))
+	workers := runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	next := make(chan int, len(txs))
+	for i := range txs {
+		next <- i
+	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				d, err := types.DecodeTx(txs[i])
+				if err != nil {
+					errs[i] = types.Errorf(types.CodeMalformed, "%v", err)
+					continue
+				}
+				hash := sha256.Sum256(txs[i])
+				if !a.sigs.has(hash) {
+					if err := d.VerifySignature(); err != nil {
+						errs[i] = types.Errorf(types.CodeBadSignature, "%v", err)
+						continue
+					}
+				}
+				decoded[i] = d
+			}
+		}()
+	}
+	wg.Wait()
+	return decoded, errs
+}
+
+// endBlock runs the per-block work that does not come from txs: misbehaviour
+// (double signing) slashing, matured unbondings, and epoch boundaries.
+func (a *App) endBlock(req *abci.FinalizeBlockRequest) ([]abci.Event, error) {
+	var events []abci.Event
+	for _, mb := range req.Misbehavior {
+		v := stake.ValidatorByConsAddress(a.tree, mb.Validator.Address)
+		if v == nil || v.Jailed {
+			continue
+		}
+		cut, err := stake.SlashValidator(a.tree, v.Operator, a.params.SlashDoubleSignBps)
+		if err != nil {
+			return nil, fmt.Errorf("slash %x: %w", v.Operator, err)
+		}
+		if err := stake.JailValidator(a.tree, v.Operator, req.Height+a.params.JailDuration); err != nil {
+			return nil, err
+		}
+		a.log.Warn("validator slashed for misbehaviour", "operator", types.Address(v.Operator), "type", mb.Type.String(), "slashed", cut)
+		events = append(events, abci.Event{Type: "slash", Attributes: []abci.EventAttribute{
+			{Key: "validator", Value: types.Address(v.Operator).String(), Index: true},
+			{Key: "reason", Value: mb.Type.String()},
+			{Key: "amount", Value: itoa(cut)},
+		}})
+	}
+	if _, err := stake.CompleteUnbondings(a.tree, req.Height); err != nil {
+		return nil, fmt.Errorf("complete unbondings at %d: %w", req.Height, err)
+	}
+	if req.Height%a.params.EpochLength == 0 {
+		events = append(events, abci.Event{Type: "epoch_end", Attributes: []abci.EventAttribute{
+			{Key: "epoch", Value: itoa(epochs.Number(a.params, req.Height)), Index: true},
+		}})
+	}
+	epochs.EndBlock(a.tree, a.params, req.Height, req.Hash)
+	return events, nil
+}
+
+// Commit persists the block's state as version = height.
+func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse, error) {
+	a.blockMu.Lock()
+	a.commitMu.Lock()
+	_, v, err := a.tree.Commit()
+	a.pendingHeight = 0
+	a.commitMu.Unlock()
+	a.blockMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("commit state at height %d: %w", v, err)
+	}
+	a.resetCheckState()
+	return &abci.CommitResponse{}, nil
+}
+
+// CheckInvariants verifies, on committed state, that balances add up to the
+// supply and that the module accounts hold exactly what their records say.
+func CheckInvariants(kv store.KV) error {
+	sum, err := bank.SumBalances(kv)
+	if err != nil {
+		return err
+	}
+	if supply := bank.Supply(kv); sum != supply {
+		return fmt.Errorf("supply invariant broken: balances sum to %d, supply is %d", sum, supply)
+	}
+	bonded, err := stake.TotalBonded(kv)
+	if err != nil {
+		return err
+	}
+	if pool := bank.Balance(kv, bank.StakePool); pool != bonded {
+		return fmt.Errorf("stake invariant broken: stake pool holds %d, bonds and unbondings total %d", pool, bonded)
+	}
+	escrowed, err := channels.TotalEscrowed(kv)
+	if err != nil {
+		return err
+	}
+	if esc := bank.Balance(kv, bank.ChannelEscrow); esc != escrowed {
+		return fmt.Errorf("channel invariant broken: escrow holds %d, open channels total %d", esc, escrowed)
+	}
+	return nil
+}
+
+// Snapshot returns committed state at height (0: latest).
+func (a *App) Snapshot(height int64) (*store.Snapshot, error) {
+	a.commitMu.RLock()
+	defer a.commitMu.RUnlock()
+	if height == 0 {
+		height = a.tree.Version()
+	}
+	if height == 0 {
+		return nil, fmt.Errorf("no committed state yet")
+	}
+	return a.tree.Snapshot(height)
+}
+
+func itoa(v uint64) string { return strconv.FormatUint(v, 10) }
+
+// emptyKV is the state before genesis is committed.
+type emptyKV struct{}
+
+func (emptyKV) Get([]byte) []byte                      { return nil }
+func (emptyKV) Has([]byte) bool                        { return false }
+func (emptyKV) Set(_, _ []byte)                        { panic("write to empty state") }
+func (emptyKV) Delete([]byte)                          { panic("write to empty state") }
+func (emptyKV) Iterate([]byte, func(_, _ []byte) bool) {}

@@ -1,0 +1,41 @@
+package app
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the state machine's Prometheus metrics.
+type Metrics struct {
+	txs           *prometheus.CounterVec
+	checkRejected *prometheus.CounterVec
+	checkSeconds  prometheus.Histogram
+	blockSeconds  prometheus.Histogram
+	height        prometheus.Gauge
+}
+
+// NewMetrics creates the metrics and registers them with reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		txs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "agora", Subsystem: "app", Name: "txs_total",
+			Help: "Txs executed in finalized blocks, by result code.",
+		}, []string{"code"}),
+		checkRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "agora", Subsystem: "app", Name: "checktx_rejected_total",
+			Help: "Txs refused by CheckTx, by result code.",
+		}, []string{"code"}),
+		checkSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "agora", Subsystem: "app", Name: "checktx_seconds",
+			Help: "CheckTx duration.", Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10),
+		}),
+		blockSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "agora", Subsystem: "app", Name: "finalize_block_seconds",
+			Help: "FinalizeBlock duration.", Buckets: prometheus.ExponentialBuckets(1e-4, 3, 10),
+		}),
+		height: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "agora", Subsystem: "app", Name: "height", Help: "Last finalized height.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.txs, m.checkRejected, m.checkSeconds, m.blockSeconds, m.height)
+	}
+	return m
+}

@@ -1,0 +1,153 @@
+// Package epochs closes an epoch every EpochLength blocks, accepts each
+// provider's commitment to the receipts it served in the epoch (Merkle root,
+// count, total billed) until a deadline, and then fixes the epoch's sampling
+// seed from the hash of the first block after that deadline, so no provider
+// can know which receipts will be sampled when it commits.
+//
+// Epoch n covers heights [n*E+1, (n+1)*E]. It closes at the end of block
+// (n+1)*E; commitments are accepted at heights (end, end+CommitWindow]; the
+// seed is sha256(domain || n || hash of block end+CommitWindow+1); openings
+// are due by seed height + OpeningWindow.
+package epochs
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+
+	"github.com/agoranet/agora/chain/codec"
+	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/store"
+	"github.com/agoranet/agora/chain/types"
+)
+
+var (
+	prefixEpoch      = []byte("epoch/")
+	prefixCommitment = []byte("commit/") // commit/<epoch>/<provider>
+	prefixSeedQueue  = []byte("seedq/")  // seedq/<height> -> epoch
+	keyLatest        = []byte("epochs/latest")
+)
+
+// SeedDomain separates epoch seeds from every other hash.
+const SeedDomain = "agora/epoch-seed/v1"
+
+// Number returns the epoch that contains height (height >= 1).
+func Number(p types.Params, height int64) uint64 {
+	if height < 1 {
+		return 0
+	}
+	return uint64((height - 1) / p.EpochLength)
+}
+
+// Bounds returns the first and last height of epoch n.
+func Bounds(p types.Params, n uint64) (start, end int64) {
+	start = int64(n)*p.EpochLength + 1
+	return start, start + p.EpochLength - 1
+}
+
+// Get returns the record of a closed epoch, or nil while it is still open.
+func Get(kv store.KV, n uint64) *types.Epoch {
+	bz := kv.Get(codec.Key(prefixEpoch, codec.U64(n)))
+	if bz == nil {
+		return nil
+	}
+	e := &types.Epoch{}
+	codec.MustUnmarshal(bz, e)
+	return e
+}
+
+func set(kv store.KV, e *types.Epoch) {
+	kv.Set(codec.Key(prefixEpoch, codec.U64(e.Number)), codec.Marshal(e))
+}
+
+// Seed derives an epoch's sampling seed from a block hash.
+func Seed(n uint64, blockHash []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(SeedDomain))
+	h.Write(binary.BigEndian.AppendUint64(nil, n))
+	h.Write(blockHash)
+	return h.Sum(nil)
+}
+
+// EndBlock closes the epoch ending at height and sets the seed of the epoch
+// whose seed block is height. blockHash is the hash of block `height`.
+func EndBlock(kv store.KV, p types.Params, height int64, blockHash []byte) {
+	if height%p.EpochLength == 0 {
+		n := uint64(height/p.EpochLength) - 1
+		start, end := Bounds(p, n)
+		e := &types.Epoch{
+			Number: n, StartHeight: start, EndHeight: end, Closed: true,
+			CommitDeadline: end + p.CommitWindow,
+		}
+		e.SeedHeight = e.CommitDeadline + 1
+		e.OpeningDeadline = e.SeedHeight + p.OpeningWindow
+		set(kv, e)
+		kv.Set(keyLatest, codec.U64(n))
+		kv.Set(codec.Key(prefixSeedQueue, codec.I64(e.SeedHeight)), codec.U64(n))
+	}
+	qk := codec.Key(prefixSeedQueue, codec.I64(height))
+	if bz := kv.Get(qk); bz != nil {
+		n := codec.ReadU64(bz)
+		e := Get(kv, n)
+		e.Seed = Seed(n, blockHash)
+		set(kv, e)
+		kv.Delete(qk)
+	}
+}
+
+// Commit records a provider's receipt commitment for a closed epoch.
+func Commit(kv store.KV, height int64, provider []byte, m *types.MsgCommitEpoch) error {
+	p := registry.Get(kv, provider)
+	if p == nil || !p.Registered {
+		return types.Errorf(types.CodeUnauthorized, "%s is not a registered provider", types.Address(provider))
+	}
+	e := Get(kv, m.Epoch)
+	if e == nil {
+		return types.Errorf(types.CodeInvalid, "epoch %d has not ended yet", m.Epoch)
+	}
+	if height > e.CommitDeadline {
+		return types.Errorf(types.CodeInvalid, "commitment deadline for epoch %d was height %d", m.Epoch, e.CommitDeadline)
+	}
+	key := codec.Key(prefixCommitment, codec.U64(m.Epoch), provider)
+	if kv.Has(key) {
+		return types.Errorf(types.CodeInvalid, "provider %s already committed for epoch %d", types.Address(provider), m.Epoch)
+	}
+	kv.Set(key, codec.Marshal(&types.Commitment{
+		Epoch: m.Epoch, Provider: provider, Root: m.Root,
+		ReceiptCount: m.ReceiptCount, TotalBilled: m.TotalBilled, Height: height,
+	}))
+	e.Commitments++
+	set(kv, e)
+	return nil
+}
+
+// GetCommitment returns a provider's commitment for epoch n, or nil.
+func GetCommitment(kv store.KV, n uint64, provider []byte) *types.Commitment {
+	bz := kv.Get(codec.Key(prefixCommitment, codec.U64(n), provider))
+	if bz == nil {
+		return nil
+	}
+	c := &types.Commitment{}
+	codec.MustUnmarshal(bz, c)
+	return c
+}
+
+// Commitments lists epoch n's commitments in provider-address order.
+func Commitments(kv store.KV, n uint64) []*types.Commitment {
+	var out []*types.Commitment
+	kv.Iterate(codec.Key(prefixCommitment, codec.U64(n)), func(_, bz []byte) bool {
+		c := &types.Commitment{}
+		codec.MustUnmarshal(bz, c)
+		out = append(out, c)
+		return true
+	})
+	return out
+}
+
+// Latest returns the most recently closed epoch, or nil before the first closes.
+func Latest(kv store.KV) *types.Epoch {
+	bz := kv.Get(keyLatest)
+	if bz == nil {
+		return nil
+	}
+	return Get(kv, codec.ReadU64(bz))
+}

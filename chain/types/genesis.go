@@ -1,0 +1,200 @@
+package types
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Params are the chain's economic and timing parameters, fixed at genesis.
+// Heights and periods are in blocks; amounts in uagr (1 AGR = 10^6 uagr);
+// fractions in basis points (1/10,000). No floats anywhere in consensus state.
+type Params struct {
+	// EpochLength is the number of blocks per epoch. Epoch n covers heights
+	// [n*EpochLength+1, (n+1)*EpochLength].
+	EpochLength int64 `json:"epoch_length"`
+	// CommitWindow is how many blocks after an epoch ends providers have to
+	// commit its receipt root. The sampling seed comes from the block after it.
+	CommitWindow int64 `json:"commit_window"`
+	// OpeningWindow is how many blocks after the seed block sampled receipts must be opened.
+	OpeningWindow int64 `json:"opening_window"`
+	// UnbondingPeriod is how many blocks unbonded stake stays slashable before it is paid out.
+	UnbondingPeriod int64 `json:"unbonding_period"`
+	// JailDuration is how many blocks a jailed validator must wait before unjailing.
+	JailDuration int64 `json:"jail_duration"`
+
+	MinValidatorStake uint64 `json:"min_validator_stake"`
+	MinProviderStake  uint64 `json:"min_provider_stake"`
+	// PowerReduction converts bonded uagr into CometBFT voting power: power = bonded / PowerReduction.
+	PowerReduction uint64 `json:"power_reduction"`
+
+	// Slash fractions (basis points) by fault type.
+	SlashDoubleSignBps      uint64 `json:"slash_double_sign_bps"`
+	SlashProviderFraudBps   uint64 `json:"slash_provider_fraud_bps"`
+	SlashProviderRefusalBps uint64 `json:"slash_provider_refusal_bps"`
+	SlashProviderOmitBps    uint64 `json:"slash_provider_omit_bps"`
+
+	// Emission: InitialEpochEmission uagr minted per epoch, halved every
+	// HalvingIntervalEpochs epochs (the rewards module pays it out).
+	InitialEpochEmission  uint64 `json:"initial_epoch_emission"`
+	HalvingIntervalEpochs uint64 `json:"halving_interval_epochs"`
+
+	// Fees: a tx must pay at least ceil(gas * GasPriceMilli / 1000) uagr, where
+	// gas = Gas[msg type] + GasPerByte * len(tx). Fees go to the fee pool.
+	GasPriceMilli uint64            `json:"gas_price_milli"`
+	GasPerByte    uint64            `json:"gas_per_byte"`
+	Gas           map[string]uint64 `json:"gas"`
+}
+
+// DefaultParams are the devnet parameters `agora init` writes.
+func DefaultParams() Params {
+	return Params{
+		EpochLength:             20,
+		CommitWindow:            5,
+		OpeningWindow:           10,
+		UnbondingPeriod:         100,
+		JailDuration:            50,
+		MinValidatorStake:       1_000_000_000, // 1,000 AGR
+		MinProviderStake:        100_000_000,   // 100 AGR
+		PowerReduction:          1_000_000,     // 1 power per AGR
+		SlashDoubleSignBps:      500,           // 5 %
+		SlashProviderFraudBps:   1000,          // 10 %
+		SlashProviderRefusalBps: 500,           // 5 %
+		SlashProviderOmitBps:    1000,          // 10 %
+		InitialEpochEmission:    10_000_000,    // 10 AGR per epoch
+		HalvingIntervalEpochs:   100_000,
+		GasPriceMilli:           1000, // 1 uagr per gas
+		GasPerByte:              1,
+		Gas: map[string]uint64{
+			"send":                100,
+			"bond_validator":      500,
+			"unbond_validator":    500,
+			"unjail_validator":    500,
+			"bond_provider":       500,
+			"unbond_provider":     500,
+			"register_provider":   1000,
+			"update_provider":     1000,
+			"deregister_provider": 500,
+			"open_channel":        300,
+			"top_up_channel":      200,
+			"redeem_voucher":      300,
+			"close_channel":       200,
+			"commit_epoch":        300,
+		},
+	}
+}
+
+// Validate checks that params are usable.
+func (p Params) Validate() error {
+	switch {
+	case p.EpochLength < 2:
+		return errors.New("epoch_length must be at least 2 blocks")
+	case p.CommitWindow < 1 || p.CommitWindow >= p.EpochLength*10:
+		return errors.New("commit_window must be at least 1 block")
+	case p.OpeningWindow < 1:
+		return errors.New("opening_window must be at least 1 block")
+	case p.UnbondingPeriod < 1:
+		return errors.New("unbonding_period must be at least 1 block")
+	case p.JailDuration < 0:
+		return errors.New("jail_duration must not be negative")
+	case p.PowerReduction == 0:
+		return errors.New("power_reduction must be positive")
+	case p.MinValidatorStake < p.PowerReduction:
+		return errors.New("min_validator_stake must be at least power_reduction (one unit of voting power)")
+	case p.SlashDoubleSignBps > 10000 || p.SlashProviderFraudBps > 10000 || p.SlashProviderRefusalBps > 10000 || p.SlashProviderOmitBps > 10000:
+		return errors.New("slash fractions must be at most 10000 bps")
+	case p.HalvingIntervalEpochs == 0:
+		return errors.New("halving_interval_epochs must be positive")
+	}
+	for _, name := range MsgNames {
+		if _, ok := p.Gas[name]; !ok {
+			return fmt.Errorf("gas: missing cost for message %q", name)
+		}
+	}
+	return nil
+}
+
+// MsgNames lists every message name, in a fixed order.
+var MsgNames = []string{
+	"send", "bond_validator", "unbond_validator", "unjail_validator",
+	"bond_provider", "unbond_provider", "register_provider", "update_provider",
+	"deregister_provider", "open_channel", "top_up_channel", "redeem_voucher",
+	"close_channel", "commit_epoch",
+}
+
+// MinFee returns the minimum fee for a tx of txLen bytes carrying msgName.
+func (p Params) MinFee(msgName string, txLen int) uint64 {
+	gas := p.Gas[msgName] + p.GasPerByte*uint64(txLen)
+	return (gas*p.GasPriceMilli + 999) / 1000
+}
+
+// GenesisAccount is an initial balance.
+type GenesisAccount struct {
+	Address Address `json:"address"`
+	Balance uint64  `json:"balance"`
+}
+
+// GenesisValidator is an initial validator with stake bonded from its operator.
+type GenesisValidator struct {
+	Operator   Address  `json:"operator"`
+	ConsPubKey HexBytes `json:"cons_pub_key"`
+	Bonded     uint64   `json:"bonded"`
+	Name       string   `json:"name,omitempty"`
+}
+
+// Genesis is the app_state of CometBFT's genesis.json.
+type Genesis struct {
+	Params     Params             `json:"params"`
+	Accounts   []GenesisAccount   `json:"accounts"`
+	Validators []GenesisValidator `json:"validators"`
+}
+
+// Validate checks a genesis state.
+func (g *Genesis) Validate() error {
+	if err := g.Params.Validate(); err != nil {
+		return fmt.Errorf("params: %w", err)
+	}
+	seen := map[string]bool{}
+	for i, a := range g.Accounts {
+		if err := ValidAddress(a.Address); err != nil {
+			return fmt.Errorf("account %d: %w", i, err)
+		}
+		if seen[string(a.Address)] {
+			return fmt.Errorf("account %d: duplicate address %s", i, a.Address)
+		}
+		seen[string(a.Address)] = true
+	}
+	if len(g.Validators) == 0 {
+		return errors.New("genesis needs at least one validator")
+	}
+	seenVal := map[string]bool{}
+	for i, v := range g.Validators {
+		if err := ValidAddress(v.Operator); err != nil {
+			return fmt.Errorf("validator %d: operator %w", i, err)
+		}
+		if err := ValidPubKey(v.ConsPubKey); err != nil {
+			return fmt.Errorf("validator %d: consensus %w", i, err)
+		}
+		if v.Bonded < g.Params.MinValidatorStake {
+			return fmt.Errorf("validator %d: bonded %d below min_validator_stake %d", i, v.Bonded, g.Params.MinValidatorStake)
+		}
+		if seenVal[string(v.Operator)] || seenVal[string(v.ConsPubKey)] {
+			return fmt.Errorf("validator %d: duplicate operator or consensus key", i)
+		}
+		seenVal[string(v.Operator)] = true
+		seenVal[string(v.ConsPubKey)] = true
+	}
+	return nil
+}
+
+// UnmarshalGenesis decodes and validates an app_state document.
+func UnmarshalGenesis(bz []byte) (*Genesis, error) {
+	var g Genesis
+	if err := json.Unmarshal(bz, &g); err != nil {
+		return nil, fmt.Errorf("decode app_state: %w", err)
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return &g, nil
+}

@@ -1,0 +1,171 @@
+package types
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+)
+
+// Stateless limits on message fields.
+const (
+	MaxMemoLen         = 256
+	MaxEndpointLen     = 512
+	MaxModels          = 64
+	MaxNameLen         = 128
+	MaxCapabilities    = 16
+	MaxCapabilityLen   = 32
+	MaxHardwareTextLen = 128
+	HashLen            = 32
+)
+
+// ValidateMsg performs the checks on a tx body that need no state.
+func ValidateMsg(body *TxBody) error {
+	if body.ChainId == "" || len(body.ChainId) > 64 {
+		return errors.New("chain id missing or longer than 64 bytes")
+	}
+	if len(body.Memo) > MaxMemoLen {
+		return fmt.Errorf("memo longer than %d bytes", MaxMemoLen)
+	}
+	switch m := body.Msg.(type) {
+	case *TxBody_Send:
+		if m.Send == nil {
+			return errors.New("send: empty message")
+		}
+		if err := ValidAddress(m.Send.To); err != nil {
+			return fmt.Errorf("send: recipient %w", err)
+		}
+		if m.Send.Amount == 0 {
+			return errors.New("send: amount must be positive")
+		}
+	case *TxBody_BondValidator:
+		if m.BondValidator == nil {
+			return errors.New("bond_validator: empty message")
+		}
+		if err := ValidPubKey(m.BondValidator.ConsPubKey); err != nil {
+			return fmt.Errorf("bond_validator: consensus %w", err)
+		}
+		if m.BondValidator.Amount == 0 {
+			return errors.New("bond_validator: amount must be positive")
+		}
+	case *TxBody_UnbondValidator:
+		if m.UnbondValidator == nil || m.UnbondValidator.Amount == 0 {
+			return errors.New("unbond_validator: amount must be positive")
+		}
+	case *TxBody_UnjailValidator:
+	case *TxBody_BondProvider:
+		if m.BondProvider == nil || m.BondProvider.Amount == 0 {
+			return errors.New("bond_provider: amount must be positive")
+		}
+	case *TxBody_UnbondProvider:
+		if m.UnbondProvider == nil || m.UnbondProvider.Amount == 0 {
+			return errors.New("unbond_provider: amount must be positive")
+		}
+	case *TxBody_RegisterProvider:
+		if m.RegisterProvider == nil {
+			return errors.New("register_provider: empty message")
+		}
+		if err := ValidateProviderInfo(m.RegisterProvider.Info); err != nil {
+			return fmt.Errorf("register_provider: %w", err)
+		}
+	case *TxBody_UpdateProvider:
+		if m.UpdateProvider == nil {
+			return errors.New("update_provider: empty message")
+		}
+		if err := ValidateProviderInfo(m.UpdateProvider.Info); err != nil {
+			return fmt.Errorf("update_provider: %w", err)
+		}
+	case *TxBody_DeregisterProvider:
+	case *TxBody_OpenChannel:
+		if m.OpenChannel == nil {
+			return errors.New("open_channel: empty message")
+		}
+		if err := ValidAddress(m.OpenChannel.Provider); err != nil {
+			return fmt.Errorf("open_channel: provider %w", err)
+		}
+		if m.OpenChannel.Deposit == 0 {
+			return errors.New("open_channel: deposit must be positive")
+		}
+		if m.OpenChannel.ExpiryHeight <= 0 {
+			return errors.New("open_channel: expiry height must be positive")
+		}
+	case *TxBody_TopUpChannel:
+		if m.TopUpChannel == nil {
+			return errors.New("top_up_channel: empty message")
+		}
+		if m.TopUpChannel.Amount == 0 && m.TopUpChannel.ExpiryHeight == 0 {
+			return errors.New("top_up_channel: nothing to do (amount and expiry both zero)")
+		}
+		if m.TopUpChannel.ExpiryHeight < 0 {
+			return errors.New("top_up_channel: negative expiry height")
+		}
+	case *TxBody_RedeemVoucher:
+		if m.RedeemVoucher == nil || m.RedeemVoucher.Voucher == nil {
+			return errors.New("redeem_voucher: missing voucher")
+		}
+		if m.RedeemVoucher.Voucher.CumulativeAmount == 0 {
+			return errors.New("redeem_voucher: cumulative amount must be positive")
+		}
+	case *TxBody_CloseChannel:
+		if m.CloseChannel == nil {
+			return errors.New("close_channel: empty message")
+		}
+	case *TxBody_CommitEpoch:
+		if m.CommitEpoch == nil {
+			return errors.New("commit_epoch: empty message")
+		}
+		if len(m.CommitEpoch.Root) != HashLen {
+			return fmt.Errorf("commit_epoch: root must be %d bytes, got %d", HashLen, len(m.CommitEpoch.Root))
+		}
+		if m.CommitEpoch.ReceiptCount == 0 {
+			return errors.New("commit_epoch: receipt count must be positive")
+		}
+	default:
+		return errors.New("unknown message type")
+	}
+	return nil
+}
+
+// ValidateProviderInfo checks a provider's self-description.
+func ValidateProviderInfo(info *ProviderInfo) error {
+	if info == nil {
+		return errors.New("missing provider info")
+	}
+	if info.Endpoint == "" || len(info.Endpoint) > MaxEndpointLen {
+		return fmt.Errorf("endpoint missing or longer than %d bytes", MaxEndpointLen)
+	}
+	u, err := url.Parse(info.Endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("endpoint %q is not an http(s) URL", info.Endpoint)
+	}
+	if len(info.Models) == 0 || len(info.Models) > MaxModels {
+		return fmt.Errorf("must offer between 1 and %d models", MaxModels)
+	}
+	seen := make(map[string]bool, len(info.Models))
+	for i, m := range info.Models {
+		if m == nil || len(m.Hash) != HashLen {
+			return fmt.Errorf("model %d: hash must be %d bytes", i, HashLen)
+		}
+		if m.Name == "" || len(m.Name) > MaxNameLen {
+			return fmt.Errorf("model %d: name missing or longer than %d bytes", i, MaxNameLen)
+		}
+		if m.ContextLength == 0 {
+			return fmt.Errorf("model %d: context length must be positive", i)
+		}
+		if seen[string(m.Hash)] {
+			return fmt.Errorf("model %d: duplicate model hash", i)
+		}
+		seen[string(m.Hash)] = true
+	}
+	if info.Hardware != nil && (len(info.Hardware.Cpu) > MaxHardwareTextLen || len(info.Hardware.Gpu) > MaxHardwareTextLen) {
+		return fmt.Errorf("hardware description longer than %d bytes", MaxHardwareTextLen)
+	}
+	if len(info.Capabilities) > MaxCapabilities {
+		return fmt.Errorf("more than %d capabilities", MaxCapabilities)
+	}
+	for _, c := range info.Capabilities {
+		if c == "" || len(c) > MaxCapabilityLen {
+			return fmt.Errorf("capability %q empty or longer than %d bytes", c, MaxCapabilityLen)
+		}
+	}
+	return nil
+}

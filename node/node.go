@@ -1,0 +1,190 @@
+// Package node runs an Agora node: CometBFT embedded in-process with the
+// Agora state machine behind a per-connection local ABCI client, the JSON
+// query API and Prometheus metrics.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	cmtcfg "github.com/cometbft/cometbft/config"
+	cmtnode "github.com/cometbft/cometbft/node"
+	"github.com/cometbft/cometbft/p2p"
+	"github.com/cometbft/cometbft/privval"
+	"github.com/cometbft/cometbft/proxy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/store"
+)
+
+// Node is a running Agora node.
+type Node struct {
+	home   string
+	cfg    Config
+	log    *slog.Logger
+	app    *app.App
+	cmt    *cmtnode.Node
+	api    *http.Server
+	apiLn  net.Listener
+	lock   *os.File
+	reg    *prometheus.Registry
+	closed bool
+}
+
+// New opens the node in home with cfg. It takes an exclusive lock on the
+// home directory, opens the state, and performs CometBFT's handshake (which
+// replays any block the app had not committed before a crash).
+func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	p := Paths{home}
+	if !Initialized(home) {
+		return nil, fmt.Errorf("no node in %s: run `agora init --home %s` first", home, home)
+	}
+	lock, err := lockHome(p.LockFile())
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{home: home, cfg: cfg, log: logger, lock: lock, reg: prometheus.NewRegistry()}
+	ok := false
+	defer func() {
+		if !ok {
+			n.release()
+		}
+	}()
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	tree, err := store.OpenTree(p.StateDir())
+	if err != nil {
+		return nil, err
+	}
+	a, err := app.New(tree, logger.With("module", "app"), app.NewMetrics(n.reg))
+	if err != nil {
+		tree.Close()
+		return nil, err
+	}
+	n.app = a
+
+	cc := cfg.cometConfig(home)
+	if err := cc.ValidateBasic(); err != nil {
+		return nil, fmt.Errorf("cometbft config: %w", err)
+	}
+	nodeKey, err := p2p.LoadNodeKey(p.NodeKeyFile())
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	pv := privval.LoadFilePV(p.PrivValKeyFile(), p.PrivValStateFile())
+	cmtLog := cometLogger{slog.New(quietHandler{logger.Handler()}).With("module", "cometbft")}
+	cmt, err := cmtnode.NewNode(context.Background(), cc, pv, nodeKey,
+		proxy.NewConnSyncLocalClientCreator(a),
+		cmtnode.DefaultGenesisDocProviderFunc(cc),
+		cmtcfg.DefaultDBProvider,
+		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
+		cmtLog,
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start cometbft: %w", err)
+	}
+	n.cmt = cmt
+	ok = true
+	return n, nil
+}
+
+// App returns the state machine.
+func (n *Node) App() *app.App { return n.app }
+
+// Comet returns the embedded CometBFT node.
+func (n *Node) Comet() *cmtnode.Node { return n.cmt }
+
+// Config returns the node's configuration.
+func (n *Node) Config() Config { return n.cfg }
+
+// Start starts consensus, the RPC, p2p and the JSON API.
+func (n *Node) Start() error {
+	ln, err := net.Listen("tcp", n.cfg.API.Laddr)
+	if err != nil {
+		return fmt.Errorf("api listen on %s (api.laddr / --api.laddr): %w", n.cfg.API.Laddr, err)
+	}
+	n.apiLn = ln
+	if err := n.cmt.Start(); err != nil {
+		ln.Close()
+		return fmt.Errorf("start cometbft: %w", err)
+	}
+	n.api = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := n.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("api server stopped", "err", err)
+		}
+	}()
+	n.log.Info("node started", "chain_id", n.app.ChainID(), "moniker", n.cfg.Moniker,
+		"rpc", n.cfg.RPC.Laddr, "p2p", n.cfg.P2P.Laddr, "api", "http://"+ln.Addr().String(),
+		"height", n.cmt.BlockStore().Height())
+	return nil
+}
+
+// Stop shuts the node down: API first, then consensus, then the state store.
+func (n *Node) Stop() error {
+	if n.closed {
+		return nil
+	}
+	n.closed = true
+	var errs []error
+	if n.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, n.api.Shutdown(ctx))
+		cancel()
+	}
+	if n.cmt != nil && n.cmt.IsRunning() {
+		if err := n.cmt.Stop(); err != nil {
+			errs = append(errs, err)
+		}
+		n.cmt.Wait()
+	} else if n.cmt != nil {
+		// Never started: close the stores NewNode opened.
+		n.cmt.OnStop()
+	}
+	n.release()
+	n.log.Info("node stopped", "home", n.home)
+	return errors.Join(errs...)
+}
+
+func (n *Node) release() {
+	if n.app != nil {
+		n.app.Close()
+		n.app = nil
+	}
+	if n.lock != nil {
+		syscall.Flock(int(n.lock.Fd()), syscall.LOCK_UN)
+		n.lock.Close()
+		n.lock = nil
+	}
+}
+
+// lockHome takes an exclusive advisory lock so two processes never open the
+// same node's databases.
+func lockHome(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("node home %s is already in use by another agora process (lock %s)", filepath.Dir(filepath.Dir(path)), path)
+	}
+	return f, nil
+}
+
