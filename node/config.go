@@ -144,6 +144,7 @@ func (c Config) cometConfig(home string) *cmtcfg.Config {
 	cc.RPC.ListenAddress = c.RPC.Laddr
 	cc.RPC.MaxOpenConnections = 2000
 	cc.RPC.MaxSubscriptionClients = 200
+	cc.RPC.MaxRequestBatchSize = 100 // lets clients batch broadcasts
 	cc.RPC.TimeoutBroadcastTxCommit = 30 * time.Second
 	cc.GRPC.ListenAddress = ""
 	cc.P2P.ListenAddress = c.P2P.Laddr

@@ -1,12 +1,16 @@
+// Command agora is the single binary of the Agora network.
 package main
+
 import (
- _ "github.com/cometbft/cometbft/node"
- _ "github.com/cosmos/iavl"
- _ "github.com/cosmos/cosmos-db"
- _ "github.com/spf13/cobra"
- _ "github.com/prometheus/client_golang/prometheus"
- _ "google.golang.org/protobuf/proto"
- _ "github.com/BurntSushi/toml"
- _ "golang.org/x/crypto/scrypt"
+	"fmt"
+	"os"
+
+	"github.com/agoranet/agora/internal/cli"
 )
-func main(){}
+
+func main() {
+	if err := cli.NewRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
