@@ -187,4 +187,3 @@ func lockHome(path string) (*os.File, error) {
 	}
 	return f, nil
 }
-
