@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	cmtcfg "github.com/cometbft/cometbft/config"
 	cmtnode "github.com/cometbft/cometbft/node"
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
@@ -37,6 +36,7 @@ type Node struct {
 	api    *http.Server
 	apiLn  net.Listener
 	lock   *os.File
+	dbs    dbTracker
 	reg    *prometheus.Registry
 	closed bool
 }
@@ -92,7 +92,7 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 	cmt, err := cmtnode.NewNode(context.Background(), cc, pv, nodeKey,
 		proxy.NewConnSyncLocalClientCreator(a),
 		cmtnode.DefaultGenesisDocProviderFunc(cc),
-		cmtcfg.DefaultDBProvider,
+		n.dbs.provider,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),
 		cmtLog,
 	)
@@ -163,6 +163,7 @@ func (n *Node) Stop() error {
 }
 
 func (n *Node) release() {
+	n.dbs.closeAll()
 	if n.app != nil {
 		n.app.Close()
 		n.app = nil
