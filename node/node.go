@@ -1,5 +1,6 @@
 // Package node runs an Agora node: CometBFT embedded in-process with the
-// Agora state machine behind a per-connection local ABCI client, the JSON
+// Agora state machine behind a local ABCI client (consensus calls serialised,
+// CheckTx and queries concurrent), the JSON
 // query API and Prometheus metrics.
 package node
 
@@ -66,7 +67,10 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 			n.release()
 		}
 	}()
-	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if !cfg.Instrumentation.CometBFTMetrics {
+		// Otherwise the default registry (served too) already has them.
+		n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
 
 	tree, err := store.OpenTree(p.StateDir())
 	if err != nil {
@@ -90,7 +94,7 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 	pv := privval.LoadFilePV(p.PrivValKeyFile(), p.PrivValStateFile())
 	cmtLog := cometLogger{slog.New(quietHandler{logger.Handler()}).With("module", "cometbft")}
 	cmt, err := cmtnode.NewNode(context.Background(), cc, pv, nodeKey,
-		proxy.NewConnSyncLocalClientCreator(a),
+		proxy.NewConsensusSyncLocalClientCreator(a),
 		cmtnode.DefaultGenesisDocProviderFunc(cc),
 		n.dbs.provider,
 		cmtnode.DefaultMetricsProvider(cc.Instrumentation),

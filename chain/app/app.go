@@ -3,7 +3,7 @@
 // epochs), and reports validator-set changes to CometBFT.
 //
 // Concurrency: CometBFT may call CheckTx and Query concurrently with the
-// consensus calls (we use a per-connection local client). Consensus calls
+// consensus calls (the local client serialises only consensus). Consensus calls
 // (InitChain, FinalizeBlock, Commit) are serialised by blockMu and are the
 // only writers of the working tree. CheckTx runs against its own cache over
 // the last committed version (checkMu). Queries read immutable committed
@@ -231,7 +231,8 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	defer a.blockMu.Unlock()
 	start := time.Now()
 	decoded, decodeErrs := a.decodeAndVerify(req.Txs)
-	ctx := execCtx{chainID: a.chainID, height: req.Height, params: a.params}
+	var fees uint64
+	ctx := execCtx{chainID: a.chainID, height: req.Height, params: a.params, fees: &fees}
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	var ok int
 	for i := range req.Txs {
@@ -247,6 +248,9 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 			ok++
 		}
 		a.metrics.txs.WithLabelValues(r.code.String()).Inc()
+	}
+	if err := bank.Credit(a.tree, bank.FeePool, fees); err != nil {
+		return nil, fmt.Errorf("credit fees: %w", err)
 	}
 	events, err := a.endBlock(req)
 	if err != nil {

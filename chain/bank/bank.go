@@ -86,6 +86,23 @@ func Send(kv store.KV, from, to []byte, amount uint64) error {
 	return nil
 }
 
+// Credit adds amount to addr's balance. The caller must have removed the
+// same amount from another balance (e.g. fees debited from their payers), so
+// the supply is unchanged.
+func Credit(kv store.KV, addr []byte, amount uint64) error {
+	if amount == 0 {
+		return nil
+	}
+	acc := GetAccount(kv, addr)
+	b, err := types.AddU64(acc.Balance, amount)
+	if err != nil {
+		return err
+	}
+	acc.Balance = b
+	SetAccount(kv, acc)
+	return nil
+}
+
 // Supply returns the total supply.
 func Supply(kv store.KV) uint64 { return codec.ReadU64(kv.Get(keySupply)) }
 

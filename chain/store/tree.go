@@ -33,7 +33,7 @@ func OpenTree(dir string) (*Tree, error) {
 func OpenMemTree() (*Tree, error) { return newTree(dbm.NewMemDB()) }
 
 func newTree(db dbm.DB) (*Tree, error) {
-	t := iavl.NewMutableTree(idb.NewWrapper(db), nodeCacheSize, false, iavl.NewNopLogger(), iavl.SyncOption(true))
+	t := iavl.NewMutableTree(idb.NewWrapper(db), nodeCacheSize, true, iavl.NewNopLogger(), iavl.SyncOption(true))
 	if _, err := t.Load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("load state tree: %w", err)

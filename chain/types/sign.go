@@ -52,7 +52,7 @@ func VerifyVoucher(pub []byte, chainID string, v *Voucher) error {
 	if len(v.GetSignature()) != ed25519.SignatureSize {
 		return fmt.Errorf("voucher signature must be %d bytes, got %d", ed25519.SignatureSize, len(v.GetSignature()))
 	}
-	if !ed25519.Verify(pub, VoucherSignBytes(chainID, v.ChannelId, v.CumulativeAmount), v.Signature) {
+	if !VerifyEd25519(pub, VoucherSignBytes(chainID, v.ChannelId, v.CumulativeAmount), v.Signature) {
 		return errors.New("voucher signature does not verify")
 	}
 	return nil
@@ -121,7 +121,7 @@ func DecodeTx(raw []byte) (*DecodedTx, error) {
 
 // VerifySignature checks the envelope's signature over its body.
 func (d *DecodedTx) VerifySignature() error {
-	if !ed25519.Verify(d.Tx.PubKey, TxSignBytes(d.Tx.Body), d.Tx.Signature) {
+	if !VerifyEd25519(d.Tx.PubKey, TxSignBytes(d.Tx.Body), d.Tx.Signature) {
 		return errors.New("signature does not verify")
 	}
 	return nil

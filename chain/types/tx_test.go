@@ -146,3 +146,30 @@ func FuzzDecodeTx(f *testing.F) {
 		_ = MsgName(d.Body)
 	})
 }
+
+// TestVerifyMatchesStdlib: our verifier accepts exactly what crypto/ed25519
+// accepts, on valid signatures and on every single-bit corruption of them.
+func TestVerifyMatchesStdlib(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		seed := sha256.Sum256([]byte{byte(i)})
+		priv := ed25519.NewKeyFromSeed(seed[:])
+		pub := priv.Public().(ed25519.PublicKey)
+		msg := seed[:i+1]
+		sig := ed25519.Sign(priv, msg)
+		if !VerifyEd25519(pub, msg, sig) {
+			t.Fatal("valid signature refused")
+		}
+		for bit := 0; bit < 64*8; bit += 7 {
+			bad := append([]byte(nil), sig...)
+			bad[bit/8] ^= 1 << (bit % 8)
+			if VerifyEd25519(pub, msg, bad) != ed25519.Verify(pub, msg, bad) {
+				t.Fatalf("verifiers disagree on signature bit %d", bit)
+			}
+		}
+		badPub := append([]byte(nil), pub...)
+		badPub[3] ^= 0x10
+		if VerifyEd25519(badPub, msg, sig) != ed25519.Verify(badPub, msg, sig) {
+			t.Fatal("verifiers disagree on a corrupted key")
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ type ChainOptions struct {
 	Dir         string
 	Indexer     string
 	JSON        bool
+	CPUProfile  string
 	Out         io.Writer
 }
 
@@ -201,6 +203,7 @@ func RunChain(ctx context.Context, o ChainOptions) (*ChainResult, error) {
 		latencies []time.Duration
 	)
 	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
@@ -229,6 +232,16 @@ func RunChain(ctx context.Context, o ChainOptions) (*ChainResult, error) {
 		}
 	}()
 
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	// Load: each worker sends its txs in order, in JSON-RPC batches.
 	start := time.Now()
 	deadline := start.Add(o.Warmup + o.Duration)

@@ -15,6 +15,7 @@ func benchCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = g.out
+			tuneGC()
 			_, err := bench.RunChain(ctxOr(cmd.Context()), o)
 			return err
 		},
@@ -28,6 +29,7 @@ func benchCmd(g *globals) *cobra.Command {
 	fs.StringVar(&o.Dir, "dir", "", "node home (default: a temp dir, removed after)")
 	fs.StringVar(&o.Indexer, "indexer", "null", "tx indexer: null or kv")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
 	cmd.AddCommand(chain)
 	return cmd
 }

@@ -200,6 +200,7 @@ func runNode(ctx context.Context, g *globals, cfg node.Config, ready func(*node.
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	tuneGC()
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n, err := node.New(g.home, cfg, logger)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -147,4 +148,13 @@ func checkOutput(o string) error {
 		return fmt.Errorf("--output must be text or json, got %q", o)
 	}
 	return nil
+}
+
+// tuneGC makes the collector run less often than Go's default (GOGC=100)
+// unless the operator set GOGC: a node allocates many short-lived objects per
+// tx and has memory to spare, and measured throughput rises markedly.
+func tuneGC() {
+	if _, ok := os.LookupEnv("GOGC"); !ok {
+		debug.SetGCPercent(400)
+	}
 }

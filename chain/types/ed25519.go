@@ -1,0 +1,18 @@
+package types
+
+import (
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+)
+
+// verifyOpts accepts exactly the signatures crypto/ed25519 accepts (a test
+// checks the two agree); curve25519-voi verifies them ~30% faster, and
+// signature checks are the largest cost of admitting a tx.
+var verifyOpts = &voi.Options{Verify: voi.VerifyOptionsStdLib}
+
+// VerifyEd25519 reports whether sig is pub's signature of msg.
+func VerifyEd25519(pub, msg, sig []byte) bool {
+	if len(pub) != voi.PublicKeySize || len(sig) != voi.SignatureSize {
+		return false
+	}
+	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, verifyOpts)
+}
