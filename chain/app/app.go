@@ -404,6 +404,13 @@ func CheckInvariants(kv store.KV) error {
 	return nil
 }
 
+// Height is the last committed height.
+func (a *App) Height() int64 {
+	a.commitMu.RLock()
+	defer a.commitMu.RUnlock()
+	return a.tree.Version()
+}
+
 // Snapshot returns committed state at height (0: latest).
 func (a *App) Snapshot(height int64) (*store.Snapshot, error) {
 	a.commitMu.RLock()

@@ -178,9 +178,9 @@ func (nw *Network) Client(i int) *client.Client {
 	return c
 }
 
-// Height returns node i's latest block height.
+// Height returns node i's latest height committed by both CometBFT and the app.
 func (nw *Network) Height(i int) int64 {
-	return nw.Nodes[i].Comet().BlockStore().Height()
+	return min(nw.Nodes[i].Comet().BlockStore().Height(), nw.Nodes[i].App().Height())
 }
 
 // WaitHeight waits until node i reaches height h.
