@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
 	"testing"
@@ -236,6 +237,27 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	}
 	if pool := bank.Balance(snap, bank.FeePool); pool != fees {
 		t.Fatalf("fee pool holds %d, txs paid %d", pool, fees)
+	}
+
+	// stake: a bond changes CometBFT's validator set two blocks later
+	consKey := testnet.Key("new-validator-cons")
+	bondRes := send(c.NewSigner(otherKey), &types.MsgBondValidator{ConsPubKey: consKey.Public().(ed25519.PublicKey), Amount: params.MinValidatorStake})
+	valHeight := bondRes.Height + 2
+	if err := nw.WaitHeight(0, valHeight, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	vals, err := c.RPC().Validators(ctx, &valHeight, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, v := range vals.Validators {
+		if bytes.Equal(v.PubKey.Bytes(), consKey.Public().(ed25519.PublicKey)) {
+			found = v.VotingPower == int64(params.MinValidatorStake/params.PowerReduction)
+		}
+	}
+	if vals.Total != 2 || !found {
+		t.Fatalf("validator set at %d: %d validators, new one with the bonded power: %v", valHeight, vals.Total, found)
 	}
 
 	// proofs: the client's account, verified against the app hash in the next header

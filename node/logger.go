@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"log/slog"
+	"strings"
 
 	cmtlog "github.com/cometbft/cometbft/libs/log"
 )
@@ -12,7 +13,27 @@ type cometLogger struct{ l *slog.Logger }
 
 func (c cometLogger) Debug(msg string, kv ...any) { c.l.Debug(msg, kv...) }
 func (c cometLogger) Info(msg string, kv ...any)  { c.l.Info(msg, kv...) }
-func (c cometLogger) Error(msg string, kv ...any) { c.l.Error(msg, kv...) }
+func (c cometLogger) Error(msg string, kv ...any) {
+	if isShutdownNoise(msg, kv) {
+		c.l.Debug(msg, kv...)
+		return
+	}
+	c.l.Error(msg, kv...)
+}
+
+// isShutdownNoise recognises the errors CometBFT logs when its listeners are
+// closed during a normal stop, so a clean shutdown does not print errors.
+func isShutdownNoise(msg string, kv []any) bool {
+	if msg == "Stopped accept routine, as transport is closed" {
+		return true
+	}
+	for _, v := range kv {
+		if err, ok := v.(error); ok && strings.Contains(err.Error(), "use of closed network connection") {
+			return true
+		}
+	}
+	return false
+}
 func (c cometLogger) With(kv ...any) cmtlog.Logger {
 	return cometLogger{c.l.With(kv...)}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -119,9 +120,14 @@ func (n *Node) Config() Config { return n.cfg }
 
 // Start starts consensus, the RPC, p2p and the JSON API.
 func (n *Node) Start() error {
+	for _, l := range []struct{ addr, flag string }{{n.cfg.RPC.Laddr, "rpc.laddr"}, {n.cfg.P2P.Laddr, "p2p.laddr"}} {
+		if err := checkFree(l.addr); err != nil {
+			return fmt.Errorf("%s (set %s in agora.toml or --%s): %w", l.addr, l.flag, l.flag, err)
+		}
+	}
 	ln, err := net.Listen("tcp", n.cfg.API.Laddr)
 	if err != nil {
-		return fmt.Errorf("api listen on %s (api.laddr / --api.laddr): %w", n.cfg.API.Laddr, err)
+		return fmt.Errorf("%s (set api.laddr in agora.toml or --api.laddr): %w", n.cfg.API.Laddr, err)
 	}
 	n.apiLn = ln
 	if err := n.cmt.Start(); err != nil {
@@ -157,10 +163,8 @@ func (n *Node) Stop() error {
 			errs = append(errs, err)
 		}
 		n.cmt.Wait()
-	} else if n.cmt != nil {
-		// Never started: close the stores NewNode opened.
-		n.cmt.OnStop()
 	}
+	// release closes every database NewNode opened, started or not.
 	n.release()
 	n.log.Info("node stopped", "home", n.home)
 	return errors.Join(errs...)
@@ -177,6 +181,15 @@ func (n *Node) release() {
 		n.lock.Close()
 		n.lock = nil
 	}
+}
+
+// checkFree fails when a tcp://host:port address cannot be listened on.
+func checkFree(laddr string) error {
+	ln, err := net.Listen("tcp", strings.TrimPrefix(laddr, "tcp://"))
+	if err != nil {
+		return err
+	}
+	return ln.Close()
 }
 
 // lockHome takes an exclusive advisory lock so two processes never open the
