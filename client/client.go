@@ -306,7 +306,7 @@ func (s *Signer) ResetNonce() {
 
 // Build signs a tx carrying msg with the next nonce and the minimum fee.
 // The nonce is consumed: call ResetNonce if the tx is then not accepted.
-func (s *Signer) Build(ctx context.Context, msg isMsg, memo string) ([]byte, error) {
+func (s *Signer) Build(ctx context.Context, msg any, memo string) ([]byte, error) {
 	chainID, err := s.c.ChainID(ctx)
 	if err != nil {
 		return nil, err
@@ -325,7 +325,7 @@ func (s *Signer) Build(ctx context.Context, msg isMsg, memo string) ([]byte, err
 		s.nonce, s.known = acc.Nonce, true
 	}
 	body := &types.TxBody{ChainId: chainID, Nonce: s.nonce, Memo: memo}
-	if err := setMsg(body, msg); err != nil {
+	if err := types.SetMsg(body, msg); err != nil {
 		return nil, err
 	}
 	tx, err := SignWithMinFee(s.priv, body, params)
@@ -355,7 +355,7 @@ func SignWithMinFee(priv ed25519.PrivateKey, body *types.TxBody, params types.Pa
 }
 
 // Send signs msg, broadcasts it and waits for it to be committed.
-func (s *Signer) Send(ctx context.Context, msg isMsg) (*TxResult, error) {
+func (s *Signer) Send(ctx context.Context, msg any) (*TxResult, error) {
 	tx, err := s.Build(ctx, msg, "")
 	if err != nil {
 		return nil, err

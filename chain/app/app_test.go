@@ -127,23 +127,8 @@ func (h *harness) signBody(k ed25519.PrivateKey, body *types.TxBody) []byte {
 }
 
 func setBodyMsg(body *types.TxBody, msg proto.Message) {
-	switch m := msg.(type) {
-	case *types.MsgSend:
-		body.Msg = &types.TxBody_Send{Send: m}
-	case *types.MsgBondProvider:
-		body.Msg = &types.TxBody_BondProvider{BondProvider: m}
-	case *types.MsgRegisterProvider:
-		body.Msg = &types.TxBody_RegisterProvider{RegisterProvider: m}
-	case *types.MsgOpenChannel:
-		body.Msg = &types.TxBody_OpenChannel{OpenChannel: m}
-	case *types.MsgTopUpChannel:
-		body.Msg = &types.TxBody_TopUpChannel{TopUpChannel: m}
-	case *types.MsgRedeemVoucher:
-		body.Msg = &types.TxBody_RedeemVoucher{RedeemVoucher: m}
-	case *types.MsgCloseChannel:
-		body.Msg = &types.TxBody_CloseChannel{CloseChannel: m}
-	default:
-		panic("unsupported msg in test")
+	if err := types.SetMsg(body, msg); err != nil {
+		panic(err)
 	}
 }
 

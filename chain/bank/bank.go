@@ -112,13 +112,9 @@ func Mint(kv store.KV, addr []byte, amount uint64) error {
 	if err != nil {
 		return err
 	}
-	acc := GetAccount(kv, addr)
-	b, err := types.AddU64(acc.Balance, amount)
-	if err != nil {
+	if err := Credit(kv, addr, amount); err != nil {
 		return err
 	}
-	acc.Balance = b
-	SetAccount(kv, acc)
 	kv.Set(keySupply, codec.U64(s))
 	return nil
 }
