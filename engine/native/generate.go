@@ -1,0 +1,295 @@
+package native
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agoranet/agora/engine/tokenizer"
+)
+
+// SampleParams control decoding. The zero value is greedy decoding.
+type SampleParams struct {
+	Temperature      float64 // <= 0: greedy (argmax, lowest id on ties)
+	TopK             int     // 0: off
+	TopP             float64 // 0 or 1: off
+	MinP             float64 // 0: off
+	RepeatPenalty    float64 // 0 or 1: off (llama.cpp rule: divide positive logits, multiply negative)
+	RepeatLastN      int     // window for penalties (0: 64)
+	FrequencyPenalty float64
+	PresencePenalty  float64
+	Seed             uint64
+	MaxTokens        int
+	Stop             []string
+	TopLogprobs      int // alternatives to report per token (max 20)
+}
+
+// Alt is an alternative token with its log-probability.
+type Alt struct {
+	ID      int     `json:"id"`
+	Text    string  `json:"text"`
+	Logprob float32 `json:"logprob"`
+}
+
+// TokenResult is one generated token. Logprob is log-softmax of the model's
+// raw logits (before temperature and penalties) at the chosen token.
+type TokenResult struct {
+	ID      int     `json:"id"`
+	Text    string  `json:"text"`
+	Logprob float32 `json:"logprob"`
+	Top     []Alt   `json:"top_logprobs,omitempty"`
+}
+
+// Result is a finished generation.
+type Result struct {
+	PromptTokens  []int         `json:"prompt_tokens"`
+	Tokens        []TokenResult `json:"tokens"`
+	Text          string        `json:"text"`
+	FinishReason  string        `json:"finish_reason"` // stop, length
+	PromptSeconds float64       `json:"prompt_seconds"`
+	DecodeSeconds float64       `json:"decode_seconds"`
+}
+
+// PromptTokensPerSecond is the prefill speed.
+func (r *Result) PromptTokensPerSecond() float64 {
+	return float64(len(r.PromptTokens)) / math.Max(r.PromptSeconds, 1e-9)
+}
+
+// DecodeTokensPerSecond is the decode speed (tokens after the first).
+func (r *Result) DecodeTokensPerSecond() float64 {
+	if len(r.Tokens) < 2 {
+		return 0
+	}
+	return float64(len(r.Tokens)-1) / math.Max(r.DecodeSeconds, 1e-9)
+}
+
+// LogSoftmax returns log p(id) for every id of logits, computed in a fixed
+// order (float32 exp, float64 sum in index order).
+func LogSoftmax(logits []float32) []float32 {
+	maxv := float32(math.Inf(-1))
+	for _, l := range logits {
+		if l > maxv {
+			maxv = l
+		}
+	}
+	var sum float64
+	for _, l := range logits {
+		sum += float64(expf(l - maxv))
+	}
+	lse := maxv + float32(math.Log(sum))
+	out := make([]float32, len(logits))
+	for i, l := range logits {
+		out[i] = l - lse
+	}
+	return out
+}
+
+func topAlts(tok *tokenizer.Tokenizer, lp []float32, n int) []Alt {
+	if n <= 0 {
+		return nil
+	}
+	n = min(n, 20, len(lp))
+	idx := make([]int, len(lp))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return lp[idx[a]] > lp[idx[b]] })
+	out := make([]Alt, n)
+	for i := 0; i < n; i++ {
+		out[i] = Alt{ID: idx[i], Logprob: lp[idx[i]]}
+		if tok != nil {
+			out[i].Text = tok.Piece(idx[i])
+		}
+	}
+	return out
+}
+
+// Sampler picks tokens from logits with SampleParams and its own RNG.
+type Sampler struct {
+	p   SampleParams
+	rng *RNG
+}
+
+// NewSampler returns a sampler seeded with p.Seed.
+func NewSampler(p SampleParams) *Sampler { return &Sampler{p: p, rng: NewRNG(p.Seed)} }
+
+// Sample chooses the next token given the logits and the tokens so far.
+func (s *Sampler) Sample(logits []float32, history []int) int {
+	p := s.p
+	l := append([]float32(nil), logits...)
+	window := p.RepeatLastN
+	if window == 0 {
+		window = 64
+	}
+	if (p.RepeatPenalty != 0 && p.RepeatPenalty != 1) || p.FrequencyPenalty != 0 || p.PresencePenalty != 0 {
+		counts := map[int]int{}
+		for _, t := range history[max(0, len(history)-window):] {
+			counts[t]++
+		}
+		ids := make([]int, 0, len(counts))
+		for id := range counts {
+			ids = append(ids, id)
+		}
+		sort.Ints(ids) // fixed order
+		for _, id := range ids {
+			if p.RepeatPenalty != 0 && p.RepeatPenalty != 1 {
+				if l[id] > 0 {
+					l[id] = float32(float64(l[id]) / p.RepeatPenalty)
+				} else {
+					l[id] = float32(float64(l[id]) * p.RepeatPenalty)
+				}
+			}
+			l[id] -= float32(float64(counts[id])*p.FrequencyPenalty + p.PresencePenalty)
+		}
+	}
+	if p.Temperature <= 0 {
+		best := 0
+		for i, v := range l {
+			if v > l[best] {
+				best = i
+			}
+		}
+		return best
+	}
+	type cand struct {
+		id int
+		l  float32
+	}
+	cands := make([]cand, len(l))
+	for i, v := range l {
+		cands[i] = cand{i, float32(float64(v) / p.Temperature)}
+	}
+	sort.Slice(cands, func(a, b int) bool {
+		if cands[a].l != cands[b].l {
+			return cands[a].l > cands[b].l
+		}
+		return cands[a].id < cands[b].id
+	})
+	if p.TopK > 0 && p.TopK < len(cands) {
+		cands = cands[:p.TopK]
+	}
+	probs := make([]float64, len(cands))
+	var sum float64
+	for i, c := range cands {
+		probs[i] = float64(expf(c.l - cands[0].l))
+		sum += probs[i]
+	}
+	n := len(cands)
+	if p.TopP > 0 && p.TopP < 1 {
+		var cum float64
+		for i := range probs {
+			cum += probs[i] / sum
+			if cum >= p.TopP {
+				n = i + 1
+				break
+			}
+		}
+	}
+	if p.MinP > 0 {
+		for i := 1; i < n; i++ {
+			if probs[i] < p.MinP*probs[0] {
+				n = i
+				break
+			}
+		}
+	}
+	var total float64
+	for i := 0; i < n; i++ {
+		total += probs[i]
+	}
+	u := s.rng.Float64() * total
+	var cum float64
+	for i := 0; i < n; i++ {
+		cum += probs[i]
+		if u < cum {
+			return cands[i].id
+		}
+	}
+	return cands[n-1].id
+}
+
+// ErrContextFull is returned when the prompt does not fit the context.
+var ErrContextFull = errors.New("prompt and max tokens exceed the context length")
+
+// Generate prefills prompt in one batch, then decodes one token at a time.
+// onToken, if set, sees each token as it is produced and may stop early by
+// returning false.
+func (m *Model) Generate(tok *tokenizer.Tokenizer, prompt []int, p SampleParams, onToken func(TokenResult) bool) (*Result, error) {
+	if len(prompt) == 0 {
+		return nil, errors.New("empty prompt")
+	}
+	if p.MaxTokens <= 0 {
+		p.MaxTokens = 128
+	}
+	if len(prompt)+p.MaxTokens > m.Config.ContextLen {
+		if len(prompt) >= m.Config.ContextLen {
+			return nil, fmt.Errorf("%w: %d prompt tokens, context %d", ErrContextFull, len(prompt), m.Config.ContextLen)
+		}
+		p.MaxTokens = m.Config.ContextLen - len(prompt)
+	}
+	s := m.NewSession()
+	sampler := NewSampler(p)
+	res := &Result{PromptTokens: append([]int(nil), prompt...), FinishReason: "length"}
+	t0 := time.Now()
+	logits, err := s.Forward(prompt, false)
+	if err != nil {
+		return nil, err
+	}
+	res.PromptSeconds = time.Since(t0).Seconds()
+	history := append([]int(nil), prompt...)
+	var text strings.Builder
+	t1 := time.Now()
+	last := logits[0]
+	for i := 0; i < p.MaxTokens; i++ {
+		id := sampler.Sample(last, history)
+		lp := LogSoftmax(last)
+		tr := TokenResult{ID: id, Logprob: lp[id], Top: topAlts(tok, lp, p.TopLogprobs)}
+		if tok != nil {
+			tr.Text = tok.Piece(id)
+		}
+		if tok != nil && id == tok.EOS {
+			res.FinishReason = "stop"
+			break
+		}
+		res.Tokens = append(res.Tokens, tr)
+		history = append(history, id)
+		text.WriteString(tr.Text)
+		if stop, at := findStop(text.String(), p.Stop); stop {
+			res.Text = text.String()[:at]
+			res.FinishReason = "stop"
+			res.DecodeSeconds = time.Since(t1).Seconds()
+			return res, nil
+		}
+		if onToken != nil && !onToken(tr) {
+			res.FinishReason = "stop"
+			break
+		}
+		if i+1 == p.MaxTokens {
+			break
+		}
+		out, err := s.Forward([]int{id}, false)
+		if err != nil {
+			return nil, err
+		}
+		last = out[0]
+	}
+	res.Text = text.String()
+	res.DecodeSeconds = time.Since(t1).Seconds()
+	return res, nil
+}
+
+func findStop(text string, stops []string) (bool, int) {
+	best := -1
+	for _, s := range stops {
+		if s == "" {
+			continue
+		}
+		if i := strings.Index(text, s); i >= 0 && (best < 0 || i < best) {
+			best = i
+		}
+	}
+	return best >= 0, best
+}

@@ -1,0 +1,329 @@
+package native
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/agoranet/agora/engine/gguf"
+)
+
+// Determinism rules for every kernel in this package:
+//   - each output element is one reduction whose order is fixed by the code
+//     (by element index, in blocks), never by the thread or batch layout;
+//   - products are rounded to float32 before they are added (the explicit
+//     conversion forbids the compiler from fusing them into an FMA on
+//     architectures where it would), so results do not depend on the CPU;
+//   - exp is our own (expf below), not an assembly routine that differs by CPU.
+
+// f16 to f32 conversion table (all 65,536 half-precision values).
+var f16Table = func() []float32 {
+	t := make([]float32, 1<<16)
+	for i := range t {
+		t[i] = f16ToF32(uint16(i))
+	}
+	return t
+}()
+
+func f16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	mant := uint32(h) & 0x3ff
+	switch {
+	case exp == 0 && mant == 0:
+		return math.Float32frombits(sign)
+	case exp == 0: // subnormal
+		e := uint32(127 - 15 + 1)
+		for mant&0x400 == 0 {
+			mant <<= 1
+			e--
+		}
+		mant &= 0x3ff
+		return math.Float32frombits(sign | e<<23 | mant<<13)
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
+	}
+	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+}
+
+// F32ToF16 rounds to nearest even half precision.
+func F32ToF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int32(b>>23&0xff) - 127 + 15
+	mant := b & 0x7fffff
+	if b&0x7fffffff > 0x7f800000 { // NaN
+		return sign | 0x7e00
+	}
+	if exp >= 0x1f {
+		return sign | 0x7c00
+	}
+	if exp <= 0 {
+		if exp < -10 {
+			return sign
+		}
+		mant |= 0x800000
+		shift := uint32(14 - exp)
+		half := uint32(1) << (shift - 1)
+		r := mant >> shift
+		rem := mant & (1<<shift - 1)
+		if rem > half || (rem == half && r&1 == 1) {
+			r++
+		}
+		return sign | uint16(r)
+	}
+	r := uint32(exp)<<10 | mant>>13
+	rem := mant & 0x1fff
+	if rem > 0x1000 || (rem == 0x1000 && r&1 == 1) {
+		r++
+	}
+	return sign | uint16(r)
+}
+
+func bf16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// Matrix is a weight matrix stored in a GGUF tensor: Rows rows of Cols
+// elements (GGUF dims [Cols, Rows]). Its bytes are read in place.
+type Matrix struct {
+	Name     string
+	Type     gguf.TensorType
+	Rows     int
+	Cols     int
+	data     []byte
+	rowBytes int
+}
+
+func newMatrix(name string, ti gguf.TensorInfo, data []byte) (*Matrix, error) {
+	if len(ti.Dims) > 2 {
+		return nil, fmt.Errorf("tensor %s: %d dimensions, want 1 or 2", name, len(ti.Dims))
+	}
+	switch ti.Type {
+	case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0:
+	default:
+		return nil, fmt.Errorf("tensor %s: type %s is not supported yet (F32, F16, BF16, Q8_0, Q4_0 are)", name, ti.Type)
+	}
+	cols := int(ti.Dims[0])
+	rows := 1
+	if len(ti.Dims) == 2 {
+		rows = int(ti.Dims[1])
+	}
+	elems, bytes, _ := ti.Type.BlockSize()
+	return &Matrix{Name: name, Type: ti.Type, Rows: rows, Cols: cols, data: data, rowBytes: cols / elems * bytes}, nil
+}
+
+func (m *Matrix) row(r int) []byte { return m.data[r*m.rowBytes : (r+1)*m.rowBytes] }
+
+// Row dequantizes row r into dst (len Cols).
+func (m *Matrix) Row(r int, dst []float32) {
+	b := m.row(r)
+	switch m.Type {
+	case gguf.F32:
+		for i := range dst {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+		}
+	case gguf.F16:
+		for i := range dst {
+			dst[i] = f16Table[binary.LittleEndian.Uint16(b[2*i:])]
+		}
+	case gguf.BF16:
+		for i := range dst {
+			dst[i] = bf16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+	case gguf.Q8_0:
+		for blk := 0; blk < m.Cols/32; blk++ {
+			q := b[blk*34:]
+			d := f16Table[binary.LittleEndian.Uint16(q)]
+			for i := 0; i < 32; i++ {
+				dst[blk*32+i] = float32(int8(q[2+i])) * d
+			}
+		}
+	case gguf.Q4_0:
+		for blk := 0; blk < m.Cols/32; blk++ {
+			q := b[blk*18:]
+			d := f16Table[binary.LittleEndian.Uint16(q)]
+			for i := 0; i < 16; i++ {
+				dst[blk*32+i] = float32(int(q[2+i]&0x0f)-8) * d
+				dst[blk*32+16+i] = float32(int(q[2+i]>>4)-8) * d
+			}
+		}
+	}
+}
+
+// q8Row is an activation row quantized to Q8_0 (32-element blocks, one
+// float32 scale each, rounded through f16 as llama.cpp does).
+type q8Row struct {
+	q []int8
+	d []float32
+}
+
+func quantizeQ8(x []float32, out *q8Row) {
+	n := len(x) / 32
+	if cap(out.q) < len(x) {
+		out.q = make([]int8, len(x))
+		out.d = make([]float32, n)
+	}
+	out.q, out.d = out.q[:len(x)], out.d[:n]
+	for b := 0; b < n; b++ {
+		blk := x[b*32 : b*32+32]
+		var amax float32
+		for _, v := range blk {
+			if v < 0 {
+				v = -v
+			}
+			if v > amax {
+				amax = v
+			}
+		}
+		d := amax / 127
+		var id float32
+		if d != 0 {
+			id = 1 / d
+		}
+		for i, v := range blk {
+			out.q[b*32+i] = int8(roundHalfAway(v * id))
+		}
+		out.d[b] = f16Table[F32ToF16(d)]
+	}
+}
+
+func roundHalfAway(x float32) float32 {
+	if x < 0 {
+		return -float32(math.Floor(float64(-x) + 0.5))
+	}
+	return float32(math.Floor(float64(x) + 0.5))
+}
+
+// dotF32 is the fixed-order float32 dot product: four interleaved partial
+// sums combined as (s0+s1)+(s2+s3), then the tail.
+func dotF32(a, b []float32) float32 {
+	n := len(a)
+	b = b[:n]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		s0 += float32(a[i] * b[i])
+		s1 += float32(a[i+1] * b[i+1])
+		s2 += float32(a[i+2] * b[i+2])
+		s3 += float32(a[i+3] * b[i+3])
+	}
+	s := (s0 + s1) + (s2 + s3)
+	for ; i < n; i++ {
+		s += float32(a[i] * b[i])
+	}
+	return s
+}
+
+// dotRow computes row r of m against activation x (float) or xq (Q8_0).
+func (m *Matrix) dotRow(r int, x []float32, xq *q8Row) float32 {
+	b := m.row(r)
+	switch m.Type {
+	case gguf.F32:
+		var s0, s1, s2, s3 float32
+		n := m.Cols
+		i := 0
+		for ; i+4 <= n; i += 4 {
+			s0 += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) * x[i])
+			s1 += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i+4:])) * x[i+1])
+			s2 += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i+8:])) * x[i+2])
+			s3 += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i+12:])) * x[i+3])
+		}
+		s := (s0 + s1) + (s2 + s3)
+		for ; i < n; i++ {
+			s += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) * x[i])
+		}
+		return s
+	case gguf.F16:
+		var s0, s1 float32
+		n := m.Cols
+		i := 0
+		for ; i+2 <= n; i += 2 {
+			s0 += float32(f16Table[binary.LittleEndian.Uint16(b[2*i:])] * x[i])
+			s1 += float32(f16Table[binary.LittleEndian.Uint16(b[2*i+2:])] * x[i+1])
+		}
+		s := s0 + s1
+		for ; i < n; i++ {
+			s += float32(f16Table[binary.LittleEndian.Uint16(b[2*i:])] * x[i])
+		}
+		return s
+	case gguf.BF16:
+		var s float32
+		for i := 0; i < m.Cols; i++ {
+			s += float32(bf16ToF32(binary.LittleEndian.Uint16(b[2*i:])) * x[i])
+		}
+		return s
+	case gguf.Q8_0:
+		var s float32
+		for blk := 0; blk < m.Cols/32; blk++ {
+			q := b[blk*34+2 : blk*34+34]
+			xs := xq.q[blk*32 : blk*32+32]
+			var sum int32
+			for i := 0; i < 32; i++ {
+				sum += int32(int8(q[i])) * int32(xs[i])
+			}
+			d := f16Table[binary.LittleEndian.Uint16(b[blk*34:])]
+			s += float32(float32(sum) * float32(d*xq.d[blk]))
+		}
+		return s
+	case gguf.Q4_0:
+		var s float32
+		for blk := 0; blk < m.Cols/32; blk++ {
+			q := b[blk*18+2 : blk*18+18]
+			xs := xq.q[blk*32 : blk*32+32]
+			var sum int32
+			for i := 0; i < 16; i++ {
+				sum += (int32(q[i]&0x0f) - 8) * int32(xs[i])
+				sum += (int32(q[i]>>4) - 8) * int32(xs[16+i])
+			}
+			d := f16Table[binary.LittleEndian.Uint16(b[blk*18:])]
+			s += float32(float32(sum) * float32(d*xq.d[blk]))
+		}
+		return s
+	}
+	panic("unsupported matrix type " + m.Type.String())
+}
+
+// usesQ8 reports whether activations must be quantized for this matrix.
+func (m *Matrix) usesQ8() bool { return m.Type == gguf.Q8_0 || m.Type == gguf.Q4_0 }
+
+// expf is a portable single-precision exp: range reduction by ln 2 and a
+// degree-6 polynomial, using only +, *, and exact scaling by 2^n.
+func expf(x float32) float32 {
+	if x > 88.7 {
+		return float32(math.Inf(1))
+	}
+	if x < -103.9 {
+		return 0
+	}
+	const (
+		log2e = 1.44269504088896341
+		ln2hi = 0.693359375
+		ln2lo = -2.12194440e-4
+	)
+	n := float32(math.Floor(float64(float32(x*log2e)) + 0.5))
+	r := float32(x - float32(n*ln2hi))
+	r = float32(r - float32(n*ln2lo))
+	// Cephes expf polynomial
+	p := float32(1.9875691500e-4)
+	p = float32(float32(p*r) + 1.3981999507e-3)
+	p = float32(float32(p*r) + 8.3334519073e-3)
+	p = float32(float32(p*r) + 4.1665795894e-2)
+	p = float32(float32(p*r) + 1.6666665459e-1)
+	p = float32(float32(p*r) + 5.0000001201e-1)
+	y := float32(float32(float32(p*r)*r) + r)
+	y = y + 1
+	return float32(math.Ldexp(float64(y), int(n)))
+}
+
+// exp64 is a portable float64 exp (Go's amd64 math.Exp takes an FMA path on
+// some CPUs, which would make RoPE tables differ between machines).
+func exp64(x float64) float64 {
+	n := math.Floor(float64(x*math.Log2E) + 0.5)
+	r := float64(x - float64(n*6.93147180369123816490e-01))
+	r = float64(r - float64(n*1.90821492927058770002e-10))
+	sum, term := 1.0, 1.0
+	for k := 1; k < 30; k++ {
+		term = float64(term*r) / float64(k)
+		sum = float64(sum + term)
+	}
+	return math.Ldexp(sum, int(n))
+}

@@ -1,0 +1,349 @@
+package native
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/agoranet/agora/engine/gguf"
+	"github.com/agoranet/agora/engine/tokenizer"
+)
+
+// GenOptions describe a random model for tests and demos.
+type GenOptions struct {
+	Arch      string // llama (default) or qwen2
+	Dim       int
+	Layers    int
+	Heads     int
+	KVHeads   int
+	FFN       int // default 8/3 * Dim rounded up to 32
+	Vocab     int
+	Context   int
+	Seed      uint64
+	Type      gguf.TensorType // weight type: F32, F16, Q8_0, Q4_0
+	Tokenizer string          // llama (SentencePiece, default) or gpt2 (byte-level BPE)
+	Name      string
+}
+
+// corpus seeds the generated vocabulary with English-like merges.
+const corpus = `the quick brown fox jumps over the lazy dog. a network of computers shares work and
+pays for it. every provider serves models and every client pays per token. validators check the work
+by sampling and the chain keeps everyone honest. hello world, this is agora: a decentralized network for
+ai compute. people contribute their machines, and the answers they give can be verified. what is the
+capital of france? the capital of france is paris. tell me a story about a small robot that learned to
+sing. once upon a time there was a small robot. it lived in a quiet town and it wanted to sing.
+numbers like 1, 2, 3, 10, 42 and 2026 appear in text too. questions, answers, and conversations.`
+
+// WriteRandomModel writes a valid GGUF model with random weights and a full
+// tokenizer, so tests and a local network need no download.
+func WriteRandomModel(path string, o GenOptions) error {
+	if o.Arch == "" {
+		o.Arch = "llama"
+	}
+	if o.Tokenizer == "" {
+		o.Tokenizer = "llama"
+	}
+	if o.KVHeads == 0 {
+		o.KVHeads = o.Heads
+	}
+	if o.FFN == 0 {
+		o.FFN = (o.Dim*8/3 + 31) / 32 * 32
+	}
+	if o.Context == 0 {
+		o.Context = 2048
+	}
+	if o.Name == "" {
+		o.Name = fmt.Sprintf("agora-random-%s-d%d-l%d-s%d", o.Arch, o.Dim, o.Layers, o.Seed)
+	}
+	if _, ok := archRopeNeoX[o.Arch]; !ok {
+		return fmt.Errorf("architecture %q not supported", o.Arch)
+	}
+	if o.Dim <= 0 || o.Layers <= 0 || o.Heads <= 0 || o.Dim%o.Heads != 0 || o.Heads%o.KVHeads != 0 || (o.Dim/o.Heads)%2 != 0 {
+		return fmt.Errorf("invalid shape: dim %d, heads %d, kv heads %d (dim must divide by heads, heads by kv heads, head dim even)", o.Dim, o.Heads, o.KVHeads)
+	}
+	blockElems, _, _ := o.Type.BlockSize()
+	if o.Dim%blockElems != 0 || o.FFN%blockElems != 0 {
+		return fmt.Errorf("dim %d and ffn %d must be multiples of the %s block size %d", o.Dim, o.FFN, o.Type, blockElems)
+	}
+	var w gguf.Writer
+	if err := addVocab(&w, o); err != nil {
+		return err
+	}
+	a := o.Arch
+	w.Set("general.architecture", gguf.String(a))
+	w.Set("general.name", gguf.String(o.Name))
+	w.Set(a+".context_length", gguf.Uint32(uint32(o.Context)))
+	w.Set(a+".embedding_length", gguf.Uint32(uint32(o.Dim)))
+	w.Set(a+".block_count", gguf.Uint32(uint32(o.Layers)))
+	w.Set(a+".feed_forward_length", gguf.Uint32(uint32(o.FFN)))
+	w.Set(a+".attention.head_count", gguf.Uint32(uint32(o.Heads)))
+	w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(o.KVHeads)))
+	w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(o.Dim/o.Heads)))
+	w.Set(a+".rope.freq_base", gguf.Float32(10000))
+	w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(1e-5))
+
+	rng := NewRNG(o.Seed)
+	kvDim := o.KVHeads * (o.Dim / o.Heads)
+	add := func(name string, typ gguf.TensorType, rows, cols int, std float64) error {
+		vals := make([]float32, rows*cols)
+		for i := range vals {
+			vals[i] = float32((rng.Float64()*2 - 1) * std * math.Sqrt(3))
+		}
+		data, err := encode(typ, vals, cols)
+		if err != nil {
+			return err
+		}
+		dims := []uint64{uint64(cols)}
+		if rows > 1 || strings.HasSuffix(name, "embd.weight") || strings.HasPrefix(name, "output.") {
+			dims = append(dims, uint64(rows))
+		}
+		return w.AddTensor(name, typ, dims, data)
+	}
+	norm := func(name string, n int) error {
+		vals := make([]float32, n)
+		for i := range vals {
+			vals[i] = float32(1 + (rng.Float64()*2-1)*0.1)
+		}
+		data, _ := encode(gguf.F32, vals, n)
+		return w.AddTensor(name, gguf.F32, []uint64{uint64(n)}, data)
+	}
+	std := 1 / math.Sqrt(float64(o.Dim))
+	if err := add("token_embd.weight", o.Type, o.Vocab, o.Dim, 1); err != nil {
+		return err
+	}
+	for l := 0; l < o.Layers; l++ {
+		p := fmt.Sprintf("blk.%d.", l)
+		steps := []struct {
+			name       string
+			rows, cols int
+			std        float64
+		}{
+			{"attn_q.weight", o.Dim, o.Dim, std}, {"attn_k.weight", kvDim, o.Dim, std},
+			{"attn_v.weight", kvDim, o.Dim, std}, {"attn_output.weight", o.Dim, o.Dim, std},
+			{"ffn_gate.weight", o.FFN, o.Dim, std}, {"ffn_up.weight", o.FFN, o.Dim, std},
+			{"ffn_down.weight", o.Dim, o.FFN, 1 / math.Sqrt(float64(o.FFN))},
+		}
+		if err := norm(p+"attn_norm.weight", o.Dim); err != nil {
+			return err
+		}
+		for _, s := range steps {
+			if err := add(p+s.name, o.Type, s.rows, s.cols, s.std); err != nil {
+				return err
+			}
+		}
+		if err := norm(p+"ffn_norm.weight", o.Dim); err != nil {
+			return err
+		}
+		if o.Arch == "qwen2" {
+			for _, b := range []struct {
+				name string
+				n    int
+			}{{"attn_q.bias", o.Dim}, {"attn_k.bias", kvDim}, {"attn_v.bias", kvDim}} {
+				vals := make([]float32, b.n)
+				for i := range vals {
+					vals[i] = float32((rng.Float64()*2 - 1) * 0.1)
+				}
+				data, _ := encode(gguf.F32, vals, b.n)
+				if err := w.AddTensor(p+b.name, gguf.F32, []uint64{uint64(b.n)}, data); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := norm("output_norm.weight", o.Dim); err != nil {
+		return err
+	}
+	if err := add("output.weight", o.Type, o.Vocab, o.Dim, std*4); err != nil {
+		return err
+	}
+	return w.WriteFile(path)
+}
+
+// encode stores values in a tensor type (rows of cols elements).
+func encode(typ gguf.TensorType, vals []float32, cols int) ([]byte, error) {
+	switch typ {
+	case gguf.F32:
+		out := make([]byte, 4*len(vals))
+		for i, v := range vals {
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
+		}
+		return out, nil
+	case gguf.F16:
+		out := make([]byte, 2*len(vals))
+		for i, v := range vals {
+			binary.LittleEndian.PutUint16(out[2*i:], F32ToF16(v))
+		}
+		return out, nil
+	case gguf.Q8_0:
+		out := make([]byte, 0, len(vals)/32*34)
+		var q q8Row
+		quantizeQ8(vals, &q)
+		for b := 0; b < len(vals)/32; b++ {
+			amax := float32(0)
+			for _, v := range vals[b*32 : b*32+32] {
+				amax = max(amax, float32(math.Abs(float64(v))))
+			}
+			out = binary.LittleEndian.AppendUint16(out, F32ToF16(amax/127))
+			for i := 0; i < 32; i++ {
+				out = append(out, byte(q.q[b*32+i]))
+			}
+		}
+		return out, nil
+	case gguf.Q4_0:
+		out := make([]byte, 0, len(vals)/32*18)
+		for b := 0; b < len(vals)/32; b++ {
+			blk := vals[b*32 : b*32+32]
+			var amax, mx float32
+			for _, v := range blk {
+				if a := float32(math.Abs(float64(v))); a > amax {
+					amax, mx = a, v
+				}
+			}
+			d := mx / -8
+			var id float32
+			if d != 0 {
+				id = 1 / d
+			}
+			out = binary.LittleEndian.AppendUint16(out, F32ToF16(d))
+			for i := 0; i < 16; i++ {
+				lo := min(15, int(int8(blk[i]*id+8.5)))
+				hi := min(15, int(int8(blk[16+i]*id+8.5)))
+				out = append(out, byte(lo)|byte(hi)<<4)
+			}
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("cannot write tensor type %s", typ)
+}
+
+// learnMerges runs byte-pair merging over words (lists of symbols) and
+// returns the merged pairs in order, up to n.
+func learnMerges(words [][]string, n int) [][2]string {
+	var merges [][2]string
+	for len(merges) < n {
+		counts := map[[2]string]int{}
+		for _, w := range words {
+			for i := 0; i+1 < len(w); i++ {
+				counts[[2]string{w[i], w[i+1]}]++
+			}
+		}
+		if len(counts) == 0 {
+			break
+		}
+		pairs := make([][2]string, 0, len(counts))
+		for p := range counts {
+			pairs = append(pairs, p)
+		}
+		sort.Slice(pairs, func(i, j int) bool {
+			if counts[pairs[i]] != counts[pairs[j]] {
+				return counts[pairs[i]] > counts[pairs[j]]
+			}
+			return pairs[i][0]+"\x00"+pairs[i][1] < pairs[j][0]+"\x00"+pairs[j][1]
+		})
+		best := pairs[0]
+		merges = append(merges, best)
+		for wi, w := range words {
+			var nw []string
+			for i := 0; i < len(w); i++ {
+				if i+1 < len(w) && w[i] == best[0] && w[i+1] == best[1] {
+					nw = append(nw, w[i]+w[i+1])
+					i++
+				} else {
+					nw = append(nw, w[i])
+				}
+			}
+			words[wi] = nw
+		}
+	}
+	return merges
+}
+
+func addVocab(w *gguf.Writer, o GenOptions) error {
+	var tokens []string
+	var types []int32
+	var scores []float32
+	seen := map[string]bool{}
+	push := func(s string, typ int32, score float32) {
+		if seen[s] {
+			return
+		}
+		seen[s] = true
+		tokens = append(tokens, s)
+		types = append(types, typ)
+		scores = append(scores, score)
+	}
+	var words [][]string
+	switch o.Tokenizer {
+	case "llama":
+		push("<unk>", tokenizer.TypeUnknown, 0)
+		push("<s>", tokenizer.TypeControl, 0)
+		push("</s>", tokenizer.TypeControl, 0)
+		for b := 0; b < 256; b++ {
+			push(fmt.Sprintf("<0x%02X>", b), tokenizer.TypeByte, 0)
+		}
+		for _, word := range strings.Fields(corpus) {
+			var syms []string
+			for _, r := range "▁" + word {
+				syms = append(syms, string(r))
+				push(string(r), tokenizer.TypeNormal, -1e6)
+			}
+			words = append(words, syms)
+		}
+	case "gpt2":
+		push("<|endoftext|>", tokenizer.TypeControl, 0)
+		push("<|im_start|>", tokenizer.TypeControl, 0)
+		push("<|im_end|>", tokenizer.TypeControl, 0)
+		for b := 0; b < 256; b++ {
+			push(tokenizer.ByteLevel(string([]byte{byte(b)})), tokenizer.TypeNormal, 0)
+		}
+		for i, word := range strings.Fields(corpus) {
+			if i > 0 {
+				word = " " + word
+			}
+			var syms []string
+			for _, r := range tokenizer.ByteLevel(word) {
+				syms = append(syms, string(r))
+			}
+			words = append(words, syms)
+		}
+	default:
+		return fmt.Errorf("tokenizer %q not supported (llama, gpt2)", o.Tokenizer)
+	}
+	if o.Vocab < len(tokens) {
+		return fmt.Errorf("vocab %d is smaller than the %d base tokens of the %s tokenizer", o.Vocab, len(tokens), o.Tokenizer)
+	}
+	merges := learnMerges(words, o.Vocab-len(tokens))
+	var mergeStrs []string
+	for i, m := range merges {
+		push(m[0]+m[1], tokenizer.TypeNormal, -float32(i))
+		mergeStrs = append(mergeStrs, m[0]+" "+m[1])
+	}
+	// pad to the requested size with unused tokens
+	for i := 0; len(tokens) < o.Vocab; i++ {
+		push(fmt.Sprintf("<unused%d>", i), tokenizer.TypeUnused, -1e9)
+	}
+	w.Set("tokenizer.ggml.model", gguf.String(o.Tokenizer))
+	w.Set("tokenizer.ggml.tokens", gguf.Strings(tokens))
+	w.Set("tokenizer.ggml.token_type", gguf.Int32s(types))
+	if o.Tokenizer == "llama" {
+		w.Set("tokenizer.ggml.scores", gguf.Float32s(scores))
+		w.Set("tokenizer.ggml.unknown_token_id", gguf.Uint32(0))
+		w.Set("tokenizer.ggml.bos_token_id", gguf.Uint32(1))
+		w.Set("tokenizer.ggml.eos_token_id", gguf.Uint32(2))
+		w.Set("tokenizer.chat_template", gguf.String(llama2Template))
+	} else {
+		w.Set("tokenizer.ggml.merges", gguf.Strings(mergeStrs))
+		w.Set("tokenizer.ggml.bos_token_id", gguf.Uint32(0))
+		w.Set("tokenizer.ggml.eos_token_id", gguf.Uint32(2))
+		w.Set("tokenizer.chat_template", gguf.String(chatMLTemplate))
+	}
+	return nil
+}
+
+// Chat templates written into generated models (recognised by chat.go).
+const (
+	llama2Template = "{% for message in messages %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + eos_token }}{% endif %}{% endfor %}"
+	chatMLTemplate = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
