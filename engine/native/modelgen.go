@@ -320,7 +320,25 @@ func addVocab(w *gguf.Writer, o GenOptions) error {
 		push(m[0]+m[1], tokenizer.TypeNormal, -float32(i))
 		mergeStrs = append(mergeStrs, m[0]+" "+m[1])
 	}
-	// pad to the requested size with unused tokens
+	// Fill the rest with merges of existing pieces, so every id decodes to
+	// text (a random model then writes words, not empty tokens).
+	base := len(tokens) - len(merges)
+	var pieces []string
+	for i := base; i < len(tokens); i++ {
+		if o.Tokenizer == "gpt2" || types[i] == tokenizer.TypeNormal {
+			pieces = append(pieces, tokens[i])
+		}
+	}
+	for i := 0; len(tokens) < o.Vocab && i < len(pieces); i++ {
+		for j := 0; len(tokens) < o.Vocab && j < len(pieces); j++ {
+			a, b := pieces[len(pieces)-1-i], pieces[j]
+			if seen[a+b] || len(a+b) > 16 {
+				continue
+			}
+			push(a+b, tokenizer.TypeNormal, -float32(len(mergeStrs)))
+			mergeStrs = append(mergeStrs, a+" "+b)
+		}
+	}
 	for i := 0; len(tokens) < o.Vocab; i++ {
 		push(fmt.Sprintf("<unused%d>", i), tokenizer.TypeUnused, -1e9)
 	}
