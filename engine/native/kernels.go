@@ -91,6 +91,8 @@ type Matrix struct {
 	Cols     int
 	data     []byte
 	rowBytes int
+	f32      []float32 // data viewed in place as float32 (F32)
+	u16      []uint16  // data viewed in place as uint16 (F16, BF16)
 }
 
 func newMatrix(name string, ti gguf.TensorInfo, data []byte) (*Matrix, error) {
@@ -108,7 +110,14 @@ func newMatrix(name string, ti gguf.TensorInfo, data []byte) (*Matrix, error) {
 		rows = int(ti.Dims[1])
 	}
 	elems, bytes, _ := ti.Type.BlockSize()
-	return &Matrix{Name: name, Type: ti.Type, Rows: rows, Cols: cols, data: data, rowBytes: cols / elems * bytes}, nil
+	m := &Matrix{Name: name, Type: ti.Type, Rows: rows, Cols: cols, data: data, rowBytes: cols / elems * bytes}
+	switch ti.Type {
+	case gguf.F32:
+		m.f32 = viewF32(data)
+	case gguf.F16, gguf.BF16:
+		m.u16 = viewU16(data)
+	}
+	return m, nil
 }
 
 func (m *Matrix) row(r int) []byte { return m.data[r*m.rowBytes : (r+1)*m.rowBytes] }
@@ -193,20 +202,25 @@ func roundHalfAway(x float32) float32 {
 	return float32(math.Floor(float64(x) + 0.5))
 }
 
-// dotF32 is the fixed-order float32 dot product: four interleaved partial
-// sums combined as (s0+s1)+(s2+s3), then the tail.
+// dotF32 is the fixed-order float32 dot product: eight interleaved partial
+// sums combined pairwise, then the tail in order.
 func dotF32(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
-	var s0, s1, s2, s3 float32
+	var s0, s1, s2, s3, s4, s5, s6, s7 float32
 	i := 0
-	for ; i+4 <= n; i += 4 {
-		s0 += float32(a[i] * b[i])
-		s1 += float32(a[i+1] * b[i+1])
-		s2 += float32(a[i+2] * b[i+2])
-		s3 += float32(a[i+3] * b[i+3])
+	for ; i+8 <= n; i += 8 {
+		aa, bb := a[i:i+8:i+8], b[i:i+8:i+8]
+		s0 += float32(aa[0] * bb[0])
+		s1 += float32(aa[1] * bb[1])
+		s2 += float32(aa[2] * bb[2])
+		s3 += float32(aa[3] * bb[3])
+		s4 += float32(aa[4] * bb[4])
+		s5 += float32(aa[5] * bb[5])
+		s6 += float32(aa[6] * bb[6])
+		s7 += float32(aa[7] * bb[7])
 	}
-	s := (s0 + s1) + (s2 + s3)
+	s := ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 	for ; i < n; i++ {
 		s += float32(a[i] * b[i])
 	}
@@ -218,31 +232,21 @@ func (m *Matrix) dotRow(r int, x []float32, xq *q8Row) float32 {
 	b := m.row(r)
 	switch m.Type {
 	case gguf.F32:
+		return dotF32(m.f32[r*m.Cols:(r+1)*m.Cols], x)
+	case gguf.F16:
+		w := m.u16[r*m.Cols : (r+1)*m.Cols]
+		x = x[:len(w)]
 		var s0, s1, s2, s3 float32
-		n := m.Cols
 		i := 0
-		for ; i+4 <= n; i += 4 {
-			s0 += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) * x[i])
-			s1 += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i+4:])) * x[i+1])
-			s2 += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i+8:])) * x[i+2])
-			s3 += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i+12:])) * x[i+3])
+		for ; i+4 <= len(w); i += 4 {
+			s0 += float32(f16Table[w[i]] * x[i])
+			s1 += float32(f16Table[w[i+1]] * x[i+1])
+			s2 += float32(f16Table[w[i+2]] * x[i+2])
+			s3 += float32(f16Table[w[i+3]] * x[i+3])
 		}
 		s := (s0 + s1) + (s2 + s3)
-		for ; i < n; i++ {
-			s += float32(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])) * x[i])
-		}
-		return s
-	case gguf.F16:
-		var s0, s1 float32
-		n := m.Cols
-		i := 0
-		for ; i+2 <= n; i += 2 {
-			s0 += float32(f16Table[binary.LittleEndian.Uint16(b[2*i:])] * x[i])
-			s1 += float32(f16Table[binary.LittleEndian.Uint16(b[2*i+2:])] * x[i+1])
-		}
-		s := s0 + s1
-		for ; i < n; i++ {
-			s += float32(f16Table[binary.LittleEndian.Uint16(b[2*i:])] * x[i])
+		for ; i < len(w); i++ {
+			s += float32(f16Table[w[i]] * x[i])
 		}
 		return s
 	case gguf.BF16:

@@ -140,9 +140,9 @@ func parseTensorType(s string) (gguf.TensorType, error) {
 func generateCmd(g *globals) *cobra.Command {
 	var (
 		modelPath, prompt string
-		chat, asJSON     bool
-		threads, ctxLen  int
-		p                native.SampleParams
+		chat, asJSON      bool
+		threads, ctxLen   int
+		p                 native.SampleParams
 	)
 	cmd := &cobra.Command{
 		Use:   "generate --model FILE --prompt TEXT",
