@@ -257,15 +257,16 @@ func (m *Matrix) dotRow(r int, x []float32, xq *q8Row) float32 {
 		return s
 	case gguf.Q8_0:
 		var s float32
-		for blk := 0; blk < m.Cols/32; blk++ {
-			q := b[blk*34+2 : blk*34+34]
-			xs := xq.q[blk*32 : blk*32+32]
-			var sum int32
-			for i := 0; i < 32; i++ {
-				sum += int32(int8(q[i])) * int32(xs[i])
+		var sums [64]int32
+		nb := m.Cols / 32
+		for b0 := 0; b0 < nb; b0 += len(sums) {
+			n := min(len(sums), nb-b0)
+			dotQ8Sums(b[b0*34:(b0+n)*34], xq.q[b0*32:(b0+n)*32], sums[:n])
+			for i := 0; i < n; i++ {
+				blk := b0 + i
+				d := f16Table[binary.LittleEndian.Uint16(b[blk*34:])]
+				s += float32(float32(sums[i]) * float32(d*xq.d[blk]))
 			}
-			d := f16Table[binary.LittleEndian.Uint16(b[blk*34:])]
-			s += float32(float32(sum) * float32(d*xq.d[blk]))
 		}
 		return s
 	case gguf.Q4_0:
@@ -330,4 +331,17 @@ func exp64(x float64) float64 {
 		sum = float64(sum + term)
 	}
 	return math.Ldexp(sum, int(n))
+}
+
+// dotQ8SumsGo is the portable version of dotQ8Sums.
+func dotQ8SumsGo(w []byte, x []int8, sums []int32) {
+	for b := range sums {
+		q := w[b*34+2 : b*34+34]
+		xs := x[b*32 : b*32+32]
+		var sum int32
+		for i := 0; i < 32; i++ {
+			sum += int32(int8(q[i])) * int32(xs[i])
+		}
+		sums[b] = sum
+	}
 }

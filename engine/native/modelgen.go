@@ -25,6 +25,8 @@ type GenOptions struct {
 	Type      gguf.TensorType // weight type: F32, F16, Q8_0, Q4_0
 	Tokenizer string          // llama (SentencePiece, default) or gpt2 (byte-level BPE)
 	Name      string
+	// Tied: no output.weight; the output projection reuses token_embd.
+	Tied bool
 }
 
 // corpus seeds the generated vocabulary with English-like merges.
@@ -155,8 +157,10 @@ func WriteRandomModel(path string, o GenOptions) error {
 	if err := norm("output_norm.weight", o.Dim); err != nil {
 		return err
 	}
-	if err := add("output.weight", o.Type, o.Vocab, o.Dim, std*4); err != nil {
-		return err
+	if !o.Tied {
+		if err := add("output.weight", o.Type, o.Vocab, o.Dim, std*4); err != nil {
+			return err
+		}
 	}
 	return w.WriteFile(path)
 }

@@ -2,6 +2,7 @@ package native
 
 import (
 	"math"
+	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -352,4 +353,19 @@ func indexOf(s, sub string) int {
 		}
 	}
 	return -1
+}
+
+func TestLoadTruncatedModel(t *testing.T) {
+	path := tinyModel(t, gguf.Q8_0, "llama")
+	full, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 10, 100, len(full) / 3, len(full) - 1} {
+		p := filepath.Join(t.TempDir(), "cut.gguf")
+		os.WriteFile(p, full[:n], 0o644)
+		if _, err := Load(p, Options{}); err == nil {
+			t.Fatalf("model truncated to %d of %d bytes loaded", n, len(full))
+		}
+	}
 }
