@@ -13,31 +13,34 @@ import (
 // 600, context 256, seed 7). The writer is deterministic, so the same files
 // are regenerated here. Prompt ids include llama.cpp's tokenization.
 var llamaCppGolden = []struct {
+	arch      string
 	typ       gguf.TensorType
 	tokenizer string
 	prompt    []int
 	tokens    []int
 	compare   int // tokens compared
 }{
-	{gguf.F32, "llama", []int{1, 303, 378, 343, 383, 342}, []int{291, 14, 381, 284, 33, 106, 268, 429, 541, 184, 523, 272, 98, 456, 173, 329, 577, 244, 468, 162, 181, 250, 540, 284, 33, 106, 268, 348, 43, 14, 347, 218}, 32},
-	{gguf.Q8_0, "llama", []int{1, 303, 378, 343, 383, 342}, []int{291, 14, 381, 284, 33, 106, 268, 429, 541, 184, 523, 272, 98, 456, 173, 329, 577, 244, 468, 162, 181, 250, 526, 523, 468, 162, 181, 250, 393, 475, 23, 217}, 32},
-	{gguf.Q4_0, "llama", []int{1, 303, 378, 343, 383, 342}, []int{291, 184, 523, 252, 240, 318, 14, 76, 581, 335, 100, 461, 7, 35, 453, 275, 76, 587, 47, 213, 566, 291, 14, 82, 215, 70, 453, 275, 76, 581, 335, 255}, 32},
-	{gguf.F16, "gpt2", []int{465, 340, 305, 344, 304}, []int{513, 70, 89, 376, 569, 171, 569, 288, 437, 29, 407, 488, 358, 267, 513, 303, 173, 209, 167, 433, 4, 69, 54, 114, 233, 284, 33, 106, 531, 288, 437, 470}, 32},
+	{"llama", gguf.F32, "llama", []int{1, 303, 378, 343, 383, 342}, []int{291, 14, 381, 284, 33, 106, 268, 429, 541, 184, 523, 272, 98, 456, 173, 329, 577, 244, 468, 162, 181, 250, 540, 284, 33, 106, 268, 348, 43, 14, 347, 218}, 32},
+	{"llama", gguf.Q8_0, "llama", []int{1, 303, 378, 343, 383, 342}, []int{291, 14, 381, 284, 33, 106, 268, 429, 541, 184, 523, 272, 98, 456, 173, 329, 577, 244, 468, 162, 181, 250, 526, 523, 468, 162, 181, 250, 393, 475, 23, 217}, 32},
+	{"llama", gguf.Q4_0, "llama", []int{1, 303, 378, 343, 383, 342}, []int{291, 184, 523, 252, 240, 318, 14, 76, 581, 335, 100, 461, 7, 35, 453, 275, 76, 587, 47, 213, 566, 291, 14, 82, 215, 70, 453, 275, 76, 581, 335, 255}, 32},
+	{"llama", gguf.F16, "gpt2", []int{465, 340, 305, 344, 304}, []int{513, 70, 89, 376, 569, 171, 569, 288, 437, 29, 407, 488, 358, 267, 513, 303, 173, 209, 167, 433, 4, 69, 54, 114, 233, 284, 33, 106, 531, 288, 437, 470}, 32},
 	// Step 7 is a near tie (log-probs -0.9957 vs -1.0097): Q8_0 rounding in a
 	// different summation order flips it, so only the first 6 are compared.
-	{gguf.Q8_0, "gpt2", []int{465, 340, 305, 344, 304}, []int{513, 70, 89, 376, 569, 171}, 6},
+	{"llama", gguf.Q8_0, "gpt2", []int{465, 340, 305, 344, 304}, []int{513, 70, 89, 376, 569, 171}, 6},
+	// Qwen2: NeoX RoPE and q/k/v biases.
+	{"qwen2", gguf.F32, "gpt2", []int{465, 340, 305, 344, 304}, []int{316, 376, 95, 424, 352, 274, 9, 462, 451, 238, 330, 445, 131, 550, 252, 236, 252, 236, 252, 236, 525, 125, 263, 304, 328, 85, 589, 368, 236, 252, 236, 252}, 32},
 }
 
 func TestMatchesLlamaCpp(t *testing.T) {
 	for _, g := range llamaCppGolden {
 		path := filepath.Join(t.TempDir(), "m.gguf")
-		if err := WriteRandomModel(path, GenOptions{Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 600, Context: 256, Seed: 7, Type: g.typ, Tokenizer: g.tokenizer}); err != nil {
+		if err := WriteRandomModel(path, GenOptions{Arch: g.arch, Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 600, Context: 256, Seed: 7, Type: g.typ, Tokenizer: g.tokenizer}); err != nil {
 			t.Fatal(err)
 		}
 		m, tok := load(t, path, 2)
 		prompt := tok.Encode("the capital of france is", tok.AddBOS, false)
 		if !equalInts(prompt, g.prompt) {
-			t.Fatalf("%s/%s: prompt tokens %v, llama.cpp %v", g.typ, g.tokenizer, prompt, g.prompt)
+			t.Fatalf("%s %s/%s: prompt tokens %v, llama.cpp %v", g.arch, g.typ, g.tokenizer, prompt, g.prompt)
 		}
 		res, err := m.Generate(tok, prompt, SampleParams{MaxTokens: g.compare}, nil)
 		if err != nil {
@@ -45,7 +48,7 @@ func TestMatchesLlamaCpp(t *testing.T) {
 		}
 		for i := 0; i < g.compare; i++ {
 			if res.Tokens[i].ID != g.tokens[i] {
-				t.Fatalf("%s/%s: greedy token %d is %d, llama.cpp %d", g.typ, g.tokenizer, i, res.Tokens[i].ID, g.tokens[i])
+				t.Fatalf("%s %s/%s: greedy token %d is %d, llama.cpp %d", g.arch, g.typ, g.tokenizer, i, res.Tokens[i].ID, g.tokens[i])
 			}
 		}
 	}
