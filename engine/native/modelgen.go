@@ -180,6 +180,14 @@ func encode(typ gguf.TensorType, vals []float32, cols int) ([]byte, error) {
 			binary.LittleEndian.PutUint16(out[2*i:], F32ToF16(v))
 		}
 		return out, nil
+	case gguf.BF16:
+		out := make([]byte, 2*len(vals))
+		for i, v := range vals {
+			b := math.Float32bits(v)
+			b += 0x7fff + (b>>16)&1 // round to nearest even
+			binary.LittleEndian.PutUint16(out[2*i:], uint16(b>>16))
+		}
+		return out, nil
 	case gguf.Q8_0:
 		out := make([]byte, 0, len(vals)/32*34)
 		var q q8Row

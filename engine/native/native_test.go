@@ -94,7 +94,7 @@ func sameBits(a, b []float32) bool {
 // TestPrefillReproducesDecode: one teacher-forced prefill over prompt+output
 // gives bit-identical logits to step-by-step decoding, for every weight type.
 func TestPrefillReproducesDecode(t *testing.T) {
-	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0, gguf.Q4_0} {
+	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0} {
 		m, tok := load(t, tinyModel(t, typ, "llama"), 2)
 		prompt := tok.Encode("tell me a story about a small robot", true, false)
 		res, err := m.Generate(tok, prompt, SampleParams{Temperature: 0.9, Seed: 3, MaxTokens: 24}, nil)
@@ -191,7 +191,7 @@ func TestReferenceForward(t *testing.T) {
 	for _, tc := range []struct {
 		typ gguf.TensorType
 		tol float64
-	}{{gguf.F32, 1e-4}, {gguf.F16, 1e-4}, {gguf.Q8_0, 3e-2}} {
+	}{{gguf.F32, 1e-4}, {gguf.F16, 1e-4}, {gguf.BF16, 1e-4}, {gguf.Q8_0, 3e-2}} {
 		m, tok := load(t, tinyModel(t, tc.typ, "llama"), 2)
 		ids := tok.Encode("the quick brown fox", true, false)
 		got, err := m.NewSession().Forward(ids, true)
