@@ -1,12 +1,12 @@
 package gguf
 
 import (
-	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math"
-	"os"
+
+	"github.com/agoranet/agora/internal/atomicfile"
 )
 
 // Writer builds a GGUF v3 file.
@@ -49,31 +49,9 @@ func (w *Writer) AddTensor(name string, typ TensorType, dims []uint64, data []by
 	return nil
 }
 
-// WriteFile writes the file to path (via a temp file and rename).
+// WriteFile writes the file to path (via a synced temp file and a rename).
 func (w *Writer) WriteFile(path string) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := w.Write(bw); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, 0o644, w.Write)
 }
 
 type encoder struct {
