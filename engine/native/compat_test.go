@@ -27,6 +27,9 @@ var llamaCppGolden = []struct {
 	// Step 7 is a near tie (log-probs -0.9957 vs -1.0097): Q8_0 rounding in a
 	// different summation order flips it, so only the first 6 are compared.
 	{"llama", gguf.Q8_0, "gpt2", []int{465, 340, 305, 344, 304}, []int{513, 70, 89, 376, 569, 171}, 6},
+	// K-quants (written with dim 256, ffn 768: their blocks are 256 wide).
+	{"llama", gguf.Q4_K, "llama", []int{1, 303, 378, 343, 383, 342}, []int{42, 515, 187, 306, 491, 170, 142, 94, 301, 11, 407, 530, 314, 482, 575, 323, 340, 97, 488, 229, 456, 51, 561, 72, 97, 488, 229, 456, 29, 235, 575, 323}, 32},
+	{"llama", gguf.Q6_K, "llama", []int{1, 303, 378, 343, 383, 342}, []int{42, 370, 503, 378, 55, 175, 401, 72, 97, 488, 229, 53, 180, 448, 542, 406, 107, 126, 294, 159, 259, 591, 416, 518, 467, 295, 251, 65, 6, 309, 509, 126}, 32},
 	// Qwen2: NeoX RoPE and q/k/v biases.
 	{"qwen2", gguf.F32, "gpt2", []int{465, 340, 305, 344, 304}, []int{316, 376, 95, 424, 352, 274, 9, 462, 451, 238, 330, 445, 131, 550, 252, 236, 252, 236, 252, 236, 525, 125, 263, 304, 328, 85, 589, 368, 236, 252, 236, 252}, 32},
 }
@@ -34,7 +37,11 @@ var llamaCppGolden = []struct {
 func TestMatchesLlamaCpp(t *testing.T) {
 	for _, g := range llamaCppGolden {
 		path := filepath.Join(t.TempDir(), "m.gguf")
-		if err := WriteRandomModel(path, GenOptions{Arch: g.arch, Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 600, Context: 256, Seed: 7, Type: g.typ, Tokenizer: g.tokenizer}); err != nil {
+		o := GenOptions{Arch: g.arch, Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 600, Context: 256, Seed: 7, Type: g.typ, Tokenizer: g.tokenizer}
+		if g.typ == gguf.Q4_K || g.typ == gguf.Q6_K {
+			o.Dim, o.FFN = 256, 768
+		}
+		if err := WriteRandomModel(path, o); err != nil {
 			t.Fatal(err)
 		}
 		m, tok := load(t, path, 2)

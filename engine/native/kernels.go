@@ -100,9 +100,9 @@ func newMatrix(name string, ti gguf.TensorInfo, data []byte) (*Matrix, error) {
 		return nil, fmt.Errorf("tensor %s: %d dimensions, want 1 or 2", name, len(ti.Dims))
 	}
 	switch ti.Type {
-	case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0:
+	case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K:
 	default:
-		return nil, fmt.Errorf("tensor %s: type %s is not supported yet (F32, F16, BF16, Q8_0, Q4_0 are)", name, ti.Type)
+		return nil, fmt.Errorf("tensor %s: type %s is not supported yet (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are)", name, ti.Type)
 	}
 	cols := int(ti.Dims[0])
 	rows := 1
@@ -146,6 +146,8 @@ func (m *Matrix) Row(r int, dst []float32) {
 				dst[blk*32+i] = float32(int8(q[2+i])) * d
 			}
 		}
+	case gguf.Q4_K, gguf.Q6_K:
+		m.rowK(r, dst)
 	case gguf.Q4_0:
 		for blk := 0; blk < m.Cols/32; blk++ {
 			q := b[blk*18:]
@@ -283,6 +285,8 @@ func (m *Matrix) dotRow(r int, x []float32, xq *q8Row) float32 {
 			s += float32(float32(sum) * float32(d*xq.d[blk]))
 		}
 		return s
+	case gguf.Q4_K, gguf.Q6_K:
+		return m.dotK(r, x)
 	}
 	panic("unsupported matrix type " + m.Type.String())
 }

@@ -188,6 +188,10 @@ func encode(typ gguf.TensorType, vals []float32, cols int) ([]byte, error) {
 			binary.LittleEndian.PutUint16(out[2*i:], uint16(b>>16))
 		}
 		return out, nil
+	case gguf.Q4_K:
+		return encodeQ4K(vals), nil
+	case gguf.Q6_K:
+		return encodeQ6K(vals), nil
 	case gguf.Q8_0:
 		out := make([]byte, 0, len(vals)/32*34)
 		var q q8Row

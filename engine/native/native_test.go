@@ -369,3 +369,33 @@ func TestLoadTruncatedModel(t *testing.T) {
 		}
 	}
 }
+
+// TestKQuantsBatchInvariant: prefill reproduces decode for Q4_K and Q6_K too.
+func TestKQuantsBatchInvariant(t *testing.T) {
+	for _, typ := range []gguf.TensorType{gguf.Q4_K, gguf.Q6_K} {
+		path := filepath.Join(t.TempDir(), "k.gguf")
+		if err := WriteRandomModel(path, GenOptions{Dim: 256, FFN: 768, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 600, Context: 128, Seed: 9, Type: typ}); err != nil {
+			t.Fatal(err)
+		}
+		m, tok := load(t, path, 2)
+		prompt := tok.Encode("a small robot", true, false)
+		res, err := m.Generate(tok, prompt, SampleParams{Temperature: 0.7, Seed: 1, MaxTokens: 12}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gen := make([]int, len(res.Tokens))
+		for i, tr := range res.Tokens {
+			gen[i] = tr.ID
+		}
+		step := decodeLogits(t, m, prompt, gen)
+		all, err := m.NewSession().Forward(append(append([]int(nil), prompt...), gen...), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range gen {
+			if !sameBits(step[i], all[len(prompt)-1+i]) {
+				t.Fatalf("%s: token %d logits differ between decode and prefill", typ, i)
+			}
+		}
+	}
+}

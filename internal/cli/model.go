@@ -55,7 +55,7 @@ func modelCmd(g *globals) *cobra.Command {
 	f.IntVar(&o.Vocab, "vocab", 4096, "vocabulary size")
 	f.IntVar(&o.Context, "context", 2048, "context length")
 	f.Uint64Var(&o.Seed, "seed", 1, "weights seed")
-	f.StringVar(&typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_0")
+	f.StringVar(&typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k")
 	f.StringVar(&o.Tokenizer, "tokenizer", "llama", "tokenizer: llama (SentencePiece) or gpt2 (byte-level BPE)")
 	f.BoolVar(&o.Tied, "tied", false, "tie the output projection to the token embeddings (no output.weight)")
 
@@ -136,8 +136,12 @@ func parseTensorType(s string) (gguf.TensorType, error) {
 		return gguf.Q8_0, nil
 	case "q4_0":
 		return gguf.Q4_0, nil
+	case "q4_k":
+		return gguf.Q4_K, nil
+	case "q6_k":
+		return gguf.Q6_K, nil
 	}
-	return 0, fmt.Errorf("unknown weight type %q (f32, f16, bf16, q8_0, q4_0)", s)
+	return 0, fmt.Errorf("unknown weight type %q (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", s)
 }
 
 func generateCmd(g *globals) *cobra.Command {
