@@ -82,3 +82,35 @@ func TestGoldenSampling(t *testing.T) {
 		t.Fatalf("seeded tokens %v, want %v", got, want)
 	}
 }
+
+// TestPreTokenizersMatchLlamaCpp: token ids llama.cpp gives for a text with
+// punctuation, contractions, digit runs and odd whitespace, under each BPE
+// pre-tokenizer, on generated gpt2-tokenizer models (tok.mjs in scripts/llamacpp).
+func TestPreTokenizersMatchLlamaCpp(t *testing.T) {
+	const text = "Hi, world's 12345 apples!!\n\n  x  y\tz I'LL go 3.14 a+b<=c 2026"
+	common := []int{75, 108, 47, 274, 263, 111, 103, 42, 118}
+	rest := []int{115, 115, 111, 276, 36, 36, 13, 13, 35, 35, 123, 35, 35, 124, 12, 125, 35, 76, 42, 79, 79, 35, 106, 114, 35, 54, 49, 52, 55, 259, 46, 101, 63, 64, 102}
+	join := func(parts ...[]int) []int {
+		var out []int
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	want := map[string][]int{
+		"default":   join(common, []int{35, 52, 53, 54, 55, 56, 259}, rest, []int{35, 53, 355, 57}),
+		"gpt-2":     join(common, []int{336, 53, 54, 55, 56, 259}, rest, []int{490}),
+		"llama-bpe": join(common, []int{35, 52, 53, 54, 55, 56, 259}, rest, []int{35, 53, 355, 57}),
+		"qwen2":     join(common, []int{35, 52, 53, 54, 55, 56, 259}, rest, []int{35, 53, 51, 53, 57}),
+	}
+	for pre, w := range want {
+		path := filepath.Join(t.TempDir(), "m.gguf")
+		if err := WriteRandomModel(path, GenOptions{Dim: 64, Layers: 1, Heads: 4, Vocab: 600, Seed: 7, Tokenizer: "gpt2", Pre: pre}); err != nil {
+			t.Fatal(err)
+		}
+		_, tok := load(t, path, 1)
+		if got := tok.Encode(text, false, false); !equalInts(got, w) {
+			t.Errorf("pre %s:\n got %v\nwant %v", pre, got, w)
+		}
+	}
+}

@@ -27,6 +27,8 @@ type GenOptions struct {
 	Name      string
 	// Tied: no output.weight; the output projection reuses token_embd.
 	Tied bool
+	// Pre is the BPE pre-tokenizer written to tokenizer.ggml.pre (gpt2 tokenizer only).
+	Pre string
 }
 
 // corpus seeds the generated vocabulary with English-like merges.
@@ -369,6 +371,9 @@ func addVocab(w *gguf.Writer, o GenOptions) error {
 		w.Set("tokenizer.chat_template", gguf.String(llama2Template))
 	} else {
 		w.Set("tokenizer.ggml.merges", gguf.Strings(mergeStrs))
+		if o.Pre != "" {
+			w.Set("tokenizer.ggml.pre", gguf.String(o.Pre))
+		}
 		w.Set("tokenizer.ggml.bos_token_id", gguf.Uint32(0))
 		w.Set("tokenizer.ggml.eos_token_id", gguf.Uint32(2))
 		w.Set("tokenizer.chat_template", gguf.String(chatMLTemplate))

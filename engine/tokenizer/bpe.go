@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"regexp"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -109,7 +110,18 @@ func preTokenize(text string) []string {
 
 func (t *Tokenizer) encodeBPE(text string) []int {
 	var out []int
-	for _, word := range preTokenize(text) {
+	var words []string
+	switch t.Pre {
+	case "llama3", "llama-bpe", "smaug-bpe":
+		words = preTokenizeLlama3(text, 3)
+	case "qwen2":
+		words = preTokenizeLlama3(text, 1)
+	case "gpt-2":
+		words = preTokenize(text)
+	default:
+		words = preTokenizeDefault(text)
+	}
+	for _, word := range words {
 		bl := ByteLevel(word)
 		var parts []string
 		for i := 0; i < len(bl); {
@@ -139,4 +151,130 @@ func (t *Tokenizer) encodeBPE(text string) []int {
 		}
 	}
 	return out
+}
+
+// preTokenizeLlama3 splits text like the Llama-3 pattern (maxDigits 3) and
+// the Qwen2 pattern (maxDigits 1):
+// (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+// Alternatives are tried in order at each position, as a regex engine would.
+func preTokenizeLlama3(text string, maxDigits int) []string {
+	rs := []rune(text)
+	n := len(rs)
+	isL := func(i int) bool { return i < n && unicode.IsLetter(rs[i]) }
+	isN := func(i int) bool { return i < n && unicode.IsNumber(rs[i]) }
+	isS := func(i int) bool { return i < n && unicode.IsSpace(rs[i]) }
+	isNL := func(i int) bool { return i < n && (rs[i] == '\r' || rs[i] == '\n') }
+	var out []string
+	for i := 0; i < n; {
+		end := -1
+		// contractions, case-insensitive
+		if rs[i] == '\'' {
+			for _, c := range []string{"s", "t", "re", "ve", "m", "ll", "d"} {
+				if i+1+len(c) <= n && strings.EqualFold(string(rs[i+1:i+1+len(c)]), c) {
+					end = i + 1 + len(c)
+					break
+				}
+			}
+		}
+		// [^\r\n\p{L}\p{N}]?\p{L}+
+		if end < 0 {
+			j := i
+			if !isL(j) && !isN(j) && !isNL(j) && isL(j+1) {
+				j++
+			}
+			if isL(j) {
+				for isL(j) {
+					j++
+				}
+				end = j
+			}
+		}
+		// \p{N}{1,maxDigits}
+		if end < 0 && isN(i) {
+			j := i
+			for isN(j) && j-i < maxDigits {
+				j++
+			}
+			end = j
+		}
+		// ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+		if end < 0 {
+			j := i
+			if rs[j] == ' ' {
+				j++
+			}
+			k := j
+			for k < n && !isS(k) && !isL(k) && !isN(k) {
+				k++
+			}
+			if k > j {
+				for isNL(k) {
+					k++
+				}
+				end = k
+			}
+		}
+		// \s*[\r\n]+
+		if end < 0 && isS(i) {
+			j := i
+			last := -1
+			for isS(j) {
+				if isNL(j) {
+					last = j
+				}
+				j++
+			}
+			if last >= 0 {
+				end = last + 1
+			} else {
+				// \s+(?!\S): leave the last space for the next word; else \s+
+				end = j
+				if j < n && j-i > 1 {
+					end = j - 1
+				}
+			}
+		}
+		if end < 0 { // a lone character no alternative takes
+			end = i + 1
+		}
+		out = append(out, string(rs[i:end]))
+		i = end
+	}
+	return out
+}
+
+// llama.cpp's "default" BPE pre-tokenizer (used when tokenizer.ggml.pre is
+// absent or "default") applies several patterns in turn; every match and
+// every gap between matches becomes a fragment for the next pattern.
+var (
+	defaultPunct  = regexp.MustCompile(`[\p{P}\$\+<=>\^~\|]+`)
+	defaultDigits = regexp.MustCompile(`\p{N}+`)
+	defaultThree  = regexp.MustCompile(`[0-9][0-9][0-9]`)
+)
+
+func splitByRegexp(frags []string, re *regexp.Regexp) []string {
+	var out []string
+	for _, f := range frags {
+		last := 0
+		for _, m := range re.FindAllStringIndex(f, -1) {
+			if m[0] > last {
+				out = append(out, f[last:m[0]])
+			}
+			out = append(out, f[m[0]:m[1]])
+			last = m[1]
+		}
+		if last < len(f) {
+			out = append(out, f[last:])
+		}
+	}
+	return out
+}
+
+func preTokenizeDefault(text string) []string {
+	frags := splitByRegexp([]string{text}, defaultPunct)
+	var gpt []string
+	for _, f := range frags {
+		gpt = append(gpt, preTokenize(f)...)
+	}
+	return splitByRegexp(splitByRegexp(gpt, defaultDigits), defaultThree)
 }

@@ -25,7 +25,10 @@ const (
 
 // Tokenizer encodes and decodes text for one vocabulary.
 type Tokenizer struct {
-	Model  string // "llama" or "gpt2"
+	Model string // "llama" or "gpt2"
+	// Pre is the BPE pre-tokenizer (tokenizer.ggml.pre): "default"/"gpt-2"
+	// (GPT-2 pattern), "llama3"/"llama-bpe" (Llama-3 pattern) or "qwen2".
+	Pre    string
 	Tokens []string
 	Scores []float32
 	Types  []int32
@@ -95,6 +98,15 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 		t.AddBOS, t.AddSpacePrefix = true, true
 	case "gpt2":
 		t.AddBOS = false
+		t.Pre = "default"
+		if p, err := f.String("tokenizer.ggml.pre"); err == nil {
+			switch p {
+			case "default", "gpt-2", "llama3", "llama-bpe", "smaug-bpe", "qwen2":
+				t.Pre = p
+			default:
+				return nil, fmt.Errorf("BPE pre-tokenizer %q is not supported (default, gpt-2, llama3/llama-bpe, qwen2 are)", p)
+			}
+		}
 		mv, ok := f.Get("tokenizer.ggml.merges")
 		merges, isStr := mv.V.([]string)
 		if !ok || !isStr {

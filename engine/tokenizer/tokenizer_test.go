@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -94,4 +95,27 @@ func containsSpecial(s string) bool {
 		}
 	}
 	return false
+}
+
+func TestPreTokenizers(t *testing.T) {
+	text := "Hello world's 12345 apples!!\n\n  x  y\tz"
+	cases := map[string][]string{
+		"gpt2":   {"Hello", " world", "'s", " 12345", " apples", "!!", "\n\n ", " x", " ", " y", "\t", "z"},
+		"llama3": {"Hello", " world", "'s", " ", "123", "45", " apples", "!!\n\n", " ", " x", " ", " y", "\tz"},
+		"qwen2":  {"Hello", " world", "'s", " ", "1", "2", "3", "4", "5", " apples", "!!\n\n", " ", " x", " ", " y", "\tz"},
+	}
+	for name, want := range cases {
+		var got []string
+		switch name {
+		case "gpt2":
+			got = preTokenize(text)
+		case "llama3":
+			got = preTokenizeLlama3(text, 3)
+		case "qwen2":
+			got = preTokenizeLlama3(text, 1)
+		}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("%s:\n got %q\nwant %q", name, got, want)
+		}
+	}
 }

@@ -57,6 +57,7 @@ func modelCmd(g *globals) *cobra.Command {
 	f.Uint64Var(&o.Seed, "seed", 1, "weights seed")
 	f.StringVar(&typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k")
 	f.StringVar(&o.Tokenizer, "tokenizer", "llama", "tokenizer: llama (SentencePiece) or gpt2 (byte-level BPE)")
+	f.StringVar(&o.Pre, "pre", "", "BPE pre-tokenizer for --tokenizer gpt2: default, llama-bpe (Llama-3) or qwen2")
 	f.BoolVar(&o.Tied, "tied", false, "tie the output projection to the token embeddings (no output.weight)")
 
 	var output string

@@ -1,0 +1,43 @@
+package native
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/agoranet/agora/engine/gguf"
+	"github.com/agoranet/agora/engine/tokenizer"
+)
+
+// FuzzLoadModel: a mutated model file either fails to load with an error or
+// loads and runs; it never panics.
+func FuzzLoadModel(f *testing.F) {
+	dir := f.TempDir()
+	path := filepath.Join(dir, "seed.gguf")
+	if err := WriteRandomModel(path, GenOptions{Dim: 32, Layers: 1, Heads: 2, Vocab: 300, Context: 32, Seed: 1, Type: gguf.Q8_0}); err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := os.ReadFile(path)
+	f.Add(seed, uint(0), byte(0))
+	f.Add(seed, uint(len(seed)/2), byte(0xff))
+	f.Fuzz(func(t *testing.T, b []byte, at uint, val byte) {
+		if len(b) > 0 {
+			b = append([]byte(nil), b...)
+			b[int(at%uint(len(b)))] ^= val
+		}
+		g, err := gguf.Parse(b)
+		if err != nil {
+			return
+		}
+		m, err := FromFile(g, Options{ContextLen: 16})
+		if err != nil {
+			return
+		}
+		if tok, err := tokenizer.FromGGUF(g); err == nil {
+			ids := tok.Encode("hello", tok.AddBOS, true)
+			if len(ids) > 0 && len(ids) < 16 {
+				m.NewSession().Forward(ids, false)
+			}
+		}
+	})
+}
