@@ -1,0 +1,187 @@
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/engine/tokenizer"
+)
+
+// ModelSpec is a model a backend serves: its name, the content hash it is
+// registered under on chain, and its context length.
+type ModelSpec struct {
+	Name          string
+	Hash          [32]byte
+	ContextLength int
+}
+
+// Job is one generation request, already validated.
+type Job struct {
+	Chat      bool
+	Messages  []native.Message
+	Prompt    string
+	MaxTokens int
+	Params    native.SampleParams
+}
+
+// Prepared is a job whose prompt is tokenized, so it can be priced.
+type Prepared struct {
+	Model     string
+	PromptIDs []int
+	MaxTokens int
+	Params    native.SampleParams
+	run       func(ctx context.Context, onDelta func(string) error) (*Output, error)
+}
+
+// Output is what a backend generated.
+type Output struct {
+	Text         string
+	OutputIDs    []int
+	Logprobs     []float32
+	FinishReason string
+}
+
+// Backend is an inference engine behind the provider.
+type Backend interface {
+	Models() []ModelSpec
+	Prepare(model string, job *Job) (*Prepared, error)
+}
+
+// Errors a backend returns for bad requests.
+var (
+	ErrUnknownModel  = errors.New("unknown model")
+	ErrPromptTooLong = errors.New("prompt too long")
+)
+
+// NativeBackend serves GGUF models with the built-in engine.
+type NativeBackend struct {
+	models map[string]*nativeModel
+	specs  []ModelSpec
+}
+
+type nativeModel struct {
+	spec   ModelSpec
+	m      *native.Model
+	tok    *tokenizer.Tokenizer
+	format native.ChatFormat
+}
+
+// NewNativeBackend loads GGUF files; each is served under its file name
+// without extension and registered under the sha256 of the file.
+func NewNativeBackend(paths []string, opts native.Options) (*NativeBackend, error) {
+	b := &NativeBackend{models: map[string]*nativeModel{}}
+	for _, p := range paths {
+		h, err := fileHash(p)
+		if err != nil {
+			return nil, err
+		}
+		m, err := native.Load(p, opts)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: %w", p, err)
+		}
+		tok, err := tokenizer.FromGGUF(m.File)
+		if err != nil {
+			return nil, fmt.Errorf("tokenizer of %s: %w", p, err)
+		}
+		tmpl, _ := m.File.String("tokenizer.chat_template")
+		name := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
+		spec := ModelSpec{Name: name, Hash: h, ContextLength: m.Config.ContextLen}
+		b.models[name] = &nativeModel{spec: spec, m: m, tok: tok, format: native.DetectChatFormat(tmpl)}
+		b.specs = append(b.specs, spec)
+	}
+	return b, nil
+}
+
+func fileHash(path string) ([32]byte, error) {
+	var h [32]byte
+	f, err := os.Open(path)
+	if err != nil {
+		return h, err
+	}
+	defer f.Close()
+	d := sha256.New()
+	if _, err := io.Copy(d, f); err != nil {
+		return h, err
+	}
+	copy(h[:], d.Sum(nil))
+	return h, nil
+}
+
+// Close releases the models.
+func (b *NativeBackend) Close() {
+	for _, m := range b.models {
+		m.m.Close()
+	}
+}
+
+// Models lists the served models.
+func (b *NativeBackend) Models() []ModelSpec { return b.specs }
+
+// Prepare tokenizes the prompt and checks it fits the context.
+func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
+	nm, ok := b.models[model]
+	if !ok {
+		return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
+	}
+	var ids []int
+	if job.Chat {
+		var err error
+		if ids, err = native.ChatPrompt(nm.tok, nm.format, job.Messages); err != nil {
+			return nil, err
+		}
+	} else {
+		ids = nm.tok.Encode(job.Prompt, nm.tok.AddBOS, false)
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("%w: empty prompt", ErrPromptTooLong)
+	}
+	if len(ids)+1 > nm.spec.ContextLength {
+		return nil, fmt.Errorf("%w: %d prompt tokens, context length %d", ErrPromptTooLong, len(ids), nm.spec.ContextLength)
+	}
+	maxTok := min(job.MaxTokens, nm.spec.ContextLength-len(ids))
+	p := &Prepared{Model: model, PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
+	p.Params.MaxTokens = maxTok
+	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
+		out := &Output{}
+		var cbErr error
+		res, err := nm.m.Generate(nm.tok, ids, p.Params, func(tr native.TokenResult) bool {
+			if ctx.Err() != nil {
+				return false
+			}
+			if onDelta != nil && tr.Text != "" {
+				if cbErr = onDelta(tr.Text); cbErr != nil {
+					return false
+				}
+			}
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+		if cbErr != nil {
+			return nil, cbErr
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		out.Text, out.FinishReason = res.Text, res.FinishReason
+		for _, tr := range res.Tokens {
+			out.OutputIDs = append(out.OutputIDs, tr.ID)
+			out.Logprobs = append(out.Logprobs, tr.Logprob)
+		}
+		return out, nil
+	}
+	return p, nil
+}
+
+// Run executes a prepared job.
+func (p *Prepared) Run(ctx context.Context, onDelta func(string) error) (*Output, error) {
+	return p.run(ctx, onDelta)
+}

@@ -1,0 +1,211 @@
+package provider
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/receipt"
+)
+
+// loop follows the chain: advances the epoch label, commits each finished
+// epoch's receipt root before its deadline, then redeems the best voucher
+// of every channel.
+func (p *Provider) loop(ctx context.Context) {
+	defer close(p.done)
+	t := time.NewTicker(p.cfg.Tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.tick(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("chain sync", "err", err)
+			}
+		}
+	}
+}
+
+func (p *Provider) tick(ctx context.Context) error {
+	st, err := p.chain.Status(ctx)
+	if err != nil {
+		return err
+	}
+	h := st.SyncInfo.LatestBlockHeight
+	p.mu.Lock()
+	p.height = h
+	cur := epochs.Number(p.params, h+1)
+	if cur > p.epoch {
+		p.epoch = cur // new receipts go to the new epoch from now on
+	}
+	p.mu.Unlock()
+	committed := false
+	for e := uint64(0); e < cur; e++ {
+		if cur-e > 3 {
+			continue
+		}
+		ok, err := p.commitEpoch(ctx, e, h)
+		if err != nil {
+			p.log.Error("commit epoch", "epoch", e, "err", err)
+		}
+		committed = committed || ok
+	}
+	if committed {
+		return p.redeemAll(ctx)
+	}
+	return nil
+}
+
+// EpochRoot computes the root and totals of an epoch's stored receipts.
+func (p *Provider) EpochRoot(e uint64) ([32]byte, []*receipt.Signed, error) {
+	rs, err := p.store.Receipts(e)
+	if err != nil {
+		return [32]byte{}, nil, err
+	}
+	ids := make([][32]byte, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID()
+	}
+	return receipt.Root(ids), rs, nil
+}
+
+func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, error) {
+	es, err := p.store.Epoch(e)
+	if err != nil || es.Count == 0 || es.Committed {
+		return false, err
+	}
+	var ev app.EpochView
+	if err := p.chain.Query(ctx, "/epoch/"+strconv.FormatUint(e, 10), 0, &ev); err != nil {
+		if client.IsNotFound(err) {
+			return false, nil // not closed on chain yet
+		}
+		return false, err
+	}
+	if h >= ev.CommitDeadline {
+		return false, errors.New("commit deadline passed")
+	}
+	root, rs, err := p.EpochRoot(e)
+	if err != nil {
+		return false, err
+	}
+	if uint64(len(rs)) != es.Count {
+		return false, errors.New("stored receipts disagree with the epoch count")
+	}
+	_, err = p.signer.Send(ctx, &types.MsgCommitEpoch{Epoch: e, Root: root[:], ReceiptCount: es.Count, TotalBilled: es.Total})
+	var te *client.TxError
+	if err != nil && !(errors.As(err, &te) && strings.Contains(te.Log, "already committed")) {
+		return false, err
+	}
+	es.Committed, es.Root = true, root[:]
+	if err := p.store.SaveEpoch(e, es); err != nil {
+		return false, err
+	}
+	p.log.Info("epoch committed", "epoch", e, "receipts", es.Count, "billed", es.Total, "root", hex.EncodeToString(root[:8]))
+	return true, nil
+}
+
+// redeemAll redeems, per channel, the best voucher above what was redeemed.
+func (p *Provider) redeemAll(ctx context.Context) error {
+	chans, err := p.store.Channels()
+	if err != nil {
+		return err
+	}
+	for id, st := range chans {
+		if st.BestCum <= st.Redeemed {
+			continue
+		}
+		var cv app.ChannelView
+		if err := p.chain.Query(ctx, "/channel/"+strconv.FormatUint(id, 10), 0, &cv); err != nil {
+			return err
+		}
+		if !cv.Closed && cv.Redeemed < st.BestCum {
+			res, err := p.signer.Send(ctx, &types.MsgRedeemVoucher{Voucher: &types.Voucher{ChannelId: id, CumulativeAmount: st.BestCum, Signature: st.BestSig}})
+			if err != nil {
+				p.log.Error("redeem voucher", "channel", id, "err", err)
+				continue
+			}
+			p.log.Info("voucher redeemed", "channel", id, "cumulative", st.BestCum, "paid", res.Events["paid"])
+		}
+		l := p.channelLock(id)
+		l.Lock()
+		cur, err := p.store.Channel(id)
+		if err == nil {
+			cur.Redeemed = max(cur.Redeemed, st.BestCum)
+			err = p.store.SaveVoucher(id, cur)
+		}
+		l.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ProofJSON is the answer of GET /v1/receipts/{id}/proof.
+type ProofJSON = receipt.ProofJSON
+
+func (p *Provider) handleProof(w http.ResponseWriter, r *http.Request) {
+	idb, err := hex.DecodeString(r.PathValue("id"))
+	if err != nil || len(idb) != 32 {
+		oai.Errorf(http.StatusBadRequest, "invalid_request_error", "id", "receipt id must be 64 hex characters").Write(w)
+		return
+	}
+	var id [32]byte
+	copy(id[:], idb)
+	sr, err := p.store.ReceiptByID(id)
+	if errors.Is(err, pebble.ErrNotFound) {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "id", "no receipt %x here", id).Write(w)
+		return
+	}
+	if err != nil {
+		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+		return
+	}
+	root, rs, err := p.EpochRoot(sr.Receipt.Epoch)
+	if err != nil {
+		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+		return
+	}
+	ids := make([][32]byte, len(rs))
+	for i, x := range rs {
+		ids[i] = x.ID()
+	}
+	proof, err := receipt.Prove(ids, int(sr.Receipt.Index))
+	if err != nil {
+		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+		return
+	}
+	es, _ := p.store.Epoch(sr.Receipt.Epoch)
+	out := receipt.ProofToJSON(sr, proof, root, es.Committed)
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+func (p *Provider) handleTranscript(w http.ResponseWriter, r *http.Request) {
+	e, err1 := strconv.ParseUint(r.PathValue("epoch"), 10, 64)
+	i, err2 := strconv.ParseUint(r.PathValue("index"), 10, 64)
+	if err1 != nil || err2 != nil {
+		oai.Errorf(http.StatusBadRequest, "invalid_request_error", "", "epoch and index must be numbers").Write(w)
+		return
+	}
+	t, err := p.store.Transcript(e, i)
+	if err != nil {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "no transcript %d/%d", e, i).Write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(t)
+}

@@ -1,0 +1,312 @@
+// Package provider serves the OpenAI API to gateways from a local backend,
+// paid by vouchers on on-chain payment channels, and answers each request
+// with a signed receipt that it commits on chain (a Merkle root per epoch)
+// before redeeming the vouchers.
+package provider
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
+)
+
+// VoucherHeader carries "<channel id>:<cumulative uagr>:<signature hex>".
+const (
+	VoucherHeader = "X-Agora-Voucher"
+	ReceiptHeader = "X-Agora-Receipt"
+	// ReceiptComment prefixes the SSE comment line carrying a stream's receipt.
+	ReceiptComment = ": agora-receipt "
+)
+
+// Config configures a provider.
+type Config struct {
+	ChainRPC     string
+	Key          ed25519.PrivateKey
+	Listen       string // host:port
+	Endpoint     string // public base URL registered on chain (default http://Listen)
+	DataDir      string
+	PriceIn      uint64 // uagr per 1,000 prompt tokens
+	PriceOut     uint64 // uagr per 1,000 completion tokens
+	Concurrency  int    // concurrent generations (default 1)
+	Queue        int    // waiting requests beyond that before 429 (default 16)
+	Bond         uint64 // provider bond to keep (default: the chain minimum)
+	Hardware     types.Hardware
+	Capabilities []string
+	DefaultMax   int           // max_tokens when a request gives none (default 256)
+	Tick         time.Duration // chain polling period (default 500ms)
+}
+
+// Provider is a running provider.
+type Provider struct {
+	cfg     Config
+	log     *slog.Logger
+	backend Backend
+	store   *Store
+	chain   *client.Client
+	signer  *client.Signer
+	addr    types.Address
+	chainID string
+	params  types.Params
+	metrics *metrics
+
+	mu       sync.Mutex // guards epoch labelling, epoch counters, reservations, channel cache
+	epoch    uint64
+	height   int64
+	reserved map[uint64]uint64
+	chans    map[uint64]app.ChannelView
+	chanMu   map[uint64]*sync.Mutex
+
+	queue chan struct{}
+	sem   chan struct{}
+
+	srv    *http.Server
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	tokens   *prometheus.CounterVec
+	billed   prometheus.Counter
+	latency  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "requests_total", Help: "Requests by HTTP status."}, []string{"status"}),
+		tokens:   prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "tokens_total", Help: "Tokens served by kind."}, []string{"kind"}),
+		billed:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "billed_uagr_total", Help: "uagr billed in receipts."}),
+		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "provider", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.tokens, m.billed, m.latency)
+	}
+	return m
+}
+
+// New prepares a provider; Start connects it to the chain and serves.
+func New(cfg Config, backend Backend, logger *slog.Logger, reg prometheus.Registerer) (*Provider, error) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1
+	}
+	if cfg.Queue <= 0 {
+		cfg.Queue = 16
+	}
+	if cfg.DefaultMax <= 0 {
+		cfg.DefaultMax = 256
+	}
+	if cfg.Tick <= 0 {
+		cfg.Tick = 500 * time.Millisecond
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	c, err := client.New(cfg.ChainRPC)
+	if err != nil {
+		return nil, err
+	}
+	p := &Provider{
+		cfg: cfg, log: logger, backend: backend, chain: c, signer: c.NewSigner(cfg.Key),
+		addr:     types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
+		reserved: map[uint64]uint64{}, chans: map[uint64]app.ChannelView{}, chanMu: map[uint64]*sync.Mutex{},
+		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
+		metrics: newMetrics(reg), done: make(chan struct{}),
+	}
+	return p, nil
+}
+
+// Address is the provider's account address.
+func (p *Provider) Address() types.Address { return p.addr }
+
+// URL is the provider's base URL.
+func (p *Provider) URL() string {
+	if p.cfg.Endpoint != "" {
+		return p.cfg.Endpoint
+	}
+	return "http://" + p.ln.Addr().String()
+}
+
+// Start opens the store, registers on chain, and serves.
+func (p *Provider) Start(ctx context.Context) error {
+	st, err := OpenStore(p.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	p.store = st
+	ln, err := net.Listen("tcp", p.cfg.Listen)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("provider listen on %s: %w", p.cfg.Listen, err)
+	}
+	p.ln = ln
+	if err := p.syncChain(ctx); err != nil {
+		ln.Close()
+		st.Close()
+		return err
+	}
+	if err := p.register(ctx); err != nil {
+		ln.Close()
+		st.Close()
+		return err
+	}
+	p.srv = &http.Server{Handler: p.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go p.srv.Serve(ln)
+	loopCtx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go p.loop(loopCtx)
+	p.log.Info("provider started", "address", p.addr, "url", p.URL(), "models", len(p.backend.Models()), "epoch", p.epoch)
+	return nil
+}
+
+// Stop shuts the server, finishes the chain loop and closes the store.
+func (p *Provider) Stop() error {
+	if p.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		p.srv.Shutdown(ctx)
+		cancel()
+	}
+	if p.cancel != nil {
+		p.cancel()
+		<-p.done
+	}
+	if p.store != nil {
+		return p.store.Close()
+	}
+	return nil
+}
+
+func (p *Provider) syncChain(ctx context.Context) error {
+	id, err := p.chain.ChainID(ctx)
+	if err != nil {
+		return err
+	}
+	p.chainID = id
+	if p.params, err = p.chain.Params(ctx); err != nil {
+		return err
+	}
+	st, err := p.chain.Status(ctx)
+	if err != nil {
+		return err
+	}
+	p.height = st.SyncInfo.LatestBlockHeight
+	p.epoch = epochs.Number(p.params, p.height+1)
+	return nil
+}
+
+func (p *Provider) info() *types.ProviderInfo {
+	info := &types.ProviderInfo{
+		Endpoint: p.URL(), PriceInputPer_1K: p.cfg.PriceIn, PriceOutputPer_1K: p.cfg.PriceOut,
+		Hardware: &p.cfg.Hardware, Capabilities: p.cfg.Capabilities,
+	}
+	if len(info.Capabilities) == 0 {
+		info.Capabilities = []string{"chat"}
+	}
+	for _, m := range p.backend.Models() {
+		h := m.Hash
+		info.Models = append(info.Models, &types.ModelOffer{Hash: h[:], Name: m.Name, ContextLength: uint32(m.ContextLength)})
+	}
+	return info
+}
+
+// register bonds (when below the target) and registers or updates the entry.
+func (p *Provider) register(ctx context.Context) error {
+	want := max(p.cfg.Bond, p.params.MinProviderStake)
+	var pv app.ProviderView
+	err := p.chain.Query(ctx, "/provider/"+p.addr.String(), 0, &pv)
+	if err != nil && !client.IsNotFound(err) {
+		return err
+	}
+	if pv.Bonded < want {
+		if _, err := p.signer.Send(ctx, &types.MsgBondProvider{Amount: want - pv.Bonded}); err != nil {
+			return fmt.Errorf("bond provider stake: %w", err)
+		}
+	}
+	info := p.info()
+	if pv.Registered {
+		_, err = p.signer.Send(ctx, &types.MsgUpdateProvider{Info: info})
+	} else {
+		_, err = p.signer.Send(ctx, &types.MsgRegisterProvider{Info: info})
+	}
+	if err != nil {
+		return fmt.Errorf("register provider: %w", err)
+	}
+	return nil
+}
+
+// Cost is what a request with these token counts costs, rounded up.
+func Cost(promptTokens, completionTokens int, priceIn, priceOut uint64) uint64 {
+	hi1, lo1 := bits.Mul64(uint64(promptTokens), priceIn)
+	hi2, lo2 := bits.Mul64(uint64(completionTokens), priceOut)
+	lo, c := bits.Add64(lo1, lo2, 0)
+	if hi1 != 0 || hi2 != 0 || c != 0 || lo > ^uint64(0)-999 {
+		return ^uint64(0)
+	}
+	return (lo + 999) / 1000
+}
+
+// ParseVoucher parses the voucher header.
+func ParseVoucher(h string) (*types.Voucher, error) {
+	parts := strings.Split(h, ":")
+	if len(parts) != 3 {
+		return nil, errors.New("voucher header must be <channel>:<cumulative>:<signature hex>")
+	}
+	id, err1 := strconv.ParseUint(parts[0], 10, 64)
+	cum, err2 := strconv.ParseUint(parts[1], 10, 64)
+	sig, err3 := hex.DecodeString(parts[2])
+	if err1 != nil || err2 != nil || err3 != nil || len(sig) != ed25519.SignatureSize {
+		return nil, errors.New("voucher header is malformed")
+	}
+	return &types.Voucher{ChannelId: id, CumulativeAmount: cum, Signature: sig}, nil
+}
+
+// FormatVoucher renders a voucher for the header.
+func FormatVoucher(v *types.Voucher) string {
+	return fmt.Sprintf("%d:%d:%x", v.ChannelId, v.CumulativeAmount, v.Signature)
+}
+
+// channel returns on-chain channel info, refreshing from the chain when the
+// cache does not cover need (a deposit that may have been topped up).
+func (p *Provider) channel(ctx context.Context, id uint64, need uint64) (app.ChannelView, error) {
+	p.mu.Lock()
+	c, ok := p.chans[id]
+	p.mu.Unlock()
+	if ok && c.Deposit >= need && !c.Closed && c.ExpiryHeight > p.height+2 {
+		return c, nil
+	}
+	if err := p.chain.Query(ctx, fmt.Sprintf("/channel/%d", id), 0, &c); err != nil {
+		return c, err
+	}
+	p.mu.Lock()
+	p.chans[id] = c
+	p.mu.Unlock()
+	return c, nil
+}
+
+func (p *Provider) channelLock(id uint64) *sync.Mutex {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, ok := p.chanMu[id]
+	if !ok {
+		m = &sync.Mutex{}
+		p.chanMu[id] = m
+	}
+	return m
+}

@@ -1,0 +1,387 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/receipt"
+)
+
+func (p *Provider) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/models", p.handleModels)
+	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, true) })
+	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, false) })
+	mux.HandleFunc("GET /v1/receipts/{id}/proof", p.handleProof)
+	mux.HandleFunc("GET /v1/transcripts/{epoch}/{index}", p.handleTranscript)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "unknown route %s %s", r.Method, r.URL.Path).Write(w)
+	})
+	return mux
+}
+
+func (p *Provider) handleModels(w http.ResponseWriter, r *http.Request) {
+	out := struct {
+		Object string      `json:"object"`
+		Data   []oai.Model `json:"data"`
+	}{Object: "list"}
+	for _, m := range p.backend.Models() {
+		out.Data = append(out.Data, oai.Model{ID: m.Name, Object: "model", OwnedBy: p.addr.String()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+func (p *Provider) fail(w http.ResponseWriter, e *oai.Error) {
+	p.metrics.requests.WithLabelValues(fmt.Sprint(e.Status)).Inc()
+	e.Write(w)
+}
+
+func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat bool) {
+	start := time.Now()
+	req, body, e := oai.Decode(r, chat)
+	if e != nil {
+		p.fail(w, e)
+		return
+	}
+	v, err := ParseVoucher(r.Header.Get(VoucherHeader))
+	if err != nil {
+		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "%v", err))
+		return
+	}
+	job := &Job{Chat: chat, MaxTokens: req.MaxOutput(p.cfg.DefaultMax)}
+	if chat {
+		for _, m := range req.Messages {
+			role := m.Role
+			if role == "developer" {
+				role = "system"
+			}
+			job.Messages = append(job.Messages, native.Message{Role: role, Content: string(m.Content)})
+		}
+	} else {
+		job.Prompt = *req.Prompt
+	}
+	if req.Temperature != nil {
+		job.Params.Temperature = *req.Temperature
+	} else {
+		job.Params.Temperature = 1
+	}
+	if req.TopP != nil {
+		job.Params.TopP = *req.TopP
+	}
+	if req.TopK != nil {
+		job.Params.TopK = *req.TopK
+	}
+	if req.MinP != nil {
+		job.Params.MinP = *req.MinP
+	}
+	if req.FrequencyPenalty != nil {
+		job.Params.FrequencyPenalty = *req.FrequencyPenalty
+	}
+	if req.PresencePenalty != nil {
+		job.Params.PresencePenalty = *req.PresencePenalty
+	}
+	if req.Seed != nil {
+		job.Params.Seed = *req.Seed
+	} else {
+		var b [8]byte
+		rand.Read(b[:])
+		for _, x := range b {
+			job.Params.Seed = job.Params.Seed<<8 | uint64(x)
+		}
+	}
+	job.Params.Stop = req.Stop
+	prep, err := p.backend.Prepare(req.Model, job)
+	switch {
+	case errors.Is(err, ErrUnknownModel):
+		p.fail(w, oai.Errorf(http.StatusNotFound, "invalid_request_error", "model", "model %q is not served here", req.Model))
+		return
+	case errors.Is(err, ErrPromptTooLong):
+		p.fail(w, oai.Errorf(http.StatusBadRequest, "invalid_request_error", "messages", "%v", err))
+		return
+	case err != nil:
+		p.fail(w, oai.Errorf(http.StatusBadRequest, "invalid_request_error", "", "%v", err))
+		return
+	}
+	maxCost := Cost(len(prep.PromptIDs), prep.MaxTokens, p.cfg.PriceIn, p.cfg.PriceOut)
+
+	// Payment: the voucher must cover everything billed and reserved on the
+	// channel plus this request's maximum cost.
+	chLock := p.channelLock(v.ChannelId)
+	chLock.Lock()
+	ch, err := p.channel(r.Context(), v.ChannelId, v.CumulativeAmount)
+	if err != nil {
+		chLock.Unlock()
+		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "channel %d: %v", v.ChannelId, err))
+		return
+	}
+	if perr := p.checkChannel(ch, v); perr != nil {
+		chLock.Unlock()
+		p.fail(w, perr)
+		return
+	}
+	state, err := p.store.Channel(v.ChannelId)
+	if err != nil {
+		chLock.Unlock()
+		p.fail(w, oai.Errorf(http.StatusInternalServerError, "api_error", "", "store: %v", err))
+		return
+	}
+	p.mu.Lock()
+	need := state.Billed + p.reserved[v.ChannelId] + maxCost
+	p.mu.Unlock()
+	if v.CumulativeAmount < need {
+		chLock.Unlock()
+		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader,
+			"voucher for %d uagr does not cover this request: %d already billed or reserved on channel %d plus up to %d for this one",
+			v.CumulativeAmount, need-maxCost, v.ChannelId, maxCost))
+		return
+	}
+	if v.CumulativeAmount > ch.Deposit {
+		chLock.Unlock()
+		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "voucher for %d uagr exceeds channel %d deposit of %d: top up the channel", v.CumulativeAmount, v.ChannelId, ch.Deposit))
+		return
+	}
+	if v.CumulativeAmount > state.BestCum {
+		state.BestCum, state.BestSig = v.CumulativeAmount, v.Signature
+		if err := p.store.SaveVoucher(v.ChannelId, state); err != nil {
+			chLock.Unlock()
+			p.fail(w, oai.Errorf(http.StatusInternalServerError, "api_error", "", "store: %v", err))
+			return
+		}
+	}
+	p.mu.Lock()
+	p.reserved[v.ChannelId] += maxCost
+	p.mu.Unlock()
+	chLock.Unlock()
+	release := func() {
+		p.mu.Lock()
+		p.reserved[v.ChannelId] -= maxCost
+		p.mu.Unlock()
+	}
+	defer release()
+
+	// Admission: a bounded queue, then a bounded number of generations.
+	select {
+	case p.queue <- struct{}{}:
+	default:
+		p.fail(w, oai.Errorf(http.StatusTooManyRequests, "rate_limit_error", "", "provider overloaded: %d requests already queued", cap(p.queue)))
+		return
+	}
+	defer func() { <-p.queue }()
+	select {
+	case p.sem <- struct{}{}:
+	case <-r.Context().Done():
+		return
+	}
+	defer func() { <-p.sem }()
+
+	id := "chatcmpl-" + hex.EncodeToString(sha256Sum(body)[:12])
+	object := "chat.completion"
+	if !chat {
+		id, object = "cmpl-"+id[9:], "text_completion"
+	}
+	created := time.Now().Unix()
+	var out *Output
+	var sr *receipt.Signed
+	if req.Stream {
+		out, sr, err = p.stream(w, r, req, prep, chat, id, created, body, v, maxCost)
+		if err != nil {
+			p.log.Debug("stream ended early", "err", err)
+			p.metrics.requests.WithLabelValues("stream_aborted").Inc()
+			return
+		}
+	} else {
+		out, err = prep.Run(r.Context(), nil)
+		if err != nil {
+			p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "generation failed: %v", err))
+			return
+		}
+		if sr, err = p.record(prep, out, body, v); err != nil {
+			p.fail(w, oai.Errorf(http.StatusInternalServerError, "api_error", "", "recording receipt: %v", err))
+			return
+		}
+		resp := oai.Response{ID: id, Object: object, Created: created, Model: req.Model, Usage: usageOf(prep, out)}
+		fr := out.FinishReason
+		if chat {
+			text := out.Text
+			resp.Choices = []oai.Choice{{Message: &oai.RespMessage{Role: "assistant", Content: &text}, FinishReason: &fr}}
+		} else {
+			text := out.Text
+			resp.Choices = []oai.Choice{{Text: &text, FinishReason: &fr}}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set(ReceiptHeader, sr.Encode())
+		json.NewEncoder(w).Encode(resp)
+	}
+	p.metrics.requests.WithLabelValues("200").Inc()
+	p.metrics.tokens.WithLabelValues("prompt").Add(float64(len(prep.PromptIDs)))
+	p.metrics.tokens.WithLabelValues("completion").Add(float64(len(out.OutputIDs)))
+	p.metrics.billed.Add(float64(sr.Receipt.Amount))
+	p.metrics.latency.Observe(time.Since(start).Seconds())
+}
+
+func sha256Sum(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
+}
+
+func usageOf(prep *Prepared, out *Output) *oai.Usage {
+	return &oai.Usage{PromptTokens: len(prep.PromptIDs), CompletionTokens: len(out.OutputIDs), TotalTokens: len(prep.PromptIDs) + len(out.OutputIDs)}
+}
+
+// checkChannel validates a voucher against its channel's on-chain state.
+func (p *Provider) checkChannel(ch app.ChannelView, v *types.Voucher) *oai.Error {
+	pay := func(format string, args ...any) *oai.Error {
+		return oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, format, args...)
+	}
+	switch {
+	case string(ch.Provider) != string(p.addr):
+		return pay("channel %d is not a channel to this provider", v.ChannelId)
+	case ch.Closed:
+		return pay("channel %d is closed", v.ChannelId)
+	case ch.ExpiryHeight <= p.currentHeight()+2:
+		return pay("channel %d expires at height %d: extend it before paying with it", v.ChannelId, ch.ExpiryHeight)
+	}
+	if err := types.VerifyVoucher(ch.ClientPubKey, p.chainID, v); err != nil {
+		return pay("invalid voucher for channel %d: %v", v.ChannelId, err)
+	}
+	return nil
+}
+
+func (p *Provider) currentHeight() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.height
+}
+
+// stream writes SSE chunks as tokens are generated, then the usage chunk (if
+// asked), the receipt as an SSE comment, and [DONE].
+func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Request, prep *Prepared, chat bool, id string, created int64, body []byte, v *types.Voucher, maxCost uint64) (*Output, *receipt.Signed, error) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		return nil, nil, errors.New("streaming unsupported")
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	object := "chat.completion.chunk"
+	if !chat {
+		object = "text_completion"
+	}
+	send := func(c oai.Response) error {
+		bz, _ := json.Marshal(c)
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", bz); err != nil {
+			return err
+		}
+		fl.Flush()
+		return nil
+	}
+	chunk := func(delta *string, role string, finish *string) oai.Response {
+		c := oai.Response{ID: id, Object: object, Created: created, Model: req.Model}
+		if chat {
+			c.Choices = []oai.Choice{{Delta: &oai.RespMessage{Role: role, Content: delta}, FinishReason: finish}}
+		} else {
+			c.Choices = []oai.Choice{{Text: delta, FinishReason: finish}}
+		}
+		return c
+	}
+	if chat {
+		empty := ""
+		if err := send(chunk(&empty, "assistant", nil)); err != nil {
+			return nil, nil, err
+		}
+	}
+	out, err := prep.Run(r.Context(), func(delta string) error {
+		d := delta
+		return send(chunk(&d, "", nil))
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	sr, err := p.record(prep, out, body, v)
+	if err != nil {
+		return nil, nil, err
+	}
+	fr := out.FinishReason
+	if err := send(chunk(nil, "", &fr)); err != nil {
+		return out, sr, err
+	}
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		c := oai.Response{ID: id, Object: object, Created: created, Model: req.Model, Choices: []oai.Choice{}, Usage: usageOf(prep, out)}
+		if err := send(c); err != nil {
+			return out, sr, err
+		}
+	}
+	if _, err := fmt.Fprintf(w, "%s%s\n\ndata: [DONE]\n\n", ReceiptComment, sr.Encode()); err != nil {
+		return out, sr, err
+	}
+	fl.Flush()
+	return out, sr, nil
+}
+
+// record bills the request, signs its receipt and stores it with the
+// transcript, synced, before the response completes.
+func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher) (*receipt.Signed, error) {
+	amount := Cost(len(prep.PromptIDs), len(out.OutputIDs), p.cfg.PriceIn, p.cfg.PriceOut)
+	var hash [32]byte
+	for _, m := range p.backend.Models() {
+		if m.Name == prep.Model {
+			hash = m.Hash
+		}
+	}
+	ch, err := p.channel(context.Background(), v.ChannelId, 0)
+	if err != nil {
+		return nil, err
+	}
+	chLock := p.channelLock(v.ChannelId)
+	chLock.Lock()
+	defer chLock.Unlock()
+	// p.mu pins the epoch label and index while the receipt is stored, so an
+	// epoch is never closed with a receipt still being written into it.
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	state, err := p.store.Channel(v.ChannelId)
+	if err != nil {
+		return nil, err
+	}
+	ep, err := p.store.Epoch(p.epoch)
+	if err != nil {
+		return nil, err
+	}
+	state.Billed += amount
+	respHash := sha256.Sum256([]byte(out.Text))
+	r := &types.Receipt{
+		ChainId: p.chainID, Provider: p.addr, ChannelId: v.ChannelId, Client: ch.Client,
+		Epoch: p.epoch, Index: ep.Count, RequestHash: sha256Sum(body), ResponseHash: respHash[:], ModelHash: hash[:],
+		PromptTokens: uint32(len(prep.PromptIDs)), CompletionTokens: uint32(len(out.OutputIDs)),
+		PriceInputPer_1K: p.cfg.PriceIn, PriceOutputPer_1K: p.cfg.PriceOut, Amount: amount,
+		ChannelBilled: state.Billed, VoucherCumulative: v.CumulativeAmount, Seed: prep.Params.Seed,
+	}
+	sr, err := receipt.Sign(p.cfg.Key, r)
+	if err != nil {
+		return nil, err
+	}
+	ep.Count++
+	ep.Total += amount
+	tr := &Transcript{
+		Model: prep.Model, PromptIDs: prep.PromptIDs, OutputIDs: out.OutputIDs, Logprobs: out.Logprobs,
+		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
+		Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: out.Text,
+	}
+	if err := p.store.Record(sr, tr, state, ep); err != nil {
+		return nil, err
+	}
+	return sr, nil
+}

@@ -1,0 +1,213 @@
+package provider
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/receipt"
+)
+
+// Store is the provider's durable state: per-channel billing and best
+// voucher, receipts and transcripts by epoch, epoch commitment status. Every
+// write that accompanies a response is synced before the response completes.
+type Store struct{ db *pebble.DB }
+
+// ChannelState is what the provider knows about a payment channel.
+type ChannelState struct {
+	Billed   uint64 `json:"billed"`   // total of its receipts' amounts
+	BestCum  uint64 `json:"best_cum"` // highest valid voucher received
+	BestSig  []byte `json:"best_sig"` // its signature
+	Redeemed uint64 `json:"redeemed"` // last amount redeemed on chain (as far as we know)
+}
+
+// EpochState tracks one epoch's receipt log.
+type EpochState struct {
+	Count     uint64 `json:"count"`
+	Total     uint64 `json:"total"`
+	Committed bool   `json:"committed"`
+	Root      []byte `json:"root,omitempty"`
+}
+
+// Transcript is what a verifier needs to re-execute a request.
+type Transcript struct {
+	Model       string    `json:"model"`
+	PromptIDs   []int     `json:"prompt_ids"`
+	OutputIDs   []int     `json:"output_ids"`
+	Logprobs    []float32 `json:"logprobs"`
+	Temperature float64   `json:"temperature"`
+	TopP        float64   `json:"top_p"`
+	TopK        int       `json:"top_k"`
+	MinP        float64   `json:"min_p"`
+	Seed        uint64    `json:"seed"`
+	MaxTokens   int       `json:"max_tokens"`
+	Text        string    `json:"text"`
+}
+
+// OpenStore opens (or creates) the store in dir.
+func OpenStore(dir string) (*Store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("open provider store %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...interface{})  {}
+func (quietLogger) Errorf(string, ...interface{}) {}
+func (quietLogger) Fatalf(format string, args ...interface{}) {
+	panic(fmt.Sprintf(format, args...))
+}
+
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func key(prefix string, parts ...[]byte) []byte {
+	k := []byte(prefix)
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func (s *Store) getJSON(k []byte, v any) (bool, error) {
+	bz, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	return true, json.Unmarshal(bz, v)
+}
+
+// Channel returns a channel's state (zero if unknown).
+func (s *Store) Channel(id uint64) (ChannelState, error) {
+	var c ChannelState
+	_, err := s.getJSON(key("ch/", u64(id)), &c)
+	return c, err
+}
+
+// SaveVoucher records a better voucher for a channel (synced).
+func (s *Store) SaveVoucher(id uint64, c ChannelState) error {
+	bz, _ := json.Marshal(c)
+	return s.db.Set(key("ch/", u64(id)), bz, pebble.Sync)
+}
+
+// Epoch returns an epoch's state.
+func (s *Store) Epoch(n uint64) (EpochState, error) {
+	var e EpochState
+	_, err := s.getJSON(key("ep/", u64(n)), &e)
+	return e, err
+}
+
+// SaveEpoch writes an epoch's state (synced).
+func (s *Store) SaveEpoch(n uint64, e EpochState) error {
+	bz, _ := json.Marshal(e)
+	return s.db.Set(key("ep/", u64(n)), bz, pebble.Sync)
+}
+
+// Record stores a served request atomically: its receipt and transcript, the
+// channel's new billing state and the epoch's counters. Synced.
+func (s *Store) Record(sr *receipt.Signed, tr *Transcript, ch ChannelState, ep EpochState) error {
+	r := sr.Receipt
+	b := s.db.NewBatch()
+	defer b.Close()
+	sbz, _ := proto.Marshal(&types.SignedReceipt{Receipt: sr.Bytes, Signature: sr.Signature})
+	tbz, _ := json.Marshal(tr)
+	cbz, _ := json.Marshal(ch)
+	ebz, _ := json.Marshal(ep)
+	id := sr.ID()
+	loc := append(u64(r.Epoch), u64(r.Index)...)
+	b.Set(key("rc/", loc), sbz, nil)
+	b.Set(key("tr/", loc), tbz, nil)
+	b.Set(key("rid/", id[:]), loc, nil)
+	b.Set(key("ch/", u64(r.ChannelId)), cbz, nil)
+	b.Set(key("ep/", u64(r.Epoch)), ebz, nil)
+	return b.Commit(pebble.Sync)
+}
+
+// Receipts returns an epoch's receipts in index order.
+func (s *Store) Receipts(epoch uint64) ([]*receipt.Signed, error) {
+	lo := key("rc/", u64(epoch))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: key("rc/", u64(epoch+1))})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*receipt.Signed
+	for it.First(); it.Valid(); it.Next() {
+		sr, err := decodeStored(it.Value())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sr)
+	}
+	return out, it.Error()
+}
+
+func decodeStored(bz []byte) (*receipt.Signed, error) {
+	var ss types.SignedReceipt
+	if err := proto.Unmarshal(bz, &ss); err != nil {
+		return nil, err
+	}
+	var r types.Receipt
+	if err := proto.Unmarshal(ss.Receipt, &r); err != nil {
+		return nil, err
+	}
+	return &receipt.Signed{Receipt: &r, Bytes: ss.Receipt, Signature: ss.Signature}, nil
+}
+
+// ReceiptByID finds a receipt by id.
+func (s *Store) ReceiptByID(id [32]byte) (*receipt.Signed, error) {
+	loc, closer, err := s.db.Get(key("rid/", id[:]))
+	if err != nil {
+		return nil, err
+	}
+	l := append([]byte(nil), loc...)
+	closer.Close()
+	bz, closer, err := s.db.Get(key("rc/", l))
+	if err != nil {
+		return nil, err
+	}
+	defer closer.Close()
+	return decodeStored(bz)
+}
+
+// Transcript returns a stored transcript.
+func (s *Store) Transcript(epoch, index uint64) (*Transcript, error) {
+	var t Transcript
+	ok, err := s.getJSON(key("tr/", u64(epoch), u64(index)), &t)
+	if !ok && err == nil {
+		err = pebble.ErrNotFound
+	}
+	return &t, err
+}
+
+// Channels lists all channel states.
+func (s *Store) Channels() (map[uint64]ChannelState, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("ch/"), UpperBound: []byte("ch0")})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := map[uint64]ChannelState{}
+	for it.First(); it.Valid(); it.Next() {
+		var c ChannelState
+		if err := json.Unmarshal(it.Value(), &c); err != nil {
+			return nil, err
+		}
+		out[binary.BigEndian.Uint64(it.Key()[3:])] = c
+	}
+	return out, it.Error()
+}

@@ -1,0 +1,89 @@
+// Package receipt signs and checks the receipts providers give for each
+// request, and builds the per-epoch Merkle tree whose root providers commit
+// on chain, with inclusion proofs anyone can check against that root.
+package receipt
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/chain/types"
+)
+
+// SignDomain separates receipt signatures from every other signature.
+const SignDomain = "agora/receipt/v1\n"
+
+// Signed is a receipt with its provider signature, decoded.
+type Signed struct {
+	Receipt   *types.Receipt
+	Bytes     []byte // the serialized receipt (what was signed)
+	Signature []byte
+}
+
+// ID is the receipt's id: sha256 of its serialized bytes.
+func (s *Signed) ID() [32]byte { return sha256.Sum256(s.Bytes) }
+
+// IDHex is the id in hex.
+func (s *Signed) IDHex() string {
+	id := s.ID()
+	return fmt.Sprintf("%x", id[:])
+}
+
+// Sign serializes and signs r with the provider key.
+func Sign(priv ed25519.PrivateKey, r *types.Receipt) (*Signed, error) {
+	bz, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	return &Signed{Receipt: r, Bytes: bz, Signature: ed25519.Sign(priv, append([]byte(SignDomain), bz...))}, nil
+}
+
+// Verify checks the signature with the provider's public key and that the
+// receipt names that provider.
+func (s *Signed) Verify(providerPub []byte) error {
+	if !types.VerifyEd25519(providerPub, append([]byte(SignDomain), s.Bytes...), s.Signature) {
+		return errors.New("receipt signature does not verify")
+	}
+	if string(types.AddressFromPubKey(providerPub)) != string(s.Receipt.Provider) {
+		return errors.New("receipt names another provider")
+	}
+	return nil
+}
+
+// Encode renders a signed receipt for an HTTP header or SSE comment:
+// base64(SignedReceipt protobuf).
+func (s *Signed) Encode() string {
+	bz, _ := proto.Marshal(&types.SignedReceipt{Receipt: s.Bytes, Signature: s.Signature})
+	return base64.RawURLEncoding.EncodeToString(bz)
+}
+
+// MaxEncoded bounds an encoded receipt.
+const MaxEncoded = 4096
+
+// Decode parses what Encode wrote.
+func Decode(s string) (*Signed, error) {
+	if len(s) > MaxEncoded {
+		return nil, errors.New("receipt too long")
+	}
+	bz, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	var sr types.SignedReceipt
+	if err := proto.Unmarshal(bz, &sr); err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	var r types.Receipt
+	if err := proto.Unmarshal(sr.Receipt, &r); err != nil {
+		return nil, fmt.Errorf("receipt body: %w", err)
+	}
+	if len(sr.Signature) != ed25519.SignatureSize || len(r.Provider) != types.AddressLen {
+		return nil, errors.New("receipt: bad signature or provider length")
+	}
+	return &Signed{Receipt: &r, Bytes: sr.Receipt, Signature: sr.Signature}, nil
+}
