@@ -47,7 +47,8 @@ type Config struct {
 	Concurrency  int    // concurrent generations (default 1)
 	Queue        int    // waiting requests beyond that before 429 (default 16)
 	Bond         uint64 // provider bond to keep (default: the chain minimum)
-	Hardware     types.Hardware
+	CPU, GPU     string // hardware description registered on chain
+	MemoryBytes  uint64
 	Capabilities []string
 	DefaultMax   int           // max_tokens when a request gives none (default 256)
 	Tick         time.Duration // chain polling period (default 500ms)
@@ -214,7 +215,7 @@ func (p *Provider) syncChain(ctx context.Context) error {
 func (p *Provider) info() *types.ProviderInfo {
 	info := &types.ProviderInfo{
 		Endpoint: p.URL(), PriceInputPer_1K: p.cfg.PriceIn, PriceOutputPer_1K: p.cfg.PriceOut,
-		Hardware: &p.cfg.Hardware, Capabilities: p.cfg.Capabilities,
+		Hardware: &types.Hardware{Cpu: p.cfg.CPU, Gpu: p.cfg.GPU, MemoryBytes: p.cfg.MemoryBytes}, Capabilities: p.cfg.Capabilities,
 	}
 	if len(info.Capabilities) == 0 {
 		info.Capabilities = []string{"chat"}
