@@ -51,6 +51,7 @@ type Config struct {
 	MemoryBytes  uint64
 	Capabilities []string
 	DefaultMax   int           // max_tokens when a request gives none (default 256)
+	Credit       uint64        // uagr a channel may owe beyond its best voucher (default 1,000,000)
 	Tick         time.Duration // chain polling period (default 500ms)
 }
 
@@ -113,6 +114,9 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg prometheus.Regist
 	}
 	if cfg.DefaultMax <= 0 {
 		cfg.DefaultMax = 256
+	}
+	if cfg.Credit == 0 {
+		cfg.Credit = 1_000_000
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond

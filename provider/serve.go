@@ -23,6 +23,7 @@ func (p *Provider) routes() http.Handler {
 	mux.HandleFunc("GET /v1/models", p.handleModels)
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, true) })
 	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, false) })
+	mux.HandleFunc("POST /v1/vouchers", p.handleVoucher)
 	mux.HandleFunc("GET /v1/receipts/{id}/proof", p.handleProof)
 	mux.HandleFunc("GET /v1/transcripts/{epoch}/{index}", p.handleTranscript)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -117,11 +118,13 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	}
 	maxCost := Cost(len(prep.PromptIDs), prep.MaxTokens, p.cfg.PriceIn, p.cfg.PriceOut)
 
-	// Payment: the voucher must cover everything billed and reserved on the
-	// channel plus this request's maximum cost.
+	// Payment is made after the fact: each voucher pays for the receipts the
+	// client has received so far. The provider extends a bounded credit (bills
+	// not yet covered by a voucher, plus requests in flight) and the channel's
+	// deposit must cover everything billed and reserved.
 	chLock := p.channelLock(v.ChannelId)
 	chLock.Lock()
-	ch, err := p.channel(r.Context(), v.ChannelId, v.CumulativeAmount)
+	ch, err := p.channel(r.Context(), v.ChannelId, 0)
 	if err != nil {
 		chLock.Unlock()
 		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "channel %d: %v", v.ChannelId, err))
@@ -132,34 +135,35 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		p.fail(w, perr)
 		return
 	}
-	state, err := p.store.Channel(v.ChannelId)
-	if err != nil {
+	state, perr := p.acceptVoucher(v, ch)
+	if perr != nil {
 		chLock.Unlock()
-		p.fail(w, oai.Errorf(http.StatusInternalServerError, "api_error", "", "store: %v", err))
+		p.fail(w, perr)
 		return
 	}
 	p.mu.Lock()
-	need := state.Billed + p.reserved[v.ChannelId] + maxCost
+	reserved := p.reserved[v.ChannelId]
 	p.mu.Unlock()
-	if v.CumulativeAmount < need {
+	unpaid := uint64(0)
+	if state.Billed > state.BestCum {
+		unpaid = state.Billed - state.BestCum
+	}
+	if unpaid+reserved+maxCost > p.cfg.Credit {
 		chLock.Unlock()
 		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader,
-			"voucher for %d uagr does not cover this request: %d already billed or reserved on channel %d plus up to %d for this one",
-			v.CumulativeAmount, need-maxCost, v.ChannelId, maxCost))
+			"%d uagr billed on channel %d is not covered by a voucher (best %d) and %d is in flight; this request may cost %d and the credit is %d: send a voucher for at least %d",
+			state.Billed, v.ChannelId, state.BestCum, reserved, maxCost, p.cfg.Credit, state.Billed))
 		return
 	}
-	if v.CumulativeAmount > ch.Deposit {
+	if state.Billed+reserved+maxCost > ch.Deposit {
+		// maybe topped up since we cached it
+		ch, err = p.channel(r.Context(), v.ChannelId, state.Billed+reserved+maxCost)
+	}
+	if err != nil || state.Billed+reserved+maxCost > ch.Deposit {
 		chLock.Unlock()
-		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "voucher for %d uagr exceeds channel %d deposit of %d: top up the channel", v.CumulativeAmount, v.ChannelId, ch.Deposit))
+		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader,
+			"channel %d is underfunded: deposit %d, billed %d, in flight %d, this request up to %d: top it up", v.ChannelId, ch.Deposit, state.Billed, reserved, maxCost))
 		return
-	}
-	if v.CumulativeAmount > state.BestCum {
-		state.BestCum, state.BestSig = v.CumulativeAmount, v.Signature
-		if err := p.store.SaveVoucher(v.ChannelId, state); err != nil {
-			chLock.Unlock()
-			p.fail(w, oai.Errorf(http.StatusInternalServerError, "api_error", "", "store: %v", err))
-			return
-		}
 	}
 	p.mu.Lock()
 	p.reserved[v.ChannelId] += maxCost
@@ -241,6 +245,55 @@ func usageOf(prep *Prepared, out *Output) *oai.Usage {
 	return &oai.Usage{PromptTokens: len(prep.PromptIDs), CompletionTokens: len(out.OutputIDs), TotalTokens: len(prep.PromptIDs) + len(out.OutputIDs)}
 }
 
+// acceptVoucher stores v if it is the best voucher seen for its channel
+// (synced) and returns the channel's state. Call with the channel lock held.
+func (p *Provider) acceptVoucher(v *types.Voucher, ch app.ChannelView) (ChannelState, *oai.Error) {
+	state, err := p.store.Channel(v.ChannelId)
+	if err != nil {
+		return state, oai.Errorf(http.StatusInternalServerError, "api_error", "", "store: %v", err)
+	}
+	if v.CumulativeAmount > ch.Deposit {
+		return state, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "voucher for %d uagr exceeds channel %d deposit of %d", v.CumulativeAmount, v.ChannelId, ch.Deposit)
+	}
+	if v.CumulativeAmount > state.Billed {
+		return state, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "voucher for %d uagr is above the %d billed on channel %d: vouchers pay for receipts already given", v.CumulativeAmount, state.Billed, v.ChannelId)
+	}
+	if v.CumulativeAmount > state.BestCum {
+		state.BestCum, state.BestSig = v.CumulativeAmount, v.Signature
+		if err := p.store.SaveVoucher(v.ChannelId, state); err != nil {
+			return state, oai.Errorf(http.StatusInternalServerError, "api_error", "", "store: %v", err)
+		}
+	}
+	return state, nil
+}
+
+// handleVoucher takes a payment voucher on its own (the gateway sends one
+// when it has received receipts it has not paid for yet).
+func (p *Provider) handleVoucher(w http.ResponseWriter, r *http.Request) {
+	v, err := ParseVoucher(r.Header.Get(VoucherHeader))
+	if err != nil {
+		oai.Errorf(http.StatusBadRequest, "invalid_request_error", VoucherHeader, "%v", err).Write(w)
+		return
+	}
+	l := p.channelLock(v.ChannelId)
+	l.Lock()
+	defer l.Unlock()
+	ch, err := p.channel(r.Context(), v.ChannelId, 0)
+	if err != nil {
+		oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "channel %d: %v", v.ChannelId, err).Write(w)
+		return
+	}
+	if e := p.checkChannel(ch, v); e != nil {
+		e.Write(w)
+		return
+	}
+	if _, e := p.acceptVoucher(v, ch); e != nil {
+		e.Write(w)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // checkChannel validates a voucher against its channel's on-chain state.
 func (p *Provider) checkChannel(ch app.ChannelView, v *types.Voucher) *oai.Error {
 	pay := func(format string, args ...any) *oai.Error {
@@ -251,8 +304,8 @@ func (p *Provider) checkChannel(ch app.ChannelView, v *types.Voucher) *oai.Error
 		return pay("channel %d is not a channel to this provider", v.ChannelId)
 	case ch.Closed:
 		return pay("channel %d is closed", v.ChannelId)
-	case ch.ExpiryHeight <= p.currentHeight()+2:
-		return pay("channel %d expires at height %d: extend it before paying with it", v.ChannelId, ch.ExpiryHeight)
+	case ch.ExpiryHeight <= p.currentHeight()+p.params.EpochLength+p.params.CommitWindow+2:
+		return pay("channel %d expires at height %d, too soon to settle this request (current height %d): extend it", v.ChannelId, ch.ExpiryHeight, p.currentHeight())
 	}
 	if err := types.VerifyVoucher(ch.ClientPubKey, p.chainID, v); err != nil {
 		return pay("invalid voucher for channel %d: %v", v.ChannelId, err)
@@ -334,6 +387,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 // record bills the request, signs its receipt and stores it with the
 // transcript, synced, before the response completes.
 func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher) (*receipt.Signed, error) {
+	// (v is the voucher the request came with; VoucherCumulative records it.)
 	amount := Cost(len(prep.PromptIDs), len(out.OutputIDs), p.cfg.PriceIn, p.cfg.PriceOut)
 	var hash [32]byte
 	for _, m := range p.backend.Models() {
