@@ -1,0 +1,429 @@
+// Package gateway is the OpenAI-compatible front clients use: it finds
+// providers for a model on chain, routes by price, latency and success,
+// opens payment channels lazily, pays with vouchers for the receipts it has
+// verified, streams responses through, fails over before the first byte,
+// and keeps every receipt.
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/provider"
+)
+
+// Config configures a gateway.
+type Config struct {
+	ChainRPC      string
+	Key           ed25519.PrivateKey // the client account that pays
+	Listen        string
+	DataDir       string
+	APIKeys       []string      // accepted bearer keys (empty: no auth, for a local devnet)
+	Deposit       uint64        // uagr put in each new channel (default 10 AGR)
+	ChannelBlocks int64         // channel lifetime in blocks (default 2000)
+	DefaultMax    int           // max_tokens when a request gives none (default 256)
+	Refresh       time.Duration // provider directory refresh (default 2s)
+	FlushAfter    time.Duration // pay outstanding receipts after this idle time (default 300ms)
+	Tries         int           // providers tried before giving up (default 3)
+}
+
+// Gateway is a running gateway.
+type Gateway struct {
+	cfg     Config
+	log     *slog.Logger
+	chain   *client.Client
+	signer  *client.Signer
+	addr    types.Address
+	chainID string
+	params  types.Params
+	store   *Store
+	httpc   *http.Client
+	metrics *metrics
+
+	dirMu     sync.RWMutex
+	providers []*providerEntry
+	height    int64
+
+	chMu  sync.Mutex
+	chans map[string]*channel
+
+	srv    *http.Server
+	ln     net.Listener
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type providerEntry struct {
+	addr     types.Address
+	endpoint string
+	pub      []byte
+	priceIn  uint64
+	priceOut uint64
+	models   map[string]bool
+	// routing statistics
+	mu       sync.Mutex
+	latency  float64 // EWMA seconds
+	failures float64 // decaying failure count
+}
+
+type channel struct {
+	mu       sync.Mutex
+	provider *providerEntry
+	state    ChannelState
+	inflight uint64
+	lastUse  time.Time
+}
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	failover prometheus.Counter
+	paid     prometheus.Counter
+	latency  prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "requests_total", Help: "Requests by HTTP status."}, []string{"status"}),
+		failover: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "failovers_total", Help: "Requests retried on another provider."}),
+		paid:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "billed_uagr_total", Help: "uagr of verified receipts."}),
+		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "gateway", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12)}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.failover, m.paid, m.latency)
+	}
+	return m
+}
+
+// New prepares a gateway.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
+	if cfg.Deposit == 0 {
+		cfg.Deposit = 10_000_000
+	}
+	if cfg.ChannelBlocks == 0 {
+		cfg.ChannelBlocks = 2000
+	}
+	if cfg.DefaultMax == 0 {
+		cfg.DefaultMax = 256
+	}
+	if cfg.Refresh == 0 {
+		cfg.Refresh = 2 * time.Second
+	}
+	if cfg.FlushAfter == 0 {
+		cfg.FlushAfter = 300 * time.Millisecond
+	}
+	if cfg.Tries == 0 {
+		cfg.Tries = 3
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	c, err := client.New(cfg.ChainRPC)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
+		DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext}
+	return &Gateway{
+		cfg: cfg, log: logger, chain: c, signer: c.NewSigner(cfg.Key),
+		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
+		httpc: &http.Client{Transport: tr}, metrics: newMetrics(reg),
+		chans: map[string]*channel{}, done: make(chan struct{}),
+	}, nil
+}
+
+// URL is the gateway's base URL.
+func (g *Gateway) URL() string { return "http://" + g.ln.Addr().String() }
+
+// Address is the paying account.
+func (g *Gateway) Address() types.Address { return g.addr }
+
+// Start connects to the chain, loads the directory and serves.
+func (g *Gateway) Start(ctx context.Context) error {
+	var err error
+	if g.chainID, err = g.chain.ChainID(ctx); err != nil {
+		return err
+	}
+	if g.params, err = g.chain.Params(ctx); err != nil {
+		return err
+	}
+	if g.store, err = OpenStore(g.cfg.DataDir); err != nil {
+		return err
+	}
+	if err := g.refresh(ctx); err != nil {
+		g.store.Close()
+		return err
+	}
+	if g.ln, err = net.Listen("tcp", g.cfg.Listen); err != nil {
+		g.store.Close()
+		return fmt.Errorf("gateway listen on %s: %w", g.cfg.Listen, err)
+	}
+	g.srv = &http.Server{Handler: g.routes(), ReadHeaderTimeout: 10 * time.Second}
+	go g.srv.Serve(g.ln)
+	lctx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	go g.loop(lctx)
+	g.log.Info("gateway started", "url", g.URL(), "client", g.addr, "providers", len(g.providers))
+	return nil
+}
+
+// Stop shuts the gateway down, paying what it owes first.
+func (g *Gateway) Stop() error {
+	if g.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		g.srv.Shutdown(ctx)
+		cancel()
+	}
+	if g.cancel != nil {
+		g.cancel()
+		<-g.done
+	}
+	g.flush(context.Background(), 0)
+	if g.store != nil {
+		return g.store.Close()
+	}
+	return nil
+}
+
+func (g *Gateway) loop(ctx context.Context) {
+	defer close(g.done)
+	refresh := time.NewTicker(g.cfg.Refresh)
+	flush := time.NewTicker(100 * time.Millisecond)
+	defer refresh.Stop()
+	defer flush.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-refresh.C:
+			if err := g.refresh(ctx); err != nil && ctx.Err() == nil {
+				g.log.Warn("provider directory refresh", "err", err)
+			}
+		case <-flush.C:
+			g.flush(ctx, g.cfg.FlushAfter)
+		}
+	}
+}
+
+// refresh reloads the registered providers and their public keys.
+func (g *Gateway) refresh(ctx context.Context) error {
+	st, err := g.chain.Status(ctx)
+	if err != nil {
+		return err
+	}
+	var list []app.ProviderView
+	if err := g.chain.Query(ctx, "/providers", 0, &list); err != nil {
+		return err
+	}
+	g.dirMu.RLock()
+	old := map[string]*providerEntry{}
+	for _, p := range g.providers {
+		old[p.addr.String()] = p
+	}
+	g.dirMu.RUnlock()
+	var next []*providerEntry
+	for _, pv := range list {
+		if !pv.Registered || pv.Jailed {
+			continue
+		}
+		e := old[pv.Address.String()]
+		if e == nil {
+			acc, err := g.chain.Account(ctx, pv.Address)
+			if err != nil || len(acc.PubKey) == 0 {
+				continue
+			}
+			e = &providerEntry{addr: pv.Address, pub: acc.PubKey}
+		}
+		e.endpoint, e.priceIn, e.priceOut = pv.Endpoint, pv.PriceInputPer1K, pv.PriceOutputPer1K
+		e.models = map[string]bool{}
+		for _, m := range pv.Models {
+			e.models[m.Name] = true
+		}
+		next = append(next, e)
+	}
+	g.dirMu.Lock()
+	g.providers, g.height = next, st.SyncInfo.LatestBlockHeight
+	g.dirMu.Unlock()
+	return nil
+}
+
+// candidates returns the providers serving model, best first: fewer recent
+// failures, then lower output price, then lower latency.
+func (g *Gateway) candidates(model string) []*providerEntry {
+	g.dirMu.RLock()
+	var out []*providerEntry
+	for _, p := range g.providers {
+		if p.models[model] {
+			out = append(out, p)
+		}
+	}
+	g.dirMu.RUnlock()
+	type scored struct {
+		p                *providerEntry
+		fail, price, lat float64
+	}
+	s := make([]scored, len(out))
+	for i, p := range out {
+		p.mu.Lock()
+		s[i] = scored{p, p.failures, float64(p.priceOut + p.priceIn/4), p.latency}
+		p.mu.Unlock()
+	}
+	sort.SliceStable(s, func(i, j int) bool {
+		if (s[i].fail >= 1) != (s[j].fail >= 1) {
+			return s[i].fail < 1
+		}
+		if s[i].price != s[j].price {
+			return s[i].price < s[j].price
+		}
+		return s[i].lat < s[j].lat
+	})
+	for i := range s {
+		out[i] = s[i].p
+	}
+	return out
+}
+
+func (p *providerEntry) observe(ok bool, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.failures *= 0.8
+	if !ok {
+		p.failures += 1
+	} else if p.latency == 0 {
+		p.latency = d.Seconds()
+	} else {
+		p.latency = 0.8*p.latency + 0.2*d.Seconds()
+	}
+}
+
+// channelFor returns the channel to p, opening or topping it up on chain
+// when it cannot cover need more uagr or expires too soon.
+func (g *Gateway) channelFor(ctx context.Context, p *providerEntry, need uint64) (*channel, error) {
+	key := p.addr.String()
+	g.chMu.Lock()
+	ch, ok := g.chans[key]
+	if !ok {
+		ch = &channel{provider: p}
+		g.chans[key] = ch
+	}
+	g.chMu.Unlock()
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.provider = p
+	if ch.state.ChannelID == 0 {
+		st, found, err := g.store.Channel(key)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			ch.state = st
+		}
+	}
+	g.dirMu.RLock()
+	h := g.height
+	g.dirMu.RUnlock()
+	minLife := g.params.EpochLength*2 + g.params.CommitWindow + 10
+	switch {
+	case ch.state.ChannelID == 0 || ch.state.Expiry <= h+2:
+		// no channel (or an expired one): open a new one
+		res, err := g.signer.Send(ctx, &types.MsgOpenChannel{Provider: p.addr, Deposit: max(g.cfg.Deposit, need), ExpiryHeight: h + g.cfg.ChannelBlocks})
+		if err != nil {
+			return nil, fmt.Errorf("open channel to %s: %w", p.addr, err)
+		}
+		id, err := strconv.ParseUint(res.Events["channel_id"], 10, 64)
+		if err != nil {
+			return nil, errors.New("open channel: no channel id in the result")
+		}
+		ch.state = ChannelState{ChannelID: id, Deposit: max(g.cfg.Deposit, need), Expiry: h + g.cfg.ChannelBlocks}
+		if err := g.store.SaveChannel(key, ch.state); err != nil {
+			return nil, err
+		}
+		g.log.Info("channel opened", "provider", p.addr, "channel", id, "deposit", ch.state.Deposit)
+	case ch.state.Billed+ch.inflight+need > ch.state.Deposit || ch.state.Expiry < h+minLife:
+		add := uint64(0)
+		if ch.state.Billed+ch.inflight+need > ch.state.Deposit {
+			add = max(g.cfg.Deposit, need)
+		}
+		exp := h + g.cfg.ChannelBlocks
+		if _, err := g.signer.Send(ctx, &types.MsgTopUpChannel{ChannelId: ch.state.ChannelID, Amount: add, ExpiryHeight: exp}); err != nil {
+			return nil, fmt.Errorf("top up channel %d: %w", ch.state.ChannelID, err)
+		}
+		ch.state.Deposit += add
+		ch.state.Expiry = exp
+		if err := g.store.SaveChannel(key, ch.state); err != nil {
+			return nil, err
+		}
+	}
+	return ch, nil
+}
+
+// voucher signs (and persists before use) a voucher paying everything billed.
+func (g *Gateway) voucher(ch *channel) (*types.Voucher, error) {
+	cum := ch.state.Billed
+	if cum < ch.state.Paid {
+		cum = ch.state.Paid // never sign lower than before
+	}
+	if cum > ch.state.Paid {
+		ch.state.Paid = cum
+		if err := g.store.SaveChannel(ch.provider.addr.String(), ch.state); err != nil {
+			return nil, err
+		}
+	}
+	return types.SignVoucher(g.cfg.Key, g.chainID, ch.state.ChannelID, cum), nil
+}
+
+// flush pays receipts not yet covered by a voucher on channels idle for at
+// least idle (0: all).
+func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
+	g.chMu.Lock()
+	list := make([]*channel, 0, len(g.chans))
+	for _, c := range g.chans {
+		list = append(list, c)
+	}
+	g.chMu.Unlock()
+	for _, ch := range list {
+		ch.mu.Lock()
+		if ch.state.Billed <= ch.state.Delivered || ch.inflight > 0 || time.Since(ch.lastUse) < idle {
+			ch.mu.Unlock()
+			continue
+		}
+		v, err := g.voucher(ch)
+		endpoint := ch.provider.endpoint
+		ch.mu.Unlock()
+		if err != nil {
+			g.log.Error("sign voucher", "err", err)
+			continue
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/v1/vouchers", nil)
+		req.Header.Set(provider.VoucherHeader, provider.FormatVoucher(v))
+		resp, err := g.httpc.Do(req)
+		if err != nil {
+			g.log.Debug("send voucher", "provider", endpoint, "err", err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			g.log.Warn("voucher refused", "provider", endpoint, "status", resp.StatusCode)
+			continue
+		}
+		ch.mu.Lock()
+		if v.CumulativeAmount > ch.state.Delivered {
+			ch.state.Delivered = v.CumulativeAmount
+			g.store.SaveChannel(ch.provider.addr.String(), ch.state)
+		}
+		ch.mu.Unlock()
+	}
+}

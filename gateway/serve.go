@@ -1,0 +1,344 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/receipt"
+)
+
+// Response headers naming who served a request and its receipt.
+const (
+	ProviderHeader  = "X-Agora-Provider"
+	ReceiptIDHeader = "X-Agora-Receipt-Id"
+)
+
+func (g *Gateway) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/models", g.auth(g.handleModels))
+	mux.HandleFunc("POST /v1/chat/completions", g.auth(func(w http.ResponseWriter, r *http.Request) { g.handleCompletion(w, r, "/v1/chat/completions", true) }))
+	mux.HandleFunc("POST /v1/completions", g.auth(func(w http.ResponseWriter, r *http.Request) { g.handleCompletion(w, r, "/v1/completions", false) }))
+	mux.HandleFunc("GET /v1/receipts", g.auth(g.handleReceipts))
+	mux.HandleFunc("GET /v1/receipts/{id}", g.auth(g.handleReceipt))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "unknown route %s %s", r.Method, r.URL.Path).Write(w)
+	})
+	return mux
+}
+
+func (g *Gateway) auth(next http.HandlerFunc) http.HandlerFunc {
+	if len(g.cfg.APIKeys) == 0 {
+		return next
+	}
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		for _, k := range g.cfg.APIKeys {
+			if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
+				next(w, r)
+				return
+			}
+		}
+		oai.Errorf(http.StatusUnauthorized, "invalid_request_error", "", "missing or unknown API key").Write(w)
+	}
+}
+
+func (g *Gateway) handleModels(w http.ResponseWriter, r *http.Request) {
+	seen := map[string]bool{}
+	out := struct {
+		Object string      `json:"object"`
+		Data   []oai.Model `json:"data"`
+	}{Object: "list", Data: []oai.Model{}}
+	g.dirMu.RLock()
+	for _, p := range g.providers {
+		for m := range p.models {
+			if !seen[m] {
+				seen[m] = true
+				out.Data = append(out.Data, oai.Model{ID: m, Object: "model", OwnedBy: "agora"})
+			}
+		}
+	}
+	g.dirMu.RUnlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}
+
+func (g *Gateway) fail(w http.ResponseWriter, e *oai.Error) {
+	g.metrics.requests.WithLabelValues(strconv.Itoa(e.Status)).Inc()
+	e.Write(w)
+}
+
+// errRetry marks a provider failure before any byte reached the client.
+type errRetry struct{ err error }
+
+func (e errRetry) Error() string { return e.err.Error() }
+
+func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path string, chat bool) {
+	start := time.Now()
+	req, body, e := oai.Decode(r, chat)
+	if e != nil {
+		g.fail(w, e)
+		return
+	}
+	cands := g.candidates(req.Model)
+	if len(cands) == 0 {
+		g.fail(w, oai.Errorf(http.StatusNotFound, "invalid_request_error", "model", "no provider on the network serves model %q", req.Model))
+		return
+	}
+	maxOut := req.MaxOutput(g.cfg.DefaultMax)
+	// Every token takes at least one byte of the request, so the body length
+	// bounds the prompt tokens; that bounds what the request may cost.
+	var lastErr error
+	for i, p := range cands {
+		if i >= g.cfg.Tries {
+			break
+		}
+		if i > 0 {
+			g.metrics.failover.Inc()
+		}
+		maxCost := provider.Cost(len(body)+16, maxOut, p.priceIn, p.priceOut)
+		err := g.try(w, r, req.Stream, path, body, p, maxCost, maxOut)
+		var rt errRetry
+		if err == nil {
+			g.metrics.latency.Observe(time.Since(start).Seconds())
+			return
+		}
+		if !errors.As(err, &rt) {
+			g.log.Warn("request failed after the response started", "provider", p.addr, "err", err)
+			return
+		}
+		lastErr = rt.err
+		g.log.Info("provider failed, trying the next", "provider", p.addr, "err", rt.err)
+	}
+	var oe *oai.Error
+	if errors.As(lastErr, &oe) {
+		g.fail(w, oe)
+		return
+	}
+	g.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "no provider could serve the request: %v", lastErr))
+}
+
+// try sends the request to one provider. A returned errRetry means nothing
+// was written to the client and another provider may be tried.
+func (g *Gateway) try(w http.ResponseWriter, r *http.Request, stream bool, path string, body []byte, p *providerEntry, maxCost uint64, maxOut int) error {
+	ch, err := g.channelFor(r.Context(), p, maxCost)
+	if err != nil {
+		return errRetry{err}
+	}
+	ch.mu.Lock()
+	v, err := g.voucher(ch)
+	ch.inflight += maxCost
+	ch.lastUse = time.Now()
+	ch.mu.Unlock()
+	done := func() {
+		ch.mu.Lock()
+		ch.inflight -= maxCost
+		ch.lastUse = time.Now()
+		ch.mu.Unlock()
+	}
+	defer done()
+	if err != nil {
+		return errRetry{err}
+	}
+	t0 := time.Now()
+	preq, err := http.NewRequestWithContext(r.Context(), http.MethodPost, p.endpoint+path, bytes.NewReader(body))
+	if err != nil {
+		return errRetry{err}
+	}
+	preq.Header.Set("Content-Type", "application/json")
+	preq.Header.Set(provider.VoucherHeader, provider.FormatVoucher(v))
+	resp, err := g.httpc.Do(preq)
+	if err != nil {
+		p.observe(false, 0)
+		return errRetry{err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		oe := oai.ParseError(resp.StatusCode, eb)
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusPaymentRequired {
+			p.observe(false, 0)
+			return errRetry{oe}
+		}
+		// the request itself is at fault: pass the provider's answer on
+		g.fail(w, oe)
+		return nil
+	}
+	g.markDelivered(ch, v.CumulativeAmount)
+	if !stream {
+		rb, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		if err != nil {
+			p.observe(false, 0)
+			return errRetry{fmt.Errorf("reading provider response: %w", err)}
+		}
+		var parsed oai.Response
+		if err := json.Unmarshal(rb, &parsed); err != nil || len(parsed.Choices) == 0 || parsed.Usage == nil {
+			p.observe(false, 0)
+			return errRetry{fmt.Errorf("provider returned an invalid completion")}
+		}
+		sr, err := g.acceptReceipt(ch, resp.Header.Get(provider.ReceiptHeader), v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
+		if err != nil {
+			p.observe(false, 0)
+			return errRetry{err}
+		}
+		p.observe(true, time.Since(t0))
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set(ProviderHeader, p.addr.String())
+		w.Header().Set(ReceiptIDHeader, sr.IDHex())
+		w.Write(rb)
+		g.metrics.requests.WithLabelValues("200").Inc()
+		return nil
+	}
+	// Streaming: pass SSE events through as they arrive, keep the receipt
+	// comment for ourselves.
+	fl, _ := w.(http.Flusher)
+	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	started := false
+	var enc string
+	var usage *oai.Usage
+	var model string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil && (err != io.EOF || line == "") {
+			if !started {
+				p.observe(false, 0)
+				return errRetry{fmt.Errorf("provider stream: %w", err)}
+			}
+			p.observe(false, 0)
+			return fmt.Errorf("provider stream dropped: %w", err)
+		}
+		if strings.HasPrefix(line, provider.ReceiptComment) {
+			enc = strings.TrimSpace(strings.TrimPrefix(line, provider.ReceiptComment))
+			continue
+		}
+		if data, ok := strings.CutPrefix(line, "data: "); ok && !strings.HasPrefix(data, "[DONE]") {
+			var c oai.Response
+			if json.Unmarshal([]byte(data), &c) == nil {
+				if c.Usage != nil {
+					usage = c.Usage
+				}
+				model = c.Model
+			}
+		}
+		if !started {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set(ProviderHeader, p.addr.String())
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		if _, werr := io.WriteString(w, line); werr != nil {
+			return fmt.Errorf("client went away: %w", werr)
+		}
+		if line == "\n" && fl != nil {
+			fl.Flush()
+		}
+		if strings.HasPrefix(line, "data: [DONE]") {
+			break
+		}
+	}
+	if fl != nil {
+		fl.Flush()
+	}
+	if _, err := g.acceptReceipt(ch, enc, v.CumulativeAmount, maxCost, maxOut, usage, model); err != nil {
+		p.observe(false, 0)
+		return fmt.Errorf("stream receipt: %w", err)
+	}
+	p.observe(true, time.Since(t0))
+	g.metrics.requests.WithLabelValues("200").Inc()
+	return nil
+}
+
+func (g *Gateway) markDelivered(ch *channel, cum uint64) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if cum > ch.state.Delivered {
+		ch.state.Delivered = cum
+	}
+}
+
+// acceptReceipt verifies a provider's receipt for a request we paid with a
+// voucher for cum, and books it. usage (if known) must match it.
+func (g *Gateway) acceptReceipt(ch *channel, enc string, cum, maxCost uint64, maxOut int, usage *oai.Usage, model string) (*receipt.Signed, error) {
+	if enc == "" {
+		return nil, errors.New("provider sent no receipt")
+	}
+	sr, err := receipt.Decode(enc)
+	if err != nil {
+		return nil, err
+	}
+	p := ch.provider
+	if err := sr.Verify(p.pub); err != nil {
+		return nil, err
+	}
+	r := sr.Receipt
+	want := provider.Cost(int(r.PromptTokens), int(r.CompletionTokens), p.priceIn, p.priceOut)
+	switch {
+	case r.ChainId != g.chainID || r.ChannelId != ch.state.ChannelID:
+		return nil, errors.New("receipt is for another chain or channel")
+	case r.VoucherCumulative != cum:
+		return nil, fmt.Errorf("receipt cites voucher %d, we sent %d", r.VoucherCumulative, cum)
+	case r.PriceInputPer_1K != p.priceIn || r.PriceOutputPer_1K != p.priceOut:
+		return nil, errors.New("receipt prices differ from the provider's registered prices")
+	case r.Amount != want || r.Amount > maxCost:
+		return nil, fmt.Errorf("receipt bills %d, tokens at registered prices cost %d (max %d)", r.Amount, want, maxCost)
+	case int(r.CompletionTokens) > maxOut:
+		return nil, fmt.Errorf("receipt counts %d completion tokens, max_tokens was %d", r.CompletionTokens, maxOut)
+	case usage != nil && (usage.PromptTokens != int(r.PromptTokens) || usage.CompletionTokens != int(r.CompletionTokens)):
+		return nil, errors.New("receipt token counts differ from the response's usage")
+	}
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.state.Billed += r.Amount
+	st := StoredReceipt{ID: sr.IDHex(), Provider: p.addr.String(), Model: model, Amount: r.Amount, Epoch: r.Epoch, Index: r.Index,
+		Channel: r.ChannelId, Prompt: r.PromptTokens, Output: r.CompletionTokens, Time: time.Now().Unix(), Encoded: sr.Encode()}
+	if err := g.store.AddReceipt(p.addr.String(), ch.state, st); err != nil {
+		ch.state.Billed -= r.Amount
+		return nil, err
+	}
+	g.metrics.paid.Add(float64(r.Amount))
+	return sr, nil
+}
+
+func (g *Gateway) handleReceipts(w http.ResponseWriter, r *http.Request) {
+	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
+	limit := 100
+	if l, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && l > 0 && l <= 1000 {
+		limit = l
+	}
+	list, err := g.store.Receipts(after, limit)
+	if err != nil {
+		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": list})
+}
+
+func (g *Gateway) handleReceipt(w http.ResponseWriter, r *http.Request) {
+	rec, err := g.store.Receipt(r.PathValue("id"))
+	if errors.Is(err, pebble.ErrNotFound) {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "id", "no receipt %q", r.PathValue("id")).Write(w)
+		return
+	}
+	if err != nil {
+		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(rec)
+}
+

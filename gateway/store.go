@@ -1,0 +1,140 @@
+package gateway
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+)
+
+// Store is the gateway's durable state: per-provider channel accounting and
+// the receipts it holds. Synced on every write, so a voucher is never signed
+// lower after a restart and no verified receipt is lost.
+type Store struct{ db *pebble.DB }
+
+// ChannelState is the client side of a payment channel.
+type ChannelState struct {
+	ChannelID uint64 `json:"channel_id"`
+	Deposit   uint64 `json:"deposit"`
+	Expiry    int64  `json:"expiry"`
+	Paid      uint64 `json:"paid"`      // highest cumulative voucher signed (never lowered)
+	Billed    uint64 `json:"billed"`    // total of verified receipts
+	Delivered uint64 `json:"delivered"` // highest voucher the provider acknowledged
+}
+
+// StoredReceipt is a receipt the gateway verified.
+type StoredReceipt struct {
+	Seq      uint64 `json:"seq"`
+	ID       string `json:"id"`
+	Provider string `json:"provider"`
+	Model    string `json:"model"`
+	Amount   uint64 `json:"amount"`
+	Epoch    uint64 `json:"epoch"`
+	Index    uint64 `json:"index"`
+	Channel  uint64 `json:"channel_id"`
+	Prompt   uint32 `json:"prompt_tokens"`
+	Output   uint32 `json:"completion_tokens"`
+	Time     int64  `json:"time"`
+	Encoded  string `json:"receipt"`
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...interface{})  {}
+func (quietLogger) Errorf(string, ...interface{}) {}
+func (quietLogger) Fatalf(format string, args ...interface{}) {
+	panic(fmt.Sprintf(format, args...))
+}
+
+// OpenStore opens the store in dir.
+func OpenStore(dir string) (*Store, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("open gateway store %s: %w", dir, err)
+	}
+	return &Store{db: db}, nil
+}
+
+// Close closes it.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) get(k []byte, v any) (bool, error) {
+	bz, c, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	return true, json.Unmarshal(bz, v)
+}
+
+// Channel loads a provider's channel state.
+func (s *Store) Channel(provider string) (ChannelState, bool, error) {
+	var c ChannelState
+	ok, err := s.get([]byte("gc/"+provider), &c)
+	return c, ok, err
+}
+
+// SaveChannel persists a channel state (synced).
+func (s *Store) SaveChannel(provider string, c ChannelState) error {
+	bz, _ := json.Marshal(c)
+	return s.db.Set([]byte("gc/"+provider), bz, pebble.Sync)
+}
+
+// AddReceipt stores a verified receipt with the channel's new state, atomically.
+func (s *Store) AddReceipt(provider string, c ChannelState, r StoredReceipt) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	var seq uint64
+	if bz, cl, err := s.db.Get([]byte("seq")); err == nil {
+		seq = binary.BigEndian.Uint64(bz)
+		cl.Close()
+	}
+	seq++
+	r.Seq = seq
+	cbz, _ := json.Marshal(c)
+	rbz, _ := json.Marshal(r)
+	b.Set([]byte("seq"), binary.BigEndian.AppendUint64(nil, seq), nil)
+	b.Set([]byte("gc/"+provider), cbz, nil)
+	b.Set(append([]byte("r/"), binary.BigEndian.AppendUint64(nil, seq)...), rbz, nil)
+	b.Set([]byte("ri/"+r.ID), binary.BigEndian.AppendUint64(nil, seq), nil)
+	return b.Commit(pebble.Sync)
+}
+
+// Receipt finds a receipt by id.
+func (s *Store) Receipt(id string) (*StoredReceipt, error) {
+	bz, c, err := s.db.Get([]byte("ri/" + id))
+	if err != nil {
+		return nil, err
+	}
+	seq := append([]byte(nil), bz...)
+	c.Close()
+	var r StoredReceipt
+	ok, err := s.get(append([]byte("r/"), seq...), &r)
+	if !ok && err == nil {
+		err = pebble.ErrNotFound
+	}
+	return &r, err
+}
+
+// Receipts lists receipts in order (after seq, up to limit).
+func (s *Store) Receipts(after uint64, limit int) ([]StoredReceipt, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: append([]byte("r/"), binary.BigEndian.AppendUint64(nil, after+1)...), UpperBound: []byte("r0")})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := []StoredReceipt{}
+	for it.First(); it.Valid() && len(out) < limit; it.Next() {
+		var r StoredReceipt
+		if err := json.Unmarshal(it.Value(), &r); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, it.Error()
+}
