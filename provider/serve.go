@@ -377,7 +377,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 			return out, sr, err
 		}
 	}
-	if _, err := fmt.Fprintf(w, "%s%s\n\ndata: [DONE]\n\n", ReceiptComment, sr.Encode()); err != nil {
+	if _, err := fmt.Fprintf(w, "%s%s\ndata: [DONE]\n\n", ReceiptComment, sr.Encode()); err != nil {
 		return out, sr, err
 	}
 	fl.Flush()

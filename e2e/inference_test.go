@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go"
+	"github.com/openai/openai-go/option"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/engine/gguf"
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/receipt"
+)
+
+type inferenceNet struct {
+	nw        *testnet.Network
+	model     string
+	providers []*provider.Provider
+	backends  []*provider.NativeBackend
+	gw        *gateway.Gateway
+	oa        openai.Client
+	dir       string
+}
+
+func quietLog() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// startInference starts a validator, two native providers (the first cheaper)
+// and a gateway.
+func startInference(t *testing.T) *inferenceNet {
+	t.Helper()
+	params := types.DefaultParams()
+	params.EpochLength = 10
+	params.CommitWindow = 4
+	params.OpeningWindow = 4
+	nw := testnet.New(t, testnet.Options{Validators: 1, Accounts: 3, Params: &params, BlockTime: 150 * time.Millisecond})
+	if err := nw.WaitHeight(0, 2, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	model := filepath.Join(dir, "tiny.gguf")
+	if err := native.WriteRandomModel(model, native.GenOptions{Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 600, Context: 256, Seed: 7, Type: gguf.Q8_0}); err != nil {
+		t.Fatal(err)
+	}
+	in := &inferenceNet{nw: nw, model: "tiny", dir: dir}
+	ctx := context.Background()
+	for i, price := range []uint64{1000, 3000} {
+		b, err := provider.NewNativeBackend([]string{model}, native.Options{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := provider.New(provider.Config{
+			ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[1+i], Listen: "127.0.0.1:0",
+			DataDir: filepath.Join(dir, fmt.Sprintf("provider%d", i)), PriceIn: price, PriceOut: 2 * price,
+			Concurrency: 2, Tick: 100 * time.Millisecond,
+		}, b, quietLog(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		in.providers = append(in.providers, p)
+		in.backends = append(in.backends, b)
+	}
+	t.Cleanup(func() {
+		for i, p := range in.providers {
+			if p != nil {
+				p.Stop()
+				in.backends[i].Close()
+			}
+		}
+	})
+	gw, err := gateway.New(gateway.Config{
+		ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[0], Listen: "127.0.0.1:0",
+		DataDir: filepath.Join(dir, "gateway"), Deposit: 5_000_000, ChannelBlocks: 400, Refresh: 200 * time.Millisecond,
+	}, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Stop() })
+	in.gw = gw
+	in.oa = openai.NewClient(option.WithBaseURL(gw.URL()+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	return in
+}
+
+func getJSON(t *testing.T, url string, out any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInferenceEndToEnd: the official OpenAI Go SDK completes chats through
+// the gateway, streaming and not; receipts verify and are included under the
+// roots committed on chain; settlement pays each provider exactly its receipts.
+func TestInferenceEndToEnd(t *testing.T) {
+	in := startInference(t)
+	ctx := context.Background()
+	c := in.nw.Client(0)
+	startBal := map[string]uint64{}
+	for _, p := range in.providers {
+		acc, _ := c.Account(ctx, p.Address())
+		startBal[p.Address().String()] = acc.Balance
+	}
+
+	// non-streaming
+	for i := 0; i < 3; i++ {
+		res, err := in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+			Model:     in.model,
+			Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("tell me a story number %d", i))},
+			MaxTokens: openai.Int(12),
+			Seed:      openai.Int(int64(i)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Choices) != 1 || res.Choices[0].Message.Content == "" || res.Usage.CompletionTokens == 0 || res.Usage.CompletionTokens > 12 {
+			t.Fatalf("completion %+v", res)
+		}
+	}
+	// streaming
+	stream := in.oa.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{
+		Model:     in.model,
+		Messages:  []openai.ChatCompletionMessageParamUnion{openai.UserMessage("stream please")},
+		MaxTokens: openai.Int(10),
+	})
+	acc := openai.ChatCompletionAccumulator{}
+	chunks := 0
+	for stream.Next() {
+		acc.AddChunk(stream.Current())
+		chunks++
+	}
+	if err := stream.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if chunks < 3 || len(acc.Choices) != 1 || acc.Choices[0].Message.Content == "" {
+		t.Fatalf("stream: %d chunks, %+v", chunks, acc.Choices)
+	}
+	// the models list
+	models, err := in.oa.Models.List(ctx)
+	if err != nil || len(models.Data) != 1 || models.Data[0].ID != in.model {
+		t.Fatalf("models %+v %v", models, err)
+	}
+
+	// receipts held by the gateway verify
+	var list struct {
+		Data []gateway.StoredReceipt `json:"data"`
+	}
+	getJSON(t, in.gw.URL()+"/v1/receipts", &list)
+	if len(list.Data) != 4 {
+		t.Fatalf("gateway holds %d receipts, want 4", len(list.Data))
+	}
+	billed := map[string]uint64{}
+	for _, r := range list.Data {
+		sr, err := receipt.Decode(r.Encoded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var acc app.AccountView
+		if err := c.Query(ctx, "/account/"+r.Provider, 0, &acc); err != nil {
+			t.Fatal(err)
+		}
+		if err := sr.Verify(acc.PubKey); err != nil {
+			t.Fatal(err)
+		}
+		billed[r.Provider] += r.Amount
+	}
+
+	// inclusion proofs against the roots committed on chain
+	deadline := time.Now().Add(60 * time.Second)
+	for _, r := range list.Data {
+		var cm app.CommitmentView
+		for {
+			err := c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, r.Provider), 0, &cm)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no commitment for epoch %d by %s: %v", r.Epoch, r.Provider, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		url := providerURL(t, in, r.Provider) + "/v1/receipts/" + r.ID + "/proof"
+		var pj receipt.ProofJSON
+		getJSON(t, url, &pj)
+		if _, err := pj.VerifyAgainst(cm.Root); err != nil {
+			t.Fatalf("receipt %s: %v", r.ID, err)
+		}
+		if cm.ReceiptCount == 0 || hex.EncodeToString(cm.Root) != pj.Root {
+			t.Fatalf("commitment %+v vs proof root %s", cm, pj.Root)
+		}
+	}
+
+	// settlement: each provider's channel redeemed exactly its receipts, and its
+	// balance rose by exactly that (minus the fees of its own txs)
+	for _, p := range in.providers {
+		addr := p.Address().String()
+		var chans []app.ChannelView
+		for {
+			if err := c.Query(ctx, "/channels/provider/"+addr, 0, &chans); err != nil {
+				t.Fatal(err)
+			}
+			var redeemed uint64
+			for _, ch := range chans {
+				redeemed += ch.Redeemed
+			}
+			if redeemed == billed[addr] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("provider %s: redeemed %d, receipts bill %d", addr, redeemed, billed[addr])
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		acc, _ := c.Account(ctx, p.Address())
+		fees, bonded := txCosts(t, c, p.Address())
+		if want := startBal[addr] - fees - bonded + billed[addr]; acc.Balance != want {
+			t.Fatalf("provider %s balance %d, want %d (start %d, fees %d, bonded %d, paid %d)", addr, acc.Balance, want, startBal[addr], fees, bonded, billed[addr])
+		}
+	}
+}
+
+func providerURL(t *testing.T, in *inferenceNet, addr string) string {
+	for _, p := range in.providers {
+		if p != nil && p.Address().String() == addr {
+			return p.URL()
+		}
+	}
+	t.Fatalf("no provider %s", addr)
+	return ""
+}
+
+// txCosts sums the fees of the commit and redeem txs signed by addr (its
+// bond and registration happened before the balances were read).
+func txCosts(t *testing.T, c *client.Client, addr types.Address) (fees, bonded uint64) {
+	t.Helper()
+	res, err := c.RPC().TxSearch(context.Background(), fmt.Sprintf("agora.signer='%s'", addr), false, nil, nil, "asc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tx := range res.Txs {
+		attrs := map[string]string{}
+		for _, ev := range tx.TxResult.Events {
+			for _, a := range ev.Attributes {
+				attrs[a.Key] = a.Value
+			}
+		}
+		switch attrs["msg"] {
+		case "commit_epoch", "redeem_voucher":
+			f, _ := strconv.ParseUint(attrs["fee"], 10, 64)
+			fees += f
+		}
+	}
+	return fees, 0
+}
