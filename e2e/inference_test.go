@@ -281,3 +281,74 @@ func txCosts(t *testing.T, c *client.Client, addr types.Address) (fees, bonded u
 	}
 	return fees, 0
 }
+
+// TestFailover: the preferred provider dies mid-run; later requests succeed
+// on the other, and every request is billed exactly once.
+func TestFailover(t *testing.T) {
+	in := startInference(t)
+	ctx := context.Background()
+	ask := func(i int) string {
+		res, err := in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
+			Model: in.model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("question %d", i))},
+			MaxTokens: openai.Int(6),
+		})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		return res.ID
+	}
+	for i := 0; i < 2; i++ {
+		ask(i)
+	}
+	// kill the preferred (cheaper) provider
+	in.providers[0].Stop()
+	in.backends[0].Close()
+	in.providers[0] = nil
+	for i := 2; i < 6; i++ {
+		ask(i)
+	}
+	var list struct {
+		Data []gateway.StoredReceipt `json:"data"`
+	}
+	getJSON(t, in.gw.URL()+"/v1/receipts", &list)
+	if len(list.Data) != 6 {
+		t.Fatalf("%d receipts for 6 requests", len(list.Data))
+	}
+	per := map[string]int{}
+	seen := map[string]bool{}
+	var billed1 uint64
+	p1 := in.providers[1].Address().String()
+	for _, r := range list.Data {
+		per[r.Provider]++
+		if seen[r.ID] {
+			t.Fatalf("receipt %s twice", r.ID)
+		}
+		seen[r.ID] = true
+		if r.Provider == p1 {
+			billed1 += r.Amount
+		}
+	}
+	if per[p1] != 4 || len(per) != 2 {
+		t.Fatalf("receipts per provider %v", per)
+	}
+	// the survivor is paid exactly its receipts
+	c := in.nw.Client(0)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var chans []app.ChannelView
+		if err := c.Query(ctx, "/channels/provider/"+p1, 0, &chans); err != nil {
+			t.Fatal(err)
+		}
+		var redeemed uint64
+		for _, ch := range chans {
+			redeemed += ch.Redeemed
+		}
+		if redeemed == billed1 {
+			break
+		}
+		if redeemed > billed1 || time.Now().After(deadline) {
+			t.Fatalf("provider 1 redeemed %d for receipts of %d", redeemed, billed1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

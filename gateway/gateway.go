@@ -53,6 +53,7 @@ type Gateway struct {
 	store   *Store
 	httpc   *http.Client
 	metrics *metrics
+	reg     *prometheus.Registry
 
 	dirMu     sync.RWMutex
 	providers []*providerEntry
@@ -95,7 +96,7 @@ type metrics struct {
 	latency  prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "requests_total", Help: "Requests by HTTP status."}, []string{"status"}),
 		failover: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "failovers_total", Help: "Requests retried on another provider."}),
@@ -109,7 +110,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // New prepares a gateway.
-func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Gateway, error) {
+func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, error) {
 	if cfg.Deposit == 0 {
 		cfg.Deposit = 10_000_000
 	}
@@ -140,7 +141,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Gateway, 
 	return &Gateway{
 		cfg: cfg, log: logger, chain: c, signer: c.NewSigner(cfg.Key),
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
-		httpc: &http.Client{Transport: tr}, metrics: newMetrics(reg),
+		httpc: &http.Client{Transport: tr}, metrics: newMetrics(reg), reg: reg,
 		chans: map[string]*channel{}, done: make(chan struct{}),
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
 	"net/http"
 	"strconv"
@@ -33,6 +34,9 @@ func (g *Gateway) routes() http.Handler {
 	mux.HandleFunc("POST /v1/completions", g.auth(func(w http.ResponseWriter, r *http.Request) { g.handleCompletion(w, r, "/v1/completions", false) }))
 	mux.HandleFunc("GET /v1/receipts", g.auth(g.handleReceipts))
 	mux.HandleFunc("GET /v1/receipts/{id}", g.auth(g.handleReceipt))
+	if g.reg != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "unknown route %s %s", r.Method, r.URL.Path).Write(w)
@@ -341,4 +345,3 @@ func (g *Gateway) handleReceipt(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(rec)
 }
-

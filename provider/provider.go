@@ -67,6 +67,7 @@ type Provider struct {
 	chainID string
 	params  types.Params
 	metrics *metrics
+	reg     *prometheus.Registry
 
 	mu       sync.Mutex // guards epoch labelling, epoch counters, reservations, channel cache
 	epoch    uint64
@@ -91,7 +92,7 @@ type metrics struct {
 	latency  prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "requests_total", Help: "Requests by HTTP status."}, []string{"status"}),
 		tokens:   prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "tokens_total", Help: "Tokens served by kind."}, []string{"kind"}),
@@ -105,7 +106,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // New prepares a provider; Start connects it to the chain and serves.
-func New(cfg Config, backend Backend, logger *slog.Logger, reg prometheus.Registerer) (*Provider, error) {
+func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Registry) (*Provider, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 1
 	}
@@ -133,7 +134,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg prometheus.Regist
 		addr:     types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		reserved: map[uint64]uint64{}, chans: map[uint64]app.ChannelView{}, chanMu: map[uint64]*sync.Mutex{},
 		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
-		metrics: newMetrics(reg), done: make(chan struct{}),
+		metrics: newMetrics(reg), reg: reg, done: make(chan struct{}),
 	}
 	return p, nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"net/http"
 	"time"
 
@@ -26,6 +27,9 @@ func (p *Provider) routes() http.Handler {
 	mux.HandleFunc("POST /v1/vouchers", p.handleVoucher)
 	mux.HandleFunc("GET /v1/receipts/{id}/proof", p.handleProof)
 	mux.HandleFunc("GET /v1/transcripts/{epoch}/{index}", p.handleTranscript)
+	if p.reg != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "unknown route %s %s", r.Method, r.URL.Path).Write(w)

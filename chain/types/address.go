@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 )
 
@@ -89,3 +90,6 @@ func (h *HexBytes) UnmarshalJSON(b []byte) error {
 	*h = d
 	return nil
 }
+
+// LogValue renders the address as hex in structured logs.
+func (a Address) LogValue() slog.Value { return slog.StringValue(a.String()) }

@@ -1,0 +1,280 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/BurntSushi/toml"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/provider"
+)
+
+// ProviderConfig is provider.toml; flags override it.
+type ProviderConfig struct {
+	Node        string   `toml:"node"`
+	Key         string   `toml:"key"`
+	Keyring     string   `toml:"keyring"`
+	Listen      string   `toml:"listen"`
+	Endpoint    string   `toml:"endpoint"`
+	Models      []string `toml:"models"`
+	PriceInput  uint64   `toml:"price_input_per_1k"`
+	PriceOutput uint64   `toml:"price_output_per_1k"`
+	Concurrency int      `toml:"concurrency"`
+	Queue       int      `toml:"queue"`
+	Threads     int      `toml:"threads"`
+	Credit      uint64   `toml:"credit"`
+	CPU         string   `toml:"cpu"`
+	GPU         string   `toml:"gpu"`
+	LogLevel    string   `toml:"log_level"`
+}
+
+// GatewayConfig is gateway.toml; flags override it.
+type GatewayConfig struct {
+	Node          string   `toml:"node"`
+	Key           string   `toml:"key"`
+	Keyring       string   `toml:"keyring"`
+	Listen        string   `toml:"listen"`
+	APIKeys       []string `toml:"api_keys"`
+	Deposit       uint64   `toml:"deposit"`
+	ChannelBlocks int64    `toml:"channel_blocks"`
+	LogLevel      string   `toml:"log_level"`
+}
+
+// loadTOML fills cfg from path (or, when path is empty, from def if it exists).
+func loadTOML(path, def string, cfg any) error {
+	if path == "" {
+		if _, err := os.Stat(def); err != nil {
+			return nil
+		}
+		path = def
+	}
+	if _, err := toml.DecodeFile(path, cfg); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+func keyFrom(home, backend, name string) (ed25519Key, error) {
+	kr, err := openKeyring(home, backend)
+	if err != nil {
+		return nil, err
+	}
+	return kr.PrivKey(name)
+}
+
+type ed25519Key = []byte
+
+// runDaemon runs start, waits for SIGINT/SIGTERM, then runs stop.
+func runDaemon(ctx context.Context, start func(context.Context) error, stop func() error) error {
+	ctx, cancel := signal.NotifyContext(ctxOr(ctx), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := start(ctx); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return stop()
+}
+
+func registry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func providerCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "provider", Short: "Serve models to the network and get paid"}
+	var cfgPath string
+	c := ProviderConfig{Node: defaultNode, Key: "provider", Keyring: keyring.BackendFile, Listen: "127.0.0.1:8090", Concurrency: 1, Queue: 16}
+	start := &cobra.Command{
+		Use:   "start",
+		Short: "Register on chain and serve the OpenAI API to gateways (native GGUF models)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fc := ProviderConfig{}
+			if err := loadTOML(cfgPath, filepath.Join(g.home, "config", "provider.toml"), &fc); err != nil {
+				return err
+			}
+			mergeConfig(cmd.Flags(), &c, fc)
+			if len(c.Models) == 0 {
+				return errors.New("no models: give --model FILE.gguf (repeatable) or models in provider.toml")
+			}
+			logger, err := newLogger(firstNonEmpty(g.logLevel, c.LogLevel), "text", g.errOut)
+			if err != nil {
+				return err
+			}
+			key, err := keyFrom(g.home, c.Keyring, c.Key)
+			if err != nil {
+				return fmt.Errorf("provider key %q: %w", c.Key, err)
+			}
+			fmt.Fprintf(g.errOut, "loading %d model(s) ...\n", len(c.Models))
+			b, err := provider.NewNativeBackend(c.Models, native.Options{Threads: c.Threads})
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			p, err := provider.New(provider.Config{
+				ChainRPC: c.Node, Key: key, Listen: c.Listen, Endpoint: c.Endpoint, DataDir: filepath.Join(g.home, "data", "provider"),
+				PriceIn: c.PriceInput, PriceOut: c.PriceOutput, Concurrency: c.Concurrency, Queue: c.Queue, Credit: c.Credit,
+				CPU: c.CPU, GPU: c.GPU,
+			}, b, logger, registry())
+			if err != nil {
+				return err
+			}
+			return runDaemon(cmd.Context(), func(ctx context.Context) error {
+				if err := p.Start(ctx); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.out, "provider %s serving at %s\n", p.Address(), p.URL())
+				return nil
+			}, p.Stop)
+		},
+	}
+	f := start.Flags()
+	f.StringVar(&cfgPath, "config", "", "provider.toml (default HOME/config/provider.toml if present)")
+	f.StringVar(&c.Node, "node", c.Node, "chain node RPC address")
+	f.StringVar(&c.Key, "key", c.Key, "keyring name of the provider's account key")
+	f.StringVar(&c.Keyring, "keyring", c.Keyring, "keyring backend: file or test")
+	f.StringVar(&c.Listen, "listen", c.Listen, "listen address")
+	f.StringVar(&c.Endpoint, "endpoint", "", "public base URL to register (default http://LISTEN)")
+	f.StringSliceVar(&c.Models, "model", nil, "GGUF model file to serve (repeatable)")
+	f.Uint64Var(&c.PriceInput, "price-input", 0, "uagr per 1,000 prompt tokens")
+	f.Uint64Var(&c.PriceOutput, "price-output", 0, "uagr per 1,000 completion tokens")
+	f.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "concurrent generations")
+	f.IntVar(&c.Queue, "queue", c.Queue, "queued requests before answering 429")
+	f.IntVar(&c.Threads, "threads", 0, "matmul threads per generation (default GOMAXPROCS)")
+	f.Uint64Var(&c.Credit, "credit", 0, "uagr a channel may owe beyond its best voucher (default 1,000,000)")
+	f.StringVar(&c.CPU, "cpu", "", "CPU description to register")
+	f.StringVar(&c.GPU, "gpu", "", "GPU description to register")
+	cmd.AddCommand(start)
+	return cmd
+}
+
+func gatewayCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "gateway", Short: "OpenAI-compatible front for clients"}
+	var cfgPath string
+	c := GatewayConfig{Node: defaultNode, Key: "client", Keyring: keyring.BackendFile, Listen: "127.0.0.1:8080", Deposit: 10_000_000, ChannelBlocks: 2000}
+	start := &cobra.Command{
+		Use:   "start",
+		Short: "Serve /v1/chat/completions, /v1/completions, /v1/models and /v1/receipts, paying providers from the client account",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fc := GatewayConfig{}
+			if err := loadTOML(cfgPath, filepath.Join(g.home, "config", "gateway.toml"), &fc); err != nil {
+				return err
+			}
+			mergeConfig(cmd.Flags(), &c, fc)
+			logger, err := newLogger(firstNonEmpty(g.logLevel, c.LogLevel), "text", g.errOut)
+			if err != nil {
+				return err
+			}
+			key, err := keyFrom(g.home, c.Keyring, c.Key)
+			if err != nil {
+				return fmt.Errorf("client key %q: %w", c.Key, err)
+			}
+			gw, err := gateway.New(gateway.Config{
+				ChainRPC: c.Node, Key: key, Listen: c.Listen, DataDir: filepath.Join(g.home, "data", "gateway"),
+				APIKeys: c.APIKeys, Deposit: c.Deposit, ChannelBlocks: c.ChannelBlocks,
+			}, logger, registry())
+			if err != nil {
+				return err
+			}
+			return runDaemon(cmd.Context(), func(ctx context.Context) error {
+				if err := gw.Start(ctx); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.out, "gateway for client %s at %s/v1\n", gw.Address(), gw.URL())
+				return nil
+			}, gw.Stop)
+		},
+	}
+	f := start.Flags()
+	f.StringVar(&cfgPath, "config", "", "gateway.toml (default HOME/config/gateway.toml if present)")
+	f.StringVar(&c.Node, "node", c.Node, "chain node RPC address")
+	f.StringVar(&c.Key, "key", c.Key, "keyring name of the paying client account")
+	f.StringVar(&c.Keyring, "keyring", c.Keyring, "keyring backend: file or test")
+	f.StringVar(&c.Listen, "listen", c.Listen, "listen address")
+	f.StringSliceVar(&c.APIKeys, "api-key", nil, "accepted bearer API key (repeatable; none: no auth)")
+	f.Uint64Var(&c.Deposit, "deposit", c.Deposit, "uagr deposited in each new channel")
+	f.Int64Var(&c.ChannelBlocks, "channel-blocks", c.ChannelBlocks, "channel lifetime in blocks")
+	cmd.AddCommand(start)
+	return cmd
+}
+
+// mergeConfig applies file values for every flag the user did not set.
+func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
+	switch d := dst.(type) {
+	case *ProviderConfig:
+		f := file.(ProviderConfig)
+		set := func(flag string, apply func()) {
+			if !fs.Changed(flag) {
+				apply()
+			}
+		}
+		set("node", func() { d.Node = firstNonEmpty(f.Node, d.Node) })
+		set("key", func() { d.Key = firstNonEmpty(f.Key, d.Key) })
+		set("keyring", func() { d.Keyring = firstNonEmpty(f.Keyring, d.Keyring) })
+		set("listen", func() { d.Listen = firstNonEmpty(f.Listen, d.Listen) })
+		set("endpoint", func() { d.Endpoint = firstNonEmpty(f.Endpoint, d.Endpoint) })
+		set("model", func() {
+			if len(f.Models) > 0 {
+				d.Models = f.Models
+			}
+		})
+		set("price-input", func() { d.PriceInput = max(f.PriceInput, d.PriceInput) })
+		set("price-output", func() { d.PriceOutput = max(f.PriceOutput, d.PriceOutput) })
+		set("concurrency", func() { d.Concurrency = max(f.Concurrency, d.Concurrency) })
+		set("queue", func() { d.Queue = max(f.Queue, d.Queue) })
+		set("threads", func() { d.Threads = max(f.Threads, d.Threads) })
+		set("credit", func() { d.Credit = max(f.Credit, d.Credit) })
+		set("cpu", func() { d.CPU = firstNonEmpty(f.CPU, d.CPU) })
+		set("gpu", func() { d.GPU = firstNonEmpty(f.GPU, d.GPU) })
+		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
+	case *GatewayConfig:
+		f := file.(GatewayConfig)
+		set := func(flag string, apply func()) {
+			if !fs.Changed(flag) {
+				apply()
+			}
+		}
+		set("node", func() { d.Node = firstNonEmpty(f.Node, d.Node) })
+		set("key", func() { d.Key = firstNonEmpty(f.Key, d.Key) })
+		set("keyring", func() { d.Keyring = firstNonEmpty(f.Keyring, d.Keyring) })
+		set("listen", func() { d.Listen = firstNonEmpty(f.Listen, d.Listen) })
+		set("api-key", func() {
+			if len(f.APIKeys) > 0 {
+				d.APIKeys = f.APIKeys
+			}
+		})
+		set("deposit", func() {
+			if f.Deposit > 0 {
+				d.Deposit = f.Deposit
+			}
+		})
+		set("channel-blocks", func() {
+			if f.ChannelBlocks > 0 {
+				d.ChannelBlocks = f.ChannelBlocks
+			}
+		})
+		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
+	}
+}
+
+func firstNonEmpty(a, b string) string {
+	if strings.TrimSpace(a) != "" {
+		return a
+	}
+	return b
+}
