@@ -316,3 +316,6 @@ func (p *Provider) channelLock(id uint64) *sync.Mutex {
 	}
 	return m
 }
+
+// Store exposes the provider's durable state (for tools and tests).
+func (p *Provider) Store() *Store { return p.store }

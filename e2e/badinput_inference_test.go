@@ -1,0 +1,286 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go"
+
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/provider"
+)
+
+type httpResult struct {
+	status int
+	body   string
+	errMsg string
+}
+
+func post(t *testing.T, url, body string, header map[string]string) httpResult {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+		} `json:"error"`
+	}
+	json.Unmarshal(b, &e)
+	return httpResult{status: resp.StatusCode, body: string(b), errMsg: e.Error.Message}
+}
+
+func (in *inferenceNet) receiptCount(t *testing.T) int {
+	var list struct {
+		Data []gateway.StoredReceipt `json:"data"`
+	}
+	getJSON(t, in.gw.URL()+"/v1/receipts", &list)
+	return len(list.Data)
+}
+
+// TestInferenceBadInput: each kind of bad request gets a clear OpenAI-style
+// error with the right status, and nothing is billed.
+func TestInferenceBadInput(t *testing.T) {
+	in := startInference(t)
+	ctx := context.Background()
+	gw := in.gw.URL() + "/v1/chat/completions"
+	// one good request so the gateway has a channel
+	if _, err := in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: in.model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}, MaxTokens: openai.Int(4)}); err != nil {
+		t.Fatal(err)
+	}
+	base := in.receiptCount(t)
+	long := strings.Repeat("robot ", 400)
+	gwCases := []struct {
+		name, body string
+		status     int
+		msg        string
+	}{
+		{"malformed JSON", `{"model": "tiny", "messages": [`, 400, "malformed JSON"},
+		{"unknown model", `{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}`, 404, `serves model "gpt-9"`},
+		{"prompt over context", `{"model":"tiny","messages":[{"role":"user","content":"` + long + `"}],"max_tokens":4}`, 400, "context length 256"},
+		{"absurd max_tokens", `{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":999999999}`, 400, "max_tokens must be"},
+		{"negative max_tokens", `{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":-3}`, 400, "max_tokens must be"},
+		{"bad role", `{"model":"tiny","messages":[{"role":"wizard","content":"hi"}]}`, 400, "unsupported role"},
+		{"oversize body", `{"model":"tiny","messages":[{"role":"user","content":"` + strings.Repeat("x", 2<<20) + `"}]}`, 413, "exceeds"},
+	}
+	for _, c := range gwCases {
+		r := post(t, gw, c.body, nil)
+		if r.status != c.status || !strings.Contains(r.errMsg, c.msg) {
+			t.Errorf("%s: %d %q, want %d containing %q", c.name, r.status, r.errMsg, c.status, c.msg)
+		}
+	}
+	if n := in.receiptCount(t); n != base {
+		t.Fatalf("bad requests produced %d receipts", n-base)
+	}
+
+	// Straight to the provider: payment problems are 402s.
+	p := in.providers[0]
+	pURL := p.URL() + "/v1/chat/completions"
+	good := `{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4}`
+	client := in.nw.Accounts[0]
+	c := in.nw.Client(0)
+	var chID uint64
+	var chs []struct {
+		ID uint64 `json:"id"`
+	}
+	if err := c.Query(ctx, "/channels/client/"+testnet.Addr(client).String(), 0, &chs); err != nil || len(chs) == 0 {
+		t.Fatalf("client channels: %v %v", chs, err)
+	}
+	for _, ch := range chs {
+		chID = ch.ID // the gateway's channel to provider 0 is the first opened
+		break
+	}
+	st, _ := p.Store().Channel(chID)
+	billedBefore := st.Billed
+	valid := provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, st.Billed))
+	otherKey := testnet.Key("stranger")
+	wrongSigner := provider.FormatVoucher(types.SignVoucher(otherKey, in.nw.ChainID, chID, st.Billed))
+	otherChannel := types.SignVoucher(client, in.nw.ChainID, chID+100, st.Billed)
+	otherChannel.ChannelId = chID // replayed onto another channel: signature no longer matches
+	replayed := provider.FormatVoucher(otherChannel)
+	above := provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, st.Billed+1000))
+	pCases := []struct {
+		name, voucher string
+		status        int
+		msg           string
+	}{
+		{"missing voucher", "", 402, "voucher header must be"},
+		{"malformed voucher", "1:2:zz", 402, "malformed"},
+		{"voucher signed by someone else", wrongSigner, 402, "voucher signature does not verify"},
+		{"voucher replayed on another channel", replayed, 402, "voucher signature does not verify"},
+		{"voucher above what was billed", above, 402, "vouchers pay for receipts already given"},
+		{"unknown channel", provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, 999, 0)), 402, "channel 999"},
+	}
+	for _, pc := range pCases {
+		h := map[string]string{}
+		if pc.voucher != "" {
+			h[provider.VoucherHeader] = pc.voucher
+		}
+		r := post(t, pURL, good, h)
+		if r.status != pc.status || !strings.Contains(r.errMsg, pc.msg) {
+			t.Errorf("%s: %d %q, want %d containing %q", pc.name, r.status, r.errMsg, pc.status, pc.msg)
+		}
+	}
+	// a correct voucher works directly too (sanity check of the test itself)
+	if r := post(t, pURL, good, map[string]string{provider.VoucherHeader: valid}); r.status != 200 {
+		t.Fatalf("valid voucher: %d %s", r.status, r.body)
+	}
+	st2, _ := p.Store().Channel(chID)
+	if st2.Billed <= billedBefore {
+		t.Fatal("the valid direct request was not billed")
+	}
+
+	// Expired and underfunded channels, opened by hand.
+	signer := c.NewSigner(client)
+	h := in.nw.Height(0)
+	res, err := signer.Send(ctx, &types.MsgOpenChannel{Provider: p.Address(), Deposit: 10, ExpiryHeight: h + 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := parseU(t, res.Events["channel_id"])
+	res, err = signer.Send(ctx, &types.MsgOpenChannel{Provider: p.Address(), Deposit: 1_000_000, ExpiryHeight: h + 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	short := parseU(t, res.Events["channel_id"])
+	for _, pc := range []struct {
+		name string
+		ch   uint64
+		msg  string
+	}{{"underfunded channel", small, "underfunded"}, {"expiring channel", short, "too soon to settle"}} {
+		r := post(t, pURL, good, map[string]string{provider.VoucherHeader: provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, pc.ch, 0))})
+		if r.status != 402 || !strings.Contains(r.errMsg, pc.msg) {
+			t.Errorf("%s: %d %q", pc.name, r.status, r.errMsg)
+		}
+		if s, _ := p.Store().Channel(pc.ch); s.Billed != 0 {
+			t.Errorf("%s: billed %d", pc.name, s.Billed)
+		}
+	}
+}
+
+// TestMisbehavingProviders: a provider that answers garbage is skipped before
+// the first byte (the request succeeds elsewhere, unbilled by the bad one);
+// one that drops a stream midway gets no receipt booked and no payment.
+func TestMisbehavingProviders(t *testing.T) {
+	in := startInference(t)
+	ctx := context.Background()
+	c := in.nw.Client(0)
+	// a fake provider, cheapest of all, registered on chain
+	var mode string
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case mode == "garbage":
+			w.Header().Set("Content-Type", "application/json")
+			w.Write([]byte("this is not json"))
+		case mode == "drop" && strings.Contains(readAll(r), `"stream":true`):
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+			fmt.Fprintf(w, "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"tiny\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"par\"},\"finish_reason\":null}]}\n\n")
+			w.(http.Flusher).Flush()
+			conn, _, _ := w.(http.Hijacker).Hijack()
+			conn.Close()
+		default:
+			http.Error(w, "no", 500)
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	fake := in.nw.Accounts[2]
+	_ = fake
+	fakeKey := testnet.Key("fake-provider")
+	fund := c.NewSigner(in.nw.Operators[0])
+	if _, err := fund.Send(ctx, &types.MsgSend{To: testnet.Addr(fakeKey), Amount: 1_000_000_000}); err != nil {
+		t.Fatal(err)
+	}
+	fs := c.NewSigner(fakeKey)
+	if _, err := fs.Send(ctx, &types.MsgBondProvider{Amount: in.nw.Params.MinProviderStake}); err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.Sum256([]byte("fake"))
+	if _, err := fs.Send(ctx, &types.MsgRegisterProvider{Info: &types.ProviderInfo{
+		Endpoint: "http://" + ln.Addr().String(), PriceInputPer_1K: 1, PriceOutputPer_1K: 1,
+		Models: []*types.ModelOffer{{Hash: h[:], Name: in.model, ContextLength: 256}}, Capabilities: []string{"chat"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // directory refresh
+	before := in.receiptCount(t)
+
+	mode = "garbage"
+	res, err := in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: in.model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}, MaxTokens: openai.Int(4)})
+	if err != nil || res.Choices[0].Message.Content == "" {
+		t.Fatalf("request with a garbage provider first: %v", err)
+	}
+	var list struct {
+		Data []gateway.StoredReceipt `json:"data"`
+	}
+	getJSON(t, in.gw.URL()+"/v1/receipts", &list)
+	if len(list.Data) != before+1 || list.Data[len(list.Data)-1].Provider == testnet.Addr(fakeKey).String() {
+		t.Fatalf("receipts after failover: %+v", list.Data)
+	}
+
+	// the fake now looks healthy-cheapest again for the stream: make it drop
+	mode = "drop"
+	for i := 0; i < 5; i++ { // let the failure penalty decay so the fake is tried first
+		in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: in.model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}, MaxTokens: openai.Int(2)})
+	}
+	before = in.receiptCount(t)
+	body := `{"model":"tiny","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":4}`
+	resp, err := http.Post(in.gw.URL()+"/v1/chat/completions", "application/json", bytes.NewReader([]byte(body)))
+	if err == nil {
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	if n := in.receiptCount(t); n != before && resp != nil && resp.Header.Get(gateway.ProviderHeader) == testnet.Addr(fakeKey).String() {
+		t.Fatalf("a dropped stream was booked: %d receipts", n-before)
+	}
+	// the fake provider never gets paid: nothing it could redeem
+	var chans []struct {
+		Redeemed uint64 `json:"redeemed"`
+	}
+	c.Query(ctx, "/channels/provider/"+testnet.Addr(fakeKey).String(), 0, &chans)
+	for _, ch := range chans {
+		if ch.Redeemed != 0 {
+			t.Fatal("the misbehaving provider was paid")
+		}
+	}
+	_ = ed25519.PublicKeySize
+}
+
+func readAll(r *http.Request) string {
+	b, _ := io.ReadAll(r.Body)
+	return string(b)
+}
+
+func parseU(t *testing.T, s string) uint64 {
+	var v uint64
+	if _, err := fmt.Sscan(s, &v); err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	return v
+}
