@@ -138,3 +138,21 @@ func (s *Store) Receipts(after uint64, limit int) ([]StoredReceipt, error) {
 	}
 	return out, it.Error()
 }
+
+// Channels lists the channel states by provider.
+func (s *Store) Channels() (map[string]ChannelState, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("gc/"), UpperBound: []byte("gc0")})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := map[string]ChannelState{}
+	for it.First(); it.Valid(); it.Next() {
+		var c ChannelState
+		if err := json.Unmarshal(it.Value(), &c); err != nil {
+			return nil, err
+		}
+		out[string(it.Key()[3:])] = c
+	}
+	return out, it.Error()
+}
