@@ -33,19 +33,24 @@ type Job struct {
 
 // Prepared is a job whose prompt is tokenized, so it can be priced.
 type Prepared struct {
-	Model     string
-	PromptIDs []int
-	MaxTokens int
-	Params    native.SampleParams
-	run       func(ctx context.Context, onDelta func(string) error) (*Output, error)
+	Model string
+	// PromptTokens is the prompt length, or for a backend that tokenizes
+	// remotely an upper bound (the exact count comes back in Output).
+	PromptTokens int
+	PromptIDs    []int // when the backend tokenizes locally
+	MaxTokens    int
+	Params       native.SampleParams
+	run          func(ctx context.Context, onDelta func(string) error) (*Output, error)
 }
 
 // Output is what a backend generated.
 type Output struct {
-	Text         string
-	OutputIDs    []int
-	Logprobs     []float32
-	FinishReason string
+	PromptTokens     int
+	CompletionTokens int
+	Text             string
+	OutputIDs        []int
+	Logprobs         []float32
+	FinishReason     string
 }
 
 // Backend is an inference engine behind the provider.
@@ -146,7 +151,7 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		return nil, fmt.Errorf("%w: %d prompt tokens, context length %d", ErrPromptTooLong, len(ids), nm.spec.ContextLength)
 	}
 	maxTok := min(job.MaxTokens, nm.spec.ContextLength-len(ids))
-	p := &Prepared{Model: model, PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
+	p := &Prepared{Model: model, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
 	p.Params.MaxTokens = maxTok
 	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
 		out := &Output{}
@@ -172,6 +177,7 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 			return nil, ctx.Err()
 		}
 		out.Text, out.FinishReason = res.Text, res.FinishReason
+		out.PromptTokens, out.CompletionTokens = len(ids), len(res.Tokens)
 		for _, tr := range res.Tokens {
 			out.OutputIDs = append(out.OutputIDs, tr.ID)
 			out.Logprobs = append(out.Logprobs, tr.Logprob)

@@ -120,7 +120,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		p.fail(w, oai.Errorf(http.StatusBadRequest, "invalid_request_error", "", "%v", err))
 		return
 	}
-	maxCost := Cost(len(prep.PromptIDs), prep.MaxTokens, p.cfg.PriceIn, p.cfg.PriceOut)
+	maxCost := Cost(prep.PromptTokens, prep.MaxTokens, p.cfg.PriceIn, p.cfg.PriceOut)
 
 	// Payment is made after the fact: each voucher pays for the receipts the
 	// client has received so far. The provider extends a bounded credit (bills
@@ -234,8 +234,8 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		json.NewEncoder(w).Encode(resp)
 	}
 	p.metrics.requests.WithLabelValues("200").Inc()
-	p.metrics.tokens.WithLabelValues("prompt").Add(float64(len(prep.PromptIDs)))
-	p.metrics.tokens.WithLabelValues("completion").Add(float64(len(out.OutputIDs)))
+	p.metrics.tokens.WithLabelValues("prompt").Add(float64(out.PromptTokens))
+	p.metrics.tokens.WithLabelValues("completion").Add(float64(out.CompletionTokens))
 	p.metrics.billed.Add(float64(sr.Receipt.Amount))
 	p.metrics.latency.Observe(time.Since(start).Seconds())
 }
@@ -246,7 +246,7 @@ func sha256Sum(b []byte) []byte {
 }
 
 func usageOf(prep *Prepared, out *Output) *oai.Usage {
-	return &oai.Usage{PromptTokens: len(prep.PromptIDs), CompletionTokens: len(out.OutputIDs), TotalTokens: len(prep.PromptIDs) + len(out.OutputIDs)}
+	return &oai.Usage{PromptTokens: out.PromptTokens, CompletionTokens: out.CompletionTokens, TotalTokens: out.PromptTokens + out.CompletionTokens}
 }
 
 // acceptVoucher stores v if it is the best voucher seen for its channel
@@ -392,7 +392,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 // transcript, synced, before the response completes.
 func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher) (*receipt.Signed, error) {
 	// (v is the voucher the request came with; VoucherCumulative records it.)
-	amount := Cost(len(prep.PromptIDs), len(out.OutputIDs), p.cfg.PriceIn, p.cfg.PriceOut)
+	amount := Cost(out.PromptTokens, out.CompletionTokens, p.cfg.PriceIn, p.cfg.PriceOut)
 	var hash [32]byte
 	for _, m := range p.backend.Models() {
 		if m.Name == prep.Model {
@@ -423,7 +423,7 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 	r := &types.Receipt{
 		ChainId: p.chainID, Provider: p.addr, ChannelId: v.ChannelId, Client: ch.Client,
 		Epoch: p.epoch, Index: ep.Count, RequestHash: sha256Sum(body), ResponseHash: respHash[:], ModelHash: hash[:],
-		PromptTokens: uint32(len(prep.PromptIDs)), CompletionTokens: uint32(len(out.OutputIDs)),
+		PromptTokens: uint32(out.PromptTokens), CompletionTokens: uint32(out.CompletionTokens),
 		PriceInputPer_1K: p.cfg.PriceIn, PriceOutputPer_1K: p.cfg.PriceOut, Amount: amount,
 		ChannelBilled: state.Billed, VoucherCumulative: v.CumulativeAmount, Seed: prep.Params.Seed,
 	}

@@ -24,21 +24,26 @@ import (
 
 // ProviderConfig is provider.toml; flags override it.
 type ProviderConfig struct {
-	Node        string   `toml:"node"`
-	Key         string   `toml:"key"`
-	Keyring     string   `toml:"keyring"`
-	Listen      string   `toml:"listen"`
-	Endpoint    string   `toml:"endpoint"`
-	Models      []string `toml:"models"`
-	PriceInput  uint64   `toml:"price_input_per_1k"`
-	PriceOutput uint64   `toml:"price_output_per_1k"`
-	Concurrency int      `toml:"concurrency"`
-	Queue       int      `toml:"queue"`
-	Threads     int      `toml:"threads"`
-	Credit      uint64   `toml:"credit"`
-	CPU         string   `toml:"cpu"`
-	GPU         string   `toml:"gpu"`
-	LogLevel    string   `toml:"log_level"`
+	Node     string   `toml:"node"`
+	Key      string   `toml:"key"`
+	Keyring  string   `toml:"keyring"`
+	Listen   string   `toml:"listen"`
+	Endpoint string   `toml:"endpoint"`
+	Models   []string `toml:"models"`
+	// An OpenAI-compatible backend instead of native models.
+	Backend        string   `toml:"backend"`
+	BackendModels  []string `toml:"backend_models"`
+	BackendKey     string   `toml:"backend_api_key"`
+	BackendContext int      `toml:"backend_context"`
+	PriceInput     uint64   `toml:"price_input_per_1k"`
+	PriceOutput    uint64   `toml:"price_output_per_1k"`
+	Concurrency    int      `toml:"concurrency"`
+	Queue          int      `toml:"queue"`
+	Threads        int      `toml:"threads"`
+	Credit         uint64   `toml:"credit"`
+	CPU            string   `toml:"cpu"`
+	GPU            string   `toml:"gpu"`
+	LogLevel       string   `toml:"log_level"`
 }
 
 // GatewayConfig is gateway.toml; flags override it.
@@ -108,8 +113,11 @@ func providerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			mergeConfig(cmd.Flags(), &c, fc)
-			if len(c.Models) == 0 {
-				return errors.New("no models: give --model FILE.gguf (repeatable) or models in provider.toml")
+			if len(c.Models) == 0 && c.Backend == "" {
+				return errors.New("nothing to serve: give --model FILE.gguf (repeatable), or --backend URL with --backend-model NAME")
+			}
+			if c.Backend != "" && len(c.BackendModels) == 0 {
+				return errors.New("--backend needs at least one --backend-model NAME")
 			}
 			logger, err := newLogger(firstNonEmpty(g.logLevel, c.LogLevel), "text", g.errOut)
 			if err != nil {
@@ -119,12 +127,18 @@ func providerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("provider key %q: %w", c.Key, err)
 			}
-			fmt.Fprintf(g.errOut, "loading %d model(s) ...\n", len(c.Models))
-			b, err := provider.NewNativeBackend(c.Models, native.Options{Threads: c.Threads})
-			if err != nil {
-				return err
+			var b provider.Backend
+			if c.Backend != "" {
+				b = provider.NewOpenAIBackend(c.Backend, c.BackendKey, c.BackendModels, c.BackendContext)
+			} else {
+				fmt.Fprintf(g.errOut, "loading %d model(s) ...\n", len(c.Models))
+				nb, err := provider.NewNativeBackend(c.Models, native.Options{Threads: c.Threads})
+				if err != nil {
+					return err
+				}
+				defer nb.Close()
+				b = nb
 			}
-			defer b.Close()
 			p, err := provider.New(provider.Config{
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, Endpoint: c.Endpoint, DataDir: filepath.Join(g.home, "data", "provider"),
 				PriceIn: c.PriceInput, PriceOut: c.PriceOutput, Concurrency: c.Concurrency, Queue: c.Queue, Credit: c.Credit,
@@ -150,6 +164,10 @@ func providerCmd(g *globals) *cobra.Command {
 	f.StringVar(&c.Listen, "listen", c.Listen, "listen address")
 	f.StringVar(&c.Endpoint, "endpoint", "", "public base URL to register (default http://LISTEN)")
 	f.StringSliceVar(&c.Models, "model", nil, "GGUF model file to serve (repeatable)")
+	f.StringVar(&c.Backend, "backend", "", "OpenAI-compatible backend base URL (e.g. http://127.0.0.1:8081/v1) instead of native models")
+	f.StringSliceVar(&c.BackendModels, "backend-model", nil, "model name served by --backend (repeatable)")
+	f.StringVar(&c.BackendKey, "backend-api-key", "", "bearer key for --backend")
+	f.IntVar(&c.BackendContext, "backend-context", 4096, "context length of --backend models")
 	f.Uint64Var(&c.PriceInput, "price-input", 0, "uagr per 1,000 prompt tokens")
 	f.Uint64Var(&c.PriceOutput, "price-output", 0, "uagr per 1,000 completion tokens")
 	f.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "concurrent generations")
@@ -240,6 +258,14 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("threads", func() { d.Threads = max(f.Threads, d.Threads) })
 		set("credit", func() { d.Credit = max(f.Credit, d.Credit) })
 		set("cpu", func() { d.CPU = firstNonEmpty(f.CPU, d.CPU) })
+		set("backend", func() { d.Backend = firstNonEmpty(f.Backend, d.Backend) })
+		set("backend-model", func() {
+			if len(f.BackendModels) > 0 {
+				d.BackendModels = f.BackendModels
+			}
+		})
+		set("backend-api-key", func() { d.BackendKey = firstNonEmpty(f.BackendKey, d.BackendKey) })
+		set("backend-context", func() { d.BackendContext = max(f.BackendContext, d.BackendContext) })
 		set("gpu", func() { d.GPU = firstNonEmpty(f.GPU, d.GPU) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *GatewayConfig:

@@ -1,0 +1,202 @@
+package provider
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/agoranet/agora/internal/oai"
+)
+
+// OpenAIBackend forwards requests to an existing OpenAI-compatible server
+// (llama.cpp server, vLLM, Ollama, ...). Its models are registered on chain
+// under sha256 of a declared identifier ("openai:" + model name).
+type OpenAIBackend struct {
+	base   string
+	apiKey string
+	specs  []ModelSpec
+	names  map[string]bool
+	httpc  *http.Client
+}
+
+// NewOpenAIBackend serves models (by name) from the server at baseURL
+// (e.g. http://127.0.0.1:8081/v1).
+func NewOpenAIBackend(baseURL, apiKey string, models []string, contextLength int) *OpenAIBackend {
+	if contextLength <= 0 {
+		contextLength = 4096
+	}
+	b := &OpenAIBackend{base: strings.TrimSuffix(baseURL, "/"), apiKey: apiKey, names: map[string]bool{},
+		httpc: &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
+			DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext}}}
+	for _, m := range models {
+		b.specs = append(b.specs, ModelSpec{Name: m, Hash: sha256.Sum256([]byte("openai:" + m)), ContextLength: contextLength})
+		b.names[m] = true
+	}
+	return b
+}
+
+// Models lists the served models.
+func (b *OpenAIBackend) Models() []ModelSpec { return b.specs }
+
+// Prepare bounds the prompt's token count by its length in bytes (a token
+// is at least one byte), which bounds what the request may cost; the
+// backend's usage gives the exact count.
+func (b *OpenAIBackend) Prepare(model string, job *Job) (*Prepared, error) {
+	if !b.names[model] {
+		return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
+	}
+	bound := 8
+	if job.Chat {
+		for _, m := range job.Messages {
+			bound += len(m.Content) + len(m.Role) + 8
+		}
+	} else {
+		bound += len(job.Prompt)
+	}
+	ctxLen := b.specs[0].ContextLength
+	for _, s := range b.specs {
+		if s.Name == model {
+			ctxLen = s.ContextLength
+		}
+	}
+	maxTok := job.MaxTokens
+	if maxTok > ctxLen {
+		maxTok = ctxLen
+	}
+	p := &Prepared{Model: model, PromptTokens: bound, MaxTokens: maxTok, Params: job.Params}
+	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
+		return b.run(ctx, model, job, maxTok, bound, onDelta)
+	}
+	return p, nil
+}
+
+type upstreamReq struct {
+	Model         string        `json:"model"`
+	Messages      []oai.Message `json:"messages,omitempty"`
+	Prompt        *string       `json:"prompt,omitempty"`
+	MaxTokens     int           `json:"max_tokens"`
+	Temperature   float64       `json:"temperature"`
+	TopP          float64       `json:"top_p,omitempty"`
+	Seed          uint64        `json:"seed"`
+	Stop          []string      `json:"stop,omitempty"`
+	Stream        bool          `json:"stream,omitempty"`
+	StreamOptions *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options,omitempty"`
+}
+
+func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok, bound int, onDelta func(string) error) (*Output, error) {
+	ur := upstreamReq{Model: model, MaxTokens: maxTok, Temperature: job.Params.Temperature, TopP: job.Params.TopP, Seed: job.Params.Seed, Stop: job.Params.Stop, Stream: onDelta != nil}
+	path := "/completions"
+	if job.Chat {
+		path = "/chat/completions"
+		for _, m := range job.Messages {
+			ur.Messages = append(ur.Messages, oai.Message{Role: m.Role, Content: oai.Content(m.Content)})
+		}
+	} else {
+		ur.Prompt = &job.Prompt
+	}
+	if ur.Stream {
+		ur.StreamOptions = &struct {
+			IncludeUsage bool `json:"include_usage"`
+		}{true}
+	}
+	body, _ := json.Marshal(ur)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if b.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+b.apiKey)
+	}
+	resp, err := b.httpc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return nil, fmt.Errorf("backend answered %d: %s", resp.StatusCode, oai.ParseError(resp.StatusCode, eb).Message)
+	}
+	out := &Output{FinishReason: "stop"}
+	var usage *oai.Usage
+	textOf := func(c oai.Choice) string {
+		switch {
+		case c.Message != nil && c.Message.Content != nil:
+			return *c.Message.Content
+		case c.Delta != nil && c.Delta.Content != nil:
+			return *c.Delta.Content
+		case c.Text != nil:
+			return *c.Text
+		}
+		return ""
+	}
+	if !ur.Stream {
+		var r oai.Response
+		if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&r); err != nil || len(r.Choices) == 0 {
+			return nil, errors.New("backend returned an invalid completion")
+		}
+		out.Text = textOf(r.Choices[0])
+		if r.Choices[0].FinishReason != nil {
+			out.FinishReason = *r.Choices[0].FinishReason
+		}
+		usage = r.Usage
+	} else {
+		var sb strings.Builder
+		chunks := 0
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			data, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if !ok {
+				continue
+			}
+			if data == "[DONE]" {
+				break
+			}
+			var c oai.Response
+			if err := json.Unmarshal([]byte(data), &c); err != nil {
+				return nil, errors.New("backend sent an invalid stream chunk")
+			}
+			if c.Usage != nil {
+				usage = c.Usage
+			}
+			for _, ch := range c.Choices {
+				if t := textOf(ch); t != "" {
+					sb.WriteString(t)
+					chunks++
+					if err := onDelta(t); err != nil {
+						return nil, err
+					}
+				}
+				if ch.FinishReason != nil {
+					out.FinishReason = *ch.FinishReason
+				}
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("backend stream: %w", err)
+		}
+		out.Text = sb.String()
+		if usage == nil { // a backend without stream usage: count chunks
+			usage = &oai.Usage{PromptTokens: bound, CompletionTokens: chunks}
+		}
+	}
+	if usage == nil {
+		return nil, errors.New("backend reported no usage")
+	}
+	// Never bill beyond what was pre-authorised.
+	out.PromptTokens = min(usage.PromptTokens, bound)
+	out.CompletionTokens = min(usage.CompletionTokens, maxTok)
+	return out, nil
+}
