@@ -111,15 +111,14 @@ func TestInferenceBadInput(t *testing.T) {
 		chID = ch.ID // the gateway's channel to provider 0 is the first opened
 		break
 	}
-	st, _ := p.Store().Channel(chID)
-	billedBefore := st.Billed
-	valid := provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, st.Billed))
+	billedBefore := p.Billed(chID)
+	valid := provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, billedBefore))
 	otherKey := testnet.Key("stranger")
-	wrongSigner := provider.FormatVoucher(types.SignVoucher(otherKey, in.nw.ChainID, chID, st.Billed))
-	otherChannel := types.SignVoucher(client, in.nw.ChainID, chID+100, st.Billed)
+	wrongSigner := provider.FormatVoucher(types.SignVoucher(otherKey, in.nw.ChainID, chID, billedBefore))
+	otherChannel := types.SignVoucher(client, in.nw.ChainID, chID+100, billedBefore)
 	otherChannel.ChannelId = chID // replayed onto another channel: signature no longer matches
 	replayed := provider.FormatVoucher(otherChannel)
-	above := provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, st.Billed+1000))
+	above := provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, billedBefore+1000))
 	pCases := []struct {
 		name, voucher string
 		status        int
@@ -146,8 +145,7 @@ func TestInferenceBadInput(t *testing.T) {
 	if r := post(t, pURL, good, map[string]string{provider.VoucherHeader: valid}); r.status != 200 {
 		t.Fatalf("valid voucher: %d %s", r.status, r.body)
 	}
-	st2, _ := p.Store().Channel(chID)
-	if st2.Billed <= billedBefore {
+	if p.Billed(chID) <= billedBefore {
 		t.Fatal("the valid direct request was not billed")
 	}
 
@@ -173,8 +171,8 @@ func TestInferenceBadInput(t *testing.T) {
 		if r.status != 402 || !strings.Contains(r.errMsg, pc.msg) {
 			t.Errorf("%s: %d %q", pc.name, r.status, r.errMsg)
 		}
-		if s, _ := p.Store().Channel(pc.ch); s.Billed != 0 {
-			t.Errorf("%s: billed %d", pc.name, s.Billed)
+		if b := p.Billed(pc.ch); b != 0 {
+			t.Errorf("%s: billed %d", pc.name, b)
 		}
 	}
 }

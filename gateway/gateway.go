@@ -39,6 +39,10 @@ type Config struct {
 	Refresh       time.Duration // provider directory refresh (default 2s)
 	FlushAfter    time.Duration // pay outstanding receipts after this idle time (default 300ms)
 	Tries         int           // providers tried before giving up (default 3)
+	// PayEvery: a new voucher is signed once this many uagr of receipts are
+	// unpaid (and when idle); until then the last voucher is re-sent, so
+	// neither side signs or verifies a signature per request (default 50,000).
+	PayEvery uint64
 }
 
 // Gateway is a running gateway.
@@ -85,6 +89,7 @@ type channel struct {
 	mu       sync.Mutex
 	provider *providerEntry
 	state    ChannelState
+	last     *types.Voucher // the voucher for state.Paid
 	inflight uint64
 	lastUse  time.Time
 }
@@ -128,6 +133,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	}
 	if cfg.Tries == 0 {
 		cfg.Tries = 3
+	}
+	if cfg.PayEvery == 0 {
+		cfg.PayEvery = 50_000
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -371,19 +379,22 @@ func (g *Gateway) channelFor(ctx context.Context, p *providerEntry, need uint64)
 	return ch, nil
 }
 
-// voucher signs (and persists before use) a voucher paying everything billed.
-func (g *Gateway) voucher(ch *channel) (*types.Voucher, error) {
-	cum := ch.state.Billed
-	if cum < ch.state.Paid {
-		cum = ch.state.Paid // never sign lower than before
+// voucher returns the voucher to send: the last one while less than
+// PayEvery is unpaid, else a new one paying everything billed (persisted
+// before use, so no voucher is ever signed lower). Call with ch.mu held.
+func (g *Gateway) voucher(ch *channel, force bool) (*types.Voucher, error) {
+	if ch.last != nil && ch.last.ChannelId == ch.state.ChannelID && !force && ch.state.Billed-ch.state.Paid < g.cfg.PayEvery {
+		return ch.last, nil
 	}
+	cum := max(ch.state.Billed, ch.state.Paid)
 	if cum > ch.state.Paid {
 		ch.state.Paid = cum
 		if err := g.store.SaveChannel(ch.provider.addr.String(), ch.state); err != nil {
 			return nil, err
 		}
 	}
-	return types.SignVoucher(g.cfg.Key, g.chainID, ch.state.ChannelID, cum), nil
+	ch.last = types.SignVoucher(g.cfg.Key, g.chainID, ch.state.ChannelID, cum)
+	return ch.last, nil
 }
 
 // flush pays receipts not yet covered by a voucher on channels idle for at
@@ -401,7 +412,7 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 			ch.mu.Unlock()
 			continue
 		}
-		v, err := g.voucher(ch)
+		v, err := g.voucher(ch, true)
 		endpoint := ch.provider.endpoint
 		ch.mu.Unlock()
 		if err != nil {

@@ -143,7 +143,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, stream bool, path 
 		return errRetry{err}
 	}
 	ch.mu.Lock()
-	v, err := g.voucher(ch)
+	v, err := g.voucher(ch, false)
 	ch.inflight += maxCost
 	ch.lastUse = time.Now()
 	ch.mu.Unlock()

@@ -69,23 +69,36 @@ func (p *Provider) tick(ctx context.Context) error {
 	return nil
 }
 
-// EpochRoot computes the root and totals of an epoch's stored receipts.
-func (p *Provider) EpochRoot(e uint64) ([32]byte, []*receipt.Signed, error) {
+// EpochIDs returns the receipt ids of epoch e by index, count long; an index
+// whose receipt was never stored (a failed write) is an empty (zero) leaf.
+func (p *Provider) EpochIDs(e uint64) ([][32]byte, error) {
+	p.mu.Lock()
+	count := p.epCount[e]
+	p.mu.Unlock()
 	rs, err := p.store.Receipts(e)
 	if err != nil {
-		return [32]byte{}, nil, err
+		return nil, err
 	}
-	ids := make([][32]byte, len(rs))
-	for i, r := range rs {
-		ids[i] = r.ID()
+	ids := make([][32]byte, count)
+	for _, r := range rs {
+		if r.Receipt.Index < count {
+			ids[r.Receipt.Index] = r.ID()
+		}
 	}
-	return receipt.Root(ids), rs, nil
+	return ids, nil
 }
 
 func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, error) {
 	es, err := p.store.Epoch(e)
-	if err != nil || es.Count == 0 || es.Committed {
+	if err != nil || es.Committed {
 		return false, err
+	}
+	p.mu.Lock()
+	es.Count, es.Total = p.epCount[e], p.epTotal[e]
+	busy := p.writing[e] > 0
+	p.mu.Unlock()
+	if es.Count == 0 || busy {
+		return false, nil // nothing to commit, or receipts still being written
 	}
 	var ev app.EpochView
 	if err := p.chain.Query(ctx, "/epoch/"+strconv.FormatUint(e, 10), 0, &ev); err != nil {
@@ -97,13 +110,11 @@ func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, er
 	if h >= ev.CommitDeadline {
 		return false, errors.New("commit deadline passed")
 	}
-	root, rs, err := p.EpochRoot(e)
+	ids, err := p.EpochIDs(e)
 	if err != nil {
 		return false, err
 	}
-	if uint64(len(rs)) != es.Count {
-		return false, errors.New("stored receipts disagree with the epoch count")
-	}
+	root := receipt.Root(ids)
 	_, err = p.signer.Send(ctx, &types.MsgCommitEpoch{Epoch: e, Root: root[:], ReceiptCount: es.Count, TotalBilled: es.Total})
 	var te *client.TxError
 	if err != nil && !(errors.As(err, &te) && strings.Contains(te.Log, "already committed")) {
@@ -141,10 +152,18 @@ func (p *Provider) redeemAll(ctx context.Context) error {
 		}
 		l := p.channelLock(id)
 		l.Lock()
-		cur, err := p.store.Channel(id)
+		p.mu.Lock()
+		cur, ok := p.vouchers[id]
+		p.mu.Unlock()
+		if !ok {
+			cur, err = p.store.Channel(id)
+		}
 		if err == nil {
 			cur.Redeemed = max(cur.Redeemed, st.BestCum)
 			err = p.store.SaveVoucher(id, cur)
+			p.mu.Lock()
+			p.vouchers[id] = cur
+			p.mu.Unlock()
 		}
 		l.Unlock()
 		if err != nil {
@@ -174,15 +193,12 @@ func (p *Provider) handleProof(w http.ResponseWriter, r *http.Request) {
 		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
 		return
 	}
-	root, rs, err := p.EpochRoot(sr.Receipt.Epoch)
+	ids, err := p.EpochIDs(sr.Receipt.Epoch)
 	if err != nil {
 		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
 		return
 	}
-	ids := make([][32]byte, len(rs))
-	for i, x := range rs {
-		ids[i] = x.ID()
-	}
+	root := receipt.Root(ids)
 	proof, err := receipt.Prove(ids, int(sr.Receipt.Index))
 	if err != nil {
 		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)

@@ -69,10 +69,15 @@ type Provider struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 
-	mu       sync.Mutex // guards epoch labelling, epoch counters, reservations, channel cache
+	mu       sync.Mutex // guards the fields below
 	epoch    uint64
 	height   int64
-	reserved map[uint64]uint64
+	reserved map[uint64]uint64 // channel → max cost of requests in flight
+	billed   map[uint64]uint64 // channel → total of its receipts
+	vouchers map[uint64]ChannelState
+	epCount  map[uint64]uint64 // epoch → receipts issued (next index)
+	epTotal  map[uint64]uint64
+	writing  map[uint64]int // epoch → receipts being written
 	chans    map[uint64]app.ChannelView
 	chanMu   map[uint64]*sync.Mutex
 
@@ -133,6 +138,8 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		cfg: cfg, log: logger, backend: backend, chain: c, signer: c.NewSigner(cfg.Key),
 		addr:     types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		reserved: map[uint64]uint64{}, chans: map[uint64]app.ChannelView{}, chanMu: map[uint64]*sync.Mutex{},
+		billed: map[uint64]uint64{}, vouchers: map[uint64]ChannelState{}, epCount: map[uint64]uint64{},
+		epTotal: map[uint64]uint64{}, writing: map[uint64]int{},
 		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
 		metrics: newMetrics(reg), reg: reg, done: make(chan struct{}),
 	}
@@ -157,6 +164,15 @@ func (p *Provider) Start(ctx context.Context) error {
 		return err
 	}
 	p.store = st
+	// rebuild billing totals and epoch counts from the stored receipts
+	if err := st.Scan(func(r *types.Receipt) {
+		p.billed[r.ChannelId] += r.Amount
+		p.epCount[r.Epoch] = max(p.epCount[r.Epoch], r.Index+1)
+		p.epTotal[r.Epoch] += r.Amount
+	}); err != nil {
+		st.Close()
+		return fmt.Errorf("scan receipts: %w", err)
+	}
 	ln, err := net.Listen("tcp", p.cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -319,3 +335,10 @@ func (p *Provider) channelLock(id uint64) *sync.Mutex {
 
 // Store exposes the provider's durable state (for tools and tests).
 func (p *Provider) Store() *Store { return p.store }
+
+// Billed is the total of the receipts issued on a channel.
+func (p *Provider) Billed(channel uint64) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.billed[channel]
+}

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -249,13 +250,22 @@ func usageOf(prep *Prepared, out *Output) *oai.Usage {
 	return &oai.Usage{PromptTokens: out.PromptTokens, CompletionTokens: out.CompletionTokens, TotalTokens: out.PromptTokens + out.CompletionTokens}
 }
 
-// acceptVoucher stores v if it is the best voucher seen for its channel
-// (synced) and returns the channel's state. Call with the channel lock held.
+// acceptVoucher checks v against what was billed and stores it if it is the
+// best voucher seen for its channel (synced). Call with the channel lock held.
+// It returns the channel's state with its billed total.
 func (p *Provider) acceptVoucher(v *types.Voucher, ch app.ChannelView) (ChannelState, *oai.Error) {
-	state, err := p.store.Channel(v.ChannelId)
-	if err != nil {
-		return state, oai.Errorf(http.StatusInternalServerError, "api_error", "", "store: %v", err)
+	p.mu.Lock()
+	state, ok := p.vouchers[v.ChannelId]
+	p.mu.Unlock()
+	if !ok {
+		var err error
+		if state, err = p.store.Channel(v.ChannelId); err != nil {
+			return state, oai.Errorf(http.StatusInternalServerError, "api_error", "", "store: %v", err)
+		}
 	}
+	p.mu.Lock()
+	state.Billed = p.billed[v.ChannelId]
+	p.mu.Unlock()
 	if v.CumulativeAmount > ch.Deposit {
 		return state, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "voucher for %d uagr exceeds channel %d deposit of %d", v.CumulativeAmount, v.ChannelId, ch.Deposit)
 	}
@@ -268,6 +278,9 @@ func (p *Provider) acceptVoucher(v *types.Voucher, ch app.ChannelView) (ChannelS
 			return state, oai.Errorf(http.StatusInternalServerError, "api_error", "", "store: %v", err)
 		}
 	}
+	p.mu.Lock()
+	p.vouchers[v.ChannelId] = state
+	p.mu.Unlock()
 	return state, nil
 }
 
@@ -310,6 +323,14 @@ func (p *Provider) checkChannel(ch app.ChannelView, v *types.Voucher) *oai.Error
 		return pay("channel %d is closed", v.ChannelId)
 	case ch.ExpiryHeight <= p.currentHeight()+p.params.EpochLength+p.params.CommitWindow+2:
 		return pay("channel %d expires at height %d, too soon to settle this request (current height %d): extend it", v.ChannelId, ch.ExpiryHeight, p.currentHeight())
+	}
+	// The best voucher stored for the channel was verified when it came in;
+	// the gateway re-sends it until it pays more, so skip checking it again.
+	p.mu.Lock()
+	best, ok := p.vouchers[v.ChannelId]
+	p.mu.Unlock()
+	if ok && best.BestCum == v.CumulativeAmount && bytes.Equal(best.BestSig, v.Signature) {
+		return nil
 	}
 	if err := types.VerifyVoucher(ch.ClientPubKey, p.chainID, v); err != nil {
 		return pay("invalid voucher for channel %d: %v", v.ChannelId, err)
@@ -391,7 +412,6 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 // record bills the request, signs its receipt and stores it with the
 // transcript, synced, before the response completes.
 func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher) (*receipt.Signed, error) {
-	// (v is the voucher the request came with; VoucherCumulative records it.)
 	amount := Cost(out.PromptTokens, out.CompletionTokens, p.cfg.PriceIn, p.cfg.PriceOut)
 	var hash [32]byte
 	for _, m := range p.backend.Models() {
@@ -403,42 +423,42 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 	if err != nil {
 		return nil, err
 	}
-	chLock := p.channelLock(v.ChannelId)
-	chLock.Lock()
-	defer chLock.Unlock()
-	// p.mu pins the epoch label and index while the receipt is stored, so an
-	// epoch is never closed with a receipt still being written into it.
+	// Take the epoch label, index and new channel total together; the epoch
+	// is not committed while any of its receipts is still being written.
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	state, err := p.store.Channel(v.ChannelId)
-	if err != nil {
-		return nil, err
-	}
-	ep, err := p.store.Epoch(p.epoch)
-	if err != nil {
-		return nil, err
-	}
-	state.Billed += amount
+	epoch := p.epoch
+	index := p.epCount[epoch]
+	p.epCount[epoch]++
+	p.epTotal[epoch] += amount
+	p.billed[v.ChannelId] += amount
+	channelBilled := p.billed[v.ChannelId]
+	p.writing[epoch]++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.writing[epoch]--
+		p.mu.Unlock()
+	}()
 	respHash := sha256.Sum256([]byte(out.Text))
 	r := &types.Receipt{
 		ChainId: p.chainID, Provider: p.addr, ChannelId: v.ChannelId, Client: ch.Client,
-		Epoch: p.epoch, Index: ep.Count, RequestHash: sha256Sum(body), ResponseHash: respHash[:], ModelHash: hash[:],
+		Epoch: epoch, Index: index, RequestHash: sha256Sum(body), ResponseHash: respHash[:], ModelHash: hash[:],
 		PromptTokens: uint32(out.PromptTokens), CompletionTokens: uint32(out.CompletionTokens),
 		PriceInputPer_1K: p.cfg.PriceIn, PriceOutputPer_1K: p.cfg.PriceOut, Amount: amount,
-		ChannelBilled: state.Billed, VoucherCumulative: v.CumulativeAmount, Seed: prep.Params.Seed,
+		ChannelBilled: channelBilled, VoucherCumulative: v.CumulativeAmount, Seed: prep.Params.Seed,
 	}
 	sr, err := receipt.Sign(p.cfg.Key, r)
 	if err != nil {
 		return nil, err
 	}
-	ep.Count++
-	ep.Total += amount
 	tr := &Transcript{
 		Model: prep.Model, PromptIDs: prep.PromptIDs, OutputIDs: out.OutputIDs, Logprobs: out.Logprobs,
 		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
 		Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: out.Text,
 	}
-	if err := p.store.Record(sr, tr, state, ep); err != nil {
+	if err := p.store.Record(sr, tr); err != nil {
+		// The index stays unused: the epoch's tree gets an empty leaf there.
+		p.log.Error("storing a receipt failed", "err", err)
 		return nil, err
 	}
 	return sr, nil

@@ -26,10 +26,11 @@ type ChannelState struct {
 	Redeemed uint64 `json:"redeemed"` // last amount redeemed on chain (as far as we know)
 }
 
-// EpochState tracks one epoch's receipt log.
+// EpochState tracks one epoch's receipt log. Count and Total are derived
+// from the receipts; Committed and Root are stored.
 type EpochState struct {
-	Count     uint64 `json:"count"`
-	Total     uint64 `json:"total"`
+	Count     uint64 `json:"-"`
+	Total     uint64 `json:"-"`
 	Committed bool   `json:"committed"`
 	Root      []byte `json:"root,omitempty"`
 }
@@ -117,23 +118,21 @@ func (s *Store) SaveEpoch(n uint64, e EpochState) error {
 	return s.db.Set(key("ep/", u64(n)), bz, pebble.Sync)
 }
 
-// Record stores a served request atomically: its receipt and transcript, the
-// channel's new billing state and the epoch's counters. Synced.
-func (s *Store) Record(sr *receipt.Signed, tr *Transcript, ch ChannelState, ep EpochState) error {
+// Record stores a served request atomically: its receipt and transcript.
+// Synced; concurrent calls share one WAL sync (group commit). Billing totals
+// and epoch counts are derived from the receipts (Scan), so they need no
+// separate write that could be reordered.
+func (s *Store) Record(sr *receipt.Signed, tr *Transcript) error {
 	r := sr.Receipt
 	b := s.db.NewBatch()
 	defer b.Close()
 	sbz, _ := proto.Marshal(&types.SignedReceipt{Receipt: sr.Bytes, Signature: sr.Signature})
 	tbz, _ := json.Marshal(tr)
-	cbz, _ := json.Marshal(ch)
-	ebz, _ := json.Marshal(ep)
 	id := sr.ID()
 	loc := append(u64(r.Epoch), u64(r.Index)...)
 	b.Set(key("rc/", loc), sbz, nil)
 	b.Set(key("tr/", loc), tbz, nil)
 	b.Set(key("rid/", id[:]), loc, nil)
-	b.Set(key("ch/", u64(r.ChannelId)), cbz, nil)
-	b.Set(key("ep/", u64(r.Epoch)), ebz, nil)
 	return b.Commit(pebble.Sync)
 }
 
@@ -210,4 +209,21 @@ func (s *Store) Channels() (map[uint64]ChannelState, error) {
 		out[binary.BigEndian.Uint64(it.Key()[3:])] = c
 	}
 	return out, it.Error()
+}
+
+// Scan calls fn for every stored receipt, in (epoch, index) order.
+func (s *Store) Scan(fn func(r *types.Receipt)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("rc/"), UpperBound: []byte("rc0")})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		sr, err := decodeStored(it.Value())
+		if err != nil {
+			return err
+		}
+		fn(sr.Receipt)
+	}
+	return it.Error()
 }

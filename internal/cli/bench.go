@@ -30,6 +30,21 @@ func benchCmd(g *globals) *cobra.Command {
 	fs.StringVar(&o.Indexer, "indexer", "null", "tx indexer: null or kv")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
-	cmd.AddCommand(chain)
+	var go_ bench.GatewayOptions
+	gw := &cobra.Command{
+		Use:   "gateway",
+		Short: "Request path overhead: a fake instant backend direct, through a provider, through gateway and provider (loopback)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			go_.Out = g.out
+			tuneGC()
+			_, err := bench.RunGateway(ctxOr(cmd.Context()), go_)
+			return err
+		},
+	}
+	gw.Flags().DurationVar(&go_.Duration, "duration", 5_000_000_000, "time per measurement")
+	gw.Flags().IntSliceVar(&go_.Conns, "conns", []int{64, 1}, "concurrent connections to measure")
+	gw.Flags().BoolVar(&go_.JSON, "json", false, "print results as JSON")
+	cmd.AddCommand(chain, gw)
 	return cmd
 }

@@ -1,0 +1,276 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/node"
+	"github.com/agoranet/agora/provider"
+)
+
+// GatewayOptions configure `agora bench gateway`.
+type GatewayOptions struct {
+	Duration time.Duration // per measurement
+	Conns    []int
+	JSON     bool
+	Out      io.Writer
+}
+
+// GatewayRow is one measurement.
+type GatewayRow struct {
+	Path   string  `json:"path"` // direct, provider, gateway
+	Stream bool    `json:"stream"`
+	Conns  int     `json:"conns"`
+	Reqs   int     `json:"requests"`
+	Errors int     `json:"errors"`
+	RPS    float64 `json:"req_per_s"`
+	P50ms  float64 `json:"p50_ms"`
+	P99ms  float64 `json:"p99_ms"`
+}
+
+// fakeBackend answers every completion instantly with a fixed body.
+func fakeBackend() http.Handler {
+	content := "Hello from a fake backend."
+	fr := "stop"
+	js, _ := json.Marshal(map[string]any{
+		"id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": "fake",
+		"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": content}, "finish_reason": fr}},
+		"usage":   map[string]int{"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
+	})
+	chunk := func(delta string, finish any) []byte {
+		b, _ := json.Marshal(map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": "fake",
+			"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"content": delta}, "finish_reason": finish}}})
+		return b
+	}
+	var sse bytes.Buffer
+	for _, d := range []string{"Hello", " from", " a fake backend."} {
+		fmt.Fprintf(&sse, "data: %s\n\n", chunk(d, nil))
+	}
+	fmt.Fprintf(&sse, "data: %s\n\n", chunk("", fr))
+	usage, _ := json.Marshal(map[string]any{"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": "fake", "choices": []any{},
+		"usage": map[string]int{"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16}})
+	fmt.Fprintf(&sse, "data: %s\n\ndata: [DONE]\n\n", usage)
+	sseBytes := sse.Bytes()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if bytes.Contains(body, []byte(`"stream":true`)) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Write(sseBytes)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(js)
+	})
+}
+
+func benchKeyNamed(s string) ed25519.PrivateKey {
+	seed := sha256.Sum256([]byte("agora-bench-gw/" + s))
+	return ed25519.NewKeyFromSeed(seed[:])
+}
+
+// RunGateway measures the request path: a fake instant backend called (i)
+// directly, (ii) through a provider (adapter), (iii) through gateway →
+// provider, at each connection count, JSON and SSE.
+func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	logf := func(format string, a ...any) {
+		if !o.JSON {
+			fmt.Fprintf(o.Out, format+"\n", a...)
+		}
+	}
+	dir, err := os.MkdirTemp("", "agora-bench-gw-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	// chain
+	provKey, cliKey, opKey := benchKeyNamed("provider"), benchKeyNamed("client"), benchKeyNamed("operator")
+	addr := func(k ed25519.PrivateKey) types.Address {
+		return types.AddressFromPubKey(k.Public().(ed25519.PublicKey))
+	}
+	params := types.DefaultParams()
+	g := node.GenesisOptions{ChainID: "agora-bench-gw", Params: params, Accounts: []types.GenesisAccount{
+		{Address: addr(provKey), Balance: 1e12}, {Address: addr(cliKey), Balance: 1e12}, {Address: addr(opKey), Balance: 1e12}}}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, err
+	}
+	cfg := node.DefaultConfig()
+	cfg.P2P.Laddr = fmt.Sprintf("tcp://127.0.0.1:%d", ports[0])
+	cfg.RPC.Laddr = fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
+	cfg.API.Laddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
+	cfg.Consensus.TimeoutCommit = 300 * time.Millisecond
+	cfg.Instrumentation.CometBFTMetrics = false
+	home := node.NodeHome(dir, 0)
+	if _, err := node.InitNetwork(g, []node.ValidatorSpec{{Home: home, Moniker: "bench", Operator: addr(opKey), Bonded: params.MinValidatorStake * 10, Config: cfg}}); err != nil {
+		return nil, err
+	}
+	n, err := node.New(home, cfg, quiet)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(); err != nil {
+		n.Stop()
+		return nil, err
+	}
+	defer n.Stop()
+	for n.App().Height() < 2 {
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// fake backend
+	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	bsrv := &http.Server{Handler: fakeBackend()}
+	go bsrv.Serve(bln)
+	defer bsrv.Close()
+	backendURL := "http://" + bln.Addr().String() + "/v1"
+
+	// provider (adapter) and gateway
+	p, err := provider.New(provider.Config{ChainRPC: cfg.RPC.Laddr, Key: provKey, Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "provider"),
+		PriceIn: 100, PriceOut: 200, Concurrency: 256, Queue: 1024, Credit: 1 << 50},
+		provider.NewOpenAIBackend(backendURL, "", []string{"fake"}, 4096), quiet, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Start(ctx); err != nil {
+		return nil, err
+	}
+	defer p.Stop()
+	gw, err := gateway.New(gateway.Config{ChainRPC: cfg.RPC.Laddr, Key: cliKey, Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "gateway"), Deposit: 1 << 38}, quiet, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := gw.Start(ctx); err != nil {
+		return nil, err
+	}
+	defer gw.Stop()
+
+	// a channel of our own for calling the provider directly
+	c, _ := client.New(cfg.RPC.Laddr)
+	st, _ := c.Status(ctx)
+	res, err := c.NewSigner(cliKey).Send(ctx, &types.MsgOpenChannel{Provider: p.Address(), Deposit: 1 << 38, ExpiryHeight: st.SyncInfo.LatestBlockHeight + 100000})
+	if err != nil {
+		return nil, err
+	}
+	chID, _ := strconv.ParseUint(res.Events["channel_id"], 10, 64)
+	voucher := provider.FormatVoucher(types.SignVoucher(cliKey, g.ChainID, chID, 0))
+
+	body := func(stream bool) []byte {
+		b, _ := json.Marshal(map[string]any{"model": "fake", "stream": stream, "max_tokens": 16,
+			"messages": []map[string]string{{"role": "user", "content": "Say hello."}}})
+		return b
+	}
+	targets := []struct {
+		name, url string
+		header    map[string]string
+	}{
+		{"direct", backendURL + "/chat/completions", nil},
+		{"provider", p.URL() + "/v1/chat/completions", map[string]string{provider.VoucherHeader: voucher}},
+		{"gateway", gw.URL() + "/v1/chat/completions", nil},
+	}
+	// warm up the gateway's channel
+	for i := 0; i < 3; i++ {
+		if _, err := doRequest(http.DefaultClient, targets[2].url, body(false), nil); err != nil {
+			return nil, fmt.Errorf("warm-up through the gateway: %w", err)
+		}
+	}
+	logf("bench gateway: %s per measurement, fake backend at %s", o.Duration, backendURL)
+	var rows []GatewayRow
+	for _, stream := range []bool{false, true} {
+		for _, conns := range o.Conns {
+			for _, t := range targets {
+				row := load(t.url, body(stream), t.header, conns, o.Duration)
+				row.Path, row.Stream = t.name, stream
+				rows = append(rows, row)
+				logf("  %-8s stream=%-5v conns=%-3d %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  (%d requests, %d errors)",
+					t.name, stream, conns, row.RPS, row.P50ms, row.P99ms, row.Reqs, row.Errors)
+			}
+		}
+	}
+	if o.JSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		return rows, enc.Encode(rows)
+	}
+	return rows, nil
+}
+
+func doRequest(hc *http.Client, url string, body []byte, header map[string]string) (int, error) {
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return resp.StatusCode, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return 200, nil
+}
+
+// load runs conns closed-loop clients for d and reports throughput and latency.
+func load(url string, body []byte, header map[string]string, conns int, d time.Duration) GatewayRow {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: conns * 2, MaxIdleConnsPerHost: conns * 2, IdleConnTimeout: time.Minute}}
+	var mu sync.Mutex
+	var lats []time.Duration
+	errs := 0
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var local []time.Duration
+			le := 0
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				if _, err := doRequest(hc, url, body, header); err != nil {
+					le++
+					continue
+				}
+				local = append(local, time.Since(t0))
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			errs += le
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
+	row := GatewayRow{Conns: conns, Reqs: len(lats), Errors: errs, RPS: float64(len(lats)) / d.Seconds()}
+	if len(lats) > 0 {
+		row.P50ms = float64(lats[len(lats)/2].Microseconds()) / 1000
+		row.P99ms = float64(lats[len(lats)*99/100].Microseconds()) / 1000
+	}
+	return row
+}
