@@ -65,6 +65,8 @@ type Gateway struct {
 
 	chMu  sync.Mutex
 	chans map[string]*channel
+	// billedAtStart: receipt totals per provider and channel found in the store.
+	billedAtStart map[string]map[uint64]uint64
 
 	srv    *http.Server
 	ln     net.Listener
@@ -170,6 +172,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return err
 	}
 	if g.store, err = OpenStore(g.cfg.DataDir); err != nil {
+		return err
+	}
+	if g.billedAtStart, err = g.store.BilledByProvider(); err != nil {
+		g.store.Close()
 		return err
 	}
 	if err := g.refresh(ctx); err != nil {
@@ -339,6 +345,7 @@ func (g *Gateway) channelFor(ctx context.Context, p *providerEntry, need uint64)
 		}
 		if found {
 			ch.state = st
+			ch.state.Billed = g.billedAtStart[key][st.ChannelID]
 		}
 	}
 	g.dirMu.RLock()

@@ -304,15 +304,15 @@ func (g *Gateway) acceptReceipt(ch *channel, enc string, cum, maxCost uint64, ma
 	case usage != nil && (usage.PromptTokens != int(r.PromptTokens) || usage.CompletionTokens != int(r.CompletionTokens)):
 		return nil, errors.New("receipt token counts differ from the response's usage")
 	}
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	ch.state.Billed += r.Amount
 	st := StoredReceipt{ID: sr.IDHex(), Provider: p.addr.String(), Model: model, Amount: r.Amount, Epoch: r.Epoch, Index: r.Index,
 		Channel: r.ChannelId, Prompt: r.PromptTokens, Output: r.CompletionTokens, Time: time.Now().Unix(), Encoded: sr.Encode()}
-	if err := g.store.AddReceipt(p.addr.String(), ch.state, st); err != nil {
-		ch.state.Billed -= r.Amount
+	if err := g.store.AddReceipt(st); err != nil {
 		return nil, err
 	}
+	// counted only once stored: we never pay for a receipt we could lose
+	ch.mu.Lock()
+	ch.state.Billed += r.Amount
+	ch.mu.Unlock()
 	g.metrics.paid.Add(float64(r.Amount))
 	return sr, nil
 }

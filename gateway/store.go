@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
 )
@@ -12,7 +13,10 @@ import (
 // Store is the gateway's durable state: per-provider channel accounting and
 // the receipts it holds. Synced on every write, so a voucher is never signed
 // lower after a restart and no verified receipt is lost.
-type Store struct{ db *pebble.DB }
+type Store struct {
+	db  *pebble.DB
+	seq atomic.Uint64 // last receipt sequence number
+}
 
 // ChannelState is the client side of a payment channel.
 type ChannelState struct {
@@ -54,7 +58,17 @@ func OpenStore(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open gateway store %s: %w", dir, err)
 	}
-	return &Store{db: db}, nil
+	s := &Store{db: db}
+	it, err := db.NewIter(&pebble.IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if it.Last() {
+		s.seq.Store(binary.BigEndian.Uint64(it.Key()[2:]))
+	}
+	it.Close()
+	return s, nil
 }
 
 // Close closes it.
@@ -85,24 +99,38 @@ func (s *Store) SaveChannel(provider string, c ChannelState) error {
 	return s.db.Set([]byte("gc/"+provider), bz, pebble.Sync)
 }
 
-// AddReceipt stores a verified receipt with the channel's new state, atomically.
-func (s *Store) AddReceipt(provider string, c ChannelState, r StoredReceipt) error {
+// AddReceipt stores a verified receipt (synced; concurrent calls share a
+// WAL sync). Billed totals are derived from the receipts (BilledByProvider),
+// so no per-channel total is written that could be reordered.
+func (s *Store) AddReceipt(r StoredReceipt) error {
+	r.Seq = s.seq.Add(1)
+	rbz, _ := json.Marshal(r)
 	b := s.db.NewBatch()
 	defer b.Close()
-	var seq uint64
-	if bz, cl, err := s.db.Get([]byte("seq")); err == nil {
-		seq = binary.BigEndian.Uint64(bz)
-		cl.Close()
-	}
-	seq++
-	r.Seq = seq
-	cbz, _ := json.Marshal(c)
-	rbz, _ := json.Marshal(r)
-	b.Set([]byte("seq"), binary.BigEndian.AppendUint64(nil, seq), nil)
-	b.Set([]byte("gc/"+provider), cbz, nil)
-	b.Set(append([]byte("r/"), binary.BigEndian.AppendUint64(nil, seq)...), rbz, nil)
-	b.Set([]byte("ri/"+r.ID), binary.BigEndian.AppendUint64(nil, seq), nil)
+	b.Set(append([]byte("r/"), binary.BigEndian.AppendUint64(nil, r.Seq)...), rbz, nil)
+	b.Set([]byte("ri/"+r.ID), binary.BigEndian.AppendUint64(nil, r.Seq), nil)
 	return b.Commit(pebble.Sync)
+}
+
+// BilledByProvider sums the stored receipts per provider and channel.
+func (s *Store) BilledByProvider() (map[string]map[uint64]uint64, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	out := map[string]map[uint64]uint64{}
+	for it.First(); it.Valid(); it.Next() {
+		var r StoredReceipt
+		if err := json.Unmarshal(it.Value(), &r); err != nil {
+			return nil, err
+		}
+		if out[r.Provider] == nil {
+			out[r.Provider] = map[uint64]uint64{}
+		}
+		out[r.Provider][r.Channel] += r.Amount
+	}
+	return out, it.Error()
 }
 
 // Receipt finds a receipt by id.

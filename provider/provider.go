@@ -75,7 +75,8 @@ type Provider struct {
 	reserved map[uint64]uint64 // channel → max cost of requests in flight
 	billed   map[uint64]uint64 // channel → total of its receipts
 	vouchers map[uint64]ChannelState
-	epCount  map[uint64]uint64 // epoch → receipts issued (next index)
+	verified map[uint64]*types.Voucher // last voucher whose signature checked out
+	epCount  map[uint64]uint64         // epoch → receipts issued (next index)
 	epTotal  map[uint64]uint64
 	writing  map[uint64]int // epoch → receipts being written
 	chans    map[uint64]app.ChannelView
@@ -138,7 +139,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		cfg: cfg, log: logger, backend: backend, chain: c, signer: c.NewSigner(cfg.Key),
 		addr:     types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		reserved: map[uint64]uint64{}, chans: map[uint64]app.ChannelView{}, chanMu: map[uint64]*sync.Mutex{},
-		billed: map[uint64]uint64{}, vouchers: map[uint64]ChannelState{}, epCount: map[uint64]uint64{},
+		billed: map[uint64]uint64{}, vouchers: map[uint64]ChannelState{}, verified: map[uint64]*types.Voucher{}, epCount: map[uint64]uint64{},
 		epTotal: map[uint64]uint64{}, writing: map[uint64]int{},
 		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
 		metrics: newMetrics(reg), reg: reg, done: make(chan struct{}),

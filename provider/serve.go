@@ -324,17 +324,20 @@ func (p *Provider) checkChannel(ch app.ChannelView, v *types.Voucher) *oai.Error
 	case ch.ExpiryHeight <= p.currentHeight()+p.params.EpochLength+p.params.CommitWindow+2:
 		return pay("channel %d expires at height %d, too soon to settle this request (current height %d): extend it", v.ChannelId, ch.ExpiryHeight, p.currentHeight())
 	}
-	// The best voucher stored for the channel was verified when it came in;
-	// the gateway re-sends it until it pays more, so skip checking it again.
+	// The gateway re-sends its last voucher until it pays more: remember the
+	// last one verified per channel and skip checking it again.
 	p.mu.Lock()
-	best, ok := p.vouchers[v.ChannelId]
+	last, ok := p.verified[v.ChannelId]
 	p.mu.Unlock()
-	if ok && best.BestCum == v.CumulativeAmount && bytes.Equal(best.BestSig, v.Signature) {
+	if ok && last.CumulativeAmount == v.CumulativeAmount && bytes.Equal(last.Signature, v.Signature) {
 		return nil
 	}
 	if err := types.VerifyVoucher(ch.ClientPubKey, p.chainID, v); err != nil {
 		return pay("invalid voucher for channel %d: %v", v.ChannelId, err)
 	}
+	p.mu.Lock()
+	p.verified[v.ChannelId] = v
+	p.mu.Unlock()
 	return nil
 }
 

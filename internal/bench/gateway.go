@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"sync"
@@ -27,10 +28,12 @@ import (
 
 // GatewayOptions configure `agora bench gateway`.
 type GatewayOptions struct {
-	Duration time.Duration // per measurement
-	Conns    []int
-	JSON     bool
-	Out      io.Writer
+	Duration   time.Duration // per measurement
+	Conns      []int
+	JSON       bool
+	CPUProfile string
+	Only       string // measure only this path (direct, provider, gateway)
+	Out        io.Writer
 }
 
 // GatewayRow is one measurement.
@@ -199,10 +202,21 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 		}
 	}
 	logf("bench gateway: %s per measurement, fake backend at %s", o.Duration, backendURL)
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		pprof.StartCPUProfile(f)
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	var rows []GatewayRow
 	for _, stream := range []bool{false, true} {
 		for _, conns := range o.Conns {
 			for _, t := range targets {
+				if o.Only != "" && o.Only != t.name {
+					continue
+				}
 				row := load(t.url, body(stream), t.header, conns, o.Duration)
 				row.Path, row.Stream = t.name, stream
 				rows = append(rows, row)

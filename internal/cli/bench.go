@@ -45,6 +45,8 @@ func benchCmd(g *globals) *cobra.Command {
 	gw.Flags().DurationVar(&go_.Duration, "duration", 5_000_000_000, "time per measurement")
 	gw.Flags().IntSliceVar(&go_.Conns, "conns", []int{64, 1}, "concurrent connections to measure")
 	gw.Flags().BoolVar(&go_.JSON, "json", false, "print results as JSON")
+	gw.Flags().StringVar(&go_.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements")
+	gw.Flags().StringVar(&go_.Only, "only", "", "measure one path only: direct, provider or gateway")
 	cmd.AddCommand(chain, gw)
 	return cmd
 }
