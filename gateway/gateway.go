@@ -24,6 +24,7 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/receipt"
 )
 
 // Config configures a gateway.
@@ -72,6 +73,10 @@ type Gateway struct {
 	ln     net.Listener
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	verifyCh     chan pendingReceipt
+	verifyCancel context.CancelFunc
+	verifyDone   chan struct{}
 }
 
 type providerEntry struct {
@@ -153,6 +158,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		httpc: &http.Client{Transport: tr}, metrics: newMetrics(reg), reg: reg,
 		chans: map[string]*channel{}, done: make(chan struct{}),
+		verifyCh: make(chan pendingReceipt, 4096), verifyDone: make(chan struct{}),
 	}, nil
 }
 
@@ -174,15 +180,21 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if g.store, err = OpenStore(g.cfg.DataDir); err != nil {
 		return err
 	}
-	if g.billedAtStart, err = g.store.BilledByProvider(); err != nil {
-		g.store.Close()
-		return err
-	}
 	if err := g.refresh(ctx); err != nil {
 		g.store.Close()
 		return err
 	}
+	// receipts stored but not yet verified when we stopped are checked now
+	if g.billedAtStart, err = g.store.BilledByProvider(g.checkStored); err != nil {
+		g.store.Close()
+		return err
+	}
+	vctx, vcancel := context.WithCancel(context.Background())
+	g.verifyCancel = vcancel
+	go g.verifier(vctx)
 	if g.ln, err = net.Listen("tcp", g.cfg.Listen); err != nil {
+		vcancel()
+		<-g.verifyDone
 		g.store.Close()
 		return fmt.Errorf("gateway listen on %s: %w", g.cfg.Listen, err)
 	}
@@ -205,6 +217,10 @@ func (g *Gateway) Stop() error {
 	if g.cancel != nil {
 		g.cancel()
 		<-g.done
+	}
+	if g.verifyCancel != nil {
+		g.verifyCancel()
+		<-g.verifyDone
 	}
 	g.flush(context.Background(), 0)
 	if g.store != nil {
@@ -445,4 +461,24 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 		}
 		ch.mu.Unlock()
 	}
+}
+
+// checkStored verifies a stored receipt's signature (at start).
+func (g *Gateway) checkStored(r StoredReceipt) bool {
+	sr, err := receipt.Decode(r.Encoded)
+	if err != nil {
+		return false
+	}
+	g.dirMu.RLock()
+	defer g.dirMu.RUnlock()
+	for _, p := range g.providers {
+		if p.addr.String() == r.Provider {
+			return sr.Verify(p.pub) == nil
+		}
+	}
+	var acc app.AccountView
+	if err := g.chain.Query(context.Background(), "/account/"+r.Provider, 0, &acc); err != nil {
+		return false
+	}
+	return sr.Verify(acc.PubKey) == nil
 }

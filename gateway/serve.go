@@ -285,10 +285,10 @@ func (g *Gateway) acceptReceipt(ch *channel, enc string, cum, maxCost uint64, ma
 		return nil, err
 	}
 	p := ch.provider
-	if err := sr.Verify(p.pub); err != nil {
-		return nil, err
-	}
 	r := sr.Receipt
+	if string(r.Provider) != string(p.addr) {
+		return nil, errors.New("receipt names another provider")
+	}
 	want := provider.Cost(int(r.PromptTokens), int(r.CompletionTokens), p.priceIn, p.priceOut)
 	switch {
 	case r.ChainId != g.chainID || r.ChannelId != ch.state.ChannelID:
@@ -306,14 +306,11 @@ func (g *Gateway) acceptReceipt(ch *channel, enc string, cum, maxCost uint64, ma
 	}
 	st := StoredReceipt{ID: sr.IDHex(), Provider: p.addr.String(), Model: model, Amount: r.Amount, Epoch: r.Epoch, Index: r.Index,
 		Channel: r.ChannelId, Prompt: r.PromptTokens, Output: r.CompletionTokens, Time: time.Now().Unix(), Encoded: sr.Encode()}
-	if err := g.store.AddReceipt(st); err != nil {
+	if err := g.store.AddReceipt(&st); err != nil {
 		return nil, err
 	}
-	// counted only once stored: we never pay for a receipt we could lose
-	ch.mu.Lock()
-	ch.state.Billed += r.Amount
-	ch.mu.Unlock()
-	g.metrics.paid.Add(float64(r.Amount))
+	// owed (and so paid) only once stored and its signature verified
+	g.verifyCh <- pendingReceipt{ch: ch, sr: sr, seq: st.Seq}
 	return sr, nil
 }
 

@@ -102,7 +102,7 @@ func (s *Store) SaveChannel(provider string, c ChannelState) error {
 // AddReceipt stores a verified receipt (synced; concurrent calls share a
 // WAL sync). Billed totals are derived from the receipts (BilledByProvider),
 // so no per-channel total is written that could be reordered.
-func (s *Store) AddReceipt(r StoredReceipt) error {
+func (s *Store) AddReceipt(r *StoredReceipt) error {
 	r.Seq = s.seq.Add(1)
 	rbz, _ := json.Marshal(r)
 	b := s.db.NewBatch()
@@ -112,8 +112,24 @@ func (s *Store) AddReceipt(r StoredReceipt) error {
 	return b.Commit(pebble.Sync)
 }
 
-// BilledByProvider sums the stored receipts per provider and channel.
-func (s *Store) BilledByProvider() (map[string]map[uint64]uint64, error) {
+// MarkVerified records that a receipt's signature checked out. Not synced:
+// if the mark is lost, the receipt is verified again at the next start.
+func (s *Store) MarkVerified(seq uint64) error {
+	return s.db.Set(append([]byte("rv/"), binary.BigEndian.AppendUint64(nil, seq)...), []byte{1}, pebble.NoSync)
+}
+
+func (s *Store) verified(seq uint64) bool {
+	_, c, err := s.db.Get(append([]byte("rv/"), binary.BigEndian.AppendUint64(nil, seq)...))
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
+// BilledByProvider sums the stored receipts per provider and channel;
+// check decides receipts not yet marked verified (and marks them).
+func (s *Store) BilledByProvider(check func(StoredReceipt) bool) (map[string]map[uint64]uint64, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
 	if err != nil {
 		return nil, err
@@ -124,6 +140,14 @@ func (s *Store) BilledByProvider() (map[string]map[uint64]uint64, error) {
 		var r StoredReceipt
 		if err := json.Unmarshal(it.Value(), &r); err != nil {
 			return nil, err
+		}
+		if !s.verified(r.Seq) {
+			if !check(r) {
+				continue
+			}
+			if err := s.MarkVerified(r.Seq); err != nil {
+				return nil, err
+			}
 		}
 		if out[r.Provider] == nil {
 			out[r.Provider] = map[uint64]uint64{}
