@@ -86,7 +86,11 @@ type providerEntry struct {
 	priceIn  uint64
 	priceOut uint64
 	models   map[string]bool
-	// routing statistics
+	*stats   // shared across directory refreshes
+}
+
+// stats are a provider's routing statistics.
+type stats struct {
 	mu       sync.Mutex
 	latency  float64 // EWMA seconds
 	failures float64 // decaying failure count
@@ -270,16 +274,17 @@ func (g *Gateway) refresh(ctx context.Context) error {
 		if !pv.Registered || pv.Jailed {
 			continue
 		}
-		e := old[pv.Address.String()]
-		if e == nil {
+		// entries are immutable once published; a refresh builds new ones
+		e := &providerEntry{addr: pv.Address, endpoint: pv.Endpoint, priceIn: pv.PriceInputPer1K, priceOut: pv.PriceOutputPer1K, models: map[string]bool{}}
+		if o := old[pv.Address.String()]; o != nil {
+			e.pub, e.stats = o.pub, o.stats
+		} else {
 			acc, err := g.chain.Account(ctx, pv.Address)
 			if err != nil || len(acc.PubKey) == 0 {
 				continue
 			}
-			e = &providerEntry{addr: pv.Address, pub: acc.PubKey}
+			e.pub, e.stats = acc.PubKey, &stats{}
 		}
-		e.endpoint, e.priceIn, e.priceOut = pv.Endpoint, pv.PriceInputPer1K, pv.PriceOutputPer1K
-		e.models = map[string]bool{}
 		for _, m := range pv.Models {
 			e.models[m.Name] = true
 		}

@@ -193,7 +193,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, stream bool, path 
 			p.observe(false, 0)
 			return errRetry{fmt.Errorf("provider returned an invalid completion")}
 		}
-		sr, err := g.acceptReceipt(ch, resp.Header.Get(provider.ReceiptHeader), v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
+		sr, err := g.acceptReceipt(ch, p, resp.Header.Get(provider.ReceiptHeader), v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
 		if err != nil {
 			p.observe(false, 0)
 			return errRetry{err}
@@ -257,7 +257,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, stream bool, path 
 	if fl != nil {
 		fl.Flush()
 	}
-	if _, err := g.acceptReceipt(ch, enc, v.CumulativeAmount, maxCost, maxOut, usage, model); err != nil {
+	if _, err := g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, usage, model); err != nil {
 		p.observe(false, 0)
 		return fmt.Errorf("stream receipt: %w", err)
 	}
@@ -276,7 +276,7 @@ func (g *Gateway) markDelivered(ch *channel, cum uint64) {
 
 // acceptReceipt verifies a provider's receipt for a request we paid with a
 // voucher for cum, and books it. usage (if known) must match it.
-func (g *Gateway) acceptReceipt(ch *channel, enc string, cum, maxCost uint64, maxOut int, usage *oai.Usage, model string) (*receipt.Signed, error) {
+func (g *Gateway) acceptReceipt(ch *channel, p *providerEntry, enc string, cum, maxCost uint64, maxOut int, usage *oai.Usage, model string) (*receipt.Signed, error) {
 	if enc == "" {
 		return nil, errors.New("provider sent no receipt")
 	}
@@ -284,7 +284,6 @@ func (g *Gateway) acceptReceipt(ch *channel, enc string, cum, maxCost uint64, ma
 	if err != nil {
 		return nil, err
 	}
-	p := ch.provider
 	r := sr.Receipt
 	if string(r.Provider) != string(p.addr) {
 		return nil, errors.New("receipt names another provider")
@@ -310,7 +309,7 @@ func (g *Gateway) acceptReceipt(ch *channel, enc string, cum, maxCost uint64, ma
 		return nil, err
 	}
 	// owed (and so paid) only once stored and its signature verified
-	g.verifyCh <- pendingReceipt{ch: ch, sr: sr, seq: st.Seq}
+	g.verifyCh <- pendingReceipt{ch: ch, provider: p, sr: sr, seq: st.Seq}
 	return sr, nil
 }
 

@@ -18,9 +18,10 @@ import (
 var batchOpts = &voi.Options{Verify: voi.VerifyOptionsFIPS_186_5}
 
 type pendingReceipt struct {
-	ch  *channel
-	sr  *receipt.Signed
-	seq uint64
+	ch       *channel
+	provider *providerEntry
+	sr       *receipt.Signed
+	seq      uint64
 }
 
 func (g *Gateway) verifier(ctx context.Context) {
@@ -62,13 +63,13 @@ func (g *Gateway) verifyBatch(batch []pendingReceipt) {
 	}
 	bv := voi.NewBatchVerifierWithCapacity(len(batch))
 	for _, p := range batch {
-		bv.AddWithOptions(voi.PublicKey(p.ch.provider.pub), append([]byte(receipt.SignDomain), p.sr.Bytes...), p.sr.Signature, batchOpts)
+		bv.AddWithOptions(voi.PublicKey(p.provider.pub), append([]byte(receipt.SignDomain), p.sr.Bytes...), p.sr.Signature, batchOpts)
 	}
 	_, valid := bv.Verify(rand.Reader)
 	for i, p := range batch {
 		if !valid[i] {
-			g.log.Warn("receipt signature does not verify: not paying it", "provider", p.ch.provider.addr, "receipt", p.sr.IDHex())
-			p.ch.provider.observe(false, 0)
+			g.log.Warn("receipt signature does not verify: not paying it", "provider", p.provider.addr, "receipt", p.sr.IDHex())
+			p.provider.observe(false, 0)
 			continue
 		}
 		if err := g.store.MarkVerified(p.seq); err != nil {

@@ -63,7 +63,10 @@ func (p *Provider) tick(ctx context.Context) error {
 		}
 		committed = committed || ok
 	}
-	if committed {
+	// Redeem after each commit, and periodically: a client pays its last
+	// receipts with a voucher that may arrive after the epoch was committed.
+	if committed || h >= p.nextRedeem {
+		p.nextRedeem = h + max(1, p.params.EpochLength/2)
 		return p.redeemAll(ctx)
 	}
 	return nil

@@ -82,6 +82,8 @@ type Provider struct {
 	chans    map[uint64]app.ChannelView
 	chanMu   map[uint64]*sync.Mutex
 
+	nextRedeem int64 // height of the next periodic redemption (loop only)
+
 	queue chan struct{}
 	sem   chan struct{}
 
