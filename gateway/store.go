@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/agoranet/agora/internal/kvlog"
 )
 
 // Store is the gateway's durable state: per-provider channel accounting and
@@ -44,17 +46,9 @@ type StoredReceipt struct {
 	Encoded  string `json:"receipt"`
 }
 
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...interface{})  {}
-func (quietLogger) Errorf(string, ...interface{}) {}
-func (quietLogger) Fatalf(format string, args ...interface{}) {
-	panic(fmt.Sprintf(format, args...))
-}
-
 // OpenStore opens the store in dir.
 func OpenStore(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := kvlog.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open gateway store %s: %w", dir, err)
 	}

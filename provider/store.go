@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/agoranet/agora/internal/kvlog"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/chain/types"
@@ -52,7 +54,7 @@ type Transcript struct {
 
 // OpenStore opens (or creates) the store in dir.
 func OpenStore(dir string) (*Store, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := kvlog.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open provider store %s: %w", dir, err)
 	}
@@ -61,14 +63,6 @@ func OpenStore(dir string) (*Store, error) {
 
 // Close closes the store.
 func (s *Store) Close() error { return s.db.Close() }
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...interface{})  {}
-func (quietLogger) Errorf(string, ...interface{}) {}
-func (quietLogger) Fatalf(format string, args ...interface{}) {
-	panic(fmt.Sprintf(format, args...))
-}
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 

@@ -32,17 +32,22 @@ func Root(ids [][32]byte) [32]byte {
 		level[i] = leafHash(id)
 	}
 	for len(level) > 1 {
-		next := make([][32]byte, 0, (len(level)+1)/2)
-		for i := 0; i < len(level); i += 2 {
-			if i+1 < len(level) {
-				next = append(next, nodeHash(level[i], level[i+1]))
-			} else {
-				next = append(next, level[i])
-			}
-		}
-		level = next
+		level = nextLevel(level)
 	}
 	return level[0]
+}
+
+// nextLevel hashes a level's nodes in pairs; an odd last node is promoted.
+func nextLevel(level [][32]byte) [][32]byte {
+	next := make([][32]byte, 0, (len(level)+1)/2)
+	for i := 0; i < len(level); i += 2 {
+		if i+1 < len(level) {
+			next = append(next, nodeHash(level[i], level[i+1]))
+		} else {
+			next = append(next, level[i])
+		}
+	}
+	return next
 }
 
 // Proof is an inclusion proof: sibling hashes from the leaf up, and whether
@@ -71,15 +76,7 @@ func Prove(ids [][32]byte, index int) (*Proof, error) {
 			p.Siblings = append(p.Siblings, level[sib])
 			p.Left = append(p.Left, sib < pos)
 		}
-		next := make([][32]byte, 0, (len(level)+1)/2)
-		for i := 0; i < len(level); i += 2 {
-			if i+1 < len(level) {
-				next = append(next, nodeHash(level[i], level[i+1]))
-			} else {
-				next = append(next, level[i])
-			}
-		}
-		level = next
+		level = nextLevel(level)
 		pos /= 2
 	}
 	return p, nil

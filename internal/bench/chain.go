@@ -113,28 +113,9 @@ func RunChain(ctx context.Context, o ChainOptions) (*ChainResult, error) {
 	op := benchKey(-1)
 	opAddr := types.AddressFromPubKey(op.Public().(ed25519.PublicKey))
 	g.Accounts = append(g.Accounts, types.GenesisAccount{Address: opAddr, Balance: 1_000_000_000_000})
-	cfg := node.DefaultConfig()
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, err
-	}
-	cfg.P2P.Laddr = fmt.Sprintf("tcp://127.0.0.1:%d", ports[0])
-	cfg.RPC.Laddr = fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
-	cfg.API.Laddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
-	cfg.Consensus.TimeoutCommit = o.BlockTime
-	cfg.TxIndex.Indexer = o.Indexer
-	cfg.Instrumentation.CometBFTMetrics = false
-	home := node.NodeHome(dir, 0)
-	if _, err := node.InitNetwork(g, []node.ValidatorSpec{{Home: home, Moniker: "bench", Operator: opAddr, Bonded: params.MinValidatorStake * 10, Config: cfg}}); err != nil {
-		return nil, err
-	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, err := node.New(home, cfg, logger)
+	n, cfg, err := startNode(dir, g, opAddr, o.BlockTime, o.Indexer, logger)
 	if err != nil {
-		return nil, err
-	}
-	if err := n.Start(); err != nil {
-		n.Stop()
 		return nil, err
 	}
 	defer n.Stop()

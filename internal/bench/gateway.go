@@ -115,26 +115,8 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 	params := types.DefaultParams()
 	g := node.GenesisOptions{ChainID: "agora-bench-gw", Params: params, Accounts: []types.GenesisAccount{
 		{Address: addr(provKey), Balance: 1e12}, {Address: addr(cliKey), Balance: 1e12}, {Address: addr(opKey), Balance: 1e12}}}
-	ports, err := freePorts(3)
+	n, cfg, err := startNode(dir, g, addr(opKey), 300*time.Millisecond, "kv", quiet)
 	if err != nil {
-		return nil, err
-	}
-	cfg := node.DefaultConfig()
-	cfg.P2P.Laddr = fmt.Sprintf("tcp://127.0.0.1:%d", ports[0])
-	cfg.RPC.Laddr = fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
-	cfg.API.Laddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
-	cfg.Consensus.TimeoutCommit = 300 * time.Millisecond
-	cfg.Instrumentation.CometBFTMetrics = false
-	home := node.NodeHome(dir, 0)
-	if _, err := node.InitNetwork(g, []node.ValidatorSpec{{Home: home, Moniker: "bench", Operator: addr(opKey), Bonded: params.MinValidatorStake * 10, Config: cfg}}); err != nil {
-		return nil, err
-	}
-	n, err := node.New(home, cfg, quiet)
-	if err != nil {
-		return nil, err
-	}
-	if err := n.Start(); err != nil {
-		n.Stop()
 		return nil, err
 	}
 	defer n.Stop()
