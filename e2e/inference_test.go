@@ -45,6 +45,12 @@ func quietLog() *slog.Logger {
 // and a gateway.
 func startInference(t *testing.T) *inferenceNet {
 	t.Helper()
+	return startInferenceWith(t, nil)
+}
+
+// startInferenceWith lets a test adjust each provider's config.
+func startInferenceWith(t *testing.T, adjust func(i int, c *provider.Config)) *inferenceNet {
+	t.Helper()
 	params := types.DefaultParams()
 	params.EpochLength = 10
 	params.CommitWindow = 4
@@ -65,11 +71,15 @@ func startInference(t *testing.T) *inferenceNet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := provider.New(provider.Config{
+		pc := provider.Config{
 			ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[1+i], Listen: "127.0.0.1:0",
 			DataDir: filepath.Join(dir, fmt.Sprintf("provider%d", i)), PriceIn: price, PriceOut: 2 * price,
 			Concurrency: 2, Tick: 100 * time.Millisecond,
-		}, b, quietLog(), nil)
+		}
+		if adjust != nil {
+			adjust(i, &pc)
+		}
+		p, err := provider.New(pc, b, quietLog(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,6 +358,80 @@ func TestFailover(t *testing.T) {
 		}
 		if redeemed > billed1 || time.Now().After(deadline) {
 			t.Fatalf("provider 1 redeemed %d for receipts of %d", redeemed, billed1)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAdaptivePricing: an idle provider lowers its prices epoch by epoch
+// (published on chain, charged from the next epoch); receipts at the new
+// prices are accepted and paid exactly.
+func TestAdaptivePricing(t *testing.T) {
+	in := startInferenceWith(t, func(i int, c *provider.Config) {
+		c.Pricing = provider.Pricing{Adaptive: true, FloorPct: 50}
+	})
+	ctx := context.Background()
+	c := in.nw.Client(0)
+	addr := in.providers[0].Address().String()
+	var pv app.ProviderView
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := c.Query(ctx, "/provider/"+addr, 0, &pv); err != nil {
+			t.Fatal(err)
+		}
+		if pv.PriceInputPer1K < 1000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("idle provider never lowered its price: %d", pv.PriceInputPer1K)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if pv.PriceInputPer1K < 500 || pv.PriceOutputPer1K != 2*pv.PriceInputPer1K {
+		t.Fatalf("prices %d/%d outside the policy", pv.PriceInputPer1K, pv.PriceOutputPer1K)
+	}
+	time.Sleep(2 * time.Second) // into the epoch where it applies
+	for i := 0; i < 4; i++ {
+		if _, err := in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: in.model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("price %d", i))}, MaxTokens: openai.Int(5)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list struct {
+		Data []gateway.StoredReceipt `json:"data"`
+	}
+	getJSON(t, in.gw.URL()+"/v1/receipts", &list)
+	var billed uint64
+	lowered := false
+	for _, r := range list.Data {
+		sr, err := receipt.Decode(r.Encoded)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sr.Receipt.PriceInputPer_1K < 1000 {
+			lowered = true
+		}
+		if r.Provider == addr {
+			billed += r.Amount
+		}
+	}
+	if len(list.Data) != 4 || !lowered {
+		t.Fatalf("%d receipts, any at a lowered price: %v", len(list.Data), lowered)
+	}
+	for {
+		var chans []app.ChannelView
+		if err := c.Query(ctx, "/channels/provider/"+addr, 0, &chans); err != nil {
+			t.Fatal(err)
+		}
+		var redeemed uint64
+		for _, ch := range chans {
+			redeemed += ch.Redeemed
+		}
+		if redeemed == billed {
+			break
+		}
+		if redeemed > billed || time.Now().After(deadline.Add(30*time.Second)) {
+			t.Fatalf("redeemed %d for receipts of %d", redeemed, billed)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

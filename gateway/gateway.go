@@ -85,8 +85,11 @@ type providerEntry struct {
 	pub      []byte
 	priceIn  uint64
 	priceOut uint64
-	models   map[string]bool
-	*stats   // shared across directory refreshes
+	// prices registered before the current ones: a provider charges a
+	// newly published price only from the next epoch, so both are valid.
+	prevIn, prevOut uint64
+	models          map[string]bool
+	*stats          // shared across directory refreshes
 }
 
 // stats are a provider's routing statistics.
@@ -278,12 +281,17 @@ func (g *Gateway) refresh(ctx context.Context) error {
 		e := &providerEntry{addr: pv.Address, endpoint: pv.Endpoint, priceIn: pv.PriceInputPer1K, priceOut: pv.PriceOutputPer1K, models: map[string]bool{}}
 		if o := old[pv.Address.String()]; o != nil {
 			e.pub, e.stats = o.pub, o.stats
+			e.prevIn, e.prevOut = o.prevIn, o.prevOut
+			if o.priceIn != e.priceIn || o.priceOut != e.priceOut {
+				e.prevIn, e.prevOut = o.priceIn, o.priceOut
+			}
 		} else {
 			acc, err := g.chain.Account(ctx, pv.Address)
 			if err != nil || len(acc.PubKey) == 0 {
 				continue
 			}
 			e.pub, e.stats = acc.PubKey, &stats{}
+			e.prevIn, e.prevOut = e.priceIn, e.priceOut
 		}
 		for _, m := range pv.Models {
 			e.models[m.Name] = true

@@ -113,7 +113,7 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 		if i > 0 {
 			g.metrics.failover.Inc()
 		}
-		maxCost := provider.Cost(len(body)+16, maxOut, p.priceIn, p.priceOut)
+		maxCost := provider.Cost(len(body)+16, maxOut, max(p.priceIn, p.prevIn), max(p.priceOut, p.prevOut))
 		err := g.try(w, r, req.Stream, path, body, p, maxCost, maxOut)
 		var rt errRetry
 		if err == nil {
@@ -288,13 +288,15 @@ func (g *Gateway) acceptReceipt(ch *channel, p *providerEntry, enc string, cum, 
 	if string(r.Provider) != string(p.addr) {
 		return nil, errors.New("receipt names another provider")
 	}
-	want := provider.Cost(int(r.PromptTokens), int(r.CompletionTokens), p.priceIn, p.priceOut)
+	want := provider.Cost(int(r.PromptTokens), int(r.CompletionTokens), r.PriceInputPer_1K, r.PriceOutputPer_1K)
+	current := r.PriceInputPer_1K == p.priceIn && r.PriceOutputPer_1K == p.priceOut
+	previous := r.PriceInputPer_1K == p.prevIn && r.PriceOutputPer_1K == p.prevOut
 	switch {
 	case r.ChainId != g.chainID || r.ChannelId != ch.state.ChannelID:
 		return nil, errors.New("receipt is for another chain or channel")
 	case r.VoucherCumulative != cum:
 		return nil, fmt.Errorf("receipt cites voucher %d, we sent %d", r.VoucherCumulative, cum)
-	case r.PriceInputPer_1K != p.priceIn || r.PriceOutputPer_1K != p.priceOut:
+	case !current && !previous:
 		return nil, errors.New("receipt prices differ from the provider's registered prices")
 	case r.Amount != want || r.Amount > maxCost:
 		return nil, fmt.Errorf("receipt bills %d, tokens at registered prices cost %d (max %d)", r.Amount, want, maxCost)

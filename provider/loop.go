@@ -51,7 +51,15 @@ func (p *Provider) tick(ctx context.Context) error {
 	if cur > p.epoch {
 		p.epoch = cur // new receipts go to the new epoch from now on
 	}
+	if p.nextFrom != 0 && cur >= p.nextFrom {
+		p.priceIn, p.priceOut, p.nextFrom = p.nextIn, p.nextOut, 0
+	}
+	p.utilSum += uint64(len(p.queue)) * 1000 / uint64(cap(p.queue))
+	p.utilN++
 	p.mu.Unlock()
+	if err := p.reprice(ctx, cur); err != nil {
+		p.log.Warn("publish prices", "err", err)
+	}
 	committed := false
 	for e := uint64(0); e < cur; e++ {
 		if cur-e > 3 {
@@ -227,4 +235,36 @@ func (p *Provider) handleTranscript(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(t)
+}
+
+// reprice applies the price policy once per epoch: it publishes new prices
+// on chain, charged from the next epoch.
+func (p *Provider) reprice(ctx context.Context, cur uint64) error {
+	p.mu.Lock()
+	if !p.cfg.Pricing.Adaptive || cur <= p.lastPricedEpoch || p.nextFrom != 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	p.lastPricedEpoch = cur
+	util := uint64(0)
+	if p.utilN > 0 {
+		util = p.utilSum / p.utilN
+	}
+	p.utilSum, p.utilN = 0, 0
+	in := p.cfg.Pricing.NextPrice(p.priceIn, p.cfg.PriceIn, util)
+	out := p.cfg.Pricing.NextPrice(p.priceOut, p.cfg.PriceOut, util)
+	p.mu.Unlock()
+	if in == p.priceIn && out == p.priceOut {
+		return nil
+	}
+	info := p.info()
+	info.PriceInputPer_1K, info.PriceOutputPer_1K = in, out
+	if _, err := p.signer.Send(ctx, &types.MsgUpdateProvider{Info: info}); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.nextIn, p.nextOut, p.nextFrom = in, out, cur+1
+	p.mu.Unlock()
+	p.log.Info("prices published", "input_per_1k", in, "output_per_1k", out, "from_epoch", cur+1, "utilisation_permille", util)
+	return nil
 }

@@ -42,12 +42,13 @@ type Config struct {
 	Listen       string // host:port
 	Endpoint     string // public base URL registered on chain (default http://Listen)
 	DataDir      string
-	PriceIn      uint64 // uagr per 1,000 prompt tokens
-	PriceOut     uint64 // uagr per 1,000 completion tokens
-	Concurrency  int    // concurrent generations (default 1)
-	Queue        int    // waiting requests beyond that before 429 (default 16)
-	Bond         uint64 // provider bond to keep (default: the chain minimum)
-	CPU, GPU     string // hardware description registered on chain
+	PriceIn      uint64  // uagr per 1,000 prompt tokens
+	PriceOut     uint64  // uagr per 1,000 completion tokens
+	Pricing      Pricing // fixed (default) or adaptive within bounds
+	Concurrency  int     // concurrent generations (default 1)
+	Queue        int     // waiting requests beyond that before 429 (default 16)
+	Bond         uint64  // provider bond to keep (default: the chain minimum)
+	CPU, GPU     string  // hardware description registered on chain
 	MemoryBytes  uint64
 	Capabilities []string
 	DefaultMax   int           // max_tokens when a request gives none (default 256)
@@ -83,6 +84,13 @@ type Provider struct {
 	chanMu   map[uint64]*sync.Mutex
 
 	nextRedeem int64 // height of the next periodic redemption (loop only)
+
+	// prices (guarded by mu): charged now, and published for a later epoch
+	priceIn, priceOut uint64
+	nextIn, nextOut   uint64
+	nextFrom          uint64 // epoch from which next prices apply (0: none pending)
+	utilSum, utilN    uint64 // utilisation samples this epoch (permille)
+	lastPricedEpoch   uint64
 
 	queue chan struct{}
 	sem   chan struct{}
@@ -145,6 +153,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		epTotal: map[uint64]uint64{}, writing: map[uint64]int{},
 		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
 		metrics: newMetrics(reg), reg: reg, done: make(chan struct{}),
+		priceIn: cfg.PriceIn, priceOut: cfg.PriceOut,
 	}
 	return p, nil
 }
@@ -238,7 +247,7 @@ func (p *Provider) syncChain(ctx context.Context) error {
 
 func (p *Provider) info() *types.ProviderInfo {
 	info := &types.ProviderInfo{
-		Endpoint: p.URL(), PriceInputPer_1K: p.cfg.PriceIn, PriceOutputPer_1K: p.cfg.PriceOut,
+		Endpoint: p.URL(), PriceInputPer_1K: p.cfg.PriceIn, PriceOutputPer_1K: p.cfg.PriceOut, // base prices at (re)start
 		Hardware: &types.Hardware{Cpu: p.cfg.CPU, Gpu: p.cfg.GPU, MemoryBytes: p.cfg.MemoryBytes}, Capabilities: p.cfg.Capabilities,
 	}
 	if len(info.Capabilities) == 0 {
@@ -344,4 +353,11 @@ func (p *Provider) Billed(channel uint64) uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.billed[channel]
+}
+
+// prices returns the prices charged now.
+func (p *Provider) prices() (uint64, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.priceIn, p.priceOut
 }

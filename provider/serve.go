@@ -121,7 +121,8 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		p.fail(w, oai.Errorf(http.StatusBadRequest, "invalid_request_error", "", "%v", err))
 		return
 	}
-	maxCost := Cost(prep.PromptTokens, prep.MaxTokens, p.cfg.PriceIn, p.cfg.PriceOut)
+	priceIn, priceOut := p.prices() // this request is priced at admission
+	maxCost := Cost(prep.PromptTokens, prep.MaxTokens, priceIn, priceOut)
 
 	// Payment is made after the fact: each voucher pays for the receipts the
 	// client has received so far. The provider extends a bounded credit (bills
@@ -205,7 +206,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	var out *Output
 	var sr *receipt.Signed
 	if req.Stream {
-		out, sr, err = p.stream(w, r, req, prep, chat, id, created, body, v, maxCost)
+		out, sr, err = p.stream(w, r, req, prep, chat, id, created, body, v, priceIn, priceOut)
 		if err != nil {
 			p.log.Debug("stream ended early", "err", err)
 			p.metrics.requests.WithLabelValues("stream_aborted").Inc()
@@ -217,7 +218,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 			p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "generation failed: %v", err))
 			return
 		}
-		if sr, err = p.record(prep, out, body, v); err != nil {
+		if sr, err = p.record(prep, out, body, v, priceIn, priceOut); err != nil {
 			p.fail(w, oai.Errorf(http.StatusInternalServerError, "api_error", "", "recording receipt: %v", err))
 			return
 		}
@@ -349,7 +350,7 @@ func (p *Provider) currentHeight() int64 {
 
 // stream writes SSE chunks as tokens are generated, then the usage chunk (if
 // asked), the receipt as an SSE comment, and [DONE].
-func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Request, prep *Prepared, chat bool, id string, created int64, body []byte, v *types.Voucher, maxCost uint64) (*Output, *receipt.Signed, error) {
+func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Request, prep *Prepared, chat bool, id string, created int64, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*Output, *receipt.Signed, error) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		return nil, nil, errors.New("streaming unsupported")
@@ -391,7 +392,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	if err != nil {
 		return nil, nil, err
 	}
-	sr, err := p.record(prep, out, body, v)
+	sr, err := p.record(prep, out, body, v, priceIn, priceOut)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -414,8 +415,8 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 
 // record bills the request, signs its receipt and stores it with the
 // transcript, synced, before the response completes.
-func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher) (*receipt.Signed, error) {
-	amount := Cost(out.PromptTokens, out.CompletionTokens, p.cfg.PriceIn, p.cfg.PriceOut)
+func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*receipt.Signed, error) {
+	amount := Cost(out.PromptTokens, out.CompletionTokens, priceIn, priceOut)
 	var hash [32]byte
 	for _, m := range p.backend.Models() {
 		if m.Name == prep.Model {
@@ -447,7 +448,7 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 		ChainId: p.chainID, Provider: p.addr, ChannelId: v.ChannelId, Client: ch.Client,
 		Epoch: epoch, Index: index, RequestHash: sha256Sum(body), ResponseHash: respHash[:], ModelHash: hash[:],
 		PromptTokens: uint32(out.PromptTokens), CompletionTokens: uint32(out.CompletionTokens),
-		PriceInputPer_1K: p.cfg.PriceIn, PriceOutputPer_1K: p.cfg.PriceOut, Amount: amount,
+		PriceInputPer_1K: priceIn, PriceOutputPer_1K: priceOut, Amount: amount,
 		ChannelBilled: channelBilled, VoucherCumulative: v.CumulativeAmount, Seed: prep.Params.Seed,
 	}
 	sr, err := receipt.Sign(p.cfg.Key, r)

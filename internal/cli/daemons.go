@@ -41,6 +41,9 @@ type ProviderConfig struct {
 	Queue          int      `toml:"queue"`
 	Threads        int      `toml:"threads"`
 	Credit         uint64   `toml:"credit"`
+	PricePolicy    string   `toml:"price_policy"` // fixed or adaptive
+	PriceFloor     uint64   `toml:"price_floor_pct"`
+	PriceCeil      uint64   `toml:"price_ceiling_pct"`
 	CPU            string   `toml:"cpu"`
 	GPU            string   `toml:"gpu"`
 	LogLevel       string   `toml:"log_level"`
@@ -116,6 +119,9 @@ func providerCmd(g *globals) *cobra.Command {
 			if len(c.Models) == 0 && c.Backend == "" {
 				return errors.New("nothing to serve: give --model FILE.gguf (repeatable), or --backend URL with --backend-model NAME")
 			}
+			if c.PricePolicy != "" && c.PricePolicy != "fixed" && c.PricePolicy != "adaptive" {
+				return fmt.Errorf("--price-policy %q: want fixed or adaptive", c.PricePolicy)
+			}
 			if c.Backend != "" && len(c.BackendModels) == 0 {
 				return errors.New("--backend needs at least one --backend-model NAME")
 			}
@@ -143,6 +149,7 @@ func providerCmd(g *globals) *cobra.Command {
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, Endpoint: c.Endpoint, DataDir: filepath.Join(g.home, "data", "provider"),
 				PriceIn: c.PriceInput, PriceOut: c.PriceOutput, Concurrency: c.Concurrency, Queue: c.Queue, Credit: c.Credit,
 				CPU: c.CPU, GPU: c.GPU,
+				Pricing: provider.Pricing{Adaptive: c.PricePolicy == "adaptive", FloorPct: c.PriceFloor, CeilingPct: c.PriceCeil},
 			}, b, logger, registry())
 			if err != nil {
 				return err
@@ -174,6 +181,9 @@ func providerCmd(g *globals) *cobra.Command {
 	f.IntVar(&c.Queue, "queue", c.Queue, "queued requests before answering 429")
 	f.IntVar(&c.Threads, "threads", 0, "matmul threads per generation (default GOMAXPROCS)")
 	f.Uint64Var(&c.Credit, "credit", 0, "uagr a channel may owe beyond its best voucher (default 1,000,000)")
+	f.StringVar(&c.PricePolicy, "price-policy", "fixed", "fixed, or adaptive: raise prices when busy and lower them when idle, once per epoch")
+	f.Uint64Var(&c.PriceFloor, "price-floor-pct", 50, "adaptive pricing: lowest price, % of the base prices")
+	f.Uint64Var(&c.PriceCeil, "price-ceiling-pct", 400, "adaptive pricing: highest price, % of the base prices")
 	f.StringVar(&c.CPU, "cpu", "", "CPU description to register")
 	f.StringVar(&c.GPU, "gpu", "", "GPU description to register")
 	cmd.AddCommand(start)
@@ -258,6 +268,17 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("threads", func() { d.Threads = max(f.Threads, d.Threads) })
 		set("credit", func() { d.Credit = max(f.Credit, d.Credit) })
 		set("cpu", func() { d.CPU = firstNonEmpty(f.CPU, d.CPU) })
+		set("price-policy", func() { d.PricePolicy = firstNonEmpty(f.PricePolicy, d.PricePolicy) })
+		set("price-floor-pct", func() {
+			if f.PriceFloor > 0 {
+				d.PriceFloor = f.PriceFloor
+			}
+		})
+		set("price-ceiling-pct", func() {
+			if f.PriceCeil > 0 {
+				d.PriceCeil = f.PriceCeil
+			}
+		})
 		set("backend", func() { d.Backend = firstNonEmpty(f.Backend, d.Backend) })
 		set("backend-model", func() {
 			if len(f.BackendModels) > 0 {
