@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -434,5 +436,62 @@ func TestAdaptivePricing(t *testing.T) {
 			t.Fatalf("redeemed %d for receipts of %d", redeemed, billed)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestAPIKeyAccounts: each API key pays from its own account and sees only
+// its own receipts; an unknown key is refused.
+func TestAPIKeyAccounts(t *testing.T) {
+	in := startInference(t)
+	ctx := context.Background()
+	a, b := in.nw.Accounts[0], in.nw.Operators[0]
+	gw, err := gateway.New(gateway.Config{
+		ChainRPC: in.nw.Configs[0].RPC.Laddr, Key: a, Listen: "127.0.0.1:0", DataDir: filepath.Join(in.dir, "gw-accounts"),
+		Accounts: map[string]ed25519.PrivateKey{"sk-a": a, "sk-b": b}, Deposit: 1_000_000, ChannelBlocks: 400, Refresh: 200 * time.Millisecond,
+	}, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Stop()
+	ask := func(key string, n int) {
+		oa := openai.NewClient(option.WithBaseURL(gw.URL()+"/v1/"), option.WithAPIKey(key), option.WithMaxRetries(0))
+		for i := 0; i < n; i++ {
+			if _, err := oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: in.model,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}, MaxTokens: openai.Int(3)}); err != nil {
+				t.Fatalf("%s: %v", key, err)
+			}
+		}
+	}
+	ask("sk-a", 2)
+	ask("sk-b", 3)
+	oa := openai.NewClient(option.WithBaseURL(gw.URL()+"/v1/"), option.WithAPIKey("sk-wrong"), option.WithMaxRetries(0))
+	if _, err := oa.Models.List(ctx); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	for key, want := range map[string]int{"sk-a": 2, "sk-b": 3} {
+		req, _ := http.NewRequest(http.MethodGet, gw.URL()+"/v1/receipts", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var list struct {
+			Data []gateway.StoredReceipt `json:"data"`
+		}
+		json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		if len(list.Data) != want {
+			t.Fatalf("%s sees %d receipts, want %d", key, len(list.Data), want)
+		}
+	}
+	c := in.nw.Client(0)
+	for _, k := range []ed25519.PrivateKey{a, b} {
+		var chs []app.ChannelView
+		if err := c.Query(ctx, "/channels/client/"+testnet.Addr(k).String(), 0, &chs); err != nil || len(chs) == 0 {
+			t.Fatalf("account %s has no channel: %v", testnet.Addr(k), err)
+		}
 	}
 }

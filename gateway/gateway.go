@@ -29,11 +29,14 @@ import (
 
 // Config configures a gateway.
 type Config struct {
-	ChainRPC      string
-	Key           ed25519.PrivateKey // the client account that pays
-	Listen        string
-	DataDir       string
-	APIKeys       []string      // accepted bearer keys (empty: no auth, for a local devnet)
+	ChainRPC string
+	Key      ed25519.PrivateKey // the client account that pays
+	Listen   string
+	DataDir  string
+	APIKeys  []string // accepted bearer keys paying from Key (none and no Accounts: no auth, for a devnet)
+	// Accounts maps further API keys to their own paying account keys: each
+	// pays for its requests from its own channels and sees its own receipts.
+	Accounts      map[string]ed25519.PrivateKey
 	Deposit       uint64        // uagr put in each new channel (default 10 AGR)
 	ChannelBlocks int64         // channel lifetime in blocks (default 2000)
 	DefaultMax    int           // max_tokens when a request gives none (default 256)
@@ -65,7 +68,10 @@ type Gateway struct {
 	height    int64
 
 	chMu  sync.Mutex
-	chans map[string]*channel
+	chans map[string]*channel // by account/provider
+
+	def      *account            // pays for requests without a mapped API key
+	accounts map[string]*account // by API key
 	// billedAtStart: receipt totals per provider and channel found in the store.
 	billedAtStart map[string]map[uint64]uint64
 
@@ -99,8 +105,16 @@ type stats struct {
 	failures float64 // decaying failure count
 }
 
+// account is a paying client account.
+type account struct {
+	key    ed25519.PrivateKey
+	addr   types.Address
+	signer *client.Signer
+}
+
 type channel struct {
 	mu       sync.Mutex
+	acct     *account
 	provider *providerEntry
 	state    ChannelState
 	last     *types.Voucher // the voucher for state.Paid
@@ -160,8 +174,20 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	}
 	tr := &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext}
+	mk := func(k ed25519.PrivateKey) *account {
+		return &account{key: k, addr: types.AddressFromPubKey(k.Public().(ed25519.PublicKey)), signer: c.NewSigner(k)}
+	}
+	def := mk(cfg.Key)
+	accounts := map[string]*account{}
+	for _, k := range cfg.APIKeys {
+		accounts[k] = def
+	}
+	for k, priv := range cfg.Accounts {
+		accounts[k] = mk(priv)
+	}
 	return &Gateway{
-		cfg: cfg, log: logger, chain: c, signer: c.NewSigner(cfg.Key),
+		def: def, accounts: accounts,
+		cfg: cfg, log: logger, chain: c, signer: def.signer,
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		httpc: &http.Client{Transport: tr}, metrics: newMetrics(reg), reg: reg,
 		chans: map[string]*channel{}, done: make(chan struct{}),
@@ -355,12 +381,12 @@ func (p *providerEntry) observe(ok bool, d time.Duration) {
 
 // channelFor returns the channel to p, opening or topping it up on chain
 // when it cannot cover need more uagr or expires too soon.
-func (g *Gateway) channelFor(ctx context.Context, p *providerEntry, need uint64) (*channel, error) {
-	key := p.addr.String()
+func (g *Gateway) channelFor(ctx context.Context, acct *account, p *providerEntry, need uint64) (*channel, error) {
+	key := acct.addr.String() + "/" + p.addr.String()
 	g.chMu.Lock()
 	ch, ok := g.chans[key]
 	if !ok {
-		ch = &channel{provider: p}
+		ch = &channel{acct: acct, provider: p}
 		g.chans[key] = ch
 	}
 	g.chMu.Unlock()
@@ -384,7 +410,7 @@ func (g *Gateway) channelFor(ctx context.Context, p *providerEntry, need uint64)
 	switch {
 	case ch.state.ChannelID == 0 || ch.state.Expiry <= h+2:
 		// no channel (or an expired one): open a new one
-		res, err := g.signer.Send(ctx, &types.MsgOpenChannel{Provider: p.addr, Deposit: max(g.cfg.Deposit, need), ExpiryHeight: h + g.cfg.ChannelBlocks})
+		res, err := acct.signer.Send(ctx, &types.MsgOpenChannel{Provider: p.addr, Deposit: max(g.cfg.Deposit, need), ExpiryHeight: h + g.cfg.ChannelBlocks})
 		if err != nil {
 			return nil, fmt.Errorf("open channel to %s: %w", p.addr, err)
 		}
@@ -403,7 +429,7 @@ func (g *Gateway) channelFor(ctx context.Context, p *providerEntry, need uint64)
 			add = max(g.cfg.Deposit, need)
 		}
 		exp := h + g.cfg.ChannelBlocks
-		if _, err := g.signer.Send(ctx, &types.MsgTopUpChannel{ChannelId: ch.state.ChannelID, Amount: add, ExpiryHeight: exp}); err != nil {
+		if _, err := acct.signer.Send(ctx, &types.MsgTopUpChannel{ChannelId: ch.state.ChannelID, Amount: add, ExpiryHeight: exp}); err != nil {
 			return nil, fmt.Errorf("top up channel %d: %w", ch.state.ChannelID, err)
 		}
 		ch.state.Deposit += add
@@ -425,11 +451,11 @@ func (g *Gateway) voucher(ch *channel, force bool) (*types.Voucher, error) {
 	cum := max(ch.state.Billed, ch.state.Paid)
 	if cum > ch.state.Paid {
 		ch.state.Paid = cum
-		if err := g.store.SaveChannel(ch.provider.addr.String(), ch.state); err != nil {
+		if err := g.store.SaveChannel(ch.key(), ch.state); err != nil {
 			return nil, err
 		}
 	}
-	ch.last = types.SignVoucher(g.cfg.Key, g.chainID, ch.state.ChannelID, cum)
+	ch.last = types.SignVoucher(ch.acct.key, g.chainID, ch.state.ChannelID, cum)
 	return ch.last, nil
 }
 
@@ -470,7 +496,7 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 		ch.mu.Lock()
 		if v.CumulativeAmount > ch.state.Delivered {
 			ch.state.Delivered = v.CumulativeAmount
-			g.store.SaveChannel(ch.provider.addr.String(), ch.state)
+			g.store.SaveChannel(ch.key(), ch.state)
 		}
 		ch.mu.Unlock()
 	}
@@ -495,3 +521,6 @@ func (g *Gateway) checkStored(r StoredReceipt) bool {
 	}
 	return sr.Verify(acc.PubKey) == nil
 }
+
+// key is the channel's store key: account/provider.
+func (ch *channel) key() string { return ch.acct.addr.String() + "/" + ch.provider.addr.String() }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -44,21 +45,33 @@ func (g *Gateway) routes() http.Handler {
 	return mux
 }
 
+type acctKey struct{}
+
+// auth maps the bearer API key to the account that pays (no keys
+// configured: everyone pays from the default account).
 func (g *Gateway) auth(next http.HandlerFunc) http.HandlerFunc {
-	if len(g.cfg.APIKeys) == 0 {
-		return next
+	if len(g.accounts) == 0 {
+		return func(w http.ResponseWriter, r *http.Request) {
+			next(w, r.WithContext(context.WithValue(r.Context(), acctKey{}, g.def)))
+		}
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
 		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		for _, k := range g.cfg.APIKeys {
+		var found *account
+		for k, a := range g.accounts {
 			if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
-				next(w, r)
-				return
+				found = a
 			}
 		}
-		oai.Errorf(http.StatusUnauthorized, "invalid_request_error", "", "missing or unknown API key").Write(w)
+		if found == nil {
+			oai.Errorf(http.StatusUnauthorized, "invalid_request_error", "", "missing or unknown API key").Write(w)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), acctKey{}, found)))
 	}
 }
+
+func accountOf(r *http.Request) *account { return r.Context().Value(acctKey{}).(*account) }
 
 func (g *Gateway) handleModels(w http.ResponseWriter, r *http.Request) {
 	seen := map[string]bool{}
@@ -114,7 +127,7 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 			g.metrics.failover.Inc()
 		}
 		maxCost := provider.Cost(len(body)+16, maxOut, max(p.priceIn, p.prevIn), max(p.priceOut, p.prevOut))
-		err := g.try(w, r, req.Stream, path, body, p, maxCost, maxOut)
+		err := g.try(w, r, accountOf(r), req.Stream, path, body, p, maxCost, maxOut)
 		var rt errRetry
 		if err == nil {
 			g.metrics.latency.Observe(time.Since(start).Seconds())
@@ -137,8 +150,8 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 
 // try sends the request to one provider. A returned errRetry means nothing
 // was written to the client and another provider may be tried.
-func (g *Gateway) try(w http.ResponseWriter, r *http.Request, stream bool, path string, body []byte, p *providerEntry, maxCost uint64, maxOut int) error {
-	ch, err := g.channelFor(r.Context(), p, maxCost)
+func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, stream bool, path string, body []byte, p *providerEntry, maxCost uint64, maxOut int) error {
+	ch, err := g.channelFor(r.Context(), acct, p, maxCost)
 	if err != nil {
 		return errRetry{err}
 	}
@@ -305,7 +318,7 @@ func (g *Gateway) acceptReceipt(ch *channel, p *providerEntry, enc string, cum, 
 	case usage != nil && (usage.PromptTokens != int(r.PromptTokens) || usage.CompletionTokens != int(r.CompletionTokens)):
 		return nil, errors.New("receipt token counts differ from the response's usage")
 	}
-	st := StoredReceipt{ID: sr.IDHex(), Provider: p.addr.String(), Model: model, Amount: r.Amount, Epoch: r.Epoch, Index: r.Index,
+	st := StoredReceipt{ID: sr.IDHex(), Provider: p.addr.String(), Payer: ch.acct.addr.String(), Model: model, Amount: r.Amount, Epoch: r.Epoch, Index: r.Index,
 		Channel: r.ChannelId, Prompt: r.PromptTokens, Output: r.CompletionTokens, Time: time.Now().Unix(), Encoded: sr.Encode()}
 	if err := g.store.AddReceipt(&st); err != nil {
 		return nil, err
@@ -321,7 +334,11 @@ func (g *Gateway) handleReceipts(w http.ResponseWriter, r *http.Request) {
 	if l, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && l > 0 && l <= 1000 {
 		limit = l
 	}
-	list, err := g.store.Receipts(after, limit)
+	payer := ""
+	if len(g.accounts) > 0 {
+		payer = accountOf(r).addr.String() // a key sees its own account's receipts
+	}
+	list, err := g.store.Receipts(after, limit, payer)
 	if err != nil {
 		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
 		return
@@ -332,6 +349,9 @@ func (g *Gateway) handleReceipts(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) handleReceipt(w http.ResponseWriter, r *http.Request) {
 	rec, err := g.store.Receipt(r.PathValue("id"))
+	if err == nil && len(g.accounts) > 0 && rec.Payer != accountOf(r).addr.String() {
+		err = pebble.ErrNotFound
+	}
 	if errors.Is(err, pebble.ErrNotFound) {
 		oai.Errorf(http.StatusNotFound, "invalid_request_error", "id", "no receipt %q", r.PathValue("id")).Write(w)
 		return

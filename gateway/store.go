@@ -35,6 +35,7 @@ type StoredReceipt struct {
 	Seq      uint64 `json:"seq"`
 	ID       string `json:"id"`
 	Provider string `json:"provider"`
+	Payer    string `json:"payer"` // the client account that pays it
 	Model    string `json:"model"`
 	Amount   uint64 `json:"amount"`
 	Epoch    uint64 `json:"epoch"`
@@ -121,7 +122,7 @@ func (s *Store) verified(seq uint64) bool {
 	return true
 }
 
-// BilledByProvider sums the stored receipts per provider and channel;
+// BilledByProvider sums the stored receipts per payer/provider and channel;
 // check decides receipts not yet marked verified (and marks them).
 func (s *Store) BilledByProvider(check func(StoredReceipt) bool) (map[string]map[uint64]uint64, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
@@ -143,10 +144,11 @@ func (s *Store) BilledByProvider(check func(StoredReceipt) bool) (map[string]map
 				return nil, err
 			}
 		}
-		if out[r.Provider] == nil {
-			out[r.Provider] = map[uint64]uint64{}
+		k := r.Payer + "/" + r.Provider
+		if out[k] == nil {
+			out[k] = map[uint64]uint64{}
 		}
-		out[r.Provider][r.Channel] += r.Amount
+		out[k][r.Channel] += r.Amount
 	}
 	return out, it.Error()
 }
@@ -167,8 +169,9 @@ func (s *Store) Receipt(id string) (*StoredReceipt, error) {
 	return &r, err
 }
 
-// Receipts lists receipts in order (after seq, up to limit).
-func (s *Store) Receipts(after uint64, limit int) ([]StoredReceipt, error) {
+// Receipts lists receipts in order (after seq, up to limit), only payer's
+// when payer is not empty.
+func (s *Store) Receipts(after uint64, limit int, payer string) ([]StoredReceipt, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: append([]byte("r/"), binary.BigEndian.AppendUint64(nil, after+1)...), UpperBound: []byte("r0")})
 	if err != nil {
 		return nil, err
@@ -180,7 +183,9 @@ func (s *Store) Receipts(after uint64, limit int) ([]StoredReceipt, error) {
 		if err := json.Unmarshal(it.Value(), &r); err != nil {
 			return nil, err
 		}
-		out = append(out, r)
+		if payer == "" || r.Payer == payer {
+			out = append(out, r)
+		}
 	}
 	return out, it.Error()
 }

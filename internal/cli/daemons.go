@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
@@ -51,14 +52,15 @@ type ProviderConfig struct {
 
 // GatewayConfig is gateway.toml; flags override it.
 type GatewayConfig struct {
-	Node          string   `toml:"node"`
-	Key           string   `toml:"key"`
-	Keyring       string   `toml:"keyring"`
-	Listen        string   `toml:"listen"`
-	APIKeys       []string `toml:"api_keys"`
-	Deposit       uint64   `toml:"deposit"`
-	ChannelBlocks int64    `toml:"channel_blocks"`
-	LogLevel      string   `toml:"log_level"`
+	Node          string            `toml:"node"`
+	Key           string            `toml:"key"`
+	Keyring       string            `toml:"keyring"`
+	Listen        string            `toml:"listen"`
+	APIKeys       []string          `toml:"api_keys"`
+	Accounts      map[string]string `toml:"accounts"` // API key → keyring name of its paying account
+	Deposit       uint64            `toml:"deposit"`
+	ChannelBlocks int64             `toml:"channel_blocks"`
+	LogLevel      string            `toml:"log_level"`
 }
 
 // loadTOML fills cfg from path (or, when path is empty, from def if it exists).
@@ -212,9 +214,17 @@ func gatewayCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("client key %q: %w", c.Key, err)
 			}
+			accounts := map[string]ed25519.PrivateKey{}
+			for apiKey, name := range c.Accounts {
+				k, err := keyFrom(g.home, c.Keyring, name)
+				if err != nil {
+					return fmt.Errorf("account %q for an API key: %w", name, err)
+				}
+				accounts[apiKey] = k
+			}
 			gw, err := gateway.New(gateway.Config{
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, DataDir: filepath.Join(g.home, "data", "gateway"),
-				APIKeys: c.APIKeys, Deposit: c.Deposit, ChannelBlocks: c.ChannelBlocks,
+				APIKeys: c.APIKeys, Accounts: accounts, Deposit: c.Deposit, ChannelBlocks: c.ChannelBlocks,
 			}, logger, registry())
 			if err != nil {
 				return err
@@ -234,7 +244,8 @@ func gatewayCmd(g *globals) *cobra.Command {
 	f.StringVar(&c.Key, "key", c.Key, "keyring name of the paying client account")
 	f.StringVar(&c.Keyring, "keyring", c.Keyring, "keyring backend: file or test")
 	f.StringVar(&c.Listen, "listen", c.Listen, "listen address")
-	f.StringSliceVar(&c.APIKeys, "api-key", nil, "accepted bearer API key (repeatable; none: no auth)")
+	f.StringSliceVar(&c.APIKeys, "api-key", nil, "accepted bearer API key paying from --key (repeatable; none: no auth)")
+	f.StringToStringVar(&c.Accounts, "account", nil, "API key paying from its own account: APIKEY=KEYNAME (repeatable)")
 	f.Uint64Var(&c.Deposit, "deposit", c.Deposit, "uagr deposited in each new channel")
 	f.Int64Var(&c.ChannelBlocks, "channel-blocks", c.ChannelBlocks, "channel lifetime in blocks")
 	cmd.AddCommand(start)
@@ -303,6 +314,11 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("api-key", func() {
 			if len(f.APIKeys) > 0 {
 				d.APIKeys = f.APIKeys
+			}
+		})
+		set("account", func() {
+			if len(f.Accounts) > 0 {
+				d.Accounts = f.Accounts
 			}
 		})
 		set("deposit", func() {
