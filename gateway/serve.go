@@ -201,7 +201,12 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			p.observe(false, 0)
 			return errRetry{fmt.Errorf("reading provider response: %w", err)}
 		}
-		var parsed oai.Response
+		// only what the receipt is checked against; the body is passed on as is
+		var parsed struct {
+			Model   string            `json:"model"`
+			Choices []json.RawMessage `json:"choices"`
+			Usage   *oai.Usage        `json:"usage"`
+		}
 		if err := json.Unmarshal(rb, &parsed); err != nil || len(parsed.Choices) == 0 || parsed.Usage == nil {
 			p.observe(false, 0)
 			return errRetry{fmt.Errorf("provider returned an invalid completion")}

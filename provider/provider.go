@@ -321,8 +321,10 @@ func FormatVoucher(v *types.Voucher) string {
 func (p *Provider) channel(ctx context.Context, id uint64, need uint64) (app.ChannelView, error) {
 	p.mu.Lock()
 	c, ok := p.chans[id]
+	h := p.height
 	p.mu.Unlock()
-	if ok && c.Deposit >= need && !c.Closed && c.ExpiryHeight > p.height+2 {
+	// a cached entry too close to expiry may have been extended since
+	if ok && c.Deposit >= need && !c.Closed && c.ExpiryHeight > h+p.params.EpochLength+p.params.CommitWindow+2 {
 		return c, nil
 	}
 	if err := p.chain.Query(ctx, fmt.Sprintf("/channel/%d", id), 0, &c); err != nil {
