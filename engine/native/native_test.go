@@ -96,29 +96,35 @@ func sameBits(a, b []float32) bool {
 func TestPrefillReproducesDecode(t *testing.T) {
 	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0} {
 		m, tok := load(t, tinyModel(t, typ, "llama"), 2)
-		prompt := tok.Encode("tell me a story about a small robot", true, false)
-		res, err := m.Generate(tok, prompt, SampleParams{Temperature: 0.9, Seed: 3, MaxTokens: 24}, nil)
-		if err != nil {
-			t.Fatal(err)
+		checkPrefillMatchesDecode(t, typ.String(), m, tok.Encode("tell me a story about a small robot", true, false), tok,
+			SampleParams{Temperature: 0.9, Seed: 3, MaxTokens: 24})
+	}
+}
+
+// checkPrefillMatchesDecode generates from prompt, then checks one prefill
+// over prompt+output reproduces every decode step's logits and log-probs.
+func checkPrefillMatchesDecode(t *testing.T, name string, m *Model, prompt []int, tok *tokenizer.Tokenizer, p SampleParams) {
+	t.Helper()
+	res, err := m.Generate(tok, prompt, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gen := make([]int, len(res.Tokens))
+	for i, tr := range res.Tokens {
+		gen[i] = tr.ID
+	}
+	step := decodeLogits(t, m, prompt, gen)
+	all, err := m.NewSession().Forward(append(append([]int(nil), prompt...), gen...), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range gen {
+		if !sameBits(step[i], all[len(prompt)-1+i]) {
+			t.Fatalf("%s: logits for output token %d differ between decode and prefill", name, i)
 		}
-		gen := make([]int, len(res.Tokens))
-		for i, tr := range res.Tokens {
-			gen[i] = tr.ID
-		}
-		step := decodeLogits(t, m, prompt, gen)
-		s := m.NewSession()
-		all, err := s.Forward(append(append([]int(nil), prompt...), gen...), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range gen {
-			if !sameBits(step[i], all[len(prompt)-1+i]) {
-				t.Fatalf("%s: logits for output token %d differ between decode and prefill", typ, i)
-			}
-			lp := LogSoftmax(all[len(prompt)-1+i])
-			if math.Float32bits(lp[gen[i]]) != math.Float32bits(res.Tokens[i].Logprob) {
-				t.Fatalf("%s: log-prob of token %d differs", typ, i)
-			}
+		lp := LogSoftmax(all[len(prompt)-1+i])
+		if math.Float32bits(lp[gen[i]]) != math.Float32bits(res.Tokens[i].Logprob) {
+			t.Fatalf("%s: log-prob of token %d differs", name, i)
 		}
 	}
 }
@@ -378,24 +384,6 @@ func TestKQuantsBatchInvariant(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, tok := load(t, path, 2)
-		prompt := tok.Encode("a small robot", true, false)
-		res, err := m.Generate(tok, prompt, SampleParams{Temperature: 0.7, Seed: 1, MaxTokens: 12}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		gen := make([]int, len(res.Tokens))
-		for i, tr := range res.Tokens {
-			gen[i] = tr.ID
-		}
-		step := decodeLogits(t, m, prompt, gen)
-		all, err := m.NewSession().Forward(append(append([]int(nil), prompt...), gen...), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range gen {
-			if !sameBits(step[i], all[len(prompt)-1+i]) {
-				t.Fatalf("%s: token %d logits differ between decode and prefill", typ, i)
-			}
-		}
+		checkPrefillMatchesDecode(t, typ.String(), m, tok.Encode("a small robot", true, false), tok, SampleParams{Temperature: 0.7, Seed: 1, MaxTokens: 12})
 	}
 }
