@@ -27,6 +27,7 @@ import (
 	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/verify"
 )
 
 type inferenceNet struct {
@@ -228,6 +229,29 @@ func TestInferenceEndToEnd(t *testing.T) {
 		}
 		if cm.ReceiptCount == 0 || hex.EncodeToString(cm.Root) != pj.Root {
 			t.Fatalf("commitment %+v vs proof root %s", cm, pj.Root)
+		}
+	}
+
+	// an audited receipt's transcript re-executes bit for bit (what a validator will do)
+	ref, err := native.Load(filepath.Join(in.dir, "tiny.gguf"), native.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	for _, r := range list.Data {
+		var tr provider.Transcript
+		getJSON(t, fmt.Sprintf("%s/v1/transcripts/%d/%d", providerURL(t, in, r.Provider), r.Epoch, r.Index), &tr)
+		vt := verify.Transcript{PromptIDs: tr.PromptIDs, OutputIDs: tr.OutputIDs, Logprobs: tr.Logprobs, Params: native.SampleParams{
+			Temperature: tr.Temperature, TopP: tr.TopP, TopK: tr.TopK, MinP: tr.MinP, RepeatPenalty: tr.RepeatPen,
+			FrequencyPenalty: tr.FreqPen, PresencePenalty: tr.PresPen, Seed: tr.Seed, MaxTokens: tr.MaxTokens}}
+		if err := verify.CheckNative(ref, vt); err != nil {
+			t.Fatalf("receipt %s: transcript does not re-execute: %v", r.ID, err)
+		}
+		tampered := vt
+		tampered.OutputIDs = append([]int(nil), vt.OutputIDs...)
+		tampered.OutputIDs[0] = (tampered.OutputIDs[0] + 1) % 600
+		if verify.CheckNative(ref, tampered) == nil {
+			t.Fatal("a tampered transcript re-executed")
 		}
 	}
 

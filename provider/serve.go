@@ -458,7 +458,8 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 	tr := &Transcript{
 		Model: prep.Model, PromptIDs: prep.PromptIDs, OutputIDs: out.OutputIDs, Logprobs: out.Logprobs,
 		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
-		Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: out.Text,
+		RepeatPen: prep.Params.RepeatPenalty, FreqPen: prep.Params.FrequencyPenalty, PresPen: prep.Params.PresencePenalty,
+		Stop: prep.Params.Stop, Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: out.Text,
 	}
 	if err := p.store.Record(sr, tr); err != nil {
 		// The index stays unused: the epoch's tree gets an empty leaf there.

@@ -47,6 +47,10 @@ type Transcript struct {
 	TopP        float64   `json:"top_p"`
 	TopK        int       `json:"top_k"`
 	MinP        float64   `json:"min_p"`
+	RepeatPen   float64   `json:"repeat_penalty,omitempty"`
+	FreqPen     float64   `json:"frequency_penalty,omitempty"`
+	PresPen     float64   `json:"presence_penalty,omitempty"`
+	Stop        []string  `json:"stop,omitempty"`
 	Seed        uint64    `json:"seed"`
 	MaxTokens   int       `json:"max_tokens"`
 	Text        string    `json:"text"`
