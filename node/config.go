@@ -39,6 +39,11 @@ type Config struct {
 		Size    int  `toml:"size"`
 		Recheck bool `toml:"recheck"`
 	} `toml:"mempool"`
+	State struct {
+		// KeepRecent keeps only this many recent state versions (0: all, so
+		// any past height can be queried and proven).
+		KeepRecent int64 `toml:"keep_recent"`
+	} `toml:"state"`
 	TxIndex struct {
 		// Indexer is "kv" (txs can be looked up by hash) or "null".
 		Indexer string `toml:"indexer"`

@@ -83,6 +83,7 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.app = a
+	a.KeepRecent = cfg.State.KeepRecent
 
 	cc := cfg.cometConfig(home)
 	if err := cc.ValidateBasic(); err != nil {

@@ -61,7 +61,14 @@ type App struct {
 	checkBase  int64 // committed height the check state is built on
 
 	sigs *sigCache
+
+	// KeepRecent, when positive, keeps only that many recent state versions
+	// (older ones cannot be queried or proven any more). 0 keeps all.
+	KeepRecent int64
 }
+
+// pruneEvery spaces pruning out: deleting versions costs a batch write.
+const pruneEvery = 100
 
 // New opens an app over tree. The chain id and params are loaded from state
 // when the chain already exists; otherwise InitChain sets them.
@@ -368,6 +375,11 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 	a.commitMu.Lock()
 	_, v, err := a.tree.Commit()
 	a.pendingHeight = 0
+	if err == nil && a.KeepRecent > 0 && v%pruneEvery == 0 {
+		if perr := a.tree.Prune(v - a.KeepRecent); perr != nil {
+			a.log.Error("prune state versions", "to", v-a.KeepRecent, "err", perr)
+		}
+	}
 	a.commitMu.Unlock()
 	a.blockMu.Unlock()
 	if err != nil {

@@ -201,3 +201,29 @@ func TestProviderBondRules(t *testing.T) {
 		t.Fatalf("channel to deregistered provider: %d", res.TxResults[0].Code)
 	}
 }
+
+// TestPruning: with KeepRecent, old versions disappear from storage but the
+// latest state and its hash are unaffected.
+func TestPruning(t *testing.T) {
+	a := newHarness(t, map[string]uint64{"a": 1_000_000})
+	b := newHarness(t, map[string]uint64{"a": 1_000_000})
+	a.app.KeepRecent = 20
+	for i := 0; i < 2*pruneEvery+5; i++ {
+		tx := a.tx("a", &types.MsgSend{To: addrOf(key("z")), Amount: 1})
+		b.nonces = a.nonces
+		a.block(tx)
+		b.block(tx)
+	}
+	if string(a.appHash()) != string(b.appHash()) {
+		t.Fatal("pruning changed the app hash")
+	}
+	if _, err := a.app.Snapshot(pruneEvery - 20); err == nil {
+		t.Fatal("a pruned version is still readable")
+	}
+	if _, err := a.app.Snapshot(a.height - 5); err != nil {
+		t.Fatalf("a recent version is gone: %v", err)
+	}
+	if _, err := b.app.Snapshot(pruneEvery - 20); err != nil {
+		t.Fatalf("without pruning the version should remain: %v", err)
+	}
+}

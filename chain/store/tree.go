@@ -56,6 +56,15 @@ func (t *Tree) SetInitialVersion(v uint64) { t.tree.SetInitialVersion(v) }
 // Commit saves the working tree as a new version.
 func (t *Tree) Commit() ([]byte, int64, error) { return t.tree.SaveVersion() }
 
+// Prune deletes every version up to and including v (not the latest).
+// Pruning changes storage only, never the app hash.
+func (t *Tree) Prune(v int64) error {
+	if v <= 0 || v >= t.tree.Version() {
+		return nil
+	}
+	return t.tree.DeleteVersionsTo(v)
+}
+
 // Rollback discards uncommitted writes.
 func (t *Tree) Rollback() { t.tree.Rollback() }
 
