@@ -10,6 +10,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +24,7 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
 )
@@ -79,6 +81,9 @@ type Gateway struct {
 	ln     net.Listener
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	stopOnce sync.Once
+	stopErr  error
 
 	verifyCh     chan pendingReceipt
 	verifyCancel context.CancelFunc
@@ -242,6 +247,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 
 // Stop shuts the gateway down, paying what it owes first.
 func (g *Gateway) Stop() error {
+	g.stopOnce.Do(func() { g.stopErr = g.stop() })
+	return g.stopErr
+}
+
+func (g *Gateway) stop() error {
 	if g.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		g.srv.Shutdown(ctx)
@@ -488,9 +498,10 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 			g.log.Debug("send voucher", "provider", endpoint, "err", err)
 			continue
 		}
+		eb, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNoContent {
-			g.log.Warn("voucher refused", "provider", endpoint, "status", resp.StatusCode)
+			g.log.Warn("voucher refused", "provider", endpoint, "status", resp.StatusCode, "reason", oai.ParseError(resp.StatusCode, eb).Message)
 			continue
 		}
 		ch.mu.Lock()

@@ -31,6 +31,7 @@ func (g *Gateway) verifier(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			// drain what is queued so nothing verified is left uncounted
+			batch = batch[:0]
 			for {
 				select {
 				case p := <-g.verifyCh:
@@ -53,6 +54,7 @@ func (g *Gateway) verifier(ctx context.Context) {
 				}
 			}
 			g.verifyBatch(batch)
+			batch = batch[:0]
 		}
 	}
 }

@@ -99,6 +99,9 @@ type Provider struct {
 	ln     net.Listener
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	stopOnce sync.Once
+	stopErr  error
 }
 
 type metrics struct {
@@ -212,6 +215,11 @@ func (p *Provider) Start(ctx context.Context) error {
 
 // Stop shuts the server, finishes the chain loop and closes the store.
 func (p *Provider) Stop() error {
+	p.stopOnce.Do(func() { p.stopErr = p.stop() })
+	return p.stopErr
+}
+
+func (p *Provider) stop() error {
 	if p.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		p.srv.Shutdown(ctx)
