@@ -5,6 +5,8 @@ import (
 
 	dbm "github.com/cometbft/cometbft-db"
 	cmtcfg "github.com/cometbft/cometbft/config"
+
+	"github.com/agoranet/agora/internal/kvlog"
 )
 
 // dbTracker opens CometBFT's databases and remembers them, because CometBFT
@@ -16,7 +18,14 @@ type dbTracker struct {
 }
 
 func (t *dbTracker) provider(ctx *cmtcfg.DBContext) (dbm.DB, error) {
-	db, err := cmtcfg.DefaultDBProvider(ctx)
+	var db dbm.DB
+	var err error
+	if ctx.Config.DBBackend == "pebbledb" {
+		// as CometBFT's default provider does, minus Pebble's chatty logging
+		db, err = dbm.NewPebbleDBWithOpts(ctx.ID, ctx.Config.DBDir(), kvlog.Options())
+	} else {
+		db, err = cmtcfg.DefaultDBProvider(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -20,3 +20,6 @@ func (quiet) Fatalf(format string, args ...interface{}) {
 func Open(dir string) (*pebble.DB, error) {
 	return pebble.Open(dir, &pebble.Options{Logger: quiet{}})
 }
+
+// Options are Pebble options with the quiet logger, for stores opened elsewhere.
+func Options() *pebble.Options { return &pebble.Options{Logger: quiet{}} }
