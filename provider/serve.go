@@ -28,6 +28,7 @@ func (p *Provider) routes() http.Handler {
 	mux.HandleFunc("POST /v1/vouchers", p.handleVoucher)
 	mux.HandleFunc("GET /v1/receipts/{id}/proof", p.handleProof)
 	mux.HandleFunc("GET /v1/transcripts/{epoch}/{index}", p.handleTranscript)
+	mux.HandleFunc("GET /v1/openings/{epoch}", p.handleOpenings)
 	if p.reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
 	}
@@ -459,7 +460,7 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 		Model: prep.Model, PromptIDs: prep.PromptIDs, OutputIDs: out.OutputIDs, Logprobs: out.Logprobs,
 		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
 		RepeatPen: prep.Params.RepeatPenalty, FreqPen: prep.Params.FrequencyPenalty, PresPen: prep.Params.PresencePenalty,
-		Stop: prep.Params.Stop, Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: out.Text,
+		Stop: prep.Params.Stop, Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: []byte(out.Text),
 	}
 	if err := p.store.Record(sr, tr); err != nil {
 		// The index stays unused: the epoch's tree gets an empty leaf there.

@@ -53,7 +53,7 @@ type Transcript struct {
 	Stop        []string  `json:"stop,omitempty"`
 	Seed        uint64    `json:"seed"`
 	MaxTokens   int       `json:"max_tokens"`
-	Text        string    `json:"text"`
+	Text        []byte    `json:"text"` // exact bytes (base64 in JSON: the output may not be valid UTF-8)
 }
 
 // OpenStore opens (or creates) the store in dir.
@@ -224,4 +224,10 @@ func (s *Store) Scan(fn func(r *types.Receipt)) error {
 		fn(sr.Receipt)
 	}
 	return it.Error()
+}
+
+// PutTranscript overwrites a stored transcript (for tools and fault-injection tests).
+func (s *Store) PutTranscript(epoch, index uint64, t *Transcript) error {
+	bz, _ := json.Marshal(t)
+	return s.db.Set(key("tr/", u64(epoch), u64(index)), bz, pebble.Sync)
 }

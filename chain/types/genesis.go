@@ -28,6 +28,11 @@ type Params struct {
 	// PowerReduction converts bonded uagr into CometBFT voting power: power = bonded / PowerReduction.
 	PowerReduction uint64 `json:"power_reduction"`
 
+	// Audit rate bounds (basis points): a provider with no reputation has
+	// AuditCeilingBps of its receipts sampled, a perfect one AuditFloorBps.
+	AuditFloorBps   uint64 `json:"audit_floor_bps"`
+	AuditCeilingBps uint64 `json:"audit_ceiling_bps"`
+
 	// Slash fractions (basis points) by fault type.
 	SlashDoubleSignBps      uint64 `json:"slash_double_sign_bps"`
 	SlashProviderFraudBps   uint64 `json:"slash_provider_fraud_bps"`
@@ -57,6 +62,8 @@ func DefaultParams() Params {
 		MinValidatorStake:       1_000_000_000, // 1,000 AGR
 		MinProviderStake:        100_000_000,   // 100 AGR
 		PowerReduction:          1_000_000,     // 1 power per AGR
+		AuditFloorBps:           300,           // 3 %
+		AuditCeilingBps:         2000,          // 20 %
 		SlashDoubleSignBps:      500,           // 5 %
 		SlashProviderFraudBps:   1000,          // 10 %
 		SlashProviderRefusalBps: 500,           // 5 %
@@ -103,6 +110,8 @@ func (p Params) Validate() error {
 		return errors.New("min_validator_stake must be at least power_reduction (one unit of voting power)")
 	case p.SlashDoubleSignBps > 10000 || p.SlashProviderFraudBps > 10000 || p.SlashProviderRefusalBps > 10000 || p.SlashProviderOmitBps > 10000:
 		return errors.New("slash fractions must be at most 10000 bps")
+	case p.AuditFloorBps > p.AuditCeilingBps || p.AuditCeilingBps > 10000:
+		return errors.New("audit rates must satisfy floor <= ceiling <= 10000 bps")
 	case p.HalvingIntervalEpochs == 0:
 		return errors.New("halving_interval_epochs must be positive")
 	}

@@ -1,0 +1,102 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/validator"
+)
+
+// TestAudit: after an epoch's seed exists, the auditor fetches each
+// provider's sampled openings, checks them against the committed roots and
+// re-executes them bit for bit: honest work passes; a transcript altered
+// after the fact is caught as fabricated output.
+func TestAudit(t *testing.T) {
+	in := startInference(t)
+	ctx := context.Background()
+	for i := 0; i < 6; i++ {
+		if _, err := in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: in.model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("audit me %d", i))}, MaxTokens: openai.Int(6)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list struct {
+		Data []gateway.StoredReceipt `json:"data"`
+	}
+	getJSON(t, in.gw.URL()+"/v1/receipts", &list)
+	epochs := map[uint64]bool{}
+	for _, r := range list.Data {
+		epochs[r.Epoch] = true
+	}
+	c := in.nw.Client(0)
+	aud, err := validator.NewAuditor(c, []string{filepath.Join(in.dir, "tiny.gguf")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer aud.Close()
+	waitSeed := func(e uint64) {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			var ep app.EpochView
+			if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", e), 0, &ep); err == nil && len(ep.Seed) > 0 && ep.Commitments > 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("epoch %d: no seed or commitment", e)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	var first *validator.Finding
+	for e := range epochs {
+		waitSeed(e)
+		fs, err := aud.AuditEpoch(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs) == 0 {
+			t.Fatalf("epoch %d: nothing audited", e)
+		}
+		for i := range fs {
+			if !fs[i].OK {
+				t.Fatalf("honest work failed the audit: %+v", fs[i])
+			}
+			if first == nil {
+				first = &fs[i]
+			}
+		}
+	}
+	// Alter the first audited receipt's transcript at its provider, then audit again.
+	var prov = in.providers[0]
+	if prov.Address().String() != first.Provider {
+		prov = in.providers[1]
+	}
+	tr, err := prov.Store().Transcript(first.Epoch, first.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.Logprobs[0] -= 0.25
+	if err := prov.Store().PutTranscript(first.Epoch, first.Index, tr); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := aud.AuditEpoch(ctx, first.Epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caught := false
+	for _, f := range fs {
+		if f.Provider == first.Provider && f.Index == first.Index {
+			caught = !f.OK && f.Fault == validator.FaultFabricated
+		}
+	}
+	if !caught {
+		t.Fatalf("altered transcript not caught: %+v", fs)
+	}
+}

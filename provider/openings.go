@@ -1,0 +1,78 @@
+package provider
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/verify"
+)
+
+// Opening is one audited receipt with its inclusion proof and transcript.
+type Opening struct {
+	Proof      receipt.ProofJSON `json:"proof"`
+	Transcript *Transcript       `json:"transcript"`
+}
+
+// Openings is the answer of GET /v1/openings/{epoch}.
+type Openings struct {
+	Epoch    uint64    `json:"epoch"`
+	Count    uint64    `json:"count"`
+	Indices  []uint64  `json:"indices"`
+	Openings []Opening `json:"openings"`
+}
+
+// SampleFor returns the receipt indices the epoch's seed selects for audit
+// from a provider's committed count.
+func SampleFor(ep app.EpochView, provider []byte, count, floorBps, ceilingBps, reputation uint64) []uint64 {
+	k := verify.SampleCount(count, verify.Rate(floorBps, ceilingBps, reputation))
+	return verify.SampleIndices(ep.Seed, provider, count, k)
+}
+
+// handleOpenings serves the receipts the epoch's seed selected for audit,
+// once the seed exists, with proofs against the committed root.
+func (p *Provider) handleOpenings(w http.ResponseWriter, r *http.Request) {
+	e, err := strconv.ParseUint(r.PathValue("epoch"), 10, 64)
+	if err != nil {
+		oai.Errorf(http.StatusBadRequest, "invalid_request_error", "epoch", "epoch must be a number").Write(w)
+		return
+	}
+	var ep app.EpochView
+	if err := p.chain.Query(r.Context(), "/epoch/"+strconv.FormatUint(e, 10), 0, &ep); err != nil || len(ep.Seed) == 0 {
+		oai.Errorf(http.StatusConflict, "invalid_request_error", "epoch", "epoch %d has no sampling seed yet", e).Write(w)
+		return
+	}
+	es, err := p.store.Epoch(e)
+	if err != nil || !es.Committed {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "epoch", "no commitment for epoch %d", e).Write(w)
+		return
+	}
+	ids, err := p.EpochIDs(e)
+	if err != nil {
+		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+		return
+	}
+	out := Openings{Epoch: e, Count: uint64(len(ids)), Openings: []Opening{}}
+	out.Indices = SampleFor(ep, p.addr, out.Count, p.params.AuditFloorBps, p.params.AuditCeilingBps, 0)
+	root := receipt.Root(ids)
+	for _, i := range out.Indices {
+		sr, err := p.store.ReceiptByID(ids[i])
+		if err != nil {
+			continue // an empty leaf (a write that failed): nothing to open
+		}
+		proof, err := receipt.Prove(ids, int(i))
+		if err != nil {
+			continue
+		}
+		tr, err := p.store.Transcript(e, i)
+		if err != nil {
+			continue
+		}
+		out.Openings = append(out.Openings, Opening{Proof: receipt.ProofToJSON(sr, proof, root, true), Transcript: tr})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
+}

@@ -1,0 +1,203 @@
+// Package validator is the verification worker beside a validator node: it
+// fetches the receipts an epoch's seed selects from each provider, checks
+// them against the committed roots, and re-executes native-engine
+// transcripts bit for bit.
+package validator
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/verify"
+)
+
+// Fault types an audit can find.
+const (
+	FaultNone       = ""
+	FaultRefused    = "refused_opening"   // the provider did not serve its openings
+	FaultMissing    = "missing_opening"   // a sampled receipt was not opened
+	FaultBadProof   = "bad_opening"       // proof, signature or receipt fields do not check out
+	FaultFabricated = "fabricated_output" // re-execution disagrees with the transcript
+	Unverifiable    = "unverifiable"      // the auditor does not hold the model
+)
+
+// Finding is the audit result for one sampled receipt (or one provider).
+type Finding struct {
+	Epoch    uint64 `json:"epoch"`
+	Provider string `json:"provider"`
+	Index    uint64 `json:"index"`
+	OK       bool   `json:"ok"`
+	Fault    string `json:"fault,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+}
+
+// Auditor checks openings against the chain with the models it holds.
+type Auditor struct {
+	chain  *client.Client
+	models map[[32]byte]*native.Model
+	httpc  *http.Client
+}
+
+// NewAuditor loads the GGUF models the auditor can re-execute (identified by
+// the sha256 of the file, as providers register them).
+func NewAuditor(chain *client.Client, modelPaths []string) (*Auditor, error) {
+	a := &Auditor{chain: chain, models: map[[32]byte]*native.Model{}, httpc: &http.Client{Timeout: 30 * time.Second}}
+	for _, p := range modelPaths {
+		bz, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.Sum256(bz)
+		m, err := native.Load(p, native.Options{})
+		if err != nil {
+			return nil, err
+		}
+		a.models[h] = m
+	}
+	return a, nil
+}
+
+// Close releases the models.
+func (a *Auditor) Close() {
+	for _, m := range a.models {
+		m.Close()
+	}
+}
+
+// AuditEpoch audits every commitment of epoch (its seed must exist).
+func (a *Auditor) AuditEpoch(ctx context.Context, epoch uint64) ([]Finding, error) {
+	var ep app.EpochView
+	if err := a.chain.Query(ctx, "/epoch/"+strconv.FormatUint(epoch, 10), 0, &ep); err != nil {
+		return nil, err
+	}
+	if len(ep.Seed) == 0 {
+		return nil, fmt.Errorf("epoch %d has no seed yet (seed height %d)", epoch, ep.SeedHeight)
+	}
+	params, err := a.chain.Params(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var cms []app.CommitmentView
+	if err := a.chain.Query(ctx, "/commitments/"+strconv.FormatUint(epoch, 10), 0, &cms); err != nil {
+		return nil, err
+	}
+	var out []Finding
+	for _, cm := range cms {
+		out = append(out, a.auditCommitment(ctx, ep, params, cm)...)
+	}
+	return out, nil
+}
+
+func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params types.Params, cm app.CommitmentView) []Finding {
+	addr := cm.Provider.String()
+	fail := func(index uint64, fault, format string, args ...any) Finding {
+		return Finding{Epoch: ep.Number, Provider: addr, Index: index, Fault: fault, Reason: fmt.Sprintf(format, args...)}
+	}
+	want := provider.SampleFor(ep, cm.Provider, cm.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, 0)
+	var pv app.ProviderView
+	var acc app.AccountView
+	if err := a.chain.Query(ctx, "/provider/"+addr, 0, &pv); err != nil {
+		return []Finding{fail(0, FaultRefused, "provider record: %v", err)}
+	}
+	if err := a.chain.Query(ctx, "/account/"+addr, 0, &acc); err != nil {
+		return []Finding{fail(0, FaultRefused, "provider account: %v", err)}
+	}
+	var got provider.Openings
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/openings/%d", pv.Endpoint, ep.Number), nil)
+	resp, err := a.httpc.Do(req)
+	if err == nil {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			err = fmt.Errorf("status %d: %.200s", resp.StatusCode, body)
+		} else {
+			err = json.Unmarshal(body, &got)
+		}
+	}
+	if err != nil {
+		var fs []Finding
+		for _, i := range want {
+			fs = append(fs, fail(i, FaultRefused, "openings not served: %v", err))
+		}
+		return fs
+	}
+	opened := map[uint64]provider.Opening{}
+	for _, o := range got.Openings {
+		opened[o.Proof.Index] = o
+	}
+	var out []Finding
+	sort.Slice(want, func(i, j int) bool { return want[i] < want[j] })
+	for _, i := range want {
+		o, ok := opened[i]
+		if !ok {
+			out = append(out, fail(i, FaultMissing, "sampled receipt %d not opened", i))
+			continue
+		}
+		out = append(out, a.checkOpening(ep, cm, acc.PubKey, i, o))
+	}
+	return out
+}
+
+func (a *Auditor) checkOpening(ep app.EpochView, cm app.CommitmentView, pub []byte, i uint64, o provider.Opening) Finding {
+	f := Finding{Epoch: ep.Number, Provider: cm.Provider.String(), Index: i}
+	bad := func(fault, format string, args ...any) Finding {
+		f.Fault, f.Reason = fault, fmt.Sprintf(format, args...)
+		return f
+	}
+	if o.Proof.Count != cm.ReceiptCount {
+		return bad(FaultBadProof, "proof for a tree of %d receipts, %d committed", o.Proof.Count, cm.ReceiptCount)
+	}
+	sr, err := o.Proof.VerifyAgainst(cm.Root)
+	if err != nil {
+		return bad(FaultBadProof, "%v", err)
+	}
+	if err := sr.Verify(pub); err != nil {
+		return bad(FaultBadProof, "%v", err)
+	}
+	r := sr.Receipt
+	tr := o.Transcript
+	switch {
+	case r.Epoch != ep.Number:
+		return bad(FaultBadProof, "receipt is for epoch %d", r.Epoch)
+	case tr == nil:
+		return bad(FaultMissing, "no transcript")
+	case len(tr.PromptIDs) != int(r.PromptTokens) || len(tr.OutputIDs) != int(r.CompletionTokens):
+		return bad(FaultFabricated, "transcript has %d+%d tokens, receipt %d+%d", len(tr.PromptIDs), len(tr.OutputIDs), r.PromptTokens, r.CompletionTokens)
+	case !bytes.Equal(sha256Of(tr.Text), r.ResponseHash):
+		return bad(FaultFabricated, "transcript text does not hash to the receipt's response hash")
+	}
+	var mh [32]byte
+	copy(mh[:], r.ModelHash)
+	m, ok := a.models[mh]
+	if !ok {
+		f.Fault, f.Reason = Unverifiable, fmt.Sprintf("model %x not held by this auditor", r.ModelHash[:8])
+		return f
+	}
+	vt := verify.Transcript{PromptIDs: tr.PromptIDs, OutputIDs: tr.OutputIDs, Logprobs: tr.Logprobs, Params: native.SampleParams{
+		Temperature: tr.Temperature, TopP: tr.TopP, TopK: tr.TopK, MinP: tr.MinP, RepeatPenalty: tr.RepeatPen,
+		FrequencyPenalty: tr.FreqPen, PresencePenalty: tr.PresPen, Seed: tr.Seed, MaxTokens: tr.MaxTokens}}
+	if err := verify.CheckNative(m, vt); err != nil {
+		return bad(FaultFabricated, "%v", err)
+	}
+	f.OK = true
+	return f
+}
+
+func sha256Of(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return h[:]
+}
