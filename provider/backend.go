@@ -156,17 +156,26 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
 		out := &Output{}
 		var cbErr error
+		var pending []byte // bytes of a character split across tokens
 		res, err := nm.m.Generate(nm.tok, ids, p.Params, func(tr native.TokenResult) bool {
 			if ctx.Err() != nil {
 				return false
 			}
 			if onDelta != nil && tr.Text != "" {
-				if cbErr = onDelta(tr.Text); cbErr != nil {
-					return false
+				pending = append(pending, tr.Text...)
+				n := completeUTF8(pending)
+				if n > 0 {
+					if cbErr = onDelta(string(pending[:n])); cbErr != nil {
+						return false
+					}
+					pending = append(pending[:0], pending[n:]...)
 				}
 			}
 			return true
 		})
+		if err == nil && cbErr == nil && onDelta != nil && len(pending) > 0 {
+			cbErr = onDelta(string(pending)) // whatever is left, even if not valid UTF-8
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -190,4 +199,30 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 // Run executes a prepared job.
 func (p *Prepared) Run(ctx context.Context, onDelta func(string) error) (*Output, error) {
 	return p.run(ctx, onDelta)
+}
+
+// completeUTF8 returns the length of the longest prefix of b that does not
+// end inside a multi-byte UTF-8 sequence (a sequence split across tokens is
+// held back until its last byte arrives).
+func completeUTF8(b []byte) int {
+	for back := 1; back <= 3 && back <= len(b); back++ {
+		c := b[len(b)-back]
+		if c&0xC0 == 0x80 { // continuation byte: keep looking for the lead
+			continue
+		}
+		need := 0
+		switch {
+		case c&0xE0 == 0xC0:
+			need = 2
+		case c&0xF0 == 0xE0:
+			need = 3
+		case c&0xF8 == 0xF0:
+			need = 4
+		}
+		if need > back {
+			return len(b) - back // the lead's sequence is incomplete
+		}
+		return len(b)
+	}
+	return len(b)
 }
