@@ -40,6 +40,11 @@ type harness struct {
 
 func newHarness(t *testing.T, accounts map[string]uint64) *harness {
 	t.Helper()
+	return newHarnessWith(t, accounts, nil)
+}
+
+func newHarnessWith(t *testing.T, accounts map[string]uint64, adjust func(*types.Params)) *harness {
+	t.Helper()
 	tree, err := store.OpenMemTree()
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +55,9 @@ func newHarness(t *testing.T, accounts map[string]uint64) *harness {
 	}
 	params := types.DefaultParams()
 	params.EpochLength = 1000
+	if adjust != nil {
+		adjust(&params)
+	}
 	g := types.Genesis{Params: params}
 	for label, bal := range accounts {
 		g.Accounts = append(g.Accounts, types.GenesisAccount{Address: addrOf(key(label)), Balance: bal})

@@ -1,6 +1,9 @@
 package app
 
 import (
+	"fmt"
+
+	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/channels"
 	"github.com/agoranet/agora/chain/epochs"
@@ -133,6 +136,13 @@ func runMsg(kv store.KV, ctx execCtx, d *types.DecodedTx) ([][2]string, error) {
 		return [][2]string{{"channel_id", itoa(m.CloseChannel.ChannelId)}, {"refund", itoa(refund)}}, nil
 	case *types.TxBody_CommitEpoch:
 		return [][2]string{{"epoch", itoa(m.CommitEpoch.Epoch)}}, epochs.Commit(kv, ctx.height, signer, m.CommitEpoch)
+	case *types.TxBody_ReportFault:
+		r, err := audit.Report(kv, p, ctx.chainID, ctx.height, signer, m.ReportFault)
+		if err != nil {
+			return nil, err
+		}
+		return [][2]string{{"provider", types.Address(m.ReportFault.Provider).String()}, {"votes", itoa(uint64(r.Votes))},
+			{"applied", fmt.Sprint(r.Applied)}, {"slashed", itoa(r.Slashed)}, {"refund", itoa(r.Refund)}, {"reward", itoa(r.Reward)}}, nil
 	}
 	return nil, types.Errorf(types.CodeMalformed, "unknown message")
 }

@@ -87,6 +87,7 @@ func DefaultParams() Params {
 			"redeem_voucher":      300,
 			"close_channel":       200,
 			"commit_epoch":        300,
+			"report_fault":        500,
 		},
 	}
 }
@@ -128,7 +129,7 @@ var MsgNames = []string{
 	"send", "bond_validator", "unbond_validator", "unjail_validator",
 	"bond_provider", "unbond_provider", "register_provider", "update_provider",
 	"deregister_provider", "open_channel", "top_up_channel", "redeem_voucher",
-	"close_channel", "commit_epoch",
+	"close_channel", "commit_epoch", "report_fault",
 }
 
 // MinFee returns the minimum fee for a tx of txLen bytes carrying msgName.

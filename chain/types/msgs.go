@@ -34,6 +34,8 @@ func SetMsg(body *TxBody, msg any) error {
 		body.Msg = &TxBody_CloseChannel{CloseChannel: m}
 	case *MsgCommitEpoch:
 		body.Msg = &TxBody_CommitEpoch{CommitEpoch: m}
+	case *MsgReportFault:
+		body.Msg = &TxBody_ReportFault{ReportFault: m}
 	default:
 		return fmt.Errorf("unsupported message type %T", msg)
 	}

@@ -158,6 +158,8 @@ func MsgName(body *TxBody) string {
 		return "close_channel"
 	case *TxBody_CommitEpoch:
 		return "commit_epoch"
+	case *TxBody_ReportFault:
+		return "report_fault"
 	}
 	return "unknown"
 }

@@ -119,11 +119,39 @@ func ValidateMsg(body *TxBody) error {
 		if m.CommitEpoch.ReceiptCount == 0 {
 			return errors.New("commit_epoch: receipt count must be positive")
 		}
+	case *TxBody_ReportFault:
+		rf := m.ReportFault
+		if rf == nil {
+			return errors.New("report_fault: empty message")
+		}
+		if err := ValidAddress(rf.Provider); err != nil {
+			return fmt.Errorf("report_fault: provider %w", err)
+		}
+		switch rf.Fault {
+		case FaultFabricated:
+			if len(rf.Receipt) == 0 || len(rf.ReceiptSignature) != 64 || len(rf.Proof) != len(rf.ProofLeft) || len(rf.Proof) > 64 {
+				return errors.New("report_fault: a fabricated-output report needs the receipt, its signature and its proof")
+			}
+			for _, h := range rf.Proof {
+				if len(h) != HashLen {
+					return fmt.Errorf("report_fault: proof hashes must be %d bytes", HashLen)
+				}
+			}
+		case FaultRefused:
+		default:
+			return fmt.Errorf("report_fault: unknown fault %d", rf.Fault)
+		}
 	default:
 		return errors.New("unknown message type")
 	}
 	return nil
 }
+
+// Fault codes of MsgReportFault.
+const (
+	FaultFabricated uint32 = 1 // re-execution disagrees with the opened transcript
+	FaultRefused    uint32 = 2 // a sampled receipt was not opened
+)
 
 // ValidateProviderInfo checks a provider's self-description.
 func ValidateProviderInfo(info *ProviderInfo) error {

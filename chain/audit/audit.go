@@ -1,0 +1,162 @@
+// Package audit applies validators' verdicts on audited receipts: a fault
+// reported by enough validators slashes the provider's bond, refunds the
+// client of the faulty receipt, rewards the reporters and burns the rest.
+package audit
+
+import (
+	"crypto/sha256"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/chain/bank"
+	"github.com/agoranet/agora/chain/codec"
+	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/stake"
+	"github.com/agoranet/agora/chain/store"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/verify"
+)
+
+var (
+	prefixVote    = []byte("verdict/")     // verdict/<epoch>/<provider>/<index>/<fault>/<validator>
+	prefixApplied = []byte("verdictdone/") // verdictdone/<epoch>/<provider>/<index>
+	// Slashed holds a slash while it is split into refund, rewards and burn
+	// (empty between txs).
+	Slashed = bank.ModuleAddress("slashed")
+)
+
+// ReporterShareBps of what remains after the refund goes to the reporters.
+const ReporterShareBps = 1000
+
+// JailAfter faults a provider is jailed (no new channels, no routing).
+const JailAfter = 3
+
+// Result says what a report did.
+type Result struct {
+	Votes, Needed int
+	Applied       bool
+	Slashed       uint64
+	Refund        uint64
+	Reward        uint64
+}
+
+// Report records a validator's fault verdict and applies the fault once
+// enough validators agree.
+func Report(kv store.KV, p types.Params, chainID string, height int64, signer []byte, m *types.MsgReportFault) (Result, error) {
+	var res Result
+	v := stake.GetValidator(kv, signer)
+	if v == nil || stake.Power(p, v) == 0 {
+		return res, types.Errorf(types.CodeUnauthorized, "only bonded validators may report faults")
+	}
+	ep := epochs.Get(kv, m.Epoch)
+	if ep == nil || len(ep.Seed) == 0 {
+		return res, types.Errorf(types.CodeInvalid, "epoch %d has no sampling seed yet", m.Epoch)
+	}
+	if height > ep.OpeningDeadline+p.OpeningWindow {
+		return res, types.Errorf(types.CodeInvalid, "reports for epoch %d closed at height %d", m.Epoch, ep.OpeningDeadline+p.OpeningWindow)
+	}
+	cm := epochs.GetCommitment(kv, m.Epoch, m.Provider)
+	if cm == nil {
+		return res, types.Errorf(types.CodeNotFound, "no commitment by %s for epoch %d", types.Address(m.Provider), m.Epoch)
+	}
+	k := verify.SampleCount(cm.ReceiptCount, verify.Rate(p.AuditFloorBps, p.AuditCeilingBps, 0))
+	sampled := false
+	for _, i := range verify.SampleIndices(ep.Seed, m.Provider, cm.ReceiptCount, k) {
+		sampled = sampled || i == m.Index
+	}
+	if !sampled {
+		return res, types.Errorf(types.CodeInvalid, "receipt %d of epoch %d was not sampled for audit", m.Index, m.Epoch)
+	}
+	var r types.Receipt
+	if m.Fault == types.FaultFabricated {
+		if err := proto.Unmarshal(m.Receipt, &r); err != nil {
+			return res, types.Errorf(types.CodeMalformed, "receipt: %v", err)
+		}
+		if r.ChainId != chainID || string(r.Provider) != string(m.Provider) || r.Epoch != m.Epoch || r.Index != m.Index {
+			return res, types.Errorf(types.CodeInvalid, "the receipt is not receipt %d of %s in epoch %d", m.Index, types.Address(m.Provider), m.Epoch)
+		}
+		pub := bank.GetAccount(kv, m.Provider).PubKey
+		if !types.VerifyEd25519(pub, append([]byte(receipt.SignDomain), m.Receipt...), m.ReceiptSignature) {
+			return res, types.Errorf(types.CodeBadSignature, "the receipt is not signed by the provider")
+		}
+		pr := &receipt.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}
+		for _, h := range m.Proof {
+			var x [32]byte
+			copy(x[:], h)
+			pr.Siblings = append(pr.Siblings, x)
+		}
+		var root [32]byte
+		copy(root[:], cm.Root)
+		if !pr.Verify(root, sha256.Sum256(m.Receipt)) {
+			return res, types.Errorf(types.CodeInvalid, "the receipt is not included under the committed root")
+		}
+	}
+	loc := codec.Key(codec.U64(m.Epoch), m.Provider, codec.U64(m.Index))
+	votes := codec.Key(prefixVote, loc, codec.U64(uint64(m.Fault)))
+	mine := codec.Key(votes, signer)
+	if kv.Has(mine) {
+		return res, types.Errorf(types.CodeInvalid, "validator %s already reported this fault", types.Address(signer))
+	}
+	kv.Set(mine, []byte{1})
+	var voters [][]byte
+	kv.Iterate(votes, func(key, _ []byte) bool {
+		voters = append(voters, append([]byte(nil), key[len(votes):]...))
+		return true
+	})
+	bonded := 0
+	stake.IterateValidators(kv, func(x *types.Validator) bool {
+		if stake.Power(p, x) > 0 {
+			bonded++
+		}
+		return true
+	})
+	res.Votes, res.Needed = len(voters), min(2, bonded)
+	if res.Votes < res.Needed || kv.Has(codec.Key(prefixApplied, loc)) {
+		return res, nil
+	}
+	kv.Set(codec.Key(prefixApplied, loc), codec.U64(uint64(m.Fault)))
+	bps := p.SlashProviderFraudBps
+	if m.Fault == types.FaultRefused {
+		bps = p.SlashProviderRefusalBps
+	}
+	cut, err := stake.SlashProvider(kv, m.Provider, bps, Slashed)
+	if err != nil {
+		return res, err
+	}
+	res.Applied, res.Slashed = true, cut
+	if m.Fault == types.FaultFabricated {
+		res.Refund = min(cut, r.Amount)
+		if err := bank.Send(kv, Slashed, r.Client, res.Refund); err != nil {
+			return res, err
+		}
+	}
+	share := types.MulDivU64(cut-res.Refund, ReporterShareBps, 10000) / uint64(len(voters))
+	for _, who := range voters {
+		if err := bank.Send(kv, Slashed, who, share); err != nil {
+			return res, err
+		}
+		res.Reward += share
+	}
+	if left := bank.Balance(kv, Slashed); left > 0 {
+		if err := bank.Burn(kv, Slashed, left); err != nil {
+			return res, err
+		}
+	}
+	pv := registry.Get(kv, m.Provider)
+	if pv != nil {
+		pv.Faults++
+		if pv.Faults >= JailAfter {
+			pv.Jailed = true
+		}
+		registry.Set(kv, pv)
+	}
+	return res, nil
+}
+
+// Describe renders a result for events and logs.
+func (r Result) Describe() string {
+	return fmt.Sprintf("votes %d/%d applied=%v slashed=%d refund=%d reward=%d", r.Votes, r.Needed, r.Applied, r.Slashed, r.Refund, r.Reward)
+}
