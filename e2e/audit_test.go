@@ -93,10 +93,39 @@ func TestAudit(t *testing.T) {
 	caught := false
 	for _, f := range fs {
 		if f.Provider == first.Provider && f.Index == first.Index {
-			caught = !f.OK && f.Fault == validator.FaultFabricated
+			caught = !f.OK && f.Fault == validator.FaultFabricated && f.Report != nil
 		}
 	}
 	if !caught {
 		t.Fatalf("altered transcript not caught: %+v", fs)
+	}
+	// The (single) validator reports it: the provider is slashed and the
+	// client refunded the receipt's amount.
+	var before, after app.ProviderView
+	if err := c.Query(ctx, "/provider/"+first.Provider, 0, &before); err != nil {
+		t.Fatal(err)
+	}
+	clientAddr := in.gw.Address()
+	accBefore, _ := c.Account(ctx, clientAddr)
+	n, err := validator.Report(ctx, c.NewSigner(in.nw.Operators[0]), fs)
+	if err != nil || n == 0 {
+		t.Fatalf("report: %d %v", n, err)
+	}
+	if err := c.Query(ctx, "/provider/"+first.Provider, 0, &after); err != nil {
+		t.Fatal(err)
+	}
+	want := before.Bonded - before.Bonded*in.nw.Params.SlashProviderFraudBps/10000
+	if after.Bonded != want || after.Faults != 1 {
+		t.Fatalf("provider after the verdict: bond %d (want %d), faults %d", after.Bonded, want, after.Faults)
+	}
+	var amount uint64
+	for _, r := range list.Data {
+		if r.Provider == first.Provider && r.Epoch == first.Epoch && r.Index == first.Index {
+			amount = r.Amount
+		}
+	}
+	accAfter, _ := c.Account(ctx, clientAddr)
+	if accAfter.Balance != accBefore.Balance+amount || amount == 0 {
+		t.Fatalf("client balance %d -> %d, refund of %d expected", accBefore.Balance, accAfter.Balance, amount)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,6 +44,25 @@ type Finding struct {
 	OK       bool   `json:"ok"`
 	Fault    string `json:"fault,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+
+	// Report is the on-chain verdict for a fault the chain can act on.
+	Report *types.MsgReportFault `json:"-"`
+}
+
+// Report submits the findings' verdicts on chain, returning how many were
+// accepted.
+func Report(ctx context.Context, signer *client.Signer, fs []Finding) (int, error) {
+	n := 0
+	for _, f := range fs {
+		if f.Report == nil {
+			continue
+		}
+		if _, err := signer.Send(ctx, f.Report); err != nil {
+			return n, fmt.Errorf("report epoch %d provider %s receipt %d: %w", f.Epoch, f.Provider, f.Index, err)
+		}
+		n++
+	}
+	return n, nil
 }
 
 // Auditor checks openings against the chain with the models it holds.
@@ -128,10 +148,15 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params 
 			err = json.Unmarshal(body, &got)
 		}
 	}
+	refused := func(i uint64) *types.MsgReportFault {
+		return &types.MsgReportFault{Epoch: ep.Number, Provider: cm.Provider, Index: i, Fault: types.FaultRefused}
+	}
 	if err != nil {
 		var fs []Finding
 		for _, i := range want {
-			fs = append(fs, fail(i, FaultRefused, "openings not served: %v", err))
+			f := fail(i, FaultRefused, "openings not served: %v", err)
+			f.Report = refused(i)
+			fs = append(fs, f)
 		}
 		return fs
 	}
@@ -144,7 +169,9 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params 
 	for _, i := range want {
 		o, ok := opened[i]
 		if !ok {
-			out = append(out, fail(i, FaultMissing, "sampled receipt %d not opened", i))
+			f := fail(i, FaultMissing, "sampled receipt %d not opened", i)
+			f.Report = refused(i)
+			out = append(out, f)
 			continue
 		}
 		out = append(out, a.checkOpening(ep, cm, acc.PubKey, i, o))
@@ -191,7 +218,15 @@ func (a *Auditor) checkOpening(ep app.EpochView, cm app.CommitmentView, pub []by
 		Temperature: tr.Temperature, TopP: tr.TopP, TopK: tr.TopK, MinP: tr.MinP, RepeatPenalty: tr.RepeatPen,
 		FrequencyPenalty: tr.FreqPen, PresencePenalty: tr.PresPen, Seed: tr.Seed, MaxTokens: tr.MaxTokens}}
 	if err := verify.CheckNative(m, vt); err != nil {
-		return bad(FaultFabricated, "%v", err)
+		f := bad(FaultFabricated, "%v", err)
+		rep := &types.MsgReportFault{Epoch: ep.Number, Provider: cm.Provider, Index: i, Fault: types.FaultFabricated,
+			Receipt: sr.Bytes, ReceiptSignature: sr.Signature, ProofLeft: o.Proof.Left}
+		for _, h := range o.Proof.Siblings {
+			b, _ := hex.DecodeString(h) // checked by VerifyAgainst above
+			rep.Proof = append(rep.Proof, b)
+		}
+		f.Report = rep
+		return f
 	}
 	f.OK = true
 	return f

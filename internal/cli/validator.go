@@ -12,7 +12,8 @@ import (
 
 func validatorCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "validator", Short: "Verification work beside a validator node"}
-	var nodeAddr, output string
+	var nodeAddr, output, from, backend string
+	var doReport bool
 	var models []string
 	var epoch uint64
 	audit := &cobra.Command{
@@ -36,6 +37,24 @@ func validatorCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if doReport {
+				if from == "" {
+					return fmt.Errorf("--report needs --from (the validator operator's key)")
+				}
+				kr, err := openKeyring(g.home, backend)
+				if err != nil {
+					return err
+				}
+				priv, err := kr.PrivKey(from)
+				if err != nil {
+					return err
+				}
+				n, err := validator.Report(ctxOr(cmd.Context()), c.NewSigner(priv), fs)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.errOut, "%d fault report(s) committed\n", n)
+			}
 			if fs == nil {
 				fs = []validator.Finding{}
 			}
@@ -57,6 +76,9 @@ func validatorCmd(g *globals) *cobra.Command {
 	audit.Flags().Uint64Var(&epoch, "epoch", 0, "epoch to audit (its seed must exist)")
 	audit.Flags().StringSliceVar(&models, "model", nil, "GGUF model files this auditor can re-execute (repeatable)")
 	audit.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	audit.Flags().BoolVar(&doReport, "report", false, "submit fault verdicts on chain (MsgReportFault)")
+	audit.Flags().StringVar(&from, "from", "", "validator operator key that signs the reports")
+	audit.Flags().StringVar(&backend, "keyring", "file", "keyring backend: file or test")
 	cmd.AddCommand(audit)
 	return cmd
 }
