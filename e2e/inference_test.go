@@ -48,11 +48,11 @@ func quietLog() *slog.Logger {
 // and a gateway.
 func startInference(t *testing.T) *inferenceNet {
 	t.Helper()
-	return startInferenceWith(t, nil)
+	return startInferenceWith(t, nil, nil)
 }
 
-// startInferenceWith lets a test adjust each provider's config.
-func startInferenceWith(t *testing.T, adjust func(i int, c *provider.Config)) *inferenceNet {
+// startInferenceWith lets a test adjust each provider's and the gateway's config.
+func startInferenceWith(t *testing.T, adjust func(i int, c *provider.Config), adjustGateway func(c *gateway.Config)) *inferenceNet {
 	t.Helper()
 	params := types.DefaultParams()
 	params.EpochLength = 10
@@ -100,10 +100,14 @@ func startInferenceWith(t *testing.T, adjust func(i int, c *provider.Config)) *i
 			}
 		}
 	})
-	gw, err := gateway.New(gateway.Config{
+	gc := gateway.Config{
 		ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[0], Listen: "127.0.0.1:0",
 		DataDir: filepath.Join(dir, "gateway"), Deposit: 5_000_000, ChannelBlocks: 400, Refresh: 200 * time.Millisecond,
-	}, quietLog(), nil)
+	}
+	if adjustGateway != nil {
+		adjustGateway(&gc)
+	}
+	gw, err := gateway.New(gc, quietLog(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +399,7 @@ func TestFailover(t *testing.T) {
 func TestAdaptivePricing(t *testing.T) {
 	in := startInferenceWith(t, func(i int, c *provider.Config) {
 		c.Pricing = provider.Pricing{Adaptive: true, FloorPct: 50}
-	})
+	}, nil)
 	ctx := context.Background()
 	c := in.nw.Client(0)
 	addr := in.providers[0].Address().String()

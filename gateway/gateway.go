@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sort"
@@ -45,6 +46,10 @@ type Config struct {
 	Refresh       time.Duration // provider directory refresh (default 2s)
 	FlushAfter    time.Duration // pay outstanding receipts after this idle time (default 300ms)
 	Tries         int           // providers tried before giving up (default 3)
+	// FailureHalfLife: a provider's failures count half as much after this
+	// long, so a failed provider is retried once it may have recovered
+	// (default 10s).
+	FailureHalfLife time.Duration
 	// PayEvery: a new voucher is signed once this many uagr of receipts are
 	// unpaid (and when idle); until then the last voucher is re-sent, so
 	// neither side signs or verifies a signature per request (default 50,000).
@@ -107,7 +112,18 @@ type providerEntry struct {
 type stats struct {
 	mu       sync.Mutex
 	latency  float64 // EWMA seconds
-	failures float64 // decaying failure count
+	failures float64 // failure count as of failedAt, halving every halfLife after it
+	failedAt time.Time
+	halfLife time.Duration
+}
+
+// recentFailures is the failure count decayed to now, so a provider that
+// failed is tried again once it has had time to recover. Call with mu held.
+func (s *stats) recentFailures(now time.Time) float64 {
+	if s.failures == 0 || s.halfLife <= 0 {
+		return s.failures
+	}
+	return s.failures * math.Exp2(-float64(now.Sub(s.failedAt))/float64(s.halfLife))
 }
 
 // account is a paying client account.
@@ -166,6 +182,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	}
 	if cfg.Tries == 0 {
 		cfg.Tries = 3
+	}
+	if cfg.FailureHalfLife == 0 {
+		cfg.FailureHalfLife = 10 * time.Second
 	}
 	if cfg.PayEvery == 0 {
 		cfg.PayEvery = 50_000
@@ -326,7 +345,7 @@ func (g *Gateway) refresh(ctx context.Context) error {
 			if err != nil || len(acc.PubKey) == 0 {
 				continue
 			}
-			e.pub, e.stats = acc.PubKey, &stats{}
+			e.pub, e.stats = acc.PubKey, &stats{halfLife: g.cfg.FailureHalfLife}
 			e.prevIn, e.prevOut = e.priceIn, e.priceOut
 		}
 		for _, m := range pv.Models {
@@ -356,9 +375,10 @@ func (g *Gateway) candidates(model string) []*providerEntry {
 		fail, price, lat float64
 	}
 	s := make([]scored, len(out))
+	now := time.Now()
 	for i, p := range out {
 		p.mu.Lock()
-		s[i] = scored{p, p.failures, float64(p.priceOut + p.priceIn/4), p.latency}
+		s[i] = scored{p, p.recentFailures(now), float64(p.priceOut + p.priceIn/4), p.latency}
 		p.mu.Unlock()
 	}
 	sort.SliceStable(s, func(i, j int) bool {
@@ -379,10 +399,14 @@ func (g *Gateway) candidates(model string) []*providerEntry {
 func (p *providerEntry) observe(ok bool, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.failures *= 0.8
+	now := time.Now()
+	p.failures, p.failedAt = p.recentFailures(now), now
 	if !ok {
-		p.failures += 1
-	} else if p.latency == 0 {
+		p.failures++
+		return
+	}
+	p.failures /= 2 // a success halves what is left
+	if p.latency == 0 {
 		p.latency = d.Seconds()
 	} else {
 		p.latency = 0.8*p.latency + 0.2*d.Seconds()
