@@ -93,6 +93,16 @@ func TestInferenceBadInput(t *testing.T) {
 	if n := in.receiptCount(t); n != base {
 		t.Fatalf("bad requests produced %d receipts", n-base)
 	}
+	for _, q := range []string{"limit=abc", "limit=0", "limit=5000", "after=-1"} {
+		resp, err := http.Get(in.gw.URL() + "/v1/receipts?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Errorf("GET /v1/receipts?%s answered %d, want 400", q, resp.StatusCode)
+		}
+	}
 
 	// Straight to the provider: payment problems are 402s.
 	p := in.providers[0]

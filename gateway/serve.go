@@ -334,9 +334,23 @@ func (g *Gateway) acceptReceipt(ch *channel, p *providerEntry, enc string, cum, 
 }
 
 func (g *Gateway) handleReceipts(w http.ResponseWriter, r *http.Request) {
-	after, _ := strconv.ParseUint(r.URL.Query().Get("after"), 10, 64)
+	var after uint64
 	limit := 100
-	if l, err := strconv.Atoi(r.URL.Query().Get("limit")); err == nil && l > 0 && l <= 1000 {
+	q := r.URL.Query()
+	if v := q.Get("after"); v != "" {
+		a, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			oai.Errorf(http.StatusBadRequest, "invalid_request_error", "after", "after must be a receipt sequence number").Write(w)
+			return
+		}
+		after = a
+	}
+	if v := q.Get("limit"); v != "" {
+		l, err := strconv.Atoi(v)
+		if err != nil || l < 1 || l > 1000 {
+			oai.Errorf(http.StatusBadRequest, "invalid_request_error", "limit", "limit must be between 1 and 1000").Write(w)
+			return
+		}
 		limit = l
 	}
 	payer := ""

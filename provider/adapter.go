@@ -62,17 +62,18 @@ func (b *OpenAIBackend) Prepare(model string, job *Job) (*Prepared, error) {
 	} else {
 		bound += len(job.Prompt)
 	}
-	ctxLen := b.specs[0].ContextLength
+	var spec ModelSpec
 	for _, s := range b.specs {
 		if s.Name == model {
-			ctxLen = s.ContextLength
+			spec = s
 		}
 	}
+	ctxLen := spec.ContextLength
 	maxTok := job.MaxTokens
 	if maxTok > ctxLen {
 		maxTok = ctxLen
 	}
-	p := &Prepared{Model: model, PromptTokens: bound, MaxTokens: maxTok, Params: job.Params}
+	p := &Prepared{Model: model, ModelHash: spec.Hash, PromptTokens: bound, MaxTokens: maxTok, Params: job.Params}
 	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
 		return b.run(ctx, model, job, maxTok, bound, onDelta)
 	}

@@ -33,7 +33,8 @@ type Job struct {
 
 // Prepared is a job whose prompt is tokenized, so it can be priced.
 type Prepared struct {
-	Model string
+	Model     string
+	ModelHash [32]byte // the hash the model is registered under
 	// PromptTokens is the prompt length, or for a backend that tokenizes
 	// remotely an upper bound (the exact count comes back in Output).
 	PromptTokens int
@@ -151,7 +152,7 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		return nil, fmt.Errorf("%w: %d prompt tokens, context length %d", ErrPromptTooLong, len(ids), nm.spec.ContextLength)
 	}
 	maxTok := min(job.MaxTokens, nm.spec.ContextLength-len(ids))
-	p := &Prepared{Model: model, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
+	p := &Prepared{Model: model, ModelHash: nm.spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
 	p.Params.MaxTokens = maxTok
 	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
 		out := &Output{}

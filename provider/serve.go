@@ -198,7 +198,9 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	}
 	defer func() { <-p.sem }()
 
-	id := "chatcmpl-" + hex.EncodeToString(sha256Sum(body)[:12])
+	var idb [12]byte
+	rand.Read(idb[:])
+	id := "chatcmpl-" + hex.EncodeToString(idb[:]) // unique per completion, as OpenAI's are
 	object := "chat.completion"
 	if !chat {
 		id, object = "cmpl-"+id[9:], "text_completion"
@@ -418,12 +420,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 // transcript, synced, before the response completes.
 func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*receipt.Signed, error) {
 	amount := Cost(out.PromptTokens, out.CompletionTokens, priceIn, priceOut)
-	var hash [32]byte
-	for _, m := range p.backend.Models() {
-		if m.Name == prep.Model {
-			hash = m.Hash
-		}
-	}
+	hash := prep.ModelHash
 	ch, err := p.channel(context.Background(), v.ChannelId, 0)
 	if err != nil {
 		return nil, err

@@ -354,9 +354,6 @@ func TestDeterministicAppHash(t *testing.T) {
 func FuzzCheckTx(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x02, 0x08, 0x01})
-	tr, _ := store.OpenMemTree()
-	seedApp, _ := New(tr, nil, nil)
-	_ = seedApp
 	body := &types.TxBody{ChainId: testChain, Fee: 1000, Msg: &types.TxBody_Send{Send: &types.MsgSend{To: make([]byte, 20), Amount: 1}}}
 	bz, _ := types.SignTx(key("a"), body)
 	f.Add(bz)

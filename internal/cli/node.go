@@ -155,8 +155,11 @@ func runInit(g *globals, o *initOpts, fs *pflag.FlagSet, extra func(*keyring.Key
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.out, "Initialized node %q for chain %s in %s\n  validator operator: %s (key %q, %s keyring)\n  genesis: %s\n  config:  %s\nStart it with: agora start --home %s\n",
-		moniker, o.chainID, g.home, op.Address, o.keyName, o.keyringBackend, node.Paths{Home: g.home}.GenesisFile(), node.Paths{Home: g.home}.ConfigFile(), g.home)
+	fmt.Fprintf(g.out, "Initialized node %q for chain %s in %s\n  validator operator: %s (key %q, %s keyring)\n  genesis: %s\n  config:  %s\n",
+		moniker, o.chainID, g.home, op.Address, o.keyName, o.keyringBackend, node.Paths{Home: g.home}.GenesisFile(), node.Paths{Home: g.home}.ConfigFile())
+	if extra == nil { // plain `agora init`; `agora up` starts everything itself
+		fmt.Fprintf(g.out, "Start it with: agora start --home %s\n", g.home)
+	}
 	return nil
 }
 
