@@ -236,6 +236,15 @@ func TestInferenceEndToEnd(t *testing.T) {
 		}
 	}
 
+	// the same check as a user runs it
+	out := run(t, "receipt", "verify", list.Data[0].ID, "--gateway", in.gw.URL(), "--node", in.nw.Configs[0].RPC.Laddr, "-o", "json")
+	if !strings.Contains(out, `"verified": true`) {
+		t.Fatalf("agora receipt verify: %s", out)
+	}
+	if out := runFail(t, "receipt", "verify", strings.Repeat("ab", 32), "--gateway", in.gw.URL(), "--node", in.nw.Configs[0].RPC.Laddr); !strings.Contains(out, "no receipt") {
+		t.Fatalf("unknown receipt: %s", out)
+	}
+
 	// an audited receipt's transcript re-executes bit for bit (what a validator will do)
 	ref, err := native.Load(filepath.Join(in.dir, "tiny.gguf"), native.Options{Threads: 1})
 	if err != nil {

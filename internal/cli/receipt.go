@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/receipt"
+)
+
+func receiptCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "receipt", Short: "Check the receipts a gateway holds"}
+	var gw, nodeAddr, output string
+	verifyCmd := &cobra.Command{
+		Use:   "verify RECEIPT_ID",
+		Short: "Check a receipt: the provider's signature, and its inclusion under the root the provider committed on chain",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			id := strings.ToLower(args[0])
+			if b, err := hex.DecodeString(id); err != nil || len(b) != 32 {
+				return fmt.Errorf("receipt id must be 64 hex characters")
+			}
+			ctx := ctxOr(cmd.Context())
+			httpc := &http.Client{Timeout: 30 * time.Second}
+			getJSON := func(url string, out any) error {
+				resp, err := httpc.Get(url)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("%s: %d %s", url, resp.StatusCode, strings.TrimSpace(string(body)))
+				}
+				return json.Unmarshal(body, out)
+			}
+			var held gateway.StoredReceipt
+			if err := getJSON(strings.TrimSuffix(gw, "/")+"/v1/receipts/"+id, &held); err != nil {
+				return fmt.Errorf("gateway: %w", err)
+			}
+			sr, err := receipt.Decode(held.Encoded)
+			if err != nil {
+				return err
+			}
+			if sr.IDHex() != id {
+				return fmt.Errorf("the gateway returned receipt %s for %s", sr.IDHex(), id)
+			}
+			c, err := client.New(nodeAddr)
+			if err != nil {
+				return err
+			}
+			var acc app.AccountView
+			var pv app.ProviderView
+			var cm app.CommitmentView
+			if err := c.Query(ctx, "/account/"+held.Provider, 0, &acc); err != nil {
+				return err
+			}
+			if err := sr.Verify(acc.PubKey); err != nil {
+				return fmt.Errorf("receipt %s: %w", id, err)
+			}
+			if err := c.Query(ctx, "/provider/"+held.Provider, 0, &pv); err != nil {
+				return err
+			}
+			r := sr.Receipt
+			if err := c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, held.Provider), 0, &cm); err != nil {
+				if client.IsNotFound(err) {
+					return fmt.Errorf("receipt %s is signed by its provider, but epoch %d is not committed on chain yet: try again after the epoch ends", id, r.Epoch)
+				}
+				return err
+			}
+			var pj receipt.ProofJSON
+			if err := getJSON(fmt.Sprintf("%s/v1/receipts/%s/proof", strings.TrimSuffix(pv.Endpoint, "/"), id), &pj); err != nil {
+				return fmt.Errorf("provider proof: %w", err)
+			}
+			if pj.Count != cm.ReceiptCount {
+				return fmt.Errorf("the provider's proof is for %d receipts, it committed %d", pj.Count, cm.ReceiptCount)
+			}
+			if _, err := pj.VerifyAgainst(cm.Root); err != nil {
+				return fmt.Errorf("receipt %s: %w", id, err)
+			}
+			out := map[string]any{"id": id, "provider": held.Provider, "epoch": r.Epoch, "index": r.Index, "amount": r.Amount,
+				"committed_root": hex.EncodeToString(cm.Root), "committed_at_height": cm.Height, "receipts_in_epoch": cm.ReceiptCount, "verified": true}
+			return printer{w: g.out, json: output == "json"}.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "receipt %s\n  signed by provider %s: ok\n  included (index %d of %d) under the root %s committed for epoch %d at height %d: ok\n  billed %d uagr (%d prompt + %d completion tokens)\n",
+					id, held.Provider, r.Index, cm.ReceiptCount, hex.EncodeToString(cm.Root), r.Epoch, cm.Height, r.Amount, r.PromptTokens, r.CompletionTokens)
+			})
+		},
+	}
+	verifyCmd.Flags().StringVar(&gw, "gateway", "http://127.0.0.1:8080", "gateway holding the receipt")
+	verifyCmd.Flags().StringVar(&nodeAddr, "node", defaultNode, "chain node RPC address")
+	verifyCmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.AddCommand(verifyCmd)
+	return cmd
+}
