@@ -272,12 +272,12 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 				d.Models = f.Models
 			}
 		})
-		set("price-input", func() { d.PriceInput = max(f.PriceInput, d.PriceInput) })
-		set("price-output", func() { d.PriceOutput = max(f.PriceOutput, d.PriceOutput) })
-		set("concurrency", func() { d.Concurrency = max(f.Concurrency, d.Concurrency) })
-		set("queue", func() { d.Queue = max(f.Queue, d.Queue) })
-		set("threads", func() { d.Threads = max(f.Threads, d.Threads) })
-		set("credit", func() { d.Credit = max(f.Credit, d.Credit) })
+		set("price-input", func() { d.PriceInput = fileOr(f.PriceInput, d.PriceInput) })
+		set("price-output", func() { d.PriceOutput = fileOr(f.PriceOutput, d.PriceOutput) })
+		set("concurrency", func() { d.Concurrency = fileOr(f.Concurrency, d.Concurrency) })
+		set("queue", func() { d.Queue = fileOr(f.Queue, d.Queue) })
+		set("threads", func() { d.Threads = fileOr(f.Threads, d.Threads) })
+		set("credit", func() { d.Credit = fileOr(f.Credit, d.Credit) })
 		set("cpu", func() { d.CPU = firstNonEmpty(f.CPU, d.CPU) })
 		set("price-policy", func() { d.PricePolicy = firstNonEmpty(f.PricePolicy, d.PricePolicy) })
 		set("price-floor-pct", func() {
@@ -297,7 +297,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 			}
 		})
 		set("backend-api-key", func() { d.BackendKey = firstNonEmpty(f.BackendKey, d.BackendKey) })
-		set("backend-context", func() { d.BackendContext = max(f.BackendContext, d.BackendContext) })
+		set("backend-context", func() { d.BackendContext = fileOr(f.BackendContext, d.BackendContext) })
 		set("gpu", func() { d.GPU = firstNonEmpty(f.GPU, d.GPU) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *GatewayConfig:
@@ -340,4 +340,14 @@ func firstNonEmpty(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// fileOr returns the file's value when it sets one (non-zero), else the
+// current (default) value: a file may lower a default as well as raise it.
+func fileOr[T comparable](file, cur T) T {
+	var zero T
+	if file != zero {
+		return file
+	}
+	return cur
 }
