@@ -20,7 +20,7 @@ func TestRateAndCount(t *testing.T) {
 	if r := Rate(100, 1000, 5000); r != 550 {
 		t.Fatalf("half: %d", r)
 	}
-	for _, c := range []struct{ n, bps, want uint64 }{{0, 300, 0}, {1, 300, 1}, {100, 300, 3}, {101, 300, 4}, {10, 0, 0}, {5, 20000, 5}} {
+	for _, c := range []struct{ n, bps, want uint64 }{{0, 300, 0}, {1, 300, 1}, {100, 300, 3}, {101, 300, 4}, {10, 0, 0}, {5, 20000, 5}, {1 << 40, 2000, MaxSamples}, {^uint64(0), 10000, MaxSamples}} {
 		if got := SampleCount(c.n, c.bps); got != c.want {
 			t.Errorf("SampleCount(%d, %d) = %d, want %d", c.n, c.bps, got, c.want)
 		}

@@ -134,3 +134,13 @@ func parseUint(s string) uint64 {
 	}
 	return v
 }
+
+// TestHugeDeclaredCountStaysCheap: a provider that commits an absurd receipt
+// count cannot make fault reports (which sample inside a tx) expensive.
+func TestHugeDeclaredCountStaysCheap(t *testing.T) {
+	seed := make([]byte, 32)
+	idx := verify.SampleIndices(seed, make([]byte, 20), ^uint64(0), verify.SampleCount(^uint64(0), 2000))
+	if len(idx) != verify.MaxSamples {
+		t.Fatalf("%d samples", len(idx))
+	}
+}

@@ -103,6 +103,19 @@ func TestDecodeRejectsBadShapes(t *testing.T) {
 		"bad endpoint": {bodyWith(func(b *TxBody) {
 			b.Msg = &TxBody_RegisterProvider{RegisterProvider: &MsgRegisterProvider{Info: &ProviderInfo{Endpoint: "ftp://x"}}}
 		}), "not an http(s) URL"},
+		"report unknown fault": {bodyWith(func(b *TxBody) {
+			b.Msg = &TxBody_ReportFault{ReportFault: &MsgReportFault{Provider: make([]byte, 20), Fault: 9}}
+		}), "unknown fault"},
+		"report without receipt": {bodyWith(func(b *TxBody) {
+			b.Msg = &TxBody_ReportFault{ReportFault: &MsgReportFault{Provider: make([]byte, 20), Fault: FaultFabricated}}
+		}), "needs the receipt"},
+		"report short proof hash": {bodyWith(func(b *TxBody) {
+			b.Msg = &TxBody_ReportFault{ReportFault: &MsgReportFault{Provider: make([]byte, 20), Fault: FaultFabricated,
+				Receipt: []byte{1}, ReceiptSignature: make([]byte, 64), Proof: [][]byte{{1}}, ProofLeft: []bool{true}}}
+		}), "proof hashes must be"},
+		"report bad provider": {bodyWith(func(b *TxBody) {
+			b.Msg = &TxBody_ReportFault{ReportFault: &MsgReportFault{Provider: []byte{1}, Fault: FaultRefused}}
+		}), "provider address"},
 		"commit short root": {bodyWith(func(b *TxBody) {
 			b.Msg = &TxBody_CommitEpoch{CommitEpoch: &MsgCommitEpoch{Root: []byte{1}, ReceiptCount: 1}}
 		}), "root must be 32 bytes"},
