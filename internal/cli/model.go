@@ -125,24 +125,18 @@ func summarize(v gguf.Value) any {
 	return v.V
 }
 
+// writableTypes are the weight types `agora model new` can quantize to.
+var writableTypes = []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K}
+
 func parseTensorType(s string) (gguf.TensorType, error) {
-	switch strings.ToLower(s) {
-	case "f32":
-		return gguf.F32, nil
-	case "f16":
-		return gguf.F16, nil
-	case "bf16":
-		return gguf.BF16, nil
-	case "q8_0":
-		return gguf.Q8_0, nil
-	case "q4_0":
-		return gguf.Q4_0, nil
-	case "q4_k":
-		return gguf.Q4_K, nil
-	case "q6_k":
-		return gguf.Q6_K, nil
+	names := make([]string, len(writableTypes))
+	for i, t := range writableTypes {
+		if strings.EqualFold(s, t.String()) {
+			return t, nil
+		}
+		names[i] = strings.ToLower(t.String())
 	}
-	return 0, fmt.Errorf("unknown weight type %q (f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)", s)
+	return 0, fmt.Errorf("unknown weight type %q (%s)", s, strings.Join(names, ", "))
 }
 
 func generateCmd(g *globals) *cobra.Command {
