@@ -165,6 +165,9 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 
 // New prepares a gateway.
 func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, error) {
+	if cfg.ChannelBlocks < 0 {
+		return nil, fmt.Errorf("gateway: channel lifetime %d blocks: must be positive", cfg.ChannelBlocks)
+	}
 	if cfg.Deposit == 0 {
 		cfg.Deposit = 10_000_000
 	}

@@ -254,24 +254,20 @@ func gatewayCmd(g *globals) *cobra.Command {
 
 // mergeConfig applies file values for every flag the user did not set.
 func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
+	set := func(flag string, apply func()) {
+		if !fs.Changed(flag) {
+			apply()
+		}
+	}
 	switch d := dst.(type) {
 	case *ProviderConfig:
 		f := file.(ProviderConfig)
-		set := func(flag string, apply func()) {
-			if !fs.Changed(flag) {
-				apply()
-			}
-		}
 		set("node", func() { d.Node = firstNonEmpty(f.Node, d.Node) })
 		set("key", func() { d.Key = firstNonEmpty(f.Key, d.Key) })
 		set("keyring", func() { d.Keyring = firstNonEmpty(f.Keyring, d.Keyring) })
 		set("listen", func() { d.Listen = firstNonEmpty(f.Listen, d.Listen) })
 		set("endpoint", func() { d.Endpoint = firstNonEmpty(f.Endpoint, d.Endpoint) })
-		set("model", func() {
-			if len(f.Models) > 0 {
-				d.Models = f.Models
-			}
-		})
+		set("model", func() { d.Models = fileList(f.Models, d.Models) })
 		set("price-input", func() { d.PriceInput = fileOr(f.PriceInput, d.PriceInput) })
 		set("price-output", func() { d.PriceOutput = fileOr(f.PriceOutput, d.PriceOutput) })
 		set("concurrency", func() { d.Concurrency = fileOr(f.Concurrency, d.Concurrency) })
@@ -279,60 +275,39 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("threads", func() { d.Threads = fileOr(f.Threads, d.Threads) })
 		set("credit", func() { d.Credit = fileOr(f.Credit, d.Credit) })
 		set("cpu", func() { d.CPU = firstNonEmpty(f.CPU, d.CPU) })
+		set("gpu", func() { d.GPU = firstNonEmpty(f.GPU, d.GPU) })
 		set("price-policy", func() { d.PricePolicy = firstNonEmpty(f.PricePolicy, d.PricePolicy) })
-		set("price-floor-pct", func() {
-			if f.PriceFloor > 0 {
-				d.PriceFloor = f.PriceFloor
-			}
-		})
-		set("price-ceiling-pct", func() {
-			if f.PriceCeil > 0 {
-				d.PriceCeil = f.PriceCeil
-			}
-		})
+		set("price-floor-pct", func() { d.PriceFloor = fileOr(f.PriceFloor, d.PriceFloor) })
+		set("price-ceiling-pct", func() { d.PriceCeil = fileOr(f.PriceCeil, d.PriceCeil) })
 		set("backend", func() { d.Backend = firstNonEmpty(f.Backend, d.Backend) })
-		set("backend-model", func() {
-			if len(f.BackendModels) > 0 {
-				d.BackendModels = f.BackendModels
-			}
-		})
+		set("backend-model", func() { d.BackendModels = fileList(f.BackendModels, d.BackendModels) })
 		set("backend-api-key", func() { d.BackendKey = firstNonEmpty(f.BackendKey, d.BackendKey) })
 		set("backend-context", func() { d.BackendContext = fileOr(f.BackendContext, d.BackendContext) })
-		set("gpu", func() { d.GPU = firstNonEmpty(f.GPU, d.GPU) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *GatewayConfig:
 		f := file.(GatewayConfig)
-		set := func(flag string, apply func()) {
-			if !fs.Changed(flag) {
-				apply()
-			}
-		}
 		set("node", func() { d.Node = firstNonEmpty(f.Node, d.Node) })
 		set("key", func() { d.Key = firstNonEmpty(f.Key, d.Key) })
 		set("keyring", func() { d.Keyring = firstNonEmpty(f.Keyring, d.Keyring) })
 		set("listen", func() { d.Listen = firstNonEmpty(f.Listen, d.Listen) })
-		set("api-key", func() {
-			if len(f.APIKeys) > 0 {
-				d.APIKeys = f.APIKeys
-			}
-		})
+		set("api-key", func() { d.APIKeys = fileList(f.APIKeys, d.APIKeys) })
 		set("account", func() {
 			if len(f.Accounts) > 0 {
 				d.Accounts = f.Accounts
 			}
 		})
-		set("deposit", func() {
-			if f.Deposit > 0 {
-				d.Deposit = f.Deposit
-			}
-		})
-		set("channel-blocks", func() {
-			if f.ChannelBlocks > 0 {
-				d.ChannelBlocks = f.ChannelBlocks
-			}
-		})
+		set("deposit", func() { d.Deposit = fileOr(f.Deposit, d.Deposit) })
+		set("channel-blocks", func() { d.ChannelBlocks = fileOr(f.ChannelBlocks, d.ChannelBlocks) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	}
+}
+
+// fileList returns the file's list when it has one, else the current one.
+func fileList(file, cur []string) []string {
+	if len(file) > 0 {
+		return file
+	}
+	return cur
 }
 
 func firstNonEmpty(a, b string) string {
