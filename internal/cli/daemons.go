@@ -77,15 +77,14 @@ func loadTOML(path, def string, cfg any) error {
 	return nil
 }
 
-func keyFrom(home, backend, name string) (ed25519Key, error) {
+// keyFrom opens the keyring and returns the named private key.
+func keyFrom(home, backend, name string) (ed25519.PrivateKey, error) {
 	kr, err := openKeyring(home, backend)
 	if err != nil {
 		return nil, err
 	}
 	return kr.PrivKey(name)
 }
-
-type ed25519Key = []byte
 
 // runDaemon runs start, waits for SIGINT/SIGTERM, then runs stop.
 func runDaemon(ctx context.Context, start func(context.Context) error, stop func() error) error {

@@ -222,11 +222,7 @@ func voucherCmd(g *globals, f *txFlags) *cobra.Command {
 					return err
 				}
 			}
-			kr, err := openKeyring(g.home, f.backend)
-			if err != nil {
-				return err
-			}
-			priv, err := kr.PrivKey(f.from)
+			priv, err := keyFrom(g.home, f.backend, f.from)
 			if err != nil {
 				return err
 			}
@@ -259,11 +255,7 @@ func broadcast(ctx context.Context, g *globals, f *txFlags, msgOf func([]string)
 	if err != nil {
 		return err
 	}
-	kr, err := openKeyring(g.home, f.backend)
-	if err != nil {
-		return err
-	}
-	priv, err := kr.PrivKey(f.from)
+	priv, err := keyFrom(g.home, f.backend, f.from)
 	if err != nil {
 		return err
 	}

@@ -41,11 +41,7 @@ func validatorCmd(g *globals) *cobra.Command {
 				if from == "" {
 					return fmt.Errorf("--report needs --from (the validator operator's key)")
 				}
-				kr, err := openKeyring(g.home, backend)
-				if err != nil {
-					return err
-				}
-				priv, err := kr.PrivKey(from)
+				priv, err := keyFrom(g.home, backend, from)
 				if err != nil {
 					return err
 				}
