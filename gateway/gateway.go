@@ -287,7 +287,11 @@ func (g *Gateway) stop() error {
 		g.verifyCancel()
 		<-g.verifyDone
 	}
-	g.flush(context.Background(), 0)
+	// pay what is owed, but a provider that accepts and never answers must
+	// not hold the shutdown: what is not delivered now is re-sent next start
+	fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	g.flush(fctx, 0)
+	fcancel()
 	if g.store != nil {
 		return g.store.Close()
 	}
@@ -534,7 +538,9 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 		ch.mu.Lock()
 		if v.CumulativeAmount > ch.state.Delivered {
 			ch.state.Delivered = v.CumulativeAmount
-			g.store.SaveChannel(ch.key(), ch.state)
+			if err := g.store.SaveChannel(ch.key(), ch.state); err != nil {
+				g.log.Error("save channel", "provider", endpoint, "err", err)
+			}
 		}
 		ch.mu.Unlock()
 	}
