@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/explorer"
 )
 
 // Status is the answer of GET /v1/status.
@@ -66,6 +67,12 @@ func (n *Node) apiHandler() http.Handler {
 		w.Header().Set("X-Agora-Height", strconv.FormatInt(at, 10))
 		writeJSON(w, http.StatusOK, v)
 	})
+	if n.explorer != nil {
+		mux.Handle(explorer.Prefix, explorer.NewServer(n.explorer, n.app).Handler())
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, explorer.Prefix, http.StatusFound)
+		})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown route "+r.Method+" "+r.URL.Path+"; try GET /v1/status")
 	})

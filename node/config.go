@@ -48,6 +48,11 @@ type Config struct {
 		// Indexer is "kv" (txs can be looked up by hash) or "null".
 		Indexer string `toml:"indexer"`
 	} `toml:"tx_index"`
+	Explorer struct {
+		// Enabled indexes the chain's history and serves the explorer at
+		// http://<api.laddr>/explorer/.
+		Enabled bool `toml:"enabled"`
+	} `toml:"explorer"`
 	Instrumentation struct {
 		// CometBFTMetrics adds CometBFT's consensus metrics to /metrics. They
 		// register globally, so only one node per process may enable them.
@@ -69,6 +74,7 @@ func DefaultConfig() Config {
 	c.Mempool.Size = 50_000
 	c.Mempool.Recheck = true
 	c.TxIndex.Indexer = "kv"
+	c.Explorer.Enabled = true
 	c.Instrumentation.CometBFTMetrics = true
 	return c
 }
@@ -104,8 +110,9 @@ func (p Paths) PrivValKeyFile() string {
 func (p Paths) PrivValStateFile() string {
 	return filepath.Join(p.Home, "data", "priv_validator_state.json")
 }
-func (p Paths) StateDir() string { return filepath.Join(p.Home, "data", "app") }
-func (p Paths) LockFile() string { return filepath.Join(p.Home, "data", "agora.lock") }
+func (p Paths) StateDir() string    { return filepath.Join(p.Home, "data", "app") }
+func (p Paths) LockFile() string    { return filepath.Join(p.Home, "data", "agora.lock") }
+func (p Paths) ExplorerDir() string { return filepath.Join(p.Home, "data", "explorer") }
 
 // LoadConfig reads agora.toml from home.
 func LoadConfig(home string) (Config, error) {

@@ -21,11 +21,13 @@ import (
 	"github.com/cometbft/cometbft/p2p"
 	"github.com/cometbft/cometbft/privval"
 	"github.com/cometbft/cometbft/proxy"
+	rpclocal "github.com/cometbft/cometbft/rpc/client/local"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/store"
+	"github.com/agoranet/agora/explorer"
 )
 
 // Node is a running Agora node.
@@ -41,6 +43,10 @@ type Node struct {
 	dbs    dbTracker
 	reg    *prometheus.Registry
 	closed bool
+
+	explorer     *explorer.Index
+	stopExplorer context.CancelFunc
+	explorerDone chan struct{}
 }
 
 // New opens the node in home with cfg. It takes an exclusive lock on the
@@ -135,6 +141,14 @@ func (n *Node) Start() error {
 		ln.Close()
 		return fmt.Errorf("start cometbft: %w", err)
 	}
+	if n.cfg.Explorer.Enabled {
+		if err := n.startExplorer(); err != nil {
+			ln.Close()
+			n.cmt.Stop()
+			n.cmt.Wait()
+			return err
+		}
+	}
 	n.api = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := n.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -159,6 +173,12 @@ func (n *Node) Stop() error {
 		errs = append(errs, n.api.Shutdown(ctx))
 		cancel()
 	}
+	if n.stopExplorer != nil {
+		n.stopExplorer()
+		<-n.explorerDone
+		errs = append(errs, n.explorer.Close())
+		n.stopExplorer = nil
+	}
 	if n.cmt != nil && n.cmt.IsRunning() {
 		if err := n.cmt.Stop(); err != nil {
 			errs = append(errs, err)
@@ -182,6 +202,21 @@ func (n *Node) release() {
 		n.lock.Close()
 		n.lock = nil
 	}
+}
+
+// startExplorer opens the explorer's index and follows the chain into it.
+func (n *Node) startExplorer() error {
+	x, err := explorer.OpenIndex(Paths{n.home}.ExplorerDir(), n.app.Params().EpochLength)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.explorer, n.stopExplorer, n.explorerDone = x, cancel, make(chan struct{})
+	go func() {
+		defer close(n.explorerDone)
+		explorer.Follow(ctx, x, rpclocal.New(n.cmt), 500*time.Millisecond, n.log.With("module", "explorer"))
+	}()
+	return nil
 }
 
 // checkFree fails when a tcp://host:port address cannot be listened on.

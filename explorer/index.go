@@ -1,0 +1,567 @@
+// Package explorer indexes the chain's history (blocks, transactions,
+// per-epoch work, per-provider earnings and verdicts) and serves it, with the
+// current state the node already answers, as a JSON API and an embedded web
+// UI that works offline.
+//
+// The index is derived data: it is built from the node's block store and
+// block results, block by block, and can be deleted and rebuilt at any time.
+// Each block is applied in one Pebble batch together with the height it
+// brings the index to, so a crash never leaves a half-indexed block.
+package explorer
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/internal/kvlog"
+)
+
+// Key layout (heights, epochs and ids big-endian so keys sort numerically):
+//
+//	m/height                      -> last indexed height (8 bytes)
+//	m/totals                      -> Totals
+//	b/<height>                    -> Block
+//	t/<txhash>                    -> Tx
+//	a/<addr>/<height>/<index>     -> txhash (txs that touch an account)
+//	e/<epoch>                     -> EpochStats
+//	p/<addr>                      -> ProviderStats
+//	pc/<addr>/<epoch>             -> Commitment (a provider's commitments)
+//	f/<height>/<index>            -> Verdict (fault reports and slashes)
+//	c/<channel>                   -> Channel (who opened it, when)
+var (
+	keyHeight = []byte("m/height")
+	keyTotals = []byte("m/totals")
+)
+
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func key(prefix string, parts ...[]byte) []byte {
+	k := []byte(prefix)
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+// Block is one indexed block.
+type Block struct {
+	Height   int64    `json:"height"`
+	Hash     string   `json:"hash"`
+	Time     string   `json:"time"`
+	Proposer string   `json:"proposer"` // consensus address, hex
+	Txs      int      `json:"txs"`
+	Failed   int      `json:"failed"`
+	Fees     uint64   `json:"fees"`
+	TxHashes []string `json:"tx_hashes"`
+	Events   []Event  `json:"events,omitempty"` // block-level events (epoch_end, slash)
+	Epoch    uint64   `json:"epoch"`
+}
+
+// Event is an ABCI event flattened for display.
+type Event struct {
+	Type  string            `json:"type"`
+	Attrs map[string]string `json:"attrs"`
+}
+
+// Tx is one indexed transaction.
+type Tx struct {
+	Hash    string            `json:"hash"`
+	Height  int64             `json:"height"`
+	Index   int               `json:"index"`
+	Time    string            `json:"time"`
+	Msg     string            `json:"msg"`
+	Signer  string            `json:"signer,omitempty"`
+	Nonce   uint64            `json:"nonce"`
+	Fee     uint64            `json:"fee"` // charged (0 when refused before the fee)
+	Code    uint32            `json:"code"`
+	Log     string            `json:"log,omitempty"`
+	Fields  map[string]string `json:"fields"` // the message's fields, for display
+	Results map[string]string `json:"results,omitempty"`
+}
+
+// OK reports whether the tx succeeded.
+func (t *Tx) OK() bool { return t.Code == 0 }
+
+// EpochStats is the work and activity of one epoch. Requests and billed
+// amounts come from the commitments for the epoch (made after it ends);
+// blocks, txs and fees from the blocks inside it.
+type EpochStats struct {
+	Epoch       uint64 `json:"epoch"`
+	Blocks      int    `json:"blocks"`
+	Txs         int    `json:"txs"`
+	Fees        uint64 `json:"fees"`
+	Commitments int    `json:"commitments"`
+	Requests    uint64 `json:"requests"`
+	Billed      uint64 `json:"billed"`
+	Paid        uint64 `json:"paid"` // vouchers redeemed during the epoch
+	Faults      int    `json:"faults"`
+	Slashed     uint64 `json:"slashed"`
+	FirstTime   string `json:"first_time,omitempty"`
+	LastTime    string `json:"last_time,omitempty"`
+}
+
+// ProviderStats is a provider's history summed over the chain.
+type ProviderStats struct {
+	Address     string `json:"address"`
+	Commitments int    `json:"commitments"`
+	Requests    uint64 `json:"requests"`
+	Billed      uint64 `json:"billed"`
+	Earned      uint64 `json:"earned"` // vouchers redeemed
+	LastEpoch   uint64 `json:"last_epoch"`
+	Committed   bool   `json:"committed"` // has committed at least once
+	Faults      int    `json:"faults"`
+	Slashed     uint64 `json:"slashed"`
+	Refunded    uint64 `json:"refunded"` // paid back to clients from its bond
+}
+
+// Commitment is a provider's epoch commitment as indexed.
+type Commitment struct {
+	Epoch    uint64 `json:"epoch"`
+	Provider string `json:"provider"`
+	Root     string `json:"root"`
+	Requests uint64 `json:"requests"`
+	Billed   uint64 `json:"billed"`
+	Height   int64  `json:"height"`
+	Tx       string `json:"tx"`
+}
+
+// Verdict is a fault report (accepted on chain) or a consensus slash.
+type Verdict struct {
+	Height   int64  `json:"height"`
+	Time     string `json:"time"`
+	Kind     string `json:"kind"` // fabricated_output, missing_opening, double_sign, ...
+	Epoch    uint64 `json:"epoch,omitempty"`
+	Provider string `json:"provider,omitempty"`
+	Target   string `json:"target"` // the provider or validator concerned
+	Reporter string `json:"reporter,omitempty"`
+	Index    uint64 `json:"index,omitempty"`
+	Applied  bool   `json:"applied"` // the confirming vote: the slash happened
+	Votes    uint64 `json:"votes,omitempty"`
+	Slashed  uint64 `json:"slashed"`
+	Refund   uint64 `json:"refund"`
+	Reward   uint64 `json:"reward"`
+	Tx       string `json:"tx,omitempty"`
+}
+
+// Channel is a payment channel as opened on chain.
+type Channel struct {
+	ID       uint64 `json:"id"`
+	Client   string `json:"client"`
+	Provider string `json:"provider"`
+	Deposit  uint64 `json:"deposit"`
+	Height   int64  `json:"height"`
+	Tx       string `json:"tx"`
+}
+
+// Totals are chain-wide sums.
+type Totals struct {
+	Blocks   int64  `json:"blocks"`
+	Txs      uint64 `json:"txs"`
+	Failed   uint64 `json:"failed"`
+	Fees     uint64 `json:"fees"`
+	Requests uint64 `json:"requests"`
+	Billed   uint64 `json:"billed"`
+	Paid     uint64 `json:"paid"`
+	Faults   uint64 `json:"faults"`
+	Slashed  uint64 `json:"slashed"`
+	Channels uint64 `json:"channels"`
+}
+
+// Index is the explorer's store.
+type Index struct {
+	db          *pebble.DB
+	epochLength int64
+}
+
+// OpenIndex opens (or creates) the index in dir. epochLength is the chain's
+// blocks per epoch (from its params).
+func OpenIndex(dir string, epochLength int64) (*Index, error) {
+	if epochLength <= 0 {
+		return nil, fmt.Errorf("explorer index: epoch length must be positive, got %d", epochLength)
+	}
+	db, err := kvlog.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open explorer index %s: %w", dir, err)
+	}
+	return &Index{db: db, epochLength: epochLength}, nil
+}
+
+// Close closes the store.
+func (x *Index) Close() error { return x.db.Close() }
+
+// Height is the last indexed height (0 before the first block).
+func (x *Index) Height() int64 {
+	v, closer, err := x.db.Get(keyHeight)
+	if err != nil {
+		return 0
+	}
+	defer closer.Close()
+	return int64(binary.BigEndian.Uint64(v))
+}
+
+func (x *Index) get(k []byte, out any) (bool, error) {
+	v, closer, err := x.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	return true, json.Unmarshal(v, out)
+}
+
+// BlockData is what the index needs from one committed block.
+type BlockData struct {
+	Height   int64
+	Hash     []byte
+	Time     time.Time
+	Proposer []byte
+	Txs      [][]byte
+	Results  []TxResult
+	Events   []Event // FinalizeBlock's block-level events
+}
+
+// TxResult is a tx's execution result.
+type TxResult struct {
+	Code   uint32
+	Log    string
+	Events []Event
+}
+
+// batch accumulates one block's writes, with read-your-writes for the
+// aggregates it updates.
+type batch struct {
+	x       *Index
+	b       *pebble.Batch
+	pending map[string]any
+}
+
+func (bt *batch) load(k []byte, out any) error {
+	if v, ok := bt.pending[string(k)]; ok {
+		bz, _ := json.Marshal(v)
+		return json.Unmarshal(bz, out)
+	}
+	_, err := bt.x.get(k, out)
+	return err
+}
+
+func (bt *batch) put(k []byte, v any) {
+	bt.pending[string(k)] = v
+}
+
+func (bt *batch) putRaw(k, v []byte) error { return bt.b.Set(k, v, nil) }
+
+// Apply indexes block d, which must be the block after the last indexed one.
+func (x *Index) Apply(d *BlockData) error {
+	if want := x.Height() + 1; d.Height != want {
+		return fmt.Errorf("explorer index: got block %d, want %d", d.Height, want)
+	}
+	if len(d.Results) != len(d.Txs) {
+		return fmt.Errorf("explorer index: block %d has %d txs but %d results", d.Height, len(d.Txs), len(d.Results))
+	}
+	bt := &batch{x: x, b: x.db.NewBatch(), pending: map[string]any{}}
+	defer bt.b.Close()
+
+	ts := d.Time.UTC().Format(time.RFC3339Nano)
+	epoch := uint64(0)
+	if d.Height >= 1 {
+		epoch = uint64((d.Height - 1) / x.epochLength)
+	}
+	blk := Block{Height: d.Height, Hash: hex.EncodeToString(d.Hash), Time: ts, Proposer: hex.EncodeToString(d.Proposer),
+		Txs: len(d.Txs), TxHashes: []string{}, Events: d.Events, Epoch: epoch}
+	var tot Totals
+	if err := bt.load(keyTotals, &tot); err != nil {
+		return err
+	}
+	var es EpochStats
+	ek := key("e/", be64(epoch))
+	if err := bt.load(ek, &es); err != nil {
+		return err
+	}
+	es.Epoch = epoch
+	es.Blocks++
+	es.Txs += len(d.Txs)
+	if es.FirstTime == "" {
+		es.FirstTime = ts
+	}
+	es.LastTime = ts
+	bt.put(ek, es) // re-put below after txs changed it
+
+	for i, raw := range d.Txs {
+		t, err := x.applyTx(bt, d, i, raw, ts, &tot)
+		if err != nil {
+			return fmt.Errorf("block %d tx %d: %w", d.Height, i, err)
+		}
+		blk.TxHashes = append(blk.TxHashes, t.Hash)
+		blk.Fees += t.Fee
+		if !t.OK() {
+			blk.Failed++
+		}
+	}
+	// Block-level slashes (double signing).
+	for _, ev := range d.Events {
+		if ev.Type != "slash" {
+			continue
+		}
+		amt, _ := strconv.ParseUint(ev.Attrs["amount"], 10, 64)
+		v := Verdict{Height: d.Height, Time: ts, Kind: "double_sign", Target: ev.Attrs["validator"], Applied: true, Slashed: amt}
+		if r := ev.Attrs["reason"]; r != "" {
+			v.Kind = r
+		}
+		bt.put(key("f/", be64(uint64(d.Height)), []byte{0xff, 0xff, 0xff, 0xff}), v)
+		tot.Faults++
+		tot.Slashed += amt
+	}
+	// Re-read the epoch stats: txs may have updated them (fees, paid).
+	if err := bt.load(ek, &es); err != nil {
+		return err
+	}
+	es.Fees += blk.Fees
+	bt.put(ek, es)
+
+	tot.Blocks = d.Height
+	tot.Txs += uint64(len(d.Txs))
+	tot.Failed += uint64(blk.Failed)
+	tot.Fees += blk.Fees
+	bt.put(keyTotals, tot)
+	bt.put(key("b/", be64(uint64(d.Height))), blk)
+
+	for k, v := range bt.pending {
+		bz, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		if err := bt.b.Set([]byte(k), bz, nil); err != nil {
+			return err
+		}
+	}
+	if err := bt.b.Set(keyHeight, be64(uint64(d.Height)), nil); err != nil {
+		return err
+	}
+	// Not synced: the index is derived and a lost tail is re-indexed.
+	return bt.b.Commit(pebble.NoSync)
+}
+
+func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, tot *Totals) (*Tx, error) {
+	h := sha256.Sum256(raw)
+	res := d.Results[i]
+	t := &Tx{Hash: hex.EncodeToString(h[:]), Height: d.Height, Index: i, Time: ts, Code: res.Code, Log: res.Log, Fields: map[string]string{}}
+	var agora map[string]string
+	for _, ev := range res.Events {
+		if ev.Type == "agora" {
+			agora = ev.Attrs
+		}
+	}
+	if agora != nil {
+		t.Fee, _ = strconv.ParseUint(agora["fee"], 10, 64)
+		t.Results = map[string]string{}
+		for k, v := range agora {
+			if k != "fee" && k != "signer" && k != "msg" {
+				t.Results[k] = v
+			}
+		}
+	}
+	dec, err := types.DecodeTx(raw)
+	if err != nil {
+		t.Msg = "undecodable"
+		bt.put(key("t/", h[:]), t)
+		return t, nil
+	}
+	t.Msg = types.MsgName(dec.Body)
+	t.Signer = dec.Signer.String()
+	t.Nonce = dec.Body.Nonce
+	touched := [][]byte{dec.Signer}
+	epochKey := key("e/", be64(uint64((d.Height-1)/x.epochLength)))
+
+	switch m := dec.Body.Msg.(type) {
+	case *types.TxBody_Send:
+		t.Fields["to"] = types.Address(m.Send.To).String()
+		t.Fields["amount"] = u64(m.Send.Amount)
+		touched = append(touched, m.Send.To)
+	case *types.TxBody_BondValidator:
+		t.Fields["amount"] = u64(m.BondValidator.Amount)
+		t.Fields["cons_pub_key"] = hex.EncodeToString(m.BondValidator.ConsPubKey)
+	case *types.TxBody_UnbondValidator:
+		t.Fields["amount"] = u64(m.UnbondValidator.Amount)
+	case *types.TxBody_BondProvider:
+		t.Fields["amount"] = u64(m.BondProvider.Amount)
+	case *types.TxBody_UnbondProvider:
+		t.Fields["amount"] = u64(m.UnbondProvider.Amount)
+	case *types.TxBody_RegisterProvider:
+		infoFields(t.Fields, m.RegisterProvider.Info)
+	case *types.TxBody_UpdateProvider:
+		infoFields(t.Fields, m.UpdateProvider.Info)
+	case *types.TxBody_OpenChannel:
+		m2 := m.OpenChannel
+		t.Fields["provider"] = types.Address(m2.Provider).String()
+		t.Fields["deposit"] = u64(m2.Deposit)
+		t.Fields["expiry_height"] = strconv.FormatInt(m2.ExpiryHeight, 10)
+		touched = append(touched, m2.Provider)
+		if t.OK() {
+			id, err := strconv.ParseUint(t.Results["channel_id"], 10, 64)
+			if err == nil {
+				bt.put(key("c/", be64(id)), Channel{ID: id, Client: t.Signer, Provider: t.Fields["provider"], Deposit: m2.Deposit, Height: d.Height, Tx: t.Hash})
+				tot.Channels++
+			}
+		}
+	case *types.TxBody_TopUpChannel:
+		t.Fields["channel_id"] = u64(m.TopUpChannel.ChannelId)
+		t.Fields["amount"] = u64(m.TopUpChannel.Amount)
+	case *types.TxBody_RedeemVoucher:
+		v := m.RedeemVoucher.Voucher
+		if v != nil {
+			t.Fields["channel_id"] = u64(v.ChannelId)
+			t.Fields["cumulative"] = u64(v.CumulativeAmount)
+		}
+		if t.OK() {
+			paid, _ := strconv.ParseUint(t.Results["paid"], 10, 64)
+			if err := bt.updateProvider(dec.Signer, func(p *ProviderStats) { p.Earned += paid }); err != nil {
+				return nil, err
+			}
+			if err := bt.updateEpoch(epochKey, func(e *EpochStats) { e.Paid += paid }); err != nil {
+				return nil, err
+			}
+			tot.Paid += paid
+		}
+	case *types.TxBody_CloseChannel:
+		t.Fields["channel_id"] = u64(m.CloseChannel.ChannelId)
+	case *types.TxBody_CommitEpoch:
+		c := m.CommitEpoch
+		t.Fields["epoch"] = u64(c.Epoch)
+		t.Fields["root"] = hex.EncodeToString(c.Root)
+		t.Fields["receipt_count"] = u64(c.ReceiptCount)
+		t.Fields["total_billed"] = u64(c.TotalBilled)
+		if t.OK() {
+			cm := Commitment{Epoch: c.Epoch, Provider: t.Signer, Root: t.Fields["root"], Requests: c.ReceiptCount, Billed: c.TotalBilled, Height: d.Height, Tx: t.Hash}
+			bt.put(key("pc/", dec.Signer, be64(c.Epoch)), cm)
+			if err := bt.updateProvider(dec.Signer, func(p *ProviderStats) {
+				p.Commitments++
+				p.Committed = true
+				p.Requests += c.ReceiptCount
+				p.Billed += c.TotalBilled
+				if c.Epoch > p.LastEpoch {
+					p.LastEpoch = c.Epoch
+				}
+			}); err != nil {
+				return nil, err
+			}
+			if err := bt.updateEpoch(key("e/", be64(c.Epoch)), func(e *EpochStats) {
+				e.Epoch = c.Epoch
+				e.Commitments++
+				e.Requests += c.ReceiptCount
+				e.Billed += c.TotalBilled
+			}); err != nil {
+				return nil, err
+			}
+			tot.Requests += c.ReceiptCount
+			tot.Billed += c.TotalBilled
+		}
+	case *types.TxBody_ReportFault:
+		r := m.ReportFault
+		prov := types.Address(r.Provider).String()
+		t.Fields["epoch"] = u64(r.Epoch)
+		t.Fields["provider"] = prov
+		t.Fields["index"] = u64(r.Index)
+		t.Fields["fault"] = FaultName(r.Fault)
+		touched = append(touched, r.Provider)
+		if t.OK() {
+			num := func(k string) uint64 { n, _ := strconv.ParseUint(t.Results[k], 10, 64); return n }
+			v := Verdict{Height: d.Height, Time: ts, Kind: FaultName(r.Fault), Epoch: r.Epoch, Provider: prov, Target: prov, Reporter: t.Signer,
+				Index: r.Index, Applied: t.Results["applied"] == "true", Votes: num("votes"), Slashed: num("slashed"), Refund: num("refund"), Reward: num("reward"), Tx: t.Hash}
+			bt.put(key("f/", be64(uint64(d.Height)), be64(uint64(i))[4:]), v)
+			if v.Applied {
+				if err := bt.updateProvider(r.Provider, func(p *ProviderStats) {
+					p.Faults++
+					p.Slashed += v.Slashed
+					p.Refunded += v.Refund
+				}); err != nil {
+					return nil, err
+				}
+				if err := bt.updateEpoch(key("e/", be64(r.Epoch)), func(e *EpochStats) {
+					e.Epoch = r.Epoch
+					e.Faults++
+					e.Slashed += v.Slashed
+				}); err != nil {
+					return nil, err
+				}
+				tot.Faults++
+				tot.Slashed += v.Slashed
+			}
+		}
+	}
+	bt.put(key("t/", h[:]), t)
+	seen := map[string]bool{}
+	for _, a := range touched {
+		if len(a) == 0 || seen[string(a)] {
+			continue
+		}
+		seen[string(a)] = true
+		if err := bt.putRaw(key("a/", a, be64(uint64(d.Height)), be64(uint64(i))[4:]), h[:]); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func (bt *batch) updateProvider(addr []byte, f func(*ProviderStats)) error {
+	k := key("p/", addr)
+	var p ProviderStats
+	if err := bt.load(k, &p); err != nil {
+		return err
+	}
+	p.Address = types.Address(addr).String()
+	f(&p)
+	bt.put(k, p)
+	return nil
+}
+
+func (bt *batch) updateEpoch(k []byte, f func(*EpochStats)) error {
+	var e EpochStats
+	if err := bt.load(k, &e); err != nil {
+		return err
+	}
+	e.Epoch = binary.BigEndian.Uint64(k[len("e/"):])
+	f(&e)
+	bt.put(k, e)
+	return nil
+}
+
+func infoFields(f map[string]string, info *types.ProviderInfo) {
+	if info == nil {
+		return
+	}
+	f["endpoint"] = info.Endpoint
+	f["price_input_per_1k"] = u64(info.PriceInputPer_1K)
+	f["price_output_per_1k"] = u64(info.PriceOutputPer_1K)
+	names := ""
+	for i, m := range info.Models {
+		if i > 0 {
+			names += ", "
+		}
+		names += m.Name
+	}
+	f["models"] = names
+}
+
+// FaultName names a MsgReportFault fault code.
+func FaultName(code uint32) string {
+	switch code {
+	case types.FaultFabricated:
+		return "fabricated_output"
+	case types.FaultRefused:
+		return "refused_opening"
+	}
+	return "fault_" + strconv.FormatUint(uint64(code), 10)
+}
+
+func u64(v uint64) string { return strconv.FormatUint(v, 10) }

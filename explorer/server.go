@@ -1,0 +1,503 @@
+package explorer
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/types"
+)
+
+//go:embed ui
+var uiFiles embed.FS
+
+// Prefix is where the explorer is mounted on the node's API server.
+const Prefix = "/explorer/"
+
+// Server serves the explorer's JSON API and web UI.
+type Server struct {
+	Index   *Index
+	State   State
+	Checker *Checker
+}
+
+// NewServer returns a server over an index and the node's state.
+func NewServer(x *Index, st State) *Server {
+	return &Server{Index: x, State: st, Checker: &Checker{State: st, HTTP: &http.Client{Timeout: 5 * time.Second}}}
+}
+
+// Handler serves everything under Prefix.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	api := func(pattern string, h func(r *http.Request) (any, error)) {
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			v, err := h(r)
+			if err != nil {
+				status := http.StatusInternalServerError
+				var he httpError
+				if errors.As(err, &he) {
+					status = he.status
+				} else if errors.Is(err, ErrBadReceipt) {
+					status = http.StatusBadRequest
+				}
+				writeJSON(w, status, map[string]any{"error": map[string]any{"message": err.Error(), "code": status}})
+				return
+			}
+			writeJSON(w, http.StatusOK, v)
+		})
+	}
+	api("GET /explorer/api/overview", s.overview)
+	api("GET /explorer/api/blocks", s.blocks)
+	api("GET /explorer/api/block/{height}", s.block)
+	api("GET /explorer/api/tx/{hash}", s.tx)
+	api("GET /explorer/api/account/{addr}", s.account)
+	api("GET /explorer/api/validators", s.validators)
+	api("GET /explorer/api/providers", s.providers)
+	api("GET /explorer/api/provider/{addr}", s.provider)
+	api("GET /explorer/api/epochs", s.epochs)
+	api("GET /explorer/api/epoch/{n}", s.epoch)
+	api("GET /explorer/api/verdicts", s.verdicts)
+	api("GET /explorer/api/channels", s.channels)
+	api("GET /explorer/api/channel/{id}", s.channel)
+	api("POST /explorer/api/receipt/check", s.checkReceipt)
+	api("/explorer/api/", func(r *http.Request) (any, error) {
+		return nil, httpError{http.StatusNotFound, "unknown explorer API route " + r.Method + " " + r.URL.Path}
+	})
+
+	static, _ := fs.Sub(uiFiles, "ui")
+	files := http.FileServerFS(static)
+	mux.HandleFunc("GET /explorer/{$}", func(w http.ResponseWriter, r *http.Request) {
+		serveIndex(w, static)
+	})
+	mux.Handle("GET /explorer/assets/", http.StripPrefix("/explorer/assets/", files))
+	mux.HandleFunc("/explorer/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not found · Agora explorer</title></head>`+
+			`<body><main><h1>Page not found</h1><p>There is no explorer page at this address.</p><p><a href="/explorer/">Go to the explorer's overview</a></p></main></body></html>`)
+	})
+	return mux
+}
+
+func serveIndex(w http.ResponseWriter, static fs.FS) {
+	bz, err := fs.ReadFile(static, "index.html")
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Write(bz)
+}
+
+type httpError struct {
+	status int
+	msg    string
+}
+
+func (e httpError) Error() string { return e.msg }
+
+func notFound(format string, args ...any) error {
+	return httpError{http.StatusNotFound, fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) error {
+	return httpError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func limitParam(r *http.Request, def, max int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > max {
+		return 0, badRequest("limit must be a number from 1 to %d", max)
+	}
+	return n, nil
+}
+
+func addrParam(r *http.Request) (types.Address, error) {
+	a, err := types.ParseAddress(r.PathValue("addr"))
+	if err != nil {
+		return nil, badRequest("%q is not an address: %v", r.PathValue("addr"), err)
+	}
+	return a, nil
+}
+
+func uintParam(r *http.Request, name string) (uint64, error) {
+	n, err := strconv.ParseUint(r.PathValue(name), 10, 64)
+	if err != nil {
+		return 0, badRequest("%s must be a non-negative number, got %q", name, r.PathValue(name))
+	}
+	return n, nil
+}
+
+// Overview is the answer of /explorer/api/overview.
+type Overview struct {
+	ChainID         string         `json:"chain_id"`
+	Height          int64          `json:"height"`
+	LatestBlockTime string         `json:"latest_block_time"`
+	AvgBlockSeconds float64        `json:"avg_block_seconds"`
+	EpochLength     int64          `json:"epoch_length"`
+	CurrentEpoch    uint64         `json:"current_epoch"`
+	Validators      int            `json:"validators"`
+	Bonded          uint64         `json:"validator_bonded"`
+	Providers       int            `json:"providers"`
+	ActiveProviders int            `json:"active_providers"` // registered, not jailed, committed within the last 3 epochs
+	Supply          uint64         `json:"supply"`
+	FeePool         uint64         `json:"fee_pool"`
+	Totals          Totals         `json:"totals"`
+	Epochs          []EpochStats   `json:"epochs"` // oldest first, up to 30
+	BlockTimes      []BlockSeconds `json:"block_times"`
+	RecentBlocks    []Block        `json:"recent_blocks"`
+	RecentVerdicts  []Verdict      `json:"recent_verdicts"`
+}
+
+// BlockSeconds is the time between a block and the one before it.
+type BlockSeconds struct {
+	Height  int64   `json:"height"`
+	Seconds float64 `json:"seconds"`
+}
+
+func (s *Server) overview(*http.Request) (any, error) {
+	o := Overview{Height: s.Index.Height(), EpochLength: s.Index.epochLength}
+	var err error
+	if o.Totals, err = s.Index.Totals(); err != nil {
+		return nil, err
+	}
+	var sup app.SupplyView
+	if _, err := query(s.State, "/supply", &sup); err != nil {
+		return nil, err
+	}
+	o.ChainID, o.Supply = sup.ChainID, sup.Total
+	for _, m := range sup.Modules {
+		if m.Name == "fee_pool" {
+			o.FeePool = m.Balance
+		}
+	}
+	var vals []app.ValidatorView
+	if _, err := query(s.State, "/validators", &vals); err != nil {
+		return nil, err
+	}
+	for _, v := range vals {
+		if v.Power > 0 {
+			o.Validators++
+			o.Bonded += v.Bonded
+		}
+	}
+	if o.Height > 0 {
+		o.CurrentEpoch = uint64((o.Height - 1) / s.Index.epochLength)
+	}
+	provs, err := s.providerRows()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range provs {
+		if !p.Registered {
+			continue
+		}
+		o.Providers++
+		if !p.Jailed && p.Stats.Committed && p.Stats.LastEpoch+3 >= o.CurrentEpoch {
+			o.ActiveProviders++
+		}
+	}
+	recent, err := s.Index.Blocks(0, 61)
+	if err != nil {
+		return nil, err
+	}
+	if len(recent) > 0 {
+		o.LatestBlockTime = recent[0].Time
+	}
+	for i := len(recent) - 2; i >= 0; i-- {
+		t1, e1 := time.Parse(time.RFC3339Nano, recent[i+1].Time)
+		t2, e2 := time.Parse(time.RFC3339Nano, recent[i].Time)
+		if e1 == nil && e2 == nil {
+			o.BlockTimes = append(o.BlockTimes, BlockSeconds{Height: recent[i].Height, Seconds: t2.Sub(t1).Seconds()})
+		}
+	}
+	if n := len(o.BlockTimes); n > 0 {
+		var sum float64
+		for _, b := range o.BlockTimes {
+			sum += b.Seconds
+		}
+		o.AvgBlockSeconds = sum / float64(n)
+	}
+	if o.BlockTimes == nil {
+		o.BlockTimes = []BlockSeconds{}
+	}
+	if len(recent) > 8 {
+		recent = recent[:8]
+	}
+	o.RecentBlocks = recent
+	eps, err := s.Index.Epochs(30)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(eps, func(i, j int) bool { return eps[i].Epoch < eps[j].Epoch })
+	o.Epochs = eps
+	if o.RecentVerdicts, err = s.Index.Verdicts(5); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+func (s *Server) blocks(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 25, 200)
+	if err != nil {
+		return nil, err
+	}
+	var before int64
+	if b := r.URL.Query().Get("before"); b != "" {
+		if before, err = strconv.ParseInt(b, 10, 64); err != nil || before < 1 {
+			return nil, badRequest("before must be a positive height")
+		}
+	}
+	return s.Index.Blocks(before, limit)
+}
+
+func (s *Server) block(r *http.Request) (any, error) {
+	h, err := uintParam(r, "height")
+	if err != nil {
+		return nil, err
+	}
+	b, err := s.Index.Block(int64(h))
+	if err != nil {
+		return nil, err
+	}
+	if b == nil {
+		return nil, notFound("block %d is not on chain yet (latest indexed: %d)", h, s.Index.Height())
+	}
+	txs, err := s.Index.Txs(b.TxHashes)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"block": b, "txs": txs}, nil
+}
+
+func (s *Server) tx(r *http.Request) (any, error) {
+	t, err := s.Index.Tx(strings.ToLower(r.PathValue("hash")))
+	if err != nil {
+		return nil, badRequest("%v", err)
+	}
+	if t == nil {
+		return nil, notFound("no transaction %s on chain", r.PathValue("hash"))
+	}
+	return t, nil
+}
+
+func (s *Server) account(r *http.Request) (any, error) {
+	a, err := addrParam(r)
+	if err != nil {
+		return nil, err
+	}
+	var acc app.AccountView
+	if _, err := query(s.State, "/account/"+a.String(), &acc); err != nil {
+		return nil, err
+	}
+	txs, err := s.Index.AccountTxs(a, 50)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"account": acc, "txs": txs}
+	var pv app.ProviderView
+	if found, err := query(s.State, "/provider/"+a.String(), &pv); err == nil && found {
+		out["provider"] = true
+	}
+	var vv app.ValidatorView
+	if found, err := query(s.State, "/validator/"+a.String(), &vv); err == nil && found {
+		out["validator"] = vv
+	}
+	return out, nil
+}
+
+func (s *Server) validators(*http.Request) (any, error) {
+	var vals []app.ValidatorView
+	if _, err := query(s.State, "/validators", &vals); err != nil {
+		return nil, err
+	}
+	return vals, nil
+}
+
+// ProviderRow is a provider's on-chain registration with its indexed history.
+type ProviderRow struct {
+	app.ProviderView
+	Stats ProviderStats `json:"stats"`
+}
+
+func (s *Server) providerRows() ([]ProviderRow, error) {
+	var provs []app.ProviderView
+	if _, err := query(s.State, "/providers", &provs); err != nil {
+		return nil, err
+	}
+	out := []ProviderRow{}
+	for _, p := range provs {
+		st, err := s.Index.Provider(p.Address)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ProviderRow{ProviderView: p, Stats: st})
+	}
+	return out, nil
+}
+
+func (s *Server) providers(*http.Request) (any, error) { return s.providerRows() }
+
+func (s *Server) provider(r *http.Request) (any, error) {
+	a, err := addrParam(r)
+	if err != nil {
+		return nil, err
+	}
+	var pv app.ProviderView
+	found, err := query(s.State, "/provider/"+a.String(), &pv)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("no provider %s on chain", a)
+	}
+	st, err := s.Index.Provider(a)
+	if err != nil {
+		return nil, err
+	}
+	cms, err := s.Index.ProviderCommitments(a, 100)
+	if err != nil {
+		return nil, err
+	}
+	var chans []app.ChannelView
+	if _, err := query(s.State, "/channels/provider/"+a.String(), &chans); err != nil {
+		return nil, err
+	}
+	all, err := s.Index.Verdicts(0)
+	if err != nil {
+		return nil, err
+	}
+	verdicts := []Verdict{}
+	for _, v := range all {
+		if v.Target == a.String() {
+			verdicts = append(verdicts, v)
+		}
+	}
+	return map[string]any{"provider": ProviderRow{ProviderView: pv, Stats: st}, "commitments": cms, "channels": chans, "verdicts": verdicts}, nil
+}
+
+func (s *Server) epochs(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 50, 500)
+	if err != nil {
+		return nil, err
+	}
+	return s.Index.Epochs(limit)
+}
+
+func (s *Server) epoch(r *http.Request) (any, error) {
+	n, err := uintParam(r, "n")
+	if err != nil {
+		return nil, err
+	}
+	h := s.Index.Height()
+	if h < 1 || n > uint64((h-1)/s.Index.epochLength) {
+		return nil, notFound("epoch %d has not started yet", n)
+	}
+	st, err := s.Index.Epoch(n)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"stats": st}
+	var ev app.EpochView
+	if found, err := query(s.State, "/epoch/"+strconv.FormatUint(n, 10), &ev); err != nil {
+		return nil, err
+	} else if found {
+		out["epoch"] = ev
+	}
+	var cms []app.CommitmentView
+	if _, err := query(s.State, "/commitments/"+strconv.FormatUint(n, 10), &cms); err != nil {
+		return nil, err
+	}
+	out["commitments"] = cms
+	all, err := s.Index.Verdicts(0)
+	if err != nil {
+		return nil, err
+	}
+	verdicts := []Verdict{}
+	for _, v := range all {
+		if v.Epoch == n && v.Provider != "" {
+			verdicts = append(verdicts, v)
+		}
+	}
+	out["verdicts"] = verdicts
+	return out, nil
+}
+
+func (s *Server) verdicts(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 100, 1000)
+	if err != nil {
+		return nil, err
+	}
+	return s.Index.Verdicts(limit)
+}
+
+func (s *Server) channels(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 100, 1000)
+	if err != nil {
+		return nil, err
+	}
+	opened, err := s.Index.Channels(limit)
+	if err != nil {
+		return nil, err
+	}
+	out := []app.ChannelView{}
+	for _, c := range opened {
+		var cv app.ChannelView
+		found, err := query(s.State, "/channel/"+strconv.FormatUint(c.ID, 10), &cv)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			out = append(out, cv)
+		}
+	}
+	return out, nil
+}
+
+func (s *Server) channel(r *http.Request) (any, error) {
+	id, err := uintParam(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	var cv app.ChannelView
+	found, err := query(s.State, "/channel/"+strconv.FormatUint(id, 10), &cv)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("channel %d does not exist", id)
+	}
+	return cv, nil
+}
+
+func (s *Server) checkReceipt(r *http.Request) (any, error) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
+	if err != nil {
+		return nil, badRequest("read body: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
+	defer cancel()
+	return s.Checker.Check(ctx, string(body))
+}

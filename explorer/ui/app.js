@@ -1,0 +1,516 @@
+// Agora explorer: a small single-page app over /explorer/api. No framework,
+// no network access beyond this node; every page is a hash route so the
+// browser's back button and links work.
+"use strict";
+
+const API = "/explorer/api";
+const main = document.getElementById("main");
+const statusEl = document.getElementById("status");
+const refreshBtn = document.getElementById("refresh");
+let autoRefresh = true;
+let timer = null;
+let renderSeq = 0;
+
+// ---------- helpers ----------
+
+function esc(v) {
+  return String(v ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+function num(n) { return Number(n || 0).toLocaleString("en-US"); }
+function amount(u) {
+  u = Number(u || 0);
+  if (u >= 1e6) return (u / 1e6).toLocaleString("en-US", { maximumFractionDigits: 6 }) + " AGR";
+  return num(u) + " uagr";
+}
+function short(h, n = 10) { h = String(h || ""); return h.length > 2 * n ? h.slice(0, n) + "…" + h.slice(-4) : h; }
+function when(t) {
+  if (!t) return "—";
+  const d = new Date(t);
+  const ago = Math.round((Date.now() - d.getTime()) / 1000);
+  const rel = ago < 0 ? "" : ago < 60 ? ` (${ago}s ago)` : ago < 3600 ? ` (${Math.round(ago / 60)} min ago)` : "";
+  return d.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC") + rel;
+}
+const link = {
+  block: h => `<a href="#/block/${esc(h)}">${num(h)}</a>`,
+  tx: h => `<a class="mono" href="#/tx/${esc(h)}">${esc(short(h))}</a>`,
+  acct: a => a ? `<a class="mono" href="#/account/${esc(a)}">${esc(short(a, 8))}</a>` : "—",
+  prov: a => `<a class="mono" href="#/provider/${esc(a)}">${esc(short(a, 8))}</a>`,
+  epoch: n => `<a href="#/epoch/${esc(n)}">${num(n)}</a>`,
+  chan: id => `<a href="#/channel/${esc(id)}">#${esc(id)}</a>`,
+};
+function yes(b, t = "yes", f = "no") { return b ? `<span class="ok">${t}</span>` : `<span class="bad">${f}</span>`; }
+
+async function get(path) {
+  const r = await fetch(API + path, { headers: { Accept: "application/json" } });
+  let body;
+  try { body = await r.json(); } catch (e) { throw new Error(`${path}: ${r.status} ${r.statusText}`); }
+  if (!r.ok) {
+    const err = new Error(body?.error?.message || `${r.status} ${r.statusText}`);
+    err.status = r.status;
+    throw err;
+  }
+  return body;
+}
+
+function table(cols, rows, empty) {
+  if (!rows.length) return `<p class="empty">${empty}</p>`;
+  const head = cols.map(c => `<th scope="col"${c.n ? ' class="n"' : ""}>${esc(c.h)}</th>`).join("");
+  const body = rows.map(r => "<tr>" + cols.map(c => `<td${c.n ? ' class="n"' : ""}>${c.f(r)}</td>`).join("") + "</tr>").join("");
+  return `<div class="table-wrap"><table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div>`;
+}
+function kv(pairs) {
+  return `<dl class="kv">${pairs.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join("")}</dl>`;
+}
+function card(k, v, s = "") {
+  return `<div class="card"><div class="k">${esc(k)}</div><div class="v">${v}</div>${s ? `<div class="s">${s}</div>` : ""}</div>`;
+}
+
+// barChart draws a labelled SVG bar chart of points [{x, y}].
+function barChart(title, points, fmt = num) {
+  const W = 460, H = 170, L = 56, B = 22, T = 8;
+  if (!points.length) {
+    return `<figure><figcaption>${esc(title)}</figcaption><p class="s">No data yet.</p></figure>`;
+  }
+  const max = Math.max(1, ...points.map(p => p.y));
+  const bw = (W - L - 4) / points.length;
+  const bars = points.map((p, i) => {
+    const h = Math.round((p.y / max) * (H - B - T));
+    const x = L + i * bw;
+    return `<rect class="b" x="${x + 1}" y="${H - B - h}" width="${Math.max(1, bw - 2)}" height="${h}"><title>${esc(p.x)}: ${esc(fmt(p.y))}</title></rect>`;
+  }).join("");
+  const every = Math.ceil(points.length / 8);
+  const labels = points.map((p, i) => i % every ? "" :
+    `<text x="${L + i * bw + bw / 2}" y="${H - 6}" text-anchor="middle">${esc(p.x)}</text>`).join("");
+  const axis = `<text x="${L - 6}" y="${T + 8}" text-anchor="end">${esc(fmt(max))}</text><text x="${L - 6}" y="${H - B}" text-anchor="end">0</text>` +
+    `<line x1="${L}" y1="${H - B}" x2="${W}" y2="${H - B}" stroke="#aab"/>`;
+  const desc = points.map(p => `${p.x}: ${fmt(p.y)}`).join(", ");
+  return `<figure><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title + ". " + desc)}">${axis}${bars}${labels}</svg></figure>`;
+}
+
+// ---------- views ----------
+
+async function viewOverview() {
+  const o = await get("/overview");
+  const t = o.totals;
+  const noTraffic = t.requests === 0 && t.channels === 0;
+  const eps = o.epochs;
+  let html = `<h1>Overview <small class="s">· chain ${esc(o.chain_id)}</small></h1>
+  <div class="cards">
+    ${card("Height", link.block(o.height), when(o.latest_block_time))}
+    ${card("Block time", o.avg_block_seconds ? o.avg_block_seconds.toFixed(2) + " s" : "—", "average of the last 60 blocks")}
+    ${card("Epoch", link.epoch(o.current_epoch), `${num(o.epoch_length)} blocks per epoch`)}
+    ${card("Validators", num(o.validators), amount(o.validator_bonded) + " bonded")}
+    ${card("Providers", `<span id="providers-online">${num(o.active_providers)}</span> active`, `${num(o.providers)} registered`)}
+    ${card("Requests served", `<span id="requests-served">${num(t.requests)}</span>`, "committed on chain by providers")}
+    ${card("Billed to clients", amount(t.billed), amount(t.paid) + " redeemed by providers")}
+    ${card("Fees", amount(t.fees), amount(o.fee_pool) + " in the fee pool")}
+    ${card("Emission", amount(0), "no emission schedule on this chain yet")}
+    ${card("Supply", amount(o.supply))}
+    ${card("Faults", num(t.faults), amount(t.slashed) + " slashed")}
+  </div>`;
+  if (noTraffic) {
+    html += `<section class="empty" aria-labelledby="empty-h"><h2 id="empty-h">No requests served yet</h2>
+      <p>This network has not served any inference request. With <code>agora up</code> running, send one through the gateway:</p>
+      <pre><code>curl http://127.0.0.1:8080/v1/chat/completions -H 'Content-Type: application/json' \\
+  -d '{"model":"agora-demo","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'</code></pre>
+      <p>Providers commit their receipts when an epoch ends (every ${num(o.epoch_length)} blocks); the request then appears here.</p></section>`;
+  }
+  html += `<div class="charts">
+    ${barChart("Requests per epoch", eps.map(e => ({ x: "epoch " + e.epoch, y: e.requests })))}
+    ${barChart("Billed per epoch (uagr)", eps.map(e => ({ x: "epoch " + e.epoch, y: e.billed })))}
+    ${barChart("Fees per epoch (uagr)", eps.map(e => ({ x: "epoch " + e.epoch, y: e.fees })))}
+    ${barChart("Seconds between blocks", o.block_times.map(b => ({ x: "#" + b.height, y: b.seconds })), v => Number(v).toFixed(2) + " s")}
+  </div>`;
+  html += `<h2>Latest blocks</h2>` + blocksTable(o.recent_blocks);
+  html += `<h2>Latest verdicts</h2>` + verdictTable(o.recent_verdicts, "No fault has been reported: no provider or validator has been slashed.");
+  return html;
+}
+
+function blocksTable(blocks) {
+  return table([
+    { h: "Height", f: b => link.block(b.height) },
+    { h: "Time", f: b => esc(when(b.time)) },
+    { h: "Epoch", f: b => link.epoch(b.epoch) },
+    { h: "Txs", n: 1, f: b => num(b.txs) + (b.failed ? ` <span class="bad">(${b.failed} failed)</span>` : "") },
+    { h: "Fees", n: 1, f: b => amount(b.fees) },
+    { h: "Proposer", f: b => `<span class="mono">${esc(short(b.proposer, 8))}</span>` },
+  ], blocks, "No blocks yet.");
+}
+
+function txTable(txs) {
+  return table([
+    { h: "Hash", f: t => link.tx(t.hash) },
+    { h: "Height", f: t => link.block(t.height) },
+    { h: "Message", f: t => esc(t.msg) },
+    { h: "Signer", f: t => link.acct(t.signer) },
+    { h: "Result", f: t => t.code === 0 ? '<span class="ok">ok</span>' : `<span class="bad">failed (code ${t.code})</span>` },
+    { h: "Fee", n: 1, f: t => amount(t.fee) },
+  ], txs, "No transactions.");
+}
+
+function verdictTable(vs, empty) {
+  return table([
+    { h: "Height", f: v => link.block(v.height) },
+    { h: "Kind", f: v => esc(v.kind.replace(/_/g, " ")) },
+    { h: "Concerning", f: v => v.provider ? link.prov(v.target) : link.acct(v.target) },
+    { h: "Epoch / receipt", f: v => v.provider ? `${link.epoch(v.epoch)} / #${num(v.index)}` : "—" },
+    { h: "Status", f: v => v.applied ? '<span class="bad">slashed</span>' : `<span class="warn">awaiting confirmation (${num(v.votes)} vote)</span>` },
+    { h: "Slashed", n: 1, f: v => amount(v.slashed) },
+    { h: "Refunded to clients", n: 1, f: v => amount(v.refund) },
+    { h: "Reporter reward", n: 1, f: v => amount(v.reward) },
+    { h: "Tx", f: v => v.tx ? link.tx(v.tx) : "—" },
+  ], vs, empty);
+}
+
+function providerTable(rows) {
+  return table([
+    { h: "Provider", f: p => link.prov(p.address) },
+    { h: "Models", f: p => esc(p.models.map(m => m.name).join(", ")) || "—" },
+    { h: "Price in / out per 1K tokens", n: 1, f: p => `${num(p.price_input_per_1k)} / ${num(p.price_output_per_1k)} uagr` },
+    { h: "Stake", n: 1, f: p => amount(p.bonded) },
+    { h: "Status", f: p => p.jailed ? '<span class="bad">jailed</span>' : p.registered ? '<span class="ok">registered</span>' : "deregistered" },
+    { h: "Requests served", n: 1, f: p => `<span class="served">${num(p.stats.requests)}</span>` },
+    { h: "Earned", n: 1, f: p => amount(p.stats.earned) },
+    { h: "Faults", n: 1, f: p => p.faults ? `<span class="bad">${num(p.faults)}</span>` : "0" },
+    { h: "Reputation", f: p => reputation(p) },
+  ], rows, "No provider has registered on this chain yet. Start one with <code>agora provider start</code>.");
+}
+
+function reputation(p) {
+  if (p.faults) return `<span class="bad">faulted ${num(p.faults)}×</span>`;
+  if (!p.stats.commitments) return "new";
+  return `<span class="ok">clean</span> over ${num(p.stats.commitments)} committed epoch${p.stats.commitments === 1 ? "" : "s"}`;
+}
+
+async function viewProviders() {
+  const rows = await get("/providers");
+  return `<h1>Providers</h1><p>Everyone serving models on this chain, with what the chain recorded of their work: requests committed in epoch roots, vouchers redeemed, faults proven.</p>` + providerTable(rows);
+}
+
+async function viewProvider(addr) {
+  const d = await get("/provider/" + encodeURIComponent(addr));
+  const p = d.provider, s = p.stats;
+  let html = `<h1>Provider <span class="mono">${esc(p.address)}</span></h1>`;
+  html += kv([
+    ["Status", p.jailed ? '<span class="bad">jailed</span>' : p.registered ? '<span class="ok">registered</span>' : "deregistered"],
+    ["Endpoint", `<code>${esc(p.endpoint)}</code>`],
+    ["Models", p.models.map(m => `${esc(m.name)} <span class="mono s">${esc(short(m.hash, 8))}</span> (context ${num(m.context_length)})`).join("<br>") || "—"],
+    ["Prices", `${num(p.price_input_per_1k)} uagr per 1K prompt tokens, ${num(p.price_output_per_1k)} per 1K completion tokens`],
+    ["Hardware", esc([p.hardware.cpu, p.hardware.gpu].filter(Boolean).join(", ") || "—")],
+    ["Stake", amount(p.bonded)],
+    ["Requests served", `<span id="provider-requests">${num(s.requests)}</span> in ${num(s.commitments)} committed epoch${s.commitments === 1 ? "" : "s"}`],
+    ["Billed / earned", `${amount(s.billed)} billed · ${amount(s.earned)} redeemed`],
+    ["Faults", p.faults ? `<span class="bad">${num(p.faults)}</span> · ${amount(s.slashed)} slashed · ${amount(s.refunded)} refunded to clients` : "none"],
+    ["Reputation", reputation(p)],
+    ["Registered at", link.block(p.registered_height)],
+    ["Account", link.acct(p.address)],
+  ]);
+  html += `<h2>Epoch commitments</h2>` + table([
+    { h: "Epoch", f: c => link.epoch(c.epoch) },
+    { h: "Receipts", n: 1, f: c => num(c.requests) },
+    { h: "Billed", n: 1, f: c => amount(c.billed) },
+    { h: "Merkle root", f: c => `<span class="mono">${esc(short(c.root, 12))}</span>` },
+    { h: "Committed at", f: c => link.block(c.height) },
+    { h: "Tx", f: c => link.tx(c.tx) },
+  ], d.commitments, "This provider has not committed an epoch yet.");
+  html += `<h2>Verdicts</h2>` + verdictTable(d.verdicts, "No fault has been proven against this provider.");
+  html += `<h2>Payment channels</h2>` + channelTable(d.channels);
+  return html;
+}
+
+function channelTable(cs) {
+  return table([
+    { h: "Channel", f: c => link.chan(c.id) },
+    { h: "Client", f: c => link.acct(c.client) },
+    { h: "Provider", f: c => link.prov(c.provider) },
+    { h: "Deposit", n: 1, f: c => amount(c.deposit) },
+    { h: "Redeemed", n: 1, f: c => amount(c.redeemed) },
+    { h: "Remaining", n: 1, f: c => amount(c.remaining) },
+    { h: "Expires at", f: c => link.block(c.expiry_height) },
+    { h: "State", f: c => c.closed ? "closed" : '<span class="ok">open</span>' },
+  ], cs, "No payment channel yet.");
+}
+
+async function viewBlocks(q) {
+  const before = q.get("before");
+  const blocks = await get("/blocks?limit=25" + (before ? "&before=" + encodeURIComponent(before) : ""));
+  let html = `<h1>Blocks</h1>` + blocksTable(blocks);
+  const last = blocks[blocks.length - 1];
+  html += `<div class="pager">${before ? `<a href="#/blocks">Latest</a>` : ""}${last && last.height > 1 ? `<a href="#/blocks?before=${last.height}">Older blocks</a>` : ""}</div>`;
+  return html;
+}
+
+async function viewBlock(h) {
+  const d = await get("/block/" + encodeURIComponent(h));
+  const b = d.block;
+  let html = `<h1>Block ${num(b.height)}</h1>`;
+  html += kv([
+    ["Hash", `<span class="mono">${esc(b.hash)}</span>`],
+    ["Time", esc(when(b.time))],
+    ["Epoch", link.epoch(b.epoch)],
+    ["Proposer", `<span class="mono">${esc(b.proposer)}</span>`],
+    ["Transactions", `${num(b.txs)}${b.failed ? ` (${num(b.failed)} failed)` : ""}`],
+    ["Fees", amount(b.fees)],
+    ["Events", (b.events || []).map(e => esc(e.type + " " + Object.entries(e.attrs).map(([k, v]) => `${k}=${v}`).join(" "))).join("<br>") || "—"],
+  ]);
+  html += `<div class="pager">${b.height > 1 ? `<a href="#/block/${b.height - 1}">← Block ${num(b.height - 1)}</a>` : ""}<a href="#/block/${b.height + 1}">Block ${num(b.height + 1)} →</a></div>`;
+  html += `<h2>Transactions</h2>` + txTable(d.txs);
+  return html;
+}
+
+async function viewTx(hash) {
+  const t = await get("/tx/" + encodeURIComponent(hash));
+  const fields = Object.entries(t.fields || {}).map(([k, v]) => [k.replace(/_/g, " "), fieldValue(k, v)]);
+  const results = Object.entries(t.results || {}).map(([k, v]) => [k.replace(/_/g, " "), fieldValue(k, v)]);
+  return `<h1>Transaction</h1>` + kv([
+    ["Hash", `<span class="mono">${esc(t.hash)}</span>`],
+    ["Block", `${link.block(t.height)} (position ${num(t.index)})`],
+    ["Time", esc(when(t.time))],
+    ["Message", esc(t.msg)],
+    ["Signer", link.acct(t.signer)],
+    ["Nonce", num(t.nonce)],
+    ["Fee charged", amount(t.fee)],
+    ["Result", t.code === 0 ? '<span class="ok">ok</span>' : `<span class="bad">failed, code ${t.code}</span>: ${esc(t.log)}`],
+  ]) + (fields.length ? `<h2>Message fields</h2>` + kv(fields) : "") + (results.length ? `<h2>Results</h2>` + kv(results) : "");
+}
+
+function fieldValue(k, v) {
+  if (/^(to|provider|signer|client)$/.test(k) && /^[0-9a-f]{40}$/.test(v)) return k === "provider" ? link.prov(v) : link.acct(v);
+  if (k === "channel_id") return link.chan(v);
+  if (k === "epoch") return link.epoch(v);
+  if (/amount|deposit|paid|refund|reward|slashed|billed|cumulative/.test(k) && /^\d+$/.test(v)) return amount(v);
+  return `<span class="mono">${esc(v)}</span>`;
+}
+
+async function viewAccount(addr) {
+  const d = await get("/account/" + encodeURIComponent(addr));
+  const a = d.account;
+  const roles = [d.provider ? `<a href="#/provider/${esc(a.address)}">provider</a>` : "", d.validator ? "validator" : ""].filter(Boolean).join(", ");
+  return `<h1>Account <span class="mono">${esc(a.address)}</span></h1>` + kv([
+    ["Balance", amount(a.balance)],
+    ["Nonce", num(a.nonce)],
+    ["Public key", a.pub_key ? `<span class="mono">${esc(a.pub_key)}</span>` : "not revealed yet (no tx signed)"],
+    ["Roles", roles || "—"],
+  ]) + `<h2>Transactions</h2>` + txTable(d.txs);
+}
+
+async function viewEpochs() {
+  const eps = await get("/epochs?limit=100");
+  return `<h1>Epochs</h1><p>Requests and billed amounts come from the providers' commitments for the epoch (made in the blocks after it ends).</p>` + table([
+    { h: "Epoch", f: e => link.epoch(e.epoch) },
+    { h: "Blocks", n: 1, f: e => num(e.blocks) },
+    { h: "Commitments", n: 1, f: e => num(e.commitments) },
+    { h: "Requests", n: 1, f: e => num(e.requests) },
+    { h: "Billed", n: 1, f: e => amount(e.billed) },
+    { h: "Redeemed", n: 1, f: e => amount(e.paid) },
+    { h: "Fees", n: 1, f: e => amount(e.fees) },
+    { h: "Faults", n: 1, f: e => e.faults ? `<span class="bad">${num(e.faults)}</span>` : "0" },
+  ], eps, "No epoch yet.");
+}
+
+async function viewEpoch(n) {
+  const d = await get("/epoch/" + encodeURIComponent(n));
+  const s = d.stats, e = d.epoch;
+  let html = `<h1>Epoch ${num(s.epoch)}</h1>`;
+  html += kv(e ? [
+    ["Blocks", `${link.block(e.start_height)} – ${link.block(e.end_height)}`],
+    ["Commit deadline", link.block(e.commit_deadline)],
+    ["Audit seed", e.seed ? `<span class="mono">${esc(e.seed)}</span> (block ${link.block(e.seed_height)})` : `drawn at block ${num(e.seed_height)}`],
+    ["Opening deadline", link.block(e.opening_deadline)],
+    ["Requests committed", num(s.requests)],
+    ["Billed", amount(s.billed)],
+    ["Fees", amount(s.fees)],
+  ] : [["State", "in progress: providers commit after it ends"], ["Blocks so far", num(s.blocks)], ["Fees", amount(s.fees)]]);
+  html += `<h2>Commitments</h2>` + table([
+    { h: "Provider", f: c => link.prov(c.provider) },
+    { h: "Receipts", n: 1, f: c => num(c.receipt_count) },
+    { h: "Billed", n: 1, f: c => amount(c.total_billed) },
+    { h: "Merkle root", f: c => `<span class="mono">${esc(c.root)}</span>` },
+    { h: "At block", f: c => link.block(c.height) },
+  ], d.commitments || [], "No provider committed for this epoch.");
+  html += `<h2>Audit verdicts</h2>` + verdictTable(d.verdicts, "No fault was proven for this epoch.");
+  html += `<div class="pager">${s.epoch > 0 ? `<a href="#/epoch/${s.epoch - 1}">← Epoch ${num(s.epoch - 1)}</a>` : ""}<a href="#/epoch/${s.epoch + 1}">Epoch ${num(s.epoch + 1)} →</a></div>`;
+  return html;
+}
+
+async function viewAudits() {
+  const vs = await get("/verdicts?limit=200");
+  return `<h1>Audits and slashes</h1><p>Validators re-execute a random sample of each provider's committed receipts. A proven fault slashes the provider's bond, refunds its clients and rewards the reporters; a validator that double-signs is slashed by consensus.</p>` +
+    verdictTable(vs, "No fault has been reported: every audit so far found the providers honest, and no validator double-signed.");
+}
+
+async function viewChannels() {
+  return `<h1>Payment channels</h1>` + channelTable(await get("/channels?limit=200"));
+}
+
+async function viewChannel(id) {
+  const c = await get("/channel/" + encodeURIComponent(id));
+  return `<h1>Channel #${esc(c.id)}</h1>` + kv([
+    ["Client", link.acct(c.client)],
+    ["Provider", link.prov(c.provider)],
+    ["Deposit", amount(c.deposit)],
+    ["Redeemed by the provider", amount(c.redeemed)],
+    ["Remaining", amount(c.remaining)],
+    ["Opened at", link.block(c.opened_height)],
+    ["Expires at", link.block(c.expiry_height)],
+    ["State", c.closed ? `closed, ${amount(c.refunded)} refunded` : '<span class="ok">open</span>'],
+  ]);
+}
+
+async function viewValidators() {
+  const vs = await get("/validators");
+  return `<h1>Validators</h1>` + table([
+    { h: "Operator", f: v => link.acct(v.operator) },
+    { h: "Consensus address", f: v => `<span class="mono">${esc(v.cons_address)}</span>` },
+    { h: "Bonded", n: 1, f: v => amount(v.bonded) },
+    { h: "Voting power", n: 1, f: v => num(v.power) },
+    { h: "Status", f: v => v.jailed ? '<span class="bad">jailed</span>' : '<span class="ok">active</span>' },
+    { h: "Faults", n: 1, f: v => num(v.faults) },
+  ], vs, "No validator.");
+}
+
+function viewReceipt(q) {
+  const pre = q.get("id") || "";
+  return `<h1>Check a receipt</h1>
+  <p>Every answer from the network carries a receipt signed by the provider (the <code>X-Agora-Receipt</code> response header, or an entry of the gateway's <code>/v1/receipts</code>).
+  Paste it, or its 64-character id, to check the provider's signature and its inclusion under the Merkle root the provider committed on chain.</p>
+  <form id="check-form">
+    <label for="receipt-input">Receipt, receipt JSON or receipt id</label>
+    <textarea id="receipt-input" name="receipt" spellcheck="false" required>${esc(pre)}</textarea>
+    <p><button class="primary" type="submit">Check receipt</button></p>
+  </form>
+  <div id="check-result" class="result" aria-live="polite"></div>`;
+}
+
+async function checkReceipt(text) {
+  const out = document.getElementById("check-result");
+  out.innerHTML = "<p>Checking…</p>";
+  const r = await fetch(API + "/receipt/check", { method: "POST", headers: { "Content-Type": "text/plain" }, body: text });
+  let body;
+  try { body = await r.json(); } catch (e) { body = { error: { message: `${r.status} ${r.statusText}` } }; }
+  if (!r.ok) {
+    out.innerHTML = `<div class="err" role="alert"><strong>This is not a receipt we can check.</strong> ${esc(body.error?.message)}</div>`;
+    return;
+  }
+  const c = body;
+  const step = (ok, text) => `<li>${ok ? '<span class="ok">✔</span>' : '<span class="bad">✘</span>'} ${text}</li>`;
+  out.innerHTML = `<h2 id="verdict">${c.verified ? '<span class="ok">Verified</span>' : '<span class="bad">Not verified</span>'}</h2>
+    ${c.problem ? `<div class="err" role="alert">${esc(c.problem)}</div>` : ""}
+    <ul class="steps">
+      ${step(c.signature_ok, `Signed by provider ${link.prov(c.provider)}`)}
+      ${step(c.committed, c.committed ? `Epoch ${link.epoch(c.epoch)} committed at block ${link.block(c.committed_height)} with root <span class="mono">${esc(c.committed_root)}</span>` : `Epoch ${link.epoch(c.epoch)} committed on chain`)}
+      ${step(c.included, c.included ? `Included as receipt ${num(c.index)} of ${num(c.receipts_in_epoch)} under that root` : "Included under the committed root")}
+    </ul>` + kv([
+    ["Receipt id", `<span class="mono">${esc(c.id)}</span>`],
+    ["Client", link.acct(c.client)],
+    ["Channel", link.chan(c.channel_id)],
+    ["Model", `<span class="mono">${esc(c.model_hash)}</span>`],
+    ["Tokens", `${num(c.prompt_tokens)} prompt + ${num(c.completion_tokens)} completion`],
+    ["Billed", amount(c.amount)],
+  ]);
+}
+
+function viewNotFound(path) {
+  return `<h1>Page not found</h1><p>There is no explorer page at <code>#${esc(path)}</code>.</p><p><a href="#/">Go to the overview</a></p>`;
+}
+
+// ---------- routing ----------
+
+const routes = [
+  [/^\/?$/, () => viewOverview(), "overview"],
+  [/^\/providers$/, () => viewProviders(), "providers"],
+  [/^\/provider\/([0-9a-fA-F]+)$/, m => viewProvider(m[1]), "providers"],
+  [/^\/blocks$/, (m, q) => viewBlocks(q), "blocks"],
+  [/^\/block\/(\d+)$/, m => viewBlock(m[1]), "blocks"],
+  [/^\/tx\/([0-9a-fA-F]+)$/, m => viewTx(m[1]), "blocks"],
+  [/^\/account\/([0-9a-fA-F]+)$/, m => viewAccount(m[1]), ""],
+  [/^\/epochs$/, () => viewEpochs(), "epochs"],
+  [/^\/epoch\/(\d+)$/, m => viewEpoch(m[1]), "epochs"],
+  [/^\/audits$/, () => viewAudits(), "audits"],
+  [/^\/channels$/, () => viewChannels(), "channels"],
+  [/^\/channel\/(\d+)$/, m => viewChannel(m[1]), "channels"],
+  [/^\/validators$/, () => viewValidators(), "validators"],
+  [/^\/receipt$/, (m, q) => viewReceipt(q), "receipt"],
+];
+
+function current() {
+  const raw = decodeURIComponent(location.hash.replace(/^#/, "")) || "/";
+  const [path, qs] = raw.split("?");
+  return { path, q: new URLSearchParams(qs || "") };
+}
+
+async function render(navigated) {
+  const seq = ++renderSeq;
+  const { path, q } = current();
+  let html, section = "";
+  const route = routes.find(([re]) => re.test(path));
+  try {
+    if (!route) {
+      html = viewNotFound(path);
+    } else {
+      section = route[2];
+      html = await route[1](path.match(route[0]), q);
+    }
+  } catch (e) {
+    html = e.status === 404
+      ? `<h1>Not found</h1><p>${esc(e.message)}</p><p><a href="#/">Go to the overview</a></p>`
+      : `<h1>Something went wrong</h1><div class="err" role="alert">${esc(e.message)}</div>`;
+  }
+  if (seq !== renderSeq) return; // a newer render started
+  const y = window.scrollY;
+  main.innerHTML = html;
+  document.querySelectorAll("nav a").forEach(a => {
+    if (a.dataset.nav === section) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  });
+  const h1 = main.querySelector("h1");
+  document.title = (h1 ? h1.textContent + " · " : "") + "Agora explorer";
+  if (navigated) {
+    main.focus({ preventScroll: true });
+    window.scrollTo(0, 0);
+  } else {
+    window.scrollTo(0, y);
+  }
+  statusEl.textContent = "Updated " + new Date().toLocaleTimeString("en-GB");
+  const form = document.getElementById("check-form");
+  if (form) {
+    form.addEventListener("submit", ev => {
+      ev.preventDefault();
+      checkReceipt(document.getElementById("receipt-input").value);
+    });
+    if (q.get("id")) checkReceipt(q.get("id"));
+  }
+}
+
+function schedule() {
+  clearInterval(timer);
+  timer = setInterval(() => {
+    if (!autoRefresh || document.hidden) return;
+    const a = document.activeElement;
+    if (a && (a.tagName === "INPUT" || a.tagName === "TEXTAREA")) return; // do not disturb typing
+    if (current().path === "/receipt") return; // a check result stays until the next check
+    render(false);
+  }, 4000);
+}
+
+refreshBtn.addEventListener("click", () => {
+  autoRefresh = !autoRefresh;
+  refreshBtn.setAttribute("aria-pressed", String(autoRefresh));
+  refreshBtn.textContent = "Auto-refresh: " + (autoRefresh ? "on" : "off");
+});
+
+document.getElementById("search").addEventListener("submit", ev => {
+  ev.preventDefault();
+  const v = document.getElementById("q").value.trim();
+  if (/^\d+$/.test(v)) location.hash = "#/block/" + v;
+  else if (/^[0-9a-fA-F]{40}$/.test(v)) location.hash = "#/account/" + v.toLowerCase();
+  else if (/^[0-9a-fA-F]{64}$/.test(v)) {
+    // A tx hash or a receipt id: try the tx first.
+    fetch(API + "/tx/" + v).then(r => {
+      location.hash = r.ok ? "#/tx/" + v.toLowerCase() : "#/receipt?id=" + v.toLowerCase();
+    });
+  } else if (v) location.hash = "#/receipt?id=" + encodeURIComponent(v);
+});
+
+window.addEventListener("hashchange", () => render(true));
+render(false);
+schedule();
