@@ -72,7 +72,7 @@ func TestCLI(t *testing.T) {
 	c, _ := client.New(rpc)
 	waitServing(t, c, p, 2)
 	// a second process on the same home is refused clearly
-	if out := runFail(t, "start", "--home", home, "--api.laddr", "127.0.0.1:0"); !strings.Contains(out, "already in use") {
+	if out := runFail(t, "start", "--home", home, "--api.laddr", "127.0.0.1:0"); !strings.Contains(out, "already running") {
 		t.Fatalf("second start: %s", out)
 	}
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/verify"
 )
 
 //go:embed ui
@@ -430,7 +431,22 @@ func (s *Server) epoch(r *http.Request) (any, error) {
 	if _, err := query(s.State, "/commitments/"+strconv.FormatUint(n, 10), &cms); err != nil {
 		return nil, err
 	}
-	out["commitments"] = cms
+	var params types.Params
+	if _, err := query(s.State, "/params", &params); err != nil {
+		return nil, err
+	}
+	rows := []EpochCommitment{}
+	for _, c := range cms {
+		row := EpochCommitment{CommitmentView: c, Sampled: []uint64{}}
+		if len(ev.Seed) > 0 {
+			// The same rule the validators apply (reputation not yet weighed).
+			k := verify.SampleCount(c.ReceiptCount, verify.Rate(params.AuditFloorBps, params.AuditCeilingBps, 0))
+			row.Sampled = verify.SampleIndices(ev.Seed, c.Provider, c.ReceiptCount, k)
+			sort.Slice(row.Sampled, func(i, j int) bool { return row.Sampled[i] < row.Sampled[j] })
+		}
+		rows = append(rows, row)
+	}
+	out["commitments"] = rows
 	all, err := s.Index.Verdicts(0)
 	if err != nil {
 		return nil, err
@@ -443,6 +459,13 @@ func (s *Server) epoch(r *http.Request) (any, error) {
 	}
 	out["verdicts"] = verdicts
 	return out, nil
+}
+
+// EpochCommitment is a commitment with the receipts its epoch's seed selects
+// for audit (empty until the seed is drawn).
+type EpochCommitment struct {
+	app.CommitmentView
+	Sampled []uint64 `json:"sampled"`
 }
 
 func (s *Server) verdicts(r *http.Request) (any, error) {

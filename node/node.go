@@ -228,6 +228,20 @@ func checkFree(laddr string) error {
 	return ln.Close()
 }
 
+// CheckNotRunning fails when another process has the node in home open.
+func CheckNotRunning(home string) error {
+	p := Paths{home}
+	if _, err := os.Stat(p.LockFile()); err != nil {
+		return nil // never started
+	}
+	f, err := lockHome(p.LockFile())
+	if err != nil {
+		return err
+	}
+	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	return f.Close()
+}
+
 // lockHome takes an exclusive advisory lock so two processes never open the
 // same node's databases.
 func lockHome(path string) (*os.File, error) {
@@ -237,7 +251,7 @@ func lockHome(path string) (*os.File, error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("node home %s is already in use by another agora process (lock %s)", filepath.Dir(filepath.Dir(path)), path)
+		return nil, fmt.Errorf("agora is already running on node home %s: another agora process holds its lock %s (stop it first, or use another --home)", filepath.Dir(filepath.Dir(path)), path)
 	}
 	return f, nil
 }

@@ -63,6 +63,16 @@ type GatewayConfig struct {
 	LogLevel      string            `toml:"log_level"`
 }
 
+// ValidatorConfig is validator.toml; flags override it.
+type ValidatorConfig struct {
+	Node     string   `toml:"node"`
+	Key      string   `toml:"key"` // operator key that signs fault reports ("" audits without reporting)
+	Keyring  string   `toml:"keyring"`
+	Listen   string   `toml:"listen"` // /metrics and /v1/audits
+	Models   []string `toml:"models"`
+	LogLevel string   `toml:"log_level"`
+}
+
 // loadTOML fills cfg from path (or, when path is empty, from def if it exists).
 func loadTOML(path, def string, cfg any) error {
 	if path == "" {
@@ -282,6 +292,14 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("backend-model", func() { d.BackendModels = fileList(f.BackendModels, d.BackendModels) })
 		set("backend-api-key", func() { d.BackendKey = firstNonEmpty(f.BackendKey, d.BackendKey) })
 		set("backend-context", func() { d.BackendContext = fileOr(f.BackendContext, d.BackendContext) })
+		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
+	case *ValidatorConfig:
+		f := file.(ValidatorConfig)
+		set("node", func() { d.Node = firstNonEmpty(f.Node, d.Node) })
+		set("from", func() { d.Key = firstNonEmpty(f.Key, d.Key) })
+		set("keyring", func() { d.Keyring = firstNonEmpty(f.Keyring, d.Keyring) })
+		set("listen", func() { d.Listen = firstNonEmpty(f.Listen, d.Listen) })
+		set("model", func() { d.Models = fileList(f.Models, d.Models) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *GatewayConfig:
 		f := file.(GatewayConfig)

@@ -17,12 +17,15 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/explorer"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/node"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/validator"
 )
 
 // nodeFlags are the agora.toml settings that flags can override.
@@ -303,13 +306,16 @@ func upCmd(g *globals) *cobra.Command {
 	var gwAddr, provAddr, modelPath string
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Start a whole local network in one process: node, provider with a built-in model, gateway",
-		Long: "Start a local single-validator chain, a provider serving the built-in demo model (or --model FILE.gguf)\n" +
-			"and an OpenAI-compatible gateway, all in this process. The first run creates the home (test keyring,\n" +
-			"funded accounts, the demo model); later runs resume from it.",
+		Short: "Start a whole local network in one process: node, validator worker, provider with a built-in model, gateway, explorer",
+		Long: "Start a local single-validator chain with its audit worker, a provider serving the built-in demo model\n" +
+			"(or --model FILE.gguf), an OpenAI-compatible gateway and the explorer, all in this process. The first run\n" +
+			"creates the home (test keyring, funded accounts, the demo model); later runs resume from it.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fs := cmd.Flags()
+			if err := node.CheckNotRunning(g.home); err != nil {
+				return err
+			}
 			for _, a := range []struct{ addr, flag string }{{gwAddr, "gateway.laddr"}, {provAddr, "provider.laddr"}} {
 				if err := portFree(a.addr); err != nil {
 					return fmt.Errorf("%s is busy (--%s): %w", a.addr, a.flag, err)
@@ -394,21 +400,51 @@ func upCmd(g *globals) *cobra.Command {
 					b.Close()
 					return nil, err
 				}
+				// The validator worker audits each epoch with the same model
+				// and reports faults with the validator's operator key.
+				opKey, err := kr.PrivKey(o.keyName)
+				if err != nil {
+					gw.Stop()
+					p.Stop()
+					b.Close()
+					return nil, fmt.Errorf("up needs the test-keyring key %q: %w", o.keyName, err)
+				}
+				chain, err := client.New(cfg.RPC.Laddr)
+				var auditor *validator.Auditor
+				if err == nil {
+					auditor, err = validator.NewAuditor(chain, []string{modelPath})
+				}
+				if err != nil {
+					gw.Stop()
+					p.Stop()
+					b.Close()
+					return nil, err
+				}
+				wctx, stopWorker := context.WithCancel(ctx)
+				workerDone := make(chan struct{})
+				go func() {
+					defer close(workerDone)
+					validator.NewWorker(chain, auditor, chain.NewSigner(opKey), nil, logger.With("module", "validator")).Run(wctx)
+				}()
 				model := strings.TrimSuffix(filepath.Base(modelPath), filepath.Ext(modelPath))
 				fmt.Fprintf(g.out, `
-Agora is up (chain %[1]s): a validator, a provider serving %[2]q, and a gateway.
+Agora is up (chain %[1]s): a validator with its audit worker, a provider serving %[2]q, and a gateway.
 
   curl %[3]s/v1/chat/completions -H 'Content-Type: application/json' \
     -d '{"model":"%[2]s","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'
 
   OpenAI SDK (Python):  OpenAI(base_url="%[3]s/v1", api_key="unused")
+  explorer:             %[6]s
   receipts:             curl %[3]s/v1/receipts
   chain status:         curl http://%[4]s/v1/status
   keys:                 agora keys list --keyring test --home %[5]s
 
 Press Ctrl-C to stop; run it again to resume.
-`, n.App().ChainID(), model, gw.URL(), cfg.API.Laddr, g.home)
+`, n.App().ChainID(), model, gw.URL(), cfg.API.Laddr, g.home, explorerURL(cfg))
 				return func() {
+					stopWorker()
+					<-workerDone
+					auditor.Close()
 					gw.Stop()
 					p.Stop()
 					b.Close()
@@ -423,6 +459,14 @@ Press Ctrl-C to stop; run it again to resume.
 	cmd.Flags().Lookup("chain-id").DefValue = "agora-local"
 	cmd.Flags().Set("chain-id", "agora-local")
 	return cmd
+}
+
+// explorerURL is where the node serves the explorer.
+func explorerURL(cfg node.Config) string {
+	if !cfg.Explorer.Enabled {
+		return "disabled ([explorer] enabled = false in agora.toml)"
+	}
+	return "http://" + cfg.API.Laddr + explorer.Prefix
 }
 
 func portFree(addr string) error {

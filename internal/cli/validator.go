@@ -1,12 +1,18 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/validator"
 )
 
@@ -75,6 +81,78 @@ func validatorCmd(g *globals) *cobra.Command {
 	audit.Flags().BoolVar(&doReport, "report", false, "submit fault verdicts on chain (MsgReportFault)")
 	audit.Flags().StringVar(&from, "from", "", "validator operator key that signs the reports")
 	audit.Flags().StringVar(&backend, "keyring", "file", "keyring backend: file or test")
-	cmd.AddCommand(audit)
+	cmd.AddCommand(audit, validatorStartCmd(g))
 	return cmd
+}
+
+func validatorStartCmd(g *globals) *cobra.Command {
+	var cfgPath string
+	c := ValidatorConfig{Node: defaultNode, Keyring: keyring.BackendFile, Listen: "127.0.0.1:8070"}
+	start := &cobra.Command{
+		Use:   "start --model FILE.gguf [--from KEY]",
+		Short: "Audit every epoch as its seed appears and report the faults found (the worker beside a validator node)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fc := ValidatorConfig{}
+			if err := loadTOML(cfgPath, filepath.Join(g.home, "config", "validator.toml"), &fc); err != nil {
+				return err
+			}
+			mergeConfig(cmd.Flags(), &c, fc)
+			logger, err := newLogger(firstNonEmpty(g.logLevel, c.LogLevel), "text", g.errOut)
+			if err != nil {
+				return err
+			}
+			chain, err := client.New(c.Node)
+			if err != nil {
+				return err
+			}
+			var signer *client.Signer
+			if c.Key != "" {
+				priv, err := keyFrom(g.home, c.Keyring, c.Key)
+				if err != nil {
+					return err
+				}
+				signer = chain.NewSigner(priv)
+			} else {
+				logger.Warn("no --from key: faults are logged, not reported on chain")
+			}
+			ln, err := net.Listen("tcp", c.Listen)
+			if err != nil {
+				return fmt.Errorf("%s (--listen): %w", c.Listen, err)
+			}
+			auditor, err := validator.NewAuditor(chain, c.Models)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			defer auditor.Close()
+			reg := registry()
+			w := validator.NewWorker(chain, auditor, signer, reg, logger.With("module", "validator"))
+			srv := &http.Server{Handler: w.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
+			done := make(chan struct{})
+			var cancel context.CancelFunc
+			return runDaemon(cmd.Context(), func(ctx context.Context) error {
+				ctx, cancel = context.WithCancel(ctx)
+				go srv.Serve(ln)
+				go func() { defer close(done); w.Run(ctx) }()
+				logger.Info("validator worker started", "node", c.Node, "listen", "http://"+ln.Addr().String(), "models", len(c.Models), "reporting", signer != nil)
+				return nil
+			}, func() error {
+				cancel()
+				<-done
+				ctx, stop := context.WithTimeout(context.Background(), 5*time.Second)
+				defer stop()
+				logger.Info("validator worker stopped")
+				return srv.Shutdown(ctx)
+			})
+		},
+	}
+	fs := start.Flags()
+	fs.StringVar(&cfgPath, "config", "", "validator.toml (default HOME/config/validator.toml when present)")
+	fs.StringVar(&c.Node, "node", c.Node, "node RPC address")
+	fs.StringVar(&c.Key, "from", "", "validator operator key that signs fault reports (empty: audit without reporting)")
+	fs.StringVar(&c.Keyring, "keyring", c.Keyring, "keyring backend: file or test")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address serving /metrics and /v1/audits")
+	fs.StringSliceVar(&c.Models, "model", nil, "GGUF model files this worker can re-execute (repeatable)")
+	return start
 }

@@ -1,0 +1,166 @@
+package validator
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/client"
+)
+
+// Worker audits every epoch once its seed exists and, with a signer, reports
+// the faults it finds on chain. It is the long-running form of `agora
+// validator audit`.
+type Worker struct {
+	chain    *client.Client
+	auditor  *Auditor
+	signer   *client.Signer // nil: audit only, report nothing
+	log      *slog.Logger
+	interval time.Duration
+	metrics  *workerMetrics
+
+	mu      sync.Mutex
+	next    uint64 // the next epoch to audit
+	results []EpochAudit
+}
+
+// EpochAudit is the summary of one audited epoch.
+type EpochAudit struct {
+	Epoch    uint64    `json:"epoch"`
+	Checked  int       `json:"checked"`  // sampled receipts checked
+	Faults   int       `json:"faults"`   // of which faulty
+	Reported int       `json:"reported"` // fault reports accepted on chain
+	Findings []Finding `json:"findings"`
+	Time     time.Time `json:"time"`
+}
+
+type workerMetrics struct {
+	epochs   prometheus.Counter
+	checked  prometheus.Counter
+	faults   prometheus.Counter
+	reported prometheus.Counter
+}
+
+// NewWorker returns a worker that audits with auditor and reports with
+// signer (nil: audit only). reg may be nil.
+func NewWorker(chain *client.Client, auditor *Auditor, signer *client.Signer, reg prometheus.Registerer, log *slog.Logger) *Worker {
+	m := &workerMetrics{
+		epochs:   prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_validator_epochs_audited_total", Help: "Epochs audited."}),
+		checked:  prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_validator_receipts_checked_total", Help: "Sampled receipts checked."}),
+		faults:   prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_validator_faults_found_total", Help: "Sampled receipts found faulty."}),
+		reported: prometheus.NewCounter(prometheus.CounterOpts{Name: "agora_validator_faults_reported_total", Help: "Fault reports accepted on chain."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.epochs, m.checked, m.faults, m.reported)
+	}
+	return &Worker{chain: chain, auditor: auditor, signer: signer, log: log, interval: 2 * time.Second, metrics: m}
+}
+
+// Recent returns the summaries of the epochs audited since start, newest first.
+func (w *Worker) Recent() []EpochAudit {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]EpochAudit, len(w.results))
+	for i, r := range w.results {
+		out[len(w.results)-1-i] = r
+	}
+	return out
+}
+
+// Run audits epochs as their seeds appear until ctx ends. It starts with the
+// latest ended epoch, so a restarted worker does not re-audit history.
+func (w *Worker) Run(ctx context.Context) {
+	var latest app.EpochView
+	if err := w.chain.Query(ctx, "/epoch/latest", 0, &latest); err == nil {
+		w.next = latest.Number
+	}
+	t := time.NewTicker(w.interval)
+	defer t.Stop()
+	for {
+		w.step(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// step audits every epoch from w.next whose seed exists.
+func (w *Worker) step(ctx context.Context) {
+	for ctx.Err() == nil {
+		var ep app.EpochView
+		err := w.chain.Query(ctx, "/epoch/"+strconv.FormatUint(w.next, 10), 0, &ep)
+		if client.IsNotFound(err) || (err == nil && len(ep.Seed) == 0) {
+			return // not ended, or its seed is not drawn yet
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("validator: read epoch", "epoch", w.next, "err", err)
+			}
+			return
+		}
+		fs, err := w.auditor.AuditEpoch(ctx, w.next)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("validator: audit", "epoch", w.next, "err", err)
+			}
+			return
+		}
+		sum := EpochAudit{Epoch: w.next, Checked: len(fs), Findings: fs, Time: time.Now().UTC()}
+		for _, f := range fs {
+			if !f.OK {
+				sum.Faults++
+			}
+		}
+		if w.signer != nil && sum.Faults > 0 {
+			n, err := Report(ctx, w.signer, fs)
+			sum.Reported = n
+			if err != nil {
+				w.log.Warn("validator: report faults", "epoch", w.next, "err", err)
+			}
+		}
+		w.metrics.epochs.Inc()
+		w.metrics.checked.Add(float64(sum.Checked))
+		w.metrics.faults.Add(float64(sum.Faults))
+		w.metrics.reported.Add(float64(sum.Reported))
+		level := slog.LevelInfo
+		if sum.Faults > 0 {
+			level = slog.LevelWarn
+		}
+		w.log.Log(ctx, level, "epoch audited", "epoch", w.next, "receipts_checked", sum.Checked, "faults", sum.Faults, "reported", sum.Reported)
+		w.mu.Lock()
+		w.results = append(w.results, sum)
+		if len(w.results) > 100 {
+			w.results = w.results[1:]
+		}
+		w.mu.Unlock()
+		w.next++
+	}
+}
+
+// Handler serves the worker's recent audits (GET /v1/audits), /healthz and
+// /metrics from gatherer.
+func (w *Worker) Handler(gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, r *http.Request) { rw.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /v1/audits", func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(rw).Encode(w.Recent())
+	})
+	mux.HandleFunc("/", func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(rw).Encode(map[string]any{"error": map[string]any{"message": "unknown route " + r.Method + " " + r.URL.Path + "; try GET /v1/audits", "code": 404}})
+	})
+	return mux
+}
