@@ -3,8 +3,8 @@ package validator
 import (
 	"context"
 	"encoding/json"
-	"net/http"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
