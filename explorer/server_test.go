@@ -1,0 +1,110 @@
+package explorer
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/types"
+)
+
+func TestServerRoutes(t *testing.T) {
+	x := openIndex(t, t.TempDir())
+	defer x.Close()
+	f := fixture(t)
+	for _, b := range f.blocks {
+		if err := x.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prov := addrOf(f.prov)
+	st := fakeState{
+		"/supply":                             app.SupplyView{ChainID: "test", Total: 5000, Modules: []app.ModuleBalance{{Name: "fee_pool", Address: addrOf(f.other), Balance: 600}}},
+		"/validators":                         []app.ValidatorView{{Operator: addrOf(f.val), Bonded: 900, Power: 9}},
+		"/providers":                          []app.ProviderView{{Address: prov, Registered: true, Endpoint: "http://127.0.0.1:1", Models: []app.ModelView{}}},
+		"/provider/" + prov.String():          app.ProviderView{Address: prov, Registered: true},
+		"/channels/provider/" + prov.String(): []app.ChannelView{},
+		"/commitments/0":                      []app.CommitmentView{{Epoch: 0, Provider: prov, ReceiptCount: 7, Root: make([]byte, 32)}},
+		"/epoch/0":                            app.EpochView{Number: 0, Seed: make([]byte, 32)},
+		"/params":                             types.DefaultParams(),
+	}
+	srv := httptest.NewServer(NewServer(x, st).Handler())
+	defer srv.Close()
+
+	get := func(path string, wantStatus int, out any) string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, wantStatus)
+		}
+		if out != nil {
+			if err := json.Unmarshal(body, out); err != nil {
+				t.Fatalf("GET %s: %v", path, err)
+			}
+		}
+		return string(body)
+	}
+
+	var o Overview
+	get("/explorer/api/overview", 200, &o)
+	if o.Height != 3 || o.Totals.Requests != 7 || o.Validators != 1 || o.Bonded != 900 || o.Providers != 1 || o.ActiveProviders != 1 ||
+		o.FeePool != 600 || o.Supply != 5000 || len(o.Epochs) != 2 || o.Epochs[0].Epoch != 0 || len(o.BlockTimes) != 2 || o.BlockTimes[1].Seconds != 1.5 {
+		t.Fatalf("overview: %+v", o)
+	}
+	var rows []ProviderRow
+	get("/explorer/api/providers", 200, &rows)
+	if len(rows) != 1 || rows[0].Stats.Earned != 30 || rows[0].Stats.Faults != 1 {
+		t.Fatalf("providers: %+v", rows)
+	}
+	var ep struct {
+		Commitments []EpochCommitment `json:"commitments"`
+		Verdicts    []Verdict         `json:"verdicts"`
+	}
+	get("/explorer/api/epoch/0", 200, &ep)
+	if len(ep.Commitments) != 1 || len(ep.Commitments[0].Sampled) == 0 || len(ep.Verdicts) != 1 {
+		t.Fatalf("epoch 0: %+v", ep)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/explorer/api/block/2", 200, `"open_channel"`},
+		{"/explorer/api/block/99", 404, "block 99 is not on chain yet"},
+		{"/explorer/api/block/-1", 400, "height must be a non-negative number"},
+		{"/explorer/api/tx/xyz", 400, "64 hex"},
+		{"/explorer/api/tx/" + strings.Repeat("0", 64), 404, "no transaction"},
+		{"/explorer/api/account/nothex", 400, "not an address"},
+		{"/explorer/api/provider/" + strings.Repeat("ab", 20), 404, "no provider"},
+		{"/explorer/api/epoch/50", 404, "has not started"},
+		{"/explorer/api/blocks?limit=0", 400, "limit must be"},
+		{"/explorer/api/blocks?before=x", 400, "before must be"},
+		{"/explorer/api/nothing", 404, "unknown explorer API route"},
+		{"/explorer/", 200, "<title>Agora explorer</title>"},
+		{"/explorer/assets/app.js", 200, "function render"},
+		{"/explorer/assets/style.css", 200, "--accent"},
+		{"/explorer/no/such/page", 404, "Page not found"},
+	} {
+		if body := get(c.path, c.status, nil); !strings.Contains(body, c.want) {
+			t.Errorf("GET %s: body %.200q does not contain %q", c.path, body, c.want)
+		}
+	}
+	resp, err := http.Post(srv.URL+"/explorer/api/receipt/check", "text/plain", strings.NewReader("{not json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "not a receipt: malformed JSON") {
+		t.Fatalf("malformed receipt: %d %s", resp.StatusCode, body)
+	}
+}
