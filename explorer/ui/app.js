@@ -327,7 +327,7 @@ async function viewEpoch(n) {
     { h: "Billed", n: 1, f: c => amount(c.total_billed) },
     { h: "Merkle root", f: c => `<span class="mono">${esc(c.root)}</span>` },
     { h: "At block", f: c => link.block(c.height) },
-    { h: "Receipts sampled for audit", f: c => e && e.seed ? (c.sampled.length ? esc(c.sampled.join(", ")) : "none") : "after the seed is drawn" },
+    { h: "Receipts sampled for audit", f: c => e && e.seed ? (c.sampled.length ? c.sampled.map(i => "#" + num(i)).join(", ") : "none") : "after the seed is drawn" },
   ], d.commitments || [], "No provider committed for this epoch.");
   html += `<h2>Audit verdicts</h2>` + verdictTable(d.verdicts, "No fault was proven for this epoch.");
   html += `<div class="pager">${s.epoch > 0 ? `<a href="#/epoch/${s.epoch - 1}">← Epoch ${num(s.epoch - 1)}</a>` : ""}<a href="#/epoch/${s.epoch + 1}">Epoch ${num(s.epoch + 1)} →</a></div>`;

@@ -1,0 +1,290 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/agoranet/agora/explorer"
+	"github.com/agoranet/agora/internal/testnet"
+)
+
+// findChromium returns Debian's chromium (installed by .ci/run). Without it
+// the test fails when AGORA_REQUIRE_BROWSER is set (as in CI) and skips
+// otherwise.
+func findChromium(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("AGORA_REQUIRE_BROWSER") != "" {
+		t.Fatal("no chromium on PATH (apt-get install -y chromium)")
+	}
+	t.Skip("no chromium on PATH; set AGORA_REQUIRE_BROWSER=1 to make this a failure")
+	return ""
+}
+
+// TestUpExplorer runs `agora up` on free ports, sends chat requests through
+// its gateway, then drives headless Chromium over the explorer.
+func TestUpExplorer(t *testing.T) {
+	chrome := findChromium(t)
+	home := t.TempDir()
+	ports := testnet.FreePorts(t, 5)
+	api := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	gw := fmt.Sprintf("http://127.0.0.1:%d", ports[3])
+	args := []string{"up", "--home", home, "--epoch-length", "4", "--consensus.timeout_commit", "300ms",
+		"--api.laddr", api, "--rpc.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[1]), "--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[2]),
+		"--gateway.laddr", gw[len("http://"):], "--provider.laddr", fmt.Sprintf("127.0.0.1:%d", ports[4])}
+	up := exec.Command(agoraBin, args...)
+	stdout, _ := up.StdoutPipe()
+	logf, _ := os.Create(filepath.Join(home, "up.log"))
+	defer logf.Close()
+	up.Stderr = logf
+	if err := up.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- up.Wait() }()
+	defer func() {
+		if up.ProcessState == nil {
+			up.Process.Kill()
+		}
+	}()
+	// The banner names the explorer once everything is up.
+	banner := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(strings.TrimSpace(sc.Text()), "Press Ctrl-C") {
+				banner <- all.String()
+			}
+		}
+	}()
+	var out string
+	select {
+	case out = <-banner:
+	case err := <-exited:
+		log, _ := os.ReadFile(filepath.Join(home, "up.log"))
+		t.Fatalf("agora up exited: %v\n%s", err, log)
+	case <-time.After(90 * time.Second):
+		t.Fatal("agora up did not come up in 90 s")
+	}
+	explorerURL := "http://" + api + explorer.Prefix
+	for _, want := range []string{"explorer:             " + explorerURL, "curl " + gw + "/v1/chat/completions", "audit worker"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("banner lacks %q:\n%s", want, out)
+		}
+	}
+
+	// A second `agora up` on the same home is refused and harms nothing.
+	second, err := exec.Command(agoraBin, "up", "--home", home).CombinedOutput()
+	if err == nil || !strings.Contains(string(second), "already running") {
+		t.Fatalf("second agora up: %v\n%s", err, second)
+	}
+
+	// Three paid chat completions through the gateway.
+	var receiptIDs []string
+	for i := 0; i < 3; i++ {
+		resp, err := http.Post(gw+"/v1/chat/completions", "application/json",
+			strings.NewReader(`{"model":"agora-demo","messages":[{"role":"user","content":"Hello number `+fmt.Sprint(i)+`"}],"max_tokens":8}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("chat %d: %d %s", i, resp.StatusCode, body)
+		}
+		receiptIDs = append(receiptIDs, resp.Header.Get("X-Agora-Receipt-Id"))
+	}
+	if len(receiptIDs[0]) != 64 {
+		t.Fatalf("no receipt id header: %q", receiptIDs[0])
+	}
+
+	// Wait for the providers' commitment to be indexed.
+	var ov explorer.Overview
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := fetchJSON("http://"+api+"/explorer/api/overview", &ov); err == nil && ov.Totals.Requests >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the explorer never showed 3 committed requests: %+v", ov)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if ov.Totals.Requests != 3 || ov.Providers != 1 || ov.ActiveProviders != 1 {
+		t.Fatalf("overview: %+v", ov.Totals)
+	}
+	var provs []explorer.ProviderRow
+	if err := fetchJSON("http://"+api+"/explorer/api/providers", &provs); err != nil || len(provs) != 1 {
+		t.Fatalf("providers: %v %v", provs, err)
+	}
+	prov := provs[0].Address.String()
+	committedEpoch := provs[0].Stats.LastEpoch
+	var ep struct {
+		Commitments []explorer.EpochCommitment `json:"commitments"`
+	}
+	if err := fetchJSON(fmt.Sprintf("http://%s/explorer/api/epoch/%d", api, committedEpoch), &ep); err != nil || len(ep.Commitments) != 1 {
+		t.Fatalf("epoch %d: %+v %v", committedEpoch, ep, err)
+	}
+	root := ep.Commitments[0].Root.String()
+
+	shots := os.Getenv("AGORA_SCREENSHOTS")
+	if shots == "" {
+		shots = filepath.Join(os.TempDir(), "agora-explorer-screenshots")
+	}
+	os.MkdirAll(shots, 0o755)
+	t.Logf("screenshots in %s", shots)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.Flag("disable-background-networking", true), chromedp.WindowSize(1280, 1000))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	ctx, cancel := context.WithTimeout(bctx, 120*time.Second)
+	defer cancel()
+
+	text := func(sel string) string {
+		t.Helper()
+		var s string
+		if err := chromedp.Run(ctx, chromedp.Text(sel, &s, chromedp.ByQuery)); err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	// waitFor polls until the JS expression is true.
+	waitFor := func(what, expr string) {
+		t.Helper()
+		if err := chromedp.Run(ctx, chromedp.Poll(expr, nil, chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			var body string
+			chromedp.Run(ctx, chromedp.Text("main", &body, chromedp.ByQuery))
+			t.Fatalf("waiting for %s: %v\npage: %.1500s", what, err, body)
+		}
+	}
+	shot := func(name string) {
+		t.Helper()
+		var png []byte
+		if err := chromedp.Run(ctx, chromedp.CaptureScreenshot(&png)); err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mainHas := func(s string) string {
+		return fmt.Sprintf(`(document.querySelector("main")?.innerText || "").includes(%q)`, s)
+	}
+
+	// Overview: the served request count and the active provider.
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the request count", `document.querySelector("#requests-served")?.textContent === "3"`)
+	if got := text("#providers-online"); got != "1" {
+		t.Fatalf("providers online: %q", got)
+	}
+	shot("overview")
+
+	// Keyboard: the first Tab reaches the skip link; Enter on a nav link navigates.
+	if err := chromedp.Run(ctx, chromedp.KeyEvent("\t")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("focus on the skip link", `document.activeElement?.classList.contains("skip")`)
+	if err := chromedp.Run(ctx, chromedp.Focus(`nav a[href="#/providers"]`, chromedp.ByQuery), chromedp.KeyEvent("\r")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the providers page", `location.hash === "#/providers" && `+mainHas(prov[:8]))
+	if got := text("td .served"); got != "3" {
+		t.Fatalf("requests served in the providers table: %q", got)
+	}
+	shot("providers")
+
+	// The provider's page lists its epoch commitment with the on-chain root.
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/provider/"+prov)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the provider page", `document.querySelector("#provider-requests")?.textContent === "3"`)
+	waitFor("the commitment root", mainHas(root[:12]))
+	shot("provider")
+
+	// The epoch page: the commitment, its root and the receipts sampled for audit.
+	if err := chromedp.Run(ctx, chromedp.Navigate(fmt.Sprintf("%s#/epoch/%d", explorerURL, committedEpoch))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the epoch's commitment", mainHas(root)+" && "+mainHas("Receipts sampled for audit"))
+	shot("epoch")
+
+	// Receipt checker: a real receipt verifies against the committed root.
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/receipt"),
+		chromedp.WaitVisible("#receipt-input", chromedp.ByQuery),
+		chromedp.SendKeys("#receipt-input", receiptIDs[1], chromedp.ByQuery),
+		chromedp.Click(`#check-form button[type="submit"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the verdict", `document.querySelector("#verdict")?.textContent === "Verified"`)
+	waitFor("the inclusion step", mainHas("under that root"))
+	shot("receipt-verified")
+
+	// A malformed receipt gets a clear error.
+	if err := chromedp.Run(ctx, chromedp.SetValue("#receipt-input", `{"receipt": 12`, chromedp.ByQuery),
+		chromedp.Click(`#check-form button[type="submit"]`, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the error", `(document.querySelector("#check-result .err")?.textContent || "").includes("not a receipt")`)
+	shot("receipt-malformed")
+
+	// Unknown routes: in the app and on the server.
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/no-such-page")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the not-found page", mainHas("Page not found"))
+	resp, err := http.Get("http://" + api + "/explorer/no-such-page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("GET /explorer/no-such-page: %d", resp.StatusCode)
+	}
+
+	// Ctrl-C stops everything cleanly.
+	up.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-exited:
+		if err != nil {
+			log, _ := os.ReadFile(filepath.Join(home, "up.log"))
+			t.Fatalf("agora up exit: %v\n%s", err, log)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("agora up did not stop within 30 s of SIGINT")
+	}
+}
+
+func fetchJSON(url string, out any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%s: %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
