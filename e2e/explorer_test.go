@@ -99,6 +99,7 @@ func TestUpExplorer(t *testing.T) {
 
 	// Three paid chat completions through the gateway.
 	var receiptIDs []string
+	var tokens uint64
 	for i := 0; i < 3; i++ {
 		resp, err := http.Post(gw+"/v1/chat/completions", "application/json",
 			strings.NewReader(`{"model":"agora-demo","messages":[{"role":"user","content":"Hello number `+fmt.Sprint(i)+`"}],"max_tokens":8}`))
@@ -111,6 +112,15 @@ func TestUpExplorer(t *testing.T) {
 			t.Fatalf("chat %d: %d %s", i, resp.StatusCode, body)
 		}
 		receiptIDs = append(receiptIDs, resp.Header.Get("X-Agora-Receipt-Id"))
+		var cc struct {
+			Usage struct {
+				Total uint64 `json:"total_tokens"`
+			} `json:"usage"`
+		}
+		if err := json.Unmarshal(body, &cc); err != nil || cc.Usage.Total == 0 {
+			t.Fatalf("chat %d usage: %v %s", i, err, body)
+		}
+		tokens += cc.Usage.Total
 	}
 	if len(receiptIDs[0]) != 64 {
 		t.Fatalf("no receipt id header: %q", receiptIDs[0])
@@ -128,7 +138,7 @@ func TestUpExplorer(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if ov.Totals.Requests != 3 || ov.Providers != 1 || ov.ActiveProviders != 1 {
+	if ov.Totals.Requests != 3 || ov.Totals.Tokens != tokens || ov.Providers != 1 || ov.ActiveProviders != 1 {
 		t.Fatalf("overview: %+v", ov.Totals)
 	}
 	var provs []explorer.ProviderRow
@@ -197,6 +207,9 @@ func TestUpExplorer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the request count", `document.querySelector("#requests-served")?.textContent === "3"`)
+	if got, want := strings.ReplaceAll(text("#tokens-served"), ",", ""), fmt.Sprint(tokens); got != want {
+		t.Fatalf("tokens served: %q, want %q", got, want)
+	}
 	if got := text("#providers-online"); got != "1" {
 		t.Fatalf("providers online: %q", got)
 	}

@@ -101,6 +101,7 @@ type EpochStats struct {
 	Fees        uint64 `json:"fees"`
 	Commitments int    `json:"commitments"`
 	Requests    uint64 `json:"requests"`
+	Tokens      uint64 `json:"tokens"` // prompt + completion, as the providers reported them
 	Billed      uint64 `json:"billed"`
 	Paid        uint64 `json:"paid"` // vouchers redeemed during the epoch
 	Faults      int    `json:"faults"`
@@ -114,6 +115,7 @@ type ProviderStats struct {
 	Address     string `json:"address"`
 	Commitments int    `json:"commitments"`
 	Requests    uint64 `json:"requests"`
+	Tokens      uint64 `json:"tokens"`
 	Billed      uint64 `json:"billed"`
 	Earned      uint64 `json:"earned"` // vouchers redeemed
 	LastEpoch   uint64 `json:"last_epoch"`
@@ -129,6 +131,7 @@ type Commitment struct {
 	Provider string `json:"provider"`
 	Root     string `json:"root"`
 	Requests uint64 `json:"requests"`
+	Tokens   uint64 `json:"tokens"`
 	Billed   uint64 `json:"billed"`
 	Height   int64  `json:"height"`
 	Tx       string `json:"tx"`
@@ -169,6 +172,7 @@ type Totals struct {
 	Failed   uint64 `json:"failed"`
 	Fees     uint64 `json:"fees"`
 	Requests uint64 `json:"requests"`
+	Tokens   uint64 `json:"tokens"`
 	Billed   uint64 `json:"billed"`
 	Paid     uint64 `json:"paid"`
 	Faults   uint64 `json:"faults"`
@@ -441,13 +445,15 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 		t.Fields["root"] = hex.EncodeToString(c.Root)
 		t.Fields["receipt_count"] = u64(c.ReceiptCount)
 		t.Fields["total_billed"] = u64(c.TotalBilled)
+		t.Fields["total_tokens"] = u64(c.TotalTokens)
 		if t.OK() {
-			cm := Commitment{Epoch: c.Epoch, Provider: t.Signer, Root: t.Fields["root"], Requests: c.ReceiptCount, Billed: c.TotalBilled, Height: d.Height, Tx: t.Hash}
+			cm := Commitment{Epoch: c.Epoch, Provider: t.Signer, Root: t.Fields["root"], Requests: c.ReceiptCount, Tokens: c.TotalTokens, Billed: c.TotalBilled, Height: d.Height, Tx: t.Hash}
 			bt.put(key("pc/", dec.Signer, be64(c.Epoch)), cm)
 			if err := bt.updateProvider(dec.Signer, func(p *ProviderStats) {
 				p.Commitments++
 				p.Committed = true
 				p.Requests += c.ReceiptCount
+				p.Tokens += c.TotalTokens
 				p.Billed += c.TotalBilled
 				if c.Epoch > p.LastEpoch {
 					p.LastEpoch = c.Epoch
@@ -459,11 +465,13 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 				e.Epoch = c.Epoch
 				e.Commitments++
 				e.Requests += c.ReceiptCount
+				e.Tokens += c.TotalTokens
 				e.Billed += c.TotalBilled
 			}); err != nil {
 				return nil, err
 			}
 			tot.Requests += c.ReceiptCount
+			tot.Tokens += c.TotalTokens
 			tot.Billed += c.TotalBilled
 		}
 	case *types.TxBody_ReportFault:

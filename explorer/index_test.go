@@ -78,7 +78,7 @@ func fixture(t *testing.T) *chainFixture {
 			Events: []Event{{Type: "epoch_end", Attrs: map[string]string{"epoch": "0"}}}},
 		{Height: 3, Hash: bytesOf(0xa3, 32), Time: t0.Add(2500 * time.Millisecond), Proposer: bytesOf(9, 20),
 			Txs: [][]byte{
-				signed(t, f.prov, 0, &types.MsgCommitEpoch{Epoch: 0, Root: bytesOf(7, 32), ReceiptCount: 7, TotalBilled: 70}),
+				signed(t, f.prov, 0, &types.MsgCommitEpoch{Epoch: 0, Root: bytesOf(7, 32), ReceiptCount: 7, TotalBilled: 70, TotalTokens: 123}),
 				signed(t, f.prov, 1, &types.MsgRedeemVoucher{Voucher: &types.Voucher{ChannelId: 1, CumulativeAmount: 30, Signature: bytesOf(1, 64)}}),
 				signed(t, f.val, 0, &types.MsgReportFault{Epoch: 0, Provider: prov, Index: 3, Fault: types.FaultRefused}),
 			},
@@ -114,7 +114,7 @@ func TestIndexAggregates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Totals{Blocks: 3, Txs: 7, Failed: 2, Fees: 600, Requests: 7, Billed: 70, Paid: 30, Faults: 2, Slashed: 1050, Channels: 1}
+	want := Totals{Blocks: 3, Txs: 7, Failed: 2, Fees: 600, Requests: 7, Tokens: 123, Billed: 70, Paid: 30, Faults: 2, Slashed: 1050, Channels: 1}
 	if tot != want {
 		t.Fatalf("totals\n got %+v\nwant %+v", tot, want)
 	}
@@ -124,14 +124,14 @@ func TestIndexAggregates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantP := ProviderStats{Address: prov.String(), Commitments: 1, Requests: 7, Billed: 70, Earned: 30, LastEpoch: 0, Committed: true, Faults: 1, Slashed: 1000, Refunded: 400}
+	wantP := ProviderStats{Address: prov.String(), Commitments: 1, Requests: 7, Tokens: 123, Billed: 70, Earned: 30, LastEpoch: 0, Committed: true, Faults: 1, Slashed: 1000, Refunded: 400}
 	if ps != wantP {
 		t.Fatalf("provider stats\n got %+v\nwant %+v", ps, wantP)
 	}
 	e0, _ := x.Epoch(0)
 	e1, _ := x.Epoch(1)
 	// Epoch 0 = heights 1-2 (txs, fees), plus the commitment and fault made for it in block 3.
-	if e0.Blocks != 2 || e0.Txs != 4 || e0.Fees != 300 || e0.Requests != 7 || e0.Billed != 70 || e0.Commitments != 1 || e0.Faults != 1 || e0.Slashed != 1000 || e0.Paid != 0 {
+	if e0.Blocks != 2 || e0.Txs != 4 || e0.Fees != 300 || e0.Requests != 7 || e0.Tokens != 123 || e0.Billed != 70 || e0.Commitments != 1 || e0.Faults != 1 || e0.Slashed != 1000 || e0.Paid != 0 {
 		t.Fatalf("epoch 0: %+v", e0)
 	}
 	if e1.Blocks != 1 || e1.Txs != 3 || e1.Fees != 300 || e1.Paid != 30 || e1.Requests != 0 {
@@ -189,7 +189,7 @@ func TestIndexAggregates(t *testing.T) {
 		t.Fatalf("verdicts: %+v", vs)
 	}
 	cms, _ := x.ProviderCommitments(prov, 0)
-	if len(cms) != 1 || cms[0].Root != hex.EncodeToString(bytesOf(7, 32)) || cms[0].Requests != 7 || cms[0].Height != 3 {
+	if len(cms) != 1 || cms[0].Root != hex.EncodeToString(bytesOf(7, 32)) || cms[0].Requests != 7 || cms[0].Tokens != 123 || cms[0].Height != 3 {
 		t.Fatalf("commitments: %+v", cms)
 	}
 	chans, _ := x.Channels(0)

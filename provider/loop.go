@@ -106,6 +106,7 @@ func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, er
 	}
 	p.mu.Lock()
 	es.Count, es.Total = p.epCount[e], p.epTotal[e]
+	tokens := p.epTokens[e]
 	busy := p.writing[e] > 0
 	p.mu.Unlock()
 	if es.Count == 0 || busy {
@@ -126,7 +127,7 @@ func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, er
 		return false, err
 	}
 	root := receipt.Root(ids)
-	_, err = p.signer.Send(ctx, &types.MsgCommitEpoch{Epoch: e, Root: root[:], ReceiptCount: es.Count, TotalBilled: es.Total})
+	_, err = p.signer.Send(ctx, &types.MsgCommitEpoch{Epoch: e, Root: root[:], ReceiptCount: es.Count, TotalBilled: es.Total, TotalTokens: tokens})
 	var te *client.TxError
 	if err != nil && !(errors.As(err, &te) && strings.Contains(te.Log, "already committed")) {
 		return false, err

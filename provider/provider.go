@@ -79,7 +79,8 @@ type Provider struct {
 	verified map[uint64]*types.Voucher // last voucher whose signature checked out
 	epCount  map[uint64]uint64         // epoch → receipts issued (next index)
 	epTotal  map[uint64]uint64
-	writing  map[uint64]int // epoch → receipts being written
+	epTokens map[uint64]uint64 // epoch → prompt + completion tokens
+	writing  map[uint64]int    // epoch → receipts being written
 	chans    map[uint64]app.ChannelView
 	chanMu   map[uint64]*sync.Mutex
 
@@ -153,7 +154,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		addr:     types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		reserved: map[uint64]uint64{}, chans: map[uint64]app.ChannelView{}, chanMu: map[uint64]*sync.Mutex{},
 		billed: map[uint64]uint64{}, vouchers: map[uint64]ChannelState{}, verified: map[uint64]*types.Voucher{}, epCount: map[uint64]uint64{},
-		epTotal: map[uint64]uint64{}, writing: map[uint64]int{},
+		epTotal: map[uint64]uint64{}, epTokens: map[uint64]uint64{}, writing: map[uint64]int{},
 		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
 		metrics: newMetrics(reg), reg: reg, done: make(chan struct{}),
 		priceIn: cfg.PriceIn, priceOut: cfg.PriceOut,
@@ -184,6 +185,7 @@ func (p *Provider) Start(ctx context.Context) error {
 		p.billed[r.ChannelId] += r.Amount
 		p.epCount[r.Epoch] = max(p.epCount[r.Epoch], r.Index+1)
 		p.epTotal[r.Epoch] += r.Amount
+		p.epTokens[r.Epoch] += uint64(r.PromptTokens) + uint64(r.CompletionTokens)
 	}); err != nil {
 		st.Close()
 		return fmt.Errorf("scan receipts: %w", err)

@@ -432,6 +432,7 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 	index := p.epCount[epoch]
 	p.epCount[epoch]++
 	p.epTotal[epoch] += amount
+	p.epTokens[epoch] += uint64(out.PromptTokens) + uint64(out.CompletionTokens)
 	p.billed[v.ChannelId] += amount
 	channelBilled := p.billed[v.ChannelId]
 	p.writing[epoch]++

@@ -156,11 +156,12 @@ type CommitmentView struct {
 	Root         types.HexBytes `json:"root"`
 	ReceiptCount uint64         `json:"receipt_count"`
 	TotalBilled  uint64         `json:"total_billed"`
+	TotalTokens  uint64         `json:"total_tokens"`
 	Height       int64          `json:"height"`
 }
 
 func CommitmentViewOf(c *types.Commitment) CommitmentView {
-	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Root: c.Root, ReceiptCount: c.ReceiptCount, TotalBilled: c.TotalBilled, Height: c.Height}
+	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Root: c.Root, ReceiptCount: c.ReceiptCount, TotalBilled: c.TotalBilled, TotalTokens: c.TotalTokens, Height: c.Height}
 }
 
 type ModuleBalance struct {

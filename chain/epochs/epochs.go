@@ -113,7 +113,7 @@ func Commit(kv store.KV, height int64, provider []byte, m *types.MsgCommitEpoch)
 	}
 	kv.Set(key, codec.Marshal(&types.Commitment{
 		Epoch: m.Epoch, Provider: provider, Root: m.Root,
-		ReceiptCount: m.ReceiptCount, TotalBilled: m.TotalBilled, Height: height,
+		ReceiptCount: m.ReceiptCount, TotalBilled: m.TotalBilled, TotalTokens: m.TotalTokens, Height: height,
 	}))
 	e.Commitments++
 	set(kv, e)

@@ -102,6 +102,7 @@ async function viewOverview() {
     ${card("Validators", num(o.validators), amount(o.validator_bonded) + " bonded")}
     ${card("Providers", `<span id="providers-online">${num(o.active_providers)}</span> active`, `${num(o.providers)} registered`)}
     ${card("Requests served", `<span id="requests-served">${num(t.requests)}</span>`, "committed on chain by providers")}
+    ${card("Tokens served", `<span id="tokens-served">${num(t.tokens)}</span>`, "prompt + completion, as committed")}
     ${card("Billed to clients", amount(t.billed), amount(t.paid) + " redeemed by providers")}
     ${card("Fees", amount(t.fees), amount(o.fee_pool) + " in the fee pool")}
     ${card("Emission", amount(0), "no emission schedule on this chain yet")}
@@ -117,6 +118,7 @@ async function viewOverview() {
   }
   html += `<div class="charts">
     ${barChart("Requests per epoch", eps.map(e => ({ x: "epoch " + e.epoch, y: e.requests })))}
+    ${barChart("Tokens per epoch", eps.map(e => ({ x: "epoch " + e.epoch, y: e.tokens })))}
     ${barChart("Billed per epoch (uagr)", eps.map(e => ({ x: "epoch " + e.epoch, y: e.billed })))}
     ${barChart("Fees per epoch (uagr)", eps.map(e => ({ x: "epoch " + e.epoch, y: e.fees })))}
     ${barChart("Seconds between blocks", o.block_times.map(b => ({ x: "#" + b.height, y: b.seconds })), v => Number(v).toFixed(2) + " s")}
@@ -198,7 +200,7 @@ async function viewProvider(addr) {
     ["Prices", `${num(p.price_input_per_1k)} uagr per 1K prompt tokens, ${num(p.price_output_per_1k)} per 1K completion tokens`],
     ["Hardware", esc([p.hardware.cpu, p.hardware.gpu].filter(Boolean).join(", ") || "—")],
     ["Stake", amount(p.bonded)],
-    ["Requests served", `<span id="provider-requests">${num(s.requests)}</span> in ${num(s.commitments)} committed epoch${s.commitments === 1 ? "" : "s"}`],
+    ["Requests served", `<span id="provider-requests">${num(s.requests)}</span> in ${num(s.commitments)} committed epoch${s.commitments === 1 ? "" : "s"} (${num(s.tokens)} tokens)`],
     ["Billed / earned", `${amount(s.billed)} billed · ${amount(s.earned)} redeemed`],
     ["Faults", p.faults ? `<span class="bad">${num(p.faults)}</span> · ${amount(s.slashed)} slashed · ${amount(s.refunded)} refunded to clients` : "none"],
     ["Reputation", reputation(p)],
@@ -208,6 +210,7 @@ async function viewProvider(addr) {
   html += `<h2>Epoch commitments</h2>` + table([
     { h: "Epoch", f: c => link.epoch(c.epoch) },
     { h: "Receipts", n: 1, f: c => num(c.requests) },
+    { h: "Tokens", n: 1, f: c => num(c.tokens) },
     { h: "Billed", n: 1, f: c => amount(c.billed) },
     { h: "Merkle root", f: c => `<span class="mono">${esc(short(c.root, 12))}</span>` },
     { h: "Committed at", f: c => link.block(c.height) },
@@ -301,6 +304,7 @@ async function viewEpochs() {
     { h: "Blocks", n: 1, f: e => num(e.blocks) },
     { h: "Commitments", n: 1, f: e => num(e.commitments) },
     { h: "Requests", n: 1, f: e => num(e.requests) },
+    { h: "Tokens", n: 1, f: e => num(e.tokens) },
     { h: "Billed", n: 1, f: e => amount(e.billed) },
     { h: "Redeemed", n: 1, f: e => amount(e.paid) },
     { h: "Fees", n: 1, f: e => amount(e.fees) },
@@ -318,12 +322,14 @@ async function viewEpoch(n) {
     ["Audit seed", e.seed ? `<span class="mono">${esc(e.seed)}</span> (block ${link.block(e.seed_height)})` : `drawn at block ${num(e.seed_height)}`],
     ["Opening deadline", link.block(e.opening_deadline)],
     ["Requests committed", num(s.requests)],
+    ["Tokens", num(s.tokens)],
     ["Billed", amount(s.billed)],
     ["Fees", amount(s.fees)],
   ] : [["State", "in progress: providers commit after it ends"], ["Blocks so far", num(s.blocks)], ["Fees", amount(s.fees)]]);
   html += `<h2>Commitments</h2>` + table([
     { h: "Provider", f: c => link.prov(c.provider) },
     { h: "Receipts", n: 1, f: c => num(c.receipt_count) },
+    { h: "Tokens", n: 1, f: c => num(c.total_tokens) },
     { h: "Billed", n: 1, f: c => amount(c.total_billed) },
     { h: "Merkle root", f: c => `<span class="mono">${esc(c.root)}</span>` },
     { h: "At block", f: c => link.block(c.height) },
