@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,12 +43,12 @@ func findChromium(t *testing.T) string {
 func TestUpExplorer(t *testing.T) {
 	chrome := findChromium(t)
 	home := t.TempDir()
-	ports := testnet.FreePorts(t, 5)
+	ports := testnet.FreePorts(t, 4)
 	api := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	gw := fmt.Sprintf("http://127.0.0.1:%d", ports[3])
-	args := []string{"up", "--home", home, "--epoch-length", "4", "--consensus.timeout_commit", "300ms",
+	args := []string{"up", "--home", home, "--providers", "2", "--epoch-length", "4", "--consensus.timeout_commit", "300ms",
 		"--api.laddr", api, "--rpc.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[1]), "--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[2]),
-		"--gateway.laddr", gw[len("http://"):], "--provider.laddr", fmt.Sprintf("127.0.0.1:%d", ports[4])}
+		"--gateway.laddr", gw[len("http://"):], "--provider.laddr", fmt.Sprintf("127.0.0.1:%d", twoFreePorts(t))}
 	up := exec.Command(agoraBin, args...)
 	stdout, _ := up.StdoutPipe()
 	logf, _ := os.Create(filepath.Join(home, "up.log"))
@@ -138,15 +139,23 @@ func TestUpExplorer(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if ov.Totals.Requests != 3 || ov.Totals.Tokens != tokens || ov.Providers != 1 || ov.ActiveProviders != 1 {
+	if ov.Totals.Requests != 3 || ov.Totals.Tokens != tokens || ov.Providers != 2 || ov.ActiveProviders < 1 {
 		t.Fatalf("overview: %+v", ov.Totals)
 	}
 	var provs []explorer.ProviderRow
-	if err := fetchJSON("http://"+api+"/explorer/api/providers", &provs); err != nil || len(provs) != 1 {
+	if err := fetchJSON("http://"+api+"/explorer/api/providers", &provs); err != nil || len(provs) != 2 {
 		t.Fatalf("providers: %v %v", provs, err)
 	}
-	prov := provs[0].Address.String()
-	committedEpoch := provs[0].Stats.LastEpoch
+	// The gateway routes to the cheaper provider (the first); it served all three.
+	busy := provs[0]
+	if provs[1].Stats.Requests > busy.Stats.Requests {
+		busy = provs[1]
+	}
+	if busy.Stats.Requests != 3 || busy.PriceInputPer1K != 10 {
+		t.Fatalf("the cheaper provider did not serve the 3 requests: %+v", provs)
+	}
+	prov := busy.Address.String()
+	committedEpoch := busy.Stats.LastEpoch
 	var ep struct {
 		Commitments []explorer.EpochCommitment `json:"commitments"`
 	}
@@ -210,8 +219,8 @@ func TestUpExplorer(t *testing.T) {
 	if got, want := strings.ReplaceAll(text("#tokens-served"), ",", ""), fmt.Sprint(tokens); got != want {
 		t.Fatalf("tokens served: %q, want %q", got, want)
 	}
-	if got := text("#providers-online"); got != "1" {
-		t.Fatalf("providers online: %q", got)
+	if got := text("#providers-online"); got != fmt.Sprint(ov.ActiveProviders) {
+		t.Fatalf("providers online: %q, want %d", got, ov.ActiveProviders)
 	}
 	shot("overview")
 
@@ -224,8 +233,12 @@ func TestUpExplorer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the providers page", `location.hash === "#/providers" && `+mainHas(prov[:8]))
-	if got := text("td .served"); got != "3" {
-		t.Fatalf("requests served in the providers table: %q", got)
+	var served []string
+	if err := chromedp.Run(ctx, chromedp.Evaluate(`[...document.querySelectorAll("td .served")].map(e => e.textContent).sort()`, &served)); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(served, ",") != "0,3" {
+		t.Fatalf("requests served in the providers table: %v, want 0 and 3", served)
 	}
 	shot("providers")
 
@@ -288,6 +301,28 @@ func TestUpExplorer(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("agora up did not stop within 30 s of SIGINT")
 	}
+}
+
+// twoFreePorts returns a port p with p and p+1 free on 127.0.0.1 (the
+// second provider listens on the first one's port + 1).
+func twoFreePorts(t *testing.T) int {
+	for i := 0; i < 50; i++ {
+		p := testnet.FreePorts(t, 1)[0]
+		if p < 65535 && portIsFree(p+1) {
+			return p
+		}
+	}
+	t.Fatal("no two consecutive free ports")
+	return 0
+}
+
+func portIsFree(p int) bool {
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }
 
 func fetchJSON(url string, out any) error {

@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,15 +16,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/engine/gguf"
-	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/explorer"
-	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/node"
-	"github.com/agoranet/agora/provider"
-	"github.com/agoranet/agora/validator"
 )
 
 // nodeFlags are the agora.toml settings that flags can override.
@@ -298,166 +291,6 @@ func testnetCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&basePort, "base-port", 26656, "first port")
 	cmd.Flags().Uint64Var(&stake, "stake", 10_000_000_000, "each validator's bond, uagr")
 	cmd.Flags().Uint64Var(&balance, "balance", 1_000_000_000_000, "each operator's balance, uagr")
-	return cmd
-}
-
-func upCmd(g *globals) *cobra.Command {
-	o := &initOpts{}
-	var gwAddr, provAddr, modelPath string
-	cmd := &cobra.Command{
-		Use:   "up",
-		Short: "Start a whole local network in one process: node, validator worker, provider with a built-in model, gateway, explorer",
-		Long: "Start a local single-validator chain with its audit worker, a provider serving the built-in demo model\n" +
-			"(or --model FILE.gguf), an OpenAI-compatible gateway and the explorer, all in this process. The first run\n" +
-			"creates the home (test keyring, funded accounts, the demo model); later runs resume from it.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fs := cmd.Flags()
-			if err := node.CheckNotRunning(g.home); err != nil {
-				return err
-			}
-			for _, a := range []struct{ addr, flag string }{{gwAddr, "gateway.laddr"}, {provAddr, "provider.laddr"}} {
-				if err := portFree(a.addr); err != nil {
-					return fmt.Errorf("%s is busy (--%s): %w", a.addr, a.flag, err)
-				}
-			}
-			if !node.Initialized(g.home) {
-				fmt.Fprintf(g.out, "Creating a local network in %s ...\n", g.home)
-				o.keyringBackend = keyring.BackendTest
-				if err := runInit(g, o, fs, func(kr *keyring.Keyring) ([]types.GenesisAccount, error) {
-					var out []types.GenesisAccount
-					for _, name := range []string{"demo", "provider"} {
-						k, err := getOrAddKey(kr, name)
-						if err != nil {
-							return nil, err
-						}
-						out = append(out, types.GenesisAccount{Address: k.Address, Balance: o.balance})
-					}
-					return out, nil
-				}); err != nil {
-					return err
-				}
-			}
-			if modelPath == "" {
-				modelPath = filepath.Join(g.home, "models", "agora-demo.gguf")
-				if _, err := os.Stat(modelPath); err != nil {
-					fmt.Fprintf(g.out, "Writing the built-in demo model to %s ...\n", modelPath)
-					os.MkdirAll(filepath.Dir(modelPath), 0o755)
-					if err := native.WriteRandomModel(modelPath, native.GenOptions{Dim: 128, Layers: 4, Heads: 4, KVHeads: 2, Vocab: 4096, Context: 1024, Seed: 1, Type: gguf.Q8_0, Name: "agora-demo"}); err != nil {
-						return err
-					}
-				}
-			}
-			cfg, err := node.LoadConfig(g.home)
-			if err != nil {
-				return err
-			}
-			o.nf.apply(fs, &cfg)
-			return runNode(cmd.Context(), g, cfg, func(ctx context.Context, n *node.Node, logger *slog.Logger) (func(), error) {
-				kr, err := keyring.Open(g.home, keyring.BackendTest, nil)
-				if err != nil {
-					return nil, err
-				}
-				provKey, err := kr.PrivKey("provider")
-				if err != nil {
-					return nil, fmt.Errorf("up needs the test-keyring key %q: %w", "provider", err)
-				}
-				demoKey, err := kr.PrivKey("demo")
-				if err != nil {
-					return nil, fmt.Errorf("up needs the test-keyring key %q: %w", "demo", err)
-				}
-				fmt.Fprintf(g.out, "Waiting for the first block ...\n")
-				for n.App().Height() < 1 {
-					select {
-					case <-ctx.Done():
-						return nil, ctx.Err()
-					case <-time.After(100 * time.Millisecond):
-					}
-				}
-				fmt.Fprintf(g.out, "Loading the model and registering the provider ...\n")
-				b, err := provider.NewNativeBackend([]string{modelPath}, native.Options{})
-				if err != nil {
-					return nil, err
-				}
-				p, err := provider.New(provider.Config{ChainRPC: cfg.RPC.Laddr, Key: provKey, Listen: provAddr, DataDir: filepath.Join(g.home, "data", "provider"),
-					PriceIn: 10, PriceOut: 20, Concurrency: 2}, b, logger.With("module", "provider"), nil)
-				if err != nil {
-					b.Close()
-					return nil, err
-				}
-				if err := p.Start(ctx); err != nil {
-					b.Close()
-					return nil, err
-				}
-				gw, err := gateway.New(gateway.Config{ChainRPC: cfg.RPC.Laddr, Key: demoKey, Listen: gwAddr, DataDir: filepath.Join(g.home, "data", "gateway")}, logger.With("module", "gateway"), nil)
-				if err != nil {
-					p.Stop()
-					b.Close()
-					return nil, err
-				}
-				if err := gw.Start(ctx); err != nil {
-					p.Stop()
-					b.Close()
-					return nil, err
-				}
-				// The validator worker audits each epoch with the same model
-				// and reports faults with the validator's operator key.
-				opKey, err := kr.PrivKey(o.keyName)
-				if err != nil {
-					gw.Stop()
-					p.Stop()
-					b.Close()
-					return nil, fmt.Errorf("up needs the test-keyring key %q: %w", o.keyName, err)
-				}
-				chain, err := client.New(cfg.RPC.Laddr)
-				var auditor *validator.Auditor
-				if err == nil {
-					auditor, err = validator.NewAuditor(chain, []string{modelPath})
-				}
-				if err != nil {
-					gw.Stop()
-					p.Stop()
-					b.Close()
-					return nil, err
-				}
-				wctx, stopWorker := context.WithCancel(ctx)
-				workerDone := make(chan struct{})
-				go func() {
-					defer close(workerDone)
-					validator.NewWorker(chain, auditor, chain.NewSigner(opKey), nil, logger.With("module", "validator")).Run(wctx)
-				}()
-				model := strings.TrimSuffix(filepath.Base(modelPath), filepath.Ext(modelPath))
-				fmt.Fprintf(g.out, `
-Agora is up (chain %[1]s): a validator with its audit worker, a provider serving %[2]q, and a gateway.
-
-  curl %[3]s/v1/chat/completions -H 'Content-Type: application/json' \
-    -d '{"model":"%[2]s","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'
-
-  OpenAI SDK (Python):  OpenAI(base_url="%[3]s/v1", api_key="unused")
-  explorer:             %[6]s
-  receipts:             curl %[3]s/v1/receipts
-  chain status:         curl http://%[4]s/v1/status
-  keys:                 agora keys list --keyring test --home %[5]s
-
-Press Ctrl-C to stop; run it again to resume.
-`, n.App().ChainID(), model, gw.URL(), cfg.API.Laddr, g.home, explorerURL(cfg))
-				return func() {
-					stopWorker()
-					<-workerDone
-					auditor.Close()
-					gw.Stop()
-					p.Stop()
-					b.Close()
-				}, nil
-			})
-		},
-	}
-	o.register(cmd)
-	cmd.Flags().StringVar(&gwAddr, "gateway.laddr", "127.0.0.1:8080", "gateway listen address")
-	cmd.Flags().StringVar(&provAddr, "provider.laddr", "127.0.0.1:8090", "provider listen address")
-	cmd.Flags().StringVar(&modelPath, "model", "", "GGUF model to serve (default: the built-in demo model, written on first run)")
-	cmd.Flags().Lookup("chain-id").DefValue = "agora-local"
-	cmd.Flags().Set("chain-id", "agora-local")
 	return cmd
 }
 

@@ -1,0 +1,293 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/engine/gguf"
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/node"
+	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/validator"
+)
+
+// upOpts are `agora up`'s own flags (the node's come from initOpts).
+type upOpts struct {
+	gwAddr, provAddr, modelPath string
+	backend                     string
+	backendModels               []string
+	providers                   int
+}
+
+// providerKeyName names the test-keyring key of the i-th local provider.
+func providerKeyName(i int) string {
+	if i == 0 {
+		return "provider"
+	}
+	return "provider-" + strconv.Itoa(i+1)
+}
+
+// providerAddr is the i-th provider's listen address: the base port + i.
+func providerAddr(base string, i int) (string, error) {
+	host, port, err := net.SplitHostPort(base)
+	if err != nil {
+		return "", fmt.Errorf("--provider.laddr %q: %w", base, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p+i > 65535 {
+		return "", fmt.Errorf("--provider.laddr %q: bad port", base)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+i)), nil
+}
+
+// cleanups runs registered stop functions in reverse order.
+type cleanups []func()
+
+func (c *cleanups) add(f func()) { *c = append(*c, f) }
+
+func (c cleanups) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
+func upCmd(g *globals) *cobra.Command {
+	o := &initOpts{}
+	u := &upOpts{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start a whole local network in one process: node, validator worker, provider(s) with a built-in model, gateway, explorer",
+		Long: "Start a local single-validator chain with its audit worker, providers serving the built-in demo model\n" +
+			"(or --model FILE.gguf, or --backend URL), an OpenAI-compatible gateway and the explorer, all in this\n" +
+			"process. The first run creates the home (test keyring, funded accounts, the demo model); later runs\n" +
+			"resume from it.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd, g, o, u) },
+	}
+	o.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&u.gwAddr, "gateway.laddr", "127.0.0.1:8080", "gateway listen address")
+	f.StringVar(&u.provAddr, "provider.laddr", "127.0.0.1:8090", "first provider's listen address (the next ones take the following ports)")
+	f.IntVar(&u.providers, "providers", 1, "number of providers")
+	f.StringVar(&u.modelPath, "model", "", "GGUF model to serve (default: the built-in demo model, written on first run)")
+	f.StringVar(&u.backend, "backend", "", "serve an OpenAI-compatible server's models (e.g. http://127.0.0.1:8081/v1) instead of a GGUF file")
+	f.StringSliceVar(&u.backendModels, "backend-model", nil, "model name served by --backend (repeatable)")
+	f.Lookup("chain-id").DefValue = "agora-local"
+	f.Set("chain-id", "agora-local")
+	return cmd
+}
+
+func runUp(cmd *cobra.Command, g *globals, o *initOpts, u *upOpts) error {
+	fs := cmd.Flags()
+	if u.providers < 1 || u.providers > 16 {
+		return fmt.Errorf("--providers %d: want 1 to 16", u.providers)
+	}
+	if u.backend != "" && len(u.backendModels) == 0 {
+		return errors.New("--backend needs at least one --backend-model NAME")
+	}
+	if u.backend != "" && u.modelPath != "" {
+		return errors.New("give --model or --backend, not both")
+	}
+	if err := node.CheckNotRunning(g.home); err != nil {
+		return err
+	}
+	addrs := []struct{ addr, flag string }{{u.gwAddr, "gateway.laddr"}}
+	for i := 0; i < u.providers; i++ {
+		a, err := providerAddr(u.provAddr, i)
+		if err != nil {
+			return err
+		}
+		addrs = append(addrs, struct{ addr, flag string }{a, "provider.laddr"})
+	}
+	for _, a := range addrs {
+		if err := portFree(a.addr); err != nil {
+			return fmt.Errorf("%s is busy (--%s): %w", a.addr, a.flag, err)
+		}
+	}
+	if !node.Initialized(g.home) {
+		fmt.Fprintf(g.out, "Creating a local network in %s ...\n", g.home)
+		o.keyringBackend = keyring.BackendTest
+		if err := runInit(g, o, fs, func(kr *keyring.Keyring) ([]types.GenesisAccount, error) {
+			names := []string{"demo"}
+			for i := 0; i < u.providers; i++ {
+				names = append(names, providerKeyName(i))
+			}
+			var out []types.GenesisAccount
+			for _, name := range names {
+				k, err := getOrAddKey(kr, name)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, types.GenesisAccount{Address: k.Address, Balance: o.balance})
+			}
+			return out, nil
+		}); err != nil {
+			return err
+		}
+	}
+	if u.backend == "" && u.modelPath == "" {
+		u.modelPath = filepath.Join(g.home, "models", "agora-demo.gguf")
+		if _, err := os.Stat(u.modelPath); err != nil {
+			fmt.Fprintf(g.out, "Writing the built-in demo model to %s ...\n", u.modelPath)
+			os.MkdirAll(filepath.Dir(u.modelPath), 0o755)
+			if err := native.WriteRandomModel(u.modelPath, native.GenOptions{Dim: 128, Layers: 4, Heads: 4, KVHeads: 2, Vocab: 4096, Context: 1024, Seed: 1, Type: gguf.Q8_0, Name: "agora-demo"}); err != nil {
+				return err
+			}
+		}
+	}
+	cfg, err := node.LoadConfig(g.home)
+	if err != nil {
+		return err
+	}
+	o.nf.apply(fs, &cfg)
+	return runNode(cmd.Context(), g, cfg, func(ctx context.Context, n *node.Node, logger *slog.Logger) (func(), error) {
+		var stop cleanups
+		banner, err := startLocalNet(ctx, g, o, u, cfg, n, logger, &stop)
+		if err != nil {
+			stop.run()
+			return nil, err
+		}
+		fmt.Fprint(g.out, banner)
+		return stop.run, nil
+	})
+}
+
+// startLocalNet starts the providers, the gateway and the validator worker
+// beside the running node, registering how to stop each in stop. It returns
+// the banner to print.
+func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg node.Config, n *node.Node, logger *slog.Logger, stop *cleanups) (string, error) {
+	kr, err := keyring.Open(g.home, keyring.BackendTest, nil)
+	if err != nil {
+		return "", err
+	}
+	demoKey, err := kr.PrivKey("demo")
+	if err != nil {
+		return "", fmt.Errorf("up needs the test-keyring key %q: %w", "demo", err)
+	}
+	opKey, err := kr.PrivKey(o.keyName)
+	if err != nil {
+		return "", fmt.Errorf("up needs the test-keyring key %q: %w", o.keyName, err)
+	}
+	fmt.Fprintf(g.out, "Waiting for the first block ...\n")
+	for n.App().Height() < 1 {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	chain, err := client.New(cfg.RPC.Laddr)
+	if err != nil {
+		return "", err
+	}
+	opSigner := chain.NewSigner(opKey)
+
+	var b provider.Backend
+	model := ""
+	if u.backend != "" {
+		b = provider.NewOpenAIBackend(u.backend, "", u.backendModels, 4096)
+		model = u.backendModels[0]
+	} else {
+		fmt.Fprintf(g.out, "Loading the model %s ...\n", u.modelPath)
+		nb, err := provider.NewNativeBackend([]string{u.modelPath}, native.Options{})
+		if err != nil {
+			return "", err
+		}
+		stop.add(func() { nb.Close() })
+		b = nb
+		model = strings.TrimSuffix(filepath.Base(u.modelPath), filepath.Ext(u.modelPath))
+	}
+	fmt.Fprintf(g.out, "Registering %d provider(s) ...\n", u.providers)
+	for i := 0; i < u.providers; i++ {
+		name := providerKeyName(i)
+		key, err := kr.PrivKey(name)
+		if err != nil {
+			// A provider added on a later run: a new key, funded by the validator's operator.
+			info, err := kr.Add(name)
+			if err != nil {
+				return "", fmt.Errorf("provider key %q: %w", name, err)
+			}
+			if _, err := opSigner.Send(ctx, &types.MsgSend{To: info.Address, Amount: 10_000_000_000}); err != nil {
+				return "", fmt.Errorf("fund provider %q: %w", name, err)
+			}
+			if key, err = kr.PrivKey(name); err != nil {
+				return "", err
+			}
+		}
+		addr, _ := providerAddr(u.provAddr, i)
+		dir := filepath.Join(g.home, "data", name)
+		p, err := provider.New(provider.Config{ChainRPC: cfg.RPC.Laddr, Key: key, Listen: addr, DataDir: dir,
+			PriceIn: uint64(10 + i), PriceOut: uint64(20 + 2*i), Concurrency: 2}, b, logger.With("module", "provider", "provider", name), nil)
+		if err != nil {
+			return "", err
+		}
+		if err := p.Start(ctx); err != nil {
+			return "", err
+		}
+		stop.add(func() { p.Stop() })
+	}
+	gw, err := gateway.New(gateway.Config{ChainRPC: cfg.RPC.Laddr, Key: demoKey, Listen: u.gwAddr, DataDir: filepath.Join(g.home, "data", "gateway")}, logger.With("module", "gateway"), nil)
+	if err != nil {
+		return "", err
+	}
+	if err := gw.Start(ctx); err != nil {
+		return "", err
+	}
+	stop.add(func() { gw.Stop() })
+
+	// The validator's audit worker re-executes sampled receipts with the
+	// same model (an OpenAI-compatible backend's are unverifiable by
+	// re-execution) and reports faults with the operator key.
+	var models []string
+	if u.modelPath != "" {
+		models = []string{u.modelPath}
+	}
+	auditor, err := validator.NewAuditor(chain, models)
+	if err != nil {
+		return "", err
+	}
+	wctx, stopWorker := context.WithCancel(ctx)
+	workerDone := make(chan struct{})
+	go func() {
+		defer close(workerDone)
+		validator.NewWorker(chain, auditor, opSigner, nil, logger.With("module", "validator")).Run(wctx)
+	}()
+	stop.add(func() {
+		stopWorker()
+		<-workerDone
+		auditor.Close()
+	})
+
+	provs := fmt.Sprintf("a provider serving %q", model)
+	if u.providers > 1 {
+		provs = fmt.Sprintf("%d providers serving %q", u.providers, model)
+	}
+	return fmt.Sprintf(`
+Agora is up (chain %[1]s): a validator with its audit worker, %[2]s, and a gateway.
+
+  curl %[3]s/v1/chat/completions -H 'Content-Type: application/json' \
+    -d '{"model":"%[7]s","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'
+
+  OpenAI SDK (Python):  OpenAI(base_url="%[3]s/v1", api_key="unused")
+  explorer:             %[6]s
+  receipts:             curl %[3]s/v1/receipts
+  chain status:         curl http://%[4]s/v1/status
+  keys:                 agora keys list --keyring test --home %[5]s
+
+Press Ctrl-C to stop; run it again to resume.
+`, n.App().ChainID(), provs, gw.URL(), cfg.API.Laddr, g.home, explorerURL(cfg), model), nil
+}
