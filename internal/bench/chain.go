@@ -39,6 +39,7 @@ type ChainOptions struct {
 	BlockTime   time.Duration
 	Dir         string
 	Indexer     string
+	NoExplorer  bool // the explorer's indexer off (it is on in a default node)
 	JSON        bool
 	CPUProfile  string
 	Out         io.Writer
@@ -114,7 +115,7 @@ func RunChain(ctx context.Context, o ChainOptions) (*ChainResult, error) {
 	opAddr := types.AddressFromPubKey(op.Public().(ed25519.PublicKey))
 	g.Accounts = append(g.Accounts, types.GenesisAccount{Address: opAddr, Balance: 1_000_000_000_000})
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	n, cfg, err := startNode(dir, g, opAddr, o.BlockTime, o.Indexer, logger)
+	n, cfg, err := startNode(dir, g, opAddr, o.BlockTime, o.Indexer, !o.NoExplorer, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +124,7 @@ func RunChain(ctx context.Context, o ChainOptions) (*ChainResult, error) {
 	// Pre-sign the transfers (clients sign on their own machines; doing it
 	// here, before the window, keeps signing out of the node's CPU budget).
 	total := int(float64(12_000) * (o.Duration + o.Warmup).Seconds())
-	logf("bench chain: %d senders, %d RPC workers, batches of %d, block time %s, indexer %s", o.Senders, o.Concurrency, o.Batch, o.BlockTime, o.Indexer)
+	logf("bench chain: %d senders, %d RPC workers, batches of %d, block time %s, indexer %s, explorer %v", o.Senders, o.Concurrency, o.Batch, o.BlockTime, o.Indexer, !o.NoExplorer)
 	logf("pre-signing %d transfers ...", total)
 	fee := params.MinFee("send", 0)
 	perWorker := make([][][]byte, o.Concurrency)

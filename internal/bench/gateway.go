@@ -115,7 +115,7 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 	params := types.DefaultParams()
 	g := node.GenesisOptions{ChainID: "agora-bench-gw", Params: params, Accounts: []types.GenesisAccount{
 		{Address: addr(provKey), Balance: 1e12}, {Address: addr(cliKey), Balance: 1e12}, {Address: addr(opKey), Balance: 1e12}}}
-	n, cfg, err := startNode(dir, g, addr(opKey), 300*time.Millisecond, "kv", quiet)
+	n, cfg, err := startNode(dir, g, addr(opKey), 300*time.Millisecond, "kv", true, quiet)
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 
 // startNode writes a fresh single-validator chain in dir (operator op, bond
 // 10× the minimum) on free loopback ports and starts it.
-func startNode(dir string, g node.GenesisOptions, op types.Address, blockTime time.Duration, indexer string, logger *slog.Logger) (*node.Node, node.Config, error) {
+func startNode(dir string, g node.GenesisOptions, op types.Address, blockTime time.Duration, indexer string, explorer bool, logger *slog.Logger) (*node.Node, node.Config, error) {
 	cfg := node.DefaultConfig()
 	ports, err := freePorts(3)
 	if err != nil {
@@ -22,6 +22,7 @@ func startNode(dir string, g node.GenesisOptions, op types.Address, blockTime ti
 	cfg.API.Laddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
 	cfg.Consensus.TimeoutCommit = blockTime
 	cfg.TxIndex.Indexer = indexer
+	cfg.Explorer.Enabled = explorer
 	cfg.Instrumentation.CometBFTMetrics = false
 	home := node.NodeHome(dir, 0)
 	spec := node.ValidatorSpec{Home: home, Moniker: "bench", Operator: op, Bonded: g.Params.MinValidatorStake * 10, Config: cfg}

@@ -28,6 +28,7 @@ func benchCmd(g *globals) *cobra.Command {
 	fs.DurationVar(&o.BlockTime, "block-time", 1_000_000_000, "timeout_commit")
 	fs.StringVar(&o.Dir, "dir", "", "node home (default: a temp dir, removed after)")
 	fs.StringVar(&o.Indexer, "indexer", "null", "tx indexer: null or kv")
+	fs.BoolVar(&o.NoExplorer, "no-explorer", false, "turn the explorer's indexer off (on in a default node)")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file")
 	var go_ bench.GatewayOptions
