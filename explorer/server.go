@@ -162,7 +162,7 @@ type Overview struct {
 	Validators      int            `json:"validators"`
 	Bonded          uint64         `json:"validator_bonded"`
 	Providers       int            `json:"providers"`
-	ActiveProviders int            `json:"active_providers"` // registered, not jailed, committed within the last 3 epochs
+	ActiveProviders int            `json:"active_providers"` // registered, not jailed, committed or registered within the last 3 epochs
 	Supply          uint64         `json:"supply"`
 	FeePool         uint64         `json:"fee_pool"`
 	Totals          Totals         `json:"totals"`
@@ -216,7 +216,10 @@ func (s *Server) overview(*http.Request) (any, error) {
 			continue
 		}
 		o.Providers++
-		if !p.Jailed && p.Stats.Committed && p.Stats.LastEpoch+3 >= o.CurrentEpoch {
+		// Active: not jailed, and either committed work recently or
+		// registered (or updated) recently and has had no epoch to commit yet.
+		recentReg := p.UpdatedHeight > 0 && uint64((p.UpdatedHeight-1)/s.Index.epochLength)+3 >= o.CurrentEpoch
+		if !p.Jailed && ((p.Stats.Committed && p.Stats.LastEpoch+3 >= o.CurrentEpoch) || recentReg) {
 			o.ActiveProviders++
 		}
 	}
