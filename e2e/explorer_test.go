@@ -283,6 +283,41 @@ func TestUpExplorer(t *testing.T) {
 	waitFor("the error", `(document.querySelector("#check-result .err")?.textContent || "").includes("not a receipt")`)
 	shot("receipt-malformed")
 
+	// Settlement: when the epoch's verdict window closes, the emission and
+	// fees are paid out; the provider's verified work earns it a reward.
+	var settled struct {
+		Stats       explorer.EpochStats        `json:"stats"`
+		Commitments []explorer.EpochCommitment `json:"commitments"`
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		if err := fetchJSON(fmt.Sprintf("http://%s/explorer/api/epoch/%d", api, committedEpoch), &settled); err == nil && settled.Stats.Settled {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("epoch %d never settled: %+v", committedEpoch, settled.Stats)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	cm := settled.Commitments[0]
+	if !cm.Settled || cm.Reward == 0 || settled.Stats.Emission == 0 || settled.Stats.ProviderRewards != cm.Reward {
+		t.Fatalf("settlement of epoch %d: %+v, commitment %+v", committedEpoch, settled.Stats, cm)
+	}
+	var paid []explorer.ProviderRow
+	if err := fetchJSON("http://"+api+"/explorer/api/providers", &paid); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range paid {
+		if p.Address.String() == prov && (p.Stats.Rewards < cm.Reward || p.ReputationBps == 0) {
+			t.Fatalf("provider after settlement: rewards %d (epoch reward %d), reputation %d", p.Stats.Rewards, cm.Reward, p.ReputationBps)
+		}
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(fmt.Sprintf("%s#/epoch/%d", explorerURL, committedEpoch))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the settlement", mainHas("to providers")+" && "+mainHas("minted"))
+	shot("epoch-settled")
+
 	// Unknown routes: in the app and on the server.
 	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/no-such-page")); err != nil {
 		t.Fatal(err)

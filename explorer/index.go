@@ -106,8 +106,13 @@ type EpochStats struct {
 	Paid        uint64 `json:"paid"` // vouchers redeemed during the epoch
 	Faults      int    `json:"faults"`
 	Slashed     uint64 `json:"slashed"`
-	FirstTime   string `json:"first_time,omitempty"`
-	LastTime    string `json:"last_time,omitempty"`
+	// Settlement (once the epoch's verdict window closed).
+	Settled          bool   `json:"settled"`
+	Emission         uint64 `json:"emission"`
+	ProviderRewards  uint64 `json:"provider_rewards"`
+	ValidatorRewards uint64 `json:"validator_rewards"`
+	FirstTime        string `json:"first_time,omitempty"`
+	LastTime         string `json:"last_time,omitempty"`
 }
 
 // ProviderStats is a provider's history summed over the chain.
@@ -117,7 +122,8 @@ type ProviderStats struct {
 	Requests    uint64 `json:"requests"`
 	Tokens      uint64 `json:"tokens"`
 	Billed      uint64 `json:"billed"`
-	Earned      uint64 `json:"earned"` // vouchers redeemed
+	Earned      uint64 `json:"earned"`  // vouchers redeemed
+	Rewards     uint64 `json:"rewards"` // emission and fee rewards for verified work
 	LastEpoch   uint64 `json:"last_epoch"`
 	Committed   bool   `json:"committed"` // has committed at least once
 	Faults      int    `json:"faults"`
@@ -178,6 +184,8 @@ type Totals struct {
 	Faults   uint64 `json:"faults"`
 	Slashed  uint64 `json:"slashed"`
 	Channels uint64 `json:"channels"`
+	Emitted  uint64 `json:"emitted"`
+	Rewards  uint64 `json:"rewards"` // to providers and validators
 }
 
 // Index is the explorer's store.
@@ -312,9 +320,32 @@ func (x *Index) Apply(d *BlockData) error {
 			blk.Failed++
 		}
 	}
-	// Block-level slashes (double signing).
+	// Block-level events: settlements, rewards, slashes (double signing).
 	for _, ev := range d.Events {
-		if ev.Type != "slash" {
+		num := func(k string) uint64 { n, _ := strconv.ParseUint(ev.Attrs[k], 10, 64); return n }
+		switch ev.Type {
+		case "epoch_settled":
+			n := num("epoch")
+			if err := bt.updateEpoch(key("e/", be64(n)), func(e *EpochStats) {
+				e.Settled = true
+				e.Emission = num("emission")
+				e.ProviderRewards = num("provider_rewards")
+				e.ValidatorRewards = num("validator_rewards")
+			}); err != nil {
+				return err
+			}
+			tot.Emitted += num("emission")
+			tot.Rewards += num("provider_rewards") + num("validator_rewards")
+			continue
+		case "reward":
+			if a, err := types.ParseAddress(ev.Attrs["provider"]); err == nil {
+				if err := bt.updateProvider(a, func(p *ProviderStats) { p.Rewards += num("amount") }); err != nil {
+					return err
+				}
+			}
+			continue
+		case "slash":
+		default:
 			continue
 		}
 		amt, _ := strconv.ParseUint(ev.Attrs["amount"], 10, 64)

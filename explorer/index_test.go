@@ -87,7 +87,12 @@ func fixture(t *testing.T) *chainFixture {
 				okResult("100", "channel_id", "1", "paid", "30"),
 				okResult("100", "provider", prov.String(), "votes", "1", "applied", "true", "slashed", "1000", "refund", "400", "reward", "100"),
 			},
-			Events: []Event{{Type: "slash", Attrs: map[string]string{"validator": addrOf(f.other).String(), "reason": "DUPLICATE_VOTE", "amount": "50"}}}},
+			Events: []Event{
+				{Type: "slash", Attrs: map[string]string{"validator": addrOf(f.other).String(), "reason": "DUPLICATE_VOTE", "amount": "50"}},
+				{Type: "epoch_settled", Attrs: map[string]string{"epoch": "0", "emission": "1000", "fees": "300", "provider_rewards": "910", "validator_rewards": "390"}},
+				{Type: "reward", Attrs: map[string]string{"epoch": "0", "provider": prov.String(), "amount": "910"}},
+				{Type: "reward", Attrs: map[string]string{"epoch": "0", "validator": addrOf(f.val).String(), "amount": "390"}},
+			}},
 	}
 	return f
 }
@@ -114,7 +119,7 @@ func TestIndexAggregates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Totals{Blocks: 3, Txs: 7, Failed: 2, Fees: 600, Requests: 7, Tokens: 123, Billed: 70, Paid: 30, Faults: 2, Slashed: 1050, Channels: 1}
+	want := Totals{Blocks: 3, Txs: 7, Failed: 2, Fees: 600, Requests: 7, Tokens: 123, Billed: 70, Paid: 30, Faults: 2, Slashed: 1050, Channels: 1, Emitted: 1000, Rewards: 1300}
 	if tot != want {
 		t.Fatalf("totals\n got %+v\nwant %+v", tot, want)
 	}
@@ -124,14 +129,15 @@ func TestIndexAggregates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantP := ProviderStats{Address: prov.String(), Commitments: 1, Requests: 7, Tokens: 123, Billed: 70, Earned: 30, LastEpoch: 0, Committed: true, Faults: 1, Slashed: 1000, Refunded: 400}
+	wantP := ProviderStats{Address: prov.String(), Commitments: 1, Requests: 7, Tokens: 123, Billed: 70, Earned: 30, LastEpoch: 0, Committed: true, Faults: 1, Slashed: 1000, Refunded: 400, Rewards: 910}
 	if ps != wantP {
 		t.Fatalf("provider stats\n got %+v\nwant %+v", ps, wantP)
 	}
 	e0, _ := x.Epoch(0)
 	e1, _ := x.Epoch(1)
 	// Epoch 0 = heights 1-2 (txs, fees), plus the commitment and fault made for it in block 3.
-	if e0.Blocks != 2 || e0.Txs != 4 || e0.Fees != 300 || e0.Requests != 7 || e0.Tokens != 123 || e0.Billed != 70 || e0.Commitments != 1 || e0.Faults != 1 || e0.Slashed != 1000 || e0.Paid != 0 {
+	if e0.Blocks != 2 || e0.Txs != 4 || e0.Fees != 300 || e0.Requests != 7 || e0.Tokens != 123 || e0.Billed != 70 || e0.Commitments != 1 || e0.Faults != 1 || e0.Slashed != 1000 || e0.Paid != 0 ||
+		!e0.Settled || e0.Emission != 1000 || e0.ProviderRewards != 910 || e0.ValidatorRewards != 390 {
 		t.Fatalf("epoch 0: %+v", e0)
 	}
 	if e1.Blocks != 1 || e1.Txs != 3 || e1.Fees != 300 || e1.Paid != 30 || e1.Requests != 0 {

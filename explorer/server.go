@@ -442,9 +442,8 @@ func (s *Server) epoch(r *http.Request) (any, error) {
 	for _, c := range cms {
 		row := EpochCommitment{CommitmentView: c, Sampled: []uint64{}}
 		if len(ev.Seed) > 0 {
-			// The same rule the validators apply (reputation not yet weighed).
-			k := verify.SampleCount(c.ReceiptCount, verify.Rate(params.AuditFloorBps, params.AuditCeilingBps, 0))
-			row.Sampled = verify.SampleIndices(ev.Seed, c.Provider, c.ReceiptCount, k)
+			// The rule the chain and the validators apply.
+			row.Sampled = verify.Sampled(ev.Seed, c.Provider, c.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, c.ReputationBps)
 			sort.Slice(row.Sampled, func(i, j int) bool { return row.Sampled[i] < row.Sampled[j] })
 		}
 		rows = append(rows, row)

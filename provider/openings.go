@@ -2,6 +2,7 @@ package provider
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -23,13 +24,6 @@ type Openings struct {
 	Count    uint64    `json:"count"`
 	Indices  []uint64  `json:"indices"`
 	Openings []Opening `json:"openings"`
-}
-
-// SampleFor returns the receipt indices the epoch's seed selects for audit
-// from a provider's committed count.
-func SampleFor(ep app.EpochView, provider []byte, count, floorBps, ceilingBps, reputation uint64) []uint64 {
-	k := verify.SampleCount(count, verify.Rate(floorBps, ceilingBps, reputation))
-	return verify.SampleIndices(ep.Seed, provider, count, k)
 }
 
 // handleOpenings serves the receipts the epoch's seed selected for audit,
@@ -55,8 +49,14 @@ func (p *Provider) handleOpenings(w http.ResponseWriter, r *http.Request) {
 		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
 		return
 	}
+	// The audit rate follows the reputation recorded in the on-chain commitment.
+	var cm app.CommitmentView
+	if err := p.chain.Query(r.Context(), fmt.Sprintf("/commitment/%d/%s", e, p.addr), 0, &cm); err != nil {
+		oai.Errorf(http.StatusConflict, "invalid_request_error", "epoch", "commitment for epoch %d not readable on chain: %v", e, err).Write(w)
+		return
+	}
 	out := Openings{Epoch: e, Count: uint64(len(ids)), Openings: []Opening{}}
-	out.Indices = SampleFor(ep, p.addr, out.Count, p.params.AuditFloorBps, p.params.AuditCeilingBps, 0)
+	out.Indices = verify.Sampled(ep.Seed, p.addr, out.Count, p.params.AuditFloorBps, p.params.AuditCeilingBps, cm.ReputationBps)
 	root := receipt.Root(ids)
 	for _, i := range out.Indices {
 		sr, err := p.store.ReceiptByID(ids[i])

@@ -127,7 +127,7 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params 
 	fail := func(index uint64, fault, format string, args ...any) Finding {
 		return Finding{Epoch: ep.Number, Provider: addr, Index: index, Fault: fault, Reason: fmt.Sprintf(format, args...)}
 	}
-	want := provider.SampleFor(ep, cm.Provider, cm.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, 0)
+	want := verify.Sampled(ep.Seed, cm.Provider, cm.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, cm.ReputationBps)
 	var pv app.ProviderView
 	var acc app.AccountView
 	if err := a.chain.Query(ctx, "/provider/"+addr, 0, &pv); err != nil {

@@ -92,3 +92,35 @@ func SampleIndices(seed, provider []byte, count, k uint64) []uint64 {
 func DetectionProbability(s, f float64, m int) float64 {
 	return 1 - math.Pow(1-s*f, float64(m))
 }
+
+// NextReputation is a provider's reputation (basis points, 0..10000) after
+// an epoch it committed is settled: a fault resets it to 0, a clean epoch
+// adds step (capped at 10000). Honest providers reach full reputation after
+// ceil(10000 / step) clean epochs and are then audited at the floor rate.
+func NextReputation(rep, step uint64, faulted bool) uint64 {
+	if faulted {
+		return 0
+	}
+	return min(10000, rep+step)
+}
+
+// Emission is the uagr minted for epoch n: initial halved every interval
+// epochs (0 once halved 64 times).
+func Emission(initial, interval, n uint64) uint64 {
+	if interval == 0 {
+		return 0
+	}
+	h := n / interval
+	if h >= 64 {
+		return 0
+	}
+	return initial >> h
+}
+
+// Sampled is the audit sample of a commitment: the indices, in draw order,
+// of the count receipts that provider must open for the epoch with seed,
+// at the rate its reputation (fixed when it committed) gives. The chain,
+// providers, validators and the explorer all call this one function.
+func Sampled(seed, provider []byte, count, floorBps, ceilingBps, reputation uint64) []uint64 {
+	return SampleIndices(seed, provider, count, SampleCount(count, Rate(floorBps, ceilingBps, reputation)))
+}

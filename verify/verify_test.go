@@ -144,3 +144,41 @@ func TestCheckNative(t *testing.T) {
 		t.Fatal("transcript of another model accepted")
 	}
 }
+
+func TestReputationAndEmission(t *testing.T) {
+	rep := uint64(0)
+	for i := 1; i <= 12; i++ {
+		rep = NextReputation(rep, 1000, false)
+		if want := min(10000, uint64(i)*1000); rep != want {
+			t.Fatalf("after %d clean epochs: %d, want %d", i, rep, want)
+		}
+	}
+	if NextReputation(rep, 1000, true) != 0 {
+		t.Fatal("a fault must reset the reputation")
+	}
+	for _, c := range []struct{ initial, interval, n, want uint64 }{
+		{1000, 10, 0, 1000}, {1000, 10, 9, 1000}, {1000, 10, 10, 500}, {1000, 10, 25, 250},
+		{1000, 10, 640, 0}, {^uint64(0), 1, 63, 1}, {^uint64(0), 1, 64, 0}, {7, 0, 3, 0},
+	} {
+		if got := Emission(c.initial, c.interval, c.n); got != c.want {
+			t.Errorf("Emission(%d, %d, %d) = %d, want %d", c.initial, c.interval, c.n, got, c.want)
+		}
+	}
+}
+
+func TestSampledFollowsReputation(t *testing.T) {
+	seed := sha256.Sum256([]byte("s"))
+	prov := []byte("provider-address-20b")
+	if got := len(Sampled(seed[:], prov, 1000, 300, 2000, 0)); got != 200 {
+		t.Fatalf("new provider: %d samples, want 200 (20 %%)", got)
+	}
+	if got := len(Sampled(seed[:], prov, 1000, 300, 2000, 10000)); got != 30 {
+		t.Fatalf("full reputation: %d samples, want 30 (3 %%)", got)
+	}
+	a, b := Sampled(seed[:], prov, 1000, 300, 2000, 10000), SampleIndices(seed[:], prov, 1000, 30)
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatal("Sampled differs from SampleIndices at the same count")
+		}
+	}
+}

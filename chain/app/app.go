@@ -26,6 +26,7 @@ import (
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/channels"
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/rewards"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -366,6 +367,27 @@ func (a *App) endBlock(req *abci.FinalizeBlockRequest) ([]abci.Event, error) {
 		}})
 	}
 	epochs.EndBlock(a.tree, a.params, req.Height, req.Hash)
+	if n, ok := epochs.DueForSettlement(a.tree, req.Height); ok {
+		s, err := rewards.Settle(a.tree, a.params, n)
+		if err != nil {
+			return nil, fmt.Errorf("settle epoch %d: %w", n, err)
+		}
+		events = append(events, abci.Event{Type: "epoch_settled", Attributes: []abci.EventAttribute{
+			{Key: "epoch", Value: itoa(n), Index: true},
+			{Key: "emission", Value: itoa(s.Emission)},
+			{Key: "fees", Value: itoa(s.Fees)},
+			{Key: "provider_rewards", Value: itoa(s.ProviderRewards)},
+			{Key: "validator_rewards", Value: itoa(s.ValidatorRewards)},
+			{Key: "verified", Value: itoa(uint64(s.Verified))},
+		}})
+		for _, po := range s.Payouts {
+			events = append(events, abci.Event{Type: "reward", Attributes: []abci.EventAttribute{
+				{Key: "epoch", Value: itoa(n)},
+				{Key: po.Role, Value: types.Address(po.To).String(), Index: true},
+				{Key: "amount", Value: itoa(po.Amount)},
+			}})
+		}
+	}
 	return events, nil
 }
 
@@ -398,6 +420,9 @@ func CheckInvariants(kv store.KV) error {
 	}
 	if supply := bank.Supply(kv); sum != supply {
 		return fmt.Errorf("supply invariant broken: balances sum to %d, supply is %d", sum, supply)
+	}
+	if supply, minted, burned := bank.Supply(kv), bank.Minted(kv), bank.Burned(kv); supply != minted-burned {
+		return fmt.Errorf("emission invariant broken: supply %d, minted %d − burned %d = %d", supply, minted, burned, minted-burned)
 	}
 	bonded, err := stake.TotalBonded(kv)
 	if err != nil {

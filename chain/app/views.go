@@ -80,13 +80,15 @@ type ProviderView struct {
 	UpdatedHeight    int64         `json:"updated_height"`
 	Jailed           bool          `json:"jailed"`
 	Faults           uint64        `json:"faults"`
+	ReputationBps    uint64        `json:"reputation_bps"`
 }
 
 func ProviderViewOf(kv store.KV, p *types.Provider) ProviderView {
 	v := ProviderView{
 		Address: p.Address, Registered: p.Registered, Bonded: stake.ProviderBond(kv, p.Address),
 		RegisteredHeight: p.RegisteredHeight, UpdatedHeight: p.UpdatedHeight, Jailed: p.Jailed, Faults: p.Faults,
-		Models: []ModelView{}, Capabilities: []string{},
+		ReputationBps: p.ReputationBps,
+		Models:        []ModelView{}, Capabilities: []string{},
 	}
 	if info := p.Info; info != nil {
 		v.Endpoint = info.Endpoint
@@ -141,12 +143,21 @@ type EpochView struct {
 	Seed            types.HexBytes `json:"seed,omitempty"`
 	OpeningDeadline int64          `json:"opening_deadline"`
 	Commitments     uint32         `json:"commitments"`
+	// Settlement (at the end of block settle_height).
+	SettleHeight     int64  `json:"settle_height"`
+	Settled          bool   `json:"settled"`
+	Emission         uint64 `json:"emission"`
+	Fees             uint64 `json:"fees"`
+	ProviderRewards  uint64 `json:"provider_rewards"`
+	ValidatorRewards uint64 `json:"validator_rewards"`
 }
 
 func EpochViewOf(e *types.Epoch) EpochView {
 	return EpochView{
 		Number: e.Number, StartHeight: e.StartHeight, EndHeight: e.EndHeight, CommitDeadline: e.CommitDeadline,
 		SeedHeight: e.SeedHeight, Seed: e.Seed, OpeningDeadline: e.OpeningDeadline, Commitments: e.Commitments,
+		SettleHeight: e.SettleHeight, Settled: e.Settled, Emission: e.Emission, Fees: e.Fees,
+		ProviderRewards: e.ProviderRewards, ValidatorRewards: e.ValidatorRewards,
 	}
 }
 
@@ -158,10 +169,16 @@ type CommitmentView struct {
 	TotalBilled  uint64         `json:"total_billed"`
 	TotalTokens  uint64         `json:"total_tokens"`
 	Height       int64          `json:"height"`
+	// ReputationBps is the provider's reputation when it committed: it sets
+	// the epoch's audit rate.
+	ReputationBps uint64 `json:"reputation_bps"`
+	Settled       bool   `json:"settled"`
+	Reward        uint64 `json:"reward"`
 }
 
 func CommitmentViewOf(c *types.Commitment) CommitmentView {
-	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Root: c.Root, ReceiptCount: c.ReceiptCount, TotalBilled: c.TotalBilled, TotalTokens: c.TotalTokens, Height: c.Height}
+	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Root: c.Root, ReceiptCount: c.ReceiptCount, TotalBilled: c.TotalBilled,
+		TotalTokens: c.TotalTokens, Height: c.Height, ReputationBps: c.ReputationBps, Settled: c.Settled, Reward: c.Reward}
 }
 
 type ModuleBalance struct {

@@ -62,9 +62,8 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	if cm == nil {
 		return res, types.Errorf(types.CodeNotFound, "no commitment by %s for epoch %d", types.Address(m.Provider), m.Epoch)
 	}
-	k := verify.SampleCount(cm.ReceiptCount, verify.Rate(p.AuditFloorBps, p.AuditCeilingBps, 0))
 	sampled := false
-	for _, i := range verify.SampleIndices(ep.Seed, m.Provider, cm.ReceiptCount, k) {
+	for _, i := range verify.Sampled(ep.Seed, m.Provider, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
 		sampled = sampled || i == m.Index
 	}
 	if !sampled {
@@ -148,12 +147,24 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	pv := registry.Get(kv, m.Provider)
 	if pv != nil {
 		pv.Faults++
+		pv.ReputationBps = verify.NextReputation(pv.ReputationBps, p.ReputationStepBps, true)
 		if pv.Faults >= JailAfter {
 			pv.Jailed = true
 		}
 		registry.Set(kv, pv)
 	}
 	return res, nil
+}
+
+// Faulted reports whether a fault was applied to any of provider's receipts
+// of epoch n.
+func Faulted(kv store.KV, n uint64, provider []byte) bool {
+	found := false
+	kv.Iterate(codec.Key(prefixApplied, codec.U64(n), provider), func(_, _ []byte) bool {
+		found = true
+		return false
+	})
+	return found
 }
 
 // Describe renders a result for events and logs.

@@ -16,6 +16,8 @@ import (
 var (
 	prefixAccount = []byte("acc/")
 	keySupply     = []byte("bank/supply")
+	keyMinted     = []byte("bank/minted") // everything ever minted (genesis included)
+	keyBurned     = []byte("bank/burned") // everything ever burned
 )
 
 // ModuleAddress is the address of a module account: no key can sign for it.
@@ -32,13 +34,16 @@ var (
 	StakePool = ModuleAddress("stake_pool")
 	// ChannelEscrow holds the unspent deposits of payment channels.
 	ChannelEscrow = ModuleAddress("channel_escrow")
+	// RewardsPool holds minted emission and collected fees until an epoch's
+	// settlement pays them out (division dust waits for the next one).
+	RewardsPool = ModuleAddress("rewards")
 )
 
 // ModuleAccounts lists the module accounts with their names, in a fixed order.
 var ModuleAccounts = []struct {
 	Name    string
 	Address types.Address
-}{{"fee_pool", FeePool}, {"stake_pool", StakePool}, {"channel_escrow", ChannelEscrow}}
+}{{"fee_pool", FeePool}, {"stake_pool", StakePool}, {"channel_escrow", ChannelEscrow}, {"rewards", RewardsPool}}
 
 func accountKey(addr []byte) []byte { return codec.Key(prefixAccount, addr) }
 
@@ -116,8 +121,15 @@ func Mint(kv store.KV, addr []byte, amount uint64) error {
 		return err
 	}
 	kv.Set(keySupply, codec.U64(s))
+	kv.Set(keyMinted, codec.U64(Minted(kv)+amount))
 	return nil
 }
+
+// Minted is the total ever minted, genesis balances and bonds included.
+func Minted(kv store.KV) uint64 { return codec.ReadU64(kv.Get(keyMinted)) }
+
+// Burned is the total ever burned.
+func Burned(kv store.KV) uint64 { return codec.ReadU64(kv.Get(keyBurned)) }
 
 // Burn destroys amount from addr's balance.
 func Burn(kv store.KV, addr []byte, amount uint64) error {
@@ -128,6 +140,7 @@ func Burn(kv store.KV, addr []byte, amount uint64) error {
 	acc.Balance -= amount
 	SetAccount(kv, acc)
 	kv.Set(keySupply, codec.U64(Supply(kv)-amount))
+	kv.Set(keyBurned, codec.U64(Burned(kv)+amount))
 	return nil
 }
 

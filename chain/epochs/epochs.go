@@ -22,8 +22,9 @@ import (
 
 var (
 	prefixEpoch      = []byte("epoch/")
-	prefixCommitment = []byte("commit/") // commit/<epoch>/<provider>
-	prefixSeedQueue  = []byte("seedq/")  // seedq/<height> -> epoch
+	prefixCommitment = []byte("commit/")  // commit/<epoch>/<provider>
+	prefixSeedQueue  = []byte("seedq/")   // seedq/<height> -> epoch
+	prefixSettleQ    = []byte("settleq/") // settleq/<height> -> epoch
 	keyLatest        = []byte("epochs/latest")
 )
 
@@ -80,9 +81,11 @@ func EndBlock(kv store.KV, p types.Params, height int64, blockHash []byte) {
 		}
 		e.SeedHeight = e.CommitDeadline + 1
 		e.OpeningDeadline = e.SeedHeight + p.OpeningWindow
+		e.SettleHeight = e.OpeningDeadline + p.OpeningWindow
 		set(kv, e)
 		kv.Set(keyLatest, codec.U64(n))
 		kv.Set(codec.Key(prefixSeedQueue, codec.I64(e.SeedHeight)), codec.U64(n))
+		kv.Set(codec.Key(prefixSettleQ, codec.I64(e.SettleHeight)), codec.U64(n))
 	}
 	qk := codec.Key(prefixSeedQueue, codec.I64(height))
 	if bz := kv.Get(qk); bz != nil {
@@ -92,6 +95,26 @@ func EndBlock(kv store.KV, p types.Params, height int64, blockHash []byte) {
 		set(kv, e)
 		kv.Delete(qk)
 	}
+}
+
+// DueForSettlement removes and returns the epoch whose settlement height is
+// height (at most one: settlement heights are distinct).
+func DueForSettlement(kv store.KV, height int64) (uint64, bool) {
+	qk := codec.Key(prefixSettleQ, codec.I64(height))
+	bz := kv.Get(qk)
+	if bz == nil {
+		return 0, false
+	}
+	kv.Delete(qk)
+	return codec.ReadU64(bz), true
+}
+
+// Set stores an epoch record (settlement fills in its totals).
+func Set(kv store.KV, e *types.Epoch) { set(kv, e) }
+
+// SetCommitment stores a commitment (settlement marks it and its reward).
+func SetCommitment(kv store.KV, c *types.Commitment) {
+	kv.Set(codec.Key(prefixCommitment, codec.U64(c.Epoch), c.Provider), codec.Marshal(c))
 }
 
 // Commit records a provider's receipt commitment for a closed epoch.
@@ -114,6 +137,7 @@ func Commit(kv store.KV, height int64, provider []byte, m *types.MsgCommitEpoch)
 	kv.Set(key, codec.Marshal(&types.Commitment{
 		Epoch: m.Epoch, Provider: provider, Root: m.Root,
 		ReceiptCount: m.ReceiptCount, TotalBilled: m.TotalBilled, TotalTokens: m.TotalTokens, Height: height,
+		ReputationBps: p.ReputationBps,
 	}))
 	e.Commitments++
 	set(kv, e)

@@ -32,6 +32,9 @@ type Params struct {
 	// AuditCeilingBps of its receipts sampled, a perfect one AuditFloorBps.
 	AuditFloorBps   uint64 `json:"audit_floor_bps"`
 	AuditCeilingBps uint64 `json:"audit_ceiling_bps"`
+	// ReputationStepBps is what a provider's reputation (0..10000) gains with
+	// each settled epoch it committed without a fault; a fault resets it to 0.
+	ReputationStepBps uint64 `json:"reputation_step_bps"`
 
 	// Slash fractions (basis points) by fault type.
 	SlashDoubleSignBps      uint64 `json:"slash_double_sign_bps"`
@@ -43,6 +46,9 @@ type Params struct {
 	// HalvingIntervalEpochs epochs (the rewards module pays it out).
 	InitialEpochEmission  uint64 `json:"initial_epoch_emission"`
 	HalvingIntervalEpochs uint64 `json:"halving_interval_epochs"`
+	// ProviderRewardBps of each epoch's rewards (emission + fees) go to
+	// providers by verified billed work; the rest to validators by stake.
+	ProviderRewardBps uint64 `json:"provider_reward_bps"`
 
 	// Fees: a tx must pay at least ceil(gas * GasPriceMilli / 1000) uagr, where
 	// gas = Gas[msg type] + GasPerByte * len(tx). Fees go to the fee pool.
@@ -64,12 +70,14 @@ func DefaultParams() Params {
 		PowerReduction:          1_000_000,     // 1 power per AGR
 		AuditFloorBps:           300,           // 3 %
 		AuditCeilingBps:         2000,          // 20 %
+		ReputationStepBps:       1000,          // full reputation after 10 clean epochs
 		SlashDoubleSignBps:      500,           // 5 %
 		SlashProviderFraudBps:   1000,          // 10 %
 		SlashProviderRefusalBps: 500,           // 5 %
 		SlashProviderOmitBps:    1000,          // 10 %
 		InitialEpochEmission:    10_000_000,    // 10 AGR per epoch
 		HalvingIntervalEpochs:   100_000,
+		ProviderRewardBps:       7000, // 70 % to providers, 30 % to validators
 		GasPriceMilli:           1000, // 1 uagr per gas
 		GasPerByte:              1,
 		Gas: map[string]uint64{
@@ -113,6 +121,8 @@ func (p Params) Validate() error {
 		return errors.New("slash fractions must be at most 10000 bps")
 	case p.AuditFloorBps > p.AuditCeilingBps || p.AuditCeilingBps > 10000:
 		return errors.New("audit rates must satisfy floor <= ceiling <= 10000 bps")
+	case p.ReputationStepBps > 10000 || p.ProviderRewardBps > 10000:
+		return errors.New("reputation_step_bps and provider_reward_bps must be at most 10000")
 	case p.HalvingIntervalEpochs == 0:
 		return errors.New("halving_interval_epochs must be positive")
 	}

@@ -105,7 +105,7 @@ async function viewOverview() {
     ${card("Tokens served", `<span id="tokens-served">${num(t.tokens)}</span>`, "prompt + completion, as committed")}
     ${card("Billed to clients", amount(t.billed), amount(t.paid) + " redeemed by providers")}
     ${card("Fees", amount(t.fees), amount(o.fee_pool) + " in the fee pool")}
-    ${card("Emission", amount(0), "no emission schedule on this chain yet")}
+    ${card("Emission", amount(t.emitted), `${amount(t.rewards)} paid as rewards`)}
     ${card("Supply", amount(o.supply))}
     ${card("Faults", num(t.faults), amount(t.slashed) + " slashed")}
   </div>`;
@@ -121,6 +121,7 @@ async function viewOverview() {
     ${barChart("Tokens per epoch", eps.map(e => ({ x: "epoch " + e.epoch, y: e.tokens })))}
     ${barChart("Billed per epoch (uagr)", eps.map(e => ({ x: "epoch " + e.epoch, y: e.billed })))}
     ${barChart("Fees per epoch (uagr)", eps.map(e => ({ x: "epoch " + e.epoch, y: e.fees })))}
+    ${barChart("Rewards per epoch (uagr)", eps.filter(e => e.settled).map(e => ({ x: "epoch " + e.epoch, y: e.provider_rewards + e.validator_rewards })))}
     ${barChart("Seconds between blocks", o.block_times.map(b => ({ x: "#" + b.height, y: b.seconds })), v => Number(v).toFixed(2) + " s")}
   </div>`;
   html += `<h2>Latest blocks</h2>` + blocksTable(o.recent_blocks);
@@ -172,16 +173,17 @@ function providerTable(rows) {
     { h: "Stake", n: 1, f: p => amount(p.bonded) },
     { h: "Status", f: p => p.jailed ? '<span class="bad">jailed</span>' : p.registered ? '<span class="ok">registered</span>' : "deregistered" },
     { h: "Requests served", n: 1, f: p => `<span class="served">${num(p.stats.requests)}</span>` },
-    { h: "Earned", n: 1, f: p => amount(p.stats.earned) },
+    { h: "Earned (vouchers)", n: 1, f: p => amount(p.stats.earned) },
+    { h: "Rewards", n: 1, f: p => amount(p.stats.rewards) },
     { h: "Faults", n: 1, f: p => p.faults ? `<span class="bad">${num(p.faults)}</span>` : "0" },
     { h: "Reputation", f: p => reputation(p) },
   ], rows, "No provider has registered on this chain yet. Start one with <code>agora provider start</code>.");
 }
 
 function reputation(p) {
-  if (p.faults) return `<span class="bad">faulted ${num(p.faults)}×</span>`;
-  if (!p.stats.commitments) return "new";
-  return `<span class="ok">clean</span> over ${num(p.stats.commitments)} committed epoch${p.stats.commitments === 1 ? "" : "s"}`;
+  const pct = `${(p.reputation_bps / 100).toFixed(0)} %`;
+  if (p.faults) return `<span class="${p.reputation_bps ? "warn" : "bad"}">${pct}</span> (${num(p.faults)} fault${p.faults === 1 ? "" : "s"})`;
+  return `<span class="${p.reputation_bps >= 10000 ? "ok" : ""}">${pct}</span>`;
 }
 
 async function viewProviders() {
@@ -201,9 +203,9 @@ async function viewProvider(addr) {
     ["Hardware", esc([p.hardware.cpu, p.hardware.gpu].filter(Boolean).join(", ") || "—")],
     ["Stake", amount(p.bonded)],
     ["Requests served", `<span id="provider-requests">${num(s.requests)}</span> in ${num(s.commitments)} committed epoch${s.commitments === 1 ? "" : "s"} (${num(s.tokens)} tokens)`],
-    ["Billed / earned", `${amount(s.billed)} billed · ${amount(s.earned)} redeemed`],
+    ["Billed / earned", `${amount(s.billed)} billed · ${amount(s.earned)} redeemed · ${amount(s.rewards)} in rewards`],
     ["Faults", p.faults ? `<span class="bad">${num(p.faults)}</span> · ${amount(s.slashed)} slashed · ${amount(s.refunded)} refunded to clients` : "none"],
-    ["Reputation", reputation(p)],
+    ["Reputation", reputation(p) + " — sets its audit rate; grows with each clean epoch, resets on a fault"],
     ["Registered at", link.block(p.registered_height)],
     ["Account", link.acct(p.address)],
   ]);
@@ -309,6 +311,8 @@ async function viewEpochs() {
     { h: "Redeemed", n: 1, f: e => amount(e.paid) },
     { h: "Fees", n: 1, f: e => amount(e.fees) },
     { h: "Faults", n: 1, f: e => e.faults ? `<span class="bad">${num(e.faults)}</span>` : "0" },
+    { h: "Emission", n: 1, f: e => e.settled ? amount(e.emission) : "—" },
+    { h: "Rewards", n: 1, f: e => e.settled ? amount(e.provider_rewards + e.validator_rewards) : "—" },
   ], eps, "No epoch yet.");
 }
 
@@ -321,6 +325,7 @@ async function viewEpoch(n) {
     ["Commit deadline", link.block(e.commit_deadline)],
     ["Audit seed", e.seed ? `<span class="mono">${esc(e.seed)}</span> (block ${link.block(e.seed_height)})` : `drawn at block ${num(e.seed_height)}`],
     ["Opening deadline", link.block(e.opening_deadline)],
+    ["Settlement", e.settled ? `at block ${link.block(e.settle_height)}: ${amount(e.emission)} minted + ${amount(e.fees)} fees → ${amount(e.provider_rewards)} to providers, ${amount(e.validator_rewards)} to validators` : `at block ${link.block(e.settle_height)}, when fault reports close`],
     ["Requests committed", num(s.requests)],
     ["Tokens", num(s.tokens)],
     ["Billed", amount(s.billed)],
@@ -333,7 +338,9 @@ async function viewEpoch(n) {
     { h: "Billed", n: 1, f: c => amount(c.total_billed) },
     { h: "Merkle root", f: c => `<span class="mono">${esc(c.root)}</span>` },
     { h: "At block", f: c => link.block(c.height) },
+    { h: "Reputation at commit", n: 1, f: c => `${(c.reputation_bps / 100).toFixed(0)} %` },
     { h: "Receipts sampled for audit", f: c => e && e.seed ? (c.sampled.length ? c.sampled.map(i => "#" + num(i)).join(", ") : "none") : "after the seed is drawn" },
+    { h: "Reward", n: 1, f: c => c.settled ? amount(c.reward) : "—" },
   ], d.commitments || [], "No provider committed for this epoch.");
   html += `<h2>Audit verdicts</h2>` + verdictTable(d.verdicts, "No fault was proven for this epoch.");
   html += `<div class="pager">${s.epoch > 0 ? `<a href="#/epoch/${s.epoch - 1}">← Epoch ${num(s.epoch - 1)}</a>` : ""}<a href="#/epoch/${s.epoch + 1}">Epoch ${num(s.epoch + 1)} →</a></div>`;
