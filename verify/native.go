@@ -35,15 +35,26 @@ func CheckNative(m *native.Model, t Transcript) error {
 	if len(t.PromptIDs)+len(t.OutputIDs) > m.Config.ContextLen {
 		return fmt.Errorf("transcript of %d tokens exceeds the model's context %d", len(t.PromptIDs)+len(t.OutputIDs), m.Config.ContextLen)
 	}
-	seq := append(append([]int(nil), t.PromptIDs...), t.OutputIDs...)
-	logits, err := m.NewSession().Forward(seq, true)
+	// Two prefill batches (bit-identical to one, the engine being batch
+	// invariant): the prompt but its last token without output logits, then
+	// that token and the output with logits at every position — the ones
+	// that predicted each output token. Skipping the vocabulary projection
+	// at the other prompt positions saves a large part of the work.
+	s := m.NewSession()
+	last := len(t.PromptIDs) - 1
+	if last > 0 {
+		if _, err := s.Forward(t.PromptIDs[:last], false); err != nil {
+			return fmt.Errorf("re-execution: %w", err)
+		}
+	}
+	logits, err := s.Forward(append([]int{t.PromptIDs[last]}, t.OutputIDs...), true)
 	if err != nil {
 		return fmt.Errorf("re-execution: %w", err)
 	}
 	sampler := native.NewSampler(t.Params)
 	history := append([]int(nil), t.PromptIDs...)
 	for i, id := range t.OutputIDs {
-		l := logits[len(t.PromptIDs)-1+i]
+		l := logits[i]
 		lp := native.LogSoftmax(l)
 		if id < 0 || id >= len(lp) {
 			return fmt.Errorf("token %d: id %d outside the vocabulary", i, id)

@@ -117,6 +117,52 @@ type Sampler struct {
 func NewSampler(p SampleParams) *Sampler { return &Sampler{p: p, rng: NewRNG(p.Seed)} }
 
 // Sample chooses the next token given the logits and the tokens so far.
+// cand is a sampling candidate: a token id and its scaled logit.
+type cand struct {
+	id int
+	l  float32
+}
+
+// before is the candidates' order: higher logit first, lower id on ties.
+func (c cand) before(o cand) bool {
+	if c.l != o.l {
+		return c.l > o.l
+	}
+	return c.id < o.id
+}
+
+// topK returns the k best candidates (in no particular order), keeping a
+// min-heap whose root is the worst of the best k seen so far.
+func topK(cs []cand, k int) []cand {
+	h := append([]cand(nil), cs[:k]...)
+	down := func(i int) {
+		for {
+			w := i
+			if c := 2*i + 1; c < k && h[w].before(h[c]) {
+				w = c
+			}
+			if c := 2*i + 2; c < k && h[w].before(h[c]) {
+				w = c
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
+		}
+	}
+	for i := k/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for _, c := range cs[k:] {
+		if c.before(h[0]) {
+			h[0] = c
+			down(0)
+		}
+	}
+	return h
+}
+
 func (s *Sampler) Sample(logits []float32, history []int) int {
 	p := s.p
 	l := append([]float32(nil), logits...)
@@ -154,23 +200,17 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 		}
 		return best
 	}
-	type cand struct {
-		id int
-		l  float32
-	}
 	cands := make([]cand, len(l))
 	for i, v := range l {
 		cands[i] = cand{i, float32(float64(v) / p.Temperature)}
 	}
-	sort.Slice(cands, func(a, b int) bool {
-		if cands[a].l != cands[b].l {
-			return cands[a].l > cands[b].l
-		}
-		return cands[a].id < cands[b].id
-	})
 	if p.TopK > 0 && p.TopK < len(cands) {
-		cands = cands[:p.TopK]
+		// The k best under a strict total order are one set whatever the
+		// method, so selecting them first gives exactly what sorting the
+		// whole vocabulary and truncating gave, in O(V log k).
+		cands = topK(cands, p.TopK)
 	}
+	sort.Slice(cands, func(a, b int) bool { return cands[a].before(cands[b]) })
 	probs := make([]float64, len(cands))
 	var sum float64
 	for i, c := range cands {

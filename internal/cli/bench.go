@@ -48,6 +48,29 @@ func benchCmd(g *globals) *cobra.Command {
 	gw.Flags().BoolVar(&go_.JSON, "json", false, "print results as JSON")
 	gw.Flags().StringVar(&go_.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements")
 	gw.Flags().StringVar(&go_.Only, "only", "", "measure one path only: direct, provider or gateway")
-	cmd.AddCommand(chain, gw)
+	vo := bench.VerifyOptions{}
+	var vjson bool
+	ver := &cobra.Command{
+		Use:   "verify",
+		Short: "Audit simulator: detection of cheating providers, audit compute overhead, false slashes (real sampling, reputation and re-execution code)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			vo.Out = g.errOut
+			res, err := bench.RunVerify(vo)
+			if err != nil {
+				return err
+			}
+			if vjson {
+				return printer{w: g.out, json: true}.print(res, nil)
+			}
+			return nil
+		},
+	}
+	ver.Flags().IntVar(&vo.Trials, "trials", 20000, "detection trials per cheat rate and starting reputation")
+	ver.Flags().IntVar(&vo.RequestsPerEpoch, "requests-per-epoch", 100, "requests a provider serves per epoch")
+	ver.Flags().IntVar(&vo.HonestEpochs, "honest-epochs", 10000, "epochs of the honest provider (false-slash run)")
+	ver.Flags().IntVar(&vo.Pool, "pool", 64, "real transcripts generated, honest and fabricated")
+	ver.Flags().BoolVar(&vjson, "json", false, "print the result as JSON on stdout")
+	cmd.AddCommand(chain, gw, ver)
 	return cmd
 }
