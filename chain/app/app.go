@@ -23,6 +23,7 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
+	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/channels"
 	"github.com/agoranet/agora/chain/epochs"
@@ -367,6 +368,21 @@ func (a *App) endBlock(req *abci.FinalizeBlockRequest) ([]abci.Event, error) {
 		}})
 	}
 	epochs.EndBlock(a.tree, a.params, req.Height, req.Hash)
+	expired, err := audit.ExpireChallenges(a.tree, a.params, req.Height)
+	if err != nil {
+		return nil, fmt.Errorf("expire omission challenges at %d: %w", req.Height, err)
+	}
+	for _, o := range expired {
+		events = append(events, abci.Event{Type: "omission_fault", Attributes: []abci.EventAttribute{
+			{Key: "provider", Value: types.Address(o.Provider).String(), Index: true},
+			{Key: "epoch", Value: itoa(o.Epoch)},
+			{Key: "index", Value: itoa(o.Index)},
+			{Key: "applied", Value: fmt.Sprint(o.Applied)},
+			{Key: "slashed", Value: itoa(o.Slashed)},
+			{Key: "refund", Value: itoa(o.Refund)},
+			{Key: "reward", Value: itoa(o.Reward)},
+		}})
+	}
 	if n, ok := epochs.DueForSettlement(a.tree, req.Height); ok {
 		s, err := rewards.Settle(a.tree, a.params, n)
 		if err != nil {

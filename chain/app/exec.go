@@ -136,6 +136,17 @@ func runMsg(kv store.KV, ctx execCtx, d *types.DecodedTx) ([][2]string, error) {
 		return [][2]string{{"channel_id", itoa(m.CloseChannel.ChannelId)}, {"refund", itoa(refund)}}, nil
 	case *types.TxBody_CommitEpoch:
 		return [][2]string{{"epoch", itoa(m.CommitEpoch.Epoch)}}, epochs.Commit(kv, ctx.height, signer, m.CommitEpoch)
+	case *types.TxBody_ReportOmission:
+		o, err := audit.ReportOmission(kv, p, ctx.chainID, ctx.height, signer, m.ReportOmission)
+		if err != nil {
+			return nil, err
+		}
+		return [][2]string{{"provider", types.Address(o.Provider).String()}, {"epoch", itoa(o.Epoch)}, {"index", itoa(o.Index)},
+			{"challenged", fmt.Sprint(o.Challenged)}, {"applied", fmt.Sprint(o.Applied)}, {"slashed", itoa(o.Slashed)},
+			{"refund", itoa(o.Refund)}, {"reward", itoa(o.Reward)}}, nil
+	case *types.TxBody_AnswerOmission:
+		return [][2]string{{"epoch", itoa(m.AnswerOmission.Epoch)}, {"index", itoa(m.AnswerOmission.Index)}},
+			audit.AnswerOmission(kv, signer, m.AnswerOmission)
 	case *types.TxBody_ReportFault:
 		r, err := audit.Report(kv, p, ctx.chainID, ctx.height, signer, m.ReportFault)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	cryptov1 "github.com/cometbft/cometbft/api/cometbft/crypto/v1"
 	ics23 "github.com/cosmos/ics23/go"
 
+	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/channels"
 	"github.com/agoranet/agora/chain/epochs"
@@ -237,6 +238,20 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 			return nil, notFound("no commitment by %s for epoch %d", ad, n)
 		}
 		return CommitmentViewOf(c), nil
+	case parts[0] == "challenges" && (len(parts) == 1 || len(parts) == 3 && arg(1) == "provider"):
+		var who []byte
+		if len(parts) == 3 {
+			ad, err := addr(2)
+			if err != nil {
+				return nil, err
+			}
+			who = ad
+		}
+		out := []ChallengeView{}
+		for _, c := range audit.Challenges(kv, who) {
+			out = append(out, ChallengeViewOf(c))
+		}
+		return out, nil
 	case parts[0] == "params" && len(parts) == 1:
 		return a.params, nil
 	case parts[0] == "supply" && len(parts) == 1:

@@ -192,3 +192,22 @@ type SupplyView struct {
 	Total   uint64          `json:"total"`
 	Modules []ModuleBalance `json:"modules"`
 }
+
+// ChallengeView is an open omission challenge.
+type ChallengeView struct {
+	Epoch        uint64         `json:"epoch"`
+	Provider     types.Address  `json:"provider"`
+	Index        uint64         `json:"index"`
+	ReceiptID    types.HexBytes `json:"receipt_id"`
+	Reporter     types.Address  `json:"reporter"`
+	Client       types.Address  `json:"client"`
+	Amount       uint64         `json:"amount"`
+	Bond         uint64         `json:"bond"`
+	Deadline     int64          `json:"deadline"`
+	OpenedHeight int64          `json:"opened_height"`
+}
+
+func ChallengeViewOf(c *types.Challenge) ChallengeView {
+	return ChallengeView{Epoch: c.Epoch, Provider: c.Provider, Index: c.Index, ReceiptID: c.ReceiptId, Reporter: c.Reporter,
+		Client: c.Client, Amount: c.Amount, Bond: c.Bond, Deadline: c.Deadline, OpenedHeight: c.OpenedHeight}
+}

@@ -121,30 +121,49 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	if m.Fault == types.FaultRefused {
 		bps = p.SlashProviderRefusalBps
 	}
-	cut, err := stake.SlashProvider(kv, m.Provider, bps, Slashed)
+	var client []byte
+	var amount uint64
+	if m.Fault == types.FaultFabricated {
+		client, amount = r.Client, r.Amount
+	}
+	applied, err := penalize(kv, p, m.Provider, bps, client, amount, voters)
+	applied.Votes, applied.Needed = res.Votes, res.Needed
+	return applied, err
+}
+
+// penalize applies a confirmed fault: the provider loses bps of its bond
+// (pending unbondings included), client is refunded up to amount from the
+// slash, the reporters share ReporterShareBps of the rest, the rest is
+// burned; the provider's fault count rises (jailed at JailAfter) and its
+// reputation resets.
+func penalize(kv store.KV, p types.Params, provider []byte, bps uint64, client []byte, amount uint64, reporters [][]byte) (Result, error) {
+	var res Result
+	cut, err := stake.SlashProvider(kv, provider, bps, Slashed)
 	if err != nil {
 		return res, err
 	}
 	res.Applied, res.Slashed = true, cut
-	if m.Fault == types.FaultFabricated {
-		res.Refund = min(cut, r.Amount)
-		if err := bank.Send(kv, Slashed, r.Client, res.Refund); err != nil {
+	if len(client) > 0 && amount > 0 {
+		res.Refund = min(cut, amount)
+		if err := bank.Send(kv, Slashed, client, res.Refund); err != nil {
 			return res, err
 		}
 	}
-	share := types.MulDivU64(cut-res.Refund, ReporterShareBps, 10000) / uint64(len(voters))
-	for _, who := range voters {
-		if err := bank.Send(kv, Slashed, who, share); err != nil {
-			return res, err
+	if len(reporters) > 0 {
+		share := types.MulDivU64(cut-res.Refund, ReporterShareBps, 10000) / uint64(len(reporters))
+		for _, who := range reporters {
+			if err := bank.Send(kv, Slashed, who, share); err != nil {
+				return res, err
+			}
+			res.Reward += share
 		}
-		res.Reward += share
 	}
 	if left := bank.Balance(kv, Slashed); left > 0 {
 		if err := bank.Burn(kv, Slashed, left); err != nil {
 			return res, err
 		}
 	}
-	pv := registry.Get(kv, m.Provider)
+	pv := registry.Get(kv, provider)
 	if pv != nil {
 		pv.Faults++
 		pv.ReputationBps = verify.NextReputation(pv.ReputationBps, p.ReputationStepBps, true)

@@ -46,6 +46,9 @@ type Params struct {
 	// HalvingIntervalEpochs epochs (the rewards module pays it out).
 	InitialEpochEmission  uint64 `json:"initial_epoch_emission"`
 	HalvingIntervalEpochs uint64 `json:"halving_interval_epochs"`
+	// OmissionBond is what a reporter escrows with an omission report: lost
+	// to the provider if it answers the challenge, returned on a fault.
+	OmissionBond uint64 `json:"omission_bond"`
 	// ProviderRewardBps of each epoch's rewards (emission + fees) go to
 	// providers by verified billed work; the rest to validators by stake.
 	ProviderRewardBps uint64 `json:"provider_reward_bps"`
@@ -77,8 +80,9 @@ func DefaultParams() Params {
 		SlashProviderOmitBps:    1000,          // 10 %
 		InitialEpochEmission:    10_000_000,    // 10 AGR per epoch
 		HalvingIntervalEpochs:   100_000,
-		ProviderRewardBps:       7000, // 70 % to providers, 30 % to validators
-		GasPriceMilli:           1000, // 1 uagr per gas
+		ProviderRewardBps:       7000,      // 70 % to providers, 30 % to validators
+		OmissionBond:            1_000_000, // 1 AGR
+		GasPriceMilli:           1000,      // 1 uagr per gas
 		GasPerByte:              1,
 		Gas: map[string]uint64{
 			"send":                100,
@@ -96,6 +100,8 @@ func DefaultParams() Params {
 			"close_channel":       200,
 			"commit_epoch":        300,
 			"report_fault":        500,
+			"report_omission":     500,
+			"answer_omission":     300,
 		},
 	}
 }
@@ -139,7 +145,7 @@ var MsgNames = []string{
 	"send", "bond_validator", "unbond_validator", "unjail_validator",
 	"bond_provider", "unbond_provider", "register_provider", "update_provider",
 	"deregister_provider", "open_channel", "top_up_channel", "redeem_voucher",
-	"close_channel", "commit_epoch", "report_fault",
+	"close_channel", "commit_epoch", "report_fault", "report_omission", "answer_omission",
 }
 
 // MinFee returns the minimum fee for a tx of txLen bytes carrying msgName.

@@ -36,6 +36,10 @@ func SetMsg(body *TxBody, msg any) error {
 		body.Msg = &TxBody_CommitEpoch{CommitEpoch: m}
 	case *MsgReportFault:
 		body.Msg = &TxBody_ReportFault{ReportFault: m}
+	case *MsgReportOmission:
+		body.Msg = &TxBody_ReportOmission{ReportOmission: m}
+	case *MsgAnswerOmission:
+		body.Msg = &TxBody_AnswerOmission{AnswerOmission: m}
 	default:
 		return fmt.Errorf("unsupported message type %T", msg)
 	}

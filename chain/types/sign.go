@@ -160,6 +160,10 @@ func MsgName(body *TxBody) string {
 		return "commit_epoch"
 	case *TxBody_ReportFault:
 		return "report_fault"
+	case *TxBody_ReportOmission:
+		return "report_omission"
+	case *TxBody_AnswerOmission:
+		return "answer_omission"
 	}
 	return "unknown"
 }

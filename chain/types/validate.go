@@ -141,6 +141,21 @@ func ValidateMsg(body *TxBody) error {
 		default:
 			return fmt.Errorf("report_fault: unknown fault %d", rf.Fault)
 		}
+	case *TxBody_ReportOmission:
+		ro := m.ReportOmission
+		if ro == nil || len(ro.Receipt) == 0 || len(ro.Receipt) > 4096 || len(ro.ReceiptSignature) != 64 {
+			return errors.New("report_omission: needs the serialized receipt (at most 4096 bytes) and its 64-byte signature")
+		}
+	case *TxBody_AnswerOmission:
+		ao := m.AnswerOmission
+		if ao == nil || len(ao.Proof) != len(ao.ProofLeft) || len(ao.Proof) > 64 {
+			return errors.New("answer_omission: proof and proof_left must have the same length (at most 64)")
+		}
+		for _, h := range ao.Proof {
+			if len(h) != HashLen {
+				return fmt.Errorf("answer_omission: proof hashes must be %d bytes", HashLen)
+			}
+		}
 	default:
 		return errors.New("unknown message type")
 	}
@@ -151,6 +166,7 @@ func ValidateMsg(body *TxBody) error {
 const (
 	FaultFabricated uint32 = 1 // re-execution disagrees with the opened transcript
 	FaultRefused    uint32 = 2 // a sampled receipt was not opened
+	FaultOmitted    uint32 = 3 // a signed receipt left out of the commitment (MsgReportOmission)
 )
 
 // ValidateProviderInfo checks a provider's self-description.
