@@ -321,7 +321,7 @@ func (x *Index) Apply(d *BlockData) error {
 		}
 	}
 	// Block-level events: settlements, rewards, slashes (double signing).
-	for _, ev := range d.Events {
+	for j, ev := range d.Events {
 		num := func(k string) uint64 { n, _ := strconv.ParseUint(ev.Attrs[k], 10, 64); return n }
 		switch ev.Type {
 		case "epoch_settled":
@@ -344,6 +344,17 @@ func (x *Index) Apply(d *BlockData) error {
 				}
 			}
 			continue
+		case "omission_fault":
+			if ev.Attrs["applied"] != "true" {
+				continue
+			}
+			v := Verdict{Height: d.Height, Time: ts, Kind: "omitted_receipt", Epoch: num("epoch"), Provider: ev.Attrs["provider"], Target: ev.Attrs["provider"],
+				Index: num("index"), Applied: true, Slashed: num("slashed"), Refund: num("refund"), Reward: num("reward")}
+			bt.put(key("f/", be64(uint64(d.Height)), blockEventSuffix(j)), v)
+			if err := x.countFault(bt, v, &tot); err != nil {
+				return err
+			}
+			continue
 		case "slash":
 		default:
 			continue
@@ -353,7 +364,7 @@ func (x *Index) Apply(d *BlockData) error {
 		if r := ev.Attrs["reason"]; r != "" {
 			v.Kind = r
 		}
-		bt.put(key("f/", be64(uint64(d.Height)), []byte{0xff, 0xff, 0xff, 0xff}), v)
+		bt.put(key("f/", be64(uint64(d.Height)), blockEventSuffix(j)), v)
 		tot.Faults++
 		tot.Slashed += amt
 	}
@@ -505,6 +516,24 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			tot.Tokens += c.TotalTokens
 			tot.Billed += c.TotalBilled
 		}
+	case *types.TxBody_ReportOmission:
+		t.Fields["receipt"] = hex.EncodeToString(m.ReportOmission.Receipt)
+		prov := t.Results["provider"]
+		if a, err := types.ParseAddress(prov); err == nil {
+			touched = append(touched, a)
+		}
+		if t.OK() && t.Results["applied"] == "true" {
+			num := func(k string) uint64 { n, _ := strconv.ParseUint(t.Results[k], 10, 64); return n }
+			v := Verdict{Height: d.Height, Time: ts, Kind: "omitted_receipt", Epoch: num("epoch"), Provider: prov, Target: prov, Reporter: t.Signer,
+				Index: num("index"), Applied: true, Votes: 1, Slashed: num("slashed"), Refund: num("refund"), Reward: num("reward"), Tx: t.Hash}
+			bt.put(key("f/", be64(uint64(d.Height)), be64(uint64(i))[4:]), v)
+			if err := x.countFault(bt, v, tot); err != nil {
+				return nil, err
+			}
+		}
+	case *types.TxBody_AnswerOmission:
+		t.Fields["epoch"] = u64(m.AnswerOmission.Epoch)
+		t.Fields["index"] = u64(m.AnswerOmission.Index)
 	case *types.TxBody_ReportFault:
 		r := m.ReportFault
 		prov := types.Address(r.Provider).String()
@@ -519,22 +548,9 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 				Index: r.Index, Applied: t.Results["applied"] == "true", Votes: num("votes"), Slashed: num("slashed"), Refund: num("refund"), Reward: num("reward"), Tx: t.Hash}
 			bt.put(key("f/", be64(uint64(d.Height)), be64(uint64(i))[4:]), v)
 			if v.Applied {
-				if err := bt.updateProvider(r.Provider, func(p *ProviderStats) {
-					p.Faults++
-					p.Slashed += v.Slashed
-					p.Refunded += v.Refund
-				}); err != nil {
+				if err := x.countFault(bt, v, tot); err != nil {
 					return nil, err
 				}
-				if err := bt.updateEpoch(key("e/", be64(r.Epoch)), func(e *EpochStats) {
-					e.Epoch = r.Epoch
-					e.Faults++
-					e.Slashed += v.Slashed
-				}); err != nil {
-					return nil, err
-				}
-				tot.Faults++
-				tot.Slashed += v.Slashed
 			}
 		}
 	}
@@ -550,6 +566,31 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 		}
 	}
 	return t, nil
+}
+
+// countFault adds an applied provider fault to the provider's, the epoch's
+// and the chain's sums.
+func (x *Index) countFault(bt *batch, v Verdict, tot *Totals) error {
+	a, err := types.ParseAddress(v.Provider)
+	if err != nil {
+		return err
+	}
+	if err := bt.updateProvider(a, func(p *ProviderStats) {
+		p.Faults++
+		p.Slashed += v.Slashed
+		p.Refunded += v.Refund
+	}); err != nil {
+		return err
+	}
+	if err := bt.updateEpoch(key("e/", be64(v.Epoch)), func(e *EpochStats) {
+		e.Faults++
+		e.Slashed += v.Slashed
+	}); err != nil {
+		return err
+	}
+	tot.Faults++
+	tot.Slashed += v.Slashed
+	return nil
 }
 
 func (bt *batch) updateProvider(addr []byte, f func(*ProviderStats)) error {
@@ -599,8 +640,14 @@ func FaultName(code uint32) string {
 		return "fabricated_output"
 	case types.FaultRefused:
 		return "refused_opening"
+	case types.FaultOmitted:
+		return "omitted_receipt"
 	}
 	return "fault_" + strconv.FormatUint(uint64(code), 10)
 }
+
+// blockEventSuffix orders a block-level verdict after the block's txs
+// (tx positions stay below 2^31).
+func blockEventSuffix(j int) []byte { return be64(uint64(1<<31 + j))[4:] }
 
 func u64(v uint64) string { return strconv.FormatUint(v, 10) }

@@ -304,6 +304,7 @@ func (g *Gateway) loop(ctx context.Context) {
 	flush := time.NewTicker(100 * time.Millisecond)
 	defer refresh.Stop()
 	defer flush.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -311,6 +312,12 @@ func (g *Gateway) loop(ctx context.Context) {
 		case <-refresh.C:
 			if err := g.refresh(ctx); err != nil && ctx.Err() == nil {
 				g.log.Warn("provider directory refresh", "err", err)
+			}
+			// Every few refreshes, check committed epochs for omitted receipts.
+			if ticks++; ticks%3 == 0 {
+				if err := g.checkOmissions(ctx); err != nil && ctx.Err() == nil {
+					g.log.Warn("omission check", "err", err)
+				}
 			}
 		case <-flush.C:
 			g.flush(ctx, g.cfg.FlushAfter)

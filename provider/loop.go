@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -70,6 +71,9 @@ func (p *Provider) tick(ctx context.Context) error {
 			p.log.Error("commit epoch", "epoch", e, "err", err)
 		}
 		committed = committed || ok
+	}
+	if err := p.answerChallenges(ctx, h); err != nil {
+		p.log.Error("answer omission challenges", "err", err)
 	}
 	// Redeem after each commit, and periodically: a client pays its last
 	// receipts with a voucher that may arrive after the epoch was committed.
@@ -267,5 +271,51 @@ func (p *Provider) reprice(ctx context.Context, cur uint64) error {
 	p.nextIn, p.nextOut, p.nextFrom = in, out, cur+1
 	p.mu.Unlock()
 	p.log.Info("prices published", "input_per_1k", in, "output_per_1k", out, "from_epoch", cur+1, "utilisation_permille", util)
+	return nil
+}
+
+// answerChallenges answers every open omission challenge against this
+// provider with the challenged receipt's inclusion proof. A receipt it
+// signed is in its store and in its committed root, so an honest provider
+// always can; an answer already sent is not sent again until it could have
+// been included.
+func (p *Provider) answerChallenges(ctx context.Context, h int64) error {
+	var chs []app.ChallengeView
+	if err := p.chain.Query(ctx, "/challenges/provider/"+p.addr.String(), 0, &chs); err != nil {
+		return err
+	}
+	for _, c := range chs {
+		key := fmt.Sprintf("%d/%d", c.Epoch, c.Index)
+		if until, ok := p.answered[key]; ok && h <= until {
+			continue
+		}
+		var id [32]byte
+		copy(id[:], c.ReceiptID)
+		sr, err := p.store.ReceiptByID(id)
+		if err != nil {
+			p.log.Error("omission challenge on a receipt this provider does not hold", "epoch", c.Epoch, "index", c.Index, "receipt", fmt.Sprintf("%x", id), "err", err)
+			continue
+		}
+		if sr.Receipt.Epoch != c.Epoch || sr.Receipt.Index != c.Index {
+			continue
+		}
+		ids, err := p.EpochIDs(c.Epoch)
+		if err != nil {
+			return err
+		}
+		pr, err := receipt.Prove(ids, int(c.Index))
+		if err != nil {
+			return err
+		}
+		m := &types.MsgAnswerOmission{Epoch: c.Epoch, Index: c.Index, ProofLeft: pr.Left}
+		for _, s := range pr.Siblings {
+			m.Proof = append(m.Proof, append([]byte(nil), s[:]...))
+		}
+		if _, err := p.signer.Send(ctx, m); err != nil {
+			return fmt.Errorf("answer challenge on receipt %d of epoch %d: %w", c.Index, c.Epoch, err)
+		}
+		p.answered[key] = h + 3
+		p.log.Info("omission challenge answered", "epoch", c.Epoch, "index", c.Index)
+	}
 	return nil
 }

@@ -80,6 +80,7 @@ type Provider struct {
 	epCount  map[uint64]uint64         // epoch → receipts issued (next index)
 	epTotal  map[uint64]uint64
 	epTokens map[uint64]uint64 // epoch → prompt + completion tokens
+	answered map[string]int64  // "epoch/index" of answered challenges → height to retry after (loop goroutine only)
 	writing  map[uint64]int    // epoch → receipts being written
 	chans    map[uint64]app.ChannelView
 	chanMu   map[uint64]*sync.Mutex
@@ -154,7 +155,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		addr:     types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		reserved: map[uint64]uint64{}, chans: map[uint64]app.ChannelView{}, chanMu: map[uint64]*sync.Mutex{},
 		billed: map[uint64]uint64{}, vouchers: map[uint64]ChannelState{}, verified: map[uint64]*types.Voucher{}, epCount: map[uint64]uint64{},
-		epTotal: map[uint64]uint64{}, epTokens: map[uint64]uint64{}, writing: map[uint64]int{},
+		epTotal: map[uint64]uint64{}, epTokens: map[uint64]uint64{}, answered: map[string]int64{}, writing: map[uint64]int{},
 		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
 		metrics: newMetrics(reg), reg: reg, done: make(chan struct{}),
 		priceIn: cfg.PriceIn, priceOut: cfg.PriceOut,

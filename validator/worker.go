@@ -3,6 +3,7 @@ package validator
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -30,6 +31,10 @@ type Worker struct {
 	mu      sync.Mutex
 	next    uint64 // the next epoch to audit
 	results []EpochAudit
+
+	// Run's goroutine only:
+	recheck  map[uint64]app.EpochView // epochs to audit again after their opening deadline
+	reported map[string]bool          // faults already reported (epoch/provider/index/fault)
 }
 
 // EpochAudit is the summary of one audited epoch.
@@ -61,7 +66,8 @@ func NewWorker(chain *client.Client, auditor *Auditor, signer *client.Signer, re
 	if reg != nil {
 		reg.MustRegister(m.epochs, m.checked, m.faults, m.reported)
 	}
-	return &Worker{chain: chain, auditor: auditor, signer: signer, log: log, interval: 2 * time.Second, metrics: m}
+	return &Worker{chain: chain, auditor: auditor, signer: signer, log: log, interval: 2 * time.Second, metrics: m,
+		recheck: map[uint64]app.EpochView{}, reported: map[string]bool{}}
 }
 
 // Recent returns the summaries of the epochs audited since start, newest first.
@@ -94,13 +100,23 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// step audits every epoch from w.next whose seed exists.
+// step audits every epoch from w.next whose seed exists, then re-audits the
+// epochs whose openings could not be fetched once their opening deadline
+// has passed.
 func (w *Worker) step(ctx context.Context) {
+	st, err := w.chain.Status(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("validator: node status", "err", err)
+		}
+		return
+	}
+	h := st.SyncInfo.LatestBlockHeight
 	for ctx.Err() == nil {
 		var ep app.EpochView
 		err := w.chain.Query(ctx, "/epoch/"+strconv.FormatUint(w.next, 10), 0, &ep)
 		if client.IsNotFound(err) || (err == nil && len(ep.Seed) == 0) {
-			return // not ended, or its seed is not drawn yet
+			break // not ended, or its seed is not drawn yet
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -108,43 +124,77 @@ func (w *Worker) step(ctx context.Context) {
 			}
 			return
 		}
-		fs, err := w.auditor.AuditEpoch(ctx, w.next)
-		if err != nil {
-			if ctx.Err() == nil {
-				w.log.Warn("validator: audit", "epoch", w.next, "err", err)
-			}
+		if !w.audit(ctx, ep, h) {
 			return
 		}
-		sum := EpochAudit{Epoch: w.next, Checked: len(fs), Findings: fs, Time: time.Now().UTC()}
-		for _, f := range fs {
-			if !f.OK {
-				sum.Faults++
-			}
-		}
-		if w.signer != nil && sum.Faults > 0 {
-			n, err := Report(ctx, w.signer, fs)
-			sum.Reported = n
-			if err != nil {
-				w.log.Warn("validator: report faults", "epoch", w.next, "err", err)
-			}
-		}
-		w.metrics.epochs.Inc()
-		w.metrics.checked.Add(float64(sum.Checked))
-		w.metrics.faults.Add(float64(sum.Faults))
-		w.metrics.reported.Add(float64(sum.Reported))
-		level := slog.LevelInfo
-		if sum.Faults > 0 {
-			level = slog.LevelWarn
-		}
-		w.log.Log(ctx, level, "epoch audited", "epoch", w.next, "receipts_checked", sum.Checked, "faults", sum.Faults, "reported", sum.Reported)
-		w.mu.Lock()
-		w.results = append(w.results, sum)
-		if len(w.results) > 100 {
-			w.results = w.results[1:]
-		}
-		w.mu.Unlock()
 		w.next++
 	}
+	for e, ep := range w.recheck {
+		if h > ep.OpeningDeadline {
+			if w.audit(ctx, ep, h) {
+				delete(w.recheck, e)
+			}
+		}
+	}
+}
+
+// audit audits epoch ep at height h and reports its faults. An opening
+// that could not be fetched is a fault only once the opening deadline has
+// passed (the provider may be briefly unreachable, and validators must
+// agree on the fault to apply it), so before that the epoch is kept for a
+// second audit. It returns false when the audit itself failed.
+func (w *Worker) audit(ctx context.Context, ep app.EpochView, h int64) bool {
+	fs, err := w.auditor.AuditEpoch(ctx, ep.Number)
+	if err != nil {
+		if ctx.Err() == nil {
+			w.log.Warn("validator: audit", "epoch", ep.Number, "err", err)
+		}
+		return false
+	}
+	sum := EpochAudit{Epoch: ep.Number, Checked: len(fs), Findings: fs, Time: time.Now().UTC()}
+	var report []Finding
+	for _, f := range fs {
+		if f.OK {
+			continue
+		}
+		sum.Faults++
+		if f.Report == nil {
+			continue
+		}
+		if (f.Fault == FaultRefused || f.Fault == FaultMissing) && h <= ep.OpeningDeadline {
+			w.recheck[ep.Number] = ep // decide after the deadline
+			continue
+		}
+		k := fmt.Sprintf("%d/%s/%d/%d", f.Epoch, f.Provider, f.Index, f.Report.Fault)
+		if w.reported[k] {
+			continue
+		}
+		w.reported[k] = true
+		report = append(report, f)
+	}
+	if w.signer != nil && len(report) > 0 {
+		n, err := Report(ctx, w.signer, report)
+		sum.Reported = n
+		if err != nil {
+			w.log.Warn("validator: report faults", "epoch", ep.Number, "err", err)
+		}
+	}
+	w.metrics.epochs.Inc()
+	w.metrics.checked.Add(float64(sum.Checked))
+	w.metrics.faults.Add(float64(sum.Faults))
+	w.metrics.reported.Add(float64(sum.Reported))
+	level := slog.LevelInfo
+	if sum.Faults > 0 {
+		level = slog.LevelWarn
+	}
+	w.log.Log(ctx, level, "epoch audited", "epoch", ep.Number, "receipts_checked", sum.Checked, "faults", sum.Faults, "reported", sum.Reported)
+	w.mu.Lock()
+	w.results = append(w.results, sum)
+	if len(w.results) > 100 {
+		w.results = w.results[1:]
+	}
+	w.mu.Unlock()
+	return true
 }
 
 // Handler serves the worker's recent audits (GET /v1/audits), /healthz and

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go"
+
+	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/explorer"
+	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/provider"
+)
+
+// TestOmittedEpochReported: a provider that serves requests but never
+// commits its epoch (its chain loop never runs) is reported by the client's
+// gateway once the commit deadline passes; the chain slashes it, refunds the
+// client the receipt's amount and rewards the gateway's account, to the base
+// unit. The other provider, which committed, is untouched.
+func TestOmittedEpochReported(t *testing.T) {
+	in := startInferenceWith(t, func(i int, c *provider.Config) {
+		if i == 0 {
+			c.Tick = time.Hour // never commits (nor redeems)
+		}
+	}, nil)
+	ctx := context.Background()
+	c := in.nw.Client(0)
+	omitter := in.providers[0]
+	var before app.ProviderView
+	if err := c.Query(ctx, "/provider/"+omitter.Address().String(), 0, &before); err != nil {
+		t.Fatal(err)
+	}
+	gwBefore, _ := c.Account(ctx, in.gw.Address())
+	if _, err := in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: in.model,
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hide this one")}, MaxTokens: openai.Int(6)}); err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Data []gateway.StoredReceipt `json:"data"`
+	}
+	getJSON(t, in.gw.URL()+"/v1/receipts", &list)
+	if len(list.Data) != 1 || list.Data[0].Provider != omitter.Address().String() {
+		t.Fatalf("receipts: %+v", list.Data)
+	}
+	r := list.Data[0]
+
+	// The gateway reports the omission after the commit deadline; the fault applies at once.
+	var after app.ProviderView
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := c.Query(ctx, "/provider/"+omitter.Address().String(), 0, &after); err != nil {
+			t.Fatal(err)
+		}
+		if after.Faults > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the omitted epoch %d was never reported", r.Epoch)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cut := before.Bonded * in.nw.Params.SlashProviderOmitBps / 10000
+	if after.Bonded != before.Bonded-cut || after.Faults != 1 || after.ReputationBps != 0 {
+		t.Fatalf("omitter: bond %d (want %d), faults %d, reputation %d", after.Bonded, before.Bonded-cut, after.Faults, after.ReputationBps)
+	}
+	// The explorer's verdict and the report tx: refund = the receipt's amount.
+	var vs []explorer.Verdict
+	deadline = time.Now().Add(20 * time.Second)
+	for len(vs) == 0 {
+		getJSON(t, "http://"+in.nw.Configs[0].API.Laddr+"/explorer/api/verdicts", &vs)
+		if time.Now().After(deadline) {
+			t.Fatal("the explorer did not index the omission verdict")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	v := vs[0]
+	if v.Kind != "omitted_receipt" || v.Provider != r.Provider || v.Epoch != r.Epoch || v.Index != r.Index || v.Refund != r.Amount || v.Slashed != cut || v.Reporter != in.gw.Address().String() {
+		t.Fatalf("verdict %+v for receipt %+v", v, r)
+	}
+	var tx explorer.Tx
+	getJSON(t, fmt.Sprintf("http://%s/explorer/api/tx/%s", in.nw.Configs[0].API.Laddr, v.Tx), &tx)
+	// The gateway paid the channel deposit and its txs' fees; the report
+	// returned the bond and added the refund and the reward.
+	gwAfter, _ := c.Account(ctx, in.gw.Address())
+	var chans []app.ChannelView
+	if err := c.Query(ctx, "/channels/client/"+in.gw.Address().String(), 0, &chans); err != nil {
+		t.Fatal(err)
+	}
+	var deposits uint64
+	for _, ch := range chans {
+		deposits += ch.Deposit
+	}
+	fees := feesPaid(t, c, in.gw.Address())
+	if want := gwBefore.Balance - deposits - fees + v.Refund + v.Reward; gwAfter.Balance != want {
+		t.Fatalf("gateway balance %d, want %d (before %d, deposits %d, fees %d, refund %d, reward %d; report fee %d)",
+			gwAfter.Balance, want, gwBefore.Balance, deposits, fees, v.Refund, v.Reward, tx.Fee)
+	}
+	var other app.ProviderView
+	if err := c.Query(ctx, "/provider/"+in.providers[1].Address().String(), 0, &other); err != nil || other.Faults != 0 {
+		t.Fatalf("the other provider: %+v %v", other, err)
+	}
+}
+
+// feesPaid sums the fees of every tx addr signed.
+func feesPaid(t *testing.T, c *client.Client, addr types.Address) uint64 {
+	t.Helper()
+	res, err := c.RPC().TxSearch(context.Background(), fmt.Sprintf("agora.signer='%s'", addr), false, nil, nil, "asc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fees uint64
+	for _, tx := range res.Txs {
+		for _, ev := range tx.TxResult.Events {
+			for _, a := range ev.Attributes {
+				if a.Key == "fee" {
+					f, _ := strconv.ParseUint(a.Value, 10, 64)
+					fees += f
+				}
+			}
+		}
+	}
+	return fees
+}
