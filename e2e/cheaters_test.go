@@ -241,8 +241,10 @@ func TestCheatersCaught(t *testing.T) {
 			t.Fatalf("the honest provider was reported: %+v", v)
 		}
 		if !v.Applied {
-			if v.Votes != 1 {
-				t.Fatalf("an unapplied verdict with %d votes: %+v", v.Votes, v)
+			// The first vote, or a vote on a receipt already faulted (e.g.
+			// by the gateway's omission report): it changed nothing.
+			if v.Slashed != 0 || v.Refund != 0 || v.Reward != 0 {
+				t.Fatalf("an unapplied verdict moved funds: %+v", v)
 			}
 			continue
 		}

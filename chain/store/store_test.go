@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"testing"
 )
 
@@ -74,4 +75,61 @@ func TestProofsAgainstRoot(t *testing.T) {
 	if !bytes.Equal(PrefixEnd([]byte{1, 0xff}), []byte{2}) || PrefixEnd([]byte{0xff}) != nil {
 		t.Fatal("PrefixEnd")
 	}
+}
+
+// Snapshot reads run while the working tree is written and committed (the
+// node serves queries during blocks); under -race this caught IAVL detaching
+// a shared node's children while a query read them.
+func TestSnapshotReadsDuringWrites(t *testing.T) {
+	tr, err := OpenMemTree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(i int) []byte { return []byte(fmt.Sprintf("k/%05d", i)) }
+	for i := 0; i < 2000; i++ {
+		tr.Set(key(i), []byte{byte(i)})
+	}
+	if _, _, err := tr.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := tr.Snapshot(tr.Version())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				n := 0
+				snap.Iterate([]byte("k/"), func(k, v []byte) bool {
+					if snap.Get(k) == nil {
+						t.Errorf("key %s vanished from the snapshot", k)
+					}
+					n++
+					return true
+				})
+				if n != 2000 {
+					t.Errorf("snapshot iterated %d keys, want 2000", n)
+				}
+			}
+		}()
+	}
+	for v := 0; v < 5; v++ {
+		for i := 0; i < 2000; i += 3 {
+			tr.Set(key(i), []byte{byte(i + v)})
+		}
+		if _, _, err := tr.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	wg.Wait()
 }

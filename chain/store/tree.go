@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"path/filepath"
+	"sync"
 
 	dbm "github.com/cosmos/cosmos-db"
 	"github.com/cosmos/iavl"
@@ -11,9 +12,14 @@ import (
 )
 
 // Tree is the committed state: an IAVL tree whose root hash is the app hash.
+//
+// Snapshots share nodes with the working tree, and IAVL detaches a shared
+// node's children when the working tree copies it on write: mu makes those
+// writes (Set, Delete, Commit, Prune, Rollback) exclusive with snapshot reads.
 type Tree struct {
 	db   dbm.DB
 	tree *iavl.MutableTree
+	mu   sync.RWMutex
 }
 
 // nodeCacheSize is the IAVL in-memory node cache (nodes, not bytes). Large
@@ -54,7 +60,11 @@ func (t *Tree) WorkingHash() []byte { return t.tree.WorkingHash() }
 func (t *Tree) SetInitialVersion(v uint64) { t.tree.SetInitialVersion(v) }
 
 // Commit saves the working tree as a new version.
-func (t *Tree) Commit() ([]byte, int64, error) { return t.tree.SaveVersion() }
+func (t *Tree) Commit() ([]byte, int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tree.SaveVersion()
+}
 
 // Prune deletes every version up to and including v (not the latest).
 // Pruning changes storage only, never the app hash.
@@ -62,11 +72,17 @@ func (t *Tree) Prune(v int64) error {
 	if v <= 0 || v >= t.tree.Version() {
 		return nil
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	return t.tree.DeleteVersionsTo(v)
 }
 
 // Rollback discards uncommitted writes.
-func (t *Tree) Rollback() { t.tree.Rollback() }
+func (t *Tree) Rollback() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tree.Rollback()
+}
 
 // Close closes the database.
 func (t *Tree) Close() error { return t.db.Close() }
@@ -83,12 +99,16 @@ func (t *Tree) Set(key, value []byte) {
 	if value == nil {
 		value = []byte{}
 	}
+	t.mu.Lock()
 	_, err := t.tree.Set(key, value)
+	t.mu.Unlock()
 	must(err, "set")
 }
 
 func (t *Tree) Delete(key []byte) {
+	t.mu.Lock()
 	_, _, err := t.tree.Remove(key)
+	t.mu.Unlock()
 	must(err, "delete")
 }
 
@@ -107,17 +127,20 @@ func (t *Tree) Iterate(prefix []byte, fn func(key, value []byte) bool) {
 // Snapshot returns a read-only view of committed version v, safe to use
 // concurrently with writes to the working tree.
 func (t *Tree) Snapshot(v int64) (*Snapshot, error) {
+	t.mu.RLock()
 	im, err := t.tree.GetImmutable(v)
+	t.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("state at height %d: %w", v, err)
 	}
-	return &Snapshot{tree: im, version: v}, nil
+	return &Snapshot{tree: im, version: v, mu: &t.mu}, nil
 }
 
 // Snapshot is an immutable committed version of the state.
 type Snapshot struct {
 	tree    *iavl.ImmutableTree
 	version int64
+	mu      *sync.RWMutex // the tree's: held while reading shared nodes
 }
 
 // Version is the snapshot's height.
@@ -127,7 +150,9 @@ func (s *Snapshot) Version() int64 { return s.version }
 func (s *Snapshot) Hash() []byte { return s.tree.Hash() }
 
 func (s *Snapshot) Get(key []byte) []byte {
+	s.mu.RLock()
 	v, err := s.tree.Get(key)
+	s.mu.RUnlock()
 	must(err, "get")
 	return v
 }
@@ -138,20 +163,44 @@ func (s *Snapshot) Set(key, value []byte) { panic("state store: write to a read-
 
 func (s *Snapshot) Delete(key []byte) { panic("state store: write to a read-only snapshot") }
 
+// Iterate reads the prefix in chunks under the read lock and calls fn
+// outside it, so fn may read the snapshot again without nesting locks.
 func (s *Snapshot) Iterate(prefix []byte, fn func(key, value []byte) bool) {
-	it, err := s.tree.Iterator(prefix, PrefixEnd(prefix), true)
-	must(err, "iterate")
-	defer it.Close()
-	for ; it.Valid(); it.Next() {
-		if !fn(it.Key(), it.Value()) {
+	const chunk = 256
+	start, end := prefix, PrefixEnd(prefix)
+	for {
+		var keys, vals [][]byte
+		s.mu.RLock()
+		it, err := s.tree.Iterator(start, end, true)
+		if err != nil {
+			s.mu.RUnlock()
+			must(err, "iterate")
+		}
+		for ; it.Valid() && len(keys) < chunk; it.Next() {
+			keys = append(keys, append([]byte(nil), it.Key()...))
+			vals = append(vals, append([]byte(nil), it.Value()...))
+		}
+		more := it.Valid()
+		err = it.Error()
+		it.Close()
+		s.mu.RUnlock()
+		must(err, "iterate")
+		for i := range keys {
+			if !fn(keys[i], vals[i]) {
+				return
+			}
+		}
+		if !more {
 			return
 		}
+		start = append(keys[len(keys)-1], 0) // the next key after the last one read
 	}
-	must(it.Error(), "iterate")
 }
 
 // Proof returns an ICS-23 proof of key's membership (or absence) in the snapshot.
 func (s *Snapshot) Proof(key []byte) (*ics23.CommitmentProof, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.tree.GetProof(key)
 }
 
