@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 )
 
@@ -35,6 +37,7 @@ type Worker struct {
 	// Run's goroutine only:
 	recheck  map[uint64]app.EpochView // epochs to audit again after their opening deadline
 	reported map[string]bool          // faults already reported (epoch/provider/index/fault)
+	scored   map[uint64]bool          // epochs whose scores were sent
 }
 
 // EpochAudit is the summary of one audited epoch.
@@ -67,7 +70,7 @@ func NewWorker(chain *client.Client, auditor *Auditor, signer *client.Signer, re
 		reg.MustRegister(m.epochs, m.checked, m.faults, m.reported)
 	}
 	return &Worker{chain: chain, auditor: auditor, signer: signer, log: log, interval: 2 * time.Second, metrics: m,
-		recheck: map[uint64]app.EpochView{}, reported: map[string]bool{}}
+		recheck: map[uint64]app.EpochView{}, reported: map[string]bool{}, scored: map[uint64]bool{}}
 }
 
 // Recent returns the summaries of the epochs audited since start, newest first.
@@ -179,6 +182,14 @@ func (w *Worker) audit(ctx context.Context, ep app.EpochView, h int64) bool {
 			w.log.Warn("validator: report faults", "epoch", ep.Number, "err", err)
 		}
 	}
+	if w.signer != nil && !w.scored[ep.Number] {
+		w.scored[ep.Number] = true
+		if m := Scores(ep.Number, fs); m != nil {
+			if _, err := w.signer.Send(ctx, m); err != nil {
+				w.log.Warn("validator: submit scores", "epoch", ep.Number, "err", err)
+			}
+		}
+	}
 	w.metrics.epochs.Inc()
 	w.metrics.checked.Add(float64(sum.Checked))
 	w.metrics.faults.Add(float64(sum.Faults))
@@ -213,4 +224,40 @@ func (w *Worker) Handler(gatherer prometheus.Gatherer) http.Handler {
 		json.NewEncoder(rw).Encode(map[string]any{"error": map[string]any{"message": "unknown route " + r.Method + " " + r.URL.Path + "; try GET /v1/audits", "code": 404}})
 	})
 	return mux
+}
+
+// Scores turns an epoch's findings into the validator's quality scores: for
+// each provider, the share of its sampled receipts that passed (receipts the
+// auditor could not re-execute do not count; a provider with none is not
+// scored). Nil when there is nothing to score.
+func Scores(epoch uint64, fs []Finding) *types.MsgSubmitScores {
+	type tally struct{ ok, n uint64 }
+	t := map[string]*tally{}
+	for _, f := range fs {
+		if f.Fault == Unverifiable {
+			continue
+		}
+		x := t[f.Provider]
+		if x == nil {
+			x = &tally{}
+			t[f.Provider] = x
+		}
+		x.n++
+		if f.OK {
+			x.ok++
+		}
+	}
+	m := &types.MsgSubmitScores{Epoch: epoch}
+	for prov, x := range t {
+		a, err := types.ParseAddress(prov)
+		if err != nil || x.n == 0 {
+			continue
+		}
+		m.Scores = append(m.Scores, &types.ProviderScore{Provider: a, ScoreBps: uint32(10000 * x.ok / x.n)})
+	}
+	if len(m.Scores) == 0 {
+		return nil
+	}
+	sort.Slice(m.Scores, func(i, j int) bool { return string(m.Scores[i].Provider) < string(m.Scores[j].Provider) })
+	return m
 }

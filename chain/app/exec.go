@@ -8,6 +8,7 @@ import (
 	"github.com/agoranet/agora/chain/channels"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/rewards"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -147,6 +148,9 @@ func runMsg(kv store.KV, ctx execCtx, d *types.DecodedTx) ([][2]string, error) {
 	case *types.TxBody_AnswerOmission:
 		return [][2]string{{"epoch", itoa(m.AnswerOmission.Epoch)}, {"index", itoa(m.AnswerOmission.Index)}},
 			audit.AnswerOmission(kv, signer, m.AnswerOmission)
+	case *types.TxBody_SubmitScores:
+		return [][2]string{{"epoch", itoa(m.SubmitScores.Epoch)}, {"scores", itoa(uint64(len(m.SubmitScores.Scores)))}},
+			rewards.SubmitScores(kv, p, ctx.height, signer, m.SubmitScores)
 	case *types.TxBody_ReportFault:
 		r, err := audit.Report(kv, p, ctx.chainID, ctx.height, signer, m.ReportFault)
 		if err != nil {

@@ -174,11 +174,12 @@ type CommitmentView struct {
 	ReputationBps uint64 `json:"reputation_bps"`
 	Settled       bool   `json:"settled"`
 	Reward        uint64 `json:"reward"`
+	QualityBps    uint32 `json:"quality_bps"` // set at settlement
 }
 
 func CommitmentViewOf(c *types.Commitment) CommitmentView {
 	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Root: c.Root, ReceiptCount: c.ReceiptCount, TotalBilled: c.TotalBilled,
-		TotalTokens: c.TotalTokens, Height: c.Height, ReputationBps: c.ReputationBps, Settled: c.Settled, Reward: c.Reward}
+		TotalTokens: c.TotalTokens, Height: c.Height, ReputationBps: c.ReputationBps, Settled: c.Settled, Reward: c.Reward, QualityBps: c.QualityBps}
 }
 
 type ModuleBalance struct {

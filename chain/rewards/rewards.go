@@ -7,8 +7,11 @@
 package rewards
 
 import (
+	"sort"
+
 	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/bank"
+	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/registry"
 	"github.com/agoranet/agora/chain/stake"
@@ -20,6 +23,66 @@ import (
 // Pool holds rewards between minting and payout; integer-division dust
 // stays in it and is paid with the next epoch's rewards.
 var Pool = bank.RewardsPool
+
+var prefixScores = []byte("score/") // score/<epoch>/<validator> -> MsgSubmitScores
+
+// SubmitScores records a bonded validator's quality scores for epoch n,
+// once, between the epoch's seed and its settlement.
+func SubmitScores(kv store.KV, p types.Params, height int64, signer []byte, m *types.MsgSubmitScores) error {
+	v := stake.GetValidator(kv, signer)
+	if v == nil || stake.Power(p, v) == 0 {
+		return types.Errorf(types.CodeUnauthorized, "only bonded validators may submit scores")
+	}
+	ep := epochs.Get(kv, m.Epoch)
+	if ep == nil || len(ep.Seed) == 0 {
+		return types.Errorf(types.CodeInvalid, "epoch %d has no seed yet: scores come after the audits", m.Epoch)
+	}
+	if ep.Settled || (ep.SettleHeight > 0 && height > ep.SettleHeight) {
+		return types.Errorf(types.CodeInvalid, "epoch %d is settled", m.Epoch)
+	}
+	k := codec.Key(prefixScores, codec.U64(m.Epoch), signer)
+	if kv.Has(k) {
+		return types.Errorf(types.CodeInvalid, "validator %s already scored epoch %d", types.Address(signer), m.Epoch)
+	}
+	for _, sc := range m.Scores {
+		if epochs.GetCommitment(kv, m.Epoch, sc.Provider) == nil {
+			return types.Errorf(types.CodeNotFound, "provider %s did not commit epoch %d", types.Address(sc.Provider), m.Epoch)
+		}
+	}
+	kv.Set(k, codec.Marshal(m))
+	return nil
+}
+
+// vote is one validator's score for a provider, weighted by its stake.
+type vote struct {
+	validator []byte
+	stake     uint64
+	score     uint64
+}
+
+// Median is the stake-weighted median of votes: the lowest score at which
+// the validators scoring at or below it hold at least half the voting
+// stake. A minority of stake cannot move it, up or down.
+func Median(votes []vote) uint64 {
+	sorted := append([]vote(nil), votes...)
+	sort.Slice(sorted, func(i, j int) bool {
+		if sorted[i].score != sorted[j].score {
+			return sorted[i].score < sorted[j].score
+		}
+		return string(sorted[i].validator) < string(sorted[j].validator)
+	})
+	var total, cum uint64
+	for _, v := range sorted {
+		total += v.stake
+	}
+	for _, v := range sorted {
+		cum += v.stake
+		if 2*cum >= total {
+			return v.score
+		}
+	}
+	return 10000
+}
 
 // Settlement is what settling an epoch did.
 type Settlement struct {
@@ -76,17 +139,59 @@ func Settle(kv store.KV, p types.Params, n uint64) (Settlement, error) {
 	providerPart := types.MulDivU64(available, p.ProviderRewardBps, 10000)
 	validatorPart := available - providerPart
 
-	// Providers: by billed work in verified commitments.
+	// Validators with voting power, and the scores they submitted.
+	var vals []*types.Validator
+	var bonded uint64
+	stake.IterateValidators(kv, func(v *types.Validator) bool {
+		if stake.Power(p, v) > 0 {
+			vals = append(vals, v)
+			bonded += v.Bonded
+		}
+		return true
+	})
+	scores := map[string]map[string]uint64{} // validator → provider → score
+	for _, v := range vals {
+		bz := kv.Get(codec.Key(prefixScores, codec.U64(n), v.Operator))
+		if bz == nil {
+			continue
+		}
+		m := &types.MsgSubmitScores{}
+		codec.MustUnmarshal(bz, m)
+		byProv := map[string]uint64{}
+		for _, sc := range m.Scores {
+			byProv[string(sc.Provider)] = uint64(sc.ScoreBps)
+		}
+		scores[string(v.Operator)] = byProv
+	}
+	// Quality: the stake-weighted median of the scores each provider got.
+	quality := make([]uint64, len(cms))
+	for i, c := range cms {
+		var votes []vote
+		for _, v := range vals {
+			if sc, ok := scores[string(v.Operator)][string(c.Provider)]; ok {
+				votes = append(votes, vote{v.Operator, v.Bonded, sc})
+			}
+		}
+		quality[i] = 10000
+		if len(votes) > 0 {
+			quality[i] = Median(votes)
+		}
+		c.QualityBps = uint32(quality[i])
+	}
+
+	// Providers: by billed work in verified commitments, times quality.
 	var work uint64
+	weight := make([]uint64, len(cms))
 	for i, c := range cms {
 		if clean[i] {
-			work += c.TotalBilled
+			weight[i] = types.MulDivU64(c.TotalBilled, quality[i], 10000)
+			work += weight[i]
 		}
 	}
 	for i, c := range cms {
 		c.Settled = true
-		if clean[i] && work > 0 {
-			c.Reward = types.MulDivU64(providerPart, c.TotalBilled, work)
+		if clean[i] && work > 0 && weight[i] > 0 {
+			c.Reward = types.MulDivU64(providerPart, weight[i], work)
 			if err := bank.Send(kv, Pool, c.Provider, c.Reward); err != nil {
 				return s, err
 			}
@@ -97,22 +202,32 @@ func Settle(kv store.KV, p types.Params, n uint64) (Settlement, error) {
 		epochs.SetCommitment(kv, c)
 	}
 
-	// Validators: by bonded stake among those with voting power. With no
-	// verified work the providers' part goes to them too.
+	// Validators: by stake, times their agreement with the medians when
+	// anyone scored (a validator that did not score then agrees with
+	// nothing). With no verified work the providers' part goes to them too.
 	if work == 0 {
 		validatorPart = available
 	}
-	var vals []*types.Validator
-	var bonded uint64
-	stake.IterateValidators(kv, func(v *types.Validator) bool {
-		if stake.Power(p, v) > 0 {
-			vals = append(vals, v)
-			bonded += v.Bonded
+	vweight := make([]uint64, len(vals))
+	var vtotal uint64
+	for i, v := range vals {
+		vweight[i] = v.Bonded
+		if len(scores) > 0 {
+			vweight[i] = types.MulDivU64(v.Bonded, Agreement(scores[string(v.Operator)], cms, quality), 10000)
 		}
-		return true
-	})
-	for _, v := range vals {
-		r := types.MulDivU64(validatorPart, v.Bonded, bonded)
+		vtotal += vweight[i]
+	}
+	if vtotal == 0 { // every scoring validator disagrees completely: pay by stake
+		for i, v := range vals {
+			vweight[i] = v.Bonded
+		}
+		vtotal = bonded
+	}
+	for i, v := range vals {
+		if vweight[i] == 0 {
+			continue
+		}
+		r := types.MulDivU64(validatorPart, vweight[i], vtotal)
 		if err := bank.Send(kv, Pool, v.Operator, r); err != nil {
 			return s, err
 		}
@@ -125,4 +240,27 @@ func Settle(kv store.KV, p types.Params, n uint64) (Settlement, error) {
 	ep.ProviderRewards, ep.ValidatorRewards = s.ProviderRewards, s.ValidatorRewards
 	epochs.Set(kv, ep)
 	return s, nil
+}
+
+// Agreement is a validator's agreement with the consensus, in basis points:
+// 10000 minus its mean absolute distance to the median over the committed
+// providers it scored (0 when it scored none).
+func Agreement(mine map[string]uint64, cms []*types.Commitment, quality []uint64) uint64 {
+	var dist, n uint64
+	for i, c := range cms {
+		sc, ok := mine[string(c.Provider)]
+		if !ok {
+			continue
+		}
+		if sc > quality[i] {
+			dist += sc - quality[i]
+		} else {
+			dist += quality[i] - sc
+		}
+		n++
+	}
+	if n == 0 {
+		return 0
+	}
+	return 10000 - min(10000, dist/n)
 }

@@ -102,6 +102,7 @@ func DefaultParams() Params {
 			"report_fault":        500,
 			"report_omission":     500,
 			"answer_omission":     300,
+			"submit_scores":       300,
 		},
 	}
 }
@@ -145,7 +146,7 @@ var MsgNames = []string{
 	"send", "bond_validator", "unbond_validator", "unjail_validator",
 	"bond_provider", "unbond_provider", "register_provider", "update_provider",
 	"deregister_provider", "open_channel", "top_up_channel", "redeem_voucher",
-	"close_channel", "commit_epoch", "report_fault", "report_omission", "answer_omission",
+	"close_channel", "commit_epoch", "report_fault", "report_omission", "answer_omission", "submit_scores",
 }
 
 // MinFee returns the minimum fee for a tx of txLen bytes carrying msgName.

@@ -40,6 +40,8 @@ func SetMsg(body *TxBody, msg any) error {
 		body.Msg = &TxBody_ReportOmission{ReportOmission: m}
 	case *MsgAnswerOmission:
 		body.Msg = &TxBody_AnswerOmission{AnswerOmission: m}
+	case *MsgSubmitScores:
+		body.Msg = &TxBody_SubmitScores{SubmitScores: m}
 	default:
 		return fmt.Errorf("unsupported message type %T", msg)
 	}

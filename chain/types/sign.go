@@ -164,6 +164,8 @@ func MsgName(body *TxBody) string {
 		return "report_omission"
 	case *TxBody_AnswerOmission:
 		return "answer_omission"
+	case *TxBody_SubmitScores:
+		return "submit_scores"
 	}
 	return "unknown"
 }

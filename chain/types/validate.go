@@ -146,6 +146,22 @@ func ValidateMsg(body *TxBody) error {
 		if ro == nil || len(ro.Receipt) == 0 || len(ro.Receipt) > 4096 || len(ro.ReceiptSignature) != 64 {
 			return errors.New("report_omission: needs the serialized receipt (at most 4096 bytes) and its 64-byte signature")
 		}
+	case *TxBody_SubmitScores:
+		ss := m.SubmitScores
+		if ss == nil || len(ss.Scores) == 0 || len(ss.Scores) > MaxScores {
+			return fmt.Errorf("submit_scores: between 1 and %d scores", MaxScores)
+		}
+		for i, sc := range ss.Scores {
+			if err := ValidAddress(sc.GetProvider()); err != nil {
+				return fmt.Errorf("submit_scores: provider %d: %w", i, err)
+			}
+			if sc.ScoreBps > 10000 {
+				return fmt.Errorf("submit_scores: score %d is above 10000 bps", sc.ScoreBps)
+			}
+			if i > 0 && string(ss.Scores[i-1].Provider) >= string(sc.Provider) {
+				return errors.New("submit_scores: providers must be in strictly ascending address order")
+			}
+		}
 	case *TxBody_AnswerOmission:
 		ao := m.AnswerOmission
 		if ao == nil || len(ao.Proof) != len(ao.ProofLeft) || len(ao.Proof) > 64 {
@@ -161,6 +177,9 @@ func ValidateMsg(body *TxBody) error {
 	}
 	return nil
 }
+
+// MaxScores bounds the providers one MsgSubmitScores may score.
+const MaxScores = 1000
 
 // Fault codes of MsgReportFault.
 const (

@@ -340,6 +340,7 @@ async function viewEpoch(n) {
     { h: "At block", f: c => link.block(c.height) },
     { h: "Reputation at commit", n: 1, f: c => `${(c.reputation_bps / 100).toFixed(0)} %` },
     { h: "Receipts sampled for audit", f: c => e && e.seed ? (c.sampled.length ? c.sampled.map(i => "#" + num(i)).join(", ") : "none") : "after the seed is drawn" },
+    { h: "Quality (validators' median)", n: 1, f: c => c.settled ? `${(c.quality_bps / 100).toFixed(0)} %` : "—" },
     { h: "Reward", n: 1, f: c => c.settled ? amount(c.reward) : "—" },
   ], d.commitments || [], "No provider committed for this epoch.");
   html += `<h2>Audit verdicts</h2>` + verdictTable(d.verdicts, "No fault was proven for this epoch.");
