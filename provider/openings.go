@@ -76,3 +76,50 @@ func (p *Provider) handleOpenings(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(out)
 }
+
+// handleOpening serves one receipt's opening (inclusion proof and
+// transcript) when a client disputes it on chain, so validators can
+// re-execute it; undisputed, unsampled transcripts stay private.
+func (p *Provider) handleOpening(w http.ResponseWriter, r *http.Request) {
+	e, err1 := strconv.ParseUint(r.PathValue("epoch"), 10, 64)
+	i, err2 := strconv.ParseUint(r.PathValue("index"), 10, 64)
+	if err1 != nil || err2 != nil {
+		oai.Errorf(http.StatusBadRequest, "invalid_request_error", "", "epoch and index must be numbers").Write(w)
+		return
+	}
+	var ds []app.DisputeView
+	if err := p.chain.Query(r.Context(), "/disputes", 0, &ds); err != nil {
+		oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "read disputes: %v", err).Write(w)
+		return
+	}
+	disputed := false
+	for _, d := range ds {
+		disputed = disputed || (d.Epoch == e && d.Index == i && string(d.Provider) == string(p.addr))
+	}
+	if !disputed {
+		oai.Errorf(http.StatusForbidden, "invalid_request_error", "", "receipt %d of epoch %d is not disputed: its transcript is not public", i, e).Write(w)
+		return
+	}
+	ids, err := p.EpochIDs(e)
+	if err != nil || i >= uint64(len(ids)) {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "no receipt %d in epoch %d", i, e).Write(w)
+		return
+	}
+	sr, err := p.store.ReceiptByID(ids[i])
+	if err != nil {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "receipt %d of epoch %d: %v", i, e, err).Write(w)
+		return
+	}
+	proof, err := receipt.Prove(ids, int(i))
+	if err != nil {
+		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+		return
+	}
+	tr, err := p.store.Transcript(e, i)
+	if err != nil {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "transcript %d of epoch %d: %v", i, e, err).Write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(Opening{Proof: receipt.ProofToJSON(sr, proof, receipt.Root(ids), true), Transcript: tr})
+}

@@ -29,6 +29,7 @@ func (p *Provider) routes() http.Handler {
 	mux.HandleFunc("GET /v1/receipts/{id}/proof", p.handleProof)
 	mux.HandleFunc("GET /v1/transcripts/{epoch}/{index}", p.handleTranscript)
 	mux.HandleFunc("GET /v1/openings/{epoch}", p.handleOpenings)
+	mux.HandleFunc("GET /v1/openings/{epoch}/{index}", p.handleOpening)
 	if p.reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
 	}

@@ -236,3 +236,48 @@ func sha256Of(b []byte) []byte {
 	h := sha256.Sum256(b)
 	return h[:]
 }
+
+// AuditReceipt audits one disputed receipt: its opening is fetched from the
+// provider and checked like a sampled one. An opening the provider does not
+// serve is a refusal.
+func (a *Auditor) AuditReceipt(ctx context.Context, epoch uint64, prov types.Address, index uint64) (Finding, error) {
+	var ep app.EpochView
+	var cm app.CommitmentView
+	var pv app.ProviderView
+	var acc app.AccountView
+	addr := prov.String()
+	if err := a.chain.Query(ctx, "/epoch/"+strconv.FormatUint(epoch, 10), 0, &ep); err != nil {
+		return Finding{}, err
+	}
+	if err := a.chain.Query(ctx, fmt.Sprintf("/commitment/%d/%s", epoch, addr), 0, &cm); err != nil {
+		return Finding{}, err
+	}
+	if err := a.chain.Query(ctx, "/provider/"+addr, 0, &pv); err != nil {
+		return Finding{}, err
+	}
+	if err := a.chain.Query(ctx, "/account/"+addr, 0, &acc); err != nil {
+		return Finding{}, err
+	}
+	refused := func(format string, args ...any) Finding {
+		return Finding{Epoch: epoch, Provider: addr, Index: index, Fault: FaultRefused, Reason: fmt.Sprintf(format, args...),
+			Report: &types.MsgReportFault{Epoch: epoch, Provider: prov, Index: index, Fault: types.FaultRefused}}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/openings/%d/%d", pv.Endpoint, epoch, index), nil)
+	resp, err := a.httpc.Do(req)
+	if err != nil {
+		return refused("opening not served: %v", err), nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return refused("opening not served: status %d: %.200s", resp.StatusCode, body), nil
+	}
+	var o provider.Opening
+	if err := json.Unmarshal(body, &o); err != nil {
+		return refused("malformed opening: %v", err), nil
+	}
+	if o.Proof.Index != index {
+		return refused("the opening is for receipt %d", o.Proof.Index), nil
+	}
+	return a.checkOpening(ep, cm, acc.PubKey, index, o), nil
+}

@@ -38,6 +38,7 @@ type Worker struct {
 	recheck  map[uint64]app.EpochView // epochs to audit again after their opening deadline
 	reported map[string]bool          // faults already reported (epoch/provider/index/fault)
 	scored   map[uint64]bool          // epochs whose scores were sent
+	disputed map[string]bool          // disputes already audited
 }
 
 // EpochAudit is the summary of one audited epoch.
@@ -70,7 +71,7 @@ func NewWorker(chain *client.Client, auditor *Auditor, signer *client.Signer, re
 		reg.MustRegister(m.epochs, m.checked, m.faults, m.reported)
 	}
 	return &Worker{chain: chain, auditor: auditor, signer: signer, log: log, interval: 2 * time.Second, metrics: m,
-		recheck: map[uint64]app.EpochView{}, reported: map[string]bool{}, scored: map[uint64]bool{}}
+		recheck: map[uint64]app.EpochView{}, reported: map[string]bool{}, scored: map[uint64]bool{}, disputed: map[string]bool{}}
 }
 
 // Recent returns the summaries of the epochs audited since start, newest first.
@@ -132,6 +133,7 @@ func (w *Worker) step(ctx context.Context) {
 		}
 		w.next++
 	}
+	w.auditDisputes(ctx)
 	for e, ep := range w.recheck {
 		if h > ep.OpeningDeadline {
 			if w.audit(ctx, ep, h) {
@@ -260,4 +262,40 @@ func Scores(epoch uint64, fs []Finding) *types.MsgSubmitScores {
 	}
 	sort.Slice(m.Scores, func(i, j int) bool { return string(m.Scores[i].Provider) < string(m.Scores[j].Provider) })
 	return m
+}
+
+// auditDisputes re-executes every receipt a client disputes on chain (once)
+// and reports the fault it finds.
+func (w *Worker) auditDisputes(ctx context.Context) {
+	var ds []app.DisputeView
+	if err := w.chain.Query(ctx, "/disputes", 0, &ds); err != nil {
+		return
+	}
+	for _, d := range ds {
+		k := fmt.Sprintf("%d/%s/%d", d.Epoch, d.Provider, d.Index)
+		if w.disputed[k] {
+			continue
+		}
+		f, err := w.auditor.AuditReceipt(ctx, d.Epoch, d.Provider, d.Index)
+		if err != nil {
+			continue // try again at the next step
+		}
+		w.disputed[k] = true
+		level := slog.LevelInfo
+		if !f.OK {
+			level = slog.LevelWarn
+		}
+		w.log.Log(ctx, level, "disputed receipt audited", "epoch", d.Epoch, "provider", d.Provider, "index", d.Index, "ok", f.OK, "fault", f.Fault, "reason", f.Reason)
+		if f.OK || f.Report == nil || w.signer == nil {
+			continue
+		}
+		rk := fmt.Sprintf("%d/%s/%d/%d", f.Epoch, f.Provider, f.Index, f.Report.Fault)
+		if w.reported[rk] {
+			continue
+		}
+		w.reported[rk] = true
+		if _, err := Report(ctx, w.signer, []Finding{f}); err != nil {
+			w.log.Warn("validator: report disputed fault", "epoch", d.Epoch, "index", d.Index, "err", err)
+		}
+	}
 }

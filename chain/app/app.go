@@ -383,6 +383,19 @@ func (a *App) endBlock(req *abci.FinalizeBlockRequest) ([]abci.Event, error) {
 			{Key: "reward", Value: itoa(o.Reward)},
 		}})
 	}
+	closed, err := audit.ExpireDisputes(a.tree, req.Height)
+	if err != nil {
+		return nil, fmt.Errorf("expire disputes at %d: %w", req.Height, err)
+	}
+	for _, d := range closed {
+		events = append(events, abci.Event{Type: "dispute_rejected", Attributes: []abci.EventAttribute{
+			{Key: "provider", Value: types.Address(d.Provider).String(), Index: true},
+			{Key: "client", Value: types.Address(d.Client).String(), Index: true},
+			{Key: "epoch", Value: itoa(d.Epoch)},
+			{Key: "index", Value: itoa(d.Index)},
+			{Key: "bond", Value: itoa(d.Bond)},
+		}})
+	}
 	if n, ok := epochs.DueForSettlement(a.tree, req.Height); ok {
 		s, err := rewards.Settle(a.tree, a.params, n)
 		if err != nil {

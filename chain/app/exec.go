@@ -148,6 +148,13 @@ func runMsg(kv store.KV, ctx execCtx, d *types.DecodedTx) ([][2]string, error) {
 	case *types.TxBody_AnswerOmission:
 		return [][2]string{{"epoch", itoa(m.AnswerOmission.Epoch)}, {"index", itoa(m.AnswerOmission.Index)}},
 			audit.AnswerOmission(kv, signer, m.AnswerOmission)
+	case *types.TxBody_DisputeReceipt:
+		d, err := audit.DisputeReceipt(kv, p, ctx.chainID, ctx.height, signer, m.DisputeReceipt)
+		if err != nil {
+			return nil, err
+		}
+		return [][2]string{{"provider", types.Address(d.Provider).String()}, {"epoch", itoa(d.Epoch)}, {"index", itoa(d.Index)},
+			{"deadline", itoa(uint64(d.Deadline))}}, nil
 	case *types.TxBody_SubmitScores:
 		return [][2]string{{"epoch", itoa(m.SubmitScores.Epoch)}, {"scores", itoa(uint64(len(m.SubmitScores.Scores)))}},
 			rewards.SubmitScores(kv, p, ctx.height, signer, m.SubmitScores)

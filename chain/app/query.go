@@ -252,6 +252,13 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 			out = append(out, ChallengeViewOf(c))
 		}
 		return out, nil
+	case parts[0] == "disputes" && len(parts) == 1:
+		out := []DisputeView{}
+		for _, d := range audit.OpenDisputes(kv) {
+			out = append(out, DisputeView{Epoch: d.Epoch, Provider: d.Provider, Index: d.Index, ReceiptID: d.ReceiptId, Client: d.Client,
+				Bond: d.Bond, Deadline: d.Deadline, OpenedHeight: d.OpenedHeight})
+		}
+		return out, nil
 	case parts[0] == "params" && len(parts) == 1:
 		return a.params, nil
 	case parts[0] == "supply" && len(parts) == 1:

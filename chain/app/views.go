@@ -212,3 +212,15 @@ func ChallengeViewOf(c *types.Challenge) ChallengeView {
 	return ChallengeView{Epoch: c.Epoch, Provider: c.Provider, Index: c.Index, ReceiptID: c.ReceiptId, Reporter: c.Reporter,
 		Client: c.Client, Amount: c.Amount, Bond: c.Bond, Deadline: c.Deadline, OpenedHeight: c.OpenedHeight}
 }
+
+// DisputeView is a client's open dispute of a receipt.
+type DisputeView struct {
+	Epoch        uint64         `json:"epoch"`
+	Provider     types.Address  `json:"provider"`
+	Index        uint64         `json:"index"`
+	ReceiptID    types.HexBytes `json:"receipt_id"`
+	Client       types.Address  `json:"client"`
+	Bond         uint64         `json:"bond"`
+	Deadline     int64          `json:"deadline"`
+	OpenedHeight int64          `json:"opened_height"`
+}

@@ -55,7 +55,8 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	if ep == nil || len(ep.Seed) == 0 {
 		return res, types.Errorf(types.CodeInvalid, "epoch %d has no sampling seed yet", m.Epoch)
 	}
-	if height > ep.OpeningDeadline+p.OpeningWindow {
+	disputed := GetDispute(kv, m.Epoch, m.Provider, m.Index)
+	if height > ep.OpeningDeadline+p.OpeningWindow && (disputed == nil || height > disputed.Deadline) {
 		return res, types.Errorf(types.CodeInvalid, "reports for epoch %d closed at height %d", m.Epoch, ep.OpeningDeadline+p.OpeningWindow)
 	}
 	cm := epochs.GetCommitment(kv, m.Epoch, m.Provider)
@@ -66,8 +67,8 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	for _, i := range verify.Sampled(ep.Seed, m.Provider, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
 		sampled = sampled || i == m.Index
 	}
-	if !sampled {
-		return res, types.Errorf(types.CodeInvalid, "receipt %d of epoch %d was not sampled for audit", m.Index, m.Epoch)
+	if !sampled && disputed == nil {
+		return res, types.Errorf(types.CodeInvalid, "receipt %d of epoch %d was not sampled for audit nor disputed", m.Index, m.Epoch)
 	}
 	var r types.Receipt
 	if m.Fault == types.FaultFabricated {
@@ -128,7 +129,10 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	}
 	applied, err := penalize(kv, p, m.Provider, bps, client, amount, voters)
 	applied.Votes, applied.Needed = res.Votes, res.Needed
-	return applied, err
+	if err != nil {
+		return applied, err
+	}
+	return applied, resolveDispute(kv, m.Epoch, m.Provider, m.Index)
 }
 
 // penalize applies a confirmed fault: the provider loses bps of its bond

@@ -49,6 +49,9 @@ type Params struct {
 	// OmissionBond is what a reporter escrows with an omission report: lost
 	// to the provider if it answers the challenge, returned on a fault.
 	OmissionBond uint64 `json:"omission_bond"`
+	// DisputeBond is what a client escrows to dispute a receipt: returned
+	// when validators confirm a fault, the provider's otherwise.
+	DisputeBond uint64 `json:"dispute_bond"`
 	// ProviderRewardBps of each epoch's rewards (emission + fees) go to
 	// providers by verified billed work; the rest to validators by stake.
 	ProviderRewardBps uint64 `json:"provider_reward_bps"`
@@ -82,6 +85,7 @@ func DefaultParams() Params {
 		HalvingIntervalEpochs:   100_000,
 		ProviderRewardBps:       7000,      // 70 % to providers, 30 % to validators
 		OmissionBond:            1_000_000, // 1 AGR
+		DisputeBond:             1_000_000, // 1 AGR
 		GasPriceMilli:           1000,      // 1 uagr per gas
 		GasPerByte:              1,
 		Gas: map[string]uint64{
@@ -103,6 +107,7 @@ func DefaultParams() Params {
 			"report_omission":     500,
 			"answer_omission":     300,
 			"submit_scores":       300,
+			"dispute_receipt":     500,
 		},
 	}
 }
@@ -146,7 +151,7 @@ var MsgNames = []string{
 	"send", "bond_validator", "unbond_validator", "unjail_validator",
 	"bond_provider", "unbond_provider", "register_provider", "update_provider",
 	"deregister_provider", "open_channel", "top_up_channel", "redeem_voucher",
-	"close_channel", "commit_epoch", "report_fault", "report_omission", "answer_omission", "submit_scores",
+	"close_channel", "commit_epoch", "report_fault", "report_omission", "answer_omission", "submit_scores", "dispute_receipt",
 }
 
 // MinFee returns the minimum fee for a tx of txLen bytes carrying msgName.

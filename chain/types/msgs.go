@@ -42,6 +42,8 @@ func SetMsg(body *TxBody, msg any) error {
 		body.Msg = &TxBody_AnswerOmission{AnswerOmission: m}
 	case *MsgSubmitScores:
 		body.Msg = &TxBody_SubmitScores{SubmitScores: m}
+	case *MsgDisputeReceipt:
+		body.Msg = &TxBody_DisputeReceipt{DisputeReceipt: m}
 	default:
 		return fmt.Errorf("unsupported message type %T", msg)
 	}

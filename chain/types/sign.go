@@ -166,6 +166,8 @@ func MsgName(body *TxBody) string {
 		return "answer_omission"
 	case *TxBody_SubmitScores:
 		return "submit_scores"
+	case *TxBody_DisputeReceipt:
+		return "dispute_receipt"
 	}
 	return "unknown"
 }

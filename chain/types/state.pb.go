@@ -925,6 +925,107 @@ func (x *Challenge) GetOpenedHeight() int64 {
 	return 0
 }
 
+// Dispute is a client's open dispute of a committed receipt.
+type Dispute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Epoch         uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Provider      []byte                 `protobuf:"bytes,2,opt,name=provider,proto3" json:"provider,omitempty"`
+	Index         uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	ReceiptId     []byte                 `protobuf:"bytes,4,opt,name=receipt_id,json=receiptId,proto3" json:"receipt_id,omitempty"`
+	Client        []byte                 `protobuf:"bytes,5,opt,name=client,proto3" json:"client,omitempty"`
+	Bond          uint64                 `protobuf:"varint,6,opt,name=bond,proto3" json:"bond,omitempty"`
+	Deadline      int64                  `protobuf:"varint,7,opt,name=deadline,proto3" json:"deadline,omitempty"` // last height at which validators' fault reports count
+	OpenedHeight  int64                  `protobuf:"varint,8,opt,name=opened_height,json=openedHeight,proto3" json:"opened_height,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Dispute) Reset() {
+	*x = Dispute{}
+	mi := &file_agora_v1_state_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Dispute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Dispute) ProtoMessage() {}
+
+func (x *Dispute) ProtoReflect() protoreflect.Message {
+	mi := &file_agora_v1_state_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Dispute.ProtoReflect.Descriptor instead.
+func (*Dispute) Descriptor() ([]byte, []int) {
+	return file_agora_v1_state_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Dispute) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *Dispute) GetProvider() []byte {
+	if x != nil {
+		return x.Provider
+	}
+	return nil
+}
+
+func (x *Dispute) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *Dispute) GetReceiptId() []byte {
+	if x != nil {
+		return x.ReceiptId
+	}
+	return nil
+}
+
+func (x *Dispute) GetClient() []byte {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *Dispute) GetBond() uint64 {
+	if x != nil {
+		return x.Bond
+	}
+	return 0
+}
+
+func (x *Dispute) GetDeadline() int64 {
+	if x != nil {
+		return x.Deadline
+	}
+	return 0
+}
+
+func (x *Dispute) GetOpenedHeight() int64 {
+	if x != nil {
+		return x.OpenedHeight
+	}
+	return 0
+}
+
 var File_agora_v1_state_proto protoreflect.FileDescriptor
 
 var file_agora_v1_state_proto_rawDesc = string([]byte{
@@ -1068,6 +1169,20 @@ var file_agora_v1_state_proto_rawDesc = string([]byte{
 	0x03, 0x52, 0x08, 0x64, 0x65, 0x61, 0x64, 0x6c, 0x69, 0x6e, 0x65, 0x12, 0x23, 0x0a, 0x0d, 0x6f,
 	0x70, 0x65, 0x6e, 0x65, 0x64, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x0a, 0x20, 0x01,
 	0x28, 0x03, 0x52, 0x0c, 0x6f, 0x70, 0x65, 0x6e, 0x65, 0x64, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74,
+	0x22, 0xdd, 0x01, 0x0a, 0x07, 0x44, 0x69, 0x73, 0x70, 0x75, 0x74, 0x65, 0x12, 0x14, 0x0a, 0x05,
+	0x65, 0x70, 0x6f, 0x63, 0x68, 0x18, 0x01, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x65, 0x70, 0x6f,
+	0x63, 0x68, 0x12, 0x1a, 0x0a, 0x08, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x18, 0x02,
+	0x20, 0x01, 0x28, 0x0c, 0x52, 0x08, 0x70, 0x72, 0x6f, 0x76, 0x69, 0x64, 0x65, 0x72, 0x12, 0x14,
+	0x0a, 0x05, 0x69, 0x6e, 0x64, 0x65, 0x78, 0x18, 0x03, 0x20, 0x01, 0x28, 0x04, 0x52, 0x05, 0x69,
+	0x6e, 0x64, 0x65, 0x78, 0x12, 0x1d, 0x0a, 0x0a, 0x72, 0x65, 0x63, 0x65, 0x69, 0x70, 0x74, 0x5f,
+	0x69, 0x64, 0x18, 0x04, 0x20, 0x01, 0x28, 0x0c, 0x52, 0x09, 0x72, 0x65, 0x63, 0x65, 0x69, 0x70,
+	0x74, 0x49, 0x64, 0x12, 0x16, 0x0a, 0x06, 0x63, 0x6c, 0x69, 0x65, 0x6e, 0x74, 0x18, 0x05, 0x20,
+	0x01, 0x28, 0x0c, 0x52, 0x06, 0x63, 0x6c, 0x69, 0x65, 0x6e, 0x74, 0x12, 0x12, 0x0a, 0x04, 0x62,
+	0x6f, 0x6e, 0x64, 0x18, 0x06, 0x20, 0x01, 0x28, 0x04, 0x52, 0x04, 0x62, 0x6f, 0x6e, 0x64, 0x12,
+	0x1a, 0x0a, 0x08, 0x64, 0x65, 0x61, 0x64, 0x6c, 0x69, 0x6e, 0x65, 0x18, 0x07, 0x20, 0x01, 0x28,
+	0x03, 0x52, 0x08, 0x64, 0x65, 0x61, 0x64, 0x6c, 0x69, 0x6e, 0x65, 0x12, 0x23, 0x0a, 0x0d, 0x6f,
+	0x70, 0x65, 0x6e, 0x65, 0x64, 0x5f, 0x68, 0x65, 0x69, 0x67, 0x68, 0x74, 0x18, 0x08, 0x20, 0x01,
+	0x28, 0x03, 0x52, 0x0c, 0x6f, 0x70, 0x65, 0x6e, 0x65, 0x64, 0x48, 0x65, 0x69, 0x67, 0x68, 0x74,
 	0x2a, 0x56, 0x0a, 0x08, 0x42, 0x6f, 0x6e, 0x64, 0x4b, 0x69, 0x6e, 0x64, 0x12, 0x19, 0x0a, 0x15,
 	0x42, 0x4f, 0x4e, 0x44, 0x5f, 0x4b, 0x49, 0x4e, 0x44, 0x5f, 0x55, 0x4e, 0x53, 0x50, 0x45, 0x43,
 	0x49, 0x46, 0x49, 0x45, 0x44, 0x10, 0x00, 0x12, 0x17, 0x0a, 0x13, 0x42, 0x4f, 0x4e, 0x44, 0x5f,
@@ -1092,7 +1207,7 @@ func file_agora_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_agora_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agora_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_agora_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_agora_v1_state_proto_goTypes = []any{
 	(BondKind)(0),        // 0: agora.v1.BondKind
 	(*Account)(nil),      // 1: agora.v1.Account
@@ -1103,16 +1218,17 @@ var file_agora_v1_state_proto_goTypes = []any{
 	(*Epoch)(nil),        // 6: agora.v1.Epoch
 	(*Commitment)(nil),   // 7: agora.v1.Commitment
 	(*Challenge)(nil),    // 8: agora.v1.Challenge
-	(*ProviderInfo)(nil), // 9: agora.v1.ProviderInfo
+	(*Dispute)(nil),      // 9: agora.v1.Dispute
+	(*ProviderInfo)(nil), // 10: agora.v1.ProviderInfo
 }
 var file_agora_v1_state_proto_depIdxs = []int32{
-	0, // 0: agora.v1.Unbonding.kind:type_name -> agora.v1.BondKind
-	9, // 1: agora.v1.Provider.info:type_name -> agora.v1.ProviderInfo
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0,  // 0: agora.v1.Unbonding.kind:type_name -> agora.v1.BondKind
+	10, // 1: agora.v1.Provider.info:type_name -> agora.v1.ProviderInfo
+	2,  // [2:2] is the sub-list for method output_type
+	2,  // [2:2] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_agora_v1_state_proto_init() }
@@ -1127,7 +1243,7 @@ func file_agora_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agora_v1_state_proto_rawDesc), len(file_agora_v1_state_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

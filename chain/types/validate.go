@@ -146,6 +146,11 @@ func ValidateMsg(body *TxBody) error {
 		if ro == nil || len(ro.Receipt) == 0 || len(ro.Receipt) > 4096 || len(ro.ReceiptSignature) != 64 {
 			return errors.New("report_omission: needs the serialized receipt (at most 4096 bytes) and its 64-byte signature")
 		}
+	case *TxBody_DisputeReceipt:
+		dr := m.DisputeReceipt
+		if dr == nil || len(dr.Receipt) == 0 || len(dr.Receipt) > 4096 || len(dr.ReceiptSignature) != 64 {
+			return errors.New("dispute_receipt: needs the serialized receipt (at most 4096 bytes) and its 64-byte signature")
+		}
 	case *TxBody_SubmitScores:
 		ss := m.SubmitScores
 		if ss == nil || len(ss.Scores) == 0 || len(ss.Scores) > MaxScores {

@@ -1,0 +1,127 @@
+package app
+
+import (
+	"testing"
+
+	"github.com/agoranet/agora/chain/audit"
+	"github.com/agoranet/agora/chain/bank"
+	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/stake"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/verify"
+)
+
+// TestDisputes: a client disputes receipts the seed did not sample; a
+// validator's fault report on one is accepted because of the dispute and
+// refunds the client with its bond; a dispute nobody confirms gives the
+// bond to the provider at its deadline; only the receipt's client may
+// dispute it. Balances to the base unit.
+func TestDisputes(t *testing.T) {
+	h := newHarnessWith(t, map[string]uint64{"operator": 10_000_000_000, "prov": 10_000_000_000, "client": 10_000_000_000}, func(p *types.Params) {
+		p.EpochLength, p.CommitWindow, p.OpeningWindow = 10, 3, 5
+	})
+	p := h.params
+	prov, client := addrOf(key("prov")), addrOf(key("client"))
+	mustOK(t, h.block(h.tx("prov", &types.MsgBondProvider{Amount: p.MinProviderStake * 2}), h.tx("prov", &types.MsgRegisterProvider{Info: info()})))
+	var signed []*receipt.Signed
+	var ids [][32]byte
+	for i := 0; i < 20; i++ {
+		sr, err := receipt.Sign(key("prov"), &types.Receipt{ChainId: testChain, Provider: prov, ChannelId: 1, Client: client, Epoch: 0, Index: uint64(i), Amount: 300 + uint64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed = append(signed, sr)
+		ids = append(ids, sr.ID())
+	}
+	root := receipt.Root(ids)
+	for h.height < p.EpochLength {
+		h.block()
+	}
+	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], ReceiptCount: 20, TotalBilled: 6190})))
+	snap, _ := h.app.Snapshot(0)
+	ep := epochs.Get(snap, 0)
+	for h.height < ep.SeedHeight {
+		h.block()
+	}
+	snap, _ = h.app.Snapshot(0)
+	ep = epochs.Get(snap, 0)
+	sampled := map[uint64]bool{}
+	for _, i := range verify.Sampled(ep.Seed, prov, 20, p.AuditFloorBps, p.AuditCeilingBps, 0) {
+		sampled[i] = true
+	}
+	var unsampled []uint64
+	for i := uint64(0); i < 20; i++ {
+		if !sampled[i] {
+			unsampled = append(unsampled, i)
+		}
+	}
+	u, w := unsampled[0], unsampled[1]
+	dispute := func(i uint64) *types.MsgDisputeReceipt {
+		return &types.MsgDisputeReceipt{Receipt: signed[i].Bytes, ReceiptSignature: signed[i].Signature}
+	}
+	fabricated := func(i uint64) *types.MsgReportFault {
+		pr, _ := receipt.Prove(ids, int(i))
+		m := &types.MsgReportFault{Epoch: 0, Provider: prov, Index: i, Fault: types.FaultFabricated, Receipt: signed[i].Bytes, ReceiptSignature: signed[i].Signature, ProofLeft: pr.Left}
+		for _, s := range pr.Siblings {
+			m.Proof = append(m.Proof, append([]byte(nil), s[:]...))
+		}
+		return m
+	}
+	code := func(tx []byte) types.Code { return types.Code(h.block(tx)[0].Code) }
+	// A fault report with its proof is larger than the harness's default size.
+	report := func(m *types.MsgReportFault) []byte {
+		return h.txAny("operator", &types.TxBody{Fee: p.MinFee("report_fault", 2000), Msg: &types.TxBody_ReportFault{ReportFault: m}})
+	}
+
+	if c := code(report(fabricated(u))); c != types.CodeInvalid {
+		t.Fatalf("report on an unsampled, undisputed receipt: code %s", c)
+	}
+	if c := code(h.tx("operator", dispute(u))); c != types.CodeUnauthorized {
+		t.Fatalf("dispute by someone else than the client: code %s", c)
+	}
+	fee := p.MinFee("dispute_receipt", 400)
+	snap, _ = h.app.Snapshot(0)
+	client0 := bank.Balance(snap, client)
+	mustOK(t, h.block(h.tx("client", dispute(u)), h.tx("client", dispute(w))))
+	snap, _ = h.app.Snapshot(0)
+	if got := bank.Balance(snap, client); got != client0-2*fee-2*p.DisputeBond {
+		t.Fatalf("client after two disputes: %d, want %d", got, client0-2*fee-2*p.DisputeBond)
+	}
+	if c := code(h.tx("client", dispute(u))); c != types.CodeInvalid {
+		t.Fatalf("disputing twice: code %s", c)
+	}
+
+	// The validator re-executes u and finds it fabricated: accepted thanks to the dispute.
+	snap, _ = h.app.Snapshot(0)
+	bond0, client0 := stake.ProviderBond(snap, prov), bank.Balance(snap, client)
+	mustOK(t, h.block(report(fabricated(u))))
+	snap, _ = h.app.Snapshot(0)
+	cut := types.MulDivU64(bond0, p.SlashProviderFraudBps, 10000)
+	if got := stake.ProviderBond(snap, prov); got != bond0-cut {
+		t.Fatalf("provider bond %d, want %d", got, bond0-cut)
+	}
+	if got, want := bank.Balance(snap, client), client0+(300+u)+p.DisputeBond; got != want {
+		t.Fatalf("client after the confirmed dispute: %d, want %d (refund %d + bond)", got, want, 300+u)
+	}
+	if audit.GetDispute(snap, 0, prov, u) != nil {
+		t.Fatal("the confirmed dispute is still open")
+	}
+
+	// w: nobody confirms it; at its deadline the provider takes the bond.
+	d := audit.GetDispute(snap, 0, prov, w)
+	if d == nil {
+		t.Fatal("dispute on w missing")
+	}
+	prov0 := bank.Balance(snap, prov)
+	for h.height <= d.Deadline {
+		h.block()
+	}
+	snap, _ = h.app.Snapshot(0)
+	if got := bank.Balance(snap, prov); got != prov0+p.DisputeBond {
+		t.Fatalf("provider balance %d, want %d + the bond", got, prov0)
+	}
+	if len(audit.OpenDisputes(snap)) != 0 || bank.Balance(snap, audit.Disputes) != 0 {
+		t.Fatal("disputes left open or bonds left escrowed")
+	}
+}
