@@ -354,18 +354,25 @@ func SignWithMinFee(priv ed25519.PrivateKey, body *types.TxBody, params types.Pa
 	return nil, errors.New("could not settle the tx fee")
 }
 
-// Send signs msg, broadcasts it and waits for it to be committed.
+// Send signs msg, broadcasts it and waits for it to be committed. When
+// CheckTx refuses the nonce (another signer used the account meanwhile), it
+// rereads the nonce from the chain and tries once more.
 func (s *Signer) Send(ctx context.Context, msg any) (*TxResult, error) {
-	tx, err := s.Build(ctx, msg, "")
-	if err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		tx, err := s.Build(ctx, msg, "")
+		if err != nil {
+			return nil, err
+		}
+		res, err := s.c.BroadcastCommit(ctx, tx)
+		var te *TxError
+		if err != nil && (!errors.As(err, &te) || te.Height == 0) {
+			s.ResetNonce() // not in a block: the nonce was not used
+			if attempt == 0 && te != nil && te.Code == types.CodeBadNonce {
+				continue
+			}
+		}
+		return res, err
 	}
-	res, err := s.c.BroadcastCommit(ctx, tx)
-	var te *TxError
-	if err != nil && (!errors.As(err, &te) || te.Height == 0) {
-		s.ResetNonce() // not in a block: the nonce was not used
-	}
-	return res, err
 }
 
 // CometBFT v1.0 reports a tx refused by CheckTx as an RPC error whose text is

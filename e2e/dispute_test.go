@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,8 +123,21 @@ func TestClientDisputes(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	dispute := func(r gateway.StoredReceipt) {
+	// The fabricated receipt is disputed with the CLI through the gateway;
+	// the honest one with a raw MsgDisputeReceipt from the client's key.
+	disputeCLI := func(id string) (string, error) {
+		out, err := exec.Command(agoraBin, "receipt", "dispute", id, "--gateway", gw.URL()).CombinedOutput()
+		return string(out), err
+	}
+	dispute := func(r gateway.StoredReceipt, viaCLI bool) {
 		waitCommitted(r)
+		if viaCLI {
+			out, err := disputeCLI(r.ID)
+			if err != nil || !strings.Contains(out, "disputed") {
+				t.Fatalf("agora receipt dispute: %v\n%s", err, out)
+			}
+			return
+		}
 		sr, err := receipt.Decode(r.Encoded)
 		if err != nil {
 			t.Fatal(err)
@@ -154,8 +169,15 @@ func TestClientDisputes(t *testing.T) {
 		}
 		return sum
 	}
-	dispute(fake)
-	dispute(real2)
+	dispute(fake, true)
+	dispute(real2, false)
+	// Disputing it again is refused: still open, or already confirmed by the validators.
+	if out, err := disputeCLI(fake.ID); err == nil || !(strings.Contains(out, "already disputed") || strings.Contains(out, "already applied")) {
+		t.Fatalf("a second dispute: %v\n%q", err, out)
+	}
+	if out, err := disputeCLI(strings.Repeat("ab", 32)); err == nil || !strings.Contains(out, "no receipt") {
+		t.Fatalf("an unknown receipt: %v\n%s", err, out)
+	}
 	// From here the client sends nothing: its balance moves only by the disputes' outcomes.
 	cli1, _ := c.Account(ctx, testnet.Addr(nw.Accounts[0]))
 	hon1, _ := c.Account(ctx, honest.Address())

@@ -17,6 +17,8 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
@@ -35,6 +37,7 @@ func (g *Gateway) routes() http.Handler {
 	mux.HandleFunc("POST /v1/completions", g.auth(func(w http.ResponseWriter, r *http.Request) { g.handleCompletion(w, r, "/v1/completions", false) }))
 	mux.HandleFunc("GET /v1/receipts", g.auth(g.handleReceipts))
 	mux.HandleFunc("GET /v1/receipts/{id}", g.auth(g.handleReceipt))
+	mux.HandleFunc("POST /v1/receipts/{id}/dispute", g.auth(g.handleDispute))
 	if g.reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	}
@@ -381,4 +384,40 @@ func (g *Gateway) handleReceipt(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(rec)
+}
+
+// handleDispute disputes a receipt on chain for the account that paid it
+// (MsgDisputeReceipt, escrowing the dispute bond): validators re-execute it.
+func (g *Gateway) handleDispute(w http.ResponseWriter, r *http.Request) {
+	acct := accountOf(r)
+	rec, err := g.store.Receipt(r.PathValue("id"))
+	if err == nil && rec.Payer != acct.addr.String() {
+		err = pebble.ErrNotFound // a key disputes only its own account's receipts
+	}
+	if errors.Is(err, pebble.ErrNotFound) {
+		oai.Errorf(http.StatusNotFound, "invalid_request_error", "id", "no receipt %q", r.PathValue("id")).Write(w)
+		return
+	}
+	if err != nil {
+		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+		return
+	}
+	sr, err := receipt.Decode(rec.Encoded)
+	if err != nil {
+		oai.Errorf(http.StatusInternalServerError, "api_error", "", "stored receipt: %v", err).Write(w)
+		return
+	}
+	res, err := acct.signer.Send(r.Context(), &types.MsgDisputeReceipt{Receipt: sr.Bytes, ReceiptSignature: sr.Signature})
+	var te *client.TxError
+	if errors.As(err, &te) {
+		oai.Errorf(http.StatusConflict, "invalid_request_error", "id", "the chain refused the dispute: %s", te.Log).Write(w)
+		return
+	}
+	if err != nil {
+		oai.Errorf(http.StatusBadGateway, "api_error", "", "send the dispute: %v", err).Write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"receipt": rec.ID, "provider": rec.Provider, "epoch": rec.Epoch, "index": rec.Index,
+		"tx": res.Hash, "height": res.Height, "deadline": res.Events["deadline"]})
 }

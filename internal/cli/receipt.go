@@ -101,6 +101,53 @@ func receiptCmd(g *globals) *cobra.Command {
 	verifyCmd.Flags().StringVar(&gw, "gateway", "http://127.0.0.1:8080", "gateway holding the receipt")
 	verifyCmd.Flags().StringVar(&nodeAddr, "node", defaultNode, "chain node RPC address")
 	verifyCmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
-	cmd.AddCommand(verifyCmd)
+	var dgw, apiKey string
+	disputeCmd := &cobra.Command{
+		Use:   "dispute RECEIPT_ID",
+		Short: "Dispute a committed receipt through the gateway that holds it: its account escrows the dispute bond and validators re-execute the request",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id := strings.ToLower(args[0])
+			if b, err := hex.DecodeString(id); err != nil || len(b) != 32 {
+				return fmt.Errorf("receipt id must be 64 hex characters")
+			}
+			req, err := http.NewRequestWithContext(ctxOr(cmd.Context()), http.MethodPost, strings.TrimSuffix(dgw, "/")+"/v1/receipts/"+id+"/dispute", nil)
+			if err != nil {
+				return err
+			}
+			if apiKey != "" {
+				req.Header.Set("Authorization", "Bearer "+apiKey)
+			}
+			resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
+			if err != nil {
+				return fmt.Errorf("gateway: %w", err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if resp.StatusCode != http.StatusOK {
+				var e struct {
+					Error struct {
+						Message string `json:"message"`
+					} `json:"error"`
+				}
+				if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+					return fmt.Errorf("dispute refused (%d): %s", resp.StatusCode, e.Error.Message)
+				}
+				return fmt.Errorf("dispute refused (%d): %s", resp.StatusCode, strings.TrimSpace(string(body)))
+			}
+			var out map[string]any
+			if err := json.Unmarshal(body, &out); err != nil {
+				return err
+			}
+			return printer{w: g.out, json: output == "json"}.print(out, func(w io.Writer) {
+				fmt.Fprintf(w, "receipt %s disputed (tx %v at height %v): validators re-execute it until height %v; a confirmed fault refunds you and returns the bond\n",
+					id, out["tx"], out["height"], out["deadline"])
+			})
+		},
+	}
+	disputeCmd.Flags().StringVar(&dgw, "gateway", "http://127.0.0.1:8080", "gateway holding the receipt")
+	disputeCmd.Flags().StringVar(&apiKey, "api-key", "", "the gateway API key of the account that paid")
+	disputeCmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.AddCommand(verifyCmd, disputeCmd)
 	return cmd
 }
