@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agoranet/agora/chain/app"
@@ -30,6 +31,52 @@ type Server struct {
 	Index   *Index
 	State   State
 	Checker *Checker
+
+	probe struct { // providers' reachability, probed lazily (at most every probeTTL)
+		sync.Mutex
+		at     time.Time
+		online map[string]bool
+	}
+}
+
+const probeTTL = 5 * time.Second
+
+// online reports which providers answer GET /healthz at their registered
+// endpoint (1 s timeout, in parallel, cached for probeTTL).
+func (s *Server) online(ctx context.Context, provs []app.ProviderView) map[string]bool {
+	s.probe.Lock()
+	defer s.probe.Unlock()
+	if s.probe.online != nil && time.Since(s.probe.at) < probeTTL {
+		return s.probe.online
+	}
+	hc := &http.Client{Timeout: time.Second}
+	out := map[string]bool{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, p := range provs {
+		if i == 256 || !p.Registered || p.Endpoint == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(addr, endpoint string) {
+			defer wg.Done()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(endpoint, "/")+"/healthz", nil)
+			if err != nil {
+				return
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			out[addr] = resp.StatusCode == http.StatusOK
+			mu.Unlock()
+		}(p.Address.String(), p.Endpoint)
+	}
+	wg.Wait()
+	s.probe.at, s.probe.online = time.Now(), out
+	return out
 }
 
 // NewServer returns a server over an index and the node's state.
@@ -162,7 +209,7 @@ type Overview struct {
 	Validators      int            `json:"validators"`
 	Bonded          uint64         `json:"validator_bonded"`
 	Providers       int            `json:"providers"`
-	ActiveProviders int            `json:"active_providers"` // registered, not jailed, committed or registered within the last 3 epochs
+	ActiveProviders int            `json:"active_providers"` // registered, not jailed, answering at their endpoint now
 	Supply          uint64         `json:"supply"`
 	FeePool         uint64         `json:"fee_pool"`
 	Totals          Totals         `json:"totals"`
@@ -178,7 +225,7 @@ type BlockSeconds struct {
 	Seconds float64 `json:"seconds"`
 }
 
-func (s *Server) overview(*http.Request) (any, error) {
+func (s *Server) overview(r *http.Request) (any, error) {
 	o := Overview{Height: s.Index.Height(), EpochLength: s.Index.epochLength}
 	var err error
 	if o.Totals, err = s.Index.Totals(); err != nil {
@@ -207,7 +254,7 @@ func (s *Server) overview(*http.Request) (any, error) {
 	if o.Height > 0 {
 		o.CurrentEpoch = uint64((o.Height - 1) / s.Index.epochLength)
 	}
-	provs, err := s.providerRows()
+	provs, err := s.providerRows(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -216,10 +263,7 @@ func (s *Server) overview(*http.Request) (any, error) {
 			continue
 		}
 		o.Providers++
-		// Active: not jailed, and either committed work recently or
-		// registered (or updated) recently and has had no epoch to commit yet.
-		recentReg := p.UpdatedHeight > 0 && uint64((p.UpdatedHeight-1)/s.Index.epochLength)+3 >= o.CurrentEpoch
-		if !p.Jailed && ((p.Stats.Committed && p.Stats.LastEpoch+3 >= o.CurrentEpoch) || recentReg) {
+		if !p.Jailed && p.Online {
 			o.ActiveProviders++
 		}
 	}
@@ -340,29 +384,32 @@ func (s *Server) validators(*http.Request) (any, error) {
 	return vals, nil
 }
 
-// ProviderRow is a provider's on-chain registration with its indexed history.
+// ProviderRow is a provider's on-chain registration with its indexed
+// history and whether its endpoint answers now.
 type ProviderRow struct {
 	app.ProviderView
-	Stats ProviderStats `json:"stats"`
+	Stats  ProviderStats `json:"stats"`
+	Online bool          `json:"online"`
 }
 
-func (s *Server) providerRows() ([]ProviderRow, error) {
+func (s *Server) providerRows(ctx context.Context) ([]ProviderRow, error) {
 	var provs []app.ProviderView
 	if _, err := query(s.State, "/providers", &provs); err != nil {
 		return nil, err
 	}
+	online := s.online(ctx, provs)
 	out := []ProviderRow{}
 	for _, p := range provs {
 		st, err := s.Index.Provider(p.Address)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, ProviderRow{ProviderView: p, Stats: st})
+		out = append(out, ProviderRow{ProviderView: p, Stats: st, Online: online[p.Address.String()]})
 	}
 	return out, nil
 }
 
-func (s *Server) providers(*http.Request) (any, error) { return s.providerRows() }
+func (s *Server) providers(r *http.Request) (any, error) { return s.providerRows(r.Context()) }
 
 func (s *Server) provider(r *http.Request) (any, error) {
 	a, err := addrParam(r)
@@ -399,7 +446,12 @@ func (s *Server) provider(r *http.Request) (any, error) {
 			verdicts = append(verdicts, v)
 		}
 	}
-	return map[string]any{"provider": ProviderRow{ProviderView: pv, Stats: st}, "commitments": cms, "channels": chans, "verdicts": verdicts}, nil
+	var everyone []app.ProviderView
+	if _, err := query(s.State, "/providers", &everyone); err != nil {
+		return nil, err
+	}
+	online := s.online(r.Context(), everyone)[a.String()]
+	return map[string]any{"provider": ProviderRow{ProviderView: pv, Stats: st, Online: online}, "commitments": cms, "channels": chans, "verdicts": verdicts}, nil
 }
 
 func (s *Server) epochs(r *http.Request) (any, error) {

@@ -22,10 +22,20 @@ func TestServerRoutes(t *testing.T) {
 		}
 	}
 	prov := addrOf(f.prov)
+	// The provider answers /healthz; a second registered one is unreachable.
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			io.WriteString(w, "ok\n")
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	defer healthy.Close()
 	st := fakeState{
-		"/supply":                             app.SupplyView{ChainID: "test", Total: 5000, Modules: []app.ModuleBalance{{Name: "fee_pool", Address: addrOf(f.other), Balance: 600}}},
-		"/validators":                         []app.ValidatorView{{Operator: addrOf(f.val), Bonded: 900, Power: 9}},
-		"/providers":                          []app.ProviderView{{Address: prov, Registered: true, Endpoint: "http://127.0.0.1:1", Models: []app.ModelView{}}},
+		"/supply":     app.SupplyView{ChainID: "test", Total: 5000, Modules: []app.ModuleBalance{{Name: "fee_pool", Address: addrOf(f.other), Balance: 600}}},
+		"/validators": []app.ValidatorView{{Operator: addrOf(f.val), Bonded: 900, Power: 9}},
+		"/providers": []app.ProviderView{{Address: prov, Registered: true, Endpoint: healthy.URL, Models: []app.ModelView{}},
+			{Address: addrOf(f.other), Registered: true, Endpoint: "http://127.0.0.1:1", Models: []app.ModelView{}}},
 		"/provider/" + prov.String():          app.ProviderView{Address: prov, Registered: true},
 		"/channels/provider/" + prov.String(): []app.ChannelView{},
 		"/commitments/0":                      []app.CommitmentView{{Epoch: 0, Provider: prov, ReceiptCount: 7, Root: make([]byte, 32)}},
@@ -56,13 +66,13 @@ func TestServerRoutes(t *testing.T) {
 
 	var o Overview
 	get("/explorer/api/overview", 200, &o)
-	if o.Height != 3 || o.Totals.Requests != 7 || o.Validators != 1 || o.Bonded != 900 || o.Providers != 1 || o.ActiveProviders != 1 ||
+	if o.Height != 3 || o.Totals.Requests != 7 || o.Validators != 1 || o.Bonded != 900 || o.Providers != 2 || o.ActiveProviders != 1 ||
 		o.FeePool != 600 || o.Supply != 5000 || len(o.Epochs) != 2 || o.Epochs[0].Epoch != 0 || len(o.BlockTimes) != 2 || o.BlockTimes[1].Seconds != 1.5 {
 		t.Fatalf("overview: %+v", o)
 	}
 	var rows []ProviderRow
 	get("/explorer/api/providers", 200, &rows)
-	if len(rows) != 1 || rows[0].Stats.Earned != 30 || rows[0].Stats.Faults != 1 {
+	if len(rows) != 2 || rows[0].Stats.Earned != 30 || rows[0].Stats.Faults != 1 || !rows[0].Online || rows[1].Online {
 		t.Fatalf("providers: %+v", rows)
 	}
 	var ep struct {

@@ -197,8 +197,11 @@ func (w *Worker) audit(ctx context.Context, ep app.EpochView, h int64) bool {
 	w.metrics.faults.Add(float64(sum.Faults))
 	w.metrics.reported.Add(float64(sum.Reported))
 	level := slog.LevelInfo
-	if sum.Faults > 0 {
+	switch {
+	case sum.Faults > 0:
 		level = slog.LevelWarn
+	case sum.Checked == 0:
+		level = slog.LevelDebug // nothing was committed: not worth a line per epoch
 	}
 	w.log.Log(ctx, level, "epoch audited", "epoch", ep.Number, "receipts_checked", sum.Checked, "faults", sum.Faults, "reported", sum.Reported)
 	w.mu.Lock()

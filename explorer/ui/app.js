@@ -17,6 +17,14 @@ function esc(v) {
   return String(v ?? "").replace(/[&<>"']/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
 function num(n) { return Number(n || 0).toLocaleString("en-US"); }
+// compact renders an axis label in a few characters: 950, 12.3k, 10M.
+function compact(n) {
+  n = Number(n || 0);
+  for (const [d, s] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+    if (Math.abs(n) >= d) return (n / d).toLocaleString("en-US", { maximumFractionDigits: 1 }) + s;
+  }
+  return n.toLocaleString("en-US", { maximumFractionDigits: 2 });
+}
 function amount(u) {
   u = Number(u || 0);
   if (u >= 1e6) return (u / 1e6).toLocaleString("en-US", { maximumFractionDigits: 6 }) + " AGR";
@@ -66,7 +74,7 @@ function card(k, v, s = "") {
 }
 
 // barChart draws a labelled SVG bar chart of points [{x, y}].
-function barChart(title, points, fmt = num) {
+function barChart(title, points, fmt = num, axis = compact) {
   const W = 460, H = 170, L = 56, B = 22, T = 8;
   if (!points.length) {
     return `<figure><figcaption>${esc(title)}</figcaption><p class="s">No data yet.</p></figure>`;
@@ -81,10 +89,10 @@ function barChart(title, points, fmt = num) {
   const every = Math.ceil(points.length / 8);
   const labels = points.map((p, i) => i % every ? "" :
     `<text x="${L + i * bw + bw / 2}" y="${H - 6}" text-anchor="middle">${esc(p.x)}</text>`).join("");
-  const axis = `<text x="${L - 6}" y="${T + 8}" text-anchor="end">${esc(fmt(max))}</text><text x="${L - 6}" y="${H - B}" text-anchor="end">0</text>` +
+  const axisLabels = `<text x="${L - 6}" y="${T + 8}" text-anchor="end">${esc(axis(max))}</text><text x="${L - 6}" y="${H - B}" text-anchor="end">0</text>` +
     `<line x1="${L}" y1="${H - B}" x2="${W}" y2="${H - B}" stroke="#aab"/>`;
   const desc = points.map(p => `${p.x}: ${fmt(p.y)}`).join(", ");
-  return `<figure><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title + ". " + desc)}">${axis}${bars}${labels}</svg></figure>`;
+  return `<figure><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${W} ${H}" width="100%" role="img" aria-label="${esc(title + ". " + desc)}">${axisLabels}${bars}${labels}</svg></figure>`;
 }
 
 // ---------- views ----------
@@ -100,7 +108,7 @@ async function viewOverview() {
     ${card("Block time", o.avg_block_seconds ? o.avg_block_seconds.toFixed(2) + " s" : "—", "average of the last 60 blocks")}
     ${card("Epoch", link.epoch(o.current_epoch), `${num(o.epoch_length)} blocks per epoch`)}
     ${card("Validators", num(o.validators), amount(o.validator_bonded) + " bonded")}
-    ${card("Providers", `<span id="providers-online">${num(o.active_providers)}</span> active`, `${num(o.providers)} registered`)}
+    ${card("Providers", `<span id="providers-online">${num(o.active_providers)}</span> online`, `${num(o.providers)} registered`)}
     ${card("Requests served", `<span id="requests-served">${num(t.requests)}</span>`, "committed on chain by providers")}
     ${card("Tokens served", `<span id="tokens-served">${num(t.tokens)}</span>`, "prompt + completion, as committed")}
     ${card("Billed to clients", amount(t.billed), amount(t.paid) + " redeemed by providers")}
@@ -122,7 +130,7 @@ async function viewOverview() {
     ${barChart("Billed per epoch (uagr)", eps.map(e => ({ x: "epoch " + e.epoch, y: e.billed })))}
     ${barChart("Fees per epoch (uagr)", eps.map(e => ({ x: "epoch " + e.epoch, y: e.fees })))}
     ${barChart("Rewards per epoch (uagr)", eps.filter(e => e.settled).map(e => ({ x: "epoch " + e.epoch, y: e.provider_rewards + e.validator_rewards })))}
-    ${barChart("Seconds between blocks", o.block_times.map(b => ({ x: "#" + b.height, y: b.seconds })), v => Number(v).toFixed(2) + " s")}
+    ${barChart("Seconds between blocks", o.block_times.map(b => ({ x: "#" + b.height, y: b.seconds })), v => Number(v).toFixed(2) + " s", v => Number(v).toFixed(2) + " s")}
   </div>`;
   html += `<h2>Latest blocks</h2>` + blocksTable(o.recent_blocks);
   html += `<h2>Latest verdicts</h2>` + verdictTable(o.recent_verdicts, "No fault has been reported: no provider or validator has been slashed.");
@@ -171,13 +179,19 @@ function providerTable(rows) {
     { h: "Models", f: p => esc(p.models.map(m => m.name).join(", ")) || "—" },
     { h: "Price in / out per 1K tokens", n: 1, f: p => `${num(p.price_input_per_1k)} / ${num(p.price_output_per_1k)} uagr` },
     { h: "Stake", n: 1, f: p => amount(p.bonded) },
-    { h: "Status", f: p => p.jailed ? '<span class="bad">jailed</span>' : p.registered ? '<span class="ok">registered</span>' : "deregistered" },
+    { h: "Status", f: p => status(p) },
     { h: "Requests served", n: 1, f: p => `<span class="served">${num(p.stats.requests)}</span>` },
     { h: "Earned (vouchers)", n: 1, f: p => amount(p.stats.earned) },
     { h: "Rewards", n: 1, f: p => amount(p.stats.rewards) },
     { h: "Faults", n: 1, f: p => p.faults ? `<span class="bad">${num(p.faults)}</span>` : "0" },
     { h: "Reputation", f: p => reputation(p) },
   ], rows, "No provider has registered on this chain yet. Start one with <code>agora provider start</code>.");
+}
+
+function status(p) {
+  if (p.jailed) return '<span class="bad">jailed</span>';
+  if (!p.registered) return "deregistered";
+  return p.online ? '<span class="ok">online</span>' : '<span class="warn">unreachable</span>';
 }
 
 function reputation(p) {
@@ -196,7 +210,7 @@ async function viewProvider(addr) {
   const p = d.provider, s = p.stats;
   let html = `<h1>Provider <span class="mono">${esc(p.address)}</span></h1>`;
   html += kv([
-    ["Status", p.jailed ? '<span class="bad">jailed</span>' : p.registered ? '<span class="ok">registered</span>' : "deregistered"],
+    ["Status", status(p)],
     ["Endpoint", `<code>${esc(p.endpoint)}</code>`],
     ["Models", p.models.map(m => `${esc(m.name)} <span class="mono s">${esc(short(m.hash, 8))}</span> (context ${num(m.context_length)})`).join("<br>") || "—"],
     ["Prices", `${num(p.price_input_per_1k)} uagr per 1K prompt tokens, ${num(p.price_output_per_1k)} per 1K completion tokens`],
