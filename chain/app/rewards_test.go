@@ -115,8 +115,8 @@ func TestSettlementOverManyEpochs(t *testing.T) {
 	if pv := registry.Get(snap, prov1); pv.Faults != 0 || pv.Jailed {
 		t.Fatalf("honest provider faulted: %+v", pv)
 	}
-	if pv := registry.Get(snap, prov2); !pv.Jailed || pv.Faults != faults {
-		t.Fatalf("faulty provider: jailed %v, faults %d", pv.Jailed, pv.Faults)
+	if pv := registry.Get(snap, prov2); !pv.Jailed || pv.Faults != faults || pv.ReputationBps != 0 {
+		t.Fatalf("faulty provider: jailed %v, faults %d, reputation %d (a jailed provider gains none)", pv.Jailed, pv.Faults, pv.ReputationBps)
 	}
 	if got := bank.Balance(snap, op); got <= 10_000_000_000 {
 		t.Fatalf("the validator earned nothing: %d", got)

@@ -120,7 +120,7 @@ func Settle(kv store.KV, p types.Params, n uint64) (Settlement, error) {
 		}
 		faulted := audit.Faulted(kv, n, c.Provider)
 		clean[i] = !faulted && !pv.Jailed
-		if !faulted {
+		if clean[i] { // a jailed provider earns neither rewards nor reputation
 			pv.ReputationBps = verify.NextReputation(pv.ReputationBps, p.ReputationStepBps, false)
 			registry.Set(kv, pv)
 		}
