@@ -288,6 +288,7 @@ func TestUpExplorer(t *testing.T) {
 	var settled struct {
 		Stats       explorer.EpochStats        `json:"stats"`
 		Commitments []explorer.EpochCommitment `json:"commitments"`
+		Scores      []explorer.ValidatorScores `json:"scores"`
 	}
 	deadline = time.Now().Add(60 * time.Second)
 	for {
@@ -300,8 +301,12 @@ func TestUpExplorer(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	cm := settled.Commitments[0]
-	if !cm.Settled || cm.Reward == 0 || settled.Stats.Emission == 0 || settled.Stats.ProviderRewards != cm.Reward {
+	if !cm.Settled || cm.Reward == 0 || settled.Stats.Emission == 0 || settled.Stats.ProviderRewards != cm.Reward || cm.QualityBps != 10000 {
 		t.Fatalf("settlement of epoch %d: %+v, commitment %+v", committedEpoch, settled.Stats, cm)
+	}
+	// The validator's worker audited the epoch and scored the honest provider 100 %.
+	if len(settled.Scores) != 1 || len(settled.Scores[0].Scores) != 1 || settled.Scores[0].Scores[0].Provider != prov || settled.Scores[0].Scores[0].ScoreBps != 10000 {
+		t.Fatalf("audit scores of epoch %d: %+v", committedEpoch, settled.Scores)
 	}
 	var paid []explorer.ProviderRow
 	if err := fetchJSON("http://"+api+"/explorer/api/providers", &paid); err != nil {
@@ -316,6 +321,7 @@ func TestUpExplorer(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the settlement", mainHas("to providers")+" && "+mainHas("minted"))
+	waitFor("the audit scores", mainHas("Audit scores")+` && document.querySelector("td .score")?.textContent === "100 %"`)
 	shot("epoch-settled")
 
 	// Unknown routes: in the app and on the server.

@@ -37,6 +37,7 @@ import (
 //	pc/<addr>/<epoch>             -> Commitment (a provider's commitments)
 //	f/<height>/<index>            -> Verdict (fault reports and slashes)
 //	c/<channel>                   -> Channel (who opened it, when)
+//	s/<epoch>/<validator>         -> ValidatorScores
 var (
 	keyHeight = []byte("m/height")
 	keyTotals = []byte("m/totals")
@@ -159,6 +160,21 @@ type Verdict struct {
 	Refund   uint64 `json:"refund"`
 	Reward   uint64 `json:"reward"`
 	Tx       string `json:"tx,omitempty"`
+}
+
+// ValidatorScores is a validator's audit-based quality scores for an epoch.
+type ValidatorScores struct {
+	Epoch     uint64  `json:"epoch"`
+	Validator string  `json:"validator"`
+	Height    int64   `json:"height"`
+	Tx        string  `json:"tx"`
+	Scores    []Score `json:"scores"`
+}
+
+// Score is one provider's score in basis points.
+type Score struct {
+	Provider string `json:"provider"`
+	ScoreBps uint32 `json:"score_bps"`
 }
 
 // Channel is a payment channel as opened on chain.
@@ -530,6 +546,17 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			if err := x.countFault(bt, v, tot); err != nil {
 				return nil, err
 			}
+		}
+	case *types.TxBody_SubmitScores:
+		ss := m.SubmitScores
+		t.Fields["epoch"] = u64(ss.Epoch)
+		t.Fields["scores"] = u64(uint64(len(ss.Scores)))
+		if t.OK() {
+			vs := ValidatorScores{Epoch: ss.Epoch, Validator: t.Signer, Height: d.Height, Tx: t.Hash, Scores: []Score{}}
+			for _, sc := range ss.Scores {
+				vs.Scores = append(vs.Scores, Score{Provider: types.Address(sc.Provider).String(), ScoreBps: sc.ScoreBps})
+			}
+			bt.put(key("s/", be64(ss.Epoch), dec.Signer), vs)
 		}
 	case *types.TxBody_AnswerOmission:
 		t.Fields["epoch"] = u64(m.AnswerOmission.Epoch)

@@ -81,11 +81,13 @@ func fixture(t *testing.T) *chainFixture {
 				signed(t, f.prov, 0, &types.MsgCommitEpoch{Epoch: 0, Root: bytesOf(7, 32), ReceiptCount: 7, TotalBilled: 70, TotalTokens: 123}),
 				signed(t, f.prov, 1, &types.MsgRedeemVoucher{Voucher: &types.Voucher{ChannelId: 1, CumulativeAmount: 30, Signature: bytesOf(1, 64)}}),
 				signed(t, f.val, 0, &types.MsgReportFault{Epoch: 0, Provider: prov, Index: 3, Fault: types.FaultRefused}),
+				signed(t, f.val, 1, &types.MsgSubmitScores{Epoch: 0, Scores: []*types.ProviderScore{{Provider: prov, ScoreBps: 7500}}}),
 			},
 			Results: []TxResult{
 				okResult("100", "epoch", "0"),
 				okResult("100", "channel_id", "1", "paid", "30"),
 				okResult("100", "provider", prov.String(), "votes", "1", "applied", "true", "slashed", "1000", "refund", "400", "reward", "100"),
+				okResult("100", "epoch", "0", "scores", "1"),
 			},
 			Events: []Event{
 				{Type: "slash", Attrs: map[string]string{"validator": addrOf(f.other).String(), "reason": "DUPLICATE_VOTE", "amount": "50"}},
@@ -119,7 +121,7 @@ func TestIndexAggregates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Totals{Blocks: 3, Txs: 7, Failed: 2, Fees: 600, Requests: 7, Tokens: 123, Billed: 70, Paid: 30, Faults: 2, Slashed: 1050, Channels: 1, Emitted: 1000, Rewards: 1300}
+	want := Totals{Blocks: 3, Txs: 8, Failed: 2, Fees: 700, Requests: 7, Tokens: 123, Billed: 70, Paid: 30, Faults: 2, Slashed: 1050, Channels: 1, Emitted: 1000, Rewards: 1300}
 	if tot != want {
 		t.Fatalf("totals\n got %+v\nwant %+v", tot, want)
 	}
@@ -140,7 +142,7 @@ func TestIndexAggregates(t *testing.T) {
 		!e0.Settled || e0.Emission != 1000 || e0.ProviderRewards != 910 || e0.ValidatorRewards != 390 {
 		t.Fatalf("epoch 0: %+v", e0)
 	}
-	if e1.Blocks != 1 || e1.Txs != 3 || e1.Fees != 300 || e1.Paid != 30 || e1.Requests != 0 {
+	if e1.Blocks != 1 || e1.Txs != 4 || e1.Fees != 400 || e1.Paid != 30 || e1.Requests != 0 {
 		t.Fatalf("epoch 1: %+v", e1)
 	}
 
@@ -193,6 +195,10 @@ func TestIndexAggregates(t *testing.T) {
 	}
 	if len(vs) != 2 || vs[0].Kind != "DUPLICATE_VOTE" || vs[0].Slashed != 50 || vs[1].Kind != "refused_opening" || !vs[1].Applied || vs[1].Refund != 400 || vs[1].Reporter != addrOf(f.val).String() {
 		t.Fatalf("verdicts: %+v", vs)
+	}
+	scs, err := x.EpochScores(0)
+	if err != nil || len(scs) != 1 || scs[0].Validator != addrOf(f.val).String() || len(scs[0].Scores) != 1 || scs[0].Scores[0].ScoreBps != 7500 || scs[0].Scores[0].Provider != prov.String() {
+		t.Fatalf("epoch scores: %+v %v", scs, err)
 	}
 	cms, _ := x.ProviderCommitments(prov, 0)
 	if len(cms) != 1 || cms[0].Root != hex.EncodeToString(bytesOf(7, 32)) || cms[0].Requests != 7 || cms[0].Tokens != 123 || cms[0].Height != 3 {

@@ -189,3 +189,8 @@ func (x *Index) ProviderAddrs() ([]types.Address, error) {
 	})
 	return out, err
 }
+
+// EpochScores returns the validators' scores for epoch n, in validator order.
+func (x *Index) EpochScores(n uint64) ([]ValidatorScores, error) {
+	return scanJSON[ValidatorScores](x, key("s/", be64(n)), nil, false, 0)
+}

@@ -501,6 +501,9 @@ func (s *Server) epoch(r *http.Request) (any, error) {
 		rows = append(rows, row)
 	}
 	out["commitments"] = rows
+	if out["scores"], err = s.Index.EpochScores(n); err != nil {
+		return nil, err
+	}
 	all, err := s.Index.Verdicts(0)
 	if err != nil {
 		return nil, err

@@ -357,6 +357,13 @@ async function viewEpoch(n) {
     { h: "Quality (validators' median)", n: 1, f: c => c.settled ? `${(c.quality_bps / 100).toFixed(0)} %` : "—" },
     { h: "Reward", n: 1, f: c => c.settled ? amount(c.reward) : "—" },
   ], d.commitments || [], "No provider committed for this epoch.");
+  const scoreRows = (d.scores || []).flatMap(v => v.scores.map(sc => ({ ...sc, validator: v.validator, height: v.height })));
+  html += `<h2>Audit scores</h2><p>Each validator's score of a provider: the share of its sampled receipts that re-executed bit for bit. A provider's quality is the stake-weighted median.</p>` + table([
+    { h: "Validator", f: r => link.acct(r.validator) },
+    { h: "Provider", f: r => link.prov(r.provider) },
+    { h: "Score", n: 1, f: r => `<span class="score">${(r.score_bps / 100).toFixed(0)} %</span>` },
+    { h: "Sent at", f: r => link.block(r.height) },
+  ], scoreRows, "No validator has scored this epoch yet (scores follow the audits, after the seed).");
   html += `<h2>Audit verdicts</h2>` + verdictTable(d.verdicts, "No fault was proven for this epoch.");
   html += `<div class="pager">${s.epoch > 0 ? `<a href="#/epoch/${s.epoch - 1}">← Epoch ${num(s.epoch - 1)}</a>` : ""}<a href="#/epoch/${s.epoch + 1}">Epoch ${num(s.epoch + 1)} →</a></div>`;
   return html;
