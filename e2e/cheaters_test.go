@@ -1,59 +1,15 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
-	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/openai/openai-go"
-	"github.com/openai/openai-go/option"
-
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/engine/gguf"
-	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/explorer"
-	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
-	"github.com/agoranet/agora/validator"
 )
-
-// claimBackend serves under name, claims the registered model's hash on
-// every receipt, and for the requests fake selects generates with a cheaper
-// model instead: a provider that fabricates some or all of its output.
-type claimBackend struct {
-	name, honestName, cheapName string
-	claim                       provider.ModelSpec
-	honest, cheap               *provider.NativeBackend
-	fake                        func(n int64) bool
-	n                           atomic.Int64
-}
-
-func (c *claimBackend) Models() []provider.ModelSpec {
-	s := c.claim
-	s.Name = c.name
-	return []provider.ModelSpec{s}
-}
-
-func (c *claimBackend) Prepare(model string, job *provider.Job) (*provider.Prepared, error) {
-	if model != c.name {
-		return nil, provider.ErrUnknownModel
-	}
-	b, inner := c.honest, c.honestName
-	if c.fake(c.n.Add(1)) {
-		b, inner = c.cheap, c.cheapName
-	}
-	p, err := b.Prepare(inner, job)
-	if err != nil {
-		return nil, err
-	}
-	p.Model, p.ModelHash = c.name, c.claim.Hash
-	return p, nil
-}
 
 // TestCheatersCaught: on a two-validator network whose validators both run
 // the audit worker, a provider that serves a cheaper model than the one it
@@ -66,96 +22,15 @@ func TestCheatersCaught(t *testing.T) {
 	params := types.DefaultParams()
 	params.EpochLength, params.CommitWindow, params.OpeningWindow = 10, 4, 40
 	params.AuditCeilingBps = 5000 // new providers: half their receipts audited
-	nw := testnet.New(t, testnet.Options{Validators: 2, Accounts: 5, Params: &params, BlockTime: 150 * time.Millisecond})
-	if err := nw.WaitHeight(0, 2, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	real, cheap := filepath.Join(dir, "tiny.gguf"), filepath.Join(dir, "cheap.gguf")
-	if err := native.WriteRandomModel(real, native.GenOptions{Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 600, Context: 256, Seed: 7, Type: gguf.Q8_0}); err != nil {
-		t.Fatal(err)
-	}
-	if err := native.WriteRandomModel(cheap, native.GenOptions{Dim: 32, Layers: 1, Heads: 2, KVHeads: 1, Vocab: 600, Context: 256, Seed: 8, Type: gguf.Q8_0}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-
-	open := func(path string) *provider.NativeBackend {
-		b, err := provider.NewNativeBackend([]string{path}, native.Options{Threads: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Close)
-		return b
-	}
-	honestB := open(real)
-	claim := honestB.Models()[0]
-	start := func(i int, b provider.Backend) *provider.Provider {
-		p, err := provider.New(provider.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[1+i], Listen: "127.0.0.1:0",
-			DataDir: filepath.Join(dir, fmt.Sprintf("provider%d", i)), PriceIn: 1000, PriceOut: 2000, Concurrency: 2, Tick: 100 * time.Millisecond}, b, quietLog(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	cheater := func(name string, fake func(int64) bool) provider.Backend {
-		return &claimBackend{name: name, honestName: claim.Name, cheapName: "cheap", claim: claim, honest: open(real), cheap: open(cheap), fake: fake}
-	}
-	honest := start(0, honestB)
-	substitute := start(1, cheater("tiny-substitute", func(int64) bool { return true }))
-	fabricator := start(2, cheater("tiny-fabricator", func(n int64) bool { return n%2 == 0 }))
-	refuser := start(3, cheater("tiny-refuser", func(int64) bool { return false }))
+	a := startAuditNet(t, params, 5)
+	nw, c, ctx := a.nw, a.c, a.ctx
+	honest := a.provider(0, a.backend(a.real))
+	substitute := a.provider(1, a.cheater("tiny-substitute", func(int64) bool { return true }))
+	fabricator := a.provider(2, a.cheater("tiny-fabricator", func(n int64) bool { return n%2 == 0 }))
+	refuser := a.provider(3, a.cheater("tiny-refuser", func(int64) bool { return false }))
 	stopped := false
-	defer func() {
-		for _, p := range []*provider.Provider{honest, substitute, fabricator} {
-			p.Stop()
-		}
-		if !stopped {
-			refuser.Stop()
-		}
-	}()
-
-	gw, err := gateway.New(gateway.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[0], Listen: "127.0.0.1:0",
-		DataDir: filepath.Join(dir, "gateway"), Deposit: 5_000_000, ChannelBlocks: 2000, Refresh: 200 * time.Millisecond}, quietLog(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Stop()
-	oa := openai.NewClient(option.WithBaseURL(gw.URL()+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
-
-	// Both validators run the audit worker with the registered model.
-	for i := range nw.Operators {
-		c := nw.Client(i)
-		aud, err := validator.NewAuditor(c, []string{real})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer aud.Close()
-		w := validator.NewWorker(c, aud, c.NewSigner(nw.Operators[i]), nil, quietLog())
-		go w.Run(ctx)
-	}
-
-	c := nw.Client(0)
-	prov := func(p *provider.Provider) app.ProviderView {
-		var v app.ProviderView
-		if err := c.Query(ctx, "/provider/"+p.Address().String(), 0, &v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	chat := func(model string, i int) {
-		if _, err := oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model,
-			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("question %d for %s", i, model))}, MaxTokens: openai.Int(6)}); err != nil {
-			t.Fatalf("chat %s %d: %v", model, i, err)
-		}
-	}
+	prov := a.view
+	chat := func(model string, i int) { a.chat(model, fmt.Sprintf("question %d for %s", i, model)) }
 	bondBefore := map[string]uint64{}
 	for _, p := range []*provider.Provider{honest, substitute, fabricator, refuser} {
 		bondBefore[p.Address().String()] = prov(p).Bonded
@@ -177,11 +52,7 @@ func TestCheatersCaught(t *testing.T) {
 			}
 		}
 		if !stopped {
-			var list struct {
-				Data []gateway.StoredReceipt `json:"data"`
-			}
-			getJSON(t, gw.URL()+"/v1/receipts", &list)
-			for _, r := range list.Data {
+			for _, r := range a.receipts() {
 				if r.Provider == refuser.Address().String() {
 					refuserEpoch = r.Epoch
 				}
@@ -209,12 +80,8 @@ func TestCheatersCaught(t *testing.T) {
 	// The verdicts, as the explorer indexed them: every fabricated-output
 	// fault refunded its receipt's exact amount to the client, and both
 	// validators voted for each applied fault.
-	var list struct {
-		Data []gateway.StoredReceipt `json:"data"`
-	}
-	getJSON(t, gw.URL()+"/v1/receipts?limit=1000", &list)
 	amount := map[string]uint64{}
-	for _, r := range list.Data {
+	for _, r := range a.receipts() {
 		amount[fmt.Sprintf("%s/%d/%d", r.Provider, r.Epoch, r.Index)] = r.Amount
 	}
 	var verdicts []explorer.Verdict
@@ -256,9 +123,9 @@ func TestCheatersCaught(t *testing.T) {
 		}
 		kinds[v.Target][v.Kind] = true
 		if v.Kind == "fabricated_output" {
-			a := amount[fmt.Sprintf("%s/%d/%d", v.Provider, v.Epoch, v.Index)]
-			if a == 0 || v.Refund != a {
-				t.Fatalf("fabricated receipt %s/%d/%d: refund %d, the receipt billed %d", v.Provider, v.Epoch, v.Index, v.Refund, a)
+			billed := amount[fmt.Sprintf("%s/%d/%d", v.Provider, v.Epoch, v.Index)]
+			if billed == 0 || v.Refund != billed {
+				t.Fatalf("fabricated receipt %s/%d/%d: refund %d, the receipt billed %d", v.Provider, v.Epoch, v.Index, v.Refund, billed)
 			}
 		}
 	}

@@ -1,26 +1,18 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/openai/openai-go"
-	"github.com/openai/openai-go/option"
-
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/engine/gguf"
-	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
-	"github.com/agoranet/agora/validator"
 )
 
 // TestClientDisputes: with sampling off (audit rates 0), only disputes can
@@ -33,75 +25,14 @@ func TestClientDisputes(t *testing.T) {
 	params := types.DefaultParams()
 	params.EpochLength, params.CommitWindow, params.OpeningWindow = 10, 4, 40
 	params.AuditFloorBps, params.AuditCeilingBps = 0, 0
-	nw := testnet.New(t, testnet.Options{Validators: 2, Accounts: 3, Params: &params, BlockTime: 150 * time.Millisecond})
-	if err := nw.WaitHeight(0, 2, 30*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	real, cheap := filepath.Join(dir, "tiny.gguf"), filepath.Join(dir, "cheap.gguf")
-	if err := native.WriteRandomModel(real, native.GenOptions{Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, Vocab: 600, Context: 256, Seed: 7, Type: gguf.Q8_0}); err != nil {
-		t.Fatal(err)
-	}
-	if err := native.WriteRandomModel(cheap, native.GenOptions{Dim: 32, Layers: 1, Heads: 2, KVHeads: 1, Vocab: 600, Context: 256, Seed: 8, Type: gguf.Q8_0}); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	open := func(path string) *provider.NativeBackend {
-		b, err := provider.NewNativeBackend([]string{path}, native.Options{Threads: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(b.Close)
-		return b
-	}
-	honestB := open(real)
-	claim := honestB.Models()[0]
-	start := func(i int, b provider.Backend) *provider.Provider {
-		p, err := provider.New(provider.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[1+i], Listen: "127.0.0.1:0",
-			DataDir: filepath.Join(dir, fmt.Sprintf("provider%d", i)), PriceIn: 1000, PriceOut: 2000, Concurrency: 2, Tick: 100 * time.Millisecond}, b, quietLog(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := p.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Stop() })
-		return p
-	}
-	honest := start(0, honestB)
-	faker := start(1, &claimBackend{name: "tiny-fake", honestName: claim.Name, cheapName: "cheap", claim: claim, honest: open(real), cheap: open(cheap), fake: func(int64) bool { return true }})
-	gw, err := gateway.New(gateway.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[0], Listen: "127.0.0.1:0",
-		DataDir: filepath.Join(dir, "gateway"), Deposit: 5_000_000, ChannelBlocks: 2000, Refresh: 200 * time.Millisecond}, quietLog(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Stop()
-	oa := openai.NewClient(option.WithBaseURL(gw.URL()+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
-	for i := range nw.Operators {
-		c := nw.Client(i)
-		aud, err := validator.NewAuditor(c, []string{real})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer aud.Close()
-		go validator.NewWorker(c, aud, c.NewSigner(nw.Operators[i]), nil, quietLog()).Run(ctx)
-	}
-	for _, model := range []string{"tiny", "tiny-fake"} {
-		if _, err := oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model,
-			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("is this answer real?")}, MaxTokens: openai.Int(6)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var list struct {
-		Data []gateway.StoredReceipt `json:"data"`
-	}
-	getJSON(t, gw.URL()+"/v1/receipts", &list)
+	a := startAuditNet(t, params, 3)
+	nw, ctx, gw := a.nw, a.ctx, a.gw
+	honest := a.provider(0, a.backend(a.real))
+	faker := a.provider(1, a.cheater("tiny-fake", func(int64) bool { return true }))
+	a.chat("tiny", "is this answer real?")
+	a.chat("tiny-fake", "is this answer real?")
 	byProv := map[string]gateway.StoredReceipt{}
-	for _, r := range list.Data {
+	for _, r := range a.receipts() {
 		byProv[r.Provider] = r
 	}
 	c := nw.Client(0)
@@ -148,15 +79,9 @@ func TestClientDisputes(t *testing.T) {
 	}
 	fake, real2 := byProv[faker.Address().String()], byProv[honest.Address().String()]
 	if fake.ID == "" || real2.ID == "" {
-		t.Fatalf("receipts: %+v", list.Data)
+		t.Fatalf("receipts: %+v", byProv)
 	}
-	prov := func(p *provider.Provider) app.ProviderView {
-		var v app.ProviderView
-		if err := c.Query(ctx, "/provider/"+p.Address().String(), 0, &v); err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	prov := a.view
 	bondFake, bondHonest := prov(faker).Bonded, prov(honest).Bonded
 	redeemed := func(p *provider.Provider) uint64 {
 		var chans []app.ChannelView
