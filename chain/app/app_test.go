@@ -213,6 +213,21 @@ func TestBadInputRejected(t *testing.T) {
 	replay := h.tx("provider", &types.MsgSend{To: addrOf(key("x")), Amount: 1})
 	mustOK(t, h.block(replay))
 
+	// raw signs a body whose message fails stateless validation (SetMsg would refuse it).
+	raw := func(label string, msg any) []byte {
+		body := &types.TxBody{ChainId: testChain, Nonce: h.nonces[label]}
+		switch m := msg.(type) {
+		case *types.TxBody_SubmitScores:
+			body.Msg = m
+		case *types.TxBody_ReportOmission:
+			body.Msg = m
+		case *types.TxBody_AnswerOmission:
+			body.Msg = m
+		case *types.TxBody_DisputeReceipt:
+			body.Msg = m
+		}
+		return h.signBody(key(label), body)
+	}
 	cases := []struct {
 		name string
 		tx   []byte
@@ -234,6 +249,16 @@ func TestBadInputRejected(t *testing.T) {
 		{"redeem after close", h.at("provider", &types.MsgRedeemVoucher{Voucher: types.SignVoucher(key("client"), testChain, 2, 900)}), types.CodeChannelClosed, "channel 2 is closed"},
 		{"redeem by non-provider", h.at("client", &types.MsgRedeemVoucher{Voucher: types.SignVoucher(key("client"), testChain, 1, 900)}), types.CodeUnauthorized, "only the channel's provider"},
 		{"fee too low", feeTooLow(h, "client"), types.CodeFeeTooLow, "below the minimum"},
+		{"scores out of order", raw("client", &types.TxBody_SubmitScores{SubmitScores: &types.MsgSubmitScores{Epoch: 0, Scores: []*types.ProviderScore{{Provider: bytes20(2), ScoreBps: 1}, {Provider: bytes20(1), ScoreBps: 1}}}}), types.CodeMalformed, "strictly ascending"},
+		{"score above 100 %", raw("client", &types.TxBody_SubmitScores{SubmitScores: &types.MsgSubmitScores{Epoch: 0, Scores: []*types.ProviderScore{{Provider: bytes20(1), ScoreBps: 10001}}}}), types.CodeMalformed, "above 10000"},
+		{"no scores", raw("client", &types.TxBody_SubmitScores{SubmitScores: &types.MsgSubmitScores{Epoch: 0}}), types.CodeMalformed, "between 1 and"},
+		{"scores from a non-validator", h.at("client", &types.MsgSubmitScores{Epoch: 0, Scores: []*types.ProviderScore{{Provider: prov, ScoreBps: 1}}}), types.CodeUnauthorized, "only bonded validators"},
+		{"omission without signature", raw("client", &types.TxBody_ReportOmission{ReportOmission: &types.MsgReportOmission{Receipt: []byte{1}}}), types.CodeMalformed, "64-byte signature"},
+		{"omission of a garbage receipt", h.at("client", &types.MsgReportOmission{Receipt: []byte{0xff, 0xff}, ReceiptSignature: make([]byte, 64)}), types.CodeMalformed, "receipt:"},
+		{"answer with a ragged proof", raw("provider", &types.TxBody_AnswerOmission{AnswerOmission: &types.MsgAnswerOmission{Proof: [][]byte{make([]byte, 32)}}}), types.CodeMalformed, "same length"},
+		{"answer without a challenge", h.at("provider", &types.MsgAnswerOmission{Epoch: 0, Index: 0}), types.CodeNotFound, "no open challenge"},
+		{"dispute without receipt", raw("client", &types.TxBody_DisputeReceipt{DisputeReceipt: &types.MsgDisputeReceipt{}}), types.CodeMalformed, "needs the serialized receipt"},
+		{"dispute of a garbage receipt", h.at("client", &types.MsgDisputeReceipt{Receipt: []byte{0xff, 0xff}, ReceiptSignature: make([]byte, 64)}), types.CodeMalformed, "receipt:"},
 		{"oversize tx", make([]byte, types.MaxTxBytes+1), types.CodeMalformed, "limit"},
 	}
 	before := h.appHash()
@@ -282,6 +307,14 @@ func TestBadInputRejected(t *testing.T) {
 func withChannel(v *types.Voucher, id uint64) *types.Voucher {
 	v.ChannelId = id
 	return v
+}
+
+func bytes20(b byte) types.Address {
+	a := make(types.Address, types.AddressLen)
+	for i := range a {
+		a[i] = b
+	}
+	return a
 }
 
 func feeTooLow(h *harness, label string) []byte {
