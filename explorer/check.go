@@ -79,7 +79,8 @@ type parsed struct {
 }
 
 // parseInput accepts a receipt id (64 hex), an encoded receipt (the
-// X-Agora-Receipt header's value), or JSON holding one: a gateway's stored
+// "receipt" field of a gateway's /v1/receipts entry, and the provider's
+// X-Agora-Receipt header), or JSON holding one: a gateway's stored
 // receipt ({"receipt": ...}) or a provider's inclusion proof.
 func parseInput(in string) (*parsed, error) {
 	in = strings.TrimSpace(in)
@@ -112,7 +113,7 @@ func parseInput(in string) (*parsed, error) {
 	}
 	s, err := receipt.Decode(in)
 	if err != nil {
-		return nil, fmt.Errorf("%w: expected a 64-character receipt id, a receipt's JSON or an encoded receipt (the X-Agora-Receipt header's value); decoding it failed: %v", ErrBadReceipt, err)
+		return nil, fmt.Errorf("%w: expected a 64-character receipt id, a receipt's JSON or an encoded receipt (the \"receipt\" field of the gateway's /v1/receipts/{id}); decoding it failed: %v", ErrBadReceipt, err)
 	}
 	return &parsed{signed: s}, nil
 }
@@ -217,7 +218,7 @@ func (c *Checker) findByID(ctx context.Context, id string) (*receipt.ProofJSON, 
 			return pj, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: no registered provider holds a receipt with id %s; paste the receipt itself (the X-Agora-Receipt header or the gateway's /v1/receipts entry)", ErrBadReceipt, id)
+	return nil, fmt.Errorf("%w: no registered provider holds a receipt with id %s; paste the receipt itself (the gateway's /v1/receipts/{id} entry)", ErrBadReceipt, id)
 }
 
 func (c *Checker) fetchProof(ctx context.Context, endpoint, id string) (*receipt.ProofJSON, error) {

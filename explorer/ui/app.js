@@ -408,8 +408,8 @@ async function viewValidators() {
 function viewReceipt(q) {
   const pre = q.get("id") || "";
   return `<h1>Check a receipt</h1>
-  <p>Every answer from the network carries a receipt signed by the provider (the <code>X-Agora-Receipt</code> response header, or an entry of the gateway's <code>/v1/receipts</code>).
-  Paste it, or its 64-character id, to check the provider's signature and its inclusion under the Merkle root the provider committed on chain.</p>
+  <p>Every answer from the network carries a receipt signed by the provider: its id is the <code>X-Agora-Receipt-Id</code> response header, and the gateway's <code>/v1/receipts/{id}</code> holds the receipt itself (its <code>receipt</code> field).
+  Paste the id, the receipt or that JSON to check the provider's signature and its inclusion under the Merkle root the provider committed on chain.</p>
   <form id="check-form">
     <label for="receipt-input">Receipt, receipt JSON or receipt id</label>
     <textarea id="receipt-input" name="receipt" spellcheck="false" required>${esc(pre)}</textarea>
