@@ -36,12 +36,19 @@ import (
 //	p/<addr>                      -> ProviderStats
 //	pc/<addr>/<epoch>             -> Commitment (a provider's commitments)
 //	f/<height>/<index>            -> Verdict (fault reports and slashes)
+//	ft/<target>/<height>/<index>  -> the same verdict, by the provider or validator concerned
+//	fe/<epoch>/<height>/<index>   -> the same verdict, by the epoch of a provider fault
 //	c/<channel>                   -> Channel (who opened it, when)
 //	s/<epoch>/<validator>         -> ValidatorScores
 var (
-	keyHeight = []byte("m/height")
-	keyTotals = []byte("m/totals")
+	keyHeight  = []byte("m/height")
+	keyTotals  = []byte("m/totals")
+	keyVersion = []byte("m/version")
 )
+
+// indexVersion changes when the key layout does; an index written with
+// another layout is wiped and rebuilt from the block store at open.
+const indexVersion = "2"
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
@@ -220,6 +227,23 @@ func OpenIndex(dir string, epochLength int64) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open explorer index %s: %w", dir, err)
 	}
+	v, closer, err := db.Get(keyVersion)
+	if err == nil {
+		same := string(v) == indexVersion
+		closer.Close()
+		if same {
+			return &Index{db: db, epochLength: epochLength}, nil
+		}
+	}
+	// New, or written with another layout: start from block 1.
+	if err := db.DeleteRange([]byte{0}, []byte{0xff}, pebble.Sync); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("reset explorer index %s: %w", dir, err)
+	}
+	if err := db.Set(keyVersion, []byte(indexVersion), pebble.Sync); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Index{db: db, epochLength: epochLength}, nil
 }
 
@@ -366,7 +390,7 @@ func (x *Index) Apply(d *BlockData) error {
 			}
 			v := Verdict{Height: d.Height, Time: ts, Kind: "omitted_receipt", Epoch: num("epoch"), Provider: ev.Attrs["provider"], Target: ev.Attrs["provider"],
 				Index: num("index"), Applied: true, Slashed: num("slashed"), Refund: num("refund"), Reward: num("reward")}
-			bt.put(key("f/", be64(uint64(d.Height)), blockEventSuffix(j)), v)
+			bt.putVerdict(d.Height, blockEventSuffix(j), v)
 			if err := x.countFault(bt, v, &tot); err != nil {
 				return err
 			}
@@ -380,7 +404,7 @@ func (x *Index) Apply(d *BlockData) error {
 		if r := ev.Attrs["reason"]; r != "" {
 			v.Kind = r
 		}
-		bt.put(key("f/", be64(uint64(d.Height)), blockEventSuffix(j)), v)
+		bt.putVerdict(d.Height, blockEventSuffix(j), v)
 		tot.Faults++
 		tot.Slashed += amt
 	}
@@ -542,7 +566,7 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			num := func(k string) uint64 { n, _ := strconv.ParseUint(t.Results[k], 10, 64); return n }
 			v := Verdict{Height: d.Height, Time: ts, Kind: "omitted_receipt", Epoch: num("epoch"), Provider: prov, Target: prov, Reporter: t.Signer,
 				Index: num("index"), Applied: true, Votes: 1, Slashed: num("slashed"), Refund: num("refund"), Reward: num("reward"), Tx: t.Hash}
-			bt.put(key("f/", be64(uint64(d.Height)), be64(uint64(i))[4:]), v)
+			bt.putVerdict(d.Height, be64(uint64(i))[4:], v)
 			if err := x.countFault(bt, v, tot); err != nil {
 				return nil, err
 			}
@@ -573,7 +597,7 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			num := func(k string) uint64 { n, _ := strconv.ParseUint(t.Results[k], 10, 64); return n }
 			v := Verdict{Height: d.Height, Time: ts, Kind: FaultName(r.Fault), Epoch: r.Epoch, Provider: prov, Target: prov, Reporter: t.Signer,
 				Index: r.Index, Applied: t.Results["applied"] == "true", Votes: num("votes"), Slashed: num("slashed"), Refund: num("refund"), Reward: num("reward"), Tx: t.Hash}
-			bt.put(key("f/", be64(uint64(d.Height)), be64(uint64(i))[4:]), v)
+			bt.putVerdict(d.Height, be64(uint64(i))[4:], v)
 			if v.Applied {
 				if err := x.countFault(bt, v, tot); err != nil {
 					return nil, err
@@ -618,6 +642,19 @@ func (x *Index) countFault(bt *batch, v Verdict, tot *Totals) error {
 	tot.Faults++
 	tot.Slashed += v.Slashed
 	return nil
+}
+
+// putVerdict stores a verdict under its height and position, and in the
+// indexes by the party concerned and by epoch the explorer's pages read.
+func (bt *batch) putVerdict(height int64, pos []byte, v Verdict) {
+	at := append(be64(uint64(height)), pos...)
+	bt.put(key("f/", at), v)
+	if a, err := types.ParseAddress(v.Target); err == nil {
+		bt.put(key("ft/", a, at), v)
+	}
+	if v.Provider != "" {
+		bt.put(key("fe/", be64(v.Epoch), at), v)
+	}
 }
 
 func (bt *batch) updateProvider(addr []byte, f func(*ProviderStats)) error {

@@ -200,6 +200,18 @@ func TestIndexAggregates(t *testing.T) {
 	if err != nil || len(scs) != 1 || scs[0].Validator != addrOf(f.val).String() || len(scs[0].Scores) != 1 || scs[0].Scores[0].ScoreBps != 7500 || scs[0].Scores[0].Provider != prov.String() {
 		t.Fatalf("epoch scores: %+v %v", scs, err)
 	}
+	if against, _ := x.VerdictsAgainst(prov, 0); len(against) != 1 || against[0].Kind != "refused_opening" {
+		t.Fatalf("verdicts against the provider: %+v", against)
+	}
+	if against, _ := x.VerdictsAgainst(addrOf(f.other), 0); len(against) != 1 || against[0].Kind != "DUPLICATE_VOTE" {
+		t.Fatalf("verdicts against the validator: %+v", against)
+	}
+	if ev, _ := x.EpochVerdicts(0, 0); len(ev) != 1 || ev[0].Provider != prov.String() {
+		t.Fatalf("epoch 0 verdicts: %+v", ev)
+	}
+	if ev, _ := x.EpochVerdicts(1, 0); len(ev) != 0 {
+		t.Fatalf("epoch 1 verdicts: %+v", ev)
+	}
 	cms, _ := x.ProviderCommitments(prov, 0)
 	if len(cms) != 1 || cms[0].Root != hex.EncodeToString(bytesOf(7, 32)) || cms[0].Requests != 7 || cms[0].Tokens != 123 || cms[0].Height != 3 {
 		t.Fatalf("commitments: %+v", cms)
@@ -239,5 +251,27 @@ func TestIndexAggregates(t *testing.T) {
 func TestOpenIndexRefusesBadEpochLength(t *testing.T) {
 	if _, err := OpenIndex(t.TempDir(), 0); err == nil {
 		t.Fatal("epoch length 0 accepted")
+	}
+}
+
+// An index written with another key layout is wiped at open, so it is
+// rebuilt from block 1 rather than read half right.
+func TestIndexRebuiltOnLayoutChange(t *testing.T) {
+	dir := t.TempDir()
+	x := openIndex(t, dir)
+	if err := x.Apply(fixture(t).blocks[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.db.Set(keyVersion, []byte("0"), nil); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	x = openIndex(t, dir)
+	defer x.Close()
+	if h := x.Height(); h != 0 {
+		t.Fatalf("height %d after a layout change, want 0 (rebuild)", h)
+	}
+	if b, _ := x.Block(1); b != nil {
+		t.Fatal("old block survived the reset")
 	}
 }

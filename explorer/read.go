@@ -175,6 +175,16 @@ func (x *Index) Verdicts(limit int) ([]Verdict, error) {
 	return scanJSON[Verdict](x, []byte("f/"), nil, true, limit)
 }
 
+// VerdictsAgainst returns the verdicts concerning addr, newest first.
+func (x *Index) VerdictsAgainst(addr types.Address, limit int) ([]Verdict, error) {
+	return scanJSON[Verdict](x, key("ft/", addr), nil, true, limit)
+}
+
+// EpochVerdicts returns the provider verdicts for epoch n, newest first.
+func (x *Index) EpochVerdicts(n uint64, limit int) ([]Verdict, error) {
+	return scanJSON[Verdict](x, key("fe/", be64(n)), nil, true, limit)
+}
+
 // Channels returns up to limit channels, newest first.
 func (x *Index) Channels(limit int) ([]Channel, error) {
 	return scanJSON[Channel](x, []byte("c/"), nil, true, limit)

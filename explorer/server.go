@@ -436,15 +436,9 @@ func (s *Server) provider(r *http.Request) (any, error) {
 	if _, err := query(s.State, "/channels/provider/"+a.String(), &chans); err != nil {
 		return nil, err
 	}
-	all, err := s.Index.Verdicts(0)
+	verdicts, err := s.Index.VerdictsAgainst(a, 200)
 	if err != nil {
 		return nil, err
-	}
-	verdicts := []Verdict{}
-	for _, v := range all {
-		if v.Target == a.String() {
-			verdicts = append(verdicts, v)
-		}
 	}
 	var everyone []app.ProviderView
 	if _, err := query(s.State, "/providers", &everyone); err != nil {
@@ -504,17 +498,9 @@ func (s *Server) epoch(r *http.Request) (any, error) {
 	if out["scores"], err = s.Index.EpochScores(n); err != nil {
 		return nil, err
 	}
-	all, err := s.Index.Verdicts(0)
-	if err != nil {
+	if out["verdicts"], err = s.Index.EpochVerdicts(n, 1000); err != nil {
 		return nil, err
 	}
-	verdicts := []Verdict{}
-	for _, v := range all {
-		if v.Epoch == n && v.Provider != "" {
-			verdicts = append(verdicts, v)
-		}
-	}
-	out["verdicts"] = verdicts
 	return out, nil
 }
 
