@@ -369,17 +369,28 @@ func (g *Gateway) handleReceipts(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"object": "list", "data": list})
 }
 
-func (g *Gateway) handleReceipt(w http.ResponseWriter, r *http.Request) {
+// callerReceipt loads the receipt in the path, answering 404 unless the
+// caller's account paid it (without API keys every receipt is the default
+// account's).
+func (g *Gateway) callerReceipt(w http.ResponseWriter, r *http.Request) (*StoredReceipt, bool) {
 	rec, err := g.store.Receipt(r.PathValue("id"))
-	if err == nil && len(g.accounts) > 0 && rec.Payer != accountOf(r).addr.String() {
+	if err == nil && rec.Payer != accountOf(r).addr.String() {
 		err = pebble.ErrNotFound
 	}
 	if errors.Is(err, pebble.ErrNotFound) {
 		oai.Errorf(http.StatusNotFound, "invalid_request_error", "id", "no receipt %q", r.PathValue("id")).Write(w)
-		return
+		return nil, false
 	}
 	if err != nil {
 		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+		return nil, false
+	}
+	return rec, true
+}
+
+func (g *Gateway) handleReceipt(w http.ResponseWriter, r *http.Request) {
+	rec, ok := g.callerReceipt(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -390,16 +401,8 @@ func (g *Gateway) handleReceipt(w http.ResponseWriter, r *http.Request) {
 // (MsgDisputeReceipt, escrowing the dispute bond): validators re-execute it.
 func (g *Gateway) handleDispute(w http.ResponseWriter, r *http.Request) {
 	acct := accountOf(r)
-	rec, err := g.store.Receipt(r.PathValue("id"))
-	if err == nil && rec.Payer != acct.addr.String() {
-		err = pebble.ErrNotFound // a key disputes only its own account's receipts
-	}
-	if errors.Is(err, pebble.ErrNotFound) {
-		oai.Errorf(http.StatusNotFound, "invalid_request_error", "id", "no receipt %q", r.PathValue("id")).Write(w)
-		return
-	}
-	if err != nil {
-		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
+	rec, ok := g.callerReceipt(w, r)
+	if !ok {
 		return
 	}
 	sr, err := receipt.Decode(rec.Encoded)
