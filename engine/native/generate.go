@@ -164,7 +164,47 @@ func topK(cs []cand, k int) []cand {
 }
 
 func (s *Sampler) Sample(logits []float32, history []int) int {
-	p := s.p
+	cands, probs, total := support(s.p, logits, history)
+	if s.p.Temperature <= 0 {
+		return cands[0].id // greedy draws no random number
+	}
+	u := s.rng.Float64() * total
+	var cum float64
+	for i := range cands {
+		cum += probs[i]
+		if u < cum {
+			return cands[i].id
+		}
+	}
+	return cands[len(cands)-1].id
+}
+
+// TokenProb is a token the sampler can draw and its probability.
+type TokenProb struct {
+	ID   int
+	Prob float64
+}
+
+// Distribution is the distribution Sample draws from for these logits,
+// history and parameters: the tokens left after penalties, temperature and
+// the top-k, top-p and min-p cuts, best first, with probabilities summing to
+// one. Greedy decoding gives the single argmax with probability one.
+func Distribution(p SampleParams, logits []float32, history []int) []TokenProb {
+	cands, probs, total := support(p, logits, history)
+	out := make([]TokenProb, len(cands))
+	for i, c := range cands {
+		out[i] = TokenProb{ID: c.id, Prob: probs[i] / total}
+	}
+	if len(out) == 1 {
+		out[0].Prob = 1
+	}
+	return out
+}
+
+// Penalized returns a copy of logits with the repeat, frequency and
+// presence penalties applied over the last RepeatLastN tokens of history
+// (llama.cpp's rules), in a fixed order.
+func Penalized(p SampleParams, logits []float32, history []int) []float32 {
 	l := append([]float32(nil), logits...)
 	window := p.RepeatLastN
 	if window == 0 {
@@ -191,6 +231,15 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 			l[id] -= float32(float64(counts[id])*p.FrequencyPenalty + p.PresencePenalty)
 		}
 	}
+	return l
+}
+
+// support applies penalties, temperature and the truncations, returning the
+// surviving candidates (best first), their unnormalised probabilities and
+// the probabilities' sum. Sample and Distribution share it, so what a
+// verifier computes is exactly what the sampler draws from.
+func support(p SampleParams, logits []float32, history []int) ([]cand, []float64, float64) {
+	l := Penalized(p, logits, history)
 	if p.Temperature <= 0 {
 		best := 0
 		for i, v := range l {
@@ -198,7 +247,7 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 				best = i
 			}
 		}
-		return best
+		return []cand{{best, l[best]}}, []float64{1}, 1
 	}
 	cands := make([]cand, len(l))
 	for i, v := range l {
@@ -240,15 +289,7 @@ func (s *Sampler) Sample(logits []float32, history []int) int {
 	for i := 0; i < n; i++ {
 		total += probs[i]
 	}
-	u := s.rng.Float64() * total
-	var cum float64
-	for i := 0; i < n; i++ {
-		cum += probs[i]
-		if u < cum {
-			return cands[i].id
-		}
-	}
-	return cands[n-1].id
+	return cands[:n], probs[:n], total
 }
 
 // ErrContextFull is returned when the prompt does not fit the context.
