@@ -1,0 +1,342 @@
+package verify
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"unicode/utf8"
+
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/engine/tokenizer"
+)
+
+// Alt is an alternative token a backend reported at one position: the
+// token's bytes and its log-probability.
+type Alt struct {
+	Token   []byte  `json:"token"`
+	Logprob float32 `json:"logprob"`
+}
+
+// Reported is the transcript of a request served by a backend that cannot
+// be reproduced bit for bit (an OpenAI-compatible server on a GPU): the
+// prompt's token ids, the output as the tokens' bytes, and the log-probs the
+// backend reported for each output token and for its top alternatives, all
+// of the model's raw distribution (temperature 1, no penalties).
+type Reported struct {
+	PromptIDs []int
+	Pieces    [][]byte
+	Logprobs  []float32
+	Top       [][]Alt
+	Params    native.SampleParams
+	// Text is the response's text: the decoded output, possibly cut short
+	// by a stop string (compared ignoring bytes that are not valid UTF-8).
+	Text []byte
+}
+
+// Tolerances bound how far an honest backend's reported numbers may stray
+// from the reference re-execution. DefaultTolerances are calibrated with
+// `agora bench tolerance` (BENCHMARKS.md).
+type Tolerances struct {
+	// Token is the largest |reported − reference| log-prob, in nats, for the
+	// sampled token or a reported alternative at one position.
+	Token float64
+	// OutlierFraction is the fraction of positions allowed beyond Token (or
+	// beyond Slack outside the sampler's support); floor(fraction × tokens).
+	OutlierFraction float64
+	// Mean is the largest mean |reported − reference| over all compared
+	// log-probs of a transcript.
+	Mean float64
+	// Overlap is the smallest mean fraction of the reported top-k tokens that
+	// are in the reference top-k.
+	Overlap float64
+	// Slack is how far, in penalised logits, a sampled token outside the
+	// reference sampler's support (top-k, top-p, min-p, greedy argmax) may
+	// be from the support's edge: noise moves tokens across that edge.
+	Slack float64
+	// MinZ is the plausibility test's rejection threshold: the sampled
+	// tokens' log-probabilities under the sampling distribution, summed and
+	// standardised, must not fall below it.
+	MinZ float64
+	// MinTestTokens is how many sampled (non-greedy) positions the
+	// plausibility test needs before it judges.
+	MinTestTokens int
+}
+
+// DefaultTolerances are the thresholds validators apply.
+func DefaultTolerances() Tolerances {
+	return Tolerances{Token: 0.5, OutlierFraction: 0.02, Mean: 0.1, Overlap: 0.6, Slack: 0.5, MinZ: -5, MinTestTokens: 16}
+}
+
+// ToleranceReport is what a tolerance check measured.
+type ToleranceReport struct {
+	Tokens     int     `json:"tokens"`
+	MaxDiff    float64 `json:"max_diff"`    // largest |Δ log-prob|
+	MeanDiff   float64 `json:"mean_diff"`   // mean |Δ log-prob| over every compared value
+	Outliers   int     `json:"outliers"`    // positions beyond Token or outside the support beyond Slack
+	Overlap    float64 `json:"overlap"`     // mean top-k agreement (1 when no alternatives)
+	OffSupport int     `json:"off_support"` // sampled tokens outside the reference support (within Slack or not)
+	Z          float64 `json:"z"`           // plausibility statistic (0 when not applied)
+	TestTokens int     `json:"test_tokens"` // positions the plausibility test used
+}
+
+// Vocab maps a token's bytes to the ids that decode to them (several when,
+// e.g., a byte-fallback token and a text token both stand for "a"). Tokens
+// that decode to nothing (control tokens such as "</s>") are indexed by
+// their literal text, as servers print them among alternatives.
+type Vocab struct {
+	tok     *tokenizer.Tokenizer
+	byPiece map[string][]int
+}
+
+// NewVocab indexes a tokenizer's pieces.
+func NewVocab(tok *tokenizer.Tokenizer) *Vocab {
+	v := &Vocab{tok: tok, byPiece: map[string][]int{}}
+	for id := 0; id < tok.VocabSize(); id++ {
+		p := tok.Piece(id)
+		if p == "" {
+			p = tok.Tokens[id]
+		}
+		if p != "" {
+			v.byPiece[p] = append(v.byPiece[p], id)
+		}
+	}
+	return v
+}
+
+// CheckTolerance re-executes a reported transcript with one teacher-forced
+// pass over prompt + output and compares it with what the backend reported:
+//
+//   - every reported log-prob (sampled token and alternatives) within
+//     Token of the reference, but for OutlierFraction of the positions, and
+//     within Mean on average;
+//   - the reported top-k mostly the reference top-k (Overlap);
+//   - each sampled token inside the reference sampler's support, or within
+//     Slack of its edge (counted as an outlier otherwise);
+//   - the plausibility test: under honest sampling log q(x) − E[log q] has
+//     mean zero at every position (q the sampling distribution after
+//     penalties, temperature and truncation), so the standardised sum
+//     z = Σ(log q(xᵢ) − Eᵢ) / √ΣVarᵢ is about N(0,1). Tokens written by
+//     another model and merely scored by the claimed one (a prefill attack)
+//     are systematically less likely under it and drive z far below zero.
+//
+// Tokens are given as bytes; where several ids share those bytes, the one
+// whose reference log-prob is closest to the reported one is taken. The
+// error describes the first rule broken; the report holds the measurements
+// either way.
+func CheckTolerance(m *native.Model, v *Vocab, t Reported, tol Tolerances) (ToleranceReport, error) {
+	n := len(t.Pieces)
+	rep := ToleranceReport{Tokens: n, Overlap: 1}
+	switch {
+	case len(t.PromptIDs) == 0:
+		return rep, errors.New("transcript has no prompt")
+	case len(t.Logprobs) != n || len(t.Top) != n:
+		return rep, fmt.Errorf("transcript has %d tokens, %d log-probs and %d top lists", n, len(t.Logprobs), len(t.Top))
+	case len(t.PromptIDs)+n > m.Config.ContextLen:
+		return rep, fmt.Errorf("transcript of %d tokens exceeds the model's context %d", len(t.PromptIDs)+n, m.Config.ContextLen)
+	}
+	if n == 0 {
+		return rep, nil
+	}
+	vocab := m.Config.Vocab
+	for _, id := range t.PromptIDs {
+		if id < 0 || id >= vocab {
+			return rep, fmt.Errorf("prompt token id %d outside the vocabulary", id)
+		}
+	}
+	cands := make([][]int, n)
+	for i, p := range t.Pieces {
+		if cands[i] = v.byPiece[string(p)]; len(cands[i]) == 0 {
+			return rep, fmt.Errorf("token %d (%q) is not in the model's vocabulary", i, p)
+		}
+		if !finiteLogprob(t.Logprobs[i]) {
+			return rep, fmt.Errorf("token %d: log-prob %v is not a log-probability", i, t.Logprobs[i])
+		}
+		for _, a := range t.Top[i] {
+			if !finiteLogprob(a.Logprob) {
+				return rep, fmt.Errorf("token %d: alternative log-prob %v is not a log-probability", i, a.Logprob)
+			}
+		}
+		if len(t.Top[i]) > 20 {
+			return rep, fmt.Errorf("token %d: %d alternatives (at most 20)", i, len(t.Top[i]))
+		}
+	}
+
+	var (
+		ids                     = make([]int, n)
+		sumDiff                 float64
+		diffs, overlapPositions int
+		overlapSum              float64
+		sumX, sumV              float64
+		history                 = append([]int(nil), t.PromptIDs...)
+	)
+	// position scores the reference logits that predicted output token pos.
+	position := func(pos int, logits []float32) error {
+		lp := native.LogSoftmax(logits)
+		if len(cands[pos]) > 1 { // resolve shared bytes by the reported log-prob
+			best := cands[pos][0]
+			for _, c := range cands[pos][1:] {
+				if math.Abs(float64(lp[c]-t.Logprobs[pos])) < math.Abs(float64(lp[best]-t.Logprobs[pos])) {
+					best = c
+				}
+			}
+			ids[pos] = best
+		}
+		id := ids[pos]
+		worst := math.Abs(float64(lp[id] - t.Logprobs[pos]))
+		sumDiff += worst
+		diffs++
+		if k := len(t.Top[pos]); k > 0 {
+			ref := topIDs(lp, k)
+			hits := 0
+			for _, a := range t.Top[pos] {
+				cs := v.byPiece[string(a.Token)]
+				if len(cs) == 0 {
+					return fmt.Errorf("token %d: alternative %q is not in the model's vocabulary", pos, a.Token)
+				}
+				c := cs[0]
+				for _, x := range cs[1:] {
+					if math.Abs(float64(lp[x]-a.Logprob)) < math.Abs(float64(lp[c]-a.Logprob)) {
+						c = x
+					}
+				}
+				d := math.Abs(float64(lp[c] - a.Logprob))
+				worst = math.Max(worst, d)
+				sumDiff += d
+				diffs++
+				if ref[c] {
+					hits++
+				}
+			}
+			overlapSum += float64(hits) / float64(k)
+			overlapPositions++
+		}
+		rep.MaxDiff = math.Max(rep.MaxDiff, worst)
+		outlier := worst > tol.Token
+
+		dist := native.Distribution(t.Params, logits, history)
+		q := -1.0
+		for _, tp := range dist {
+			if tp.ID == id {
+				q = tp.Prob
+			}
+		}
+		if q <= 0 {
+			rep.OffSupport++
+			pl := native.Penalized(t.Params, logits, history)
+			if float64(pl[dist[len(dist)-1].ID]-pl[id]) > tol.Slack {
+				outlier = true
+			}
+		} else if len(dist) > 1 {
+			var e, e2 float64
+			for _, tp := range dist {
+				if tp.Prob > 0 {
+					l := math.Log(tp.Prob)
+					e += tp.Prob * l
+					e2 += tp.Prob * l * l
+				}
+			}
+			sumX += math.Log(q) - e
+			sumV += math.Max(e2-e*e, 0)
+			rep.TestTokens++
+		}
+		if outlier {
+			rep.Outliers++
+		}
+		history = append(history, id)
+		return nil
+	}
+
+	// Teacher forcing in as few batches as possible: the prompt but its last
+	// token without logits, then runs of output tokens whose id is certain;
+	// a token with shared bytes ends a run, because its id (resolved from
+	// the logits that predict it) is the input of the next position.
+	s := m.NewSession()
+	last := len(t.PromptIDs) - 1
+	if last > 0 {
+		if _, err := s.Forward(t.PromptIDs[:last], false); err != nil {
+			return rep, fmt.Errorf("re-execution: %w", err)
+		}
+	}
+	pending := t.PromptIDs[last]
+	for i := 0; i < n; {
+		j := i
+		for j < n && len(cands[j]) == 1 {
+			ids[j] = cands[j][0]
+			j++
+		}
+		end := min(j, n-1) // the last position this batch predicts
+		batch := append([]int{pending}, ids[i:end]...)
+		logits, err := s.Forward(batch, true)
+		if err != nil {
+			return rep, fmt.Errorf("re-execution: %w", err)
+		}
+		for k := range batch {
+			if err := position(i+k, logits[k]); err != nil {
+				return rep, err
+			}
+		}
+		pending, i = ids[end], end+1
+	}
+
+	var decoded []byte
+	for _, id := range ids {
+		decoded = append(decoded, v.tok.Piece(id)...)
+	}
+	if !bytes.HasPrefix(validRunes(decoded), validRunes(t.Text)) {
+		return rep, fmt.Errorf("the response text is not the decoded output tokens")
+	}
+	rep.MeanDiff = sumDiff / float64(diffs)
+	if overlapPositions > 0 {
+		rep.Overlap = overlapSum / float64(overlapPositions)
+	}
+	if sumV > 0 {
+		rep.Z = sumX / math.Sqrt(sumV)
+	}
+	allowed := int(tol.OutlierFraction * float64(n))
+	switch {
+	case rep.Outliers > allowed:
+		return rep, fmt.Errorf("reported log-probs or tokens differ from the model's at %d of %d positions (largest difference %.3f nats; %d tokens outside the sampler's support)", rep.Outliers, n, rep.MaxDiff, rep.OffSupport)
+	case rep.MeanDiff > tol.Mean:
+		return rep, fmt.Errorf("reported log-probs differ from the model's by %.3f nats on average (tolerance %.3f)", rep.MeanDiff, tol.Mean)
+	case rep.Overlap < tol.Overlap:
+		return rep, fmt.Errorf("reported top alternatives agree with the model's on %.0f%% (tolerance %.0f%%)", 100*rep.Overlap, 100*tol.Overlap)
+	case rep.TestTokens >= tol.MinTestTokens && rep.Z < tol.MinZ:
+		return rep, fmt.Errorf("the output is an implausible draw from the model at these sampling settings (z = %.1f over %d tokens, threshold %.1f): another model wrote it", rep.Z, rep.TestTokens, tol.MinZ)
+	}
+	return rep, nil
+}
+
+// validRunes drops invalid UTF-8 and U+FFFD: a token may end inside a
+// character, and servers replace such bytes in JSON text in different ways,
+// so text and tokens are compared on the characters both carry intact.
+func validRunes(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r != utf8.RuneError {
+			out = append(out, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return out
+}
+
+func finiteLogprob(x float32) bool {
+	return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) && x <= 0
+}
+
+// topIDs is the set of the k most likely ids (lower id first on ties).
+func topIDs(lp []float32, k int) map[int]bool {
+	idx := make([]int, len(lp))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return lp[idx[a]] > lp[idx[b]] })
+	out := make(map[int]bool, k)
+	for _, id := range idx[:min(k, len(idx))] {
+		out[id] = true
+	}
+	return out
+}
