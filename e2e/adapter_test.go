@@ -71,9 +71,13 @@ func TestOpenAIAdapterProvider(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
+	adapter, err := provider.NewOpenAIBackend(fakeOpenAI(t), "", []string{"llama-3-8b"}, 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p, err := provider.New(provider.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[1], Listen: "127.0.0.1:0",
 		DataDir: filepath.Join(dir, "p"), PriceIn: 1000, PriceOut: 4000, Concurrency: 4, Tick: 100 * time.Millisecond},
-		provider.NewOpenAIBackend(fakeOpenAI(t), "", []string{"llama-3-8b"}, 8192), quietLog(), nil)
+		adapter, quietLog(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,34 +14,96 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/engine/tokenizer"
 	"github.com/agoranet/agora/internal/oai"
 )
 
 // OpenAIBackend forwards requests to an existing OpenAI-compatible server
-// (llama.cpp server, vLLM, Ollama, ...). Its models are registered on chain
-// under sha256 of a declared identifier ("openai:" + model name).
+// (llama.cpp server, vLLM, Ollama, ...).
+//
+// A model is declared either by name alone, registered on chain under
+// sha256("openai:" + name) and unverifiable by validators, or as
+// NAME=FILE.gguf: the GGUF file holds the weights the backend serves, the
+// model is registered under the file's sha256 like a native one, and its
+// requests are verifiable on the tolerance path. For those the adapter
+// tokenizes the prompt itself (chat template included), sends the token ids
+// to the backend's /completions with log-probs requested, and stores the
+// output tokens, their log-probs and the top alternatives in the transcript.
 type OpenAIBackend struct {
 	base   string
 	apiKey string
 	specs  []ModelSpec
-	names  map[string]bool
+	names  map[string]*adapterRef // nil: an unverifiable model
 	httpc  *http.Client
 }
 
-// NewOpenAIBackend serves models (by name) from the server at baseURL
-// (e.g. http://127.0.0.1:8081/v1).
-func NewOpenAIBackend(baseURL, apiKey string, models []string, contextLength int) *OpenAIBackend {
+// adapterRef is the reference GGUF of a verifiable adapter model.
+type adapterRef struct {
+	m      *native.Model
+	tok    *tokenizer.Tokenizer
+	format native.ChatFormat
+}
+
+// AdapterTopLogprobs is how many alternatives per token the adapter asks a
+// backend for on verifiable models.
+const AdapterTopLogprobs = 5
+
+// NewOpenAIBackend serves models (NAME, or NAME=FILE.gguf for a verifiable
+// one) from the server at baseURL (e.g. http://127.0.0.1:8081/v1);
+// contextLength applies to models without a GGUF.
+func NewOpenAIBackend(baseURL, apiKey string, models []string, contextLength int) (*OpenAIBackend, error) {
 	if contextLength <= 0 {
 		contextLength = 4096
 	}
-	b := &OpenAIBackend{base: strings.TrimSuffix(baseURL, "/"), apiKey: apiKey, names: map[string]bool{},
+	b := &OpenAIBackend{base: strings.TrimSuffix(baseURL, "/"), apiKey: apiKey, names: map[string]*adapterRef{},
 		httpc: &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
 			DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext}}}
-	for _, m := range models {
-		b.specs = append(b.specs, ModelSpec{Name: m, Hash: sha256.Sum256([]byte("openai:" + m)), ContextLength: contextLength})
-		b.names[m] = true
+	for _, decl := range models {
+		name, path, verifiable := strings.Cut(decl, "=")
+		if name == "" {
+			b.Close()
+			return nil, fmt.Errorf("backend model %q: empty name", decl)
+		}
+		if _, dup := b.names[name]; dup {
+			b.Close()
+			return nil, fmt.Errorf("backend model %q declared twice", name)
+		}
+		if !verifiable {
+			b.specs = append(b.specs, ModelSpec{Name: name, Hash: sha256.Sum256([]byte("openai:" + name)), ContextLength: contextLength})
+			b.names[name] = nil
+			continue
+		}
+		h, err := fileHash(path)
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("backend model %s: %w", name, err)
+		}
+		m, err := native.Load(path, native.Options{})
+		if err != nil {
+			b.Close()
+			return nil, fmt.Errorf("backend model %s: %w", name, err)
+		}
+		tok, err := tokenizer.FromGGUF(m.File)
+		if err != nil {
+			m.Close()
+			b.Close()
+			return nil, fmt.Errorf("backend model %s: tokenizer: %w", name, err)
+		}
+		tmpl, _ := m.File.String("tokenizer.chat_template")
+		b.names[name] = &adapterRef{m: m, tok: tok, format: native.DetectChatFormat(tmpl)}
+		b.specs = append(b.specs, ModelSpec{Name: name, Hash: h, ContextLength: m.Config.ContextLen})
 	}
-	return b
+	return b, nil
+}
+
+// Close releases the reference models' files.
+func (b *OpenAIBackend) Close() {
+	for _, r := range b.names {
+		if r != nil {
+			r.m.Close()
+		}
+	}
 }
 
 // Models lists the served models.
@@ -49,10 +111,21 @@ func (b *OpenAIBackend) Models() []ModelSpec { return b.specs }
 
 // Prepare bounds the prompt's token count by its length in bytes (a token
 // is at least one byte), which bounds what the request may cost; the
-// backend's usage gives the exact count.
+// backend's usage gives the exact count. A verifiable model's prompt is
+// tokenized here, so its count is exact.
 func (b *OpenAIBackend) Prepare(model string, job *Job) (*Prepared, error) {
-	if !b.names[model] {
+	ref, ok := b.names[model]
+	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
+	}
+	var spec ModelSpec
+	for _, s := range b.specs {
+		if s.Name == model {
+			spec = s
+		}
+	}
+	if ref != nil {
+		return b.prepareVerifiable(spec, ref, job)
 	}
 	bound := 8
 	if job.Chat {
@@ -61,12 +134,6 @@ func (b *OpenAIBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		}
 	} else {
 		bound += len(job.Prompt)
-	}
-	var spec ModelSpec
-	for _, s := range b.specs {
-		if s.Name == model {
-			spec = s
-		}
 	}
 	ctxLen := spec.ContextLength
 	maxTok := job.MaxTokens

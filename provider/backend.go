@@ -12,6 +12,7 @@ import (
 
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
+	"github.com/agoranet/agora/verify"
 )
 
 // ModelSpec is a model a backend serves: its name, the content hash it is
@@ -52,6 +53,12 @@ type Output struct {
 	OutputIDs        []int
 	Logprobs         []float32
 	FinishReason     string
+
+	// The tolerance path (Verify = VerifyTolerance): the output tokens as
+	// bytes and the top alternatives the backend reported per token.
+	Verify string
+	Pieces [][]byte
+	Top    [][]verify.Alt
 }
 
 // Backend is an inference engine behind the provider.
@@ -136,22 +143,10 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
 	}
-	var ids []int
-	if job.Chat {
-		var err error
-		if ids, err = native.ChatPrompt(nm.tok, nm.format, job.Messages); err != nil {
-			return nil, err
-		}
-	} else {
-		ids = nm.tok.Encode(job.Prompt, nm.tok.AddBOS, false)
+	ids, maxTok, err := promptIDs(nm.tok, nm.format, job, nm.spec.ContextLength)
+	if err != nil {
+		return nil, err
 	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("%w: empty prompt", ErrPromptTooLong)
-	}
-	if len(ids)+1 > nm.spec.ContextLength {
-		return nil, fmt.Errorf("%w: %d prompt tokens, context length %d", ErrPromptTooLong, len(ids), nm.spec.ContextLength)
-	}
-	maxTok := min(job.MaxTokens, nm.spec.ContextLength-len(ids))
 	p := &Prepared{Model: model, ModelHash: nm.spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
 	p.Params.MaxTokens = maxTok
 	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
@@ -195,6 +190,27 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		return out, nil
 	}
 	return p, nil
+}
+
+// promptIDs tokenizes a job's prompt (a chat through the model's template)
+// and bounds its output by the context left.
+func promptIDs(tok *tokenizer.Tokenizer, format native.ChatFormat, job *Job, contextLength int) ([]int, int, error) {
+	var ids []int
+	if job.Chat {
+		var err error
+		if ids, err = native.ChatPrompt(tok, format, job.Messages); err != nil {
+			return nil, 0, err
+		}
+	} else {
+		ids = tok.Encode(job.Prompt, tok.AddBOS, false)
+	}
+	if len(ids) == 0 {
+		return nil, 0, fmt.Errorf("%w: empty prompt", ErrPromptTooLong)
+	}
+	if len(ids)+1 > contextLength {
+		return nil, 0, fmt.Errorf("%w: %d prompt tokens, context length %d", ErrPromptTooLong, len(ids), contextLength)
+	}
+	return ids, min(job.MaxTokens, contextLength-len(ids)), nil
 }
 
 // Run executes a prepared job.

@@ -460,6 +460,7 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
 		RepeatPen: prep.Params.RepeatPenalty, FreqPen: prep.Params.FrequencyPenalty, PresPen: prep.Params.PresencePenalty,
 		Stop: prep.Params.Stop, Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: []byte(out.Text),
+		Verify: out.Verify, Pieces: out.Pieces, Top: out.Top,
 	}
 	if err := p.store.Record(sr, tr); err != nil {
 		// The index stays unused: the epoch's tree gets an empty leaf there.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/verify"
 )
 
 // Store is the provider's durable state: per-channel billing and best
@@ -54,6 +55,14 @@ type Transcript struct {
 	Seed        uint64    `json:"seed"`
 	MaxTokens   int       `json:"max_tokens"`
 	Text        []byte    `json:"text"` // exact bytes (base64 in JSON: the output may not be valid UTF-8)
+
+	// Verify is "" for the exact path (native engine: OutputIDs and
+	// Logprobs reproduce bit for bit) or "tolerance" (an OpenAI-compatible
+	// backend: Pieces are the output tokens' bytes, Logprobs and Top what
+	// the backend reported).
+	Verify string         `json:"verify,omitempty"`
+	Pieces [][]byte       `json:"pieces,omitempty"`
+	Top    [][]verify.Alt `json:"top,omitempty"`
 }
 
 // OpenStore opens (or creates) the store in dir.

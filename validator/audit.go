@@ -22,6 +22,7 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/engine/tokenizer"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/verify"
 )
@@ -69,13 +70,16 @@ func Report(ctx context.Context, signer *client.Signer, fs []Finding) (int, erro
 type Auditor struct {
 	chain  *client.Client
 	models map[[32]byte]*native.Model
+	vocabs map[[32]byte]*verify.Vocab
+	tol    verify.Tolerances
 	httpc  *http.Client
 }
 
 // NewAuditor loads the GGUF models the auditor can re-execute (identified by
 // the sha256 of the file, as providers register them).
 func NewAuditor(chain *client.Client, modelPaths []string) (*Auditor, error) {
-	a := &Auditor{chain: chain, models: map[[32]byte]*native.Model{}, httpc: &http.Client{Timeout: 30 * time.Second}}
+	a := &Auditor{chain: chain, models: map[[32]byte]*native.Model{}, vocabs: map[[32]byte]*verify.Vocab{},
+		tol: verify.DefaultTolerances(), httpc: &http.Client{Timeout: 30 * time.Second}}
 	for _, p := range modelPaths {
 		bz, err := os.ReadFile(p)
 		if err != nil {
@@ -86,7 +90,13 @@ func NewAuditor(chain *client.Client, modelPaths []string) (*Auditor, error) {
 		if err != nil {
 			return nil, err
 		}
+		tok, err := tokenizer.FromGGUF(m.File)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("tokenizer of %s: %w", p, err)
+		}
 		a.models[h] = m
+		a.vocabs[h] = verify.NewVocab(tok)
 	}
 	return a, nil
 }
@@ -202,8 +212,16 @@ func (a *Auditor) checkOpening(ep app.EpochView, cm app.CommitmentView, pub []by
 		return bad(FaultBadProof, "receipt is for epoch %d", r.Epoch)
 	case tr == nil:
 		return bad(FaultMissing, "no transcript")
-	case len(tr.PromptIDs) != int(r.PromptTokens) || len(tr.OutputIDs) != int(r.CompletionTokens):
-		return bad(FaultFabricated, "transcript has %d+%d tokens, receipt %d+%d", len(tr.PromptIDs), len(tr.OutputIDs), r.PromptTokens, r.CompletionTokens)
+	}
+	outputs := len(tr.OutputIDs)
+	if tr.Verify == provider.VerifyTolerance {
+		outputs = len(tr.Pieces)
+	}
+	switch {
+	case tr.Verify != "" && tr.Verify != provider.VerifyTolerance:
+		return bad(FaultBadProof, "unknown verification path %q", tr.Verify)
+	case len(tr.PromptIDs) != int(r.PromptTokens) || outputs != int(r.CompletionTokens):
+		return bad(FaultFabricated, "transcript has %d+%d tokens, receipt %d+%d", len(tr.PromptIDs), outputs, r.PromptTokens, r.CompletionTokens)
 	case !bytes.Equal(sha256Of(tr.Text), r.ResponseHash):
 		return bad(FaultFabricated, "transcript text does not hash to the receipt's response hash")
 	}
@@ -214,10 +232,16 @@ func (a *Auditor) checkOpening(ep app.EpochView, cm app.CommitmentView, pub []by
 		f.Fault, f.Reason = Unverifiable, fmt.Sprintf("model %x not held by this auditor", r.ModelHash[:8])
 		return f
 	}
-	vt := verify.Transcript{PromptIDs: tr.PromptIDs, OutputIDs: tr.OutputIDs, Logprobs: tr.Logprobs, Params: native.SampleParams{
+	params := native.SampleParams{
 		Temperature: tr.Temperature, TopP: tr.TopP, TopK: tr.TopK, MinP: tr.MinP, RepeatPenalty: tr.RepeatPen,
-		FrequencyPenalty: tr.FreqPen, PresencePenalty: tr.PresPen, Seed: tr.Seed, MaxTokens: tr.MaxTokens}}
-	if err := verify.CheckNative(m, vt); err != nil {
+		FrequencyPenalty: tr.FreqPen, PresencePenalty: tr.PresPen, Seed: tr.Seed, MaxTokens: tr.MaxTokens}
+	if tr.Verify == provider.VerifyTolerance {
+		_, err = verify.CheckTolerance(m, a.vocabs[mh], verify.Reported{PromptIDs: tr.PromptIDs, Pieces: tr.Pieces,
+			Logprobs: tr.Logprobs, Top: tr.Top, Params: params, Text: tr.Text}, a.tol)
+	} else {
+		err = verify.CheckNative(m, verify.Transcript{PromptIDs: tr.PromptIDs, OutputIDs: tr.OutputIDs, Logprobs: tr.Logprobs, Params: params})
+	}
+	if err != nil {
 		f := bad(FaultFabricated, "%v", err)
 		rep := &types.MsgReportFault{Epoch: ep.Number, Provider: cm.Provider, Index: i, Fault: types.FaultFabricated,
 			Receipt: sr.Bytes, ReceiptSignature: sr.Signature, ProofLeft: o.Proof.Left}

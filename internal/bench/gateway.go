@@ -135,9 +135,13 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 	backendURL := "http://" + bln.Addr().String() + "/v1"
 
 	// provider (adapter) and gateway
+	adapter, err := provider.NewOpenAIBackend(backendURL, "", []string{"fake"}, 4096)
+	if err != nil {
+		return nil, err
+	}
 	p, err := provider.New(provider.Config{ChainRPC: cfg.RPC.Laddr, Key: provKey, Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "provider"),
 		PriceIn: 100, PriceOut: 200, Concurrency: 256, Queue: 1024, Credit: 1 << 50},
-		provider.NewOpenAIBackend(backendURL, "", []string{"fake"}, 4096), quiet, nil)
+		adapter, quiet, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -146,7 +146,12 @@ func providerCmd(g *globals) *cobra.Command {
 			}
 			var b provider.Backend
 			if c.Backend != "" {
-				b = provider.NewOpenAIBackend(c.Backend, c.BackendKey, c.BackendModels, c.BackendContext)
+				ob, err := provider.NewOpenAIBackend(c.Backend, c.BackendKey, c.BackendModels, c.BackendContext)
+				if err != nil {
+					return err
+				}
+				defer ob.Close()
+				b = ob
 			} else {
 				fmt.Fprintf(g.errOut, "loading %d model(s) ...\n", len(c.Models))
 				nb, err := provider.NewNativeBackend(c.Models, native.Options{Threads: c.Threads})
@@ -183,7 +188,7 @@ func providerCmd(g *globals) *cobra.Command {
 	f.StringVar(&c.Endpoint, "endpoint", "", "public base URL to register (default http://LISTEN)")
 	f.StringSliceVar(&c.Models, "model", nil, "GGUF model file to serve (repeatable)")
 	f.StringVar(&c.Backend, "backend", "", "OpenAI-compatible backend base URL (e.g. http://127.0.0.1:8081/v1) instead of native models")
-	f.StringSliceVar(&c.BackendModels, "backend-model", nil, "model name served by --backend (repeatable)")
+	f.StringSliceVar(&c.BackendModels, "backend-model", nil, "model served by --backend (repeatable): NAME, or NAME=FILE.gguf for a model validators can verify (the GGUF of the weights the backend serves)")
 	f.StringVar(&c.BackendKey, "backend-api-key", "", "bearer key for --backend")
 	f.IntVar(&c.BackendContext, "backend-context", 4096, "context length of --backend models")
 	f.Uint64Var(&c.PriceInput, "price-input", 0, "uagr per 1,000 prompt tokens")

@@ -85,7 +85,7 @@ func upCmd(g *globals) *cobra.Command {
 	f.IntVar(&u.providers, "providers", 1, "number of providers")
 	f.StringVar(&u.modelPath, "model", "", "GGUF model to serve (default: the built-in demo model, written on first run)")
 	f.StringVar(&u.backend, "backend", "", "serve an OpenAI-compatible server's models (e.g. http://127.0.0.1:8081/v1) instead of a GGUF file")
-	f.StringSliceVar(&u.backendModels, "backend-model", nil, "model name served by --backend (repeatable)")
+	f.StringSliceVar(&u.backendModels, "backend-model", nil, "model served by --backend (repeatable): NAME, or NAME=FILE.gguf to make it verifiable")
 	f.Lookup("chain-id").DefValue = "agora-local"
 	f.Set("chain-id", "agora-local")
 	return cmd
@@ -199,8 +199,13 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 	var b provider.Backend
 	model := ""
 	if u.backend != "" {
-		b = provider.NewOpenAIBackend(u.backend, "", u.backendModels, 4096)
-		model = u.backendModels[0]
+		ob, err := provider.NewOpenAIBackend(u.backend, "", u.backendModels, 4096)
+		if err != nil {
+			return "", err
+		}
+		stop.add(ob.Close)
+		b = ob
+		model, _, _ = strings.Cut(u.backendModels[0], "=")
 	} else {
 		fmt.Fprintf(g.out, "Loading the model %s ...\n", u.modelPath)
 		nb, err := provider.NewNativeBackend([]string{u.modelPath}, native.Options{})
