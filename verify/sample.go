@@ -1,7 +1,8 @@
 // Package verify holds the verification rules shared by the chain, the
 // providers and the validator workers: which receipts an epoch's seed
-// selects for audit, and how a native-engine transcript is re-executed and
-// compared bit for bit.
+// selects for audit, how a native-engine transcript is re-executed and
+// compared bit for bit, and how a GPU backend's transcript is compared
+// within tolerances.
 package verify
 
 import (

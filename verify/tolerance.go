@@ -51,9 +51,10 @@ type Tolerances struct {
 	// Overlap is the smallest mean fraction of the reported top-k tokens that
 	// are in the reference top-k.
 	Overlap float64
-	// Slack is how far, in penalised logits, a sampled token outside the
-	// reference sampler's support (top-k, top-p, min-p, greedy argmax) may
-	// be from the support's edge: noise moves tokens across that edge.
+	// Slack bounds the noise, in penalised logits, that may have carried a
+	// sampled token across the edge of the reference sampler's support
+	// (top-k, top-p, min-p, greedy argmax): a token outside it is accepted
+	// if moving every logit by at most Slack/2 would bring it in.
 	Slack float64
 	// MinZ is the plausibility test's rejection threshold: the sampled
 	// tokens' log-probabilities under the sampling distribution, summed and
@@ -224,8 +225,7 @@ func CheckTolerance(m *native.Model, v *Vocab, t Reported, tol Tolerances) (Tole
 		}
 		if q <= 0 {
 			rep.OffSupport++
-			pl := native.Penalized(t.Params, logits, history)
-			if float64(pl[dist[len(dist)-1].ID]-pl[id]) > tol.Slack {
+			if !nearSupport(t.Params, native.Penalized(t.Params, logits, history), id, tol.Slack) {
 				outlier = true
 			}
 		} else if len(dist) > 1 {
@@ -323,19 +323,89 @@ func validRunes(b []byte) []byte {
 	return out
 }
 
+// nearSupport reports whether id would be in the sampler's support if every
+// (penalised) logit in pl moved by at most slack/2: within slack of the
+// argmax (greedy), of the k-th best (top-k) and of the min-p threshold, and
+// with the least tempered mass ranked above it such moves allow below
+// top-p.
+func nearSupport(p native.SampleParams, pl []float32, id int, slack float64) bool {
+	best := 0
+	for i, v := range pl {
+		if v > pl[best] {
+			best = i
+		}
+	}
+	x, maxl := float64(pl[id]), float64(pl[best])
+	if p.Temperature <= 0 {
+		return maxl-x <= slack
+	}
+	in := func(int) bool { return true } // the candidates top-k leaves
+	if p.TopK > 0 && p.TopK < len(pl) {
+		kth := float64(pl[kthLargest(pl, p.TopK)])
+		if x < kth-slack {
+			return false
+		}
+		in = func(j int) bool { return float64(pl[j]) >= kth }
+	}
+	if p.MinP > 0 && x < maxl+p.Temperature*math.Log(p.MinP)-slack {
+		return false
+	}
+	if p.TopP > 0 && p.TopP < 1 {
+		// Shrinking the weights ranked above id by e^(−slack/2T) and growing
+		// the rest by e^(slack/2T) gives the least mass above it: A/(A + B·e^(slack/T)).
+		var above, rest float64
+		for j, v := range pl {
+			if !in(j) {
+				continue
+			}
+			w := math.Exp((float64(v) - maxl) / p.Temperature)
+			if v > pl[id] {
+				above += w
+			} else {
+				rest += w
+			}
+		}
+		if above/(above+rest*math.Exp(slack/p.Temperature)) >= p.TopP {
+			return false
+		}
+	}
+	return true
+}
+
+// kthLargest is the id of the k-th largest value (1-based).
+func kthLargest(v []float32, k int) int {
+	idx := make([]int, len(v))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.Slice(idx, func(a, b int) bool { return v[idx[a]] > v[idx[b]] || (v[idx[a]] == v[idx[b]] && idx[a] < idx[b]) })
+	return idx[k-1]
+}
+
 func finiteLogprob(x float32) bool {
 	return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) && x <= 0
 }
 
-// topIDs is the set of the k most likely ids (lower id first on ties).
+// topIDs is the set of the k most likely ids (lower id first on ties),
+// kept in a small sorted slice: O(V) for the usual k ≤ 20.
 func topIDs(lp []float32, k int) map[int]bool {
-	idx := make([]int, len(lp))
-	for i := range idx {
-		idx[i] = i
+	k = min(k, len(lp))
+	best := make([]int, 0, k+1)
+	better := func(a, b int) bool { return lp[a] > lp[b] || (lp[a] == lp[b] && a < b) }
+	for id := range lp {
+		if len(best) == k && !better(id, best[k-1]) {
+			continue
+		}
+		at := sort.Search(len(best), func(i int) bool { return better(id, best[i]) })
+		best = append(best, 0)
+		copy(best[at+1:], best[at:])
+		best[at] = id
+		if len(best) > k {
+			best = best[:k]
+		}
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return lp[idx[a]] > lp[idx[b]] })
 	out := make(map[int]bool, k)
-	for _, id := range idx[:min(k, len(idx))] {
+	for _, id := range best {
 		out[id] = true
 	}
 	return out

@@ -158,6 +158,18 @@ func TestToleranceCheats(t *testing.T) {
 		t.Fatalf("prefill attack caught %d of 5 times", caught)
 	}
 
+	// Under truncated sampling the attacker's tokens leave the claimed
+	// model's support, beyond what noise explains.
+	for _, p := range tolSettings[1:] {
+		for k := 0; k < 3; k++ {
+			p.Seed = uint64(50 + k)
+			pre := f.serve(t, f.real, oaisim.Options{Noise: 0.02, Writer: f.cheap}, fmt.Sprintf("%s %d", prompt, k), p, 32)
+			if _, err := CheckTolerance(f.real, f.vocab, pre, tol); err == nil {
+				t.Fatalf("prefill attack at %+v passed", p)
+			}
+		}
+	}
+
 	honest := f.serve(t, f.real, oaisim.Options{Noise: 0.02}, prompt, p, 48)
 	honest.Logprobs[10] += 1
 	if _, err := CheckTolerance(f.real, f.vocab, honest, tol); err == nil || !strings.Contains(err.Error(), "at 1 of 48 positions") {
@@ -200,5 +212,37 @@ func TestToleranceBadInput(t *testing.T) {
 		if _, err := CheckTolerance(f.real, f.vocab, r, DefaultTolerances()); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+// TestNearSupport: a token just outside the sampler's support is accepted
+// when noise of Slack could have carried it in, measured from the cut
+// (argmax, k-th best, min-p threshold, top-p mass), not from the last token
+// inside — which may be far from the cut where the distribution is sparse.
+func TestNearSupport(t *testing.T) {
+	pl := []float32{0, -2, -3.01, -4.5, -9}
+	cases := []struct {
+		name string
+		p    native.SampleParams
+		id   int
+		want bool
+	}{
+		{"greedy near", native.SampleParams{}, 1, false},
+		{"greedy tie", native.SampleParams{}, 0, true},
+		{"min-p just below the threshold", native.SampleParams{Temperature: 1, MinP: math.Exp(-3)}, 2, true},
+		{"min-p far below", native.SampleParams{Temperature: 1, MinP: math.Exp(-3)}, 3, false},
+		{"top-k next", native.SampleParams{Temperature: 1, TopK: 2}, 2, false},
+		{"top-k far", native.SampleParams{Temperature: 1, TopK: 3}, 3, false},
+		{"top-p edge", native.SampleParams{Temperature: 1, TopP: 0.999}, 3, true},
+		{"top-p far", native.SampleParams{Temperature: 1, TopP: 0.5}, 2, false},
+	}
+	for _, c := range cases {
+		if got := nearSupport(c.p, pl, c.id, 0.5); got != c.want {
+			t.Errorf("%s: nearSupport = %v, want %v", c.name, got, c.want)
+		}
+	}
+	close := []float32{0, -0.3, -5}
+	if !nearSupport(native.SampleParams{}, close, 1, 0.5) || !nearSupport(native.SampleParams{Temperature: 1, TopK: 1}, close, 1, 0.5) {
+		t.Error("a token 0.3 below the cut is within a slack of 0.5")
 	}
 }

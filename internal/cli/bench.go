@@ -71,6 +71,28 @@ func benchCmd(g *globals) *cobra.Command {
 	ver.Flags().IntVar(&vo.HonestEpochs, "honest-epochs", 10000, "epochs of the honest provider (false-slash run)")
 	ver.Flags().IntVar(&vo.Pool, "pool", 64, "real transcripts generated, honest and fabricated")
 	ver.Flags().BoolVar(&vjson, "json", false, "print the result as JSON on stdout")
-	cmd.AddCommand(chain, gw, ver)
+	to := bench.ToleranceOptions{}
+	var tjson bool
+	tolc := &cobra.Command{
+		Use:   "tolerance",
+		Short: "Calibrate the tolerance path: honest GPU-like backends (logit noise) must pass, substituted models and prefill attacks must not",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			to.Out = g.errOut
+			res, err := bench.RunTolerance(to)
+			if err != nil {
+				return err
+			}
+			if tjson {
+				return printer{w: g.out, json: true}.print(res, nil)
+			}
+			return nil
+		},
+	}
+	tolc.Flags().IntVar(&to.Requests, "requests", 250, "honest requests per noise level")
+	tolc.Flags().IntVar(&to.Attacks, "attacks", 40, "cheating requests per attack and setting")
+	tolc.Flags().Float64SliceVar(&to.Noise, "noise", []float64{0.005, 0.02, 0.05, 0.1}, "σ of the logit noise of honest backends")
+	tolc.Flags().BoolVar(&tjson, "json", false, "print the result as JSON on stdout")
+	cmd.AddCommand(chain, gw, ver, tolc)
 	return cmd
 }

@@ -255,11 +255,17 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 	stop.add(func() { gw.Stop() })
 
 	// The validator's audit worker re-executes sampled receipts with the
-	// same model (an OpenAI-compatible backend's are unverifiable by
-	// re-execution) and reports faults with the operator key.
+	// same model — bit for bit for the native engine, within tolerances for
+	// a backend model declared NAME=FILE.gguf (one declared by name only is
+	// unverifiable) — and reports faults with the operator key.
 	var models []string
 	if u.modelPath != "" {
 		models = []string{u.modelPath}
+	}
+	for _, decl := range u.backendModels {
+		if _, path, ok := strings.Cut(decl, "="); ok {
+			models = append(models, path)
+		}
 	}
 	auditor, err := validator.NewAuditor(chain, models)
 	if err != nil {
