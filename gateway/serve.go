@@ -249,13 +249,17 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			enc = strings.TrimSpace(strings.TrimPrefix(line, provider.ReceiptComment))
 			continue
 		}
-		if data, ok := strings.CutPrefix(line, "data: "); ok && !strings.HasPrefix(data, "[DONE]") {
+		// Only the model (first event) and the usage (last events) are
+		// checked against the receipt: other events pass through unparsed.
+		if data, ok := strings.CutPrefix(line, "data: "); ok && !strings.HasPrefix(data, "[DONE]") && (model == "" || strings.Contains(data, `"usage"`)) {
 			var c oai.Response
 			if json.Unmarshal([]byte(data), &c) == nil {
 				if c.Usage != nil {
 					usage = c.Usage
 				}
-				model = c.Model
+				if model == "" {
+					model = c.Model
+				}
 			}
 		}
 		if !started {
@@ -268,8 +272,8 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		if _, werr := io.WriteString(w, line); werr != nil {
 			return fmt.Errorf("client went away: %w", werr)
 		}
-		if line == "\n" && fl != nil {
-			fl.Flush()
+		if line == "\n" && fl != nil && !oai.EventBuffered(br) {
+			fl.Flush() // nothing more to pass on without waiting: the client gets it now
 		}
 		if strings.HasPrefix(line, "data: [DONE]") {
 			break

@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -141,7 +140,7 @@ func (b *OpenAIBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		maxTok = ctxLen
 	}
 	p := &Prepared{Model: model, ModelHash: spec.Hash, PromptTokens: bound, MaxTokens: maxTok, Params: job.Params}
-	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
+	p.run = func(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
 		return b.run(ctx, model, job, maxTok, bound, onDelta)
 	}
 	return p, nil
@@ -162,7 +161,7 @@ type upstreamReq struct {
 	} `json:"stream_options,omitempty"`
 }
 
-func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok, bound int, onDelta func(string) error) (*Output, error) {
+func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok, bound int, onDelta DeltaFunc) (*Output, error) {
 	ur := upstreamReq{Model: model, MaxTokens: maxTok, Temperature: job.Params.Temperature, TopP: job.Params.TopP, Seed: job.Params.Seed, Stop: job.Params.Stop, Stream: onDelta != nil}
 	path := "/completions"
 	if job.Chat {
@@ -222,19 +221,10 @@ func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok,
 	} else {
 		var sb strings.Builder
 		chunks := 0
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			data, ok := strings.CutPrefix(sc.Text(), "data: ")
-			if !ok {
-				continue
-			}
-			if data == "[DONE]" {
-				break
-			}
+		err := readSSE(resp.Body, func(data []byte, more bool) error {
 			var c oai.Response
-			if err := json.Unmarshal([]byte(data), &c); err != nil {
-				return nil, errors.New("backend sent an invalid stream chunk")
+			if err := json.Unmarshal(data, &c); err != nil {
+				return errors.New("backend sent an invalid stream chunk")
 			}
 			if c.Usage != nil {
 				usage = c.Usage
@@ -243,17 +233,18 @@ func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok,
 				if t := textOf(ch); t != "" {
 					sb.WriteString(t)
 					chunks++
-					if err := onDelta(t); err != nil {
-						return nil, err
+					if err := onDelta(t, more); err != nil {
+						return err
 					}
 				}
 				if ch.FinishReason != nil {
 					out.FinishReason = *ch.FinishReason
 				}
 			}
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("backend stream: %w", err)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		out.Text = sb.String()
 		if usage == nil { // a backend without stream usage: count chunks

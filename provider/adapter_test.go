@@ -66,9 +66,9 @@ func TestVerifiableAdapter(t *testing.T) {
 			t.Fatal(err)
 		}
 		var streamed strings.Builder
-		var onDelta func(string) error
+		var onDelta DeltaFunc
 		if c.stream {
-			onDelta = func(s string) error { streamed.WriteString(s); return nil }
+			onDelta = func(s string, _ bool) error { streamed.WriteString(s); return nil }
 		}
 		out, err := p.Run(context.Background(), onDelta)
 		if err != nil {

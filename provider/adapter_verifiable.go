@@ -1,7 +1,6 @@
 package provider
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -28,7 +27,7 @@ func (b *OpenAIBackend) prepareVerifiable(spec ModelSpec, ref *adapterRef, job *
 	}
 	p := &Prepared{Model: spec.Name, ModelHash: spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
 	p.Params.MaxTokens = maxTok
-	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
+	p.run = func(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
 		return b.runVerifiable(ctx, p, onDelta)
 	}
 	return p, nil
@@ -139,7 +138,7 @@ type completionResp struct {
 	Usage   *oai.Usage         `json:"usage"`
 }
 
-func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, onDelta func(string) error) (*Output, error) {
+func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, onDelta DeltaFunc) (*Output, error) {
 	pr := p.Params
 	ur := verifiableReq{Model: p.Model, Prompt: p.PromptIDs, MaxTokens: p.MaxTokens, Temperature: pr.Temperature, TopP: pr.TopP, TopK: pr.TopK,
 		MinP: pr.MinP, RepeatPenalty: pr.RepeatPenalty, FrequencyPenalty: pr.FrequencyPenalty, PresencePenalty: pr.PresencePenalty,
@@ -185,34 +184,26 @@ func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, onDelta 
 		}
 	} else {
 		var sb strings.Builder
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			data, ok := strings.CutPrefix(sc.Text(), "data: ")
-			if !ok {
-				continue
-			}
-			if data == "[DONE]" {
-				break
-			}
+		err := readSSE(resp.Body, func(data []byte, more bool) error {
 			var c completionResp
-			if err := json.Unmarshal([]byte(data), &c); err != nil {
-				return nil, errors.New("backend sent an invalid stream chunk")
+			if err := json.Unmarshal(data, &c); err != nil {
+				return errors.New("backend sent an invalid stream chunk")
 			}
 			for _, ch := range c.Choices {
 				if err := take(ch); err != nil {
-					return nil, err
+					return err
 				}
 				if ch.Text != "" {
 					sb.WriteString(ch.Text)
-					if err := onDelta(ch.Text); err != nil {
-						return nil, err
+					if err := onDelta(ch.Text, more); err != nil {
+						return err
 					}
 				}
 			}
-		}
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("backend stream: %w", err)
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 		out.Text = sb.String()
 	}

@@ -42,7 +42,7 @@ type Prepared struct {
 	PromptIDs    []int // when the backend tokenizes locally
 	MaxTokens    int
 	Params       native.SampleParams
-	run          func(ctx context.Context, onDelta func(string) error) (*Output, error)
+	run          func(ctx context.Context, onDelta DeltaFunc) (*Output, error)
 }
 
 // Output is what a backend generated.
@@ -149,7 +149,7 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 	}
 	p := &Prepared{Model: model, ModelHash: nm.spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
 	p.Params.MaxTokens = maxTok
-	p.run = func(ctx context.Context, onDelta func(string) error) (*Output, error) {
+	p.run = func(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
 		out := &Output{}
 		var cbErr error
 		var pending []byte // bytes of a character split across tokens
@@ -161,7 +161,7 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 				pending = append(pending, tr.Text...)
 				n := completeUTF8(pending)
 				if n > 0 {
-					if cbErr = onDelta(string(pending[:n])); cbErr != nil {
+					if cbErr = onDelta(string(pending[:n]), false); cbErr != nil {
 						return false
 					}
 					pending = append(pending[:0], pending[n:]...)
@@ -170,7 +170,7 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 			return true
 		})
 		if err == nil && cbErr == nil && onDelta != nil && len(pending) > 0 {
-			cbErr = onDelta(string(pending)) // whatever is left, even if not valid UTF-8
+			cbErr = onDelta(string(pending), false) // whatever is left, even if not valid UTF-8
 		}
 		if err != nil {
 			return nil, err
@@ -214,7 +214,7 @@ func promptIDs(tok *tokenizer.Tokenizer, format native.ChatFormat, job *Job, con
 }
 
 // Run executes a prepared job.
-func (p *Prepared) Run(ctx context.Context, onDelta func(string) error) (*Output, error) {
+func (p *Prepared) Run(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
 	return p.run(ctx, onDelta)
 }
 

@@ -366,12 +366,16 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	if !chat {
 		object = "text_completion"
 	}
-	send := func(c oai.Response) error {
+	// send writes one event; flush=false holds it in the response buffer
+	// when the next one is already at hand.
+	send := func(c oai.Response, flush bool) error {
 		bz, _ := json.Marshal(c)
 		if _, err := fmt.Fprintf(w, "data: %s\n\n", bz); err != nil {
 			return err
 		}
-		fl.Flush()
+		if flush {
+			fl.Flush()
+		}
 		return nil
 	}
 	chunk := func(delta *string, role string, finish *string) oai.Response {
@@ -385,13 +389,13 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	}
 	if chat {
 		empty := ""
-		if err := send(chunk(&empty, "assistant", nil)); err != nil {
+		if err := send(chunk(&empty, "assistant", nil), true); err != nil {
 			return nil, nil, err
 		}
 	}
-	out, err := prep.Run(r.Context(), func(delta string) error {
+	out, err := prep.Run(r.Context(), func(delta string, more bool) error {
 		d := delta
-		return send(chunk(&d, "", nil))
+		return send(chunk(&d, "", nil), !more)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -401,12 +405,12 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 		return nil, nil, err
 	}
 	fr := out.FinishReason
-	if err := send(chunk(nil, "", &fr)); err != nil {
+	if err := send(chunk(nil, "", &fr), false); err != nil {
 		return out, sr, err
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		c := oai.Response{ID: id, Object: object, Created: created, Model: req.Model, Choices: []oai.Choice{}, Usage: usageOf(prep, out)}
-		if err := send(c); err != nil {
+		if err := send(c, false); err != nil {
 			return out, sr, err
 		}
 	}

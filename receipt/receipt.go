@@ -40,7 +40,7 @@ func Sign(priv ed25519.PrivateKey, r *types.Receipt) (*Signed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Signed{Receipt: r, Bytes: bz, Signature: ed25519.Sign(priv, append([]byte(SignDomain), bz...))}, nil
+	return &Signed{Receipt: r, Bytes: bz, Signature: types.SignEd25519(priv, append([]byte(SignDomain), bz...))}, nil
 }
 
 // Verify checks the signature with the provider's public key and that the

@@ -16,3 +16,11 @@ func VerifyEd25519(pub, msg, sig []byte) bool {
 	}
 	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, verifyOpts)
 }
+
+// SignEd25519 signs msg with priv (crypto/ed25519's key layout). Ed25519
+// signatures are deterministic, so it gives exactly crypto/ed25519's
+// signature (a test checks it), about 40 % faster: providers sign a receipt
+// per request.
+func SignEd25519(priv, msg []byte) []byte {
+	return voi.Sign(voi.PrivateKey(priv), msg)
+}

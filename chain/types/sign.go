@@ -40,7 +40,7 @@ func VoucherSignBytes(chainID string, channelID, cumulative uint64) []byte {
 
 // SignVoucher signs a voucher with the channel client's key.
 func SignVoucher(priv ed25519.PrivateKey, chainID string, channelID, cumulative uint64) *Voucher {
-	sig := ed25519.Sign(priv, VoucherSignBytes(chainID, channelID, cumulative))
+	sig := SignEd25519(priv, VoucherSignBytes(chainID, channelID, cumulative))
 	return &Voucher{ChannelId: channelID, CumulativeAmount: cumulative, Signature: sig}
 }
 
@@ -67,7 +67,7 @@ func SignTx(priv ed25519.PrivateKey, body *TxBody) ([]byte, error) {
 	tx := &Tx{
 		Body:      bz,
 		PubKey:    []byte(priv.Public().(ed25519.PublicKey)),
-		Signature: ed25519.Sign(priv, TxSignBytes(bz)),
+		Signature: SignEd25519(priv, TxSignBytes(bz)),
 	}
 	return proto.MarshalOptions{Deterministic: true}.Marshal(tx)
 }

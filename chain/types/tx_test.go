@@ -160,8 +160,9 @@ func FuzzDecodeTx(f *testing.F) {
 	})
 }
 
-// TestVerifyMatchesStdlib: our verifier accepts exactly what crypto/ed25519
-// accepts, on valid signatures and on every single-bit corruption of them.
+// TestVerifyMatchesStdlib: our signer gives crypto/ed25519's signatures and
+// our verifier accepts exactly what crypto/ed25519 accepts, on valid
+// signatures and on every single-bit corruption of them.
 func TestVerifyMatchesStdlib(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		seed := sha256.Sum256([]byte{byte(i)})
@@ -169,6 +170,9 @@ func TestVerifyMatchesStdlib(t *testing.T) {
 		pub := priv.Public().(ed25519.PublicKey)
 		msg := seed[:i+1]
 		sig := ed25519.Sign(priv, msg)
+		if !bytes.Equal(SignEd25519(priv, msg), sig) {
+			t.Fatal("SignEd25519 differs from crypto/ed25519")
+		}
 		if !VerifyEd25519(pub, msg, sig) {
 			t.Fatal("valid signature refused")
 		}

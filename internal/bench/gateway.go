@@ -33,6 +33,7 @@ type GatewayOptions struct {
 	JSON       bool
 	CPUProfile string
 	Only       string // measure only this path (direct, provider, gateway)
+	Mode       string // measure only this mode (json, sse)
 	Out        io.Writer
 }
 
@@ -200,7 +201,7 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 	for _, stream := range []bool{false, true} {
 		for _, conns := range o.Conns {
 			for _, t := range targets {
-				if o.Only != "" && o.Only != t.name {
+				if (o.Only != "" && o.Only != t.name) || (o.Mode == "json" && stream) || (o.Mode == "sse" && !stream) {
 					continue
 				}
 				row := load(t.url, body(stream), t.header, conns, o.Duration)

@@ -48,6 +48,7 @@ func benchCmd(g *globals) *cobra.Command {
 	gw.Flags().BoolVar(&go_.JSON, "json", false, "print results as JSON")
 	gw.Flags().StringVar(&go_.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements")
 	gw.Flags().StringVar(&go_.Only, "only", "", "measure one path only: direct, provider or gateway")
+	gw.Flags().StringVar(&go_.Mode, "mode", "", "measure one mode only: json or sse")
 	vo := bench.VerifyOptions{}
 	var vjson bool
 	ver := &cobra.Command{
