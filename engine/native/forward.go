@@ -2,6 +2,7 @@ package native
 
 import (
 	"fmt"
+	"github.com/agoranet/agora/engine/gguf"
 	"math"
 	"sync"
 )
@@ -71,9 +72,25 @@ func (m *Model) matmul(w *Matrix, out, x []float32, T int) {
 			quantizeQ8(x[t*w.Cols:(t+1)*w.Cols], &xq[t])
 		}
 	}
+	var xd4 [][]float32 // per group of four tokens, their scales interleaved
+	if w.Type == gguf.Q8_0 {
+		for t := 0; t+4 <= T; t += 4 {
+			xd4 = append(xd4, interleaveScales(xq[t:t+4]))
+		}
+	}
 	parallel(w.Rows, m.threads, func(lo, hi int) {
+		var four [4]float32
 		for r := lo; r < hi; r++ {
-			for t := 0; t < T; t++ {
+			t := 0
+			if w.Type == gguf.Q8_0 {
+				for ; t+4 <= T; t += 4 { // a prefill: four tokens per pass over the row
+					w.dotRowQ8x4(r, xq[t:t+4], xd4[t/4], &four)
+					for k := 0; k < 4; k++ {
+						out[(t+k)*w.Rows+r] = four[k]
+					}
+				}
+			}
+			for ; t < T; t++ {
 				var q *q8Row
 				if xq != nil {
 					q = &xq[t]

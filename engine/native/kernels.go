@@ -337,6 +337,67 @@ func exp64(x float64) float64 {
 	return math.Ldexp(sum, int(n))
 }
 
+// dotQ8Sums4Go is the portable version of dotQ8Sums4.
+func dotQ8Sums4Go(w []byte, xs *[4][]int8, sums []int32) {
+	n := len(sums) / 4
+	var one [1]int32
+	for b := 0; b < n; b++ {
+		for t := range xs {
+			dotQ8SumsGo(w[b*34:b*34+34], xs[t][b*32:b*32+32], one[:])
+			sums[4*b+t] = one[0]
+		}
+	}
+}
+
+// interleaveScales returns the four rows' block scales interleaved
+// (out[4*b+t] = xq[t].d[b]), as dotRowQ8x4's assembly reads them.
+func interleaveScales(xq []q8Row) []float32 {
+	nb := len(xq[0].d)
+	out := make([]float32, 4*nb)
+	for b := 0; b < nb; b++ {
+		for t := 0; t < 4; t++ {
+			out[4*b+t] = xq[t].d[b]
+		}
+	}
+	return out
+}
+
+// dotRowQ8x4 is dotRow for a Q8_0 row against four quantized activation
+// rows (xd4 their interleaved scales): the weights are read once for the
+// four, and each result is accumulated in exactly dotRow's order, so it is
+// bit-identical to it.
+func (m *Matrix) dotRowQ8x4(r int, xq []q8Row, xd4 []float32, out *[4]float32) {
+	b := m.row(r)
+	if haveAVX2 {
+		nb := m.Cols / 32
+		_, _ = b[nb*34-1], xd4[4*nb-1]
+		for t := 0; t < 4; t++ {
+			_ = xq[t].q[nb*32-1]
+		}
+		dotRowQ8x4AVX2(&b[0], &xq[0].q[0], &xq[1].q[0], &xq[2].q[0], &xq[3].q[0], &xd4[0], &f16Table[0], nb, &out[0])
+		return
+	}
+	var s [4]float32
+	var sums [4 * 64]int32
+	var xs [4][]int8
+	nb := m.Cols / 32
+	for b0 := 0; b0 < nb; b0 += 64 {
+		n := min(64, nb-b0)
+		for t := range xs {
+			xs[t] = xq[t].q[b0*32 : (b0+n)*32]
+		}
+		dotQ8Sums4(b[b0*34:(b0+n)*34], &xs, sums[:4*n])
+		for i := 0; i < n; i++ {
+			blk := b0 + i
+			d := f16Table[binary.LittleEndian.Uint16(b[blk*34:])]
+			for t := 0; t < 4; t++ {
+				s[t] += float32(float32(sums[4*i+t]) * float32(d*xq[t].d[blk]))
+			}
+		}
+	}
+	*out = s
+}
+
 // dotQ8SumsGo is the portable version of dotQ8Sums.
 func dotQ8SumsGo(w []byte, x []int8, sums []int32) {
 	for b := range sums {
