@@ -62,21 +62,41 @@ func parallel(n, threads int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// matmul computes out[t*m.Rows+r] = row r · x[t] for T tokens, splitting
-// rows across threads (each row reused for all tokens while it is hot).
-func (m *Model) matmul(w *Matrix, out, x []float32, T int) {
-	var xq []q8Row
-	if w.usesQ8() {
-		xq = make([]q8Row, T)
-		for t := 0; t < T; t++ {
-			quantizeQ8(x[t*w.Cols:(t+1)*w.Cols], &xq[t])
-		}
+// quantized holds an activation batch quantized to Q8_0, with the scales of
+// each group of four tokens interleaved for the four-token kernel, so the
+// matmuls reading the same activations (q, k, v; gate, up) quantize once.
+type quantized struct {
+	xq  []q8Row
+	xd4 [][]float32
+}
+
+// of returns x's quantization, computing it on first use.
+func (qz *quantized) of(x []float32, cols, T int) *quantized {
+	if qz.xq != nil {
+		return qz
 	}
-	var xd4 [][]float32 // per group of four tokens, their scales interleaved
-	if w.Type == gguf.Q8_0 {
-		for t := 0; t+4 <= T; t += 4 {
-			xd4 = append(xd4, interleaveScales(xq[t:t+4]))
+	qz.xq = make([]q8Row, T)
+	for t := 0; t < T; t++ {
+		quantizeQ8(x[t*cols:(t+1)*cols], &qz.xq[t])
+	}
+	for t := 0; t+4 <= T; t += 4 {
+		qz.xd4 = append(qz.xd4, interleaveScales(qz.xq[t:t+4]))
+	}
+	return qz
+}
+
+// matmul computes out[t*m.Rows+r] = row r · x[t] for T tokens, splitting
+// rows across threads (each row reused for all tokens while it is hot). qz,
+// if not nil, shares x's quantization with other matmuls over the same x.
+func (m *Model) matmul(w *Matrix, out, x []float32, T int, qz *quantized) {
+	var xq []q8Row
+	var xd4 [][]float32
+	if w.usesQ8() {
+		if qz == nil {
+			qz = &quantized{}
 		}
+		qz.of(x, w.Cols, T)
+		xq, xd4 = qz.xq, qz.xd4
 	}
 	parallel(w.Rows, m.threads, func(lo, hi int) {
 		var four [4]float32
@@ -174,9 +194,10 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 		for t := 0; t < T; t++ {
 			rmsnorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], l.attnNorm, c.Eps)
 		}
-		m.matmul(l.wq, q, xb, T)
-		m.matmul(l.wk, k, xb, T)
-		m.matmul(l.wv, v, xb, T)
+		qx := &quantized{}
+		m.matmul(l.wq, q, xb, T, qx)
+		m.matmul(l.wk, k, xb, T, qx)
+		m.matmul(l.wv, v, xb, T, qx)
 		for t := 0; t < T; t++ {
 			addBias(q[t*dim:(t+1)*dim], l.bq)
 			addBias(k[t*kvDim:(t+1)*kvDim], l.bk)
@@ -225,20 +246,21 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 				}
 			}
 		})
-		m.matmul(l.wo, proj, att, T)
+		m.matmul(l.wo, proj, att, T, nil)
 		for i := range x {
 			x[i] += proj[i]
 		}
 		for t := 0; t < T; t++ {
 			rmsnorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], l.ffnNorm, c.Eps)
 		}
-		m.matmul(l.wGate, hb, xb, T)
-		m.matmul(l.wUp, hb2, xb, T)
+		qf := &quantized{}
+		m.matmul(l.wGate, hb, xb, T, qf)
+		m.matmul(l.wUp, hb2, xb, T, qf)
 		for i := range hb {
 			g := hb[i]
 			hb[i] = float32(g/(1+expf(-g))) * hb2[i] // SwiGLU: silu(gate) * up
 		}
-		m.matmul(l.wDown, proj, hb, T)
+		m.matmul(l.wDown, proj, hb, T, nil)
 		for i := range x {
 			x[i] += proj[i]
 		}
@@ -255,7 +277,7 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 		rmsnorm(xn[(t-first)*dim:(t-first+1)*dim], x[t*dim:(t+1)*dim], m.outNorm, c.Eps)
 	}
 	logits := make([]float32, n*c.Vocab)
-	m.matmul(m.output, logits, xn, n)
+	m.matmul(m.output, logits, xn, n, nil)
 	out := make([][]float32, n)
 	for i := range out {
 		out[i] = logits[i*c.Vocab : (i+1)*c.Vocab]
