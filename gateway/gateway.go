@@ -25,6 +25,7 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/hop"
 	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
@@ -67,6 +68,7 @@ type Gateway struct {
 	params  types.Params
 	store   *Store
 	httpc   *http.Client
+	hop     *hop.Client // completions to providers (the request path)
 	metrics *metrics
 	reg     *prometheus.Registry
 
@@ -216,7 +218,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 		def: def, accounts: accounts,
 		cfg: cfg, log: logger, chain: c, signer: def.signer,
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
-		httpc: &http.Client{Transport: tr}, metrics: newMetrics(reg), reg: reg,
+		httpc: &http.Client{Transport: tr}, hop: hop.New(256, &http.Client{Transport: tr}), metrics: newMetrics(reg), reg: reg,
 		chans: map[string]*channel{}, done: make(chan struct{}),
 		verifyCh: make(chan pendingReceipt, 4096), verifyDone: make(chan struct{}),
 	}, nil
@@ -279,6 +281,7 @@ func (g *Gateway) stop() error {
 		g.srv.Shutdown(ctx)
 		cancel()
 	}
+	g.hop.CloseIdle()
 	if g.cancel != nil {
 		g.cancel()
 		<-g.done

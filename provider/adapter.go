@@ -8,13 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
+	"github.com/agoranet/agora/internal/hop"
 	"github.com/agoranet/agora/internal/oai"
 )
 
@@ -34,7 +33,7 @@ type OpenAIBackend struct {
 	apiKey string
 	specs  []ModelSpec
 	names  map[string]*adapterRef // nil: an unverifiable model
-	httpc  *http.Client
+	httpc  *hop.Client
 }
 
 // adapterRef is the reference GGUF of a verifiable adapter model.
@@ -56,8 +55,7 @@ func NewOpenAIBackend(baseURL, apiKey string, models []string, contextLength int
 		contextLength = 4096
 	}
 	b := &OpenAIBackend{base: strings.TrimSuffix(baseURL, "/"), apiKey: apiKey, names: map[string]*adapterRef{},
-		httpc: &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 256, IdleConnTimeout: 90 * time.Second,
-			DialContext: (&net.Dialer{Timeout: 3 * time.Second}).DialContext}}}
+		httpc: hop.New(256, nil)}
 	for _, decl := range models {
 		name, path, verifiable := strings.Cut(decl, "=")
 		if name == "" {
@@ -96,8 +94,9 @@ func NewOpenAIBackend(baseURL, apiKey string, models []string, contextLength int
 	return b, nil
 }
 
-// Close releases the reference models' files.
+// Close releases the reference models' files and idle backend connections.
 func (b *OpenAIBackend) Close() {
+	b.httpc.CloseIdle()
 	for _, r := range b.names {
 		if r != nil {
 			r.m.Close()

@@ -34,6 +34,7 @@ type GatewayOptions struct {
 	CPUProfile string
 	Only       string // measure only this path (direct, provider, gateway)
 	Mode       string // measure only this mode (json, sse)
+	Rounds     int    // turns over the paths per measurement (Duration split evenly)
 	Out        io.Writer
 }
 
@@ -197,15 +198,31 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 		pprof.StartCPUProfile(f)
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
+	// The paths are measured in turns (each for Duration/Rounds, Rounds
+	// times), so that a machine whose speed drifts — a shared VM — drifts
+	// under all of them alike and their ratios stay meaningful.
+	rounds := max(1, o.Rounds)
+	slice := o.Duration / time.Duration(rounds)
 	var rows []GatewayRow
 	for _, stream := range []bool{false, true} {
 		for _, conns := range o.Conns {
-			for _, t := range targets {
-				if (o.Only != "" && o.Only != t.name) || (o.Mode == "json" && stream) || (o.Mode == "sse" && !stream) {
+			lats := make([][]time.Duration, len(targets))
+			errs := make([]int, len(targets))
+			for r := 0; r < rounds; r++ {
+				for i, t := range targets {
+					if (o.Only != "" && o.Only != t.name) || (o.Mode == "json" && stream) || (o.Mode == "sse" && !stream) {
+						continue
+					}
+					l, e := load(t.url, body(stream), t.header, conns, slice)
+					lats[i], errs[i] = append(lats[i], l...), errs[i]+e
+				}
+			}
+			for i, t := range targets {
+				if len(lats[i]) == 0 && errs[i] == 0 {
 					continue
 				}
-				row := load(t.url, body(stream), t.header, conns, o.Duration)
-				row.Path, row.Stream = t.name, stream
+				row := summarize(lats[i], errs[i], slice*time.Duration(rounds))
+				row.Path, row.Stream, row.Conns = t.name, stream, conns
 				rows = append(rows, row)
 				logf("  %-8s stream=%-5v conns=%-3d %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  (%d requests, %d errors)",
 					t.name, stream, conns, row.RPS, row.P50ms, row.P99ms, row.Reqs, row.Errors)
@@ -239,7 +256,9 @@ func doRequest(hc *http.Client, url string, body []byte, header map[string]strin
 }
 
 // load runs conns closed-loop clients for d and reports throughput and latency.
-func load(url string, body []byte, header map[string]string, conns int, d time.Duration) GatewayRow {
+// load runs conns closed-loop clients for d, returning the latencies of the
+// requests that succeeded and the count of those that failed.
+func load(url string, body []byte, header map[string]string, conns int, d time.Duration) ([]time.Duration, int) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: conns * 2, MaxIdleConnsPerHost: conns * 2, IdleConnTimeout: time.Minute}}
 	var mu sync.Mutex
 	var lats []time.Duration
@@ -267,8 +286,14 @@ func load(url string, body []byte, header map[string]string, conns int, d time.D
 		}()
 	}
 	wg.Wait()
+	hc.CloseIdleConnections()
+	return lats, errs
+}
+
+// summarize turns the latencies measured over d into a row.
+func summarize(lats []time.Duration, errs int, d time.Duration) GatewayRow {
 	sort.Slice(lats, func(i, j int) bool { return lats[i] < lats[j] })
-	row := GatewayRow{Conns: conns, Reqs: len(lats), Errors: errs, RPS: float64(len(lats)) / d.Seconds()}
+	row := GatewayRow{Reqs: len(lats), Errors: errs, RPS: float64(len(lats)) / d.Seconds()}
 	if len(lats) > 0 {
 		row.P50ms = float64(lats[len(lats)/2].Microseconds()) / 1000
 		row.P99ms = float64(lats[len(lats)*99/100].Microseconds()) / 1000

@@ -49,6 +49,7 @@ func benchCmd(g *globals) *cobra.Command {
 	gw.Flags().StringVar(&go_.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements")
 	gw.Flags().StringVar(&go_.Only, "only", "", "measure one path only: direct, provider or gateway")
 	gw.Flags().StringVar(&go_.Mode, "mode", "", "measure one mode only: json or sse")
+	gw.Flags().IntVar(&go_.Rounds, "rounds", 5, "turns over the three paths per measurement (the duration split evenly), so drift on a shared machine hits all paths alike")
 	vo := bench.VerifyOptions{}
 	var vjson bool
 	ver := &cobra.Command{

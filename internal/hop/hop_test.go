@@ -1,0 +1,200 @@
+package hop
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// server counts the connections it accepted.
+func server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var conns atomic.Int64
+	s := httptest.NewUnstartedServer(h)
+	s.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s, &conns
+}
+
+func post(t *testing.T, c *Client, ctx context.Context, url, body string) (*http.Response, error) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Do(req)
+}
+
+// TestKeepAliveAndConcurrency: sequential requests reuse one connection;
+// concurrent ones each get their own and all answers match their requests;
+// chunked and sized bodies both come back whole.
+func TestKeepAliveAndConcurrency(t *testing.T) {
+	s, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.URL.Query().Get("chunked") != "" {
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		}
+		fmt.Fprintf(w, "echo:%s", b)
+	})
+	c := New(8, nil)
+	defer c.CloseIdle()
+	for i := 0; i < 20; i++ {
+		url := s.URL + "/x"
+		if i%2 == 1 {
+			url += "?chunked=1"
+		}
+		resp, err := post(t, c, context.Background(), url, fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != fmt.Sprintf("echo:%d", i) || resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, b)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("20 sequential requests used %d connections", n)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for i := 0; i < 32; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, s.URL, strings.NewReader(fmt.Sprint("c", i)))
+			resp, err := c.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != fmt.Sprintf("echo:c%d", i) {
+				errs <- fmt.Errorf("request %d got %q", i, b)
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestStreamingAndCancel: a streamed body is readable event by event as the
+// server writes it; cancelling the context mid-stream ends the read and the
+// connection is not reused; a body closed before its end closes its
+// connection too.
+func TestStreamingAndCancel(t *testing.T) {
+	release := make(chan struct{})
+	s, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+		fl := w.(http.Flusher)
+		fmt.Fprint(w, "data: one\n\n")
+		fl.Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "data: two\n\n")
+	})
+	c := New(8, nil)
+	defer c.CloseIdle()
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := post(t, c, ctx, s.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	if line, _ := br.ReadString('\n'); line != "data: one\n" {
+		t.Fatalf("first event %q", line)
+	}
+	br.ReadString('\n')
+	done := make(chan error, 1)
+	go func() { _, err := br.ReadString('\n'); done <- err }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("read went on after the cancel")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("cancel did not end the read")
+	}
+	resp.Body.Close()
+	close(release)
+
+	resp, err = post(t, c, context.Background(), s.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !bytes.Equal(b, []byte("data: one\n\ndata: two\n\n")) {
+		t.Fatalf("body %q", b)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("the cancelled connection was reused (%d connections)", n)
+	}
+	// closed early (on the pooled connection): not reused
+	resp, _ = post(t, c, context.Background(), s.URL, "")
+	resp.Body.Close()
+	resp, err = post(t, c, context.Background(), s.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if n := conns.Load(); n != 3 {
+		t.Fatalf("an early-closed connection was reused (%d connections)", n)
+	}
+}
+
+// TestStaleConnectionRetried: a pooled connection the server closed while
+// idle is replaced transparently, the request body sent again whole.
+func TestStaleConnectionRetried(t *testing.T) {
+	s, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	})
+	c := New(8, nil)
+	defer c.CloseIdle()
+	for i := 0; i < 2; i++ {
+		resp, err := post(t, c, context.Background(), s.URL, "payload")
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != "payload" {
+			t.Fatalf("request %d: %q", i, b)
+		}
+		s.CloseClientConnections() // the idle connection dies
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections", n)
+	}
+	// a server that is gone is an error, not a hang
+	s.Close()
+	if _, err := post(t, c, context.Background(), s.URL, "x"); err == nil {
+		t.Fatal("a closed server answered")
+	}
+}
