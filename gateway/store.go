@@ -113,6 +113,16 @@ func (s *Store) MarkVerified(seq uint64) error {
 	return s.db.Set(append([]byte("rv/"), binary.BigEndian.AppendUint64(nil, seq)...), []byte{1}, pebble.NoSync)
 }
 
+// MarkVerifiedAll is MarkVerified for many receipts in one write.
+func (s *Store) MarkVerifiedAll(seqs []uint64) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, seq := range seqs {
+		b.Set(append([]byte("rv/"), binary.BigEndian.AppendUint64(nil, seq)...), []byte{1}, nil)
+	}
+	return b.Commit(pebble.NoSync)
+}
+
 func (s *Store) verified(seq uint64) bool {
 	_, c, err := s.db.Get(append([]byte("rv/"), binary.BigEndian.AppendUint64(nil, seq)...))
 	if err != nil {
