@@ -160,6 +160,31 @@ type upstreamReq struct {
 	} `json:"stream_options,omitempty"`
 }
 
+// post sends v as JSON to the backend's path and returns a 200 response
+// (the caller closes its body); any other status is an error carrying the
+// backend's message.
+func (b *OpenAIBackend) post(ctx context.Context, path string, v any) (*http.Response, error) {
+	body, _ := json.Marshal(v)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if b.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+b.apiKey)
+	}
+	resp, err := b.httpc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("backend: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		return nil, fmt.Errorf("backend answered %d: %s", resp.StatusCode, oai.ParseError(resp.StatusCode, eb).Message)
+	}
+	return resp, nil
+}
+
 func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok, bound int, onDelta DeltaFunc) (*Output, error) {
 	ur := upstreamReq{Model: model, MaxTokens: maxTok, Temperature: job.Params.Temperature, TopP: job.Params.TopP, Seed: job.Params.Seed, Stop: job.Params.Stop, Stream: onDelta != nil}
 	path := "/completions"
@@ -176,24 +201,11 @@ func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok,
 			IncludeUsage bool `json:"include_usage"`
 		}{true}
 	}
-	body, _ := json.Marshal(ur)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+path, bytes.NewReader(body))
+	resp, err := b.post(ctx, path, ur)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if b.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+b.apiKey)
-	}
-	resp, err := b.httpc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("backend: %w", err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return nil, fmt.Errorf("backend answered %d: %s", resp.StatusCode, oai.ParseError(resp.StatusCode, eb).Message)
-	}
 	out := &Output{FinishReason: "stop"}
 	var usage *oai.Usage
 	textOf := func(c oai.Choice) string {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 
@@ -143,24 +142,11 @@ func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, onDelta 
 	ur := verifiableReq{Model: p.Model, Prompt: p.PromptIDs, MaxTokens: p.MaxTokens, Temperature: pr.Temperature, TopP: pr.TopP, TopK: pr.TopK,
 		MinP: pr.MinP, RepeatPenalty: pr.RepeatPenalty, FrequencyPenalty: pr.FrequencyPenalty, PresencePenalty: pr.PresencePenalty,
 		Seed: pr.Seed, Stop: pr.Stop, Logprobs: AdapterTopLogprobs, Stream: onDelta != nil}
-	body, _ := json.Marshal(ur)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+"/completions", bytes.NewReader(body))
+	resp, err := b.post(ctx, "/completions", ur)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	if b.apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+b.apiKey)
-	}
-	resp, err := b.httpc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("backend: %w", err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		return nil, fmt.Errorf("backend answered %d: %s", resp.StatusCode, oai.ParseError(resp.StatusCode, eb).Message)
-	}
 	out := &Output{FinishReason: "stop", Verify: VerifyTolerance}
 	take := func(c completionChoice) error {
 		if c.FinishReason != nil {

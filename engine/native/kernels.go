@@ -337,8 +337,11 @@ func exp64(x float64) float64 {
 	return math.Ldexp(sum, int(n))
 }
 
-// dotQ8Sums4Go is the portable version of dotQ8Sums4.
-func dotQ8Sums4Go(w []byte, xs *[4][]int8, sums []int32) {
+// dotQ8Sums4 writes the block sums of four activation rows (xs[t] from
+// block 0 of the range): sums[4*b+t] is block b's sum against xs[t], each
+// exactly what dotQ8Sums gives for that row. The portable path of
+// dotRowQ8x4; with AVX2 the whole row is done in assembly.
+func dotQ8Sums4(w []byte, xs *[4][]int8, sums []int32) {
 	n := len(sums) / 4
 	var one [1]int32
 	for b := 0; b < n; b++ {

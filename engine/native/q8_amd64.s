@@ -34,68 +34,13 @@ done:
 	VZEROUPPER
 	RET
 
-// func dotQ8Sums4AVX2(w *byte, x0, x1, x2, x3 *int8, n int, sums *int32)
-// The same block sums for four activation rows at once, sharing the weight
-// loads: sums[4*b+t] is block b's sum against x_t. Integer sums are exact,
-// so each equals what dotQ8SumsAVX2 writes for that row.
-TEXT ·dotQ8Sums4AVX2(SB), NOSPLIT, $0-56
-	MOVQ w+0(FP), SI
-	MOVQ x0+8(FP), DI
-	MOVQ x1+16(FP), R8
-	MOVQ x2+24(FP), R9
-	MOVQ x3+32(FP), R10
-	MOVQ n+40(FP), CX
-	MOVQ sums+48(FP), DX
-loop4:
-	TESTQ CX, CX
-	JZ done4
-	VPMOVSXBW 2(SI), Y0
-	VPMOVSXBW 18(SI), Y1
-	VPMOVSXBW (DI), Y2
-	VPMOVSXBW 16(DI), Y3
-	VPMADDWD Y2, Y0, Y2
-	VPMADDWD Y3, Y1, Y3
-	VPADDD Y3, Y2, Y4
-	VPMOVSXBW (R8), Y2
-	VPMOVSXBW 16(R8), Y3
-	VPMADDWD Y2, Y0, Y2
-	VPMADDWD Y3, Y1, Y3
-	VPADDD Y3, Y2, Y5
-	VPMOVSXBW (R9), Y2
-	VPMOVSXBW 16(R9), Y3
-	VPMADDWD Y2, Y0, Y2
-	VPMADDWD Y3, Y1, Y3
-	VPADDD Y3, Y2, Y6
-	VPMOVSXBW (R10), Y2
-	VPMOVSXBW 16(R10), Y3
-	VPMADDWD Y2, Y0, Y2
-	VPMADDWD Y3, Y1, Y3
-	VPADDD Y3, Y2, Y7
-	// Horizontal sums of the four rows into one vector [x0, x1, x2, x3].
-	VPHADDD Y5, Y4, Y4
-	VPHADDD Y7, Y6, Y6
-	VPHADDD Y6, Y4, Y4
-	VEXTRACTI128 $1, Y4, X5
-	VPADDD X5, X4, X4
-	VMOVDQU X4, (DX)
-	ADDQ $34, SI
-	ADDQ $32, DI
-	ADDQ $32, R8
-	ADDQ $32, R9
-	ADDQ $32, R10
-	ADDQ $16, DX
-	DECQ CX
-	JMP loop4
-done4:
-	VZEROUPPER
-	RET
-
 // func dotRowQ8x4AVX2(w *byte, x0, x1, x2, x3 *int8, xd *float32, dtab *float32, nb int, out *float32)
 // A whole Q8_0 row against four quantized activation rows: for each block b,
-// the four exact int32 sums as in dotQ8Sums4AVX2, converted to float32
-// (exact: |sum| < 2^24), times float32(d_b × xd[4b+t]) (d_b the block's f16
-// scale looked up in dtab), added to the running sums — one multiply and
-// one add, each rounded, in block order: exactly dotRow's arithmetic per row.
+// the four exact int32 block sums (weights loaded once for the four rows),
+// converted to float32 (exact: |sum| < 2^24), times float32(d_b × xd[4b+t])
+// (d_b the block's f16 scale looked up in dtab), added to the running sums —
+// one multiply and one add, each rounded, in block order: exactly dotRow's
+// arithmetic per row.
 TEXT ·dotRowQ8x4AVX2(SB), NOSPLIT, $0-72
 	MOVQ w+0(FP), SI
 	MOVQ x0+8(FP), DI

@@ -9,5 +9,3 @@ func dotRowQ8x4AVX2(w *byte, x0, x1, x2, x3 *int8, xd *float32, dtab *float32, n
 }
 
 func dotQ8Sums(w []byte, x []int8, sums []int32) { dotQ8SumsGo(w, x, sums) }
-
-func dotQ8Sums4(w []byte, xs *[4][]int8, sums []int32) { dotQ8Sums4Go(w, xs, sums) }
