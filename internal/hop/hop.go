@@ -180,11 +180,27 @@ func (b *body) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// A body closed before its end — an event stream left at its last event,
+// whose chunked terminator is still in flight — is read on for up to
+// drainBytes and drainWait, so its connection can be reused; a longer or
+// slower tail closes the connection instead.
+const (
+	drainBytes = 4 << 10
+	drainWait  = 10 * time.Millisecond
+)
+
 func (b *body) Close() error {
 	if b.done {
 		return nil
 	}
 	b.done = true
+	if !b.eof && b.reuse {
+		b.cn.nc.SetReadDeadline(time.Now().Add(drainWait))
+		if n, err := io.CopyN(io.Discard, b.ReadCloser, drainBytes+1); err == io.EOF && n <= drainBytes {
+			b.eof = true
+		}
+		b.cn.nc.SetReadDeadline(time.Time{})
+	}
 	err := b.ReadCloser.Close()
 	// stop reports false when the context already closed the connection.
 	if b.stop() && b.eof && b.reuse && b.cn.br.Buffered() == 0 {

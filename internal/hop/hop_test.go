@@ -153,8 +153,13 @@ func TestStreamingAndCancel(t *testing.T) {
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("the cancelled connection was reused (%d connections)", n)
 	}
-	// closed early (on the pooled connection): not reused
+	// closed after its last event, before the chunked terminator was read:
+	// the short tail is drained and the connection reused
 	resp, _ = post(t, c, context.Background(), s.URL, "")
+	br = bufio.NewReader(resp.Body)
+	for i := 0; i < 4; i++ {
+		br.ReadString('\n')
+	}
 	resp.Body.Close()
 	resp, err = post(t, c, context.Background(), s.URL, "")
 	if err != nil {
@@ -162,8 +167,50 @@ func TestStreamingAndCancel(t *testing.T) {
 	}
 	io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("a connection with a drained tail was not reused (%d connections)", n)
+	}
+}
+
+// TestLongTailNotReused: a body closed with more than a short tail left (or
+// a tail that does not come) closes its connection rather than wait.
+func TestLongTailNotReused(t *testing.T) {
+	hold := make(chan struct{})
+	s, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		if r.URL.Path == "/big" {
+			w.Write(bytes.Repeat([]byte("x"), 64<<10))
+			return
+		}
+		select { // a stream that does not end
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(hold)
+	c := New(8, nil)
+	defer c.CloseIdle()
+	for _, path := range []string{"/big", "/slow"} {
+		resp, err := post(t, c, context.Background(), s.URL+path, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufio.NewReader(resp.Body).ReadString('\n')
+		t0 := time.Now()
+		resp.Body.Close()
+		if d := time.Since(t0); d > time.Second {
+			t.Fatalf("%s: close waited %v", path, d)
+		}
+	}
+	resp, err := post(t, c, context.Background(), s.URL+"/big", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
 	if n := conns.Load(); n != 3 {
-		t.Fatalf("an early-closed connection was reused (%d connections)", n)
+		t.Fatalf("%d connections: a connection closed with a long or missing tail was reused", n)
 	}
 }
 
