@@ -15,6 +15,7 @@ import (
 	"github.com/agoranet/agora/engine/tokenizer"
 	"github.com/agoranet/agora/internal/hop"
 	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/verify"
 )
 
 // OpenAIBackend forwards requests to an existing OpenAI-compatible server
@@ -40,6 +41,7 @@ type OpenAIBackend struct {
 type adapterRef struct {
 	m      *native.Model
 	tok    *tokenizer.Tokenizer
+	vocab  *verify.Vocab
 	format native.ChatFormat
 }
 
@@ -88,7 +90,7 @@ func NewOpenAIBackend(baseURL, apiKey string, models []string, contextLength int
 			return nil, fmt.Errorf("backend model %s: tokenizer: %w", name, err)
 		}
 		tmpl, _ := m.File.String("tokenizer.chat_template")
-		b.names[name] = &adapterRef{m: m, tok: tok, format: native.DetectChatFormat(tmpl)}
+		b.names[name] = &adapterRef{m: m, tok: tok, vocab: verify.NewVocab(tok), format: native.DetectChatFormat(tmpl)}
 		b.specs = append(b.specs, ModelSpec{Name: name, Hash: h, ContextLength: m.Config.ContextLen})
 	}
 	return b, nil

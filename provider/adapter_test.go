@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -106,6 +107,30 @@ func TestVerifiableAdapter(t *testing.T) {
 	}
 	if _, err := p.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "no logprobs") {
 		t.Fatalf("backend without log-probs: %v", err)
+	}
+	// A backend whose log-probs validators could not check (a token outside
+	// the model's vocabulary; text that is not the tokens) fails the
+	// request instead of producing a receipt.
+	known, _ := json.Marshal(tok.Piece(300)) // a token of the vocabulary
+	for _, answer := range []string{
+		`{"choices":[{"text":"zz","logprobs":{"content":[{"token":"zz","logprob":-1,"bytes":[0,122,122],"top_logprobs":[]}]}}]}`,
+		`{"choices":[{"text":"something else","logprobs":{"content":[{"token":` + string(known) + `,"logprob":-1,"top_logprobs":[]}]}}]}`,
+	} {
+		odd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, answer) }))
+		ob, err := NewOpenAIBackend(odd.URL+"/v1", "", []string{"gpu=" + path}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := ob.Prepare("gpu", &Job{Prompt: "hi", MaxTokens: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Run(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "validators could not check") ||
+			(strings.Contains(answer, "something") && !strings.Contains(err.Error(), "not the decoded output")) {
+			t.Fatalf("unauditable transcript %s: %v", answer, err)
+		}
+		ob.Close()
+		odd.Close()
 	}
 	for _, bad := range [][]string{{"=x.gguf"}, {"a", "a"}, {"gpu=" + filepath.Join(dir, "missing.gguf")}} {
 		if _, err := NewOpenAIBackend(bare.URL, "", bad, 0); err == nil {

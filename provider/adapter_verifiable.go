@@ -27,7 +27,7 @@ func (b *OpenAIBackend) prepareVerifiable(spec ModelSpec, ref *adapterRef, job *
 	p := &Prepared{Model: spec.Name, ModelHash: spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
 	p.Params.MaxTokens = maxTok
 	p.run = func(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
-		return b.runVerifiable(ctx, p, onDelta)
+		return b.runVerifiable(ctx, p, ref, onDelta)
 	}
 	return p, nil
 }
@@ -137,7 +137,7 @@ type completionResp struct {
 	Usage   *oai.Usage         `json:"usage"`
 }
 
-func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, onDelta DeltaFunc) (*Output, error) {
+func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, ref *adapterRef, onDelta DeltaFunc) (*Output, error) {
 	pr := p.Params
 	ur := verifiableReq{Model: p.Model, Prompt: p.PromptIDs, MaxTokens: p.MaxTokens, Temperature: pr.Temperature, TopP: pr.TopP, TopK: pr.TopK,
 		MinP: pr.MinP, RepeatPenalty: pr.RepeatPenalty, FrequencyPenalty: pr.FrequencyPenalty, PresencePenalty: pr.PresencePenalty,
@@ -200,6 +200,12 @@ func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, onDelta 
 	}
 	if len(out.Pieces) > p.MaxTokens {
 		return nil, fmt.Errorf("backend returned %d tokens, %d allowed", len(out.Pieces), p.MaxTokens)
+	}
+	// What validators will check that needs no model: a backend that
+	// reports an unauditable transcript fails the request, unbilled, rather
+	// than get this provider slashed for it.
+	if err := ref.vocab.CheckShape(verify.Reported{PromptIDs: p.PromptIDs, Pieces: out.Pieces, Logprobs: out.Logprobs, Top: out.Top, Text: []byte(out.Text)}); err != nil {
+		return nil, fmt.Errorf("backend returned a transcript validators could not check: %w", err)
 	}
 	out.PromptTokens, out.CompletionTokens = len(p.PromptIDs), len(out.Pieces)
 	return out, nil

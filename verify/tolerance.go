@@ -129,39 +129,18 @@ func NewVocab(tok *tokenizer.Tokenizer) *Vocab {
 func CheckTolerance(m *native.Model, v *Vocab, t Reported, tol Tolerances) (ToleranceReport, error) {
 	n := len(t.Pieces)
 	rep := ToleranceReport{Tokens: n, Overlap: 1}
-	switch {
-	case len(t.PromptIDs) == 0:
-		return rep, errors.New("transcript has no prompt")
-	case len(t.Logprobs) != n || len(t.Top) != n:
-		return rep, fmt.Errorf("transcript has %d tokens, %d log-probs and %d top lists", n, len(t.Logprobs), len(t.Top))
-	case len(t.PromptIDs)+n > m.Config.ContextLen:
+	if err := v.CheckShape(t); err != nil {
+		return rep, err
+	}
+	if len(t.PromptIDs)+n > m.Config.ContextLen {
 		return rep, fmt.Errorf("transcript of %d tokens exceeds the model's context %d", len(t.PromptIDs)+n, m.Config.ContextLen)
 	}
 	if n == 0 {
 		return rep, nil
 	}
-	vocab := m.Config.Vocab
-	for _, id := range t.PromptIDs {
-		if id < 0 || id >= vocab {
-			return rep, fmt.Errorf("prompt token id %d outside the vocabulary", id)
-		}
-	}
 	cands := make([][]int, n)
 	for i, p := range t.Pieces {
-		if cands[i] = v.byPiece[string(p)]; len(cands[i]) == 0 {
-			return rep, fmt.Errorf("token %d (%q) is not in the model's vocabulary", i, p)
-		}
-		if !finiteLogprob(t.Logprobs[i]) {
-			return rep, fmt.Errorf("token %d: log-prob %v is not a log-probability", i, t.Logprobs[i])
-		}
-		for _, a := range t.Top[i] {
-			if !finiteLogprob(a.Logprob) {
-				return rep, fmt.Errorf("token %d: alternative log-prob %v is not a log-probability", i, a.Logprob)
-			}
-		}
-		if len(t.Top[i]) > 20 {
-			return rep, fmt.Errorf("token %d: %d alternatives (at most 20)", i, len(t.Top[i]))
-		}
+		cands[i] = v.byPiece[string(p)]
 	}
 
 	var (
@@ -280,13 +259,6 @@ func CheckTolerance(m *native.Model, v *Vocab, t Reported, tol Tolerances) (Tole
 		pending, i = ids[end], end+1
 	}
 
-	var decoded []byte
-	for _, id := range ids {
-		decoded = append(decoded, v.tok.Piece(id)...)
-	}
-	if !bytes.HasPrefix(validRunes(decoded), validRunes(t.Text)) {
-		return rep, fmt.Errorf("the response text is not the decoded output tokens")
-	}
 	rep.MeanDiff = sumDiff / float64(diffs)
 	if overlapPositions > 0 {
 		rep.Overlap = overlapSum / float64(overlapPositions)
@@ -306,6 +278,55 @@ func CheckTolerance(m *native.Model, v *Vocab, t Reported, tol Tolerances) (Tole
 		return rep, fmt.Errorf("the output is an implausible draw from the model at these sampling settings (z = %.1f over %d tokens, threshold %.1f): another model wrote it", rep.Z, rep.TestTokens, tol.MinZ)
 	}
 	return rep, nil
+}
+
+// CheckShape checks what can be checked of a transcript without the model:
+// a prompt of vocabulary ids, one log-prob and one (at most 20-long) list
+// of alternatives per output token, every log-prob a finite number ≤ 0,
+// every token and alternative a token of the vocabulary, and the text a
+// prefix of the decoded tokens (ignoring bytes that are not valid UTF-8).
+// Providers run it on what their backend returned before they sign a
+// receipt for it, so a backend that reports something unauditable fails the
+// request instead of getting its provider slashed.
+func (v *Vocab) CheckShape(t Reported) error {
+	n := len(t.Pieces)
+	switch {
+	case len(t.PromptIDs) == 0:
+		return errors.New("transcript has no prompt")
+	case len(t.Logprobs) != n || len(t.Top) != n:
+		return fmt.Errorf("transcript has %d tokens, %d log-probs and %d top lists", n, len(t.Logprobs), len(t.Top))
+	}
+	for _, id := range t.PromptIDs {
+		if id < 0 || id >= v.tok.VocabSize() {
+			return fmt.Errorf("prompt token id %d outside the vocabulary", id)
+		}
+	}
+	var decoded []byte
+	for i, p := range t.Pieces {
+		cands := v.byPiece[string(p)]
+		if len(cands) == 0 {
+			return fmt.Errorf("token %d (%q) is not in the model's vocabulary", i, p)
+		}
+		decoded = append(decoded, v.tok.Piece(cands[0])...) // ids sharing bytes decode alike
+		if !finiteLogprob(t.Logprobs[i]) {
+			return fmt.Errorf("token %d: log-prob %v is not a log-probability", i, t.Logprobs[i])
+		}
+		if len(t.Top[i]) > 20 {
+			return fmt.Errorf("token %d: %d alternatives (at most 20)", i, len(t.Top[i]))
+		}
+		for _, a := range t.Top[i] {
+			if !finiteLogprob(a.Logprob) {
+				return fmt.Errorf("token %d: alternative log-prob %v is not a log-probability", i, a.Logprob)
+			}
+			if len(v.byPiece[string(a.Token)]) == 0 {
+				return fmt.Errorf("token %d: alternative %q is not in the model's vocabulary", i, a.Token)
+			}
+		}
+	}
+	if !bytes.HasPrefix(validRunes(decoded), validRunes(t.Text)) {
+		return errors.New("the response text is not the decoded output tokens")
+	}
+	return nil
 }
 
 // validRunes drops invalid UTF-8 and U+FFFD: a token may end inside a
