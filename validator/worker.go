@@ -163,6 +163,7 @@ func (w *Worker) audit(ctx context.Context, ep app.EpochView, h int64) bool {
 			continue
 		}
 		sum.Faults++
+		w.log.Info("audit finding", "epoch", f.Epoch, "provider", f.Provider, "index", f.Index, "fault", f.Fault, "reason", f.Reason)
 		if f.Report == nil {
 			continue
 		}

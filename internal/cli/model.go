@@ -102,7 +102,7 @@ func modelCmd(g *globals) *cobra.Command {
 		},
 	}
 	info.Flags().StringVarP(&output, "output", "o", "text", "text or json")
-	cmd.AddCommand(newCmd, info)
+	cmd.AddCommand(newCmd, info, simulateCmd(g))
 	return cmd
 }
 
