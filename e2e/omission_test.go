@@ -2,8 +2,15 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,4 +132,87 @@ func feesPaid(t *testing.T, c *client.Client, addr types.Address) uint64 {
 		}
 	}
 	return fees
+}
+
+// TestOmissionWatchRetriesUnreachable: a provider whose proof endpoint is
+// briefly unreachable (503) when the gateway spot-checks its committed
+// receipts is asked again at later ticks, not reported — no challenge opens,
+// so the gateway's bond is never put at stake on a blip — and once it
+// answers, the check passes and nothing is reported.
+func TestOmissionWatchRetriesUnreachable(t *testing.T) {
+	var down atomic.Bool
+	var refused, served atomic.Int64
+	down.Store(true)
+	port := twoFreePorts(t)
+	target, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", port))
+	forward := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/proof") {
+			if down.Load() {
+				refused.Add(1)
+				http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+				return
+			}
+			served.Add(1)
+		}
+		forward.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	// Provider 0 (the cheaper, so the one the gateway picks) is reached
+	// through the proxy: that is the endpoint it registers.
+	in := startInferenceWith(t, func(i int, c *provider.Config) {
+		if i == 0 {
+			c.Listen, c.Endpoint = fmt.Sprintf("127.0.0.1:%d", port), proxy.URL
+		}
+	}, nil)
+	ctx := context.Background()
+	c := in.nw.Client(0)
+	prov := in.providers[0].Address().String()
+	for i := 0; i < 3; i++ {
+		if _, err := in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: in.model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("check me %d", i))}, MaxTokens: openai.Int(4)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list struct {
+		Data []gateway.StoredReceipt `json:"data"`
+	}
+	getJSON(t, in.gw.URL()+"/v1/receipts", &list)
+	if len(list.Data) == 0 || list.Data[0].Provider != prov {
+		t.Fatalf("receipts: %+v", list.Data)
+	}
+	noChallenge := func() {
+		t.Helper()
+		var chs []json.RawMessage
+		if err := c.Query(ctx, "/challenges", 0, &chs); err != nil {
+			t.Fatal(err)
+		}
+		if len(chs) != 0 {
+			t.Fatalf("an omission challenge was opened: %s", chs[0])
+		}
+	}
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	wait("the gateway to ask twice while the provider is unreachable", func() bool { noChallenge(); return refused.Load() >= 2 })
+	down.Store(false)
+	wait("the gateway to check the proof once the provider answers", func() bool { return served.Load() >= 1 })
+	time.Sleep(time.Second) // a few more ticks
+	noChallenge()
+	var pv app.ProviderView
+	if err := c.Query(ctx, "/provider/"+prov, 0, &pv); err != nil {
+		t.Fatal(err)
+	}
+	var vs []explorer.Verdict
+	getJSON(t, "http://"+in.nw.Configs[0].API.Laddr+"/explorer/api/verdicts", &vs)
+	if pv.Faults != 0 || len(vs) != 0 {
+		t.Fatalf("provider faults %d, verdicts %+v", pv.Faults, vs)
+	}
 }

@@ -33,6 +33,19 @@ import (
 // committed count are verified against the provider's proof.
 const omissionSpotChecks = 4
 
+// omissionRetryMargin: a provider that cannot be reached for a proof is
+// asked again at later ticks rather than reported at once (a report costs a
+// bond that a provider answering the challenge later would win); only
+// within this many blocks of the report deadline (the settle height) is it
+// reported anyway.
+const omissionRetryMargin = 5
+
+// errUnreachable marks a proof request that got no answer from the provider
+// (connection error, timeout, 5xx, 429), as opposed to a wrong answer.
+type errUnreachable struct{ err error }
+
+func (e errUnreachable) Error() string { return e.err.Error() }
+
 var keyOmitCursor = []byte("m/omitcursor")
 
 // omitCursor is the last receipt sequence number already checked.
@@ -67,6 +80,7 @@ func (g *Gateway) checkOmissions(ctx context.Context) error {
 	epochs := map[uint64]*app.EpochView{}
 	groups := map[string]*group{}
 	cursor := uint64(0)
+receipts:
 	for _, r := range rs {
 		ep, ok := epochs[r.Epoch]
 		if !ok {
@@ -81,6 +95,7 @@ func (g *Gateway) checkOmissions(ctx context.Context) error {
 		if ep == nil || h <= ep.CommitDeadline {
 			break // receipts are in order: the rest are newer
 		}
+		prev := cursor
 		cursor = r.Seq
 		key := fmt.Sprintf("%s/%d", r.Provider, r.Epoch)
 		gr := groups[key]
@@ -106,8 +121,14 @@ func (g *Gateway) checkOmissions(ctx context.Context) error {
 		case r.Index >= gr.cm.ReceiptCount:
 			why = fmt.Sprintf("receipt index %d is beyond the %d committed", r.Index, gr.cm.ReceiptCount)
 		case gr.checked < omissionSpotChecks:
+			err := g.proveIncluded(ctx, r, gr.cm.Root)
+			if errors.As(err, new(errUnreachable)) && h+omissionRetryMargin < ep.SettleHeight {
+				g.log.Info("provider unreachable for an inclusion proof: asking again later", "provider", r.Provider, "epoch", r.Epoch, "index", r.Index, "err", err)
+				cursor = prev // from this receipt on, checked again at the next tick
+				break receipts
+			}
 			gr.checked++
-			if err := g.proveIncluded(ctx, r, gr.cm.Root); err != nil {
+			if err != nil {
 				why = err.Error()
 			}
 		}
@@ -148,10 +169,13 @@ func (g *Gateway) proveIncluded(ctx context.Context, r StoredReceipt, root []byt
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(endpoint, "/")+"/v1/receipts/"+r.ID+"/proof", nil)
 	resp, err := g.httpc.Do(req)
 	if err != nil {
-		return fmt.Errorf("no inclusion proof: %w", err)
+		return errUnreachable{fmt.Errorf("no inclusion proof: %w", err)}
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return errUnreachable{fmt.Errorf("no inclusion proof: the provider answered %d", resp.StatusCode)}
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("no inclusion proof: the provider answered %d", resp.StatusCode)
 	}
