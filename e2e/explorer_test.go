@@ -264,6 +264,13 @@ func TestUpExplorer(t *testing.T) {
 	waitFor("the epoch's commitment", mainHas(root)+" && "+mainHas("Receipts sampled for audit"))
 	shot("epoch")
 
+	// Audits: nothing pending on chain, no verdict against honest providers.
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/audits")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the audits page", mainHas("No dispute is open.")+" && "+mainHas("No omission challenge is open.")+" && "+mainHas("No fault has been reported"))
+	shot("audits")
+
 	// Receipt checker: a real receipt verifies against the committed root.
 	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/receipt"),
 		chromedp.WaitVisible("#receipt-input", chromedp.ByQuery),

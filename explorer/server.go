@@ -115,6 +115,7 @@ func (s *Server) Handler() http.Handler {
 	api("GET /explorer/api/epochs", s.epochs)
 	api("GET /explorer/api/epoch/{n}", s.epoch)
 	api("GET /explorer/api/verdicts", s.verdicts)
+	api("GET /explorer/api/open", s.open)
 	api("GET /explorer/api/channels", s.channels)
 	api("GET /explorer/api/channel/{id}", s.channel)
 	api("POST /explorer/api/receipt/check", s.checkReceipt)
@@ -517,6 +518,25 @@ func (s *Server) verdicts(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return s.Index.Verdicts(limit)
+}
+
+// Open is what is pending on chain right now: client disputes awaiting the
+// validators' re-execution and omission challenges awaiting the provider's
+// inclusion proof, each with its deadline.
+type Open struct {
+	Disputes   []app.DisputeView   `json:"disputes"`
+	Challenges []app.ChallengeView `json:"challenges"`
+}
+
+func (s *Server) open(*http.Request) (any, error) {
+	o := Open{Disputes: []app.DisputeView{}, Challenges: []app.ChallengeView{}}
+	if _, err := query(s.State, "/disputes", &o.Disputes); err != nil {
+		return nil, err
+	}
+	if _, err := query(s.State, "/challenges", &o.Challenges); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
 func (s *Server) channels(r *http.Request) (any, error) {

@@ -118,3 +118,41 @@ func TestServerRoutes(t *testing.T) {
 		t.Fatalf("malformed receipt: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestOpenDisputesAndChallenges: /explorer/api/open lists what is pending on
+// chain, and empty lists (not null) when nothing is.
+func TestOpenDisputesAndChallenges(t *testing.T) {
+	x := openIndex(t, t.TempDir())
+	defer x.Close()
+	prov, client := types.Address(make([]byte, 20)), types.Address(append(make([]byte, 19), 1))
+	for _, c := range []struct {
+		st         fakeState
+		disputes   int
+		challenges int
+	}{
+		{fakeState{}, 0, 0},
+		{fakeState{
+			"/disputes":   []app.DisputeView{{Epoch: 3, Provider: prov, Index: 2, ReceiptID: make([]byte, 32), Client: client, Bond: 500, Deadline: 90, OpenedHeight: 80}},
+			"/challenges": []app.ChallengeView{{Epoch: 4, Provider: prov, Index: 7, Reporter: client, Client: client, Amount: 27, Bond: 1000, Deadline: 120}, {Epoch: 4, Provider: prov, Index: 8, Reporter: client, Client: client}},
+		}, 1, 2},
+	} {
+		srv := httptest.NewServer(NewServer(x, c.st).Handler())
+		resp, err := http.Get(srv.URL + "/explorer/api/open")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		srv.Close()
+		var o Open
+		if err := json.Unmarshal(body, &o); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, body)
+		}
+		if len(o.Disputes) != c.disputes || len(o.Challenges) != c.challenges || !strings.Contains(string(body), `"disputes":[`) {
+			t.Fatalf("open: %s", body)
+		}
+		if c.disputes == 1 && (o.Disputes[0].Bond != 500 || o.Disputes[0].Deadline != 90 || o.Challenges[0].Amount != 27) {
+			t.Fatalf("open: %+v", o)
+		}
+	}
+}

@@ -370,8 +370,29 @@ async function viewEpoch(n) {
 }
 
 async function viewAudits() {
-  const vs = await get("/verdicts?limit=200");
+  const [vs, open] = await Promise.all([get("/verdicts?limit=200"), get("/open")]);
   return `<h1>Audits and slashes</h1><p>Validators re-execute a random sample of each provider's committed receipts. A proven fault slashes the provider's bond, refunds its clients and rewards the reporters; a validator that double-signs is slashed by consensus.</p>` +
+    `<h2>Open disputes</h2><p>A client escrowed a bond on a receipt; validators re-execute it until the deadline. A confirmed fault refunds the client and returns the bond; otherwise the bond goes to the provider.</p>` +
+    table([
+      { h: "Receipt", f: d => `<code title="${esc(d.receipt_id)}">${esc(short(d.receipt_id))}</code>` },
+      { h: "Provider", f: d => link.prov(d.provider) },
+      { h: "Epoch / index", f: d => `${link.epoch(d.epoch)} / ${num(d.index)}` },
+      { h: "Client", f: d => link.acct(d.client) },
+      { h: "Bond", f: d => amount(d.bond) },
+      { h: "Opened at", f: d => link.block(d.opened_height) },
+      { h: "Deadline", f: d => link.block(d.deadline) },
+    ], open.disputes, "No dispute is open.") +
+    `<h2>Open omission challenges</h2><p>A receipt was reported missing from its provider's commitment; the provider must post its inclusion proof before the deadline or be slashed.</p>` +
+    table([
+      { h: "Receipt", f: c => `<code title="${esc(c.receipt_id)}">${esc(short(c.receipt_id))}</code>` },
+      { h: "Provider", f: c => link.prov(c.provider) },
+      { h: "Epoch / index", f: c => `${link.epoch(c.epoch)} / ${num(c.index)}` },
+      { h: "Reporter", f: c => link.acct(c.reporter) },
+      { h: "Amount", f: c => amount(c.amount) },
+      { h: "Bond", f: c => amount(c.bond) },
+      { h: "Deadline", f: c => link.block(c.deadline) },
+    ], open.challenges, "No omission challenge is open.") +
+    `<h2>Verdicts</h2>` +
     verdictTable(vs, "No fault has been reported: every audit so far found the providers honest, and no validator double-signed.");
 }
 
