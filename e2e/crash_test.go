@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -224,17 +225,24 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatalf("sender balance %d, want %d", acc.Balance, want)
 	}
 	// Graceful shutdown: SIGTERM ends the node with exit status 0.
-	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	p2.stopGracefully(t, syscall.SIGTERM, 30*time.Second)
+}
+
+// stopGracefully sends sig and requires the process to exit with status 0
+// within limit.
+func (p *proc) stopGracefully(t *testing.T, sig os.Signal, limit time.Duration) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- p2.cmd.Wait() }()
+	go func() { done <- p.cmd.Wait() }()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("node exit after SIGTERM: %v\n%s", err, p2.output())
+			t.Fatalf("exit after %v: %v\n%s", sig, err, p.output())
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("node did not stop within 30s of SIGTERM")
+	case <-time.After(limit):
+		t.Fatalf("no exit within %v of %v", limit, sig)
 	}
 }

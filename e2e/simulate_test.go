@@ -70,15 +70,5 @@ func TestModelSimulate(t *testing.T) {
 			t.Fatalf("%s: status %d, want %d", body, resp.StatusCode, want)
 		}
 	}
-	p.cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after SIGINT: %v\n%s", err, p.output())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no exit after SIGINT")
-	}
+	p.stopGracefully(t, syscall.SIGINT, 10*time.Second)
 }
