@@ -56,10 +56,11 @@ type Tolerances struct {
 	// (top-k, top-p, min-p, greedy argmax): a token outside it is accepted
 	// if moving every logit by at most Slack/2 would bring it in.
 	Slack float64
-	// MinZ is the plausibility test's rejection threshold: the sampled
-	// tokens' log-probabilities under the sampling distribution, summed and
-	// standardised, must not fall below it.
-	MinZ float64
+	// FalseAlarm bounds the plausibility test's error: a transcript is
+	// refused only if honest sampling would fall as short as it did with
+	// probability at most FalseAlarm (a Chernoff bound computed from the
+	// sampling distributions themselves, valid at any length).
+	FalseAlarm float64
 	// MinTestTokens is how many sampled (non-greedy) positions the
 	// plausibility test needs before it judges.
 	MinTestTokens int
@@ -67,7 +68,7 @@ type Tolerances struct {
 
 // DefaultTolerances are the thresholds validators apply.
 func DefaultTolerances() Tolerances {
-	return Tolerances{Token: 0.5, OutlierFraction: 0.02, Mean: 0.1, Overlap: 0.6, Slack: 0.5, MinZ: -5, MinTestTokens: 16}
+	return Tolerances{Token: 0.5, OutlierFraction: 0.02, Mean: 0.1, Overlap: 0.6, Slack: 0.5, FalseAlarm: 1e-9, MinTestTokens: 4}
 }
 
 // ToleranceReport is what a tolerance check measured.
@@ -78,7 +79,8 @@ type ToleranceReport struct {
 	Outliers   int     `json:"outliers"`    // positions beyond Token or outside the support beyond Slack
 	Overlap    float64 `json:"overlap"`     // mean top-k agreement (1 when no alternatives)
 	OffSupport int     `json:"off_support"` // sampled tokens outside the reference support (within Slack or not)
-	Z          float64 `json:"z"`           // plausibility statistic (0 when not applied)
+	Z          float64 `json:"z"`           // standardised plausibility statistic (0 when not applied), for reading
+	Log10P     float64 `json:"log10_p"`     // log10 of the bound on an honest draw falling this short (0 when not applied)
 	TestTokens int     `json:"test_tokens"` // positions the plausibility test used
 }
 
@@ -149,6 +151,7 @@ func CheckTolerance(m *native.Model, v *Vocab, t Reported, tol Tolerances) (Tole
 		diffs, overlapPositions int
 		overlapSum              float64
 		sumX, sumV              float64
+		mgf                     [len(chernoffLambdas)]float64 // Σ log E[exp(λ·(E − log q(x)))] per λ
 		history                 = append([]int(nil), t.PromptIDs...)
 	)
 	// position scores the reference logits that predicted output token pos.
@@ -218,6 +221,15 @@ func CheckTolerance(m *native.Model, v *Vocab, t Reported, tol Tolerances) (Tole
 			}
 			sumX += math.Log(q) - e
 			sumV += math.Max(e2-e*e, 0)
+			for k, lam := range chernoffLambdas {
+				var s float64 // Σ q^(1−λ)
+				for _, tp := range dist {
+					if tp.Prob > 0 {
+						s += math.Exp((1 - lam) * math.Log(tp.Prob))
+					}
+				}
+				mgf[k] += lam*e + math.Log(s)
+			}
 			rep.TestTokens++
 		}
 		if outlier {
@@ -266,6 +278,15 @@ func CheckTolerance(m *native.Model, v *Vocab, t Reported, tol Tolerances) (Tole
 	if sumV > 0 {
 		rep.Z = sumX / math.Sqrt(sumV)
 	}
+	if rep.TestTokens > 0 {
+		// Chernoff: P(Σ(E − X) ≥ t) ≤ min over λ of exp(−λt + Σ log E[exp(λ(E − X))]),
+		// with t = −sumX the observed shortfall; exact per position from q.
+		logP := 0.0
+		for k, lam := range chernoffLambdas {
+			logP = math.Min(logP, lam*sumX+mgf[k])
+		}
+		rep.Log10P = logP / math.Ln10
+	}
 	allowed := int(tol.OutlierFraction * float64(n))
 	switch {
 	case rep.Outliers > allowed:
@@ -274,8 +295,8 @@ func CheckTolerance(m *native.Model, v *Vocab, t Reported, tol Tolerances) (Tole
 		return rep, fmt.Errorf("reported log-probs differ from the model's by %.3f nats on average (tolerance %.3f)", rep.MeanDiff, tol.Mean)
 	case rep.Overlap < tol.Overlap:
 		return rep, fmt.Errorf("reported top alternatives agree with the model's on %.0f%% (tolerance %.0f%%)", 100*rep.Overlap, 100*tol.Overlap)
-	case rep.TestTokens >= tol.MinTestTokens && rep.Z < tol.MinZ:
-		return rep, fmt.Errorf("the output is an implausible draw from the model at these sampling settings (z = %.1f over %d tokens, threshold %.1f): another model wrote it", rep.Z, rep.TestTokens, tol.MinZ)
+	case rep.TestTokens >= tol.MinTestTokens && rep.Log10P < math.Log10(tol.FalseAlarm):
+		return rep, fmt.Errorf("the output is an implausible draw from the model at these sampling settings (an honest draw falls this short with probability below 1e%.0f; z = %.1f over %d tokens): another model wrote it", math.Ceil(rep.Log10P), rep.Z, rep.TestTokens)
 	}
 	return rep, nil
 }
@@ -402,6 +423,10 @@ func kthLargest(v []float32, k int) int {
 	sort.Slice(idx, func(a, b int) bool { return v[idx[a]] > v[idx[b]] || (v[idx[a]] == v[idx[b]] && idx[a] < idx[b]) })
 	return idx[k-1]
 }
+
+// chernoffLambdas are the λ the plausibility test's Chernoff bound is
+// minimised over (λ < 1 keeps every moment finite).
+var chernoffLambdas = [...]float64{0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
 
 func finiteLogprob(x float32) bool {
 	return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) && x <= 0

@@ -117,6 +117,9 @@ func TestToleranceHonest(t *testing.T) {
 			if err != nil {
 				t.Fatalf("setting %d: honest noisy backend refused: %v (%+v)", si, err, r)
 			}
+			if r.Log10P < -4 {
+				t.Fatalf("setting %d: an honest draw looks implausible (log10 p = %.1f)", si, r.Log10P)
+			}
 			if r.MaxDiff == 0 || r.MaxDiff > 0.2 {
 				t.Fatalf("setting %d: noise σ=0.02 gave max difference %v", si, r.MaxDiff)
 			}
@@ -156,6 +159,14 @@ func TestToleranceCheats(t *testing.T) {
 	}
 	if caught != 5 {
 		t.Fatalf("prefill attack caught %d of 5 times", caught)
+	}
+	// Short answers too: the bound is exact at any length.
+	for k := 0; k < 5; k++ {
+		p := native.SampleParams{Temperature: 1, Seed: uint64(20 + k)}
+		pre := f.serve(t, f.real, oaisim.Options{Noise: 0.02, Writer: f.cheap}, fmt.Sprintf("%s short %d", prompt, k), p, 8)
+		if r, err := CheckTolerance(f.real, f.vocab, pre, tol); err == nil || !strings.Contains(err.Error(), "implausible draw") {
+			t.Fatalf("8-token prefill attack: %v (%+v)", err, r)
+		}
 	}
 
 	// Under truncated sampling the attacker's tokens leave the claimed

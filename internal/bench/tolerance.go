@@ -36,6 +36,7 @@ type HonestRow struct {
 	OverlapMin  float64 `json:"overlap_min"`
 	ZMin        float64 `json:"z_min"`
 	ZMean       float64 `json:"z_mean"`
+	Log10PMin   float64 `json:"log10_p_min"` // the least plausible honest draw: log10 of its Chernoff bound
 	FirstReason string  `json:"first_reason,omitempty"`
 }
 
@@ -48,6 +49,7 @@ type AttackRow struct {
 	Caught   float64 `json:"caught"` // fraction of audited receipts refused
 	Short    int     `json:"short"`  // outputs that ended (EOS) before the plausibility test's minimum
 	ZMean    float64 `json:"z_mean"`
+	Log10P   float64 `json:"log10_p_median"` // median log10 of the plausibility bound
 }
 
 // ToleranceResult is what `agora bench tolerance` measured.
@@ -167,6 +169,7 @@ func RunTolerance(o ToleranceOptions) (*ToleranceResult, error) {
 			row.OverlapMin = math.Min(row.OverlapMin, rep.Overlap)
 			if rep.TestTokens >= tol.MinTestTokens {
 				row.ZMin = math.Min(row.ZMin, rep.Z)
+				row.Log10PMin = math.Min(row.Log10PMin, rep.Log10P)
 				zSum += rep.Z
 				zN++
 			}
@@ -179,8 +182,8 @@ func RunTolerance(o ToleranceOptions) (*ToleranceResult, error) {
 			row.ZMean = zSum / float64(zN)
 		}
 		res.Honest = append(res.Honest, row)
-		logf("honest σ=%-6g %4d requests  rejected %d  max|Δ| p50 %.4f p99 %.4f max %.4f  mean|Δ| max %.4f  overlap min %.2f  z min %.2f mean %.2f  %s",
-			sigma, row.Requests, row.Rejected, row.MaxDiffP50, row.MaxDiffP99, row.MaxDiffMax, row.MeanDiffMax, row.OverlapMin, row.ZMin, row.ZMean, row.FirstReason)
+		logf("honest σ=%-6g %4d requests  rejected %d  max|Δ| p50 %.4f p99 %.4f max %.4f  mean|Δ| max %.4f  overlap min %.2f  z min %.2f mean %.2f  log10 p min %.2f  %s",
+			sigma, row.Requests, row.Rejected, row.MaxDiffP50, row.MaxDiffP99, row.MaxDiffMax, row.MeanDiffMax, row.OverlapMin, row.ZMin, row.ZMean, row.Log10PMin, row.FirstReason)
 	}
 	if checks > 0 {
 		res.CheckMs = float64(checkTime.Microseconds()) / 1000 / float64(checks)
@@ -199,12 +202,13 @@ func RunTolerance(o ToleranceOptions) (*ToleranceResult, error) {
 		for _, s := range tolSettings {
 			lengths := []int{32}
 			if a.name == "prefill attack" && s.name == "T=1" {
-				lengths = []int{8, 16, 32, 64}
+				lengths = []int{4, 8, 16, 32}
 			}
 			for _, n := range lengths {
 				row := AttackRow{Attack: a.name, Setting: s.name, Tokens: n}
 				caught := 0
 				var zSum float64
+				var logPs []float64
 				for i := 0; i < o.Attacks; i++ {
 					rep, cerr, _ := run(a.m, a.opts, 100000+i, s, n)
 					if rep.Tokens == 0 && cerr != nil {
@@ -218,11 +222,14 @@ func RunTolerance(o ToleranceOptions) (*ToleranceResult, error) {
 						row.Short++
 					}
 					zSum += rep.Z
+					logPs = append(logPs, rep.Log10P)
 				}
+				sort.Float64s(logPs)
+				row.Log10P = logPs[len(logPs)/2]
 				row.Caught = float64(caught) / float64(row.Requests)
 				row.ZMean = zSum / float64(row.Requests)
 				res.Attacks = append(res.Attacks, row)
-				logf("%-26s %-24s %3d tokens  caught %5.1f%% of %d (%d ended before %d tokens)  z mean %.1f", a.name, s.name, n, 100*row.Caught, row.Requests, row.Short, tol.MinTestTokens, row.ZMean)
+				logf("%-26s %-24s %3d tokens  caught %5.1f%% of %d (%d ended before %d tokens)  z mean %.1f  log10 p median %.1f", a.name, s.name, n, 100*row.Caught, row.Requests, row.Short, tol.MinTestTokens, row.ZMean, row.Log10P)
 			}
 		}
 	}
