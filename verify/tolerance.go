@@ -115,14 +115,17 @@ func NewVocab(tok *tokenizer.Tokenizer) *Vocab {
 //     Token of the reference, but for OutlierFraction of the positions, and
 //     within Mean on average;
 //   - the reported top-k mostly the reference top-k (Overlap);
-//   - each sampled token inside the reference sampler's support, or within
-//     Slack of its edge (counted as an outlier otherwise);
-//   - the plausibility test: under honest sampling log q(x) − E[log q] has
-//     mean zero at every position (q the sampling distribution after
-//     penalties, temperature and truncation), so the standardised sum
-//     z = Σ(log q(xᵢ) − Eᵢ) / √ΣVarᵢ is about N(0,1). Tokens written by
-//     another model and merely scored by the claimed one (a prefill attack)
-//     are systematically less likely under it and drive z far below zero.
+//   - each sampled token inside the reference sampler's support, or near
+//     enough to its cut that Slack of noise explains it (an outlier
+//     otherwise);
+//   - the plausibility test: under honest sampling the shortfall
+//     Eᵢ − log q(xᵢ) has mean zero at every position (q the sampling
+//     distribution after penalties, temperature and truncation, Eᵢ its
+//     Σ q log q). Tokens written by another model and merely scored by the
+//     claimed one (a prefill attack) are systematically less likely under
+//     it; the summed shortfall is refused when a Chernoff bound computed
+//     from the q themselves puts an honest draw that short below
+//     FalseAlarm — exact at any length, no normal approximation.
 //
 // Tokens are given as bytes; where several ids share those bytes, the one
 // whose reference log-prob is closest to the reported one is taken. The
