@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -94,6 +95,19 @@ func benchKeyNamed(s string) ed25519.PrivateKey {
 // directly, (ii) through a provider (adapter), (iii) through gateway →
 // provider, at each connection count, JSON and SSE.
 func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
+	switch {
+	case o.Only != "" && o.Only != "direct" && o.Only != "provider" && o.Only != "gateway":
+		return nil, fmt.Errorf("--only %q: want direct, provider or gateway", o.Only)
+	case o.Mode != "" && o.Mode != "json" && o.Mode != "sse":
+		return nil, fmt.Errorf("--mode %q: want json or sse", o.Mode)
+	case o.Duration <= 0 || o.Rounds < 0:
+		return nil, errors.New("--duration must be positive and --rounds not negative")
+	}
+	for _, c := range o.Conns {
+		if c < 1 {
+			return nil, fmt.Errorf("--conns %d: want at least 1", c)
+		}
+	}
 	if o.Out == nil {
 		o.Out = os.Stdout
 	}

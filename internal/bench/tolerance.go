@@ -81,6 +81,14 @@ var tolSettings = []tolSetting{
 // served weights, and a prefill attack (a cheap model writes, the served
 // model scores), by output length.
 func RunTolerance(o ToleranceOptions) (*ToleranceResult, error) {
+	if o.Requests < 1 || o.Attacks < 1 {
+		return nil, fmt.Errorf("--requests (%d) and --attacks (%d) must be at least 1", o.Requests, o.Attacks)
+	}
+	for _, s := range o.Noise {
+		if !(s >= 0) {
+			return nil, fmt.Errorf("--noise %v: a standard deviation is not negative", s)
+		}
+	}
 	tol := verify.DefaultTolerances()
 	res := &ToleranceResult{Machine: machine(), Tolerances: tol}
 	logf := func(format string, args ...any) { fmt.Fprintf(o.Out, format+"\n", args...) }

@@ -36,6 +36,9 @@ func simulateCmd(g *globals) *cobra.Command {
 			if path == "" {
 				return errors.New("--model FILE.gguf is required")
 			}
+			if !(noise >= 0) {
+				return fmt.Errorf("--noise %v: a standard deviation is not negative", noise)
+			}
 			logger, err := newLogger(g.logLevel, "text", g.errOut)
 			if err != nil {
 				return err
