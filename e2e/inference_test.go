@@ -254,8 +254,27 @@ func TestInferenceEndToEnd(t *testing.T) {
 	}
 	defer ref.Close()
 	for _, r := range list.Data {
-		var tr provider.Transcript
-		getJSON(t, fmt.Sprintf("%s/v1/transcripts/%d/%d", providerURL(t, in, r.Provider), r.Epoch, r.Index), &tr)
+		// Transcripts are private to their provider (validators get only the
+		// sampled or disputed ones, as openings): read it from its store.
+		var tr *provider.Transcript
+		for _, p := range in.providers {
+			if p.Address().String() == r.Provider {
+				if tr, err = p.Store().Transcript(r.Epoch, r.Index); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if tr == nil {
+			t.Fatalf("receipt %s: no provider holds it", r.ID)
+		}
+		resp, err := http.Get(fmt.Sprintf("%s/v1/transcripts/%d/%d", providerURL(t, in, r.Provider), r.Epoch, r.Index))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("a client's transcript is served to anyone: status %d", resp.StatusCode)
+		}
 		vt := verify.Transcript{PromptIDs: tr.PromptIDs, OutputIDs: tr.OutputIDs, Logprobs: tr.Logprobs, Params: native.SampleParams{
 			Temperature: tr.Temperature, TopP: tr.TopP, TopK: tr.TopK, MinP: tr.MinP, RepeatPenalty: tr.RepeatPen,
 			FrequencyPenalty: tr.FreqPen, PresencePenalty: tr.PresPen, Seed: tr.Seed, MaxTokens: tr.MaxTokens}}

@@ -226,22 +226,6 @@ func (p *Provider) handleProof(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(out)
 }
 
-func (p *Provider) handleTranscript(w http.ResponseWriter, r *http.Request) {
-	e, err1 := strconv.ParseUint(r.PathValue("epoch"), 10, 64)
-	i, err2 := strconv.ParseUint(r.PathValue("index"), 10, 64)
-	if err1 != nil || err2 != nil {
-		oai.Errorf(http.StatusBadRequest, "invalid_request_error", "", "epoch and index must be numbers").Write(w)
-		return
-	}
-	t, err := p.store.Transcript(e, i)
-	if err != nil {
-		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "no transcript %d/%d", e, i).Write(w)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(t)
-}
-
 // reprice applies the price policy once per epoch: it publishes new prices
 // on chain, charged from the next epoch.
 func (p *Provider) reprice(ctx context.Context, cur uint64) error {

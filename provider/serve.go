@@ -27,7 +27,6 @@ func (p *Provider) routes() http.Handler {
 	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, false) })
 	mux.HandleFunc("POST /v1/vouchers", p.handleVoucher)
 	mux.HandleFunc("GET /v1/receipts/{id}/proof", p.handleProof)
-	mux.HandleFunc("GET /v1/transcripts/{epoch}/{index}", p.handleTranscript)
 	mux.HandleFunc("GET /v1/openings/{epoch}", p.handleOpenings)
 	mux.HandleFunc("GET /v1/openings/{epoch}/{index}", p.handleOpening)
 	if p.reg != nil {
