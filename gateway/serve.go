@@ -214,7 +214,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			p.observe(false, 0)
 			return errRetry{fmt.Errorf("provider returned an invalid completion")}
 		}
-		sr, err := g.acceptReceipt(ch, p, resp.Header.Get(provider.ReceiptHeader), v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
+		st, err := g.acceptReceipt(ch, p, resp.Header.Get(provider.ReceiptHeader), v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
 		if err != nil {
 			p.observe(false, 0)
 			return errRetry{err}
@@ -222,7 +222,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		p.observe(true, time.Since(t0))
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set(ProviderHeader, p.addr.String())
-		w.Header().Set(ReceiptIDHeader, sr.IDHex())
+		w.Header().Set(ReceiptIDHeader, st.ID)
 		w.Write(rb)
 		g.metrics.requests.WithLabelValues("200").Inc()
 		return nil
@@ -301,7 +301,7 @@ func (g *Gateway) markDelivered(ch *channel, cum uint64) {
 
 // acceptReceipt verifies a provider's receipt for a request we paid with a
 // voucher for cum, and books it. usage (if known) must match it.
-func (g *Gateway) acceptReceipt(ch *channel, p *providerEntry, enc string, cum, maxCost uint64, maxOut int, usage *oai.Usage, model string) (*receipt.Signed, error) {
+func (g *Gateway) acceptReceipt(ch *channel, p *providerEntry, enc string, cum, maxCost uint64, maxOut int, usage *oai.Usage, model string) (*StoredReceipt, error) {
 	if enc == "" {
 		return nil, errors.New("provider sent no receipt")
 	}
@@ -331,13 +331,13 @@ func (g *Gateway) acceptReceipt(ch *channel, p *providerEntry, enc string, cum, 
 		return nil, errors.New("receipt token counts differ from the response's usage")
 	}
 	st := StoredReceipt{ID: sr.IDHex(), Provider: p.addr.String(), Payer: ch.acct.addr.String(), Model: model, Amount: r.Amount, Epoch: r.Epoch, Index: r.Index,
-		Channel: r.ChannelId, Prompt: r.PromptTokens, Output: r.CompletionTokens, Time: time.Now().Unix(), Encoded: sr.Encode()}
+		Channel: r.ChannelId, Prompt: r.PromptTokens, Output: r.CompletionTokens, Time: time.Now().Unix(), Encoded: enc}
 	if err := g.store.AddReceipt(&st); err != nil {
 		return nil, err
 	}
 	// owed (and so paid) only once stored and its signature verified
 	g.verifyCh <- pendingReceipt{ch: ch, provider: p, sr: sr, seq: st.Seq}
-	return sr, nil
+	return &st, nil
 }
 
 func (g *Gateway) handleReceipts(w http.ResponseWriter, r *http.Request) {

@@ -7,6 +7,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 
@@ -31,7 +32,7 @@ func (s *Signed) ID() [32]byte { return sha256.Sum256(s.Bytes) }
 // IDHex is the id in hex.
 func (s *Signed) IDHex() string {
 	id := s.ID()
-	return fmt.Sprintf("%x", id[:])
+	return hex.EncodeToString(id[:])
 }
 
 // Sign serializes and signs r with the provider key.
