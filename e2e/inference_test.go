@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -183,6 +184,8 @@ func TestInferenceEndToEnd(t *testing.T) {
 	if chunks < 3 || len(acc.Choices) != 1 || acc.Choices[0].Message.Content == "" {
 		t.Fatalf("stream: %d chunks, %+v", chunks, acc.Choices)
 	}
+	// a raw stream: the receipt's id comes in a comment before [DONE] and in a trailer
+	streamID := rawStreamReceiptID(t, in.gw.URL(), in.model)
 	// the models list
 	models, err := in.oa.Models.List(ctx)
 	if err != nil || len(models.Data) != 1 || models.Data[0].ID != in.model {
@@ -194,11 +197,13 @@ func TestInferenceEndToEnd(t *testing.T) {
 		Data []gateway.StoredReceipt `json:"data"`
 	}
 	getJSON(t, in.gw.URL()+"/v1/receipts", &list)
-	if len(list.Data) != 4 {
-		t.Fatalf("gateway holds %d receipts, want 4", len(list.Data))
+	if len(list.Data) != 5 {
+		t.Fatalf("gateway holds %d receipts, want 5", len(list.Data))
 	}
 	billed := map[string]uint64{}
+	streamHeld := false
 	for _, r := range list.Data {
+		streamHeld = streamHeld || r.ID == streamID
 		sr, err := receipt.Decode(r.Encoded)
 		if err != nil {
 			t.Fatal(err)
@@ -213,6 +218,9 @@ func TestInferenceEndToEnd(t *testing.T) {
 		billed[r.Provider] += r.Amount
 	}
 
+	if !streamHeld {
+		t.Fatalf("the stream's receipt %s is not among the gateway's receipts", streamID)
+	}
 	// inclusion proofs against the roots committed on chain
 	deadline := time.Now().Add(60 * time.Second)
 	for _, r := range list.Data {
@@ -590,4 +598,31 @@ func TestGatewayStopPaysExactly(t *testing.T) {
 	if best != billed {
 		t.Fatalf("provider holds vouchers for %d, receipts bill %d", best, billed)
 	}
+}
+
+// rawStreamReceiptID streams a chat through the gateway with plain HTTP and
+// returns the receipt id it announced, checking that the comment before
+// [DONE] and the trailer agree and that the stream ends with [DONE].
+func rawStreamReceiptID(t *testing.T, gw, model string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"a receipt for a stream"}],"max_tokens":6,"stream":true}`, model)
+	resp, err := http.Post(gw+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %d %v\n%s", resp.StatusCode, err, raw)
+	}
+	text := string(raw)
+	i := strings.Index(text, gateway.ReceiptIDComment)
+	if i < 0 || !strings.HasSuffix(text, "\ndata: [DONE]\n\n") {
+		t.Fatalf("stream without a receipt id comment or [DONE]:\n%s", text)
+	}
+	id, _, _ := strings.Cut(text[i+len(gateway.ReceiptIDComment):], "\n")
+	if len(id) != 64 || resp.Trailer.Get(gateway.ReceiptIDHeader) != id {
+		t.Fatalf("receipt id %q in the stream, %q in the trailer", id, resp.Trailer.Get(gateway.ReceiptIDHeader))
+	}
+	return id
 }

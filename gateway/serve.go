@@ -28,6 +28,9 @@ import (
 const (
 	ProviderHeader  = "X-Agora-Provider"
 	ReceiptIDHeader = "X-Agora-Receipt-Id"
+	// ReceiptIDComment prefixes the SSE comment carrying a stream's receipt
+	// id, just before its [DONE] (SSE clients ignore comments).
+	ReceiptIDComment = ": agora-receipt-id "
 )
 
 func (g *Gateway) routes() http.Handler {
@@ -228,7 +231,9 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		return nil
 	}
 	// Streaming: pass SSE events through as they arrive, keep the receipt
-	// comment for ourselves.
+	// comment for ourselves. The stream is completed ([DONE]) only once its
+	// receipt is checked and stored, as a JSON answer is: the client then
+	// finds the receipt's id in a comment before [DONE] and in a trailer.
 	fl, _ := w.(http.Flusher)
 	br := bufio.NewReaderSize(resp.Body, 64<<10)
 	started := false
@@ -249,9 +254,10 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			enc = strings.TrimSpace(strings.TrimPrefix(line, provider.ReceiptComment))
 			continue
 		}
+		done := strings.HasPrefix(line, "data: [DONE]")
 		// Only the model (first event) and the usage (last events) are
 		// checked against the receipt: other events pass through unparsed.
-		if data, ok := strings.CutPrefix(line, "data: "); ok && !strings.HasPrefix(data, "[DONE]") && (model == "" || strings.Contains(data, `"usage"`)) {
+		if data, ok := strings.CutPrefix(line, "data: "); ok && !done && (model == "" || strings.Contains(data, `"usage"`)) {
 			var c oai.Response
 			if json.Unmarshal([]byte(data), &c) == nil {
 				if c.Usage != nil {
@@ -266,8 +272,23 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.Header().Set("Cache-Control", "no-cache")
 			w.Header().Set(ProviderHeader, p.addr.String())
+			w.Header().Set("Trailer", ReceiptIDHeader)
 			w.WriteHeader(http.StatusOK)
 			started = true
+		}
+		if done {
+			st, err := g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, usage, model)
+			if err != nil {
+				// The client has the tokens but no [DONE]: its SDK reports an
+				// incomplete stream, and nothing is paid for it.
+				p.observe(false, 0)
+				return fmt.Errorf("stream receipt: %w", err)
+			}
+			w.Header().Set(ReceiptIDHeader, st.ID) // the trailer
+			if _, werr := io.WriteString(w, ReceiptIDComment+st.ID+"\n"+line+"\n"); werr != nil {
+				return fmt.Errorf("client went away: %w", werr)
+			}
+			break
 		}
 		if _, werr := io.WriteString(w, line); werr != nil {
 			return fmt.Errorf("client went away: %w", werr)
@@ -275,16 +296,9 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		if line == "\n" && fl != nil && !oai.EventBuffered(br) {
 			fl.Flush() // nothing more to pass on without waiting: the client gets it now
 		}
-		if strings.HasPrefix(line, "data: [DONE]") {
-			break
-		}
 	}
 	if fl != nil {
 		fl.Flush()
-	}
-	if _, err := g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, usage, model); err != nil {
-		p.observe(false, 0)
-		return fmt.Errorf("stream receipt: %w", err)
 	}
 	p.observe(true, time.Since(t0))
 	g.metrics.requests.WithLabelValues("200").Inc()
