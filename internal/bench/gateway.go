@@ -10,10 +10,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -22,7 +20,6 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/node"
 	"github.com/agoranet/agora/provider"
 )
@@ -32,10 +29,11 @@ type GatewayOptions struct {
 	Duration   time.Duration // per measurement
 	Conns      []int
 	JSON       bool
-	CPUProfile string
+	CPUProfile string // of this process only
 	Only       string // measure only this path (direct, provider, gateway)
 	Mode       string // measure only this mode (json, sse)
 	Rounds     int    // turns over the paths per measurement (Duration split evenly)
+	Procs      bool   // run the backend, the provider and the gateway as separate processes
 	Out        io.Writer
 }
 
@@ -140,44 +138,22 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	// fake backend
-	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	// the fake backend, the provider (adapter) and the gateway
+	parts := startParts
+	if o.Procs {
+		parts = spawnParts
+	}
+	pt, err := parts(ctx, cfg.RPC.Laddr, dir, quiet)
 	if err != nil {
 		return nil, err
 	}
-	bsrv := &http.Server{Handler: fakeBackend()}
-	go bsrv.Serve(bln)
-	defer bsrv.Close()
-	backendURL := "http://" + bln.Addr().String() + "/v1"
-
-	// provider (adapter) and gateway
-	adapter, err := provider.NewOpenAIBackend(backendURL, "", []string{"fake"}, 4096)
-	if err != nil {
-		return nil, err
-	}
-	p, err := provider.New(provider.Config{ChainRPC: cfg.RPC.Laddr, Key: provKey, Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "provider"),
-		PriceIn: 100, PriceOut: 200, Concurrency: 256, Queue: 1024, Credit: 1 << 50},
-		adapter, quiet, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.Start(ctx); err != nil {
-		return nil, err
-	}
-	defer p.Stop()
-	gw, err := gateway.New(gateway.Config{ChainRPC: cfg.RPC.Laddr, Key: cliKey, Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "gateway"), Deposit: 1 << 38}, quiet, nil)
-	if err != nil {
-		return nil, err
-	}
-	if err := gw.Start(ctx); err != nil {
-		return nil, err
-	}
-	defer gw.Stop()
+	defer pt.stop()
+	backendURL := pt.backend
 
 	// a channel of our own for calling the provider directly
 	c, _ := client.New(cfg.RPC.Laddr)
 	st, _ := c.Status(ctx)
-	res, err := c.NewSigner(cliKey).Send(ctx, &types.MsgOpenChannel{Provider: p.Address(), Deposit: 1 << 38, ExpiryHeight: st.SyncInfo.LatestBlockHeight + 100000})
+	res, err := c.NewSigner(cliKey).Send(ctx, &types.MsgOpenChannel{Provider: addr(provKey), Deposit: 1 << 38, ExpiryHeight: st.SyncInfo.LatestBlockHeight + 100000})
 	if err != nil {
 		return nil, err
 	}
@@ -194,8 +170,8 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 		header    map[string]string
 	}{
 		{"direct", backendURL + "/chat/completions", nil},
-		{"provider", p.URL() + "/v1/chat/completions", map[string]string{provider.VoucherHeader: voucher}},
-		{"gateway", gw.URL() + "/v1/chat/completions", nil},
+		{"provider", pt.provider + "/v1/chat/completions", map[string]string{provider.VoucherHeader: voucher}},
+		{"gateway", pt.gateway + "/v1/chat/completions", nil},
 	}
 	// warm up the gateway's channel
 	for i := 0; i < 3; i++ {
@@ -203,7 +179,11 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 			return nil, fmt.Errorf("warm-up through the gateway: %w", err)
 		}
 	}
-	logf("bench gateway: %s per measurement, fake backend at %s", o.Duration, backendURL)
+	where := "all in this process"
+	if o.Procs {
+		where = "backend, provider and gateway each in its own process"
+	}
+	logf("bench gateway: %s per measurement, fake backend at %s; %s", o.Duration, backendURL, where)
 	if o.CPUProfile != "" {
 		f, err := os.Create(o.CPUProfile)
 		if err != nil {

@@ -1,6 +1,10 @@
 package cli
 
 import (
+	"os"
+	"os/signal"
+	"syscall"
+
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/internal/bench"
@@ -50,6 +54,24 @@ func benchCmd(g *globals) *cobra.Command {
 	gw.Flags().StringVar(&go_.Only, "only", "", "measure one path only: direct, provider or gateway")
 	gw.Flags().StringVar(&go_.Mode, "mode", "", "measure one mode only: json or sse")
 	gw.Flags().IntVar(&go_.Rounds, "rounds", 5, "turns over the three paths per measurement (the duration split evenly), so drift on a shared machine hits all paths alike")
+	gw.Flags().BoolVar(&go_.Procs, "procs", false, "run the backend, the provider and the gateway each in its own process (default: all in this one)")
+	var part struct{ chainRPC, dir, backend string }
+	gwPart := &cobra.Command{
+		Use:       "gateway-part backend|provider|gateway",
+		Short:     "One server of `bench gateway`, run as its own process (started by it)",
+		Hidden:    true,
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{bench.RoleBackend, bench.RoleProvider, bench.RoleGateway},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tuneGC()
+			ctx, stop := signal.NotifyContext(ctxOr(cmd.Context()), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return bench.RunGatewayPart(ctx, args[0], part.chainRPC, part.dir, part.backend, os.Stdin, g.out)
+		},
+	}
+	gwPart.Flags().StringVar(&part.chainRPC, "chain-rpc", "", "the bench node's RPC address")
+	gwPart.Flags().StringVar(&part.dir, "dir", "", "the bench's state directory")
+	gwPart.Flags().StringVar(&part.backend, "backend", "", "the fake backend's base URL (provider)")
 	vo := bench.VerifyOptions{}
 	var vjson bool
 	ver := &cobra.Command{
@@ -95,6 +117,6 @@ func benchCmd(g *globals) *cobra.Command {
 	tolc.Flags().IntVar(&to.Attacks, "attacks", 40, "cheating requests per attack and setting")
 	tolc.Flags().Float64SliceVar(&to.Noise, "noise", []float64{0.005, 0.02, 0.05, 0.1}, "σ of the logit noise of honest backends")
 	tolc.Flags().BoolVar(&tjson, "json", false, "print the result as JSON on stdout")
-	cmd.AddCommand(chain, gw, ver, tolc)
+	cmd.AddCommand(chain, gw, gwPart, ver, tolc)
 	return cmd
 }
