@@ -16,7 +16,7 @@ import (
 // the receipts it holds. Synced on every write, so a voucher is never signed
 // lower after a restart and no verified receipt is lost.
 type Store struct {
-	db  *pebble.DB
+	db  *kvlog.DB
 	seq atomic.Uint64 // last receipt sequence number
 }
 
@@ -49,7 +49,7 @@ type StoredReceipt struct {
 
 // OpenStore opens the store in dir.
 func OpenStore(dir string) (*Store, error) {
-	db, err := kvlog.Open(dir)
+	db, err := kvlog.OpenDB(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open gateway store %s: %w", dir, err)
 	}
@@ -91,11 +91,11 @@ func (s *Store) Channel(provider string) (ChannelState, bool, error) {
 // SaveChannel persists a channel state (synced).
 func (s *Store) SaveChannel(provider string, c ChannelState) error {
 	bz, _ := json.Marshal(c)
-	return s.db.Set([]byte("gc/"+provider), bz, pebble.Sync)
+	return s.db.SetSync([]byte("gc/"+provider), bz)
 }
 
-// AddReceipt stores a verified receipt (synced; concurrent calls share a
-// WAL sync). Billed totals are derived from the receipts (BilledByProvider),
+// AddReceipt stores a verified receipt (synced through the store's log;
+// concurrent calls share one write and fdatasync). Billed totals are derived from the receipts (BilledByProvider),
 // so no per-channel total is written that could be reordered.
 func (s *Store) AddReceipt(r *StoredReceipt) error {
 	r.Seq = s.seq.Add(1)
@@ -104,7 +104,7 @@ func (s *Store) AddReceipt(r *StoredReceipt) error {
 	defer b.Close()
 	b.Set(append([]byte("r/"), binary.BigEndian.AppendUint64(nil, r.Seq)...), rbz, nil)
 	b.Set([]byte("ri/"+r.ID), binary.BigEndian.AppendUint64(nil, r.Seq), nil)
-	return b.Commit(pebble.Sync)
+	return s.db.CommitSync(b)
 }
 
 // MarkVerified records that a receipt's signature checked out. Not synced:

@@ -19,7 +19,7 @@ import (
 // Store is the provider's durable state: per-channel billing and best
 // voucher, receipts and transcripts by epoch, epoch commitment status. Every
 // write that accompanies a response is synced before the response completes.
-type Store struct{ db *pebble.DB }
+type Store struct{ db *kvlog.DB }
 
 // ChannelState is what the provider knows about a payment channel.
 type ChannelState struct {
@@ -67,7 +67,7 @@ type Transcript struct {
 
 // OpenStore opens (or creates) the store in dir.
 func OpenStore(dir string) (*Store, error) {
-	db, err := kvlog.Open(dir)
+	db, err := kvlog.OpenDB(dir)
 	if err != nil {
 		return nil, fmt.Errorf("open provider store %s: %w", dir, err)
 	}
@@ -109,7 +109,7 @@ func (s *Store) Channel(id uint64) (ChannelState, error) {
 // SaveVoucher records a better voucher for a channel (synced).
 func (s *Store) SaveVoucher(id uint64, c ChannelState) error {
 	bz, _ := json.Marshal(c)
-	return s.db.Set(key("ch/", u64(id)), bz, pebble.Sync)
+	return s.db.SetSync(key("ch/", u64(id)), bz)
 }
 
 // Epoch returns an epoch's state.
@@ -122,11 +122,12 @@ func (s *Store) Epoch(n uint64) (EpochState, error) {
 // SaveEpoch writes an epoch's state (synced).
 func (s *Store) SaveEpoch(n uint64, e EpochState) error {
 	bz, _ := json.Marshal(e)
-	return s.db.Set(key("ep/", u64(n)), bz, pebble.Sync)
+	return s.db.SetSync(key("ep/", u64(n)), bz)
 }
 
 // Record stores a served request atomically: its receipt and transcript.
-// Synced; concurrent calls share one WAL sync (group commit). Billing totals
+// Synced through the store's log (kvlog.DB); concurrent calls share one
+// write and fdatasync (group commit). Billing totals
 // and epoch counts are derived from the receipts (Scan), so they need no
 // separate write that could be reordered.
 func (s *Store) Record(sr *receipt.Signed, tr *Transcript) error {
@@ -140,7 +141,7 @@ func (s *Store) Record(sr *receipt.Signed, tr *Transcript) error {
 	b.Set(key("rc/", loc), sbz, nil)
 	b.Set(key("tr/", loc), tbz, nil)
 	b.Set(key("rid/", id[:]), loc, nil)
-	return b.Commit(pebble.Sync)
+	return s.db.CommitSync(b)
 }
 
 // Receipts returns an epoch's receipts in index order.
@@ -238,5 +239,5 @@ func (s *Store) Scan(fn func(r *types.Receipt)) error {
 // PutTranscript overwrites a stored transcript (for tools and fault-injection tests).
 func (s *Store) PutTranscript(epoch, index uint64, t *Transcript) error {
 	bz, _ := json.Marshal(t)
-	return s.db.Set(key("tr/", u64(epoch), u64(index)), bz, pebble.Sync)
+	return s.db.SetSync(key("tr/", u64(epoch), u64(index)), bz)
 }
