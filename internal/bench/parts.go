@@ -77,6 +77,14 @@ func startPart(ctx context.Context, role, chainRPC, dir, backendURL string, logg
 
 // startParts starts the three parts in this process.
 func startParts(ctx context.Context, chainRPC, dir string, logger *slog.Logger) (*parts, error) {
+	return chainParts(func(role, backendURL string) (string, func(), error) {
+		return startPart(ctx, role, chainRPC, dir, backendURL, logger)
+	})
+}
+
+// chainParts starts the backend, then the provider in front of it, then
+// the gateway, with start; on a failure it stops what it started.
+func chainParts(start func(role, backendURL string) (string, func(), error)) (*parts, error) {
 	pt := &parts{}
 	var stops []func()
 	pt.stop = func() {
@@ -85,7 +93,7 @@ func startParts(ctx context.Context, chainRPC, dir string, logger *slog.Logger) 
 		}
 	}
 	for _, role := range []string{RoleBackend, RoleProvider, RoleGateway} {
-		url, stop, err := startPart(ctx, role, chainRPC, dir, pt.backend, logger)
+		url, stop, err := start(role, pt.backend)
 		if err != nil {
 			pt.stop()
 			return nil, fmt.Errorf("%s: %w", role, err)
@@ -134,30 +142,9 @@ func spawnParts(ctx context.Context, chainRPC, dir string, _ *slog.Logger) (*par
 	if err != nil {
 		return nil, err
 	}
-	pt := &parts{}
-	var stops []func()
-	pt.stop = func() {
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
-		}
-	}
-	for _, role := range []string{RoleBackend, RoleProvider, RoleGateway} {
-		url, stop, err := spawnPart(exe, role, chainRPC, dir, pt.backend)
-		if err != nil {
-			pt.stop()
-			return nil, fmt.Errorf("%s process: %w", role, err)
-		}
-		stops = append(stops, stop)
-		switch role {
-		case RoleBackend:
-			pt.backend = url
-		case RoleProvider:
-			pt.provider = url
-		case RoleGateway:
-			pt.gateway = url
-		}
-	}
-	return pt, nil
+	return chainParts(func(role, backendURL string) (string, func(), error) {
+		return spawnPart(exe, role, chainRPC, dir, backendURL)
+	})
 }
 
 func spawnPart(exe, role, chainRPC, dir, backendURL string) (string, func(), error) {
