@@ -107,7 +107,8 @@ type providerEntry struct {
 	// newly published price only from the next epoch, so both are valid.
 	prevIn, prevOut uint64
 	models          map[string]bool
-	*stats          // shared across directory refreshes
+	reputationBps   uint64 // on chain: grows with clean audited epochs, 0 after a fault
+	*stats                 // shared across directory refreshes
 }
 
 // stats are a provider's routing statistics.
@@ -350,7 +351,8 @@ func (g *Gateway) refresh(ctx context.Context) error {
 			continue
 		}
 		// entries are immutable once published; a refresh builds new ones
-		e := &providerEntry{addr: pv.Address, endpoint: pv.Endpoint, priceIn: pv.PriceInputPer1K, priceOut: pv.PriceOutputPer1K, models: map[string]bool{}}
+		e := &providerEntry{addr: pv.Address, endpoint: pv.Endpoint, priceIn: pv.PriceInputPer1K, priceOut: pv.PriceOutputPer1K,
+			models: map[string]bool{}, reputationBps: min(pv.ReputationBps, 10_000)}
 		if o := old[pv.Address.String()]; o != nil {
 			e.pub, e.stats = o.pub, o.stats
 			e.prevIn, e.prevOut = o.prevIn, o.prevOut
@@ -376,8 +378,9 @@ func (g *Gateway) refresh(ctx context.Context) error {
 	return nil
 }
 
-// candidates returns the providers serving model, best first: fewer recent
-// failures, then lower output price, then lower latency.
+// candidates returns the providers serving model, best first. Providers
+// that failed recently (a decayed failure count of one or more) go last;
+// the others, and then those, are ranked by routeScore.
 func (g *Gateway) candidates(model string) []*providerEntry {
 	g.dirMu.RLock()
 	var out []*providerEntry
@@ -388,29 +391,42 @@ func (g *Gateway) candidates(model string) []*providerEntry {
 	}
 	g.dirMu.RUnlock()
 	type scored struct {
-		p                *providerEntry
-		fail, price, lat float64
+		p     *providerEntry
+		fail  float64
+		score float64
 	}
 	s := make([]scored, len(out))
 	now := time.Now()
 	for i, p := range out {
 		p.mu.Lock()
-		s[i] = scored{p, p.recentFailures(now), float64(p.priceOut + p.priceIn/4), p.latency}
+		fail, lat := p.recentFailures(now), p.latency
 		p.mu.Unlock()
+		s[i] = scored{p, fail, routeScore(p.priceIn, p.priceOut, fail, lat, p.reputationBps)}
 	}
 	sort.SliceStable(s, func(i, j int) bool {
 		if (s[i].fail >= 1) != (s[j].fail >= 1) {
 			return s[i].fail < 1
 		}
-		if s[i].price != s[j].price {
-			return s[i].price < s[j].price
-		}
-		return s[i].lat < s[j].lat
+		return s[i].score < s[j].score
 	})
 	for i := range s {
 		out[i] = s[i].p
 	}
 	return out
+}
+
+// routeScore is what a request to a provider is expected to cost, lower
+// being better: its price (output tokens weighted four times input ones, as
+// answers are usually shorter than prompts but dearer), times 1 + its
+// recent failures (the tries a success takes), times 1.5 for a provider the
+// chain has no clean audits of down to 1 for a full on-chain reputation,
+// times 1 + its mean latency in seconds. So among reliable providers the
+// cheaper wins unless it is much slower or much less trusted: a provider
+// with full reputation is preferred up to 1.5× the price of an unknown one.
+func routeScore(priceIn, priceOut uint64, failures, latency float64, reputationBps uint64) float64 {
+	price := float64(priceOut) + float64(priceIn)/4
+	trust := 1 + float64(10_000-min(reputationBps, 10_000))/20_000
+	return price * (1 + failures) * trust * (1 + latency)
 }
 
 func (p *providerEntry) observe(ok bool, d time.Duration) {
