@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 
@@ -128,7 +129,7 @@ func providerCmd(g *globals) *cobra.Command {
 			}
 			mergeConfig(cmd.Flags(), &c, fc)
 			if len(c.Models) == 0 && c.Backend == "" {
-				return errors.New("nothing to serve: give --model FILE.gguf (repeatable), or --backend URL with --backend-model NAME")
+				return errors.New("nothing to serve: give --model FILE.gguf or DIR (repeatable), or --backend URL with --backend-model NAME")
 			}
 			if c.PricePolicy != "" && c.PricePolicy != "fixed" && c.PricePolicy != "adaptive" {
 				return fmt.Errorf("--price-policy %q: want fixed or adaptive", c.PricePolicy)
@@ -153,8 +154,12 @@ func providerCmd(g *globals) *cobra.Command {
 				defer ob.Close()
 				b = ob
 			} else {
-				fmt.Fprintf(g.errOut, "loading %d model(s) ...\n", len(c.Models))
-				nb, err := provider.NewNativeBackend(c.Models, native.Options{Threads: c.Threads})
+				files, err := modelFiles(c.Models)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(g.errOut, "loading %d model(s) ...\n", len(files))
+				nb, err := provider.NewNativeBackend(files, native.Options{Threads: c.Threads})
 				if err != nil {
 					return err
 				}
@@ -186,7 +191,7 @@ func providerCmd(g *globals) *cobra.Command {
 	f.StringVar(&c.Keyring, "keyring", c.Keyring, "keyring backend: file or test")
 	f.StringVar(&c.Listen, "listen", c.Listen, "listen address")
 	f.StringVar(&c.Endpoint, "endpoint", "", "public base URL to register (default http://LISTEN)")
-	f.StringSliceVar(&c.Models, "model", nil, "GGUF model file to serve (repeatable)")
+	f.StringSliceVar(&c.Models, "model", nil, "GGUF model file to serve, or a directory: every .gguf in it (repeatable)")
 	f.StringVar(&c.Backend, "backend", "", "OpenAI-compatible backend base URL (e.g. http://127.0.0.1:8081/v1) instead of native models")
 	f.StringSliceVar(&c.BackendModels, "backend-model", nil, "model served by --backend (repeatable): NAME, or NAME=FILE.gguf for a model validators can verify (the GGUF of the weights the backend serves)")
 	f.StringVar(&c.BackendKey, "backend-api-key", "", "bearer key for --backend")
@@ -347,4 +352,30 @@ func fileOr[T comparable](file, cur T) T {
 		return file
 	}
 	return cur
+}
+
+// modelFiles expands the provider's model paths: a file stands for itself, a
+// directory for every .gguf file in it (sorted by name).
+func modelFiles(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", p, err)
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		found, err := filepath.Glob(filepath.Join(p, "*.gguf"))
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
+			return nil, fmt.Errorf("model directory %s has no .gguf file", p)
+		}
+		sort.Strings(found)
+		out = append(out, found...)
+	}
+	return out, nil
 }

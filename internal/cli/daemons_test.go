@@ -3,6 +3,7 @@ package cli
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +28,30 @@ func TestProviderConfigFile(t *testing.T) {
 	mergeConfig(start.Flags(), &c, fc)
 	if c.Queue != 4 || c.Concurrency != 5 || c.PriceInput != 7 || c.Listen != "127.0.0.1:9999" {
 		t.Fatalf("merged config %+v", c)
+	}
+}
+
+// TestModelFiles: a directory stands for its .gguf files in name order, a
+// file for itself; a missing path or a directory without models is an error.
+func TestModelFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"b.gguf", "a.gguf", "notes.txt"} {
+		os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644)
+	}
+	single := filepath.Join(t.TempDir(), "c.gguf")
+	os.WriteFile(single, []byte("x"), 0o644)
+	got, err := modelFiles([]string{dir, single})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "a.gguf"), filepath.Join(dir, "b.gguf"), single}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	if _, err := modelFiles([]string{t.TempDir()}); err == nil || !strings.Contains(err.Error(), "has no .gguf file") {
+		t.Fatalf("an empty directory: %v", err)
+	}
+	if _, err := modelFiles([]string{filepath.Join(dir, "missing.gguf")}); err == nil || !strings.Contains(err.Error(), "missing.gguf") {
+		t.Fatalf("a missing file: %v", err)
 	}
 }
