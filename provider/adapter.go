@@ -160,6 +160,8 @@ type upstreamReq struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options,omitempty"`
+	Logprobs    any  `json:"logprobs,omitempty"`     // chat: true; text: the alternatives
+	TopLogprobs *int `json:"top_logprobs,omitempty"` // chat
 }
 
 // post sends v as JSON to the backend's path and returns a 200 response
@@ -203,6 +205,25 @@ func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok,
 			IncludeUsage bool `json:"include_usage"`
 		}{true}
 	}
+	if job.Logprobs {
+		if job.Chat {
+			n := job.TopLogprobs
+			ur.Logprobs, ur.TopLogprobs = true, &n
+		} else {
+			ur.Logprobs = job.TopLogprobs
+		}
+	}
+	// logprobsOf adds a choice's log-probs (asked for) to t.
+	logprobsOf := func(c oai.Choice, t *TokenLogprobs) error {
+		if !job.Logprobs || len(c.Logprobs) == 0 || string(c.Logprobs) == "null" {
+			return nil
+		}
+		var w wireLogprobs
+		if err := json.Unmarshal(c.Logprobs, &w); err != nil {
+			return fmt.Errorf("backend sent invalid logprobs: %w", err)
+		}
+		return w.appendTo(t)
+	}
 	resp, err := b.post(ctx, path, ur)
 	if err != nil {
 		return nil, err
@@ -230,6 +251,11 @@ func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok,
 		if r.Choices[0].FinishReason != nil {
 			out.FinishReason = *r.Choices[0].FinishReason
 		}
+		var lps TokenLogprobs
+		if err := logprobsOf(r.Choices[0], &lps); err != nil {
+			return nil, err
+		}
+		out.Pieces, out.Logprobs, out.Top = lps.Pieces, lps.Logprobs, lps.Top
 		usage = r.Usage
 	} else {
 		var sb strings.Builder
@@ -243,10 +269,15 @@ func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok,
 				usage = c.Usage
 			}
 			for _, ch := range c.Choices {
-				if t := textOf(ch); t != "" {
+				var lps TokenLogprobs
+				if err := logprobsOf(ch, &lps); err != nil {
+					return err
+				}
+				out.Pieces, out.Logprobs, out.Top = append(out.Pieces, lps.Pieces...), append(out.Logprobs, lps.Logprobs...), append(out.Top, lps.Top...)
+				if t := textOf(ch); t != "" || lps.Len() > 0 {
 					sb.WriteString(t)
 					chunks++
-					if err := onDelta(t, more); err != nil {
+					if err := onDelta(Delta{Text: t, Tokens: lps, More: more}); err != nil {
 						return err
 					}
 				}
@@ -266,6 +297,9 @@ func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok,
 	}
 	if usage == nil {
 		return nil, errors.New("backend reported no usage")
+	}
+	if job.Logprobs && len(out.Pieces) == 0 && out.Text != "" {
+		return nil, errors.New("log-probs were asked for and the backend returned none")
 	}
 	// Never bill beyond what was pre-authorised.
 	out.PromptTokens = min(usage.PromptTokens, bound)

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/agoranet/agora/engine/gguf"
@@ -59,7 +60,7 @@ func TestVerifiableAdapter(t *testing.T) {
 		stream bool
 	}{
 		{"chat", Job{Chat: true, Messages: []native.Message{{Role: "user", Content: "hello there"}}, MaxTokens: 24, Params: native.SampleParams{Temperature: 1, Seed: 4}}, false},
-		{"chat stream", Job{Chat: true, Messages: []native.Message{{Role: "user", Content: "hello there"}}, MaxTokens: 24, Params: native.SampleParams{Temperature: 0.8, TopP: 0.9, Seed: 5}}, true},
+		{"chat stream", Job{Chat: true, Messages: []native.Message{{Role: "user", Content: "hello there"}}, MaxTokens: 24, Params: native.SampleParams{Temperature: 0.8, TopP: 0.9, Seed: 5}, Logprobs: true, TopLogprobs: 3}, true},
 		{"plain", Job{Prompt: "the quick brown fox", MaxTokens: 24, Params: native.SampleParams{Temperature: 0}}, false},
 	} {
 		p, err := b.Prepare("gpu", &c.job)
@@ -67,9 +68,10 @@ func TestVerifiableAdapter(t *testing.T) {
 			t.Fatal(err)
 		}
 		var streamed strings.Builder
+		streamedTokens := 0
 		var onDelta DeltaFunc
 		if c.stream {
-			onDelta = func(s string, _ bool) error { streamed.WriteString(s); return nil }
+			onDelta = func(d Delta) error { streamed.WriteString(d.Text); streamedTokens += d.Tokens.Len(); return nil }
 		}
 		out, err := p.Run(context.Background(), onDelta)
 		if err != nil {
@@ -78,8 +80,8 @@ func TestVerifiableAdapter(t *testing.T) {
 		if out.Verify != VerifyTolerance || out.CompletionTokens != len(out.Pieces) || out.PromptTokens != len(p.PromptIDs) || len(out.Pieces) == 0 {
 			t.Fatalf("%s: output %+v", c.name, out)
 		}
-		if c.stream && streamed.String() != out.Text {
-			t.Fatalf("%s: streamed %q, text %q", c.name, streamed.String(), out.Text)
+		if c.stream && (streamed.String() != out.Text || streamedTokens != len(out.Pieces)) {
+			t.Fatalf("%s: streamed %q with %d tokens' log-probs, text %q of %d tokens", c.name, streamed.String(), streamedTokens, out.Text, len(out.Pieces))
 		}
 		rep, err := verify.CheckTolerance(m, vocab, verify.Reported{PromptIDs: p.PromptIDs, Pieces: out.Pieces, Logprobs: out.Logprobs,
 			Top: out.Top, Params: p.Params, Text: []byte(out.Text)}, verify.DefaultTolerances())
@@ -136,5 +138,88 @@ func TestVerifiableAdapter(t *testing.T) {
 		if _, err := NewOpenAIBackend(bare.URL, "", bad, 0); err == nil {
 			t.Fatalf("declaration %q accepted", bad)
 		}
+	}
+}
+
+// TestAdapterLogprobs: asked for log-probs, the adapter asks its backend
+// for them in the endpoint's form (chat: logprobs true + top_logprobs;
+// text: the number) and returns what the backend reported, streamed chunk
+// by chunk too; a backend that answers without them fails the request.
+func TestAdapterLogprobs(t *testing.T) {
+	var asked []map[string]any
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req map[string]any
+		json.NewDecoder(r.Body).Decode(&req)
+		mu.Lock()
+		asked = append(asked, req)
+		mu.Unlock()
+		chatLP := `{"content":[{"token":"Hel","logprob":-0.5,"bytes":[72,101,108],"top_logprobs":[{"token":"Hel","logprob":-0.5,"bytes":[72,101,108]},{"token":"Hi","logprob":-1.5,"bytes":[72,105]}]},` +
+			`{"token":"lo","logprob":-0.25,"bytes":[108,111],"top_logprobs":[{"token":"lo","logprob":-0.25,"bytes":[108,111]},{"token":"p","logprob":-2,"bytes":[112]}]}]}`
+		switch {
+		case req["model"] == "bare":
+			io.WriteString(w, `{"choices":[{"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`)
+		case req["stream"] == true:
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, `data: {"choices":[{"delta":{"content":"Hel"},"logprobs":{"content":[{"token":"Hel","logprob":-0.5,"bytes":[72,101,108],"top_logprobs":[]}]}}]}`+"\n\n")
+			io.WriteString(w, `data: {"choices":[{"delta":{"content":"lo"},"logprobs":{"content":[{"token":"lo","logprob":-0.25,"bytes":[108,111],"top_logprobs":[]}]},"finish_reason":"stop"}]}`+"\n\n")
+			io.WriteString(w, `data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}`+"\n\ndata: [DONE]\n\n")
+		case r.URL.Path == "/v1/completions":
+			io.WriteString(w, `{"choices":[{"text":"Hello","finish_reason":"stop","logprobs":{"tokens":["Hel","lo"],"token_logprobs":[-0.5,-0.25],"top_logprobs":[{"Hel":-0.5,"Hi":-1.5},{"lo":-0.25,"p":-2}]}}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`)
+		default:
+			io.WriteString(w, `{"choices":[{"message":{"role":"assistant","content":"Hello"},"finish_reason":"stop","logprobs":`+chatLP+`}],"usage":{"prompt_tokens":3,"completion_tokens":2}}`)
+		}
+	}))
+	defer srv.Close()
+	b, err := NewOpenAIBackend(srv.URL+"/v1", "", []string{"m", "bare"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	run := func(model string, job Job, onDelta DeltaFunc) (*Output, error) {
+		p, err := b.Prepare(model, &job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Run(context.Background(), onDelta)
+	}
+	chat := Job{Chat: true, Messages: []native.Message{{Role: "user", Content: "hi"}}, MaxTokens: 8, Logprobs: true, TopLogprobs: 2}
+	text := Job{Prompt: "hi", MaxTokens: 8, Logprobs: true, TopLogprobs: 2}
+	for name, job := range map[string]Job{"chat": chat, "text": text} {
+		out, err := run("m", job, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(out.Pieces) != 2 || string(out.Pieces[0]) != "Hel" || string(out.Pieces[1]) != "lo" || out.Logprobs[0] != -0.5 || out.Logprobs[1] != -0.25 ||
+			len(out.Top[0]) != 2 || string(out.Top[0][1].Token) != "Hi" || out.Top[0][1].Logprob != -1.5 {
+			t.Fatalf("%s: %q %v %+v", name, out.Pieces, out.Logprobs, out.Top)
+		}
+	}
+	mu.Lock()
+	if asked[0]["logprobs"] != true || asked[0]["top_logprobs"] != float64(2) || asked[1]["logprobs"] != float64(2) || asked[1]["top_logprobs"] != nil {
+		t.Fatalf("asked the backend %v / %v", asked[0], asked[1])
+	}
+	mu.Unlock()
+	var deltas []Delta
+	out, err := run("m", chat, func(d Delta) error { deltas = append(deltas, d); return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(deltas) != 2 || deltas[0].Tokens.Len() != 1 || deltas[1].Tokens.Logprobs[0] != -0.25 || len(out.Pieces) != 2 {
+		t.Fatalf("streamed deltas %+v, output %+v", deltas, out)
+	}
+	if _, err := run("bare", chat, nil); err == nil || !strings.Contains(err.Error(), "backend returned none") {
+		t.Fatalf("a backend without log-probs: %v", err)
+	}
+	// not asked for: none asked of the backend
+	plain := chat
+	plain.Logprobs = false
+	if out, err := run("m", plain, nil); err != nil || len(out.Pieces) != 0 {
+		t.Fatalf("not asked: %v %+v", err, out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if last := asked[len(asked)-1]; last["logprobs"] != nil {
+		t.Fatalf("asked the backend for log-probs unasked: %v", last)
 	}
 }

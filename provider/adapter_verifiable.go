@@ -27,7 +27,7 @@ func (b *OpenAIBackend) prepareVerifiable(spec ModelSpec, ref *adapterRef, job *
 	p := &Prepared{Model: spec.Name, ModelHash: spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
 	p.Params.MaxTokens = maxTok
 	p.run = func(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
-		return b.runVerifiable(ctx, p, ref, onDelta)
+		return b.runVerifiable(ctx, p, ref, job.Logprobs, onDelta)
 	}
 	return p, nil
 }
@@ -85,8 +85,8 @@ func tokenBytes(tok string, bs []int) ([]byte, error) {
 	return out, nil
 }
 
-// appendTo adds the tokens to out's transcript fields.
-func (w *wireLogprobs) appendTo(out *Output) error {
+// appendTo adds the tokens to out.
+func (w *wireLogprobs) appendTo(out *TokenLogprobs) error {
 	for _, c := range w.Content {
 		piece, err := tokenBytes(c.Token, c.Bytes)
 		if err != nil {
@@ -137,7 +137,7 @@ type completionResp struct {
 	Usage   *oai.Usage         `json:"usage"`
 }
 
-func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, ref *adapterRef, onDelta DeltaFunc) (*Output, error) {
+func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, ref *adapterRef, logprobs bool, onDelta DeltaFunc) (*Output, error) {
 	pr := p.Params
 	ur := verifiableReq{Model: p.Model, Prompt: p.PromptIDs, MaxTokens: p.MaxTokens, Temperature: pr.Temperature, TopP: pr.TopP, TopK: pr.TopK,
 		MinP: pr.MinP, RepeatPenalty: pr.RepeatPenalty, FrequencyPenalty: pr.FrequencyPenalty, PresencePenalty: pr.PresencePenalty,
@@ -148,16 +148,20 @@ func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, ref *ada
 	}
 	defer resp.Body.Close()
 	out := &Output{FinishReason: "stop", Verify: VerifyTolerance}
-	take := func(c completionChoice) error {
+	var all TokenLogprobs
+	// take records a choice; it returns the tokens it added.
+	take := func(c completionChoice) (TokenLogprobs, error) {
 		if c.FinishReason != nil {
 			out.FinishReason = *c.FinishReason
 		}
+		var lps TokenLogprobs
 		if c.Logprobs != nil {
-			if err := c.Logprobs.appendTo(out); err != nil {
-				return fmt.Errorf("backend sent invalid logprobs: %w", err)
+			if err := c.Logprobs.appendTo(&lps); err != nil {
+				return lps, fmt.Errorf("backend sent invalid logprobs: %w", err)
 			}
 		}
-		return nil
+		all.Pieces, all.Logprobs, all.Top = append(all.Pieces, lps.Pieces...), append(all.Logprobs, lps.Logprobs...), append(all.Top, lps.Top...)
+		return lps, nil
 	}
 	if !ur.Stream {
 		var r completionResp
@@ -165,7 +169,7 @@ func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, ref *ada
 			return nil, errors.New("backend returned an invalid completion")
 		}
 		out.Text = r.Choices[0].Text
-		if err := take(r.Choices[0]); err != nil {
+		if _, err := take(r.Choices[0]); err != nil {
 			return nil, err
 		}
 	} else {
@@ -176,12 +180,16 @@ func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, ref *ada
 				return errors.New("backend sent an invalid stream chunk")
 			}
 			for _, ch := range c.Choices {
-				if err := take(ch); err != nil {
+				lps, err := take(ch)
+				if err != nil {
 					return err
 				}
-				if ch.Text != "" {
+				if ch.Text != "" || lps.Len() > 0 {
 					sb.WriteString(ch.Text)
-					if err := onDelta(ch.Text, more); err != nil {
+					if !logprobs {
+						lps = TokenLogprobs{} // the client did not ask for them
+					}
+					if err := onDelta(Delta{Text: ch.Text, Tokens: lps, More: more}); err != nil {
 						return err
 					}
 				}
@@ -193,6 +201,7 @@ func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, ref *ada
 		}
 		out.Text = sb.String()
 	}
+	out.Pieces, out.Logprobs, out.Top = all.Pieces, all.Logprobs, all.Top
 	// The transcript is what validators check: without log-probs for every
 	// token this request could not be audited, so it is not served.
 	if len(out.Pieces) == 0 && out.Text != "" {

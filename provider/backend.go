@@ -30,6 +30,10 @@ type Job struct {
 	Prompt    string
 	MaxTokens int
 	Params    native.SampleParams
+	// Logprobs asks for the tokens' log-probs with TopLogprobs
+	// alternatives each (Output's Pieces, Logprobs and Top; Delta.Tokens).
+	Logprobs    bool
+	TopLogprobs int
 }
 
 // Prepared is a job whose prompt is tokenized, so it can be priced.
@@ -54,8 +58,9 @@ type Output struct {
 	Logprobs         []float32
 	FinishReason     string
 
-	// The tolerance path (Verify = VerifyTolerance): the output tokens as
-	// bytes and the top alternatives the backend reported per token.
+	// The output tokens as bytes and the best alternatives per token: on
+	// the tolerance path (Verify = VerifyTolerance) what the backend
+	// reported, and whenever the job asked for log-probs.
 	Verify string
 	Pieces [][]byte
 	Top    [][]verify.Alt
@@ -152,25 +157,36 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 	p.run = func(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
 		out := &Output{}
 		var cbErr error
-		var pending []byte // bytes of a character split across tokens
-		res, err := nm.m.Generate(nm.tok, ids, p.Params, func(tr native.TokenResult) bool {
+		var pending []byte        // bytes of a character split across tokens
+		var pendTok TokenLogprobs // the tokens of pending (log-probs asked for)
+		params := p.Params
+		if job.Logprobs {
+			params.TopLogprobs = min(job.TopLogprobs, 20)
+		}
+		res, err := nm.m.Generate(nm.tok, ids, params, func(tr native.TokenResult) bool {
 			if ctx.Err() != nil {
 				return false
 			}
-			if onDelta != nil && tr.Text != "" {
+			if onDelta == nil {
+				return true
+			}
+			if job.Logprobs {
+				pendTok.addNative(tr)
+			}
+			if tr.Text != "" {
 				pending = append(pending, tr.Text...)
 				n := completeUTF8(pending)
 				if n > 0 {
-					if cbErr = onDelta(string(pending[:n]), false); cbErr != nil {
+					if cbErr = onDelta(Delta{Text: string(pending[:n]), Tokens: pendTok}); cbErr != nil {
 						return false
 					}
-					pending = append(pending[:0], pending[n:]...)
+					pending, pendTok = append(pending[:0], pending[n:]...), TokenLogprobs{}
 				}
 			}
 			return true
 		})
-		if err == nil && cbErr == nil && onDelta != nil && len(pending) > 0 {
-			cbErr = onDelta(string(pending), false) // whatever is left, even if not valid UTF-8
+		if err == nil && cbErr == nil && onDelta != nil && (len(pending) > 0 || pendTok.Len() > 0) {
+			cbErr = onDelta(Delta{Text: string(pending), Tokens: pendTok}) // whatever is left, even if not valid UTF-8
 		}
 		if err != nil {
 			return nil, err
@@ -183,9 +199,14 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		}
 		out.Text, out.FinishReason = res.Text, res.FinishReason
 		out.PromptTokens, out.CompletionTokens = len(ids), len(res.Tokens)
+		var lps TokenLogprobs
 		for _, tr := range res.Tokens {
 			out.OutputIDs = append(out.OutputIDs, tr.ID)
-			out.Logprobs = append(out.Logprobs, tr.Logprob)
+			lps.addNative(tr)
+		}
+		out.Logprobs = lps.Logprobs
+		if job.Logprobs {
+			out.Pieces, out.Top = lps.Pieces, lps.Top
 		}
 		return out, nil
 	}

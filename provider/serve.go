@@ -69,6 +69,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		return
 	}
 	job := &Job{Chat: chat, MaxTokens: req.MaxOutput(p.cfg.DefaultMax)}
+	job.Logprobs, job.TopLogprobs = req.LogprobsWanted(chat)
 	if chat {
 		for _, m := range req.Messages {
 			role := m.Role
@@ -209,7 +210,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	var out *Output
 	var sr *receipt.Signed
 	if req.Stream {
-		out, sr, err = p.stream(w, r, req, prep, chat, id, created, body, v, priceIn, priceOut)
+		out, sr, err = p.stream(w, r, req, job, prep, chat, id, created, body, v, priceIn, priceOut)
 		if err != nil {
 			p.log.Debug("stream ended early", "err", err)
 			p.metrics.requests.WithLabelValues("stream_aborted").Inc()
@@ -227,12 +228,14 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		}
 		resp := oai.Response{ID: id, Object: object, Created: created, Model: req.Model, Usage: usageOf(prep, out)}
 		fr := out.FinishReason
+		text := out.Text
 		if chat {
-			text := out.Text
 			resp.Choices = []oai.Choice{{Message: &oai.RespMessage{Role: "assistant", Content: &text}, FinishReason: &fr}}
 		} else {
-			text := out.Text
 			resp.Choices = []oai.Choice{{Text: &text, FinishReason: &fr}}
+		}
+		if job.Logprobs {
+			resp.Choices[0].Logprobs = renderLogprobs(chat, TokenLogprobs{out.Pieces, out.Logprobs, out.Top}, job.TopLogprobs, 0)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set(ReceiptHeader, sr.Encode())
@@ -243,6 +246,14 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	p.metrics.tokens.WithLabelValues("completion").Add(float64(out.CompletionTokens))
 	p.metrics.billed.Add(float64(sr.Receipt.Amount))
 	p.metrics.latency.Observe(time.Since(start).Seconds())
+}
+
+// renderLogprobs is a choice's logprobs in its endpoint's format.
+func renderLogprobs(chat bool, t TokenLogprobs, n, offset int) json.RawMessage {
+	if chat {
+		return chatLogprobs(t, n)
+	}
+	return textLogprobs(t, n, offset)
 }
 
 func sha256Sum(b []byte) []byte {
@@ -353,7 +364,7 @@ func (p *Provider) currentHeight() int64 {
 
 // stream writes SSE chunks as tokens are generated, then the usage chunk (if
 // asked), the receipt as an SSE comment, and [DONE].
-func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Request, prep *Prepared, chat bool, id string, created int64, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*Output, *receipt.Signed, error) {
+func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Request, job *Job, prep *Prepared, chat bool, id string, created int64, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*Output, *receipt.Signed, error) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		return nil, nil, errors.New("streaming unsupported")
@@ -392,9 +403,17 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 			return nil, nil, err
 		}
 	}
-	out, err := prep.Run(r.Context(), func(delta string, more bool) error {
-		d := delta
-		return send(chunk(&d, "", nil), !more)
+	offset := 0 // of the next token in the text (text completions' logprobs)
+	out, err := prep.Run(r.Context(), func(d Delta) error {
+		text := d.Text
+		c := chunk(&text, "", nil)
+		if job.Logprobs && d.Tokens.Len() > 0 {
+			c.Choices[0].Logprobs = renderLogprobs(chat, d.Tokens, job.TopLogprobs, offset)
+			for _, piece := range d.Tokens.Pieces {
+				offset += len(piece)
+			}
+		}
+		return send(c, !d.More)
 	})
 	if err != nil {
 		return nil, nil, err
@@ -463,7 +482,10 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
 		RepeatPen: prep.Params.RepeatPenalty, FreqPen: prep.Params.FrequencyPenalty, PresPen: prep.Params.PresencePenalty,
 		Stop: prep.Params.Stop, Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: []byte(out.Text),
-		Verify: out.Verify, Pieces: out.Pieces, Top: out.Top,
+		Verify: out.Verify,
+	}
+	if out.Verify == VerifyTolerance { // what validators compare; the exact path re-derives them
+		tr.Pieces, tr.Top = out.Pieces, out.Top
 	}
 	if err := p.store.Record(sr, tr); err != nil {
 		// The index stays unused: the epoch's tree gets an empty leaf there.

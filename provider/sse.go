@@ -10,12 +10,6 @@ import (
 	"github.com/agoranet/agora/internal/oai"
 )
 
-// DeltaFunc receives generated text as it is produced. more reports that
-// the next delta is already available without waiting, so the receiver may
-// hold this one back and write both at once (one syscall, not one per
-// token) without delaying anything.
-type DeltaFunc func(text string, more bool) error
-
 // maxSSELine bounds one server-sent event line.
 const maxSSELine = 4 << 20
 

@@ -78,12 +78,99 @@ type Request struct {
 	StreamOptions       *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options,omitempty"`
-	N                *int     `json:"n,omitempty"`
-	FrequencyPenalty *float64 `json:"frequency_penalty,omitempty"`
-	PresencePenalty  *float64 `json:"presence_penalty,omitempty"`
-	Logprobs         *bool    `json:"logprobs,omitempty"`
-	TopLogprobs      *int     `json:"top_logprobs,omitempty"`
-	User             string   `json:"user,omitempty"`
+	N                *int          `json:"n,omitempty"`
+	FrequencyPenalty *float64      `json:"frequency_penalty,omitempty"`
+	PresencePenalty  *float64      `json:"presence_penalty,omitempty"`
+	Logprobs         LogprobsParam `json:"logprobs,omitempty"`
+	TopLogprobs      *int          `json:"top_logprobs,omitempty"`
+	User             string        `json:"user,omitempty"`
+
+	// Accepted only in their neutral forms (see unsupported): a request
+	// that needs them would otherwise be answered as if they were absent.
+	Tools          json.RawMessage `json:"tools,omitempty"`
+	Functions      json.RawMessage `json:"functions,omitempty"`
+	ToolChoice     json.RawMessage `json:"tool_choice,omitempty"`
+	FunctionCall   json.RawMessage `json:"function_call,omitempty"`
+	ResponseFormat json.RawMessage `json:"response_format,omitempty"`
+	LogitBias      json.RawMessage `json:"logit_bias,omitempty"`
+}
+
+// LogprobsParam is the logprobs parameter: a boolean on chat completions,
+// the number of alternatives per token on text completions.
+type LogprobsParam struct {
+	On     bool // log-probs asked for
+	Top    int  // alternatives, when given as a number
+	IsBool bool // given as a boolean
+}
+
+func (l *LogprobsParam) UnmarshalJSON(b []byte) error {
+	switch strings.TrimSpace(string(b)) {
+	case "null":
+		*l = LogprobsParam{}
+		return nil
+	case "true":
+		*l = LogprobsParam{On: true, IsBool: true}
+		return nil
+	case "false":
+		*l = LogprobsParam{IsBool: true}
+		return nil
+	}
+	var n int
+	if err := json.Unmarshal(b, &n); err != nil {
+		return errors.New("logprobs must be a boolean or an integer")
+	}
+	*l = LogprobsParam{On: true, Top: n}
+	return nil
+}
+
+// MaxTopLogprobs bounds the alternatives reported per token.
+const MaxTopLogprobs = 20
+
+// LogprobsWanted reports whether the request asks for log-probs and how
+// many alternatives per token (chat: top_logprobs; text: the logprobs number).
+func (r *Request) LogprobsWanted(chat bool) (bool, int) {
+	if !r.Logprobs.On {
+		return false, 0
+	}
+	if chat {
+		if r.TopLogprobs != nil {
+			return true, *r.TopLogprobs
+		}
+		return true, 0
+	}
+	return true, r.Logprobs.Top
+}
+
+// unsupported names a parameter the request sets to something Agora does
+// not do (tools, structured output, logit bias), or returns "".
+func (r *Request) unsupported() (param, why string) {
+	isAny := func(raw json.RawMessage, neutral ...string) bool {
+		s := strings.Join(strings.Fields(string(raw)), "")
+		if len(raw) == 0 || s == "null" {
+			return false
+		}
+		for _, n := range neutral {
+			if s == n {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case isAny(r.Tools, "[]"):
+		return "tools", "tools (function calling) are not supported"
+	case isAny(r.Functions, "[]"):
+		return "functions", "functions (function calling) are not supported"
+	case isAny(r.ToolChoice, `"none"`, `"auto"`):
+		return "tool_choice", "tool_choice other than none or auto is not supported (no tools)"
+	case isAny(r.FunctionCall, `"none"`, `"auto"`):
+		return "function_call", "function_call other than none or auto is not supported (no functions)"
+	case isAny(r.ResponseFormat, `{"type":"text"}`):
+		return "response_format", "response_format other than text is not supported (no structured output)"
+	case isAny(r.LogitBias, "{}"):
+		return "logit_bias", "logit_bias is not supported"
+	}
+	return "", ""
 }
 
 // MaxOutput returns the requested output cap, or def.
@@ -139,8 +226,21 @@ func Decode(r *http.Request, chat bool) (*Request, []byte, *Error) {
 	if p := req.TopP; p != nil && (*p <= 0 || *p > 1) {
 		return nil, nil, Errorf(http.StatusBadRequest, "invalid_request_error", "top_p", "top_p must be in (0, 1]")
 	}
-	if tl := req.TopLogprobs; tl != nil && (*tl < 0 || *tl > 20) {
-		return nil, nil, Errorf(http.StatusBadRequest, "invalid_request_error", "top_logprobs", "top_logprobs must be between 0 and 20")
+	if tl := req.TopLogprobs; tl != nil && (*tl < 0 || *tl > MaxTopLogprobs) {
+		return nil, nil, Errorf(http.StatusBadRequest, "invalid_request_error", "top_logprobs", "top_logprobs must be between 0 and %d", MaxTopLogprobs)
+	}
+	if chat {
+		if req.Logprobs.On && !req.Logprobs.IsBool {
+			return nil, nil, Errorf(http.StatusBadRequest, "invalid_request_error", "logprobs", "logprobs must be a boolean on chat completions (top_logprobs sets the alternatives per token)")
+		}
+		if req.TopLogprobs != nil && *req.TopLogprobs > 0 && !req.Logprobs.On {
+			return nil, nil, Errorf(http.StatusBadRequest, "invalid_request_error", "top_logprobs", "top_logprobs needs logprobs: true")
+		}
+	} else if t := req.Logprobs.Top; t < 0 || t > MaxTopLogprobs {
+		return nil, nil, Errorf(http.StatusBadRequest, "invalid_request_error", "logprobs", "logprobs must be between 0 and %d", MaxTopLogprobs)
+	}
+	if param, why := req.unsupported(); param != "" {
+		return nil, nil, Errorf(http.StatusBadRequest, "invalid_request_error", param, "%s", why)
 	}
 	return &req, body, nil
 }

@@ -1,0 +1,86 @@
+package oai
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func decode(t *testing.T, chat bool, body string) (*Request, *Error) {
+	t.Helper()
+	r, _ := http.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	req, _, e := Decode(r, chat)
+	return req, e
+}
+
+// TestLogprobsParam: chat takes a boolean (alternatives in top_logprobs),
+// text completions a number of alternatives; each form is refused where it
+// does not belong, with the parameter named.
+func TestLogprobsParam(t *testing.T) {
+	chat := `{"model":"m","messages":[{"role":"user","content":"hi"}]`
+	text := `{"model":"m","prompt":"hi"`
+	for _, c := range []struct {
+		chat      bool
+		body      string
+		on        bool
+		top       int
+		wantParam string
+	}{
+		{true, chat + `}`, false, 0, ""},
+		{true, chat + `,"logprobs":true,"top_logprobs":3}`, true, 3, ""},
+		{true, chat + `,"logprobs":true}`, true, 0, ""},
+		{true, chat + `,"logprobs":false,"top_logprobs":0}`, false, 0, ""},
+		{true, chat + `,"logprobs":null}`, false, 0, ""},
+		{true, chat + `,"logprobs":3}`, false, 0, "logprobs"},
+		{true, chat + `,"top_logprobs":2}`, false, 0, "top_logprobs"},
+		{true, chat + `,"logprobs":true,"top_logprobs":21}`, false, 0, "top_logprobs"},
+		{false, text + `,"logprobs":5}`, true, 5, ""},
+		{false, text + `,"logprobs":0}`, true, 0, ""},
+		{false, text + `,"logprobs":true}`, true, 0, ""},
+		{false, text + `,"logprobs":21}`, false, 0, "logprobs"},
+		{false, text + `,"logprobs":-1}`, false, 0, "logprobs"},
+	} {
+		req, e := decode(t, c.chat, c.body)
+		if c.wantParam != "" {
+			if e == nil || e.Param != c.wantParam || e.Status != http.StatusBadRequest {
+				t.Errorf("%s: error %+v, want one on %s", c.body, e, c.wantParam)
+			}
+			continue
+		}
+		if e != nil {
+			t.Errorf("%s: %v", c.body, e)
+			continue
+		}
+		if on, top := req.LogprobsWanted(c.chat); on != c.on || top != c.top {
+			t.Errorf("%s: logprobs %v/%d, want %v/%d", c.body, on, top, c.on, c.top)
+		}
+	}
+	if _, e := decode(t, true, chat+`,"logprobs":"yes"}`); e == nil || !strings.Contains(e.Message, "logprobs must be a boolean or an integer") {
+		t.Errorf("a string logprobs: %v", e)
+	}
+}
+
+// TestUnsupportedParams: parameters Agora cannot honour are refused by
+// name rather than ignored; their neutral forms (as SDKs send them) pass.
+func TestUnsupportedParams(t *testing.T) {
+	base := `{"model":"m","messages":[{"role":"user","content":"hi"}],`
+	for _, ok := range []string{`"tools":[]`, `"tools":null`, `"tool_choice":"none"`, `"tool_choice":"auto"`, `"function_call":"none"`,
+		`"response_format":{"type":"text"}`, `"response_format":{ "type" : "text" }`, `"logit_bias":{}`, `"functions":[]`, `"user":"u1"`} {
+		if _, e := decode(t, true, base+ok+`}`); e != nil {
+			t.Errorf("%s refused: %v", ok, e)
+		}
+	}
+	for param, bad := range map[string]string{
+		"tools":           `"tools":[{"type":"function","function":{"name":"f"}}]`,
+		"functions":       `"functions":[{"name":"f"}]`,
+		"tool_choice":     `"tool_choice":"required"`,
+		"function_call":   `"function_call":{"name":"f"}`,
+		"response_format": `"response_format":{"type":"json_object"}`,
+		"logit_bias":      `"logit_bias":{"50256":-100}`,
+	} {
+		_, e := decode(t, true, base+bad+`}`)
+		if e == nil || e.Param != param || !strings.Contains(e.Message, "not supported") {
+			t.Errorf("%s: %+v", bad, e)
+		}
+	}
+}
