@@ -84,3 +84,32 @@ func TestUnsupportedParams(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecode: any body gets a request or an OpenAI-style 4xx, never a
+// panic; an accepted request names a model and keeps its body as sent (the
+// gateway forwards those bytes).
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"m","messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],"stop":["x"],"logprobs":true,"top_logprobs":2}`,
+		`{"model":"m","prompt":"once","logprobs":3,"max_tokens":5,"stream":true,"stream_options":{"include_usage":true}}`,
+		`{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[],"response_format":{"type":"text"},"logit_bias":{}}`,
+		`{"model":"\xff","prompt":"\u0000"}`, `[]`, `{`, `null`, `{"model":1}`,
+	} {
+		f.Add([]byte(s), true)
+		f.Add([]byte(s), false)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, chat bool) {
+		r, _ := http.NewRequest(http.MethodPost, "/", strings.NewReader(string(body)))
+		req, raw, e := Decode(r, chat)
+		if e != nil {
+			if e.Status < 400 || e.Status > 499 || e.Message == "" {
+				t.Fatalf("error %+v", e)
+			}
+			return
+		}
+		if req.Model == "" || string(raw) != string(body) {
+			t.Fatalf("accepted %q as %+v", body, req)
+		}
+	})
+}
