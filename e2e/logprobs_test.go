@@ -13,6 +13,7 @@ import (
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
 
+	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/oai"
 )
@@ -151,6 +152,15 @@ func TestLogprobs(t *testing.T) {
 			len(lp.TopLogprobs[i]) == 0 || len(lp.TopLogprobs[i]) > 2 || float32(lp.TokenLogprobs[i]) != tr[i] {
 			t.Fatalf("token %d: offsets %v, top %v, log-prob %v (transcript %v)", i, lp.TextOffset, lp.TopLogprobs[i], lp.TokenLogprobs[i], tr[i])
 		}
+	}
+
+	// native providers register the capability on chain
+	var pv app.ProviderView
+	if err := in.nw.Client(0).Query(ctx, "/provider/"+in.providers[0].Address().String(), 0, &pv); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(pv.Capabilities, ",") != "chat,completions,stream,logprobs" {
+		t.Fatalf("registered capabilities %v", pv.Capabilities)
 	}
 
 	// a request the network cannot honour is refused by name and not billed

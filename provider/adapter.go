@@ -109,6 +109,18 @@ func (b *OpenAIBackend) Close() {
 // Models lists the served models.
 func (b *OpenAIBackend) Models() []ModelSpec { return b.specs }
 
+// Capabilities are what the adapter serves, registered on chain: log-probs
+// only when a verifiable model shows the backend reports them.
+func (b *OpenAIBackend) Capabilities() []string {
+	caps := []string{"chat", "completions", "stream"}
+	for _, r := range b.names {
+		if r != nil {
+			return append(caps, "logprobs")
+		}
+	}
+	return caps
+}
+
 // Prepare bounds the prompt's token count by its length in bytes (a token
 // is at least one byte), which bounds what the request may cost; the
 // backend's usage gives the exact count. A verifiable model's prompt is

@@ -89,6 +89,9 @@ func TestVerifiableAdapter(t *testing.T) {
 			t.Fatalf("%s: honest transcript refused: %v (%+v)", c.name, err, rep)
 		}
 	}
+	if caps := strings.Join(b.Capabilities(), ","); caps != "chat,completions,stream,logprobs" {
+		t.Fatalf("capabilities with a verifiable model: %s", caps)
+	}
 	// A model declared without a GGUF stays unverifiable, and a backend
 	// that answers a verifiable model without log-probs is refused.
 	if b.Models()[1].Hash == want {
@@ -176,6 +179,9 @@ func TestAdapterLogprobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
+	if caps := strings.Join(b.Capabilities(), ","); caps != "chat,completions,stream" {
+		t.Fatalf("capabilities of an adapter without verifiable models: %s", caps)
+	}
 	run := func(model string, job Job, onDelta DeltaFunc) (*Output, error) {
 		p, err := b.Prepare(model, &job)
 		if err != nil {

@@ -234,6 +234,11 @@ func promptIDs(tok *tokenizer.Tokenizer, format native.ChatFormat, job *Job, con
 	return ids, min(job.MaxTokens, contextLength-len(ids)), nil
 }
 
+// Capabilities are what the native engine serves, registered on chain.
+func (b *NativeBackend) Capabilities() []string {
+	return []string{"chat", "completions", "stream", "logprobs"}
+}
+
 // Run executes a prepared job.
 func (p *Prepared) Run(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
 	return p.run(ctx, onDelta)

@@ -263,6 +263,9 @@ func (p *Provider) info() *types.ProviderInfo {
 	}
 	if len(info.Capabilities) == 0 {
 		info.Capabilities = []string{"chat"}
+		if c, ok := p.backend.(interface{ Capabilities() []string }); ok {
+			info.Capabilities = c.Capabilities()
+		}
 	}
 	for _, m := range p.backend.Models() {
 		h := m.Hash
