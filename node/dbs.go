@@ -102,21 +102,19 @@ func (d *guardedDB) DeleteSync(key []byte) (err error) {
 }
 
 func (d *guardedDB) Iterator(start, end []byte) (dbm.Iterator, error) {
-	var it dbm.Iterator
-	var err error
-	if !d.open(func() { it, err = d.db.Iterator(start, end) }) {
-		return emptyIter{start, end}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &guardedIter{it: it, d: d}, nil
+	return d.iterator(start, end, d.db.Iterator)
 }
 
 func (d *guardedDB) ReverseIterator(start, end []byte) (dbm.Iterator, error) {
+	return d.iterator(start, end, d.db.ReverseIterator)
+}
+
+// iterator opens an iterator with open (forward or reverse), guarded, or an
+// empty one once the database is closed.
+func (d *guardedDB) iterator(start, end []byte, open func(start, end []byte) (dbm.Iterator, error)) (dbm.Iterator, error) {
 	var it dbm.Iterator
 	var err error
-	if !d.open(func() { it, err = d.db.ReverseIterator(start, end) }) {
+	if !d.open(func() { it, err = open(start, end) }) {
 		return emptyIter{start, end}, nil
 	}
 	if err != nil {
