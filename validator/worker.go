@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/rewards"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 )
@@ -187,7 +188,10 @@ func (w *Worker) audit(ctx context.Context, ep app.EpochView, h int64) bool {
 	}
 	if w.signer != nil && !w.scored[ep.Number] {
 		w.scored[ep.Number] = true
-		if m := Scores(ep.Number, fs); m != nil {
+		// A validator restarted after scoring finds its scores on chain.
+		res, err := w.chain.QueryStore(ctx, rewards.ScoreKey(ep.Number, w.signer.Address()), 0, false)
+		onChain := err == nil && len(res.Value) > 0
+		if m := Scores(ep.Number, fs); m != nil && !onChain {
 			if _, err := w.signer.Send(ctx, m); err != nil {
 				w.log.Warn("validator: submit scores", "epoch", ep.Number, "err", err)
 			}

@@ -26,6 +26,11 @@ var Pool = bank.RewardsPool
 
 var prefixScores = []byte("score/") // score/<epoch>/<validator> -> MsgSubmitScores
 
+// ScoreKey is where a validator's scores for an epoch are stored.
+func ScoreKey(epoch uint64, validator []byte) []byte {
+	return codec.Key(prefixScores, codec.U64(epoch), validator)
+}
+
 // SubmitScores records a bonded validator's quality scores for epoch n,
 // once, between the epoch's seed and its settlement.
 func SubmitScores(kv store.KV, p types.Params, height int64, signer []byte, m *types.MsgSubmitScores) error {
@@ -40,7 +45,7 @@ func SubmitScores(kv store.KV, p types.Params, height int64, signer []byte, m *t
 	if ep.Settled || (ep.SettleHeight > 0 && height > ep.SettleHeight) {
 		return types.Errorf(types.CodeInvalid, "epoch %d is settled", m.Epoch)
 	}
-	k := codec.Key(prefixScores, codec.U64(m.Epoch), signer)
+	k := ScoreKey(m.Epoch, signer)
 	if kv.Has(k) {
 		return types.Errorf(types.CodeInvalid, "validator %s already scored epoch %d", types.Address(signer), m.Epoch)
 	}
