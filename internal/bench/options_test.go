@@ -44,3 +44,19 @@ func TestBadOptionsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayPartRefusesBadOptions: the part a bench process starts names
+// what is missing instead of failing on an empty address.
+func TestGatewayPartRefusesBadOptions(t *testing.T) {
+	for _, c := range []struct{ role, rpc, dir, backend, want string }{
+		{"nope", "tcp://127.0.0.1:1", "/tmp", "", `unknown part "nope"`},
+		{RoleProvider, "", "/tmp", "http://127.0.0.1:1/v1", "needs --chain-rpc and --dir"},
+		{RoleGateway, "tcp://127.0.0.1:1", "", "", "needs --chain-rpc and --dir"},
+		{RoleProvider, "tcp://127.0.0.1:1", "/tmp", "", "needs --backend"},
+	} {
+		err := RunGatewayPart(context.Background(), c.role, c.rpc, c.dir, c.backend, strings.NewReader(""), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+}

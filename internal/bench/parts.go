@@ -117,6 +117,14 @@ const partReady = "serving "
 // RunGatewayPart runs one part until ctx ends or its standard input closes
 // (the bench that started it has gone), printing its URL on out once ready.
 func RunGatewayPart(ctx context.Context, role, chainRPC, dir, backendURL string, in io.Reader, out io.Writer) error {
+	switch {
+	case role != RoleBackend && role != RoleProvider && role != RoleGateway:
+		return fmt.Errorf("unknown part %q: want backend, provider or gateway", role)
+	case role != RoleBackend && (chainRPC == "" || dir == ""):
+		return fmt.Errorf("the %s part needs --chain-rpc and --dir", role)
+	case role == RoleProvider && backendURL == "":
+		return errors.New("the provider part needs --backend")
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
