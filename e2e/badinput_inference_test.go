@@ -189,7 +189,8 @@ func TestInferenceBadInput(t *testing.T) {
 
 // TestMisbehavingProviders: a provider that answers garbage is skipped before
 // the first byte (the request succeeds elsewhere, unbilled by the bad one);
-// one that drops a stream midway gets no receipt booked and no payment.
+// one that drops a stream midway, or completes it with a forged receipt,
+// gets no receipt booked and no payment.
 func TestMisbehavingProviders(t *testing.T) {
 	// failures fade fast here, so the misbehaving provider is tried again
 	in := startInferenceWith(t, nil, func(c *gateway.Config) { c.FailureHalfLife = 100 * time.Millisecond })
@@ -213,6 +214,12 @@ func TestMisbehavingProviders(t *testing.T) {
 			w.(http.Flusher).Flush()
 			conn, _, _ := w.(http.Hijacker).Hijack()
 			conn.Close()
+		case mode == "forged" && strings.Contains(readAll(r), `"stream":true`):
+			// a whole stream, but its receipt is not a receipt
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.WriteHeader(200)
+			fmt.Fprintf(w, "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"tiny\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"all\"},\"finish_reason\":\"stop\"}]}\n\n")
+			fmt.Fprintf(w, "%sAAAAforged\ndata: [DONE]\n\n", provider.ReceiptComment)
 		default:
 			http.Error(w, "no", 500)
 		}
@@ -271,6 +278,27 @@ func TestMisbehavingProviders(t *testing.T) {
 	}
 	if n := in.receiptCount(t); n != before {
 		t.Fatalf("a dropped stream was booked: %d receipts", n-before)
+	}
+	// A complete stream with a forged receipt: the client has the tokens
+	// but no [DONE] (its SDK reports the stream incomplete), and nothing
+	// is booked.
+	mode = "forged"
+	time.Sleep(time.Second)
+	resp, err = http.Post(in.gw.URL()+"/v1/chat/completions", "application/json", bytes.NewReader([]byte(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Header.Get(gateway.ProviderHeader) != testnet.Addr(fakeKey).String() {
+		t.Fatalf("the stream was not served by the forging provider (header %q)", resp.Header.Get(gateway.ProviderHeader))
+	}
+	if !strings.Contains(string(got), `"all"`) || strings.Contains(string(got), "[DONE]") || strings.Contains(string(got), gateway.ReceiptIDComment) ||
+		resp.Trailer.Get(gateway.ReceiptIDHeader) != "" {
+		t.Fatalf("a stream with a forged receipt: %q, trailer %q", got, resp.Trailer.Get(gateway.ReceiptIDHeader))
+	}
+	if n := in.receiptCount(t); n != before {
+		t.Fatalf("a forged stream receipt was booked: %d receipts", n-before)
 	}
 	// the fake provider never gets paid: nothing it could redeem
 	var chans []struct {
