@@ -202,12 +202,12 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		var lps TokenLogprobs
 		for _, tr := range res.Tokens {
 			out.OutputIDs = append(out.OutputIDs, tr.ID)
-			lps.addNative(tr)
+			out.Logprobs = append(out.Logprobs, tr.Logprob)
+			if job.Logprobs { // the tokens' bytes and alternatives only when asked for
+				lps.addNative(tr)
+			}
 		}
-		out.Logprobs = lps.Logprobs
-		if job.Logprobs {
-			out.Pieces, out.Top = lps.Pieces, lps.Top
-		}
+		out.Pieces, out.Top = lps.Pieces, lps.Top
 		return out, nil
 	}
 	return p, nil
