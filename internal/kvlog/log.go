@@ -48,7 +48,8 @@ type DB struct {
 	err      error // sticky: the log could not be written
 	closed   bool
 	segSize  int64
-	lastSize int // batches in the last group run
+	syncer   *dataSyncer // the leader's
+	lastSize int         // batches in the last group run
 }
 
 // SegmentSize is the space preallocated for each log segment; a segment is
@@ -71,9 +72,10 @@ func openDB(dir string, segSize int64) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{DB: db, dir: filepath.Join(dir, "agora-log"), segSize: segSize}
+	d := &DB{DB: db, dir: filepath.Join(dir, "agora-log"), segSize: segSize, syncer: newDataSyncer()}
 	d.idle = sync.NewCond(&d.mu)
 	if err := d.recover(); err != nil {
+		d.syncer.close()
 		db.Close()
 		return nil, err
 	}
@@ -350,7 +352,7 @@ func (d *DB) write(buf []byte) error {
 	if _, err := d.seg.WriteAt(buf, d.off); err != nil {
 		return fmt.Errorf("log: %w", err)
 	}
-	if err := unix.Fdatasync(int(d.seg.Fd())); err != nil {
+	if err := d.syncer.fdatasync(d.seg); err != nil {
 		return fmt.Errorf("log: fdatasync: %w", err)
 	}
 	d.off += int64(len(buf))
@@ -381,5 +383,6 @@ func (d *DB) Close() error {
 	} else {
 		d.seg.Close()
 	}
+	d.syncer.close()
 	return errors.Join(err, d.DB.Close())
 }
