@@ -10,7 +10,8 @@ import (
 	"github.com/agoranet/agora/receipt"
 )
 
-// Receipt signatures are checked off the request path, in batches: a
+// Receipt signatures are checked off the request path, in batches (and a
+// provider's batch signature — receipts signed together — once): a
 // receipt is stored (synced) as soon as its contents check out, and counted
 // as owed — so paid for — only once its signature verified. Batches use
 // cofactored verification (RFC 8032 / FIPS 186-5), cheaper per signature
@@ -49,6 +50,7 @@ func (g *Gateway) verifier(ctx context.Context) {
 	defer close(g.verifyDone)
 	batch := make([]pendingReceipt, 0, 256)
 	keys := expandedKeys{}
+	roots := verifiedRoots{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -59,7 +61,7 @@ func (g *Gateway) verifier(ctx context.Context) {
 				case p := <-g.verifyCh:
 					batch = append(batch, p)
 				default:
-					g.verifyBatch(batch, keys)
+					g.verifyBatch(batch, keys, roots)
 					return
 				}
 			}
@@ -75,26 +77,68 @@ func (g *Gateway) verifier(ctx context.Context) {
 					break collect
 				}
 			}
-			g.verifyBatch(batch, keys)
+			g.verifyBatch(batch, keys, roots)
 			batch = batch[:0]
 		}
 	}
 }
 
-func (g *Gateway) verifyBatch(batch []pendingReceipt, keys expandedKeys) {
+// verifiedRoots remembers batch signatures (provider key, root, signature)
+// that verified, so the receipts of one provider batch that reach different
+// verification batches are checked once. Only the verifier goroutine uses it.
+type verifiedRoots map[string]struct{}
+
+func (g *Gateway) verifyBatch(batch []pendingReceipt, keys expandedKeys, roots verifiedRoots) {
 	if len(batch) == 0 {
 		return
 	}
 	bv := voi.NewBatchVerifierWithCapacity(len(batch))
-	for _, p := range batch {
-		msg := append([]byte(receipt.SignDomain), p.sr.Bytes...)
+	entry := make([]int, len(batch)) // batch[i]'s entry in bv; -1: malformed; -2: root known good
+	entries := map[string]int{}      // a provider batch's (key, root, signature) → its entry
+	entryKeys := []string{}
+	for i, p := range batch {
+		msg, sig, err := receipt.SignedMessage(p.sr.Bytes, p.sr.Signature)
+		if err != nil {
+			entry[i] = -1
+			continue
+		}
+		var rk string
+		if len(p.sr.Signature) > len(sig) { // batched: one check per provider batch
+			rk = string(p.provider.pub) + string(msg) + string(sig)
+			if _, ok := roots[rk]; ok {
+				entry[i] = -2
+				continue
+			}
+			if e, ok := entries[rk]; ok {
+				entry[i] = e
+				continue
+			}
+			entries[rk] = len(entryKeys)
+		}
+		entry[i] = len(entryKeys)
+		entryKeys = append(entryKeys, rk)
 		if x := keys.of(p.provider.pub); x != nil {
-			bv.AddExpandedWithOptions(x, msg, p.sr.Signature, batchOpts)
+			bv.AddExpandedWithOptions(x, msg, sig, batchOpts)
 		} else {
-			bv.AddWithOptions(voi.PublicKey(p.provider.pub), msg, p.sr.Signature, batchOpts)
+			bv.AddWithOptions(voi.PublicKey(p.provider.pub), msg, sig, batchOpts)
 		}
 	}
-	_, valid := bv.Verify(rand.Reader)
+	var entryValid []bool
+	if len(entryKeys) > 0 {
+		_, entryValid = bv.Verify(rand.Reader)
+	}
+	if len(roots) > 4096 {
+		clear(roots)
+	}
+	for e, rk := range entryKeys {
+		if rk != "" && entryValid[e] {
+			roots[rk] = struct{}{}
+		}
+	}
+	valid := make([]bool, len(batch))
+	for i, e := range entry {
+		valid[i] = e == -2 || e >= 0 && entryValid[e]
+	}
 	seqs := make([]uint64, 0, len(batch))
 	for i, p := range batch {
 		if valid[i] {

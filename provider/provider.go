@@ -97,6 +97,8 @@ type Provider struct {
 	queue chan struct{}
 	sem   chan struct{}
 
+	recorder recorder
+
 	srv    *http.Server
 	ln     net.Listener
 	cancel context.CancelFunc
@@ -160,6 +162,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		metrics: newMetrics(reg), reg: reg, done: make(chan struct{}),
 		priceIn: cfg.PriceIn, priceOut: cfg.PriceOut,
 	}
+	p.recorder.write = p.writeReceipts
 	return p, nil
 }
 

@@ -440,7 +440,8 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 }
 
 // record bills the request, signs its receipt and stores it with the
-// transcript, synced, before the response completes.
+// transcript, synced, before the response completes (through the recorder:
+// receipts that finish together share a signature and a sync).
 func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*receipt.Signed, error) {
 	amount := Cost(out.PromptTokens, out.CompletionTokens, priceIn, priceOut)
 	hash := prep.ModelHash
@@ -473,10 +474,6 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 		PriceInputPer_1K: priceIn, PriceOutputPer_1K: priceOut, Amount: amount,
 		ChannelBilled: channelBilled, VoucherCumulative: v.CumulativeAmount, Seed: prep.Params.Seed,
 	}
-	sr, err := receipt.Sign(p.cfg.Key, r)
-	if err != nil {
-		return nil, err
-	}
 	tr := &Transcript{
 		Model: prep.Model, PromptIDs: prep.PromptIDs, OutputIDs: out.OutputIDs, Logprobs: out.Logprobs,
 		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
@@ -487,7 +484,8 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 	if out.Verify == VerifyTolerance { // what validators compare; the exact path re-derives them
 		tr.Pieces, tr.Top = out.Pieces, out.Top
 	}
-	if err := p.store.Record(sr, tr); err != nil {
+	sr, err := p.recorder.record(r, tr)
+	if err != nil {
 		// The index stays unused: the epoch's tree gets an empty leaf there.
 		p.log.Error("storing a receipt failed", "err", err)
 		return nil, err

@@ -125,22 +125,27 @@ func (s *Store) SaveEpoch(n uint64, e EpochState) error {
 	return s.db.SetSync(key("ep/", u64(n)), bz)
 }
 
-// Record stores a served request atomically: its receipt and transcript.
-// Synced through the store's log (kvlog.DB); concurrent calls share one
-// write and fdatasync (group commit). Billing totals
-// and epoch counts are derived from the receipts (Scan), so they need no
-// separate write that could be reordered.
-func (s *Store) Record(sr *receipt.Signed, tr *Transcript) error {
-	r := sr.Receipt
+// Record stores served requests atomically: their receipts and
+// transcripts (srs[i] with trs[i]). Synced through the store's log
+// (kvlog.DB); concurrent calls share one write and fdatasync (group
+// commit). Billing totals and epoch counts are derived from the receipts
+// (Scan), so they need no separate write that could be reordered.
+func (s *Store) Record(srs []*receipt.Signed, trs []*Transcript) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	sbz, _ := proto.Marshal(&types.SignedReceipt{Receipt: sr.Bytes, Signature: sr.Signature})
-	tbz, _ := json.Marshal(tr)
-	id := sr.ID()
-	loc := append(u64(r.Epoch), u64(r.Index)...)
-	b.Set(key("rc/", loc), sbz, nil)
-	b.Set(key("tr/", loc), tbz, nil)
-	b.Set(key("rid/", id[:]), loc, nil)
+	for i, sr := range srs {
+		r := sr.Receipt
+		sbz, _ := proto.Marshal(&types.SignedReceipt{Receipt: sr.Bytes, Signature: sr.Signature})
+		tbz, err := json.Marshal(trs[i])
+		if err != nil {
+			return fmt.Errorf("encoding a transcript: %w", err)
+		}
+		id := sr.ID()
+		loc := append(u64(r.Epoch), u64(r.Index)...)
+		b.Set(key("rc/", loc), sbz, nil)
+		b.Set(key("tr/", loc), tbz, nil)
+		b.Set(key("rid/", id[:]), loc, nil)
+	}
 	return s.db.CommitSync(b)
 }
 

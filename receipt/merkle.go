@@ -84,18 +84,24 @@ func Prove(ids [][32]byte, index int) (*Proof, error) {
 
 // Verify checks that id is included at p.Index under root.
 func (p *Proof) Verify(root, id [32]byte) bool {
+	h, ok := p.root(id)
+	return ok && h == root
+}
+
+// root recomputes the root from id up the path. The levels that have a
+// sibling, and on which side, follow from index and count, so a proof
+// cannot claim a shape the tree does not have.
+func (p *Proof) root(id [32]byte) ([32]byte, bool) {
 	if p.Index >= p.Count || len(p.Siblings) != len(p.Left) {
-		return false
+		return [32]byte{}, false
 	}
-	// Recompute which levels have a sibling, from index and count, so a
-	// proof cannot claim a shape the tree does not have.
 	h := leafHash(id)
 	pos, n, k := p.Index, p.Count, 0
 	for n > 1 {
 		sib := pos ^ 1
 		if sib < n {
 			if k >= len(p.Siblings) || p.Left[k] != (sib < pos) {
-				return false
+				return [32]byte{}, false
 			}
 			if p.Left[k] {
 				h = nodeHash(p.Siblings[k], h)
@@ -107,8 +113,25 @@ func (p *Proof) Verify(root, id [32]byte) bool {
 		pos /= 2
 		n = (n + 1) / 2
 	}
-	return k == len(p.Siblings) && h == root
+	return h, k == len(p.Siblings)
 }
+
+// leftFlags derives, from index and count, on which side each sibling of
+// the path lies; nil if the path has the wrong number of siblings.
+func (p *Proof) leftFlags() []bool {
+	left := []bool{}
+	for pos, n := p.Index, p.Count; n > 1; pos, n = pos/2, (n+1)/2 {
+		if sib := pos ^ 1; sib < n {
+			left = append(left, sib < pos)
+		}
+	}
+	if len(left) != len(p.Siblings) {
+		return nil
+	}
+	return left
+}
+
+func sha256ID(bz []byte) [32]byte { return sha256.Sum256(bz) }
 
 // ProofJSON is an inclusion proof in JSON, with the receipt it proves.
 type ProofJSON struct {

@@ -44,10 +44,10 @@ func Sign(priv ed25519.PrivateKey, r *types.Receipt) (*Signed, error) {
 	return &Signed{Receipt: r, Bytes: bz, Signature: types.SignEd25519(priv, append([]byte(SignDomain), bz...))}, nil
 }
 
-// Verify checks the signature with the provider's public key and that the
-// receipt names that provider.
+// Verify checks the signature (plain or batched) with the provider's public
+// key and that the receipt names that provider.
 func (s *Signed) Verify(providerPub []byte) error {
-	if !types.VerifyEd25519(providerPub, append([]byte(SignDomain), s.Bytes...), s.Signature) {
+	if !VerifySignature(providerPub, s.Bytes, s.Signature) {
 		return errors.New("receipt signature does not verify")
 	}
 	if string(types.AddressFromPubKey(providerPub)) != string(s.Receipt.Provider) {
@@ -83,7 +83,7 @@ func Decode(s string) (*Signed, error) {
 	if err := proto.Unmarshal(sr.Receipt, &r); err != nil {
 		return nil, fmt.Errorf("receipt body: %w", err)
 	}
-	if len(sr.Signature) != ed25519.SignatureSize || len(r.Provider) != types.AddressLen {
+	if !types.ReceiptSignatureWellFormed(sr.Signature) || len(r.Provider) != types.AddressLen {
 		return nil, errors.New("receipt: bad signature or provider length")
 	}
 	return &Signed{Receipt: &r, Bytes: sr.Receipt, Signature: sr.Signature}, nil

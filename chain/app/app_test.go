@@ -253,7 +253,7 @@ func TestBadInputRejected(t *testing.T) {
 		{"score above 100 %", raw("client", &types.TxBody_SubmitScores{SubmitScores: &types.MsgSubmitScores{Epoch: 0, Scores: []*types.ProviderScore{{Provider: bytes20(1), ScoreBps: 10001}}}}), types.CodeMalformed, "above 10000"},
 		{"no scores", raw("client", &types.TxBody_SubmitScores{SubmitScores: &types.MsgSubmitScores{Epoch: 0}}), types.CodeMalformed, "between 1 and"},
 		{"scores from a non-validator", h.at("client", &types.MsgSubmitScores{Epoch: 0, Scores: []*types.ProviderScore{{Provider: prov, ScoreBps: 1}}}), types.CodeUnauthorized, "only bonded validators"},
-		{"omission without signature", raw("client", &types.TxBody_ReportOmission{ReportOmission: &types.MsgReportOmission{Receipt: []byte{1}}}), types.CodeMalformed, "64-byte signature"},
+		{"omission without signature", raw("client", &types.TxBody_ReportOmission{ReportOmission: &types.MsgReportOmission{Receipt: []byte{1}}}), types.CodeMalformed, "the serialized receipt (at most 4096 bytes) and its signature"},
 		{"omission of a garbage receipt", h.at("client", &types.MsgReportOmission{Receipt: []byte{0xff, 0xff}, ReceiptSignature: make([]byte, 64)}), types.CodeMalformed, "receipt:"},
 		{"answer with a ragged proof", raw("provider", &types.TxBody_AnswerOmission{AnswerOmission: &types.MsgAnswerOmission{Proof: [][]byte{make([]byte, 32)}}}), types.CodeMalformed, "same length"},
 		{"answer without a challenge", h.at("provider", &types.MsgAnswerOmission{Epoch: 0, Index: 0}), types.CodeNotFound, "no open challenge"},

@@ -24,15 +24,23 @@ func TestDisputes(t *testing.T) {
 	p := h.params
 	prov, client := addrOf(key("prov")), addrOf(key("client"))
 	mustOK(t, h.block(h.tx("prov", &types.MsgBondProvider{Amount: p.MinProviderStake * 2}), h.tx("prov", &types.MsgRegisterProvider{Info: info()})))
+	// Signed as a provider under load signs them: in batches (3, 1, 16),
+	// so both signature forms are disputed and reported.
 	var signed []*receipt.Signed
 	var ids [][32]byte
-	for i := 0; i < 20; i++ {
-		sr, err := receipt.Sign(key("prov"), &types.Receipt{ChainId: testChain, Provider: prov, ChannelId: 1, Client: client, Epoch: 0, Index: uint64(i), Amount: 300 + uint64(i)})
+	for _, span := range [][2]int{{0, 3}, {3, 4}, {4, 20}} {
+		var rs []*types.Receipt
+		for i := span[0]; i < span[1]; i++ {
+			rs = append(rs, &types.Receipt{ChainId: testChain, Provider: prov, ChannelId: 1, Client: client, Epoch: 0, Index: uint64(i), Amount: 300 + uint64(i)})
+		}
+		srs, err := receipt.SignBatch(key("prov"), rs)
 		if err != nil {
 			t.Fatal(err)
 		}
-		signed = append(signed, sr)
-		ids = append(ids, sr.ID())
+		for _, sr := range srs {
+			signed = append(signed, sr)
+			ids = append(ids, sr.ID())
+		}
 	}
 	root := receipt.Root(ids)
 	for h.height < p.EpochLength {
@@ -76,6 +84,10 @@ func TestDisputes(t *testing.T) {
 
 	if c := code(report(fabricated(u))); c != types.CodeInvalid {
 		t.Fatalf("report on an unsampled, undisputed receipt: code %s", c)
+	}
+	swapped := &types.MsgDisputeReceipt{Receipt: signed[u].Bytes, ReceiptSignature: signed[w].Signature}
+	if c := code(h.tx("client", swapped)); c != types.CodeBadSignature {
+		t.Fatalf("dispute with another receipt's signature: code %s", c)
 	}
 	if c := code(h.tx("operator", dispute(u))); c != types.CodeUnauthorized {
 		t.Fatalf("dispute by someone else than the client: code %s", c)

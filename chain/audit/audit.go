@@ -79,7 +79,7 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 			return res, types.Errorf(types.CodeInvalid, "the receipt is not receipt %d of %s in epoch %d", m.Index, types.Address(m.Provider), m.Epoch)
 		}
 		pub := bank.GetAccount(kv, m.Provider).PubKey
-		if !types.VerifyEd25519(pub, append([]byte(receipt.SignDomain), m.Receipt...), m.ReceiptSignature) {
+		if !receipt.VerifySignature(pub, m.Receipt, m.ReceiptSignature) {
 			return res, types.Errorf(types.CodeBadSignature, "the receipt is not signed by the provider")
 		}
 		pr := &receipt.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}

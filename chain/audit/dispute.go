@@ -49,7 +49,7 @@ func DisputeReceipt(kv store.KV, p types.Params, chainID string, height int64, s
 		return nil, types.Errorf(types.CodeUnauthorized, "only the receipt's client %s may dispute it", types.Address(r.Client))
 	}
 	pub := bank.GetAccount(kv, r.Provider).PubKey
-	if !types.VerifyEd25519(pub, append([]byte(receipt.SignDomain), m.Receipt...), m.ReceiptSignature) {
+	if !receipt.VerifySignature(pub, m.Receipt, m.ReceiptSignature) {
 		return nil, types.Errorf(types.CodeBadSignature, "the receipt is not signed by provider %s", types.Address(r.Provider))
 	}
 	ep := epochs.Get(kv, r.Epoch)

@@ -58,7 +58,7 @@ func ReportOmission(kv store.KV, p types.Params, chainID string, height int64, s
 		return out, types.Errorf(types.CodeMalformed, "receipt provider: %v", err)
 	}
 	pub := bank.GetAccount(kv, r.Provider).PubKey
-	if !types.VerifyEd25519(pub, append([]byte(receipt.SignDomain), m.Receipt...), m.ReceiptSignature) {
+	if !receipt.VerifySignature(pub, m.Receipt, m.ReceiptSignature) {
 		return out, types.Errorf(types.CodeBadSignature, "the receipt is not signed by provider %s", types.Address(r.Provider))
 	}
 	out.Epoch, out.Provider, out.Index = r.Epoch, r.Provider, r.Index

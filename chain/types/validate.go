@@ -129,7 +129,7 @@ func ValidateMsg(body *TxBody) error {
 		}
 		switch rf.Fault {
 		case FaultFabricated:
-			if len(rf.Receipt) == 0 || len(rf.ReceiptSignature) != 64 || len(rf.Proof) != len(rf.ProofLeft) || len(rf.Proof) > 64 {
+			if len(rf.Receipt) == 0 || !ReceiptSignatureWellFormed(rf.ReceiptSignature) || len(rf.Proof) != len(rf.ProofLeft) || len(rf.Proof) > 64 {
 				return errors.New("report_fault: a fabricated-output report needs the receipt, its signature and its proof")
 			}
 			for _, h := range rf.Proof {
@@ -143,13 +143,13 @@ func ValidateMsg(body *TxBody) error {
 		}
 	case *TxBody_ReportOmission:
 		ro := m.ReportOmission
-		if ro == nil || len(ro.Receipt) == 0 || len(ro.Receipt) > 4096 || len(ro.ReceiptSignature) != 64 {
-			return errors.New("report_omission: needs the serialized receipt (at most 4096 bytes) and its 64-byte signature")
+		if ro == nil || len(ro.Receipt) == 0 || len(ro.Receipt) > 4096 || !ReceiptSignatureWellFormed(ro.ReceiptSignature) {
+			return errors.New("report_omission: needs the serialized receipt (at most 4096 bytes) and its signature")
 		}
 	case *TxBody_DisputeReceipt:
 		dr := m.DisputeReceipt
-		if dr == nil || len(dr.Receipt) == 0 || len(dr.Receipt) > 4096 || len(dr.ReceiptSignature) != 64 {
-			return errors.New("dispute_receipt: needs the serialized receipt (at most 4096 bytes) and its 64-byte signature")
+		if dr == nil || len(dr.Receipt) == 0 || len(dr.Receipt) > 4096 || !ReceiptSignatureWellFormed(dr.ReceiptSignature) {
+			return errors.New("dispute_receipt: needs the serialized receipt (at most 4096 bytes) and its signature")
 		}
 	case *TxBody_SubmitScores:
 		ss := m.SubmitScores

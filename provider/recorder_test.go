@@ -1,0 +1,94 @@
+package provider
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/receipt"
+)
+
+// TestRecorderGroups holds the first group's write open while more receipts
+// arrive: they are written together next, by one of them, in one call; a
+// failed write fails exactly its group's receipts; afterwards a lone
+// receipt is written alone at once.
+func TestRecorderGroups(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var groups [][]uint64
+	fail := false
+	rc := &recorder{}
+	rc.write = func(g []*recordJob) {
+		mu.Lock()
+		idx := make([]uint64, len(g))
+		for i, j := range g {
+			idx[i] = j.r.Index
+		}
+		groups = append(groups, idx)
+		first, f := len(groups) == 1, fail
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		for _, j := range g {
+			if f {
+				j.err = errors.New("disk full")
+			} else {
+				j.sr = &receipt.Signed{Receipt: j.r, Signature: []byte{byte(len(g))}}
+			}
+			close(j.done)
+		}
+	}
+	type result struct {
+		sr  *receipt.Signed
+		err error
+	}
+	results := make([]chan result, 6)
+	start := func(i int) {
+		results[i] = make(chan result, 1)
+		go func() {
+			sr, err := rc.record(&types.Receipt{Index: uint64(i)}, &Transcript{})
+			results[i] <- result{sr, err}
+		}()
+	}
+	start(0)
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(groups) == 1 })
+	for i := 1; i <= 4; i++ {
+		start(i)
+	}
+	waitFor(t, func() bool { rc.mu.Lock(); defer rc.mu.Unlock(); return len(rc.forming) == 4 })
+	close(release)
+	for i := 0; i <= 4; i++ {
+		r := <-results[i]
+		if r.err != nil || r.sr.Receipt.Index != uint64(i) {
+			t.Fatalf("receipt %d: %+v", i, r)
+		}
+		if want := map[bool]byte{true: 1, false: 4}[i == 0]; r.sr.Signature[0] != want {
+			t.Fatalf("receipt %d written in a group of %d, want %d", i, r.sr.Signature[0], want)
+		}
+	}
+	mu.Lock()
+	if len(groups) != 2 || len(groups[1]) != 4 {
+		t.Fatalf("groups %v", groups)
+	}
+	fail = true
+	mu.Unlock()
+	start(5)
+	if r := <-results[5]; r.err == nil || r.err.Error() != "disk full" {
+		t.Fatalf("failed write: %+v", r)
+	}
+	if rc.busy || len(rc.forming) != 0 {
+		t.Fatal("recorder left busy")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+	}
+}

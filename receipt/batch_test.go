@@ -1,0 +1,155 @@
+package receipt
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"testing"
+
+	"github.com/agoranet/agora/chain/types"
+)
+
+func testKey(name string) (ed25519.PrivateKey, ed25519.PublicKey) {
+	seed := sha256.Sum256([]byte(name))
+	priv := ed25519.NewKeyFromSeed(seed[:])
+	return priv, priv.Public().(ed25519.PublicKey)
+}
+
+func batchOf(pub ed25519.PublicKey, n int) []*types.Receipt {
+	rs := make([]*types.Receipt, n)
+	for i := range rs {
+		rs[i] = &types.Receipt{ChainId: "c", Provider: types.AddressFromPubKey(pub), ChannelId: uint64(i % 3), Index: uint64(i), Amount: uint64(100 + i)}
+	}
+	return rs
+}
+
+// TestSignBatch signs batches of every size up to 17 and the maximum: each
+// receipt verifies alone, survives Encode/Decode, and nothing else does — a
+// tampered receipt, path, position or signature, another key, or a batch
+// signature moved onto another receipt.
+func TestSignBatch(t *testing.T) {
+	priv, pub := testKey("prov")
+	_, otherPub := testKey("other")
+	sizes := []int{1, 2, 3, 4, 5, 7, 8, 9, 16, 17, types.ReceiptBatchMax}
+	for _, n := range sizes {
+		rs := batchOf(pub, n)
+		ss, err := SignBatch(priv, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sig0 []byte
+		for i, s := range ss {
+			if s.Receipt != rs[i] {
+				t.Fatalf("n=%d: result %d is for another receipt", n, i)
+			}
+			if n == 1 {
+				plain, _ := Sign(priv, rs[0])
+				if !bytes.Equal(s.Signature, plain.Signature) {
+					t.Fatal("a batch of one is not signed as Sign signs")
+				}
+			} else if len(s.Signature) <= 64 || !types.ReceiptSignatureWellFormed(s.Signature) {
+				t.Fatalf("n=%d: signature of %d bytes", n, len(s.Signature))
+			}
+			if i == 0 {
+				sig0 = s.Signature[:64]
+			} else if !bytes.Equal(sig0, s.Signature[:64]) {
+				t.Fatalf("n=%d: receipts of one batch carry different signatures", n)
+			}
+			if err := s.Verify(pub); err != nil {
+				t.Fatalf("n=%d, receipt %d: %v", n, i, err)
+			}
+			d, err := Decode(s.Encode())
+			if err != nil || d.Verify(pub) != nil || d.ID() != s.ID() {
+				t.Fatalf("n=%d, receipt %d: decoded %v", n, i, err)
+			}
+			if s.Verify(otherPub) == nil {
+				t.Fatalf("n=%d: verified with another key", n)
+			}
+			if n > 1 && VerifySignature(pub, ss[(i+1)%n].Bytes, s.Signature) {
+				t.Fatalf("n=%d: receipt %d's signature verifies receipt %d", n, i, (i+1)%n)
+			}
+		}
+		if n == 1 || n == types.ReceiptBatchMax {
+			continue
+		}
+		// Flip each byte of one receipt's signature and one of its receipt.
+		s := ss[n/2]
+		for j := range s.Signature {
+			bad := bytes.Clone(s.Signature)
+			bad[j] ^= 0x10
+			if VerifySignature(pub, s.Bytes, bad) {
+				t.Fatalf("n=%d: signature byte %d flipped still verifies", n, j)
+			}
+		}
+		bz := bytes.Clone(s.Bytes)
+		bz[len(bz)-1] ^= 1
+		if VerifySignature(pub, bz, s.Signature) {
+			t.Fatalf("n=%d: tampered receipt verifies", n)
+		}
+		// A path cut short or padded.
+		if VerifySignature(pub, s.Bytes, s.Signature[:len(s.Signature)-32]) || VerifySignature(pub, s.Bytes, append(bytes.Clone(s.Signature), make([]byte, 32)...)) {
+			t.Fatalf("n=%d: a path of the wrong length verifies", n)
+		}
+	}
+	if _, err := SignBatch(priv, nil); err == nil {
+		t.Fatal("an empty batch was signed")
+	}
+	if _, err := SignBatch(priv, batchOf(pub, types.ReceiptBatchMax+1)); err == nil {
+		t.Fatal("an oversize batch was signed")
+	}
+}
+
+// TestSignedMessageRejects covers signatures that are malformed before any
+// cryptography: wrong lengths, positions outside a batch, a batch of one
+// in batched form.
+func TestSignedMessageRejects(t *testing.T) {
+	bz := []byte("receipt")
+	blob := func(index, count uint32, siblings int) []byte {
+		b := make([]byte, 64)
+		b = binary.BigEndian.AppendUint32(b, index)
+		b = binary.BigEndian.AppendUint32(b, count)
+		return append(b, make([]byte, 32*siblings)...)
+	}
+	for _, c := range []struct {
+		name string
+		sig  []byte
+		want string
+	}{
+		{"empty", nil, "neither plain nor batched"},
+		{"63 bytes", make([]byte, 63), "neither plain nor batched"},
+		{"no path", blob(0, 2, 0), "neither plain nor batched"},
+		{"ragged path", append(blob(0, 2, 1), 0), "neither plain nor batched"},
+		{"path too deep", blob(0, 2, types.ReceiptBatchDepth+1), "neither plain nor batched"},
+		{"batch of one", blob(0, 1, 1), "not in a batch"},
+		{"index past count", blob(5, 5, 3), "not in a batch"},
+		{"count too large", blob(0, types.ReceiptBatchMax+1, 8), "not in a batch"},
+		{"too many siblings", blob(0, 2, 2), "does not fit"},
+		{"too few siblings", blob(0, 5, 2), "does not fit"},
+	} {
+		if _, _, err := SignedMessage(bz, c.sig); err == nil || !bytes.Contains([]byte(err.Error()), []byte(c.want)) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// FuzzSignedMessage feeds arbitrary signature blobs: never a panic, and a
+// blob accepted as batched leads to a root-signing message.
+func FuzzSignedMessage(f *testing.F) {
+	priv, pub := testKey("prov")
+	ss, _ := SignBatch(priv, batchOf(pub, 5))
+	f.Add(ss[3].Bytes, ss[3].Signature)
+	f.Add([]byte("x"), make([]byte, 64))
+	f.Fuzz(func(t *testing.T, bz, sig []byte) {
+		msg, sig64, err := SignedMessage(bz, sig)
+		if err != nil {
+			return
+		}
+		if len(sig64) != 64 {
+			t.Fatalf("signature of %d bytes", len(sig64))
+		}
+		if len(sig) > 64 && (len(msg) != len(BatchDomain)+32 || string(msg[:len(BatchDomain)]) != BatchDomain) {
+			t.Fatalf("batched blob accepted with message %x", msg)
+		}
+	})
+}
