@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,7 @@ type Config struct {
 
 // Gateway is a running gateway.
 type Gateway struct {
+	active  atomic.Int64 // completions being served
 	cfg     Config
 	log     *slog.Logger
 	chain   *client.Client
@@ -243,6 +245,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if g.store, err = OpenStore(g.cfg.DataDir); err != nil {
 		return err
 	}
+	g.store.db.SetBusy(func() bool { return g.active.Load() > 1 })
 	if err := g.refresh(ctx); err != nil {
 		g.store.Close()
 		return err

@@ -110,6 +110,8 @@ type errRetry struct{ err error }
 func (e errRetry) Error() string { return e.err.Error() }
 
 func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path string, chat bool) {
+	g.active.Add(1)
+	defer g.active.Add(-1)
 	start := time.Now()
 	req, body, e := oai.Decode(r, chat)
 	if e != nil {

@@ -184,6 +184,7 @@ func (p *Provider) Start(ctx context.Context) error {
 		return err
 	}
 	p.store = st
+	st.db.SetBusy(func() bool { return len(p.queue) > 1 }) // other requests admitted
 	// rebuild billing totals and epoch counts from the stored receipts
 	if err := st.Scan(func(r *types.Receipt) {
 		p.billed[r.ChannelId] += r.Amount

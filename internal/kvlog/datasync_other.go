@@ -12,6 +12,6 @@ type dataSyncer struct{}
 
 func newDataSyncer() *dataSyncer { return &dataSyncer{} }
 
-func (s *dataSyncer) fdatasync(f *os.File) error { return f.Sync() }
+func (s *dataSyncer) fdatasync(f *os.File, async bool) error { return f.Sync() }
 
 func (s *dataSyncer) close() {}

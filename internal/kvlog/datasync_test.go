@@ -26,7 +26,7 @@ func TestDataSyncer(t *testing.T) {
 			t.Fatal(err)
 		}
 		want = append(want, rec...)
-		if err := s.fdatasync(f); err != nil {
+		if err := s.fdatasync(f, i%2 == 0); err != nil {
 			t.Fatalf("sync %d: %v", i, err)
 		}
 	}
@@ -45,7 +45,7 @@ func TestDataSyncer(t *testing.T) {
 	}
 	defer r.Close()
 	defer w.Close()
-	if err := s.fdatasync(w); err == nil {
+	if err := s.fdatasync(w, true); err == nil {
 		t.Fatal("syncing a pipe succeeded")
 	}
 }

@@ -49,6 +49,7 @@ type DB struct {
 	closed   bool
 	segSize  int64
 	syncer   *dataSyncer // the leader's
+	busy     func() bool // see SetBusy
 	lastSize int         // batches in the last group run
 }
 
@@ -352,12 +353,19 @@ func (d *DB) write(buf []byte) error {
 	if _, err := d.seg.WriteAt(buf, d.off); err != nil {
 		return fmt.Errorf("log: %w", err)
 	}
-	if err := d.syncer.fdatasync(d.seg); err != nil {
+	if err := d.syncer.fdatasync(d.seg, d.busy == nil || d.busy()); err != nil {
 		return fmt.Errorf("log: fdatasync: %w", err)
 	}
 	d.off += int64(len(buf))
 	return nil
 }
+
+// SetBusy tells the store how to learn whether its owner has other work in
+// flight (requests being served) when it syncs: if not, the sync blocks its
+// goroutine (fastest for a lone writer); if so, or without a busy func, the
+// sync is awaited on the network poller so the goroutine's P serves the
+// rest meanwhile. Call it before the first commit.
+func (d *DB) SetBusy(busy func() bool) { d.busy = busy }
 
 // SetSync sets one key durably (see CommitSync).
 func (d *DB) SetSync(key, value []byte) error {
