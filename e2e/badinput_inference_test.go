@@ -20,6 +20,7 @@ import (
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/receipt"
 )
 
 type httpResult struct {
@@ -190,7 +191,8 @@ func TestInferenceBadInput(t *testing.T) {
 // TestMisbehavingProviders: a provider that answers garbage is skipped before
 // the first byte (the request succeeds elsewhere, unbilled by the bad one);
 // one that drops a stream midway, or completes it with a forged receipt,
-// gets no receipt booked and no payment.
+// gets no receipt booked and no payment; nor does one whose receipt sent
+// ahead (103) is contradicted by its response, or never followed by one.
 func TestMisbehavingProviders(t *testing.T) {
 	// failures fade fast here, so the misbehaving provider is tried again
 	in := startInferenceWith(t, nil, func(c *gateway.Config) { c.FailureHalfLife = 100 * time.Millisecond })
@@ -202,8 +204,31 @@ func TestMisbehavingProviders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fakeKey := testnet.Key("fake-provider")
+	var fakeIndex uint64
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case strings.HasPrefix(mode, "early-") && r.URL.Path == "/v1/chat/completions":
+			// A receipt that checks out, sent ahead; then a response that
+			// does not match it (usage) or no response at all.
+			v, err := provider.ParseVoucher(r.Header.Get(provider.VoucherHeader))
+			if err != nil {
+				http.Error(w, err.Error(), 402)
+				return
+			}
+			fakeIndex++
+			sr, _ := receipt.Sign(fakeKey, &types.Receipt{ChainId: in.nw.ChainID, Provider: testnet.Addr(fakeKey), ChannelId: v.ChannelId,
+				Index: fakeIndex, PromptTokens: 5, CompletionTokens: 2, PriceInputPer_1K: 1, PriceOutputPer_1K: 1,
+				Amount: provider.Cost(5, 2, 1, 1), VoucherCumulative: v.CumulativeAmount})
+			w.Header().Set(provider.ReceiptHeader, sr.Encode())
+			w.WriteHeader(http.StatusEarlyHints)
+			if mode == "early-drop" {
+				conn, _, _ := w.(http.Hijacker).Hijack()
+				conn.Close()
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"id":"x","object":"chat.completion","created":1,"model":"tiny","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}`)
 		case mode == "garbage":
 			w.Header().Set("Content-Type", "application/json")
 			w.Write([]byte("this is not json"))
@@ -226,7 +251,6 @@ func TestMisbehavingProviders(t *testing.T) {
 	})}
 	go srv.Serve(ln)
 	defer srv.Close()
-	fakeKey := testnet.Key("fake-provider")
 	fund := c.NewSigner(in.nw.Operators[0])
 	if _, err := fund.Send(ctx, &types.MsgSend{To: testnet.Addr(fakeKey), Amount: 1_000_000_000}); err != nil {
 		t.Fatal(err)
@@ -299,6 +323,32 @@ func TestMisbehavingProviders(t *testing.T) {
 	}
 	if n := in.receiptCount(t); n != before {
 		t.Fatalf("a forged stream receipt was booked: %d receipts", n-before)
+	}
+	// A receipt sent ahead (103) that its response then contradicts, or
+	// whose response never comes: the gateway dropped what it had stored
+	// tentatively, and the request succeeded on another provider.
+	for _, m := range []string{"early-mismatch", "early-drop"} {
+		mode = m
+		time.Sleep(time.Second)
+		before = in.receiptCount(t)
+		dropped := in.earlyReceipts(t, "dropped")
+		resp, err := http.Post(in.gw.URL()+"/v1/chat/completions", "application/json",
+			bytes.NewReader([]byte(`{"model":"tiny","messages":[{"role":"user","content":"hi"}],"max_tokens":4}`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get(gateway.ProviderHeader) == testnet.Addr(fakeKey).String() {
+			t.Fatalf("%s: status %d from %s", m, resp.StatusCode, resp.Header.Get(gateway.ProviderHeader))
+		}
+		if got := in.earlyReceipts(t, "dropped"); got != dropped+1 {
+			t.Fatalf("%s: %v early receipts dropped, want %v", m, got, dropped+1)
+		}
+		getJSON(t, in.gw.URL()+"/v1/receipts", &list)
+		if len(list.Data) != before+1 || list.Data[len(list.Data)-1].Provider == testnet.Addr(fakeKey).String() {
+			t.Fatalf("%s: receipts %+v", m, list.Data[before:])
+		}
 	}
 	// the fake provider never gets paid: nothing it could redeem
 	var chans []struct {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
@@ -37,6 +38,7 @@ type inferenceNet struct {
 	providers []*provider.Provider
 	backends  []*provider.NativeBackend
 	gw        *gateway.Gateway
+	gwReg     *prometheus.Registry // the first gateway's metrics
 	oa        openai.Client
 	dir       string
 }
@@ -110,7 +112,8 @@ func startInferenceWith(t *testing.T, adjust func(i int, c *provider.Config), ad
 	if adjustGateway != nil {
 		adjustGateway(&gc)
 	}
-	gw, err := gateway.New(gc, quietLog(), nil)
+	in.gwReg = prometheus.NewRegistry()
+	gw, err := gateway.New(gc, quietLog(), in.gwReg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,6 +223,12 @@ func TestInferenceEndToEnd(t *testing.T) {
 
 	if !streamHeld {
 		t.Fatalf("the stream's receipt %s is not among the gateway's receipts", streamID)
+	}
+	// One request at a time: the idle providers sent every JSON answer's
+	// receipt ahead (103), and the gateway kept each (streams' receipts
+	// come ahead too unless [DONE] was already there to read).
+	if kept, dropped := in.earlyReceipts(t, "kept"), in.earlyReceipts(t, "dropped"); kept < 3 || dropped != 0 {
+		t.Fatalf("early receipts: %v kept, %v dropped; want at least 3 kept, none dropped", kept, dropped)
 	}
 	// inclusion proofs against the roots committed on chain
 	deadline := time.Now().Add(60 * time.Second)
@@ -625,4 +634,27 @@ func rawStreamReceiptID(t *testing.T, gw, model string) string {
 		t.Fatalf("receipt id %q in the stream, %q in the trailer", id, resp.Trailer.Get(gateway.ReceiptIDHeader))
 	}
 	return id
+}
+
+// earlyReceipts is the first gateway's count of early receipts by outcome
+// (kept, dropped).
+func (in *inferenceNet) earlyReceipts(t *testing.T, outcome string) float64 {
+	t.Helper()
+	mfs, err := in.gwReg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "agora_gateway_early_receipts_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -153,6 +153,7 @@ type metrics struct {
 	failover prometheus.Counter
 	paid     prometheus.Counter
 	latency  prometheus.Histogram
+	early    *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -161,9 +162,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		failover: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "failovers_total", Help: "Requests retried on another provider."}),
 		paid:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "billed_uagr_total", Help: "uagr of verified receipts."}),
 		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "gateway", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12)}),
+		early:    prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "early_receipts_total", Help: "Receipts providers sent ahead of their responses, by outcome (kept, dropped)."}, []string{"outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.failover, m.paid, m.latency)
+		reg.MustRegister(m.requests, m.failover, m.paid, m.latency, m.early)
 	}
 	return m
 }
@@ -575,7 +577,8 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 	}
 }
 
-// checkStored verifies a stored receipt's signature (at start).
+// checkStored verifies a stored receipt's signature (at start), after
+// resolving it with its provider if a crash left it tentative.
 func (g *Gateway) checkStored(r StoredReceipt) bool {
 	sr, err := receipt.Decode(r.Encoded)
 	if err != nil {
@@ -585,8 +588,14 @@ func (g *Gateway) checkStored(r StoredReceipt) bool {
 	defer g.dirMu.RUnlock()
 	for _, p := range g.providers {
 		if p.addr.String() == r.Provider {
+			if r.Tentative && !g.resolveEarly(&r, p) {
+				return false
+			}
 			return sr.Verify(p.pub) == nil
 		}
+	}
+	if r.Tentative {
+		return false // its provider is not in the directory now: resolved at a later start
 	}
 	var acc app.AccountView
 	if err := g.chain.Query(context.Background(), "/account/"+r.Provider, 0, &acc); err != nil {

@@ -135,7 +135,7 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 			g.metrics.failover.Inc()
 		}
 		maxCost := provider.Cost(len(body)+16, maxOut, max(p.priceIn, p.prevIn), max(p.priceOut, p.prevOut))
-		err := g.try(w, r, accountOf(r), req.Stream, path, body, p, maxCost, maxOut)
+		err := g.try(w, r, accountOf(r), req.Stream, path, req.Model, body, p, maxCost, maxOut)
 		var rt errRetry
 		if err == nil {
 			g.metrics.latency.Observe(time.Since(start).Seconds())
@@ -158,7 +158,7 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 
 // try sends the request to one provider. A returned errRetry means nothing
 // was written to the client and another provider may be tried.
-func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, stream bool, path string, body []byte, p *providerEntry, maxCost uint64, maxOut int) error {
+func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, stream bool, path, reqModel string, body []byte, p *providerEntry, maxCost uint64, maxOut int) error {
 	ch, err := g.channelFor(r.Context(), acct, p, maxCost)
 	if err != nil {
 		return errRetry{err}
@@ -182,6 +182,11 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	preq, err := http.NewRequestWithContext(r.Context(), http.MethodPost, p.endpoint+path, bytes.NewReader(body))
 	if err != nil {
 		return errRetry{err}
+	}
+	var early *earlyReceipt // see early.go
+	defer func() { g.dropEarly(early) }()
+	if !stream {
+		preq = g.earlyTrace(preq, &early, ch, p, v.CumulativeAmount, maxCost, maxOut, reqModel)
 	}
 	preq.Header.Set("Content-Type", "application/json")
 	preq.Header.Set(provider.VoucherHeader, provider.FormatVoucher(v))
@@ -219,7 +224,12 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			p.observe(false, 0)
 			return errRetry{fmt.Errorf("provider returned an invalid completion")}
 		}
-		st, err := g.acceptReceipt(ch, p, resp.Header.Get(provider.ReceiptHeader), v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
+		var st *StoredReceipt
+		if enc := resp.Header.Get(provider.ReceiptHeader); early != nil && early.enc == enc {
+			st, err = g.keepEarly(early, ch, p, parsed.Usage)
+		} else {
+			st, err = g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
+		}
 		if err != nil {
 			p.observe(false, 0)
 			return errRetry{err}
@@ -254,6 +264,11 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		}
 		if strings.HasPrefix(line, provider.ReceiptComment) {
 			enc = strings.TrimSpace(strings.TrimPrefix(line, provider.ReceiptComment))
+			if early == nil && br.Buffered() == 0 {
+				// The receipt came ahead of [DONE]: the provider is syncing
+				// it; store it meanwhile (early.go).
+				early = g.storeEarly(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, model)
+			}
 			continue
 		}
 		done := strings.HasPrefix(line, "data: [DONE]")
@@ -279,7 +294,12 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			started = true
 		}
 		if done {
-			st, err := g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, usage, model)
+			var st *StoredReceipt
+			if early != nil && early.enc == enc {
+				st, err = g.keepEarly(early, ch, p, usage)
+			} else {
+				st, err = g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, usage, model)
+			}
 			if err != nil {
 				// The client has the tokens but no [DONE]: its SDK reports an
 				// incomplete stream, and nothing is paid for it.
@@ -318,6 +338,23 @@ func (g *Gateway) markDelivered(ch *channel, cum uint64) {
 // acceptReceipt verifies a provider's receipt for a request we paid with a
 // voucher for cum, and books it. usage (if known) must match it.
 func (g *Gateway) acceptReceipt(ch *channel, p *providerEntry, enc string, cum, maxCost uint64, maxOut int, usage *oai.Usage, model string) (*StoredReceipt, error) {
+	sr, err := g.checkReceipt(ch, p, enc, cum, maxCost, maxOut, usage)
+	if err != nil {
+		return nil, err
+	}
+	st := newStored(ch, p, sr, enc, model)
+	if err := g.store.AddReceipt(&st); err != nil {
+		return nil, err
+	}
+	// owed (and so paid) only once stored and its signature verified
+	g.verifyCh <- pendingReceipt{ch: ch, provider: p, sr: sr, seq: st.Seq}
+	return &st, nil
+}
+
+// checkReceipt decodes a provider's receipt and checks it against the
+// request (its signature is checked later, in batches); usage is the
+// response's, nil when not known yet (checkUsage then checks it).
+func (g *Gateway) checkReceipt(ch *channel, p *providerEntry, enc string, cum, maxCost uint64, maxOut int, usage *oai.Usage) (*receipt.Signed, error) {
 	if enc == "" {
 		return nil, errors.New("provider sent no receipt")
 	}
@@ -343,17 +380,26 @@ func (g *Gateway) acceptReceipt(ch *channel, p *providerEntry, enc string, cum, 
 		return nil, fmt.Errorf("receipt bills %d, tokens at registered prices cost %d (max %d)", r.Amount, want, maxCost)
 	case int(r.CompletionTokens) > maxOut:
 		return nil, fmt.Errorf("receipt counts %d completion tokens, max_tokens was %d", r.CompletionTokens, maxOut)
-	case usage != nil && (usage.PromptTokens != int(r.PromptTokens) || usage.CompletionTokens != int(r.CompletionTokens)):
-		return nil, errors.New("receipt token counts differ from the response's usage")
 	}
-	st := StoredReceipt{ID: sr.IDHex(), Provider: p.addr.String(), Payer: ch.acct.addr.String(), Model: model, Amount: r.Amount, Epoch: r.Epoch, Index: r.Index,
+	if usage != nil {
+		if err := checkUsage(sr, usage); err != nil {
+			return nil, err
+		}
+	}
+	return sr, nil
+}
+
+func checkUsage(sr *receipt.Signed, usage *oai.Usage) error {
+	if usage.PromptTokens != int(sr.Receipt.PromptTokens) || usage.CompletionTokens != int(sr.Receipt.CompletionTokens) {
+		return errors.New("receipt token counts differ from the response's usage")
+	}
+	return nil
+}
+
+func newStored(ch *channel, p *providerEntry, sr *receipt.Signed, enc, model string) StoredReceipt {
+	r := sr.Receipt
+	return StoredReceipt{ID: sr.IDHex(), Provider: p.addr.String(), Payer: ch.acct.addr.String(), Model: model, Amount: r.Amount, Epoch: r.Epoch, Index: r.Index,
 		Channel: r.ChannelId, Prompt: r.PromptTokens, Output: r.CompletionTokens, Time: time.Now().Unix(), Encoded: enc}
-	if err := g.store.AddReceipt(&st); err != nil {
-		return nil, err
-	}
-	// owed (and so paid) only once stored and its signature verified
-	g.verifyCh <- pendingReceipt{ch: ch, provider: p, sr: sr, seq: st.Seq}
-	return &st, nil
 }
 
 func (g *Gateway) handleReceipts(w http.ResponseWriter, r *http.Request) {

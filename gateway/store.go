@@ -45,6 +45,12 @@ type StoredReceipt struct {
 	Output   uint32 `json:"completion_tokens"`
 	Time     int64  `json:"time"`
 	Encoded  string `json:"receipt"`
+
+	// Tentative: stored as the provider sent it ahead of its response
+	// (early receipt), and not yet confirmed by that response. A tentative
+	// receipt is not listed, paid or checked for omission; one a crash left
+	// tentative is resolved with its provider at the next start.
+	Tentative bool `json:"tentative,omitempty"`
 }
 
 // OpenStore opens the store in dir.
@@ -107,6 +113,42 @@ func (s *Store) AddReceipt(r *StoredReceipt) error {
 	return s.db.CommitSync(b)
 }
 
+// ConfirmReceipt marks a tentative receipt confirmed. Not synced, and under
+// a key the log never writes: if the mark is lost in a crash, the receipt
+// is resolved with its provider at the next start.
+func (s *Store) ConfirmReceipt(r *StoredReceipt) error {
+	r.Tentative = false
+	return s.db.Set(confirmKey(r.Seq), []byte{1}, pebble.NoSync)
+}
+
+// DropReceipt removes a tentative receipt whose response failed (synced).
+func (s *Store) DropReceipt(r *StoredReceipt) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Delete(append([]byte("r/"), binary.BigEndian.AppendUint64(nil, r.Seq)...), nil)
+	b.Delete([]byte("ri/"+r.ID), nil)
+	return s.db.CommitSync(b)
+}
+
+func confirmKey(seq uint64) []byte {
+	return append([]byte("rk/"), binary.BigEndian.AppendUint64(nil, seq)...)
+}
+
+// decode reads a stored receipt, applying its confirmation mark.
+func (s *Store) decode(bz []byte) (StoredReceipt, error) {
+	var r StoredReceipt
+	if err := json.Unmarshal(bz, &r); err != nil {
+		return r, err
+	}
+	if r.Tentative {
+		if _, c, err := s.db.Get(confirmKey(r.Seq)); err == nil {
+			c.Close()
+			r.Tentative = false
+		}
+	}
+	return r, nil
+}
+
 // MarkVerified records that a receipt's signature checked out. Not synced:
 // if the mark is lost, the receipt is verified again at the next start.
 func (s *Store) MarkVerified(seq uint64) error {
@@ -133,7 +175,8 @@ func (s *Store) verified(seq uint64) bool {
 }
 
 // BilledByProvider sums the stored receipts per payer/provider and channel;
-// check decides receipts not yet marked verified (and marks them).
+// check decides receipts not yet marked verified, or tentative (and marks
+// them verified).
 func (s *Store) BilledByProvider(check func(StoredReceipt) bool) (map[string]map[uint64]uint64, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
 	if err != nil {
@@ -142,11 +185,11 @@ func (s *Store) BilledByProvider(check func(StoredReceipt) bool) (map[string]map
 	defer it.Close()
 	out := map[string]map[uint64]uint64{}
 	for it.First(); it.Valid(); it.Next() {
-		var r StoredReceipt
-		if err := json.Unmarshal(it.Value(), &r); err != nil {
+		r, err := s.decode(it.Value())
+		if err != nil {
 			return nil, err
 		}
-		if !s.verified(r.Seq) {
+		if r.Tentative || !s.verified(r.Seq) {
 			if !check(r) {
 				continue
 			}
@@ -171,16 +214,20 @@ func (s *Store) Receipt(id string) (*StoredReceipt, error) {
 	}
 	seq := append([]byte(nil), bz...)
 	c.Close()
-	var r StoredReceipt
-	ok, err := s.get(append([]byte("r/"), seq...), &r)
-	if !ok && err == nil {
+	bz, c, err = s.db.Get(append([]byte("r/"), seq...))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	r, err := s.decode(bz)
+	if err == nil && r.Tentative {
 		err = pebble.ErrNotFound
 	}
 	return &r, err
 }
 
 // Receipts lists receipts in order (after seq, up to limit), only payer's
-// when payer is not empty.
+// when payer is not empty; tentative receipts are left out.
 func (s *Store) Receipts(after uint64, limit int, payer string) ([]StoredReceipt, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: append([]byte("r/"), binary.BigEndian.AppendUint64(nil, after+1)...), UpperBound: []byte("r0")})
 	if err != nil {
@@ -189,11 +236,11 @@ func (s *Store) Receipts(after uint64, limit int, payer string) ([]StoredReceipt
 	defer it.Close()
 	out := []StoredReceipt{}
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
-		var r StoredReceipt
-		if err := json.Unmarshal(it.Value(), &r); err != nil {
+		r, err := s.decode(it.Value())
+		if err != nil {
 			return nil, err
 		}
-		if payer == "" || r.Payer == payer {
+		if !r.Tentative && (payer == "" || r.Payer == payer) {
 			out = append(out, r)
 		}
 	}

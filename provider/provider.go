@@ -162,7 +162,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		metrics: newMetrics(reg), reg: reg, done: make(chan struct{}),
 		priceIn: cfg.PriceIn, priceOut: cfg.PriceOut,
 	}
-	p.recorder.write = p.writeReceipts
+	p.recorder.sign, p.recorder.store = p.signReceipts, p.storeReceipts
 	return p, nil
 }
 
@@ -184,7 +184,7 @@ func (p *Provider) Start(ctx context.Context) error {
 		return err
 	}
 	p.store = st
-	st.db.SetBusy(func() bool { return len(p.queue) > 1 }) // other requests admitted
+	st.db.SetBusy(func() bool { return !p.idle() })
 	// rebuild billing totals and epoch counts from the stored receipts
 	if err := st.Scan(func(r *types.Receipt) {
 		p.billed[r.ChannelId] += r.Amount

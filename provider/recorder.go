@@ -14,8 +14,13 @@ import (
 // signature over the group's Merkle root (receipt.SignBatch) and one synced
 // write. Under load a signature and a sync serve several requests; a lone
 // request is written at once, exactly as it would be alone.
+//
+// Between signing and storing, each request may act on its signed receipt
+// (onSigned: the provider sends it early to an idle gateway, which then
+// stores it while the provider syncs).
 type recorder struct {
-	write func(g []*recordJob) // signs and stores g, sets each job's result and closes done
+	sign  func(g []*recordJob) error // sets each job's sr
+	store func(g []*recordJob) error // stores the signed receipts, synced
 
 	mu      sync.Mutex
 	forming []*recordJob
@@ -26,22 +31,25 @@ type recordJob struct {
 	r  *types.Receipt
 	tr *Transcript
 
-	sr   *receipt.Signed
-	err  error
-	done chan struct{} // closed once written (or failed)
-	lead chan struct{} // receives once if this job is to write its group
+	sr       *receipt.Signed
+	signErr  error         // set before signed is closed
+	storeErr error         // set before done is closed
+	signed   chan struct{} // closed once signed (or failed to)
+	done     chan struct{} // closed once stored (or failed to)
+	lead     chan struct{} // receives once if this job is to write its group
 }
 
-// record returns r signed, once it is stored with tr.
-func (rc *recorder) record(r *types.Receipt, tr *Transcript) (*receipt.Signed, error) {
-	j := &recordJob{r: r, tr: tr, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+// record returns r signed, once it is stored with tr; onSigned (if not
+// nil) gets the signed receipt before it is stored.
+func (rc *recorder) record(r *types.Receipt, tr *Transcript, onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
+	j := &recordJob{r: r, tr: tr, signed: make(chan struct{}), done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	rc.mu.Lock()
 	rc.forming = append(rc.forming, j)
 	if rc.busy {
 		rc.mu.Unlock()
 		select {
-		case <-j.done:
-			return j.sr, j.err
+		case <-j.signed:
+			return j.await(onSigned)
 		case <-j.lead: // j is first in the forming group
 			rc.mu.Lock()
 		}
@@ -56,7 +64,22 @@ func (rc *recorder) record(r *types.Receipt, tr *Transcript) (*receipt.Signed, e
 	}
 	rc.mu.Unlock()
 
-	rc.write(g)
+	err := rc.sign(g)
+	for _, x := range g {
+		x.signErr = err
+		close(x.signed)
+	}
+	if err == nil {
+		// The others act on their receipts on their own goroutines.
+		if onSigned != nil {
+			onSigned(j.sr)
+		}
+		err = rc.store(g)
+	}
+	for _, x := range g {
+		x.storeErr = err
+		close(x.done)
+	}
 
 	rc.mu.Lock()
 	if len(rc.forming) > 0 {
@@ -65,26 +88,51 @@ func (rc *recorder) record(r *types.Receipt, tr *Transcript) (*receipt.Signed, e
 		rc.busy = false
 	}
 	rc.mu.Unlock()
-	return j.sr, j.err
+	return j.result()
 }
 
-// writeReceipts is the provider's recorder.write: one batch signature, one
-// synced store write.
-func (p *Provider) writeReceipts(g []*recordJob) {
+// await is a waiting job's end: act on the signed receipt, wait for the
+// store.
+func (j *recordJob) await(onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
+	if j.signErr == nil && onSigned != nil {
+		onSigned(j.sr)
+	}
+	<-j.done
+	return j.result()
+}
+
+func (j *recordJob) result() (*receipt.Signed, error) {
+	if j.signErr != nil {
+		return nil, j.signErr
+	}
+	if j.storeErr != nil {
+		return nil, j.storeErr
+	}
+	return j.sr, nil
+}
+
+// signReceipts is the provider's recorder.sign: one batch signature.
+func (p *Provider) signReceipts(g []*recordJob) error {
 	rs := make([]*types.Receipt, len(g))
-	trs := make([]*Transcript, len(g))
 	for i, j := range g {
-		rs[i], trs[i] = j.r, j.tr
+		rs[i] = j.r
 	}
 	srs, err := receipt.SignBatch(p.cfg.Key, rs)
-	if err == nil {
-		err = p.store.Record(srs, trs)
+	if err != nil {
+		return err
 	}
 	for i, j := range g {
-		if err == nil {
-			j.sr = srs[i]
-		}
-		j.err = err
-		close(j.done)
+		j.sr = srs[i]
 	}
+	return nil
+}
+
+// storeReceipts is the provider's recorder.store: one synced write.
+func (p *Provider) storeReceipts(g []*recordJob) error {
+	srs := make([]*receipt.Signed, len(g))
+	trs := make([]*Transcript, len(g))
+	for i, j := range g {
+		srs[i], trs[i] = j.sr, j.tr
+	}
+	return p.store.Record(srs, trs)
 }

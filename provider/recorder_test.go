@@ -10,36 +10,40 @@ import (
 	"github.com/agoranet/agora/receipt"
 )
 
-// TestRecorderGroups holds the first group's write open while more receipts
-// arrive: they are written together next, by one of them, in one call; a
-// failed write fails exactly its group's receipts; afterwards a lone
-// receipt is written alone at once.
+// TestRecorderGroups holds the first group's signing open while more
+// receipts arrive: they are signed and stored together next, by one of
+// them, each seeing its own signed receipt before record returns; a failed
+// store fails its group's receipts (after they were signed).
 func TestRecorderGroups(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	var groups [][]uint64
 	fail := false
 	rc := &recorder{}
-	rc.write = func(g []*recordJob) {
+	rc.sign = func(g []*recordJob) error {
 		mu.Lock()
 		idx := make([]uint64, len(g))
 		for i, j := range g {
 			idx[i] = j.r.Index
 		}
 		groups = append(groups, idx)
-		first, f := len(groups) == 1, fail
+		first := len(groups) == 1
 		mu.Unlock()
 		if first {
 			<-release
 		}
 		for _, j := range g {
-			if f {
-				j.err = errors.New("disk full")
-			} else {
-				j.sr = &receipt.Signed{Receipt: j.r, Signature: []byte{byte(len(g))}}
-			}
-			close(j.done)
+			j.sr = &receipt.Signed{Receipt: j.r, Signature: []byte{byte(len(g))}}
 		}
+		return nil
+	}
+	rc.store = func(g []*recordJob) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			return errors.New("disk full")
+		}
+		return nil
 	}
 	type result struct {
 		sr  *receipt.Signed
@@ -49,7 +53,11 @@ func TestRecorderGroups(t *testing.T) {
 	start := func(i int) {
 		results[i] = make(chan result, 1)
 		go func() {
-			sr, err := rc.record(&types.Receipt{Index: uint64(i)}, &Transcript{})
+			var early *receipt.Signed
+			sr, err := rc.record(&types.Receipt{Index: uint64(i)}, &Transcript{}, func(s *receipt.Signed) { early = s })
+			if early == nil || early.Receipt.Index != uint64(i) {
+				err = errors.Join(err, errors.New("onSigned not called with this receipt"))
+			}
 			results[i] <- result{sr, err}
 		}()
 	}
@@ -76,7 +84,7 @@ func TestRecorderGroups(t *testing.T) {
 	fail = true
 	mu.Unlock()
 	start(5)
-	if r := <-results[5]; r.err == nil || r.err.Error() != "disk full" {
+	if r := <-results[5]; r.err == nil || r.err.Error() != "disk full" || r.sr != nil {
 		t.Fatalf("failed write: %+v", r)
 	}
 	if rc.busy || len(rc.forming) != 0 {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	json "github.com/goccy/go-json"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"io"
 	"net/http"
 	"time"
 
@@ -222,7 +223,17 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 			p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "generation failed: %v", err))
 			return
 		}
-		if sr, err = p.record(prep, out, body, v, priceIn, priceOut); err != nil {
+		early := func(sr *receipt.Signed) {
+			// An idle provider sends the signed receipt ahead (103 Early
+			// Hints: the final response carries the same header), so the
+			// gateway can store it while this one syncs; a busy one saves
+			// the extra write.
+			if p.idle() {
+				w.Header().Set(ReceiptHeader, sr.Encode())
+				w.WriteHeader(http.StatusEarlyHints)
+			}
+		}
+		if sr, err = p.record(prep, out, body, v, priceIn, priceOut, early); err != nil {
 			p.fail(w, oai.Errorf(http.StatusInternalServerError, "api_error", "", "recording receipt: %v", err))
 			return
 		}
@@ -238,7 +249,9 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 			resp.Choices[0].Logprobs = renderLogprobs(chat, TokenLogprobs{out.Pieces, out.Logprobs, out.Top}, job.TopLogprobs, 0)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set(ReceiptHeader, sr.Encode())
+		if w.Header().Get(ReceiptHeader) == "" {
+			w.Header().Set(ReceiptHeader, sr.Encode())
+		}
 		json.NewEncoder(w).Encode(resp)
 	}
 	p.metrics.requests.WithLabelValues("200").Inc()
@@ -356,6 +369,9 @@ func (p *Provider) checkChannel(ch app.ChannelView, v *types.Voucher) *oai.Error
 	return nil
 }
 
+// idle reports whether this is the only request admitted.
+func (p *Provider) idle() bool { return len(p.queue) <= 1 }
+
 func (p *Provider) currentHeight() int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -418,21 +434,41 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	if err != nil {
 		return nil, nil, err
 	}
-	sr, err := p.record(prep, out, body, v, priceIn, priceOut)
+	// tail is the stream's end up to [DONE]: finish, usage, receipt.
+	tail := func(sr *receipt.Signed) error {
+		fr := out.FinishReason
+		if err := send(chunk(nil, "", &fr), false); err != nil {
+			return err
+		}
+		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+			c := oai.Response{ID: id, Object: object, Created: created, Model: req.Model, Choices: []oai.Choice{}, Usage: usageOf(prep, out)}
+			if err := send(c, false); err != nil {
+				return err
+			}
+		}
+		_, err := fmt.Fprintf(w, "%s%s\n", ReceiptComment, sr.Encode())
+		return err
+	}
+	// An idle provider sends the tail with the signed receipt ahead, so the
+	// gateway stores it while this one syncs; [DONE] follows once synced.
+	var early bool
+	var tailErr error
+	sr, err := p.record(prep, out, body, v, priceIn, priceOut, func(sr *receipt.Signed) {
+		if p.idle() {
+			early, tailErr = true, tail(sr)
+			fl.Flush()
+		}
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	fr := out.FinishReason
-	if err := send(chunk(nil, "", &fr), false); err != nil {
-		return out, sr, err
+	if !early {
+		tailErr = tail(sr)
 	}
-	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-		c := oai.Response{ID: id, Object: object, Created: created, Model: req.Model, Choices: []oai.Choice{}, Usage: usageOf(prep, out)}
-		if err := send(c, false); err != nil {
-			return out, sr, err
-		}
+	if tailErr != nil {
+		return out, sr, tailErr
 	}
-	if _, err := fmt.Fprintf(w, "%s%s\ndata: [DONE]\n\n", ReceiptComment, sr.Encode()); err != nil {
+	if _, err := io.WriteString(w, "data: [DONE]\n\n"); err != nil {
 		return out, sr, err
 	}
 	fl.Flush()
@@ -442,7 +478,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 // record bills the request, signs its receipt and stores it with the
 // transcript, synced, before the response completes (through the recorder:
 // receipts that finish together share a signature and a sync).
-func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*receipt.Signed, error) {
+func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher, priceIn, priceOut uint64, onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
 	amount := Cost(out.PromptTokens, out.CompletionTokens, priceIn, priceOut)
 	hash := prep.ModelHash
 	ch, err := p.channel(context.Background(), v.ChannelId, 0)
@@ -484,7 +520,7 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 	if out.Verify == VerifyTolerance { // what validators compare; the exact path re-derives them
 		tr.Pieces, tr.Top = out.Pieces, out.Top
 	}
-	sr, err := p.recorder.record(r, tr)
+	sr, err := p.recorder.record(r, tr, onSigned)
 	if err != nil {
 		// The index stays unused: the epoch's tree gets an empty leaf there.
 		p.log.Error("storing a receipt failed", "err", err)

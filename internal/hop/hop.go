@@ -16,9 +16,12 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"sync"
 	"time"
 )
@@ -89,6 +92,9 @@ func (c *Client) Do(req *http.Request) (*http.Response, error) {
 
 var errStale = errors.New("connection closed before the response")
 
+// max1xx bounds the informational responses before a response.
+const max1xx = 5
+
 func (c *Client) exchange(cn *conn, req *http.Request) (*http.Response, error) {
 	stop := context.AfterFunc(req.Context(), func() { cn.nc.Close() })
 	fail := func(err error) (*http.Response, error) {
@@ -109,6 +115,19 @@ func (c *Client) exchange(cn *conn, req *http.Request) (*http.Response, error) {
 		return fail(errStale)
 	}
 	resp, err := http.ReadResponse(cn.br, req)
+	// Informational responses (other than 101) come before the response:
+	// handed to the request's httptrace.ClientTrace, as net/http does.
+	for n := 0; err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols; n++ {
+		if n == max1xx {
+			return fail(fmt.Errorf("more than %d informational responses", max1xx))
+		}
+		if tr := httptrace.ContextClientTrace(req.Context()); tr != nil && tr.Got1xxResponse != nil {
+			if err := tr.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+				return fail(err)
+			}
+		}
+		resp, err = http.ReadResponse(cn.br, req)
+	}
 	if err != nil {
 		return fail(err)
 	}

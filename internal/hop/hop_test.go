@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -243,5 +245,58 @@ func TestStaleConnectionRetried(t *testing.T) {
 	s.Close()
 	if _, err := post(t, c, context.Background(), s.URL, "x"); err == nil {
 		t.Fatal("a closed server answered")
+	}
+}
+
+// TestInformational: 103 responses before the response reach the request's
+// httptrace.ClientTrace in order, with their headers, and the response
+// after them is read whole on a reused connection; a server that never
+// stops sending them is refused.
+func TestInformational(t *testing.T) {
+	s, conns := server(t, func(w http.ResponseWriter, r *http.Request) {
+		n := 2
+		if r.URL.Query().Get("flood") != "" {
+			n = 10
+		}
+		for i := 0; i < n; i++ {
+			w.Header().Set("X-Early", fmt.Sprint("hint-", i))
+			w.WriteHeader(http.StatusEarlyHints)
+		}
+		w.Header().Del("X-Early")
+		io.WriteString(w, "final")
+	})
+	c := New(8, nil)
+	defer c.CloseIdle()
+	for round := 0; round < 2; round++ {
+		var got []string
+		ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			got = append(got, fmt.Sprint(code, " ", h.Get("X-Early")))
+			return nil
+		}})
+		resp, err := post(t, c, ctx, s.URL+"/x", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(b) != "final" || strings.Join(got, ",") != "103 hint-0,103 hint-1" {
+			t.Fatalf("round %d: status %d body %q informational %v", round, resp.StatusCode, b, got)
+		}
+	}
+	if conns.Load() != 1 {
+		t.Fatalf("%d connections for two sequential requests", conns.Load())
+	}
+	// Without a trace they are skipped.
+	resp, err := post(t, c, context.Background(), s.URL+"/x", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "final" {
+		t.Fatalf("body %q", b)
+	}
+	if _, err := post(t, c, context.Background(), s.URL+"/x?flood=1", ""); err == nil || !strings.Contains(err.Error(), "informational responses") {
+		t.Fatalf("flood of 103s: %v", err)
 	}
 }
