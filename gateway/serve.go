@@ -190,6 +190,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	}
 	preq.Header.Set("Content-Type", "application/json")
 	preq.Header.Set(provider.VoucherHeader, provider.FormatVoucher(v))
+	preq.Header.Set(provider.EarlyReceiptHeader, "1")
 	resp, err := g.hop.Do(preq)
 	if err != nil {
 		p.observe(false, 0)

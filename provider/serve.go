@@ -223,12 +223,13 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 			p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "generation failed: %v", err))
 			return
 		}
+		wantEarly := r.Header.Get(EarlyReceiptHeader) != ""
 		early := func(sr *receipt.Signed) {
 			// An idle provider sends the signed receipt ahead (103 Early
 			// Hints: the final response carries the same header), so the
 			// gateway can store it while this one syncs; a busy one saves
 			// the extra write.
-			if p.idle() {
+			if wantEarly && p.idle() {
 				w.Header().Set(ReceiptHeader, sr.Encode())
 				w.WriteHeader(http.StatusEarlyHints)
 			}
@@ -454,7 +455,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	var early bool
 	var tailErr error
 	sr, err := p.record(prep, out, body, v, priceIn, priceOut, func(sr *receipt.Signed) {
-		if p.idle() {
+		if r.Header.Get(EarlyReceiptHeader) != "" && p.idle() {
 			early, tailErr = true, tail(sr)
 			fl.Flush()
 		}
