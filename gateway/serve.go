@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/subtle"
@@ -248,7 +247,8 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	// receipt is checked and stored, as a JSON answer is: the client then
 	// finds the receipt's id in a comment before [DONE] and in a trailer.
 	fl, _ := w.(http.Flusher)
-	br := bufio.NewReaderSize(resp.Body, 64<<10)
+	br := oai.NewStreamReader(resp.Body)
+	defer oai.ReleaseStreamReader(br)
 	started := false
 	var enc string
 	var usage *oai.Usage

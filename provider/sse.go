@@ -17,7 +17,8 @@ const maxSSELine = 4 << 20
 // OpenAI-style event stream until "[DONE]" or the end of the body. more
 // reports whether another whole event is already buffered.
 func readSSE(body io.Reader, onData func(data []byte, more bool) error) error {
-	br := bufio.NewReaderSize(body, 64<<10)
+	br := oai.NewStreamReader(body)
+	defer oai.ReleaseStreamReader(br)
 	var long []byte // a line longer than the buffer, assembled
 	for {
 		line, err := br.ReadSlice('\n')
