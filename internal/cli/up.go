@@ -236,7 +236,7 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 		addr, _ := providerAddr(u.provAddr, i)
 		dir := filepath.Join(g.home, "data", name)
 		p, err := provider.New(provider.Config{ChainRPC: cfg.RPC.Laddr, Key: key, Listen: addr, DataDir: dir,
-			PriceIn: uint64(10 + i), PriceOut: uint64(20 + 2*i), Concurrency: 2}, b, logger.With("module", "provider", "provider", name), nil)
+			PriceIn: uint64(10 + i), PriceOut: uint64(20 + 2*i), Concurrency: 2}, b, logger.With("module", "provider", "provider", name), registry())
 		if err != nil {
 			return "", err
 		}
@@ -245,7 +245,7 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 		}
 		stop.add(func() { p.Stop() })
 	}
-	gw, err := gateway.New(gateway.Config{ChainRPC: cfg.RPC.Laddr, Key: demoKey, Listen: u.gwAddr, DataDir: filepath.Join(g.home, "data", "gateway")}, logger.With("module", "gateway"), nil)
+	gw, err := gateway.New(gateway.Config{ChainRPC: cfg.RPC.Laddr, Key: demoKey, Listen: u.gwAddr, DataDir: filepath.Join(g.home, "data", "gateway")}, logger.With("module", "gateway"), registry())
 	if err != nil {
 		return "", err
 	}
