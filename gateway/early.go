@@ -16,9 +16,10 @@ import (
 
 // An idle provider sends a request's signed receipt ahead of its response
 // (103 Early Hints carrying the receipt header; in a stream, the receipt
-// comment ahead of [DONE]) and then syncs its own copy; the gateway checks the receipt and stores it, tentatively, during
-// that sync instead of after it — the two durable writes overlap, which on
-// one connection saves most of one sync. When the response arrives with
+// comment ahead of [DONE]) and then syncs its own copy; the gateway checks
+// the receipt and stores it, tentatively, during that sync instead of
+// after it — the two durable writes overlap, which on one connection saves
+// most of one sync. When the response arrives with
 // the same receipt and a matching usage, the receipt is confirmed (and
 // goes to signature verification, so it is paid); otherwise it is dropped
 // and the response is treated as before (another provider is tried).
@@ -37,8 +38,8 @@ type earlyReceipt struct {
 	kept bool
 }
 
-// earlyTrace returns the request context that catches an early receipt
-// into *early.
+// earlyTrace returns r with a client trace that stores an early receipt
+// as it arrives, into *early.
 func (g *Gateway) earlyTrace(r *http.Request, early **earlyReceipt, ch *channel, p *providerEntry, cum, maxCost uint64, maxOut int, model string) *http.Request {
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 		if code == http.StatusEarlyHints && *early == nil {
