@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !(linux && (amd64 || arm64 || riscv64 || loong64 || ppc64le || 386 || arm))
 
 package kvlog
 
@@ -6,11 +6,11 @@ import (
 	"os"
 )
 
-// dataSyncer makes a file's written data durable (see datasync_linux.go;
-// elsewhere it is a plain sync).
-type dataSyncer struct{}
+// dataSyncer makes a file's written data durable (see datasync_aio.go;
+// elsewhere — other systems, big-endian Linux — it is a plain sync).
+type dataSyncer struct{ plain bool }
 
-func newDataSyncer() *dataSyncer { return &dataSyncer{} }
+func newDataSyncer() *dataSyncer { return &dataSyncer{plain: true} }
 
 func (s *dataSyncer) fdatasync(f *os.File, async bool) error { return f.Sync() }
 

@@ -1,3 +1,5 @@
+//go:build linux && (amd64 || arm64 || riscv64 || loong64 || ppc64le || 386 || arm)
+
 package kvlog
 
 import (
