@@ -7,7 +7,6 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -38,19 +37,18 @@ type DB struct {
 	*pebble.DB
 	dir string
 
-	mu       sync.Mutex
-	idle     *sync.Cond // signalled when no sync is under way (Close waits)
-	seg      *os.File   // current segment
-	segNum   uint64
-	off      int64  // bytes written to seg
-	forming  *group // batches waiting for the sync under way to end
-	syncing  bool
-	err      error // sticky: the log could not be written
-	closed   bool
-	segSize  int64
-	syncer   *dataSyncer // the leader's
-	busy     func() bool // see SetBusy
-	lastSize int         // batches in the last group run
+	mu      sync.Mutex
+	idle    *sync.Cond // signalled when no sync is under way (Close waits)
+	seg     *os.File   // current segment
+	segNum  uint64
+	off     int64  // bytes written to seg
+	forming *group // batches waiting for the sync under way to end
+	syncing bool
+	err     error // sticky: the log could not be written
+	closed  bool
+	segSize int64
+	syncer  *dataSyncer // the leader's
+	busy    func() bool // see SetBusy
 }
 
 // SegmentSize is the space preallocated for each log segment; a segment is
@@ -273,17 +271,8 @@ func (d *DB) CommitSync(b *pebble.Batch) error {
 }
 
 // lead detaches the forming group g and runs it. Called with mu held and
-// syncing set; returns with mu released. When the last group was shared,
-// commits are arriving together: the leader first lets the goroutines that
-// are ready run, so that more of them join this group and share its sync
-// (a synced write costs ~25 µs of CPU here, the yield far less). A lone
-// writer never waits.
+// syncing set; returns with mu released.
 func (d *DB) lead(g *group) {
-	if d.lastSize > 1 {
-		d.mu.Unlock()
-		runtime.Gosched()
-		d.mu.Lock()
-	}
 	d.forming = nil
 	d.mu.Unlock()
 	d.run(g)
@@ -314,7 +303,6 @@ func (d *DB) run(g *group) {
 	close(g.done)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.lastSize = len(g.batches)
 	if err != nil && d.err == nil {
 		d.err = err // the log's state is unknown from here: refuse further writes
 	}
