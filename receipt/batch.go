@@ -2,6 +2,7 @@ package receipt
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -99,10 +100,7 @@ func SignedMessage(bz, sig []byte) (msg, sig64 []byte, err error) {
 		p.Siblings = append(p.Siblings, [32]byte(rest[:32]))
 	}
 	p.Left = p.leftFlags()
-	if p.Left == nil {
-		return nil, nil, errors.New("receipt signature: the inclusion path does not fit its batch")
-	}
-	root, ok := p.root(sha256ID(bz))
+	root, ok := p.root(sha256.Sum256(bz)) // checks the path has the shape index and count give
 	if !ok {
 		return nil, nil, errors.New("receipt signature: the inclusion path does not fit its batch")
 	}

@@ -117,21 +117,16 @@ func (p *Proof) root(id [32]byte) ([32]byte, bool) {
 }
 
 // leftFlags derives, from index and count, on which side each sibling of
-// the path lies; nil if the path has the wrong number of siblings.
+// the path lies.
 func (p *Proof) leftFlags() []bool {
-	left := []bool{}
+	var left []bool
 	for pos, n := p.Index, p.Count; n > 1; pos, n = pos/2, (n+1)/2 {
 		if sib := pos ^ 1; sib < n {
 			left = append(left, sib < pos)
 		}
 	}
-	if len(left) != len(p.Siblings) {
-		return nil
-	}
 	return left
 }
-
-func sha256ID(bz []byte) [32]byte { return sha256.Sum256(bz) }
 
 // ProofJSON is an inclusion proof in JSON, with the receipt it proves.
 type ProofJSON struct {
