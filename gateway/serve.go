@@ -6,8 +6,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
 	"net/http"
 	"strconv"
@@ -15,6 +13,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	json "github.com/goccy/go-json"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"

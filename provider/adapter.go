@@ -6,10 +6,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"io"
 	"net/http"
 	"strings"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"

@@ -5,10 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"io"
 	"sort"
 	"strings"
+
+	json "github.com/goccy/go-json"
 
 	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/verify"

@@ -8,11 +8,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"io"
 	"net/http"
 	"time"
+
+	json "github.com/goccy/go-json"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"

@@ -5,10 +5,11 @@ package oai
 import (
 	"errors"
 	"fmt"
-	json "github.com/goccy/go-json"
 	"io"
 	"net/http"
 	"strings"
+
+	json "github.com/goccy/go-json"
 )
 
 // Message is a chat message. Content may be a string or an array of text parts.
