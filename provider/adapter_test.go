@@ -191,7 +191,12 @@ func TestAdapterLogprobs(t *testing.T) {
 	}
 	chat := Job{Chat: true, Messages: []native.Message{{Role: "user", Content: "hi"}}, MaxTokens: 8, Logprobs: true, TopLogprobs: 2}
 	text := Job{Prompt: "hi", MaxTokens: 8, Logprobs: true, TopLogprobs: 2}
-	for name, job := range map[string]Job{"chat": chat, "text": text} {
+	// in this order: the checks below read the backend's requests by position
+	for _, c := range []struct {
+		name string
+		job  Job
+	}{{"chat", chat}, {"text", text}} {
+		name, job := c.name, c.job
 		out, err := run("m", job, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
