@@ -25,6 +25,7 @@ import (
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/presign"
 )
 
 // VoucherHeader carries "<channel id>:<cumulative uagr>:<signature hex>".
@@ -102,6 +103,7 @@ type Provider struct {
 	sem   chan struct{}
 
 	recorder recorder
+	presign  *presign.Signer // signs receipts (nonces made while idle); set by Start
 
 	srv    *http.Server
 	ln     net.Listener
@@ -215,6 +217,14 @@ func (p *Provider) Start(ctx context.Context) error {
 		st.Close()
 		return err
 	}
+	// Receipts are signed on the request path; the signer computes each
+	// signature's nonce commitment ahead of time (internal/presign).
+	p.presign, err = presign.New(p.cfg.Key, presignPool)
+	if err != nil {
+		ln.Close()
+		st.Close()
+		return err
+	}
 	p.srv = &http.Server{Handler: p.routes(), ReadHeaderTimeout: 10 * time.Second}
 	go p.srv.Serve(ln)
 	loopCtx, cancel := context.WithCancel(context.Background())
@@ -239,6 +249,9 @@ func (p *Provider) stop() error {
 	if p.cancel != nil {
 		p.cancel()
 		<-p.done
+	}
+	if p.presign != nil {
+		p.presign.Close()
 	}
 	if p.store != nil {
 		return p.store.Close()

@@ -24,15 +24,21 @@ const BatchDomain = "agora/receipt-batch/v1\n"
 // checks one signature per batch. A batch of one gets a plain signature,
 // exactly Sign's.
 func SignBatch(priv ed25519.PrivateKey, rs []*types.Receipt) ([]*Signed, error) {
+	return SignBatchWith(func(msg []byte) []byte { return types.SignEd25519(priv, msg) }, rs)
+}
+
+// SignBatchWith is SignBatch with the signing done by sign, which returns
+// the provider's ed25519 signature of msg (a presign.Signer's Sign, say).
+func SignBatchWith(sign func(msg []byte) []byte, rs []*types.Receipt) ([]*Signed, error) {
 	if len(rs) == 0 || len(rs) > types.ReceiptBatchMax {
 		return nil, fmt.Errorf("receipt: a batch holds 1 to %d receipts, not %d", types.ReceiptBatchMax, len(rs))
 	}
 	if len(rs) == 1 {
-		s, err := Sign(priv, rs[0])
+		bz, err := proto.MarshalOptions{Deterministic: true}.Marshal(rs[0])
 		if err != nil {
 			return nil, err
 		}
-		return []*Signed{s}, nil
+		return []*Signed{{Receipt: rs[0], Bytes: bz, Signature: sign(append([]byte(SignDomain), bz...))}}, nil
 	}
 	out := make([]*Signed, len(rs))
 	ids := make([][32]byte, len(rs))
@@ -46,7 +52,7 @@ func SignBatch(priv ed25519.PrivateKey, rs []*types.Receipt) ([]*Signed, error) 
 	}
 	levels := treeLevels(ids)
 	root := levels[len(levels)-1][0]
-	sig := types.SignEd25519(priv, append([]byte(BatchDomain), root[:]...))
+	sig := sign(append([]byte(BatchDomain), root[:]...))
 	for i := range out {
 		b := make([]byte, 0, 64+8+32*types.ReceiptBatchDepth)
 		b = append(b, sig...)

@@ -37,11 +37,11 @@ func (s *Signed) IDHex() string {
 
 // Sign serializes and signs r with the provider key.
 func Sign(priv ed25519.PrivateKey, r *types.Receipt) (*Signed, error) {
-	bz, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	ss, err := SignBatch(priv, []*types.Receipt{r})
 	if err != nil {
 		return nil, err
 	}
-	return &Signed{Receipt: r, Bytes: bz, Signature: types.SignEd25519(priv, append([]byte(SignDomain), bz...))}, nil
+	return ss[0], nil
 }
 
 // Verify checks the signature (plain or batched) with the provider's public
