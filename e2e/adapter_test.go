@@ -37,6 +37,10 @@ func fakeOpenAI(t *testing.T) string {
 		}
 		body, _ := io.ReadAll(r.Body)
 		json.Unmarshal(body, &req)
+		if req.Model == "broken" {
+			http.Error(w, `{"error":{"message":"out of memory","type":"server_error"}}`, 500)
+			return
+		}
 		if req.Model != "llama-3-8b" {
 			http.Error(w, `{"error":{"message":"no such model","type":"invalid_request_error"}}`, 404)
 			return
@@ -71,7 +75,7 @@ func TestOpenAIAdapterProvider(t *testing.T) {
 	}
 	ctx := context.Background()
 	dir := t.TempDir()
-	adapter, err := provider.NewOpenAIBackend(fakeOpenAI(t), "", []string{"llama-3-8b"}, 8192)
+	adapter, err := provider.NewOpenAIBackend(fakeOpenAI(t), "", []string{"llama-3-8b", "broken"}, 8192)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,8 +137,19 @@ func TestOpenAIAdapterProvider(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A backend that fails before its first token: the stream never
+	// started, so the client gets an error status, not a 200 stream cut
+	// short, and nothing is billed.
+	r := post(t, gw.URL()+"/v1/chat/completions", `{"model":"broken","stream":true,"messages":[{"role":"user","content":"hi"}]}`, nil)
+	if r.status != 503 || !strings.Contains(r.errMsg, "generation failed") || !strings.Contains(r.errMsg, "out of memory") {
+		t.Fatalf("a stream whose backend fails at once: %d %q %s", r.status, r.errMsg, r.body)
+	}
+	getJSON(t, gw.URL()+"/v1/receipts", &list)
+	if len(list.Data) != 2 {
+		t.Fatalf("a failed stream was booked: %d receipts", len(list.Data))
+	}
 	// an unknown model is a clear 404 from the gateway (the registry knows what the adapter serves)
-	r := post(t, gw.URL()+"/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`, nil)
+	r = post(t, gw.URL()+"/v1/chat/completions", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`, nil)
 	if r.status != 404 {
 		t.Fatalf("unknown model: %d %s", r.status, r.body)
 	}

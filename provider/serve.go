@@ -215,7 +215,9 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		out, sr, err = p.stream(w, r, req, job, prep, chat, id, created, body, v, priceIn, priceOut)
 		if err != nil {
 			p.log.Debug("stream ended early", "err", err)
-			p.metrics.requests.WithLabelValues("stream_aborted").Inc()
+			if !errors.Is(err, errNotStarted) { // else answered with an error status, counted
+				p.metrics.requests.WithLabelValues("stream_aborted").Inc()
+			}
 			return
 		}
 	} else {
@@ -380,6 +382,10 @@ func (p *Provider) currentHeight() int64 {
 	return p.height
 }
 
+// errNotStarted is a stream's failure before its first byte, answered
+// with an error status.
+var errNotStarted = errors.New("the stream had not started")
+
 // stream writes SSE chunks as tokens are generated, then the usage chunk (if
 // asked), the receipt as an SSE comment, and [DONE].
 func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Request, job *Job, prep *Prepared, chat bool, id string, created int64, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*Output, *receipt.Signed, error) {
@@ -387,9 +393,6 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	if !ok {
 		return nil, nil, errors.New("streaming unsupported")
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
 	object := "chat.completion.chunk"
 	if !chat {
 		object = "text_completion"
@@ -415,14 +418,30 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 		}
 		return c
 	}
-	if chat {
-		empty := ""
-		if err := send(chunk(&empty, "assistant", nil), true); err != nil {
-			return nil, nil, err
+	// The response starts with the generation's first tokens, the role
+	// event (chat) in the same write: a generation that fails before them
+	// is answered with an error status, which a gateway takes as a cue to
+	// try another provider, rather than with a stream cut short.
+	started := false
+	begin := func() error {
+		if started {
+			return nil
 		}
+		started = true
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		if !chat {
+			return nil
+		}
+		empty := ""
+		return send(chunk(&empty, "assistant", nil), false)
 	}
 	offset := 0 // of the next token in the text (text completions' logprobs)
 	out, err := prep.Run(r.Context(), func(d Delta) error {
+		if err := begin(); err != nil {
+			return err
+		}
 		text := d.Text
 		c := chunk(&text, "", nil)
 		if job.Logprobs && d.Tokens.Len() > 0 {
@@ -434,6 +453,13 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 		return send(c, !d.More)
 	})
 	if err != nil {
+		if !started {
+			p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "generation failed: %v", err))
+			return nil, nil, fmt.Errorf("%w: %w", errNotStarted, err)
+		}
+		return nil, nil, err
+	}
+	if err := begin(); err != nil { // a generation of no tokens
 		return nil, nil, err
 	}
 	// tail is the stream's end up to [DONE]: finish, usage, receipt.
@@ -470,10 +496,11 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	if tailErr != nil {
 		return out, sr, tailErr
 	}
+	// No flush: the handler returns at once, and net/http then writes
+	// [DONE] and the stream's end in one write.
 	if _, err := io.WriteString(w, "data: [DONE]\n\n"); err != nil {
 		return out, sr, err
 	}
-	fl.Flush()
 	return out, sr, nil
 }
 
