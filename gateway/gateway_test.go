@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/agoranet/agora/provider"
 )
 
 func TestNewRefusesNegativeChannelLifetime(t *testing.T) {
@@ -57,5 +60,27 @@ func TestCandidatesOrder(t *testing.T) {
 	}
 	if want := "trusted unknown dear failing-cheap"; strings.Join(got, " ") != want {
 		t.Fatalf("order %v, want %s", got, want)
+	}
+}
+
+// receiptNext spots the provider's receipt comment at the head of what is
+// buffered, whole, and nothing else.
+func TestReceiptNext(t *testing.T) {
+	for _, c := range []struct {
+		buffered string
+		want     bool
+	}{
+		{provider.ReceiptComment + "AAAA\n", true},
+		{provider.ReceiptComment, true},
+		{provider.ReceiptComment[:len(provider.ReceiptComment)-1], false}, // not yet all there
+		{"data: {}\n\n" + provider.ReceiptComment + "AAAA\n", false},
+		{": keep-alive\n", false},
+		{"", false},
+	} {
+		br := bufio.NewReader(strings.NewReader(c.buffered))
+		br.Peek(len(c.buffered)) // buffer it all
+		if got := receiptNext(br); got != c.want {
+			t.Errorf("buffered %q: %v, want %v", c.buffered, got, c.want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/subtle"
@@ -316,16 +317,25 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		if _, werr := io.WriteString(w, line); werr != nil {
 			return fmt.Errorf("client went away: %w", werr)
 		}
-		if line == "\n" && fl != nil && !oai.EventBuffered(br) {
+		if line == "\n" && fl != nil && !oai.EventBuffered(br) && !receiptNext(br) {
 			fl.Flush() // nothing more to pass on without waiting: the client gets it now
 		}
 	}
-	if fl != nil {
-		fl.Flush()
-	}
+	// No flush: the handler returns at once, and net/http then writes the
+	// receipt id, [DONE] and the stream's end in one write.
 	p.observe(true, time.Since(t0))
 	g.metrics.requests.WithLabelValues("200").Inc()
 	return nil
+}
+
+// receiptNext reports whether the provider's receipt comment is the next
+// line buffered in br. It comes with the stream's last events (finish,
+// usage) and [DONE] follows once the provider has synced its receipt, so
+// those events are held until then and reach the client with [DONE] in one
+// write instead of two.
+func receiptNext(br *bufio.Reader) bool {
+	b, _ := br.Peek(min(br.Buffered(), len(provider.ReceiptComment)))
+	return len(b) == len(provider.ReceiptComment) && string(b) == provider.ReceiptComment
 }
 
 func (g *Gateway) markDelivered(ch *channel, cum uint64) {
