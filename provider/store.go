@@ -7,11 +7,10 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble"
-
-	"github.com/agoranet/agora/internal/kvlog"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/internal/kvlog"
 	"github.com/agoranet/agora/receipt"
 	"github.com/agoranet/agora/verify"
 )

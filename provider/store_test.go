@@ -1,0 +1,64 @@
+package provider
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"math"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/verify"
+)
+
+// A transcript comes back from the store exactly as recorded, log-probs to
+// the bit: validators re-execute native transcripts and compare them bit
+// for bit, so the encoding must not round a float32.
+func TestTranscriptRoundTrip(t *testing.T) {
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	lp := []float32{0, -0.0, -1e-45, -math.SmallestNonzeroFloat32, -math.MaxFloat32, -0.1, -1.0000001, -87.33655}
+	for len(lp) < 2000 {
+		f := math.Float32frombits(rng.Uint32())
+		if !math.IsNaN(float64(f)) && !math.IsInf(float64(f), 0) {
+			lp = append(lp, f)
+		}
+	}
+	tr := &Transcript{Model: "m", PromptIDs: []int{1, 2, 3}, OutputIDs: []int{4, 5}, Logprobs: lp,
+		Temperature: 0.7, TopP: 0.9, TopK: 40, MinP: 0.05, RepeatPen: 1.1, Stop: []string{"\n", "</s>"},
+		Seed: math.MaxUint64, MaxTokens: 16, Text: []byte{0xff, 'h', 'i', 0}, Verify: VerifyTolerance,
+		Pieces: [][]byte{{0xe2, 0x82}, {0xac}}, Top: [][]verify.Alt{{{Token: []byte("a"), Logprob: -0.25}}}}
+	seed := sha256.Sum256([]byte("store"))
+	priv := ed25519.NewKeyFromSeed(seed[:])
+	pub := priv.Public().(ed25519.PublicKey)
+	sr, err := receipt.Sign(priv, &types.Receipt{ChainId: "c", Provider: types.AddressFromPubKey(pub), Epoch: 3, Index: 7, Amount: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Record([]*receipt.Signed{sr}, []*Transcript{tr}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.Transcript(3, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range lp {
+		if math.Float32bits(got.Logprobs[i]) != math.Float32bits(lp[i]) {
+			t.Fatalf("log-prob %d: stored %v (%#x), read back %v (%#x)", i, lp[i], math.Float32bits(lp[i]), got.Logprobs[i], math.Float32bits(got.Logprobs[i]))
+		}
+	}
+	if !reflect.DeepEqual(got, tr) {
+		t.Fatalf("transcript read back differs:\n got %+v\nwant %+v", got, tr)
+	}
+	back, err := st.ReceiptByID(sr.ID())
+	if err != nil || !bytes.Equal(back.Bytes, sr.Bytes) || !bytes.Equal(back.Signature, sr.Signature) {
+		t.Fatalf("receipt read back: %v", err)
+	}
+}
