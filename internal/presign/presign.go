@@ -18,6 +18,12 @@
 // exactly once (taken from the pool under its lock, then erased); a nonce
 // used twice would reveal the key, which is why nothing here ever copies
 // one out of the pool.
+//
+// One thing breaks that, which RFC 8032 signing survives: running two
+// copies of one process memory, as restoring one VM snapshot twice does.
+// Both copies would sign different messages with the same pooled nonces.
+// A provider must not be cloned that way while running (restarting one
+// from its data directory is fine: the pool lives only in memory).
 package presign
 
 import (
