@@ -110,6 +110,8 @@ func (g *Gateway) dropEarly(e *earlyReceipt) {
 // provider for it: held there (its response was complete) → confirmed;
 // unknown there (the provider crashed before its sync) → dropped; no
 // answer → left tentative, for the next start. Reports whether confirmed.
+// A receipt confirmed here is checked for omission like any other, even if
+// the watch's cursor went past it while it was tentative.
 func (g *Gateway) resolveEarly(r *StoredReceipt, p *providerEntry) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -133,6 +135,9 @@ func (g *Gateway) resolveEarly(r *StoredReceipt, p *providerEntry) bool {
 		if err := g.store.ConfirmReceipt(r); err != nil {
 			g.log.Error("confirm a tentative receipt", "receipt", r.ID, "err", err)
 			return false
+		}
+		if err := g.store.rewindOmitCursor(r.Seq); err != nil {
+			g.log.Error("omission watch: check a receipt confirmed late", "receipt", r.ID, "err", err)
 		}
 		g.log.Info("tentative receipt confirmed by its provider", "receipt", r.ID)
 		return true

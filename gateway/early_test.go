@@ -101,6 +101,10 @@ func TestTentativeReceipts(t *testing.T) {
 		}
 	}))
 	defer prov.Close()
+	// The omission watch went past them all while they were tentative.
+	if err := st.setOmitCursor(rs[6].Seq); err != nil {
+		t.Fatal(err)
+	}
 	g := &Gateway{store: st, httpc: prov.Client(), log: slog.New(slog.DiscardHandler)}
 	p := &providerEntry{endpoint: prov.URL}
 	var checked []uint64
@@ -123,6 +127,13 @@ func TestTentativeReceipts(t *testing.T) {
 	}
 	if st.has(t, rs[4].ID) {
 		t.Fatal("a receipt unknown to its provider was kept")
+	}
+	// the confirmed one is checked for omission: the watch starts from it
+	if c := st.omitCursor(); c != rs[3].Seq-1 {
+		t.Fatalf("omission cursor %d after confirming receipt seq %d, want %d", c, rs[3].Seq, rs[3].Seq-1)
+	}
+	if list, err := st.Receipts(st.omitCursor(), 100, ""); err != nil || len(list) == 0 || list[0].ID != rs[3].ID {
+		t.Fatalf("the omission watch's next receipts: %+v %v", list, err)
 	}
 	for _, i := range []int{5, 6} {
 		if !st.has(t, rs[i].ID) {
