@@ -8,7 +8,10 @@ import (
 
 // dataSyncer makes a file's written data durable (see datasync_aio.go;
 // elsewhere — other systems, big-endian Linux — it is a plain sync).
-type dataSyncer struct{ plain bool }
+type dataSyncer struct {
+	plain  bool
+	viaAIO int // always 0 here
+}
 
 func newDataSyncer() *dataSyncer { return &dataSyncer{plain: true} }
 

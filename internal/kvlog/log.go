@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble"
-	"golang.org/x/sys/unix"
 )
 
 // DB is a Pebble store whose synced writes go through a log of its own.
@@ -185,7 +184,7 @@ func (d *DB) newSegment(n uint64) error {
 	if err != nil {
 		return fmt.Errorf("log: %w", err)
 	}
-	if err := unix.Fallocate(int(f.Fd()), 0, 0, d.segSize); err != nil && !errors.Is(err, unix.EOPNOTSUPP) {
+	if err := preallocate(f, d.segSize); err != nil {
 		f.Close()
 		return fmt.Errorf("log: preallocating %s: %w", segName(n), err)
 	}
