@@ -133,12 +133,28 @@ func TestTolerancePath(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer aud.Close()
-	checked := 0
-	for e := range served(honest) {
-		var ep app.EpochView
-		if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", e), 0, &ep); err != nil || len(ep.Seed) == 0 {
-			continue // the last epoch may not be sampled yet
+	// An epoch is sampled once its commit window has closed: wait until at
+	// least three of the honest provider's epochs are (a loaded machine
+	// commits and seeds them later than the loop above ends).
+	seeded := func() []uint64 {
+		var out []uint64
+		for e := range served(honest) {
+			var ep app.EpochView
+			if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", e), 0, &ep); err == nil && len(ep.Seed) > 0 {
+				out = append(out, e)
+			}
 		}
+		return out
+	}
+	epochs := seeded()
+	for wait := time.Now().Add(60 * time.Second); len(epochs) < 3; epochs = seeded() {
+		if time.Now().After(wait) {
+			t.Fatalf("only epochs %v of the honest provider's were sampled after 60 s", epochs)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	checked := 0
+	for _, e := range epochs {
 		fs, err := aud.AuditEpoch(ctx, e)
 		if err != nil {
 			t.Fatal(err)
