@@ -29,7 +29,7 @@ type recorder struct {
 
 type recordJob struct {
 	r  *types.Receipt
-	tr *Transcript
+	tr []byte // the encoded transcript
 
 	sr       *receipt.Signed
 	signErr  error         // set before signed is closed
@@ -39,9 +39,10 @@ type recordJob struct {
 	lead     chan struct{} // receives once if this job is to write its group
 }
 
-// record returns r signed, once it is stored with tr; onSigned (if not
+// record returns r signed, once it is stored with tr (its encoded
+// transcript); onSigned (if not
 // nil) gets the signed receipt before it is stored.
-func (rc *recorder) record(r *types.Receipt, tr *Transcript, onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
+func (rc *recorder) record(r *types.Receipt, tr []byte, onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
 	j := &recordJob{r: r, tr: tr, signed: make(chan struct{}), done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	rc.mu.Lock()
 	rc.forming = append(rc.forming, j)
@@ -135,7 +136,7 @@ func (p *Provider) signReceipts(g []*recordJob) error {
 // storeReceipts is the provider's recorder.store: one synced write.
 func (p *Provider) storeReceipts(g []*recordJob) error {
 	srs := make([]*receipt.Signed, len(g))
-	trs := make([]*Transcript, len(g))
+	trs := make([][]byte, len(g))
 	for i, j := range g {
 		srs[i], trs[i] = j.sr, j.tr
 	}

@@ -54,7 +54,7 @@ func TestRecorderGroups(t *testing.T) {
 		results[i] = make(chan result, 1)
 		go func() {
 			var early *receipt.Signed
-			sr, err := rc.record(&types.Receipt{Index: uint64(i)}, &Transcript{}, func(s *receipt.Signed) { early = s })
+			sr, err := rc.record(&types.Receipt{Index: uint64(i)}, []byte("{}"), func(s *receipt.Signed) { early = s })
 			if early == nil || early.Receipt.Index != uint64(i) {
 				err = errors.Join(err, errors.New("onSigned not called with this receipt"))
 			}

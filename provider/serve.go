@@ -514,6 +514,23 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 	if err != nil {
 		return nil, err
 	}
+	tr := &Transcript{
+		Model: prep.Model, PromptIDs: prep.PromptIDs, OutputIDs: out.OutputIDs, Logprobs: out.Logprobs,
+		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
+		RepeatPen: prep.Params.RepeatPenalty, FreqPen: prep.Params.FrequencyPenalty, PresPen: prep.Params.PresencePenalty,
+		Stop: prep.Params.Stop, Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: []byte(out.Text),
+		Verify: out.Verify,
+	}
+	if out.Verify == VerifyTolerance { // what validators compare; the exact path re-derives them
+		tr.Pieces, tr.Top = out.Pieces, out.Top
+	}
+	// Encoded here, on the request's goroutine and before an index is
+	// taken: a transcript that cannot be stored fails its request alone,
+	// and the recorder's group write only copies bytes.
+	tbz, err := EncodeTranscript(tr)
+	if err != nil {
+		return nil, err
+	}
 	// Take the epoch label, index and new channel total together; the epoch
 	// is not committed while any of its receipts is still being written.
 	p.mu.Lock()
@@ -539,17 +556,7 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 		PriceInputPer_1K: priceIn, PriceOutputPer_1K: priceOut, Amount: amount,
 		ChannelBilled: channelBilled, VoucherCumulative: v.CumulativeAmount, Seed: prep.Params.Seed,
 	}
-	tr := &Transcript{
-		Model: prep.Model, PromptIDs: prep.PromptIDs, OutputIDs: out.OutputIDs, Logprobs: out.Logprobs,
-		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
-		RepeatPen: prep.Params.RepeatPenalty, FreqPen: prep.Params.FrequencyPenalty, PresPen: prep.Params.PresencePenalty,
-		Stop: prep.Params.Stop, Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: []byte(out.Text),
-		Verify: out.Verify,
-	}
-	if out.Verify == VerifyTolerance { // what validators compare; the exact path re-derives them
-		tr.Pieces, tr.Top = out.Pieces, out.Top
-	}
-	sr, err := p.recorder.record(r, tr, onSigned)
+	sr, err := p.recorder.record(r, tbz, onSigned)
 	if err != nil {
 		// The index stays unused: the epoch's tree gets an empty leaf there.
 		p.log.Error("storing a receipt failed", "err", err)

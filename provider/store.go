@@ -124,25 +124,34 @@ func (s *Store) SaveEpoch(n uint64, e EpochState) error {
 	return s.db.SetSync(key("ep/", u64(n)), bz)
 }
 
-// Record stores served requests atomically: their receipts and
-// transcripts (srs[i] with trs[i]). Synced through the store's log
+// EncodeTranscript is a transcript as Record stores it. It fails on what
+// JSON cannot carry (a NaN or infinite log-prob).
+func EncodeTranscript(t *Transcript) ([]byte, error) {
+	bz, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("encoding a transcript: %w", err)
+	}
+	return bz, nil
+}
+
+// Record stores served requests atomically: their receipts and encoded
+// transcripts (srs[i] with trs[i], from EncodeTranscript). Synced through the store's log
 // (kvlog.DB); concurrent calls share one write and fdatasync (group
 // commit). Billing totals and epoch counts are derived from the receipts
 // (Scan), so they need no separate write that could be reordered.
-func (s *Store) Record(srs []*receipt.Signed, trs []*Transcript) error {
+func (s *Store) Record(srs []*receipt.Signed, trs [][]byte) error {
+	if len(srs) != len(trs) {
+		return fmt.Errorf("recording %d receipts with %d transcripts", len(srs), len(trs))
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	for i, sr := range srs {
 		r := sr.Receipt
 		sbz, _ := proto.Marshal(&types.SignedReceipt{Receipt: sr.Bytes, Signature: sr.Signature})
-		tbz, err := json.Marshal(trs[i])
-		if err != nil {
-			return fmt.Errorf("encoding a transcript: %w", err)
-		}
 		id := sr.ID()
 		loc := append(u64(r.Epoch), u64(r.Index)...)
 		b.Set(key("rc/", loc), sbz, nil)
-		b.Set(key("tr/", loc), tbz, nil)
+		b.Set(key("tr/", loc), trs[i], nil)
 		b.Set(key("rid/", id[:]), loc, nil)
 	}
 	return s.db.CommitSync(b)
@@ -242,6 +251,9 @@ func (s *Store) Scan(fn func(r *types.Receipt)) error {
 
 // PutTranscript overwrites a stored transcript (for tools and fault-injection tests).
 func (s *Store) PutTranscript(epoch, index uint64, t *Transcript) error {
-	bz, _ := json.Marshal(t)
+	bz, err := EncodeTranscript(t)
+	if err != nil {
+		return err
+	}
 	return s.db.SetSync(key("tr/", u64(epoch), u64(index)), bz)
 }

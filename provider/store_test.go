@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/agoranet/agora/chain/types"
@@ -42,7 +43,11 @@ func TestTranscriptRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Record([]*receipt.Signed{sr}, []*Transcript{tr}); err != nil {
+	tbz, err := EncodeTranscript(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Record([]*receipt.Signed{sr}, [][]byte{tbz}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.Transcript(3, 7)
@@ -60,5 +65,28 @@ func TestTranscriptRoundTrip(t *testing.T) {
 	back, err := st.ReceiptByID(sr.ID())
 	if err != nil || !bytes.Equal(back.Bytes, sr.Bytes) || !bytes.Equal(back.Signature, sr.Signature) {
 		t.Fatalf("receipt read back: %v", err)
+	}
+}
+
+// A transcript JSON cannot carry is refused with a clear error before it
+// reaches a group write, and a group whose receipts and transcripts do not
+// pair up is refused whole.
+func TestRecordRejects(t *testing.T) {
+	for _, f := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
+		if _, err := EncodeTranscript(&Transcript{Logprobs: []float32{-1, f}}); err == nil || !strings.Contains(err.Error(), "encoding a transcript") {
+			t.Fatalf("log-prob %v: %v", f, err)
+		}
+	}
+	st, err := OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sr := &receipt.Signed{Receipt: &types.Receipt{Epoch: 1}, Bytes: []byte{1}}
+	if err := st.Record([]*receipt.Signed{sr, sr}, [][]byte{[]byte("{}")}); err == nil || err.Error() != "recording 2 receipts with 1 transcripts" {
+		t.Fatalf("mismatched group: %v", err)
+	}
+	if rs, err := st.Receipts(1); err != nil || len(rs) != 0 {
+		t.Fatalf("a refused group left receipts: %d %v", len(rs), err)
 	}
 }
