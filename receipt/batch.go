@@ -33,13 +33,6 @@ func SignBatchWith(sign func(msg []byte) []byte, rs []*types.Receipt) ([]*Signed
 	if len(rs) == 0 || len(rs) > types.ReceiptBatchMax {
 		return nil, fmt.Errorf("receipt: a batch holds 1 to %d receipts, not %d", types.ReceiptBatchMax, len(rs))
 	}
-	if len(rs) == 1 {
-		bz, err := proto.MarshalOptions{Deterministic: true}.Marshal(rs[0])
-		if err != nil {
-			return nil, err
-		}
-		return []*Signed{{Receipt: rs[0], Bytes: bz, Signature: sign(append([]byte(SignDomain), bz...))}}, nil
-	}
 	out := make([]*Signed, len(rs))
 	ids := make([][32]byte, len(rs))
 	for i, r := range rs {
@@ -49,6 +42,10 @@ func SignBatchWith(sign func(msg []byte) []byte, rs []*types.Receipt) ([]*Signed
 		}
 		out[i] = &Signed{Receipt: r, Bytes: bz}
 		ids[i] = out[i].ID()
+	}
+	if len(rs) == 1 {
+		out[0].Signature = sign(append([]byte(SignDomain), out[0].Bytes...))
+		return out, nil
 	}
 	levels := treeLevels(ids)
 	root := levels[len(levels)-1][0]
