@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,6 +255,10 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	// receipts stored but not yet verified when we stopped are checked now
 	if g.billedAtStart, err = g.store.BilledByProvider(g.checkStored); err != nil {
+		g.store.Close()
+		return err
+	}
+	if err := g.restoreChannels(); err != nil {
 		g.store.Close()
 		return err
 	}
@@ -511,6 +516,44 @@ func (g *Gateway) channelFor(ctx context.Context, acct *account, p *providerEntr
 		}
 	}
 	return ch, nil
+}
+
+// restoreChannels puts the channels found in the store back in the table,
+// their billed totals from the stored receipts, so that what was billed
+// before a stop (or a crash) is paid by flush once the channel is idle,
+// whether or not the client sends that provider anything more. A channel
+// whose account is no longer configured, or whose provider is not in the
+// directory, waits for its next use (channelFor loads it then).
+func (g *Gateway) restoreChannels() error {
+	states, err := g.store.Channels()
+	if err != nil {
+		return fmt.Errorf("gateway store: %w", err)
+	}
+	accts := map[string]*account{}
+	for _, a := range g.accounts {
+		accts[a.addr.String()] = a
+	}
+	if g.def != nil {
+		accts[g.def.addr.String()] = g.def
+	}
+	provs := map[string]*providerEntry{}
+	g.dirMu.RLock()
+	for _, p := range g.providers {
+		provs[p.addr.String()] = p
+	}
+	g.dirMu.RUnlock()
+	g.chMu.Lock()
+	defer g.chMu.Unlock()
+	for key, st := range states {
+		acct, prov, _ := strings.Cut(key, "/")
+		a, p := accts[acct], provs[prov]
+		if a == nil || p == nil || st.ChannelID == 0 {
+			continue
+		}
+		st.Billed = g.billedAtStart[key][st.ChannelID]
+		g.chans[key] = &channel{acct: a, provider: p, state: st}
+	}
+	return nil
 }
 
 // voucher returns the voucher to send: the last one while less than
