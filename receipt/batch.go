@@ -55,30 +55,13 @@ func SignBatchWith(sign func(msg []byte) []byte, rs []*types.Receipt) ([]*Signed
 		b = append(b, sig...)
 		b = binary.BigEndian.AppendUint32(b, uint32(i))
 		b = binary.BigEndian.AppendUint32(b, uint32(len(rs)))
-		pos := i
-		for _, level := range levels[:len(levels)-1] {
-			if sib := pos ^ 1; sib < len(level) {
-				b = append(b, level[sib][:]...)
-			}
-			pos /= 2
+		siblings, _ := path(levels, i)
+		for _, h := range siblings {
+			b = append(b, h[:]...)
 		}
 		out[i].Signature = b
 	}
 	return out, nil
-}
-
-// treeLevels returns the tree's levels, leaves first, root last.
-func treeLevels(ids [][32]byte) [][][32]byte {
-	level := make([][32]byte, len(ids))
-	for i, id := range ids {
-		level[i] = leafHash(id)
-	}
-	levels := [][][32]byte{level}
-	for len(level) > 1 {
-		level = nextLevel(level)
-		levels = append(levels, level)
-	}
-	return levels
 }
 
 // SignedMessage returns what the ed25519 signature inside sig signs for the

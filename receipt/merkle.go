@@ -65,21 +65,36 @@ func Prove(ids [][32]byte, index int) (*Proof, error) {
 		return nil, errors.New("index out of range")
 	}
 	p := &Proof{Index: uint64(index), Count: uint64(len(ids))}
+	p.Siblings, p.Left = path(treeLevels(ids), index)
+	return p, nil
+}
+
+// treeLevels returns the tree's levels, leaves first, root last.
+func treeLevels(ids [][32]byte) [][][32]byte {
 	level := make([][32]byte, len(ids))
 	for i, id := range ids {
 		level[i] = leafHash(id)
 	}
-	pos := index
+	levels := [][][32]byte{level}
 	for len(level) > 1 {
-		sib := pos ^ 1
-		if sib < len(level) {
-			p.Siblings = append(p.Siblings, level[sib])
-			p.Left = append(p.Left, sib < pos)
-		}
 		level = nextLevel(level)
+		levels = append(levels, level)
+	}
+	return levels
+}
+
+// path returns leaf index's sibling hashes from the leaf up, and whether
+// each lies on the left.
+func path(levels [][][32]byte, index int) (siblings [][32]byte, left []bool) {
+	pos := index
+	for _, level := range levels[:len(levels)-1] {
+		if sib := pos ^ 1; sib < len(level) {
+			siblings = append(siblings, level[sib])
+			left = append(left, sib < pos)
+		}
 		pos /= 2
 	}
-	return p, nil
+	return siblings, left
 }
 
 // Verify checks that id is included at p.Index under root.
