@@ -33,8 +33,7 @@ type earlyReceipt struct {
 	enc  string
 	sr   *receipt.Signed
 	st   StoredReceipt
-	err  error         // the checks or the store failed
-	done chan struct{} // closed once stored (or failed)
+	err  error // the checks or the store failed
 	kept bool
 }
 
@@ -53,27 +52,25 @@ func (g *Gateway) earlyTrace(r *http.Request, early **earlyReceipt, ch *channel,
 }
 
 // storeEarly checks an early receipt (all but the usage, not known yet)
-// and starts storing it, tentatively.
+// and stores it, tentatively. It runs on the goroutine reading the
+// provider's response, which has nothing else to do until the provider's
+// sync ends: no goroutine to start and no hand-off back, and the response,
+// when it came during the store, is read without waking a parked reader.
 func (g *Gateway) storeEarly(ch *channel, p *providerEntry, enc string, cum, maxCost uint64, maxOut int, model string) *earlyReceipt {
-	e := &earlyReceipt{enc: enc, done: make(chan struct{})}
+	e := &earlyReceipt{enc: enc}
 	sr, err := g.checkReceipt(ch, p, enc, cum, maxCost, maxOut, nil)
 	if err != nil {
 		e.err = err
-		close(e.done)
 		return e
 	}
 	e.sr, e.st = sr, newStored(ch, p, sr, enc, model)
 	e.st.Tentative = true
-	go func() {
-		e.err = g.store.AddReceipt(&e.st)
-		close(e.done)
-	}()
+	e.err = g.store.AddReceipt(&e.st)
 	return e
 }
 
 // keepEarly confirms an early receipt once its response arrived with it.
 func (g *Gateway) keepEarly(e *earlyReceipt, ch *channel, p *providerEntry, usage *oai.Usage) (*StoredReceipt, error) {
-	<-e.done
 	if e.err != nil {
 		return nil, e.err
 	}
@@ -98,7 +95,6 @@ func (g *Gateway) dropEarly(e *earlyReceipt) {
 		return
 	}
 	g.metrics.early.WithLabelValues("dropped").Inc()
-	<-e.done
 	if e.err == nil {
 		if err := g.store.DropReceipt(&e.st); err != nil {
 			g.log.Error("drop an early receipt", "err", err)
