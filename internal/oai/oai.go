@@ -3,6 +3,7 @@
 package oai
 
 import (
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -188,6 +189,20 @@ func (r *Request) MaxOutput(def int) int {
 // MaxBodyBytes bounds a request body.
 const MaxBodyBytes = 1 << 20
 
+// unmarshalRequest decodes a client's body with go-json (the fast path), and
+// a body it refuses again with encoding/json: its errors say what is wrong
+// in the body's own terms (go-json reports a truncated body as an invalid
+// character '\x00', and a string where a number belongs as a number), and a
+// body only go-json refused would still be served as the standard library
+// reads it.
+func unmarshalRequest(body []byte, req *Request) error {
+	if json.Unmarshal(body, req) == nil {
+		return nil
+	}
+	*req = Request{}
+	return stdjson.Unmarshal(body, req)
+}
+
 // Decode reads and checks a request body. chat selects /v1/chat/completions
 // (messages) versus /v1/completions (prompt).
 func Decode(r *http.Request, chat bool) (*Request, []byte, *Error) {
@@ -196,7 +211,7 @@ func Decode(r *http.Request, chat bool) (*Request, []byte, *Error) {
 		return nil, nil, err
 	}
 	var req Request
-	if e := json.Unmarshal(body, &req); e != nil {
+	if e := unmarshalRequest(body, &req); e != nil {
 		return nil, nil, Errorf(http.StatusBadRequest, "invalid_request_error", "", "malformed JSON body: %v", e)
 	}
 	if req.Model == "" {

@@ -113,3 +113,28 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestMalformedBodyMessages: a body that does not decode is refused with a
+// 400 that says what is wrong in the body's own terms (JSON field names,
+// the type found), not go-json's wording of it.
+func TestMalformedBodyMessages(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{`{"model": "tiny", "messages": [`, "malformed JSON body: unexpected end of JSON input"},
+		{``, "malformed JSON body: unexpected end of JSON input"},
+		{`{"model":"m","max_tokens":"x"}`, "cannot unmarshal string into Go struct field Request.max_tokens of type int"},
+		{`{"model":"m",}`, "invalid character '}' looking for beginning of object key string"},
+		{`[1]`, "cannot unmarshal array into Go value of type oai.Request"},
+		{`{"model":"m"} x`, "invalid character 'x' after top-level value"},
+		{`{"model":"m","messages":[{"role":"user","content":5}]}`, "content must be a string or an array of text parts"},
+	} {
+		_, e := decode(t, true, c.body)
+		if e == nil || e.Status != http.StatusBadRequest || !strings.Contains(e.Message, c.want) {
+			t.Errorf("%q: got %+v, want 400 with %q", c.body, e, c.want)
+		}
+	}
+	// a good body still decodes, on the fast path
+	req, e := decode(t, true, `{"model":"m","max_tokens":7,"messages":[{"role":"user","content":"hi"}]}`)
+	if e != nil || req.Model != "m" || req.MaxTokens == nil || *req.MaxTokens != 7 || string(req.Messages[0].Content) != "hi" {
+		t.Fatalf("good body: %+v %+v", req, e)
+	}
+}
