@@ -109,7 +109,7 @@ type providerEntry struct {
 	// prices registered before the current ones: a provider charges a
 	// newly published price only from the next epoch, so both are valid.
 	prevIn, prevOut uint64
-	models          map[string]bool
+	models          map[string]int // name → context length registered (tokens, prompt and output)
 	reputationBps   uint64 // on chain: grows with clean audited epochs, 0 after a fault
 	*stats                 // shared across directory refreshes
 }
@@ -362,7 +362,7 @@ func (g *Gateway) refresh(ctx context.Context) error {
 		}
 		// entries are immutable once published; a refresh builds new ones
 		e := &providerEntry{addr: pv.Address, endpoint: pv.Endpoint, priceIn: pv.PriceInputPer1K, priceOut: pv.PriceOutputPer1K,
-			models: map[string]bool{}, reputationBps: min(pv.ReputationBps, 10_000)}
+			models: map[string]int{}, reputationBps: min(pv.ReputationBps, 10_000)}
 		if o := old[pv.Address.String()]; o != nil {
 			e.pub, e.stats = o.pub, o.stats
 			e.prevIn, e.prevOut = o.prevIn, o.prevOut
@@ -378,7 +378,7 @@ func (g *Gateway) refresh(ctx context.Context) error {
 			e.prevIn, e.prevOut = e.priceIn, e.priceOut
 		}
 		for _, m := range pv.Models {
-			e.models[m.Name] = true
+			e.models[m.Name] = int(m.ContextLength)
 		}
 		next = append(next, e)
 	}
@@ -395,7 +395,7 @@ func (g *Gateway) candidates(model string) []*providerEntry {
 	g.dirMu.RLock()
 	var out []*providerEntry
 	for _, p := range g.providers {
-		if p.models[model] {
+		if _, ok := p.models[model]; ok {
 			out = append(out, p)
 		}
 	}
@@ -649,3 +649,17 @@ func (g *Gateway) checkStored(r StoredReceipt) bool {
 
 // key is the channel's store key: account/provider.
 func (ch *channel) key() string { return ch.acct.addr.String() + "/" + ch.provider.addr.String() }
+
+// bound is what a request may cost at p and the most tokens it may get
+// back, before it is sent: the channel must cover that much. Every token
+// takes at least one byte of the request, so the body's length bounds the
+// prompt; the model's registered context bounds the prompt and the output
+// (a provider cannot go past it), so a client's habitual max_tokens of
+// 100k does not have the gateway lock 100k tokens' worth in a channel.
+func (p *providerEntry) bound(model string, bodyLen, maxOut int) (maxCost uint64, out int) {
+	prompt := bodyLen + 16
+	if c := p.models[model]; c > 0 {
+		prompt, maxOut = min(prompt, c), min(maxOut, c)
+	}
+	return provider.Cost(prompt, maxOut, max(p.priceIn, p.prevIn), max(p.priceOut, p.prevOut)), maxOut
+}

@@ -44,7 +44,7 @@ func TestRouteScore(t *testing.T) {
 
 func TestCandidatesOrder(t *testing.T) {
 	entry := func(name string, out uint64, rep uint64, failures float64) *providerEntry {
-		return &providerEntry{endpoint: name, priceOut: out, reputationBps: rep, models: map[string]bool{"m": true},
+		return &providerEntry{endpoint: name, priceOut: out, reputationBps: rep, models: map[string]int{"m": 2048},
 			stats: &stats{failures: failures, failedAt: time.Now(), halfLife: time.Hour}}
 	}
 	g := &Gateway{providers: []*providerEntry{
@@ -52,7 +52,7 @@ func TestCandidatesOrder(t *testing.T) {
 		entry("unknown", 100, 0, 0),
 		entry("trusted", 130, 10_000, 0),
 		entry("dear", 400, 0, 0),
-		{endpoint: "other-model", priceOut: 1, models: map[string]bool{"x": true}, stats: &stats{}},
+		{endpoint: "other-model", priceOut: 1, models: map[string]int{"x": 2048}, stats: &stats{}},
 	}}
 	var got []string
 	for _, p := range g.candidates("m") {
@@ -81,6 +81,29 @@ func TestReceiptNext(t *testing.T) {
 		br.Peek(len(c.buffered)) // buffer it all
 		if got := receiptNext(br); got != c.want {
 			t.Errorf("buffered %q: %v, want %v", c.buffered, got, c.want)
+		}
+	}
+}
+
+// TestBound: what a request reserves is bounded by the body's length (the
+// prompt) and by the model's registered context (prompt and output alike),
+// at the higher of the provider's current and previous prices.
+func TestBound(t *testing.T) {
+	p := &providerEntry{priceIn: 1000, priceOut: 2000, prevIn: 3000, prevOut: 1000, models: map[string]int{"m": 4096, "old": 0}}
+	for _, c := range []struct {
+		model            string
+		body, maxOut     int
+		wantOut          int
+		wantIn, wantOutT int // tokens priced
+	}{
+		{"m", 100, 50, 50, 116, 50},                        // small: as asked
+		{"m", 100, 1_000_000, 4096, 116, 4096},             // a habitual huge max_tokens: the context
+		{"m", 1 << 20, 10, 10, 4096, 10},                   // a long body: at most a context of prompt
+		{"old", 100, 1_000_000, 1_000_000, 116, 1_000_000}, // no context known: as asked
+	} {
+		cost, out := p.bound(c.model, c.body, c.maxOut)
+		if want := provider.Cost(c.wantIn, c.wantOutT, 3000, 2000); cost != want || out != c.wantOut {
+			t.Errorf("%+v: cost %d out %d, want %d and %d", c, cost, out, want, c.wantOut)
 		}
 	}
 }

@@ -124,8 +124,6 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 		return
 	}
 	maxOut := req.MaxOutput(g.cfg.DefaultMax)
-	// Every token takes at least one byte of the request, so the body length
-	// bounds the prompt tokens; that bounds what the request may cost.
 	var lastErr error
 	for i, p := range cands {
 		if i >= g.cfg.Tries {
@@ -134,8 +132,8 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 		if i > 0 {
 			g.metrics.failover.Inc()
 		}
-		maxCost := provider.Cost(len(body)+16, maxOut, max(p.priceIn, p.prevIn), max(p.priceOut, p.prevOut))
-		err := g.try(w, r, accountOf(r), req.Stream, path, req.Model, body, p, maxCost, maxOut)
+		maxCost, out := p.bound(req.Model, len(body), maxOut)
+		err := g.try(w, r, accountOf(r), req.Stream, path, req.Model, body, p, maxCost, out)
 		var rt errRetry
 		if err == nil {
 			g.metrics.latency.Observe(time.Since(start).Seconds())
