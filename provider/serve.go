@@ -35,9 +35,7 @@ func (p *Provider) routes() http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "unknown route %s %s", r.Method, r.URL.Path).Write(w)
-	})
+	mux.HandleFunc("/", oai.Fallback(mux))
 	return mux
 }
 

@@ -350,3 +350,26 @@ func ParseError(status int, body []byte) *Error {
 	}
 	return Errorf(status, "api_error", "", "upstream answered %d: %.200s", status, body)
 }
+
+// Fallback answers what no route of mux took, OpenAI-style: 405 with an
+// Allow header when the path takes other methods (a GET on a completions
+// endpoint), else 404. Register it on "/".
+func Fallback(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if m == r.Method {
+				continue
+			}
+			if _, pattern := mux.Handler(&http.Request{Method: m, URL: r.URL, Host: r.Host}); pattern != "" && pattern != "/" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			Errorf(http.StatusMethodNotAllowed, "invalid_request_error", "", "%s %s is not served: use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")).Write(w)
+			return
+		}
+		Errorf(http.StatusNotFound, "invalid_request_error", "", "unknown route %s %s", r.Method, r.URL.Path).Write(w)
+	}
+}

@@ -2,6 +2,7 @@ package oai
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -136,5 +137,38 @@ func TestMalformedBodyMessages(t *testing.T) {
 	req, e := decode(t, true, `{"model":"m","max_tokens":7,"messages":[{"role":"user","content":"hi"}]}`)
 	if e != nil || req.Model != "m" || req.MaxTokens == nil || *req.MaxTokens != 7 || string(req.Messages[0].Content) != "hi" {
 		t.Fatalf("good body: %+v %+v", req, e)
+	}
+}
+
+// TestFallback: a known path asked with the wrong method gets 405 and the
+// methods it takes; an unknown path 404; both as OpenAI-style JSON.
+func TestFallback(t *testing.T) {
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }
+	mux.HandleFunc("POST /v1/chat/completions", ok)
+	mux.HandleFunc("GET /v1/receipts/{id}", ok)
+	mux.HandleFunc("POST /v1/receipts/{id}/dispute", ok)
+	mux.HandleFunc("/", Fallback(mux))
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow, msg   string
+	}{
+		{"GET", "/v1/chat/completions", 405, "POST", "GET /v1/chat/completions is not served: use POST"},
+		{"DELETE", "/v1/receipts/abc", 405, "GET", "use GET"},
+		{"GET", "/v1/receipts/abc/dispute", 405, "POST", "use POST"},
+		{"POST", "/v1/embeddings", 404, "", "unknown route POST /v1/embeddings"},
+		{"POST", "/v1/chat/completions", 200, "", "ok"},
+	} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(c.method, c.path, nil))
+		if rec.Code != c.status || rec.Header().Get("Allow") != c.allow || !strings.Contains(rec.Body.String(), c.msg) {
+			t.Errorf("%s %s: %d Allow %q %s", c.method, c.path, rec.Code, rec.Header().Get("Allow"), rec.Body.String())
+		}
+		if c.status >= 400 {
+			if e := ParseError(rec.Code, rec.Body.Bytes()); e.Message == "" || e.Type != "invalid_request_error" {
+				t.Errorf("%s %s: not an OpenAI-style error: %s", c.method, c.path, rec.Body.String())
+			}
+		}
 	}
 }
