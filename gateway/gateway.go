@@ -110,8 +110,8 @@ type providerEntry struct {
 	// newly published price only from the next epoch, so both are valid.
 	prevIn, prevOut uint64
 	models          map[string]int // name → context length registered (tokens, prompt and output)
-	reputationBps   uint64 // on chain: grows with clean audited epochs, 0 after a fault
-	*stats                 // shared across directory refreshes
+	reputationBps   uint64         // on chain: grows with clean audited epochs, 0 after a fault
+	*stats                         // shared across directory refreshes
 }
 
 // stats are a provider's routing statistics.
