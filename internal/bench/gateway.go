@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sort"
 	"strconv"
@@ -30,6 +31,7 @@ type GatewayOptions struct {
 	Conns      []int
 	JSON       bool
 	CPUProfile string // of this process only
+	MemProfile string // allocations during the measurements, this process only
 	Only       string // measure only this path (direct, provider, gateway)
 	Mode       string // measure only this mode (json, sse)
 	Rounds     int    // turns over the paths per measurement (Duration split evenly)
@@ -191,6 +193,18 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 		}
 		pprof.StartCPUProfile(f)
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if o.MemProfile != "" {
+		// Sampled finely from here (the start-up before, at the default
+		// rate, is a small part of the whole), and written at that rate:
+		// pprof scales the samples by the rate in force when written.
+		runtime.MemProfileRate = 64 << 10
+		defer func() {
+			if f, err := os.Create(o.MemProfile); err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	// The paths are measured in turns (each for Duration/Rounds, Rounds
 	// times), so that a machine whose speed drifts — a shared VM — drifts

@@ -51,6 +51,7 @@ func benchCmd(g *globals) *cobra.Command {
 	gw.Flags().IntSliceVar(&go_.Conns, "conns", []int{64, 1}, "concurrent connections to measure")
 	gw.Flags().BoolVar(&go_.JSON, "json", false, "print results as JSON")
 	gw.Flags().StringVar(&go_.CPUProfile, "cpuprofile", "", "write a CPU profile of the measurements")
+	gw.Flags().StringVar(&go_.MemProfile, "memprofile", "", "write an allocation profile of the measurements (go tool pprof -sample_index=alloc_space)")
 	gw.Flags().StringVar(&go_.Only, "only", "", "measure one path only: direct, provider or gateway")
 	gw.Flags().StringVar(&go_.Mode, "mode", "", "measure one mode only: json or sse")
 	gw.Flags().IntVar(&go_.Rounds, "rounds", 5, "turns over the three paths per measurement (the duration split evenly), so drift on a shared machine hits all paths alike")
