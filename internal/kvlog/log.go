@@ -48,6 +48,7 @@ type DB struct {
 	segSize int64
 	syncer  *dataSyncer // the leader's
 	busy    func() bool // see SetBusy
+	spare   []byte      // a written group's buffer, for the next group (under load a group holds tens of records)
 }
 
 // SegmentSize is the space preallocated for each log segment; a segment is
@@ -245,7 +246,8 @@ func (d *DB) CommitSync(b *pebble.Batch) error {
 	}
 	g := d.forming
 	if g == nil {
-		g = &group{done: make(chan struct{}), lead: make(chan struct{}, 1)}
+		g = &group{buf: d.spare, done: make(chan struct{}), lead: make(chan struct{}, 1)}
+		d.spare = nil
 		d.forming = g
 	}
 	g.buf = binary.LittleEndian.AppendUint32(g.buf, uint32(len(rec)))
@@ -302,6 +304,9 @@ func (d *DB) run(g *group) {
 	close(g.done)
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if cap(g.buf) <= 1<<20 { // written: nothing reads it any more
+		d.spare = g.buf[:0]
+	}
 	if err != nil && d.err == nil {
 		d.err = err // the log's state is unknown from here: refuse further writes
 	}
