@@ -48,7 +48,7 @@ type DB struct {
 	segSize int64
 	syncer  *dataSyncer // the leader's
 	busy    func() bool // see SetBusy
-	spare   []byte      // a written group's buffer, for the next group (under load a group holds tens of records)
+	spares  [][]byte    // written groups' buffers, for the next groups (one written, one forming)
 }
 
 // SegmentSize is the space preallocated for each log segment; a segment is
@@ -246,8 +246,10 @@ func (d *DB) CommitSync(b *pebble.Batch) error {
 	}
 	g := d.forming
 	if g == nil {
-		g = &group{buf: d.spare, done: make(chan struct{}), lead: make(chan struct{}, 1)}
-		d.spare = nil
+		g = &group{done: make(chan struct{}), lead: make(chan struct{}, 1)}
+		if n := len(d.spares); n > 0 {
+			g.buf, d.spares = d.spares[n-1], d.spares[:n-1]
+		}
 		d.forming = g
 	}
 	g.buf = binary.LittleEndian.AppendUint32(g.buf, uint32(len(rec)))
@@ -304,8 +306,8 @@ func (d *DB) run(g *group) {
 	close(g.done)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if cap(g.buf) <= 1<<20 { // written: nothing reads it any more
-		d.spare = g.buf[:0]
+	if len(d.spares) < 2 && cap(g.buf) <= 1<<20 { // written: nothing reads it any more
+		d.spares = append(d.spares, g.buf[:0])
 	}
 	if err != nil && d.err == nil {
 		d.err = err // the log's state is unknown from here: refuse further writes
