@@ -653,13 +653,14 @@ func (ch *channel) key() string { return ch.acct.addr.String() + "/" + ch.provid
 // bound is what a request may cost at p and the most tokens it may get
 // back, before it is sent: the channel must cover that much. Every token
 // takes at least one byte of the request, so the body's length bounds the
-// prompt; the model's registered context bounds the prompt and the output
-// (a provider cannot go past it), so a client's habitual max_tokens of
-// 100k does not have the gateway lock 100k tokens' worth in a channel.
+// prompt; the output is bounded by max_tokens and by the model's registered
+// context, which every provider backend clamps its output to — so a
+// client's habitual max_tokens of 100k does not have the gateway lock 100k
+// tokens' worth in a channel. (The prompt is not bounded by the context: an
+// adapter may serve a longer prompt than the context it registered.)
 func (p *providerEntry) bound(model string, bodyLen, maxOut int) (maxCost uint64, out int) {
-	prompt := bodyLen + 16
 	if c := p.models[model]; c > 0 {
-		prompt, maxOut = min(prompt, c), min(maxOut, c)
+		maxOut = min(maxOut, c)
 	}
-	return provider.Cost(prompt, maxOut, max(p.priceIn, p.prevIn), max(p.priceOut, p.prevOut)), maxOut
+	return provider.Cost(bodyLen+16, maxOut, max(p.priceIn, p.prevIn), max(p.priceOut, p.prevOut)), maxOut
 }

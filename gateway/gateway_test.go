@@ -86,23 +86,23 @@ func TestReceiptNext(t *testing.T) {
 }
 
 // TestBound: what a request reserves is bounded by the body's length (the
-// prompt) and by the model's registered context (prompt and output alike),
-// at the higher of the provider's current and previous prices.
+// prompt) and by max_tokens and the model's registered context (the
+// output), at the higher of the provider's current and previous prices.
 func TestBound(t *testing.T) {
 	p := &providerEntry{priceIn: 1000, priceOut: 2000, prevIn: 3000, prevOut: 1000, models: map[string]int{"m": 4096, "old": 0}}
 	for _, c := range []struct {
-		model            string
-		body, maxOut     int
-		wantOut          int
-		wantIn, wantOutT int // tokens priced
+		model                  string
+		body, maxOut           int
+		wantOut                int
+		wantPrompt, wantOutput int // tokens priced
 	}{
 		{"m", 100, 50, 50, 116, 50},                        // small: as asked
 		{"m", 100, 1_000_000, 4096, 116, 4096},             // a habitual huge max_tokens: the context
-		{"m", 1 << 20, 10, 10, 4096, 10},                   // a long body: at most a context of prompt
+		{"m", 1 << 20, 10, 10, 1<<20 + 16, 10},             // a long body: priced as sent (an adapter may take it)
 		{"old", 100, 1_000_000, 1_000_000, 116, 1_000_000}, // no context known: as asked
 	} {
 		cost, out := p.bound(c.model, c.body, c.maxOut)
-		if want := provider.Cost(c.wantIn, c.wantOutT, 3000, 2000); cost != want || out != c.wantOut {
+		if want := provider.Cost(c.wantPrompt, c.wantOutput, 3000, 2000); cost != want || out != c.wantOut {
 			t.Errorf("%+v: cost %d out %d, want %d and %d", c, cost, out, want, c.wantOut)
 		}
 	}
