@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -47,8 +46,7 @@ func (s *Store) has(t *testing.T, id string) bool {
 // it holds is confirmed; one it does not know is dropped; no clear answer
 // leaves it tentative.
 func TestTentativeReceipts(t *testing.T) {
-	seed := sha256.Sum256([]byte("prov"))
-	priv := ed25519.NewKeyFromSeed(seed[:])
+	priv, _ := testKey("prov")
 	dir := t.TempDir()
 	st, err := OpenStore(dir)
 	if err != nil {

@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -20,9 +19,8 @@ import (
 // restored from the store with their billed totals, and flush sends the
 // voucher for them.
 func TestRestoredChannelsArePaid(t *testing.T) {
-	seed := sha256.Sum256([]byte("client"))
-	key := ed25519.NewKeyFromSeed(seed[:])
-	acct := &account{key: key, addr: types.AddressFromPubKey(key.Public().(ed25519.PublicKey))}
+	key, pub := testKey("client")
+	acct := &account{key: key, addr: types.AddressFromPubKey(pub)}
 	provKey := ed25519.NewKeyFromSeed(make([]byte, 32))
 	prov := types.AddressFromPubKey(provKey.Public().(ed25519.PublicKey))
 
@@ -30,7 +28,7 @@ func TestRestoredChannelsArePaid(t *testing.T) {
 	var got []*types.Voucher
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := provider.ParseVoucher(r.Header.Get(provider.VoucherHeader))
-		if r.URL.Path != "/v1/vouchers" || err != nil || types.VerifyVoucher(key.Public().(ed25519.PublicKey), "c", v) != nil {
+		if r.URL.Path != "/v1/vouchers" || err != nil || types.VerifyVoucher(pub, "c", v) != nil {
 			http.Error(w, "bad voucher", http.StatusBadRequest)
 			return
 		}
@@ -41,16 +39,12 @@ func TestRestoredChannelsArePaid(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	st, err := OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := testStore(t, "")
 	k := acct.addr.String() + "/" + prov.String()
 	if err := st.SaveChannel(k, ChannelState{ChannelID: 7, Deposit: 1000, Paid: 2, Delivered: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.SaveChannel(acct.addr.String()+"/"+types.AddressFromPubKey(key.Public().(ed25519.PublicKey)).String(), ChannelState{ChannelID: 8, Deposit: 1000}); err != nil {
+	if err := st.SaveChannel(acct.addr.String()+"/"+acct.addr.String(), ChannelState{ChannelID: 8, Deposit: 1000}); err != nil {
 		t.Fatal(err) // a channel to a provider no longer in the directory
 	}
 	for _, amount := range []uint64{2, 30, 45} {
@@ -64,6 +58,7 @@ func TestRestoredChannelsArePaid(t *testing.T) {
 	}
 	g := &Gateway{store: st, httpc: srv.Client(), log: slog.New(slog.DiscardHandler), chainID: "c", def: acct,
 		chans: map[string]*channel{}, providers: []*providerEntry{{addr: prov, endpoint: srv.URL}}}
+	var err error
 	if g.billedAtStart, err = st.BilledByProvider(func(StoredReceipt) bool { return true }); err != nil {
 		t.Fatal(err)
 	}

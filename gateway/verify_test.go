@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/sha256"
 	"log/slog"
 	"testing"
 	"time"
@@ -18,14 +16,8 @@ import (
 // signature: exactly the genuine ones are paid, and the provider is marked
 // failed once for each bad one.
 func TestVerifyBatch(t *testing.T) {
-	seed := sha256.Sum256([]byte("prov"))
-	priv := ed25519.NewKeyFromSeed(seed[:])
-	pub := priv.Public().(ed25519.PublicKey)
-	st, err := OpenStore(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	priv, pub := testKey("prov")
+	st := testStore(t, "")
 	g := &Gateway{store: st, log: slog.New(slog.DiscardHandler), metrics: newMetrics(nil)}
 	prov := &providerEntry{addr: types.AddressFromPubKey(pub), pub: pub, stats: &stats{halfLife: time.Hour}}
 	ch := &channel{provider: prov}
