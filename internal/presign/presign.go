@@ -9,8 +9,9 @@
 // connection that scalar multiplication is tens of microseconds of the
 // request's latency. Here r is drawn at random instead (hedged: hashed with
 // a secret key-derived prefix, a counter and 32 bytes from crypto/rand) and
-// R = r·B is computed in the background while the provider is idle; a
-// signature then costs one SHA-512 and a scalar multiply-add.
+// R = r·B is computed in the background, in bursts that refill a pool once
+// it is half used; a signature then costs one SHA-512 and a scalar
+// multiply-add.
 //
 // The signatures are ordinary ed25519 signatures: any verifier accepts them
 // (crypto/ed25519 included). What changes is only that signing the same

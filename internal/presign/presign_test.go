@@ -17,6 +17,17 @@ func testKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
 	return priv.Public().(ed25519.PublicKey), priv
 }
 
+// newSigner is a signer for priv with a pool of size, closed with the test.
+func newSigner(t *testing.T, priv ed25519.PrivateKey, size int) *Signer {
+	t.Helper()
+	s, err := New(priv, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
 // waitReady waits for the refiller to fill the pool to n.
 func waitReady(t *testing.T, s *Signer, n int) {
 	t.Helper()
@@ -80,11 +91,7 @@ func TestSignVerifies(t *testing.T) {
 // full again.
 func TestRefill(t *testing.T) {
 	_, priv := testKey(t)
-	s, err := New(priv, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newSigner(t, priv, 16)
 	waitReady(t, s, 16)
 	for i := 0; i < 8; i++ {
 		s.Sign([]byte{byte(i)})
@@ -95,11 +102,7 @@ func TestRefill(t *testing.T) {
 // Concurrent signers never share a nonce (run with -race).
 func TestConcurrentNoncesDistinct(t *testing.T) {
 	pub, priv := testKey(t)
-	s, err := New(priv, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := newSigner(t, priv, 4)
 	const workers, each = 8, 50
 	sigs := make([][][]byte, workers)
 	var wg sync.WaitGroup
