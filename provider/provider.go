@@ -103,7 +103,7 @@ type Provider struct {
 	sem   chan struct{}
 
 	recorder recorder
-	presign  *presign.Signer // signs receipts (nonces made while idle); set by Start
+	presign  *presign.Signer // signs receipts (nonces made ahead, in background bursts); set by Start
 
 	srv    *http.Server
 	ln     net.Listener
