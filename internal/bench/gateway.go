@@ -198,12 +198,16 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 		// Sampled finely from here (the start-up before, at the default
 		// rate, is a small part of the whole), and written at that rate:
 		// pprof scales the samples by the rate in force when written.
+		f, err := os.Create(o.MemProfile)
+		if err != nil {
+			return nil, err
+		}
 		runtime.MemProfileRate = 64 << 10
 		defer func() {
-			if f, err := os.Create(o.MemProfile); err == nil {
-				pprof.Lookup("allocs").WriteTo(f, 0)
-				f.Close()
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				logf("memprofile: %v", err)
 			}
+			f.Close()
 		}()
 	}
 	// The paths are measured in turns (each for Duration/Rounds, Rounds
