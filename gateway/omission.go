@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cockroachdb/pebble"
-
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
@@ -60,7 +58,7 @@ func (s *Store) omitCursor() uint64 {
 
 // setOmitCursor is not synced: after a crash a few receipts are checked again.
 func (s *Store) setOmitCursor(seq uint64) error {
-	return s.db.Set(keyOmitCursor, binary.BigEndian.AppendUint64(nil, seq), pebble.NoSync)
+	return s.db.Set(keyOmitCursor, binary.BigEndian.AppendUint64(nil, seq))
 }
 
 // rewindOmitCursor has the watch check receipts from seq on (again): a

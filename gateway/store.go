@@ -113,12 +113,12 @@ func (s *Store) AddReceipt(r *StoredReceipt) error {
 	return s.db.CommitSync(b)
 }
 
-// ConfirmReceipt marks a tentative receipt confirmed. Not synced, and under
-// a key the log never writes: if the mark is lost in a crash, the receipt
-// is resolved with its provider at the next start.
+// ConfirmReceipt marks a tentative receipt confirmed. Not synced (kvlog's
+// Commit): if the mark is lost in a crash, the receipt is resolved with its
+// provider at the next start.
 func (s *Store) ConfirmReceipt(r *StoredReceipt) error {
 	r.Tentative = false
-	return s.db.Set(confirmKey(r.Seq), []byte{1}, pebble.NoSync)
+	return s.db.Set(confirmKey(r.Seq), []byte{1})
 }
 
 // DropReceipt removes a tentative receipt whose response failed (synced).
@@ -152,7 +152,7 @@ func (s *Store) decode(bz []byte) (StoredReceipt, error) {
 // MarkVerified records that a receipt's signature checked out. Not synced:
 // if the mark is lost, the receipt is verified again at the next start.
 func (s *Store) MarkVerified(seq uint64) error {
-	return s.db.Set(append([]byte("rv/"), binary.BigEndian.AppendUint64(nil, seq)...), []byte{1}, pebble.NoSync)
+	return s.db.Set(append([]byte("rv/"), binary.BigEndian.AppendUint64(nil, seq)...), []byte{1})
 }
 
 // MarkVerifiedAll is MarkVerified for many receipts in one write.
@@ -162,7 +162,7 @@ func (s *Store) MarkVerifiedAll(seqs []uint64) error {
 	for _, seq := range seqs {
 		b.Set(append([]byte("rv/"), binary.BigEndian.AppendUint64(nil, seq)...), []byte{1}, nil)
 	}
-	return b.Commit(pebble.NoSync)
+	return s.db.Commit(b)
 }
 
 func (s *Store) verified(seq uint64) bool {
