@@ -76,6 +76,11 @@ func OpenDB(dir string) (*DB, error) { return openDB(dir, SegmentSize) }
 func openDB(dir string, segSize int64) (*DB, error) {
 	opts := Options()
 	opts.DisableWAL = true // the log is the WAL
+	// Every request writes a receipt (and, on a provider, its transcript):
+	// with Pebble's default 4 MiB memtables, flushes and the compactions of
+	// their small L0 files took ≈ 7 % of the CPU through the gateway at 64
+	// connections. 32 MiB: +7–8 % req/s over 20 s runs (105k requests).
+	opts.MemTableSize = 32 << 20
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, err
