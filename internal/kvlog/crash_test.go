@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +25,8 @@ func TestMain(m *testing.M) {
 // each key once its commit has returned: six goroutines commit synced, two
 // unsynced.
 func crashWriter(dir string) {
-	d, err := OpenDB(dir)
+	segSize, _ := strconv.ParseInt(os.Getenv("KVLOG_CRASH_SEGSIZE"), 10, 64)
+	d, err := openDB(dir, segSize)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
@@ -58,14 +60,21 @@ func crashWriter(dir string) {
 // of it had acknowledged, and of each unsynced writer's keys a prefix (those
 // written to the log before the kill: Pebble keeps no WAL of its own, so
 // they come back from the log, in order, or not at all), and keeps working.
+// With small segments, the kill also lands among rotations whose old
+// segments wait for Pebble's flush to be removed.
 func TestKilledWriter(t *testing.T) {
+	t.Run("64MiB-segments", func(t *testing.T) { killedWriter(t, SegmentSize) })
+	t.Run("16KiB-segments", func(t *testing.T) { killedWriter(t, 16<<10) })
+}
+
+func killedWriter(t *testing.T, segSize int64) {
 	dir := t.TempDir()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), "KVLOG_CRASH_WRITER="+dir)
+	cmd.Env = append(os.Environ(), "KVLOG_CRASH_WRITER="+dir, fmt.Sprint("KVLOG_CRASH_SEGSIZE=", segSize))
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -56,6 +56,10 @@ type DB struct {
 	syncer  *dataSyncer // the leader's
 	busy    func() bool // see SetBusy
 	spares  [][]byte    // written groups' buffers, for the next groups (one written, one forming)
+
+	flush    func() (<-chan struct{}, error) // Pebble's AsyncFlush (a test holds it)
+	retiring sync.WaitGroup                  // segments waiting for a flush to be removed
+	retireMu sync.Mutex                      // one retirement at a time, oldest first
 }
 
 // SegmentSize is the space preallocated for each log segment; a segment is
@@ -85,7 +89,7 @@ func openDB(dir string, segSize int64) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{db: db, dir: filepath.Join(dir, "agora-log"), segSize: segSize, syncer: newDataSyncer()}
+	d := &DB{db: db, dir: filepath.Join(dir, "agora-log"), segSize: segSize, syncer: newDataSyncer(), flush: db.AsyncFlush}
 	d.idle = sync.NewCond(&d.mu)
 	if err := d.recover(); err != nil {
 		d.syncer.close()
@@ -216,6 +220,27 @@ func (d *DB) newSegment(n uint64) error {
 	}
 	d.seg, d.segNum, d.off = f, n, 0
 	return nil
+}
+
+// retire removes the segments up to n, oldest first, once Pebble holds
+// what they do. One retirement at a time, so a crash leaves a suffix of
+// the log (replaying an older segment after a newer one was dropped could
+// undo the newer one's writes). A segment that cannot be removed now is
+// replayed, harmlessly, at the next Open, which removes it.
+func (d *DB) retire(n uint64) {
+	d.retireMu.Lock()
+	defer d.retireMu.Unlock()
+	segs, err := d.segments()
+	if err != nil {
+		return
+	}
+	var old []uint64
+	for _, s := range segs {
+		if s <= n {
+			old = append(old, s)
+		}
+	}
+	d.removeSegments(old)
 }
 
 func (d *DB) removeSegments(nums []uint64) error {
@@ -418,18 +443,24 @@ func (d *DB) run(g *group) {
 func (d *DB) write(buf []byte, sync bool) error {
 	if d.off > 0 && d.off+int64(len(buf)) > d.segSize {
 		// Everything in the old segment was applied by earlier leaders
-		// (or by Commit before its frame was formed): flush Pebble past
-		// it, then drop it.
-		if err := d.db.Flush(); err != nil {
-			return fmt.Errorf("log: flushing the store: %w", err)
-		}
+		// (or by Commit before its frame was formed): it can go once
+		// Pebble has flushed what it holds now. The flush runs in the
+		// background (a full memtable takes tens of milliseconds, and
+		// every commit would wait for it here).
 		old := d.segNum
 		if err := d.newSegment(old + 1); err != nil {
 			return err
 		}
-		if err := d.removeSegments([]uint64{old}); err != nil {
-			return err
+		flushed, err := d.flush()
+		if err != nil {
+			return fmt.Errorf("log: flushing the store: %w", err)
 		}
+		d.retiring.Add(1)
+		go func() {
+			defer d.retiring.Done()
+			<-flushed
+			d.retire(old)
+		}()
 	}
 	if _, err := d.seg.WriteAt(buf, d.off); err != nil {
 		return fmt.Errorf("log: %w", err)
@@ -477,8 +508,8 @@ func (d *DB) Get(key []byte) ([]byte, io.Closer, error) { return d.db.Get(key) }
 // NewIter iterates over Pebble (see pebble.DB.NewIter).
 func (d *DB) NewIter(o *pebble.IterOptions) (*pebble.Iterator, error) { return d.db.NewIter(o) }
 
-// Close waits for a sync under way, flushes Pebble past the log, removes
-// the log's segment and closes the store.
+// Close waits for a sync and retirements under way, flushes Pebble past
+// the log, removes the log's segments and closes the store.
 func (d *DB) Close() error {
 	d.mu.Lock()
 	d.closed = true // no new commits; groups already formed are still led
@@ -486,10 +517,14 @@ func (d *DB) Close() error {
 		d.idle.Wait()
 	}
 	d.mu.Unlock()
+	d.retiring.Wait()
 	err := d.db.Flush()
 	if err == nil && d.err == nil {
 		d.seg.Close()
-		err = d.removeSegments([]uint64{d.segNum})
+		var segs []uint64
+		if segs, err = d.segments(); err == nil {
+			err = d.removeSegments(segs)
+		}
 	} else {
 		d.seg.Close()
 	}

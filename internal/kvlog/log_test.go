@@ -261,6 +261,7 @@ func TestRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeMany(t, d, 4, 200) // ≈ 60 bytes a frame: many segments
+	d.retiring.Wait()       // old segments go once Pebble has flushed them
 	if s := segFiles(t, dir); len(s) != 1 {
 		t.Fatalf("segments %v, want one", s)
 	}
@@ -278,6 +279,39 @@ func TestRotation(t *testing.T) {
 	}
 	defer r.Close()
 	checkMany(t, r.db, 4, 200)
+}
+
+// TestRetireAfterFlush: a full segment is removed only once Pebble has
+// flushed what it held (Pebble keeps no WAL: until then the segment is the
+// only copy of its writes), and then removed without a commit waiting.
+func TestRetireAfterFlush(t *testing.T) {
+	dir := t.TempDir()
+	d, err := openDB(dir, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	d.flush = func() (<-chan struct{}, error) { return hold, nil } // a flush that never ends
+	writeMany(t, d, 4, 200)
+	if s := segFiles(t, dir); len(s) < 5 {
+		t.Fatalf("segments %v: removed before their flush ended", s)
+	}
+	// Everything is still in the log alone.
+	crashed := copyLog(t, dir)
+	r, err := OpenDB(crashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMany(t, r.db, 4, 200)
+	r.Close()
+	close(hold)
+	d.retiring.Wait()
+	if s := segFiles(t, dir); len(s) != 1 {
+		t.Fatalf("segments %v after the flushes ended, want only the current one", s)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // FuzzParseFrames: any segment content parses without panicking, and whole
