@@ -29,16 +29,17 @@ import (
 // Pebble in log order, without a Pebble sync, before any of them returns.
 // Commit is the unsynced write: applied at once, its frame written to the
 // log at once without an fdatasync, or with the next group if a sync is
-// under way (see Commit for what a crash keeps of it). With both
-// going through the log, Pebble's own WAL would only write everything a
-// second time (64 connections through the gateway: +7 % req/s without it).
+// under way (see Commit for what a crash keeps of it). With both going
+// through the log, Pebble's own WAL would only write everything a second
+// time (64 connections through the gateway: +4–7 % req/s without it).
 //
 // Recovery: Open replays every segment into Pebble (a batch applied twice
 // leaves the same state, and log order is apply order for the writes of
 // one key, which their callers order), flushes Pebble and starts a fresh
-// segment. A segment is retired once Pebble is flushed past it; Close
-// flushes Pebble and removes the last. Reads go to Pebble directly; writes
-// cannot bypass the log (DB exposes no other write).
+// segment. When a segment is full the next one starts at once, and the old
+// one is removed once a background flush of Pebble ends (see retire);
+// Close flushes Pebble and removes the segments. Reads go to Pebble
+// directly; writes cannot bypass the log (DB exposes no other write).
 type DB struct {
 	db  *pebble.DB
 	dir string
