@@ -271,23 +271,14 @@ func syncDir(dir string) error {
 // CommitSync makes b durable and applies it; concurrent calls share one
 // write and one fdatasync. b stays owned by the caller (close it after).
 func (d *DB) CommitSync(b *pebble.Batch) error {
-	rec := b.Repr()
-	if err := checkSize(rec); err != nil {
+	g, err := d.join(b)
+	if err != nil {
 		return err
 	}
-	d.mu.Lock()
-	if err := d.usable(); err != nil {
-		d.mu.Unlock()
-		return err
-	}
-	g := d.form(rec)
 	g.batches = append(g.batches, b)
-	if !d.syncing {
-		d.syncing = true
-		d.lead(g)
+	if led := d.leadIfIdle(g); led {
 		return g.err
 	}
-	d.mu.Unlock()
 	// Wait for the group to be written by whoever leads it: the leader of
 	// the sync under way hands it to one of its members when done.
 	select {
@@ -304,17 +295,11 @@ func (d *DB) CommitSync(b *pebble.Batch) error {
 // formed, whose leader writes it as soon as that sync ends. Once written it
 // survives the process's crash (the kernel holds the write), and the next
 // CommitSync's fdatasync makes it durable, as that covers the whole
-// segment. A crash of the process before it is written, or of the machine
-// before that fdatasync, loses it (and, the log being replayed in order,
-// every later write of the log). b stays owned by the caller.
+// segment; a crash of the process before it is written, or of the machine
+// before that fdatasync, loses it. b stays owned by the caller.
 func (d *DB) Commit(b *pebble.Batch) error {
-	rec := b.Repr()
-	if err := checkSize(rec); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	if err := d.usable(); err != nil {
-		d.mu.Unlock()
+	g, err := d.join(b)
+	if err != nil {
 		return err
 	}
 	// The frame is formed first (Apply may keep the batch's bytes), then
@@ -322,43 +307,36 @@ func (d *DB) Commit(b *pebble.Batch) error {
 	// frames' order. A synced write of the same key is ordered by its
 	// caller: it returns only once applied, and its frame precedes any
 	// later one.
-	g := d.form(rec)
+	framed := frameHeader + len(b.Repr())
 	if err := d.db.Apply(b, pebble.NoSync); err != nil {
-		g.buf = g.buf[:len(g.buf)-frameHeader-len(rec)]
+		g.buf = g.buf[:len(g.buf)-framed]
 		d.mu.Unlock()
 		return fmt.Errorf("log: applying: %w", err)
 	}
-	if !d.syncing {
-		d.syncing = true
-		d.lead(g)
+	if led := d.leadIfIdle(g); led {
 		return g.err
 	}
-	d.mu.Unlock()
 	return nil
 }
 
-func checkSize(rec []byte) error {
+// join appends b's frame to the group being formed, starting one if none
+// is, and returns that group with mu held — or an error, without it, if b
+// is too large or the log takes no more writes.
+func (d *DB) join(b *pebble.Batch) (*group, error) {
+	rec := b.Repr()
 	if len(rec) > maxFrame-frameHeader {
-		return fmt.Errorf("log: a batch of %d bytes is too large", len(rec))
+		return nil, fmt.Errorf("log: a batch of %d bytes is too large", len(rec))
 	}
-	return nil
-}
-
-// usable reports why the log takes no more writes, if it does not. Called
-// with mu held.
-func (d *DB) usable() error {
+	d.mu.Lock()
 	switch {
 	case d.closed:
-		return errors.New("log: store closed")
+		d.mu.Unlock()
+		return nil, errors.New("log: store closed")
 	case d.err != nil:
-		return d.err
+		err := d.err
+		d.mu.Unlock()
+		return nil, err
 	}
-	return nil
-}
-
-// form appends rec's frame to the group being formed, starting one if
-// none is. Called with mu held.
-func (d *DB) form(rec []byte) *group {
 	g := d.forming
 	if g == nil {
 		g = &group{done: make(chan struct{}), lead: make(chan struct{}, 1)}
@@ -370,7 +348,20 @@ func (d *DB) form(rec []byte) *group {
 	g.buf = binary.LittleEndian.AppendUint32(g.buf, uint32(len(rec)))
 	g.buf = binary.LittleEndian.AppendUint32(g.buf, crc32.Checksum(rec, castagnoli))
 	g.buf = append(g.buf, rec...)
-	return g
+	return g, nil
+}
+
+// leadIfIdle runs g at once if no sync is under way (reporting true, g
+// then written), else leaves it to form. Called with mu held; returns with
+// it released.
+func (d *DB) leadIfIdle(g *group) bool {
+	if d.syncing {
+		d.mu.Unlock()
+		return false
+	}
+	d.syncing = true
+	d.lead(g)
+	return true
 }
 
 // lead detaches the forming group g and runs it. Called with mu held and
