@@ -28,7 +28,8 @@ import (
 // stored tentatively is not the client's evidence until its response came
 // — never listed, paid or used for an omission report while tentative. The
 // confirmation mark is not synced; a receipt a crash left tentative is
-// resolved at the next start by asking its provider for it (resolveEarly).
+// resolved at the next start by asking its provider for it (resolveEarly),
+// and asked about again (recheck) until the provider answers.
 type earlyReceipt struct {
 	enc  string
 	sr   *receipt.Signed
@@ -82,7 +83,7 @@ func (g *Gateway) keepEarly(e *earlyReceipt, ch *channel, p *providerEntry, usag
 	e.kept = true
 	g.metrics.early.WithLabelValues("kept").Inc()
 	if err := g.store.ConfirmReceipt(&e.st); err != nil {
-		g.log.Error("confirm an early receipt", "err", err) // resolved with the provider at the next start
+		g.log.Error("confirm an early receipt", "err", err) // resolved with the provider after a restart
 	}
 	// owed (and so paid) only once stored and its signature verified
 	g.verifyCh <- pendingReceipt{ch: ch, provider: p, sr: e.sr, seq: e.st.Seq}
@@ -102,23 +103,32 @@ func (g *Gateway) dropEarly(e *earlyReceipt) {
 	}
 }
 
+// resolution is what asking a provider about a tentative receipt settled.
+type resolution int
+
+const (
+	undecided resolution = iota // no clear answer: asked again later
+	confirmed                   // the provider holds it
+	dropped                     // the provider does not know it: deleted
+)
+
 // resolveEarly settles a receipt a crash left tentative by asking its
 // provider for it: held there (its response was complete) → confirmed;
 // unknown there (the provider crashed before its sync) → dropped; no
-// answer → left tentative, for the next start. Reports whether confirmed.
+// clear answer → left tentative, asked again later (recheck).
 // A receipt confirmed here is checked for omission like any other, even if
 // the watch's cursor went past it while it was tentative.
-func (g *Gateway) resolveEarly(r *StoredReceipt, p *providerEntry) bool {
+func (g *Gateway) resolveEarly(r *StoredReceipt, p *providerEntry) resolution {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.endpoint+"/v1/receipts/"+r.ID+"/proof", nil)
 	if err != nil {
-		return false
+		return undecided
 	}
 	resp, err := g.httpc.Do(req)
 	if err != nil {
-		g.log.Warn("tentative receipt: provider unreachable, left for the next start", "receipt", r.ID, "err", err)
-		return false
+		g.log.Warn("tentative receipt: provider unreachable, asked again later", "receipt", r.ID, "err", err)
+		return undecided
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
@@ -126,25 +136,26 @@ func (g *Gateway) resolveEarly(r *StoredReceipt, p *providerEntry) bool {
 		var pj receipt.ProofJSON
 		if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&pj); err != nil || pj.ID != r.ID {
 			g.log.Warn("tentative receipt: the provider's answer does not show it", "receipt", r.ID)
-			return false
+			return undecided
 		}
 		if err := g.store.ConfirmReceipt(r); err != nil {
 			g.log.Error("confirm a tentative receipt", "receipt", r.ID, "err", err)
-			return false
+			return undecided
 		}
 		if err := g.store.rewindOmitCursor(r.Seq); err != nil {
 			g.log.Error("omission watch: check a receipt confirmed late", "receipt", r.ID, "err", err)
 		}
 		g.log.Info("tentative receipt confirmed by its provider", "receipt", r.ID)
-		return true
+		return confirmed
 	case http.StatusNotFound:
 		if err := g.store.DropReceipt(r); err != nil {
 			g.log.Error("drop a tentative receipt", "receipt", r.ID, "err", err)
+			return undecided
 		}
 		g.log.Info("tentative receipt unknown to its provider: dropped", "receipt", r.ID)
-		return false
+		return dropped
 	default:
-		g.log.Warn("tentative receipt: provider answered, left for the next start", "receipt", r.ID, "status", resp.StatusCode)
-		return false
+		g.log.Warn("tentative receipt: provider answered, asked again later", "receipt", r.ID, "status", resp.StatusCode)
+		return undecided
 	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -8,11 +9,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -108,7 +112,7 @@ func TestTentativeReceipts(t *testing.T) {
 	var checked []uint64
 	billed, err := st.BilledByProvider(func(r StoredReceipt) bool {
 		checked = append(checked, r.Index)
-		return !r.Tentative || g.resolveEarly(&r, p)
+		return !r.Tentative || g.resolveEarly(&r, p) == confirmed
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -140,5 +144,108 @@ func TestTentativeReceipts(t *testing.T) {
 		if _, err := st.Receipt(rs[i].ID); !errors.Is(err, pebble.ErrNotFound) {
 			t.Fatalf("receipt %d is no longer tentative: %v", i, err)
 		}
+	}
+}
+
+// TestUnsettledReceiptsPaidLater: receipts a crash left tentative whose
+// provider does not answer at start are asked about again (recheck) rather
+// than left for the next start: once the provider answers, the one it
+// holds is confirmed, marked verified and billed to its channel — loaded
+// or not yet — and paid by the next voucher; the one it does not know is
+// dropped. While a provider does not answer, its other receipts are not
+// asked about one by one.
+func TestUnsettledReceiptsPaidLater(t *testing.T) {
+	provKey, provPub := testKey("provider")
+	prov := types.AddressFromPubKey(provPub)
+	key, pub := testKey("client")
+	acct := &account{key: key, addr: types.AddressFromPubKey(pub)}
+	st := testStore(t, "")
+	rs := []*StoredReceipt{storedFor(t, provKey, 0, false), storedFor(t, provKey, 1, true), storedFor(t, provKey, 2, true), storedFor(t, provKey, 3, true)}
+	for i, r := range rs {
+		r.Payer = acct.addr.String()
+		if err := st.AddReceipt(r); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if err := st.MarkVerified(r.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	chKey := acct.addr.String() + "/" + prov.String()
+	if err := st.SaveChannel(chKey, ChannelState{ChannelID: 1, Deposit: 1000}); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	phase, asked := 0, 0
+	var paid []uint64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if r.URL.Path == "/v1/vouchers" {
+			v, err := provider.ParseVoucher(r.Header.Get(provider.VoucherHeader))
+			if err != nil || types.VerifyVoucher(pub, "c", v) != nil {
+				http.Error(w, "bad voucher", http.StatusBadRequest)
+				return
+			}
+			paid = append(paid, v.CumulativeAmount)
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		asked++
+		switch {
+		case phase >= 1 && r.URL.Path == "/v1/receipts/"+rs[1].ID+"/proof",
+			phase >= 2 && r.URL.Path == "/v1/receipts/"+rs[3].ID+"/proof":
+			json.NewEncoder(w).Encode(receipt.ProofJSON{ID: strings.Split(r.URL.Path, "/")[3]})
+		case phase >= 1 && r.URL.Path == "/v1/receipts/"+rs[2].ID+"/proof":
+			http.Error(w, "no receipt here", http.StatusNotFound)
+		default:
+			http.Error(w, "restarting", http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	at := func(p int) { mu.Lock(); phase = p; mu.Unlock() }
+	count := func() int { mu.Lock(); defer mu.Unlock(); return asked }
+
+	g := &Gateway{store: st, httpc: srv.Client(), log: slog.New(slog.DiscardHandler), chainID: "c", def: acct,
+		chans: map[string]*channel{}, providers: []*providerEntry{{addr: prov, pub: provPub, endpoint: srv.URL}}}
+	skip := map[string]bool{}
+	var err error
+	if g.billedAtStart, err = st.BilledByProvider(func(r StoredReceipt) bool { return g.settle(r, skip, &g.unsettled) }); err != nil {
+		t.Fatal(err)
+	}
+	if b := g.billedFor(chKey, 1); b != rs[0].Amount || len(g.unsettled) != 3 || count() != 1 {
+		t.Fatalf("at start: billed %d (want %d), %d unsettled (want 3), provider asked %d times (want 1)", b, rs[0].Amount, len(g.unsettled), count())
+	}
+
+	// The provider answers for two of them; the channel is not loaded yet.
+	at(1)
+	g.recheck()
+	if b := g.billedFor(chKey, 1); b != rs[0].Amount+rs[1].Amount || len(g.unsettled) != 1 || g.unsettled[0].ID != rs[3].ID {
+		t.Fatalf("after the provider answered: billed %d (want %d), unsettled %+v (want receipt 3)", b, rs[0].Amount+rs[1].Amount, g.unsettled)
+	}
+	if r, err := st.Receipt(rs[1].ID); err != nil || r.Tentative || !st.verified(rs[1].Seq) {
+		t.Fatalf("the receipt the provider holds: %+v %v", r, err)
+	}
+	if st.has(t, rs[2].ID) {
+		t.Fatal("a receipt unknown to its provider was kept")
+	}
+
+	// Loaded, the channel owes both; the last receipt is billed to it live.
+	if err := g.restoreChannels(); err != nil {
+		t.Fatal(err)
+	}
+	at(2)
+	g.recheck()
+	want := rs[0].Amount + rs[1].Amount + rs[3].Amount
+	if ch := g.chans[chKey]; ch == nil || ch.state.Billed != want || len(g.unsettled) != 0 {
+		t.Fatalf("live channel: %+v, %d unsettled; want billed %d", ch, len(g.unsettled), want)
+	}
+	g.flush(context.Background(), 0)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(paid) != 1 || paid[0] != want {
+		t.Fatalf("vouchers sent: %v, want one for %d", paid, want)
 	}
 }

@@ -84,8 +84,11 @@ type Gateway struct {
 
 	def      *account            // pays for requests without a mapped API key
 	accounts map[string]*account // by API key
-	// billedAtStart: receipt totals per provider and channel found in the store.
+	// billedAtStart: receipt totals per provider and channel found in the
+	// store (and settled since, for channels not loaded yet).
+	billedMu      sync.Mutex
 	billedAtStart map[string]map[uint64]uint64
+	unsettled     []StoredReceipt // receipts the start could not settle (owned by loop)
 
 	srv    *http.Server
 	ln     net.Listener
@@ -254,7 +257,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 		return err
 	}
 	// receipts stored but not yet verified when we stopped are checked now
-	if g.billedAtStart, err = g.store.BilledByProvider(g.checkStored); err != nil {
+	skip := map[string]bool{}
+	if g.billedAtStart, err = g.store.BilledByProvider(func(r StoredReceipt) bool { return g.settle(r, skip, &g.unsettled) }); err != nil {
 		g.store.Close()
 		return err
 	}
@@ -327,11 +331,15 @@ func (g *Gateway) loop(ctx context.Context) {
 			if err := g.refresh(ctx); err != nil && ctx.Err() == nil {
 				g.log.Warn("provider directory refresh", "err", err)
 			}
-			// Every few refreshes, check committed epochs for omitted receipts.
+			// Every few refreshes, check committed epochs for omitted receipts,
+			// and ask again about receipts the start could not settle.
 			if ticks++; ticks%3 == 0 {
 				if err := g.checkOmissions(ctx); err != nil && ctx.Err() == nil {
 					g.log.Warn("omission check", "err", err)
 				}
+			}
+			if ticks%5 == 0 && len(g.unsettled) > 0 {
+				g.recheck()
 			}
 		case <-flush.C:
 			g.flush(ctx, g.cfg.FlushAfter)
@@ -477,7 +485,7 @@ func (g *Gateway) channelFor(ctx context.Context, acct *account, p *providerEntr
 		}
 		if found {
 			ch.state = st
-			ch.state.Billed = g.billedAtStart[key][st.ChannelID]
+			ch.state.Billed = g.billedFor(key, st.ChannelID)
 		}
 	}
 	g.dirMu.RLock()
@@ -550,7 +558,7 @@ func (g *Gateway) restoreChannels() error {
 		if a == nil || p == nil || st.ChannelID == 0 {
 			continue
 		}
-		st.Billed = g.billedAtStart[key][st.ChannelID]
+		st.Billed = g.billedFor(key, st.ChannelID)
 		g.chans[key] = &channel{acct: a, provider: p, state: st}
 	}
 	return nil
@@ -620,31 +628,118 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 	}
 }
 
-// checkStored verifies a stored receipt's signature (at start), after
-// resolving it with its provider if a crash left it tentative.
-func (g *Gateway) checkStored(r StoredReceipt) bool {
+// checkStored verifies a stored receipt's signature, after resolving it
+// with its provider if a crash left it tentative: ok if it checks out;
+// later if it could not be settled now (its provider did not answer, is
+// not in the directory, or its key could not be had), so it is asked about
+// again (recheck).
+func (g *Gateway) checkStored(r StoredReceipt) (ok, later bool) {
 	sr, err := receipt.Decode(r.Encoded)
 	if err != nil {
-		return false
+		return false, false
 	}
 	g.dirMu.RLock()
 	defer g.dirMu.RUnlock()
 	for _, p := range g.providers {
 		if p.addr.String() == r.Provider {
-			if r.Tentative && !g.resolveEarly(&r, p) {
-				return false
+			if r.Tentative {
+				switch g.resolveEarly(&r, p) {
+				case undecided:
+					return false, true
+				case dropped:
+					return false, false
+				}
 			}
-			return sr.Verify(p.pub) == nil
+			return sr.Verify(p.pub) == nil, false
 		}
 	}
 	if r.Tentative {
-		return false // its provider is not in the directory now: resolved at a later start
+		return false, true // its provider is not in the directory now
 	}
 	var acc app.AccountView
 	if err := g.chain.Query(context.Background(), "/account/"+r.Provider, 0, &acc); err != nil {
+		return false, true
+	}
+	return sr.Verify(acc.PubKey) == nil, false
+}
+
+// settle is checkStored for a receipt the store holds unverified, unless
+// its provider already left one unsettled in this pass (skip: one that did
+// not answer is not asked about each of its receipts in turn). A receipt
+// that cannot be settled now is appended to unsettled.
+func (g *Gateway) settle(r StoredReceipt, skip map[string]bool, unsettled *[]StoredReceipt) bool {
+	if skip[r.Provider] {
+		*unsettled = append(*unsettled, r)
 		return false
 	}
-	return sr.Verify(acc.PubKey) == nil
+	ok, later := g.checkStored(r)
+	if later {
+		skip[r.Provider] = true
+		*unsettled = append(*unsettled, r)
+	}
+	return ok
+}
+
+// recheck asks again about the receipts the start could not settle — a
+// tentative one whose provider did not answer, say — so that one its
+// provider turns out to hold is paid without waiting for another restart:
+// once it checks out it is marked verified and billed to its channel, and
+// the next voucher pays it. Run by the loop (which owns unsettled).
+func (g *Gateway) recheck() {
+	var still []StoredReceipt
+	skip := map[string]bool{}
+	for _, r := range g.unsettled {
+		if !g.settle(r, skip, &still) {
+			continue
+		}
+		if err := g.store.MarkVerified(r.Seq); err != nil {
+			g.log.Error("mark a receipt verified", "receipt", r.ID, "err", err)
+			still = append(still, r)
+			continue
+		}
+		g.billLate(r)
+		g.log.Info("receipt settled after the start: billed", "receipt", r.ID, "provider", r.Provider, "amount", r.Amount)
+	}
+	g.unsettled = still
+}
+
+// billLate adds a receipt verified after the start to what its channel
+// owes: to the live channel if it is that receipt's, else to the totals a
+// channel is loaded with (billedAtStart), if it is not loaded yet.
+func (g *Gateway) billLate(r StoredReceipt) {
+	key := r.Payer + "/" + r.Provider
+	g.chMu.Lock()
+	ch := g.chans[key]
+	if ch == nil { // loaded later by channelFor, under chMu: it will see this
+		g.addBilledAtStart(key, r.Channel, r.Amount)
+		g.chMu.Unlock()
+		return
+	}
+	g.chMu.Unlock()
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	switch ch.state.ChannelID {
+	case r.Channel:
+		ch.state.Billed += r.Amount
+	case 0: // not loaded from the store yet
+		g.addBilledAtStart(key, r.Channel, r.Amount)
+	}
+	// (a receipt of a channel since replaced is not payable any more)
+}
+
+func (g *Gateway) addBilledAtStart(key string, channel, amount uint64) {
+	g.billedMu.Lock()
+	defer g.billedMu.Unlock()
+	if g.billedAtStart[key] == nil {
+		g.billedAtStart[key] = map[uint64]uint64{}
+	}
+	g.billedAtStart[key][channel] += amount
+}
+
+func (g *Gateway) billedFor(key string, channel uint64) uint64 {
+	g.billedMu.Lock()
+	defer g.billedMu.Unlock()
+	return g.billedAtStart[key][channel]
 }
 
 // key is the channel's store key: account/provider.
