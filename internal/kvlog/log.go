@@ -57,6 +57,10 @@ type DB struct {
 	syncer  *dataSyncer // the leader's
 	busy    func() bool // see SetBusy
 	spares  [][]byte    // written groups' buffers, for the next groups (one written, one forming)
+	// unsynced: the current segment ends in frames written without an
+	// fdatasync (Commit's); syncs counts the leader's fdatasyncs (tests).
+	unsynced bool
+	syncs    int
 
 	flush    func() (<-chan struct{}, error) // Pebble's AsyncFlush (a test holds it)
 	retiring sync.WaitGroup                  // segments waiting for a flush to be removed
@@ -439,6 +443,15 @@ func (d *DB) write(buf []byte, sync bool) error {
 		// Pebble has flushed what it holds now. The flush runs in the
 		// background (a full memtable takes tens of milliseconds, and
 		// every commit would wait for it here).
+		// The old segment must be whole on disk before the next one gets
+		// a frame: else a machine crash could tear its unsynced tail while
+		// a synced frame of the next survives, and replay refuses a
+		// damaged segment that is not the last.
+		if d.unsynced {
+			if err := d.datasync(false); err != nil {
+				return err
+			}
+		}
 		old := d.segNum
 		if err := d.newSegment(old + 1); err != nil {
 			return err
@@ -459,11 +472,20 @@ func (d *DB) write(buf []byte, sync bool) error {
 	}
 	d.off += int64(len(buf))
 	if !sync {
+		d.unsynced = true
 		return nil
 	}
-	if err := d.syncer.fdatasync(d.seg, d.busy == nil || d.busy()); err != nil {
+	return d.datasync(d.busy == nil || d.busy())
+}
+
+// datasync makes the current segment's writes durable (async: see SetBusy).
+// Only the leader calls it.
+func (d *DB) datasync(async bool) error {
+	if err := d.syncer.fdatasync(d.seg, async); err != nil {
 		return fmt.Errorf("log: fdatasync: %w", err)
 	}
+	d.unsynced = false
+	d.syncs++
 	return nil
 }
 

@@ -314,6 +314,35 @@ func TestRetireAfterFlush(t *testing.T) {
 	}
 }
 
+// TestRotationSyncsUnsyncedTail: a segment ending in unsynced frames is
+// fdatasynced before the next segment takes a frame (else a machine crash
+// could leave a torn frame in a segment that is not the last, which
+// replay refuses); a segment already synced is not synced again.
+func TestRotationSyncsUnsyncedTail(t *testing.T) {
+	d, err := openDB(t.TempDir(), 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for i := 0; d.segNum == 1; i++ { // unsynced writes until one starts segment 2
+		if err := d.Set([]byte(fmt.Sprintf("u/%04d", i)), make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.syncs != 1 {
+		t.Fatalf("%d fdatasyncs for a rotation after unsynced writes only, want 1 (of the old segment)", d.syncs)
+	}
+	k := 0
+	for ; d.segNum == 2; k++ { // synced writes until one starts segment 3
+		if err := d.SetSync([]byte("s"), make([]byte, 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d.syncs != 1+k || d.unsynced {
+		t.Fatalf("after %d synced writes: %d fdatasyncs, want %d (one each, none more at the rotation); tail unsynced %v", k, d.syncs, 1+k, d.unsynced)
+	}
+}
+
 // FuzzParseFrames: any segment content parses without panicking, and whole
 // frames come back as written.
 func FuzzParseFrames(f *testing.F) {
