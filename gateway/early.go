@@ -118,8 +118,8 @@ const (
 // clear answer → left tentative, asked again later (recheck).
 // A receipt confirmed here is checked for omission like any other, even if
 // the watch's cursor went past it while it was tentative.
-func (g *Gateway) resolveEarly(r *StoredReceipt, p *providerEntry) resolution {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func (g *Gateway) resolveEarly(ctx context.Context, r *StoredReceipt, p *providerEntry) resolution {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.endpoint+"/v1/receipts/"+r.ID+"/proof", nil)
 	if err != nil {

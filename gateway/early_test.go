@@ -112,7 +112,7 @@ func TestTentativeReceipts(t *testing.T) {
 	var checked []uint64
 	billed, err := st.BilledByProvider(func(r StoredReceipt) bool {
 		checked = append(checked, r.Index)
-		return !r.Tentative || g.resolveEarly(&r, p) == confirmed
+		return !r.Tentative || g.resolveEarly(context.Background(), &r, p) == confirmed
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func TestUnsettledReceiptsPaidLater(t *testing.T) {
 		chans: map[string]*channel{}, providers: []*providerEntry{{addr: prov, pub: provPub, endpoint: srv.URL}}}
 	skip := map[string]bool{}
 	var err error
-	if g.billedAtStart, err = st.BilledByProvider(func(r StoredReceipt) bool { return g.settle(r, skip, &g.unsettled) }); err != nil {
+	if g.billedAtStart, err = st.BilledByProvider(func(r StoredReceipt) bool { return g.settle(context.Background(), r, skip, &g.unsettled) }); err != nil {
 		t.Fatal(err)
 	}
 	if b := g.billedFor(chKey, 1); b != rs[0].Amount || len(g.unsettled) != 3 || count() != 1 {
@@ -221,7 +221,7 @@ func TestUnsettledReceiptsPaidLater(t *testing.T) {
 
 	// The provider answers for two of them; the channel is not loaded yet.
 	at(1)
-	g.recheck()
+	g.recheck(context.Background())
 	if b := g.billedFor(chKey, 1); b != rs[0].Amount+rs[1].Amount || len(g.unsettled) != 1 || g.unsettled[0].ID != rs[3].ID {
 		t.Fatalf("after the provider answered: billed %d (want %d), unsettled %+v (want receipt 3)", b, rs[0].Amount+rs[1].Amount, g.unsettled)
 	}
@@ -237,7 +237,7 @@ func TestUnsettledReceiptsPaidLater(t *testing.T) {
 		t.Fatal(err)
 	}
 	at(2)
-	g.recheck()
+	g.recheck(context.Background())
 	want := rs[0].Amount + rs[1].Amount + rs[3].Amount
 	if ch := g.chans[chKey]; ch == nil || ch.state.Billed != want || len(g.unsettled) != 0 {
 		t.Fatalf("live channel: %+v, %d unsettled; want billed %d", ch, len(g.unsettled), want)

@@ -258,7 +258,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	// receipts stored but not yet verified when we stopped are checked now
 	skip := map[string]bool{}
-	if g.billedAtStart, err = g.store.BilledByProvider(func(r StoredReceipt) bool { return g.settle(r, skip, &g.unsettled) }); err != nil {
+	if g.billedAtStart, err = g.store.BilledByProvider(func(r StoredReceipt) bool { return g.settle(ctx, r, skip, &g.unsettled) }); err != nil {
 		g.store.Close()
 		return err
 	}
@@ -339,7 +339,7 @@ func (g *Gateway) loop(ctx context.Context) {
 				}
 			}
 			if ticks%5 == 0 && len(g.unsettled) > 0 {
-				g.recheck()
+				g.recheck(ctx)
 			}
 		case <-flush.C:
 			g.flush(ctx, g.cfg.FlushAfter)
@@ -633,31 +633,36 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 // later if it could not be settled now (its provider did not answer, is
 // not in the directory, or its key could not be had), so it is asked about
 // again (recheck).
-func (g *Gateway) checkStored(r StoredReceipt) (ok, later bool) {
+func (g *Gateway) checkStored(ctx context.Context, r StoredReceipt) (ok, later bool) {
 	sr, err := receipt.Decode(r.Encoded)
 	if err != nil {
 		return false, false
 	}
+	var p *providerEntry // entries are immutable once published: used after the lock
 	g.dirMu.RLock()
-	defer g.dirMu.RUnlock()
-	for _, p := range g.providers {
-		if p.addr.String() == r.Provider {
-			if r.Tentative {
-				switch g.resolveEarly(&r, p) {
-				case undecided:
-					return false, true
-				case dropped:
-					return false, false
-				}
-			}
-			return sr.Verify(p.pub) == nil, false
+	for _, e := range g.providers {
+		if e.addr.String() == r.Provider {
+			p = e
+			break
 		}
+	}
+	g.dirMu.RUnlock()
+	if p != nil {
+		if r.Tentative {
+			switch g.resolveEarly(ctx, &r, p) {
+			case undecided:
+				return false, true
+			case dropped:
+				return false, false
+			}
+		}
+		return sr.Verify(p.pub) == nil, false
 	}
 	if r.Tentative {
 		return false, true // its provider is not in the directory now
 	}
 	var acc app.AccountView
-	if err := g.chain.Query(context.Background(), "/account/"+r.Provider, 0, &acc); err != nil {
+	if err := g.chain.Query(ctx, "/account/"+r.Provider, 0, &acc); err != nil {
 		return false, true
 	}
 	return sr.Verify(acc.PubKey) == nil, false
@@ -667,12 +672,12 @@ func (g *Gateway) checkStored(r StoredReceipt) (ok, later bool) {
 // its provider already left one unsettled in this pass (skip: one that did
 // not answer is not asked about each of its receipts in turn). A receipt
 // that cannot be settled now is appended to unsettled.
-func (g *Gateway) settle(r StoredReceipt, skip map[string]bool, unsettled *[]StoredReceipt) bool {
+func (g *Gateway) settle(ctx context.Context, r StoredReceipt, skip map[string]bool, unsettled *[]StoredReceipt) bool {
 	if skip[r.Provider] {
 		*unsettled = append(*unsettled, r)
 		return false
 	}
-	ok, later := g.checkStored(r)
+	ok, later := g.checkStored(ctx, r)
 	if later {
 		skip[r.Provider] = true
 		*unsettled = append(*unsettled, r)
@@ -684,12 +689,13 @@ func (g *Gateway) settle(r StoredReceipt, skip map[string]bool, unsettled *[]Sto
 // tentative one whose provider did not answer, say — so that one its
 // provider turns out to hold is paid without waiting for another restart:
 // once it checks out it is marked verified and billed to its channel, and
-// the next voucher pays it. Run by the loop (which owns unsettled).
-func (g *Gateway) recheck() {
+// the next voucher pays it. Run by the loop (which owns unsettled); ctx
+// ends with it.
+func (g *Gateway) recheck(ctx context.Context) {
 	var still []StoredReceipt
 	skip := map[string]bool{}
 	for _, r := range g.unsettled {
-		if !g.settle(r, skip, &still) {
+		if !g.settle(ctx, r, skip, &still) {
 			continue
 		}
 		if err := g.store.MarkVerified(r.Seq); err != nil {

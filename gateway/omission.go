@@ -62,9 +62,10 @@ func (s *Store) setOmitCursor(seq uint64) error {
 }
 
 // rewindOmitCursor has the watch check receipts from seq on (again): a
-// receipt a crash left tentative and a later start confirmed may lie behind
-// the cursor, which skipped it while it was tentative. Called at start,
-// before the watch runs.
+// receipt a crash left tentative and confirmed later (at start, or by
+// recheck) may lie behind the cursor, which skipped it while it was
+// tentative. Called at start, before the watch runs, or by the loop that
+// runs it.
 func (s *Store) rewindOmitCursor(seq uint64) error {
 	if seq == 0 || s.omitCursor() < seq {
 		return nil
