@@ -16,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
 )
@@ -50,7 +51,7 @@ func (s *Store) has(t *testing.T, id string) bool {
 // it holds is confirmed; one it does not know is dropped; no clear answer
 // leaves it tentative.
 func TestTentativeReceipts(t *testing.T) {
-	priv, _ := testKey("prov")
+	priv, _ := testkey.Pair("prov")
 	dir := t.TempDir()
 	st, err := OpenStore(dir)
 	if err != nil {
@@ -155,9 +156,9 @@ func TestTentativeReceipts(t *testing.T) {
 // dropped. While a provider does not answer, its other receipts are not
 // asked about one by one.
 func TestUnsettledReceiptsPaidLater(t *testing.T) {
-	provKey, provPub := testKey("provider")
+	provKey, provPub := testkey.Pair("provider")
 	prov := types.AddressFromPubKey(provPub)
-	key, pub := testKey("client")
+	key, pub := testkey.Pair("client")
 	acct := &account{key: key, addr: types.AddressFromPubKey(pub)}
 	st := testStore(t, "")
 	rs := []*StoredReceipt{storedFor(t, provKey, 0, false), storedFor(t, provKey, 1, true), storedFor(t, provKey, 2, true), storedFor(t, provKey, 3, true)}

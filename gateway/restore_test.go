@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/provider"
 )
 
@@ -19,7 +20,7 @@ import (
 // restored from the store with their billed totals, and flush sends the
 // voucher for them.
 func TestRestoredChannelsArePaid(t *testing.T) {
-	key, pub := testKey("client")
+	key, pub := testkey.Pair("client")
 	acct := &account{key: key, addr: types.AddressFromPubKey(pub)}
 	provKey := ed25519.NewKeyFromSeed(make([]byte, 32))
 	prov := types.AddressFromPubKey(provKey.Public().(ed25519.PublicKey))

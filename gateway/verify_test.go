@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -16,7 +17,7 @@ import (
 // signature: exactly the genuine ones are paid, and the provider is marked
 // failed once for each bad one.
 func TestVerifyBatch(t *testing.T) {
-	priv, pub := testKey("prov")
+	priv, pub := testkey.Pair("prov")
 	st := testStore(t, "")
 	g := &Gateway{store: st, log: slog.New(slog.DiscardHandler), metrics: newMetrics(nil)}
 	prov := &providerEntry{addr: types.AddressFromPubKey(pub), pub: pub, stats: &stats{halfLife: time.Hour}}

@@ -2,8 +2,6 @@ package provider
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/sha256"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -11,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/receipt"
 	"github.com/agoranet/agora/verify"
 )
@@ -36,9 +35,7 @@ func TestTranscriptRoundTrip(t *testing.T) {
 		Temperature: 0.7, TopP: 0.9, TopK: 40, MinP: 0.05, RepeatPen: 1.1, Stop: []string{"\n", "</s>"},
 		Seed: math.MaxUint64, MaxTokens: 16, Text: []byte{0xff, 'h', 'i', 0}, Verify: VerifyTolerance,
 		Pieces: [][]byte{{0xe2, 0x82}, {0xac}}, Top: [][]verify.Alt{{{Token: []byte("a"), Logprob: -0.25}}}}
-	seed := sha256.Sum256([]byte("store"))
-	priv := ed25519.NewKeyFromSeed(seed[:])
-	pub := priv.Public().(ed25519.PublicKey)
+	priv, pub := testkey.Pair("store")
 	sr, err := receipt.Sign(priv, &types.Receipt{ChainId: "c", Provider: types.AddressFromPubKey(pub), Epoch: 3, Index: 7, Amount: 9})
 	if err != nil {
 		t.Fatal(err)

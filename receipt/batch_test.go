@@ -3,7 +3,6 @@ package receipt
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/binary"
 	"testing"
 
@@ -11,13 +10,8 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/internal/presign"
+	"github.com/agoranet/agora/internal/testkey"
 )
-
-func testKey(name string) (ed25519.PrivateKey, ed25519.PublicKey) {
-	seed := sha256.Sum256([]byte(name))
-	priv := ed25519.NewKeyFromSeed(seed[:])
-	return priv, priv.Public().(ed25519.PublicKey)
-}
 
 func batchOf(pub ed25519.PublicKey, n int) []*types.Receipt {
 	rs := make([]*types.Receipt, n)
@@ -32,8 +26,8 @@ func batchOf(pub ed25519.PublicKey, n int) []*types.Receipt {
 // tampered receipt, path, position or signature, another key, or a batch
 // signature moved onto another receipt.
 func TestSignBatch(t *testing.T) {
-	priv, pub := testKey("prov")
-	_, otherPub := testKey("other")
+	priv, pub := testkey.Pair("prov")
+	_, otherPub := testkey.Pair("other")
 	sizes := []int{1, 2, 3, 4, 5, 7, 8, 9, 16, 17, types.ReceiptBatchMax}
 	for _, n := range sizes {
 		rs := batchOf(pub, n)
@@ -139,7 +133,7 @@ func TestSignedMessageRejects(t *testing.T) {
 // FuzzSignedMessage feeds arbitrary signature blobs: never a panic, and a
 // blob accepted as batched leads to a root-signing message.
 func FuzzSignedMessage(f *testing.F) {
-	priv, pub := testKey("prov")
+	priv, pub := testkey.Pair("prov")
 	ss, _ := SignBatch(priv, batchOf(pub, 5))
 	f.Add(ss[3].Bytes, ss[3].Signature)
 	f.Add([]byte("x"), make([]byte, 64))
@@ -161,8 +155,8 @@ func FuzzSignedMessage(f *testing.F) {
 // ahead): its plain and batched signatures verify exactly as RFC 8032 ones
 // do, and with no other key or receipt.
 func TestSignBatchPresigned(t *testing.T) {
-	priv, pub := testKey("prov")
-	_, otherPub := testKey("other")
+	priv, pub := testkey.Pair("prov")
+	_, otherPub := testkey.Pair("other")
 	s, err := presign.New(priv, 4)
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,11 @@
 package receipt
 
 import (
-	"crypto/ed25519"
 	"crypto/sha256"
 	"testing"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/internal/testkey"
 )
 
 func TestMerkleProofs(t *testing.T) {
@@ -36,9 +36,7 @@ func TestMerkleProofs(t *testing.T) {
 }
 
 func TestSignVerifyEncode(t *testing.T) {
-	seed := sha256.Sum256([]byte("prov"))
-	priv := ed25519.NewKeyFromSeed(seed[:])
-	pub := priv.Public().(ed25519.PublicKey)
+	priv, pub := testkey.Pair("prov")
 	r := &types.Receipt{ChainId: "c", Provider: types.AddressFromPubKey(pub), ChannelId: 3, Amount: 42}
 	s, err := Sign(priv, r)
 	if err != nil {
