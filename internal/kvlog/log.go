@@ -37,7 +37,9 @@ import (
 // Recovery: Open replays every segment into Pebble (a batch applied twice
 // leaves the same state, and log order is apply order for the writes of
 // one key, which their callers order), flushes Pebble and starts a fresh
-// segment. When a segment is full the next one starts at once, and the old
+// segment. A torn write at the log's end is dropped with a warning; other
+// damage refuses to open (CorruptError) until Recover sets it aside (see
+// parseSegment). When a segment is full the next one starts at once, and the old
 // one is removed once a background flush of Pebble ends (see retire);
 // Close flushes Pebble and removes the segments. Reads go to Pebble
 // directly; writes cannot bypass the log (DB exposes no other write).
@@ -420,15 +422,18 @@ type segScan struct {
 	good    int64  // end of the frames that check out: the offset of the bad frame, if any
 	bad     string // why the frame at good does not check out ("": the segment ends cleanly there)
 	written int64  // just past the segment's last non-zero byte
-	resync  int64  // the first offset after good where a frame checks out (-1: none)
+	resync  int64  // the first offset after good where a frame checks out (-1: none; -2: not known, see findFrame)
 	torn    bool   // the damage is what a torn write can leave (see parseSegment)
 }
 
 // after is how many bytes of the segment, from the next frame that checks
 // out after the bad one, a refusal to open protects.
 func (s segScan) after() int64 {
-	if s.resync < 0 {
+	switch s.resync {
+	case -1:
 		return 0
+	case -2:
+		return s.written - s.good
 	}
 	return s.written - s.resync
 }
@@ -460,7 +465,8 @@ func (s segScan) framesAfter(data []byte) int {
 // So the damage is a torn write if no frame after it checks out, or if,
 // between the bad frame's offset and the next frame that does, there is a
 // lost sector: the bytes from max(sector start, bad offset) to the
-// sector's end all zero. A flipped byte in a frame followed by frames that
+// sector's end all zero (and not if the search for a next frame gives
+// up: see findFrame). A flipped byte in a frame followed by frames that
 // check out is neither: corruption of synced data, which Open refuses
 // rather than dropping acknowledged writes (a segment that is not the last
 // is refused whatever its damage: see check).
@@ -494,23 +500,30 @@ func parseSegment(data []byte) segScan {
 		return s
 	}
 	s.resync = findFrame(data, off+1, s.written)
-	s.torn = s.resync < 0 || lostSector(data, off, s.resync)
+	s.torn = s.resync == -1 || s.resync >= 0 && lostSector(data, off, s.resync)
 	return s
 }
 
 // findFrame returns the first offset in [from, to) where a frame checks
-// out, or -1. A frame holds a Pebble batch, whose header alone is 12 bytes
-// (with a count of its entries): shorter ones are not taken, which keeps
-// chance matches in damaged bytes out.
+// out, -1 if none does, or -2 if it gave up looking. A frame holds a
+// Pebble batch: a 12-byte header (sequence number, count of entries) and
+// at least 2 bytes an entry, which keeps chance matches in damaged bytes
+// out. Each candidate costs a checksum over its length, so the search
+// stops after checksumming scanBudget bytes (damage followed by that much
+// data that does not parse is not a torn write anyway).
 func findFrame(data []byte, from, to int64) int64 {
+	budget := int64(scanBudget)
 	for o := from; o+frameHeader <= to; o++ {
 		n := int64(binary.LittleEndian.Uint32(data[o:]))
 		if n < batchHeader || n > maxFrame-frameHeader || o+frameHeader+n > int64(len(data)) {
 			continue
 		}
 		f := data[o+frameHeader : o+frameHeader+n]
-		if binary.LittleEndian.Uint32(f[8:]) == 0 {
+		if c := int64(binary.LittleEndian.Uint32(f[8:])); c == 0 || c > (n-batchHeader)/2 {
 			continue
+		}
+		if budget -= n; budget < 0 {
+			return -2
 		}
 		if crc32.Checksum(f, castagnoli) == binary.LittleEndian.Uint32(data[o+4:]) {
 			return o
@@ -518,6 +531,9 @@ func findFrame(data []byte, from, to int64) int64 {
 	}
 	return -1
 }
+
+// scanBudget bounds findFrame's work (≈ 20 ms of CRC-32C).
+const scanBudget = 256 << 20
 
 const batchHeader = 12 // a Pebble batch's sequence number and count
 

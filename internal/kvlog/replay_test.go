@@ -346,8 +346,11 @@ func parseInvariants(t *testing.T, data []byte) segScan {
 			t.Fatalf("resync %d: not a frame after %d", s.resync, s.good)
 		}
 	}
-	if !s.torn && s.resync < 0 {
+	if !s.torn && s.resync == -1 {
 		t.Fatal("corrupt without a frame after the bad one")
+	}
+	if s.torn && s.resync == -2 {
+		t.Fatal("torn though the search for a frame after it gave up")
 	}
 	return s
 }
