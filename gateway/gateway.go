@@ -248,7 +248,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if g.params, err = g.chain.Params(ctx); err != nil {
 		return err
 	}
-	if g.store, err = OpenStore(g.cfg.DataDir); err != nil {
+	if g.store, err = openStore(g.cfg.DataDir, g.log); err != nil {
 		return err
 	}
 	g.store.db.SetBusy(func() bool { return g.active.Load() > 1 })

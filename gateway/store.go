@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
@@ -54,8 +55,12 @@ type StoredReceipt struct {
 }
 
 // OpenStore opens the store in dir.
-func OpenStore(dir string) (*Store, error) {
-	db, err := kvlog.OpenDB(dir)
+func OpenStore(dir string) (*Store, error) { return openStore(dir, nil) }
+
+// openStore is OpenStore reporting a torn write its log drops to log
+// (a corrupt log is an error naming the recover command: see kvlog).
+func openStore(dir string, log *slog.Logger) (*Store, error) {
+	db, err := kvlog.OpenDBLogger(dir, log)
 	if err != nil {
 		return nil, fmt.Errorf("open gateway store %s: %w", dir, err)
 	}

@@ -185,7 +185,7 @@ func (p *Provider) URL() string {
 
 // Start opens the store, registers on chain, and serves.
 func (p *Provider) Start(ctx context.Context) error {
-	st, err := OpenStore(p.cfg.DataDir)
+	st, err := openStore(p.cfg.DataDir, p.log)
 	if err != nil {
 		return err
 	}

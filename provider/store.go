@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/cockroachdb/pebble"
 	"google.golang.org/protobuf/proto"
@@ -65,8 +66,12 @@ type Transcript struct {
 }
 
 // OpenStore opens (or creates) the store in dir.
-func OpenStore(dir string) (*Store, error) {
-	db, err := kvlog.OpenDB(dir)
+func OpenStore(dir string) (*Store, error) { return openStore(dir, nil) }
+
+// openStore is OpenStore reporting a torn write its log drops to log
+// (a corrupt log is an error naming the recover command: see kvlog).
+func openStore(dir string, log *slog.Logger) (*Store, error) {
+	db, err := kvlog.OpenDBLogger(dir, log)
 	if err != nil {
 		return nil, fmt.Errorf("open provider store %s: %w", dir, err)
 	}

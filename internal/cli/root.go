@@ -41,7 +41,7 @@ func NewRoot() *cobra.Command {
 	root.AddCommand(
 		initCmd(g), startCmd(g), upCmd(g), testnetCmd(g),
 		keysCmd(g), txCmd(g), queryCmd(g), benchCmd(g), versionCmd(g),
-		modelCmd(g), generateCmd(g), providerCmd(g), gatewayCmd(g), validatorCmd(g), receiptCmd(g),
+		modelCmd(g), generateCmd(g), providerCmd(g), gatewayCmd(g), validatorCmd(g), receiptCmd(g), storeCmd(g),
 	)
 	return root
 }

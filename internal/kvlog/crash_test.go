@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 // unsynced.
 func crashWriter(dir string) {
 	segSize, _ := strconv.ParseInt(os.Getenv("KVLOG_CRASH_SEGSIZE"), 10, 64)
-	d, err := openDB(dir, segSize)
+	d, err := openDB(dir, segSize, nil, nil)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -36,13 +37,17 @@ import (
 // Recovery: Open replays every segment into Pebble (a batch applied twice
 // leaves the same state, and log order is apply order for the writes of
 // one key, which their callers order), flushes Pebble and starts a fresh
-// segment. When a segment is full the next one starts at once, and the old
+// segment. A torn write at the log's end is dropped with a warning; other
+// damage refuses to open (CorruptError) until Recover sets it aside (see
+// parseSegment). When a segment is full the next one starts at once, and the old
 // one is removed once a background flush of Pebble ends (see retire);
 // Close flushes Pebble and removes the segments. Reads go to Pebble
 // directly; writes cannot bypass the log (DB exposes no other write).
 type DB struct {
-	db  *pebble.DB
-	dir string
+	db    *pebble.DB
+	dir   string       // the log's
+	store string       // the store's (Pebble's)
+	log   *slog.Logger // a torn write dropped at Open
 
 	mu      sync.Mutex
 	idle    *sync.Cond // signalled when no sync is under way (Close waits)
@@ -79,10 +84,21 @@ const (
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // OpenDB opens (or creates) the store in dir with its log in dir/agora-log,
-// replaying what the log holds.
-func OpenDB(dir string) (*DB, error) { return openDB(dir, SegmentSize) }
+// replaying what the log holds; a torn write it drops is reported to
+// slog's default logger (see OpenDBLogger).
+func OpenDB(dir string) (*DB, error) { return openDB(dir, SegmentSize, nil, nil) }
 
-func openDB(dir string, segSize int64) (*DB, error) {
+// OpenDBLogger is OpenDB reporting a torn write it drops to log.
+func OpenDBLogger(dir string, log *slog.Logger) (*DB, error) {
+	return openDB(dir, SegmentSize, log, nil)
+}
+
+// openDB opens the store; with rec, it first sets aside the log from a
+// corrupt frame on (see Recover) and reports in rec what it kept.
+func openDB(dir string, segSize int64, log *slog.Logger, rec *Recovery) (*DB, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	opts := Options()
 	opts.DisableWAL = true // the log is the WAL
 	// Every request writes a receipt (and, on a provider, its transcript):
@@ -94,9 +110,9 @@ func openDB(dir string, segSize int64) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{db: db, dir: filepath.Join(dir, "agora-log"), segSize: segSize, syncer: newDataSyncer(), flush: db.AsyncFlush}
+	d := &DB{db: db, dir: filepath.Join(dir, "agora-log"), store: dir, log: log, segSize: segSize, syncer: newDataSyncer(), flush: db.AsyncFlush}
 	d.idle = sync.NewCond(&d.mu)
-	if err := d.recover(); err != nil {
+	if err := d.recover(rec); err != nil {
 		d.syncer.close()
 		db.Close()
 		return nil, err
@@ -126,9 +142,77 @@ func (d *DB) segments() ([]uint64, error) {
 	return out, nil
 }
 
+// CorruptError is a log Open refuses: a frame that does not check out, in
+// a segment that is not the last or followed by frames that do (not a torn
+// write: see parseSegment). Nothing was replayed or changed; Recover keeps
+// the log before the frame.
+type CorruptError struct {
+	Store   string // the store's directory (for the recover command)
+	Segment string // the segment file
+	Offset  int64  // the frame's offset in it
+	Reason  string // why the frame does not check out
+	After   int64  // bytes of the segment from the next frame that checks out to its last non-zero byte
+	Later   int    // segments after this one
+}
+
+func (e *CorruptError) Error() string {
+	msg := fmt.Sprintf("kvlog: %s: corrupt frame at offset %d (%s)", e.Segment, e.Offset, e.Reason)
+	if e.After > 0 {
+		msg += fmt.Sprintf(" followed by %d more bytes of log", e.After)
+	}
+	if e.Later > 0 {
+		msg += fmt.Sprintf(" and %d later segment(s)", e.Later)
+	}
+	return msg + fmt.Sprintf(": refusing to open; run 'agora store recover --store %s' to keep the log before it (the rest is moved aside to %s.corrupt-%d)", e.Store, e.Segment, e.Offset)
+}
+
+// Recovery is what Recover did.
+type Recovery struct {
+	Store      string     `json:"store"`
+	Segment    string     `json:"segment,omitempty"` // the damaged segment ("": the log was whole)
+	Offset     int64      `json:"offset,omitempty"`  // of the damaged frame in it
+	Reason     string     `json:"reason,omitempty"`
+	Torn       bool       `json:"torn,omitempty"` // a torn write at the log's end (Open drops it too)
+	KeptFrames int        `json:"kept_frames"`    // frames replayed into the store
+	KeptBytes  int64      `json:"kept_bytes"`     // their bytes in the log, headers included
+	SetAside   []SetAside `json:"set_aside,omitempty"`
+}
+
+// SetAside is a file holding log that was not replayed.
+type SetAside struct {
+	Path   string `json:"path"`
+	Bytes  int64  `json:"bytes"`
+	Frames int    `json:"frames"` // frames in it that check out (after the damaged one)
+}
+
+// Recover opens the store in dir the way an operator asks for after Open
+// refused a corrupt log: the log before the first corrupt frame is kept
+// and replayed; the rest of that segment (up to its last non-zero byte) is
+// copied to <segment>.corrupt-<offset> before the segment is cut there,
+// and later segments are renamed <segment>.corrupt-0 — nothing is deleted.
+// The store is then closed; the next Open succeeds. On a whole log it
+// replays it as Open would.
+func Recover(dir string, log *slog.Logger) (*Recovery, error) {
+	rec := &Recovery{Store: dir}
+	d, err := openDB(dir, SegmentSize, log, rec)
+	if err != nil {
+		return nil, err
+	}
+	return rec, d.Close()
+}
+
+// segCheck is what the first pass of recover learns of a segment.
+type segCheck struct {
+	num  uint64
+	path string
+	scan segScan
+}
+
 // recover replays the segments into Pebble, flushes it, removes them and
-// starts a new segment.
-func (d *DB) recover() error {
+// starts a new segment. Every segment is checked before anything is
+// replayed or changed, so a log it refuses is left as it was. With rec
+// (Recover), a corrupt frame's log is set aside first.
+func (d *DB) recover(rec *Recovery) error {
 	if err := os.MkdirAll(d.dir, 0o755); err != nil {
 		return fmt.Errorf("log: %w", err)
 	}
@@ -136,29 +220,76 @@ func (d *DB) recover() error {
 	if err != nil {
 		return fmt.Errorf("log: %w", err)
 	}
-	replayed := 0
-	for i, n := range segs {
-		data, err := os.ReadFile(filepath.Join(d.dir, segName(n)))
+	checks, corrupt, err := d.check(segs)
+	if err != nil {
+		return err
+	}
+	if corrupt >= 0 {
+		if rec == nil {
+			c := checks[corrupt]
+			return &CorruptError{Store: absPath(d.store), Segment: absPath(c.path), Offset: c.scan.good, Reason: c.scan.bad,
+				After: c.scan.after(), Later: len(checks) - 1 - corrupt}
+		}
+		if err := d.setAside(checks, corrupt, rec); err != nil {
+			return err
+		}
+		if segs, err = d.segments(); err != nil {
+			return fmt.Errorf("log: %w", err)
+		}
+		if checks, corrupt, err = d.check(segs); err != nil {
+			return err
+		}
+		if corrupt >= 0 { // cannot happen: the segment now ends before the frame
+			c := checks[corrupt]
+			return fmt.Errorf("log: %s still corrupt at offset %d after recovery", c.path, c.scan.good)
+		}
+	}
+	replayed, replayedBytes := 0, int64(0)
+	for i, c := range checks {
+		data, err := os.ReadFile(c.path)
 		if err != nil {
 			return fmt.Errorf("log: %w", err)
 		}
-		frames, err := parseFrames(data)
-		if err != nil && i < len(segs)-1 {
-			// Only the last segment can end in a torn write; a retired
-			// one was synced whole.
-			return fmt.Errorf("log segment %s: %w", segName(n), err)
+		s := parseSegment(data)
+		if s.bad != "" && i == len(checks)-1 {
+			// A torn write (check let only that through, and only here):
+			// dropped. If frames that check out follow the torn one, the
+			// bytes are kept beside the log first (never acknowledged
+			// as durable, but not destroyed either).
+			aside := ""
+			if s.resync >= 0 {
+				aside = fmt.Sprintf("%s.torn-%d", c.path, s.good)
+				if err := writeSynced(aside, data[s.good:s.written]); err != nil {
+					return err
+				}
+				if err := syncDir(d.dir); err != nil {
+					return err
+				}
+			}
+			d.log.Warn("kvlog: dropping a torn write at the end of the log", "file", absPath(c.path), "offset", s.good,
+				"reason", s.bad, "bytes", s.written-s.good, "set_aside", aside)
+			if rec != nil {
+				rec.Segment, rec.Offset, rec.Reason, rec.Torn = absPath(c.path), s.good, s.bad, true
+				if aside != "" {
+					rec.SetAside = append(rec.SetAside, SetAside{Path: absPath(aside), Bytes: s.written - s.good, Frames: s.framesAfter(data)})
+				}
+			}
 		}
-		for _, f := range frames {
+		for _, f := range s.frames {
 			b := d.db.NewBatch()
 			if err := b.SetRepr(append([]byte(nil), f...)); err != nil {
-				return fmt.Errorf("log segment %s: a batch does not decode: %w", segName(n), err)
+				return fmt.Errorf("log segment %s: a batch does not decode: %w", segName(c.num), err)
 			}
 			if err := d.db.Apply(b, pebble.NoSync); err != nil {
 				return fmt.Errorf("log replay: %w", err)
 			}
 			b.Close()
 			replayed++
+			replayedBytes += int64(frameHeader + len(f))
 		}
+	}
+	if rec != nil {
+		rec.KeptFrames, rec.KeptBytes = replayed, replayedBytes
 	}
 	if replayed > 0 {
 		if err := d.db.Flush(); err != nil {
@@ -178,28 +309,272 @@ func (d *DB) recover() error {
 	return d.newSegment(next)
 }
 
-// parseFrames returns the frames of a segment up to its end: zeros (the
-// preallocated rest) or the file's end. A frame that is cut short or fails
-// its checksum ends the segment with an error (a torn write, if last).
-func parseFrames(data []byte) ([][]byte, error) {
-	var out [][]byte
-	for len(data) >= frameHeader {
-		n := binary.LittleEndian.Uint32(data)
-		if n == 0 {
-			return out, nil
+// check parses every segment and returns what it found, with the index of
+// the first segment Open must refuse (-1: none): one with a frame that
+// does not check out, unless it is the last segment and the damage is a
+// torn write's. A segment that is not the last was fdatasynced whole
+// before the next took a frame (see write), so no crash tears it.
+func (d *DB) check(segs []uint64) ([]segCheck, int, error) {
+	checks := make([]segCheck, len(segs))
+	corrupt := -1
+	for i, n := range segs {
+		path := filepath.Join(d.dir, segName(n))
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, 0, fmt.Errorf("log: %w", err)
 		}
-		sum := binary.LittleEndian.Uint32(data[4:])
-		if int64(n) > maxFrame || int(n) > len(data)-frameHeader {
-			return out, fmt.Errorf("frame %d is cut short", len(out))
+		s := parseSegment(data)
+		s.frames = nil // the replay parses again: one segment in memory at a time
+		checks[i] = segCheck{num: n, path: path, scan: s}
+		if corrupt < 0 && s.bad != "" && (i < len(segs)-1 || !s.torn) {
+			corrupt = i
 		}
-		f := data[frameHeader : frameHeader+int(n)]
-		if crc32.Checksum(f, castagnoli) != sum {
-			return out, fmt.Errorf("frame %d fails its checksum", len(out))
-		}
-		out = append(out, f)
-		data = data[frameHeader+int(n):]
 	}
-	return out, nil
+	return checks, corrupt, nil
+}
+
+// setAside makes a corrupt log openable without deleting a byte: the
+// corrupt segment's bytes from the bad frame to its last non-zero one are
+// copied (and synced) to <segment>.corrupt-<offset>, every later segment is
+// renamed <segment>.corrupt-0, and only then is the segment cut before the
+// frame. A crash part way leaves a log that is still corrupt (run it
+// again: the copy is rewritten the same) or already cut.
+func (d *DB) setAside(checks []segCheck, corrupt int, rec *Recovery) error {
+	c := checks[corrupt]
+	data, err := os.ReadFile(c.path)
+	if err != nil {
+		return fmt.Errorf("log: %w", err)
+	}
+	s := parseSegment(data)
+	rec.Segment, rec.Offset, rec.Reason = absPath(c.path), s.good, s.bad
+	aside := fmt.Sprintf("%s.corrupt-%d", c.path, s.good)
+	if err := writeSynced(aside, data[s.good:s.written]); err != nil {
+		return err
+	}
+	rec.SetAside = append(rec.SetAside, SetAside{Path: absPath(aside), Bytes: s.written - s.good, Frames: s.framesAfter(data)})
+	for _, l := range checks[corrupt+1:] {
+		to := l.path + ".corrupt-0"
+		if err := os.Rename(l.path, to); err != nil {
+			return fmt.Errorf("log: setting aside %s: %w", l.path, err)
+		}
+		ld, err := os.ReadFile(to)
+		if err != nil {
+			return fmt.Errorf("log: %w", err)
+		}
+		ls := parseSegment(ld)
+		frames := len(ls.frames)
+		if ls.bad != "" {
+			frames += ls.framesAfter(ld)
+		}
+		rec.SetAside = append(rec.SetAside, SetAside{Path: absPath(to), Bytes: ls.written, Frames: frames})
+	}
+	if err := syncDir(d.dir); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(c.path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("log: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(s.good); err != nil {
+		return fmt.Errorf("log: cutting %s at %d: %w", c.path, s.good, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("log: %w", err)
+	}
+	return nil
+}
+
+// writeSynced writes data to a new file (or over a previous attempt's)
+// and fdatasyncs it.
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("log: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("log: writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("log: syncing %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+// sectorSize is the smallest unit a disk writes whole: after a power
+// loss, each sector of a write that was not yet fdatasynced holds either
+// what was written or what it held before (zeros, in a fresh
+// preallocated segment).
+const sectorSize = 512
+
+// segScan is what parseSegment finds in a segment.
+type segScan struct {
+	frames  [][]byte
+	good    int64  // end of the frames that check out: the offset of the bad frame, if any
+	bad     string // why the frame at good does not check out ("": the segment ends cleanly there)
+	written int64  // just past the segment's last non-zero byte
+	resync  int64  // the first offset after good where a frame checks out (-1: none; -2: not known, see findFrame)
+	torn    bool   // the damage is what a torn write can leave (see parseSegment)
+}
+
+// after is how many bytes of the segment, from the next frame that checks
+// out after the bad one, a refusal to open protects.
+func (s segScan) after() int64 {
+	switch s.resync {
+	case -1:
+		return 0
+	case -2:
+		return s.written - s.good
+	}
+	return s.written - s.resync
+}
+
+// framesAfter counts the frames that check out, one after another, from
+// the first after the bad frame.
+func (s segScan) framesAfter(data []byte) int {
+	if s.resync < 0 {
+		return 0
+	}
+	return len(parseSegment(data[s.resync:]).frames)
+}
+
+// parseSegment reads a segment's frames from its start: they end at a
+// zero length followed by nothing but zeros (the preallocated rest) or at
+// the file's end. A frame that does not check out — cut short, a zero or
+// oversized length with more data after it, a checksum mismatch — ends
+// them, and is judged a torn write (torn) or not:
+//
+//   - A crash of the process cuts the last write anywhere (the kernel
+//     keeps what was copied): the frame it cut is the last non-zero data.
+//   - A power loss keeps, of the writes since the last fdatasync (one
+//     group, or several if unsynced commits preceded it), any subset of
+//     their sectors; a sector not kept reads as zeros (the segment is
+//     fresh and preallocated, and its first kept part holds the synced
+//     log before the write). So a group can be torn in its middle, and
+//     frames after the hole check out.
+//
+// So the damage is a torn write if no frame after it checks out, or if,
+// between the bad frame's offset and the next frame that does, there is a
+// lost sector: the bytes from max(sector start, bad offset) to the
+// sector's end all zero (and not if the search for a next frame gives
+// up: see findFrame). A flipped byte in a frame followed by frames that
+// check out is neither: corruption of synced data, which Open refuses
+// rather than dropping acknowledged writes (a segment that is not the last
+// is refused whatever its damage: see check).
+func parseSegment(data []byte) segScan {
+	s := segScan{written: lastNonZero(data), resync: -1}
+	off := int64(0)
+	for off < s.written {
+		rest := data[off:]
+		if len(rest) < frameHeader {
+			s.bad = "header cut short"
+			break
+		}
+		n := int64(binary.LittleEndian.Uint32(rest))
+		sum := binary.LittleEndian.Uint32(rest[4:])
+		switch {
+		case n == 0:
+			s.bad = "zero length, with data after it"
+		case n > maxFrame-frameHeader || frameHeader+n > int64(len(rest)):
+			s.bad = fmt.Sprintf("length %d past the segment's end", n)
+		case crc32.Checksum(rest[frameHeader:frameHeader+n], castagnoli) != sum:
+			s.bad = "checksum mismatch"
+		}
+		if s.bad != "" {
+			break
+		}
+		s.frames = append(s.frames, rest[frameHeader:frameHeader+n])
+		off += frameHeader + n
+	}
+	s.good = off
+	if s.bad == "" {
+		return s
+	}
+	s.resync = findFrame(data, off+1, s.written)
+	s.torn = s.resync == -1 || s.resync >= 0 && lostSector(data, off, s.resync)
+	return s
+}
+
+// findFrame returns the first offset in [from, to) where a frame checks
+// out, -1 if none does, or -2 if it gave up looking. A frame holds a
+// Pebble batch: a 12-byte header (sequence number, count of entries) and
+// at least 2 bytes an entry, which keeps chance matches in damaged bytes
+// out. Each candidate costs a checksum over its length, so the search
+// stops after checksumming scanBudget bytes (damage followed by that much
+// data that does not parse is not a torn write anyway).
+func findFrame(data []byte, from, to int64) int64 {
+	budget := int64(scanBudget)
+	for o := from; o+frameHeader <= to; o++ {
+		n := int64(binary.LittleEndian.Uint32(data[o:]))
+		if n < batchHeader || n > maxFrame-frameHeader || o+frameHeader+n > int64(len(data)) {
+			continue
+		}
+		f := data[o+frameHeader : o+frameHeader+n]
+		if c := int64(binary.LittleEndian.Uint32(f[8:])); c == 0 || c > (n-batchHeader)/2 {
+			continue
+		}
+		if budget -= n; budget < 0 {
+			return -2
+		}
+		if crc32.Checksum(f, castagnoli) == binary.LittleEndian.Uint32(data[o+4:]) {
+			return o
+		}
+	}
+	return -1
+}
+
+// scanBudget bounds findFrame's work (≈ 20 ms of CRC-32C).
+const scanBudget = 256 << 20
+
+const batchHeader = 12 // a Pebble batch's sequence number and count
+
+// lostSector reports whether a sector starting before to holds, from
+// max(its start, from) to its end, nothing but zeros: what a power loss
+// leaves of a sector it did not keep. (A kept frame at to may share that
+// sector only if its own bytes there are zeros.)
+func lostSector(data []byte, from, to int64) bool {
+	for ss := from - from%sectorSize; ss < to; ss += sectorSize {
+		if allZero(data[max(ss, from):min(ss+sectorSize, int64(len(data)))]) {
+			return true
+		}
+	}
+	return false
+}
+
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// lastNonZero returns the offset just past data's last non-zero byte.
+func lastNonZero(data []byte) int64 {
+	i := len(data)
+	for i >= 8 && binary.LittleEndian.Uint64(data[i-8:]) == 0 {
+		i -= 8
+	}
+	for i > 0 && data[i-1] == 0 {
+		i--
+	}
+	return int64(i)
 }
 
 // newSegment creates and preallocates segment n and makes it current.

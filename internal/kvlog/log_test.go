@@ -207,56 +207,11 @@ func TestUnsyncedCommit(t *testing.T) {
 	}
 }
 
-// TestTornTail: a last segment ending in a partial frame (a write the
-// crash cut) replays every whole frame before it; a damaged frame in an
-// older segment refuses to open, naming the segment.
-func TestTornTail(t *testing.T) {
-	dir := t.TempDir()
-	d, err := OpenDB(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeMany(t, d, 1, 20)
-	crashed := copyLog(t, dir)
-	d.Close()
-	seg := segFiles(t, crashed)[0]
-	bz, _ := os.ReadFile(seg)
-	end := 0
-	frames, err := parseFrames(bz)
-	if err != nil || len(frames) != 20 {
-		t.Fatalf("%d frames, %v", len(frames), err)
-	}
-	for _, f := range frames {
-		end += frameHeader + len(f)
-	}
-	torn := append([]byte(nil), bz...)
-	copy(torn[end:], []byte{200, 0, 0, 0, 1, 2, 3, 4, 'x', 'y'}) // a header for 200 bytes, then garbage
-	os.WriteFile(seg, torn, 0o644)
-	r, err := OpenDB(crashed)
-	if err != nil {
-		t.Fatalf("a torn tail: %v", err)
-	}
-	checkMany(t, r.db, 1, 20)
-	r.Close()
-
-	// two segments, the older damaged
-	old := filepath.Join(crashed+"2", "agora-log")
-	os.MkdirAll(old, 0o755)
-	bad := append([]byte(nil), bz...)
-	bad[frameHeader+3] ^= 0xff
-	os.WriteFile(filepath.Join(old, segName(1)), bad, 0o644)
-	os.WriteFile(filepath.Join(old, segName(2)), bz, 0o644)
-	if _, err := OpenDB(crashed + "2"); err == nil || !strings.Contains(err.Error(), segName(1)) || !strings.Contains(err.Error(), "checksum") {
-		t.Fatalf("a damaged older segment: %v", err)
-	}
-	os.RemoveAll(crashed + "2")
-}
-
 // TestRotation: segments are retired as they fill, the data stays whole
 // across them and across a reopen, and a commit after Close is refused.
 func TestRotation(t *testing.T) {
 	dir := t.TempDir()
-	d, err := openDB(dir, 4096)
+	d, err := openDB(dir, 4096, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +228,7 @@ func TestRotation(t *testing.T) {
 	if err := d.SetSync([]byte("x"), []byte("y")); err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("a commit after Close: %v", err)
 	}
-	r, err := openDB(dir, 4096)
+	r, err := openDB(dir, 4096, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +241,7 @@ func TestRotation(t *testing.T) {
 // only copy of its writes), and then removed without a commit waiting.
 func TestRetireAfterFlush(t *testing.T) {
 	dir := t.TempDir()
-	d, err := openDB(dir, 4096)
+	d, err := openDB(dir, 4096, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,7 +274,7 @@ func TestRetireAfterFlush(t *testing.T) {
 // could leave a torn frame in a segment that is not the last, which
 // replay refuses); a segment already synced is not synced again.
 func TestRotationSyncsUnsyncedTail(t *testing.T) {
-	d, err := openDB(t.TempDir(), 4096)
+	d, err := openDB(t.TempDir(), 4096, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,24 +296,6 @@ func TestRotationSyncsUnsyncedTail(t *testing.T) {
 	if d.syncs != 1+k || d.unsynced {
 		t.Fatalf("after %d synced writes: %d fdatasyncs, want %d (one each, none more at the rotation); tail unsynced %v", k, d.syncs, 1+k, d.unsynced)
 	}
-}
-
-// FuzzParseFrames: any segment content parses without panicking, and whole
-// frames come back as written.
-func FuzzParseFrames(f *testing.F) {
-	f.Add([]byte{})
-	f.Add([]byte{3, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3})
-	f.Add([]byte{255, 255, 255, 255, 0, 0, 0, 0})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		frames, _ := parseFrames(data)
-		n := 0
-		for _, fr := range frames {
-			n += frameHeader + len(fr)
-		}
-		if n > len(data) {
-			t.Fatalf("frames cover %d bytes of %d", n, len(data))
-		}
-	})
 }
 
 // TestWriteFailureSticks: a batch whose log write fails is not applied, and
