@@ -13,6 +13,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/agoranet/agora/internal/dirlock"
 )
 
 // DB is a Pebble store whose writes all go through a log of its own: the
@@ -92,7 +94,7 @@ func openDB(dir string, segSize int64) (*DB, error) {
 	opts.MemTableSize = 32 << 20
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
-		return nil, err
+		return nil, dirlock.Pebble(dir, err)
 	}
 	d := &DB{db: db, dir: filepath.Join(dir, "agora-log"), segSize: segSize, syncer: newDataSyncer(), flush: db.AsyncFlush}
 	d.idle = sync.NewCond(&d.mu)
