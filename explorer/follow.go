@@ -10,10 +10,12 @@ import (
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 )
 
-// Source is what the follower reads from a node: CometBFT's block and block
-// results queries (the in-process local client or an RPC client).
+// Source is what the follower reads from a node: CometBFT's status, ABCI
+// info, block and block results queries (the in-process local client or an
+// RPC client).
 type Source interface {
 	Status(ctx context.Context) (*ctypes.ResultStatus, error)
+	ABCIInfo(ctx context.Context) (*ctypes.ResultABCIInfo, error)
 	Block(ctx context.Context, height *int64) (*ctypes.ResultBlock, error)
 	BlockResults(ctx context.Context, height *int64) (*ctypes.ResultBlockResults, error)
 }
@@ -75,6 +77,16 @@ func CatchUp(ctx context.Context, x *Index, src Source, log *slog.Logger) error 
 		return fmt.Errorf("node status: %w", err)
 	}
 	latest := st.SyncInfo.LatestBlockHeight
+	// The status's height is the block store's, and CometBFT saves a block
+	// before executing it: until the app has committed that block its
+	// results are not stored, and asking for them fails ("could not find
+	// results for height"). The results of every block up to the app's
+	// committed height are stored (CometBFT saves them before Commit).
+	info, err := src.ABCIInfo(ctx)
+	if err != nil {
+		return fmt.Errorf("node app info: %w", err)
+	}
+	latest = min(latest, info.Response.LastBlockHeight)
 	from := x.Height() + 1
 	if from < st.SyncInfo.EarliestBlockHeight {
 		return fmt.Errorf("the node keeps blocks from %d, the index needs %d: delete the index to rebuild it from there", st.SyncInfo.EarliestBlockHeight, from)

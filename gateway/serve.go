@@ -36,6 +36,7 @@ const (
 func (g *Gateway) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", g.auth(g.handleModels))
+	mux.HandleFunc("GET /v1/models/{id...}", g.auth(g.handleModel))
 	mux.HandleFunc("POST /v1/chat/completions", g.auth(func(w http.ResponseWriter, r *http.Request) { g.handleCompletion(w, r, "/v1/chat/completions", true) }))
 	mux.HandleFunc("POST /v1/completions", g.auth(func(w http.ResponseWriter, r *http.Request) { g.handleCompletion(w, r, "/v1/completions", false) }))
 	mux.HandleFunc("GET /v1/receipts", g.auth(g.handleReceipts))
@@ -95,6 +96,30 @@ func (g *Gateway) handleModels(w http.ResponseWriter, r *http.Request) {
 	g.dirMu.RUnlock()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(out)
+}
+
+// handleModel is the OpenAI SDKs' models.retrieve: a model some provider
+// serves, else a 404 in OpenAI's error format. The id may hold slashes
+// ("org/name"), as the SDKs send it unescaped.
+func (g *Gateway) handleModel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	served := false
+	g.dirMu.RLock()
+	for _, p := range g.providers {
+		if _, ok := p.models[id]; ok {
+			served = true
+			break
+		}
+	}
+	g.dirMu.RUnlock()
+	if !served {
+		e := oai.Errorf(http.StatusNotFound, "invalid_request_error", "model", "The model %q does not exist: no provider on the network serves it", id)
+		e.Code = "model_not_found" // what OpenAI answers
+		e.Write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(oai.Model{ID: id, Object: "model", OwnedBy: "agora"})
 }
 
 func (g *Gateway) fail(w http.ResponseWriter, e *oai.Error) {

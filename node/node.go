@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	cmtnode "github.com/cometbft/cometbft/node"
@@ -28,6 +27,7 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/explorer"
+	"github.com/agoranet/agora/internal/dirlock"
 )
 
 // Node is a running Agora node.
@@ -198,8 +198,7 @@ func (n *Node) release() {
 		n.app = nil
 	}
 	if n.lock != nil {
-		syscall.Flock(int(n.lock.Fd()), syscall.LOCK_UN)
-		n.lock.Close()
+		dirlock.Unlock(n.lock)
 		n.lock = nil
 	}
 }
@@ -238,20 +237,11 @@ func CheckNotRunning(home string) error {
 	if err != nil {
 		return err
 	}
-	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-	return f.Close()
+	return dirlock.Unlock(f)
 }
 
 // lockHome takes an exclusive advisory lock so two processes never open the
-// same node's databases.
+// same node's databases; a second process is told which one holds it.
 func lockHome(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("agora is already running on node home %s: another agora process holds its lock %s (stop it first, or use another --home)", filepath.Dir(filepath.Dir(path)), path)
-	}
-	return f, nil
+	return dirlock.Flock(path, filepath.Dir(filepath.Dir(path)))
 }

@@ -25,6 +25,7 @@ import (
 func (p *Provider) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", p.handleModels)
+	mux.HandleFunc("GET /v1/models/{id...}", p.handleModel)
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, true) })
 	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, false) })
 	mux.HandleFunc("POST /v1/vouchers", p.handleVoucher)
@@ -49,6 +50,22 @@ func (p *Provider) handleModels(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(out)
+}
+
+// handleModel is the OpenAI SDKs' models.retrieve: a model this provider
+// serves, else a 404 in OpenAI's error format.
+func (p *Provider) handleModel(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	for _, m := range p.backend.Models() {
+		if m.Name == id {
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(oai.Model{ID: m.Name, Object: "model", OwnedBy: p.addr.String()})
+			return
+		}
+	}
+	e := oai.Errorf(http.StatusNotFound, "invalid_request_error", "model", "The model %q does not exist: this provider does not serve it", id)
+	e.Code = "model_not_found" // what OpenAI answers
+	e.Write(w)
 }
 
 func (p *Provider) fail(w http.ResponseWriter, e *oai.Error) {

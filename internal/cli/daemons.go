@@ -94,7 +94,8 @@ func keyFrom(home, backend, name string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kr.PrivKey(name)
+	k, err := kr.PrivKey(name)
+	return k, keyHint(home, backend, name, err)
 }
 
 // runDaemon runs start, waits for SIGINT/SIGTERM, then runs stop.

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -42,7 +45,7 @@ func keysCmd(g *globals) *cobra.Command {
 			}
 			return showInfo(p, info)
 		}},
-		&cobra.Command{Use: "list", Short: "List keys", Args: cobra.NoArgs, RunE: func(_ *cobra.Command, _ []string) error {
+		&cobra.Command{Use: "list", Short: "List keys (of one keyring: --keyring)", Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
 			k, p, err := kr()
 			if err != nil {
 				return err
@@ -53,6 +56,11 @@ func keysCmd(g *globals) *cobra.Command {
 			}
 			if list == nil {
 				list = []keyring.Info{}
+			}
+			if len(list) == 0 {
+				// Said on stderr: stdout stays the (empty) list for scripts.
+				fmt.Fprintf(g.errOut, "no keys in the %s keyring (%s)%s\n", backend, keyringDir(g.home, backend),
+					otherKeyring(g.home, backend, cmd.Flags().Changed("keyring")))
 			}
 			return p.print(list, func(w io.Writer) {
 				for _, i := range list {
@@ -67,7 +75,7 @@ func keysCmd(g *globals) *cobra.Command {
 			}
 			info, err := k.Show(args[0])
 			if err != nil {
-				return err
+				return keyHint(g.home, backend, args[0], err)
 			}
 			return showInfo(p, info)
 		}},
@@ -116,4 +124,58 @@ func keysCmd(g *globals) *cobra.Command {
 		}},
 	)
 	return cmd
+}
+
+func keyringDir(home, backend string) string { return filepath.Join(home, "keyring-"+backend) }
+
+// otherBackend is the keyring backend that backend is not.
+func otherBackend(backend string) string {
+	if backend == keyring.BackendTest {
+		return keyring.BackendFile
+	}
+	return keyring.BackendTest
+}
+
+// otherKeys lists the keys of home's other keyring, without creating it.
+func otherKeys(home, backend string) []keyring.Info {
+	other := otherBackend(backend)
+	if _, err := os.Stat(keyringDir(home, other)); err != nil {
+		return nil
+	}
+	k, err := keyring.Open(home, other, nil)
+	if err != nil {
+		return nil
+	}
+	list, _ := k.List()
+	return list
+}
+
+// otherKeyring says what home's other keyring holds, for a user who did not
+// choose the keyring (`agora up` keeps its keys in the test keyring, and a
+// bare `agora keys list` looks in the file one).
+func otherKeyring(home, backend string, chosen bool) string {
+	list := otherKeys(home, backend)
+	if chosen || len(list) == 0 {
+		return ""
+	}
+	names := make([]string, len(list))
+	for i, k := range list {
+		names[i] = k.Name
+	}
+	other := otherBackend(backend)
+	return fmt.Sprintf("; the %s keyring holds %d (%s): agora keys list --keyring %s --home %s",
+		other, len(list), strings.Join(names, ", "), other, home)
+}
+
+// keyHint adds to a key-not-found error that the other keyring has the key.
+func keyHint(home, backend, name string, err error) error {
+	if !errors.Is(err, keyring.ErrNotFound) {
+		return err
+	}
+	for _, k := range otherKeys(home, backend) {
+		if k.Name == name {
+			return fmt.Errorf("%w (the %s keyring has it: use --keyring %s)", err, otherBackend(backend), otherBackend(backend))
+		}
+	}
+	return err
 }

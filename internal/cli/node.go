@@ -72,7 +72,6 @@ type initOpts struct {
 func (o *initOpts) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&o.chainID, "chain-id", "agora-devnet", "chain id")
-	fs.StringVar(&o.keyringBackend, "keyring", keyring.BackendFile, "keyring backend: file (encrypted) or test (plain, devnets only)")
 	fs.StringVar(&o.keyName, "key-name", "validator", "keyring name of the validator's operator key (created if missing)")
 	fs.Uint64Var(&o.stake, "stake", 10_000_000_000, "validator bond at genesis, uagr")
 	fs.Uint64Var(&o.balance, "balance", 1_000_000_000_000, "operator's genesis balance, uagr")
@@ -170,6 +169,8 @@ func initCmd(g *globals) *cobra.Command {
 		},
 	}
 	o.register(cmd)
+	// Only init takes --keyring: `agora up` always uses the test keyring.
+	cmd.Flags().StringVar(&o.keyringBackend, "keyring", keyring.BackendFile, "keyring backend: file (encrypted) or test (plain, devnets only)")
 	return cmd
 }
 

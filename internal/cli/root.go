@@ -27,8 +27,26 @@ type globals struct {
 }
 
 // NewRoot builds the command tree.
-func NewRoot() *cobra.Command {
-	g := &globals{out: os.Stdout, errOut: os.Stderr}
+func NewRoot() *cobra.Command { return newRoot(os.Stdout, os.Stderr) }
+
+// ErrPrefix starts every error the command line prints (cobra's own, for
+// the few it prints itself).
+const ErrPrefix = "Error:"
+
+// Run runs the command line on args, printing an error on errOut as
+// "Error: ..." (one prefix for every failure), and returns the exit code.
+func Run(args []string, out, errOut io.Writer) int {
+	root := newRoot(out, errOut)
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(errOut, ErrPrefix, err)
+		return 1
+	}
+	return 0
+}
+
+func newRoot(out, errOut io.Writer) *cobra.Command {
+	g := &globals{out: out, errOut: errOut}
 	root := &cobra.Command{
 		Use:           "agora",
 		Short:         "Agora: a decentralized network for AI compute",
@@ -43,7 +61,30 @@ func NewRoot() *cobra.Command {
 		keysCmd(g), txCmd(g), queryCmd(g), benchCmd(g), versionCmd(g),
 		modelCmd(g), generateCmd(g), providerCmd(g), gatewayCmd(g), validatorCmd(g), receiptCmd(g), storeCmd(g),
 	)
+	root.SetOut(out)
+	root.SetErr(errOut)
+	root.SetErrPrefix(ErrPrefix)
+	refuseUnknownSubcommands(root)
 	return root
+}
+
+// refuseUnknownSubcommands makes every group of commands (`agora keys`,
+// `agora gateway` ...) fail on an unknown subcommand as the root does —
+// cobra would print the group's help and exit 0 on a typo such as
+// `agora gateway strat` — and still print its help when given none.
+func refuseUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		refuseUnknownSubcommands(sub)
+	}
+	if c.HasParent() && c.HasSubCommands() && !c.Runnable() {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("unknown command %q for %q (run `%s --help` for its commands)", args[0], cmd.CommandPath(), cmd.CommandPath())
+			}
+			return cmd.Help()
+		}
+	}
 }
 
 // Version is the binary's version.

@@ -73,8 +73,9 @@ func upCmd(g *globals) *cobra.Command {
 		Short: "Start a whole local network in one process: node, validator worker, provider(s) with a built-in model, gateway, explorer",
 		Long: "Start a local single-validator chain with its audit worker, providers serving the built-in demo model\n" +
 			"(or --model FILE.gguf, or --backend URL), an OpenAI-compatible gateway and the explorer, all in this\n" +
-			"process. The first run creates the home (test keyring, funded accounts, the demo model); later runs\n" +
-			"resume from it.",
+			"process. The first run creates the home (funded accounts, the demo model, and their keys in the test\n" +
+			"keyring: stored UNENCRYPTED, as fits a local devnet; `agora up` has no --keyring); a first run that\n" +
+			"fails removes what it wrote. Later runs resume from the home.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runUp(cmd, g, o, u) },
 	}
@@ -105,7 +106,25 @@ func runUp(cmd *cobra.Command, g *globals, o *initOpts, u *upOpts) error {
 	if err := node.CheckNotRunning(g.home); err != nil {
 		return err
 	}
-	addrs := []struct{ addr, flag string }{{u.gwAddr, "gateway.laddr"}}
+	first := !node.Initialized(g.home)
+	// The node's settings this run will use: the home's (or, on the first
+	// run, the defaults) with the flags over them.
+	cfg := node.DefaultConfig()
+	if !first {
+		var err error
+		if cfg, err = node.LoadConfig(g.home); err != nil {
+			return err
+		}
+	}
+	o.nf.apply(fs, &cfg)
+	// Every port is checked before the first run writes anything: a busy
+	// one fails here, naming its flag, and leaves no home behind.
+	addrs := []struct{ addr, flag string }{
+		{cfg.API.Laddr, "api.laddr"},
+		{strings.TrimPrefix(cfg.RPC.Laddr, "tcp://"), "rpc.laddr"},
+		{strings.TrimPrefix(cfg.P2P.Laddr, "tcp://"), "p2p.laddr"},
+		{u.gwAddr, "gateway.laddr"},
+	}
 	for i := 0; i < u.providers; i++ {
 		a, err := providerAddr(u.provAddr, i)
 		if err != nil {
@@ -118,7 +137,12 @@ func runUp(cmd *cobra.Command, g *globals, o *initOpts, u *upOpts) error {
 			return fmt.Errorf("%s is busy (--%s): %w", a.addr, a.flag, err)
 		}
 	}
-	if !node.Initialized(g.home) {
+	var made *homeSnapshot
+	if first {
+		var err error
+		if made, err = snapshotHome(g.home); err != nil {
+			return err
+		}
 		fmt.Fprintf(g.out, "Creating a local network in %s ...\n", g.home)
 		o.keyringBackend = keyring.BackendTest
 		if err := runInit(g, o, fs, func(kr *keyring.Keyring) ([]types.GenesisAccount, error) {
@@ -136,34 +160,107 @@ func runUp(cmd *cobra.Command, g *globals, o *initOpts, u *upOpts) error {
 			}
 			return out, nil
 		}); err != nil {
-			return err
+			return made.undoAfter(g, err)
+		}
+		// What init wrote (its moniker, say), with the flags over it.
+		if cfg, err = node.LoadConfig(g.home); err != nil {
+			return made.undoAfter(g, err)
+		}
+		o.nf.apply(fs, &cfg)
+	}
+	upped := false
+	err := func() error {
+		if u.backend == "" && u.modelPath == "" {
+			u.modelPath = filepath.Join(g.home, "models", "agora-demo.gguf")
+			if _, err := os.Stat(u.modelPath); err != nil {
+				fmt.Fprintf(g.out, "Writing the built-in demo model to %s ...\n", u.modelPath)
+				os.MkdirAll(filepath.Dir(u.modelPath), 0o755)
+				if err := native.WriteRandomModel(u.modelPath, native.GenOptions{Dim: 128, Layers: 4, Heads: 4, KVHeads: 2, Vocab: 4096, Context: 1024, Seed: 1, Type: gguf.Q8_0, Name: "agora-demo"}); err != nil {
+					return err
+				}
+			}
+		}
+		return runNode(cmd.Context(), g, cfg, func(ctx context.Context, n *node.Node, logger *slog.Logger) (func(), error) {
+			var stop cleanups
+			banner, err := startLocalNet(ctx, g, o, u, cfg, n, logger, &stop)
+			if err != nil {
+				stop.run()
+				return nil, err
+			}
+			upped = true
+			fmt.Fprint(g.out, banner)
+			return stop.run, nil
+		})
+	}()
+	if err != nil && first && !upped {
+		return made.undoAfter(g, err)
+	}
+	return err
+}
+
+// homeSnapshot is what a home held before a first `agora up` wrote into it:
+// whether it existed, and the entries of it and of its config and data
+// directories. A first run that fails before the network is up removes
+// what it added, so the next run starts afresh (with that run's flags)
+// instead of resuming a half-made network that keeps the failed settings.
+type homeSnapshot struct {
+	home    string
+	existed bool
+	entries map[string]bool // paths under home, two levels deep
+}
+
+func snapshotHome(home string) (*homeSnapshot, error) {
+	s := &homeSnapshot{home: home, entries: map[string]bool{}}
+	if _, err := os.Stat(home); err == nil {
+		s.existed = true
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, dir := range []string{home, filepath.Join(home, "config"), filepath.Join(home, "data")} {
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		for _, e := range ents {
+			s.entries[filepath.Join(dir, e.Name())] = true
 		}
 	}
-	if u.backend == "" && u.modelPath == "" {
-		u.modelPath = filepath.Join(g.home, "models", "agora-demo.gguf")
-		if _, err := os.Stat(u.modelPath); err != nil {
-			fmt.Fprintf(g.out, "Writing the built-in demo model to %s ...\n", u.modelPath)
-			os.MkdirAll(filepath.Dir(u.modelPath), 0o755)
-			if err := native.WriteRandomModel(u.modelPath, native.GenOptions{Dim: 128, Layers: 4, Heads: 4, KVHeads: 2, Vocab: 4096, Context: 1024, Seed: 1, Type: gguf.Q8_0, Name: "agora-demo"}); err != nil {
-				return err
+	return s, nil
+}
+
+// undo removes what was added to the home since the snapshot: the home
+// itself if it was new, else the new entries of its config and data
+// directories, then its own new entries (keys added to a keyring that
+// existed stay).
+func (s *homeSnapshot) undo() error {
+	if !s.existed {
+		return os.RemoveAll(s.home)
+	}
+	var errs []error
+	for _, dir := range []string{filepath.Join(s.home, "config"), filepath.Join(s.home, "data"), s.home} {
+		if dir != s.home && !s.entries[dir] {
+			continue // new: removed with the home's new entries
+		}
+		ents, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		for _, e := range ents {
+			if p := filepath.Join(dir, e.Name()); !s.entries[p] {
+				errs = append(errs, os.RemoveAll(p))
 			}
 		}
 	}
-	cfg, err := node.LoadConfig(g.home)
-	if err != nil {
-		return err
+	return errors.Join(errs...)
+}
+
+// undoAfter undoes a failed first run and returns its error, saying so.
+func (s *homeSnapshot) undoAfter(g *globals, err error) error {
+	if uerr := s.undo(); uerr != nil {
+		return fmt.Errorf("%w (and removing the half-made network in %s failed: %v; remove it before running again)", err, s.home, uerr)
 	}
-	o.nf.apply(fs, &cfg)
-	return runNode(cmd.Context(), g, cfg, func(ctx context.Context, n *node.Node, logger *slog.Logger) (func(), error) {
-		var stop cleanups
-		banner, err := startLocalNet(ctx, g, o, u, cfg, n, logger, &stop)
-		if err != nil {
-			stop.run()
-			return nil, err
-		}
-		fmt.Fprint(g.out, banner)
-		return stop.run, nil
-	})
+	fmt.Fprintf(g.errOut, "The first run did not come up: removed what it wrote to %s, so the next run starts afresh.\n", s.home)
+	return err
 }
 
 // startLocalNet starts the providers, the gateway and the validator worker
@@ -298,7 +395,8 @@ Agora is up (chain %[1]s): a validator with its audit worker, %[2]s, and a gatew
   receipts:             curl %[3]s/v1/receipts
   chain status:         curl http://%[4]s/v1/status
   keys:                 agora keys list --keyring test --home %[5]s
+                        (stored UNENCRYPTED in %[8]s: a local devnet's keys only)
 
 Press Ctrl-C to stop; run it again to resume.
-`, n.App().ChainID(), provs, gw.URL(), cfg.API.Laddr, g.home, explorerURL(cfg), model), nil
+`, n.App().ChainID(), provs, gw.URL(), cfg.API.Laddr, g.home, explorerURL(cfg), model, filepath.Join(g.home, "keyring-"+keyring.BackendTest)), nil
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/agoranet/agora/internal/dirlock"
 )
 
 type quiet struct{}
@@ -16,9 +18,11 @@ func (quiet) Fatalf(format string, args ...interface{}) {
 	panic(fmt.Sprintf(format, args...))
 }
 
-// Open opens (or creates) a Pebble store in dir.
+// Open opens (or creates) a Pebble store in dir. A store another process
+// has open fails with a dirlock.HeldError naming that process.
 func Open(dir string) (*pebble.DB, error) {
-	return pebble.Open(dir, &pebble.Options{Logger: quiet{}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quiet{}})
+	return db, dirlock.Pebble(dir, err)
 }
 
 // Options are Pebble options with the quiet logger, for stores opened elsewhere.

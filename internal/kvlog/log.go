@@ -14,6 +14,8 @@ import (
 	"sync"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/agoranet/agora/internal/dirlock"
 )
 
 // DB is a Pebble store whose writes all go through a log of its own: the
@@ -108,7 +110,7 @@ func openDB(dir string, segSize int64, log *slog.Logger, rec *Recovery) (*DB, er
 	opts.MemTableSize = 32 << 20
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
-		return nil, err
+		return nil, dirlock.Pebble(dir, err)
 	}
 	d := &DB{db: db, dir: filepath.Join(dir, "agora-log"), store: dir, log: log, segSize: segSize, syncer: newDataSyncer(), flush: db.AsyncFlush}
 	d.idle = sync.NewCond(&d.mu)
