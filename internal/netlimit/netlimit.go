@@ -14,7 +14,6 @@ package netlimit
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,9 +32,9 @@ type Limits struct {
 	MaxConnections int `toml:"max_connections"`
 	// HeaderTimeout bounds reading a request's headers (default 10s).
 	HeaderTimeout time.Duration `toml:"header_timeout"`
-	// BodyTimeout bounds reading a request's body, from the moment its
-	// headers were read (default 30s). It does not bound the response, so
-	// a long streamed completion is not cut.
+	// BodyTimeout bounds reading a request's body: the whole request must
+	// arrive within HeaderTimeout+BodyTimeout (default 30s). It does not
+	// bound the response, so a long streamed completion is not cut.
 	BodyTimeout time.Duration `toml:"body_timeout"`
 	// IdleTimeout closes a keep-alive connection idle this long (default 60s).
 	IdleTimeout time.Duration `toml:"idle_timeout"`
@@ -210,56 +209,25 @@ func (c *capConn) Close() error {
 	return err
 }
 
-// Server returns an HTTP server for h with l's timeouts (l should have its
-// defaults filled), and ln wrapped with l's connection cap.
+// Server returns an HTTP server for h with l's timeouts (zero fields take
+// their defaults), and ln wrapped with l's connection cap: serve the
+// returned listener.
+//
+// The body deadline is http.Server's ReadTimeout (headers and body from the
+// request's first byte): once a handler has read the body to its end,
+// net/http lifts the deadline before it watches the connection for the
+// client going away, so a response streamed for minutes is not cut. A body
+// the handler leaves unread keeps the deadline, which bounds the server's
+// discarding of it too.
 func Server(ln net.Listener, h http.Handler, l Limits) (*http.Server, net.Listener) {
 	l = l.WithDefaults()
 	srv := &http.Server{
-		Handler:           bodyDeadline(h, l.BodyTimeout),
+		Handler:           h,
 		ReadHeaderTimeout: l.HeaderTimeout,
+		ReadTimeout:       l.HeaderTimeout + l.BodyTimeout,
 		WriteTimeout:      l.WriteTimeout,
 		IdleTimeout:       l.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
 	return srv, Listener(ln, l.MaxConnections)
-}
-
-// bodyDeadline gives a request d to deliver its body. http.Server's own
-// ReadTimeout would do that too, but its deadline also stays on the
-// connection while the handler streams a response, and when it passes the
-// server cancels the request's context: a completion streaming longer than
-// it would be cut. Here the deadline is set per request and lifted once the
-// body has been read to its end.
-func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody {
-			h.ServeHTTP(w, r)
-			return
-		}
-		rc := http.NewResponseController(w)
-		if err := rc.SetReadDeadline(time.Now().Add(d)); err != nil {
-			h.ServeHTTP(w, r)
-			return
-		}
-		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
-		h.ServeHTTP(w, r)
-	})
-}
-
-// deadlineBody lifts the read deadline when the body reaches its end. A
-// body left unread keeps it, so the server's discarding of the rest after
-// the handler is bounded too.
-type deadlineBody struct {
-	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
-}
-
-func (b *deadlineBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.done {
-		b.done = true
-		b.rc.SetReadDeadline(time.Time{})
-	}
-	return n, err
 }
