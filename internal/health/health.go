@@ -34,6 +34,7 @@ type Monitor struct {
 	src    Source
 	maxAge time.Duration
 	what   string // the setting that sets maxAge, for the reason
+	now    func() time.Time
 
 	mu      sync.Mutex
 	head    Head
@@ -52,7 +53,7 @@ func DefaultMaxAge(blockTime time.Duration) time.Duration {
 // New returns a monitor of src that declares the chain stalled when no new
 // block came for maxAge; setting names the option that sets it.
 func New(src Source, maxAge time.Duration, setting string) *Monitor {
-	return &Monitor{src: src, maxAge: maxAge, what: setting, seen: time.Now()}
+	return &Monitor{src: src, maxAge: maxAge, what: setting, seen: time.Now(), now: time.Now}
 }
 
 // MaxAge is the age of the head past which the chain counts as stalled.
@@ -61,7 +62,7 @@ func (m *Monitor) MaxAge() time.Duration { return m.maxAge }
 // Poll reads the source once.
 func (m *Monitor) Poll(ctx context.Context) {
 	h, err := m.src(ctx)
-	now := time.Now()
+	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.err = err
@@ -112,7 +113,7 @@ func (m *Monitor) Fail(reason string) {
 func (m *Monitor) Age() time.Duration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return time.Since(m.seen)
+	return m.now().Sub(m.seen)
 }
 
 // Check returns nil when the chain is alive, else why not.
@@ -122,7 +123,7 @@ func (m *Monitor) Check() error {
 	if m.failure != "" {
 		return fmt.Errorf("consensus failed: %s", m.failure)
 	}
-	age := time.Since(m.seen)
+	age := m.now().Sub(m.seen)
 	if age <= m.maxAge {
 		return nil
 	}
