@@ -161,7 +161,7 @@ func (m *Monitor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Register adds the gauges agora_chain_head_age_seconds (how long since a
 // new block was seen) and agora_chain_healthy (1 or 0) to reg.
-func (m *Monitor) Register(reg prometheus.Registerer) {
+func (m *Monitor) Register(reg *prometheus.Registry) {
 	if reg == nil {
 		return
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fake is a chain head and a clock the test moves.
@@ -112,3 +114,23 @@ func TestDefaultMaxAge(t *testing.T) {
 }
 
 var _ http.Handler = (*Monitor)(nil)
+
+// Roles built without metrics pass a nil registry.
+func TestRegisterNilRegistry(t *testing.T) {
+	_, m := newFake(time.Now(), Head{Height: 1}, time.Second)
+	var reg *prometheus.Registry
+	m.Register(reg)
+	reg = prometheus.NewRegistry()
+	m.Register(reg)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, mf := range mfs {
+		names = append(names, mf.GetName())
+	}
+	if strings.Join(names, ",") != "agora_chain_head_age_seconds,agora_chain_healthy" {
+		t.Fatalf("metrics %v", names)
+	}
+}
