@@ -336,3 +336,35 @@ func TestHealthReportsHaltedConsensus(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthReportsConsensusFailure makes CometBFT's consensus fail the way
+// the flood did (its signing state cannot be saved: here a directory stands
+// where the file is renamed to) and checks /healthz says so at once, not
+// "ok" while the process keeps serving.
+func TestHealthReportsConsensusFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("in-process node")
+	}
+	nw := testnet.New(t, testnet.Options{Validators: 1, BlockTime: 200 * time.Millisecond})
+	if err := nw.WaitHeight(0, 3, 60*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	api := "http://" + nw.Configs[0].API.Laddr
+	if code, body := healthz(api); code != 200 || body != "ok\n" {
+		t.Fatalf("/healthz while blocks are committed: %d %q", code, body)
+	}
+	state := filepath.Join(nw.Homes[0], "data", "priv_validator_state.json")
+	if err := os.Remove(state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "/healthz to report the consensus failure", func() (bool, string) {
+		code, body := healthz(api)
+		return code == http.StatusServiceUnavailable && strings.HasPrefix(body, "unhealthy: consensus failed: rename ") &&
+			strings.Contains(body, "priv_validator_state.json: "), fmt.Sprintf("%d %q", code, body)
+	})
+	_, body := healthz(api)
+	t.Logf("after the failure: %q", body)
+}
