@@ -80,6 +80,8 @@ func DefaultConfig() Config {
 	c.LogLevel = "info"
 	c.LogFormat = "text"
 	c.API.Laddr = "127.0.0.1:1317"
+	c.API.Limits = netlimit.Limits{HeaderTimeout: netlimit.DefaultHeaderTimeout, BodyTimeout: netlimit.DefaultBodyTimeout,
+		IdleTimeout: netlimit.DefaultIdleTimeout, WriteTimeout: time.Minute}
 	c.RPC.Laddr = "tcp://127.0.0.1:26657"
 	c.P2P.Laddr = "tcp://127.0.0.1:26656"
 	c.Consensus.TimeoutPropose = 3 * time.Second
