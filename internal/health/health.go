@@ -140,7 +140,7 @@ func (m *Monitor) Check() error {
 		}
 	}
 	reason := fmt.Sprintf("consensus stalled: %s, no new block for %s, more than %s (%s)",
-		last, age.Round(100*time.Millisecond), m.maxAge, m.what)
+		last, age.Round(10*time.Millisecond), m.maxAge, m.what)
 	if m.err != nil {
 		reason += "; chain head: " + m.err.Error()
 	}
