@@ -27,7 +27,9 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/health"
 	"github.com/agoranet/agora/internal/hop"
+	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
@@ -57,6 +59,12 @@ type Config struct {
 	// unpaid (and when idle); until then the last voucher is re-sent, so
 	// neither side signs or verifies a signature per request (default 50,000).
 	PayEvery uint64
+	// Limits are the HTTP server's connection cap and timeouts (no write
+	// timeout: completions stream).
+	Limits netlimit.Limits
+	// MaxBlockAge: /healthz reports the chain stalled once the node has
+	// committed no block for this long (default 30s).
+	MaxBlockAge time.Duration
 }
 
 // Gateway is a running gateway.
@@ -101,6 +109,9 @@ type Gateway struct {
 	verifyCh     chan pendingReceipt
 	verifyCancel context.CancelFunc
 	verifyDone   chan struct{}
+
+	health     *health.Monitor // the chain's liveness, for /healthz
+	stopHealth context.CancelFunc
 }
 
 type providerEntry struct {
@@ -203,6 +214,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	if cfg.PayEvery == 0 {
 		cfg.PayEvery = 50_000
 	}
+	if cfg.MaxBlockAge == 0 {
+		cfg.MaxBlockAge = 30 * time.Second
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -223,8 +240,10 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	for k, priv := range cfg.Accounts {
 		accounts[k] = mk(priv)
 	}
+	mon := health.New(health.FromStatus(c.Status), cfg.MaxBlockAge, "max_block_age")
+	mon.Register(reg)
 	return &Gateway{
-		def: def, accounts: accounts,
+		def: def, accounts: accounts, health: mon,
 		cfg: cfg, log: logger, chain: c, signer: def.signer,
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		httpc: &http.Client{Transport: tr}, hop: hop.New(256, &http.Client{Transport: tr}), metrics: newMetrics(reg), reg: reg,
@@ -275,8 +294,12 @@ func (g *Gateway) Start(ctx context.Context) error {
 		g.store.Close()
 		return fmt.Errorf("gateway listen on %s: %w", g.cfg.Listen, err)
 	}
-	g.srv = &http.Server{Handler: g.routes(), ReadHeaderTimeout: 10 * time.Second}
-	go g.srv.Serve(g.ln)
+	hctx, hcancel := context.WithCancel(context.Background())
+	g.stopHealth = hcancel
+	go g.health.Run(hctx)
+	var ln net.Listener
+	g.srv, ln = netlimit.Server(g.ln, g.routes(), g.cfg.Limits)
+	go g.srv.Serve(ln)
 	lctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	go g.loop(lctx)
@@ -295,6 +318,9 @@ func (g *Gateway) stop() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		g.srv.Shutdown(ctx)
 		cancel()
+	}
+	if g.stopHealth != nil {
+		g.stopHealth()
 	}
 	g.hop.CloseIdle()
 	if g.cancel != nil {

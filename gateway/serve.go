@@ -45,7 +45,7 @@ func (g *Gateway) routes() http.Handler {
 	if g.reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("GET /healthz", g.health)
 	mux.HandleFunc("/", oai.Fallback(mux))
 	return mux
 }

@@ -38,9 +38,7 @@ func (n *Node) apiHandler() http.Handler {
 		gatherers = append(gatherers, prometheus.DefaultGatherer)
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherers, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok\n"))
-	})
+	mux.Handle("GET /healthz", n.health)
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, n.Status())
 	})

@@ -9,6 +9,9 @@ import (
 
 	"github.com/BurntSushi/toml"
 	cmtcfg "github.com/cometbft/cometbft/config"
+
+	"github.com/agoranet/agora/internal/health"
+	"github.com/agoranet/agora/internal/netlimit"
 )
 
 // Config is a node's agora.toml. CometBFT's own config is derived from it,
@@ -21,10 +24,15 @@ type Config struct {
 	API struct {
 		// Laddr is the JSON query API and /metrics listen address (host:port).
 		Laddr string `toml:"laddr"`
+		// Limits are the API server's connection cap and timeouts.
+		Limits netlimit.Limits `toml:"limits"`
 	} `toml:"api"`
 	RPC struct {
 		// Laddr is CometBFT's RPC listen address.
 		Laddr string `toml:"laddr"`
+		// MaxOpenConnections caps CometBFT's RPC connections (0: its share
+		// of the process's descriptor budget).
+		MaxOpenConnections int `toml:"max_open_connections"`
 	} `toml:"rpc"`
 	P2P struct {
 		Laddr           string `toml:"laddr"`
@@ -53,6 +61,11 @@ type Config struct {
 		// http://<api.laddr>/explorer/.
 		Enabled bool `toml:"enabled"`
 	} `toml:"explorer"`
+	Health struct {
+		// MaxBlockAge: /healthz reports the chain stalled once no block was
+		// committed for this long (0: 10 block times, at least 10s).
+		MaxBlockAge time.Duration `toml:"max_block_age"`
+	} `toml:"health"`
 	Instrumentation struct {
 		// CometBFTMetrics adds CometBFT's consensus metrics to /metrics. They
 		// register globally, so only one node per process may enable them.
@@ -67,6 +80,8 @@ func DefaultConfig() Config {
 	c.LogLevel = "info"
 	c.LogFormat = "text"
 	c.API.Laddr = "127.0.0.1:1317"
+	c.API.Limits = netlimit.Limits{HeaderTimeout: netlimit.DefaultHeaderTimeout, BodyTimeout: netlimit.DefaultBodyTimeout,
+		IdleTimeout: netlimit.DefaultIdleTimeout, WriteTimeout: time.Minute}
 	c.RPC.Laddr = "tcp://127.0.0.1:26657"
 	c.P2P.Laddr = "tcp://127.0.0.1:26656"
 	c.Consensus.TimeoutPropose = 3 * time.Second
@@ -92,8 +107,23 @@ func (c Config) Validate() error {
 		return errors.New("mempool.size must be positive")
 	case c.TxIndex.Indexer != "kv" && c.TxIndex.Indexer != "null":
 		return fmt.Errorf("tx_index.indexer %q: want kv or null", c.TxIndex.Indexer)
+	case c.RPC.MaxOpenConnections < 0:
+		return fmt.Errorf("rpc.max_open_connections %d: must be 0 (the descriptor budget's share) or positive", c.RPC.MaxOpenConnections)
+	case c.Health.MaxBlockAge < 0:
+		return fmt.Errorf("health.max_block_age %s: must not be negative", c.Health.MaxBlockAge)
+	}
+	if err := c.API.Limits.Validate(); err != nil {
+		return fmt.Errorf("api.limits: %w", err)
 	}
 	return nil
+}
+
+// MaxBlockAge is the head age past which /healthz reports a stall.
+func (c Config) MaxBlockAge() time.Duration {
+	if c.Health.MaxBlockAge > 0 {
+		return c.Health.MaxBlockAge
+	}
+	return health.DefaultMaxAge(c.Consensus.TimeoutCommit)
 }
 
 // Paths of a node's home directory.
@@ -154,7 +184,12 @@ func (c Config) cometConfig(home string) *cmtcfg.Config {
 	cc.PrivValidatorKey = "config/priv_validator_key.json"
 	cc.PrivValidatorState = "data/priv_validator_state.json"
 	cc.RPC.ListenAddress = c.RPC.Laddr
-	cc.RPC.MaxOpenConnections = 2000
+	// CometBFT's RPC shares the process's descriptors with the other
+	// servers: a flood of it must not starve consensus either.
+	cc.RPC.MaxOpenConnections = c.RPC.MaxOpenConnections
+	if cc.RPC.MaxOpenConnections == 0 {
+		cc.RPC.MaxOpenConnections = netlimit.Current().PerServer
+	}
 	cc.RPC.MaxSubscriptionClients = 200
 	cc.RPC.MaxRequestBatchSize = 100 // lets clients batch broadcasts
 	cc.RPC.TimeoutBroadcastTxCommit = 30 * time.Second

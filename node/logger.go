@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 
@@ -9,11 +10,20 @@ import (
 )
 
 // cometLogger adapts slog to CometBFT's logger interface.
-type cometLogger struct{ l *slog.Logger }
+type cometLogger struct {
+	l *slog.Logger
+	// onFailure hears of a consensus failure: CometBFT recovers the panic,
+	// logs it and stops its consensus routine while the process (and every
+	// server in it) keeps running, so the log line is the only sign.
+	onFailure func(reason string)
+}
 
 func (c cometLogger) Debug(msg string, kv ...any) { c.l.Debug(msg, kv...) }
 func (c cometLogger) Info(msg string, kv ...any)  { c.l.Info(msg, kv...) }
 func (c cometLogger) Error(msg string, kv ...any) {
+	if msg == consensusFailure && c.onFailure != nil {
+		c.onFailure(failureReason(kv))
+	}
 	if isShutdownNoise(msg, kv) {
 		c.l.Debug(msg, kv...)
 		return
@@ -35,7 +45,21 @@ func isShutdownNoise(msg string, kv []any) bool {
 	return false
 }
 func (c cometLogger) With(kv ...any) cmtlog.Logger {
-	return cometLogger{c.l.With(kv...)}
+	return cometLogger{l: c.l.With(kv...), onFailure: c.onFailure}
+}
+
+// consensusFailure is the message CometBFT's consensus state logs when it
+// recovers from a panic and halts.
+const consensusFailure = "CONSENSUS FAILURE!!!"
+
+// failureReason is the "err" value of a consensus failure's key-values.
+func failureReason(kv []any) string {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if k, ok := kv[i].(string); ok && k == "err" {
+			return fmt.Sprint(kv[i+1])
+		}
+	}
+	return "CometBFT logged a consensus failure (no error given)"
 }
 
 // quietHandler lowers CometBFT's chatty info logs to debug, so an operator

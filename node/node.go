@@ -28,6 +28,8 @@ import (
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/explorer"
 	"github.com/agoranet/agora/internal/dirlock"
+	"github.com/agoranet/agora/internal/health"
+	"github.com/agoranet/agora/internal/netlimit"
 )
 
 // Node is a running Agora node.
@@ -43,6 +45,10 @@ type Node struct {
 	dbs    dbTracker
 	reg    *prometheus.Registry
 	closed bool
+
+	// health watches consensus for /healthz; stopHealth ends its polling.
+	health     *health.Monitor
+	stopHealth context.CancelFunc
 
 	explorer     *explorer.Index
 	stopExplorer context.CancelFunc
@@ -68,6 +74,8 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{home: home, cfg: cfg, log: logger, lock: lock, reg: prometheus.NewRegistry()}
+	n.health = health.New(n.head, cfg.MaxBlockAge(), "health.max_block_age")
+	n.health.Register(n.reg)
 	ok := false
 	defer func() {
 		if !ok {
@@ -100,7 +108,7 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
 	pv := privval.LoadFilePV(p.PrivValKeyFile(), p.PrivValStateFile())
-	cmtLog := cometLogger{slog.New(quietHandler{logger.Handler()}).With("module", "cometbft")}
+	cmtLog := cometLogger{l: slog.New(quietHandler{logger.Handler()}).With("module", "cometbft"), onFailure: n.health.Fail}
 	cmt, err := cmtnode.NewNode(context.Background(), cc, pv, nodeKey,
 		proxy.NewConsensusSyncLocalClientCreator(a),
 		cmtnode.DefaultGenesisDocProviderFunc(cc),
@@ -115,6 +123,19 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 	ok = true
 	return n, nil
 }
+
+// head is the latest block this node committed, for the health monitor.
+func (n *Node) head(context.Context) (health.Head, error) {
+	bs := n.cmt.BlockStore()
+	h := health.Head{Height: bs.Height()}
+	if meta := bs.LoadBlockMeta(h.Height); meta != nil {
+		h.Time = meta.Header.Time
+	}
+	return h, nil
+}
+
+// Health is nil while consensus commits blocks, else why it does not.
+func (n *Node) Health() error { return n.health.Check() }
 
 // App returns the state machine.
 func (n *Node) App() *app.App { return n.app }
@@ -149,7 +170,14 @@ func (n *Node) Start() error {
 			return err
 		}
 	}
-	n.api = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
+	lim := n.cfg.API.Limits
+	if lim.WriteTimeout == 0 {
+		lim.WriteTimeout = time.Minute // the API streams nothing: a client that does not read is dropped
+	}
+	n.api, ln = netlimit.Server(ln, n.apiHandler(), lim)
+	hctx, stopHealth := context.WithCancel(context.Background())
+	n.stopHealth = stopHealth
+	go n.health.Run(hctx)
 	go func() {
 		if err := n.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			n.log.Error("api server stopped", "err", err)
@@ -172,6 +200,9 @@ func (n *Node) Stop() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, n.api.Shutdown(ctx))
 		cancel()
+	}
+	if n.stopHealth != nil {
+		n.stopHealth()
 	}
 	if n.stopExplorer != nil {
 		n.stopExplorer()

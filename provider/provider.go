@@ -25,6 +25,8 @@ import (
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/health"
+	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/internal/presign"
 )
 
@@ -59,10 +61,19 @@ type Config struct {
 	DefaultMax   int           // max_tokens when a request gives none (default 256)
 	Credit       uint64        // uagr a channel may owe beyond its best voucher (default 1,000,000)
 	Tick         time.Duration // chain polling period (default 500ms)
+	// Limits are the HTTP server's connection cap and timeouts (no write
+	// timeout: completions stream).
+	Limits netlimit.Limits
+	// MaxBlockAge: /healthz reports the chain stalled once the node has
+	// committed no block for this long (default 30s).
+	MaxBlockAge time.Duration
 }
 
 // Provider is a running provider.
 type Provider struct {
+	health     *health.Monitor // the chain's liveness, for /healthz
+	stopHealth context.CancelFunc
+
 	cfg     Config
 	log     *slog.Logger
 	backend Backend
@@ -151,6 +162,12 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond
 	}
+	if cfg.MaxBlockAge == 0 {
+		cfg.MaxBlockAge = 30 * time.Second
+	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("provider: %w", err)
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -169,6 +186,8 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		priceIn: cfg.PriceIn, priceOut: cfg.PriceOut,
 	}
 	p.recorder.sign, p.recorder.store = p.signReceipts, p.storeReceipts
+	p.health = health.New(health.FromStatus(c.Status), cfg.MaxBlockAge, "max_block_age")
+	p.health.Register(reg)
 	return p, nil
 }
 
@@ -225,7 +244,10 @@ func (p *Provider) Start(ctx context.Context) error {
 		st.Close()
 		return err
 	}
-	p.srv = &http.Server{Handler: p.routes(), ReadHeaderTimeout: 10 * time.Second}
+	hctx, hcancel := context.WithCancel(context.Background())
+	p.stopHealth = hcancel
+	go p.health.Run(hctx)
+	p.srv, ln = netlimit.Server(ln, p.routes(), p.cfg.Limits)
 	go p.srv.Serve(ln)
 	loopCtx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
@@ -245,6 +267,9 @@ func (p *Provider) stop() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		p.srv.Shutdown(ctx)
 		cancel()
+	}
+	if p.stopHealth != nil {
+		p.stopHealth()
 	}
 	if p.cancel != nil {
 		p.cancel()

@@ -35,7 +35,7 @@ func (p *Provider) routes() http.Handler {
 	if p.reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.Handle("GET /healthz", p.health)
 	mux.HandleFunc("/", oai.Fallback(mux))
 	return mux
 }

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +22,7 @@ import (
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/provider"
 )
 
@@ -49,6 +51,10 @@ type ProviderConfig struct {
 	CPU            string   `toml:"cpu"`
 	GPU            string   `toml:"gpu"`
 	LogLevel       string   `toml:"log_level"`
+	// Limits ([limits]) are the server's connection cap and timeouts;
+	// MaxBlockAge is how long without a block before /healthz says 503.
+	Limits      netlimit.Limits `toml:"limits"`
+	MaxBlockAge time.Duration   `toml:"max_block_age"`
 }
 
 // GatewayConfig is gateway.toml; flags override it.
@@ -62,6 +68,10 @@ type GatewayConfig struct {
 	Deposit       uint64            `toml:"deposit"`
 	ChannelBlocks int64             `toml:"channel_blocks"`
 	LogLevel      string            `toml:"log_level"`
+	// Limits ([limits]) are the server's connection cap and timeouts;
+	// MaxBlockAge is how long without a block before /healthz says 503.
+	Limits      netlimit.Limits `toml:"limits"`
+	MaxBlockAge time.Duration   `toml:"max_block_age"`
 }
 
 // ValidatorConfig is validator.toml; flags override it.
@@ -146,6 +156,7 @@ func providerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("provider key %q: %w", c.Key, err)
 			}
+			netlimit.Setup(logger, 1)
 			var b provider.Backend
 			if c.Backend != "" {
 				ob, err := provider.NewOpenAIBackend(c.Backend, c.BackendKey, c.BackendModels, c.BackendContext)
@@ -172,6 +183,7 @@ func providerCmd(g *globals) *cobra.Command {
 				PriceIn: c.PriceInput, PriceOut: c.PriceOutput, Concurrency: c.Concurrency, Queue: c.Queue, Credit: c.Credit,
 				CPU: c.CPU, GPU: c.GPU,
 				Pricing: provider.Pricing{Adaptive: c.PricePolicy == "adaptive", FloorPct: c.PriceFloor, CeilingPct: c.PriceCeil},
+				Limits:  c.Limits, MaxBlockAge: c.MaxBlockAge,
 			}, b, logger, registry())
 			if err != nil {
 				return err
@@ -208,6 +220,7 @@ func providerCmd(g *globals) *cobra.Command {
 	f.Uint64Var(&c.PriceCeil, "price-ceiling-pct", 400, "adaptive pricing: highest price, % of the base prices")
 	f.StringVar(&c.CPU, "cpu", "", "CPU description to register")
 	f.StringVar(&c.GPU, "gpu", "", "GPU description to register")
+	limitFlags(f, &c.Limits, &c.MaxBlockAge)
 	cmd.AddCommand(start)
 	return cmd
 }
@@ -234,6 +247,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("client key %q: %w", c.Key, err)
 			}
+			netlimit.Setup(logger, 2) // its clients' connections and its own to providers
 			accounts := map[string]ed25519.PrivateKey{}
 			for apiKey, name := range c.Accounts {
 				k, err := keyFrom(g.home, c.Keyring, name)
@@ -245,6 +259,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 			gw, err := gateway.New(gateway.Config{
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, DataDir: filepath.Join(g.home, "data", "gateway"),
 				APIKeys: c.APIKeys, Accounts: accounts, Deposit: c.Deposit, ChannelBlocks: c.ChannelBlocks,
+				Limits: c.Limits, MaxBlockAge: c.MaxBlockAge,
 			}, logger, registry())
 			if err != nil {
 				return err
@@ -268,6 +283,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 	f.StringToStringVar(&c.Accounts, "account", nil, "API key paying from its own account: APIKEY=KEYNAME (repeatable)")
 	f.Uint64Var(&c.Deposit, "deposit", c.Deposit, "uagr deposited in each new channel")
 	f.Int64Var(&c.ChannelBlocks, "channel-blocks", c.ChannelBlocks, "channel lifetime in blocks")
+	limitFlags(f, &c.Limits, &c.MaxBlockAge)
 	cmd.AddCommand(start)
 	return cmd
 }
@@ -303,6 +319,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("backend-model", func() { d.BackendModels = fileList(f.BackendModels, d.BackendModels) })
 		set("backend-api-key", func() { d.BackendKey = firstNonEmpty(f.BackendKey, d.BackendKey) })
 		set("backend-context", func() { d.BackendContext = fileOr(f.BackendContext, d.BackendContext) })
+		mergeLimits(fs, &d.Limits, &d.MaxBlockAge, f.Limits, f.MaxBlockAge)
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *ValidatorConfig:
 		f := file.(ValidatorConfig)
@@ -326,8 +343,36 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		})
 		set("deposit", func() { d.Deposit = fileOr(f.Deposit, d.Deposit) })
 		set("channel-blocks", func() { d.ChannelBlocks = fileOr(f.ChannelBlocks, d.ChannelBlocks) })
+		mergeLimits(fs, &d.Limits, &d.MaxBlockAge, f.Limits, f.MaxBlockAge)
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	}
+}
+
+// limitFlags registers a server's limit flags (the TOML's [limits] and
+// max_block_age).
+func limitFlags(f *pflag.FlagSet, l *netlimit.Limits, maxBlockAge *time.Duration) {
+	f.IntVar(&l.MaxConnections, "max-connections", 0, "connections open at once (default: this server's share of the descriptor budget)")
+	f.DurationVar(&l.BodyTimeout, "body-timeout", 0, "time a client has to send a request body (default 30s)")
+	f.DurationVar(&l.IdleTimeout, "idle-timeout", 0, "idle keep-alive connections are closed after this long (default 60s)")
+	f.DurationVar(maxBlockAge, "max-block-age", 0, "/healthz reports the chain stalled after this long without a block (default 30s)")
+}
+
+// mergeLimits applies the file's limits for every limit flag not set.
+func mergeLimits(fs *pflag.FlagSet, d *netlimit.Limits, dAge *time.Duration, f netlimit.Limits, fAge time.Duration) {
+	if !fs.Changed("max-connections") {
+		d.MaxConnections = fileOr(f.MaxConnections, d.MaxConnections)
+	}
+	if !fs.Changed("body-timeout") {
+		d.BodyTimeout = fileOr(f.BodyTimeout, d.BodyTimeout)
+	}
+	if !fs.Changed("idle-timeout") {
+		d.IdleTimeout = fileOr(f.IdleTimeout, d.IdleTimeout)
+	}
+	if !fs.Changed("max-block-age") {
+		*dAge = fileOr(fAge, *dAge)
+	}
+	d.HeaderTimeout = fileOr(f.HeaderTimeout, d.HeaderTimeout)
+	d.WriteTimeout = fileOr(f.WriteTimeout, d.WriteTimeout)
 }
 
 // fileList returns the file's list when it has one, else the current one.

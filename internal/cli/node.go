@@ -18,6 +18,7 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/explorer"
 	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/node"
 )
 
@@ -26,6 +27,8 @@ type nodeFlags struct {
 	moniker, apiLaddr, rpcLaddr, p2pLaddr, peers, logFormat, indexer string
 	timeoutCommit                                                    time.Duration
 	mempoolSize                                                      int
+	apiMaxConns, rpcMaxConns                                         int
+	apiBodyTimeout, maxBlockAge                                      time.Duration
 }
 
 func (f *nodeFlags) register(fs *pflag.FlagSet) {
@@ -38,6 +41,10 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.indexer, "tx_index.indexer", "", "kv or null")
 	fs.DurationVar(&f.timeoutCommit, "consensus.timeout_commit", 0, "pause after each block (block time)")
 	fs.IntVar(&f.mempoolSize, "mempool.size", 0, "maximum txs in the mempool")
+	fs.IntVar(&f.apiMaxConns, "api.max_connections", 0, "JSON API connections open at once (default: its share of the descriptor budget)")
+	fs.DurationVar(&f.apiBodyTimeout, "api.body_timeout", 0, "time a JSON API client has to send a request body (default 30s)")
+	fs.IntVar(&f.rpcMaxConns, "rpc.max_open_connections", 0, "CometBFT RPC connections open at once (default: its share of the descriptor budget)")
+	fs.DurationVar(&f.maxBlockAge, "health.max_block_age", 0, "/healthz reports the chain stalled after this long without a block (default 10 block times, at least 10s)")
 }
 
 func (f *nodeFlags) apply(fs *pflag.FlagSet, c *node.Config) {
@@ -58,6 +65,18 @@ func (f *nodeFlags) apply(fs *pflag.FlagSet, c *node.Config) {
 	}
 	if fs.Changed("mempool.size") {
 		c.Mempool.Size = f.mempoolSize
+	}
+	if fs.Changed("api.max_connections") {
+		c.API.Limits.MaxConnections = f.apiMaxConns
+	}
+	if fs.Changed("api.body_timeout") {
+		c.API.Limits.BodyTimeout = f.apiBodyTimeout
+	}
+	if fs.Changed("rpc.max_open_connections") {
+		c.RPC.MaxOpenConnections = f.rpcMaxConns
+	}
+	if fs.Changed("health.max_block_age") {
+		c.Health.MaxBlockAge = f.maxBlockAge
 	}
 }
 
@@ -186,7 +205,7 @@ func startCmd(g *globals) *cobra.Command {
 				return err
 			}
 			nf.apply(cmd.Flags(), &cfg)
-			return runNode(cmd.Context(), g, cfg, nil)
+			return runNode(cmd.Context(), g, cfg, 2, nil) // the API and CometBFT's RPC
 		},
 	}
 	nf.register(cmd.Flags())
@@ -195,7 +214,9 @@ func startCmd(g *globals) *cobra.Command {
 
 // runNode starts a node and blocks until a signal or ctx ends it. ready, if
 // set, runs once the node is started.
-func runNode(ctx context.Context, g *globals, cfg node.Config, ready func(context.Context, *node.Node, *slog.Logger) (func(), error)) error {
+// runNode runs the node until a signal; shares is the number of servers
+// (the node's API and RPC among them) that share the process's descriptors.
+func runNode(ctx context.Context, g *globals, cfg node.Config, shares int, ready func(context.Context, *node.Node, *slog.Logger) (func(), error)) error {
 	level := cfg.LogLevel
 	if g.logLevel != "" {
 		level = g.logLevel
@@ -208,6 +229,7 @@ func runNode(ctx context.Context, g *globals, cfg node.Config, ready func(contex
 		ctx = context.Background()
 	}
 	tuneGC()
+	netlimit.Setup(logger, shares)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n, err := node.New(g.home, cfg, logger)

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/internal/oaisim"
 )
 
@@ -71,7 +72,8 @@ func simulateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
-			hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			netlimit.Setup(logger, 1)
+			hs, ln := netlimit.Server(ln, mux, netlimit.Limits{})
 			return runDaemon(cmd.Context(), func(context.Context) error {
 				go hs.Serve(ln)
 				logger.Info("simulated GPU backend serving", "model", name, "url", "http://"+ln.Addr().String()+"/v1", "noise", noise, "prefill_attack", writer != "")

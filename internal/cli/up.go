@@ -180,7 +180,11 @@ func runUp(cmd *cobra.Command, g *globals, o *initOpts, u *upOpts) error {
 				}
 			}
 		}
-		return runNode(cmd.Context(), g, cfg, func(ctx context.Context, n *node.Node, logger *slog.Logger) (func(), error) {
+		// One process, one descriptor budget: the node's API and RPC, each
+		// provider, and the gateway (twice: each request it serves holds a
+		// connection to a provider too).
+		shares := 2 + u.providers + 2
+		return runNode(cmd.Context(), g, cfg, shares, func(ctx context.Context, n *node.Node, logger *slog.Logger) (func(), error) {
 			var stop cleanups
 			banner, err := startLocalNet(ctx, g, o, u, cfg, n, logger, &stop)
 			if err != nil {
@@ -333,7 +337,7 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 		addr, _ := providerAddr(u.provAddr, i)
 		dir := filepath.Join(g.home, "data", name)
 		p, err := provider.New(provider.Config{ChainRPC: cfg.RPC.Laddr, Key: key, Listen: addr, DataDir: dir,
-			PriceIn: uint64(10 + i), PriceOut: uint64(20 + 2*i), Concurrency: 2}, b, logger.With("module", "provider", "provider", name), registry())
+			PriceIn: uint64(10 + i), PriceOut: uint64(20 + 2*i), Concurrency: 2, MaxBlockAge: cfg.MaxBlockAge()}, b, logger.With("module", "provider", "provider", name), registry())
 		if err != nil {
 			return "", err
 		}
@@ -342,7 +346,8 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 		}
 		stop.add(func() { p.Stop() })
 	}
-	gw, err := gateway.New(gateway.Config{ChainRPC: cfg.RPC.Laddr, Key: demoKey, Listen: u.gwAddr, DataDir: filepath.Join(g.home, "data", "gateway")}, logger.With("module", "gateway"), registry())
+	gw, err := gateway.New(gateway.Config{ChainRPC: cfg.RPC.Laddr, Key: demoKey, Listen: u.gwAddr, DataDir: filepath.Join(g.home, "data", "gateway"),
+		MaxBlockAge: cfg.MaxBlockAge()}, logger.With("module", "gateway"), registry())
 	if err != nil {
 		return "", err
 	}

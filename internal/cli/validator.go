@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/health"
 	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/validator"
 )
 
@@ -128,12 +130,20 @@ func validatorStartCmd(g *globals) *cobra.Command {
 			defer auditor.Close()
 			reg := registry()
 			w := validator.NewWorker(chain, auditor, signer, reg, logger.With("module", "validator"))
-			srv := &http.Server{Handler: w.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
+			netlimit.Setup(logger, 1)
+			// /healthz says whether the chain the worker audits is alive.
+			mon := health.New(health.FromStatus(chain.Status), 30*time.Second, "the validator worker's 30s")
+			mon.Register(reg)
+			mux := http.NewServeMux()
+			mux.Handle("GET /healthz", mon)
+			mux.Handle("/", w.Handler(reg))
+			srv, ln := netlimit.Server(ln, mux, netlimit.Limits{WriteTimeout: time.Minute})
 			done := make(chan struct{})
 			var cancel context.CancelFunc
 			return runDaemon(cmd.Context(), func(ctx context.Context) error {
 				ctx, cancel = context.WithCancel(ctx)
 				go srv.Serve(ln)
+				go mon.Run(ctx)
 				go func() { defer close(done); w.Run(ctx) }()
 				logger.Info("validator worker started", "node", c.Node, "listen", "http://"+ln.Addr().String(), "models", len(c.Models), "reporting", signer != nil)
 				return nil
