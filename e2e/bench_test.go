@@ -76,7 +76,7 @@ func TestBenchChainCounts(t *testing.T) {
 		refused += v
 	}
 	switch {
-	case !r.Consistent || !r.Drained || r.NonceErrors != 0 || r.FailedInBlk != 0:
+	case !r.Consistent || !r.Drained || r.NonceErrors != 0 || r.FailedInBlk != 0 || r.Included != r.Committed:
 		t.Fatalf("inconsistent: %+v", r)
 	case r.Committed == 0 || r.Committed != r.Admitted || uint64(r.Committed) != r.NonceSum:
 		t.Fatalf("committed %d, admitted %d, Σ nonces %d", r.Committed, r.Admitted, r.NonceSum)

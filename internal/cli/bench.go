@@ -61,6 +61,8 @@ drain that each sender's committed nonce equals its admitted txs.`,
 	fs.BoolVar(&o.NoExplorer, "no-explorer", false, "turn the explorer's indexer off (on in a default node)")
 	fs.StringVarP(&chainOut, "output", "o", "text", "output format: text or json")
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON (same as -o json)")
+	fs.StringVar(&o.NodeExe, "node-exe", "", "run the node from this binary (`BIN start --home DIR --log-level warn`; default: this agora)")
+	_ = fs.MarkHidden("node-exe")
 	var go_ bench.GatewayOptions
 	gw := &cobra.Command{
 		Use:   "gateway",
