@@ -67,8 +67,11 @@ type ChainResult struct {
 	TxPerSecond     float64 `json:"sustained_tx_per_second"`
 	// Timeline is the txs committed in each second of the window (by the
 	// time the load generator saw their block).
-	Timeline         []int   `json:"window_timeline"`
-	MinSecond        int     `json:"window_min_second"`
+	Timeline  []int `json:"window_timeline"`
+	MinSecond int   `json:"window_min_second"`
+	// Min5sRate is the lowest committed tx/s over any 5 s stretch of the
+	// window (blocks come ~1.5 s apart under load, so single seconds can be 0).
+	Min5sRate        float64 `json:"window_min_5s_tx_per_second"`
 	LongestStallSecs float64 `json:"longest_gap_without_commit_seconds"`
 	Blocks           int     `json:"window_blocks"`
 	MeanBlockSeconds float64 `json:"window_mean_block_seconds"`
@@ -481,7 +484,7 @@ func RunChain(ctx context.Context, o ChainOptions) (*ChainResult, error) {
 func printChain(w io.Writer, r *ChainResult) {
 	fmt.Fprintf(w, "\nresult (%s; load average at start %s):\n", r.Machine, r.LoadAverage)
 	fmt.Fprintf(w, "  sustained: %d txs committed in the %.0f s window after %.0f s warm-up: %.0f tx/s\n", r.WindowCommitted, r.WindowSeconds, r.WarmupSeconds, r.TxPerSecond)
-	fmt.Fprintf(w, "  per second: min %d, longest gap without a commit %.2f s; timeline %v\n", r.MinSecond, r.LongestStallSecs, r.Timeline)
+	fmt.Fprintf(w, "  per second: min %d, lowest 5 s rate %.0f tx/s, longest gap without a commit %.2f s; timeline %v\n", r.MinSecond, r.Min5sRate, r.LongestStallSecs, r.Timeline)
 	fmt.Fprintf(w, "  blocks in window: %d, mean interval %.2f s, largest %d txs\n", r.Blocks, r.MeanBlockSeconds, r.MaxBlockTxs)
 	fmt.Fprintf(w, "  broadcast -> commit: p50 %.0f ms, p99 %.0f ms\n", r.P50Millis, r.P99Millis)
 	reasons := make([]string, 0, len(r.Refused))
@@ -701,6 +704,15 @@ func (b *blockObserver) summarize(r *ChainResult, warmup, duration time.Duration
 		r.MinSecond = r.Timeline[0]
 		for _, v := range r.Timeline {
 			r.MinSecond = min(r.MinSecond, v)
+		}
+	}
+	for i := 0; i+5 <= len(r.Timeline); i++ {
+		sum := 0
+		for _, v := range r.Timeline[i : i+5] {
+			sum += v
+		}
+		if i == 0 || float64(sum)/5 < r.Min5sRate {
+			r.Min5sRate = float64(sum) / 5
 		}
 	}
 	sort.Slice(b.latencies, func(i, j int) bool { return b.latencies[i] < b.latencies[j] })
