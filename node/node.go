@@ -120,6 +120,8 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("start cometbft: %w", err)
 	}
 	n.cmt = cmt
+	// The pending-nonce query waits out a commit's check-state rebuild.
+	a.SetMempoolLocker(cmt.Mempool())
 	ok = true
 	return n, nil
 }

@@ -7,7 +7,8 @@
 // (InitChain, FinalizeBlock, Commit) are serialised by blockMu and are the
 // only writers of the working tree. CheckTx runs against its own cache over
 // the last committed version (checkMu). Queries read immutable committed
-// versions.
+// versions, except /nonce/<addr>, which reads the check state under checkMu
+// (see PendingNonce).
 package app
 
 import (
@@ -60,7 +61,11 @@ type App struct {
 
 	checkMu    sync.Mutex
 	checkState *store.Cache
-	checkBase  int64 // committed height the check state is built on
+	checkSnap  store.KV // the committed state checkState is a cache over
+	checkBase  int64    // committed height the check state is built on
+
+	// mempoolLock, when set, is CometBFT's mempool lock (see SetMempoolLocker).
+	mempoolLock sync.Locker
 
 	sigs *sigCache
 
@@ -227,8 +232,53 @@ func (a *App) resetCheckState() {
 	a.commitMu.RUnlock()
 	a.checkMu.Lock()
 	a.checkState = store.NewCache(base)
+	a.checkSnap = base
 	a.checkBase = v
 	a.checkMu.Unlock()
+}
+
+// SetMempoolLocker gives the app CometBFT's mempool lock. CometBFT holds it
+// from before the app's Commit until the mempool's remaining txs have been
+// rechecked (replayed through CheckTx onto the fresh check state), so a
+// pending-nonce read that takes it never sees the check state half rebuilt.
+// Call it before the node starts.
+func (a *App) SetMempoolLocker(l sync.Locker) { a.mempoolLock = l }
+
+// NonceView is an account's committed nonce and its pending one: the next
+// nonce the mempool will admit (committed + the account's txs admitted to
+// the mempool and not yet in a block).
+type NonceView struct {
+	Address   types.Address `json:"address"`
+	Committed uint64        `json:"committed"`
+	Pending   uint64        `json:"pending"`
+	Height    int64         `json:"height"` // the committed height under the check state
+}
+
+// PendingNonce reads an account's nonce from the check state, the mempool's
+// view: the last commit plus every tx admitted since. It is not committed
+// state, so no proof can be given for it, and it is only as good as this
+// node's mempool (another node's mempool may hold other txs of the account).
+//
+// After a block, Commit resets the check state to the new committed state and
+// CometBFT then replays the mempool's remaining txs through CheckTx (recheck,
+// on by default). CometBFT holds the mempool lock over both, so the read
+// takes that lock first (when the node set it): it then sees either the state
+// before the block or the rebuilt one, never the bare commit in between. With
+// mempool.recheck off the check state would forget the mempool's txs after a
+// block; the node config keeps it on.
+func (a *App) PendingNonce(addr types.Address) NonceView {
+	if a.mempoolLock != nil {
+		a.mempoolLock.Lock()
+		defer a.mempoolLock.Unlock()
+	}
+	a.checkMu.Lock()
+	defer a.checkMu.Unlock()
+	return NonceView{
+		Address:   addr,
+		Committed: bank.GetAccount(a.checkSnap, addr).Nonce,
+		Pending:   bank.GetAccount(a.checkState, addr).Nonce,
+		Height:    a.checkBase,
+	}
 }
 
 // FinalizeBlock executes a decided block. Signatures are verified in

@@ -36,7 +36,24 @@ const ProofOpType = "ics23:iavl"
 //	/channel/<id>         /channels/client/<addr>  /channels/provider/<addr>
 //	/epoch/<n>            /epoch/latest  /commitments/<n>  /commitment/<n>/<addr>
 //	/params               /supply
+//	/nonce/<addr>         {committed, pending}: read from the check state (the
+//	                      mempool's view), not committed state: no height, no proof
 func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryResponse, error) {
+	if ad, ok, err := nonceQuery(req.Path); ok {
+		if err != nil {
+			return &abci.QueryResponse{Code: uint32(types.CodeMalformed), Codespace: Codespace, Log: err.Error()}, nil
+		}
+		if req.Prove || req.Height != 0 {
+			return &abci.QueryResponse{Code: uint32(types.CodeInvalid), Codespace: Codespace,
+				Log: "the pending nonce is the mempool's view, not committed state: it has no height and no proof"}, nil
+		}
+		v := a.PendingNonce(ad)
+		bz, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		return &abci.QueryResponse{Height: v.Height, Value: bz}, nil
+	}
 	snap, err := a.Snapshot(req.Height)
 	if err != nil {
 		return &abci.QueryResponse{Code: uint32(types.CodeNotFound), Codespace: Codespace, Log: err.Error()}, nil
@@ -77,12 +94,35 @@ func (a *App) Query(_ context.Context, req *abci.QueryRequest) (*abci.QueryRespo
 
 // QueryJSON answers a JSON query path at height (0: latest); the HTTP API uses it.
 func (a *App) QueryJSON(path string, height int64) (any, int64, error) {
+	if ad, ok, err := nonceQuery(path); ok {
+		if err != nil {
+			return nil, 0, err
+		}
+		if height != 0 {
+			return nil, 0, types.Errorf(types.CodeInvalid, "the pending nonce is the mempool's view: it has no past heights")
+		}
+		v := a.PendingNonce(ad)
+		return v, v.Height, nil
+	}
 	snap, err := a.Snapshot(height)
 	if err != nil {
 		return nil, 0, types.Errorf(types.CodeNotFound, "%v", err)
 	}
 	v, err := a.queryJSON(snap, path)
 	return v, snap.Version(), err
+}
+
+// nonceQuery reports whether path is /nonce/<addr>, and parses the address.
+func nonceQuery(path string) (types.Address, bool, error) {
+	rest, ok := strings.CutPrefix(strings.Trim(path, "/"), "nonce/")
+	if !ok {
+		return nil, false, nil
+	}
+	ad, err := types.ParseAddress(rest)
+	if err != nil {
+		return nil, true, types.Errorf(types.CodeMalformed, "%v", err)
+	}
+	return ad, true, nil
 }
 
 func notFound(format string, args ...any) error {

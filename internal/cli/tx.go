@@ -266,19 +266,19 @@ func broadcast(ctx context.Context, g *globals, f *txFlags, msgOf func([]string)
 	ctx, cancel := context.WithTimeout(ctxOr(ctx), 90*time.Second)
 	defer cancel()
 	s := c.NewSigner(priv)
-	tx, err := s.Build(ctx, msg, f.memo)
+	p := printer{w: g.out, json: f.output == "json"}
+	// Submit signs on the node's pending nonce (so a second tx sent before the
+	// first commits gets the next one) and resubmits while the mempool is full.
+	hash, nonce, err := s.Submit(ctx, msg, f.memo)
 	if err != nil {
 		return err
 	}
-	p := printer{w: g.out, json: f.output == "json"}
 	if f.async {
-		hash, err := c.BroadcastSync(ctx, tx)
-		if err != nil {
-			return err
-		}
-		return p.print(map[string]string{"hash": hash}, func(w io.Writer) { fmt.Fprintf(w, "accepted into the mempool: %s\n", hash) })
+		return p.print(map[string]any{"hash": hash, "nonce": nonce}, func(w io.Writer) {
+			fmt.Fprintf(w, "accepted into the mempool: %s (nonce %d)\n", hash, nonce)
+		})
 	}
-	res, err := c.BroadcastCommit(ctx, tx)
+	res, err := c.WaitTx(ctx, hash)
 	if err != nil {
 		return err
 	}

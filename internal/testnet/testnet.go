@@ -40,6 +40,7 @@ type Options struct {
 	Params        *types.Params
 	LogLevel      slog.Level
 	ValidatorBond uint64
+	MempoolSize   int // txs the mempool holds (0: the node default)
 }
 
 // Key derives a deterministic test key from a label.
@@ -106,6 +107,9 @@ func New(t testing.TB, o Options) *Network {
 		cfg.Consensus.TimeoutCommit = o.BlockTime
 		cfg.Consensus.TimeoutPropose = 2 * time.Second
 		cfg.Instrumentation.CometBFTMetrics = false
+		if o.MempoolSize > 0 {
+			cfg.Mempool.Size = o.MempoolSize
+		}
 		home := node.NodeHome(dir, i)
 		specs = append(specs, node.ValidatorSpec{Home: home, Moniker: fmt.Sprintf("node%d", i), Operator: addr(k), Bonded: o.ValidatorBond, Config: cfg})
 		nw.Homes = append(nw.Homes, home)
