@@ -48,10 +48,16 @@ type Config struct {
 		// Indexer is "kv" (txs can be looked up by hash) or "null".
 		Indexer string `toml:"indexer"`
 	} `toml:"tx_index"`
-	Explorer struct {
+	// Retention bounds what the node keeps of past blocks (see retention.go).
+	Retention RetentionConfig `toml:"retention"`
+	Explorer  struct {
 		// Enabled indexes the chain's history and serves the explorer at
 		// http://<api.laddr>/explorer/.
 		Enabled bool `toml:"enabled"`
+		// KeepBlocks keeps the detail (block, tx and account rows) of only
+		// the last KeepBlocks blocks; epoch and provider sums, commitments,
+		// verdicts and channels are kept whatever it is. 0 keeps all.
+		KeepBlocks int64 `toml:"keep_blocks"`
 	} `toml:"explorer"`
 	Instrumentation struct {
 		// CometBFTMetrics adds CometBFT's consensus metrics to /metrics. They
@@ -93,7 +99,7 @@ func (c Config) Validate() error {
 	case c.TxIndex.Indexer != "kv" && c.TxIndex.Indexer != "null":
 		return fmt.Errorf("tx_index.indexer %q: want kv or null", c.TxIndex.Indexer)
 	}
-	return nil
+	return c.validateRetention()
 }
 
 // Paths of a node's home directory.
@@ -174,5 +180,6 @@ func (c Config) cometConfig(home string) *cmtcfg.Config {
 	cc.TxIndex.Indexer = c.TxIndex.Indexer
 	cc.Instrumentation.Prometheus = c.Instrumentation.CometBFTMetrics
 	cc.Instrumentation.PrometheusListenAddr = "" // served on our /metrics instead
+	c.Retention.comet(cc)
 	return cc
 }

@@ -47,6 +47,8 @@ type Node struct {
 	explorer     *explorer.Index
 	stopExplorer context.CancelFunc
 	explorerDone chan struct{}
+
+	retention retention // see retention.go
 }
 
 // New opens the node in home with cfg. It takes an exclusive lock on the
@@ -92,6 +94,9 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 	a.KeepRecent = cfg.State.KeepRecent
 
 	cc := cfg.cometConfig(home)
+	if err := n.prepareRetention(cc); err != nil {
+		return nil, err
+	}
 	if err := cc.ValidateBasic(); err != nil {
 		return nil, fmt.Errorf("cometbft config: %w", err)
 	}
@@ -149,6 +154,7 @@ func (n *Node) Start() error {
 			return err
 		}
 	}
+	n.startRetention()
 	n.api = &http.Server{Handler: n.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := n.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -173,7 +179,9 @@ func (n *Node) Stop() error {
 		errs = append(errs, n.api.Shutdown(ctx))
 		cancel()
 	}
+	n.stopRetention()
 	if n.stopExplorer != nil {
+		n.retention.setExplorer(nil) // Commit no longer reads it
 		n.stopExplorer()
 		<-n.explorerDone
 		errs = append(errs, n.explorer.Close())
@@ -193,6 +201,7 @@ func (n *Node) Stop() error {
 
 func (n *Node) release() {
 	n.dbs.closeAll()
+	n.cleanupRetention()
 	if n.app != nil {
 		n.app.Close()
 		n.app = nil
@@ -210,6 +219,8 @@ func (n *Node) startExplorer() error {
 	if err != nil {
 		return err
 	}
+	x.SetKeepBlocks(n.cfg.Explorer.KeepBlocks)
+	n.retention.setExplorer(x)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.explorer, n.stopExplorer, n.explorerDone = x, cancel, make(chan struct{})
 	go func() {

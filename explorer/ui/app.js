@@ -510,7 +510,7 @@ async function render(navigated) {
     }
   } catch (e) {
     html = e.status === 404
-      ? `<h1>Not found</h1><p>${esc(e.message)}</p><p><a href="#/">Go to the overview</a></p>`
+      ? `<h1>${e.message.startsWith("pruned:") ? "Beyond this node's retention" : "Not found"}</h1><p>${esc(e.message)}</p><p><a href="#/">Go to the overview</a></p>`
       : `<h1>Something went wrong</h1><div class="err" role="alert">${esc(e.message)}</div>`;
   }
   if (seq !== renderSeq) return; // a newer render started

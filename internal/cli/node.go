@@ -26,6 +26,7 @@ type nodeFlags struct {
 	moniker, apiLaddr, rpcLaddr, p2pLaddr, peers, logFormat, indexer string
 	timeoutCommit                                                    time.Duration
 	mempoolSize                                                      int
+	keepBlocks, explorerKeepBlocks                                   int64
 }
 
 func (f *nodeFlags) register(fs *pflag.FlagSet) {
@@ -38,6 +39,8 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.indexer, "tx_index.indexer", "", "kv or null")
 	fs.DurationVar(&f.timeoutCommit, "consensus.timeout_commit", 0, "pause after each block (block time)")
 	fs.IntVar(&f.mempoolSize, "mempool.size", 0, "maximum txs in the mempool")
+	fs.Int64Var(&f.keepBlocks, "retention.keep_blocks", 0, "keep only the last N blocks, their results and tx index entries (default 0: keep all)")
+	fs.Int64Var(&f.explorerKeepBlocks, "explorer.keep_blocks", 0, "explorer keeps block and tx detail of only the last N blocks, and all its sums (default 0: keep all)")
 }
 
 func (f *nodeFlags) apply(fs *pflag.FlagSet, c *node.Config) {
@@ -58,6 +61,12 @@ func (f *nodeFlags) apply(fs *pflag.FlagSet, c *node.Config) {
 	}
 	if fs.Changed("mempool.size") {
 		c.Mempool.Size = f.mempoolSize
+	}
+	if fs.Changed("retention.keep_blocks") {
+		c.Retention.KeepBlocks = f.keepBlocks
+	}
+	if fs.Changed("explorer.keep_blocks") {
+		c.Explorer.KeepBlocks = f.explorerKeepBlocks
 	}
 }
 
