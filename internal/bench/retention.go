@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/kvlog"
 	"github.com/agoranet/agora/node"
 )
 
@@ -30,15 +32,20 @@ type RetentionOptions struct {
 
 // RetentionRun is one run's disk use, in bytes, after the node stopped.
 type RetentionRun struct {
-	KeepBlocks  int64            `json:"keep_blocks"` // 0: keep all
-	Blocks      int64            `json:"blocks"`
-	Txs         int64            `json:"txs"`
-	Base        int64            `json:"block_store_base"`
-	Seconds     float64          `json:"seconds"`
-	Bytes       map[string]int64 `json:"bytes"` // per store (see retentionStores)
-	Total       int64            `json:"total_bytes"`
-	Per100k     map[string]int64 `json:"bytes_per_100k_blocks"` // linear extrapolation (keep-all run only)
-	Per100kNote string           `json:"note,omitempty"`
+	KeepBlocks int64            `json:"keep_blocks"` // 0: keep all
+	Blocks     int64            `json:"blocks"`
+	Txs        int64            `json:"txs"`
+	Base       int64            `json:"block_store_base"`
+	Seconds    float64          `json:"seconds"`
+	Bytes      map[string]int64 `json:"bytes"` // per store (see retentionStores)
+	Total      int64            `json:"total_bytes"`
+	// Compacted: the same after a full compaction of each Pebble store,
+	// i.e. without the deleted keys' tombstones and overwritten versions
+	// that Pebble reclaims only as its compactions reach them.
+	Compacted      map[string]int64 `json:"bytes_compacted"`
+	TotalCompacted int64            `json:"total_bytes_compacted"`
+	Per100k        map[string]int64 `json:"bytes_per_100k_blocks"` // linear extrapolation (keep-all run only)
+	Per100kNote    string           `json:"note,omitempty"`
 }
 
 // RetentionResult is what the benchmark measured.
@@ -48,13 +55,15 @@ type RetentionResult struct {
 }
 
 // retentionStores are the node's stores, by the directory under data/.
-var retentionStores = []struct{ name, dir string }{
-	{"block store", "blockstore.db"},
-	{"state (IAVL)", "app"},
-	{"CometBFT state + block results", "state.db"},
-	{"tx + block index", "tx_index.db"},
-	{"explorer index", "explorer"},
-	{"evidence", "evidence.db"},
+var retentionStores = []struct{ name, dir, pebble string }{
+	{"block store", "blockstore.db", "blockstore.db"},
+	{"state (IAVL)", "app", "app/state.db"},
+	{"CometBFT state + block results", "state.db", "state.db"},
+	{"tx + block index", "tx_index.db", "tx_index.db"},
+	{"explorer index", "explorer", "explorer"},
+	{"evidence", "evidence.db", "evidence.db"},
+	// Not pruned by retention: CometBFT rotates it and caps it at 1 GiB.
+	{"consensus WAL", "cs.wal", ""},
 }
 
 // RunRetention runs a fresh single-validator node twice, keeping all
@@ -81,17 +90,23 @@ func RunRetention(ctx context.Context, o RetentionOptions) (*RetentionResult, er
 		return res, enc.Encode(res)
 	}
 	fmt.Fprintf(o.Out, "\nmachine: %s\n", res.Machine)
-	fmt.Fprintf(o.Out, "%-32s %16s %16s %20s\n", "store", "keep all", fmt.Sprintf("keep %d", o.Keep), "keep all / 100k blocks")
+	PrintRetention(o.Out, res, o.Keep)
 	all, kept := res.Runs[0], res.Runs[1]
-	for _, s := range retentionStores {
-		fmt.Fprintf(o.Out, "%-32s %16s %16s %20s\n", s.name, mib(all.Bytes[s.name]), mib(kept.Bytes[s.name]), mib(all.Per100k[s.name]))
-	}
-	fmt.Fprintf(o.Out, "%-32s %16s %16s %20s\n", "total", mib(all.Total), mib(kept.Total), mib(all.Per100k["total"]))
 	fmt.Fprintf(o.Out, "blocks %d (txs %d, %.0f s) / %d (txs %d, %.0f s, block store base %d)\n", all.Blocks, all.Txs, all.Seconds, kept.Blocks, kept.Txs, kept.Seconds, kept.Base)
 	if all.Per100kNote != "" {
 		fmt.Fprintln(o.Out, "note:", all.Per100kNote)
 	}
 	return res, nil
+}
+
+// PrintRetention prints the two runs as a table (as is, then compacted).
+func PrintRetention(w io.Writer, res *RetentionResult, keep int64) {
+	all, kept := res.Runs[0], res.Runs[1]
+	fmt.Fprintf(w, "%-32s %13s %13s %18s %13s %13s\n", "store", "keep all", fmt.Sprintf("keep %d", keep), "keep all/100k blk", "all compact", fmt.Sprintf("%d compact", keep))
+	for _, s := range retentionStores {
+		fmt.Fprintf(w, "%-32s %13s %13s %18s %13s %13s\n", s.name, mib(all.Bytes[s.name]), mib(kept.Bytes[s.name]), mib(all.Per100k[s.name]), mib(all.Compacted[s.name]), mib(kept.Compacted[s.name]))
+	}
+	fmt.Fprintf(w, "%-32s %13s %13s %18s %13s %13s\n", "total", mib(all.Total), mib(kept.Total), mib(all.Per100k["total"]), mib(all.TotalCompacted), mib(kept.TotalCompacted))
 }
 
 func mib(b int64) string { return fmt.Sprintf("%.2f MiB", float64(b)/(1<<20)) }
@@ -197,14 +212,8 @@ func retentionRun(ctx context.Context, o RetentionOptions, keep int64) (*Retenti
 	if err := n.Stop(); err != nil {
 		return nil, err
 	}
-	data := node.Paths{Home: home}.DataDir()
-	for _, s := range retentionStores {
-		b, err := dirBytes(filepath.Join(data, s.dir))
-		if err != nil {
-			return nil, err
-		}
-		run.Bytes[s.name] = b
-		run.Total += b
+	if err := MeasureRetention(node.Paths{Home: home}.DataDir(), run); err != nil {
+		return nil, err
 	}
 	if keep == 0 {
 		run.Per100k = map[string]int64{}
@@ -217,6 +226,50 @@ func retentionRun(ctx context.Context, o RetentionOptions, keep int64) (*Retenti
 		}
 	}
 	return run, nil
+}
+
+// MeasureRetention fills run's sizes from a stopped node's data directory:
+// as they are, then after a full compaction of each Pebble store.
+func MeasureRetention(data string, run *RetentionRun) error {
+	run.Bytes, run.Compacted, run.Total, run.TotalCompacted = map[string]int64{}, map[string]int64{}, 0, 0
+	for _, s := range retentionStores {
+		b, err := dirBytes(filepath.Join(data, s.dir))
+		if err != nil {
+			return err
+		}
+		run.Bytes[s.name] = b
+		run.Total += b
+	}
+	for _, s := range retentionStores {
+		if s.pebble != "" {
+			if err := compactPebble(filepath.Join(data, s.pebble)); err != nil {
+				return fmt.Errorf("compact %s: %w", s.pebble, err)
+			}
+		}
+		b, err := dirBytes(filepath.Join(data, s.dir))
+		if err != nil {
+			return err
+		}
+		run.Compacted[s.name] = b
+		run.TotalCompacted += b
+	}
+	return nil
+}
+
+// compactPebble compacts a whole Pebble store (absent: nothing to do).
+func compactPebble(dir string) error {
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		return nil
+	}
+	db, err := kvlog.Open(dir)
+	if err != nil {
+		return err
+	}
+	if err := db.Compact([]byte{}, bytes.Repeat([]byte{0xff}, 64), true); err != nil {
+		db.Close()
+		return err
+	}
+	return db.Close()
 }
 
 func keepName(k int64) string {
