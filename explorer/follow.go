@@ -108,5 +108,12 @@ func CatchUp(ctx context.Context, x *Index, src Source, log *slog.Logger) error 
 			last = time.Now()
 		}
 	}
+	// Detail that fell out of the retention window goes after the blocks
+	// that pushed it out are in.
+	if n, err := x.Prune(); err != nil {
+		return fmt.Errorf("prune: %w", err)
+	} else if n > 0 {
+		log.Debug("explorer pruned", "blocks", n, "up_to", x.Pruned())
+	}
 	return nil
 }

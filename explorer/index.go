@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -29,6 +30,7 @@ import (
 //
 //	m/height                      -> last indexed height (8 bytes)
 //	m/totals                      -> Totals
+//	m/pruned                      -> highest height whose detail was pruned (8 bytes; see retention.go)
 //	b/<height>                    -> Block
 //	t/<txhash>                    -> Tx
 //	a/<addr>/<height>/<index>     -> txhash (txs that touch an account)
@@ -48,7 +50,8 @@ var (
 
 // indexVersion changes when the key layout does; an index written with
 // another layout is wiped and rebuilt from the block store at open.
-const indexVersion = "2"
+// Version 3 added Tx.Accounts, which pruning needs to find a tx's a/ keys.
+const indexVersion = "3"
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
@@ -94,6 +97,9 @@ type Tx struct {
 	Log     string            `json:"log,omitempty"`
 	Fields  map[string]string `json:"fields"` // the message's fields, for display
 	Results map[string]string `json:"results,omitempty"`
+	// Accounts are the accounts the tx touches (its a/ keys), so pruning
+	// can delete them without decoding the tx again.
+	Accounts []string `json:"accounts,omitempty"`
 }
 
 // OK reports whether the tx succeeded.
@@ -215,6 +221,7 @@ type Totals struct {
 type Index struct {
 	db          *pebble.DB
 	epochLength int64
+	keep        atomic.Int64 // blocks whose detail is kept (0: all); see SetKeepBlocks
 }
 
 // OpenIndex opens (or creates) the index in dir. epochLength is the chain's
@@ -605,17 +612,18 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			}
 		}
 	}
-	bt.put(key("t/", h[:]), t)
 	seen := map[string]bool{}
 	for _, a := range touched {
 		if len(a) == 0 || seen[string(a)] {
 			continue
 		}
 		seen[string(a)] = true
+		t.Accounts = append(t.Accounts, types.Address(a).String())
 		if err := bt.putRaw(key("a/", a, be64(uint64(d.Height)), be64(uint64(i))[4:]), h[:]); err != nil {
 			return nil, err
 		}
 	}
+	bt.put(key("t/", h[:]), t)
 	return t, nil
 }
 

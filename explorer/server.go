@@ -218,6 +218,10 @@ type Overview struct {
 	BlockTimes      []BlockSeconds `json:"block_times"`
 	RecentBlocks    []Block        `json:"recent_blocks"`
 	RecentVerdicts  []Verdict      `json:"recent_verdicts"`
+	// KeepBlocks is the explorer's retention window (0: every block is
+	// kept); OldestBlock the oldest block whose detail it still has.
+	KeepBlocks  int64 `json:"keep_blocks"`
+	OldestBlock int64 `json:"oldest_block"`
 }
 
 // BlockSeconds is the time between a block and the one before it.
@@ -227,7 +231,10 @@ type BlockSeconds struct {
 }
 
 func (s *Server) overview(r *http.Request) (any, error) {
-	o := Overview{Height: s.Index.Height(), EpochLength: s.Index.epochLength}
+	o := Overview{Height: s.Index.Height(), EpochLength: s.Index.epochLength, KeepBlocks: s.Index.KeepBlocks()}
+	if o.Height > 0 {
+		o.OldestBlock = s.Index.Pruned() + 1
+	}
 	var err error
 	if o.Totals, err = s.Index.Totals(); err != nil {
 		return nil, err
@@ -332,6 +339,9 @@ func (s *Server) block(r *http.Request) (any, error) {
 		return nil, err
 	}
 	if b == nil {
+		if perr := s.Index.prunedBlock(int64(h)); perr != nil {
+			return nil, notFound("%v", perr)
+		}
 		return nil, notFound("block %d is not on chain yet (latest indexed: %d)", h, s.Index.Height())
 	}
 	txs, err := s.Index.Txs(b.TxHashes)
@@ -347,6 +357,9 @@ func (s *Server) tx(r *http.Request) (any, error) {
 		return nil, badRequest("%v", err)
 	}
 	if t == nil {
+		if perr := s.Index.prunedTx(r.PathValue("hash")); perr != nil {
+			return nil, notFound("%v", perr)
+		}
 		return nil, notFound("no transaction %s on chain", r.PathValue("hash"))
 	}
 	return t, nil

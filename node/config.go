@@ -56,10 +56,16 @@ type Config struct {
 		// Indexer is "kv" (txs can be looked up by hash) or "null".
 		Indexer string `toml:"indexer"`
 	} `toml:"tx_index"`
-	Explorer struct {
+	// Retention bounds what the node keeps of past blocks (see retention.go).
+	Retention RetentionConfig `toml:"retention"`
+	Explorer  struct {
 		// Enabled indexes the chain's history and serves the explorer at
 		// http://<api.laddr>/explorer/.
 		Enabled bool `toml:"enabled"`
+		// KeepBlocks keeps the detail (block, tx and account rows) of only
+		// the last KeepBlocks blocks; epoch and provider sums, commitments,
+		// verdicts and channels are kept whatever it is. 0 keeps all.
+		KeepBlocks int64 `toml:"keep_blocks"`
 	} `toml:"explorer"`
 	Health struct {
 		// MaxBlockAge: /healthz reports the chain stalled once no block was
@@ -115,7 +121,7 @@ func (c Config) Validate() error {
 	if err := c.API.Limits.Validate(); err != nil {
 		return fmt.Errorf("api.limits: %w", err)
 	}
-	return nil
+	return c.validateRetention()
 }
 
 // MaxBlockAge is the head age past which /healthz reports a stall.
@@ -209,5 +215,6 @@ func (c Config) cometConfig(home string) *cmtcfg.Config {
 	cc.TxIndex.Indexer = c.TxIndex.Indexer
 	cc.Instrumentation.Prometheus = c.Instrumentation.CometBFTMetrics
 	cc.Instrumentation.PrometheusListenAddr = "" // served on our /metrics instead
+	c.Retention.comet(cc)
 	return cc
 }

@@ -53,6 +53,8 @@ type Node struct {
 	explorer     *explorer.Index
 	stopExplorer context.CancelFunc
 	explorerDone chan struct{}
+
+	retention retention // see retention.go
 }
 
 // New opens the node in home with cfg. It takes an exclusive lock on the
@@ -100,6 +102,9 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 	a.KeepRecent = cfg.State.KeepRecent
 
 	cc := cfg.cometConfig(home)
+	if err := n.prepareRetention(cc); err != nil {
+		return nil, err
+	}
 	if err := cc.ValidateBasic(); err != nil {
 		return nil, fmt.Errorf("cometbft config: %w", err)
 	}
@@ -172,6 +177,7 @@ func (n *Node) Start() error {
 			return err
 		}
 	}
+	n.startRetention()
 	lim := n.cfg.API.Limits
 	if lim.WriteTimeout == 0 {
 		lim.WriteTimeout = time.Minute // the API streams nothing: a client that does not read is dropped
@@ -206,7 +212,9 @@ func (n *Node) Stop() error {
 	if n.stopHealth != nil {
 		n.stopHealth()
 	}
+	n.stopRetention()
 	if n.stopExplorer != nil {
+		n.retention.setExplorer(nil) // Commit no longer reads it
 		n.stopExplorer()
 		<-n.explorerDone
 		errs = append(errs, n.explorer.Close())
@@ -226,6 +234,7 @@ func (n *Node) Stop() error {
 
 func (n *Node) release() {
 	n.dbs.closeAll()
+	n.cleanupRetention()
 	if n.app != nil {
 		n.app.Close()
 		n.app = nil
@@ -242,6 +251,8 @@ func (n *Node) startExplorer() error {
 	if err != nil {
 		return err
 	}
+	x.SetKeepBlocks(n.cfg.Explorer.KeepBlocks)
+	n.retention.setExplorer(x)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.explorer, n.stopExplorer, n.explorerDone = x, cancel, make(chan struct{})
 	go func() {

@@ -72,6 +72,8 @@ type App struct {
 	// KeepRecent, when positive, keeps only that many recent state versions
 	// (older ones cannot be queried or proven any more). 0 keeps all.
 	KeepRecent int64
+
+	retention // KeepBlocks, RetainLimit: see retention.go
 }
 
 // pruneEvery spaces pruning out: deleting versions costs a batch write.
@@ -487,7 +489,7 @@ func (a *App) Commit(context.Context, *abci.CommitRequest) (*abci.CommitResponse
 		return nil, fmt.Errorf("commit state at height %d: %w", v, err)
 	}
 	a.resetCheckState()
-	return &abci.CommitResponse{}, nil
+	return &abci.CommitResponse{RetainHeight: a.retainHeight(v)}, nil
 }
 
 // CheckInvariants verifies, on committed state, that balances add up to the

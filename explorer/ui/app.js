@@ -133,6 +133,7 @@ async function viewOverview() {
     ${barChart("Seconds between blocks", o.block_times.map(b => ({ x: "#" + b.height, y: b.seconds })), v => Number(v).toFixed(2) + " s", v => Number(v).toFixed(2) + " s")}
   </div>`;
   html += `<h2>Latest blocks</h2>` + blocksTable(o.recent_blocks);
+  if (o.keep_blocks > 0) html += `<p class="empty">This node keeps the blocks and transactions of the last ${num(o.keep_blocks)} blocks (from #${num(o.oldest_block)}); the sums and charts above cover the whole chain.</p>`;
   html += `<h2>Latest verdicts</h2>` + verdictTable(o.recent_verdicts, "No fault has been reported: no provider or validator has been slashed.");
   return html;
 }
@@ -510,7 +511,7 @@ async function render(navigated) {
     }
   } catch (e) {
     html = e.status === 404
-      ? `<h1>Not found</h1><p>${esc(e.message)}</p><p><a href="#/">Go to the overview</a></p>`
+      ? `<h1>${e.message.startsWith("pruned:") ? "Beyond this node's retention" : "Not found"}</h1><p>${esc(e.message)}</p><p><a href="#/">Go to the overview</a></p>`
       : `<h1>Something went wrong</h1><div class="err" role="alert">${esc(e.message)}</div>`;
   }
   if (seq !== renderSeq) return; // a newer render started

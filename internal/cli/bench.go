@@ -63,6 +63,25 @@ drain that each sender's committed nonce equals its admitted txs.`,
 	fs.BoolVar(&o.JSON, "json", false, "print the result as JSON (same as -o json)")
 	fs.StringVar(&o.NodeExe, "node-exe", "", "run the node from this binary (`BIN start --home DIR --log-level warn`; default: this agora)")
 	_ = fs.MarkHidden("node-exe")
+	var ro bench.RetentionOptions
+	ret := &cobra.Command{
+		Use:   "retention",
+		Short: "Disk per block: a fresh local validator under light load, keeping all blocks, then only the last --keep",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ro.Out = g.out
+			_, err := bench.RunRetention(ctxOr(cmd.Context()), ro)
+			return err
+		},
+	}
+	rf := ret.Flags()
+	rf.Int64Var(&ro.Blocks, "blocks", 20_000, "blocks each run produces")
+	rf.Int64Var(&ro.Keep, "keep", 1000, "the pruned run's retention.keep_blocks, explorer.keep_blocks and state.keep_recent")
+	rf.IntVar(&ro.TxsPerBlock, "txs-per-block", 2, "transfers broadcast per block")
+	rf.DurationVar(&ro.BlockTime, "block-time", 5*time.Millisecond, "timeout_commit")
+	rf.StringVar(&ro.Dir, "dir", "", "keep the node homes here (default: temp dirs, removed after)")
+	rf.BoolVar(&ro.JSON, "json", false, "print the result as JSON")
+	cmd.AddCommand(ret)
 	var go_ bench.GatewayOptions
 	gw := &cobra.Command{
 		Use:   "gateway",

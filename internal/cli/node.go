@@ -29,6 +29,7 @@ type nodeFlags struct {
 	mempoolSize                                                      int
 	apiMaxConns, rpcMaxConns                                         int
 	apiBodyTimeout, maxBlockAge                                      time.Duration
+	keepBlocks, explorerKeepBlocks                                   int64
 }
 
 func (f *nodeFlags) register(fs *pflag.FlagSet) {
@@ -45,6 +46,8 @@ func (f *nodeFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.apiBodyTimeout, "api.body_timeout", 0, "time a JSON API client has to send a request body (default 30s)")
 	fs.IntVar(&f.rpcMaxConns, "rpc.max_open_connections", 0, "CometBFT RPC connections open at once (default: its share of the descriptor budget)")
 	fs.DurationVar(&f.maxBlockAge, "health.max_block_age", 0, "/healthz reports the chain stalled after this long without a block (default 10 block times, at least 10s)")
+	fs.Int64Var(&f.keepBlocks, "retention.keep_blocks", 0, "keep only the last N blocks, their results and tx index entries (default 0: keep all)")
+	fs.Int64Var(&f.explorerKeepBlocks, "explorer.keep_blocks", 0, "explorer keeps block and tx detail of only the last N blocks, and all its sums (default 0: keep all)")
 }
 
 func (f *nodeFlags) apply(fs *pflag.FlagSet, c *node.Config) {
@@ -77,6 +80,12 @@ func (f *nodeFlags) apply(fs *pflag.FlagSet, c *node.Config) {
 	}
 	if fs.Changed("health.max_block_age") {
 		c.Health.MaxBlockAge = f.maxBlockAge
+	}
+	if fs.Changed("retention.keep_blocks") {
+		c.Retention.KeepBlocks = f.keepBlocks
+	}
+	if fs.Changed("explorer.keep_blocks") {
+		c.Explorer.KeepBlocks = f.explorerKeepBlocks
 	}
 }
 
