@@ -83,3 +83,24 @@ func TestVerifyProof(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkProve(b *testing.B) {
+	h := sha256.Sum256([]byte("bench"))
+	k := ed25519.NewKeyFromSeed(h[:])
+	for i := 0; i < b.N; i++ {
+		Prove(k, "chain", uint64(i))
+	}
+}
+
+func BenchmarkVerifyProof(b *testing.B) {
+	h := sha256.Sum256([]byte("bench"))
+	k := ed25519.NewKeyFromSeed(h[:])
+	pub := k.Public().(ed25519.PublicKey)
+	proof := Prove(k, "chain", 1)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := VerifyProof(pub, "chain", 1, proof); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
