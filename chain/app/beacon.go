@@ -197,10 +197,10 @@ func (a *App) beaconTxFor(kv store.KV, height int64, commit abci.ExtendedCommitI
 	if len(bt.Entries) == 0 {
 		return nil
 	}
-	if len(bt.Entries) > types.MaxBeaconEntries {
-		bt.Entries = bt.Entries[:types.MaxBeaconEntries]
-	}
 	sort.Slice(bt.Entries, func(i, j int) bool { return bytes.Compare(bt.Entries[i].Validator, bt.Entries[j].Validator) < 0 })
+	if len(bt.Entries) > types.MaxBeaconEntries {
+		bt.Entries = bt.Entries[:types.MaxBeaconEntries] // the rest come in the next block
+	}
 	return types.EncodeBeaconTx(bt)
 }
 
