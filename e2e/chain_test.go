@@ -205,13 +205,9 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	if len(ep.Seed) != 32 || ep.Commitments != 1 {
 		t.Fatalf("epoch after seed height: %+v", ep)
 	}
-	seedBlock := ep.SeedHeight
-	blk, err := c.RPC().Block(ctx, &seedBlock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := epochSeed(ep.Number, blk.Block.Hash()); !bytes.Equal(ep.Seed, want) {
-		t.Fatalf("seed %x, want %x from block %d", ep.Seed, want, seedBlock)
+	// The seed is the validator's VRF beacon output, not a block hash.
+	if beacon := beaconSeeds(t, nw.ChainID, ep.Number, consKeys(t, nw), 1); ep.SeedSource != "vrf" || ep.SeedContributors != 1 || beacon[string(ep.Seed)] != 1 {
+		t.Fatalf("seed %x from %q with %d contributors, want the beacon of the validator's key", ep.Seed, ep.SeedSource, ep.SeedContributors)
 	}
 	var cm app.CommitmentView
 	if err := c.Query(ctx, "/commitment/"+itoa(ep.Number)+"/"+prov.Address().String(), 0, &cm); err != nil {
@@ -295,18 +291,6 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	if err := app.VerifyStoreProof(cmt.Header.AppHash, resp); err != nil {
 		t.Fatalf("absence proof: %v", err)
 	}
-}
-
-func epochSeed(n uint64, blockHash []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte("agora/epoch-seed/v1"))
-	var b [8]byte
-	for i := 0; i < 8; i++ {
-		b[i] = byte(n >> (56 - 8*i))
-	}
-	h.Write(b[:])
-	h.Write(blockHash)
-	return h.Sum(nil)
 }
 
 func itoa(n uint64) string {

@@ -464,6 +464,14 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			}
 		}
 	}
+	if b, err := types.DecodeBeaconTx(raw); err == nil {
+		// The proposer's carrier of validators' epoch-beacon proofs.
+		t.Msg = "beacon"
+		t.Fields["epoch"] = u64(b.Epoch)
+		t.Fields["validators"] = strconv.Itoa(len(b.Entries))
+		bt.put(key("t/", h[:]), t)
+		return t, nil
+	}
 	dec, err := types.DecodeTx(raw)
 	if err != nil {
 		t.Msg = "undecodable"

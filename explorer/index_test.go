@@ -275,3 +275,32 @@ func TestIndexRebuiltOnLayoutChange(t *testing.T) {
 		t.Fatal("old block survived the reset")
 	}
 }
+
+// TestIndexBeaconTx: a block's beacon tx is labelled as one, with its epoch
+// and how many validators' proofs it carries, not as undecodable.
+func TestIndexBeaconTx(t *testing.T) {
+	x, err := OpenIndex(t.TempDir(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	bt := types.EncodeBeaconTx(&types.BeaconTx{Epoch: 3, Entries: []types.BeaconEntry{
+		{Validator: bytesOf(1, 20), Proof: bytesOf(7, types.VRFProofLen)},
+		{Validator: bytesOf(2, 20), Proof: bytesOf(8, types.VRFProofLen)},
+	}})
+	res := TxResult{Events: []Event{{Type: "beacon", Attrs: map[string]string{"epoch": "3", "entries": "2", "recorded": "2"}}}}
+	if err := x.Apply(&BlockData{Height: 1, Hash: bytesOf(0xb1, 32), Time: time.Unix(0, 0), Txs: [][]byte{bt}, Results: []TxResult{res}}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := x.Block(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	txs, err := x.Txs(b.TxHashes)
+	if err != nil || len(txs) != 1 {
+		t.Fatalf("%d txs, %v", len(txs), err)
+	}
+	if tx := txs[0]; tx.Msg != "beacon" || tx.Fields["epoch"] != "3" || tx.Fields["validators"] != "2" || !tx.OK() {
+		t.Fatalf("beacon tx indexed as %+v", tx)
+	}
+}

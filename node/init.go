@@ -105,6 +105,11 @@ func InitNetwork(g GenesisOptions, vals []ValidatorSpec) ([]NodeInfo, error) {
 	cp := cmttypes.DefaultConsensusParams()
 	cp.Block.MaxBytes = 8 << 20
 	cp.Block.MaxGas = -1
+	if g.Params.BeaconWindow > 0 {
+		// Validators reveal their epoch-beacon VRF proofs in vote extensions
+		// (chain/epochs beacon.go); CometBFT carries them from height 1.
+		cp.Feature.VoteExtensionsEnableHeight = 1
+	}
 	doc := &cmttypes.GenesisDoc{
 		GenesisTime: gt, ChainID: g.ChainID, InitialHeight: 1, ConsensusParams: cp,
 		Validators: genVals, AppState: appState,

@@ -113,6 +113,9 @@ func New(home string, cfg Config, logger *slog.Logger) (*Node, error) {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
 	pv := privval.LoadFilePV(p.PrivValKeyFile(), p.PrivValStateFile())
+	if err := setBeaconKey(a, pv, logger); err != nil {
+		return nil, err
+	}
 	cmtLog := cometLogger{l: slog.New(quietHandler{logger.Handler()}).With("module", "cometbft"), onFailure: n.health.Fail}
 	cmt, err := cmtnode.NewNode(context.Background(), cc, pv, nodeKey,
 		proxy.NewConsensusSyncLocalClientCreator(a),

@@ -68,6 +68,8 @@ type App struct {
 	mempoolLock sync.Locker
 
 	sigs *sigCache
+	// beacon is this node's consensus key and the epoch beacon's caches (beacon.go).
+	beacon beaconState
 
 	// KeepRecent, when positive, keeps only that many recent state versions
 	// (older ones cannot be queried or proven any more). 0 keeps all.
@@ -97,6 +99,7 @@ func New(tree *store.Tree, logger *slog.Logger, metrics *Metrics) (*App, error) 
 		if err := a.loadConfig(snap); err != nil {
 			return nil, err
 		}
+		a.beaconNotice(nil)
 	}
 	a.resetCheckState()
 	return a, nil
@@ -167,6 +170,7 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	}
 	a.chainID = req.ChainId
 	a.params = g.Params
+	a.beaconNotice(req.ConsensusParams)
 	ups := stake.ValidatorUpdates(kv, g.Params)
 	a.log.Info("genesis written", "chain_id", req.ChainId, "accounts", len(g.Accounts), "validators", len(ups))
 	return &abci.InitChainResponse{Validators: toABCIUpdates(ups), AppHash: a.tree.WorkingHash()}, nil
@@ -185,6 +189,9 @@ func toABCIUpdates(ups []stake.Update) []abci.ValidatorUpdate {
 // and the message itself are all checked.
 func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckTxResponse, error) {
 	start := time.Now()
+	if types.IsBeaconTx(req.Tx) {
+		return a.checkFail(types.Errorf(types.CodeMalformed, "beacon txs are made by block proposers from vote extensions; they cannot be submitted")), nil
+	}
 	d, err := types.DecodeTx(req.Tx)
 	if err != nil {
 		return a.checkFail(types.Errorf(types.CodeMalformed, "%v", err)), nil
@@ -297,6 +304,10 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	var ok int
 	for i := range req.Txs {
+		if i == 0 && types.IsBeaconTx(req.Txs[0]) {
+			results[0] = a.finalizeBeacon(req.Height, req.Txs[0])
+			continue
+		}
 		if decodeErrs[i] != nil {
 			code := types.CodeOf(decodeErrs[i])
 			results[i] = &abci.ExecTxResult{Code: uint32(code), Codespace: Codespace, Log: decodeErrs[i].Error()}
@@ -419,7 +430,9 @@ func (a *App) endBlock(req *abci.FinalizeBlockRequest) ([]abci.Event, error) {
 			{Key: "epoch", Value: itoa(epochs.Number(a.params, req.Height)), Index: true},
 		}})
 	}
-	epochs.EndBlock(a.tree, a.params, req.Height, req.Hash)
+	if e := epochs.EndBlock(a.tree, a.params, req.Height, req.Hash); e != nil {
+		events = append(events, a.seedEvent(e))
+	}
 	expired, err := audit.ExpireChallenges(a.tree, a.params, req.Height)
 	if err != nil {
 		return nil, fmt.Errorf("expire omission challenges at %d: %w", req.Height, err)

@@ -392,6 +392,7 @@ func FuzzCheckTx(f *testing.F) {
 	body := &types.TxBody{ChainId: testChain, Fee: 1000, Msg: &types.TxBody_Send{Send: &types.MsgSend{To: make([]byte, 20), Amount: 1}}}
 	bz, _ := types.SignTx(key("a"), body)
 	f.Add(bz)
+	f.Add(types.EncodeBeaconTx(&types.BeaconTx{Epoch: 1, Entries: []types.BeaconEntry{{Validator: make([]byte, 20), Proof: make([]byte, types.VRFProofLen)}}}))
 	f.Fuzz(func(t *testing.T, tx []byte) {
 		h := fuzzHarness(t)
 		before := h.appHash()

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/agoranet/agora/chain/audit"
@@ -135,5 +136,60 @@ func TestDisputes(t *testing.T) {
 	}
 	if len(audit.OpenDisputes(snap)) != 0 || bank.Balance(snap, audit.Disputes) != 0 {
 		t.Fatal("disputes left open or bonds left escrowed")
+	}
+}
+
+// TestDisputeReportedBeforeSeed: a dispute opens right after the commit
+// deadline, but the seed is drawn beacon_window blocks later; a validator's
+// report on the disputed receipt is accepted in between, while a report on
+// an undisputed receipt still waits for the seed.
+func TestDisputeReportedBeforeSeed(t *testing.T) {
+	h := newHarnessWith(t, map[string]uint64{"operator": 10_000_000_000, "prov": 10_000_000_000, "client": 10_000_000_000}, func(p *types.Params) {
+		p.EpochLength, p.CommitWindow, p.BeaconWindow, p.OpeningWindow = 10, 3, 4, 5
+	})
+	p := h.params
+	prov := addrOf(key("prov"))
+	mustOK(t, h.block(h.tx("prov", &types.MsgBondProvider{Amount: p.MinProviderStake * 2}), h.tx("prov", &types.MsgRegisterProvider{Info: info()})))
+	var rs []*types.Receipt
+	for i := 0; i < 4; i++ {
+		rs = append(rs, &types.Receipt{ChainId: testChain, Provider: prov, ChannelId: 1, Client: addrOf(key("client")), Epoch: 0, Index: uint64(i), Amount: 100})
+	}
+	signed, err := receipt.SignBatch(key("prov"), rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids [][32]byte
+	for _, sr := range signed {
+		ids = append(ids, sr.ID())
+	}
+	root := receipt.Root(ids)
+	for h.height < p.EpochLength {
+		h.block()
+	}
+	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], ReceiptCount: 4, TotalBilled: 400})))
+	for h.height <= p.EpochLength+p.CommitWindow {
+		h.block()
+	}
+	fabricated := func(i int) []byte {
+		pr, _ := receipt.Prove(ids, i)
+		m := &types.MsgReportFault{Epoch: 0, Provider: prov, Index: uint64(i), Fault: types.FaultFabricated, Receipt: signed[i].Bytes, ReceiptSignature: signed[i].Signature, ProofLeft: pr.Left}
+		for _, s := range pr.Siblings {
+			m.Proof = append(m.Proof, append([]byte(nil), s[:]...))
+		}
+		return h.txAny("operator", &types.TxBody{Fee: p.MinFee("report_fault", 2000), Msg: &types.TxBody_ReportFault{ReportFault: m}})
+	}
+	mustOK(t, h.block(h.tx("client", &types.MsgDisputeReceipt{Receipt: signed[1].Bytes, ReceiptSignature: signed[1].Signature})))
+	snap, _ := h.app.Snapshot(0)
+	if ep := epochs.Get(snap, 0); len(ep.Seed) != 0 || h.height >= ep.SeedHeight {
+		t.Fatalf("at %d the seed (height %d) is already drawn", h.height, ep.SeedHeight)
+	}
+	if r := h.block(fabricated(2))[0]; types.Code(r.Code) != types.CodeInvalid || !strings.Contains(r.Log, "no sampling seed yet") {
+		t.Fatalf("report on an undisputed receipt before the seed: code %d %q", r.Code, r.Log)
+	}
+	bond0 := stake.ProviderBond(snap, prov)
+	mustOK(t, h.block(fabricated(1)))
+	snap, _ = h.app.Snapshot(0)
+	if got, want := stake.ProviderBond(snap, prov), bond0-types.MulDivU64(bond0, p.SlashProviderFraudBps, 10000); got != want || audit.GetDispute(snap, 0, prov, 1) != nil {
+		t.Fatalf("before the seed: provider bond %d, want %d; dispute still open: %v", got, want, audit.GetDispute(snap, 0, prov, 1) != nil)
 	}
 }

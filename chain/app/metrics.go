@@ -9,6 +9,9 @@ type Metrics struct {
 	checkSeconds  prometheus.Histogram
 	blockSeconds  prometheus.Histogram
 	height        prometheus.Gauge
+	// beacon (beacon.go)
+	beaconRejected   *prometheus.CounterVec
+	seedContributors prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them with reg (nil: unregistered).
@@ -33,9 +36,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		height: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "agora", Subsystem: "app", Name: "height", Help: "Last finalized height.",
 		}),
+		beaconRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "agora", Subsystem: "app", Name: "beacon_rejected_total",
+			Help: "Vote extensions and block proposals rejected over their epoch-beacon content.",
+		}, []string{"what"}),
+		seedContributors: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "agora", Subsystem: "app", Name: "epoch_seed_contributors",
+			Help: "Validators whose VRF output went into the last epoch seed drawn (0: a block-hash seed).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.txs, m.checkRejected, m.checkSeconds, m.blockSeconds, m.height)
+		reg.MustRegister(m.txs, m.checkRejected, m.checkSeconds, m.blockSeconds, m.height, m.beaconRejected, m.seedContributors)
 	}
 	return m
 }

@@ -55,7 +55,7 @@ func TestSettlementOverManyEpochs(t *testing.T) {
 	settled := map[uint64]bool{}
 	refuses := func(e uint64) bool { return e%7 == 3 }
 	// Run until the last epoch's settlement height has passed.
-	lastSettle := int64(epochsRun)*p.EpochLength + p.CommitWindow + 1 + 2*p.OpeningWindow
+	lastSettle := int64(epochsRun)*p.EpochLength + p.CommitWindow + 1 + p.BeaconWindow + 2*p.OpeningWindow
 	var pending [][]byte
 	for h.height < lastSettle {
 		prevPool := bank.Balance(snap, bank.RewardsPool)

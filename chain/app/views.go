@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -135,14 +136,18 @@ func remaining(c *types.Channel) uint64 {
 }
 
 type EpochView struct {
-	Number          uint64         `json:"number"`
-	StartHeight     int64          `json:"start_height"`
-	EndHeight       int64          `json:"end_height"`
-	CommitDeadline  int64          `json:"commit_deadline"`
-	SeedHeight      int64          `json:"seed_height"`
-	Seed            types.HexBytes `json:"seed,omitempty"`
-	OpeningDeadline int64          `json:"opening_deadline"`
-	Commitments     uint32         `json:"commitments"`
+	Number         uint64         `json:"number"`
+	StartHeight    int64          `json:"start_height"`
+	EndHeight      int64          `json:"end_height"`
+	CommitDeadline int64          `json:"commit_deadline"`
+	SeedHeight     int64          `json:"seed_height"`
+	Seed           types.HexBytes `json:"seed,omitempty"`
+	// SeedSource is "vrf" (the validators' beacon) or "block_hash", once
+	// the seed is drawn; SeedContributors counts the VRF outputs in it.
+	SeedSource       string `json:"seed_source,omitempty"`
+	SeedContributors uint32 `json:"seed_contributors,omitempty"`
+	OpeningDeadline  int64  `json:"opening_deadline"`
+	Commitments      uint32 `json:"commitments"`
 	// Settlement (at the end of block settle_height).
 	SettleHeight     int64  `json:"settle_height"`
 	Settled          bool   `json:"settled"`
@@ -153,7 +158,12 @@ type EpochView struct {
 }
 
 func EpochViewOf(e *types.Epoch) EpochView {
+	source := e.SeedSource
+	if source == "" && len(e.Seed) > 0 {
+		source = epochs.SourceBlockHash // a chain without a beacon
+	}
 	return EpochView{
+		SeedSource: source, SeedContributors: e.SeedContributors,
 		Number: e.Number, StartHeight: e.StartHeight, EndHeight: e.EndHeight, CommitDeadline: e.CommitDeadline,
 		SeedHeight: e.SeedHeight, Seed: e.Seed, OpeningDeadline: e.OpeningDeadline, Commitments: e.Commitments,
 		SettleHeight: e.SettleHeight, Settled: e.Settled, Emission: e.Emission, Fees: e.Fees,

@@ -52,10 +52,16 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 		return res, types.Errorf(types.CodeUnauthorized, "only bonded validators may report faults")
 	}
 	ep := epochs.Get(kv, m.Epoch)
-	if ep == nil || len(ep.Seed) == 0 {
-		return res, types.Errorf(types.CodeInvalid, "epoch %d has no sampling seed yet", m.Epoch)
+	if ep == nil {
+		return res, types.Errorf(types.CodeInvalid, "epoch %d has not ended yet", m.Epoch)
 	}
 	disputed := GetDispute(kv, m.Epoch, m.Provider, m.Index)
+	// A disputed receipt may be reported as soon as it is disputed (after the
+	// commit deadline); only sampled receipts wait for the seed, drawn
+	// beacon_window blocks later.
+	if len(ep.Seed) == 0 && disputed == nil {
+		return res, types.Errorf(types.CodeInvalid, "epoch %d has no sampling seed yet", m.Epoch)
+	}
 	if height > ep.OpeningDeadline+p.OpeningWindow && (disputed == nil || height > disputed.Deadline) {
 		return res, types.Errorf(types.CodeInvalid, "reports for epoch %d closed at height %d", m.Epoch, ep.OpeningDeadline+p.OpeningWindow)
 	}
@@ -64,8 +70,10 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 		return res, types.Errorf(types.CodeNotFound, "no commitment by %s for epoch %d", types.Address(m.Provider), m.Epoch)
 	}
 	sampled := false
-	for _, i := range verify.Sampled(ep.Seed, m.Provider, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
-		sampled = sampled || i == m.Index
+	if len(ep.Seed) > 0 {
+		for _, i := range verify.Sampled(ep.Seed, m.Provider, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
+			sampled = sampled || i == m.Index
+		}
 	}
 	if !sampled && disputed == nil {
 		return res, types.Errorf(types.CodeInvalid, "receipt %d of epoch %d was not sampled for audit nor disputed", m.Index, m.Epoch)

@@ -1,13 +1,15 @@
 // Package epochs closes an epoch every EpochLength blocks, accepts each
 // provider's commitment to the receipts it served in the epoch (Merkle root,
 // count, total billed) until a deadline, and then fixes the epoch's sampling
-// seed from the hash of the first block after that deadline, so no provider
-// can know which receipts will be sampled when it commits.
+// seed from data revealed only after that deadline, so no provider can know
+// which receipts will be sampled when it commits.
 //
 // Epoch n covers heights [n*E+1, (n+1)*E]. It closes at the end of block
 // (n+1)*E; commitments are accepted at heights (end, end+CommitWindow]; the
-// seed is sha256(domain || n || hash of block end+CommitWindow+1); openings
-// are due by seed height + OpeningWindow.
+// seed is drawn at the end of block end+CommitWindow+1+BeaconWindow from the
+// validators' VRF beacon (beacon.go), or, on a chain without one, it is
+// sha256(domain || n || hash of block end+CommitWindow+1); openings are due
+// by seed height + OpeningWindow.
 package epochs
 
 import (
@@ -28,7 +30,7 @@ var (
 	keyLatest        = []byte("epochs/latest")
 )
 
-// SeedDomain separates epoch seeds from every other hash.
+// SeedDomain separates block-hash (v1) epoch seeds from every other hash.
 const SeedDomain = "agora/epoch-seed/v1"
 
 // Number returns the epoch that contains height (height >= 1).
@@ -70,8 +72,9 @@ func Seed(n uint64, blockHash []byte) []byte {
 }
 
 // EndBlock closes the epoch ending at height and sets the seed of the epoch
-// whose seed block is height. blockHash is the hash of block `height`.
-func EndBlock(kv store.KV, p types.Params, height int64, blockHash []byte) {
+// whose seed block is height, which it returns (nil when no seed was drawn).
+// blockHash is the hash of block `height`.
+func EndBlock(kv store.KV, p types.Params, height int64, blockHash []byte) *types.Epoch {
 	if height%p.EpochLength == 0 {
 		n := uint64(height/p.EpochLength) - 1
 		start, end := Bounds(p, n)
@@ -79,7 +82,7 @@ func EndBlock(kv store.KV, p types.Params, height int64, blockHash []byte) {
 			Number: n, StartHeight: start, EndHeight: end, Closed: true,
 			CommitDeadline: end + p.CommitWindow,
 		}
-		e.SeedHeight = e.CommitDeadline + 1
+		e.SeedHeight = e.CommitDeadline + 1 + p.BeaconWindow
 		e.OpeningDeadline = e.SeedHeight + p.OpeningWindow
 		e.SettleHeight = e.OpeningDeadline + p.OpeningWindow
 		set(kv, e)
@@ -91,10 +94,12 @@ func EndBlock(kv store.KV, p types.Params, height int64, blockHash []byte) {
 	if bz := kv.Get(qk); bz != nil {
 		n := codec.ReadU64(bz)
 		e := Get(kv, n)
-		e.Seed = Seed(n, blockHash)
+		drawSeed(kv, p, e, blockHash)
 		set(kv, e)
 		kv.Delete(qk)
+		return e
 	}
+	return nil
 }
 
 // DueForSettlement removes and returns the epoch whose settlement height is

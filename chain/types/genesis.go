@@ -16,6 +16,13 @@ type Params struct {
 	// CommitWindow is how many blocks after an epoch ends providers have to
 	// commit its receipt root. The sampling seed comes from the block after it.
 	CommitWindow int64 `json:"commit_window"`
+	// BeaconWindow is how many heights after the commit deadline validators
+	// reveal their VRF contributions to the epoch seed in vote extensions
+	// (chain/epochs beacon.go); the seed is drawn at the end of block
+	// commit_deadline + 1 + BeaconWindow. 0 (a genesis from before the
+	// beacon) seeds from the hash of block commit_deadline + 1, which that
+	// block's proposer can grind.
+	BeaconWindow int64 `json:"beacon_window"`
 	// OpeningWindow is how many blocks after the seed block sampled receipts must be opened.
 	OpeningWindow int64 `json:"opening_window"`
 	// UnbondingPeriod is how many blocks unbonded stake stays slashable before it is paid out.
@@ -68,6 +75,7 @@ func DefaultParams() Params {
 	return Params{
 		EpochLength:             20,
 		CommitWindow:            5,
+		BeaconWindow:            4,
 		OpeningWindow:           10,
 		UnbondingPeriod:         100,
 		JailDuration:            50,
@@ -119,6 +127,8 @@ func (p Params) Validate() error {
 		return errors.New("epoch_length must be at least 2 blocks")
 	case p.CommitWindow < 1 || p.CommitWindow >= p.EpochLength*10:
 		return errors.New("commit_window must be at least 1 block")
+	case p.BeaconWindow < 0 || p.BeaconWindow > p.EpochLength:
+		return errors.New("beacon_window must be between 0 and epoch_length blocks (consecutive epochs' windows must not overlap)")
 	case p.OpeningWindow < 1:
 		return errors.New("opening_window must be at least 1 block")
 	case p.UnbondingPeriod < 1:

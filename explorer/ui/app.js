@@ -338,7 +338,7 @@ async function viewEpoch(n) {
   html += kv(e ? [
     ["Blocks", `${link.block(e.start_height)} – ${link.block(e.end_height)}`],
     ["Commit deadline", link.block(e.commit_deadline)],
-    ["Audit seed", e.seed ? `<span class="mono">${esc(e.seed)}</span> (block ${link.block(e.seed_height)})` : `drawn at block ${num(e.seed_height)}`],
+    ["Audit seed", e.seed ? `<span class="mono">${esc(e.seed)}</span> (block ${link.block(e.seed_height)}; ${e.seed_source === "vrf" ? `VRF beacon of ${num(e.seed_contributors)} validator${e.seed_contributors === 1 ? "" : "s"}` : "hash of the seed block"})` : `drawn at block ${num(e.seed_height)}`],
     ["Opening deadline", link.block(e.opening_deadline)],
     ["Settlement", e.settled ? `at block ${link.block(e.settle_height)}: ${amount(e.emission)} minted + ${amount(e.fees)} fees → ${amount(e.provider_rewards)} to providers, ${amount(e.validator_rewards)} to validators` : `at block ${link.block(e.settle_height)}, when fault reports close`],
     ["Requests committed", num(s.requests)],

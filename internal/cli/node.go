@@ -163,6 +163,8 @@ func runInit(g *globals, o *initOpts, fs *pflag.FlagSet, extra func(*keyring.Key
 	params := types.DefaultParams()
 	if o.epochLength > 0 {
 		params.EpochLength = o.epochLength
+		// The beacon window must fit in an epoch (chain/epochs beacon.go).
+		params.BeaconWindow = min(params.BeaconWindow, params.EpochLength)
 	}
 	cfg := node.DefaultConfig()
 	o.nf.apply(fs, &cfg)
