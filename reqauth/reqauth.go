@@ -187,7 +187,16 @@ type Auth struct {
 
 // String renders the header's value.
 func (a *Auth) String() string {
-	return fmt.Sprintf("%s ch=%d ts=%d n=%x mac=%x", version, a.Channel, a.TS, a.Nonce, a.MAC)
+	b := make([]byte, 0, 160)
+	b = append(b, version+" ch="...)
+	b = strconv.AppendUint(b, a.Channel, 10)
+	b = append(b, " ts="...)
+	b = strconv.AppendInt(b, a.TS, 10)
+	b = append(b, " n="...)
+	b = hex.AppendEncode(b, a.Nonce[:])
+	b = append(b, " mac="...)
+	b = hex.AppendEncode(b, a.MAC[:])
+	return string(b)
 }
 
 // Parse parses a header's value; an empty one is ErrMissing.
