@@ -142,10 +142,19 @@ func TestInferenceBadInput(t *testing.T) {
 		{"voucher above what was billed", above, 402, "vouchers pay for receipts already given"},
 		{"unknown channel", provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, 999, 0)), 402, "channel 999"},
 	}
+	provKey := in.nw.Accounts[1]
+	// authenticated as the gateway does it: these are payment problems
+	authed := func(voucher string) map[string]string {
+		v, err := provider.ParseVoucher(voucher)
+		if err != nil {
+			return map[string]string{provider.VoucherHeader: voucher}
+		}
+		return authHeaders(t, in.nw.ChainID, client, provKey, v.ChannelId, "/v1/chat/completions", good, voucher)
+	}
 	for _, pc := range pCases {
 		h := map[string]string{}
 		if pc.voucher != "" {
-			h[provider.VoucherHeader] = pc.voucher
+			h = authed(pc.voucher)
 		}
 		r := post(t, pURL, good, h)
 		if r.status != pc.status || !strings.Contains(r.errMsg, pc.msg) {
@@ -153,7 +162,7 @@ func TestInferenceBadInput(t *testing.T) {
 		}
 	}
 	// a correct voucher works directly too (sanity check of the test itself)
-	if r := post(t, pURL, good, map[string]string{provider.VoucherHeader: valid}); r.status != 200 {
+	if r := post(t, pURL, good, authed(valid)); r.status != 200 {
 		t.Fatalf("valid voucher: %d %s", r.status, r.body)
 	}
 	if p.Billed(chID) <= billedBefore {
@@ -178,7 +187,7 @@ func TestInferenceBadInput(t *testing.T) {
 		ch   uint64
 		msg  string
 	}{{"underfunded channel", small, "underfunded"}, {"expiring channel", short, "too soon to settle"}} {
-		r := post(t, pURL, good, map[string]string{provider.VoucherHeader: provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, pc.ch, 0))})
+		r := post(t, pURL, good, authed(provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, pc.ch, 0))))
 		if r.status != 402 || !strings.Contains(r.errMsg, pc.msg) {
 			t.Errorf("%s: %d %q", pc.name, r.status, r.errMsg)
 		}
@@ -411,7 +420,7 @@ func TestCompletionsAndOverload(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := post(t, p.URL()+"/v1/chat/completions", body, map[string]string{provider.VoucherHeader: v})
+			r := post(t, p.URL()+"/v1/chat/completions", body, authHeaders(t, in.nw.ChainID, client, in.nw.Accounts[1], chs[0].ID, "/v1/chat/completions", body, v))
 			mu.Lock()
 			codes[r.status]++
 			if r.status == 429 {

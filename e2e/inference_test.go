@@ -41,6 +41,8 @@ type inferenceNet struct {
 	gwReg     *prometheus.Registry // the first gateway's metrics
 	oa        openai.Client
 	dir       string
+
+	provRegs []*prometheus.Registry // the providers' metrics
 }
 
 func quietLog() *slog.Logger {
@@ -87,7 +89,9 @@ func startInferenceWith(t *testing.T, adjust func(i int, c *provider.Config), ad
 		if adjust != nil {
 			adjust(i, &pc)
 		}
-		p, err := provider.New(pc, b, quietLog(), nil)
+		preg := prometheus.NewRegistry()
+		in.provRegs = append(in.provRegs, preg)
+		p, err := provider.New(pc, b, quietLog(), preg)
 		if err != nil {
 			t.Fatal(err)
 		}

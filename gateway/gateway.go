@@ -33,6 +33,7 @@ import (
 	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/reqauth"
 )
 
 // Config configures a gateway.
@@ -161,6 +162,10 @@ type channel struct {
 	last     *types.Voucher // the voucher for state.Paid
 	inflight uint64
 	lastUse  time.Time
+	// reqKey authenticates requests on channel reqKeyOf (reqauth): derived
+	// once per channel, as the channel changes when one is replaced.
+	reqKey   reqauth.Key
+	reqKeyOf uint64
 }
 
 type metrics struct {
@@ -608,6 +613,21 @@ func (g *Gateway) voucher(ch *channel, force bool) (*types.Voucher, error) {
 	return ch.last, nil
 }
 
+// requestKey is the key authenticating requests on ch's channel to its
+// provider (reqauth): an X25519 of the paying account's key and the
+// provider's, derived once per channel. Call with ch.mu held.
+func (g *Gateway) requestKey(ch *channel) (*reqauth.Key, error) {
+	if ch.reqKeyOf != ch.state.ChannelID || ch.reqKeyOf == 0 {
+		k, err := reqauth.ClientKey(ch.acct.key, ed25519.PublicKey(ch.provider.pub), g.chainID, ch.state.ChannelID)
+		if err != nil {
+			return nil, fmt.Errorf("request key for channel %d to %s: %w", ch.state.ChannelID, ch.provider.addr, err)
+		}
+		ch.reqKey, ch.reqKeyOf = k, ch.state.ChannelID
+	}
+	k := ch.reqKey
+	return &k, nil
+}
+
 // flush pays receipts not yet covered by a voucher on channels idle for at
 // least idle (0: all).
 func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
@@ -624,6 +644,10 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 			continue
 		}
 		v, err := g.voucher(ch, true)
+		var key *reqauth.Key
+		if err == nil {
+			key, err = g.requestKey(ch)
+		}
 		endpoint := ch.provider.endpoint
 		ch.mu.Unlock()
 		if err != nil {
@@ -631,7 +655,9 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 			continue
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/v1/vouchers", nil)
-		req.Header.Set(provider.VoucherHeader, provider.FormatVoucher(v))
+		vh := provider.FormatVoucher(v)
+		req.Header.Set(provider.VoucherHeader, vh)
+		req.Header.Set(reqauth.Header, reqauth.Sign(key, v.ChannelId, time.Now(), http.MethodPost, "/v1/vouchers", nil, vh))
 		resp, err := g.httpc.Do(req)
 		if err != nil {
 			g.log.Debug("send voucher", "provider", endpoint, "err", err)

@@ -9,10 +9,12 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/reqauth"
 )
 
 // After a restart, receipts billed before the stop are paid once the
@@ -27,10 +29,20 @@ func TestRestoredChannelsArePaid(t *testing.T) {
 
 	var mu sync.Mutex
 	var got []*types.Voucher
+	guard := reqauth.NewGuard(0, time.Now().Add(-time.Second), 0)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := provider.ParseVoucher(r.Header.Get(provider.VoucherHeader))
 		if r.URL.Path != "/v1/vouchers" || err != nil || types.VerifyVoucher(pub, "c", v) != nil {
 			http.Error(w, "bad voucher", http.StatusBadRequest)
+			return
+		}
+		// authenticated by the channel's key, as a provider requires
+		err = guard.Check(r.Header.Get(reqauth.Header), v.ChannelId, func(ch uint64) (*reqauth.Key, error) {
+			k, err := reqauth.ProviderKey(provKey, pub, "c", ch)
+			return &k, err
+		}, r.Method, r.URL.Path, nil, r.Header.Get(provider.VoucherHeader), time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return
 		}
 		mu.Lock()
@@ -58,7 +70,7 @@ func TestRestoredChannelsArePaid(t *testing.T) {
 		}
 	}
 	g := &Gateway{store: st, httpc: srv.Client(), log: slog.New(slog.DiscardHandler), chainID: "c", def: acct,
-		chans: map[string]*channel{}, providers: []*providerEntry{{addr: prov, endpoint: srv.URL}}}
+		chans: map[string]*channel{}, providers: []*providerEntry{{addr: prov, endpoint: srv.URL, pub: provKey.Public().(ed25519.PublicKey)}}}
 	var err error
 	if g.billedAtStart, err = st.BilledByProvider(func(StoredReceipt) bool { return true }); err != nil {
 		t.Fatal(err)

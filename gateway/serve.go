@@ -22,6 +22,7 @@ import (
 	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/reqauth"
 )
 
 // Response headers naming who served a request and its receipt.
@@ -186,6 +187,10 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	}
 	ch.mu.Lock()
 	v, err := g.voucher(ch, false)
+	var key *reqauth.Key
+	if err == nil {
+		key, err = g.requestKey(ch)
+	}
 	ch.inflight += maxCost
 	ch.lastUse = time.Now()
 	ch.mu.Unlock()
@@ -210,7 +215,10 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		preq = g.earlyTrace(preq, &early, ch, p, v.CumulativeAmount, maxCost, maxOut, reqModel)
 	}
 	preq.Header.Set("Content-Type", "application/json")
-	preq.Header.Set(provider.VoucherHeader, provider.FormatVoucher(v))
+	vh := provider.FormatVoucher(v)
+	preq.Header.Set(provider.VoucherHeader, vh)
+	// the request as the provider's API sees it: path, not the endpoint's URL
+	preq.Header.Set(reqauth.Header, reqauth.Sign(key, v.ChannelId, time.Now(), http.MethodPost, path, body, vh))
 	preq.Header.Set(provider.EarlyReceiptHeader, "1")
 	resp, err := g.hop.Do(preq)
 	if err != nil {
@@ -221,7 +229,10 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	if resp.StatusCode != http.StatusOK {
 		eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		oe := oai.ParseError(resp.StatusCode, eb)
-		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusPaymentRequired {
+		// (401: the provider refused our request authentication — a clock
+		// off by more than its window, say: not the client's request's fault)
+		if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusPaymentRequired ||
+			resp.StatusCode == http.StatusUnauthorized {
 			p.observe(false, 0)
 			return errRetry{oe}
 		}

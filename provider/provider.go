@@ -28,6 +28,7 @@ import (
 	"github.com/agoranet/agora/internal/health"
 	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/internal/presign"
+	"github.com/agoranet/agora/reqauth"
 )
 
 // VoucherHeader carries "<channel id>:<cumulative uagr>:<signature hex>".
@@ -67,6 +68,11 @@ type Config struct {
 	// MaxBlockAge: /healthz reports the chain stalled once the node has
 	// committed no block for this long (default 30s).
 	MaxBlockAge time.Duration
+	// AuthWindow: a request's X-Agora-Auth timestamp may differ from the
+	// provider's clock by this much (default 2 minutes); AuthCapacity bounds
+	// the nonces remembered meanwhile (default reqauth.DefaultCapacity).
+	AuthWindow   time.Duration
+	AuthCapacity int
 }
 
 // Provider is a running provider.
@@ -100,6 +106,7 @@ type Provider struct {
 	writing  map[uint64]int    // epoch → receipts being written
 	chans    map[uint64]app.ChannelView
 	chanMu   map[uint64]*sync.Mutex
+	authKeys map[uint64]*reqauth.Key // channel → request key (reqauth)
 
 	nextRedeem int64 // height of the next periodic redemption (loop only)
 
@@ -115,6 +122,7 @@ type Provider struct {
 
 	recorder recorder
 	presign  *presign.Signer // signs receipts (nonces made ahead, in background bursts); set by Start
+	guard    *reqauth.Guard  // requests' freshness and nonces; set by Start
 
 	srv    *http.Server
 	ln     net.Listener
@@ -130,6 +138,8 @@ type metrics struct {
 	tokens   *prometheus.CounterVec
 	billed   prometheus.Counter
 	latency  prometheus.Histogram
+	// authRefused counts requests refused for their X-Agora-Auth, by reason.
+	authRefused *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -138,9 +148,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		tokens:   prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "tokens_total", Help: "Tokens served by kind."}, []string{"kind"}),
 		billed:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "billed_uagr_total", Help: "uagr billed in receipts."}),
 		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "provider", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "auth_refused_total",
+			Help: "Paid requests refused for their X-Agora-Auth header, by reason (missing, malformed, channel, key, mac, stale, future, before_start, replay, full)."}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.tokens, m.billed, m.latency)
+		reg.MustRegister(m.requests, m.tokens, m.billed, m.latency, m.authRefused)
 	}
 	return m
 }
@@ -178,7 +190,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 	p := &Provider{
 		cfg: cfg, log: logger, backend: backend, chain: c, signer: c.NewSigner(cfg.Key),
 		addr:     types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
-		reserved: map[uint64]uint64{}, chans: map[uint64]app.ChannelView{}, chanMu: map[uint64]*sync.Mutex{},
+		reserved: map[uint64]uint64{}, chans: map[uint64]app.ChannelView{}, chanMu: map[uint64]*sync.Mutex{}, authKeys: map[uint64]*reqauth.Key{},
 		billed: map[uint64]uint64{}, vouchers: map[uint64]ChannelState{}, verified: map[uint64]*types.Voucher{}, epCount: map[uint64]uint64{},
 		epTotal: map[uint64]uint64{}, epTokens: map[uint64]uint64{}, answered: map[string]int64{}, writing: map[uint64]int{},
 		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
@@ -244,6 +256,9 @@ func (p *Provider) Start(ctx context.Context) error {
 		st.Close()
 		return err
 	}
+	// A request signed before now may have been served by a previous run,
+	// whose nonces are gone: the guard refuses those (reqauth.ErrBeforeStart).
+	p.guard = reqauth.NewGuard(p.cfg.AuthWindow, time.Now(), p.cfg.AuthCapacity)
 	hctx, hcancel := context.WithCancel(context.Background())
 	p.stopHealth = hcancel
 	go p.health.Run(hctx)

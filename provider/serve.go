@@ -85,6 +85,10 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "%v", err))
 		return
 	}
+	if e := p.authenticate(r, v.ChannelId, body); e != nil {
+		p.fail(w, e)
+		return
+	}
 	job := &Job{Chat: chat, MaxTokens: req.MaxOutput(p.cfg.DefaultMax)}
 	job.Logprobs, job.TopLogprobs = req.LogprobsWanted(chat)
 	if chat {
@@ -337,6 +341,16 @@ func (p *Provider) handleVoucher(w http.ResponseWriter, r *http.Request) {
 	v, err := ParseVoucher(r.Header.Get(VoucherHeader))
 	if err != nil {
 		oai.Errorf(http.StatusBadRequest, "invalid_request_error", VoucherHeader, "%v", err).Write(w)
+		return
+	}
+	// the body (none is expected) is covered by the request's MAC
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	if err != nil {
+		oai.Errorf(http.StatusRequestEntityTooLarge, "invalid_request_error", "", "a voucher request has no body").Write(w)
+		return
+	}
+	if e := p.authenticate(r, v.ChannelId, body); e != nil {
+		p.fail(w, e)
 		return
 	}
 	l := p.channelLock(v.ChannelId)

@@ -23,6 +23,7 @@ import (
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/node"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/reqauth"
 )
 
 // GatewayOptions configure `agora bench gateway`.
@@ -161,6 +162,15 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 	}
 	chID, _ := strconv.ParseUint(res.Events["channel_id"], 10, 64)
 	voucher := provider.FormatVoucher(types.SignVoucher(cliKey, g.ChainID, chID, 0))
+	// each request to the provider is authenticated by the channel's key,
+	// as the gateway's are (one MAC per request; the key once)
+	reqKey, err := reqauth.ClientKey(cliKey, provKey.Public().(ed25519.PublicKey), g.ChainID, chID)
+	if err != nil {
+		return nil, err
+	}
+	signProvider := func(req *http.Request, body []byte) {
+		req.Header.Set(reqauth.Header, reqauth.Sign(&reqKey, chID, time.Now(), http.MethodPost, "/v1/chat/completions", body, voucher))
+	}
 
 	body := func(stream bool) []byte {
 		b, _ := json.Marshal(map[string]any{"model": "fake", "stream": stream, "max_tokens": 16,
@@ -170,14 +180,15 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 	targets := []struct {
 		name, url string
 		header    map[string]string
+		sign      func(*http.Request, []byte)
 	}{
-		{"direct", backendURL + "/chat/completions", nil},
-		{"provider", pt.provider + "/v1/chat/completions", map[string]string{provider.VoucherHeader: voucher}},
-		{"gateway", pt.gateway + "/v1/chat/completions", nil},
+		{"direct", backendURL + "/chat/completions", nil, nil},
+		{"provider", pt.provider + "/v1/chat/completions", map[string]string{provider.VoucherHeader: voucher}, signProvider},
+		{"gateway", pt.gateway + "/v1/chat/completions", nil, nil},
 	}
 	// warm up the gateway's channel
 	for i := 0; i < 3; i++ {
-		if _, err := doRequest(http.DefaultClient, targets[2].url, body(false), nil); err != nil {
+		if _, err := doRequest(http.DefaultClient, targets[2].url, body(false), nil, nil); err != nil {
 			return nil, fmt.Errorf("warm-up through the gateway: %w", err)
 		}
 	}
@@ -225,7 +236,7 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 					if (o.Only != "" && o.Only != t.name) || (o.Mode == "json" && stream) || (o.Mode == "sse" && !stream) {
 						continue
 					}
-					l, e := load(t.url, body(stream), t.header, conns, slice)
+					l, e := load(t.url, body(stream), t.header, t.sign, conns, slice)
 					lats[i], errs[i] = append(lats[i], l...), errs[i]+e
 				}
 			}
@@ -255,11 +266,15 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 	return rows, nil
 }
 
-func doRequest(hc *http.Client, url string, body []byte, header map[string]string) (int, error) {
+// doRequest posts body to url with header, and sign's headers if any.
+func doRequest(hc *http.Client, url string, body []byte, header map[string]string, sign func(*http.Request, []byte)) (int, error) {
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	for k, v := range header {
 		req.Header.Set(k, v)
+	}
+	if sign != nil {
+		sign(req, body)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -276,7 +291,7 @@ func doRequest(hc *http.Client, url string, body []byte, header map[string]strin
 // load runs conns closed-loop clients for d and reports throughput and latency.
 // load runs conns closed-loop clients for d, returning the latencies of the
 // requests that succeeded and the count of those that failed.
-func load(url string, body []byte, header map[string]string, conns int, d time.Duration) ([]time.Duration, int) {
+func load(url string, body []byte, header map[string]string, sign func(*http.Request, []byte), conns int, d time.Duration) ([]time.Duration, int) {
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: conns * 2, MaxIdleConnsPerHost: conns * 2, IdleConnTimeout: time.Minute}}
 	var mu sync.Mutex
 	var lats []time.Duration
@@ -291,7 +306,7 @@ func load(url string, body []byte, header map[string]string, conns int, d time.D
 			le := 0
 			for time.Now().Before(deadline) {
 				t0 := time.Now()
-				if _, err := doRequest(hc, url, body, header); err != nil {
+				if _, err := doRequest(hc, url, body, header, sign); err != nil {
 					le++
 					continue
 				}

@@ -55,6 +55,9 @@ type ProviderConfig struct {
 	// MaxBlockAge is how long without a block before /healthz says 503.
 	Limits      netlimit.Limits `toml:"limits"`
 	MaxBlockAge time.Duration   `toml:"max_block_age"`
+
+	// how far a request's authentication timestamp may be from this clock
+	AuthWindow time.Duration `toml:"auth_window"` // e.g. "2m"
 }
 
 // GatewayConfig is gateway.toml; flags override it.
@@ -181,7 +184,7 @@ func providerCmd(g *globals) *cobra.Command {
 			p, err := provider.New(provider.Config{
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, Endpoint: c.Endpoint, DataDir: filepath.Join(g.home, "data", "provider"),
 				PriceIn: c.PriceInput, PriceOut: c.PriceOutput, Concurrency: c.Concurrency, Queue: c.Queue, Credit: c.Credit,
-				CPU: c.CPU, GPU: c.GPU,
+				CPU: c.CPU, GPU: c.GPU, AuthWindow: c.AuthWindow,
 				Pricing: provider.Pricing{Adaptive: c.PricePolicy == "adaptive", FloorPct: c.PriceFloor, CeilingPct: c.PriceCeil},
 				Limits:  c.Limits, MaxBlockAge: c.MaxBlockAge,
 			}, b, logger, registry())
@@ -215,6 +218,7 @@ func providerCmd(g *globals) *cobra.Command {
 	f.IntVar(&c.Queue, "queue", c.Queue, "queued requests before answering 429")
 	f.IntVar(&c.Threads, "threads", 0, "matmul threads per generation (default GOMAXPROCS)")
 	f.Uint64Var(&c.Credit, "credit", 0, "uagr a channel may owe beyond its best voucher (default 1,000,000)")
+	f.DurationVar(&c.AuthWindow, "auth-window", 0, "how far a request's authentication timestamp may be from this clock (default 2m)")
 	f.StringVar(&c.PricePolicy, "price-policy", "fixed", "fixed, or adaptive: raise prices when busy and lower them when idle, once per epoch")
 	f.Uint64Var(&c.PriceFloor, "price-floor-pct", 50, "adaptive pricing: lowest price, % of the base prices")
 	f.Uint64Var(&c.PriceCeil, "price-ceiling-pct", 400, "adaptive pricing: highest price, % of the base prices")
@@ -310,6 +314,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("queue", func() { d.Queue = fileOr(f.Queue, d.Queue) })
 		set("threads", func() { d.Threads = fileOr(f.Threads, d.Threads) })
 		set("credit", func() { d.Credit = fileOr(f.Credit, d.Credit) })
+		set("auth-window", func() { d.AuthWindow = fileOr(f.AuthWindow, d.AuthWindow) })
 		set("cpu", func() { d.CPU = firstNonEmpty(f.CPU, d.CPU) })
 		set("gpu", func() { d.GPU = firstNonEmpty(f.GPU, d.GPU) })
 		set("price-policy", func() { d.PricePolicy = firstNonEmpty(f.PricePolicy, d.PricePolicy) })
