@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +60,10 @@ type Config struct {
 	DefaultMax   int           // max_tokens when a request gives none (default 256)
 	Credit       uint64        // uagr a channel may owe beyond its best voucher (default 1,000,000)
 	Tick         time.Duration // chain polling period (default 500ms)
+	// DrainTimeout bounds how long Stop lets requests in flight finish
+	// (default 10s); then they are cut short, each billing what it
+	// generated (a partial receipt) before the store closes.
+	DrainTimeout time.Duration
 }
 
 // Provider is a running provider.
@@ -110,6 +115,13 @@ type Provider struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// Shutdown: stopping refuses new requests (503); cut ends the
+	// generations still running when the drain runs out (cutAll).
+	stopping atomic.Bool
+	cut      context.Context
+	cutAll   context.CancelFunc
+	requests map[string]*tracked // streams by request id (guarded by mu; cancel.go)
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -119,6 +131,7 @@ type metrics struct {
 	tokens   *prometheus.CounterVec
 	billed   prometheus.Counter
 	latency  prometheus.Histogram
+	partial  prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -127,9 +140,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		tokens:   prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "tokens_total", Help: "Tokens served by kind."}, []string{"kind"}),
 		billed:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "billed_uagr_total", Help: "uagr billed in receipts."}),
 		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "provider", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
+		partial:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "partial_receipts_total", Help: "Receipts for streams cut short (client gone, or stopping): the tokens generated until then."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.tokens, m.billed, m.latency)
+		reg.MustRegister(m.requests, m.tokens, m.billed, m.latency, m.partial)
 	}
 	return m
 }
@@ -151,6 +165,9 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -169,6 +186,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		priceIn: cfg.PriceIn, priceOut: cfg.PriceOut,
 	}
 	p.recorder.sign, p.recorder.store = p.signReceipts, p.storeReceipts
+	p.cut, p.cutAll = context.WithCancel(context.Background())
 	return p, nil
 }
 
@@ -240,12 +258,33 @@ func (p *Provider) Stop() error {
 	return p.stopErr
 }
 
+// cutGrace bounds how long requests cut at the end of the drain take to
+// record their partial receipts and end their responses.
+const cutGrace = 5 * time.Second
+
+// stop drains, in this order: new requests are refused (listener closed,
+// 503 on open connections); requests in flight finish, up to DrainTimeout;
+// those still running are then cut short, each recording a receipt for what
+// it generated and ending its stream with it and [DONE]; then the chain
+// loop stops, and the store closes last, once nothing can write to it.
 func (p *Provider) stop() error {
+	p.stopping.Store(true)
 	if p.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		p.srv.Shutdown(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
+		err := p.srv.Shutdown(ctx)
 		cancel()
+		if err != nil {
+			p.log.Warn("requests still running after the drain timeout: cutting them short", "drain", p.cfg.DrainTimeout)
+			p.cutAll()
+			ctx, cancel := context.WithTimeout(context.Background(), cutGrace)
+			if err := p.srv.Shutdown(ctx); err != nil {
+				p.log.Error("requests still running after being cut short: closing their connections", "err", err)
+				p.srv.Close()
+			}
+			cancel()
+		}
 	}
+	p.cutAll()
 	if p.cancel != nil {
 		p.cancel()
 		<-p.done

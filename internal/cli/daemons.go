@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,9 @@ type ProviderConfig struct {
 	CPU            string   `toml:"cpu"`
 	GPU            string   `toml:"gpu"`
 	LogLevel       string   `toml:"log_level"`
+	// DrainTimeout: how long a stop lets requests in flight finish
+	// ("10s"); then they are cut short, billing what they generated.
+	DrainTimeout time.Duration `toml:"drain_timeout"`
 }
 
 // GatewayConfig is gateway.toml; flags override it.
@@ -62,6 +66,7 @@ type GatewayConfig struct {
 	Deposit       uint64            `toml:"deposit"`
 	ChannelBlocks int64             `toml:"channel_blocks"`
 	LogLevel      string            `toml:"log_level"`
+	DrainTimeout  time.Duration     `toml:"drain_timeout"` // as the provider's
 }
 
 // ValidatorConfig is validator.toml; flags override it.
@@ -169,7 +174,7 @@ func providerCmd(g *globals) *cobra.Command {
 			p, err := provider.New(provider.Config{
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, Endpoint: c.Endpoint, DataDir: filepath.Join(g.home, "data", "provider"),
 				PriceIn: c.PriceInput, PriceOut: c.PriceOutput, Concurrency: c.Concurrency, Queue: c.Queue, Credit: c.Credit,
-				CPU: c.CPU, GPU: c.GPU,
+				CPU: c.CPU, GPU: c.GPU, DrainTimeout: c.DrainTimeout,
 				Pricing: provider.Pricing{Adaptive: c.PricePolicy == "adaptive", FloorPct: c.PriceFloor, CeilingPct: c.PriceCeil},
 			}, b, logger, registry())
 			if err != nil {
@@ -207,6 +212,7 @@ func providerCmd(g *globals) *cobra.Command {
 	f.Uint64Var(&c.PriceCeil, "price-ceiling-pct", 400, "adaptive pricing: highest price, % of the base prices")
 	f.StringVar(&c.CPU, "cpu", "", "CPU description to register")
 	f.StringVar(&c.GPU, "gpu", "", "GPU description to register")
+	f.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on stop, how long requests in flight may finish before they are cut short (each billing what it generated)")
 	cmd.AddCommand(start)
 	return cmd
 }
@@ -243,7 +249,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 			}
 			gw, err := gateway.New(gateway.Config{
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, DataDir: filepath.Join(g.home, "data", "gateway"),
-				APIKeys: c.APIKeys, Accounts: accounts, Deposit: c.Deposit, ChannelBlocks: c.ChannelBlocks,
+				APIKeys: c.APIKeys, Accounts: accounts, Deposit: c.Deposit, ChannelBlocks: c.ChannelBlocks, DrainTimeout: c.DrainTimeout,
 			}, logger, registry())
 			if err != nil {
 				return err
@@ -267,6 +273,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 	f.StringToStringVar(&c.Accounts, "account", nil, "API key paying from its own account: APIKEY=KEYNAME (repeatable)")
 	f.Uint64Var(&c.Deposit, "deposit", c.Deposit, "uagr deposited in each new channel")
 	f.Int64Var(&c.ChannelBlocks, "channel-blocks", c.ChannelBlocks, "channel lifetime in blocks")
+	f.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on stop, how long requests in flight may finish before streams are cut short (each ending with the receipt for what it got)")
 	cmd.AddCommand(start)
 	return cmd
 }
@@ -302,6 +309,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("backend-model", func() { d.BackendModels = fileList(f.BackendModels, d.BackendModels) })
 		set("backend-api-key", func() { d.BackendKey = firstNonEmpty(f.BackendKey, d.BackendKey) })
 		set("backend-context", func() { d.BackendContext = fileOr(f.BackendContext, d.BackendContext) })
+		set("drain-timeout", func() { d.DrainTimeout = fileOr(f.DrainTimeout, d.DrainTimeout) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *ValidatorConfig:
 		f := file.(ValidatorConfig)
@@ -325,6 +333,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		})
 		set("deposit", func() { d.Deposit = fileOr(f.Deposit, d.Deposit) })
 		set("channel-blocks", func() { d.ChannelBlocks = fileOr(f.ChannelBlocks, d.ChannelBlocks) })
+		set("drain-timeout", func() { d.DrainTimeout = fileOr(f.DrainTimeout, d.DrainTimeout) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	}
 }
