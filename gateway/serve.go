@@ -130,7 +130,11 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 	maxOut := req.MaxOutput(g.cfg.DefaultMax)
 	var lastErr error
 	for i, p := range cands {
-		if i >= g.cfg.Tries || g.cut.Err() != nil {
+		if i >= g.cfg.Tries {
+			break
+		}
+		if g.cut.Err() != nil {
+			lastErr = errors.New("the gateway is stopping")
 			break
 		}
 		if i > 0 {
@@ -205,8 +209,67 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	preq.Header.Set("Content-Type", "application/json")
 	preq.Header.Set(provider.VoucherHeader, provider.FormatVoucher(v))
 	preq.Header.Set(provider.EarlyReceiptHeader, "1")
+	started := false
+	var enc string
+	var usage *oai.Usage
+	var model string
+	// cutShort ends a stream that did not end cleanly — the client went
+	// away, the connection to the provider broke, or a stop's drain ran
+	// out. The provider bills what it generated until then: its receipt is
+	// fetched by request id, checked and stored like any other (so it is
+	// paid), and the stream ends with it and [DONE] if the client is still
+	// there.
+	cutShort := func(cause error) error {
+		ucancel() // the provider stops generating, if it has not yet
+		clientGone := r.Context().Err() != nil
+		stopping := g.cut.Err() != nil
+		if !clientGone && !stopping {
+			p.observe(false, 0)
+		}
+		penc, err := g.fetchPartial(p, rid)
+		if err != nil {
+			if !started && !clientGone { // nothing written: another provider, or a 503 if stopping
+				return errRetry{fmt.Errorf("provider stream: %w", cause)}
+			}
+			return fmt.Errorf("stream cut short (%v); its receipt: %w", cause, err)
+		}
+		var st *StoredReceipt
+		if early != nil && early.enc == penc {
+			st, err = g.keepEarly(early, ch, p, usage)
+		} else {
+			st, err = g.acceptReceipt(ch, p, penc, v.CumulativeAmount, maxCost, maxOut, usage, model)
+		}
+		if err != nil {
+			return fmt.Errorf("stream cut short (%v); its receipt: %w", cause, err)
+		}
+		g.metrics.partial.Inc()
+		if !started && !clientGone && !stopping {
+			// nothing reached the client: another provider may serve it
+			return errRetry{fmt.Errorf("provider stream: %w (billed %d by receipt %s)", cause, st.Amount, st.ID)}
+		}
+		if clientGone {
+			return fmt.Errorf("client went away mid-stream: %w (billed %d by receipt %s)", cause, st.Amount, st.ID)
+		}
+		if !started {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set(ProviderHeader, p.addr.String())
+			w.Header().Set("Trailer", ReceiptIDHeader)
+			w.WriteHeader(http.StatusOK)
+		}
+		w.Header().Set(ReceiptIDHeader, st.ID) // the trailer
+		if _, werr := io.WriteString(w, ReceiptIDComment+st.ID+"\ndata: [DONE]\n\n"); werr != nil {
+			return fmt.Errorf("client went away: %w", werr)
+		}
+		g.metrics.requests.WithLabelValues("200").Inc()
+		return nil
+	}
 	resp, err := g.hop.Do(preq)
 	if err != nil {
+		if stream && (r.Context().Err() != nil || g.cut.Err() != nil) {
+			// Cut before the response came: the provider may have begun.
+			return cutShort(err)
+		}
 		p.observe(false, 0)
 		return errRetry{err}
 	}
@@ -264,61 +327,6 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	fl, _ := w.(http.Flusher)
 	br := oai.NewStreamReader(resp.Body)
 	defer oai.ReleaseStreamReader(br)
-	started := false
-	var enc string
-	var usage *oai.Usage
-	var model string
-	// cutShort ends a stream that did not end cleanly — the client went
-	// away, the connection to the provider broke, or a stop's drain ran
-	// out. The provider bills what it generated until then: its receipt is
-	// fetched by request id, checked and stored like any other (so it is
-	// paid), and the stream ends with it and [DONE] if the client is still
-	// there.
-	cutShort := func(cause error) error {
-		ucancel() // the provider stops generating, if it has not yet
-		clientGone := r.Context().Err() != nil
-		stopping := g.cut.Err() != nil
-		if !clientGone && !stopping {
-			p.observe(false, 0)
-		}
-		penc, err := g.fetchPartial(p, rid)
-		if err != nil {
-			if !started && !clientGone && !stopping {
-				return errRetry{fmt.Errorf("provider stream: %w", cause)}
-			}
-			return fmt.Errorf("stream cut short (%v); its receipt: %w", cause, err)
-		}
-		var st *StoredReceipt
-		if early != nil && early.enc == penc {
-			st, err = g.keepEarly(early, ch, p, usage)
-		} else {
-			st, err = g.acceptReceipt(ch, p, penc, v.CumulativeAmount, maxCost, maxOut, usage, model)
-		}
-		if err != nil {
-			return fmt.Errorf("stream cut short (%v); its receipt: %w", cause, err)
-		}
-		g.metrics.partial.Inc()
-		if !started && !clientGone && !stopping {
-			// nothing reached the client: another provider may serve it
-			return errRetry{fmt.Errorf("provider stream: %w (billed %d by receipt %s)", cause, st.Amount, st.ID)}
-		}
-		if clientGone {
-			return fmt.Errorf("client went away mid-stream: %w (billed %d by receipt %s)", cause, st.Amount, st.ID)
-		}
-		if !started {
-			w.Header().Set("Content-Type", "text/event-stream")
-			w.Header().Set("Cache-Control", "no-cache")
-			w.Header().Set(ProviderHeader, p.addr.String())
-			w.Header().Set("Trailer", ReceiptIDHeader)
-			w.WriteHeader(http.StatusOK)
-		}
-		w.Header().Set(ReceiptIDHeader, st.ID) // the trailer
-		if _, werr := io.WriteString(w, ReceiptIDComment+st.ID+"\ndata: [DONE]\n\n"); werr != nil {
-			return fmt.Errorf("client went away: %w", werr)
-		}
-		g.metrics.requests.WithLabelValues("200").Inc()
-		return nil
-	}
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil && (err != io.EOF || line == "") {

@@ -68,6 +68,16 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		p.fail(w, e)
 		return
 	}
+	// A request with an id is tracked from here, so that asking for its
+	// receipt waits for however it ends (cancel.go).
+	rid := r.Header.Get(RequestIDHeader)
+	tracker, e := p.trackRequest(rid)
+	if e != nil {
+		p.fail(w, e)
+		return
+	}
+	var sr *receipt.Signed
+	defer func() { p.finish(rid, tracker, sr) }()
 	v, err := ParseVoucher(r.Header.Get(VoucherHeader))
 	if err != nil {
 		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "%v", err))
@@ -216,16 +226,8 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	}
 	created := time.Now().Unix()
 	var out *Output
-	var sr *receipt.Signed
 	if req.Stream {
-		rid := r.Header.Get(RequestIDHeader)
-		tr, e := p.trackRequest(rid)
-		if e != nil {
-			p.fail(w, e)
-			return
-		}
 		out, sr, err = p.stream(w, r, req, job, prep, chat, id, created, body, v, priceIn, priceOut)
-		p.finish(rid, tr, sr)
 		if err != nil {
 			p.log.Debug("stream ended early", "err", err)
 			if !errors.Is(err, errNotStarted) { // else answered with an error status, counted
@@ -459,6 +461,10 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	// can fetch by request id if not (cancel.go).
 	ctx, stopCtx := p.requestContext(r.Context())
 	defer stopCtx()
+	if ctx.Err() != nil { // cancelled while queued: nothing generated, nothing billed
+		p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "request cancelled before its generation began"))
+		return nil, nil, fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
+	}
 	out, err := prep.Run(ctx, func(d Delta) error {
 		if err := begin(); err != nil {
 			return err
