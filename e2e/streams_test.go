@@ -338,7 +338,17 @@ func TestStreamsCutAtStop(t *testing.T) {
 					}
 				}(i)
 			}
-			wg.Wait()
+			finished := make(chan struct{})
+			go func() { wg.Wait(); close(finished) }()
+			select {
+			case <-finished:
+			case <-time.After(2 * time.Minute):
+				for _, b := range bodies {
+					b.Close()
+				}
+				<-finished
+				t.Fatalf("%s: streams still running two minutes after the stop: it did not cut them", round)
+			}
 			return out
 		}
 	}
