@@ -66,6 +66,10 @@ type Config struct {
 	// MaxBlockAge: /healthz reports the chain stalled once the node has
 	// committed no block for this long (default 30s).
 	MaxBlockAge time.Duration
+	// DrainTimeout bounds how long Stop lets requests in flight finish
+	// (default 10s); streams still running are then cut short, each
+	// ending with the receipt for what it got and [DONE].
+	DrainTimeout time.Duration
 }
 
 // Gateway is a running gateway.
@@ -103,6 +107,12 @@ type Gateway struct {
 	ln     net.Listener
 	cancel context.CancelFunc
 	done   chan struct{}
+
+	// Shutdown: stopping refuses new requests (503); cut ends the
+	// requests still running when the drain runs out (cutAll).
+	stopping atomic.Bool
+	cut      context.Context
+	cutAll   context.CancelFunc
 
 	stopOnce sync.Once
 	stopErr  error
@@ -174,6 +184,7 @@ type metrics struct {
 	paid     prometheus.Counter
 	latency  prometheus.Histogram
 	early    *prometheus.CounterVec
+	partial  prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -183,9 +194,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		paid:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "billed_uagr_total", Help: "uagr of verified receipts."}),
 		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "gateway", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12)}),
 		early:    prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "early_receipts_total", Help: "Receipts providers sent ahead of their responses, by outcome (kept, dropped)."}, []string{"outcome"}),
+		partial:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "partial_receipts_total", Help: "Receipts fetched by request id for streams that did not end cleanly (client gone, connection broken, or stopping)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.failover, m.paid, m.latency, m.early)
+		reg.MustRegister(m.requests, m.failover, m.paid, m.latency, m.early, m.partial)
 	}
 	return m
 }
@@ -225,6 +237,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -247,7 +262,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 	}
 	mon := health.New(health.FromStatus(c.Status), cfg.MaxBlockAge, "max_block_age")
 	mon.Register(reg)
+	cut, cutAll := context.WithCancel(context.Background())
 	return &Gateway{
+		cut: cut, cutAll: cutAll,
 		def: def, accounts: accounts, health: mon,
 		cfg: cfg, log: logger, chain: c, signer: def.signer,
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
@@ -318,15 +335,37 @@ func (g *Gateway) Stop() error {
 	return g.stopErr
 }
 
+// cutGrace bounds how long streams cut at the end of the drain take to
+// get their partial receipts from their providers, store them and end.
+const cutGrace = partialWait + 5*time.Second
+
+// stop drains, in this order: new requests are refused (listener closed,
+// 503 on open connections); requests in flight finish, up to DrainTimeout;
+// streams still running are then cut short — their providers stop and bill
+// what they generated, and each stream ends with that receipt, stored, and
+// [DONE]; then the background loops stop, what is owed is paid, and the
+// store closes last, once no request can write to it.
 func (g *Gateway) stop() error {
+	g.stopping.Store(true)
 	if g.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		g.srv.Shutdown(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.DrainTimeout)
+		err := g.srv.Shutdown(ctx)
 		cancel()
+		if err != nil {
+			g.log.Warn("requests still running after the drain timeout: cutting them short", "drain", g.cfg.DrainTimeout)
+			g.cutAll()
+			ctx, cancel := context.WithTimeout(context.Background(), cutGrace)
+			if err := g.srv.Shutdown(ctx); err != nil {
+				g.log.Error("requests still running after being cut short: closing their connections", "err", err)
+				g.srv.Close()
+			}
+			cancel()
+		}
 	}
 	if g.stopHealth != nil {
 		g.stopHealth()
 	}
+	g.cutAll()
 	g.hop.CloseIdle()
 	if g.cancel != nil {
 		g.cancel()

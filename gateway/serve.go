@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -137,6 +139,10 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 	g.active.Add(1)
 	defer g.active.Add(-1)
 	start := time.Now()
+	if g.stopping.Load() { // a request on a connection opened before the stop
+		g.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "gateway is stopping"))
+		return
+	}
 	req, body, e := oai.Decode(r, chat)
 	if e != nil {
 		g.fail(w, e)
@@ -151,6 +157,10 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 	var lastErr error
 	for i, p := range cands {
 		if i >= g.cfg.Tries {
+			break
+		}
+		if g.cut.Err() != nil {
+			lastErr = errors.New("the gateway is stopping")
 			break
 		}
 		if i > 0 {
@@ -205,9 +215,21 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		return errRetry{err}
 	}
 	t0 := time.Now()
-	preq, err := http.NewRequestWithContext(r.Context(), http.MethodPost, p.endpoint+path, bytes.NewReader(body))
+	// The provider's request ends when the client goes away or a stop's
+	// drain runs out (the connection is closed: the provider stops).
+	uctx, ucancel := context.WithCancel(r.Context())
+	defer ucancel()
+	defer context.AfterFunc(g.cut, ucancel)()
+	preq, err := http.NewRequestWithContext(uctx, http.MethodPost, p.endpoint+path, bytes.NewReader(body))
 	if err != nil {
 		return errRetry{err}
+	}
+	// A stream's request id lets us fetch its receipt if it does not end
+	// cleanly (cancel.go in package provider).
+	var rid string
+	if stream {
+		rid = newRequestID()
+		preq.Header.Set(provider.RequestIDHeader, rid)
 	}
 	var early *earlyReceipt // see early.go
 	defer func() { g.dropEarly(early) }()
@@ -220,8 +242,67 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	// the request as the provider's API sees it: path, not the endpoint's URL
 	preq.Header.Set(reqauth.Header, reqauth.Sign(key, v.ChannelId, time.Now(), http.MethodPost, path, body, vh))
 	preq.Header.Set(provider.EarlyReceiptHeader, "1")
+	started := false
+	var enc string
+	var usage *oai.Usage
+	var model string
+	// cutShort ends a stream that did not end cleanly — the client went
+	// away, the connection to the provider broke, or a stop's drain ran
+	// out. The provider bills what it generated until then: its receipt is
+	// fetched by request id, checked and stored like any other (so it is
+	// paid), and the stream ends with it and [DONE] if the client is still
+	// there.
+	cutShort := func(cause error) error {
+		ucancel() // the provider stops generating, if it has not yet
+		clientGone := r.Context().Err() != nil
+		stopping := g.cut.Err() != nil
+		if !clientGone && !stopping {
+			p.observe(false, 0)
+		}
+		penc, err := g.fetchPartial(p, rid)
+		if err != nil {
+			if !started && !clientGone { // nothing written: another provider, or a 503 if stopping
+				return errRetry{fmt.Errorf("provider stream: %w", cause)}
+			}
+			return fmt.Errorf("stream cut short (%v); its receipt: %w", cause, err)
+		}
+		var st *StoredReceipt
+		if early != nil && early.enc == penc {
+			st, err = g.keepEarly(early, ch, p, usage)
+		} else {
+			st, err = g.acceptReceipt(ch, p, penc, v.CumulativeAmount, maxCost, maxOut, usage, model)
+		}
+		if err != nil {
+			return fmt.Errorf("stream cut short (%v); its receipt: %w", cause, err)
+		}
+		g.metrics.partial.Inc()
+		if !started && !clientGone && !stopping {
+			// nothing reached the client: another provider may serve it
+			return errRetry{fmt.Errorf("provider stream: %w (billed %d by receipt %s)", cause, st.Amount, st.ID)}
+		}
+		if clientGone {
+			return fmt.Errorf("client went away mid-stream: %w (billed %d by receipt %s)", cause, st.Amount, st.ID)
+		}
+		if !started {
+			w.Header().Set("Content-Type", "text/event-stream")
+			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set(ProviderHeader, p.addr.String())
+			w.Header().Set("Trailer", ReceiptIDHeader)
+			w.WriteHeader(http.StatusOK)
+		}
+		w.Header().Set(ReceiptIDHeader, st.ID) // the trailer
+		if _, werr := io.WriteString(w, ReceiptIDComment+st.ID+"\ndata: [DONE]\n\n"); werr != nil {
+			return fmt.Errorf("client went away: %w", werr)
+		}
+		g.metrics.requests.WithLabelValues("200").Inc()
+		return nil
+	}
 	resp, err := g.hop.Do(preq)
 	if err != nil {
+		if stream && (r.Context().Err() != nil || g.cut.Err() != nil) {
+			// Cut before the response came: the provider may have begun.
+			return cutShort(err)
+		}
 		p.observe(false, 0)
 		return errRetry{err}
 	}
@@ -282,19 +363,10 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	fl, _ := w.(http.Flusher)
 	br := oai.NewStreamReader(resp.Body)
 	defer oai.ReleaseStreamReader(br)
-	started := false
-	var enc string
-	var usage *oai.Usage
-	var model string
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil && (err != io.EOF || line == "") {
-			if !started {
-				p.observe(false, 0)
-				return errRetry{fmt.Errorf("provider stream: %w", err)}
-			}
-			p.observe(false, 0)
-			return fmt.Errorf("provider stream dropped: %w", err)
+			return cutShort(err)
 		}
 		if strings.HasPrefix(line, provider.ReceiptComment) {
 			enc = strings.TrimSpace(strings.TrimPrefix(line, provider.ReceiptComment))
@@ -347,7 +419,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			break
 		}
 		if _, werr := io.WriteString(w, line); werr != nil {
-			return fmt.Errorf("client went away: %w", werr)
+			return cutShort(fmt.Errorf("client went away: %w", werr))
 		}
 		if line == "\n" && fl != nil && !oai.EventBuffered(br) && !receiptNext(br) {
 			fl.Flush() // nothing more to pass on without waiting: the client gets it now
@@ -532,4 +604,45 @@ func (g *Gateway) handleDispute(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]any{"receipt": rec.ID, "provider": rec.Provider, "epoch": rec.Epoch, "index": rec.Index,
 		"tx": res.Hash, "height": res.Height, "deadline": res.Events["deadline"]})
+}
+
+// partialWait bounds how long the gateway waits for the receipt of a stream
+// cut short (the provider records it as soon as it notices the cut).
+const partialWait = 10 * time.Second
+
+// newRequestID is a stream's random request id (provider.RequestIDHeader):
+// 128 bits, so that nobody else can guess it and fetch its receipt.
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// fetchPartial asks a provider for the receipt of a stream that did not end
+// cleanly (GET /v1/requests/{id}/receipt; the provider waits until it is
+// recorded).
+func (g *Gateway) fetchPartial(p *providerEntry, rid string) (string, error) {
+	if rid == "" {
+		return "", errors.New("no request id")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), partialWait)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.endpoint+"/v1/requests/"+rid+"/receipt", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := g.httpc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("fetching the receipt of request %s: %w", rid, err)
+	}
+	defer resp.Body.Close()
+	eb, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("fetching the receipt of request %s: %w", rid, oai.ParseError(resp.StatusCode, eb))
+	}
+	enc := resp.Header.Get(provider.ReceiptHeader)
+	if enc == "" {
+		return "", fmt.Errorf("fetching the receipt of request %s: the provider sent none", rid)
+	}
+	return enc, nil
 }

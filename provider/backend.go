@@ -57,6 +57,11 @@ type Output struct {
 	OutputIDs        []int
 	Logprobs         []float32
 	FinishReason     string
+	// Cancelled: the request was cancelled mid-generation (its client went
+	// away, or the provider is stopping) and the output is what was
+	// generated until then (FinishReason FinishCancelled). Only streams
+	// return one; it is billed and recorded like any other.
+	Cancelled bool
 
 	// The output tokens as bytes and the best alternatives per token: on
 	// the tolerance path (Verify = VerifyTolerance) what the backend
@@ -163,12 +168,13 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		if job.Logprobs {
 			params.TopLogprobs = min(job.TopLogprobs, 20)
 		}
+		// A cancelled request stops at the token in hand: that token was
+		// generated, so it is still sent (the client may be there: a stop
+		// cuts requests short) and billed, and the output is a prefix.
+		stopped := false // by a cancellation or a failed write, not by the model
 		res, err := nm.m.Generate(nm.tok, ids, params, func(tr native.TokenResult) bool {
-			if ctx.Err() != nil {
-				return false
-			}
 			if onDelta == nil {
-				return true
+				return ctx.Err() == nil
 			}
 			if job.Logprobs {
 				pendTok.addNative(tr)
@@ -178,12 +184,14 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 				n := completeUTF8(pending)
 				if n > 0 {
 					if cbErr = onDelta(Delta{Text: string(pending[:n]), Tokens: pendTok}); cbErr != nil {
+						stopped = true
 						return false
 					}
 					pending, pendTok = append(pending[:0], pending[n:]...), TokenLogprobs{}
 				}
 			}
-			return true
+			stopped = ctx.Err() != nil
+			return !stopped
 		})
 		if err == nil && cbErr == nil && onDelta != nil && (len(pending) > 0 || pendTok.Len() > 0) {
 			cbErr = onDelta(Delta{Text: string(pending), Tokens: pendTok}) // whatever is left, even if not valid UTF-8
@@ -191,13 +199,18 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cbErr != nil {
-			return nil, cbErr
-		}
-		if ctx.Err() != nil {
+		// A stream cut short (its request cancelled, or its client gone:
+		// the write failed) returns the tokens generated, to be billed; a
+		// response not streamed delivers nothing until its end, so it is
+		// not.
+		if onDelta == nil && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
+		cut := stopped
 		out.Text, out.FinishReason = res.Text, res.FinishReason
+		if cut {
+			out.FinishReason, out.Cancelled = FinishCancelled, true
+		}
 		out.PromptTokens, out.CompletionTokens = len(ids), len(res.Tokens)
 		var lps TokenLogprobs
 		for _, tr := range res.Tokens {

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,10 @@ type Config struct {
 	// the nonces remembered meanwhile (default reqauth.DefaultCapacity).
 	AuthWindow   time.Duration
 	AuthCapacity int
+	// DrainTimeout bounds how long Stop lets requests in flight finish
+	// (default 10s); then they are cut short, each billing what it
+	// generated (a partial receipt) before the store closes.
+	DrainTimeout time.Duration
 }
 
 // Provider is a running provider.
@@ -129,6 +134,13 @@ type Provider struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// Shutdown: stopping refuses new requests (503); cut ends the
+	// generations still running when the drain runs out (cutAll).
+	stopping atomic.Bool
+	cut      context.Context
+	cutAll   context.CancelFunc
+	requests map[string]*tracked // streams by request id (guarded by mu; cancel.go)
+
 	stopOnce sync.Once
 	stopErr  error
 }
@@ -140,6 +152,7 @@ type metrics struct {
 	latency  prometheus.Histogram
 	// authRefused counts requests refused for their X-Agora-Auth, by reason.
 	authRefused *prometheus.CounterVec
+	partial     prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -150,9 +163,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "provider", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
 		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "auth_refused_total",
 			Help: "Paid requests refused for their X-Agora-Auth header, by reason (missing, malformed, channel, key, mac, stale, future, before_start, replay, full)."}, []string{"reason"}),
+		partial: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "partial_receipts_total", Help: "Receipts for streams cut short (client gone, or stopping): the tokens generated until then."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.tokens, m.billed, m.latency, m.authRefused)
+		reg.MustRegister(m.requests, m.tokens, m.billed, m.latency, m.authRefused, m.partial)
 	}
 	return m
 }
@@ -180,6 +194,9 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 	if err := cfg.Limits.Validate(); err != nil {
 		return nil, fmt.Errorf("provider: %w", err)
 	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -200,6 +217,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 	p.recorder.sign, p.recorder.store = p.signReceipts, p.storeReceipts
 	p.health = health.New(health.FromStatus(c.Status), cfg.MaxBlockAge, "max_block_age")
 	p.health.Register(reg)
+	p.cut, p.cutAll = context.WithCancel(context.Background())
 	return p, nil
 }
 
@@ -277,15 +295,36 @@ func (p *Provider) Stop() error {
 	return p.stopErr
 }
 
+// cutGrace bounds how long requests cut at the end of the drain take to
+// record their partial receipts and end their responses.
+const cutGrace = 5 * time.Second
+
+// stop drains, in this order: new requests are refused (listener closed,
+// 503 on open connections); requests in flight finish, up to DrainTimeout;
+// those still running are then cut short, each recording a receipt for what
+// it generated and ending its stream with it and [DONE]; then the chain
+// loop stops, and the store closes last, once nothing can write to it.
 func (p *Provider) stop() error {
+	p.stopping.Store(true)
 	if p.srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		p.srv.Shutdown(ctx)
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.DrainTimeout)
+		err := p.srv.Shutdown(ctx)
 		cancel()
+		if err != nil {
+			p.log.Warn("requests still running after the drain timeout: cutting them short", "drain", p.cfg.DrainTimeout)
+			p.cutAll()
+			ctx, cancel := context.WithTimeout(context.Background(), cutGrace)
+			if err := p.srv.Shutdown(ctx); err != nil {
+				p.log.Error("requests still running after being cut short: closing their connections", "err", err)
+				p.srv.Close()
+			}
+			cancel()
+		}
 	}
 	if p.stopHealth != nil {
 		p.stopHealth()
 	}
+	p.cutAll()
 	if p.cancel != nil {
 		p.cancel()
 		<-p.done

@@ -30,6 +30,7 @@ func (p *Provider) routes() http.Handler {
 	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, false) })
 	mux.HandleFunc("POST /v1/vouchers", p.handleVoucher)
 	mux.HandleFunc("GET /v1/receipts/{id}/proof", p.handleProof)
+	mux.HandleFunc("GET /v1/requests/{id}/receipt", p.handleRequestReceipt)
 	mux.HandleFunc("GET /v1/openings/{epoch}", p.handleOpenings)
 	mux.HandleFunc("GET /v1/openings/{epoch}/{index}", p.handleOpening)
 	if p.reg != nil {
@@ -75,11 +76,25 @@ func (p *Provider) fail(w http.ResponseWriter, e *oai.Error) {
 
 func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat bool) {
 	start := time.Now()
+	if p.stopping.Load() { // a request on a connection opened before the stop
+		p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "provider is stopping"))
+		return
+	}
 	req, body, e := oai.Decode(r, chat)
 	if e != nil {
 		p.fail(w, e)
 		return
 	}
+	// A request with an id is tracked from here, so that asking for its
+	// receipt waits for however it ends (cancel.go).
+	rid := r.Header.Get(RequestIDHeader)
+	tracker, e := p.trackRequest(rid)
+	if e != nil {
+		p.fail(w, e)
+		return
+	}
+	var sr *receipt.Signed
+	defer func() { p.finish(rid, tracker, sr) }()
 	v, err := ParseVoucher(r.Header.Get(VoucherHeader))
 	if err != nil {
 		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "%v", err))
@@ -217,6 +232,9 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	case p.sem <- struct{}{}:
 	case <-r.Context().Done():
 		return
+	case <-p.cut.Done(): // stopping, and the drain ran out: nothing generated
+		p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "provider is stopping"))
+		return
 	}
 	defer func() { <-p.sem }()
 
@@ -229,7 +247,6 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	}
 	created := time.Now().Unix()
 	var out *Output
-	var sr *receipt.Signed
 	if req.Stream {
 		out, sr, err = p.stream(w, r, req, job, prep, chat, id, created, body, v, priceIn, priceOut)
 		if err != nil {
@@ -467,7 +484,19 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 		return send(chunk(&empty, "assistant", nil), false)
 	}
 	offset := 0 // of the next token in the text (text completions' logprobs)
-	out, err := prep.Run(r.Context(), func(d Delta) error {
+	// The generation stops early when the request is cancelled: the
+	// gateway went away (its client did, or the connection broke), or a
+	// stop's drain ran out. What was generated is then billed all the
+	// same (out.Cancelled): a receipt for the partial output, which the
+	// stream still ends with if its reader is there, and which the gateway
+	// can fetch by request id if not (cancel.go).
+	ctx, stopCtx := p.requestContext(r.Context())
+	defer stopCtx()
+	if ctx.Err() != nil { // cancelled while queued: nothing generated, nothing billed
+		p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "request cancelled before its generation began"))
+		return nil, nil, fmt.Errorf("%w: %w", errNotStarted, ctx.Err())
+	}
+	out, err := prep.Run(ctx, func(d Delta) error {
 		if err := begin(); err != nil {
 			return err
 		}
@@ -488,7 +517,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 		}
 		return nil, nil, err
 	}
-	if err := begin(); err != nil { // a generation of no tokens
+	if err := begin(); err != nil && !out.Cancelled { // a generation of no tokens
 		return nil, nil, err
 	}
 	// tail is the stream's end up to [DONE]: finish, usage, receipt.
@@ -519,6 +548,9 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	if err != nil {
 		return nil, nil, err
 	}
+	if out.Cancelled {
+		p.metrics.partial.Inc()
+	}
 	if !early {
 		tailErr = tail(sr)
 	}
@@ -548,7 +580,7 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
 		RepeatPen: prep.Params.RepeatPenalty, FreqPen: prep.Params.FrequencyPenalty, PresPen: prep.Params.PresencePenalty,
 		Stop: prep.Params.Stop, Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: []byte(out.Text),
-		Verify: out.Verify,
+		Verify: out.Verify, Cancelled: out.Cancelled,
 	}
 	if out.Verify == VerifyTolerance { // what validators compare; the exact path re-derives them
 		tr.Pieces, tr.Top = out.Pieces, out.Top

@@ -55,6 +55,12 @@ type Transcript struct {
 	Seed        uint64    `json:"seed"`
 	MaxTokens   int       `json:"max_tokens"`
 	Text        []byte    `json:"text"` // exact bytes (base64 in JSON: the output may not be valid UTF-8)
+	// Cancelled: the generation was cut short (its client went away, or
+	// the provider stopped) and the output is a prefix of the generation,
+	// ending neither at EOS, a stop string nor MaxTokens. Validators check
+	// every transcript as a prefix (each token's log-prob and draw), so a
+	// partial one checks like a full one.
+	Cancelled bool `json:"cancelled,omitempty"`
 
 	// Verify is "" for the exact path (native engine: OutputIDs and
 	// Logprobs reproduce bit for bit) or "tolerance" (an OpenAI-compatible

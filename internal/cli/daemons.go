@@ -58,6 +58,9 @@ type ProviderConfig struct {
 
 	// how far a request's authentication timestamp may be from this clock
 	AuthWindow time.Duration `toml:"auth_window"` // e.g. "2m"
+	// DrainTimeout: how long a stop lets requests in flight finish
+	// ("10s"); then they are cut short, billing what they generated.
+	DrainTimeout time.Duration `toml:"drain_timeout"`
 }
 
 // GatewayConfig is gateway.toml; flags override it.
@@ -73,8 +76,9 @@ type GatewayConfig struct {
 	LogLevel      string            `toml:"log_level"`
 	// Limits ([limits]) are the server's connection cap and timeouts;
 	// MaxBlockAge is how long without a block before /healthz says 503.
-	Limits      netlimit.Limits `toml:"limits"`
-	MaxBlockAge time.Duration   `toml:"max_block_age"`
+	Limits       netlimit.Limits `toml:"limits"`
+	MaxBlockAge  time.Duration   `toml:"max_block_age"`
+	DrainTimeout time.Duration   `toml:"drain_timeout"` // as the provider's
 }
 
 // ValidatorConfig is validator.toml; flags override it.
@@ -184,7 +188,7 @@ func providerCmd(g *globals) *cobra.Command {
 			p, err := provider.New(provider.Config{
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, Endpoint: c.Endpoint, DataDir: filepath.Join(g.home, "data", "provider"),
 				PriceIn: c.PriceInput, PriceOut: c.PriceOutput, Concurrency: c.Concurrency, Queue: c.Queue, Credit: c.Credit,
-				CPU: c.CPU, GPU: c.GPU, AuthWindow: c.AuthWindow,
+				CPU: c.CPU, GPU: c.GPU, AuthWindow: c.AuthWindow, DrainTimeout: c.DrainTimeout,
 				Pricing: provider.Pricing{Adaptive: c.PricePolicy == "adaptive", FloorPct: c.PriceFloor, CeilingPct: c.PriceCeil},
 				Limits:  c.Limits, MaxBlockAge: c.MaxBlockAge,
 			}, b, logger, registry())
@@ -225,6 +229,7 @@ func providerCmd(g *globals) *cobra.Command {
 	f.StringVar(&c.CPU, "cpu", "", "CPU description to register")
 	f.StringVar(&c.GPU, "gpu", "", "GPU description to register")
 	limitFlags(f, &c.Limits, &c.MaxBlockAge)
+	f.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on stop, how long requests in flight may finish before they are cut short (each billing what it generated)")
 	cmd.AddCommand(start)
 	return cmd
 }
@@ -263,7 +268,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 			gw, err := gateway.New(gateway.Config{
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, DataDir: filepath.Join(g.home, "data", "gateway"),
 				APIKeys: c.APIKeys, Accounts: accounts, Deposit: c.Deposit, ChannelBlocks: c.ChannelBlocks,
-				Limits: c.Limits, MaxBlockAge: c.MaxBlockAge,
+				Limits: c.Limits, MaxBlockAge: c.MaxBlockAge, DrainTimeout: c.DrainTimeout,
 			}, logger, registry())
 			if err != nil {
 				return err
@@ -288,6 +293,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 	f.Uint64Var(&c.Deposit, "deposit", c.Deposit, "uagr deposited in each new channel")
 	f.Int64Var(&c.ChannelBlocks, "channel-blocks", c.ChannelBlocks, "channel lifetime in blocks")
 	limitFlags(f, &c.Limits, &c.MaxBlockAge)
+	f.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on stop, how long requests in flight may finish before streams are cut short (each ending with the receipt for what it got)")
 	cmd.AddCommand(start)
 	return cmd
 }
@@ -325,6 +331,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("backend-api-key", func() { d.BackendKey = firstNonEmpty(f.BackendKey, d.BackendKey) })
 		set("backend-context", func() { d.BackendContext = fileOr(f.BackendContext, d.BackendContext) })
 		mergeLimits(fs, &d.Limits, &d.MaxBlockAge, f.Limits, f.MaxBlockAge)
+		set("drain-timeout", func() { d.DrainTimeout = fileOr(f.DrainTimeout, d.DrainTimeout) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *ValidatorConfig:
 		f := file.(ValidatorConfig)
@@ -349,6 +356,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("deposit", func() { d.Deposit = fileOr(f.Deposit, d.Deposit) })
 		set("channel-blocks", func() { d.ChannelBlocks = fileOr(f.ChannelBlocks, d.ChannelBlocks) })
 		mergeLimits(fs, &d.Limits, &d.MaxBlockAge, f.Limits, f.MaxBlockAge)
+		set("drain-timeout", func() { d.DrainTimeout = fileOr(f.DrainTimeout, d.DrainTimeout) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	}
 }

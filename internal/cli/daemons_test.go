@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestProviderConfigFile: values in provider.toml apply (lower or higher than
@@ -12,7 +13,7 @@ import (
 func TestProviderConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "provider.toml")
-	os.WriteFile(path, []byte("queue = 4\nconcurrency = 3\nprice_input_per_1k = 7\nlisten = \"127.0.0.1:9999\"\n"), 0o644)
+	os.WriteFile(path, []byte("queue = 4\nconcurrency = 3\nprice_input_per_1k = 7\nlisten = \"127.0.0.1:9999\"\ndrain_timeout = \"3s\"\n"), 0o644)
 	g := &globals{home: dir}
 	cmd := providerCmd(g)
 	start, _, _ := cmd.Find([]string{"start"})
@@ -26,7 +27,7 @@ func TestProviderConfigFile(t *testing.T) {
 	}
 	c.Concurrency = 5 // what the parsed flag set
 	mergeConfig(start.Flags(), &c, fc)
-	if c.Queue != 4 || c.Concurrency != 5 || c.PriceInput != 7 || c.Listen != "127.0.0.1:9999" {
+	if c.Queue != 4 || c.Concurrency != 5 || c.PriceInput != 7 || c.Listen != "127.0.0.1:9999" || c.DrainTimeout != 3*time.Second {
 		t.Fatalf("merged config %+v", c)
 	}
 }
