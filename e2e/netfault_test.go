@@ -23,6 +23,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/internal/poll"
 	"io"
 	"net/http"
 	"os"
@@ -169,25 +170,6 @@ func (p *proc) kill9() {
 	p.cmd.Wait()
 }
 
-// until polls cond every 100 ms until it holds or timeout passes; the
-// failure names what was awaited and cond's last word.
-func until(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		last = why
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v (last: %s)", what, timeout, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // faultNet is the running network of the test.
 type faultNet struct {
 	t         *testing.T
@@ -257,7 +239,7 @@ func (f *faultNet) waitProgress(from int, n int64, what string) {
 	if h0 < 0 {
 		f.t.Fatalf("%s: node %d does not answer", what, from)
 	}
-	until(f.t, 60*time.Second, what+": chain commits "+strconv.FormatInt(n, 10)+" blocks", func() (bool, string) {
+	poll.Until(f.t, 60*time.Second, what+": chain commits "+strconv.FormatInt(n, 10)+" blocks", func() (bool, string) {
 		h := f.height(from)
 		return h >= h0+n, fmt.Sprintf("height %d, from %d", h, h0)
 	})
@@ -265,7 +247,7 @@ func (f *faultNet) waitProgress(from int, n int64, what string) {
 
 // waitCaughtUp waits until node i is within one block of the others.
 func (f *faultNet) waitCaughtUp(i int, what string) {
-	until(f.t, 90*time.Second, what+": node "+strconv.Itoa(i)+" catches up", func() (bool, string) {
+	poll.Until(f.t, 90*time.Second, what+": node "+strconv.Itoa(i)+" catches up", func() (bool, string) {
 		h, top := f.height(i), f.maxHeight()
 		return h > 0 && h >= top-1, fmt.Sprintf("node %d at %d, top %d", i, h, top)
 	})
@@ -353,7 +335,7 @@ func setupFaultNet(t *testing.T) *faultNet {
 		f.clients = append(f.clients, c)
 		f.startValidator(i)
 	}
-	until(t, 90*time.Second, "the 4-validator chain starts", func() (bool, string) {
+	poll.Until(t, 90*time.Second, "the 4-validator chain starts", func() (bool, string) {
 		h := f.height(4)
 		return h >= 2, fmt.Sprintf("height %d; node1 output: %s", h, tail(f.vals[0].output()))
 	})
@@ -362,7 +344,7 @@ func setupFaultNet(t *testing.T) *faultNet {
 	}
 	for k := 0; k < 2; k++ {
 		addr := testnet.Addr(f.provKeys[k])
-		until(t, 90*time.Second, "provider "+addr.String()+" registers", func() (bool, string) {
+		poll.Until(t, 90*time.Second, "provider "+addr.String()+" registers", func() (bool, string) {
 			var v app.ProviderView
 			err := f.clients[3].Query(context.Background(), "/provider/"+addr.String(), 0, &v)
 			return err == nil && v.Registered, fmt.Sprintf("%v; output: %s", err, tail(f.provs[k].output()))
@@ -376,7 +358,7 @@ func setupFaultNet(t *testing.T) *faultNet {
 	f.gwURL = "http://" + gwIP + ":8080"
 	f.gw = f.lab.start(nfGwHost, "gateway", "start", "--home", gwHome, "--keyring", "test", "--key", "client",
 		"--listen", gwIP+":8080", "--node", f.rpc(4), "--deposit", "50000000", "--channel-blocks", "5000")
-	until(t, 60*time.Second, "the gateway lists both providers' model", func() (bool, string) {
+	poll.Until(t, 60*time.Second, "the gateway lists both providers' model", func() (bool, string) {
 		var m struct {
 			Data []struct{ ID string } `json:"data"`
 		}
@@ -498,7 +480,7 @@ func TestNetworkFaults(t *testing.T) {
 	}
 	f := setupFaultNet(t)
 	ld := f.startLoad(3)
-	until(t, 60*time.Second, "the first answers", func() (bool, string) {
+	poll.Until(t, 60*time.Second, "the first answers", func() (bool, string) {
 		return ld.ok.Load() >= 6, fmt.Sprintf("%d ok, %d failed; gateway: %s", ld.ok.Load(), ld.fail.Load(), tail(f.gw.output()))
 	})
 
@@ -517,11 +499,11 @@ func TestNetworkFaults(t *testing.T) {
 	// 3. SIGKILL provider A mid-load: the gateway fails over to B; restart A.
 	before := ld.ok.Load()
 	f.provs[0].kill9()
-	until(t, 60*time.Second, "answers while provider A is down", func() (bool, string) {
+	poll.Until(t, 60*time.Second, "answers while provider A is down", func() (bool, string) {
 		return ld.ok.Load() >= before+6, fmt.Sprintf("%d ok since the kill", ld.ok.Load()-before)
 	})
 	f.startProvider(0)
-	until(t, 120*time.Second, "provider A serves again", func() (bool, string) {
+	poll.Until(t, 120*time.Second, "provider A serves again", func() (bool, string) {
 		resp, err := f.http.Get("http://" + hostIP(nfProvHost) + ":8090/healthz")
 		if err != nil {
 			return false, err.Error() + "; output: " + tail(f.provs[0].output())
@@ -570,7 +552,7 @@ func TestNetworkFaults(t *testing.T) {
 	t.Logf("cut healed")
 	streams.Wait()
 	before = ld.ok.Load()
-	until(t, 60*time.Second, "answers after the cut healed", func() (bool, string) {
+	poll.Until(t, 60*time.Second, "answers after the cut healed", func() (bool, string) {
 		return ld.ok.Load() >= before+6, fmt.Sprintf("%d ok since", ld.ok.Load()-before)
 	})
 	ld.end()
@@ -641,7 +623,7 @@ func (f *faultNet) checkSettled(ld *load) {
 	}
 	for k := range f.provKeys {
 		addr := testnet.Addr(f.provKeys[k]).String()
-		until(t, 120*time.Second, "provider "+addr+" redeems exactly what the gateway holds", func() (bool, string) {
+		poll.Until(t, 120*time.Second, "provider "+addr+" redeems exactly what the gateway holds", func() (bool, string) {
 			// receipts may still be arriving (a restarted gateway recheck, a
 			// partial receipt fetched late): re-read what the gateway holds.
 			if h, err := f.gatewayReceipts(); err == nil {

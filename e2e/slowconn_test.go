@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/agoranet/agora/internal/poll"
 	"io"
 	"net"
 	"net/http"
@@ -23,23 +24,6 @@ import (
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/testnet"
 )
-
-// eventually polls cond until it holds or timeout passes, then fails with
-// what it was waiting for and cond's last word.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, last := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (last: %s)", timeout, what, last)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
 
 // healthz returns a /healthz answer.
 func healthz(url string) (int, string) {
@@ -247,7 +231,7 @@ func TestSlowBodyFloodUp(t *testing.T) {
 
 	// Consensus keeps committing while the connections are held.
 	h0 := height()
-	eventually(t, 30*time.Second, "blocks during the flood", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "blocks during the flood", func() (bool, string) {
 		h := height()
 		return h0 > 0 && h >= h0+5, fmt.Sprintf("height %d, was %d at the flood's peak; fds %d", h, h0, openFDs(pid))
 	})
@@ -261,13 +245,13 @@ func TestSlowBodyFloodUp(t *testing.T) {
 
 	// After it: blocks, a paid chat completion, and /healthz says ok.
 	h1 := height()
-	eventually(t, 30*time.Second, "blocks after the flood", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "blocks after the flood", func() (bool, string) {
 		h := height()
 		return h >= h1+3, fmt.Sprintf("height %d, was %d", h, h1)
 	})
-	eventually(t, 45*time.Second, "a chat completion after the flood", chat)
+	poll.Until(t, 45*time.Second, "a chat completion after the flood", chat)
 	for _, url := range []string{"http://" + api, "http://" + gw} {
-		eventually(t, 30*time.Second, url+"/healthz ok", func() (bool, string) {
+		poll.Until(t, 30*time.Second, url+"/healthz ok", func() (bool, string) {
 			code, body := healthz(url)
 			return code == 200 && body == "ok\n", fmt.Sprintf("%d %q", code, body)
 		})
@@ -312,7 +296,7 @@ func TestHealthReportsHaltedConsensus(t *testing.T) {
 	// The node's maximum block age is its default, 10 block times but at
 	// least 10 s; the gateway's is 5 s.
 	for _, tc := range []struct{ url, setting string }{{api, "(health.max_block_age)"}, {gw.URL(), "(max_block_age)"}} {
-		eventually(t, 40*time.Second, tc.url+"/healthz to report the stall", func() (bool, string) {
+		poll.Until(t, 40*time.Second, tc.url+"/healthz to report the stall", func() (bool, string) {
 			code, body := healthz(tc.url)
 			return code == http.StatusServiceUnavailable && strings.HasPrefix(body, "unhealthy: consensus stalled: last block ") &&
 				strings.Contains(body, tc.setting), fmt.Sprintf("%d %q", code, body)
@@ -330,7 +314,7 @@ func TestHealthReportsHaltedConsensus(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, url := range []string{api, gw.URL()} {
-		eventually(t, 20*time.Second, url+"/healthz ok again", func() (bool, string) {
+		poll.Until(t, 20*time.Second, url+"/healthz ok again", func() (bool, string) {
 			code, body := healthz(url)
 			return code == 200 && body == "ok\n", fmt.Sprintf("%d %q", code, body)
 		})
@@ -360,7 +344,7 @@ func TestHealthReportsConsensusFailure(t *testing.T) {
 	if err := os.Mkdir(state, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "/healthz to report the consensus failure", func() (bool, string) {
+	poll.Until(t, 30*time.Second, "/healthz to report the consensus failure", func() (bool, string) {
 		code, body := healthz(api)
 		return code == http.StatusServiceUnavailable && strings.HasPrefix(body, "unhealthy: consensus failed: rename ") &&
 			strings.Contains(body, "priv_validator_state.json: "), fmt.Sprintf("%d %q", code, body)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"github.com/agoranet/agora/internal/poll"
 	"io"
 	"log/slog"
 	"net/http"
@@ -116,19 +117,6 @@ func startStreamNet(t *testing.T, providers int, drain time.Duration) *streamNet
 	return sn
 }
 
-// eventually polls cond until it holds, failing the test with what after
-// timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // counter reads a counter from a registry (0 if absent).
 func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
@@ -199,7 +187,7 @@ func TestStreamDisconnectBilled(t *testing.T) {
 	resp.Body.Close() // the client leaves mid-stream
 
 	var r gateway.StoredReceipt
-	eventually(t, 30*time.Second, "the gateway holds the partial stream's receipt", func() bool {
+	poll.True(t, 30*time.Second, "the gateway holds the partial stream's receipt", func() bool {
 		list := gatewayReceipts(t, sn.gw.URL())
 		if len(list) > 1 {
 			t.Fatalf("%d receipts for one request: %+v", len(list), list)
@@ -233,7 +221,7 @@ func TestStreamDisconnectBilled(t *testing.T) {
 		t.Fatalf("transcript of the partial stream: cancelled %v, %d tokens, err %v", tr != nil && tr.Cancelled, len(tr.OutputIDs), err)
 	}
 	// Verified (signature) and owed: the gateway pays it once idle.
-	eventually(t, 30*time.Second, "the gateway pays the partial receipt", func() bool {
+	poll.True(t, 30*time.Second, "the gateway pays the partial receipt", func() bool {
 		chans, err := p.Store().Channels()
 		if err != nil {
 			t.Fatal(err)
@@ -258,7 +246,7 @@ func TestStreamDisconnectBilled(t *testing.T) {
 	// of the partial transcript passes.
 	c := sn.nw.Client(0)
 	ctx := context.Background()
-	eventually(t, 60*time.Second, "the receipt's epoch is committed", func() bool {
+	poll.True(t, 60*time.Second, "the receipt's epoch is committed", func() bool {
 		var ep app.EpochView
 		var cm app.CommitmentView
 		if c.Query(ctx, fmt.Sprintf("/epoch/%d", r.Epoch), 0, &ep) != nil || c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, r.Provider), 0, &cm) != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/agoranet/agora/internal/poll"
 	"log/slog"
 	"strings"
 	"sync"
@@ -108,18 +109,6 @@ func (w *syncBuffer) String() string {
 	return w.b.String()
 }
 
-// waitUntil polls cond until it holds, failing after 30 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestFollowWaitsForTheAppToCommit: while the block store holds a block the
 // app has not committed yet (normal running, every block), the follower
 // indexes up to the committed height and logs nothing; once the block is
@@ -140,12 +129,12 @@ func TestFollowWaitsForTheAppToCommit(t *testing.T) {
 
 	// Two more polls after the first: the follower has looked at block 3
 	// (saved, not executed) at least twice.
-	waitUntil(t, "blocks 1-2 indexed and two more polls", func() bool { return x.Height() == 2 && src.pollCount() >= 3 })
+	poll.True(t, 30*time.Second, "blocks 1-2 indexed and two more polls", func() bool { return x.Height() == 2 && src.pollCount() >= 3 })
 	if x.Height() != 2 {
 		t.Fatalf("indexed to %d before block 3 was committed", x.Height())
 	}
 	src.commit(3)
-	waitUntil(t, "block 3 indexed once committed", func() bool { return x.Height() == 3 })
+	poll.True(t, 30*time.Second, "block 3 indexed once committed", func() bool { return x.Height() == 3 })
 	if out := logs.String(); strings.Contains(out, "level=WARN") || strings.Contains(out, "level=ERROR") {
 		t.Fatalf("the follower complained during normal running:\n%s", out)
 	}

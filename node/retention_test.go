@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"github.com/agoranet/agora/internal/poll"
 	"io"
 	"log/slog"
 	"net"
@@ -84,18 +85,6 @@ func startTestNode(t *testing.T, home string, cfg Config) *Node {
 	return n
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func getBody(t *testing.T, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -119,7 +108,7 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 		c.Explorer.KeepBlocks = keep
 	})
 	n := startTestNode(t, home, cfg)
-	waitFor(t, time.Minute, "the first blocks", func() bool { return n.app.Height() >= 2 })
+	poll.True(t, time.Minute, "the first blocks", func() bool { return n.app.Height() >= 2 })
 	ctx := context.Background()
 	c, err := client.New(cfg.RPC.Laddr)
 	if err != nil {
@@ -139,7 +128,7 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 	bs := n.Comet().BlockStore()
 	// Pruning runs in CometBFT's background pruner; wait until it went far
 	// past the txs' blocks.
-	waitFor(t, 3*time.Minute, "the block store to be pruned past height 100", func() bool {
+	poll.True(t, 3*time.Minute, "the block store to be pruned past height 100", func() bool {
 		return bs.Base() > 100
 	})
 	rpc, err := rpchttp.New(cfg.RPC.Laddr)
@@ -162,7 +151,7 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 	if _, err := rpc.BlockResults(ctx, &recent); err != nil {
 		t.Fatalf("recent block results: %v", err)
 	}
-	waitFor(t, time.Minute, "the old block's results and tx to be pruned", func() bool {
+	poll.True(t, time.Minute, "the old block's results and tx to be pruned", func() bool {
 		_, rerr := rpc.BlockResults(ctx, &old.Height)
 		_, terr := c.Tx(ctx, old.Hash)
 		return rerr != nil && terr != nil
@@ -176,7 +165,7 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 		t.Fatalf("API account: %d %s", st, body)
 	}
 	// The explorer: old detail pruned (and said so), sums intact.
-	waitFor(t, time.Minute, "the explorer to prune", func() bool { return n.explorer.Pruned() >= old.Height })
+	poll.True(t, time.Minute, "the explorer to prune", func() bool { return n.explorer.Pruned() >= old.Height })
 	if st, body := getBody(t, fmt.Sprintf("%s/explorer/api/block/%d", api, old.Height)); st != 404 || !strings.Contains(body, "pruned: this node keeps the last 20 blocks") {
 		t.Fatalf("explorer, pruned block: %d %s", st, body)
 	}
@@ -212,7 +201,7 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 	if acc, err := c.Account(ctx, to); err != nil || acc.Balance != 4000 {
 		t.Fatalf("recipient after restart: %+v %v", acc, err)
 	}
-	waitFor(t, 3*time.Minute, "pruning to go on after the restart", func() bool { return bs.Base() > res.Height })
+	poll.True(t, 3*time.Minute, "pruning to go on after the restart", func() bool { return bs.Base() > res.Height })
 	if _, err := rpc.Block(ctx, &res.Height); err == nil {
 		t.Fatalf("block %d survived pruning after the restart", res.Height)
 	}
@@ -226,11 +215,11 @@ func TestRetentionWaitsForExplorer(t *testing.T) {
 	const keep = 10
 	home, cfg := initTestNode(t, func(c *Config) { c.Retention.KeepBlocks = keep })
 	n := startTestNode(t, home, cfg)
-	waitFor(t, time.Minute, "the explorer to index 15 blocks", func() bool { return n.explorer.Height() >= 15 })
+	poll.True(t, time.Minute, "the explorer to index 15 blocks", func() bool { return n.explorer.Height() >= 15 })
 	n.stopExplorer() // pause the follower; the index stays open
 	<-n.explorerDone
 	indexed := n.explorer.Height()
-	waitFor(t, 3*time.Minute, "the chain to go 6 windows past the explorer", func() bool {
+	poll.True(t, 3*time.Minute, "the chain to go 6 windows past the explorer", func() bool {
 		return n.app.Height() > indexed+6*keep
 	})
 	if r := n.app.RetainHeight(); r != indexed+1 {
@@ -254,7 +243,7 @@ func TestRetentionWaitsForExplorer(t *testing.T) {
 		defer close(n.explorerDone)
 		explorer.Follow(fctx, n.explorer, src, 50*time.Millisecond, n.log)
 	}()
-	waitFor(t, 3*time.Minute, "pruning past the explorer's old height", func() bool {
+	poll.True(t, 3*time.Minute, "pruning past the explorer's old height", func() bool {
 		return bs.Base() > next+keep && n.explorer.Height() > bs.Base()
 	})
 	if tot, err := n.explorer.Totals(); err != nil || tot.Blocks != n.explorer.Height() {

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"errors"
+	"github.com/agoranet/agora/internal/poll"
 	"sync"
 	"testing"
 	"time"
@@ -62,11 +63,11 @@ func TestRecorderGroups(t *testing.T) {
 		}()
 	}
 	start(0)
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(groups) == 1 })
+	poll.True(t, 10*time.Second, "one group signed", func() bool { mu.Lock(); defer mu.Unlock(); return len(groups) == 1 })
 	for i := 1; i <= 4; i++ {
 		start(i)
 	}
-	waitFor(t, func() bool { rc.mu.Lock(); defer rc.mu.Unlock(); return len(rc.forming) == 4 })
+	poll.True(t, 10*time.Second, "four receipts forming", func() bool { rc.mu.Lock(); defer rc.mu.Unlock(); return len(rc.forming) == 4 })
 	close(release)
 	for i := 0; i <= 4; i++ {
 		r := <-results[i]
@@ -89,14 +90,5 @@ func TestRecorderGroups(t *testing.T) {
 	}
 	if rc.busy || len(rc.forming) != 0 {
 		t.Fatal("recorder left busy")
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
 	}
 }

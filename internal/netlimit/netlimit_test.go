@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/internal/poll"
 	"io"
 	"net"
 	"net/http"
@@ -163,7 +164,7 @@ func TestConnectionCap(t *testing.T) {
 			codes <- resp.StatusCode
 		}()
 	}
-	waitUntil(t, func() bool { return inflight.Load() >= limit }, "the cap's connections to be served")
+	poll.True(t, 20*time.Second, "the cap's connections to be served", func() bool { return inflight.Load() >= limit })
 	// Give an uncapped server the chance to take the other clients too:
 	// polled, it shows at once when it does.
 	deadline := time.Now().Add(500 * time.Millisecond)
@@ -220,16 +221,5 @@ func TestValidate(t *testing.T) {
 		if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 			t.Errorf("Validate(%+v) = %v, want %q", tc.l, err, tc.want)
 		}
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
