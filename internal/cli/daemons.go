@@ -163,7 +163,7 @@ func providerCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("provider key %q: %w", c.Key, err)
 			}
-			netlimit.Setup(logger, 1)
+			netlimit.Setup(logger, 1).Log(logger)
 			var b provider.Backend
 			if c.Backend != "" {
 				ob, err := provider.NewOpenAIBackend(c.Backend, c.BackendKey, c.BackendModels, c.BackendContext)
@@ -256,7 +256,7 @@ func gatewayCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("client key %q: %w", c.Key, err)
 			}
-			netlimit.Setup(logger, 2) // its clients' connections and its own to providers
+			netlimit.Setup(logger, 2).Log(logger) // its clients' connections and its own to providers
 			accounts := map[string]ed25519.PrivateKey{}
 			for apiKey, name := range c.Accounts {
 				k, err := keyFrom(g.home, c.Keyring, name)

@@ -240,13 +240,14 @@ func runNode(ctx context.Context, g *globals, cfg node.Config, shares int, ready
 		ctx = context.Background()
 	}
 	tuneGC()
-	netlimit.Setup(logger, shares)
+	budget := netlimit.Setup(logger, shares)
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n, err := node.New(g.home, cfg, logger)
 	if err != nil {
 		return err
 	}
+	budget.Log(logger)
 	if err := n.Start(); err != nil {
 		n.Stop()
 		return err

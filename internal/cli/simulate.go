@@ -72,7 +72,7 @@ func simulateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--listen %s: %w", listen, err)
 			}
-			netlimit.Setup(logger, 1)
+			netlimit.Setup(logger, 1).Log(logger)
 			hs, ln := netlimit.Server(ln, mux, netlimit.Limits{})
 			return runDaemon(cmd.Context(), func(context.Context) error {
 				go hs.Serve(ln)

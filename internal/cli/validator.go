@@ -130,7 +130,7 @@ func validatorStartCmd(g *globals) *cobra.Command {
 			defer auditor.Close()
 			reg := registry()
 			w := validator.NewWorker(chain, auditor, signer, reg, logger.With("module", "validator"))
-			netlimit.Setup(logger, 1)
+			netlimit.Setup(logger, 1).Log(logger)
 			// /healthz says whether the chain the worker audits is alive.
 			mon := health.New(health.FromStatus(chain.Status), 30*time.Second, "the validator worker's 30s")
 			mon.Register(reg)

@@ -150,17 +150,22 @@ func RaiseNoFile() (soft, hard uint64, err error) {
 	return r.Cur, r.Max, nil
 }
 
-// Setup raises the soft descriptor limit, declares how many server shares
-// the process runs (a proxying server, which opens an outbound connection
-// per request, counts twice) and logs the budget.
+// Setup raises the soft descriptor limit and declares how many server
+// shares the process runs (a proxying server, which opens an outbound
+// connection per request, counts twice). It warns if the limit could not be
+// raised; the caller logs the budget (Log) once it knows it will run, so a
+// start refused at once says only why.
 func Setup(logger *slog.Logger, shares int) Budget {
 	if _, _, err := RaiseNoFile(); err != nil {
 		logger.Warn("descriptor limit", "err", err)
 	}
 	servers.Store(int64(max(shares, 1)))
-	b := Current()
+	return Current()
+}
+
+// Log logs the budget.
+func (b Budget) Log(logger *slog.Logger) {
 	logger.Info("descriptor budget", "rlimit_nofile", b.Limit, "reserved", b.Reserve, "per_server", b.PerServer, "shares", b.Servers)
-	return b
 }
 
 // Listener caps ln at max connections open at once: Accept waits for a
