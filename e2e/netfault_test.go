@@ -56,6 +56,34 @@ type lab struct {
 	tag    string
 	bridge string
 	hosts  []string // namespace names, by host number - 1
+	procs  []labProc
+}
+
+// labProc is a process the lab started, kept (even once killed) so that a
+// failed test can show what each incarnation logged.
+type labProc struct {
+	name string
+	p    *proc
+}
+
+// dumpLogs logs the warnings and errors of every process the lab ran, at
+// most 40 lines each, when the test failed.
+func (l *lab) dumpLogs() {
+	if !l.t.Failed() {
+		return
+	}
+	for _, lp := range l.procs {
+		var lines []string
+		for _, ln := range strings.Split(lp.p.output(), "\n") {
+			if strings.Contains(ln, "level=WARN") || strings.Contains(ln, "level=ERROR") || strings.HasPrefix(ln, "Error") {
+				lines = append(lines, ln)
+			}
+		}
+		if len(lines) > 40 {
+			lines = append(lines[:20], append([]string{"…"}, lines[len(lines)-20:]...)...)
+		}
+		l.t.Logf("%s: %d warnings/errors\n%s", lp.name, len(lines), strings.Join(lines, "\n"))
+	}
 }
 
 func ipCmd(args ...string) error {
@@ -84,6 +112,7 @@ func newLab(t *testing.T, n int) *lab {
 	}
 	ipCmd("netns", "del", probe)
 	t.Cleanup(l.remove)
+	t.Cleanup(l.dumpLogs) // runs first: the processes' logs, before the network goes
 	must := func(args ...string) {
 		if err := ipCmd(args...); err != nil {
 			t.Fatal(err)
@@ -141,7 +170,9 @@ func (l *lab) cut(i, j int, on bool) {
 // start runs agora with args inside host i.
 func (l *lab) start(i int, args ...string) *proc {
 	l.t.Helper()
-	return startAgoraCmd(l.t, exec.Command("ip", append([]string{"netns", "exec", l.hosts[i-1], agoraBin}, args...)...))
+	p := startAgoraCmd(l.t, exec.Command("ip", append([]string{"netns", "exec", l.hosts[i-1], agoraBin}, args...)...))
+	l.procs = append(l.procs, labProc{name: fmt.Sprintf("host %d: agora %s", i, strings.Join(args[:min(2, len(args))], " ")), p: p})
+	return p
 }
 
 // startAgoraCmd is startAgora for a prepared command (ip netns exec replaces
