@@ -16,7 +16,13 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/agoranet/agora/internal/poll"
 )
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 // server counts the connections it accepted.
 func server(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int64) {
@@ -123,14 +129,20 @@ func TestStreamingAndCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(resp.Body)
+	var reading atomic.Bool // a read of the body is in progress
+	br := bufio.NewReader(readerFunc(func(p []byte) (int, error) {
+		reading.Store(true)
+		defer reading.Store(false)
+		return resp.Body.Read(p)
+	}))
 	if line, _ := br.ReadString('\n'); line != "data: one\n" {
 		t.Fatalf("first event %q", line)
 	}
 	br.ReadString('\n')
 	done := make(chan error, 1)
 	go func() { _, err := br.ReadString('\n'); done <- err }()
-	time.Sleep(50 * time.Millisecond)
+	// the cancel comes while that read waits for the next event
+	poll.True(t, 5*time.Second, "the read of the next event to start", reading.Load)
 	cancel()
 	select {
 	case err := <-done:
@@ -235,8 +247,7 @@ func TestStaleConnectionRetried(t *testing.T) {
 		if string(b) != "payload" {
 			t.Fatalf("request %d: %q", i, b)
 		}
-		s.CloseClientConnections() // the idle connection dies
-		time.Sleep(20 * time.Millisecond)
+		s.CloseClientConnections() // the idle connection dies: closed when this returns
 	}
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("%d connections", n)
