@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/agoranet/agora/internal/poll"
 )
 
 // TestMain lets the crash test run this binary as the writer it kills.
@@ -79,16 +81,29 @@ func killedWriter(t *testing.T, segSize int64) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	defer cmd.Process.Kill() // also when the wait below fails
 	var acked []string
+	var mu sync.Mutex // guards acked until done
 	done := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			mu.Lock()
 			acked = append(acked, sc.Text())
+			mu.Unlock()
 		}
 		close(done)
 	}()
-	time.Sleep(700 * time.Millisecond)
+	// The kill lands mid-stream once thousands of commits are
+	// acknowledged: with 16 KiB segments, a dozen rotations in.
+	poll.Until(t, 60*time.Second, "10000 commits acknowledged", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n := len(acked); n > 0 && strings.HasPrefix(acked[n-1], "error") {
+			t.Fatalf("the writer failed: %s", acked[n-1])
+		}
+		return len(acked) >= 10000, fmt.Sprintf("%d acknowledged", len(acked))
+	})
 	cmd.Process.Kill()
 	cmd.Wait()
 	<-done
