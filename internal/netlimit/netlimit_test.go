@@ -166,11 +166,9 @@ func TestConnectionCap(t *testing.T) {
 	}
 	poll.True(t, 20*time.Second, "the cap's connections to be served", func() bool { return inflight.Load() >= limit })
 	// Give an uncapped server the chance to take the other clients too:
-	// polled, it shows at once when it does.
-	deadline := time.Now().Add(500 * time.Millisecond)
-	for time.Now().Before(deadline) && inflight.Load() <= limit {
-		time.Sleep(10 * time.Millisecond)
-	}
+	// nothing marks that it will not, so this watches for a bounded
+	// while; polled, it shows at once when it does.
+	poll.Wait(500*time.Millisecond, func() (bool, string) { return inflight.Load() > limit, "" })
 	if got := inflight.Load(); got != limit {
 		t.Fatalf("%d requests served at once, cap %d", got, limit)
 	}

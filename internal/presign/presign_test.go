@@ -9,6 +9,8 @@ import (
 	"time"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+
+	"github.com/agoranet/agora/internal/poll"
 )
 
 func testKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
@@ -31,13 +33,10 @@ func newSigner(t *testing.T, priv ed25519.PrivateKey, size int) *Signer {
 // waitReady waits for the refiller to fill the pool to n.
 func waitReady(t *testing.T, s *Signer, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Ready() < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("pool holds %d nonces after 10 s, want %d", s.Ready(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	poll.Until(t, 10*time.Second, fmt.Sprintf("the pool to hold %d nonces", n), func() (bool, string) {
+		r := s.Ready()
+		return r >= n, fmt.Sprintf("it holds %d", r)
+	})
 }
 
 // Signatures from the pool, and from a dry or closed pool, are ed25519
@@ -153,9 +152,8 @@ func BenchmarkSign(b *testing.B) {
 		// cost on the request path
 		s, _ := New(priv, b.N)
 		defer s.Close()
-		for s.Ready() < b.N {
-			time.Sleep(time.Millisecond)
-		}
+		// a nonce takes tens of µs: a ms each is a generous bound
+		poll.True(b, time.Minute+time.Duration(b.N)*time.Millisecond, "the pool to fill", func() bool { return s.Ready() >= b.N })
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			s.Sign(msg)
