@@ -21,11 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
@@ -238,16 +240,10 @@ func TestInferenceEndToEnd(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for _, r := range list.Data {
 		var cm app.CommitmentView
-		for {
+		poll.Until(t, time.Until(deadline), fmt.Sprintf("the commitment of epoch %d by %s", r.Epoch, r.Provider), func() (bool, string) {
 			err := c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, r.Provider), 0, &cm)
-			if err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("no commitment for epoch %d by %s: %v", r.Epoch, r.Provider, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return err == nil, fmt.Sprint(err)
+		})
 		url := providerURL(t, in, r.Provider) + "/v1/receipts/" + r.ID + "/proof"
 		var pj receipt.ProofJSON
 		getJSON(t, url, &pj)
@@ -314,23 +310,10 @@ func TestInferenceEndToEnd(t *testing.T) {
 	// balance rose by exactly that (minus the fees of its own txs)
 	for _, p := range in.providers {
 		addr := p.Address().String()
-		var chans []app.ChannelView
-		for {
-			if err := c.Query(ctx, "/channels/provider/"+addr, 0, &chans); err != nil {
-				t.Fatal(err)
-			}
-			var redeemed uint64
-			for _, ch := range chans {
-				redeemed += ch.Redeemed
-			}
-			if redeemed == billed[addr] {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("provider %s: redeemed %d, receipts bill %d", addr, redeemed, billed[addr])
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		poll.Until(t, time.Until(deadline), "provider "+addr+" to redeem its receipts", func() (bool, string) {
+			redeemed := redeemedBy(t, c, addr)
+			return redeemed == billed[addr], fmt.Sprintf("redeemed %d, receipts bill %d", redeemed, billed[addr])
+		})
 		acc, _ := c.Account(ctx, p.Address())
 		fees, bonded := txCosts(t, c, p.Address())
 		if want := startBal[addr] - fees - bonded + billed[addr]; acc.Balance != want {
@@ -424,24 +407,27 @@ func TestFailover(t *testing.T) {
 	}
 	// the survivor is paid exactly its receipts
 	c := in.nw.Client(0)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var chans []app.ChannelView
-		if err := c.Query(ctx, "/channels/provider/"+p1, 0, &chans); err != nil {
-			t.Fatal(err)
-		}
-		var redeemed uint64
-		for _, ch := range chans {
-			redeemed += ch.Redeemed
-		}
-		if redeemed == billed1 {
-			break
-		}
-		if redeemed > billed1 || time.Now().After(deadline) {
+	poll.Until(t, 60*time.Second, "provider 1 to redeem its receipts", func() (bool, string) {
+		redeemed := redeemedBy(t, c, p1)
+		if redeemed > billed1 {
 			t.Fatalf("provider 1 redeemed %d for receipts of %d", redeemed, billed1)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return redeemed == billed1, fmt.Sprintf("provider 1 redeemed %d for receipts of %d", redeemed, billed1)
+	})
+}
+
+// redeemedBy sums what provider addr's channels have redeemed on chain.
+func redeemedBy(t *testing.T, c *client.Client, addr string) uint64 {
+	t.Helper()
+	var chans []app.ChannelView
+	if err := c.Query(context.Background(), "/channels/provider/"+addr, 0, &chans); err != nil {
+		t.Fatal(err)
 	}
+	var redeemed uint64
+	for _, ch := range chans {
+		redeemed += ch.Redeemed
+	}
+	return redeemed
 }
 
 // TestAdaptivePricing: an idle provider lowers its prices epoch by epoch
@@ -456,22 +442,26 @@ func TestAdaptivePricing(t *testing.T) {
 	addr := in.providers[0].Address().String()
 	var pv app.ProviderView
 	deadline := time.Now().Add(60 * time.Second)
-	for {
+	poll.Until(t, 60*time.Second, "the idle provider to lower its price", func() (bool, string) {
 		if err := c.Query(ctx, "/provider/"+addr, 0, &pv); err != nil {
 			t.Fatal(err)
 		}
-		if pv.PriceInputPer1K < 1000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("idle provider never lowered its price: %d", pv.PriceInputPer1K)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return pv.PriceInputPer1K < 1000, fmt.Sprintf("input price %d", pv.PriceInputPer1K)
+	})
 	if pv.PriceInputPer1K < 500 || pv.PriceOutputPer1K != 2*pv.PriceInputPer1K {
 		t.Fatalf("prices %d/%d outside the policy", pv.PriceInputPer1K, pv.PriceOutputPer1K)
 	}
-	time.Sleep(2 * time.Second) // into the epoch where it applies
+	// The provider published the price in epoch seen or before, for the
+	// epoch after its own, and charges it from its first tick that reads
+	// the height before epoch seen+1 (where its receipts go to that epoch).
+	// That epoch's first block leaves it a block time (150 ms; it ticks
+	// every 100 ms) to have done so.
+	seen := epochs.Number(in.nw.Params, in.nw.Height(0))
+	from, _ := epochs.Bounds(in.nw.Params, seen+1)
+	poll.Until(t, 60*time.Second, fmt.Sprintf("the chain a block into epoch %d, where the price applies", seen+1), func() (bool, string) {
+		h := in.nw.Height(0)
+		return h >= from, fmt.Sprintf("height %d, want %d", h, from)
+	})
 	for i := 0; i < 4; i++ {
 		if _, err := in.oa.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: in.model,
 			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage(fmt.Sprintf("price %d", i))}, MaxTokens: openai.Int(5)}); err != nil {
@@ -499,23 +489,13 @@ func TestAdaptivePricing(t *testing.T) {
 	if len(list.Data) != 4 || !lowered {
 		t.Fatalf("%d receipts, any at a lowered price: %v", len(list.Data), lowered)
 	}
-	for {
-		var chans []app.ChannelView
-		if err := c.Query(ctx, "/channels/provider/"+addr, 0, &chans); err != nil {
-			t.Fatal(err)
-		}
-		var redeemed uint64
-		for _, ch := range chans {
-			redeemed += ch.Redeemed
-		}
-		if redeemed == billed {
-			break
-		}
-		if redeemed > billed || time.Now().After(deadline.Add(30*time.Second)) {
+	poll.Until(t, time.Until(deadline.Add(30*time.Second)), "the provider to redeem its receipts", func() (bool, string) {
+		redeemed := redeemedBy(t, c, addr)
+		if redeemed > billed {
 			t.Fatalf("redeemed %d for receipts of %d", redeemed, billed)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return redeemed == billed, fmt.Sprintf("redeemed %d for receipts of %d", redeemed, billed)
+	})
 }
 
 // TestAPIKeyAccounts: each API key pays from its own account and sees only
@@ -595,7 +575,12 @@ func TestGatewayStopPaysExactly(t *testing.T) {
 	for _, r := range list.Data {
 		billed += r.Amount
 	}
-	time.Sleep(50 * time.Millisecond) // let a verification batch run, so the drain at stop starts from a used buffer
+	// A verification batch has run (some receipt counted as paid), so the
+	// drain at stop starts from a used buffer.
+	poll.Until(t, 10*time.Second, "a verification batch", func() (bool, string) {
+		v := in.gatewayCounter(t, "agora_gateway_billed_uagr_total")
+		return v > 0, fmt.Sprintf("%v uagr of receipts verified", v)
+	})
 	if err := in.gw.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -638,6 +623,21 @@ func rawStreamReceiptID(t *testing.T, gw, model string) string {
 		t.Fatalf("receipt id %q in the stream, %q in the trailer", id, resp.Trailer.Get(gateway.ReceiptIDHeader))
 	}
 	return id
+}
+
+// gatewayCounter is the value of the first gateway's unlabelled counter name.
+func (in *inferenceNet) gatewayCounter(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := in.gwReg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 // earlyReceipts is the first gateway's count of early receipts by outcome
