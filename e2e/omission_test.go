@@ -21,6 +21,7 @@ import (
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/explorer"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/provider"
 )
 
@@ -58,33 +59,22 @@ func TestOmittedEpochReported(t *testing.T) {
 
 	// The gateway reports the omission after the commit deadline; the fault applies at once.
 	var after app.ProviderView
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	poll.Until(t, 60*time.Second, fmt.Sprintf("the omitted epoch %d to be reported", r.Epoch), func() (bool, string) {
 		if err := c.Query(ctx, "/provider/"+omitter.Address().String(), 0, &after); err != nil {
 			t.Fatal(err)
 		}
-		if after.Faults > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the omitted epoch %d was never reported", r.Epoch)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return after.Faults > 0, fmt.Sprintf("omitter %+v", after)
+	})
 	cut := before.Bonded * in.nw.Params.SlashProviderOmitBps / 10000
 	if after.Bonded != before.Bonded-cut || after.Faults != 1 || after.ReputationBps != 0 {
 		t.Fatalf("omitter: bond %d (want %d), faults %d, reputation %d", after.Bonded, before.Bonded-cut, after.Faults, after.ReputationBps)
 	}
 	// The explorer's verdict and the report tx: refund = the receipt's amount.
 	var vs []explorer.Verdict
-	deadline = time.Now().Add(20 * time.Second)
-	for len(vs) == 0 {
+	poll.True(t, 20*time.Second, "the explorer to index the omission verdict", func() bool {
 		getJSON(t, "http://"+in.nw.Configs[0].API.Laddr+"/explorer/api/verdicts", &vs)
-		if time.Now().After(deadline) {
-			t.Fatal("the explorer did not index the omission verdict")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(vs) > 0
+	})
 	v := vs[0]
 	if v.Kind != "omitted_receipt" || v.Provider != r.Provider || v.Epoch != r.Epoch || v.Index != r.Index || v.Refund != r.Amount || v.Slashed != cut || v.Reporter != in.gw.Address().String() {
 		t.Fatalf("verdict %+v for receipt %+v", v, r)
@@ -160,11 +150,12 @@ func TestOmissionWatchRetriesUnreachable(t *testing.T) {
 	defer proxy.Close()
 	// Provider 0 (the cheaper, so the one the gateway picks) is reached
 	// through the proxy: that is the endpoint it registers.
+	var refresh time.Duration // the gateway's directory refresh: it checks omissions every third
 	in := startInferenceWith(t, func(i int, c *provider.Config) {
 		if i == 0 {
 			c.Listen, c.Endpoint = fmt.Sprintf("127.0.0.1:%d", port), proxy.URL
 		}
-	}, nil)
+	}, func(c *gateway.Config) { refresh = c.Refresh })
 	ctx := context.Background()
 	c := in.nw.Client(0)
 	prov := in.providers[0].Address().String()
@@ -181,31 +172,30 @@ func TestOmissionWatchRetriesUnreachable(t *testing.T) {
 	if len(list.Data) == 0 || list.Data[0].Provider != prov {
 		t.Fatalf("receipts: %+v", list.Data)
 	}
-	noChallenge := func() {
+	challenges := func() []json.RawMessage {
 		t.Helper()
 		var chs []json.RawMessage
 		if err := c.Query(ctx, "/challenges", 0, &chs); err != nil {
 			t.Fatal(err)
 		}
-		if len(chs) != 0 {
+		return chs
+	}
+	poll.Until(t, 60*time.Second, "the gateway to ask twice while the provider is unreachable", func() (bool, string) {
+		if chs := challenges(); len(chs) != 0 {
 			t.Fatalf("an omission challenge was opened: %s", chs[0])
 		}
-	}
-	wait := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	wait("the gateway to ask twice while the provider is unreachable", func() bool { noChallenge(); return refused.Load() >= 2 })
+		return refused.Load() >= 2, fmt.Sprintf("asked %d times", refused.Load())
+	})
 	down.Store(false)
-	wait("the gateway to check the proof once the provider answers", func() bool { return served.Load() >= 1 })
-	time.Sleep(time.Second) // a few more ticks
-	noChallenge()
+	poll.True(t, 60*time.Second, "the gateway to check the proof once the provider answers", func() bool { return served.Load() >= 1 })
+	// Nothing to wait for: no challenge must open. Watched for two more
+	// omission checks (every third directory refresh) and the blocks a
+	// challenge tx would take to commit, a challenge would show.
+	window := 2*3*refresh + 2*in.nw.Configs[0].Consensus.TimeoutCommit
+	var opened []json.RawMessage
+	if poll.Wait(window, func() (bool, string) { opened = challenges(); return len(opened) != 0, "" }) == nil {
+		t.Fatalf("an omission challenge was opened: %s", opened[0])
+	}
 	var pv app.ProviderView
 	if err := c.Query(ctx, "/provider/"+prov, 0, &pv); err != nil {
 		t.Fatal(err)
