@@ -18,6 +18,7 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
@@ -204,7 +205,14 @@ func TestInferenceBadInput(t *testing.T) {
 // ahead (103) is contradicted by its response, or never followed by one.
 func TestMisbehavingProviders(t *testing.T) {
 	// failures fade fast here, so the misbehaving provider is tried again
-	in := startInferenceWith(t, nil, func(c *gateway.Config) { c.FailureHalfLife = 100 * time.Millisecond })
+	const halfLife = 100 * time.Millisecond
+	in := startInferenceWith(t, nil, func(c *gateway.Config) { c.FailureHalfLife = halfLife })
+	// The gateway keeps a provider's failure count to itself and decays it
+	// with its clock, halving every half-life; a provider whose count is
+	// below one is tried in price order again. So the wait for that is the
+	// time it takes: after one failed request (one or two failures on a
+	// count below one), ten half-lives leave a wide margin.
+	fade := func() { time.Sleep(10 * halfLife) }
 	ctx := context.Background()
 	c := in.nw.Client(0)
 	// a fake provider, cheapest of all, registered on chain
@@ -268,14 +276,28 @@ func TestMisbehavingProviders(t *testing.T) {
 	if _, err := fs.Send(ctx, &types.MsgBondProvider{Amount: in.nw.Params.MinProviderStake}); err != nil {
 		t.Fatal(err)
 	}
-	h := sha256.Sum256([]byte("fake"))
+	// It also offers a model of its own, which the gateway lists once its
+	// directory holds the fake provider.
+	h, own := sha256.Sum256([]byte("fake")), sha256.Sum256([]byte("fake-only"))
 	if _, err := fs.Send(ctx, &types.MsgRegisterProvider{Info: &types.ProviderInfo{
 		Endpoint: "http://" + ln.Addr().String(), PriceInputPer_1K: 1, PriceOutputPer_1K: 1,
-		Models: []*types.ModelOffer{{Hash: h[:], Name: in.model, ContextLength: 256}}, Capabilities: []string{"chat"},
+		Models:       []*types.ModelOffer{{Hash: h[:], Name: in.model, ContextLength: 256}, {Hash: own[:], Name: "fake-only", ContextLength: 256}},
+		Capabilities: []string{"chat"},
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(500 * time.Millisecond) // directory refresh
+	poll.Until(t, 30*time.Second, "the gateway's directory to list the fake provider", func() (bool, string) {
+		var models struct {
+			Data []struct{ ID string } `json:"data"`
+		}
+		getJSON(t, in.gw.URL()+"/v1/models", &models)
+		for _, m := range models.Data {
+			if m.ID == "fake-only" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("models %+v", models.Data)
+	})
 	before := in.receiptCount(t)
 
 	mode = "garbage"
@@ -294,7 +316,7 @@ func TestMisbehavingProviders(t *testing.T) {
 	// Its failure has faded: the cheapest provider is tried first again, and
 	// this time it drops the stream after the first chunk.
 	mode = "drop"
-	time.Sleep(time.Second)
+	fade()
 	before = in.receiptCount(t)
 	body := `{"model":"tiny","stream":true,"messages":[{"role":"user","content":"hi"}],"max_tokens":4}`
 	resp, err := http.Post(in.gw.URL()+"/v1/chat/completions", "application/json", bytes.NewReader([]byte(body)))
@@ -316,7 +338,7 @@ func TestMisbehavingProviders(t *testing.T) {
 	// but no [DONE] (its SDK reports the stream incomplete), and nothing
 	// is booked.
 	mode = "forged"
-	time.Sleep(time.Second)
+	fade()
 	resp, err = http.Post(in.gw.URL()+"/v1/chat/completions", "application/json", bytes.NewReader([]byte(body)))
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +360,7 @@ func TestMisbehavingProviders(t *testing.T) {
 	// tentatively, and the request succeeded on another provider.
 	for _, m := range []string{"early-mismatch", "early-drop"} {
 		mode = m
-		time.Sleep(time.Second)
+		fade()
 		before = in.receiptCount(t)
 		dropped := in.earlyReceipts(t, "dropped")
 		resp, err := http.Post(in.gw.URL()+"/v1/chat/completions", "application/json",
