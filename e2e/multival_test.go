@@ -3,10 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 )
 
@@ -18,7 +20,8 @@ func TestFourValidatorsFaultTolerance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-validator network")
 	}
-	nw := testnet.New(t, testnet.Options{Validators: 4, Accounts: 1, BlockTime: 300 * time.Millisecond})
+	const blockTime = 300 * time.Millisecond
+	nw := testnet.New(t, testnet.Options{Validators: 4, Accounts: 1, BlockTime: blockTime})
 	for i := 0; i < 4; i++ {
 		if err := nw.WaitHeight(i, 3, 60*time.Second); err != nil {
 			t.Fatal(err)
@@ -57,14 +60,31 @@ func TestFourValidatorsFaultTolerance(t *testing.T) {
 	// Two of four down: 50% < 2/3, so no block can be committed.
 	nw.Stop(2)
 	nw.Stop(3)
-	time.Sleep(2 * time.Second) // let an in-flight height finish
-	stalled := nw.Height(0)
-	time.Sleep(4 * time.Second)
-	if got := nw.Height(0); got > stalled {
-		t.Fatalf("blocks committed with half the validators down: %d -> %d", stalled, got)
-	}
-	if got := nw.Height(1); got > stalled {
-		t.Fatalf("node 1 committed with half the validators down: %d -> %d", stalled, got)
+	// A height in flight (its precommits sent before the stops) may still
+	// commit, as soon as they are processed: the running nodes settle once
+	// both are at one height and it holds for two block times.
+	stalled, since := int64(-1), time.Time{} // the height both are at, since when
+	poll.Until(t, 30*time.Second, "the running nodes to settle on one height", func() (bool, string) {
+		h0, h1 := nw.Height(0), nw.Height(1)
+		if h0 != h1 {
+			stalled = -1
+			return false, fmt.Sprintf("node 0 at %d, node 1 at %d", h0, h1)
+		}
+		if h0 != stalled {
+			stalled, since = h0, time.Now()
+		}
+		return time.Since(since) >= 2*blockTime, fmt.Sprintf("both at %d", h0)
+	})
+	// No block can be committed now, and nothing marks that none will be:
+	// watch for one. The window outlasts a round whose proposer is down (it
+	// times out after TimeoutPropose) and then a dozen block times, in which
+	// a chain still able to commit would.
+	window := nw.Configs[0].Consensus.TimeoutPropose + 12*blockTime
+	if poll.Wait(window, func() (bool, string) { return nw.Height(0) > stalled || nw.Height(1) > stalled, "" }) == nil {
+		if got := nw.Height(0); got > stalled {
+			t.Fatalf("blocks committed with half the validators down: %d -> %d", stalled, got)
+		}
+		t.Fatalf("node 1 committed with half the validators down: %d -> %d", stalled, nw.Height(1))
 	}
 	// Both back: consensus resumes and all four agree, block by block.
 	nw.Start(2, 0)
