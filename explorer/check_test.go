@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/receipt"
 )
@@ -50,7 +51,7 @@ func newReceiptFixture(t *testing.T, count int) *receiptFixture {
 		f.signed = append(f.signed, s)
 		f.ids = append(f.ids, s.ID())
 	}
-	f.root = receipt.Root(f.ids)
+	f.root = merkle.Root(f.ids)
 	p := f.provider.String()
 	f.state = fakeState{
 		"/account/" + p:      app.AccountView{Address: f.provider, PubKey: types.HexBytes(priv.Public().(ed25519.PublicKey))},
@@ -61,7 +62,7 @@ func newReceiptFixture(t *testing.T, count int) *receiptFixture {
 
 func (f *receiptFixture) proofJSON(t *testing.T, i int) string {
 	t.Helper()
-	p, err := receipt.Prove(f.ids, i)
+	p, err := merkle.Prove(f.ids, i)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/verify"
 )
 
 //go:embed ui
@@ -503,7 +503,7 @@ func (s *Server) epoch(r *http.Request) (any, error) {
 		row := EpochCommitment{CommitmentView: c, Sampled: []uint64{}}
 		if len(ev.Seed) > 0 {
 			// The rule the chain and the validators apply.
-			row.Sampled = verify.Sampled(ev.Seed, c.Provider, c.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, c.ReputationBps)
+			row.Sampled = sampling.Sample(ev.Seed, c.Provider, c.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, c.ReputationBps)
 			sort.Slice(row.Sampled, func(i, j int) bool { return row.Sampled[i] < row.Sampled[j] })
 		}
 		rows = append(rows, row)

@@ -7,6 +7,7 @@ import (
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 
+	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -97,7 +98,7 @@ func (g *Gateway) verifyBatch(batch []pendingReceipt, keys expandedKeys, roots v
 	entries := map[string]int{}      // a provider batch's (key, root, signature) → its entry
 	entryKeys := []string{}
 	for i, p := range batch {
-		msg, sig, err := receipt.SignedMessage(p.sr.Bytes, p.sr.Signature)
+		msg, sig, err := types.ReceiptSignedMessage(p.sr.Bytes, p.sr.Signature)
 		if err != nil {
 			entry[i] = -1
 			continue

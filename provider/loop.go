@@ -15,6 +15,7 @@ import (
 
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/oai"
@@ -130,7 +131,7 @@ func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, er
 	if err != nil {
 		return false, err
 	}
-	root := receipt.Root(ids)
+	root := merkle.Root(ids)
 	_, err = p.signer.Send(ctx, &types.MsgCommitEpoch{Epoch: e, Root: root[:], ReceiptCount: es.Count, TotalBilled: es.Total, TotalTokens: tokens})
 	var te *client.TxError
 	if err != nil && !(errors.As(err, &te) && strings.Contains(te.Log, "already committed")) {
@@ -214,8 +215,8 @@ func (p *Provider) handleProof(w http.ResponseWriter, r *http.Request) {
 		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
 		return
 	}
-	root := receipt.Root(ids)
-	proof, err := receipt.Prove(ids, int(sr.Receipt.Index))
+	root := merkle.Root(ids)
+	proof, err := merkle.Prove(ids, int(sr.Receipt.Index))
 	if err != nil {
 		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
 		return
@@ -287,7 +288,7 @@ func (p *Provider) answerChallenges(ctx context.Context, h int64) error {
 		if err != nil {
 			return err
 		}
-		pr, err := receipt.Prove(ids, int(c.Index))
+		pr, err := merkle.Prove(ids, int(c.Index))
 		if err != nil {
 			return err
 		}

@@ -7,9 +7,10 @@ import (
 	"strconv"
 
 	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/merkle"
+	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/receipt"
-	"github.com/agoranet/agora/verify"
 )
 
 // Opening is one audited receipt with its inclusion proof and transcript.
@@ -56,14 +57,14 @@ func (p *Provider) handleOpenings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := Openings{Epoch: e, Count: uint64(len(ids)), Openings: []Opening{}}
-	out.Indices = verify.Sampled(ep.Seed, p.addr, out.Count, p.params.AuditFloorBps, p.params.AuditCeilingBps, cm.ReputationBps)
-	root := receipt.Root(ids)
+	out.Indices = sampling.Sample(ep.Seed, p.addr, out.Count, p.params.AuditFloorBps, p.params.AuditCeilingBps, cm.ReputationBps)
+	root := merkle.Root(ids)
 	for _, i := range out.Indices {
 		sr, err := p.store.ReceiptByID(ids[i])
 		if err != nil {
 			continue // an empty leaf (a write that failed): nothing to open
 		}
-		proof, err := receipt.Prove(ids, int(i))
+		proof, err := merkle.Prove(ids, int(i))
 		if err != nil {
 			continue
 		}
@@ -110,7 +111,7 @@ func (p *Provider) handleOpening(w http.ResponseWriter, r *http.Request) {
 		oai.Errorf(http.StatusNotFound, "invalid_request_error", "", "receipt %d of epoch %d: %v", i, e, err).Write(w)
 		return
 	}
-	proof, err := receipt.Prove(ids, int(i))
+	proof, err := merkle.Prove(ids, int(i))
 	if err != nil {
 		oai.Errorf(http.StatusInternalServerError, "api_error", "", "%v", err).Write(w)
 		return
@@ -121,5 +122,5 @@ func (p *Provider) handleOpening(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(Opening{Proof: receipt.ProofToJSON(sr, proof, receipt.Root(ids), true), Transcript: tr})
+	json.NewEncoder(w).Encode(Opening{Proof: receipt.ProofToJSON(sr, proof, merkle.Root(ids), true), Transcript: tr})
 }

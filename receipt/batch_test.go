@@ -3,7 +3,6 @@ package receipt
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/binary"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -63,7 +62,7 @@ func TestSignBatch(t *testing.T) {
 			if s.Verify(otherPub) == nil {
 				t.Fatalf("n=%d: verified with another key", n)
 			}
-			if n > 1 && VerifySignature(pub, ss[(i+1)%n].Bytes, s.Signature) {
+			if n > 1 && types.VerifyReceiptSignature(pub, ss[(i+1)%n].Bytes, s.Signature) {
 				t.Fatalf("n=%d: receipt %d's signature verifies receipt %d", n, i, (i+1)%n)
 			}
 		}
@@ -75,17 +74,17 @@ func TestSignBatch(t *testing.T) {
 		for j := range s.Signature {
 			bad := bytes.Clone(s.Signature)
 			bad[j] ^= 0x10
-			if VerifySignature(pub, s.Bytes, bad) {
+			if types.VerifyReceiptSignature(pub, s.Bytes, bad) {
 				t.Fatalf("n=%d: signature byte %d flipped still verifies", n, j)
 			}
 		}
 		bz := bytes.Clone(s.Bytes)
 		bz[len(bz)-1] ^= 1
-		if VerifySignature(pub, bz, s.Signature) {
+		if types.VerifyReceiptSignature(pub, bz, s.Signature) {
 			t.Fatalf("n=%d: tampered receipt verifies", n)
 		}
 		// A path cut short or padded.
-		if VerifySignature(pub, s.Bytes, s.Signature[:len(s.Signature)-32]) || VerifySignature(pub, s.Bytes, append(bytes.Clone(s.Signature), make([]byte, 32)...)) {
+		if types.VerifyReceiptSignature(pub, s.Bytes, s.Signature[:len(s.Signature)-32]) || types.VerifyReceiptSignature(pub, s.Bytes, append(bytes.Clone(s.Signature), make([]byte, 32)...)) {
 			t.Fatalf("n=%d: a path of the wrong length verifies", n)
 		}
 	}
@@ -95,60 +94,6 @@ func TestSignBatch(t *testing.T) {
 	if _, err := SignBatch(priv, batchOf(pub, types.ReceiptBatchMax+1)); err == nil {
 		t.Fatal("an oversize batch was signed")
 	}
-}
-
-// TestSignedMessageRejects covers signatures that are malformed before any
-// cryptography: wrong lengths, positions outside a batch, a batch of one
-// in batched form.
-func TestSignedMessageRejects(t *testing.T) {
-	bz := []byte("receipt")
-	blob := func(index, count uint32, siblings int) []byte {
-		b := make([]byte, 64)
-		b = binary.BigEndian.AppendUint32(b, index)
-		b = binary.BigEndian.AppendUint32(b, count)
-		return append(b, make([]byte, 32*siblings)...)
-	}
-	for _, c := range []struct {
-		name string
-		sig  []byte
-		want string
-	}{
-		{"empty", nil, "neither plain nor batched"},
-		{"63 bytes", make([]byte, 63), "neither plain nor batched"},
-		{"no path", blob(0, 2, 0), "neither plain nor batched"},
-		{"ragged path", append(blob(0, 2, 1), 0), "neither plain nor batched"},
-		{"path too deep", blob(0, 2, types.ReceiptBatchDepth+1), "neither plain nor batched"},
-		{"batch of one", blob(0, 1, 1), "not in a batch"},
-		{"index past count", blob(5, 5, 3), "not in a batch"},
-		{"count too large", blob(0, types.ReceiptBatchMax+1, 8), "not in a batch"},
-		{"too many siblings", blob(0, 2, 2), "does not fit"},
-		{"too few siblings", blob(0, 5, 2), "does not fit"},
-	} {
-		if _, _, err := SignedMessage(bz, c.sig); err == nil || !bytes.Contains([]byte(err.Error()), []byte(c.want)) {
-			t.Errorf("%s: %v, want %q", c.name, err, c.want)
-		}
-	}
-}
-
-// FuzzSignedMessage feeds arbitrary signature blobs: never a panic, and a
-// blob accepted as batched leads to a root-signing message.
-func FuzzSignedMessage(f *testing.F) {
-	priv, pub := testkey.Pair("prov")
-	ss, _ := SignBatch(priv, batchOf(pub, 5))
-	f.Add(ss[3].Bytes, ss[3].Signature)
-	f.Add([]byte("x"), make([]byte, 64))
-	f.Fuzz(func(t *testing.T, bz, sig []byte) {
-		msg, sig64, err := SignedMessage(bz, sig)
-		if err != nil {
-			return
-		}
-		if len(sig64) != 64 {
-			t.Fatalf("signature of %d bytes", len(sig64))
-		}
-		if len(sig) > 64 && (len(msg) != len(BatchDomain)+32 || string(msg[:len(BatchDomain)]) != BatchDomain) {
-			t.Fatalf("batched blob accepted with message %x", msg)
-		}
-	})
 }
 
 // The provider signs through a presign.Signer (random nonces computed
@@ -180,7 +125,7 @@ func TestSignBatchPresigned(t *testing.T) {
 			}
 			other := batchOf(pub, n+1)[n]
 			bz, _ := proto.MarshalOptions{Deterministic: true}.Marshal(other)
-			if VerifySignature(pub, bz, sr.Signature) {
+			if types.VerifyReceiptSignature(pub, bz, sr.Signature) {
 				t.Fatalf("n=%d: receipt %d's signature verifies another receipt", n, i)
 			}
 		}

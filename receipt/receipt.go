@@ -1,11 +1,12 @@
-// Package receipt signs and checks the receipts providers give for each
-// request, and builds the per-epoch Merkle tree whose root providers commit
-// on chain, with inclusion proofs anyone can check against that root.
+// Package receipt signs the receipts providers give for each request
+// (plainly or in batches), encodes and decodes them for HTTP, and renders
+// their inclusion proofs as JSON. What the chain checks — receipt ids,
+// signature forms, the Merkle tree of commitments — lives in chain/types
+// and chain/merkle; this package builds on them off chain.
 package receipt
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -16,9 +17,6 @@ import (
 	"github.com/agoranet/agora/chain/types"
 )
 
-// SignDomain separates receipt signatures from every other signature.
-const SignDomain = "agora/receipt/v1\n"
-
 // Signed is a receipt with its provider signature, decoded.
 type Signed struct {
 	Receipt   *types.Receipt
@@ -26,8 +24,8 @@ type Signed struct {
 	Signature []byte
 }
 
-// ID is the receipt's id: sha256 of its serialized bytes.
-func (s *Signed) ID() [32]byte { return sha256.Sum256(s.Bytes) }
+// ID is the receipt's id: sha256 of its serialized bytes (types.ReceiptID).
+func (s *Signed) ID() [32]byte { return types.ReceiptID(s.Bytes) }
 
 // IDHex is the id in hex.
 func (s *Signed) IDHex() string {
@@ -47,7 +45,7 @@ func Sign(priv ed25519.PrivateKey, r *types.Receipt) (*Signed, error) {
 // Verify checks the signature (plain or batched) with the provider's public
 // key and that the receipt names that provider.
 func (s *Signed) Verify(providerPub []byte) error {
-	if !VerifySignature(providerPub, s.Bytes, s.Signature) {
+	if !types.VerifyReceiptSignature(providerPub, s.Bytes, s.Signature) {
 		return errors.New("receipt signature does not verify")
 	}
 	if string(types.AddressFromPubKey(providerPub)) != string(s.Receipt.Provider) {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/engine/native"
@@ -137,7 +138,7 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params 
 	fail := func(index uint64, fault, format string, args ...any) Finding {
 		return Finding{Epoch: ep.Number, Provider: addr, Index: index, Fault: fault, Reason: fmt.Sprintf(format, args...)}
 	}
-	want := verify.Sampled(ep.Seed, cm.Provider, cm.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, cm.ReputationBps)
+	want := sampling.Sample(ep.Seed, cm.Provider, cm.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, cm.ReputationBps)
 	var pv app.ProviderView
 	var acc app.AccountView
 	if err := a.chain.Query(ctx, "/provider/"+addr, 0, &pv); err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
@@ -82,11 +83,11 @@ func TestPartialTranscript(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids := [][32]byte{sr.ID()}
-		proof, err := receipt.Prove(ids, 0)
+		proof, err := merkle.Prove(ids, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		root := receipt.Root(ids)
+		root := merkle.Root(ids)
 		o := provider.Opening{Proof: receipt.ProofToJSON(sr, proof, root, true), Transcript: tr}
 		return a.checkOpening(app.EpochView{Number: 3}, app.CommitmentView{Provider: prov, ReceiptCount: 1, Root: root[:]}, pub, 0, o)
 	}

@@ -1,3 +1,8 @@
+// Package verify checks the transcripts providers open for audited
+// inference requests, off chain: a native-engine transcript is re-executed
+// and compared bit for bit (CheckNative), a GPU backend's transcript within
+// tolerances (CheckReported). Which receipts are audited is the chain's
+// rule, in chain/sampling.
 package verify
 
 import (

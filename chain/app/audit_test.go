@@ -5,11 +5,12 @@ import (
 
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/receipt"
-	"github.com/agoranet/agora/verify"
 )
 
 // TestReportFault: a validator's verdict on a sampled, provably committed
@@ -37,7 +38,7 @@ func TestReportFault(t *testing.T) {
 		signed = append(signed, sr)
 		ids = append(ids, sr.ID())
 	}
-	root := receipt.Root(ids)
+	root := merkle.Root(ids)
 	for h.height < p.EpochLength {
 		h.block()
 	}
@@ -49,13 +50,13 @@ func TestReportFault(t *testing.T) {
 	}
 	snap, _ = h.app.Snapshot(0)
 	ep = epochs.Get(snap, 0)
-	sampled := verify.SampleIndices(ep.Seed, prov, 5, verify.SampleCount(5, verify.Rate(p.AuditFloorBps, p.AuditCeilingBps, 0)))
+	sampled := sampling.Indices(ep.Seed, prov, 5, sampling.Count(5, sampling.Rate(p.AuditFloorBps, p.AuditCeilingBps, 0)))
 	if len(sampled) != 1 {
 		t.Fatalf("sampled %v", sampled)
 	}
 	idx := sampled[0]
 	report := func(i uint64, sr *receipt.Signed) *types.MsgReportFault {
-		pr, _ := receipt.Prove(ids, int(i))
+		pr, _ := merkle.Prove(ids, int(i))
 		m := &types.MsgReportFault{Epoch: 0, Provider: prov, Index: i, Fault: types.FaultFabricated, Receipt: sr.Bytes, ReceiptSignature: sr.Signature, ProofLeft: pr.Left}
 		for _, s := range pr.Siblings {
 			m.Proof = append(m.Proof, append([]byte(nil), s[:]...))
@@ -139,8 +140,8 @@ func parseUint(s string) uint64 {
 // count cannot make fault reports (which sample inside a tx) expensive.
 func TestHugeDeclaredCountStaysCheap(t *testing.T) {
 	seed := make([]byte, 32)
-	idx := verify.SampleIndices(seed, make([]byte, 20), ^uint64(0), verify.SampleCount(^uint64(0), 2000))
-	if len(idx) != verify.MaxSamples {
+	idx := sampling.Indices(seed, make([]byte, 20), ^uint64(0), sampling.Count(^uint64(0), 2000))
+	if len(idx) != sampling.Max {
 		t.Fatalf("%d samples", len(idx))
 	}
 }

@@ -7,10 +7,11 @@ import (
 	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/merkle"
+	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/receipt"
-	"github.com/agoranet/agora/verify"
 )
 
 // TestDisputes: a client disputes receipts the seed did not sample; a
@@ -43,7 +44,7 @@ func TestDisputes(t *testing.T) {
 			ids = append(ids, sr.ID())
 		}
 	}
-	root := receipt.Root(ids)
+	root := merkle.Root(ids)
 	for h.height < p.EpochLength {
 		h.block()
 	}
@@ -56,7 +57,7 @@ func TestDisputes(t *testing.T) {
 	snap, _ = h.app.Snapshot(0)
 	ep = epochs.Get(snap, 0)
 	sampled := map[uint64]bool{}
-	for _, i := range verify.Sampled(ep.Seed, prov, 20, p.AuditFloorBps, p.AuditCeilingBps, 0) {
+	for _, i := range sampling.Sample(ep.Seed, prov, 20, p.AuditFloorBps, p.AuditCeilingBps, 0) {
 		sampled[i] = true
 	}
 	var unsampled []uint64
@@ -70,7 +71,7 @@ func TestDisputes(t *testing.T) {
 		return &types.MsgDisputeReceipt{Receipt: signed[i].Bytes, ReceiptSignature: signed[i].Signature}
 	}
 	fabricated := func(i uint64) *types.MsgReportFault {
-		pr, _ := receipt.Prove(ids, int(i))
+		pr, _ := merkle.Prove(ids, int(i))
 		m := &types.MsgReportFault{Epoch: 0, Provider: prov, Index: i, Fault: types.FaultFabricated, Receipt: signed[i].Bytes, ReceiptSignature: signed[i].Signature, ProofLeft: pr.Left}
 		for _, s := range pr.Siblings {
 			m.Proof = append(m.Proof, append([]byte(nil), s[:]...))
@@ -162,7 +163,7 @@ func TestDisputeReportedBeforeSeed(t *testing.T) {
 	for _, sr := range signed {
 		ids = append(ids, sr.ID())
 	}
-	root := receipt.Root(ids)
+	root := merkle.Root(ids)
 	for h.height < p.EpochLength {
 		h.block()
 	}
@@ -171,7 +172,7 @@ func TestDisputeReportedBeforeSeed(t *testing.T) {
 		h.block()
 	}
 	fabricated := func(i int) []byte {
-		pr, _ := receipt.Prove(ids, i)
+		pr, _ := merkle.Prove(ids, i)
 		m := &types.MsgReportFault{Epoch: 0, Provider: prov, Index: uint64(i), Fault: types.FaultFabricated, Receipt: signed[i].Bytes, ReceiptSignature: signed[i].Signature, ProofLeft: pr.Left}
 		for _, s := range pr.Siblings {
 			m.Proof = append(m.Proof, append([]byte(nil), s[:]...))

@@ -6,6 +6,7 @@ import (
 	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/registry"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/types"
@@ -62,7 +63,7 @@ func TestOmission(t *testing.T) {
 	if c := code(h.tx("client", report(provRs[5]))); c != types.CodeInvalid {
 		t.Fatalf("report before the commit deadline: code %s", c)
 	}
-	rootP, rootP2 := receipt.Root(provIDs), receipt.Root(prov2IDs)
+	rootP, rootP2 := merkle.Root(provIDs), merkle.Root(prov2IDs)
 	mustOK(t, h.block(
 		h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: rootP[:], ReceiptCount: 5, TotalBilled: 510}),
 		h.tx("prov2", &types.MsgCommitEpoch{Epoch: 0, Root: rootP2[:], ReceiptCount: 3, TotalBilled: 402}),
@@ -119,7 +120,7 @@ func TestOmission(t *testing.T) {
 		t.Fatalf("reporter balance %d, want bond and fee taken", got)
 	}
 	answer := func(ids [][32]byte, i int) *types.MsgAnswerOmission {
-		pr, _ := receipt.Prove(ids, i)
+		pr, _ := merkle.Prove(ids, i)
 		m := &types.MsgAnswerOmission{Epoch: 0, Index: uint64(i), ProofLeft: pr.Left}
 		for _, s := range pr.Siblings {
 			m.Proof = append(m.Proof, append([]byte(nil), s[:]...))

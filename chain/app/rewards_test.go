@@ -8,9 +8,9 @@ import (
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/verify"
 )
 
 func eventAttr(evs []abci.Event, typ, key string) (string, bool) {
@@ -92,7 +92,7 @@ func TestSettlementOverManyEpochs(t *testing.T) {
 				continue
 			}
 			cm := epochs.GetCommitment(snap, e, prov2)
-			idx := verify.Sampled(ep.Seed, prov2, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps)[0]
+			idx := sampling.Sample(ep.Seed, prov2, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps)[0]
 			pending = append(pending, h.tx("operator", &types.MsgReportFault{Epoch: e, Provider: prov2, Index: idx, Fault: types.FaultRefused}))
 		}
 	}

@@ -4,7 +4,6 @@
 package audit
 
 import (
-	"crypto/sha256"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -12,12 +11,12 @@ import (
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/receipt"
-	"github.com/agoranet/agora/verify"
 )
 
 var (
@@ -71,7 +70,7 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	}
 	sampled := false
 	if len(ep.Seed) > 0 {
-		for _, i := range verify.Sampled(ep.Seed, m.Provider, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
+		for _, i := range sampling.Sample(ep.Seed, m.Provider, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
 			sampled = sampled || i == m.Index
 		}
 	}
@@ -87,10 +86,10 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 			return res, types.Errorf(types.CodeInvalid, "the receipt is not receipt %d of %s in epoch %d", m.Index, types.Address(m.Provider), m.Epoch)
 		}
 		pub := bank.GetAccount(kv, m.Provider).PubKey
-		if !receipt.VerifySignature(pub, m.Receipt, m.ReceiptSignature) {
+		if !types.VerifyReceiptSignature(pub, m.Receipt, m.ReceiptSignature) {
 			return res, types.Errorf(types.CodeBadSignature, "the receipt is not signed by the provider")
 		}
-		pr := &receipt.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}
+		pr := &merkle.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}
 		for _, h := range m.Proof {
 			var x [32]byte
 			copy(x[:], h)
@@ -98,7 +97,7 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 		}
 		var root [32]byte
 		copy(root[:], cm.Root)
-		if !pr.Verify(root, sha256.Sum256(m.Receipt)) {
+		if !pr.Verify(root, types.ReceiptID(m.Receipt)) {
 			return res, types.Errorf(types.CodeInvalid, "the receipt is not included under the committed root")
 		}
 	}
@@ -178,7 +177,7 @@ func penalize(kv store.KV, p types.Params, provider []byte, bps uint64, client [
 	pv := registry.Get(kv, provider)
 	if pv != nil {
 		pv.Faults++
-		pv.ReputationBps = verify.NextReputation(pv.ReputationBps, p.ReputationStepBps, true)
+		pv.ReputationBps = registry.NextReputation(pv.ReputationBps, p.ReputationStepBps, true)
 		if pv.Faults >= JailAfter {
 			pv.Jailed = true
 		}

@@ -8,7 +8,6 @@ import (
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/receipt"
 )
 
 // Disputes: a client may have any committed receipt it paid for re-executed,
@@ -49,7 +48,7 @@ func DisputeReceipt(kv store.KV, p types.Params, chainID string, height int64, s
 		return nil, types.Errorf(types.CodeUnauthorized, "only the receipt's client %s may dispute it", types.Address(r.Client))
 	}
 	pub := bank.GetAccount(kv, r.Provider).PubKey
-	if !receipt.VerifySignature(pub, m.Receipt, m.ReceiptSignature) {
+	if !types.VerifyReceiptSignature(pub, m.Receipt, m.ReceiptSignature) {
 		return nil, types.Errorf(types.CodeBadSignature, "the receipt is not signed by provider %s", types.Address(r.Provider))
 	}
 	ep := epochs.Get(kv, r.Epoch)

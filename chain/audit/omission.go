@@ -1,16 +1,14 @@
 package audit
 
 import (
-	"crypto/sha256"
-
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/receipt"
 )
 
 // Omission: a receipt the provider signed must be in its commitment for the
@@ -58,7 +56,7 @@ func ReportOmission(kv store.KV, p types.Params, chainID string, height int64, s
 		return out, types.Errorf(types.CodeMalformed, "receipt provider: %v", err)
 	}
 	pub := bank.GetAccount(kv, r.Provider).PubKey
-	if !receipt.VerifySignature(pub, m.Receipt, m.ReceiptSignature) {
+	if !types.VerifyReceiptSignature(pub, m.Receipt, m.ReceiptSignature) {
 		return out, types.Errorf(types.CodeBadSignature, "the receipt is not signed by provider %s", types.Address(r.Provider))
 	}
 	out.Epoch, out.Provider, out.Index = r.Epoch, r.Provider, r.Index
@@ -107,7 +105,7 @@ func AnswerOmission(kv store.KV, signer []byte, m *types.MsgAnswerOmission) erro
 	if cm == nil {
 		return types.Errorf(types.CodeNotFound, "no commitment by %s for epoch %d", types.Address(signer), m.Epoch)
 	}
-	pr := &receipt.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}
+	pr := &merkle.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}
 	for _, h := range m.Proof {
 		var x [32]byte
 		copy(x[:], h)
@@ -199,6 +197,6 @@ func Challenges(kv store.KV, provider []byte) []*types.Challenge {
 }
 
 func receiptID(bz []byte) []byte {
-	h := sha256.Sum256(bz)
+	h := types.ReceiptID(bz)
 	return h[:]
 }

@@ -31,6 +31,17 @@ func Get(kv store.KV, addr []byte) *types.Provider {
 // Set stores a provider record.
 func Set(kv store.KV, p *types.Provider) { kv.Set(providerKey(p.Address), codec.Marshal(p)) }
 
+// NextReputation is a provider's reputation (basis points, 0..10000) after
+// an epoch it committed is settled: a fault resets it to 0, a clean epoch
+// adds step (capped at 10000). Honest providers reach full reputation after
+// ceil(10000 / step) clean epochs and are then audited at the floor rate.
+func NextReputation(rep, step uint64, faulted bool) uint64 {
+	if faulted {
+		return 0
+	}
+	return min(10000, rep+step)
+}
+
 // IsActive reports whether addr is a registered, unjailed provider.
 func IsActive(kv store.KV, addr []byte) bool {
 	p := Get(kv, addr)

@@ -17,7 +17,6 @@ import (
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/verify"
 )
 
 // Pool holds rewards between minting and payout; integer-division dust
@@ -107,6 +106,19 @@ type Payout struct {
 	Amount uint64
 }
 
+// Emission is the uagr minted for epoch n: initial halved every interval
+// epochs (0 once halved 64 times).
+func Emission(initial, interval, n uint64) uint64 {
+	if interval == 0 {
+		return 0
+	}
+	h := n / interval
+	if h >= 64 {
+		return 0
+	}
+	return initial >> h
+}
+
 // Settle settles epoch n. It runs at the end of the block after which no
 // fault report for n is accepted, so a commitment's fault status is final.
 func Settle(kv store.KV, p types.Params, n uint64) (Settlement, error) {
@@ -126,13 +138,13 @@ func Settle(kv store.KV, p types.Params, n uint64) (Settlement, error) {
 		faulted := audit.Faulted(kv, n, c.Provider)
 		clean[i] = !faulted && !pv.Jailed
 		if clean[i] { // a jailed provider earns neither rewards nor reputation
-			pv.ReputationBps = verify.NextReputation(pv.ReputationBps, p.ReputationStepBps, false)
+			pv.ReputationBps = registry.NextReputation(pv.ReputationBps, p.ReputationStepBps, false)
 			registry.Set(kv, pv)
 		}
 	}
 
 	// Mint the emission and take the fee pool into the rewards pool.
-	s.Emission = verify.Emission(p.InitialEpochEmission, p.HalvingIntervalEpochs, n)
+	s.Emission = Emission(p.InitialEpochEmission, p.HalvingIntervalEpochs, n)
 	if err := bank.Mint(kv, Pool, s.Emission); err != nil {
 		return s, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,6 +15,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/rewards"
+	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
@@ -156,7 +160,7 @@ func RunVerify(o VerifyOptions) (*VerifyResult, error) {
 	prov := types.AddressFromPubKey([]byte("bench-verify-cheating-provider!!!"))
 	for _, f := range []float64{0.01, 0.05, 0.20} {
 		for _, rep0 := range []uint64{10000, 0} {
-			row := DetectionRow{CheatRate: f, StartRep: rep0, Analytic3100: verify.DetectionProbability(float64(verify.Rate(p.AuditFloorBps, p.AuditCeilingBps, rep0))/10000, f*res.DetectionPerAudit, 3100)}
+			row := DetectionRow{CheatRate: f, StartRep: rep0, Analytic3100: detectionProbability(float64(sampling.Rate(p.AuditFloorBps, p.AuditCeilingBps, rep0))/10000, f*res.DetectionPerAudit, 3100)}
 			var reqs []int
 			within := 0
 			for trial := 0; trial < o.Trials; trial++ {
@@ -169,7 +173,7 @@ func RunVerify(o VerifyOptions) (*VerifyResult, error) {
 					for i := range cheats {
 						cheats[i] = rng.Float64() < f
 					}
-					for _, i := range verify.Sampled(seed[:], prov, uint64(o.RequestsPerEpoch), p.AuditFloorBps, p.AuditCeilingBps, rep) {
+					for _, i := range sampling.Sample(seed[:], prov, uint64(o.RequestsPerEpoch), p.AuditFloorBps, p.AuditCeilingBps, rep) {
 						// A sampled fabrication is caught when re-execution rejects it
 						// (measured above on real transcripts).
 						if cheats[i] && rng.Float64() < res.DetectionPerAudit {
@@ -181,7 +185,7 @@ func RunVerify(o VerifyOptions) (*VerifyResult, error) {
 						break
 					}
 					served += o.RequestsPerEpoch
-					rep = verify.NextReputation(rep, p.ReputationStepBps, false)
+					rep = registry.NextReputation(rep, p.ReputationStepBps, false)
 				}
 				reqs = append(reqs, served)
 				if served <= 3100 {
@@ -214,10 +218,10 @@ func RunVerify(o VerifyOptions) (*VerifyResult, error) {
 		r := rep
 		for epoch := from; epoch < o.HonestEpochs; epoch++ {
 			seed := benchSeed(-1, epoch, 0)
-			for _, i := range verify.Sampled(seed[:], honestProv, uint64(o.RequestsPerEpoch), p.AuditFloorBps, p.AuditCeilingBps, r) {
+			for _, i := range sampling.Sample(seed[:], honestProv, uint64(o.RequestsPerEpoch), p.AuditFloorBps, p.AuditCeilingBps, r) {
 				checks = append(checks, check{epoch, int(i)})
 			}
-			r = verify.NextReputation(r, p.ReputationStepBps, false)
+			r = registry.NextReputation(r, p.ReputationStepBps, false)
 		}
 		failed := make([]bool, len(checks))
 		var wg sync.WaitGroup
@@ -270,7 +274,7 @@ func RunVerify(o VerifyOptions) (*VerifyResult, error) {
 		}
 		res.FalseSlashes++
 		res.HonestRequests += (firstFault + 1 - from) * o.RequestsPerEpoch
-		rep = verify.NextReputation(0, p.ReputationStepBps, true)
+		rep = registry.NextReputation(0, p.ReputationStepBps, true)
 		from = firstFault + 1
 	}
 	res.HonestEpochs = o.HonestEpochs
@@ -279,11 +283,18 @@ func RunVerify(o VerifyOptions) (*VerifyResult, error) {
 	// when timed beside serving above.
 	res.HonestOverhead = float64(res.HonestChecks) * res.CheckMs / (float64(res.HonestRequests) * res.GenerateMs)
 	for n := uint64(0); n < 1000; n++ {
-		res.EmissionSum += verify.Emission(p.InitialEpochEmission, p.HalvingIntervalEpochs, n)
+		res.EmissionSum += rewards.Emission(p.InitialEpochEmission, p.HalvingIntervalEpochs, n)
 	}
 	logf("  %d requests, %d re-executions, %d false slashes; audit compute %.2f %% of serving compute (%.2f %% at the floor rate, %.2f %% at the ceiling); final reputation %d %%",
 		res.HonestRequests, res.HonestChecks, res.FalseSlashes, 100*res.HonestOverhead, 100*res.OverheadFloor, 100*res.OverheadCeiling, rep/100)
 	return res, nil
+}
+
+// detectionProbability is 1 − (1 − s·f)^M: the chance that auditing a
+// fraction s of requests catches a provider that cheats on a fraction f of
+// M requests. For the report's analytic column, never for consensus.
+func detectionProbability(s, f float64, m int) float64 {
+	return 1 - math.Pow(1-s*f, float64(m))
 }
 
 func benchSeed(trial, epoch int, f float64) [32]byte {

@@ -35,3 +35,11 @@ func TestVerifySimulator(t *testing.T) {
 		}
 	}
 }
+
+// The brief's target: ≥ 99 % chance to catch a provider cheating on ≥ 5 % of
+// requests within ~3,100 requests at ≤ 3 % extra compute.
+func TestDetectionTarget(t *testing.T) {
+	if p := detectionProbability(0.03, 0.05, 3100); p < 0.99 {
+		t.Fatalf("detection %.4f", p)
+	}
+}

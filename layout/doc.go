@@ -1,0 +1,8 @@
+// Package layout holds no code. Its tests check the module's layering from
+// the output of `go list -deps -json ./...`:
+//
+//   - the state machine (chain/...) links nothing of this module outside
+//     chain/: no engine, no verify, no receipt, no role, no node;
+//   - no role package (provider, gateway, validator, explorer) links another
+//     role package.
+package layout
