@@ -18,6 +18,7 @@ import (
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/validator"
@@ -187,4 +188,25 @@ func (a *auditNet) receipts() []gateway.StoredReceipt {
 	}
 	getJSON(a.t, a.gw.URL()+"/v1/receipts?limit=1000", &list)
 	return list.Data
+}
+
+// everyEpoch runs round (traffic, then a check) once per epoch of chain
+// time, so that each round's traffic lands in a later epoch, until round
+// reports done; after timeout the test fails with what and the last
+// round's word.
+func (a *auditNet) everyEpoch(timeout time.Duration, what string, round func(n int) (done bool, why string)) {
+	a.t.Helper()
+	n, next, last := 0, int64(0), ""
+	poll.Until(a.t, timeout, what, func() (bool, string) {
+		if h := a.nw.Height(0); h < next {
+			return false, fmt.Sprintf("after %d rounds: %s (next round at height %d, chain at %d)", n, last, next, h)
+		}
+		done, why := round(n)
+		n++
+		if done {
+			return true, ""
+		}
+		next, last = a.nw.Height(0)+a.nw.Params.EpochLength, why
+		return false, fmt.Sprintf("after %d rounds: %s", n, why)
+	})
 }

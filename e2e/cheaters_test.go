@@ -8,6 +8,7 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/explorer"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/provider"
 )
 
@@ -36,11 +37,11 @@ func TestCheatersCaught(t *testing.T) {
 		bondBefore[p.Address().String()] = prov(p).Bonded
 	}
 
-	// Traffic for a few epochs; the refuser stops (and so serves no openings)
-	// once it has committed its first epoch.
+	// Traffic for a few epochs, a round each; the refuser stops (and so
+	// serves no openings) once it has committed its first epoch.
 	var refuserEpoch uint64
 	deadline := time.Now().Add(150 * time.Second)
-	for round := 0; ; round++ {
+	a.everyEpoch(150*time.Second, "the cheaters' faults", func(round int) (bool, string) {
 		for i := 0; i < 4; i++ {
 			chat("tiny", round*4+i)
 			if prov(fabricator).Faults == 0 {
@@ -57,25 +58,20 @@ func TestCheatersCaught(t *testing.T) {
 					refuserEpoch = r.Epoch
 				}
 			}
-			var cm app.CommitmentView
-			for time.Now().Before(deadline) {
-				if err := c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", refuserEpoch, refuser.Address()), 0, &cm); err == nil {
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			poll.Until(t, time.Until(deadline), fmt.Sprintf("the refuser's commitment of epoch %d", refuserEpoch), func() (bool, string) {
+				var cm app.CommitmentView
+				err := c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", refuserEpoch, refuser.Address()), 0, &cm)
+				return err == nil, fmt.Sprint(err)
+			})
 			refuser.Stop()
 			stopped = true
 		}
 		if k := faultKinds(t, nw.Configs[0].API.Laddr); k[substitute.Address().String()]["fabricated_output"] &&
 			k[fabricator.Address().String()]["fabricated_output"] && k[refuser.Address().String()]["refused_opening"] {
-			break
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %d rounds: faults substitute %d, fabricator %d, refuser %d", round+1, prov(substitute).Faults, prov(fabricator).Faults, prov(refuser).Faults)
-		}
-		time.Sleep(1500 * time.Millisecond) // about an epoch
-	}
+		return false, fmt.Sprintf("faults substitute %d, fabricator %d, refuser %d", prov(substitute).Faults, prov(fabricator).Faults, prov(refuser).Faults)
+	})
 
 	// The verdicts, as the explorer indexed them: every fabricated-output
 	// fault refunded its receipt's exact amount to the client, and both
@@ -85,8 +81,7 @@ func TestCheatersCaught(t *testing.T) {
 		amount[fmt.Sprintf("%s/%d/%d", r.Provider, r.Epoch, r.Index)] = r.Amount
 	}
 	var verdicts []explorer.Verdict
-	deadline = time.Now().Add(20 * time.Second)
-	for {
+	poll.Until(t, 20*time.Second, "the explorer to index every applied verdict", func() (bool, string) {
 		getJSON(t, "http://"+nw.Configs[0].API.Laddr+"/explorer/api/verdicts?limit=1000", &verdicts)
 		applied := 0
 		for _, v := range verdicts {
@@ -94,14 +89,9 @@ func TestCheatersCaught(t *testing.T) {
 				applied++
 			}
 		}
-		if uint64(applied) >= prov(substitute).Faults+prov(fabricator).Faults+prov(refuser).Faults {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the explorer indexed %d applied verdicts", applied)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		faults := prov(substitute).Faults + prov(fabricator).Faults + prov(refuser).Faults
+		return uint64(applied) >= faults, fmt.Sprintf("the explorer indexed %d applied verdicts, the chain counts %d faults", applied, faults)
+	})
 	kinds := map[string]map[string]bool{}
 	for _, v := range verdicts {
 		if v.Target == honest.Address().String() {
@@ -137,8 +127,7 @@ func TestCheatersCaught(t *testing.T) {
 	// (a stopped provider also fails the gateway's omission challenge).
 	// Audits of later epochs may still land: compare until both views agree.
 	bps := map[string]uint64{"fabricated_output": params.SlashProviderFraudBps, "refused_opening": params.SlashProviderRefusalBps, "omitted_receipt": params.SlashProviderOmitBps}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, "the cheaters' bonds to match their applied verdicts", func() (bool, string) {
 		getJSON(t, "http://"+nw.Configs[0].API.Laddr+"/explorer/api/verdicts?limit=1000", &verdicts)
 		mismatch := ""
 		for _, p := range []*provider.Provider{substitute, fabricator, refuser} {
@@ -154,30 +143,17 @@ func TestCheatersCaught(t *testing.T) {
 				mismatch = fmt.Sprintf("provider %s: bond %d, want %d after %d faults (chain counts %d); reputation %d", v.Address, v.Bonded, want, n, v.Faults, v.ReputationBps)
 			}
 		}
-		if mismatch == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(mismatch)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return mismatch == "", mismatch
+	})
 
 	// The honest provider: never slashed; its reputation grows as its epochs settle.
-	deadline = time.Now().Add(60 * time.Second)
-	for {
+	poll.Until(t, 60*time.Second, "the honest provider's reputation to grow", func() (bool, string) {
 		v := prov(honest)
 		if v.Faults != 0 || v.Bonded != bondBefore[v.Address.String()] {
 			t.Fatalf("honest provider slashed: %+v", v)
 		}
-		if v.ReputationBps > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("honest provider's reputation never grew: %+v", v)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return v.ReputationBps > 0, fmt.Sprintf("%+v", v)
+	})
 }
 
 // faultKinds maps each provider to the kinds of its applied faults, as the

@@ -13,6 +13,7 @@ import (
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/explorer"
 	"github.com/agoranet/agora/internal/oaisim"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/validator"
 )
@@ -84,19 +85,15 @@ func TestTolerancePath(t *testing.T) {
 		}
 		return out
 	}
-	deadline := time.Now().Add(150 * time.Second)
-	for round := 0; ; round++ {
+	a.everyEpoch(150*time.Second, "the attacker's fault, with the honest provider serving 4 epochs", func(round int) (bool, string) {
 		for i := 0; i < 6; i++ {
 			chat(round*6 + i)
 		}
 		if faultKinds(t, nw.Configs[0].API.Laddr)[attacker.Address().String()]["fabricated_output"] && len(served(honest)) >= 4 {
-			break
+			return true, ""
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %d rounds: attacker faults %d, honest served %d epochs", round+1, a.view(attacker).Faults, len(served(honest)))
-		}
-		time.Sleep(1500 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("attacker faults %d, honest served %d epochs", a.view(attacker).Faults, len(served(honest)))
+	})
 
 	// The attacker's applied verdicts are fabricated-output faults, each
 	// refunding its receipt's exact amount, with both validators' votes.
@@ -146,13 +143,11 @@ func TestTolerancePath(t *testing.T) {
 		}
 		return out
 	}
-	epochs := seeded()
-	for wait := time.Now().Add(60 * time.Second); len(epochs) < 3; epochs = seeded() {
-		if time.Now().After(wait) {
-			t.Fatalf("only epochs %v of the honest provider's were sampled after 60 s", epochs)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	var epochs []uint64
+	poll.Until(t, 60*time.Second, "three of the honest provider's epochs sampled", func() (bool, string) {
+		epochs = seeded()
+		return len(epochs) >= 3, fmt.Sprintf("only epochs %v sampled", epochs)
+	})
 	checked := 0
 	for _, e := range epochs {
 		fs, err := aud.AuditEpoch(ctx, e)
