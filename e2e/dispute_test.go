@@ -10,6 +10,7 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
@@ -38,21 +39,22 @@ func TestClientDisputes(t *testing.T) {
 	c := nw.Client(0)
 	signer := c.NewSigner(nw.Accounts[0])
 	waitCommitted := func(r gateway.StoredReceipt) {
-		deadline := time.Now().Add(60 * time.Second)
-		for {
+		poll.Until(t, 60*time.Second, fmt.Sprintf("receipt %s committed, past its epoch's commit deadline", r.ID), func() (bool, string) {
 			var ep app.EpochView
 			var cm app.CommitmentView
-			if c.Query(ctx, fmt.Sprintf("/epoch/%d", r.Epoch), 0, &ep) == nil && c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, r.Provider), 0, &cm) == nil {
-				st, _ := c.Status(ctx)
-				if st != nil && st.SyncInfo.LatestBlockHeight > ep.CommitDeadline {
-					return
-				}
+			if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", r.Epoch), 0, &ep); err != nil {
+				return false, fmt.Sprintf("epoch %d: %v", r.Epoch, err)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("receipt %s never committed", r.ID)
+			if err := c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, r.Provider), 0, &cm); err != nil {
+				return false, fmt.Sprintf("commitment of epoch %d: %v", r.Epoch, err)
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			st, err := c.Status(ctx)
+			if err != nil {
+				return false, fmt.Sprintf("status: %v", err)
+			}
+			h := st.SyncInfo.LatestBlockHeight
+			return h > ep.CommitDeadline, fmt.Sprintf("height %d, commit deadline %d", h, ep.CommitDeadline)
+		})
 	}
 	// The fabricated receipt is disputed with the CLI through the gateway;
 	// the honest one with a raw MsgDisputeReceipt from the client's key.
@@ -113,31 +115,21 @@ func TestClientDisputes(t *testing.T) {
 	hon1, _ := c.Account(ctx, honest.Address())
 	fees1, red1 := feesPaid(t, c, honest.Address()), redeemed(honest)
 
-	deadline := time.Now().Add(60 * time.Second)
-	for prov(faker).Faults == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the disputed fabricated receipt was never confirmed")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	poll.Until(t, 60*time.Second, "the disputed fabricated receipt to be confirmed", func() (bool, string) {
+		v := prov(faker)
+		return v.Faults > 0, fmt.Sprintf("faker %+v", v)
+	})
 	if got, want := prov(faker).Bonded, bondFake-bondFake*params.SlashProviderFraudBps/10000; got != want {
 		t.Fatalf("faker bond %d, want %d", got, want)
 	}
 	// The honest receipt's dispute expires: the honest provider takes the bond.
-	deadline = time.Now().Add(60 * time.Second)
-	for {
+	poll.Until(t, 60*time.Second, "the honest receipt's dispute to expire", func() (bool, string) {
 		var ds []app.DisputeView
 		if err := c.Query(ctx, "/disputes", 0, &ds); err != nil {
 			t.Fatal(err)
 		}
-		if len(ds) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("disputes still open: %+v", ds)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(ds) == 0, fmt.Sprintf("disputes still open: %+v", ds)
+	})
 	if v := prov(honest); v.Faults != 0 || v.Bonded != bondHonest {
 		t.Fatalf("honest provider after a dispute: %+v", v)
 	}

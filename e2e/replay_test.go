@@ -16,6 +16,7 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/reqauth"
@@ -78,8 +79,7 @@ func TestVoucherReplayRefused(t *testing.T) {
 	}
 	// the gateway pays once idle; the provider redeems on chain
 	var chID uint64
-	deadline := time.Now().Add(90 * time.Second)
-	for chID == 0 {
+	poll.Until(t, 90*time.Second, "a voucher redeemed on chain", func() (bool, string) {
 		var chans []app.ChannelView
 		if err := c.Query(ctx, "/channels/provider/"+p.Address().String(), 0, &chans); err != nil {
 			t.Fatal(err)
@@ -89,11 +89,8 @@ func TestVoucherReplayRefused(t *testing.T) {
 				chID = ch.ID
 			}
 		}
-		if chID == 0 && time.Now().After(deadline) {
-			t.Fatalf("no voucher redeemed on chain: %+v", chans)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return chID != 0, fmt.Sprintf("channels %+v", chans)
+	})
 
 	// what anyone can read over RPC: the redeem tx and its voucher
 	res, err := c.RPC().TxSearch(ctx, fmt.Sprintf("agora.signer='%s'", p.Address()), false, nil, nil, "asc")
