@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -11,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 )
 
@@ -81,7 +80,16 @@ func TestInferenceCrashSafety(t *testing.T) {
 			}
 		}(w)
 	}
-	time.Sleep(2500 * time.Millisecond)
+	served := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got)
+	}
+	// The kills land under load, once it has been served for a while.
+	poll.Until(t, 60*time.Second, "20 requests served under load", func() (bool, string) {
+		n := served()
+		return n >= 20, fmt.Sprintf("%d served", n)
+	})
 	gw.cmd.Process.Signal(syscall.SIGKILL)
 	prov.cmd.Process.Signal(syscall.SIGKILL)
 	gw.cmd.Wait()
@@ -99,7 +107,10 @@ func TestInferenceCrashSafety(t *testing.T) {
 	waitHTTP(t, "http://"+provListen+"/healthz", prov)
 	gw = startAgora(t, gwArgs...)
 	waitHTTP(t, "http://"+gwListen+"/healthz", gw)
-	time.Sleep(1500 * time.Millisecond)
+	poll.Until(t, 60*time.Second, "10 more requests served after the restart", func() (bool, string) {
+		n := served()
+		return n >= beforeKill+10, fmt.Sprintf("%d served, %d before the kill", n, beforeKill)
+	})
 	close(stop)
 	wg.Wait()
 
@@ -131,28 +142,13 @@ func TestInferenceCrashSafety(t *testing.T) {
 	t.Logf("%d requests served (%d before the kill), %d receipts held, billed %d", total, beforeKill, len(held), billed)
 
 	// settlement: the provider is paid exactly the receipts the client holds
-	deadline := time.Now().Add(90 * time.Second)
-	ctx := context.Background()
-	for {
-		var chans []app.ChannelView
-		if err := c.Query(ctx, "/channels/provider/"+pk.Address, 0, &chans); err != nil {
-			t.Fatal(err)
-		}
-		var redeemed uint64
-		for _, ch := range chans {
-			redeemed += ch.Redeemed
-		}
-		if redeemed == billed {
-			break
-		}
+	poll.Until(t, 90*time.Second, "the provider to redeem the receipts the client holds", func() (bool, string) {
+		redeemed := redeemedBy(t, c, pk.Address)
 		if redeemed > billed {
 			t.Fatalf("provider redeemed %d, more than the %d of receipts the client holds", redeemed, billed)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("provider redeemed %d of %d", redeemed, billed)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return redeemed == billed, fmt.Sprintf("provider redeemed %d of %d", redeemed, billed)
+	})
 	// stop the gateway gracefully and check it never signed lower
 	gw.cmd.Process.Signal(syscall.SIGTERM)
 	gw.cmd.Wait()
@@ -163,18 +159,17 @@ func TestInferenceCrashSafety(t *testing.T) {
 
 func waitHTTP(t *testing.T, url string, p *proc) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	err := poll.Wait(60*time.Second, func() (bool, string) {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == 200, resp.Status
+	})
+	if err != nil {
+		t.Fatalf("%s not serving: %v; output:\n%s", url, err, p.output())
 	}
-	t.Fatalf("%s not serving; output:\n%s", url, p.output())
 }
 
 // gatewayPaid reads the highest voucher the (stopped) gateway ever signed.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 )
 
@@ -63,15 +64,16 @@ func (l *lockedWriter) Write(b []byte) (int, error) {
 
 func waitServing(t *testing.T, c *client.Client, p *proc, minHeight int64) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
+	err := poll.Wait(60*time.Second, func() (bool, string) {
 		st, err := c.Status(context.Background())
-		if err == nil && st.SyncInfo.LatestBlockHeight >= minHeight {
-			return
+		if err != nil {
+			return false, err.Error()
 		}
-		time.Sleep(100 * time.Millisecond)
+		return st.SyncInfo.LatestBlockHeight >= minHeight, fmt.Sprintf("at height %d", st.SyncInfo.LatestBlockHeight)
+	})
+	if err != nil {
+		t.Fatalf("node not serving at height %d: %v; output:\n%s", minHeight, err, p.output())
 	}
-	t.Fatalf("node not serving at height %d within 60s; output:\n%s", minHeight, p.output())
 }
 
 func crashRecipient(n uint64) types.Address {
@@ -171,7 +173,17 @@ func TestCrashSafety(t *testing.T) {
 			next++
 		}
 	}()
-	time.Sleep(3 * time.Second)
+	// The kill lands once transfers have been committed in 10 blocks, with
+	// more streaming in.
+	poll.Until(t, 60*time.Second, "transfers committed in 10 blocks", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		heights := map[int64]bool{}
+		for _, h := range confirmed {
+			heights[h] = true
+		}
+		return len(heights) >= 10, fmt.Sprintf("%d accepted, %d confirmed in %d blocks", len(accepted), len(confirmed), len(heights))
+	})
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
