@@ -18,6 +18,7 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
 )
@@ -125,18 +126,11 @@ func TestOpenAIAdapterProvider(t *testing.T) {
 		t.Fatalf("receipts %+v", list.Data)
 	}
 	c := nw.Client(0)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	poll.Until(t, 60*time.Second, "58 uagr redeemed on one channel", func() (bool, string) {
 		var chans []app.ChannelView
-		c.Query(ctx, "/channels/provider/"+p.Address().String(), 0, &chans)
-		if len(chans) == 1 && chans[0].Redeemed == 58 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("channels %+v, want 58 redeemed", chans)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		err := c.Query(ctx, "/channels/provider/"+p.Address().String(), 0, &chans)
+		return len(chans) == 1 && chans[0].Redeemed == 58, fmt.Sprintf("channels %+v (%v)", chans, err)
+	})
 	// A backend that fails before its first token: the stream never
 	// started, so the client gets an error status, not a 200 stream cut
 	// short, and nothing is billed.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 )
 
@@ -48,16 +49,12 @@ func TestCLIAsyncTwice(t *testing.T) {
 		}
 	}
 	ctx := context.Background()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	err = poll.Wait(60*time.Second, func() (bool, string) {
 		acc, err := c.Account(ctx, testnet.Addr(testnet.Key("async-recipient")))
-		if err == nil && acc.Balance == 3000 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("both async sends not committed within 60 s: recipient %+v (%v)\n%s", acc, err, p.output())
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err == nil && acc.Balance == 3000, fmt.Sprintf("recipient %+v (%v)", acc, err)
+	})
+	if err != nil {
+		t.Fatalf("both async sends not committed: %v\n%s", err, p.output())
 	}
 	nv, err := c.PendingNonce(ctx, testnet.Addr(testnet.Key("async-recipient")))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/validator"
 )
 
@@ -42,17 +43,13 @@ func TestAudit(t *testing.T) {
 	}
 	defer aud.Close()
 	waitSeed := func(e uint64) {
-		deadline := time.Now().Add(60 * time.Second)
-		for {
+		poll.Until(t, 60*time.Second, fmt.Sprintf("epoch %d's seed and a commitment", e), func() (bool, string) {
 			var ep app.EpochView
-			if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", e), 0, &ep); err == nil && len(ep.Seed) > 0 && ep.Commitments > 0 {
-				return
+			if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", e), 0, &ep); err != nil {
+				return false, err.Error()
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("epoch %d: no seed or commitment", e)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return len(ep.Seed) > 0 && ep.Commitments > 0, fmt.Sprintf("seed %x, %d commitments", ep.Seed, ep.Commitments)
+		})
 	}
 	var first *validator.Finding
 	for e := range epochs {

@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/agoranet/agora/explorer"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 )
 
@@ -183,16 +184,10 @@ func TestUpExplorer(t *testing.T) {
 
 	// Wait for the providers' commitment to be indexed.
 	var ov explorer.Overview
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if err := fetchJSON("http://"+api+"/explorer/api/overview", &ov); err == nil && ov.Totals.Requests >= 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the explorer never showed 3 committed requests: %+v", ov)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	poll.Until(t, 60*time.Second, "the explorer to show 3 committed requests", func() (bool, string) {
+		err := fetchJSON("http://"+api+"/explorer/api/overview", &ov)
+		return err == nil && ov.Totals.Requests >= 3, fmt.Sprintf("%+v (%v)", ov, err)
+	})
 	if ov.Totals.Requests != 3 || ov.Totals.Tokens != tokens || ov.Providers != 2 || ov.ActiveProviders != 2 {
 		t.Fatalf("overview: %+v", ov.Totals)
 	}
@@ -297,16 +292,10 @@ func TestUpExplorer(t *testing.T) {
 		Commitments []explorer.EpochCommitment `json:"commitments"`
 		Scores      []explorer.ValidatorScores `json:"scores"`
 	}
-	deadline = time.Now().Add(60 * time.Second)
-	for {
-		if err := fetchJSON(fmt.Sprintf("http://%s/explorer/api/epoch/%d", api, committedEpoch), &settled); err == nil && settled.Stats.Settled {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("epoch %d never settled: %+v", committedEpoch, settled.Stats)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+	poll.Until(t, 60*time.Second, fmt.Sprintf("epoch %d to settle", committedEpoch), func() (bool, string) {
+		err := fetchJSON(fmt.Sprintf("http://%s/explorer/api/epoch/%d", api, committedEpoch), &settled)
+		return err == nil && settled.Stats.Settled, fmt.Sprintf("%+v (%v)", settled.Stats, err)
+	})
 	cm := settled.Commitments[0]
 	if !cm.Settled || cm.Reward == 0 || settled.Stats.Emission == 0 || settled.Stats.ProviderRewards != cm.Reward || cm.QualityBps != 10000 {
 		t.Fatalf("settlement of epoch %d: %+v, commitment %+v", committedEpoch, settled.Stats, cm)

@@ -17,6 +17,7 @@ import (
 	"github.com/openai/openai-go/option"
 
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
 )
 
@@ -82,12 +83,14 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 
 	// The rerun comes up on the ports it was given.
 	p := startAgora(t, upArgs(rpc)...)
-	deadline := time.Now().Add(120 * time.Second)
-	for !strings.Contains(p.output(), "Press Ctrl-C") {
-		if time.Now().After(deadline) || len(errorLines(p.output())) > 0 {
-			t.Fatalf("agora up did not come up:\n%s", p.output())
+	if err := poll.Wait(120*time.Second, func() (bool, string) {
+		out := p.output()
+		if len(errorLines(out)) > 0 {
+			t.Fatalf("agora up did not come up:\n%s", out)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return strings.Contains(out, "Press Ctrl-C"), ""
+	}); err != nil {
+		t.Fatalf("agora up did not come up: %v\n%s", err, p.output())
 	}
 	banner := p.output()
 	for _, want := range []string{"Agora is up", "(stored UNENCRYPTED in " + filepath.Join(home, "keyring-test") + ": a local devnet's keys only)",
@@ -124,17 +127,13 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 	// models.retrieve through the official SDK, on the gateway and the provider.
 	ctx := context.Background()
 	gw := openai.NewClient(option.WithBaseURL("http://"+gwAddr+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	poll.Until(t, 30*time.Second, "the gateway to list agora-demo alone", func() (bool, string) {
 		list, err := gw.Models.List(ctx)
-		if err == nil && len(list.Data) == 1 && list.Data[0].ID == "agora-demo" {
-			break
+		if err != nil {
+			return false, err.Error()
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gateway models: %+v %v", list, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(list.Data) == 1 && list.Data[0].ID == "agora-demo", fmt.Sprintf("gateway models: %+v", list.Data)
+	})
 	m, err := gw.Models.Get(ctx, "agora-demo")
 	if err != nil || m.ID != "agora-demo" || m.Object != "model" || m.OwnedBy != "agora" {
 		t.Fatalf("gateway models.retrieve: %+v %v", m, err)
