@@ -28,7 +28,6 @@ import (
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/health"
 	"github.com/agoranet/agora/internal/netlimit"
-	"github.com/agoranet/agora/internal/presign"
 	"github.com/agoranet/agora/reqauth"
 )
 
@@ -126,8 +125,7 @@ type Provider struct {
 	sem   chan struct{}
 
 	recorder recorder
-	presign  *presign.Signer // signs receipts (nonces made ahead, in background bursts); set by Start
-	guard    *reqauth.Guard  // requests' freshness and nonces; set by Start
+	guard    *reqauth.Guard // requests' freshness and nonces; set by Start
 
 	srv    *http.Server
 	ln     net.Listener
@@ -266,14 +264,6 @@ func (p *Provider) Start(ctx context.Context) error {
 		st.Close()
 		return err
 	}
-	// Receipts are signed on the request path; the signer computes each
-	// signature's nonce commitment ahead of time (internal/presign).
-	p.presign, err = presign.New(p.cfg.Key, presignPool)
-	if err != nil {
-		ln.Close()
-		st.Close()
-		return err
-	}
 	// A request signed before now may have been served by a previous run,
 	// whose nonces are gone: the guard refuses those (reqauth.ErrBeforeStart).
 	p.guard = reqauth.NewGuard(p.cfg.AuthWindow, time.Now(), p.cfg.AuthCapacity)
@@ -328,9 +318,6 @@ func (p *Provider) stop() error {
 	if p.cancel != nil {
 		p.cancel()
 		<-p.done
-	}
-	if p.presign != nil {
-		p.presign.Close()
 	}
 	if p.store != nil {
 		return p.store.Close()

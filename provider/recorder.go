@@ -112,18 +112,15 @@ func (j *recordJob) result() (*receipt.Signed, error) {
 	return j.sr, nil
 }
 
-// presignPool is how many signatures' nonces the provider keeps ready: a
-// group takes one and the pool replaces it in the background, so only a
-// burst of more single-request groups than this signs at RFC 8032's cost.
-const presignPool = 64
-
-// signReceipts is the provider's recorder.sign: one batch signature.
+// signReceipts is the provider's recorder.sign: one batch signature, RFC
+// 8032 ed25519 (its nonce derived from the key and the message, so no
+// state a cloned process could replay).
 func (p *Provider) signReceipts(g []*recordJob) error {
 	rs := make([]*types.Receipt, len(g))
 	for i, j := range g {
 		rs[i] = j.r
 	}
-	srs, err := receipt.SignBatchWith(p.presign.Sign, rs)
+	srs, err := receipt.SignBatch(p.cfg.Key, rs)
 	if err != nil {
 		return err
 	}

@@ -1,13 +1,16 @@
 package provider
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"errors"
-	"github.com/agoranet/agora/internal/poll"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/internal/poll"
+	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -90,5 +93,47 @@ func TestRecorderGroups(t *testing.T) {
 	}
 	if rc.busy || len(rc.forming) != 0 {
 		t.Fatal("recorder left busy")
+	}
+}
+
+// TestSignReceiptsDeterministic: the provider signs receipts with RFC 8032
+// ed25519, whose nonce is derived from the key and the message, so a
+// provider restored twice from one VM snapshot cannot reuse a nonce (which
+// would reveal its key). Signing the same group twice gives the same bytes,
+// and those are crypto/ed25519's signature of the receipt (a group of one)
+// or of the batch root (a larger group), which verify as before.
+func TestSignReceiptsDeterministic(t *testing.T) {
+	priv, pub := testkey.Pair("prov")
+	p := &Provider{cfg: Config{Key: priv}}
+	for _, n := range []int{1, 2, 5, 16} {
+		group := func() []*recordJob {
+			g := make([]*recordJob, n)
+			for i := range g {
+				g[i] = &recordJob{r: &types.Receipt{ChainId: "c", Provider: types.AddressFromPubKey(pub), ChannelId: 1, Index: uint64(i), Amount: uint64(100 + i)}}
+			}
+			return g
+		}
+		a, b := group(), group()
+		if err := p.signReceipts(a); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.signReceipts(b); err != nil {
+			t.Fatal(err)
+		}
+		for i := range a {
+			if !bytes.Equal(a[i].sr.Signature, b[i].sr.Signature) {
+				t.Fatalf("n=%d, receipt %d: signed twice, two signatures", n, i)
+			}
+			if err := a[i].sr.Verify(pub); err != nil {
+				t.Fatalf("n=%d, receipt %d: %v", n, i, err)
+			}
+			msg, sig64, err := types.ReceiptSignedMessage(a[i].sr.Bytes, a[i].sr.Signature)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(sig64, ed25519.Sign(priv, msg)) {
+				t.Fatalf("n=%d, receipt %d: not crypto/ed25519's signature", n, i)
+			}
+		}
 	}
 }

@@ -19,12 +19,6 @@ import (
 // and a verifier checks one signature per batch. A batch of one gets a plain signature,
 // exactly Sign's.
 func SignBatch(priv ed25519.PrivateKey, rs []*types.Receipt) ([]*Signed, error) {
-	return SignBatchWith(func(msg []byte) []byte { return types.SignEd25519(priv, msg) }, rs)
-}
-
-// SignBatchWith is SignBatch with the signing done by sign, which returns
-// the provider's ed25519 signature of msg (a presign.Signer's Sign, say).
-func SignBatchWith(sign func(msg []byte) []byte, rs []*types.Receipt) ([]*Signed, error) {
 	if len(rs) == 0 || len(rs) > types.ReceiptBatchMax {
 		return nil, fmt.Errorf("receipt: a batch holds 1 to %d receipts, not %d", types.ReceiptBatchMax, len(rs))
 	}
@@ -39,12 +33,12 @@ func SignBatchWith(sign func(msg []byte) []byte, rs []*types.Receipt) ([]*Signed
 		ids[i] = out[i].ID()
 	}
 	if len(rs) == 1 {
-		out[0].Signature = sign(append([]byte(types.ReceiptSignDomain), out[0].Bytes...))
+		out[0].Signature = types.SignEd25519(priv, append([]byte(types.ReceiptSignDomain), out[0].Bytes...))
 		return out, nil
 	}
 	levels := merkle.Levels(ids)
 	root := levels[len(levels)-1][0]
-	sig := sign(append([]byte(types.ReceiptBatchDomain), root[:]...))
+	sig := types.SignEd25519(priv, append([]byte(types.ReceiptBatchDomain), root[:]...))
 	for i := range out {
 		b := make([]byte, 0, 64+8+32*types.ReceiptBatchDepth)
 		b = append(b, sig...)

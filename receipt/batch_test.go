@@ -5,10 +5,7 @@ import (
 	"crypto/ed25519"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/presign"
 	"github.com/agoranet/agora/internal/testkey"
 )
 
@@ -93,41 +90,5 @@ func TestSignBatch(t *testing.T) {
 	}
 	if _, err := SignBatch(priv, batchOf(pub, types.ReceiptBatchMax+1)); err == nil {
 		t.Fatal("an oversize batch was signed")
-	}
-}
-
-// The provider signs through a presign.Signer (random nonces computed
-// ahead): its plain and batched signatures verify exactly as RFC 8032 ones
-// do, and with no other key or receipt.
-func TestSignBatchPresigned(t *testing.T) {
-	priv, pub := testkey.Pair("prov")
-	_, otherPub := testkey.Pair("other")
-	s, err := presign.New(priv, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	for _, n := range []int{1, 2, 5, 16} {
-		rs := batchOf(pub, n)
-		ss, err := SignBatchWith(s.Sign, rs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, sr := range ss {
-			if (n == 1) != (len(sr.Signature) == 64) {
-				t.Fatalf("n=%d: signature of %d bytes", n, len(sr.Signature))
-			}
-			if err := sr.Verify(pub); err != nil {
-				t.Fatalf("n=%d, receipt %d: %v", n, i, err)
-			}
-			if sr.Verify(otherPub) == nil {
-				t.Fatalf("n=%d: verified with another key", n)
-			}
-			other := batchOf(pub, n+1)[n]
-			bz, _ := proto.MarshalOptions{Deterministic: true}.Marshal(other)
-			if types.VerifyReceiptSignature(pub, bz, sr.Signature) {
-				t.Fatalf("n=%d: receipt %d's signature verifies another receipt", n, i)
-			}
-		}
 	}
 }
