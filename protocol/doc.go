@@ -1,6 +1,6 @@
 // Package protocol is the root of the formats that roles exchange: each
 // subpackage is a leaf that every role may import, and no role imports
-// another role (roles_test.go checks both from `go list`).
+// another role (the layout package's tests check both from `go list`).
 //
 //   - protocol/payment: the voucher a client pays a provider with on a
 //     payment channel, as carried in an HTTP header.
