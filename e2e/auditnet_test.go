@@ -41,7 +41,7 @@ func (c *claimBackend) Models() []provider.ModelSpec {
 	return []provider.ModelSpec{s}
 }
 
-func (c *claimBackend) Prepare(model string, job *provider.Job) (*provider.Prepared, error) {
+func (c *claimBackend) Prepare(model string, ir *provider.InferenceRequest) (*provider.Prepared, error) {
 	if model != c.name {
 		return nil, provider.ErrUnknownModel
 	}
@@ -49,7 +49,7 @@ func (c *claimBackend) Prepare(model string, job *provider.Job) (*provider.Prepa
 	if c.fake(c.n.Add(1)) {
 		b, inner = c.cheap, c.cheapName
 	}
-	p, err := b.Prepare(inner, job)
+	p, err := b.Prepare(inner, ir)
 	if err != nil {
 		return nil, err
 	}

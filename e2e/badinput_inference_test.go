@@ -20,7 +20,8 @@ import (
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/inference"
+	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -124,13 +125,13 @@ func TestInferenceBadInput(t *testing.T) {
 		break
 	}
 	billedBefore := p.Billed(chID)
-	valid := provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, billedBefore))
+	valid := payment.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, billedBefore))
 	otherKey := testnet.Key("stranger")
-	wrongSigner := provider.FormatVoucher(types.SignVoucher(otherKey, in.nw.ChainID, chID, billedBefore))
+	wrongSigner := payment.FormatVoucher(types.SignVoucher(otherKey, in.nw.ChainID, chID, billedBefore))
 	otherChannel := types.SignVoucher(client, in.nw.ChainID, chID+100, billedBefore)
 	otherChannel.ChannelId = chID // replayed onto another channel: signature no longer matches
-	replayed := provider.FormatVoucher(otherChannel)
-	above := provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, billedBefore+1000))
+	replayed := payment.FormatVoucher(otherChannel)
+	above := payment.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chID, billedBefore+1000))
 	pCases := []struct {
 		name, voucher string
 		status        int
@@ -141,14 +142,14 @@ func TestInferenceBadInput(t *testing.T) {
 		{"voucher signed by someone else", wrongSigner, 402, "voucher signature does not verify"},
 		{"voucher replayed on another channel", replayed, 402, "voucher signature does not verify"},
 		{"voucher above what was billed", above, 402, "vouchers pay for receipts already given"},
-		{"unknown channel", provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, 999, 0)), 402, "channel 999"},
+		{"unknown channel", payment.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, 999, 0)), 402, "channel 999"},
 	}
 	provKey := in.nw.Accounts[1]
 	// authenticated as the gateway does it: these are payment problems
 	authed := func(voucher string) map[string]string {
-		v, err := provider.ParseVoucher(voucher)
+		v, err := payment.ParseVoucher(voucher)
 		if err != nil {
-			return map[string]string{provider.VoucherHeader: voucher}
+			return map[string]string{payment.VoucherHeader: voucher}
 		}
 		return authHeaders(t, in.nw.ChainID, client, provKey, v.ChannelId, "/v1/chat/completions", good, voucher)
 	}
@@ -188,7 +189,7 @@ func TestInferenceBadInput(t *testing.T) {
 		ch   uint64
 		msg  string
 	}{{"underfunded channel", small, "underfunded"}, {"expiring channel", short, "too soon to settle"}} {
-		r := post(t, pURL, good, authed(provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, pc.ch, 0))))
+		r := post(t, pURL, good, authed(payment.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, pc.ch, 0))))
 		if r.status != 402 || !strings.Contains(r.errMsg, pc.msg) {
 			t.Errorf("%s: %d %q", pc.name, r.status, r.errMsg)
 		}
@@ -228,7 +229,7 @@ func TestMisbehavingProviders(t *testing.T) {
 		case strings.HasPrefix(mode, "early-") && r.URL.Path == "/v1/chat/completions":
 			// A receipt that checks out, sent ahead; then a response that
 			// does not match it (usage) or no response at all.
-			v, err := provider.ParseVoucher(r.Header.Get(provider.VoucherHeader))
+			v, err := payment.ParseVoucher(r.Header.Get(payment.VoucherHeader))
 			if err != nil {
 				http.Error(w, err.Error(), 402)
 				return
@@ -236,8 +237,8 @@ func TestMisbehavingProviders(t *testing.T) {
 			fakeIndex++
 			sr, _ := receipt.Sign(fakeKey, &types.Receipt{ChainId: in.nw.ChainID, Provider: testnet.Addr(fakeKey), ChannelId: v.ChannelId,
 				Index: fakeIndex, PromptTokens: 5, CompletionTokens: 2, PriceInputPer_1K: 1, PriceOutputPer_1K: 1,
-				Amount: provider.Cost(5, 2, 1, 1), VoucherCumulative: v.CumulativeAmount})
-			w.Header().Set(provider.ReceiptHeader, sr.Encode())
+				Amount: inference.Cost(5, 2, 1, 1), VoucherCumulative: v.CumulativeAmount})
+			w.Header().Set(inference.ReceiptHeader, sr.Encode())
 			w.WriteHeader(http.StatusEarlyHints)
 			if mode == "early-drop" {
 				conn, _, _ := w.(http.Hijacker).Hijack()
@@ -261,7 +262,7 @@ func TestMisbehavingProviders(t *testing.T) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.WriteHeader(200)
 			fmt.Fprintf(w, "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"tiny\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"all\"},\"finish_reason\":\"stop\"}]}\n\n")
-			fmt.Fprintf(w, "%sAAAAforged\ndata: [DONE]\n\n", provider.ReceiptComment)
+			fmt.Fprintf(w, "%sAAAAforged\ndata: [DONE]\n\n", inference.ReceiptComment)
 		default:
 			http.Error(w, "no", 500)
 		}
@@ -432,7 +433,7 @@ func TestCompletionsAndOverload(t *testing.T) {
 	if err := c.Query(ctx, "/channels/client/"+testnet.Addr(client).String(), 0, &chs); err != nil || len(chs) == 0 {
 		t.Fatalf("channels %v %v", chs, err)
 	}
-	v := provider.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chs[0].ID, p.Billed(chs[0].ID)))
+	v := payment.FormatVoucher(types.SignVoucher(client, in.nw.ChainID, chs[0].ID, p.Billed(chs[0].ID)))
 	body := `{"model":"tiny","messages":[{"role":"user","content":"a long story"}],"max_tokens":200}`
 	var wg sync.WaitGroup
 	var mu sync.Mutex

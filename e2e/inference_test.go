@@ -29,6 +29,7 @@ import (
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
 	"github.com/agoranet/agora/verify"
@@ -273,7 +274,7 @@ func TestInferenceEndToEnd(t *testing.T) {
 	for _, r := range list.Data {
 		// Transcripts are private to their provider (validators get only the
 		// sampled or disputed ones, as openings): read it from its store.
-		var tr *provider.Transcript
+		var tr *inference.Transcript
 		for _, p := range in.providers {
 			if p.Address().String() == r.Provider {
 				if tr, err = p.Store().Transcript(r.Epoch, r.Index); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/reqauth"
 )
@@ -31,7 +32,7 @@ func authHeaders(t *testing.T, chainID string, client, provKey ed25519.PrivateKe
 	if err != nil {
 		t.Fatal(err)
 	}
-	return map[string]string{provider.VoucherHeader: voucher,
+	return map[string]string{payment.VoucherHeader: voucher,
 		reqauth.Header: reqauth.Sign(&k, channel, time.Now(), http.MethodPost, path, []byte(body), voucher)}
 }
 
@@ -110,7 +111,7 @@ func TestVoucherReplayRefused(t *testing.T) {
 	if published == nil {
 		t.Fatalf("no redeem tx for channel %d among the provider's %d txs", chID, len(res.Txs))
 	}
-	voucher := provider.FormatVoucher(published)
+	voucher := payment.FormatVoucher(published)
 
 	billed, inflight := p.Billed(chID), p.InFlight(chID)
 	reg := in.provRegs[0]
@@ -125,10 +126,10 @@ func TestVoucherReplayRefused(t *testing.T) {
 		header           map[string]string
 		msg              string
 	}{
-		{"chat, voucher alone", "/v1/chat/completions", chat, map[string]string{provider.VoucherHeader: voucher}, "missing X-Agora-Auth"},
-		{"stream, voucher alone", "/v1/chat/completions", stream, map[string]string{provider.VoucherHeader: voucher}, "missing X-Agora-Auth"},
-		{"completions, voucher alone", "/v1/completions", text, map[string]string{provider.VoucherHeader: voucher}, "missing X-Agora-Auth"},
-		{"voucher posted alone", "/v1/vouchers", "", map[string]string{provider.VoucherHeader: voucher}, "missing X-Agora-Auth"},
+		{"chat, voucher alone", "/v1/chat/completions", chat, map[string]string{payment.VoucherHeader: voucher}, "missing X-Agora-Auth"},
+		{"stream, voucher alone", "/v1/chat/completions", stream, map[string]string{payment.VoucherHeader: voucher}, "missing X-Agora-Auth"},
+		{"completions, voucher alone", "/v1/completions", text, map[string]string{payment.VoucherHeader: voucher}, "missing X-Agora-Auth"},
+		{"voucher posted alone", "/v1/vouchers", "", map[string]string{payment.VoucherHeader: voucher}, "missing X-Agora-Auth"},
 		{"chat, authenticated with another key", "/v1/chat/completions", chat, forged, "does not verify"},
 	}
 	// the attacker sent many: as many as the credit would have served

@@ -24,6 +24,7 @@ import (
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/validator"
 )
@@ -201,7 +202,7 @@ func TestStreamDisconnectBilled(t *testing.T) {
 	if r.Output < read || r.Output >= maxTokens {
 		t.Fatalf("partial receipt counts %d completion tokens; the client read %d events of %d tokens at most", r.Output, read, maxTokens)
 	}
-	if want := provider.Cost(int(r.Prompt), int(r.Output), 1000, 2000); r.Amount != want || r.Amount == 0 {
+	if want := inference.Cost(int(r.Prompt), int(r.Output), 1000, 2000); r.Amount != want || r.Amount == 0 {
 		t.Fatalf("receipt bills %d, %d+%d tokens cost %d", r.Amount, r.Prompt, r.Output, want)
 	}
 	p := sn.providers[0]

@@ -12,6 +12,7 @@ import (
 
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -222,7 +223,7 @@ func (c *Checker) findByID(ctx context.Context, id string) (*receipt.ProofJSON, 
 }
 
 func (c *Checker) fetchProof(ctx context.Context, endpoint, id string) (*receipt.ProofJSON, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(endpoint, "/")+"/v1/receipts/"+id+"/proof", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(endpoint, "/")+inference.ProofPath(id), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/oai"
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -43,7 +43,7 @@ type earlyReceipt struct {
 func (g *Gateway) earlyTrace(r *http.Request, early **earlyReceipt, ch *channel, p *providerEntry, cum, maxCost uint64, maxOut int, model string) *http.Request {
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
 		if code == http.StatusEarlyHints && *early == nil {
-			if enc := h.Get(provider.ReceiptHeader); enc != "" {
+			if enc := h.Get(inference.ReceiptHeader); enc != "" {
 				*early = g.storeEarly(ch, p, enc, cum, maxCost, maxOut, model)
 			}
 		}
@@ -121,7 +121,7 @@ const (
 func (g *Gateway) resolveEarly(ctx context.Context, r *StoredReceipt, p *providerEntry) resolution {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.endpoint+"/v1/receipts/"+r.ID+"/proof", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.endpoint+inference.ProofPath(r.ID), nil)
 	if err != nil {
 		return undecided
 	}

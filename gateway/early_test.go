@@ -17,7 +17,7 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/internal/testkey"
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -185,7 +185,7 @@ func TestUnsettledReceiptsPaidLater(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if r.URL.Path == "/v1/vouchers" {
-			v, err := provider.ParseVoucher(r.Header.Get(provider.VoucherHeader))
+			v, err := payment.ParseVoucher(r.Header.Get(payment.VoucherHeader))
 			if err != nil || types.VerifyVoucher(pub, "c", v) != nil {
 				http.Error(w, "bad voucher", http.StatusBadRequest)
 				return

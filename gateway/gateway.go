@@ -31,7 +31,8 @@ import (
 	"github.com/agoranet/agora/internal/hop"
 	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/internal/oai"
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/inference"
+	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/receipt"
 	"github.com/agoranet/agora/reqauth"
 )
@@ -693,10 +694,10 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 			g.log.Error("sign voucher", "err", err)
 			continue
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/v1/vouchers", nil)
-		vh := provider.FormatVoucher(v)
-		req.Header.Set(provider.VoucherHeader, vh)
-		req.Header.Set(reqauth.Header, reqauth.Sign(key, v.ChannelId, time.Now(), http.MethodPost, "/v1/vouchers", nil, vh))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+payment.VouchersPath, nil)
+		vh := payment.FormatVoucher(v)
+		req.Header.Set(payment.VoucherHeader, vh)
+		req.Header.Set(reqauth.Header, reqauth.Sign(key, v.ChannelId, time.Now(), http.MethodPost, payment.VouchersPath, nil, vh))
 		resp, err := g.httpc.Do(req)
 		if err != nil {
 			g.log.Debug("send voucher", "provider", endpoint, "err", err)
@@ -854,5 +855,5 @@ func (p *providerEntry) bound(model string, bodyLen, maxOut int) (maxCost uint64
 	if c := p.models[model]; c > 0 {
 		maxOut = min(maxOut, c)
 	}
-	return provider.Cost(bodyLen+16, maxOut, max(p.priceIn, p.prevIn), max(p.priceOut, p.prevOut)), maxOut
+	return inference.Cost(bodyLen+16, maxOut, max(p.priceIn, p.prevIn), max(p.priceOut, p.prevOut)), maxOut
 }

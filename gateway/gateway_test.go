@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/inference"
 )
 
 func TestNewRefusesNegativeChannelLifetime(t *testing.T) {
@@ -70,10 +70,10 @@ func TestReceiptNext(t *testing.T) {
 		buffered string
 		want     bool
 	}{
-		{provider.ReceiptComment + "AAAA\n", true},
-		{provider.ReceiptComment, true},
-		{provider.ReceiptComment[:len(provider.ReceiptComment)-1], false}, // not yet all there
-		{"data: {}\n\n" + provider.ReceiptComment + "AAAA\n", false},
+		{inference.ReceiptComment + "AAAA\n", true},
+		{inference.ReceiptComment, true},
+		{inference.ReceiptComment[:len(inference.ReceiptComment)-1], false}, // not yet all there
+		{"data: {}\n\n" + inference.ReceiptComment + "AAAA\n", false},
 		{": keep-alive\n", false},
 		{"", false},
 	} {
@@ -102,7 +102,7 @@ func TestBound(t *testing.T) {
 		{"old", 100, 1_000_000, 1_000_000, 116, 1_000_000}, // no context known: as asked
 	} {
 		cost, out := p.bound(c.model, c.body, c.maxOut)
-		if want := provider.Cost(c.wantPrompt, c.wantOutput, 3000, 2000); cost != want || out != c.wantOut {
+		if want := inference.Cost(c.wantPrompt, c.wantOutput, 3000, 2000); cost != want || out != c.wantOut {
 			t.Errorf("%+v: cost %d out %d, want %d and %d", c, cost, out, want, c.wantOut)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -176,7 +177,7 @@ func (g *Gateway) proveIncluded(ctx context.Context, r StoredReceipt, root []byt
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(endpoint, "/")+"/v1/receipts/"+r.ID+"/proof", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(endpoint, "/")+inference.ProofPath(r.ID), nil)
 	resp, err := g.httpc.Do(req)
 	if err != nil {
 		return errUnreachable{fmt.Errorf("no inclusion proof: %w", err)}

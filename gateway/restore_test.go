@@ -13,7 +13,7 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/internal/testkey"
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/reqauth"
 )
 
@@ -31,7 +31,7 @@ func TestRestoredChannelsArePaid(t *testing.T) {
 	var got []*types.Voucher
 	guard := reqauth.NewGuard(0, time.Now().Add(-time.Second), 0)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := provider.ParseVoucher(r.Header.Get(provider.VoucherHeader))
+		v, err := payment.ParseVoucher(r.Header.Get(payment.VoucherHeader))
 		if r.URL.Path != "/v1/vouchers" || err != nil || types.VerifyVoucher(pub, "c", v) != nil {
 			http.Error(w, "bad voucher", http.StatusBadRequest)
 			return
@@ -40,7 +40,7 @@ func TestRestoredChannelsArePaid(t *testing.T) {
 		err = guard.Check(r.Header.Get(reqauth.Header), v.ChannelId, func(ch uint64) (*reqauth.Key, error) {
 			k, err := reqauth.ProviderKey(provKey, pub, "c", ch)
 			return &k, err
-		}, r.Method, r.URL.Path, nil, r.Header.Get(provider.VoucherHeader), time.Now())
+		}, r.Method, r.URL.Path, nil, r.Header.Get(payment.VoucherHeader), time.Now())
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusUnauthorized)
 			return

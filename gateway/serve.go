@@ -22,7 +22,8 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/oai"
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/inference"
+	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/receipt"
 	"github.com/agoranet/agora/reqauth"
 )
@@ -229,7 +230,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 	var rid string
 	if stream {
 		rid = newRequestID()
-		preq.Header.Set(provider.RequestIDHeader, rid)
+		preq.Header.Set(inference.RequestIDHeader, rid)
 	}
 	var early *earlyReceipt // see early.go
 	defer func() { g.dropEarly(early) }()
@@ -237,11 +238,11 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		preq = g.earlyTrace(preq, &early, ch, p, v.CumulativeAmount, maxCost, maxOut, reqModel)
 	}
 	preq.Header.Set("Content-Type", "application/json")
-	vh := provider.FormatVoucher(v)
-	preq.Header.Set(provider.VoucherHeader, vh)
+	vh := payment.FormatVoucher(v)
+	preq.Header.Set(payment.VoucherHeader, vh)
 	// the request as the provider's API sees it: path, not the endpoint's URL
 	preq.Header.Set(reqauth.Header, reqauth.Sign(key, v.ChannelId, time.Now(), http.MethodPost, path, body, vh))
-	preq.Header.Set(provider.EarlyReceiptHeader, "1")
+	preq.Header.Set(inference.EarlyReceiptHeader, "1")
 	started := false
 	var enc string
 	var usage *oai.Usage
@@ -339,7 +340,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			return errRetry{fmt.Errorf("provider returned an invalid completion")}
 		}
 		var st *StoredReceipt
-		if enc := resp.Header.Get(provider.ReceiptHeader); early != nil && early.enc == enc {
+		if enc := resp.Header.Get(inference.ReceiptHeader); early != nil && early.enc == enc {
 			st, err = g.keepEarly(early, ch, p, parsed.Usage)
 		} else {
 			st, err = g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
@@ -368,8 +369,8 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		if err != nil && (err != io.EOF || line == "") {
 			return cutShort(err)
 		}
-		if strings.HasPrefix(line, provider.ReceiptComment) {
-			enc = strings.TrimSpace(strings.TrimPrefix(line, provider.ReceiptComment))
+		if strings.HasPrefix(line, inference.ReceiptComment) {
+			enc = strings.TrimSpace(strings.TrimPrefix(line, inference.ReceiptComment))
 			if early == nil && br.Buffered() == 0 {
 				// The receipt came ahead of [DONE]: the provider is syncing
 				// it; store it meanwhile (early.go).
@@ -438,8 +439,8 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 // those events are held until then and reach the client with [DONE] in one
 // write instead of two.
 func receiptNext(br *bufio.Reader) bool {
-	b, _ := br.Peek(min(br.Buffered(), len(provider.ReceiptComment)))
-	return len(b) == len(provider.ReceiptComment) && string(b) == provider.ReceiptComment
+	b, _ := br.Peek(min(br.Buffered(), len(inference.ReceiptComment)))
+	return len(b) == len(inference.ReceiptComment) && string(b) == inference.ReceiptComment
 }
 
 func (g *Gateway) markDelivered(ch *channel, cum uint64) {
@@ -481,7 +482,7 @@ func (g *Gateway) checkReceipt(ch *channel, p *providerEntry, enc string, cum, m
 	if string(r.Provider) != string(p.addr) {
 		return nil, errors.New("receipt names another provider")
 	}
-	want := provider.Cost(int(r.PromptTokens), int(r.CompletionTokens), r.PriceInputPer_1K, r.PriceOutputPer_1K)
+	want := inference.Cost(int(r.PromptTokens), int(r.CompletionTokens), r.PriceInputPer_1K, r.PriceOutputPer_1K)
 	current := r.PriceInputPer_1K == p.priceIn && r.PriceOutputPer_1K == p.priceOut
 	previous := r.PriceInputPer_1K == p.prevIn && r.PriceOutputPer_1K == p.prevOut
 	switch {
@@ -610,7 +611,7 @@ func (g *Gateway) handleDispute(w http.ResponseWriter, r *http.Request) {
 // cut short (the provider records it as soon as it notices the cut).
 const partialWait = 10 * time.Second
 
-// newRequestID is a stream's random request id (provider.RequestIDHeader):
+// newRequestID is a stream's random request id (inference.RequestIDHeader):
 // 128 bits, so that nobody else can guess it and fetch its receipt.
 func newRequestID() string {
 	var b [16]byte
@@ -627,7 +628,7 @@ func (g *Gateway) fetchPartial(p *providerEntry, rid string) (string, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), partialWait)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.endpoint+"/v1/requests/"+rid+"/receipt", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.endpoint+inference.RequestReceiptPath(rid), nil)
 	if err != nil {
 		return "", err
 	}
@@ -640,7 +641,7 @@ func (g *Gateway) fetchPartial(p *providerEntry, rid string) (string, error) {
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("fetching the receipt of request %s: %w", rid, oai.ParseError(resp.StatusCode, eb))
 	}
-	enc := resp.Header.Get(provider.ReceiptHeader)
+	enc := resp.Header.Get(inference.ReceiptHeader)
 	if enc == "" {
 		return "", fmt.Errorf("fetching the receipt of request %s: the provider sent none", rid)
 	}

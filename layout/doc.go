@@ -4,5 +4,7 @@
 //   - the state machine (chain/...) links nothing of this module outside
 //     chain/: no engine, no verify, no receipt, no role, no node;
 //   - no role package (provider, gateway, validator, explorer) links another
-//     role package.
+//     role package, nor do its tests import one;
+//   - the packages of the formats roles exchange (protocol/..., reqauth) link
+//     no role and no engine.
 package layout

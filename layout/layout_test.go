@@ -19,13 +19,20 @@ import (
 
 // pkg is what the rules need of a `go list -json` record.
 type pkg struct {
-	ImportPath string
-	Imports    []string // direct imports, to show how a forbidden package is reached
-	Deps       []string // the whole dependency closure
+	ImportPath   string
+	Dir          string
+	Imports      []string // direct imports, to show how a forbidden package is reached
+	Deps         []string // the whole dependency closure
+	TestImports  []string // direct imports of the package's tests
+	XTestImports []string
 }
 
 // roles are the off-chain daemons' packages; none may link another.
 var roles = []string{"provider", "gateway", "validator", "explorer"}
+
+// leaves are the folders of the formats roles exchange: every role may
+// import them, so they may link no role and no inference engine.
+var leaves = []string{"protocol", "reqauth"}
 
 // under reports whether import path p is dir or inside it.
 func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
@@ -65,6 +72,33 @@ func roleViolations(mod string, pkgs []pkg) []string {
 						out = append(out, route(mod, pkgs, p.ImportPath, d))
 					}
 				}
+			}
+			// A role's tests may not drive another role either: tests
+			// across roles belong in e2e.
+			for _, d := range slices.Concat(p.TestImports, p.XTestImports) {
+				for _, other := range roles {
+					if other != r && under(d, mod+"/"+other) {
+						out = append(out, trim(mod, p.ImportPath)+" (tests) → "+trim(mod, d))
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// leafViolations lists, for every package of a leaf folder (protocol/...,
+// reqauth), each role or engine package in its dependency closure, with the
+// import path that reaches it.
+func leafViolations(mod string, pkgs []pkg) []string {
+	var out []string
+	for _, p := range pkgs {
+		if !slices.ContainsFunc(leaves, func(l string) bool { return under(p.ImportPath, mod+"/"+l) }) {
+			continue
+		}
+		for _, d := range p.Deps {
+			if under(d, mod+"/engine") || slices.ContainsFunc(roles, func(r string) bool { return under(d, mod+"/"+r) }) {
+				out = append(out, route(mod, pkgs, p.ImportPath, d))
 			}
 		}
 	}
@@ -123,7 +157,7 @@ func goList() (listing, error) {
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	cmd := exec.Command(goBin, "list", "-deps", "-json=ImportPath,Imports,Deps", "./...")
+	cmd := exec.Command(goBin, "list", "-deps", "-json=ImportPath,Dir,Imports,Deps,TestImports,XTestImports", "./...")
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -141,9 +175,25 @@ func goList() (listing, error) {
 		}
 		if under(p.ImportPath, mod) {
 			l.pkgs = append(l.pkgs, p)
+			// go test caches a pass keyed on the files the test opened,
+			// not on what go list read: opening each package's folder
+			// (its listing, with each file's size and time, enters the
+			// key) makes an edit anywhere in the module rerun the tests.
+			if err := touch(p.Dir); err != nil {
+				return listing{}, err
+			}
 		}
 	}
-	return l, nil
+	return l, touch(root) // and a new top-level folder
+}
+
+// touch opens and closes path, so that go test's cache key covers it.
+func touch(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 // modulePackages returns the module's packages, failing the test when go
@@ -157,7 +207,7 @@ func modulePackages(t *testing.T) (string, []pkg) {
 	have := func(dir string) bool {
 		return slices.ContainsFunc(l.pkgs, func(p pkg) bool { return under(p.ImportPath, dir) })
 	}
-	for _, dir := range append([]string{"chain/app", "chain/types"}, roles...) {
+	for _, dir := range slices.Concat([]string{"chain/app", "chain/types"}, roles, leaves) {
 		if !have(l.mod + "/" + dir) {
 			t.Fatalf("go list found no package %s/%s: the layering rules would check nothing", l.mod, dir)
 		}
@@ -206,15 +256,17 @@ func TestChainLinksNothingOffChain(t *testing.T) {
 // importing another role's implementation.
 func TestRolesDoNotLinkEachOther(t *testing.T) {
 	mod, pkgs := modulePackages(t)
-	bad := roleViolations(mod, pkgs)
-	// Waiver until branch protocol (formats shared through leaf packages)
-	// is merged: remove this block then. It covers only these two imports,
-	// so any other role import still fails the test.
-	if slices.Equal(sorted(bad), []string{"gateway → provider", "validator → provider"}) {
-		t.Skip("role rule: see branch protocol (broken by gateway → provider and validator → provider)")
+	if bad := roleViolations(mod, pkgs); len(bad) > 0 {
+		t.Fatalf("a role links another role (share the format through protocol/... instead):\n  %s", strings.Join(bad, "\n  "))
 	}
-	if len(bad) > 0 {
-		t.Fatalf("a role links another role:\n  %s", strings.Join(bad, "\n  "))
+}
+
+// TestProtocolIsALeaf: the packages every role imports for the formats they
+// exchange (protocol/..., reqauth) link no role and no inference engine.
+func TestProtocolIsALeaf(t *testing.T) {
+	mod, pkgs := modulePackages(t)
+	if bad := leafViolations(mod, pkgs); len(bad) > 0 {
+		t.Fatalf("a protocol package links a role or the engine:\n  %s", strings.Join(bad, "\n  "))
 	}
 }
 
@@ -254,9 +306,9 @@ func TestRulesCatchViolations(t *testing.T) {
 		return pkgs
 	}
 	for _, c := range []struct {
-		name        string
-		pkgs        []pkg
-		chain, role []string
+		name              string
+		pkgs              []pkg
+		chain, role, leaf []string
 	}{
 		{name: "clean", pkgs: closure(
 			p("chain/types"), p("chain/audit", "chain/types"), p("engine/native"),
@@ -274,6 +326,14 @@ func TestRulesCatchViolations(t *testing.T) {
 		{name: "a role's own subpackage is fine", pkgs: closure(
 			p("provider/store"), p("provider", "provider/store"),
 		)},
+		{name: "a role's tests import another role", pkgs: func() []pkg {
+			g := p("gateway")
+			g.XTestImports = []string{m + "/provider", m + "/protocol/inference"}
+			return closure(p("provider"), p("protocol/inference"), g)
+		}(), role: []string{"gateway (tests) → provider"}},
+		{name: "protocol through a library to a role and the engine", pkgs: closure(
+			p("engine/native"), p("gateway"), p("lib", "gateway"), p("protocol/inference", "lib"), p("reqauth", "engine/native"), p("protocol/payment"),
+		), leaf: []string{"protocol/inference → lib → gateway", "reqauth → engine/native"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := chainViolations(m, c.pkgs); !slices.Equal(sorted(got), sorted(c.chain)) {
@@ -281,6 +341,9 @@ func TestRulesCatchViolations(t *testing.T) {
 			}
 			if got := roleViolations(m, c.pkgs); !slices.Equal(sorted(got), sorted(c.role)) {
 				t.Errorf("role rule: got %q, want %q", got, c.role)
+			}
+			if got := leafViolations(m, c.pkgs); !slices.Equal(sorted(got), sorted(c.leaf)) {
+				t.Errorf("leaf rule: got %q, want %q", got, c.leaf)
 			}
 		})
 	}

@@ -126,7 +126,7 @@ func (b *OpenAIBackend) Capabilities() []string {
 // is at least one byte), which bounds what the request may cost; the
 // backend's usage gives the exact count. A verifiable model's prompt is
 // tokenized here, so its count is exact.
-func (b *OpenAIBackend) Prepare(model string, job *Job) (*Prepared, error) {
+func (b *OpenAIBackend) Prepare(model string, ir *InferenceRequest) (*Prepared, error) {
 	ref, ok := b.names[model]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
@@ -138,24 +138,24 @@ func (b *OpenAIBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		}
 	}
 	if ref != nil {
-		return b.prepareVerifiable(spec, ref, job)
+		return b.prepareVerifiable(spec, ref, ir)
 	}
 	bound := 8
-	if job.Chat {
-		for _, m := range job.Messages {
+	if ir.Chat {
+		for _, m := range ir.Messages {
 			bound += len(m.Content) + len(m.Role) + 8
 		}
 	} else {
-		bound += len(job.Prompt)
+		bound += len(ir.Prompt)
 	}
 	ctxLen := spec.ContextLength
-	maxTok := job.MaxTokens
+	maxTok := ir.MaxTokens
 	if maxTok > ctxLen {
 		maxTok = ctxLen
 	}
-	p := &Prepared{Model: model, ModelHash: spec.Hash, PromptTokens: bound, MaxTokens: maxTok, Params: job.Params}
+	p := &Prepared{Model: model, ModelHash: spec.Hash, PromptTokens: bound, MaxTokens: maxTok, Params: ir.Params}
 	p.run = func(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
-		return b.run(ctx, model, job, maxTok, bound, onDelta)
+		return b.run(ctx, model, ir, maxTok, bound, onDelta)
 	}
 	return p, nil
 }
@@ -202,33 +202,33 @@ func (b *OpenAIBackend) post(ctx context.Context, path string, v any) (*http.Res
 	return resp, nil
 }
 
-func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok, bound int, onDelta DeltaFunc) (*Output, error) {
-	ur := upstreamReq{Model: model, MaxTokens: maxTok, Temperature: job.Params.Temperature, TopP: job.Params.TopP, Seed: job.Params.Seed, Stop: job.Params.Stop, Stream: onDelta != nil}
+func (b *OpenAIBackend) run(ctx context.Context, model string, ir *InferenceRequest, maxTok, bound int, onDelta DeltaFunc) (*Output, error) {
+	ur := upstreamReq{Model: model, MaxTokens: maxTok, Temperature: ir.Params.Temperature, TopP: ir.Params.TopP, Seed: ir.Params.Seed, Stop: ir.Params.Stop, Stream: onDelta != nil}
 	path := "/completions"
-	if job.Chat {
+	if ir.Chat {
 		path = "/chat/completions"
-		for _, m := range job.Messages {
+		for _, m := range ir.Messages {
 			ur.Messages = append(ur.Messages, oai.Message{Role: m.Role, Content: oai.Content(m.Content)})
 		}
 	} else {
-		ur.Prompt = &job.Prompt
+		ur.Prompt = &ir.Prompt
 	}
 	if ur.Stream {
 		ur.StreamOptions = &struct {
 			IncludeUsage bool `json:"include_usage"`
 		}{true}
 	}
-	if job.Logprobs {
-		if job.Chat {
-			n := job.TopLogprobs
+	if ir.Logprobs {
+		if ir.Chat {
+			n := ir.TopLogprobs
 			ur.Logprobs, ur.TopLogprobs = true, &n
 		} else {
-			ur.Logprobs = job.TopLogprobs
+			ur.Logprobs = ir.TopLogprobs
 		}
 	}
 	// logprobsOf adds a choice's log-probs (asked for) to t.
 	logprobsOf := func(c oai.Choice, t *TokenLogprobs) error {
-		if !job.Logprobs || len(c.Logprobs) == 0 || string(c.Logprobs) == "null" {
+		if !ir.Logprobs || len(c.Logprobs) == 0 || string(c.Logprobs) == "null" {
 			return nil
 		}
 		var w wireLogprobs
@@ -311,7 +311,7 @@ func (b *OpenAIBackend) run(ctx context.Context, model string, job *Job, maxTok,
 	if usage == nil {
 		return nil, errors.New("backend reported no usage")
 	}
-	if job.Logprobs && len(out.Pieces) == 0 && out.Text != "" {
+	if ir.Logprobs && len(out.Pieces) == 0 && out.Text != "" {
 		return nil, errors.New("log-probs were asked for and the backend returned none")
 	}
 	// Never bill beyond what was pre-authorised.

@@ -15,6 +15,7 @@ import (
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
 	"github.com/agoranet/agora/internal/oaisim"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/verify"
 )
 
@@ -56,14 +57,14 @@ func TestVerifiableAdapter(t *testing.T) {
 	vocab := verify.NewVocab(tok)
 	for _, c := range []struct {
 		name   string
-		job    Job
+		ir     InferenceRequest
 		stream bool
 	}{
-		{"chat", Job{Chat: true, Messages: []native.Message{{Role: "user", Content: "hello there"}}, MaxTokens: 24, Params: native.SampleParams{Temperature: 1, Seed: 4}}, false},
-		{"chat stream", Job{Chat: true, Messages: []native.Message{{Role: "user", Content: "hello there"}}, MaxTokens: 24, Params: native.SampleParams{Temperature: 0.8, TopP: 0.9, Seed: 5}, Logprobs: true, TopLogprobs: 3}, true},
-		{"plain", Job{Prompt: "the quick brown fox", MaxTokens: 24, Params: native.SampleParams{Temperature: 0}}, false},
+		{"chat", InferenceRequest{Chat: true, Messages: []native.Message{{Role: "user", Content: "hello there"}}, MaxTokens: 24, Params: native.SampleParams{Temperature: 1, Seed: 4}}, false},
+		{"chat stream", InferenceRequest{Chat: true, Messages: []native.Message{{Role: "user", Content: "hello there"}}, MaxTokens: 24, Params: native.SampleParams{Temperature: 0.8, TopP: 0.9, Seed: 5}, Logprobs: true, TopLogprobs: 3}, true},
+		{"plain", InferenceRequest{Prompt: "the quick brown fox", MaxTokens: 24, Params: native.SampleParams{Temperature: 0}}, false},
 	} {
-		p, err := b.Prepare("gpu", &c.job)
+		p, err := b.Prepare("gpu", &c.ir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +78,7 @@ func TestVerifiableAdapter(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if out.Verify != VerifyTolerance || out.CompletionTokens != len(out.Pieces) || out.PromptTokens != len(p.PromptIDs) || len(out.Pieces) == 0 {
+		if out.Verify != inference.VerifyTolerance || out.CompletionTokens != len(out.Pieces) || out.PromptTokens != len(p.PromptIDs) || len(out.Pieces) == 0 {
 			t.Fatalf("%s: output %+v", c.name, out)
 		}
 		if c.stream && (streamed.String() != out.Text || streamedTokens != len(out.Pieces)) {
@@ -106,7 +107,7 @@ func TestVerifiableAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nb.Close()
-	p, err := nb.Prepare("gpu", &Job{Prompt: "hi", MaxTokens: 4})
+	p, err := nb.Prepare("gpu", &InferenceRequest{Prompt: "hi", MaxTokens: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestVerifiableAdapter(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := ob.Prepare("gpu", &Job{Prompt: "hi", MaxTokens: 4})
+		p, err := ob.Prepare("gpu", &InferenceRequest{Prompt: "hi", MaxTokens: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -182,22 +183,22 @@ func TestAdapterLogprobs(t *testing.T) {
 	if caps := strings.Join(b.Capabilities(), ","); caps != "chat,completions,stream" {
 		t.Fatalf("capabilities of an adapter without verifiable models: %s", caps)
 	}
-	run := func(model string, job Job, onDelta DeltaFunc) (*Output, error) {
-		p, err := b.Prepare(model, &job)
+	run := func(model string, ir InferenceRequest, onDelta DeltaFunc) (*Output, error) {
+		p, err := b.Prepare(model, &ir)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p.Run(context.Background(), onDelta)
 	}
-	chat := Job{Chat: true, Messages: []native.Message{{Role: "user", Content: "hi"}}, MaxTokens: 8, Logprobs: true, TopLogprobs: 2}
-	text := Job{Prompt: "hi", MaxTokens: 8, Logprobs: true, TopLogprobs: 2}
+	chat := InferenceRequest{Chat: true, Messages: []native.Message{{Role: "user", Content: "hi"}}, MaxTokens: 8, Logprobs: true, TopLogprobs: 2}
+	text := InferenceRequest{Prompt: "hi", MaxTokens: 8, Logprobs: true, TopLogprobs: 2}
 	// in this order: the checks below read the backend's requests by position
 	for _, c := range []struct {
 		name string
-		job  Job
+		ir   InferenceRequest
 	}{{"chat", chat}, {"text", text}} {
-		name, job := c.name, c.job
-		out, err := run("m", job, nil)
+		name, ir := c.name, c.ir
+		out, err := run("m", ir, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}

@@ -12,23 +12,19 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/verify"
 )
 
-// VerifyTolerance marks a transcript checked on the tolerance path: the
-// backend cannot be reproduced bit for bit, so validators compare its
-// reported log-probs with a re-execution within tolerances.
-const VerifyTolerance = "tolerance"
-
-func (b *OpenAIBackend) prepareVerifiable(spec ModelSpec, ref *adapterRef, job *Job) (*Prepared, error) {
-	ids, maxTok, err := promptIDs(ref.tok, ref.format, job, spec.ContextLength)
+func (b *OpenAIBackend) prepareVerifiable(spec ModelSpec, ref *adapterRef, ir *InferenceRequest) (*Prepared, error) {
+	ids, maxTok, err := promptIDs(ref.tok, ref.format, ir, spec.ContextLength)
 	if err != nil {
 		return nil, err
 	}
-	p := &Prepared{Model: spec.Name, ModelHash: spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
+	p := &Prepared{Model: spec.Name, ModelHash: spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: ir.Params}
 	p.Params.MaxTokens = maxTok
 	p.run = func(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
-		return b.runVerifiable(ctx, p, ref, job.Logprobs, onDelta)
+		return b.runVerifiable(ctx, p, ref, ir.Logprobs, onDelta)
 	}
 	return p, nil
 }
@@ -93,13 +89,13 @@ func (w *wireLogprobs) appendTo(out *TokenLogprobs) error {
 		if err != nil {
 			return err
 		}
-		top := []verify.Alt{}
+		top := []inference.Alt{}
 		for _, a := range c.TopLogprobs {
 			ab, err := tokenBytes(a.Token, a.Bytes)
 			if err != nil {
 				return err
 			}
-			top = append(top, verify.Alt{Token: ab, Logprob: a.Logprob})
+			top = append(top, inference.Alt{Token: ab, Logprob: a.Logprob})
 		}
 		out.Pieces, out.Logprobs, out.Top = append(out.Pieces, piece), append(out.Logprobs, c.Logprob), append(out.Top, top)
 	}
@@ -110,10 +106,10 @@ func (w *wireLogprobs) appendTo(out *TokenLogprobs) error {
 		return errors.New("ragged logprobs arrays")
 	}
 	for i, t := range w.Tokens {
-		top := []verify.Alt{}
+		top := []inference.Alt{}
 		if w.TopLogprobs != nil {
 			for tok, lp := range w.TopLogprobs[i] {
-				top = append(top, verify.Alt{Token: []byte(tok), Logprob: lp})
+				top = append(top, inference.Alt{Token: []byte(tok), Logprob: lp})
 			}
 			sort.Slice(top, func(a, b int) bool { // a map has no order: best first, then by bytes
 				if top[a].Logprob != top[b].Logprob {
@@ -148,7 +144,7 @@ func (b *OpenAIBackend) runVerifiable(ctx context.Context, p *Prepared, ref *ada
 		return nil, err
 	}
 	defer resp.Body.Close()
-	out := &Output{FinishReason: "stop", Verify: VerifyTolerance}
+	out := &Output{FinishReason: "stop", Verify: inference.VerifyTolerance}
 	var all TokenLogprobs
 	// take records a choice; it returns the tokens it added.
 	take := func(c completionChoice) (TokenLogprobs, error) {

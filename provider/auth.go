@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/reqauth"
 )
 
@@ -23,10 +24,10 @@ func (p *Provider) authenticate(r *http.Request, channel uint64, body []byte) *o
 	err := p.guard.Check(r.Header.Get(reqauth.Header), channel, func(id uint64) (*reqauth.Key, error) {
 		k, e := p.requestKey(r.Context(), id)
 		if e != nil && !errors.Is(e, reqauth.ErrKey) {
-			keyErr = oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "%v", e)
+			keyErr = oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, "%v", e)
 		}
 		return k, e
-	}, r.Method, r.URL.Path, body, r.Header.Get(VoucherHeader), time.Now())
+	}, r.Method, r.URL.Path, body, r.Header.Get(payment.VoucherHeader), time.Now())
 	switch {
 	case err == nil:
 		return nil

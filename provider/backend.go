@@ -12,7 +12,7 @@ import (
 
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
-	"github.com/agoranet/agora/verify"
+	"github.com/agoranet/agora/protocol/inference"
 )
 
 // ModelSpec is a model a backend serves: its name, the content hash it is
@@ -23,8 +23,9 @@ type ModelSpec struct {
 	ContextLength int
 }
 
-// Job is one generation request, already validated.
-type Job struct {
+// InferenceRequest is one request to generate text (a chat or a
+// completion), already validated: what a Backend prepares and runs.
+type InferenceRequest struct {
 	Chat      bool
 	Messages  []native.Message
 	Prompt    string
@@ -36,7 +37,7 @@ type Job struct {
 	TopLogprobs int
 }
 
-// Prepared is a job whose prompt is tokenized, so it can be priced.
+// Prepared is an inference request whose prompt is tokenized, so it can be priced.
 type Prepared struct {
 	Model     string
 	ModelHash [32]byte // the hash the model is registered under
@@ -64,17 +65,17 @@ type Output struct {
 	Cancelled bool
 
 	// The output tokens as bytes and the best alternatives per token: on
-	// the tolerance path (Verify = VerifyTolerance) what the backend
-	// reported, and whenever the job asked for log-probs.
+	// the tolerance path (Verify = inference.VerifyTolerance) what the backend
+	// reported, and whenever the request asked for log-probs.
 	Verify string
 	Pieces [][]byte
-	Top    [][]verify.Alt
+	Top    [][]inference.Alt
 }
 
 // Backend is an inference engine behind the provider.
 type Backend interface {
 	Models() []ModelSpec
-	Prepare(model string, job *Job) (*Prepared, error)
+	Prepare(model string, ir *InferenceRequest) (*Prepared, error)
 }
 
 // Errors a backend returns for bad requests.
@@ -148,16 +149,16 @@ func (b *NativeBackend) Close() {
 func (b *NativeBackend) Models() []ModelSpec { return b.specs }
 
 // Prepare tokenizes the prompt and checks it fits the context.
-func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
+func (b *NativeBackend) Prepare(model string, ir *InferenceRequest) (*Prepared, error) {
 	nm, ok := b.models[model]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
 	}
-	ids, maxTok, err := promptIDs(nm.tok, nm.format, job, nm.spec.ContextLength)
+	ids, maxTok, err := promptIDs(nm.tok, nm.format, ir, nm.spec.ContextLength)
 	if err != nil {
 		return nil, err
 	}
-	p := &Prepared{Model: model, ModelHash: nm.spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: job.Params}
+	p := &Prepared{Model: model, ModelHash: nm.spec.Hash, PromptTokens: len(ids), PromptIDs: ids, MaxTokens: maxTok, Params: ir.Params}
 	p.Params.MaxTokens = maxTok
 	p.run = func(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
 		out := &Output{}
@@ -165,8 +166,8 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		var pending []byte        // bytes of a character split across tokens
 		var pendTok TokenLogprobs // the tokens of pending (log-probs asked for)
 		params := p.Params
-		if job.Logprobs {
-			params.TopLogprobs = min(job.TopLogprobs, 20)
+		if ir.Logprobs {
+			params.TopLogprobs = min(ir.TopLogprobs, 20)
 		}
 		// A cancelled request stops at the token in hand: that token was
 		// generated, so it is still sent (the client may be there: a stop
@@ -176,7 +177,7 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 			if onDelta == nil {
 				return ctx.Err() == nil
 			}
-			if job.Logprobs {
+			if ir.Logprobs {
 				pendTok.addNative(tr)
 			}
 			if tr.Text != "" {
@@ -216,7 +217,7 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 		for _, tr := range res.Tokens {
 			out.OutputIDs = append(out.OutputIDs, tr.ID)
 			out.Logprobs = append(out.Logprobs, tr.Logprob)
-			if job.Logprobs { // the tokens' bytes and alternatives only when asked for
+			if ir.Logprobs { // the tokens' bytes and alternatives only when asked for
 				lps.addNative(tr)
 			}
 		}
@@ -226,17 +227,17 @@ func (b *NativeBackend) Prepare(model string, job *Job) (*Prepared, error) {
 	return p, nil
 }
 
-// promptIDs tokenizes a job's prompt (a chat through the model's template)
+// promptIDs tokenizes a request's prompt (a chat through the model's template)
 // and bounds its output by the context left.
-func promptIDs(tok *tokenizer.Tokenizer, format native.ChatFormat, job *Job, contextLength int) ([]int, int, error) {
+func promptIDs(tok *tokenizer.Tokenizer, format native.ChatFormat, ir *InferenceRequest, contextLength int) ([]int, int, error) {
 	var ids []int
-	if job.Chat {
+	if ir.Chat {
 		var err error
-		if ids, err = native.ChatPrompt(tok, format, job.Messages); err != nil {
+		if ids, err = native.ChatPrompt(tok, format, ir.Messages); err != nil {
 			return nil, 0, err
 		}
 	} else {
-		ids = tok.Encode(job.Prompt, tok.AddBOS, false)
+		ids = tok.Encode(ir.Prompt, tok.AddBOS, false)
 	}
 	if len(ids) == 0 {
 		return nil, 0, fmt.Errorf("%w: empty prompt", ErrPromptTooLong)
@@ -244,7 +245,7 @@ func promptIDs(tok *tokenizer.Tokenizer, format native.ChatFormat, job *Job, con
 	if len(ids)+1 > contextLength {
 		return nil, 0, fmt.Errorf("%w: %d prompt tokens, context length %d", ErrPromptTooLong, len(ids), contextLength)
 	}
-	return ids, min(job.MaxTokens, contextLength-len(ids)), nil
+	return ids, min(ir.MaxTokens, contextLength-len(ids)), nil
 }
 
 // Capabilities are what the native engine serves, registered on chain.
@@ -252,7 +253,7 @@ func (b *NativeBackend) Capabilities() []string {
 	return []string{"chat", "completions", "stream", "logprobs"}
 }
 
-// Run executes a prepared job.
+// Run executes a prepared request.
 func (p *Prepared) Run(ctx context.Context, onDelta DeltaFunc) (*Output, error) {
 	return p.run(ctx, onDelta)
 }

@@ -9,16 +9,9 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
 )
-
-// RequestIDHeader carries a stream's request id, 32 hex digits (128 random
-// bits) chosen by the gateway. When the stream does not end cleanly (the
-// gateway's client went away, or the connection between them broke), the
-// provider still bills what it generated, and the gateway fetches that
-// receipt with GET /v1/requests/{id}/receipt. The id is the only key: it is
-// random, so only the gateway that chose it can ask.
-const RequestIDHeader = "X-Agora-Request-Id"
 
 // FinishCancelled is the finish reason of a generation cut short because its
 // request was cancelled (the client went away, or the provider is stopping):
@@ -48,7 +41,7 @@ func (p *Provider) trackRequest(id string) (*tracked, *oai.Error) {
 		return nil, nil
 	}
 	if b, err := hex.DecodeString(id); err != nil || len(b) != 16 {
-		return nil, oai.Errorf(http.StatusBadRequest, "invalid_request_error", RequestIDHeader, "%s must be 32 hex digits", RequestIDHeader)
+		return nil, oai.Errorf(http.StatusBadRequest, "invalid_request_error", inference.RequestIDHeader, "%s must be 32 hex digits", inference.RequestIDHeader)
 	}
 	t := &tracked{done: make(chan struct{})}
 	p.mu.Lock()
@@ -57,7 +50,7 @@ func (p *Provider) trackRequest(id string) (*tracked, *oai.Error) {
 		p.requests = map[string]*tracked{}
 	}
 	if _, dup := p.requests[id]; dup {
-		return nil, oai.Errorf(http.StatusConflict, "invalid_request_error", RequestIDHeader, "request id %s is already in use", id)
+		return nil, oai.Errorf(http.StatusConflict, "invalid_request_error", inference.RequestIDHeader, "request id %s is already in use", id)
 	}
 	p.requests[id] = t
 	return t, nil
@@ -106,7 +99,7 @@ func (p *Provider) handleRequestReceipt(w http.ResponseWriter, r *http.Request) 
 		oai.Errorf(http.StatusNotFound, "invalid_request_error", "id", "request %s ended without a receipt (nothing generated, or it could not be stored)", id).Write(w)
 		return
 	}
-	w.Header().Set(ReceiptHeader, t.enc)
+	w.Header().Set(inference.ReceiptHeader, t.enc)
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]string{"receipt": t.enc})
 }

@@ -4,7 +4,7 @@ import (
 	json "github.com/goccy/go-json"
 
 	"github.com/agoranet/agora/engine/native"
-	"github.com/agoranet/agora/verify"
+	"github.com/agoranet/agora/protocol/inference"
 )
 
 // TokenLogprobs are generated tokens with their log-probs: each token's
@@ -13,21 +13,21 @@ import (
 type TokenLogprobs struct {
 	Pieces   [][]byte
 	Logprobs []float32
-	Top      [][]verify.Alt
+	Top      [][]inference.Alt
 }
 
 // Len is the number of tokens.
 func (t *TokenLogprobs) Len() int { return len(t.Pieces) }
 
-func (t *TokenLogprobs) add(piece []byte, lp float32, top []verify.Alt) {
+func (t *TokenLogprobs) add(piece []byte, lp float32, top []inference.Alt) {
 	t.Pieces, t.Logprobs, t.Top = append(t.Pieces, piece), append(t.Logprobs, lp), append(t.Top, top)
 }
 
 // addNative adds a token the native engine generated.
 func (t *TokenLogprobs) addNative(tr native.TokenResult) {
-	top := make([]verify.Alt, len(tr.Top))
+	top := make([]inference.Alt, len(tr.Top))
 	for i, a := range tr.Top {
-		top[i] = verify.Alt{Token: []byte(a.Text), Logprob: a.Logprob}
+		top[i] = inference.Alt{Token: []byte(a.Text), Logprob: a.Logprob}
 	}
 	t.add([]byte(tr.Text), tr.Logprob, top)
 }

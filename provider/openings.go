@@ -10,22 +10,9 @@ import (
 	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
 )
-
-// Opening is one audited receipt with its inclusion proof and transcript.
-type Opening struct {
-	Proof      receipt.ProofJSON `json:"proof"`
-	Transcript *Transcript       `json:"transcript"`
-}
-
-// Openings is the answer of GET /v1/openings/{epoch}.
-type Openings struct {
-	Epoch    uint64    `json:"epoch"`
-	Count    uint64    `json:"count"`
-	Indices  []uint64  `json:"indices"`
-	Openings []Opening `json:"openings"`
-}
 
 // handleOpenings serves the receipts the epoch's seed selected for audit,
 // once the seed exists, with proofs against the committed root.
@@ -56,7 +43,7 @@ func (p *Provider) handleOpenings(w http.ResponseWriter, r *http.Request) {
 		oai.Errorf(http.StatusConflict, "invalid_request_error", "epoch", "commitment for epoch %d not readable on chain: %v", e, err).Write(w)
 		return
 	}
-	out := Openings{Epoch: e, Count: uint64(len(ids)), Openings: []Opening{}}
+	out := inference.Openings{Epoch: e, Count: uint64(len(ids)), Openings: []inference.Opening{}}
 	out.Indices = sampling.Sample(ep.Seed, p.addr, out.Count, p.params.AuditFloorBps, p.params.AuditCeilingBps, cm.ReputationBps)
 	root := merkle.Root(ids)
 	for _, i := range out.Indices {
@@ -72,7 +59,7 @@ func (p *Provider) handleOpenings(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			continue
 		}
-		out.Openings = append(out.Openings, Opening{Proof: receipt.ProofToJSON(sr, proof, root, true), Transcript: tr})
+		out.Openings = append(out.Openings, inference.Opening{Proof: receipt.ProofToJSON(sr, proof, root, true), Transcript: tr})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(out)
@@ -122,5 +109,5 @@ func (p *Provider) handleOpening(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(Opening{Proof: receipt.ProofToJSON(sr, proof, merkle.Root(ids), true), Transcript: tr})
+	json.NewEncoder(w).Encode(inference.Opening{Proof: receipt.ProofToJSON(sr, proof, merkle.Root(ids), true), Transcript: tr})
 }

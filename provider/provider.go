@@ -7,15 +7,10 @@ package provider
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/bits"
 	"net"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,18 +24,6 @@ import (
 	"github.com/agoranet/agora/internal/health"
 	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/reqauth"
-)
-
-// VoucherHeader carries "<channel id>:<cumulative uagr>:<signature hex>".
-const (
-	VoucherHeader = "X-Agora-Voucher"
-	ReceiptHeader = "X-Agora-Receipt"
-	// ReceiptComment prefixes the SSE comment line carrying a stream's receipt.
-	ReceiptComment = ": agora-receipt "
-	// EarlyReceiptHeader (any value) asks for the receipt ahead of the
-	// response when the provider is idle: 103 Early Hints, or the receipt
-	// comment flushed ahead of [DONE] (gateway/early.go).
-	EarlyReceiptHeader = "X-Agora-Early-Receipt"
 )
 
 // Config configures a provider.
@@ -384,37 +367,6 @@ func (p *Provider) register(ctx context.Context) error {
 		return fmt.Errorf("register provider: %w", err)
 	}
 	return nil
-}
-
-// Cost is what a request with these token counts costs, rounded up.
-func Cost(promptTokens, completionTokens int, priceIn, priceOut uint64) uint64 {
-	hi1, lo1 := bits.Mul64(uint64(promptTokens), priceIn)
-	hi2, lo2 := bits.Mul64(uint64(completionTokens), priceOut)
-	lo, c := bits.Add64(lo1, lo2, 0)
-	if hi1 != 0 || hi2 != 0 || c != 0 || lo > ^uint64(0)-999 {
-		return ^uint64(0)
-	}
-	return (lo + 999) / 1000
-}
-
-// ParseVoucher parses the voucher header.
-func ParseVoucher(h string) (*types.Voucher, error) {
-	parts := strings.Split(h, ":")
-	if len(parts) != 3 {
-		return nil, errors.New("voucher header must be <channel>:<cumulative>:<signature hex>")
-	}
-	id, err1 := strconv.ParseUint(parts[0], 10, 64)
-	cum, err2 := strconv.ParseUint(parts[1], 10, 64)
-	sig, err3 := hex.DecodeString(parts[2])
-	if err1 != nil || err2 != nil || err3 != nil || len(sig) != ed25519.SignatureSize {
-		return nil, errors.New("voucher header is malformed")
-	}
-	return &types.Voucher{ChannelId: id, CumulativeAmount: cum, Signature: sig}, nil
-}
-
-// FormatVoucher renders a voucher for the header.
-func FormatVoucher(v *types.Voucher) string {
-	return fmt.Sprintf("%d:%d:%x", v.ChannelId, v.CumulativeAmount, v.Signature)
 }
 
 // channel returns on-chain channel info, refreshing from the chain when the

@@ -19,15 +19,17 @@ import (
 // (onSigned: the provider sends it early to an idle gateway, which then
 // stores it while the provider syncs).
 type recorder struct {
-	sign  func(g []*recordJob) error // sets each job's sr
-	store func(g []*recordJob) error // stores the signed receipts, synced
+	sign  func(g []*pendingRecord) error // sets each entry's sr
+	store func(g []*pendingRecord) error // stores the signed receipts, synced
 
 	mu      sync.Mutex
-	forming []*recordJob
+	forming []*pendingRecord
 	busy    bool // a group is being written
 }
 
-type recordJob struct {
+// pendingRecord is one receipt in a recorder group: signed, then stored
+// with its transcript, by whichever request leads the group.
+type pendingRecord struct {
 	r  *types.Receipt
 	tr []byte // the encoded transcript
 
@@ -36,14 +38,14 @@ type recordJob struct {
 	storeErr error         // set before done is closed
 	signed   chan struct{} // closed once signed (or failed to)
 	done     chan struct{} // closed once stored (or failed to)
-	lead     chan struct{} // receives once if this job is to write its group
+	lead     chan struct{} // receives once if this entry is to write its group
 }
 
 // record returns r signed, once it is stored with tr (its encoded
 // transcript); onSigned (if not
 // nil) gets the signed receipt before it is stored.
 func (rc *recorder) record(r *types.Receipt, tr []byte, onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
-	j := &recordJob{r: r, tr: tr, signed: make(chan struct{}), done: make(chan struct{}), lead: make(chan struct{}, 1)}
+	j := &pendingRecord{r: r, tr: tr, signed: make(chan struct{}), done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	rc.mu.Lock()
 	rc.forming = append(rc.forming, j)
 	if rc.busy {
@@ -58,7 +60,7 @@ func (rc *recorder) record(r *types.Receipt, tr []byte, onSigned func(*receipt.S
 	rc.busy = true
 	g := rc.forming
 	if len(g) > types.ReceiptBatchMax {
-		rc.forming = append([]*recordJob(nil), g[types.ReceiptBatchMax:]...)
+		rc.forming = append([]*pendingRecord(nil), g[types.ReceiptBatchMax:]...)
 		g = g[:types.ReceiptBatchMax]
 	} else {
 		rc.forming = nil
@@ -84,7 +86,7 @@ func (rc *recorder) record(r *types.Receipt, tr []byte, onSigned func(*receipt.S
 
 	rc.mu.Lock()
 	if len(rc.forming) > 0 {
-		rc.forming[0].lead <- struct{}{} // busy stays set: that job writes next
+		rc.forming[0].lead <- struct{}{} // busy stays set: that entry writes next
 	} else {
 		rc.busy = false
 	}
@@ -92,9 +94,9 @@ func (rc *recorder) record(r *types.Receipt, tr []byte, onSigned func(*receipt.S
 	return j.result()
 }
 
-// await is a waiting job's end: act on the signed receipt, wait for the
+// await is a waiting entry's end: act on the signed receipt, wait for the
 // store.
-func (j *recordJob) await(onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
+func (j *pendingRecord) await(onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
 	if j.signErr == nil && onSigned != nil {
 		onSigned(j.sr)
 	}
@@ -102,7 +104,7 @@ func (j *recordJob) await(onSigned func(*receipt.Signed)) (*receipt.Signed, erro
 	return j.result()
 }
 
-func (j *recordJob) result() (*receipt.Signed, error) {
+func (j *pendingRecord) result() (*receipt.Signed, error) {
 	if j.signErr != nil {
 		return nil, j.signErr
 	}
@@ -115,7 +117,7 @@ func (j *recordJob) result() (*receipt.Signed, error) {
 // signReceipts is the provider's recorder.sign: one batch signature, RFC
 // 8032 ed25519 (its nonce derived from the key and the message, so no
 // state a cloned process could replay).
-func (p *Provider) signReceipts(g []*recordJob) error {
+func (p *Provider) signReceipts(g []*pendingRecord) error {
 	rs := make([]*types.Receipt, len(g))
 	for i, j := range g {
 		rs[i] = j.r
@@ -131,7 +133,7 @@ func (p *Provider) signReceipts(g []*recordJob) error {
 }
 
 // storeReceipts is the provider's recorder.store: one synced write.
-func (p *Provider) storeReceipts(g []*recordJob) error {
+func (p *Provider) storeReceipts(g []*pendingRecord) error {
 	srs := make([]*receipt.Signed, len(g))
 	trs := make([][]byte, len(g))
 	for i, j := range g {

@@ -24,7 +24,7 @@ func TestRecorderGroups(t *testing.T) {
 	var groups [][]uint64
 	fail := false
 	rc := &recorder{}
-	rc.sign = func(g []*recordJob) error {
+	rc.sign = func(g []*pendingRecord) error {
 		mu.Lock()
 		idx := make([]uint64, len(g))
 		for i, j := range g {
@@ -41,7 +41,7 @@ func TestRecorderGroups(t *testing.T) {
 		}
 		return nil
 	}
-	rc.store = func(g []*recordJob) error {
+	rc.store = func(g []*pendingRecord) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if fail {
@@ -106,10 +106,10 @@ func TestSignReceiptsDeterministic(t *testing.T) {
 	priv, pub := testkey.Pair("prov")
 	p := &Provider{cfg: Config{Key: priv}}
 	for _, n := range []int{1, 2, 5, 16} {
-		group := func() []*recordJob {
-			g := make([]*recordJob, n)
+		group := func() []*pendingRecord {
+			g := make([]*pendingRecord, n)
 			for i := range g {
-				g[i] = &recordJob{r: &types.Receipt{ChainId: "c", Provider: types.AddressFromPubKey(pub), ChannelId: 1, Index: uint64(i), Amount: uint64(100 + i)}}
+				g[i] = &pendingRecord{r: &types.Receipt{ChainId: "c", Provider: types.AddressFromPubKey(pub), ChannelId: 1, Index: uint64(i), Amount: uint64(100 + i)}}
 			}
 			return g
 		}

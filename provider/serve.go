@@ -19,6 +19,8 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/internal/oai"
+	"github.com/agoranet/agora/protocol/inference"
+	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -28,11 +30,11 @@ func (p *Provider) routes() http.Handler {
 	mux.HandleFunc("GET /v1/models/{id...}", p.handleModel)
 	mux.HandleFunc("POST /v1/chat/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, true) })
 	mux.HandleFunc("POST /v1/completions", func(w http.ResponseWriter, r *http.Request) { p.handleCompletion(w, r, false) })
-	mux.HandleFunc("POST /v1/vouchers", p.handleVoucher)
-	mux.HandleFunc("GET /v1/receipts/{id}/proof", p.handleProof)
-	mux.HandleFunc("GET /v1/requests/{id}/receipt", p.handleRequestReceipt)
-	mux.HandleFunc("GET /v1/openings/{epoch}", p.handleOpenings)
-	mux.HandleFunc("GET /v1/openings/{epoch}/{index}", p.handleOpening)
+	mux.HandleFunc(payment.VouchersRoute, p.handleVoucher)
+	mux.HandleFunc(inference.ProofRoute, p.handleProof)
+	mux.HandleFunc(inference.RequestReceiptRoute, p.handleRequestReceipt)
+	mux.HandleFunc(inference.OpeningsRoute, p.handleOpenings)
+	mux.HandleFunc(inference.OpeningRoute, p.handleOpening)
 	if p.reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
 	}
@@ -87,7 +89,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	}
 	// A request with an id is tracked from here, so that asking for its
 	// receipt waits for however it ends (cancel.go).
-	rid := r.Header.Get(RequestIDHeader)
+	rid := r.Header.Get(inference.RequestIDHeader)
 	tracker, e := p.trackRequest(rid)
 	if e != nil {
 		p.fail(w, e)
@@ -95,59 +97,59 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	}
 	var sr *receipt.Signed
 	defer func() { p.finish(rid, tracker, sr) }()
-	v, err := ParseVoucher(r.Header.Get(VoucherHeader))
+	v, err := payment.ParseVoucher(r.Header.Get(payment.VoucherHeader))
 	if err != nil {
-		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "%v", err))
+		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, "%v", err))
 		return
 	}
 	if e := p.authenticate(r, v.ChannelId, body); e != nil {
 		p.fail(w, e)
 		return
 	}
-	job := &Job{Chat: chat, MaxTokens: req.MaxOutput(p.cfg.DefaultMax)}
-	job.Logprobs, job.TopLogprobs = req.LogprobsWanted(chat)
+	ir := &InferenceRequest{Chat: chat, MaxTokens: req.MaxOutput(p.cfg.DefaultMax)}
+	ir.Logprobs, ir.TopLogprobs = req.LogprobsWanted(chat)
 	if chat {
 		for _, m := range req.Messages {
 			role := m.Role
 			if role == "developer" {
 				role = "system"
 			}
-			job.Messages = append(job.Messages, native.Message{Role: role, Content: string(m.Content)})
+			ir.Messages = append(ir.Messages, native.Message{Role: role, Content: string(m.Content)})
 		}
 	} else {
-		job.Prompt = *req.Prompt
+		ir.Prompt = *req.Prompt
 	}
 	if req.Temperature != nil {
-		job.Params.Temperature = *req.Temperature
+		ir.Params.Temperature = *req.Temperature
 	} else {
-		job.Params.Temperature = 1
+		ir.Params.Temperature = 1
 	}
 	if req.TopP != nil {
-		job.Params.TopP = *req.TopP
+		ir.Params.TopP = *req.TopP
 	}
 	if req.TopK != nil {
-		job.Params.TopK = *req.TopK
+		ir.Params.TopK = *req.TopK
 	}
 	if req.MinP != nil {
-		job.Params.MinP = *req.MinP
+		ir.Params.MinP = *req.MinP
 	}
 	if req.FrequencyPenalty != nil {
-		job.Params.FrequencyPenalty = *req.FrequencyPenalty
+		ir.Params.FrequencyPenalty = *req.FrequencyPenalty
 	}
 	if req.PresencePenalty != nil {
-		job.Params.PresencePenalty = *req.PresencePenalty
+		ir.Params.PresencePenalty = *req.PresencePenalty
 	}
 	if req.Seed != nil {
-		job.Params.Seed = *req.Seed
+		ir.Params.Seed = *req.Seed
 	} else {
 		var b [8]byte
 		rand.Read(b[:])
 		for _, x := range b {
-			job.Params.Seed = job.Params.Seed<<8 | uint64(x)
+			ir.Params.Seed = ir.Params.Seed<<8 | uint64(x)
 		}
 	}
-	job.Params.Stop = req.Stop
-	prep, err := p.backend.Prepare(req.Model, job)
+	ir.Params.Stop = req.Stop
+	prep, err := p.backend.Prepare(req.Model, ir)
 	switch {
 	case errors.Is(err, ErrUnknownModel):
 		p.fail(w, oai.Errorf(http.StatusNotFound, "invalid_request_error", "model", "model %q is not served here", req.Model))
@@ -160,7 +162,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		return
 	}
 	priceIn, priceOut := p.prices() // this request is priced at admission
-	maxCost := Cost(prep.PromptTokens, prep.MaxTokens, priceIn, priceOut)
+	maxCost := inference.Cost(prep.PromptTokens, prep.MaxTokens, priceIn, priceOut)
 
 	// Payment is made after the fact: each voucher pays for the receipts the
 	// client has received so far. The provider extends a bounded credit (bills
@@ -171,7 +173,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	ch, err := p.channel(r.Context(), v.ChannelId, 0)
 	if err != nil {
 		chLock.Unlock()
-		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "channel %d: %v", v.ChannelId, err))
+		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, "channel %d: %v", v.ChannelId, err))
 		return
 	}
 	if perr := p.checkChannel(ch, v); perr != nil {
@@ -194,7 +196,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	}
 	if unpaid+reserved+maxCost > p.cfg.Credit {
 		chLock.Unlock()
-		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader,
+		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader,
 			"%d uagr billed on channel %d is not covered by a voucher (best %d) and %d is in flight; this request may cost %d and the credit is %d: send a voucher for at least %d",
 			state.Billed, v.ChannelId, state.BestCum, reserved, maxCost, p.cfg.Credit, state.Billed))
 		return
@@ -205,7 +207,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	}
 	if err != nil || state.Billed+reserved+maxCost > ch.Deposit {
 		chLock.Unlock()
-		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader,
+		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader,
 			"channel %d is underfunded: deposit %d, billed %d, in flight %d, this request up to %d: top it up", v.ChannelId, ch.Deposit, state.Billed, reserved, maxCost))
 		return
 	}
@@ -248,7 +250,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	created := time.Now().Unix()
 	var out *Output
 	if req.Stream {
-		out, sr, err = p.stream(w, r, req, job, prep, chat, id, created, body, v, priceIn, priceOut)
+		out, sr, err = p.stream(w, r, req, ir, prep, chat, id, created, body, v, priceIn, priceOut)
 		if err != nil {
 			p.log.Debug("stream ended early", "err", err)
 			if !errors.Is(err, errNotStarted) { // else answered with an error status, counted
@@ -262,14 +264,14 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 			p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "generation failed: %v", err))
 			return
 		}
-		wantEarly := r.Header.Get(EarlyReceiptHeader) != ""
+		wantEarly := r.Header.Get(inference.EarlyReceiptHeader) != ""
 		early := func(sr *receipt.Signed) {
 			// An idle provider sends the signed receipt ahead (103 Early
 			// Hints: the final response carries the same header), so the
 			// gateway can store it while this one syncs; a busy one saves
 			// the extra write.
 			if wantEarly && p.idle() {
-				w.Header().Set(ReceiptHeader, sr.Encode())
+				w.Header().Set(inference.ReceiptHeader, sr.Encode())
 				w.WriteHeader(http.StatusEarlyHints)
 			}
 		}
@@ -285,12 +287,12 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 		} else {
 			resp.Choices = []oai.Choice{{Text: &text, FinishReason: &fr}}
 		}
-		if job.Logprobs {
-			resp.Choices[0].Logprobs = renderLogprobs(chat, TokenLogprobs{out.Pieces, out.Logprobs, out.Top}, job.TopLogprobs, 0)
+		if ir.Logprobs {
+			resp.Choices[0].Logprobs = renderLogprobs(chat, TokenLogprobs{out.Pieces, out.Logprobs, out.Top}, ir.TopLogprobs, 0)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if w.Header().Get(ReceiptHeader) == "" {
-			w.Header().Set(ReceiptHeader, sr.Encode())
+		if w.Header().Get(inference.ReceiptHeader) == "" {
+			w.Header().Set(inference.ReceiptHeader, sr.Encode())
 		}
 		json.NewEncoder(w).Encode(resp)
 	}
@@ -335,10 +337,10 @@ func (p *Provider) acceptVoucher(v *types.Voucher, ch app.ChannelView) (ChannelS
 	state.Billed = p.billed[v.ChannelId]
 	p.mu.Unlock()
 	if v.CumulativeAmount > ch.Deposit {
-		return state, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "voucher for %d uagr exceeds channel %d deposit of %d", v.CumulativeAmount, v.ChannelId, ch.Deposit)
+		return state, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, "voucher for %d uagr exceeds channel %d deposit of %d", v.CumulativeAmount, v.ChannelId, ch.Deposit)
 	}
 	if v.CumulativeAmount > state.Billed {
-		return state, oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "voucher for %d uagr is above the %d billed on channel %d: vouchers pay for receipts already given", v.CumulativeAmount, state.Billed, v.ChannelId)
+		return state, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, "voucher for %d uagr is above the %d billed on channel %d: vouchers pay for receipts already given", v.CumulativeAmount, state.Billed, v.ChannelId)
 	}
 	if v.CumulativeAmount > state.BestCum {
 		state.BestCum, state.BestSig = v.CumulativeAmount, v.Signature
@@ -355,9 +357,9 @@ func (p *Provider) acceptVoucher(v *types.Voucher, ch app.ChannelView) (ChannelS
 // handleVoucher takes a payment voucher on its own (the gateway sends one
 // when it has received receipts it has not paid for yet).
 func (p *Provider) handleVoucher(w http.ResponseWriter, r *http.Request) {
-	v, err := ParseVoucher(r.Header.Get(VoucherHeader))
+	v, err := payment.ParseVoucher(r.Header.Get(payment.VoucherHeader))
 	if err != nil {
-		oai.Errorf(http.StatusBadRequest, "invalid_request_error", VoucherHeader, "%v", err).Write(w)
+		oai.Errorf(http.StatusBadRequest, "invalid_request_error", payment.VoucherHeader, "%v", err).Write(w)
 		return
 	}
 	// the body (none is expected) is covered by the request's MAC
@@ -375,7 +377,7 @@ func (p *Provider) handleVoucher(w http.ResponseWriter, r *http.Request) {
 	defer l.Unlock()
 	ch, err := p.channel(r.Context(), v.ChannelId, 0)
 	if err != nil {
-		oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, "channel %d: %v", v.ChannelId, err).Write(w)
+		oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, "channel %d: %v", v.ChannelId, err).Write(w)
 		return
 	}
 	if e := p.checkChannel(ch, v); e != nil {
@@ -392,7 +394,7 @@ func (p *Provider) handleVoucher(w http.ResponseWriter, r *http.Request) {
 // checkChannel validates a voucher against its channel's on-chain state.
 func (p *Provider) checkChannel(ch app.ChannelView, v *types.Voucher) *oai.Error {
 	pay := func(format string, args ...any) *oai.Error {
-		return oai.Errorf(http.StatusPaymentRequired, "payment_required", VoucherHeader, format, args...)
+		return oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, format, args...)
 	}
 	switch {
 	case string(ch.Provider) != string(p.addr):
@@ -434,7 +436,7 @@ var errNotStarted = errors.New("the stream had not started")
 
 // stream writes SSE chunks as tokens are generated, then the usage chunk (if
 // asked), the receipt as an SSE comment, and [DONE].
-func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Request, job *Job, prep *Prepared, chat bool, id string, created int64, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*Output, *receipt.Signed, error) {
+func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Request, ir *InferenceRequest, prep *Prepared, chat bool, id string, created int64, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*Output, *receipt.Signed, error) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		return nil, nil, errors.New("streaming unsupported")
@@ -502,8 +504,8 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 		}
 		text := d.Text
 		c := chunk(&text, "", nil)
-		if job.Logprobs && d.Tokens.Len() > 0 {
-			c.Choices[0].Logprobs = renderLogprobs(chat, d.Tokens, job.TopLogprobs, offset)
+		if ir.Logprobs && d.Tokens.Len() > 0 {
+			c.Choices[0].Logprobs = renderLogprobs(chat, d.Tokens, ir.TopLogprobs, offset)
 			for _, piece := range d.Tokens.Pieces {
 				offset += len(piece)
 			}
@@ -532,7 +534,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 				return err
 			}
 		}
-		_, err := fmt.Fprintf(w, "%s%s\n", ReceiptComment, sr.Encode())
+		_, err := fmt.Fprintf(w, "%s%s\n", inference.ReceiptComment, sr.Encode())
 		return err
 	}
 	// An idle provider sends the tail with the signed receipt ahead, so the
@@ -540,7 +542,7 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	var early bool
 	var tailErr error
 	sr, err := p.record(prep, out, body, v, priceIn, priceOut, func(sr *receipt.Signed) {
-		if r.Header.Get(EarlyReceiptHeader) != "" && p.idle() {
+		if r.Header.Get(inference.EarlyReceiptHeader) != "" && p.idle() {
 			early, tailErr = true, tail(sr)
 			fl.Flush()
 		}
@@ -569,20 +571,20 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 // transcript, synced, before the response completes (through the recorder:
 // receipts that finish together share a signature and a sync).
 func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher, priceIn, priceOut uint64, onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
-	amount := Cost(out.PromptTokens, out.CompletionTokens, priceIn, priceOut)
+	amount := inference.Cost(out.PromptTokens, out.CompletionTokens, priceIn, priceOut)
 	hash := prep.ModelHash
 	ch, err := p.channel(context.Background(), v.ChannelId, 0)
 	if err != nil {
 		return nil, err
 	}
-	tr := &Transcript{
+	tr := &inference.Transcript{
 		Model: prep.Model, PromptIDs: prep.PromptIDs, OutputIDs: out.OutputIDs, Logprobs: out.Logprobs,
 		Temperature: prep.Params.Temperature, TopP: prep.Params.TopP, TopK: prep.Params.TopK, MinP: prep.Params.MinP,
 		RepeatPen: prep.Params.RepeatPenalty, FreqPen: prep.Params.FrequencyPenalty, PresPen: prep.Params.PresencePenalty,
 		Stop: prep.Params.Stop, Seed: prep.Params.Seed, MaxTokens: prep.MaxTokens, Text: []byte(out.Text),
 		Verify: out.Verify, Cancelled: out.Cancelled,
 	}
-	if out.Verify == VerifyTolerance { // what validators compare; the exact path re-derives them
+	if out.Verify == inference.VerifyTolerance { // what validators compare; the exact path re-derives them
 		tr.Pieces, tr.Top = out.Pieces, out.Top
 	}
 	// Encoded here, on the request's goroutine and before an index is

@@ -12,8 +12,8 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/internal/kvlog"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
-	"github.com/agoranet/agora/verify"
 )
 
 // Store is the provider's durable state: per-channel billing and best
@@ -36,39 +36,6 @@ type EpochState struct {
 	Total     uint64 `json:"-"`
 	Committed bool   `json:"committed"`
 	Root      []byte `json:"root,omitempty"`
-}
-
-// Transcript is what a verifier needs to re-execute a request.
-type Transcript struct {
-	Model       string    `json:"model"`
-	PromptIDs   []int     `json:"prompt_ids"`
-	OutputIDs   []int     `json:"output_ids"`
-	Logprobs    []float32 `json:"logprobs"`
-	Temperature float64   `json:"temperature"`
-	TopP        float64   `json:"top_p"`
-	TopK        int       `json:"top_k"`
-	MinP        float64   `json:"min_p"`
-	RepeatPen   float64   `json:"repeat_penalty,omitempty"`
-	FreqPen     float64   `json:"frequency_penalty,omitempty"`
-	PresPen     float64   `json:"presence_penalty,omitempty"`
-	Stop        []string  `json:"stop,omitempty"`
-	Seed        uint64    `json:"seed"`
-	MaxTokens   int       `json:"max_tokens"`
-	Text        []byte    `json:"text"` // exact bytes (base64 in JSON: the output may not be valid UTF-8)
-	// Cancelled: the generation was cut short (its client went away, or
-	// the provider stopped) and the output is a prefix of the generation,
-	// ending neither at EOS, a stop string nor MaxTokens. Validators check
-	// every transcript as a prefix (each token's log-prob and draw), so a
-	// partial one checks like a full one.
-	Cancelled bool `json:"cancelled,omitempty"`
-
-	// Verify is "" for the exact path (native engine: OutputIDs and
-	// Logprobs reproduce bit for bit) or "tolerance" (an OpenAI-compatible
-	// backend: Pieces are the output tokens' bytes, Logprobs and Top what
-	// the backend reported).
-	Verify string         `json:"verify,omitempty"`
-	Pieces [][]byte       `json:"pieces,omitempty"`
-	Top    [][]verify.Alt `json:"top,omitempty"`
 }
 
 // OpenStore opens (or creates) the store in dir.
@@ -137,7 +104,7 @@ func (s *Store) SaveEpoch(n uint64, e EpochState) error {
 
 // EncodeTranscript is a transcript as Record stores it. It fails on what
 // JSON cannot carry (a NaN or infinite log-prob).
-func EncodeTranscript(t *Transcript) ([]byte, error) {
+func EncodeTranscript(t *inference.Transcript) ([]byte, error) {
 	bz, err := json.Marshal(t)
 	if err != nil {
 		return nil, fmt.Errorf("encoding a transcript: %w", err)
@@ -215,9 +182,9 @@ func (s *Store) ReceiptByID(id [32]byte) (*receipt.Signed, error) {
 	return decodeStored(bz)
 }
 
-// Transcript returns a stored transcript.
-func (s *Store) Transcript(epoch, index uint64) (*Transcript, error) {
-	var t Transcript
+// inference.Transcript returns a stored transcript.
+func (s *Store) Transcript(epoch, index uint64) (*inference.Transcript, error) {
+	var t inference.Transcript
 	ok, err := s.getJSON(key("tr/", u64(epoch), u64(index)), &t)
 	if !ok && err == nil {
 		err = pebble.ErrNotFound
@@ -261,7 +228,7 @@ func (s *Store) Scan(fn func(r *types.Receipt)) error {
 }
 
 // PutTranscript overwrites a stored transcript (for tools and fault-injection tests).
-func (s *Store) PutTranscript(epoch, index uint64, t *Transcript) error {
+func (s *Store) PutTranscript(epoch, index uint64, t *inference.Transcript) error {
 	bz, err := EncodeTranscript(t)
 	if err != nil {
 		return err

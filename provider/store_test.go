@@ -10,8 +10,8 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/internal/testkey"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
-	"github.com/agoranet/agora/verify"
 )
 
 // A transcript comes back from the store exactly as recorded, log-probs to
@@ -31,10 +31,10 @@ func TestTranscriptRoundTrip(t *testing.T) {
 			lp = append(lp, f)
 		}
 	}
-	tr := &Transcript{Model: "m", PromptIDs: []int{1, 2, 3}, OutputIDs: []int{4, 5}, Logprobs: lp,
+	tr := &inference.Transcript{Model: "m", PromptIDs: []int{1, 2, 3}, OutputIDs: []int{4, 5}, Logprobs: lp,
 		Temperature: 0.7, TopP: 0.9, TopK: 40, MinP: 0.05, RepeatPen: 1.1, Stop: []string{"\n", "</s>"},
-		Seed: math.MaxUint64, MaxTokens: 16, Text: []byte{0xff, 'h', 'i', 0}, Verify: VerifyTolerance,
-		Pieces: [][]byte{{0xe2, 0x82}, {0xac}}, Top: [][]verify.Alt{{{Token: []byte("a"), Logprob: -0.25}}}}
+		Seed: math.MaxUint64, MaxTokens: 16, Text: []byte{0xff, 'h', 'i', 0}, Verify: inference.VerifyTolerance,
+		Pieces: [][]byte{{0xe2, 0x82}, {0xac}}, Top: [][]inference.Alt{{{Token: []byte("a"), Logprob: -0.25}}}}
 	priv, pub := testkey.Pair("store")
 	sr, err := receipt.Sign(priv, &types.Receipt{ChainId: "c", Provider: types.AddressFromPubKey(pub), Epoch: 3, Index: 7, Amount: 9})
 	if err != nil {
@@ -70,7 +70,7 @@ func TestTranscriptRoundTrip(t *testing.T) {
 // pair up is refused whole.
 func TestRecordRejects(t *testing.T) {
 	for _, f := range []float32{float32(math.NaN()), float32(math.Inf(-1))} {
-		if _, err := EncodeTranscript(&Transcript{Logprobs: []float32{-1, f}}); err == nil || !strings.Contains(err.Error(), "encoding a transcript") {
+		if _, err := EncodeTranscript(&inference.Transcript{Logprobs: []float32{-1, f}}); err == nil || !strings.Contains(err.Error(), "encoding a transcript") {
 			t.Fatalf("log-prob %v: %v", f, err)
 		}
 	}

@@ -24,7 +24,7 @@ import (
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/verify"
 )
 
@@ -147,8 +147,8 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params 
 	if err := a.chain.Query(ctx, "/account/"+addr, 0, &acc); err != nil {
 		return []Finding{fail(0, FaultRefused, "provider account: %v", err)}
 	}
-	var got provider.Openings
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/openings/%d", pv.Endpoint, ep.Number), nil)
+	var got inference.Openings
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, pv.Endpoint+inference.OpeningsPath(ep.Number), nil)
 	resp, err := a.httpc.Do(req)
 	if err == nil {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -171,7 +171,7 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params 
 		}
 		return fs
 	}
-	opened := map[uint64]provider.Opening{}
+	opened := map[uint64]inference.Opening{}
 	for _, o := range got.Openings {
 		opened[o.Proof.Index] = o
 	}
@@ -190,7 +190,7 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params 
 	return out
 }
 
-func (a *Auditor) checkOpening(ep app.EpochView, cm app.CommitmentView, pub []byte, i uint64, o provider.Opening) Finding {
+func (a *Auditor) checkOpening(ep app.EpochView, cm app.CommitmentView, pub []byte, i uint64, o inference.Opening) Finding {
 	f := Finding{Epoch: ep.Number, Provider: cm.Provider.String(), Index: i}
 	bad := func(fault, format string, args ...any) Finding {
 		f.Fault, f.Reason = fault, fmt.Sprintf(format, args...)
@@ -215,11 +215,11 @@ func (a *Auditor) checkOpening(ep app.EpochView, cm app.CommitmentView, pub []by
 		return bad(FaultMissing, "no transcript")
 	}
 	outputs := len(tr.OutputIDs)
-	if tr.Verify == provider.VerifyTolerance {
+	if tr.Verify == inference.VerifyTolerance {
 		outputs = len(tr.Pieces)
 	}
 	switch {
-	case tr.Verify != "" && tr.Verify != provider.VerifyTolerance:
+	case tr.Verify != inference.VerifyExact && tr.Verify != inference.VerifyTolerance:
 		return bad(FaultBadProof, "unknown verification path %q", tr.Verify)
 	case len(tr.PromptIDs) != int(r.PromptTokens) || outputs != int(r.CompletionTokens):
 		return bad(FaultFabricated, "transcript has %d+%d tokens, receipt %d+%d", len(tr.PromptIDs), outputs, r.PromptTokens, r.CompletionTokens)
@@ -236,7 +236,7 @@ func (a *Auditor) checkOpening(ep app.EpochView, cm app.CommitmentView, pub []by
 	params := native.SampleParams{
 		Temperature: tr.Temperature, TopP: tr.TopP, TopK: tr.TopK, MinP: tr.MinP, RepeatPenalty: tr.RepeatPen,
 		FrequencyPenalty: tr.FreqPen, PresencePenalty: tr.PresPen, Seed: tr.Seed, MaxTokens: tr.MaxTokens}
-	if tr.Verify == provider.VerifyTolerance {
+	if tr.Verify == inference.VerifyTolerance {
 		_, err = verify.CheckTolerance(m, a.vocabs[mh], verify.Reported{PromptIDs: tr.PromptIDs, Pieces: tr.Pieces,
 			Logprobs: tr.Logprobs, Top: tr.Top, Params: params, Text: tr.Text}, a.tol)
 	} else {
@@ -287,7 +287,7 @@ func (a *Auditor) AuditReceipt(ctx context.Context, epoch uint64, prov types.Add
 		return Finding{Epoch: epoch, Provider: addr, Index: index, Fault: FaultRefused, Reason: fmt.Sprintf(format, args...),
 			Report: &types.MsgReportFault{Epoch: epoch, Provider: prov, Index: index, Fault: types.FaultRefused}}
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/openings/%d/%d", pv.Endpoint, epoch, index), nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, pv.Endpoint+inference.OpeningPath(epoch, index), nil)
 	resp, err := a.httpc.Do(req)
 	if err != nil {
 		return refused("opening not served: %v", err), nil
@@ -297,7 +297,7 @@ func (a *Auditor) AuditReceipt(ctx context.Context, epoch uint64, prov types.Add
 	if resp.StatusCode != http.StatusOK {
 		return refused("opening not served: status %d: %.200s", resp.StatusCode, body), nil
 	}
-	var o provider.Opening
+	var o inference.Opening
 	if err := json.Unmarshal(body, &o); err != nil {
 		return refused("malformed opening: %v", err), nil
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
 	"github.com/agoranet/agora/internal/testkey"
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -62,7 +62,7 @@ func TestPartialTranscript(t *testing.T) {
 	if len(res.Tokens) != cut {
 		t.Fatalf("the generation ended by itself after %d tokens, before the cut at %d (%s): pick another seed", len(res.Tokens), cut, res.FinishReason)
 	}
-	tr := &provider.Transcript{Model: "m", PromptIDs: prompt, Temperature: params.Temperature, TopK: params.TopK, TopP: params.TopP,
+	tr := &inference.Transcript{Model: "m", PromptIDs: prompt, Temperature: params.Temperature, TopK: params.TopK, TopP: params.TopP,
 		Seed: params.Seed, MaxTokens: params.MaxTokens, Text: []byte(res.Text), Cancelled: true}
 	for _, x := range res.Tokens {
 		tr.OutputIDs = append(tr.OutputIDs, x.ID)
@@ -73,11 +73,11 @@ func TestPartialTranscript(t *testing.T) {
 	respHash := sha256.Sum256(tr.Text)
 	// open signs a receipt for tr claiming completion tokens and returns
 	// the finding on its opening (a one-receipt epoch).
-	open := func(completion uint32, tr *provider.Transcript) Finding {
+	open := func(completion uint32, tr *inference.Transcript) Finding {
 		t.Helper()
 		r := &types.Receipt{ChainId: "c", Provider: prov, ChannelId: 1, Epoch: 3, Index: 0, RequestHash: make([]byte, 32),
 			ResponseHash: respHash[:], ModelHash: mh[:], PromptTokens: uint32(len(prompt)), CompletionTokens: completion,
-			PriceInputPer_1K: 1000, PriceOutputPer_1K: 2000, Amount: provider.Cost(len(prompt), int(completion), 1000, 2000), Seed: params.Seed}
+			PriceInputPer_1K: 1000, PriceOutputPer_1K: 2000, Amount: inference.Cost(len(prompt), int(completion), 1000, 2000), Seed: params.Seed}
 		sr, err := receipt.Sign(priv, r)
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +88,7 @@ func TestPartialTranscript(t *testing.T) {
 			t.Fatal(err)
 		}
 		root := merkle.Root(ids)
-		o := provider.Opening{Proof: receipt.ProofToJSON(sr, proof, root, true), Transcript: tr}
+		o := inference.Opening{Proof: receipt.ProofToJSON(sr, proof, root, true), Transcript: tr}
 		return a.checkOpening(app.EpochView{Number: 3}, app.CommitmentView{Provider: prov, ReceiptCount: 1, Root: root[:]}, pub, 0, o)
 	}
 	if f := open(cut, tr); !f.OK || f.Fault != FaultNone {

@@ -10,14 +10,8 @@ import (
 
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
+	"github.com/agoranet/agora/protocol/inference"
 )
-
-// Alt is an alternative token a backend reported at one position: the
-// token's bytes and its log-probability.
-type Alt struct {
-	Token   []byte  `json:"token"`
-	Logprob float32 `json:"logprob"`
-}
 
 // Reported is the transcript of a request served by a backend that cannot
 // be reproduced bit for bit (an OpenAI-compatible server on a GPU): the
@@ -28,7 +22,7 @@ type Reported struct {
 	PromptIDs []int
 	Pieces    [][]byte
 	Logprobs  []float32
-	Top       [][]Alt
+	Top       [][]inference.Alt // the wire format of protocol/inference
 	Params    native.SampleParams
 	// Text is the response's text: the decoded output, possibly cut short
 	// by a stop string (compared ignoring bytes that are not valid UTF-8).

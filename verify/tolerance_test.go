@@ -11,6 +11,7 @@ import (
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
 	"github.com/agoranet/agora/internal/oaisim"
+	"github.com/agoranet/agora/protocol/inference"
 )
 
 type tolFixture struct {
@@ -69,9 +70,9 @@ func ToReported(prompt []int, toks []oaisim.TokenLogprob, p native.SampleParams)
 	for _, t := range toks {
 		r.Pieces = append(r.Pieces, intBytes(t.Bytes))
 		r.Logprobs = append(r.Logprobs, t.Logprob)
-		var alts []Alt
+		var alts []inference.Alt
 		for _, a := range t.TopLogprobs {
-			alts = append(alts, Alt{Token: intBytes(a.Bytes), Logprob: a.Logprob})
+			alts = append(alts, inference.Alt{Token: intBytes(a.Bytes), Logprob: a.Logprob})
 		}
 		r.Top = append(r.Top, alts)
 	}
@@ -197,7 +198,7 @@ func TestToleranceBadInput(t *testing.T) {
 		r.PromptIDs = append([]int(nil), good.PromptIDs...)
 		r.Pieces = append([][]byte(nil), good.Pieces...)
 		r.Logprobs = append([]float32(nil), good.Logprobs...)
-		r.Top = append([][]Alt(nil), good.Top...)
+		r.Top = append([][]inference.Alt(nil), good.Top...)
 		return r
 	}
 	cases := []struct {

@@ -22,7 +22,7 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/node"
-	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/reqauth"
 )
 
@@ -161,7 +161,7 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 		return nil, err
 	}
 	chID, _ := strconv.ParseUint(res.Events["channel_id"], 10, 64)
-	voucher := provider.FormatVoucher(types.SignVoucher(cliKey, g.ChainID, chID, 0))
+	voucher := payment.FormatVoucher(types.SignVoucher(cliKey, g.ChainID, chID, 0))
 	// each request to the provider is authenticated by the channel's key,
 	// as the gateway's are (one MAC per request; the key once)
 	reqKey, err := reqauth.ClientKey(cliKey, provKey.Public().(ed25519.PublicKey), g.ChainID, chID)
@@ -183,7 +183,7 @@ func RunGateway(ctx context.Context, o GatewayOptions) ([]GatewayRow, error) {
 		sign      func(*http.Request, []byte)
 	}{
 		{"direct", backendURL + "/chat/completions", nil, nil},
-		{"provider", pt.provider + "/v1/chat/completions", map[string]string{provider.VoucherHeader: voucher}, signProvider},
+		{"provider", pt.provider + "/v1/chat/completions", map[string]string{payment.VoucherHeader: voucher}, signProvider},
 		{"gateway", pt.gateway + "/v1/chat/completions", nil, nil},
 	}
 	// warm up the gateway's channel

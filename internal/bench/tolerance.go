@@ -13,6 +13,7 @@ import (
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
 	"github.com/agoranet/agora/internal/oaisim"
+	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/verify"
 )
 
@@ -139,9 +140,9 @@ func RunTolerance(o ToleranceOptions) (*ToleranceResult, error) {
 		for _, t := range toks {
 			r.Pieces = append(r.Pieces, intsToBytes(t.Bytes))
 			r.Logprobs = append(r.Logprobs, t.Logprob)
-			var alts []verify.Alt
+			var alts []inference.Alt
 			for _, a := range t.TopLogprobs {
-				alts = append(alts, verify.Alt{Token: intsToBytes(a.Bytes), Logprob: a.Logprob})
+				alts = append(alts, inference.Alt{Token: intsToBytes(a.Bytes), Logprob: a.Logprob})
 			}
 			r.Top = append(r.Top, alts)
 		}
