@@ -390,6 +390,7 @@ func TestStreamsCutAtStop(t *testing.T) {
 		defer st.Close()
 		pst = append(pst, st)
 	}
+	cut := make([]int, len(ids)/n) // per round, streams the stop cut
 	for i, id := range ids {
 		gr, err := gst.Receipt(id)
 		if err != nil || gr.Tentative {
@@ -413,8 +414,21 @@ func TestStreamsCutAtStop(t *testing.T) {
 			t.Fatalf("provider %d holds %s billing %d, the gateway %s billing %d", prov, got, sr.Receipt.Amount, id, gr.Amount)
 		}
 		tr, err := pst[prov].Transcript(sr.Receipt.Epoch, sr.Receipt.Index)
-		if err != nil || !tr.Cancelled {
-			t.Fatalf("receipt %d: transcript %v, err %v", i, tr, err)
+		if err != nil {
+			t.Fatalf("receipt %d: transcript: %v", i, err)
+		}
+		// A small random model may end a generation on its own (its end
+		// token) within the drain: such a stream was not cut, and it ended
+		// as any other. Each round must still have cut most of its streams.
+		if tr.Cancelled {
+			cut[i/n]++
+		} else if gr.Output >= maxTokens {
+			t.Fatalf("receipt %d: neither cut nor ended by the model (%d tokens)", i, gr.Output)
+		}
+	}
+	for round, k := range cut {
+		if k < n/2 {
+			t.Fatalf("round %d: only %d of %d streams were cut by the stop (the rest ended on their own before it)", round, k, n)
 		}
 	}
 	if logs := sn.logs.String(); strings.Contains(logs, "store closed") {
