@@ -9,7 +9,7 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 // TestSignerMempoolFull: a node whose mempool holds two txs, and twelve

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 // TestCLIAsyncTwice: two quick `agora tx send --async` from one key, the

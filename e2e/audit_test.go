@@ -11,7 +11,7 @@ import (
 
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/poll"
+	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/validator"
 )
 

@@ -18,9 +18,9 @@ import (
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
 	"github.com/agoranet/agora/validator"
 )
 

@@ -18,11 +18,11 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 type httpResult struct {

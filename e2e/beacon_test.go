@@ -13,8 +13,8 @@ import (
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/node"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 // consKeys reads every node's consensus key from its home.

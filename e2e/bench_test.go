@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agoranet/agora/internal/bench"
+	"github.com/agoranet/agora/cmd/agora/bench"
 )
 
 // TestBenchGatewayProcs: `agora bench gateway --procs` runs the fake

@@ -13,7 +13,7 @@ import (
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 func balance(t *testing.T, c *client.Client, a types.Address) uint64 {

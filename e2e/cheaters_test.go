@@ -8,8 +8,8 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/explorer"
-	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/testutil/poll"
 )
 
 // TestCheatersCaught: on a two-validator network whose validators both run

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 func run(t *testing.T, args ...string) string {

@@ -12,8 +12,8 @@ import (
 
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 // TestInferenceCrashSafety kills the gateway and the provider with SIGKILL

@@ -15,8 +15,8 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 type proc struct {

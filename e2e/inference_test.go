@@ -27,11 +27,11 @@ import (
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
 	"github.com/agoranet/agora/verify"
 )
 

@@ -8,10 +8,10 @@ import (
 	"testing"
 
 	// The subprocess tests run a binary built from ../cmd/agora, which is
-	// internal/cli and what it imports: importing it here makes the test
+	// cmd/agora/cli and what it imports: importing it here makes the test
 	// cache see a change anywhere in that binary (it would otherwise
 	// replay a pass of the old binary).
-	_ "github.com/agoranet/agora/internal/cli"
+	_ "github.com/agoranet/agora/cmd/agora/cli"
 )
 
 // agoraBin is the agora binary built once for the subprocess tests.

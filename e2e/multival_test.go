@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 // TestFourValidatorsFaultTolerance: with 4 equal validators, one stopped

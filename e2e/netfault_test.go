@@ -23,7 +23,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"github.com/agoranet/agora/internal/poll"
+	"github.com/agoranet/agora/testutil/poll"
 	"io"
 	"net/http"
 	"os"
@@ -44,8 +44,8 @@ import (
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/internal/keyring"
-	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/node"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 const labNet = "10.254.77"

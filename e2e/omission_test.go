@@ -21,8 +21,8 @@ import (
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/explorer"
 	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/testutil/poll"
 )
 
 // TestOmittedEpochReported: a provider that serves requests but never

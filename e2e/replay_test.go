@@ -16,11 +16,11 @@ import (
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/reqauth"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 // authHeaders are the headers of a request straight to a provider (its

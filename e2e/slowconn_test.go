@@ -4,7 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/agoranet/agora/internal/poll"
+	"github.com/agoranet/agora/testutil/poll"
 	"io"
 	"net"
 	"net/http"
@@ -22,7 +22,7 @@ import (
 
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 // healthz returns a /healthz answer.

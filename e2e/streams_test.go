@@ -6,7 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"github.com/agoranet/agora/internal/poll"
+	"github.com/agoranet/agora/testutil/poll"
 	"io"
 	"log/slog"
 	"net/http"
@@ -23,9 +23,9 @@ import (
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/gateway"
-	"github.com/agoranet/agora/internal/testnet"
 	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/testutil/testnet"
 	"github.com/agoranet/agora/validator"
 )
 

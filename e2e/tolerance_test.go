@@ -13,8 +13,8 @@ import (
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/explorer"
 	"github.com/agoranet/agora/internal/oaisim"
-	"github.com/agoranet/agora/internal/poll"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/validator"
 )
 

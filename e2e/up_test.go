@@ -17,8 +17,8 @@ import (
 	"github.com/openai/openai-go/option"
 
 	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 // errorLines are the lines of a command's output that report its failure.

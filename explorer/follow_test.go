@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"github.com/agoranet/agora/internal/poll"
+	"github.com/agoranet/agora/testutil/poll"
 	"log/slog"
 	"strings"
 	"sync"

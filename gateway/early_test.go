@@ -16,9 +16,9 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 func storedFor(t *testing.T, priv ed25519.PrivateKey, index uint64, tentative bool) *StoredReceipt {

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/protocol/payment"
 	"github.com/agoranet/agora/reqauth"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 // After a restart, receipts billed before the stop are paid once the

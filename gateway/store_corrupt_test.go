@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/internal/kvlog"
-	"github.com/agoranet/agora/internal/testkey"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 // TestCorruptLogRefused: a gateway store holding 21 receipts, left as a

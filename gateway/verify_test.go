@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 // TestVerifyBatch feeds the verifier receipts of two provider batches (one

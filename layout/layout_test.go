@@ -34,6 +34,11 @@ var roles = []string{"provider", "gateway", "validator", "explorer"}
 // import them, so they may link no role and no inference engine.
 var leaves = []string{"protocol", "reqauth"}
 
+// composers are the folders that wire roles together or test them: the
+// command tree, the node, the end-to-end tests and the test fixtures. A
+// library under internal/ links none of them and no role.
+var composers = []string{"cmd", "node", "e2e", "testutil"}
+
 // under reports whether import path p is dir or inside it.
 func under(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 
@@ -98,6 +103,24 @@ func leafViolations(mod string, pkgs []pkg) []string {
 		}
 		for _, d := range p.Deps {
 			if under(d, mod+"/engine") || slices.ContainsFunc(roles, func(r string) bool { return under(d, mod+"/"+r) }) {
+				out = append(out, route(mod, pkgs, p.ImportPath, d))
+			}
+		}
+	}
+	return out
+}
+
+// libraryViolations lists, for every package under internal/, each role,
+// node, command or test-fixture package in its dependency closure: internal/
+// holds libraries only.
+func libraryViolations(mod string, pkgs []pkg) []string {
+	var out []string
+	for _, p := range pkgs {
+		if !under(p.ImportPath, mod+"/internal") {
+			continue
+		}
+		for _, d := range p.Deps {
+			if slices.ContainsFunc(slices.Concat(roles, composers), func(r string) bool { return under(d, mod+"/"+r) }) {
 				out = append(out, route(mod, pkgs, p.ImportPath, d))
 			}
 		}
@@ -267,6 +290,18 @@ func TestProtocolIsALeaf(t *testing.T) {
 	mod, pkgs := modulePackages(t)
 	if bad := leafViolations(mod, pkgs); len(bad) > 0 {
 		t.Fatalf("a protocol package links a role or the engine:\n  %s", strings.Join(bad, "\n  "))
+	}
+}
+
+// TestInternalHoldsLibraries: internal/ holds libraries; the composition
+// root is cmd/agora, test fixtures are under testutil/.
+func TestInternalHoldsLibraries(t *testing.T) {
+	mod, pkgs := modulePackages(t)
+	if bad := libraryViolations(mod, pkgs); len(bad) > 0 {
+		t.Fatalf("a package under internal/ links a role, the node, a command or a test fixture:\n  %s", strings.Join(bad, "\n  "))
+	}
+	if bad := libraryViolations(mod, []pkg{{ImportPath: mod + "/internal/lib", Deps: []string{mod + "/node"}}}); len(bad) != 1 {
+		t.Fatalf("the rule did not catch internal/lib → node: %v", bad)
 	}
 }
 

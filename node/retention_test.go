@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"github.com/agoranet/agora/chain/app"
-	"github.com/agoranet/agora/internal/poll"
+	"github.com/agoranet/agora/testutil/poll"
 	"io"
 	"log/slog"
 	"net"

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/poll"
-	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 // TestRecorderGroups holds the first group's signing open while more

@@ -9,9 +9,9 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 // A transcript comes back from the store exactly as recorded, log-probs to

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/testkey"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 func batchOf(pub ed25519.PublicKey, n int) []*types.Receipt {

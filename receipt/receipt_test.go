@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/internal/testkey"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 func TestSignVerifyEncode(t *testing.T) {

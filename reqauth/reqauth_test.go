@@ -19,7 +19,7 @@ import (
 	"golang.org/x/crypto/curve25519"
 	xhkdf "golang.org/x/crypto/hkdf"
 
-	"github.com/agoranet/agora/internal/testkey"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 const testChain = "agora-test"

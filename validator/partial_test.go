@@ -12,9 +12,9 @@ import (
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/engine/tokenizer"
-	"github.com/agoranet/agora/internal/testkey"
 	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
+	"github.com/agoranet/agora/testutil/testkey"
 )
 
 // TestPartialTranscript: a stream cut short is recorded as the prefix its

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/agoranet/agora/internal/cli"
+	"github.com/agoranet/agora/cmd/agora/cli"
 )
 
 func main() {

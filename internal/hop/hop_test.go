@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/poll"
+	"github.com/agoranet/agora/testutil/poll"
 )
 
 type readerFunc func([]byte) (int, error)

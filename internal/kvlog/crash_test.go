@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/internal/poll"
+	"github.com/agoranet/agora/testutil/poll"
 )
 
 // TestMain lets the crash test run this binary as the writer it kills.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agoranet/agora/internal/bench"
+	"github.com/agoranet/agora/cmd/agora/bench"
 )
 
 func benchCmd(g *globals) *cobra.Command {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/agoranet/agora/internal/testnet"
+	"github.com/agoranet/agora/testutil/testnet"
 )
 
 // runCLI runs the command line in process and returns its code, stdout and
