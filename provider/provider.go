@@ -37,10 +37,6 @@ const (
 	ReceiptHeader = "X-Agora-Receipt"
 	// ReceiptComment prefixes the SSE comment line carrying a stream's receipt.
 	ReceiptComment = ": agora-receipt "
-	// EarlyReceiptHeader (any value) asks for the receipt ahead of the
-	// response when the provider is idle: 103 Early Hints, or the receipt
-	// comment flushed ahead of [DONE] (gateway/early.go).
-	EarlyReceiptHeader = "X-Agora-Early-Receipt"
 )
 
 // Config configures a provider.
