@@ -184,7 +184,6 @@ type metrics struct {
 	failover prometheus.Counter
 	paid     prometheus.Counter
 	latency  prometheus.Histogram
-	early    *prometheus.CounterVec
 	partial  prometheus.Counter
 }
 
@@ -194,11 +193,10 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		failover: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "failovers_total", Help: "Requests retried on another provider."}),
 		paid:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "billed_uagr_total", Help: "uagr of verified receipts."}),
 		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "gateway", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12)}),
-		early:    prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "early_receipts_total", Help: "Receipts providers sent ahead of their responses, by outcome (kept, dropped)."}, []string{"outcome"}),
 		partial:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "partial_receipts_total", Help: "Receipts fetched by request id for streams that did not end cleanly (client gone, connection broken, or stopping)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.failover, m.paid, m.latency, m.early, m.partial)
+		reg.MustRegister(m.requests, m.failover, m.paid, m.latency, m.partial)
 	}
 	return m
 }
@@ -720,11 +718,10 @@ func (g *Gateway) flush(ctx context.Context, idle time.Duration) {
 	}
 }
 
-// checkStored verifies a stored receipt's signature, after resolving it
-// with its provider if a crash left it tentative: ok if it checks out;
-// later if it could not be settled now (its provider did not answer, is
-// not in the directory, or its key could not be had), so it is asked about
-// again (recheck).
+// checkStored verifies a stored receipt's signature: ok if it checks out;
+// later if it could not be settled now (its provider is not in the
+// directory and its key could not be had), so it is asked about again
+// (recheck).
 func (g *Gateway) checkStored(ctx context.Context, r StoredReceipt) (ok, later bool) {
 	sr, err := receipt.Decode(r.Encoded)
 	if err != nil {
@@ -740,18 +737,7 @@ func (g *Gateway) checkStored(ctx context.Context, r StoredReceipt) (ok, later b
 	}
 	g.dirMu.RUnlock()
 	if p != nil {
-		if r.Tentative {
-			switch g.resolveEarly(ctx, &r, p) {
-			case undecided:
-				return false, true
-			case dropped:
-				return false, false
-			}
-		}
 		return sr.Verify(p.pub) == nil, false
-	}
-	if r.Tentative {
-		return false, true // its provider is not in the directory now
 	}
 	var acc app.AccountView
 	if err := g.chain.Query(ctx, "/account/"+r.Provider, 0, &acc); err != nil {
@@ -777,9 +763,9 @@ func (g *Gateway) settle(ctx context.Context, r StoredReceipt, skip map[string]b
 	return ok
 }
 
-// recheck asks again about the receipts the start could not settle — a
-// tentative one whose provider did not answer, say — so that one its
-// provider turns out to hold is paid without waiting for another restart:
+// recheck asks again about the receipts the start could not settle — one
+// whose provider's key could not be had, say — so that one that checks out
+// is paid without waiting for another restart:
 // once it checks out it is marked verified and billed to its channel, and
 // the next voucher pays it. Run by the loop (which owns unsettled); ctx
 // ends with it.

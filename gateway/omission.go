@@ -62,18 +62,6 @@ func (s *Store) setOmitCursor(seq uint64) error {
 	return s.db.Set(keyOmitCursor, binary.BigEndian.AppendUint64(nil, seq))
 }
 
-// rewindOmitCursor has the watch check receipts from seq on (again): a
-// receipt a crash left tentative and confirmed later (at start, or by
-// recheck) may lie behind the cursor, which skipped it while it was
-// tentative. Called at start, before the watch runs, or by the loop that
-// runs it.
-func (s *Store) rewindOmitCursor(seq uint64) error {
-	if seq == 0 || s.omitCursor() < seq {
-		return nil
-	}
-	return s.setOmitCursor(seq - 1)
-}
-
 // checkOmissions checks the receipts whose epochs' commit deadlines passed.
 func (g *Gateway) checkOmissions(ctx context.Context) error {
 	g.dirMu.RLock()

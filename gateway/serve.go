@@ -168,7 +168,7 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 			g.metrics.failover.Inc()
 		}
 		maxCost, out := p.bound(req.Model, len(body), maxOut)
-		err := g.try(w, r, accountOf(r), req.Stream, path, req.Model, body, p, maxCost, out)
+		err := g.try(w, r, accountOf(r), req.Stream, path, body, p, maxCost, out)
 		var rt errRetry
 		if err == nil {
 			g.metrics.latency.Observe(time.Since(start).Seconds())
@@ -191,7 +191,7 @@ func (g *Gateway) handleCompletion(w http.ResponseWriter, r *http.Request, path 
 
 // try sends the request to one provider. A returned errRetry means nothing
 // was written to the client and another provider may be tried.
-func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, stream bool, path, reqModel string, body []byte, p *providerEntry, maxCost uint64, maxOut int) error {
+func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, stream bool, path string, body []byte, p *providerEntry, maxCost uint64, maxOut int) error {
 	ch, err := g.channelFor(r.Context(), acct, p, maxCost)
 	if err != nil {
 		return errRetry{err}
@@ -232,17 +232,11 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		rid = newRequestID()
 		preq.Header.Set(inference.RequestIDHeader, rid)
 	}
-	var early *earlyReceipt // see early.go
-	defer func() { g.dropEarly(early) }()
-	if !stream {
-		preq = g.earlyTrace(preq, &early, ch, p, v.CumulativeAmount, maxCost, maxOut, reqModel)
-	}
 	preq.Header.Set("Content-Type", "application/json")
 	vh := payment.FormatVoucher(v)
 	preq.Header.Set(payment.VoucherHeader, vh)
 	// the request as the provider's API sees it: path, not the endpoint's URL
 	preq.Header.Set(reqauth.Header, reqauth.Sign(key, v.ChannelId, time.Now(), http.MethodPost, path, body, vh))
-	preq.Header.Set(inference.EarlyReceiptHeader, "1")
 	started := false
 	var enc string
 	var usage *oai.Usage
@@ -267,12 +261,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			}
 			return fmt.Errorf("stream cut short (%v); its receipt: %w", cause, err)
 		}
-		var st *StoredReceipt
-		if early != nil && early.enc == penc {
-			st, err = g.keepEarly(early, ch, p, usage)
-		} else {
-			st, err = g.acceptReceipt(ch, p, penc, v.CumulativeAmount, maxCost, maxOut, usage, model)
-		}
+		st, err := g.acceptReceipt(ch, p, penc, v.CumulativeAmount, maxCost, maxOut, usage, model)
 		if err != nil {
 			return fmt.Errorf("stream cut short (%v); its receipt: %w", cause, err)
 		}
@@ -339,12 +328,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			p.observe(false, 0)
 			return errRetry{fmt.Errorf("provider returned an invalid completion")}
 		}
-		var st *StoredReceipt
-		if enc := resp.Header.Get(inference.ReceiptHeader); early != nil && early.enc == enc {
-			st, err = g.keepEarly(early, ch, p, parsed.Usage)
-		} else {
-			st, err = g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
-		}
+		st, err := g.acceptReceipt(ch, p, resp.Header.Get(inference.ReceiptHeader), v.CumulativeAmount, maxCost, maxOut, parsed.Usage, parsed.Model)
 		if err != nil {
 			p.observe(false, 0)
 			return errRetry{err}
@@ -371,11 +355,6 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 		}
 		if strings.HasPrefix(line, inference.ReceiptComment) {
 			enc = strings.TrimSpace(strings.TrimPrefix(line, inference.ReceiptComment))
-			if early == nil && br.Buffered() == 0 {
-				// The receipt came ahead of [DONE]: the provider is syncing
-				// it; store it meanwhile (early.go).
-				early = g.storeEarly(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, model)
-			}
 			continue
 		}
 		done := strings.HasPrefix(line, "data: [DONE]")
@@ -401,12 +380,7 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 			started = true
 		}
 		if done {
-			var st *StoredReceipt
-			if early != nil && early.enc == enc {
-				st, err = g.keepEarly(early, ch, p, usage)
-			} else {
-				st, err = g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, usage, model)
-			}
+			st, err := g.acceptReceipt(ch, p, enc, v.CumulativeAmount, maxCost, maxOut, usage, model)
 			if err != nil {
 				// The client has the tokens but no [DONE]: its SDK reports an
 				// incomplete stream, and nothing is paid for it.
@@ -434,10 +408,10 @@ func (g *Gateway) try(w http.ResponseWriter, r *http.Request, acct *account, str
 }
 
 // receiptNext reports whether the provider's receipt comment is the next
-// line buffered in br. It comes with the stream's last events (finish,
-// usage) and [DONE] follows once the provider has synced its receipt, so
-// those events are held until then and reach the client with [DONE] in one
-// write instead of two.
+// line buffered in br. The provider sends it, once stored, with the
+// stream's last events (finish, usage) and [DONE], so those events are
+// held until the receipt is checked and stored here too and reach the
+// client with [DONE] in one write instead of two.
 func receiptNext(br *bufio.Reader) bool {
 	b, _ := br.Peek(min(br.Buffered(), len(inference.ReceiptComment)))
 	return len(b) == len(inference.ReceiptComment) && string(b) == inference.ReceiptComment

@@ -46,12 +46,6 @@ type StoredReceipt struct {
 	Output   uint32 `json:"completion_tokens"`
 	Time     int64  `json:"time"`
 	Encoded  string `json:"receipt"`
-
-	// Tentative: stored as the provider sent it ahead of its response
-	// (early receipt), and not yet confirmed by that response. A tentative
-	// receipt is not listed, paid or checked for omission; one a crash left
-	// tentative is resolved with its provider at the next start.
-	Tentative bool `json:"tentative,omitempty"`
 }
 
 // OpenStore opens the store in dir.
@@ -118,40 +112,41 @@ func (s *Store) AddReceipt(r *StoredReceipt) error {
 	return s.db.CommitSync(b)
 }
 
-// ConfirmReceipt marks a tentative receipt confirmed. Not synced (kvlog's
-// Commit): if the mark is lost in a crash, the receipt is resolved with its
-// provider at the next start.
-func (s *Store) ConfirmReceipt(r *StoredReceipt) error {
-	r.Tentative = false
-	return s.db.Set(confirmKey(r.Seq), []byte{1})
-}
-
-// DropReceipt removes a tentative receipt whose response failed (synced).
-func (s *Store) DropReceipt(r *StoredReceipt) error {
-	b := s.db.NewBatch()
-	defer b.Close()
-	b.Delete(append([]byte("r/"), binary.BigEndian.AppendUint64(nil, r.Seq)...), nil)
-	b.Delete([]byte("ri/"+r.ID), nil)
-	return s.db.CommitSync(b)
-}
-
-func confirmKey(seq uint64) []byte {
+// A store written by an earlier version may hold "tentative" receipts:
+// early receipts (removed), stored as a provider sent them ahead of its
+// synced write and confirmed by a mark under rk/<seq> once its response
+// came. A confirmed one reads as any other receipt. One a crash left
+// unconfirmed is ignored — never listed, found, billed or checked for
+// omission — rather than settled by asking its provider: its provider may
+// have crashed before storing it and given its index to another receipt,
+// so it is no evidence against anyone; if the provider did store it, the
+// gateway underpays that one request (its provider extends credit for it).
+// No new tentative record or mark is written.
+func legacyConfirmKey(seq uint64) []byte {
 	return append([]byte("rk/"), binary.BigEndian.AppendUint64(nil, seq)...)
 }
 
-// decode reads a stored receipt, applying its confirmation mark.
-func (s *Store) decode(bz []byte) (StoredReceipt, error) {
-	var r StoredReceipt
-	if err := json.Unmarshal(bz, &r); err != nil {
-		return r, err
+// decode reads a stored receipt; ok is false for a legacy tentative one
+// never confirmed (ignored: see legacyConfirmKey).
+func (s *Store) decode(bz []byte) (r StoredReceipt, ok bool, err error) {
+	var rec struct {
+		StoredReceipt
+		Tentative bool `json:"tentative"`
 	}
-	if r.Tentative {
-		if _, c, err := s.db.Get(confirmKey(r.Seq)); err == nil {
-			c.Close()
-			r.Tentative = false
+	if err := json.Unmarshal(bz, &rec); err != nil {
+		return rec.StoredReceipt, false, err
+	}
+	if rec.Tentative {
+		_, c, err := s.db.Get(legacyConfirmKey(rec.Seq))
+		if errors.Is(err, pebble.ErrNotFound) {
+			return rec.StoredReceipt, false, nil
 		}
+		if err != nil {
+			return rec.StoredReceipt, false, err
+		}
+		c.Close()
 	}
-	return r, nil
+	return rec.StoredReceipt, true, nil
 }
 
 // MarkVerified records that a receipt's signature checked out. Not synced:
@@ -180,8 +175,7 @@ func (s *Store) verified(seq uint64) bool {
 }
 
 // BilledByProvider sums the stored receipts per payer/provider and channel;
-// check decides receipts not yet marked verified, or tentative (and marks
-// them verified).
+// check decides receipts not yet marked verified (and marks them verified).
 func (s *Store) BilledByProvider(check func(StoredReceipt) bool) (map[string]map[uint64]uint64, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("r/"), UpperBound: []byte("r0")})
 	if err != nil {
@@ -190,11 +184,14 @@ func (s *Store) BilledByProvider(check func(StoredReceipt) bool) (map[string]map
 	defer it.Close()
 	out := map[string]map[uint64]uint64{}
 	for it.First(); it.Valid(); it.Next() {
-		r, err := s.decode(it.Value())
+		r, ok, err := s.decode(it.Value())
 		if err != nil {
 			return nil, err
 		}
-		if r.Tentative || !s.verified(r.Seq) {
+		if !ok {
+			continue
+		}
+		if !s.verified(r.Seq) {
 			if !check(r) {
 				continue
 			}
@@ -224,15 +221,15 @@ func (s *Store) Receipt(id string) (*StoredReceipt, error) {
 		return nil, err
 	}
 	defer c.Close()
-	r, err := s.decode(bz)
-	if err == nil && r.Tentative {
+	r, ok, err := s.decode(bz)
+	if err == nil && !ok {
 		err = pebble.ErrNotFound
 	}
 	return &r, err
 }
 
 // Receipts lists receipts in order (after seq, up to limit), only payer's
-// when payer is not empty; tentative receipts are left out.
+// when payer is not empty.
 func (s *Store) Receipts(after uint64, limit int, payer string) ([]StoredReceipt, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: append([]byte("r/"), binary.BigEndian.AppendUint64(nil, after+1)...), UpperBound: []byte("r0")})
 	if err != nil {
@@ -241,11 +238,11 @@ func (s *Store) Receipts(after uint64, limit int, payer string) ([]StoredReceipt
 	defer it.Close()
 	out := []StoredReceipt{}
 	for it.First(); it.Valid() && len(out) < limit; it.Next() {
-		r, err := s.decode(it.Value())
+		r, ok, err := s.decode(it.Value())
 		if err != nil {
 			return nil, err
 		}
-		if !r.Tentative && (payer == "" || r.Payer == payer) {
+		if ok && (payer == "" || r.Payer == payer) {
 			out = append(out, r)
 		}
 	}

@@ -23,7 +23,7 @@ func TestCorruptLogRefused(t *testing.T) {
 	src := t.TempDir()
 	st := testStore(t, src)
 	for i := range 21 {
-		if err := st.AddReceipt(storedFor(t, priv, uint64(i), false)); err != nil {
+		if err := st.AddReceipt(storedFor(t, priv, uint64(i))); err != nil {
 			t.Fatal(err)
 		}
 	}

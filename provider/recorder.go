@@ -15,9 +15,9 @@ import (
 // write. Under load a signature and a sync serve several requests; a lone
 // request is written at once, exactly as it would be alone.
 //
-// Between signing and storing, each request may act on its signed receipt
-// (onSigned: the provider sends it early to an idle gateway, which then
-// stores it while the provider syncs).
+// A receipt is returned only once stored: it must not leave the provider
+// before (a crash in between would free its index for another receipt,
+// and whoever held the first could report it omitted).
 type recorder struct {
 	sign  func(g []*pendingRecord) error // sets each entry's sr
 	store func(g []*pendingRecord) error // stores the signed receipts, synced
@@ -33,26 +33,23 @@ type pendingRecord struct {
 	r  *types.Receipt
 	tr []byte // the encoded transcript
 
-	sr       *receipt.Signed
-	signErr  error         // set before signed is closed
-	storeErr error         // set before done is closed
-	signed   chan struct{} // closed once signed (or failed to)
-	done     chan struct{} // closed once stored (or failed to)
-	lead     chan struct{} // receives once if this entry is to write its group
+	sr   *receipt.Signed
+	err  error         // signing or storing failed; set before done is closed
+	done chan struct{} // closed once stored (or failed to)
+	lead chan struct{} // receives once if this entry is to write its group
 }
 
 // record returns r signed, once it is stored with tr (its encoded
-// transcript); onSigned (if not
-// nil) gets the signed receipt before it is stored.
-func (rc *recorder) record(r *types.Receipt, tr []byte, onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
-	j := &pendingRecord{r: r, tr: tr, signed: make(chan struct{}), done: make(chan struct{}), lead: make(chan struct{}, 1)}
+// transcript).
+func (rc *recorder) record(r *types.Receipt, tr []byte) (*receipt.Signed, error) {
+	j := &pendingRecord{r: r, tr: tr, done: make(chan struct{}), lead: make(chan struct{}, 1)}
 	rc.mu.Lock()
 	rc.forming = append(rc.forming, j)
 	if rc.busy {
 		rc.mu.Unlock()
 		select {
-		case <-j.signed:
-			return j.await(onSigned)
+		case <-j.done: // written by another job of its group
+			return j.result()
 		case <-j.lead: // j is first in the forming group
 			rc.mu.Lock()
 		}
@@ -68,19 +65,11 @@ func (rc *recorder) record(r *types.Receipt, tr []byte, onSigned func(*receipt.S
 	rc.mu.Unlock()
 
 	err := rc.sign(g)
-	for _, x := range g {
-		x.signErr = err
-		close(x.signed)
-	}
 	if err == nil {
-		// The others act on their receipts on their own goroutines.
-		if onSigned != nil {
-			onSigned(j.sr)
-		}
 		err = rc.store(g)
 	}
 	for _, x := range g {
-		x.storeErr = err
+		x.err = err
 		close(x.done)
 	}
 
@@ -94,22 +83,9 @@ func (rc *recorder) record(r *types.Receipt, tr []byte, onSigned func(*receipt.S
 	return j.result()
 }
 
-// await is a waiting entry's end: act on the signed receipt, wait for the
-// store.
-func (j *pendingRecord) await(onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
-	if j.signErr == nil && onSigned != nil {
-		onSigned(j.sr)
-	}
-	<-j.done
-	return j.result()
-}
-
 func (j *pendingRecord) result() (*receipt.Signed, error) {
-	if j.signErr != nil {
-		return nil, j.signErr
-	}
-	if j.storeErr != nil {
-		return nil, j.storeErr
+	if j.err != nil {
+		return nil, j.err
 	}
 	return j.sr, nil
 }

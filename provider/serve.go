@@ -264,18 +264,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 			p.fail(w, oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "generation failed: %v", err))
 			return
 		}
-		wantEarly := r.Header.Get(inference.EarlyReceiptHeader) != ""
-		early := func(sr *receipt.Signed) {
-			// An idle provider sends the signed receipt ahead (103 Early
-			// Hints: the final response carries the same header), so the
-			// gateway can store it while this one syncs; a busy one saves
-			// the extra write.
-			if wantEarly && p.idle() {
-				w.Header().Set(inference.ReceiptHeader, sr.Encode())
-				w.WriteHeader(http.StatusEarlyHints)
-			}
-		}
-		if sr, err = p.record(prep, out, body, v, priceIn, priceOut, early); err != nil {
+		if sr, err = p.record(prep, out, body, v, priceIn, priceOut); err != nil {
 			p.fail(w, oai.Errorf(http.StatusInternalServerError, "api_error", "", "recording receipt: %v", err))
 			return
 		}
@@ -291,9 +280,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 			resp.Choices[0].Logprobs = renderLogprobs(chat, TokenLogprobs{out.Pieces, out.Logprobs, out.Top}, ir.TopLogprobs, 0)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if w.Header().Get(inference.ReceiptHeader) == "" {
-			w.Header().Set(inference.ReceiptHeader, sr.Encode())
-		}
+		w.Header().Set(inference.ReceiptHeader, sr.Encode())
 		json.NewEncoder(w).Encode(resp)
 	}
 	p.metrics.requests.WithLabelValues("200").Inc()
@@ -522,42 +509,27 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 	if err := begin(); err != nil && !out.Cancelled { // a generation of no tokens
 		return nil, nil, err
 	}
-	// tail is the stream's end up to [DONE]: finish, usage, receipt.
-	tail := func(sr *receipt.Signed) error {
-		fr := out.FinishReason
-		if err := send(chunk(nil, "", &fr), false); err != nil {
-			return err
-		}
-		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
-			c := oai.Response{ID: id, Object: object, Created: created, Model: req.Model, Choices: []oai.Choice{}, Usage: usageOf(prep, out)}
-			if err := send(c, false); err != nil {
-				return err
-			}
-		}
-		_, err := fmt.Fprintf(w, "%s%s\n", inference.ReceiptComment, sr.Encode())
-		return err
-	}
-	// An idle provider sends the tail with the signed receipt ahead, so the
-	// gateway stores it while this one syncs; [DONE] follows once synced.
-	var early bool
-	var tailErr error
-	sr, err := p.record(prep, out, body, v, priceIn, priceOut, func(sr *receipt.Signed) {
-		if r.Header.Get(inference.EarlyReceiptHeader) != "" && p.idle() {
-			early, tailErr = true, tail(sr)
-			fl.Flush()
-		}
-	})
+	// The stream's end — finish, usage, receipt, [DONE] — is written only
+	// once the receipt is stored (record returns then).
+	sr, err := p.record(prep, out, body, v, priceIn, priceOut)
 	if err != nil {
 		return nil, nil, err
 	}
 	if out.Cancelled {
 		p.metrics.partial.Inc()
 	}
-	if !early {
-		tailErr = tail(sr)
+	fr := out.FinishReason
+	if err := send(chunk(nil, "", &fr), false); err != nil {
+		return out, sr, err
 	}
-	if tailErr != nil {
-		return out, sr, tailErr
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+		c := oai.Response{ID: id, Object: object, Created: created, Model: req.Model, Choices: []oai.Choice{}, Usage: usageOf(prep, out)}
+		if err := send(c, false); err != nil {
+			return out, sr, err
+		}
+	}
+	if _, err := fmt.Fprintf(w, "%s%s\n", inference.ReceiptComment, sr.Encode()); err != nil {
+		return out, sr, err
 	}
 	// No flush: the handler returns at once, and net/http then writes
 	// [DONE] and the stream's end in one write.
@@ -569,8 +541,9 @@ func (p *Provider) stream(w http.ResponseWriter, r *http.Request, req *oai.Reque
 
 // record bills the request, signs its receipt and stores it with the
 // transcript, synced, before the response completes (through the recorder:
-// receipts that finish together share a signature and a sync).
-func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher, priceIn, priceOut uint64, onSigned func(*receipt.Signed)) (*receipt.Signed, error) {
+// receipts that finish together share a signature and a sync). The
+// receipt it returns is durable: only then may it leave the provider.
+func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Voucher, priceIn, priceOut uint64) (*receipt.Signed, error) {
 	amount := inference.Cost(out.PromptTokens, out.CompletionTokens, priceIn, priceOut)
 	hash := prep.ModelHash
 	ch, err := p.channel(context.Background(), v.ChannelId, 0)
@@ -619,7 +592,7 @@ func (p *Provider) record(prep *Prepared, out *Output, body []byte, v *types.Vou
 		PriceInputPer_1K: priceIn, PriceOutputPer_1K: priceOut, Amount: amount,
 		ChannelBilled: channelBilled, VoucherCumulative: v.CumulativeAmount, Seed: prep.Params.Seed,
 	}
-	sr, err := p.recorder.record(r, tbz, onSigned)
+	sr, err := p.recorder.record(r, tbz)
 	if err != nil {
 		// The index stays unused: the epoch's tree gets an empty leaf there.
 		p.log.Error("storing a receipt failed", "err", err)

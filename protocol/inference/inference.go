@@ -14,15 +14,12 @@ import "strconv"
 // protocol/payment, the request MAC in reqauth).
 const (
 	// ReceiptHeader carries a response's signed receipt (receipt.Signed's
-	// Encode) on a non-streamed response, or on an early one (below).
+	// Encode) on a non-streamed response, sent only once the provider has
+	// stored it.
 	ReceiptHeader = "X-Agora-Receipt"
 	// ReceiptComment prefixes the SSE comment line carrying a stream's
 	// receipt, ahead of "data: [DONE]".
 	ReceiptComment = ": agora-receipt "
-	// EarlyReceiptHeader (any value) asks for the receipt ahead of the
-	// response when the provider is idle: 103 Early Hints, or the receipt
-	// comment flushed ahead of [DONE] (gateway/early.go).
-	EarlyReceiptHeader = "X-Agora-Early-Receipt"
 	// RequestIDHeader carries a stream's request id, 32 hex digits (128
 	// random bits) chosen by the gateway. When the stream does not end
 	// cleanly (the gateway's client went away, or the connection between
