@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
@@ -152,9 +153,9 @@ func (c *Client) VerifiedStore(ctx context.Context, key []byte, height int64) ([
 }
 
 // Account returns an account (zero balance and nonce when it does not exist).
-func (c *Client) Account(ctx context.Context, addr types.Address) (app.AccountView, error) {
-	var v app.AccountView
-	err := c.Query(ctx, "/account/"+addr.String(), 0, &v)
+func (c *Client) Account(ctx context.Context, addr types.Address) (api.AccountView, error) {
+	var v api.AccountView
+	err := c.Query(ctx, api.AccountPath(addr), 0, &v)
 	return v, err
 }
 
@@ -167,7 +168,7 @@ func (c *Client) Params(ctx context.Context) (types.Params, error) {
 		return *p, nil
 	}
 	var np types.Params
-	if err := c.Query(ctx, "/params", 0, &np); err != nil {
+	if err := c.Query(ctx, api.ParamsPath, 0, &np); err != nil {
 		return np, err
 	}
 	c.mu.Lock()
@@ -502,15 +503,15 @@ func (s *Signer) waitCommitted(ctx context.Context, hash string, n uint64) (res 
 // PendingNonce returns an account's committed nonce and the next nonce the
 // node's mempool will admit (/nonce/<addr>; not committed state, no proof).
 // A node without that query answers with the committed nonce for both.
-func (c *Client) PendingNonce(ctx context.Context, addr types.Address) (app.NonceView, error) {
-	var v app.NonceView
-	err := c.Query(ctx, "/nonce/"+addr.String(), 0, &v)
+func (c *Client) PendingNonce(ctx context.Context, addr types.Address) (api.NonceView, error) {
+	var v api.NonceView
+	err := c.Query(ctx, api.NoncePath(addr), 0, &v)
 	if err != nil && IsNotFound(err) && strings.Contains(err.Error(), "unknown query path") {
 		acc, aerr := c.Account(ctx, addr)
 		if aerr != nil {
 			return v, aerr
 		}
-		return app.NonceView{Address: addr, Committed: acc.Nonce, Pending: acc.Nonce}, nil
+		return api.NonceView{Address: addr, Committed: acc.Nonce, Pending: acc.Nonce}, nil
 	}
 	return v, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/provider"
@@ -127,7 +127,7 @@ func TestOpenAIAdapterProvider(t *testing.T) {
 	}
 	c := nw.Client(0)
 	poll.Until(t, 60*time.Second, "58 uagr redeemed on one channel", func() (bool, string) {
-		var chans []app.ChannelView
+		var chans []api.ChannelView
 		err := c.Query(ctx, "/channels/provider/"+p.Address().String(), 0, &chans)
 		return len(chans) == 1 && chans[0].Redeemed == 58, fmt.Sprintf("channels %+v (%v)", chans, err)
 	})

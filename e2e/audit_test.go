@@ -3,13 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/openai/openai-go"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/validator"
@@ -44,7 +44,7 @@ func TestAudit(t *testing.T) {
 	defer aud.Close()
 	waitSeed := func(e uint64) {
 		poll.Until(t, 60*time.Second, fmt.Sprintf("epoch %d's seed and a commitment", e), func() (bool, string) {
-			var ep app.EpochView
+			var ep api.EpochView
 			if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", e), 0, &ep); err != nil {
 				return false, err.Error()
 			}
@@ -98,7 +98,7 @@ func TestAudit(t *testing.T) {
 	}
 	// The (single) validator reports it: the provider is slashed and the
 	// client refunded the receipt's amount.
-	var before, after app.ProviderView
+	var before, after api.ProviderView
 	if err := c.Query(ctx, "/provider/"+first.Provider, 0, &before); err != nil {
 		t.Fatal(err)
 	}

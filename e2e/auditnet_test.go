@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -12,7 +13,6 @@ import (
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/engine/gguf"
@@ -171,9 +171,9 @@ func (a *auditNet) chat(model, prompt string) {
 }
 
 // view reads a provider's on-chain record.
-func (a *auditNet) view(p *provider.Provider) app.ProviderView {
+func (a *auditNet) view(p *provider.Provider) api.ProviderView {
 	a.t.Helper()
-	var v app.ProviderView
+	var v api.ProviderView
 	if err := a.c.Query(a.ctx, "/provider/"+p.Address().String(), 0, &v); err != nil {
 		a.t.Fatal(err)
 	}

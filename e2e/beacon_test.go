@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"github.com/agoranet/agora/chain/api"
 	"testing"
 	"time"
 
 	"github.com/cometbft/cometbft/privval"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/types"
@@ -89,7 +89,7 @@ func TestBeaconFourValidators(t *testing.T) {
 		var ref []byte
 		var contributors uint32
 		for i := range nw.Nodes {
-			var ep app.EpochView
+			var ep api.EpochView
 			if err := nw.Client(i).Query(ctx, "/epoch/"+itoa(n), 0, &ep); err != nil {
 				t.Fatal(err)
 			}

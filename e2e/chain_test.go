@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
+	"github.com/agoranet/agora/chain/api"
 	"testing"
 	"time"
 
@@ -84,7 +85,7 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 		return r
 	}
 
-	var supply0 app.SupplyView
+	var supply0 api.SupplyView
 	if err := c.Query(ctx, "/supply", 0, &supply0); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +109,7 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	provSpent += params.MinProviderStake + res.Fee
 	res = send(prov, &types.MsgRegisterProvider{Info: providerInfo("http://127.0.0.1:9999")})
 	provSpent += res.Fee
-	var pv app.ProviderView
+	var pv api.ProviderView
 	if err := c.Query(ctx, "/provider/"+prov.Address().String(), 0, &pv); err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	if got := balance(t, c, cli.Address()); got != start-cliSpent {
 		t.Fatalf("client balance after close %d, want %d", got, start-cliSpent)
 	}
-	var ch app.ChannelView
+	var ch api.ChannelView
 	if err := c.Query(ctx, "/channel/1", 0, &ch); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	wantCode(t, err, types.CodeChannelClosed)
 
 	// epochs: commit a receipt root for a closed epoch; the seed appears after the deadline
-	var ep app.EpochView
+	var ep api.EpochView
 	if err := c.Query(ctx, "/epoch/latest", 0, &ep); err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	if beacon := beaconSeeds(t, nw.ChainID, ep.Number, consKeys(t, nw), 1); ep.SeedSource != "vrf" || ep.SeedContributors != 1 || beacon[string(ep.Seed)] != 1 {
 		t.Fatalf("seed %x from %q with %d contributors, want the beacon of the validator's key", ep.Seed, ep.SeedSource, ep.SeedContributors)
 	}
-	var cm app.CommitmentView
+	var cm api.CommitmentView
 	if err := c.Query(ctx, "/commitment/"+itoa(ep.Number)+"/"+prov.Address().String(), 0, &cm); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +222,7 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	if got, want := balance(t, c, prov.Address()), start-provSpent+250_000; got != want {
 		t.Fatalf("provider final balance %d, want %d", got, want)
 	}
-	var supply app.SupplyView
+	var supply api.SupplyView
 	if err := c.Query(ctx, "/supply", 0, &supply); err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/explorer"
 	"github.com/agoranet/agora/provider"
@@ -59,7 +59,7 @@ func TestCheatersCaught(t *testing.T) {
 				}
 			}
 			poll.Until(t, time.Until(deadline), fmt.Sprintf("the refuser's commitment of epoch %d", refuserEpoch), func() (bool, string) {
-				var cm app.CommitmentView
+				var cm api.CommitmentView
 				err := c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", refuserEpoch, refuser.Address()), 0, &cm)
 				return err == nil, fmt.Sprint(err)
 			})

@@ -2,12 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/provider"
@@ -40,8 +40,8 @@ func TestClientDisputes(t *testing.T) {
 	signer := c.NewSigner(nw.Accounts[0])
 	waitCommitted := func(r gateway.StoredReceipt) {
 		poll.Until(t, 60*time.Second, fmt.Sprintf("receipt %s committed, past its epoch's commit deadline", r.ID), func() (bool, string) {
-			var ep app.EpochView
-			var cm app.CommitmentView
+			var ep api.EpochView
+			var cm api.CommitmentView
 			if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", r.Epoch), 0, &ep); err != nil {
 				return false, fmt.Sprintf("epoch %d: %v", r.Epoch, err)
 			}
@@ -86,7 +86,7 @@ func TestClientDisputes(t *testing.T) {
 	prov := a.view
 	bondFake, bondHonest := prov(faker).Bonded, prov(honest).Bonded
 	redeemed := func(p *provider.Provider) uint64 {
-		var chans []app.ChannelView
+		var chans []api.ChannelView
 		if err := c.Query(ctx, "/channels/provider/"+p.Address().String(), 0, &chans); err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestClientDisputes(t *testing.T) {
 	}
 	// The honest receipt's dispute expires: the honest provider takes the bond.
 	poll.Until(t, 60*time.Second, "the honest receipt's dispute to expire", func() (bool, string) {
-		var ds []app.DisputeView
+		var ds []api.DisputeView
 		if err := c.Query(ctx, "/disputes", 0, &ds); err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,7 +21,6 @@ import (
 	"github.com/openai/openai-go/option"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
@@ -218,7 +218,7 @@ func TestInferenceEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var acc app.AccountView
+		var acc api.AccountView
 		if err := c.Query(ctx, "/account/"+r.Provider, 0, &acc); err != nil {
 			t.Fatal(err)
 		}
@@ -234,7 +234,7 @@ func TestInferenceEndToEnd(t *testing.T) {
 	// inclusion proofs against the roots committed on chain
 	deadline := time.Now().Add(60 * time.Second)
 	for _, r := range list.Data {
-		var cm app.CommitmentView
+		var cm api.CommitmentView
 		poll.Until(t, time.Until(deadline), fmt.Sprintf("the commitment of epoch %d by %s", r.Epoch, r.Provider), func() (bool, string) {
 			err := c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, r.Provider), 0, &cm)
 			return err == nil, fmt.Sprint(err)
@@ -414,7 +414,7 @@ func TestFailover(t *testing.T) {
 // redeemedBy sums what provider addr's channels have redeemed on chain.
 func redeemedBy(t *testing.T, c *client.Client, addr string) uint64 {
 	t.Helper()
-	var chans []app.ChannelView
+	var chans []api.ChannelView
 	if err := c.Query(context.Background(), "/channels/provider/"+addr, 0, &chans); err != nil {
 		t.Fatal(err)
 	}
@@ -435,7 +435,7 @@ func TestAdaptivePricing(t *testing.T) {
 	ctx := context.Background()
 	c := in.nw.Client(0)
 	addr := in.providers[0].Address().String()
-	var pv app.ProviderView
+	var pv api.ProviderView
 	deadline := time.Now().Add(60 * time.Second)
 	poll.Until(t, 60*time.Second, "the idle provider to lower its price", func() (bool, string) {
 		if err := c.Query(ctx, "/provider/"+addr, 0, &pv); err != nil {
@@ -543,7 +543,7 @@ func TestAPIKeyAccounts(t *testing.T) {
 	}
 	c := in.nw.Client(0)
 	for _, k := range []ed25519.PrivateKey{a, b} {
-		var chs []app.ChannelView
+		var chs []api.ChannelView
 		if err := c.Query(ctx, "/channels/client/"+testnet.Addr(k).String(), 0, &chs); err != nil || len(chs) == 0 {
 			t.Fatalf("account %s has no channel: %v", testnet.Addr(k), err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,7 +14,6 @@ import (
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/oai"
 )
@@ -155,7 +155,7 @@ func TestLogprobs(t *testing.T) {
 	}
 
 	// native providers register the capability on chain
-	var pv app.ProviderView
+	var pv api.ProviderView
 	if err := in.nw.Client(0).Query(ctx, "/provider/"+in.providers[0].Address().String(), 0, &pv); err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"github.com/agoranet/agora/testutil/poll"
 	"io"
 	"net/http"
@@ -38,7 +39,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/engine/gguf"
@@ -376,7 +376,7 @@ func setupFaultNet(t *testing.T) *faultNet {
 	for k := 0; k < 2; k++ {
 		addr := testnet.Addr(f.provKeys[k])
 		poll.Until(t, 90*time.Second, "provider "+addr.String()+" registers", func() (bool, string) {
-			var v app.ProviderView
+			var v api.ProviderView
 			err := f.clients[3].Query(context.Background(), "/provider/"+addr.String(), 0, &v)
 			return err == nil && v.Registered, fmt.Sprintf("%v; output: %s", err, tail(f.provs[k].output()))
 		})
@@ -665,7 +665,7 @@ func (f *faultNet) checkSettled(ld *load) {
 					perChannel[r.Channel] += r.Amount
 				}
 			}
-			var chans []app.ChannelView
+			var chans []api.ChannelView
 			if err := c.Query(ctx, "/channels/provider/"+addr, 0, &chans); err != nil {
 				return false, err.Error()
 			}
@@ -683,11 +683,11 @@ func (f *faultNet) checkSettled(ld *load) {
 	// Balances at one height, to the unit.
 	h := f.height(4)
 	clientAddr := testnet.Addr(f.clientKey)
-	var cacc app.AccountView
+	var cacc api.AccountView
 	if err := c.Query(ctx, "/account/"+clientAddr.String(), h, &cacc); err != nil {
 		t.Fatal(err)
 	}
-	var cchans []app.ChannelView
+	var cchans []api.ChannelView
 	if err := c.Query(ctx, "/channels/client/"+clientAddr.String(), h, &cchans); err != nil {
 		t.Fatal(err)
 	}
@@ -706,18 +706,18 @@ func (f *faultNet) checkSettled(ld *load) {
 	}
 	for k := range f.provKeys {
 		addr := testnet.Addr(f.provKeys[k])
-		var acc app.AccountView
+		var acc api.AccountView
 		if err := c.Query(ctx, "/account/"+addr.String(), h, &acc); err != nil {
 			t.Fatal(err)
 		}
-		var pv app.ProviderView
+		var pv api.ProviderView
 		if err := c.Query(ctx, "/provider/"+addr.String(), h, &pv); err != nil {
 			t.Fatal(err)
 		}
 		if pv.Faults != 0 || pv.Jailed {
 			t.Errorf("honest provider %s has %d faults (jailed %v)", addr, pv.Faults, pv.Jailed)
 		}
-		var chans []app.ChannelView
+		var chans []api.ChannelView
 		if err := c.Query(ctx, "/channels/provider/"+addr.String(), h, &chans); err != nil {
 			t.Fatal(err)
 		}
@@ -732,7 +732,7 @@ func (f *faultNet) checkSettled(ld *load) {
 				addr, acc.Balance, want, pv.Bonded, fees, redeemed, rewards)
 		}
 	}
-	var sup app.SupplyView
+	var sup api.SupplyView
 	if err := c.Query(ctx, "/supply", h, &sup); err != nil {
 		t.Fatal(err)
 	}
@@ -771,13 +771,13 @@ func signerTxs(t *testing.T, c *client.Client, addr types.Address, h int64) (uin
 // providerRewards sums the rewards of addr's settled commitments at height h.
 func providerRewards(t *testing.T, c *client.Client, addr types.Address, h int64) uint64 {
 	t.Helper()
-	var latest app.EpochView
+	var latest api.EpochView
 	if err := c.Query(context.Background(), "/epoch/latest", h, &latest); err != nil {
 		t.Fatal(err)
 	}
 	var sum uint64
 	for n := uint64(0); n <= latest.Number; n++ {
-		var cv app.CommitmentView
+		var cv api.CommitmentView
 		err := c.Query(context.Background(), fmt.Sprintf("/commitment/%d/%s", n, addr), h, &cv)
 		if client.IsNotFound(err) {
 			continue

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/openai/openai-go"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/explorer"
@@ -39,7 +39,7 @@ func TestOmittedEpochReported(t *testing.T) {
 	ctx := context.Background()
 	c := in.nw.Client(0)
 	omitter := in.providers[0]
-	var before app.ProviderView
+	var before api.ProviderView
 	if err := c.Query(ctx, "/provider/"+omitter.Address().String(), 0, &before); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestOmittedEpochReported(t *testing.T) {
 	r := list.Data[0]
 
 	// The gateway reports the omission after the commit deadline; the fault applies at once.
-	var after app.ProviderView
+	var after api.ProviderView
 	poll.Until(t, 60*time.Second, fmt.Sprintf("the omitted epoch %d to be reported", r.Epoch), func() (bool, string) {
 		if err := c.Query(ctx, "/provider/"+omitter.Address().String(), 0, &after); err != nil {
 			t.Fatal(err)
@@ -84,7 +84,7 @@ func TestOmittedEpochReported(t *testing.T) {
 	// The gateway paid the channel deposit and its txs' fees; the report
 	// returned the bond and added the refund and the reward.
 	gwAfter, _ := c.Account(ctx, in.gw.Address())
-	var chans []app.ChannelView
+	var chans []api.ChannelView
 	if err := c.Query(ctx, "/channels/client/"+in.gw.Address().String(), 0, &chans); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestOmittedEpochReported(t *testing.T) {
 		t.Fatalf("gateway balance %d, want %d (before %d, deposits %d, fees %d, refund %d, reward %d; report fee %d)",
 			gwAfter.Balance, want, gwBefore.Balance, deposits, fees, v.Refund, v.Reward, tx.Fee)
 	}
-	var other app.ProviderView
+	var other api.ProviderView
 	if err := c.Query(ctx, "/provider/"+in.providers[1].Address().String(), 0, &other); err != nil || other.Faults != 0 {
 		t.Fatalf("the other provider: %+v %v", other, err)
 	}
@@ -196,7 +196,7 @@ func TestOmissionWatchRetriesUnreachable(t *testing.T) {
 	if poll.Wait(window, func() (bool, string) { opened = challenges(); return len(opened) != 0, "" }) == nil {
 		t.Fatalf("an omission challenge was opened: %s", opened[0])
 	}
-	var pv app.ProviderView
+	var pv api.ProviderView
 	if err := c.Query(ctx, "/provider/"+prov, 0, &pv); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"net/http"
 	"strings"
@@ -13,7 +14,6 @@ import (
 	"github.com/openai/openai-go"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/protocol/payment"
@@ -81,7 +81,7 @@ func TestVoucherReplayRefused(t *testing.T) {
 	// the gateway pays once idle; the provider redeems on chain
 	var chID uint64
 	poll.Until(t, 90*time.Second, "a voucher redeemed on chain", func() (bool, string) {
-		var chans []app.ChannelView
+		var chans []api.ChannelView
 		if err := c.Query(ctx, "/channels/provider/"+p.Address().String(), 0, &chans); err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"github.com/agoranet/agora/testutil/poll"
 	"io"
 	"log/slog"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
@@ -248,8 +248,8 @@ func TestStreamDisconnectBilled(t *testing.T) {
 	c := sn.nw.Client(0)
 	ctx := context.Background()
 	poll.True(t, 60*time.Second, "the receipt's epoch is committed", func() bool {
-		var ep app.EpochView
-		var cm app.CommitmentView
+		var ep api.EpochView
+		var cm api.CommitmentView
 		if c.Query(ctx, fmt.Sprintf("/epoch/%d", r.Epoch), 0, &ep) != nil || c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, r.Provider), 0, &cm) != nil {
 			return false
 		}

@@ -2,13 +2,13 @@ package e2e
 
 import (
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/openai/openai-go"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/explorer"
@@ -136,7 +136,7 @@ func TestTolerancePath(t *testing.T) {
 	seeded := func() []uint64 {
 		var out []uint64
 		for e := range served(honest) {
-			var ep app.EpochView
+			var ep api.EpochView
 			if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", e), 0, &ep); err == nil && len(ep.Seed) > 0 {
 				out = append(out, e)
 			}

@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"net/http"
 	"strings"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/receipt"
@@ -144,8 +144,8 @@ func (c *Checker) Check(ctx context.Context, input string) (*CheckResult, error)
 		ChannelID: r.ChannelId, Epoch: r.Epoch, Index: r.Index, Model: hex.EncodeToString(r.ModelHash),
 		PromptTokens: r.PromptTokens, CompletionTokens: r.CompletionTokens, Amount: r.Amount}
 
-	var acc app.AccountView
-	if _, err := query(c.State, "/account/"+res.Provider, &acc); err != nil {
+	var acc api.AccountView
+	if _, err := query(c.State, api.AccountPath(r.Provider), &acc); err != nil {
 		return nil, err
 	}
 	if len(acc.PubKey) == 0 {
@@ -158,8 +158,8 @@ func (c *Checker) Check(ctx context.Context, input string) (*CheckResult, error)
 	}
 	res.SignatureOK = true
 
-	var cm app.CommitmentView
-	found, err := query(c.State, fmt.Sprintf("/commitment/%d/%s", r.Epoch, res.Provider), &cm)
+	var cm api.CommitmentView
+	found, err := query(c.State, api.CommitmentPath(r.Epoch, r.Provider), &cm)
 	if err != nil {
 		return nil, err
 	}
@@ -172,8 +172,8 @@ func (c *Checker) Check(ctx context.Context, input string) (*CheckResult, error)
 	res.CommittedHeight = cm.Height
 	res.ReceiptsInEpoch = cm.ReceiptCount
 	if p.proof == nil {
-		var pv app.ProviderView
-		if _, err := query(c.State, "/provider/"+res.Provider, &pv); err != nil {
+		var pv api.ProviderView
+		if _, err := query(c.State, api.ProviderPath(r.Provider), &pv); err != nil {
 			return nil, err
 		}
 		pj, err := c.fetchProof(ctx, pv.Endpoint, res.ID)
@@ -203,8 +203,8 @@ func (c *Checker) Check(ctx context.Context, input string) (*CheckResult, error)
 
 // findByID asks the registered providers for the receipt's proof.
 func (c *Checker) findByID(ctx context.Context, id string) (*receipt.ProofJSON, error) {
-	var provs []app.ProviderView
-	if _, err := query(c.State, "/providers", &provs); err != nil {
+	var provs []api.ProviderView
+	if _, err := query(c.State, api.ProvidersPath, &provs); err != nil {
 		return nil, err
 	}
 	const maxAsked = 32

@@ -6,13 +6,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/receipt"
@@ -54,8 +54,8 @@ func newReceiptFixture(t *testing.T, count int) *receiptFixture {
 	f.root = merkle.Root(f.ids)
 	p := f.provider.String()
 	f.state = fakeState{
-		"/account/" + p:      app.AccountView{Address: f.provider, PubKey: types.HexBytes(priv.Public().(ed25519.PublicKey))},
-		"/commitment/4/" + p: app.CommitmentView{Epoch: 4, Provider: f.provider, Root: f.root[:], ReceiptCount: uint64(count), Height: 77},
+		"/account/" + p:      api.AccountView{Address: f.provider, PubKey: types.HexBytes(priv.Public().(ed25519.PublicKey))},
+		"/commitment/4/" + p: api.CommitmentView{Epoch: 4, Provider: f.provider, Root: f.root[:], ReceiptCount: uint64(count), Height: 77},
 	}
 	return f
 }
@@ -98,8 +98,8 @@ func TestCheckReceipt(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	defer prov.Close()
-	f.state["/provider/"+f.provider.String()] = app.ProviderView{Address: f.provider, Endpoint: prov.URL}
-	f.state["/providers"] = []app.ProviderView{{Address: f.provider, Endpoint: prov.URL}}
+	f.state["/provider/"+f.provider.String()] = api.ProviderView{Address: f.provider, Endpoint: prov.URL}
+	f.state["/providers"] = []api.ProviderView{{Address: f.provider, Endpoint: prov.URL}}
 	res, err = c.Check(ctx, f.signed[1].Encode())
 	if err != nil || !res.Verified || res.Index != 1 {
 		t.Fatalf("encoded receipt: %+v %v", res, err)
@@ -122,13 +122,13 @@ func TestCheckReceipt(t *testing.T) {
 	// A different root on chain: signed, committed, but not included.
 	other := newReceiptFixture(t, 5)
 	other.root[0] ^= 1
-	other.state["/commitment/4/"+other.provider.String()] = app.CommitmentView{Epoch: 4, Provider: other.provider, Root: other.root[:], ReceiptCount: 5, Height: 77}
+	other.state["/commitment/4/"+other.provider.String()] = api.CommitmentView{Epoch: 4, Provider: other.provider, Root: other.root[:], ReceiptCount: 5, Height: 77}
 	res, err = (&Checker{State: other.state, HTTP: http.DefaultClient}).Check(ctx, f.proofJSON(t, 0))
 	if err != nil || res.Verified || !res.SignatureOK || !res.Committed || res.Included || res.Problem == "" {
 		t.Fatalf("tampered root: %+v %v", res, err)
 	}
 	// A count that differs from the committed one.
-	f.state["/commitment/4/"+f.provider.String()] = app.CommitmentView{Epoch: 4, Provider: f.provider, Root: f.root[:], ReceiptCount: 6, Height: 77}
+	f.state["/commitment/4/"+f.provider.String()] = api.CommitmentView{Epoch: 4, Provider: f.provider, Root: f.root[:], ReceiptCount: 6, Height: 77}
 	res, _ = c.Check(ctx, f.proofJSON(t, 0))
 	if res.Verified || !strings.Contains(res.Problem, "committed 6") {
 		t.Fatalf("count mismatch: %+v", res)
@@ -140,7 +140,7 @@ func TestCheckReceipt(t *testing.T) {
 		t.Fatalf("uncommitted: %+v", res)
 	}
 	// Signed by someone else than the provider named on chain.
-	f.state["/account/"+f.provider.String()] = app.AccountView{Address: f.provider, PubKey: types.HexBytes(testKey(t, 9).Public().(ed25519.PublicKey))}
+	f.state["/account/"+f.provider.String()] = api.AccountView{Address: f.provider, PubKey: types.HexBytes(testKey(t, 9).Public().(ed25519.PublicKey))}
 	res, _ = c.Check(ctx, f.proofJSON(t, 0))
 	if res.Verified || res.SignatureOK || !strings.Contains(res.Problem, "signature") {
 		t.Fatalf("wrong key: %+v", res)

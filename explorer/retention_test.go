@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 )
 
@@ -211,7 +211,7 @@ func TestPruneKeepsAggregates(t *testing.T) {
 	}
 
 	// The API says "pruned" for detail beyond retention, "not found" otherwise.
-	srv := httptest.NewServer(NewServer(pruned, fakeState{"/supply": app.SupplyView{ChainID: "test"}, "/validators": []app.ValidatorView{}, "/providers": []app.ProviderView{}}).Handler())
+	srv := httptest.NewServer(NewServer(pruned, fakeState{"/supply": api.SupplyView{ChainID: "test"}, "/validators": []api.ValidatorView{}, "/providers": []api.ProviderView{}}).Handler())
 	defer srv.Close()
 	oldTx := sha256.Sum256(blocks[0].Txs[0])
 	newTx := sha256.Sum256(blocks[n-1].Txs[0])

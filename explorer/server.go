@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"io/fs"
 	"net/http"
@@ -15,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -43,7 +43,7 @@ const probeTTL = 5 * time.Second
 
 // online reports which providers answer GET /healthz at their registered
 // endpoint (1 s timeout, in parallel, cached for probeTTL).
-func (s *Server) online(ctx context.Context, provs []app.ProviderView) map[string]bool {
+func (s *Server) online(ctx context.Context, provs []api.ProviderView) map[string]bool {
 	s.probe.Lock()
 	defer s.probe.Unlock()
 	if s.probe.online != nil && time.Since(s.probe.at) < probeTTL {
@@ -87,7 +87,7 @@ func NewServer(x *Index, st State) *Server {
 // Handler serves everything under Prefix.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	api := func(pattern string, h func(r *http.Request) (any, error)) {
+	route := func(pattern string, h func(r *http.Request) (any, error)) {
 		mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 			v, err := h(r)
 			if err != nil {
@@ -104,22 +104,22 @@ func (s *Server) Handler() http.Handler {
 			writeJSON(w, http.StatusOK, v)
 		})
 	}
-	api("GET /explorer/api/overview", s.overview)
-	api("GET /explorer/api/blocks", s.blocks)
-	api("GET /explorer/api/block/{height}", s.block)
-	api("GET /explorer/api/tx/{hash}", s.tx)
-	api("GET /explorer/api/account/{addr}", s.account)
-	api("GET /explorer/api/validators", s.validators)
-	api("GET /explorer/api/providers", s.providers)
-	api("GET /explorer/api/provider/{addr}", s.provider)
-	api("GET /explorer/api/epochs", s.epochs)
-	api("GET /explorer/api/epoch/{n}", s.epoch)
-	api("GET /explorer/api/verdicts", s.verdicts)
-	api("GET /explorer/api/open", s.open)
-	api("GET /explorer/api/channels", s.channels)
-	api("GET /explorer/api/channel/{id}", s.channel)
-	api("POST /explorer/api/receipt/check", s.checkReceipt)
-	api("/explorer/api/", func(r *http.Request) (any, error) {
+	route("GET /explorer/api/overview", s.overview)
+	route("GET /explorer/api/blocks", s.blocks)
+	route("GET /explorer/api/block/{height}", s.block)
+	route("GET /explorer/api/tx/{hash}", s.tx)
+	route("GET /explorer/api/account/{addr}", s.account)
+	route("GET /explorer/api/validators", s.validators)
+	route("GET /explorer/api/providers", s.providers)
+	route("GET /explorer/api/provider/{addr}", s.provider)
+	route("GET /explorer/api/epochs", s.epochs)
+	route("GET /explorer/api/epoch/{n}", s.epoch)
+	route("GET /explorer/api/verdicts", s.verdicts)
+	route("GET /explorer/api/open", s.open)
+	route("GET /explorer/api/channels", s.channels)
+	route("GET /explorer/api/channel/{id}", s.channel)
+	route("POST /explorer/api/receipt/check", s.checkReceipt)
+	route("/explorer/api/", func(r *http.Request) (any, error) {
 		return nil, httpError{http.StatusNotFound, "unknown explorer API route " + r.Method + " " + r.URL.Path}
 	})
 
@@ -239,7 +239,7 @@ func (s *Server) overview(r *http.Request) (any, error) {
 	if o.Totals, err = s.Index.Totals(); err != nil {
 		return nil, err
 	}
-	var sup app.SupplyView
+	var sup api.SupplyView
 	if _, err := query(s.State, "/supply", &sup); err != nil {
 		return nil, err
 	}
@@ -249,7 +249,7 @@ func (s *Server) overview(r *http.Request) (any, error) {
 			o.FeePool = m.Balance
 		}
 	}
-	var vals []app.ValidatorView
+	var vals []api.ValidatorView
 	if _, err := query(s.State, "/validators", &vals); err != nil {
 		return nil, err
 	}
@@ -370,7 +370,7 @@ func (s *Server) account(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var acc app.AccountView
+	var acc api.AccountView
 	if _, err := query(s.State, "/account/"+a.String(), &acc); err != nil {
 		return nil, err
 	}
@@ -379,11 +379,11 @@ func (s *Server) account(r *http.Request) (any, error) {
 		return nil, err
 	}
 	out := map[string]any{"account": acc, "txs": txs}
-	var pv app.ProviderView
+	var pv api.ProviderView
 	if found, err := query(s.State, "/provider/"+a.String(), &pv); err == nil && found {
 		out["provider"] = true
 	}
-	var vv app.ValidatorView
+	var vv api.ValidatorView
 	if found, err := query(s.State, "/validator/"+a.String(), &vv); err == nil && found {
 		out["validator"] = vv
 	}
@@ -391,7 +391,7 @@ func (s *Server) account(r *http.Request) (any, error) {
 }
 
 func (s *Server) validators(*http.Request) (any, error) {
-	var vals []app.ValidatorView
+	var vals []api.ValidatorView
 	if _, err := query(s.State, "/validators", &vals); err != nil {
 		return nil, err
 	}
@@ -401,13 +401,13 @@ func (s *Server) validators(*http.Request) (any, error) {
 // ProviderRow is a provider's on-chain registration with its indexed
 // history and whether its endpoint answers now.
 type ProviderRow struct {
-	app.ProviderView
+	api.ProviderView
 	Stats  ProviderStats `json:"stats"`
 	Online bool          `json:"online"`
 }
 
 func (s *Server) providerRows(ctx context.Context) ([]ProviderRow, error) {
-	var provs []app.ProviderView
+	var provs []api.ProviderView
 	if _, err := query(s.State, "/providers", &provs); err != nil {
 		return nil, err
 	}
@@ -430,7 +430,7 @@ func (s *Server) provider(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var pv app.ProviderView
+	var pv api.ProviderView
 	found, err := query(s.State, "/provider/"+a.String(), &pv)
 	if err != nil {
 		return nil, err
@@ -446,7 +446,7 @@ func (s *Server) provider(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var chans []app.ChannelView
+	var chans []api.ChannelView
 	if _, err := query(s.State, "/channels/provider/"+a.String(), &chans); err != nil {
 		return nil, err
 	}
@@ -454,7 +454,7 @@ func (s *Server) provider(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var everyone []app.ProviderView
+	var everyone []api.ProviderView
 	if _, err := query(s.State, "/providers", &everyone); err != nil {
 		return nil, err
 	}
@@ -484,13 +484,13 @@ func (s *Server) epoch(r *http.Request) (any, error) {
 		return nil, err
 	}
 	out := map[string]any{"stats": st}
-	var ev app.EpochView
+	var ev api.EpochView
 	if found, err := query(s.State, "/epoch/"+strconv.FormatUint(n, 10), &ev); err != nil {
 		return nil, err
 	} else if found {
 		out["epoch"] = ev
 	}
-	var cms []app.CommitmentView
+	var cms []api.CommitmentView
 	if _, err := query(s.State, "/commitments/"+strconv.FormatUint(n, 10), &cms); err != nil {
 		return nil, err
 	}
@@ -521,7 +521,7 @@ func (s *Server) epoch(r *http.Request) (any, error) {
 // EpochCommitment is a commitment with the receipts its epoch's seed selects
 // for audit (empty until the seed is drawn).
 type EpochCommitment struct {
-	app.CommitmentView
+	api.CommitmentView
 	Sampled []uint64 `json:"sampled"`
 }
 
@@ -537,12 +537,12 @@ func (s *Server) verdicts(r *http.Request) (any, error) {
 // validators' re-execution and omission challenges awaiting the provider's
 // inclusion proof, each with its deadline.
 type Open struct {
-	Disputes   []app.DisputeView   `json:"disputes"`
-	Challenges []app.ChallengeView `json:"challenges"`
+	Disputes   []api.DisputeView   `json:"disputes"`
+	Challenges []api.ChallengeView `json:"challenges"`
 }
 
 func (s *Server) open(*http.Request) (any, error) {
-	o := Open{Disputes: []app.DisputeView{}, Challenges: []app.ChallengeView{}}
+	o := Open{Disputes: []api.DisputeView{}, Challenges: []api.ChallengeView{}}
 	if _, err := query(s.State, "/disputes", &o.Disputes); err != nil {
 		return nil, err
 	}
@@ -561,9 +561,9 @@ func (s *Server) channels(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []app.ChannelView{}
+	out := []api.ChannelView{}
 	for _, c := range opened {
-		var cv app.ChannelView
+		var cv api.ChannelView
 		found, err := query(s.State, "/channel/"+strconv.FormatUint(c.ID, 10), &cv)
 		if err != nil {
 			return nil, err
@@ -580,7 +580,7 @@ func (s *Server) channel(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cv app.ChannelView
+	var cv api.ChannelView
 	found, err := query(s.State, "/channel/"+strconv.FormatUint(id, 10), &cv)
 	if err != nil {
 		return nil, err

@@ -2,13 +2,13 @@ package explorer
 
 import (
 	"encoding/json"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 )
 
@@ -32,14 +32,14 @@ func TestServerRoutes(t *testing.T) {
 	}))
 	defer healthy.Close()
 	st := fakeState{
-		"/supply":     app.SupplyView{ChainID: "test", Total: 5000, Modules: []app.ModuleBalance{{Name: "fee_pool", Address: addrOf(f.other), Balance: 600}}},
-		"/validators": []app.ValidatorView{{Operator: addrOf(f.val), Bonded: 900, Power: 9}},
-		"/providers": []app.ProviderView{{Address: prov, Registered: true, Endpoint: healthy.URL, Models: []app.ModelView{}},
-			{Address: addrOf(f.other), Registered: true, Endpoint: "http://127.0.0.1:1", Models: []app.ModelView{}}},
-		"/provider/" + prov.String():          app.ProviderView{Address: prov, Registered: true},
-		"/channels/provider/" + prov.String(): []app.ChannelView{},
-		"/commitments/0":                      []app.CommitmentView{{Epoch: 0, Provider: prov, ReceiptCount: 7, Root: make([]byte, 32)}},
-		"/epoch/0":                            app.EpochView{Number: 0, Seed: make([]byte, 32)},
+		"/supply":     api.SupplyView{ChainID: "test", Total: 5000, Modules: []api.ModuleBalance{{Name: "fee_pool", Address: addrOf(f.other), Balance: 600}}},
+		"/validators": []api.ValidatorView{{Operator: addrOf(f.val), Bonded: 900, Power: 9}},
+		"/providers": []api.ProviderView{{Address: prov, Registered: true, Endpoint: healthy.URL, Models: []api.ModelView{}},
+			{Address: addrOf(f.other), Registered: true, Endpoint: "http://127.0.0.1:1", Models: []api.ModelView{}}},
+		"/provider/" + prov.String():          api.ProviderView{Address: prov, Registered: true},
+		"/channels/provider/" + prov.String(): []api.ChannelView{},
+		"/commitments/0":                      []api.CommitmentView{{Epoch: 0, Provider: prov, ReceiptCount: 7, Root: make([]byte, 32)}},
+		"/epoch/0":                            api.EpochView{Number: 0, Seed: make([]byte, 32)},
 		"/params":                             types.DefaultParams(),
 	}
 	srv := httptest.NewServer(NewServer(x, st).Handler())
@@ -132,8 +132,8 @@ func TestOpenDisputesAndChallenges(t *testing.T) {
 	}{
 		{fakeState{}, 0, 0},
 		{fakeState{
-			"/disputes":   []app.DisputeView{{Epoch: 3, Provider: prov, Index: 2, ReceiptID: make([]byte, 32), Client: client, Bond: 500, Deadline: 90, OpenedHeight: 80}},
-			"/challenges": []app.ChallengeView{{Epoch: 4, Provider: prov, Index: 7, Reporter: client, Client: client, Amount: 27, Bond: 1000, Deadline: 120}, {Epoch: 4, Provider: prov, Index: 8, Reporter: client, Client: client}},
+			"/disputes":   []api.DisputeView{{Epoch: 3, Provider: prov, Index: 2, ReceiptID: make([]byte, 32), Client: client, Bond: 500, Deadline: 90, OpenedHeight: 80}},
+			"/challenges": []api.ChallengeView{{Epoch: 4, Provider: prov, Index: 7, Reporter: client, Client: client, Amount: 27, Bond: 1000, Deadline: 120}, {Epoch: 4, Provider: prov, Index: 8, Reporter: client, Client: client}},
 		}, 1, 2},
 	} {
 		srv := httptest.NewServer(NewServer(x, c.st).Handler())

@@ -10,6 +10,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"log/slog"
 	"math"
@@ -24,7 +25,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/health"
@@ -422,8 +422,8 @@ func (g *Gateway) refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var list []app.ProviderView
-	if err := g.chain.Query(ctx, "/providers", 0, &list); err != nil {
+	var list []api.ProviderView
+	if err := g.chain.Query(ctx, api.ProvidersPath, 0, &list); err != nil {
 		return err
 	}
 	g.dirMu.RLock()
@@ -739,8 +739,12 @@ func (g *Gateway) checkStored(ctx context.Context, r StoredReceipt) (ok, later b
 	if p != nil {
 		return sr.Verify(p.pub) == nil, false
 	}
-	var acc app.AccountView
-	if err := g.chain.Query(ctx, "/account/"+r.Provider, 0, &acc); err != nil {
+	var acc api.AccountView
+	prov, err := types.ParseAddress(r.Provider)
+	if err == nil {
+		err = g.chain.Query(ctx, api.AccountPath(prov), 0, &acc)
+	}
+	if err != nil {
 		return false, true
 	}
 	return sr.Verify(acc.PubKey) == nil, false

@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/protocol/inference"
@@ -72,19 +71,19 @@ func (g *Gateway) checkOmissions(ctx context.Context) error {
 		return err
 	}
 	type group struct {
-		cm      *app.CommitmentView
+		cm      *api.CommitmentView
 		checked int
 		done    bool // reported, or known fine
 	}
-	epochs := map[uint64]*app.EpochView{}
+	epochs := map[uint64]*api.EpochView{}
 	groups := map[string]*group{}
 	cursor := uint64(0)
 receipts:
 	for _, r := range rs {
 		ep, ok := epochs[r.Epoch]
 		if !ok {
-			var v app.EpochView
-			if err := g.chain.Query(ctx, "/epoch/"+strconv.FormatUint(r.Epoch, 10), 0, &v); err == nil {
+			var v api.EpochView
+			if err := g.chain.Query(ctx, api.EpochPath(r.Epoch), 0, &v); err == nil {
 				ep = &v
 			} else if !client.IsNotFound(err) {
 				return err
@@ -100,8 +99,11 @@ receipts:
 		gr := groups[key]
 		if gr == nil {
 			gr = &group{}
-			var cm app.CommitmentView
-			err := g.chain.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, r.Provider), 0, &cm)
+			var cm api.CommitmentView
+			prov, err := types.ParseAddress(r.Provider)
+			if err == nil {
+				err = g.chain.Query(ctx, api.CommitmentPath(r.Epoch, prov), 0, &cm)
+			}
 			switch {
 			case err == nil:
 				gr.cm = &cm
@@ -157,8 +159,12 @@ func (g *Gateway) proveIncluded(ctx context.Context, r StoredReceipt, root []byt
 	}
 	g.dirMu.RUnlock()
 	if endpoint == "" {
-		var pv app.ProviderView
-		if err := g.chain.Query(ctx, "/provider/"+r.Provider, 0, &pv); err != nil {
+		var pv api.ProviderView
+		prov, err := types.ParseAddress(r.Provider)
+		if err == nil {
+			err = g.chain.Query(ctx, api.ProviderPath(prov), 0, &pv)
+		}
+		if err != nil {
 			return fmt.Errorf("provider record: %w", err)
 		}
 		endpoint = pv.Endpoint

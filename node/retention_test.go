@@ -5,7 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
-	"github.com/agoranet/agora/chain/app"
+	"github.com/agoranet/agora/chain/api"
 	"github.com/agoranet/agora/testutil/poll"
 	"io"
 	"log/slog"
@@ -161,16 +161,16 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 	if acc, err := c.Account(ctx, to); err != nil || acc.Balance != 3000 {
 		t.Fatalf("recipient after pruning: %+v %v", acc, err)
 	}
-	api := "http://" + cfg.API.Laddr
-	if st, body := getBody(t, api+"/v1/account/"+to.String()); st != 200 || !strings.Contains(body, `"balance": 3000`) {
+	apiURL := "http://" + cfg.API.Laddr
+	if st, body := getBody(t, apiURL+"/v1/account/"+to.String()); st != 200 || !strings.Contains(body, `"balance": 3000`) {
 		t.Fatalf("API account: %d %s", st, body)
 	}
 	// The explorer: old detail pruned (and said so), sums intact.
 	poll.True(t, time.Minute, "the explorer to prune", func() bool { return n.explorer.Pruned() >= old.Height })
-	if st, body := getBody(t, fmt.Sprintf("%s/explorer/api/block/%d", api, old.Height)); st != 404 || !strings.Contains(body, "pruned: this node keeps the last 20 blocks") {
+	if st, body := getBody(t, fmt.Sprintf("%s/explorer/api/block/%d", apiURL, old.Height)); st != 404 || !strings.Contains(body, "pruned: this node keeps the last 20 blocks") {
 		t.Fatalf("explorer, pruned block: %d %s", st, body)
 	}
-	if st, body := getBody(t, api+"/explorer/api/tx/"+strings.ToLower(old.Hash)); st != 404 || !strings.Contains(body, "pruned: this node keeps the last 20 blocks") {
+	if st, body := getBody(t, apiURL+"/explorer/api/tx/"+strings.ToLower(old.Hash)); st != 404 || !strings.Contains(body, "pruned: this node keeps the last 20 blocks") {
 		t.Fatalf("explorer, pruned tx: %d %s", st, body)
 	}
 	// Its txs are ours and one beacon tx per epoch seeded by the validators'
@@ -183,7 +183,7 @@ func TestRetentionPrunesBlocks(t *testing.T) {
 		}
 		beacons := 0
 		for e := 0; ; e++ {
-			var v app.EpochView
+			var v api.EpochView
 			if err := c.Query(ctx, fmt.Sprintf("/epoch/%d", e), 0, &v); err != nil || v.SeedHeight > int64(tot.Blocks) {
 				break
 			}

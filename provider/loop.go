@@ -6,14 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cockroachdb/pebble"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/types"
@@ -117,8 +116,8 @@ func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, er
 	if es.Count == 0 || busy {
 		return false, nil // nothing to commit, or receipts still being written
 	}
-	var ev app.EpochView
-	if err := p.chain.Query(ctx, "/epoch/"+strconv.FormatUint(e, 10), 0, &ev); err != nil {
+	var ev api.EpochView
+	if err := p.chain.Query(ctx, api.EpochPath(e), 0, &ev); err != nil {
 		if client.IsNotFound(err) {
 			return false, nil // not closed on chain yet
 		}
@@ -155,8 +154,8 @@ func (p *Provider) redeemAll(ctx context.Context) error {
 		if st.BestCum <= st.Redeemed {
 			continue
 		}
-		var cv app.ChannelView
-		if err := p.chain.Query(ctx, "/channel/"+strconv.FormatUint(id, 10), 0, &cv); err != nil {
+		var cv api.ChannelView
+		if err := p.chain.Query(ctx, api.ChannelPath(id), 0, &cv); err != nil {
 			return err
 		}
 		if !cv.Closed && cv.Redeemed < st.BestCum {
@@ -265,8 +264,8 @@ func (p *Provider) reprice(ctx context.Context, cur uint64) error {
 // always can; an answer already sent is not sent again until it could have
 // been included.
 func (p *Provider) answerChallenges(ctx context.Context, h int64) error {
-	var chs []app.ChallengeView
-	if err := p.chain.Query(ctx, "/challenges/provider/"+p.addr.String(), 0, &chs); err != nil {
+	var chs []api.ChallengeView
+	if err := p.chain.Query(ctx, api.ProviderChallengesPath(p.addr), 0, &chs); err != nil {
 		return err
 	}
 	for _, c := range chs {

@@ -2,11 +2,10 @@ package provider
 
 import (
 	"encoding/json"
-	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"net/http"
 	"strconv"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/internal/oai"
@@ -22,8 +21,8 @@ func (p *Provider) handleOpenings(w http.ResponseWriter, r *http.Request) {
 		oai.Errorf(http.StatusBadRequest, "invalid_request_error", "epoch", "epoch must be a number").Write(w)
 		return
 	}
-	var ep app.EpochView
-	if err := p.chain.Query(r.Context(), "/epoch/"+strconv.FormatUint(e, 10), 0, &ep); err != nil || len(ep.Seed) == 0 {
+	var ep api.EpochView
+	if err := p.chain.Query(r.Context(), api.EpochPath(e), 0, &ep); err != nil || len(ep.Seed) == 0 {
 		oai.Errorf(http.StatusConflict, "invalid_request_error", "epoch", "epoch %d has no sampling seed yet", e).Write(w)
 		return
 	}
@@ -38,8 +37,8 @@ func (p *Provider) handleOpenings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The audit rate follows the reputation recorded in the on-chain commitment.
-	var cm app.CommitmentView
-	if err := p.chain.Query(r.Context(), fmt.Sprintf("/commitment/%d/%s", e, p.addr), 0, &cm); err != nil {
+	var cm api.CommitmentView
+	if err := p.chain.Query(r.Context(), api.CommitmentPath(e, p.addr), 0, &cm); err != nil {
 		oai.Errorf(http.StatusConflict, "invalid_request_error", "epoch", "commitment for epoch %d not readable on chain: %v", e, err).Write(w)
 		return
 	}
@@ -75,8 +74,8 @@ func (p *Provider) handleOpening(w http.ResponseWriter, r *http.Request) {
 		oai.Errorf(http.StatusBadRequest, "invalid_request_error", "", "epoch and index must be numbers").Write(w)
 		return
 	}
-	var ds []app.DisputeView
-	if err := p.chain.Query(r.Context(), "/disputes", 0, &ds); err != nil {
+	var ds []api.DisputeView
+	if err := p.chain.Query(r.Context(), api.DisputesPath, 0, &ds); err != nil {
 		oai.Errorf(http.StatusServiceUnavailable, "api_error", "", "read disputes: %v", err).Write(w)
 		return
 	}

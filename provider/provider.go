@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,7 +18,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
@@ -91,7 +91,7 @@ type Provider struct {
 	epTokens map[uint64]uint64 // epoch → prompt + completion tokens
 	answered map[string]int64  // "epoch/index" of answered challenges → height to retry after (loop goroutine only)
 	writing  map[uint64]int    // epoch → receipts being written
-	chans    map[uint64]app.ChannelView
+	chans    map[uint64]api.ChannelView
 	chanMu   map[uint64]*sync.Mutex
 	authKeys map[uint64]*reqauth.Key // channel → request key (reqauth)
 
@@ -188,7 +188,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 	p := &Provider{
 		cfg: cfg, log: logger, backend: backend, chain: c, signer: c.NewSigner(cfg.Key),
 		addr:     types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
-		reserved: map[uint64]uint64{}, chans: map[uint64]app.ChannelView{}, chanMu: map[uint64]*sync.Mutex{}, authKeys: map[uint64]*reqauth.Key{},
+		reserved: map[uint64]uint64{}, chans: map[uint64]api.ChannelView{}, chanMu: map[uint64]*sync.Mutex{}, authKeys: map[uint64]*reqauth.Key{},
 		billed: map[uint64]uint64{}, vouchers: map[uint64]ChannelState{}, verified: map[uint64]*types.Voucher{}, epCount: map[uint64]uint64{},
 		epTotal: map[uint64]uint64{}, epTokens: map[uint64]uint64{}, answered: map[string]int64{}, writing: map[uint64]int{},
 		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
@@ -347,8 +347,8 @@ func (p *Provider) info() *types.ProviderInfo {
 // register bonds (when below the target) and registers or updates the entry.
 func (p *Provider) register(ctx context.Context) error {
 	want := max(p.cfg.Bond, p.params.MinProviderStake)
-	var pv app.ProviderView
-	err := p.chain.Query(ctx, "/provider/"+p.addr.String(), 0, &pv)
+	var pv api.ProviderView
+	err := p.chain.Query(ctx, api.ProviderPath(p.addr), 0, &pv)
 	if err != nil && !client.IsNotFound(err) {
 		return err
 	}
@@ -371,7 +371,7 @@ func (p *Provider) register(ctx context.Context) error {
 
 // channel returns on-chain channel info, refreshing from the chain when the
 // cache does not cover need (a deposit that may have been topped up).
-func (p *Provider) channel(ctx context.Context, id uint64, need uint64) (app.ChannelView, error) {
+func (p *Provider) channel(ctx context.Context, id uint64, need uint64) (api.ChannelView, error) {
 	p.mu.Lock()
 	c, ok := p.chans[id]
 	h := p.height
@@ -380,7 +380,7 @@ func (p *Provider) channel(ctx context.Context, id uint64, need uint64) (app.Cha
 	if ok && c.Deposit >= need && !c.Closed && c.ExpiryHeight > h+p.params.EpochLength+p.params.CommitWindow+2 {
 		return c, nil
 	}
-	if err := p.chain.Query(ctx, fmt.Sprintf("/channel/%d", id), 0, &c); err != nil {
+	if err := p.chain.Query(ctx, api.ChannelPath(id), 0, &c); err != nil {
 		return c, err
 	}
 	p.mu.Lock()

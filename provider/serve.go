@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"net/http"
 	"time"
@@ -15,7 +16,6 @@ import (
 	json "github.com/goccy/go-json"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/internal/oai"
@@ -310,7 +310,7 @@ func usageOf(prep *Prepared, out *Output) *oai.Usage {
 // acceptVoucher checks v against what was billed and stores it if it is the
 // best voucher seen for its channel (synced). Call with the channel lock held.
 // It returns the channel's state with its billed total.
-func (p *Provider) acceptVoucher(v *types.Voucher, ch app.ChannelView) (ChannelState, *oai.Error) {
+func (p *Provider) acceptVoucher(v *types.Voucher, ch api.ChannelView) (ChannelState, *oai.Error) {
 	p.mu.Lock()
 	state, ok := p.vouchers[v.ChannelId]
 	p.mu.Unlock()
@@ -379,7 +379,7 @@ func (p *Provider) handleVoucher(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkChannel validates a voucher against its channel's on-chain state.
-func (p *Provider) checkChannel(ch app.ChannelView, v *types.Voucher) *oai.Error {
+func (p *Provider) checkChannel(ch api.ChannelView, v *types.Voucher) *oai.Error {
 	pay := func(format string, args ...any) *oai.Error {
 		return oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, format, args...)
 	}

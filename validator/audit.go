@@ -11,14 +11,13 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"net/http"
 	"os"
 	"sort"
-	"strconv"
 	"time"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/sampling"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
@@ -111,8 +110,8 @@ func (a *Auditor) Close() {
 
 // AuditEpoch audits every commitment of epoch (its seed must exist).
 func (a *Auditor) AuditEpoch(ctx context.Context, epoch uint64) ([]Finding, error) {
-	var ep app.EpochView
-	if err := a.chain.Query(ctx, "/epoch/"+strconv.FormatUint(epoch, 10), 0, &ep); err != nil {
+	var ep api.EpochView
+	if err := a.chain.Query(ctx, api.EpochPath(epoch), 0, &ep); err != nil {
 		return nil, err
 	}
 	if len(ep.Seed) == 0 {
@@ -122,8 +121,8 @@ func (a *Auditor) AuditEpoch(ctx context.Context, epoch uint64) ([]Finding, erro
 	if err != nil {
 		return nil, err
 	}
-	var cms []app.CommitmentView
-	if err := a.chain.Query(ctx, "/commitments/"+strconv.FormatUint(epoch, 10), 0, &cms); err != nil {
+	var cms []api.CommitmentView
+	if err := a.chain.Query(ctx, api.CommitmentsPath(epoch), 0, &cms); err != nil {
 		return nil, err
 	}
 	var out []Finding
@@ -133,18 +132,18 @@ func (a *Auditor) AuditEpoch(ctx context.Context, epoch uint64) ([]Finding, erro
 	return out, nil
 }
 
-func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params types.Params, cm app.CommitmentView) []Finding {
+func (a *Auditor) auditCommitment(ctx context.Context, ep api.EpochView, params types.Params, cm api.CommitmentView) []Finding {
 	addr := cm.Provider.String()
 	fail := func(index uint64, fault, format string, args ...any) Finding {
 		return Finding{Epoch: ep.Number, Provider: addr, Index: index, Fault: fault, Reason: fmt.Sprintf(format, args...)}
 	}
 	want := sampling.Sample(ep.Seed, cm.Provider, cm.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, cm.ReputationBps)
-	var pv app.ProviderView
-	var acc app.AccountView
-	if err := a.chain.Query(ctx, "/provider/"+addr, 0, &pv); err != nil {
+	var pv api.ProviderView
+	var acc api.AccountView
+	if err := a.chain.Query(ctx, api.ProviderPath(cm.Provider), 0, &pv); err != nil {
 		return []Finding{fail(0, FaultRefused, "provider record: %v", err)}
 	}
-	if err := a.chain.Query(ctx, "/account/"+addr, 0, &acc); err != nil {
+	if err := a.chain.Query(ctx, api.AccountPath(cm.Provider), 0, &acc); err != nil {
 		return []Finding{fail(0, FaultRefused, "provider account: %v", err)}
 	}
 	var got inference.Openings
@@ -190,7 +189,7 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep app.EpochView, params 
 	return out
 }
 
-func (a *Auditor) checkOpening(ep app.EpochView, cm app.CommitmentView, pub []byte, i uint64, o inference.Opening) Finding {
+func (a *Auditor) checkOpening(ep api.EpochView, cm api.CommitmentView, pub []byte, i uint64, o inference.Opening) Finding {
 	f := Finding{Epoch: ep.Number, Provider: cm.Provider.String(), Index: i}
 	bad := func(fault, format string, args ...any) Finding {
 		f.Fault, f.Reason = fault, fmt.Sprintf(format, args...)
@@ -266,21 +265,21 @@ func sha256Of(b []byte) []byte {
 // provider and checked like a sampled one. An opening the provider does not
 // serve is a refusal.
 func (a *Auditor) AuditReceipt(ctx context.Context, epoch uint64, prov types.Address, index uint64) (Finding, error) {
-	var ep app.EpochView
-	var cm app.CommitmentView
-	var pv app.ProviderView
-	var acc app.AccountView
+	var ep api.EpochView
+	var cm api.CommitmentView
+	var pv api.ProviderView
+	var acc api.AccountView
 	addr := prov.String()
-	if err := a.chain.Query(ctx, "/epoch/"+strconv.FormatUint(epoch, 10), 0, &ep); err != nil {
+	if err := a.chain.Query(ctx, api.EpochPath(epoch), 0, &ep); err != nil {
 		return Finding{}, err
 	}
-	if err := a.chain.Query(ctx, fmt.Sprintf("/commitment/%d/%s", epoch, addr), 0, &cm); err != nil {
+	if err := a.chain.Query(ctx, api.CommitmentPath(epoch, prov), 0, &cm); err != nil {
 		return Finding{}, err
 	}
-	if err := a.chain.Query(ctx, "/provider/"+addr, 0, &pv); err != nil {
+	if err := a.chain.Query(ctx, api.ProviderPath(prov), 0, &pv); err != nil {
 		return Finding{}, err
 	}
-	if err := a.chain.Query(ctx, "/account/"+addr, 0, &acc); err != nil {
+	if err := a.chain.Query(ctx, api.AccountPath(prov), 0, &acc); err != nil {
 		return Finding{}, err
 	}
 	refused := func(format string, args ...any) Finding {

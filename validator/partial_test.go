@@ -2,11 +2,11 @@ package validator
 
 import (
 	"crypto/sha256"
+	"github.com/agoranet/agora/chain/api"
 	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/engine/gguf"
@@ -89,7 +89,7 @@ func TestPartialTranscript(t *testing.T) {
 		}
 		root := merkle.Root(ids)
 		o := inference.Opening{Proof: receipt.ProofToJSON(sr, proof, root, true), Transcript: tr}
-		return a.checkOpening(app.EpochView{Number: 3}, app.CommitmentView{Provider: prov, ReceiptCount: 1, Root: root[:]}, pub, 0, o)
+		return a.checkOpening(api.EpochView{Number: 3}, api.CommitmentView{Provider: prov, ReceiptCount: 1, Root: root[:]}, pub, 0, o)
 	}
 	if f := open(cut, tr); !f.OK || f.Fault != FaultNone {
 		t.Fatalf("an honest partial transcript failed: %+v", f)

@@ -4,17 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"log/slog"
 	"net/http"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/rewards"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
@@ -36,7 +35,7 @@ type Worker struct {
 	results []EpochAudit
 
 	// Run's goroutine only:
-	recheck  map[uint64]app.EpochView // epochs to audit again after their opening deadline
+	recheck  map[uint64]api.EpochView // epochs to audit again after their opening deadline
 	reported map[string]bool          // faults already reported (epoch/provider/index/fault)
 	scored   map[uint64]bool          // epochs whose scores were sent
 	disputed map[string]bool          // disputes already audited
@@ -72,7 +71,7 @@ func NewWorker(chain *client.Client, auditor *Auditor, signer *client.Signer, re
 		reg.MustRegister(m.epochs, m.checked, m.faults, m.reported)
 	}
 	return &Worker{chain: chain, auditor: auditor, signer: signer, log: log, interval: 2 * time.Second, metrics: m,
-		recheck: map[uint64]app.EpochView{}, reported: map[string]bool{}, scored: map[uint64]bool{}, disputed: map[string]bool{}}
+		recheck: map[uint64]api.EpochView{}, reported: map[string]bool{}, scored: map[uint64]bool{}, disputed: map[string]bool{}}
 }
 
 // Recent returns the summaries of the epochs audited since start, newest first.
@@ -89,8 +88,8 @@ func (w *Worker) Recent() []EpochAudit {
 // Run audits epochs as their seeds appear until ctx ends. It starts with the
 // latest ended epoch, so a restarted worker does not re-audit history.
 func (w *Worker) Run(ctx context.Context) {
-	var latest app.EpochView
-	if err := w.chain.Query(ctx, "/epoch/latest", 0, &latest); err == nil {
+	var latest api.EpochView
+	if err := w.chain.Query(ctx, api.LatestEpochPath, 0, &latest); err == nil {
 		w.next = latest.Number
 	}
 	t := time.NewTicker(w.interval)
@@ -118,8 +117,8 @@ func (w *Worker) step(ctx context.Context) {
 	}
 	h := st.SyncInfo.LatestBlockHeight
 	for ctx.Err() == nil {
-		var ep app.EpochView
-		err := w.chain.Query(ctx, "/epoch/"+strconv.FormatUint(w.next, 10), 0, &ep)
+		var ep api.EpochView
+		err := w.chain.Query(ctx, api.EpochPath(w.next), 0, &ep)
 		if client.IsNotFound(err) || (err == nil && len(ep.Seed) == 0) {
 			break // not ended, or its seed is not drawn yet
 		}
@@ -149,7 +148,7 @@ func (w *Worker) step(ctx context.Context) {
 // passed (the provider may be briefly unreachable, and validators must
 // agree on the fault to apply it), so before that the epoch is kept for a
 // second audit. It returns false when the audit itself failed.
-func (w *Worker) audit(ctx context.Context, ep app.EpochView, h int64) bool {
+func (w *Worker) audit(ctx context.Context, ep api.EpochView, h int64) bool {
 	fs, err := w.auditor.AuditEpoch(ctx, ep.Number)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -275,8 +274,8 @@ func Scores(epoch uint64, fs []Finding) *types.MsgSubmitScores {
 // auditDisputes re-executes every receipt a client disputes on chain (once)
 // and reports the fault it finds.
 func (w *Worker) auditDisputes(ctx context.Context) {
-	var ds []app.DisputeView
-	if err := w.chain.Query(ctx, "/disputes", 0, &ds); err != nil {
+	var ds []api.DisputeView
+	if err := w.chain.Query(ctx, api.DisputesPath, 0, &ds); err != nil {
 		return
 	}
 	for _, d := range ds {

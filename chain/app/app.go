@@ -16,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"log/slog"
 	"runtime"
 	"strconv"
@@ -253,16 +254,6 @@ func (a *App) resetCheckState() {
 // Call it before the node starts.
 func (a *App) SetMempoolLocker(l sync.Locker) { a.mempoolLock = l }
 
-// NonceView is an account's committed nonce and its pending one: the next
-// nonce the mempool will admit (committed + the account's txs admitted to
-// the mempool and not yet in a block).
-type NonceView struct {
-	Address   types.Address `json:"address"`
-	Committed uint64        `json:"committed"`
-	Pending   uint64        `json:"pending"`
-	Height    int64         `json:"height"` // the committed height under the check state
-}
-
 // PendingNonce reads an account's nonce from the check state, the mempool's
 // view: the last commit plus every tx admitted since. It is not committed
 // state, so no proof can be given for it, and it is only as good as this
@@ -275,14 +266,14 @@ type NonceView struct {
 // before the block or the rebuilt one, never the bare commit in between. With
 // mempool.recheck off the check state would forget the mempool's txs after a
 // block; the node config keeps it on.
-func (a *App) PendingNonce(addr types.Address) NonceView {
+func (a *App) PendingNonce(addr types.Address) api.NonceView {
 	if a.mempoolLock != nil {
 		a.mempoolLock.Lock()
 		defer a.mempoolLock.Unlock()
 	}
 	a.checkMu.Lock()
 	defer a.checkMu.Unlock()
-	return NonceView{
+	return api.NonceView{
 		Address:   addr,
 		Committed: bank.GetAccount(a.checkSnap, addr).Nonce,
 		Pending:   bank.GetAccount(a.checkState, addr).Nonce,

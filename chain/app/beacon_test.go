@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"sort"
 	"strings"
 	"testing"
@@ -322,7 +323,7 @@ func TestBeaconSeedFromVoteExtensions(t *testing.T) {
 	if ev == nil || ev["epoch"] != "0" || ev["source"] != "vrf" || ev["contributors"] != "4" || ev["seed"] != fmt.Sprintf("%x", e.Seed) {
 		t.Fatalf("epoch_seed event %v", ev)
 	}
-	if view := EpochViewOf(e); view.SeedSource != "vrf" || view.SeedContributors != 4 {
+	if view := api.EpochViewOf(e); view.SeedSource != "vrf" || view.SeedContributors != 4 {
 		t.Fatalf("epoch view %+v", view)
 	}
 	snap, _ := v.apps[0].Snapshot(0)
@@ -638,7 +639,7 @@ func TestBeaconFallbackToBlockHash(t *testing.T) {
 			if ev := eventOf(res.Events, "epoch_seed"); ev == nil || ev["source"] != "block_hash" {
 				t.Fatalf("epoch_seed event %v", ev)
 			}
-			if view := EpochViewOf(e); view.SeedSource != "block_hash" {
+			if view := api.EpochViewOf(e); view.SeedSource != "block_hash" {
 				t.Fatalf("view source %q", view.SeedSource)
 			}
 		})

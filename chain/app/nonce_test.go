@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"github.com/agoranet/agora/chain/api"
 	"strings"
 	"sync"
 	"testing"
@@ -12,13 +13,13 @@ import (
 	"github.com/agoranet/agora/chain/types"
 )
 
-func (h *harness) pending(label string) NonceView {
+func (h *harness) pending(label string) api.NonceView {
 	h.t.Helper()
 	res, err := h.app.Query(context.Background(), &abci.QueryRequest{Path: "/nonce/" + addrOf(key(label)).String()})
 	if err != nil || res.Code != 0 {
 		h.t.Fatalf("nonce query: %v %s", err, res.GetLog())
 	}
-	var v NonceView
+	var v api.NonceView
 	if err := json.Unmarshal(res.Value, &v); err != nil {
 		h.t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestPendingNonce(t *testing.T) {
 	h.app.SetMempoolLocker(&mempool)
 	mempool.Lock()
 	mustOK(t, h.block(txs[0], txs[1]))
-	got := make(chan NonceView)
+	got := make(chan api.NonceView)
 	go func() { got <- h.pending("alice") }()
 	for _, tx := range txs[2:] {
 		res, err := h.app.CheckTx(context.Background(), &abci.CheckTxRequest{Tx: tx, Type: abci.CHECK_TX_TYPE_RECHECK})
@@ -92,7 +93,7 @@ func TestPendingNonce(t *testing.T) {
 	if _, _, err := h.app.QueryJSON("/nonce/"+addrOf(key("alice")).String(), 2); err == nil || !strings.Contains(err.Error(), "no past heights") {
 		t.Fatalf("QueryJSON at a height: %v", err)
 	}
-	if v, _, err := h.app.QueryJSON("/nonce/"+addrOf(key("alice")).String(), 0); err != nil || v.(NonceView).Pending != 5 {
+	if v, _, err := h.app.QueryJSON("/nonce/"+addrOf(key("alice")).String(), 0); err != nil || v.(api.NonceView).Pending != 5 {
 		t.Fatalf("QueryJSON: %v %v", v, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"strconv"
 	"strings"
 
@@ -157,11 +158,11 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return AccountViewOf(bank.GetAccount(kv, ad)), nil
+		return api.AccountViewOf(bank.GetAccount(kv, ad)), nil
 	case parts[0] == "validators" && len(parts) == 1:
-		out := []ValidatorView{}
+		out := []api.ValidatorView{}
 		stake.IterateValidators(kv, func(v *types.Validator) bool {
-			out = append(out, ValidatorViewOf(a.params, v))
+			out = append(out, api.ValidatorViewOf(a.params, v))
 			return true
 		})
 		return out, nil
@@ -174,21 +175,21 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 		if v == nil {
 			return nil, notFound("no validator operated by %s", ad)
 		}
-		return ValidatorViewOf(a.params, v), nil
+		return api.ValidatorViewOf(a.params, v), nil
 	case parts[0] == "unbondings" && len(parts) == 2:
 		ad, err := addr(1)
 		if err != nil {
 			return nil, err
 		}
-		out := []UnbondingView{}
+		out := []api.UnbondingView{}
 		for _, u := range stake.Unbondings(kv, ad) {
-			out = append(out, UnbondingViewOf(u))
+			out = append(out, api.UnbondingViewOf(u))
 		}
 		return out, nil
 	case parts[0] == "providers" && len(parts) == 1:
-		out := []ProviderView{}
+		out := []api.ProviderView{}
 		registry.Iterate(kv, func(p *types.Provider) bool {
-			out = append(out, ProviderViewOf(kv, p))
+			out = append(out, api.ProviderViewOf(kv, p))
 			return true
 		})
 		return out, nil
@@ -197,9 +198,9 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 		if err != nil || len(h) != types.HashLen {
 			return nil, types.Errorf(types.CodeMalformed, "model hash must be %d hex bytes", types.HashLen)
 		}
-		out := []ProviderView{}
+		out := []api.ProviderView{}
 		for _, ad := range registry.ProvidersForModel(kv, h) {
-			out = append(out, ProviderViewOf(kv, registry.Get(kv, ad)))
+			out = append(out, api.ProviderViewOf(kv, registry.Get(kv, ad)))
 		}
 		return out, nil
 	case parts[0] == "provider" && len(parts) == 2:
@@ -211,7 +212,7 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 		if p == nil {
 			return nil, notFound("no provider %s", ad)
 		}
-		return ProviderViewOf(kv, p), nil
+		return api.ProviderViewOf(kv, p), nil
 	case parts[0] == "channel" && len(parts) == 2:
 		id, err := num(1)
 		if err != nil {
@@ -221,7 +222,7 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 		if c == nil {
 			return nil, notFound("channel %d does not exist", id)
 		}
-		return ChannelViewOf(c), nil
+		return api.ChannelViewOf(c), nil
 	case parts[0] == "channels" && len(parts) == 3 && (arg(1) == "client" || arg(1) == "provider"):
 		ad, err := addr(2)
 		if err != nil {
@@ -231,9 +232,9 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 		if arg(1) == "provider" {
 			list = channels.ByProvider(kv, ad)
 		}
-		out := []ChannelView{}
+		out := []api.ChannelView{}
 		for _, c := range list {
-			out = append(out, ChannelViewOf(c))
+			out = append(out, api.ChannelViewOf(c))
 		}
 		return out, nil
 	case parts[0] == "epoch" && len(parts) == 2:
@@ -253,15 +254,15 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 				return nil, notFound("epoch %d has not ended", n)
 			}
 		}
-		return EpochViewOf(e), nil
+		return api.EpochViewOf(e), nil
 	case parts[0] == "commitments" && len(parts) == 2:
 		n, err := num(1)
 		if err != nil {
 			return nil, err
 		}
-		out := []CommitmentView{}
+		out := []api.CommitmentView{}
 		for _, c := range epochs.Commitments(kv, n) {
-			out = append(out, CommitmentViewOf(c))
+			out = append(out, api.CommitmentViewOf(c))
 		}
 		return out, nil
 	case parts[0] == "commitment" && len(parts) == 3:
@@ -277,7 +278,7 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 		if c == nil {
 			return nil, notFound("no commitment by %s for epoch %d", ad, n)
 		}
-		return CommitmentViewOf(c), nil
+		return api.CommitmentViewOf(c), nil
 	case parts[0] == "challenges" && (len(parts) == 1 || len(parts) == 3 && arg(1) == "provider"):
 		var who []byte
 		if len(parts) == 3 {
@@ -287,24 +288,24 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 			}
 			who = ad
 		}
-		out := []ChallengeView{}
+		out := []api.ChallengeView{}
 		for _, c := range audit.Challenges(kv, who) {
-			out = append(out, ChallengeViewOf(c))
+			out = append(out, api.ChallengeViewOf(c))
 		}
 		return out, nil
 	case parts[0] == "disputes" && len(parts) == 1:
-		out := []DisputeView{}
+		out := []api.DisputeView{}
 		for _, d := range audit.OpenDisputes(kv) {
-			out = append(out, DisputeView{Epoch: d.Epoch, Provider: d.Provider, Index: d.Index, ReceiptID: d.ReceiptId, Client: d.Client,
+			out = append(out, api.DisputeView{Epoch: d.Epoch, Provider: d.Provider, Index: d.Index, ReceiptID: d.ReceiptId, Client: d.Client,
 				Bond: d.Bond, Deadline: d.Deadline, OpenedHeight: d.OpenedHeight})
 		}
 		return out, nil
 	case parts[0] == "params" && len(parts) == 1:
 		return a.params, nil
 	case parts[0] == "supply" && len(parts) == 1:
-		s := SupplyView{Total: bank.Supply(kv), ChainID: a.chainID}
+		s := api.SupplyView{Total: bank.Supply(kv), ChainID: a.chainID}
 		for _, m := range bank.ModuleAccounts {
-			s.Modules = append(s.Modules, ModuleBalance{Name: m.Name, Address: m.Address, Balance: bank.Balance(kv, m.Address)})
+			s.Modules = append(s.Modules, api.ModuleBalance{Name: m.Name, Address: m.Address, Balance: bank.Balance(kv, m.Address)})
 		}
 		return s, nil
 	}

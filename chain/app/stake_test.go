@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"github.com/agoranet/agora/chain/api"
 	"testing"
 	"time"
 
@@ -184,7 +185,7 @@ func TestProviderBondRules(t *testing.T) {
 	}
 	// the model index finds it; after deregistering it does not, and it may unbond all
 	v, _, err := h.app.QueryJSON("/providers/model/"+hex.EncodeToString(info().Models[0].Hash), 0)
-	if err != nil || len(v.([]ProviderView)) != 1 {
+	if err != nil || len(v.([]api.ProviderView)) != 1 {
 		t.Fatalf("providers for model: %v %v", v, err)
 	}
 	mustOK(t, h.blockFull(nil,
@@ -192,7 +193,7 @@ func TestProviderBondRules(t *testing.T) {
 		h.txAny("prov", &types.TxBody{Msg: &types.TxBody_UnbondProvider{UnbondProvider: &types.MsgUnbondProvider{Amount: p.MinProviderStake + 5}}}),
 	).TxResults)
 	v, _, _ = h.app.QueryJSON("/providers/model/"+hex.EncodeToString(info().Models[0].Hash), 0)
-	if len(v.([]ProviderView)) != 0 {
+	if len(v.([]api.ProviderView)) != 0 {
 		t.Fatal("deregistered provider still indexed")
 	}
 	// a channel to a deregistered provider cannot be opened

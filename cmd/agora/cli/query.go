@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 )
@@ -55,31 +55,31 @@ func queryCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var v app.AccountView
+			var v api.AccountView
 			return q(cmd, "/account/"+ad.String(), &v, func(w io.Writer) {
 				fmt.Fprintf(w, "address: %s\nbalance: %d uagr\nnonce: %d\n", v.Address, v.Balance, v.Nonce)
 			})
 		}},
-		simple("validators", "All validators with bond and voting power", "/validators", 0, func() any { return &[]app.ValidatorView{} }),
-		simple("validator OPERATOR", "One validator", "/validator", 1, func() any { return &app.ValidatorView{} }),
-		simple("unbondings ADDRESS", "Pending unbondings of an account", "/unbondings", 1, func() any { return &[]app.UnbondingView{} }),
-		simple("providers", "All providers", "/providers", 0, func() any { return &[]app.ProviderView{} }),
-		simple("provider ADDRESS", "One provider", "/provider", 1, func() any { return &app.ProviderView{} }),
+		simple("validators", "All validators with bond and voting power", "/validators", 0, func() any { return &[]api.ValidatorView{} }),
+		simple("validator OPERATOR", "One validator", "/validator", 1, func() any { return &api.ValidatorView{} }),
+		simple("unbondings ADDRESS", "Pending unbondings of an account", "/unbondings", 1, func() any { return &[]api.UnbondingView{} }),
+		simple("providers", "All providers", "/providers", 0, func() any { return &[]api.ProviderView{} }),
+		simple("provider ADDRESS", "One provider", "/provider", 1, func() any { return &api.ProviderView{} }),
 		&cobra.Command{Use: "providers-for-model SHA256_HEX", Short: "Registered providers offering a model", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
-			return q(cmd, "/providers/model/"+a[0], &[]app.ProviderView{}, nil)
+			return q(cmd, "/providers/model/"+a[0], &[]api.ProviderView{}, nil)
 		}},
-		simple("channel ID", "One payment channel", "/channel", 1, func() any { return &app.ChannelView{} }),
+		simple("channel ID", "One payment channel", "/channel", 1, func() any { return &api.ChannelView{} }),
 		&cobra.Command{Use: "channels client|provider ADDRESS", Short: "Channels of a client or a provider", Args: cobra.ExactArgs(2), RunE: func(cmd *cobra.Command, a []string) error {
 			if a[0] != "client" && a[0] != "provider" {
 				return fmt.Errorf("first argument must be client or provider")
 			}
-			return q(cmd, "/channels/"+a[0]+"/"+a[1], &[]app.ChannelView{}, nil)
+			return q(cmd, "/channels/"+a[0]+"/"+a[1], &[]api.ChannelView{}, nil)
 		}},
-		simple("epoch N|latest", "A closed epoch: heights, deadlines, seed", "/epoch", 1, func() any { return &app.EpochView{} }),
-		simple("commitments EPOCH", "Receipt commitments of an epoch", "/commitments", 1, func() any { return &[]app.CommitmentView{} }),
-		simple("commitment EPOCH PROVIDER", "One provider's commitment for an epoch", "/commitment", 2, func() any { return &app.CommitmentView{} }),
+		simple("epoch N|latest", "A closed epoch: heights, deadlines, seed", "/epoch", 1, func() any { return &api.EpochView{} }),
+		simple("commitments EPOCH", "Receipt commitments of an epoch", "/commitments", 1, func() any { return &[]api.CommitmentView{} }),
+		simple("commitment EPOCH PROVIDER", "One provider's commitment for an epoch", "/commitment", 2, func() any { return &api.CommitmentView{} }),
 		simple("params", "Chain parameters", "/params", 0, func() any { return &types.Params{} }),
-		simple("supply", "Total supply and module accounts", "/supply", 0, func() any { return &app.SupplyView{} }),
+		simple("supply", "Total supply and module accounts", "/supply", 0, func() any { return &api.SupplyView{} }),
 		&cobra.Command{Use: "tx HASH", Short: "A committed tx by hash", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := client.New(nodeAddr)
 			if err != nil {

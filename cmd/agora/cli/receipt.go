@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/agoranet/agora/chain/api"
+	"github.com/agoranet/agora/chain/types"
 	"io"
 	"net/http"
 	"strings"
@@ -11,7 +13,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/receipt"
@@ -61,20 +62,24 @@ func receiptCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var acc app.AccountView
-			var pv app.ProviderView
-			var cm app.CommitmentView
-			if err := c.Query(ctx, "/account/"+held.Provider, 0, &acc); err != nil {
+			var acc api.AccountView
+			var pv api.ProviderView
+			var cm api.CommitmentView
+			prov, err := types.ParseAddress(held.Provider)
+			if err != nil {
+				return fmt.Errorf("the gateway's record of receipt %s: provider: %w", id, err)
+			}
+			if err := c.Query(ctx, api.AccountPath(prov), 0, &acc); err != nil {
 				return err
 			}
 			if err := sr.Verify(acc.PubKey); err != nil {
 				return fmt.Errorf("receipt %s: %w", id, err)
 			}
-			if err := c.Query(ctx, "/provider/"+held.Provider, 0, &pv); err != nil {
+			if err := c.Query(ctx, api.ProviderPath(prov), 0, &pv); err != nil {
 				return err
 			}
 			r := sr.Receipt
-			if err := c.Query(ctx, fmt.Sprintf("/commitment/%d/%s", r.Epoch, held.Provider), 0, &cm); err != nil {
+			if err := c.Query(ctx, api.CommitmentPath(r.Epoch, prov), 0, &cm); err != nil {
 				if client.IsNotFound(err) {
 					return fmt.Errorf("receipt %s is signed by its provider, but epoch %d is not committed on chain yet: try again after the epoch ends", id, r.Epoch)
 				}

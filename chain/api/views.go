@@ -1,4 +1,8 @@
-package app
+// Package api holds the JSON views of the chain's queries and the paths
+// that ask for them: the API between the state machine and every client
+// of it (roles, the CLI, the explorer). The state machine answers with
+// these views; it does not define them.
+package api
 
 import (
 	"github.com/agoranet/agora/chain/epochs"
@@ -233,4 +237,14 @@ type DisputeView struct {
 	Bond         uint64         `json:"bond"`
 	Deadline     int64          `json:"deadline"`
 	OpenedHeight int64          `json:"opened_height"`
+}
+
+// NonceView is an account's committed nonce and its pending one: the next
+// nonce the mempool will admit (committed + the account's txs admitted to
+// the mempool and not yet in a block).
+type NonceView struct {
+	Address   types.Address `json:"address"`
+	Committed uint64        `json:"committed"`
+	Pending   uint64        `json:"pending"`
+	Height    int64         `json:"height"` // the committed height under the check state
 }
