@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -161,7 +162,18 @@ func runBlock(t *testing.T, h *harness, b replayBlock) *abci.FinalizeBlockRespon
 // verdictEvents are the events whose attributes are outcomes: what a
 // verdict slashed, refunded and paid, what an epoch emitted and paid.
 var verdictTxMsgs = map[string]bool{"report_fault": true, "report_omission": true, "answer_omission": true, "dispute_receipt": true}
-var verdictBlockEvents = map[string]bool{"slash": true, "omission_fault": true, "dispute_rejected": true, "epoch_settled": true, "reward": true}
+
+// verdictBlockEvents name, per event type, the attributes that identify
+// one event among its block's, so that the outcomes do not depend on the
+// order a block emits them in. A reward is identified by its one
+// attribute that is neither epoch nor amount (role = recipient).
+var verdictBlockEvents = map[string][]string{
+	"slash":            {"validator"},
+	"omission_fault":   {"epoch", "provider", "index"},
+	"dispute_rejected": {"epoch", "provider", "index"},
+	"epoch_settled":    {"epoch"},
+	"reward":           nil,
+}
 
 // collectEvents adds the verdict events of a block's response to out, keyed
 // by height, position and attribute.
@@ -179,15 +191,20 @@ func collectEvents(height int64, res *abci.FinalizeBlockResponse, out map[string
 			}
 		}
 	}
-	n := map[string]int{}
 	for _, ev := range res.Events {
-		if !verdictBlockEvents[ev.Type] {
+		ids, ok := verdictBlockEvents[ev.Type]
+		if !ok {
 			continue
 		}
+		id := []string{fmt.Sprintf("event/h%03d/%s", height, ev.Type)}
 		for _, a := range ev.Attributes {
-			out[fmt.Sprintf("event/h%03d/%s#%d.%s", height, ev.Type, n[ev.Type], a.Key)] = a.Value
+			if slices.Contains(ids, a.Key) || ev.Type == "reward" && a.Key != "epoch" && a.Key != "amount" {
+				id = append(id, a.Key+"="+a.Value)
+			}
 		}
-		n[ev.Type]++
+		for _, a := range ev.Attributes {
+			out[strings.Join(id, "/")+"."+a.Key] = a.Value
+		}
 	}
 }
 
@@ -284,13 +301,22 @@ func gather(t *testing.T, a *App, events map[string]string) map[string]string {
 	for _, d := range list(api.DisputesPath) {
 		flattenInto(out, fmt.Sprintf("dispute/%v/%s/%v", d["epoch"], who(d["provider"]), d["index"]), d)
 	}
-	// Name addresses in values too, so a diff reads "client", not hex.
+	// Name addresses in values and in event keys, so a diff reads
+	// "client", not hex.
+	named := make(map[string]string, len(out))
 	for k, v := range out {
 		if l, ok := name[v]; ok {
-			out[k] = l
+			v = l
 		}
+		if strings.HasPrefix(k, "event/") {
+			for ad, l := range name {
+				k = strings.ReplaceAll(k, "="+ad+"/", "="+l+"/")
+				k = strings.ReplaceAll(k, "="+ad+".", "="+l+".")
+			}
+		}
+		named[k] = v
 	}
-	return out
+	return named
 }
 
 // flattenInto writes v's leaves under prefix: objects by field, lists by
@@ -722,10 +748,10 @@ func recordScenario(t *testing.T) {
 			t.Fatalf("scenario: %s = %q, want a reward", k, got[k])
 		}
 	}
-	for _, kind := range []string{"omission_fault#0", "dispute_rejected#0", "slash#0", "epoch_settled#0"} {
+	for _, kind := range []string{"omission_fault", "dispute_rejected", "slash", "epoch_settled", "reward"} {
 		found := false
 		for k := range got {
-			found = found || strings.Contains(k, "/"+kind+".")
+			found = found || strings.Contains(k, "/"+kind+"/")
 		}
 		if !found {
 			t.Fatalf("scenario: no %s event", kind)
