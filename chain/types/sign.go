@@ -90,7 +90,12 @@ type DecodedTx struct {
 	// decoded the tx.
 	Name string
 	Msg  proto.Message
+	spec MsgSpec
 }
+
+// Describe returns the message's fields and touched accounts, as its
+// declaration describes them for indexers.
+func (d *DecodedTx) Describe() Description { return d.spec.Describe(d.Msg) }
 
 // DecodeTx parses a tx envelope and its body and checks sizes and field
 // shapes against the chain's own messages. It never panics on hostile input.
@@ -126,7 +131,7 @@ func (r *MsgRegistry) DecodeTx(raw []byte) (*DecodedTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DecodedTx{Raw: raw, Tx: &tx, Body: &body, Signer: AddressFromPubKey(tx.PubKey), Name: spec.Name, Msg: msg}, nil
+	return &DecodedTx{Raw: raw, Tx: &tx, Body: &body, Signer: AddressFromPubKey(tx.PubKey), Name: spec.Name, Msg: msg, spec: spec}, nil
 }
 
 // VerifySignature checks the envelope's signature over its body.
