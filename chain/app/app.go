@@ -120,6 +120,10 @@ func NewWithModules(tree *store.Tree, logger *slog.Logger, metrics *Metrics, mod
 	return a, nil
 }
 
+// Msgs is the registry of the messages this app decodes and executes: what
+// a client signs with and an indexer describes them by.
+func (a *App) Msgs() *types.MsgRegistry { return a.table.msgs }
+
 func (a *App) loadConfig(kv store.KV) error {
 	a.chainID = string(kv.Get(keyChainID))
 	bz := kv.Get(keyParams)
