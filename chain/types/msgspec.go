@@ -156,25 +156,33 @@ func (r *MsgRegistry) Lookup(name string) (MsgSpec, bool) {
 // Open finds the declaration of the message body carries and returns it
 // with the message, decoded from a module_msg when it is one.
 func (r *MsgRegistry) Open(body *TxBody) (MsgSpec, proto.Message, error) {
+	s, m, err := r.open(body)
+	if err != nil {
+		return MsgSpec{}, nil, err
+	}
+	return *s, m, nil
+}
+
+func (r *MsgRegistry) open(body *TxBody) (*MsgSpec, proto.Message, error) {
 	if body.Msg == nil {
-		return MsgSpec{}, nil, errors.New("tx body has no message")
+		return nil, nil, errors.New("tx body has no message")
 	}
 	t := reflect.TypeOf(body.Msg)
 	i, ok := r.byOneof[t]
 	if t == moduleOneof {
 		url := body.GetModuleMsg().GetTypeUrl()
 		if i, ok = r.byName[url]; !ok || r.specs[i].oneof != nil {
-			return MsgSpec{}, nil, fmt.Errorf("unknown module message %q", url)
+			return nil, nil, fmt.Errorf("unknown module message %q", url)
 		}
 	}
 	if !ok {
-		return MsgSpec{}, nil, errors.New("unknown message type")
+		return nil, nil, errors.New("unknown message type")
 	}
 	m, err := r.specs[i].unwrap(body.Msg)
 	if err != nil {
-		return MsgSpec{}, nil, err
+		return nil, nil, err
 	}
-	return r.specs[i], m, nil
+	return &r.specs[i], m, nil
 }
 
 // Name returns the name of body's message, or "unknown".
@@ -197,19 +205,19 @@ func (r *MsgRegistry) Validate(body *TxBody) error {
 	return err
 }
 
-func (r *MsgRegistry) validate(body *TxBody) (MsgSpec, proto.Message, error) {
+func (r *MsgRegistry) validate(body *TxBody) (*MsgSpec, proto.Message, error) {
 	if body.ChainId == "" || len(body.ChainId) > 64 {
-		return MsgSpec{}, nil, errors.New("chain id missing or longer than 64 bytes")
+		return nil, nil, errors.New("chain id missing or longer than 64 bytes")
 	}
 	if len(body.Memo) > MaxMemoLen {
-		return MsgSpec{}, nil, fmt.Errorf("memo longer than %d bytes", MaxMemoLen)
+		return nil, nil, fmt.Errorf("memo longer than %d bytes", MaxMemoLen)
 	}
-	s, m, err := r.Open(body)
+	s, m, err := r.open(body)
 	if err != nil {
-		return MsgSpec{}, nil, err
+		return nil, nil, err
 	}
 	if err := s.validate(m); err != nil {
-		return MsgSpec{}, nil, err
+		return nil, nil, err
 	}
 	return s, m, nil
 }

@@ -90,7 +90,7 @@ type DecodedTx struct {
 	// decoded the tx.
 	Name string
 	Msg  proto.Message
-	spec MsgSpec
+	spec *MsgSpec // points into the registry's table, which never changes
 }
 
 // Describe returns the message's fields and touched accounts, as its
