@@ -222,7 +222,15 @@ type Index struct {
 	db          *pebble.DB
 	epochLength int64
 	keep        atomic.Int64 // blocks whose detail is kept (0: all); see SetKeepBlocks
+	// msgs decodes, names and describes txs: the chain's own messages
+	// unless SetMsgs gives the registry of a chain with more modules.
+	msgs *types.MsgRegistry
 }
+
+// SetMsgs makes the index decode and describe txs with r (the registry of
+// a chain whose modules declare messages beyond types.Msgs). Call it
+// before the first Apply.
+func (x *Index) SetMsgs(r *types.MsgRegistry) { x.msgs = r }
 
 // OpenIndex opens (or creates) the index in dir. epochLength is the chain's
 // blocks per epoch (from its params).
@@ -239,7 +247,7 @@ func OpenIndex(dir string, epochLength int64) (*Index, error) {
 		same := string(v) == indexVersion
 		closer.Close()
 		if same {
-			return &Index{db: db, epochLength: epochLength}, nil
+			return &Index{db: db, epochLength: epochLength, msgs: types.Msgs()}, nil
 		}
 	}
 	// New, or written with another layout: start from block 1.
@@ -251,7 +259,7 @@ func OpenIndex(dir string, epochLength int64) (*Index, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Index{db: db, epochLength: epochLength}, nil
+	return &Index{db: db, epochLength: epochLength, msgs: types.Msgs()}, nil
 }
 
 // Close closes the store.
@@ -472,58 +480,38 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 		bt.put(key("t/", h[:]), t)
 		return t, nil
 	}
-	dec, err := types.DecodeTx(raw)
+	dec, err := x.msgs.DecodeTx(raw)
 	if err != nil {
 		t.Msg = "undecodable"
 		bt.put(key("t/", h[:]), t)
 		return t, nil
 	}
-	t.Msg = types.MsgName(dec.Body)
+	// Every message is shown through its declaration's describe function.
+	desc := dec.Describe()
+	t.Msg = dec.Name
 	t.Signer = dec.Signer.String()
 	t.Nonce = dec.Body.Nonce
-	touched := [][]byte{dec.Signer}
+	for _, f := range desc.Fields {
+		t.Fields[f[0]] = f[1]
+	}
+	touched := append([]types.Address{dec.Signer}, desc.Touches...)
 	epochKey := key("e/", be64(uint64((d.Height-1)/x.epochLength)))
 
-	switch m := dec.Body.Msg.(type) {
-	case *types.TxBody_Send:
-		t.Fields["to"] = types.Address(m.Send.To).String()
-		t.Fields["amount"] = u64(m.Send.Amount)
-		touched = append(touched, m.Send.To)
-	case *types.TxBody_BondValidator:
-		t.Fields["amount"] = u64(m.BondValidator.Amount)
-		t.Fields["cons_pub_key"] = hex.EncodeToString(m.BondValidator.ConsPubKey)
-	case *types.TxBody_UnbondValidator:
-		t.Fields["amount"] = u64(m.UnbondValidator.Amount)
-	case *types.TxBody_BondProvider:
-		t.Fields["amount"] = u64(m.BondProvider.Amount)
-	case *types.TxBody_UnbondProvider:
-		t.Fields["amount"] = u64(m.UnbondProvider.Amount)
-	case *types.TxBody_RegisterProvider:
-		infoFields(t.Fields, m.RegisterProvider.Info)
-	case *types.TxBody_UpdateProvider:
-		infoFields(t.Fields, m.UpdateProvider.Info)
-	case *types.TxBody_OpenChannel:
-		m2 := m.OpenChannel
-		t.Fields["provider"] = types.Address(m2.Provider).String()
-		t.Fields["deposit"] = u64(m2.Deposit)
-		t.Fields["expiry_height"] = strconv.FormatInt(m2.ExpiryHeight, 10)
-		touched = append(touched, m2.Provider)
+	// The special cases below update the explorer's own aggregates
+	// (channels, earnings, commitments, verdicts, scores) from a message and
+	// its result; they are the explorer's business, not the message's
+	// declaration. report_omission also touches its provider, which the
+	// chain reads from the receipt and reports in the result.
+	switch m := dec.Msg.(type) {
+	case *types.MsgOpenChannel:
 		if t.OK() {
 			id, err := strconv.ParseUint(t.Results["channel_id"], 10, 64)
 			if err == nil {
-				bt.put(key("c/", be64(id)), Channel{ID: id, Client: t.Signer, Provider: t.Fields["provider"], Deposit: m2.Deposit, Height: d.Height, Tx: t.Hash})
+				bt.put(key("c/", be64(id)), Channel{ID: id, Client: t.Signer, Provider: t.Fields["provider"], Deposit: m.Deposit, Height: d.Height, Tx: t.Hash})
 				tot.Channels++
 			}
 		}
-	case *types.TxBody_TopUpChannel:
-		t.Fields["channel_id"] = u64(m.TopUpChannel.ChannelId)
-		t.Fields["amount"] = u64(m.TopUpChannel.Amount)
-	case *types.TxBody_RedeemVoucher:
-		v := m.RedeemVoucher.Voucher
-		if v != nil {
-			t.Fields["channel_id"] = u64(v.ChannelId)
-			t.Fields["cumulative"] = u64(v.CumulativeAmount)
-		}
+	case *types.MsgRedeemVoucher:
 		if t.OK() {
 			paid, _ := strconv.ParseUint(t.Results["paid"], 10, 64)
 			if err := bt.updateProvider(dec.Signer, func(p *ProviderStats) { p.Earned += paid }); err != nil {
@@ -534,15 +522,8 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			}
 			tot.Paid += paid
 		}
-	case *types.TxBody_CloseChannel:
-		t.Fields["channel_id"] = u64(m.CloseChannel.ChannelId)
-	case *types.TxBody_CommitEpoch:
-		c := m.CommitEpoch
-		t.Fields["epoch"] = u64(c.Epoch)
-		t.Fields["root"] = hex.EncodeToString(c.Root)
-		t.Fields["receipt_count"] = u64(c.ReceiptCount)
-		t.Fields["total_billed"] = u64(c.TotalBilled)
-		t.Fields["total_tokens"] = u64(c.TotalTokens)
+	case *types.MsgCommitEpoch:
+		c := m
 		if t.OK() {
 			cm := Commitment{Epoch: c.Epoch, Provider: t.Signer, Root: t.Fields["root"], Requests: c.ReceiptCount, Tokens: c.TotalTokens, Billed: c.TotalBilled, Height: d.Height, Tx: t.Hash}
 			bt.put(key("pc/", dec.Signer, be64(c.Epoch)), cm)
@@ -571,8 +552,7 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			tot.Tokens += c.TotalTokens
 			tot.Billed += c.TotalBilled
 		}
-	case *types.TxBody_ReportOmission:
-		t.Fields["receipt"] = hex.EncodeToString(m.ReportOmission.Receipt)
+	case *types.MsgReportOmission:
 		prov := t.Results["provider"]
 		if a, err := types.ParseAddress(prov); err == nil {
 			touched = append(touched, a)
@@ -586,10 +566,8 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 				return nil, err
 			}
 		}
-	case *types.TxBody_SubmitScores:
-		ss := m.SubmitScores
-		t.Fields["epoch"] = u64(ss.Epoch)
-		t.Fields["scores"] = u64(uint64(len(ss.Scores)))
+	case *types.MsgSubmitScores:
+		ss := m
 		if t.OK() {
 			vs := ValidatorScores{Epoch: ss.Epoch, Validator: t.Signer, Height: d.Height, Tx: t.Hash, Scores: []Score{}}
 			for _, sc := range ss.Scores {
@@ -597,17 +575,9 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			}
 			bt.put(key("s/", be64(ss.Epoch), dec.Signer), vs)
 		}
-	case *types.TxBody_AnswerOmission:
-		t.Fields["epoch"] = u64(m.AnswerOmission.Epoch)
-		t.Fields["index"] = u64(m.AnswerOmission.Index)
-	case *types.TxBody_ReportFault:
-		r := m.ReportFault
+	case *types.MsgReportFault:
+		r := m
 		prov := types.Address(r.Provider).String()
-		t.Fields["epoch"] = u64(r.Epoch)
-		t.Fields["provider"] = prov
-		t.Fields["index"] = u64(r.Index)
-		t.Fields["fault"] = FaultName(r.Fault)
-		touched = append(touched, r.Provider)
 		if t.OK() {
 			num := func(k string) uint64 { n, _ := strconv.ParseUint(t.Results[k], 10, 64); return n }
 			v := Verdict{Height: d.Height, Time: ts, Kind: FaultName(r.Fault), Epoch: r.Epoch, Provider: prov, Target: prov, Reporter: t.Signer,
@@ -696,35 +666,8 @@ func (bt *batch) updateEpoch(k []byte, f func(*EpochStats)) error {
 	return nil
 }
 
-func infoFields(f map[string]string, info *types.ProviderInfo) {
-	if info == nil {
-		return
-	}
-	f["endpoint"] = info.Endpoint
-	f["price_input_per_1k"] = u64(info.PriceInputPer_1K)
-	f["price_output_per_1k"] = u64(info.PriceOutputPer_1K)
-	names := ""
-	for i, m := range info.Models {
-		if i > 0 {
-			names += ", "
-		}
-		names += m.Name
-	}
-	f["models"] = names
-}
-
 // FaultName names a MsgReportFault fault code.
-func FaultName(code uint32) string {
-	switch code {
-	case types.FaultFabricated:
-		return "fabricated_output"
-	case types.FaultRefused:
-		return "refused_opening"
-	case types.FaultOmitted:
-		return "omitted_receipt"
-	}
-	return "fault_" + strconv.FormatUint(uint64(code), 10)
-}
+func FaultName(code uint32) string { return types.FaultName(code) }
 
 // blockEventSuffix orders a block-level verdict after the block's txs
 // (tx positions stay below 2^31).

@@ -77,21 +77,36 @@ type App struct {
 	KeepRecent int64
 
 	retention // KeepBlocks, RetainLimit: see retention.go
+
+	// table declares the messages this app decodes and executes (modules.go).
+	table msgTable
 }
 
 // pruneEvery spaces pruning out: deleting versions costs a batch write.
 const pruneEvery = 100
 
-// New opens an app over tree. The chain id and params are loaded from state
-// when the chain already exists; otherwise InitChain sets them.
+// New opens an app over tree with the chain's modules (DefaultModules). The
+// chain id and params are loaded from state when the chain already exists;
+// otherwise InitChain sets them.
 func New(tree *store.Tree, logger *slog.Logger, metrics *Metrics) (*App, error) {
+	return NewWithModules(tree, logger, metrics, DefaultModules())
+}
+
+// NewWithModules opens an app that decodes, validates and executes the
+// messages of mods (which must handle every message of types.Msgs, as
+// DefaultModules do, plus those they declare).
+func NewWithModules(tree *store.Tree, logger *slog.Logger, metrics *Metrics, mods []Module) (*App, error) {
+	table, err := buildMsgTable(mods)
+	if err != nil {
+		return nil, fmt.Errorf("modules: %w", err)
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if metrics == nil {
 		metrics = NewMetrics(nil)
 	}
-	a := &App{log: logger, metrics: metrics, tree: tree, sigs: newSigCache(1 << 18)}
+	a := &App{log: logger, metrics: metrics, tree: tree, sigs: newSigCache(1 << 18), table: table}
 	if tree.Version() > 0 {
 		snap, err := tree.Snapshot(tree.Version())
 		if err != nil {
@@ -105,6 +120,10 @@ func New(tree *store.Tree, logger *slog.Logger, metrics *Metrics) (*App, error) 
 	a.resetCheckState()
 	return a, nil
 }
+
+// Msgs is the registry of the messages this app decodes and executes: what
+// a client signs with and an indexer describes them by.
+func (a *App) Msgs() *types.MsgRegistry { return a.table.msgs }
 
 func (a *App) loadConfig(kv store.KV) error {
 	a.chainID = string(kv.Get(keyChainID))
@@ -148,6 +167,13 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	g, err := types.UnmarshalGenesis(req.AppStateBytes)
 	if err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	// Params.Validate checks the gas of the chain's own messages; a
+	// module's messages need theirs too, or they would cost bytes only.
+	for _, name := range a.table.msgs.Names() {
+		if _, ok := g.Params.Gas[name]; !ok {
+			return nil, fmt.Errorf("genesis: params: gas: missing cost for message %q", name)
+		}
 	}
 	if req.InitialHeight > 1 {
 		a.tree.SetInitialVersion(uint64(req.InitialHeight))
@@ -193,7 +219,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 	if types.IsBeaconTx(req.Tx) {
 		return a.checkFail(types.Errorf(types.CodeMalformed, "beacon txs are made by block proposers from vote extensions; they cannot be submitted")), nil
 	}
-	d, err := types.DecodeTx(req.Tx)
+	d, err := a.table.msgs.DecodeTx(req.Tx)
 	if err != nil {
 		return a.checkFail(types.Errorf(types.CodeMalformed, "%v", err)), nil
 	}
@@ -205,7 +231,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 		a.sigs.add(hash)
 	}
 	a.checkMu.Lock()
-	ctx := execCtx{chainID: a.chainID, height: a.checkBase + 1, params: a.params}
+	ctx := execCtx{chainID: a.chainID, height: a.checkBase + 1, params: a.params, handlers: a.table.handlers}
 	cache := store.NewCache(a.checkState)
 	res := runTx(cache, ctx, d)
 	if res.code == types.CodeOK {
@@ -291,7 +317,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	start := time.Now()
 	decoded, decodeErrs := a.decodeAndVerify(req.Txs)
 	var fees uint64
-	ctx := execCtx{chainID: a.chainID, height: req.Height, params: a.params, fees: &fees}
+	ctx := execCtx{chainID: a.chainID, height: req.Height, params: a.params, fees: &fees, handlers: a.table.handlers}
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	var ok int
 	for i := range req.Txs {
@@ -370,7 +396,7 @@ func (a *App) decodeAndVerify(txs [][]byte) ([]*types.DecodedTx, []error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				d, err := types.DecodeTx(txs[i])
+				d, err := a.table.msgs.DecodeTx(txs[i])
 				if err != nil {
 					errs[i] = types.Errorf(types.CodeMalformed, "%v", err)
 					continue

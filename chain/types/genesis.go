@@ -156,13 +156,9 @@ func (p Params) Validate() error {
 	return nil
 }
 
-// MsgNames lists every message name, in a fixed order.
-var MsgNames = []string{
-	"send", "bond_validator", "unbond_validator", "unjail_validator",
-	"bond_provider", "unbond_provider", "register_provider", "update_provider",
-	"deregister_provider", "open_channel", "top_up_channel", "redeem_voucher",
-	"close_channel", "commit_epoch", "report_fault", "report_omission", "answer_omission", "submit_scores", "dispute_receipt",
-}
+// MsgNames lists every message name of the chain's own modules, in the
+// order of their table (msgs.go).
+var MsgNames = defaultMsgs.Names()
 
 // MinFee returns the minimum fee for a tx of txLen bytes carrying msgName.
 func (p Params) MinFee(msgName string, txLen int) uint64 {

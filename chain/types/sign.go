@@ -85,11 +85,25 @@ type DecodedTx struct {
 	Tx     *Tx
 	Body   *TxBody
 	Signer Address
+	// Name and Msg are the message's declared name and the message itself
+	// (decoded from a module_msg when it is one), from the registry that
+	// decoded the tx.
+	Name string
+	Msg  proto.Message
+	spec *MsgSpec // points into the registry's table, which never changes
 }
 
+// Describe returns the message's fields and touched accounts, as its
+// declaration describes them for indexers.
+func (d *DecodedTx) Describe() Description { return d.spec.Describe(d.Msg) }
+
 // DecodeTx parses a tx envelope and its body and checks sizes and field
-// shapes. It never panics on hostile input.
-func DecodeTx(raw []byte) (*DecodedTx, error) {
+// shapes against the chain's own messages. It never panics on hostile input.
+func DecodeTx(raw []byte) (*DecodedTx, error) { return defaultMsgs.DecodeTx(raw) }
+
+// DecodeTx parses a tx envelope and its body and checks sizes and field
+// shapes against r's messages. It never panics on hostile input.
+func (r *MsgRegistry) DecodeTx(raw []byte) (*DecodedTx, error) {
 	if len(raw) == 0 {
 		return nil, errors.New("empty tx")
 	}
@@ -113,10 +127,11 @@ func DecodeTx(raw []byte) (*DecodedTx, error) {
 	if body.Msg == nil {
 		return nil, errors.New("tx body has no message")
 	}
-	if err := ValidateMsg(&body); err != nil {
+	spec, msg, err := r.validate(&body)
+	if err != nil {
 		return nil, err
 	}
-	return &DecodedTx{Raw: raw, Tx: &tx, Body: &body, Signer: AddressFromPubKey(tx.PubKey)}, nil
+	return &DecodedTx{Raw: raw, Tx: &tx, Body: &body, Signer: AddressFromPubKey(tx.PubKey), Name: spec.Name, Msg: msg, spec: spec}, nil
 }
 
 // VerifySignature checks the envelope's signature over its body.
@@ -125,49 +140,4 @@ func (d *DecodedTx) VerifySignature() error {
 		return errors.New("signature does not verify")
 	}
 	return nil
-}
-
-// MsgName returns a short name for the tx's message, used in events, gas and metrics.
-func MsgName(body *TxBody) string {
-	switch body.Msg.(type) {
-	case *TxBody_Send:
-		return "send"
-	case *TxBody_BondValidator:
-		return "bond_validator"
-	case *TxBody_UnbondValidator:
-		return "unbond_validator"
-	case *TxBody_UnjailValidator:
-		return "unjail_validator"
-	case *TxBody_BondProvider:
-		return "bond_provider"
-	case *TxBody_UnbondProvider:
-		return "unbond_provider"
-	case *TxBody_RegisterProvider:
-		return "register_provider"
-	case *TxBody_UpdateProvider:
-		return "update_provider"
-	case *TxBody_DeregisterProvider:
-		return "deregister_provider"
-	case *TxBody_OpenChannel:
-		return "open_channel"
-	case *TxBody_TopUpChannel:
-		return "top_up_channel"
-	case *TxBody_RedeemVoucher:
-		return "redeem_voucher"
-	case *TxBody_CloseChannel:
-		return "close_channel"
-	case *TxBody_CommitEpoch:
-		return "commit_epoch"
-	case *TxBody_ReportFault:
-		return "report_fault"
-	case *TxBody_ReportOmission:
-		return "report_omission"
-	case *TxBody_AnswerOmission:
-		return "answer_omission"
-	case *TxBody_SubmitScores:
-		return "submit_scores"
-	case *TxBody_DisputeReceipt:
-		return "dispute_receipt"
-	}
-	return "unknown"
 }

@@ -18,167 +18,124 @@ const (
 	HashLen            = 32
 )
 
-// ValidateMsg performs the checks on a tx body that need no state.
-func ValidateMsg(body *TxBody) error {
-	if body.ChainId == "" || len(body.ChainId) > 64 {
-		return errors.New("chain id missing or longer than 64 bytes")
+func validateSend(m *MsgSend) error {
+	if m == nil {
+		return errors.New("send: empty message")
 	}
-	if len(body.Memo) > MaxMemoLen {
-		return fmt.Errorf("memo longer than %d bytes", MaxMemoLen)
+	if err := ValidAddress(m.To); err != nil {
+		return fmt.Errorf("send: recipient %w", err)
 	}
-	switch m := body.Msg.(type) {
-	case *TxBody_Send:
-		if m.Send == nil {
-			return errors.New("send: empty message")
+	if m.Amount == 0 {
+		return errors.New("send: amount must be positive")
+	}
+	return nil
+}
+
+func validateBondValidator(m *MsgBondValidator) error {
+	if m == nil {
+		return errors.New("bond_validator: empty message")
+	}
+	if err := ValidPubKey(m.ConsPubKey); err != nil {
+		return fmt.Errorf("bond_validator: consensus %w", err)
+	}
+	if m.Amount == 0 {
+		return errors.New("bond_validator: amount must be positive")
+	}
+	return nil
+}
+
+func validateOpenChannel(m *MsgOpenChannel) error {
+	if m == nil {
+		return errors.New("open_channel: empty message")
+	}
+	if err := ValidAddress(m.Provider); err != nil {
+		return fmt.Errorf("open_channel: provider %w", err)
+	}
+	if m.Deposit == 0 {
+		return errors.New("open_channel: deposit must be positive")
+	}
+	if m.ExpiryHeight <= 0 {
+		return errors.New("open_channel: expiry height must be positive")
+	}
+	return nil
+}
+
+func validateTopUpChannel(m *MsgTopUpChannel) error {
+	if m == nil {
+		return errors.New("top_up_channel: empty message")
+	}
+	if m.Amount == 0 && m.ExpiryHeight == 0 {
+		return errors.New("top_up_channel: nothing to do (amount and expiry both zero)")
+	}
+	if m.ExpiryHeight < 0 {
+		return errors.New("top_up_channel: negative expiry height")
+	}
+	return nil
+}
+
+func validateCommitEpoch(m *MsgCommitEpoch) error {
+	if m == nil {
+		return errors.New("commit_epoch: empty message")
+	}
+	if len(m.Root) != HashLen {
+		return fmt.Errorf("commit_epoch: root must be %d bytes, got %d", HashLen, len(m.Root))
+	}
+	if m.ReceiptCount == 0 {
+		return errors.New("commit_epoch: receipt count must be positive")
+	}
+	return nil
+}
+
+func validateReportFault(rf *MsgReportFault) error {
+	if rf == nil {
+		return errors.New("report_fault: empty message")
+	}
+	if err := ValidAddress(rf.Provider); err != nil {
+		return fmt.Errorf("report_fault: provider %w", err)
+	}
+	switch rf.Fault {
+	case FaultFabricated:
+		if len(rf.Receipt) == 0 || !ReceiptSignatureWellFormed(rf.ReceiptSignature) || len(rf.Proof) != len(rf.ProofLeft) || len(rf.Proof) > 64 {
+			return errors.New("report_fault: a fabricated-output report needs the receipt, its signature and its proof")
 		}
-		if err := ValidAddress(m.Send.To); err != nil {
-			return fmt.Errorf("send: recipient %w", err)
-		}
-		if m.Send.Amount == 0 {
-			return errors.New("send: amount must be positive")
-		}
-	case *TxBody_BondValidator:
-		if m.BondValidator == nil {
-			return errors.New("bond_validator: empty message")
-		}
-		if err := ValidPubKey(m.BondValidator.ConsPubKey); err != nil {
-			return fmt.Errorf("bond_validator: consensus %w", err)
-		}
-		if m.BondValidator.Amount == 0 {
-			return errors.New("bond_validator: amount must be positive")
-		}
-	case *TxBody_UnbondValidator:
-		if m.UnbondValidator == nil || m.UnbondValidator.Amount == 0 {
-			return errors.New("unbond_validator: amount must be positive")
-		}
-	case *TxBody_UnjailValidator:
-	case *TxBody_BondProvider:
-		if m.BondProvider == nil || m.BondProvider.Amount == 0 {
-			return errors.New("bond_provider: amount must be positive")
-		}
-	case *TxBody_UnbondProvider:
-		if m.UnbondProvider == nil || m.UnbondProvider.Amount == 0 {
-			return errors.New("unbond_provider: amount must be positive")
-		}
-	case *TxBody_RegisterProvider:
-		if m.RegisterProvider == nil {
-			return errors.New("register_provider: empty message")
-		}
-		if err := ValidateProviderInfo(m.RegisterProvider.Info); err != nil {
-			return fmt.Errorf("register_provider: %w", err)
-		}
-	case *TxBody_UpdateProvider:
-		if m.UpdateProvider == nil {
-			return errors.New("update_provider: empty message")
-		}
-		if err := ValidateProviderInfo(m.UpdateProvider.Info); err != nil {
-			return fmt.Errorf("update_provider: %w", err)
-		}
-	case *TxBody_DeregisterProvider:
-	case *TxBody_OpenChannel:
-		if m.OpenChannel == nil {
-			return errors.New("open_channel: empty message")
-		}
-		if err := ValidAddress(m.OpenChannel.Provider); err != nil {
-			return fmt.Errorf("open_channel: provider %w", err)
-		}
-		if m.OpenChannel.Deposit == 0 {
-			return errors.New("open_channel: deposit must be positive")
-		}
-		if m.OpenChannel.ExpiryHeight <= 0 {
-			return errors.New("open_channel: expiry height must be positive")
-		}
-	case *TxBody_TopUpChannel:
-		if m.TopUpChannel == nil {
-			return errors.New("top_up_channel: empty message")
-		}
-		if m.TopUpChannel.Amount == 0 && m.TopUpChannel.ExpiryHeight == 0 {
-			return errors.New("top_up_channel: nothing to do (amount and expiry both zero)")
-		}
-		if m.TopUpChannel.ExpiryHeight < 0 {
-			return errors.New("top_up_channel: negative expiry height")
-		}
-	case *TxBody_RedeemVoucher:
-		if m.RedeemVoucher == nil || m.RedeemVoucher.Voucher == nil {
-			return errors.New("redeem_voucher: missing voucher")
-		}
-		if m.RedeemVoucher.Voucher.CumulativeAmount == 0 {
-			return errors.New("redeem_voucher: cumulative amount must be positive")
-		}
-	case *TxBody_CloseChannel:
-		if m.CloseChannel == nil {
-			return errors.New("close_channel: empty message")
-		}
-	case *TxBody_CommitEpoch:
-		if m.CommitEpoch == nil {
-			return errors.New("commit_epoch: empty message")
-		}
-		if len(m.CommitEpoch.Root) != HashLen {
-			return fmt.Errorf("commit_epoch: root must be %d bytes, got %d", HashLen, len(m.CommitEpoch.Root))
-		}
-		if m.CommitEpoch.ReceiptCount == 0 {
-			return errors.New("commit_epoch: receipt count must be positive")
-		}
-	case *TxBody_ReportFault:
-		rf := m.ReportFault
-		if rf == nil {
-			return errors.New("report_fault: empty message")
-		}
-		if err := ValidAddress(rf.Provider); err != nil {
-			return fmt.Errorf("report_fault: provider %w", err)
-		}
-		switch rf.Fault {
-		case FaultFabricated:
-			if len(rf.Receipt) == 0 || !ReceiptSignatureWellFormed(rf.ReceiptSignature) || len(rf.Proof) != len(rf.ProofLeft) || len(rf.Proof) > 64 {
-				return errors.New("report_fault: a fabricated-output report needs the receipt, its signature and its proof")
-			}
-			for _, h := range rf.Proof {
-				if len(h) != HashLen {
-					return fmt.Errorf("report_fault: proof hashes must be %d bytes", HashLen)
-				}
-			}
-		case FaultRefused:
-		default:
-			return fmt.Errorf("report_fault: unknown fault %d", rf.Fault)
-		}
-	case *TxBody_ReportOmission:
-		ro := m.ReportOmission
-		if ro == nil || len(ro.Receipt) == 0 || len(ro.Receipt) > 4096 || !ReceiptSignatureWellFormed(ro.ReceiptSignature) {
-			return errors.New("report_omission: needs the serialized receipt (at most 4096 bytes) and its signature")
-		}
-	case *TxBody_DisputeReceipt:
-		dr := m.DisputeReceipt
-		if dr == nil || len(dr.Receipt) == 0 || len(dr.Receipt) > 4096 || !ReceiptSignatureWellFormed(dr.ReceiptSignature) {
-			return errors.New("dispute_receipt: needs the serialized receipt (at most 4096 bytes) and its signature")
-		}
-	case *TxBody_SubmitScores:
-		ss := m.SubmitScores
-		if ss == nil || len(ss.Scores) == 0 || len(ss.Scores) > MaxScores {
-			return fmt.Errorf("submit_scores: between 1 and %d scores", MaxScores)
-		}
-		for i, sc := range ss.Scores {
-			if err := ValidAddress(sc.GetProvider()); err != nil {
-				return fmt.Errorf("submit_scores: provider %d: %w", i, err)
-			}
-			if sc.ScoreBps > 10000 {
-				return fmt.Errorf("submit_scores: score %d is above 10000 bps", sc.ScoreBps)
-			}
-			if i > 0 && string(ss.Scores[i-1].Provider) >= string(sc.Provider) {
-				return errors.New("submit_scores: providers must be in strictly ascending address order")
-			}
-		}
-	case *TxBody_AnswerOmission:
-		ao := m.AnswerOmission
-		if ao == nil || len(ao.Proof) != len(ao.ProofLeft) || len(ao.Proof) > 64 {
-			return errors.New("answer_omission: proof and proof_left must have the same length (at most 64)")
-		}
-		for _, h := range ao.Proof {
+		for _, h := range rf.Proof {
 			if len(h) != HashLen {
-				return fmt.Errorf("answer_omission: proof hashes must be %d bytes", HashLen)
+				return fmt.Errorf("report_fault: proof hashes must be %d bytes", HashLen)
 			}
 		}
+	case FaultRefused:
 	default:
-		return errors.New("unknown message type")
+		return fmt.Errorf("report_fault: unknown fault %d", rf.Fault)
+	}
+	return nil
+}
+
+func validateSubmitScores(ss *MsgSubmitScores) error {
+	if ss == nil || len(ss.Scores) == 0 || len(ss.Scores) > MaxScores {
+		return fmt.Errorf("submit_scores: between 1 and %d scores", MaxScores)
+	}
+	for i, sc := range ss.Scores {
+		if err := ValidAddress(sc.GetProvider()); err != nil {
+			return fmt.Errorf("submit_scores: provider %d: %w", i, err)
+		}
+		if sc.ScoreBps > 10000 {
+			return fmt.Errorf("submit_scores: score %d is above 10000 bps", sc.ScoreBps)
+		}
+		if i > 0 && string(ss.Scores[i-1].Provider) >= string(sc.Provider) {
+			return errors.New("submit_scores: providers must be in strictly ascending address order")
+		}
+	}
+	return nil
+}
+
+func validateAnswerOmission(ao *MsgAnswerOmission) error {
+	if ao == nil || len(ao.Proof) != len(ao.ProofLeft) || len(ao.Proof) > 64 {
+		return errors.New("answer_omission: proof and proof_left must have the same length (at most 64)")
+	}
+	for _, h := range ao.Proof {
+		if len(h) != HashLen {
+			return fmt.Errorf("answer_omission: proof hashes must be %d bytes", HashLen)
+		}
 	}
 	return nil
 }
