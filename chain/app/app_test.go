@@ -45,11 +45,22 @@ func newHarness(t *testing.T, accounts map[string]uint64) *harness {
 
 func newHarnessWith(t *testing.T, accounts map[string]uint64, adjust func(*types.Params)) *harness {
 	t.Helper()
+	return newHarnessOf(t, accounts, adjust, DefaultModules())
+}
+
+// newHarnessWithModules is newHarness over an app with the given modules.
+func newHarnessWithModules(t *testing.T, accounts map[string]uint64, mods []Module) *harness {
+	t.Helper()
+	return newHarnessOf(t, accounts, nil, mods)
+}
+
+func newHarnessOf(t *testing.T, accounts map[string]uint64, adjust func(*types.Params), mods []Module) *harness {
+	t.Helper()
 	tree, err := store.OpenMemTree()
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(tree, nil, nil)
+	a, err := NewWithModules(tree, nil, nil, mods)
 	if err != nil {
 		t.Fatal(err)
 	}

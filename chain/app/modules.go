@@ -34,6 +34,9 @@ type Module struct {
 	Name     string
 	Msgs     []types.MsgSpec
 	Handlers map[string]Handler
+	// Queries answer the JSON query paths whose first segment is the key
+	// (/account/<addr> → "account"); chain/api names each path's view.
+	Queries map[string]QueryHandler
 }
 
 // DefaultModules are the chain's modules, which together execute every
@@ -47,6 +50,7 @@ func DefaultModules() []Module {
 type msgTable struct {
 	msgs     *types.MsgRegistry
 	handlers map[string]Handler
+	queries  map[string]QueryHandler
 }
 
 // buildMsgTable joins modules onto the chain's own messages and checks that
@@ -54,9 +58,21 @@ type msgTable struct {
 func buildMsgTable(mods []Module) (msgTable, error) {
 	var extra []types.MsgSpec
 	handlers := map[string]Handler{}
+	queries := map[string]QueryHandler{}
 	owner := map[string]string{}
+	queryOwner := map[string]string{"params": "app"} // the app answers /params itself
 	for _, m := range mods {
 		extra = append(extra, m.Msgs...)
+		for name, q := range m.Queries {
+			if prev, dup := queryOwner[name]; dup {
+				return msgTable{}, fmt.Errorf("query %q answered by %q and %q", name, prev, m.Name)
+			}
+			if q == nil {
+				return msgTable{}, fmt.Errorf("module %q: nil query %q", m.Name, name)
+			}
+			queryOwner[name] = m.Name
+			queries[name] = q
+		}
 		for name, h := range m.Handlers {
 			if prev, dup := owner[name]; dup {
 				return msgTable{}, fmt.Errorf("message %q handled by modules %q and %q", name, prev, m.Name)
@@ -87,11 +103,11 @@ func buildMsgTable(mods []Module) (msgTable, error) {
 		sort.Strings(orphans)
 		return msgTable{}, fmt.Errorf("handlers for undeclared messages %v", orphans)
 	}
-	return msgTable{msgs: reg, handlers: handlers}, nil
+	return msgTable{msgs: reg, handlers: handlers, queries: queries}, nil
 }
 
 func bankModule() Module {
-	return Module{Name: "bank", Handlers: map[string]Handler{
+	return Module{Name: "bank", Queries: bankQueries(), Handlers: map[string]Handler{
 		"send": func(kv store.KV, _ Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgSend)
 			if err := bank.Send(kv, d.Signer, m.To, m.Amount); err != nil {
@@ -103,7 +119,7 @@ func bankModule() Module {
 }
 
 func stakeModule() Module {
-	return Module{Name: "stake", Handlers: map[string]Handler{
+	return Module{Name: "stake", Queries: stakeQueries(), Handlers: map[string]Handler{
 		"bond_validator": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgBondValidator)
 			return nil, stake.BondValidator(kv, c.Params, d.Signer, m.ConsPubKey, m.Amount)
@@ -128,7 +144,7 @@ func stakeModule() Module {
 }
 
 func registryModule() Module {
-	return Module{Name: "registry", Handlers: map[string]Handler{
+	return Module{Name: "registry", Queries: registryQueries(), Handlers: map[string]Handler{
 		"register_provider": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			return nil, registry.Register(kv, c.Params, c.Height, d.Signer, d.Msg.(*types.MsgRegisterProvider).Info)
 		},
@@ -142,7 +158,7 @@ func registryModule() Module {
 }
 
 func channelsModule() Module {
-	return Module{Name: "channels", Handlers: map[string]Handler{
+	return Module{Name: "channels", Queries: channelsQueries(), Handlers: map[string]Handler{
 		"open_channel": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgOpenChannel)
 			id, err := channels.Open(kv, c.Height, d.Signer, d.Tx.PubKey, m.Provider, m.Deposit, m.ExpiryHeight)
@@ -176,7 +192,7 @@ func channelsModule() Module {
 }
 
 func epochsModule() Module {
-	return Module{Name: "epochs", Handlers: map[string]Handler{
+	return Module{Name: "epochs", Queries: epochsQueries(), Handlers: map[string]Handler{
 		"commit_epoch": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgCommitEpoch)
 			return [][2]string{{"epoch", itoa(m.Epoch)}}, epochs.Commit(kv, c.Height, d.Signer, m)
@@ -185,7 +201,7 @@ func epochsModule() Module {
 }
 
 func auditModule() Module {
-	return Module{Name: "audit", Handlers: map[string]Handler{
+	return Module{Name: "audit", Queries: auditQueries(), Handlers: map[string]Handler{
 		"report_fault": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgReportFault)
 			r, err := audit.Report(kv, c.Params, c.ChainID, c.Height, d.Signer, m)

@@ -32,6 +32,9 @@ func TestModuleTableRefuses(t *testing.T) {
 		{"a handler without a message", append(DefaultModules(), Module{Name: "x", Handlers: map[string]Handler{"ghost": noop}}), "handlers for undeclared messages [ghost]"},
 		{"a declared message without a handler", append(DefaultModules(), Module{Name: "x", Msgs: []types.MsgSpec{extra}}), `message "extra" has no handler`},
 		{"a nil handler", append(DefaultModules(), Module{Name: "x", Msgs: []types.MsgSpec{extra}, Handlers: map[string]Handler{"extra": nil}}), `module "x": nil handler for "extra"`},
+		{"a query answered twice", append(DefaultModules(), Module{Name: "x", Queries: map[string]QueryHandler{"account": func(store.KV, QueryReq) (any, error) { return nil, nil }}}), `query "account" answered by "bank" and "x"`},
+		{"a query named like the app's own", append(DefaultModules(), Module{Name: "x", Queries: map[string]QueryHandler{"params": func(store.KV, QueryReq) (any, error) { return nil, nil }}}), `query "params" answered by "app" and "x"`},
+		{"a nil query", append(DefaultModules(), Module{Name: "x", Queries: map[string]QueryHandler{"q": nil}}), `module "x": nil query "q"`},
 		{"a name declared twice", append(DefaultModules(), Module{Name: "x", Msgs: []types.MsgSpec{extra, extra}, Handlers: map[string]Handler{"extra": noop}}), `"extra" declared twice`},
 	}
 	for _, c := range cases {
@@ -51,5 +54,41 @@ func TestModuleTableRefuses(t *testing.T) {
 	}
 	if got, want := strings.Join(tbl.msgs.Names(), ","), strings.Join(types.MsgNames, ","); got != want || len(tbl.handlers) != len(types.MsgNames) {
 		t.Fatalf("default table: %s with %d handlers, want %s", got, len(tbl.handlers), want)
+	}
+}
+
+// A module's queries are answered through the table: a module added to a
+// test app answers its own path, with its arguments; shapes it does not
+// answer are unknown paths.
+func TestModuleQuery(t *testing.T) {
+	echo := Module{Name: "echo", Queries: map[string]QueryHandler{
+		"echo": func(kv store.KV, q QueryReq) (any, error) {
+			if len(q.Args) != 1 {
+				return nil, ErrUnknownPath
+			}
+			n, err := q.Num(0)
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"n": n, "chain": q.ChainID}, nil
+		},
+	}}
+	h := newHarnessWithModules(t, map[string]uint64{"a": 1_000_000}, append(DefaultModules(), echo))
+	v, _, err := h.app.QueryJSON("/echo/42", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := v.(map[string]any); m["n"] != uint64(42) || m["chain"] != testChain {
+		t.Fatalf("echo answered %v", v)
+	}
+	if _, _, err := h.app.QueryJSON("/echo/x", 0); err == nil || !strings.Contains(err.Error(), `"x" is not a number`) {
+		t.Fatalf("bad argument: %v", err)
+	}
+	if _, _, err := h.app.QueryJSON("/echo/1/2", 0); err == nil || !strings.Contains(err.Error(), `unknown query path "/echo/1/2"`) {
+		t.Fatalf("unknown shape: %v", err)
+	}
+	plain := newHarness(t, map[string]uint64{"a": 1_000_000})
+	if _, _, err := plain.app.QueryJSON("/echo/42", 0); err == nil || !strings.Contains(err.Error(), "unknown query path") {
+		t.Fatalf("an app without the module answered: %v", err)
 	}
 }

@@ -2,24 +2,15 @@ package app
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/agoranet/agora/chain/api"
-	"strconv"
 	"strings"
 
 	abci "github.com/cometbft/cometbft/abci/types"
 	cryptov1 "github.com/cometbft/cometbft/api/cometbft/crypto/v1"
 	ics23 "github.com/cosmos/ics23/go"
 
-	"github.com/agoranet/agora/chain/audit"
-	"github.com/agoranet/agora/chain/bank"
-	"github.com/agoranet/agora/chain/channels"
-	"github.com/agoranet/agora/chain/epochs"
-	"github.com/agoranet/agora/chain/registry"
-	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -132,184 +123,18 @@ func notFound(format string, args ...any) error {
 
 func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
-	arg := func(i int) string {
-		if i < len(parts) {
-			return parts[i]
-		}
-		return ""
-	}
-	addr := func(i int) (types.Address, error) {
-		ad, err := types.ParseAddress(arg(i))
-		if err != nil {
-			return nil, types.Errorf(types.CodeMalformed, "%v", err)
-		}
-		return ad, nil
-	}
-	num := func(i int) (uint64, error) {
-		n, err := strconv.ParseUint(arg(i), 10, 64)
-		if err != nil {
-			return 0, types.Errorf(types.CodeMalformed, "%q is not a number", arg(i))
-		}
-		return n, nil
-	}
-	switch {
-	case parts[0] == "account" && len(parts) == 2:
-		ad, err := addr(1)
-		if err != nil {
-			return nil, err
-		}
-		return api.AccountViewOf(bank.GetAccount(kv, ad)), nil
-	case parts[0] == "validators" && len(parts) == 1:
-		out := []api.ValidatorView{}
-		stake.IterateValidators(kv, func(v *types.Validator) bool {
-			out = append(out, api.ValidatorViewOf(a.params, v))
-			return true
-		})
-		return out, nil
-	case parts[0] == "validator" && len(parts) == 2:
-		ad, err := addr(1)
-		if err != nil {
-			return nil, err
-		}
-		v := stake.GetValidator(kv, ad)
-		if v == nil {
-			return nil, notFound("no validator operated by %s", ad)
-		}
-		return api.ValidatorViewOf(a.params, v), nil
-	case parts[0] == "unbondings" && len(parts) == 2:
-		ad, err := addr(1)
-		if err != nil {
-			return nil, err
-		}
-		out := []api.UnbondingView{}
-		for _, u := range stake.Unbondings(kv, ad) {
-			out = append(out, api.UnbondingViewOf(u))
-		}
-		return out, nil
-	case parts[0] == "providers" && len(parts) == 1:
-		out := []api.ProviderView{}
-		registry.Iterate(kv, func(p *types.Provider) bool {
-			out = append(out, api.ProviderViewOf(kv, p))
-			return true
-		})
-		return out, nil
-	case parts[0] == "providers" && arg(1) == "model" && len(parts) == 3:
-		h, err := hex.DecodeString(arg(2))
-		if err != nil || len(h) != types.HashLen {
-			return nil, types.Errorf(types.CodeMalformed, "model hash must be %d hex bytes", types.HashLen)
-		}
-		out := []api.ProviderView{}
-		for _, ad := range registry.ProvidersForModel(kv, h) {
-			out = append(out, api.ProviderViewOf(kv, registry.Get(kv, ad)))
-		}
-		return out, nil
-	case parts[0] == "provider" && len(parts) == 2:
-		ad, err := addr(1)
-		if err != nil {
-			return nil, err
-		}
-		p := registry.Get(kv, ad)
-		if p == nil {
-			return nil, notFound("no provider %s", ad)
-		}
-		return api.ProviderViewOf(kv, p), nil
-	case parts[0] == "channel" && len(parts) == 2:
-		id, err := num(1)
-		if err != nil {
-			return nil, err
-		}
-		c := channels.Get(kv, id)
-		if c == nil {
-			return nil, notFound("channel %d does not exist", id)
-		}
-		return api.ChannelViewOf(c), nil
-	case parts[0] == "channels" && len(parts) == 3 && (arg(1) == "client" || arg(1) == "provider"):
-		ad, err := addr(2)
-		if err != nil {
-			return nil, err
-		}
-		list := channels.ByClient(kv, ad)
-		if arg(1) == "provider" {
-			list = channels.ByProvider(kv, ad)
-		}
-		out := []api.ChannelView{}
-		for _, c := range list {
-			out = append(out, api.ChannelViewOf(c))
-		}
-		return out, nil
-	case parts[0] == "epoch" && len(parts) == 2:
-		var e *types.Epoch
-		if arg(1) == "latest" {
-			e = epochs.Latest(kv)
-			if e == nil {
-				return nil, notFound("no epoch has ended yet")
-			}
-		} else {
-			n, err := num(1)
-			if err != nil {
-				return nil, err
-			}
-			e = epochs.Get(kv, n)
-			if e == nil {
-				return nil, notFound("epoch %d has not ended", n)
-			}
-		}
-		return api.EpochViewOf(e), nil
-	case parts[0] == "commitments" && len(parts) == 2:
-		n, err := num(1)
-		if err != nil {
-			return nil, err
-		}
-		out := []api.CommitmentView{}
-		for _, c := range epochs.Commitments(kv, n) {
-			out = append(out, api.CommitmentViewOf(c))
-		}
-		return out, nil
-	case parts[0] == "commitment" && len(parts) == 3:
-		n, err := num(1)
-		if err != nil {
-			return nil, err
-		}
-		ad, err := addr(2)
-		if err != nil {
-			return nil, err
-		}
-		c := epochs.GetCommitment(kv, n, ad)
-		if c == nil {
-			return nil, notFound("no commitment by %s for epoch %d", ad, n)
-		}
-		return api.CommitmentViewOf(c), nil
-	case parts[0] == "challenges" && (len(parts) == 1 || len(parts) == 3 && arg(1) == "provider"):
-		var who []byte
-		if len(parts) == 3 {
-			ad, err := addr(2)
-			if err != nil {
-				return nil, err
-			}
-			who = ad
-		}
-		out := []api.ChallengeView{}
-		for _, c := range audit.Challenges(kv, who) {
-			out = append(out, api.ChallengeViewOf(c))
-		}
-		return out, nil
-	case parts[0] == "disputes" && len(parts) == 1:
-		out := []api.DisputeView{}
-		for _, d := range audit.OpenDisputes(kv) {
-			out = append(out, api.DisputeView{Epoch: d.Epoch, Provider: d.Provider, Index: d.Index, ReceiptID: d.ReceiptId, Client: d.Client,
-				Bond: d.Bond, Deadline: d.Deadline, OpenedHeight: d.OpenedHeight})
-		}
-		return out, nil
-	case parts[0] == "params" && len(parts) == 1:
+	if parts[0] == "params" && len(parts) == 1 {
 		return a.params, nil
-	case parts[0] == "supply" && len(parts) == 1:
-		s := api.SupplyView{Total: bank.Supply(kv), ChainID: a.chainID}
-		for _, m := range bank.ModuleAccounts {
-			s.Modules = append(s.Modules, api.ModuleBalance{Name: m.Name, Address: m.Address, Balance: bank.Balance(kv, m.Address)})
-		}
-		return s, nil
 	}
-	return nil, notFound("unknown query path %q", path)
+	h := a.table.queries[parts[0]]
+	if h == nil {
+		return nil, notFound("unknown query path %q", path)
+	}
+	v, err := h(kv, QueryReq{Args: parts[1:], ChainID: a.chainID, Params: a.params})
+	if errors.Is(err, ErrUnknownPath) {
+		return nil, notFound("unknown query path %q", path)
+	}
+	return v, err
 }
 
 // VerifyStoreProof checks a /store query answer against an app hash.
