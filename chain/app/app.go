@@ -25,11 +25,8 @@ import (
 
 	abci "github.com/cometbft/cometbft/abci/types"
 
-	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/channels"
-	"github.com/agoranet/agora/chain/epochs"
-	"github.com/agoranet/agora/chain/rewards"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -416,88 +413,25 @@ func (a *App) decodeAndVerify(txs [][]byte) ([]*types.DecodedTx, []error) {
 	return decoded, errs
 }
 
-// endBlock runs the per-block work that does not come from txs: misbehaviour
-// (double signing) slashing, matured unbondings, and epoch boundaries.
+// endBlock runs the per-block work that does not come from txs: each
+// module's EndBlock hook, in the order of the module table (stake: double
+// signing slashed, matured unbondings; epochs: boundaries and seeds; audit:
+// expired challenges and disputes; rewards: settlement).
 func (a *App) endBlock(req *abci.FinalizeBlockRequest) ([]abci.Event, error) {
+	b := &BlockCtx{
+		Ctx:         Ctx{ChainID: a.chainID, Height: req.Height, Params: a.params},
+		Hash:        req.Hash,
+		Misbehavior: req.Misbehavior,
+		Log:         a.log,
+		Seeded:      a.seedEvent,
+	}
 	var events []abci.Event
-	for _, mb := range req.Misbehavior {
-		v := stake.ValidatorByConsAddress(a.tree, mb.Validator.Address)
-		if v == nil || v.Jailed {
-			continue
-		}
-		cut, err := stake.SlashValidator(a.tree, v.Operator, a.params.SlashDoubleSignBps)
+	for _, h := range a.table.endBlock {
+		evs, err := h.run(a.tree, b)
 		if err != nil {
-			return nil, fmt.Errorf("slash %x: %w", v.Operator, err)
+			return nil, fmt.Errorf("%s end block: %w", h.module, err)
 		}
-		if err := stake.JailValidator(a.tree, v.Operator, req.Height+a.params.JailDuration); err != nil {
-			return nil, err
-		}
-		a.log.Warn("validator slashed for misbehaviour", "operator", types.Address(v.Operator), "type", mb.Type.String(), "slashed", cut)
-		events = append(events, abci.Event{Type: "slash", Attributes: []abci.EventAttribute{
-			{Key: "validator", Value: types.Address(v.Operator).String(), Index: true},
-			{Key: "reason", Value: mb.Type.String()},
-			{Key: "amount", Value: itoa(cut)},
-		}})
-	}
-	if _, err := stake.CompleteUnbondings(a.tree, req.Height); err != nil {
-		return nil, fmt.Errorf("complete unbondings at %d: %w", req.Height, err)
-	}
-	if req.Height%a.params.EpochLength == 0 {
-		events = append(events, abci.Event{Type: "epoch_end", Attributes: []abci.EventAttribute{
-			{Key: "epoch", Value: itoa(epochs.Number(a.params, req.Height)), Index: true},
-		}})
-	}
-	if e := epochs.EndBlock(a.tree, a.params, req.Height, req.Hash); e != nil {
-		events = append(events, a.seedEvent(e))
-	}
-	expired, err := audit.ExpireChallenges(a.tree, a.params, req.Height)
-	if err != nil {
-		return nil, fmt.Errorf("expire omission challenges at %d: %w", req.Height, err)
-	}
-	for _, o := range expired {
-		events = append(events, abci.Event{Type: "omission_fault", Attributes: []abci.EventAttribute{
-			{Key: "provider", Value: types.Address(o.Provider).String(), Index: true},
-			{Key: "epoch", Value: itoa(o.Epoch)},
-			{Key: "index", Value: itoa(o.Index)},
-			{Key: "applied", Value: fmt.Sprint(o.Applied)},
-			{Key: "slashed", Value: itoa(o.Slashed)},
-			{Key: "refund", Value: itoa(o.Refund)},
-			{Key: "reward", Value: itoa(o.Reward)},
-		}})
-	}
-	closed, err := audit.ExpireDisputes(a.tree, req.Height)
-	if err != nil {
-		return nil, fmt.Errorf("expire disputes at %d: %w", req.Height, err)
-	}
-	for _, d := range closed {
-		events = append(events, abci.Event{Type: "dispute_rejected", Attributes: []abci.EventAttribute{
-			{Key: "provider", Value: types.Address(d.Provider).String(), Index: true},
-			{Key: "client", Value: types.Address(d.Client).String(), Index: true},
-			{Key: "epoch", Value: itoa(d.Epoch)},
-			{Key: "index", Value: itoa(d.Index)},
-			{Key: "bond", Value: itoa(d.Bond)},
-		}})
-	}
-	if n, ok := epochs.DueForSettlement(a.tree, req.Height); ok {
-		s, err := rewards.Settle(a.tree, a.params, n)
-		if err != nil {
-			return nil, fmt.Errorf("settle epoch %d: %w", n, err)
-		}
-		events = append(events, abci.Event{Type: "epoch_settled", Attributes: []abci.EventAttribute{
-			{Key: "epoch", Value: itoa(n), Index: true},
-			{Key: "emission", Value: itoa(s.Emission)},
-			{Key: "fees", Value: itoa(s.Fees)},
-			{Key: "provider_rewards", Value: itoa(s.ProviderRewards)},
-			{Key: "validator_rewards", Value: itoa(s.ValidatorRewards)},
-			{Key: "verified", Value: itoa(uint64(s.Verified))},
-		}})
-		for _, po := range s.Payouts {
-			events = append(events, abci.Event{Type: "reward", Attributes: []abci.EventAttribute{
-				{Key: "epoch", Value: itoa(n)},
-				{Key: po.Role, Value: types.Address(po.To).String(), Index: true},
-				{Key: "amount", Value: itoa(po.Amount)},
-			}})
-		}
+		events = append(events, evs...)
 	}
 	return events, nil
 }

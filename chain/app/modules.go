@@ -2,6 +2,9 @@ package app
 
 import (
 	"fmt"
+	"log/slog"
+
+	abci "github.com/cometbft/cometbft/abci/types"
 	"sort"
 
 	"github.com/agoranet/agora/chain/audit"
@@ -37,6 +40,28 @@ type Module struct {
 	// Queries answer the JSON query paths whose first segment is the key
 	// (/account/<addr> → "account"); chain/api names each path's view.
 	Queries map[string]QueryHandler
+	// EndBlock, if set, runs at the end of every block, after the txs, in
+	// the order of the module table; its events become the block's.
+	EndBlock EndBlocker
+}
+
+// EndBlocker is a module's per-block work that no tx triggers.
+type EndBlocker func(kv store.KV, b *BlockCtx) ([]abci.Event, error)
+
+// BlockCtx is what an EndBlocker may know about its block.
+type BlockCtx struct {
+	Ctx
+	Hash        []byte
+	Misbehavior []abci.Misbehavior
+	Log         *slog.Logger
+	// Seeded is the app's record of an epoch seed drawn in this block
+	// (metrics, log) and returns its event.
+	Seeded func(e *types.Epoch) abci.Event
+}
+
+type endBlocker struct {
+	module string
+	run    EndBlocker
 }
 
 // DefaultModules are the chain's modules, which together execute every
@@ -51,6 +76,7 @@ type msgTable struct {
 	msgs     *types.MsgRegistry
 	handlers map[string]Handler
 	queries  map[string]QueryHandler
+	endBlock []endBlocker
 }
 
 // buildMsgTable joins modules onto the chain's own messages and checks that
@@ -61,8 +87,12 @@ func buildMsgTable(mods []Module) (msgTable, error) {
 	queries := map[string]QueryHandler{}
 	owner := map[string]string{}
 	queryOwner := map[string]string{"params": "app"} // the app answers /params itself
+	var ends []endBlocker
 	for _, m := range mods {
 		extra = append(extra, m.Msgs...)
+		if m.EndBlock != nil {
+			ends = append(ends, endBlocker{m.Name, m.EndBlock})
+		}
 		for name, q := range m.Queries {
 			if prev, dup := queryOwner[name]; dup {
 				return msgTable{}, fmt.Errorf("query %q answered by %q and %q", name, prev, m.Name)
@@ -103,7 +133,7 @@ func buildMsgTable(mods []Module) (msgTable, error) {
 		sort.Strings(orphans)
 		return msgTable{}, fmt.Errorf("handlers for undeclared messages %v", orphans)
 	}
-	return msgTable{msgs: reg, handlers: handlers, queries: queries}, nil
+	return msgTable{msgs: reg, handlers: handlers, queries: queries, endBlock: ends}, nil
 }
 
 func bankModule() Module {
@@ -119,7 +149,7 @@ func bankModule() Module {
 }
 
 func stakeModule() Module {
-	return Module{Name: "stake", Queries: stakeQueries(), Handlers: map[string]Handler{
+	return Module{Name: "stake", EndBlock: stakeEndBlock, Queries: stakeQueries(), Handlers: map[string]Handler{
 		"bond_validator": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgBondValidator)
 			return nil, stake.BondValidator(kv, c.Params, d.Signer, m.ConsPubKey, m.Amount)
@@ -192,7 +222,7 @@ func channelsModule() Module {
 }
 
 func epochsModule() Module {
-	return Module{Name: "epochs", Queries: epochsQueries(), Handlers: map[string]Handler{
+	return Module{Name: "epochs", EndBlock: epochsEndBlock, Queries: epochsQueries(), Handlers: map[string]Handler{
 		"commit_epoch": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgCommitEpoch)
 			return [][2]string{{"epoch", itoa(m.Epoch)}}, epochs.Commit(kv, c.Height, d.Signer, m)
@@ -201,7 +231,7 @@ func epochsModule() Module {
 }
 
 func auditModule() Module {
-	return Module{Name: "audit", Queries: auditQueries(), Handlers: map[string]Handler{
+	return Module{Name: "audit", EndBlock: auditEndBlock, Queries: auditQueries(), Handlers: map[string]Handler{
 		"report_fault": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgReportFault)
 			r, err := audit.Report(kv, c.Params, c.ChainID, c.Height, d.Signer, m)
@@ -236,7 +266,7 @@ func auditModule() Module {
 }
 
 func rewardsModule() Module {
-	return Module{Name: "rewards", Handlers: map[string]Handler{
+	return Module{Name: "rewards", EndBlock: rewardsEndBlock, Handlers: map[string]Handler{
 		"submit_scores": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgSubmitScores)
 			return [][2]string{{"epoch", itoa(m.Epoch)}, {"scores", itoa(uint64(len(m.Scores)))}},
