@@ -27,22 +27,7 @@ type proc struct {
 
 func startAgora(t *testing.T, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(agoraBin, args...)
-	var buf bytes.Buffer
-	mu := &sync.Mutex{}
-	w := &lockedWriter{w: &buf, mu: mu}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, log: &buf, mu: mu}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return p
+	return startAgoraCmd(t, exec.Command(agoraBin, args...))
 }
 
 func (p *proc) output() string {
