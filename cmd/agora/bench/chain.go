@@ -84,7 +84,8 @@ type ChainResult struct {
 	Refused     map[string]int64 `json:"refused"`     // broadcasts refused, by reason
 	Resubmitted int64            `json:"resubmitted"` // broadcasts of a tx sent before
 	DupAnswers  int64            `json:"dup_answers"` // "already in cache" answers (admitted by an earlier attempt)
-	Included    int64            `json:"included"`    // txs in blocks (counted from the blocks)
+	Included    int64            `json:"included"`    // our txs in blocks (counted from the blocks)
+	BeaconTxs   int64            `json:"beacon_txs"`  // the proposers' epoch-beacon txs in those blocks (not ours, not counted above)
 	Committed   int64            `json:"committed"`   // of them executed with code 0 (the node's count, /metrics)
 	FailedInBlk int64            `json:"failed_in_blocks"`
 	NonceSum    uint64           `json:"nonce_sum"`    // Σ senders' committed nonces after the drain
@@ -436,7 +437,9 @@ func RunChain(ctx context.Context, o ChainOptions) (*ChainResult, error) {
 		if err != nil {
 			return nil, err
 		}
-		res.Committed, res.FailedInBlk = 0, 0
+		// The node counts the proposers' beacon txs too: they are not ours.
+		res.BeaconTxs = obs.beacons.Load()
+		res.Committed, res.FailedInBlk = -res.BeaconTxs, 0
 		for code, n := range codes {
 			if code == types.CodeOK.String() {
 				res.Committed += n
@@ -494,8 +497,8 @@ func printChain(w io.Writer, r *ChainResult) {
 	sort.Strings(reasons)
 	fmt.Fprintf(w, "  broadcasts %d: admitted %d (of which %d answered 'already in cache'), refused {%s}, resubmitted %d\n",
 		r.Broadcasts, r.Admitted, r.DupAnswers, strings.Join(reasons, ", "), r.Resubmitted)
-	fmt.Fprintf(w, "  included in blocks %d, committed ok %d, failed in blocks %d, Σ sender nonces %d, accounts off %d, drained %v: consistent %v\n",
-		r.Included, r.Committed, r.FailedInBlk, r.NonceSum, r.NonceErrors, r.Drained, r.Consistent)
+	fmt.Fprintf(w, "  included in blocks %d (and %d beacon txs), committed ok %d, failed in blocks %d, Σ sender nonces %d, accounts off %d, drained %v: consistent %v\n",
+		r.Included, r.BeaconTxs, r.Committed, r.FailedInBlk, r.NonceSum, r.NonceErrors, r.Drained, r.Consistent)
 	fmt.Fprintf(w, "  node RSS (its own process): max %.0f MiB, at the end %.0f MiB\n", r.NodeRSSMaxMiB, r.NodeRSSEndMiB)
 	if r.LoadRanOutAt > 0 && r.LoadRanOutAt < r.WarmupSeconds+r.WindowSeconds {
 		fmt.Fprintf(w, "  note: an account ran out of pre-signed txs at %.1f s, before the window ended: raise --presign-rate\n", r.LoadRanOutAt)
@@ -591,7 +594,8 @@ type blockObserver struct {
 	next      int64
 	accts     []*benchAccount
 	byAddr    map[string]int
-	committed *atomic.Int64 // txs included in blocks
+	committed *atomic.Int64 // our txs included in blocks
+	beacons   atomic.Int64  // proposers' beacon txs seen (executed, not ours)
 	height    atomic.Int64
 
 	mu        sync.Mutex
@@ -646,6 +650,11 @@ func (b *blockObserver) observe(ctx context.Context, h int64, seen time.Duration
 	ok := len(txs)
 	var lat []time.Duration
 	for _, tx := range txs {
+		if types.IsBeaconTx(tx) { // the proposer's epoch-beacon carrier, not a transfer
+			ok--
+			b.beacons.Add(1)
+			continue
+		}
 		d, err := types.DecodeTx(tx)
 		if err != nil {
 			continue
