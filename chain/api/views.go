@@ -6,6 +6,7 @@ package api
 
 import (
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -176,8 +177,11 @@ func EpochViewOf(e *types.Epoch) EpochView {
 }
 
 type CommitmentView struct {
-	Epoch        uint64         `json:"epoch"`
-	Provider     types.Address  `json:"provider"`
+	Epoch    uint64        `json:"epoch"`
+	Provider types.Address `json:"provider"`
+	// Service is the kind of work committed (chain/services); ReceiptCount
+	// counts its records, TotalBilled their billed total.
+	Service      string         `json:"service"`
 	Root         types.HexBytes `json:"root"`
 	ReceiptCount uint64         `json:"receipt_count"`
 	TotalBilled  uint64         `json:"total_billed"`
@@ -192,7 +196,7 @@ type CommitmentView struct {
 }
 
 func CommitmentViewOf(c *types.Commitment) CommitmentView {
-	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Root: c.Root, ReceiptCount: c.ReceiptCount, TotalBilled: c.TotalBilled,
+	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Service: services.Normalize(c.Service), Root: c.Root, ReceiptCount: c.ReceiptCount, TotalBilled: c.TotalBilled,
 		TotalTokens: c.TotalTokens, Height: c.Height, ReputationBps: c.ReputationBps, Settled: c.Settled, Reward: c.Reward, QualityBps: c.QualityBps}
 }
 

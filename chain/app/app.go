@@ -30,6 +30,7 @@ import (
 	"github.com/agoranet/agora/chain/channels"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/rewards"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -148,6 +149,9 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 	g, err := types.UnmarshalGenesis(req.AppStateBytes)
 	if err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	if err := services.Known.ValidateParams(g.Params); err != nil {
+		return nil, fmt.Errorf("genesis: params: %w", err)
 	}
 	if req.InitialHeight > 1 {
 		a.tree.SetInitialVersion(uint64(req.InitialHeight))

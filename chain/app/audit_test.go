@@ -97,7 +97,7 @@ func TestReportFault(t *testing.T) {
 	res := h.blockFull(nil, h.txAny("operator", send(report(idx, signed[idx]))))
 	mustOK(t, res.TxResults)
 	snap, _ = h.app.Snapshot(0)
-	cut := types.MulDivU64(bondBefore, p.SlashProviderFraudBps, 10000)
+	cut := types.MulDivU64(bondBefore, p.SlashBps["inference/fabricated"], 10000)
 	refund := 1000 + idx
 	reward := types.MulDivU64(cut-refund, 1000, 10000)
 	if got := stake.ProviderBond(snap, prov); got != bondBefore-cut {

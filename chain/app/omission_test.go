@@ -88,7 +88,7 @@ func TestOmission(t *testing.T) {
 	fee := h.params.MinFee("report_omission", 400)
 	mustOK(t, h.block(tx))
 	snap, _ = h.app.Snapshot(0)
-	cut := types.MulDivU64(bond0, p.SlashProviderOmitBps, 10000)
+	cut := types.MulDivU64(bond0, p.SlashBps["inference/omitted"], 10000)
 	refund := uint64(105)
 	reward := types.MulDivU64(cut-refund, audit.ReporterShareBps, 10000)
 	if got := stake.ProviderBond(snap, prov); got != bond0-cut {
@@ -159,7 +159,7 @@ func TestOmission(t *testing.T) {
 		h.block()
 	}
 	snap, _ = h.app.Snapshot(0)
-	cut = types.MulDivU64(bond0, p.SlashProviderOmitBps, 10000)
+	cut = types.MulDivU64(bond0, p.SlashBps["inference/omitted"], 10000)
 	refund = 202
 	reward = types.MulDivU64(cut-refund, audit.ReporterShareBps, 10000)
 	if got := stake.ProviderBond(snap, prov2); got != bond0-cut {

@@ -19,6 +19,7 @@ import (
 	"github.com/agoranet/agora/chain/channels"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -35,7 +36,8 @@ const ProofOpType = "ics23:iavl"
 //	/account/<addr>       /validators  /validator/<addr>  /unbondings/<addr>
 //	/providers            /provider/<addr>  /providers/model/<hash hex>
 //	/channel/<id>         /channels/client/<addr>  /channels/provider/<addr>
-//	/epoch/<n>            /epoch/latest  /commitments/<n>  /commitment/<n>/<addr>
+//	/epoch/<n>            /epoch/latest  /commitments/<n>  /commitment/<n>/<addr>[/<service>]
+//	                      (no service: inference)
 //	/params               /supply
 //	/nonce/<addr>         {committed, pending}: read from the check state (the
 //	                      mempool's view), not committed state: no height, no proof
@@ -265,7 +267,7 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 			out = append(out, api.CommitmentViewOf(c))
 		}
 		return out, nil
-	case parts[0] == "commitment" && len(parts) == 3:
+	case parts[0] == "commitment" && (len(parts) == 3 || len(parts) == 4):
 		n, err := num(1)
 		if err != nil {
 			return nil, err
@@ -274,8 +276,19 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := epochs.GetCommitment(kv, n, ad)
+		svc := services.Inference
+		if len(parts) == 4 {
+			s, err := services.Known.Get(arg(3))
+			if err != nil {
+				return nil, notFound("%v", err)
+			}
+			svc = s.Name
+		}
+		c := epochs.GetCommitment(kv, n, svc, ad)
 		if c == nil {
+			if svc != services.Inference {
+				return nil, notFound("no %s commitment by %s for epoch %d", svc, ad, n)
+			}
 			return nil, notFound("no commitment by %s for epoch %d", ad, n)
 		}
 		return api.CommitmentViewOf(c), nil

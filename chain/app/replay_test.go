@@ -603,7 +603,7 @@ func recordScenario(t *testing.T) {
 	}
 	sampledOf := func(e uint64, prov types.Address) map[uint64]bool {
 		s := r.snap()
-		ep, cm := epochs.Get(s, e), epochs.GetCommitment(s, e, prov)
+		ep, cm := epochs.Get(s, e), epochs.GetCommitment(s, e, "inference", prov)
 		out := map[uint64]bool{}
 		for _, i := range sampling.Sample(ep.Seed, prov, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
 			out[i] = true

@@ -91,7 +91,7 @@ func TestSettlementOverManyEpochs(t *testing.T) {
 			if ep == nil || ep.SeedHeight != h.height || !refuses(e) {
 				continue
 			}
-			cm := epochs.GetCommitment(snap, e, prov2)
+			cm := epochs.GetCommitment(snap, e, "inference", prov2)
 			idx := sampling.Sample(ep.Seed, prov2, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps)[0]
 			pending = append(pending, h.tx("operator", &types.MsgReportFault{Epoch: e, Provider: prov2, Index: idx, Fault: types.FaultRefused}))
 		}
@@ -136,8 +136,8 @@ func checkSettlement(t *testing.T, kv store.KV, p types.Params, n, prevPool uint
 	if want := uint64(1_000_003) >> (n / 150); ep.Emission != want {
 		t.Fatalf("epoch %d emission %d, want %d", n, ep.Emission, want)
 	}
-	c1 := epochs.GetCommitment(kv, n, addrOf(key("prov1")))
-	c2 := epochs.GetCommitment(kv, n, addrOf(key("prov2")))
+	c1 := epochs.GetCommitment(kv, n, "inference", addrOf(key("prov1")))
+	c2 := epochs.GetCommitment(kv, n, "inference", addrOf(key("prov2")))
 	available := prevPool + ep.Emission + ep.Fees
 	providerPart := available * 7000 / 10000
 	work := uint64(3000)

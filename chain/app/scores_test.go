@@ -96,7 +96,7 @@ func TestQualityScores(t *testing.T) {
 		}
 	}
 	for who, q := range map[string]uint32{"p1": 9000, "p2": 2000} {
-		if c := epochs.GetCommitment(snap, 0, addrOf(key(who))); c.QualityBps != q || c.Reward != want[who] {
+		if c := epochs.GetCommitment(snap, 0, "inference", addrOf(key(who))); c.QualityBps != q || c.Reward != want[who] {
 			t.Errorf("%s's commitment: quality %d (want %d), reward %d", who, c.QualityBps, q, c.Reward)
 		}
 	}
