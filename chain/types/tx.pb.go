@@ -1348,10 +1348,10 @@ func (x *MsgCloseChannel) GetChannelId() uint64 {
 type MsgCommitEpoch struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Epoch        uint64                 `protobuf:"varint,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
-	Root         []byte                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"` // Merkle root of the epoch's receipts (32 bytes)
-	ReceiptCount uint64                 `protobuf:"varint,3,opt,name=receipt_count,json=receiptCount,proto3" json:"receipt_count,omitempty"`
-	TotalBilled  uint64                 `protobuf:"varint,4,opt,name=total_billed,json=totalBilled,proto3" json:"total_billed,omitempty"` // uagr
-	TotalTokens  uint64                 `protobuf:"varint,5,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"` // prompt + completion tokens of the epoch's receipts (reported, for statistics)
+	Root         []byte                 `protobuf:"bytes,2,opt,name=root,proto3" json:"root,omitempty"`                                      // Merkle root of the epoch's records of the service (32 bytes)
+	ReceiptCount uint64                 `protobuf:"varint,3,opt,name=receipt_count,json=receiptCount,proto3" json:"receipt_count,omitempty"` // the service's records (receipts, for inference)
+	TotalBilled  uint64                 `protobuf:"varint,4,opt,name=total_billed,json=totalBilled,proto3" json:"total_billed,omitempty"`    // uagr
+	TotalTokens  uint64                 `protobuf:"varint,5,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`    // prompt + completion tokens of the epoch's receipts (reported, for statistics)
 	// service names the kind of work committed (chain/services); empty means
 	// "inference", so txs signed before services existed still replay.
 	Service       string `protobuf:"bytes,6,opt,name=service,proto3" json:"service,omitempty"`
