@@ -540,16 +540,16 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 		c := m.CommitEpoch
 		t.Fields["epoch"] = u64(c.Epoch)
 		t.Fields["root"] = hex.EncodeToString(c.Root)
-		t.Fields["receipt_count"] = u64(c.ReceiptCount)
+		t.Fields["receipt_count"] = u64(c.RecordCount)
 		t.Fields["total_billed"] = u64(c.TotalBilled)
 		t.Fields["total_tokens"] = u64(c.TotalTokens)
 		if t.OK() {
-			cm := Commitment{Epoch: c.Epoch, Provider: t.Signer, Root: t.Fields["root"], Requests: c.ReceiptCount, Tokens: c.TotalTokens, Billed: c.TotalBilled, Height: d.Height, Tx: t.Hash}
+			cm := Commitment{Epoch: c.Epoch, Provider: t.Signer, Root: t.Fields["root"], Requests: c.RecordCount, Tokens: c.TotalTokens, Billed: c.TotalBilled, Height: d.Height, Tx: t.Hash}
 			bt.put(key("pc/", dec.Signer, be64(c.Epoch)), cm)
 			if err := bt.updateProvider(dec.Signer, func(p *ProviderStats) {
 				p.Commitments++
 				p.Committed = true
-				p.Requests += c.ReceiptCount
+				p.Requests += c.RecordCount
 				p.Tokens += c.TotalTokens
 				p.Billed += c.TotalBilled
 				if c.Epoch > p.LastEpoch {
@@ -561,13 +561,13 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			if err := bt.updateEpoch(key("e/", be64(c.Epoch)), func(e *EpochStats) {
 				e.Epoch = c.Epoch
 				e.Commitments++
-				e.Requests += c.ReceiptCount
+				e.Requests += c.RecordCount
 				e.Tokens += c.TotalTokens
 				e.Billed += c.TotalBilled
 			}); err != nil {
 				return nil, err
 			}
-			tot.Requests += c.ReceiptCount
+			tot.Requests += c.RecordCount
 			tot.Tokens += c.TotalTokens
 			tot.Billed += c.TotalBilled
 		}

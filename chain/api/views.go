@@ -179,14 +179,15 @@ func EpochViewOf(e *types.Epoch) EpochView {
 type CommitmentView struct {
 	Epoch    uint64        `json:"epoch"`
 	Provider types.Address `json:"provider"`
-	// Service is the kind of work committed (chain/services); ReceiptCount
-	// counts its records, TotalBilled their billed total.
-	Service      string         `json:"service"`
-	Root         types.HexBytes `json:"root"`
-	ReceiptCount uint64         `json:"receipt_count"`
-	TotalBilled  uint64         `json:"total_billed"`
-	TotalTokens  uint64         `json:"total_tokens"`
-	Height       int64          `json:"height"`
+	// Service is the kind of work committed (chain/services); RecordCount
+	// counts its records (JSON receipt_count, the name the explorer UI and
+	// recorded outcomes read), TotalBilled their billed total.
+	Service     string         `json:"service"`
+	Root        types.HexBytes `json:"root"`
+	RecordCount uint64         `json:"receipt_count"`
+	TotalBilled uint64         `json:"total_billed"`
+	TotalTokens uint64         `json:"total_tokens"`
+	Height      int64          `json:"height"`
 	// ReputationBps is the provider's reputation when it committed: it sets
 	// the epoch's audit rate.
 	ReputationBps uint64 `json:"reputation_bps"`
@@ -196,7 +197,7 @@ type CommitmentView struct {
 }
 
 func CommitmentViewOf(c *types.Commitment) CommitmentView {
-	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Service: services.Normalize(c.Service), Root: c.Root, ReceiptCount: c.ReceiptCount, TotalBilled: c.TotalBilled,
+	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Service: services.Normalize(c.Service), Root: c.Root, RecordCount: c.RecordCount, TotalBilled: c.TotalBilled,
 		TotalTokens: c.TotalTokens, Height: c.Height, ReputationBps: c.ReputationBps, Settled: c.Settled, Reward: c.Reward, QualityBps: c.QualityBps}
 }
 

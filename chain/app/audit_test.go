@@ -42,7 +42,7 @@ func TestReportFault(t *testing.T) {
 	for h.height < p.EpochLength {
 		h.block()
 	}
-	mustOK(t, h.blockFull(nil, h.txAny("prov", &types.TxBody{Msg: &types.TxBody_CommitEpoch{CommitEpoch: &types.MsgCommitEpoch{Epoch: 0, Root: root[:], ReceiptCount: 5, TotalBilled: 5010}}})).TxResults)
+	mustOK(t, h.blockFull(nil, h.txAny("prov", &types.TxBody{Msg: &types.TxBody_CommitEpoch{CommitEpoch: &types.MsgCommitEpoch{Epoch: 0, Root: root[:], RecordCount: 5, TotalBilled: 5010}}})).TxResults)
 	snap, _ := h.app.Snapshot(0)
 	ep := epochs.Get(snap, 0)
 	for h.height < ep.SeedHeight {

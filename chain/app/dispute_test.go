@@ -48,7 +48,7 @@ func TestDisputes(t *testing.T) {
 	for h.height < p.EpochLength {
 		h.block()
 	}
-	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], ReceiptCount: 20, TotalBilled: 6190})))
+	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], RecordCount: 20, TotalBilled: 6190})))
 	snap, _ := h.app.Snapshot(0)
 	ep := epochs.Get(snap, 0)
 	for h.height < ep.SeedHeight {
@@ -167,7 +167,7 @@ func TestDisputeReportedBeforeSeed(t *testing.T) {
 	for h.height < p.EpochLength {
 		h.block()
 	}
-	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], ReceiptCount: 4, TotalBilled: 400})))
+	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], RecordCount: 4, TotalBilled: 400})))
 	for h.height <= p.EpochLength+p.CommitWindow {
 		h.block()
 	}

@@ -65,8 +65,8 @@ func TestOmission(t *testing.T) {
 	}
 	rootP, rootP2 := merkle.Root(provIDs), merkle.Root(prov2IDs)
 	mustOK(t, h.block(
-		h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: rootP[:], ReceiptCount: 5, TotalBilled: 510}),
-		h.tx("prov2", &types.MsgCommitEpoch{Epoch: 0, Root: rootP2[:], ReceiptCount: 3, TotalBilled: 402}),
+		h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: rootP[:], RecordCount: 5, TotalBilled: 510}),
+		h.tx("prov2", &types.MsgCommitEpoch{Epoch: 0, Root: rootP2[:], RecordCount: 3, TotalBilled: 402}),
 	))
 	snap, _ := h.app.Snapshot(0)
 	for h.height <= epochs.Get(snap, 0).CommitDeadline {

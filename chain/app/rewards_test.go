@@ -82,7 +82,7 @@ func TestSettlementOverManyEpochs(t *testing.T) {
 		if h.height%p.EpochLength == 0 && h.height/p.EpochLength <= epochsRun {
 			e := uint64(h.height/p.EpochLength) - 1
 			for i, who := range []string{"prov1", "prov2"} {
-				pending = append(pending, h.tx(who, &types.MsgCommitEpoch{Epoch: e, Root: make([]byte, 32), ReceiptCount: 40, TotalBilled: uint64(3000 - 2000*i)}))
+				pending = append(pending, h.tx(who, &types.MsgCommitEpoch{Epoch: e, Root: make([]byte, 32), RecordCount: 40, TotalBilled: uint64(3000 - 2000*i)}))
 			}
 		}
 		// An epoch whose seed was just drawn: report prov2's refusal on a sampled receipt.
@@ -92,7 +92,7 @@ func TestSettlementOverManyEpochs(t *testing.T) {
 				continue
 			}
 			cm := epochs.GetCommitment(snap, e, "inference", prov2)
-			idx := sampling.Sample(ep.Seed, prov2, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps)[0]
+			idx := sampling.Sample(ep.Seed, prov2, cm.RecordCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps)[0]
 			pending = append(pending, h.tx("operator", &types.MsgReportFault{Epoch: e, Provider: prov2, Index: idx, Fault: types.FaultRefused}))
 		}
 	}

@@ -72,7 +72,7 @@ func TestSecondService(t *testing.T) {
 		h.block()
 	}
 	commit := func(service string, count uint64) *types.TxBody {
-		return &types.TxBody{Msg: &types.TxBody_CommitEpoch{CommitEpoch: &types.MsgCommitEpoch{Service: service, Epoch: 0, Root: root[:], ReceiptCount: count, TotalBilled: 100}}}
+		return &types.TxBody{Msg: &types.TxBody_CommitEpoch{CommitEpoch: &types.MsgCommitEpoch{Service: service, Epoch: 0, Root: root[:], RecordCount: count, TotalBilled: 100}}}
 	}
 	before, _ := h.app.Snapshot(0)
 	res := h.blockFull(nil, h.txAny("prov", commit("jobs", 3)))
@@ -88,7 +88,7 @@ func TestSecondService(t *testing.T) {
 		t.Fatalf("second inference commitment (empty = inference): code %d %q", r.Code, r.Log)
 	}
 	snap, _ := h.app.Snapshot(0)
-	if cms := epochs.Commitments(snap, 0); len(cms) != 2 || cms[0].Service != "echo" || cms[1].Service != "inference" || cms[1].ReceiptCount != 5 {
+	if cms := epochs.Commitments(snap, 0); len(cms) != 2 || cms[0].Service != "echo" || cms[1].Service != "inference" || cms[1].RecordCount != 5 {
 		t.Fatalf("commitments %v", cms)
 	}
 	if e := epochs.Get(snap, 0); e.Commitments != 2 {

@@ -82,7 +82,7 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	}
 	sampled := false
 	if len(ep.Seed) > 0 {
-		for _, i := range svc.Sample(p, ep.Seed, m.Provider, cm.ReceiptCount, cm.ReputationBps) {
+		for _, i := range svc.Sample(p, ep.Seed, m.Provider, cm.RecordCount, cm.ReputationBps) {
 			sampled = sampled || i == m.Index
 		}
 	}
@@ -96,7 +96,7 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 		if err != nil {
 			return res, err
 		}
-		pr := &merkle.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}
+		pr := &merkle.Proof{Index: m.Index, Count: cm.RecordCount, Left: m.ProofLeft}
 		for _, h := range m.Proof {
 			var x [32]byte
 			copy(x[:], h)

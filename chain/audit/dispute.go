@@ -57,8 +57,8 @@ func DisputeReceipt(kv store.KV, p types.Params, chainID string, height int64, s
 	if ep == nil || cm == nil || height <= ep.CommitDeadline {
 		return nil, types.Errorf(types.CodeInvalid, "epoch %d is not committed by %s yet (a receipt left out is reported with report_omission)", r.Epoch, types.Address(r.Provider))
 	}
-	if r.Index >= cm.ReceiptCount {
-		return nil, types.Errorf(types.CodeInvalid, "receipt %d is beyond the %d committed: report it with report_omission", r.Index, cm.ReceiptCount)
+	if r.Index >= cm.RecordCount {
+		return nil, types.Errorf(types.CodeInvalid, "receipt %d is beyond the %d committed: report it with report_omission", r.Index, cm.RecordCount)
 	}
 	if ep.SettleHeight > 0 && height > ep.SettleHeight {
 		return nil, types.Errorf(types.CodeInvalid, "disputes for epoch %d closed at height %d", r.Epoch, ep.SettleHeight)

@@ -80,7 +80,7 @@ func ReportOmission(kv store.KV, p types.Params, chainID string, height int64, s
 	c := &types.Challenge{Epoch: r.Epoch, Provider: r.Provider, Index: r.Index, ReceiptId: receiptID(m.Receipt), Reporter: signer,
 		Client: r.Client, Amount: r.Amount, Bond: p.OmissionBond, Deadline: height + p.OpeningWindow, OpenedHeight: height}
 	cm := epochs.GetCommitment(kv, r.Epoch, services.Inference, r.Provider)
-	if cm == nil || r.Index >= cm.ReceiptCount {
+	if cm == nil || r.Index >= cm.RecordCount {
 		// Provable now: no commitment, or a shorter one.
 		res, err := omissionFault(kv, p, c)
 		out.Result = res
@@ -106,7 +106,7 @@ func AnswerOmission(kv store.KV, signer []byte, m *types.MsgAnswerOmission) erro
 	if cm == nil {
 		return types.Errorf(types.CodeNotFound, "no commitment by %s for epoch %d", types.Address(signer), m.Epoch)
 	}
-	pr := &merkle.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}
+	pr := &merkle.Proof{Index: m.Index, Count: cm.RecordCount, Left: m.ProofLeft}
 	for _, h := range m.Proof {
 		var x [32]byte
 		copy(x[:], h)

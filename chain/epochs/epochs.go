@@ -154,7 +154,7 @@ func Commit(kv store.KV, height int64, provider []byte, m *types.MsgCommitEpoch)
 	}
 	kv.Set(key, codec.Marshal(&types.Commitment{
 		Epoch: m.Epoch, Provider: provider, Service: svc.Name, Root: m.Root,
-		ReceiptCount: m.ReceiptCount, TotalBilled: m.TotalBilled, TotalTokens: m.TotalTokens, Height: height,
+		RecordCount: m.RecordCount, TotalBilled: m.TotalBilled, TotalTokens: m.TotalTokens, Height: height,
 		ReputationBps: p.ReputationBps,
 	}))
 	e.Commitments++

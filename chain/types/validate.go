@@ -116,7 +116,7 @@ func ValidateMsg(body *TxBody) error {
 		if len(m.CommitEpoch.Root) != HashLen {
 			return fmt.Errorf("commit_epoch: root must be %d bytes, got %d", HashLen, len(m.CommitEpoch.Root))
 		}
-		if m.CommitEpoch.ReceiptCount == 0 {
+		if m.CommitEpoch.RecordCount == 0 {
 			return errors.New("commit_epoch: receipt count must be positive")
 		}
 	case *TxBody_ReportFault:
