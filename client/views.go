@@ -42,9 +42,15 @@ func (c *Client) LatestEpoch(ctx context.Context) (api.EpochView, error) {
 	return View[api.EpochView](ctx, c, api.LatestEpochPath, 0)
 }
 
-// Commitment returns a provider's commitment for an epoch.
+// Commitment returns a provider's inference commitment for an epoch.
 func (c *Client) Commitment(ctx context.Context, epoch uint64, provider types.Address) (api.CommitmentView, error) {
 	return View[api.CommitmentView](ctx, c, api.CommitmentPath(epoch, provider), 0)
+}
+
+// ServiceCommitment returns a provider's commitment to one service's
+// records (chain/services) for an epoch.
+func (c *Client) ServiceCommitment(ctx context.Context, epoch uint64, service string, provider types.Address) (api.CommitmentView, error) {
+	return View[api.CommitmentView](ctx, c, api.ServiceCommitmentPath(epoch, service, provider), 0)
 }
 
 // Commitments lists an epoch's commitments.

@@ -111,7 +111,7 @@ func TestAudit(t *testing.T) {
 	if err := c.Query(ctx, "/provider/"+first.Provider, 0, &after); err != nil {
 		t.Fatal(err)
 	}
-	want := before.Bonded - before.Bonded*in.nw.Params.SlashProviderFraudBps/10000
+	want := before.Bonded - before.Bonded*in.nw.Params.SlashBps["inference/fabricated"]/10000
 	if after.Bonded != want || after.Faults != 1 {
 		t.Fatalf("provider after the verdict: bond %d (want %d), faults %d", after.Bonded, want, after.Faults)
 	}

@@ -179,7 +179,7 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	}
 	root := sha256.Sum256([]byte("receipts"))
 	if nw.Height(0) < ep.CommitDeadline {
-		res = send(prov, &types.MsgCommitEpoch{Epoch: ep.Number, Root: root[:], ReceiptCount: 2, TotalBilled: 250_000})
+		res = send(prov, &types.MsgCommitEpoch{Epoch: ep.Number, Root: root[:], RecordCount: 2, TotalBilled: 250_000})
 		provSpent += res.Fee
 	} else {
 		// too late for that one: wait for the next epoch to close
@@ -189,13 +189,13 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		ep.Number = next
-		res = send(prov, &types.MsgCommitEpoch{Epoch: next, Root: root[:], ReceiptCount: 2, TotalBilled: 250_000})
+		res = send(prov, &types.MsgCommitEpoch{Epoch: next, Root: root[:], RecordCount: 2, TotalBilled: 250_000})
 		provSpent += res.Fee
 		if err := c.Query(ctx, "/epoch/"+itoa(next), 0, &ep); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = prov.Send(ctx, &types.MsgCommitEpoch{Epoch: ep.Number, Root: root[:], ReceiptCount: 2, TotalBilled: 1})
+	_, err = prov.Send(ctx, &types.MsgCommitEpoch{Epoch: ep.Number, Root: root[:], RecordCount: 2, TotalBilled: 1})
 	wantCode(t, err, types.CodeInvalid) // only once per epoch
 	if err := nw.WaitHeight(0, ep.SeedHeight+1, 30*time.Second); err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestSingleValidatorLifecycle(t *testing.T) {
 	if err := c.Query(ctx, "/commitment/"+itoa(ep.Number)+"/"+prov.Address().String(), 0, &cm); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(cm.Root, root[:]) || cm.ReceiptCount != 2 || cm.TotalBilled != 250_000 {
+	if !bytes.Equal(cm.Root, root[:]) || cm.RecordCount != 2 || cm.TotalBilled != 250_000 {
 		t.Fatalf("commitment %+v", cm)
 	}
 

@@ -126,7 +126,7 @@ func TestCheatersCaught(t *testing.T) {
 	// Each cheater lost exactly the slashes of its applied faults, in order
 	// (a stopped provider also fails the gateway's omission challenge).
 	// Audits of later epochs may still land: compare until both views agree.
-	bps := map[string]uint64{"fabricated_output": params.SlashProviderFraudBps, "refused_opening": params.SlashProviderRefusalBps, "omitted_receipt": params.SlashProviderOmitBps}
+	bps := map[string]uint64{"fabricated_output": params.SlashBps["inference/fabricated"], "refused_opening": params.SlashBps["inference/refused"], "omitted_receipt": params.SlashBps["inference/omitted"]}
 	poll.Until(t, 30*time.Second, "the cheaters' bonds to match their applied verdicts", func() (bool, string) {
 		getJSON(t, "http://"+nw.Configs[0].API.Laddr+"/explorer/api/verdicts?limit=1000", &verdicts)
 		mismatch := ""

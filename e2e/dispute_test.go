@@ -119,7 +119,7 @@ func TestClientDisputes(t *testing.T) {
 		v := prov(faker)
 		return v.Faults > 0, fmt.Sprintf("faker %+v", v)
 	})
-	if got, want := prov(faker).Bonded, bondFake-bondFake*params.SlashProviderFraudBps/10000; got != want {
+	if got, want := prov(faker).Bonded, bondFake-bondFake*params.SlashBps["inference/fabricated"]/10000; got != want {
 		t.Fatalf("faker bond %d, want %d", got, want)
 	}
 	// The honest receipt's dispute expires: the honest provider takes the bond.

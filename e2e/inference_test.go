@@ -245,7 +245,7 @@ func TestInferenceEndToEnd(t *testing.T) {
 		if _, err := pj.VerifyAgainst(cm.Root); err != nil {
 			t.Fatalf("receipt %s: %v", r.ID, err)
 		}
-		if cm.ReceiptCount == 0 || hex.EncodeToString(cm.Root) != pj.Root {
+		if cm.RecordCount == 0 || hex.EncodeToString(cm.Root) != pj.Root {
 			t.Fatalf("commitment %+v vs proof root %s", cm, pj.Root)
 		}
 	}

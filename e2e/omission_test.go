@@ -65,7 +65,7 @@ func TestOmittedEpochReported(t *testing.T) {
 		}
 		return after.Faults > 0, fmt.Sprintf("omitter %+v", after)
 	})
-	cut := before.Bonded * in.nw.Params.SlashProviderOmitBps / 10000
+	cut := before.Bonded * in.nw.Params.SlashBps["inference/omitted"] / 10000
 	if after.Bonded != before.Bonded-cut || after.Faults != 1 || after.ReputationBps != 0 {
 		t.Fatalf("omitter: bond %d (want %d), faults %d, reputation %d", after.Bonded, before.Bonded-cut, after.Faults, after.ReputationBps)
 	}

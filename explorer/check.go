@@ -170,7 +170,7 @@ func (c *Checker) Check(ctx context.Context, input string) (*CheckResult, error)
 	res.Committed = true
 	res.Root = hex.EncodeToString(cm.Root)
 	res.CommittedHeight = cm.Height
-	res.ReceiptsInEpoch = cm.ReceiptCount
+	res.ReceiptsInEpoch = cm.RecordCount
 	if p.proof == nil {
 		var pv api.ProviderView
 		if _, err := query(c.State, api.ProviderPath(r.Provider), &pv); err != nil {
@@ -183,8 +183,8 @@ func (c *Checker) Check(ctx context.Context, input string) (*CheckResult, error)
 		}
 		p.proof = pj
 	}
-	if p.proof.Count != cm.ReceiptCount {
-		res.Problem = fmt.Sprintf("the inclusion proof is for %d receipts, the provider committed %d", p.proof.Count, cm.ReceiptCount)
+	if p.proof.Count != cm.RecordCount {
+		res.Problem = fmt.Sprintf("the inclusion proof is for %d receipts, the provider committed %d", p.proof.Count, cm.RecordCount)
 		return res, nil
 	}
 	proven, err := p.proof.VerifyAgainst(cm.Root)

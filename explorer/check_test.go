@@ -55,7 +55,7 @@ func newReceiptFixture(t *testing.T, count int) *receiptFixture {
 	p := f.provider.String()
 	f.state = fakeState{
 		"/account/" + p:      api.AccountView{Address: f.provider, PubKey: types.HexBytes(priv.Public().(ed25519.PublicKey))},
-		"/commitment/4/" + p: api.CommitmentView{Epoch: 4, Provider: f.provider, Root: f.root[:], ReceiptCount: uint64(count), Height: 77},
+		"/commitment/4/" + p: api.CommitmentView{Epoch: 4, Provider: f.provider, Root: f.root[:], RecordCount: uint64(count), Height: 77},
 	}
 	return f
 }
@@ -122,13 +122,13 @@ func TestCheckReceipt(t *testing.T) {
 	// A different root on chain: signed, committed, but not included.
 	other := newReceiptFixture(t, 5)
 	other.root[0] ^= 1
-	other.state["/commitment/4/"+other.provider.String()] = api.CommitmentView{Epoch: 4, Provider: other.provider, Root: other.root[:], ReceiptCount: 5, Height: 77}
+	other.state["/commitment/4/"+other.provider.String()] = api.CommitmentView{Epoch: 4, Provider: other.provider, Root: other.root[:], RecordCount: 5, Height: 77}
 	res, err = (&Checker{State: other.state, HTTP: http.DefaultClient}).Check(ctx, f.proofJSON(t, 0))
 	if err != nil || res.Verified || !res.SignatureOK || !res.Committed || res.Included || res.Problem == "" {
 		t.Fatalf("tampered root: %+v %v", res, err)
 	}
 	// A count that differs from the committed one.
-	f.state["/commitment/4/"+f.provider.String()] = api.CommitmentView{Epoch: 4, Provider: f.provider, Root: f.root[:], ReceiptCount: 6, Height: 77}
+	f.state["/commitment/4/"+f.provider.String()] = api.CommitmentView{Epoch: 4, Provider: f.provider, Root: f.root[:], RecordCount: 6, Height: 77}
 	res, _ = c.Check(ctx, f.proofJSON(t, 0))
 	if res.Verified || !strings.Contains(res.Problem, "committed 6") {
 		t.Fatalf("count mismatch: %+v", res)

@@ -525,12 +525,12 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 	case *types.MsgCommitEpoch:
 		c := m
 		if t.OK() {
-			cm := Commitment{Epoch: c.Epoch, Provider: t.Signer, Root: t.Fields["root"], Requests: c.ReceiptCount, Tokens: c.TotalTokens, Billed: c.TotalBilled, Height: d.Height, Tx: t.Hash}
+			cm := Commitment{Epoch: c.Epoch, Provider: t.Signer, Root: t.Fields["root"], Requests: c.RecordCount, Tokens: c.TotalTokens, Billed: c.TotalBilled, Height: d.Height, Tx: t.Hash}
 			bt.put(key("pc/", dec.Signer, be64(c.Epoch)), cm)
 			if err := bt.updateProvider(dec.Signer, func(p *ProviderStats) {
 				p.Commitments++
 				p.Committed = true
-				p.Requests += c.ReceiptCount
+				p.Requests += c.RecordCount
 				p.Tokens += c.TotalTokens
 				p.Billed += c.TotalBilled
 				if c.Epoch > p.LastEpoch {
@@ -542,13 +542,13 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 			if err := bt.updateEpoch(key("e/", be64(c.Epoch)), func(e *EpochStats) {
 				e.Epoch = c.Epoch
 				e.Commitments++
-				e.Requests += c.ReceiptCount
+				e.Requests += c.RecordCount
 				e.Tokens += c.TotalTokens
 				e.Billed += c.TotalBilled
 			}); err != nil {
 				return nil, err
 			}
-			tot.Requests += c.ReceiptCount
+			tot.Requests += c.RecordCount
 			tot.Tokens += c.TotalTokens
 			tot.Billed += c.TotalBilled
 		}

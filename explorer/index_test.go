@@ -78,7 +78,7 @@ func fixture(t *testing.T) *chainFixture {
 			Events: []Event{{Type: "epoch_end", Attrs: map[string]string{"epoch": "0"}}}},
 		{Height: 3, Hash: bytesOf(0xa3, 32), Time: t0.Add(2500 * time.Millisecond), Proposer: bytesOf(9, 20),
 			Txs: [][]byte{
-				signed(t, f.prov, 0, &types.MsgCommitEpoch{Epoch: 0, Root: bytesOf(7, 32), ReceiptCount: 7, TotalBilled: 70, TotalTokens: 123}),
+				signed(t, f.prov, 0, &types.MsgCommitEpoch{Epoch: 0, Root: bytesOf(7, 32), RecordCount: 7, TotalBilled: 70, TotalTokens: 123}),
 				signed(t, f.prov, 1, &types.MsgRedeemVoucher{Voucher: &types.Voucher{ChannelId: 1, CumulativeAmount: 30, Signature: bytesOf(1, 64)}}),
 				signed(t, f.val, 0, &types.MsgReportFault{Epoch: 0, Provider: prov, Index: 3, Fault: types.FaultRefused}),
 				signed(t, f.val, 1, &types.MsgSubmitScores{Epoch: 0, Scores: []*types.ProviderScore{{Provider: prov, ScoreBps: 7500}}}),

@@ -38,7 +38,7 @@ func longChain(t *testing.T, f *chainFixture, n int) []*BlockData {
 		add(signed(t, f.client, next("client"), &types.MsgSend{To: addrOf(f.other), Amount: uint64(h)}), okResult("100"))
 		epoch := uint64((h - 1) / 2)
 		if h%3 == 0 {
-			add(signed(t, f.prov, next("prov"), &types.MsgCommitEpoch{Epoch: epoch, Root: sha(h), ReceiptCount: uint64(h), TotalBilled: 10 * uint64(h), TotalTokens: 7 * uint64(h)}),
+			add(signed(t, f.prov, next("prov"), &types.MsgCommitEpoch{Epoch: epoch, Root: sha(h), RecordCount: uint64(h), TotalBilled: 10 * uint64(h), TotalTokens: 7 * uint64(h)}),
 				okResult("100", "epoch", u64(epoch)))
 		}
 		if h%5 == 0 {

@@ -503,7 +503,7 @@ func (s *Server) epoch(r *http.Request) (any, error) {
 		row := EpochCommitment{CommitmentView: c, Sampled: []uint64{}}
 		if len(ev.Seed) > 0 {
 			// The rule the chain and the validators apply.
-			row.Sampled = sampling.Sample(ev.Seed, c.Provider, c.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, c.ReputationBps)
+			row.Sampled = sampling.Sample(ev.Seed, c.Provider, c.RecordCount, params.AuditFloorBps, params.AuditCeilingBps, c.ReputationBps)
 			sort.Slice(row.Sampled, func(i, j int) bool { return row.Sampled[i] < row.Sampled[j] })
 		}
 		rows = append(rows, row)

@@ -38,7 +38,7 @@ func TestServerRoutes(t *testing.T) {
 			{Address: addrOf(f.other), Registered: true, Endpoint: "http://127.0.0.1:1", Models: []api.ModelView{}}},
 		"/provider/" + prov.String():          api.ProviderView{Address: prov, Registered: true},
 		"/channels/provider/" + prov.String(): []api.ChannelView{},
-		"/commitments/0":                      []api.CommitmentView{{Epoch: 0, Provider: prov, ReceiptCount: 7, Root: make([]byte, 32)}},
+		"/commitments/0":                      []api.CommitmentView{{Epoch: 0, Provider: prov, RecordCount: 7, Root: make([]byte, 32)}},
 		"/epoch/0":                            api.EpochView{Number: 0, Seed: make([]byte, 32)},
 		"/params":                             types.DefaultParams(),
 	}

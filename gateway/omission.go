@@ -119,8 +119,8 @@ receipts:
 		switch {
 		case gr.cm == nil:
 			why = "the provider did not commit the epoch"
-		case r.Index >= gr.cm.ReceiptCount:
-			why = fmt.Sprintf("receipt index %d is beyond the %d committed", r.Index, gr.cm.ReceiptCount)
+		case r.Index >= gr.cm.RecordCount:
+			why = fmt.Sprintf("receipt index %d is beyond the %d committed", r.Index, gr.cm.RecordCount)
 		case gr.checked < omissionSpotChecks:
 			err := g.proveIncluded(ctx, r, gr.cm.Root)
 			if errors.As(err, new(errUnreachable)) && h+omissionRetryMargin < ep.SettleHeight {

@@ -131,7 +131,7 @@ func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, er
 		return false, err
 	}
 	root := merkle.Root(ids)
-	_, err = p.signer.Send(ctx, &types.MsgCommitEpoch{Epoch: e, Root: root[:], ReceiptCount: es.Count, TotalBilled: es.Total, TotalTokens: tokens})
+	_, err = p.signer.Send(ctx, &types.MsgCommitEpoch{Epoch: e, Root: root[:], RecordCount: es.Count, TotalBilled: es.Total, TotalTokens: tokens})
 	var te *client.TxError
 	if err != nil && !(errors.As(err, &te) && strings.Contains(te.Log, "already committed")) {
 		return false, err

@@ -137,7 +137,7 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep api.EpochView, params 
 	fail := func(index uint64, fault, format string, args ...any) Finding {
 		return Finding{Epoch: ep.Number, Provider: addr, Index: index, Fault: fault, Reason: fmt.Sprintf(format, args...)}
 	}
-	want := sampling.Sample(ep.Seed, cm.Provider, cm.ReceiptCount, params.AuditFloorBps, params.AuditCeilingBps, cm.ReputationBps)
+	want := sampling.Sample(ep.Seed, cm.Provider, cm.RecordCount, params.AuditFloorBps, params.AuditCeilingBps, cm.ReputationBps)
 	var pv api.ProviderView
 	var acc api.AccountView
 	if err := a.chain.Query(ctx, api.ProviderPath(cm.Provider), 0, &pv); err != nil {
@@ -195,8 +195,8 @@ func (a *Auditor) checkOpening(ep api.EpochView, cm api.CommitmentView, pub []by
 		f.Fault, f.Reason = fault, fmt.Sprintf(format, args...)
 		return f
 	}
-	if o.Proof.Count != cm.ReceiptCount {
-		return bad(FaultBadProof, "proof for a tree of %d receipts, %d committed", o.Proof.Count, cm.ReceiptCount)
+	if o.Proof.Count != cm.RecordCount {
+		return bad(FaultBadProof, "proof for a tree of %d receipts, %d committed", o.Proof.Count, cm.RecordCount)
 	}
 	sr, err := o.Proof.VerifyAgainst(cm.Root)
 	if err != nil {

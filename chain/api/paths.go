@@ -29,7 +29,10 @@ func ProviderChannelsPath(a types.Address) string {
 func EpochPath(n uint64) string       { return "/epoch/" + strconv.FormatUint(n, 10) }       // EpochView
 func CommitmentsPath(n uint64) string { return "/commitments/" + strconv.FormatUint(n, 10) } // []CommitmentView
 func CommitmentPath(n uint64, provider types.Address) string {
-	return "/commitment/" + strconv.FormatUint(n, 10) + "/" + provider.String() // CommitmentView
+	return "/commitment/" + strconv.FormatUint(n, 10) + "/" + provider.String() // CommitmentView (inference)
+}
+func ServiceCommitmentPath(n uint64, service string, provider types.Address) string {
+	return CommitmentPath(n, provider) + "/" + service // CommitmentView
 }
 func ProviderChallengesPath(a types.Address) string {
 	return "/challenges/provider/" + a.String() // []ChallengeView

@@ -6,6 +6,7 @@ package api
 
 import (
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -176,13 +177,17 @@ func EpochViewOf(e *types.Epoch) EpochView {
 }
 
 type CommitmentView struct {
-	Epoch        uint64         `json:"epoch"`
-	Provider     types.Address  `json:"provider"`
-	Root         types.HexBytes `json:"root"`
-	ReceiptCount uint64         `json:"receipt_count"`
-	TotalBilled  uint64         `json:"total_billed"`
-	TotalTokens  uint64         `json:"total_tokens"`
-	Height       int64          `json:"height"`
+	Epoch    uint64        `json:"epoch"`
+	Provider types.Address `json:"provider"`
+	// Service is the kind of work committed (chain/services); RecordCount
+	// counts its records (JSON receipt_count, the name the explorer UI and
+	// recorded outcomes read), TotalBilled their billed total.
+	Service     string         `json:"service"`
+	Root        types.HexBytes `json:"root"`
+	RecordCount uint64         `json:"receipt_count"`
+	TotalBilled uint64         `json:"total_billed"`
+	TotalTokens uint64         `json:"total_tokens"`
+	Height      int64          `json:"height"`
 	// ReputationBps is the provider's reputation when it committed: it sets
 	// the epoch's audit rate.
 	ReputationBps uint64 `json:"reputation_bps"`
@@ -192,7 +197,7 @@ type CommitmentView struct {
 }
 
 func CommitmentViewOf(c *types.Commitment) CommitmentView {
-	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Root: c.Root, ReceiptCount: c.ReceiptCount, TotalBilled: c.TotalBilled,
+	return CommitmentView{Epoch: c.Epoch, Provider: c.Provider, Service: services.Normalize(c.Service), Root: c.Root, RecordCount: c.RecordCount, TotalBilled: c.TotalBilled,
 		TotalTokens: c.TotalTokens, Height: c.Height, ReputationBps: c.ReputationBps, Settled: c.Settled, Reward: c.Reward, QualityBps: c.QualityBps}
 }
 

@@ -27,6 +27,7 @@ import (
 
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/channels"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -171,6 +172,9 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 		if _, ok := g.Params.Gas[name]; !ok {
 			return nil, fmt.Errorf("genesis: params: gas: missing cost for message %q", name)
 		}
+	}
+	if err := services.Known.ValidateParams(g.Params); err != nil {
+		return nil, fmt.Errorf("genesis: params: %w", err)
 	}
 	if req.InitialHeight > 1 {
 		a.tree.SetInitialVersion(uint64(req.InitialHeight))

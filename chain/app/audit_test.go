@@ -42,7 +42,7 @@ func TestReportFault(t *testing.T) {
 	for h.height < p.EpochLength {
 		h.block()
 	}
-	mustOK(t, h.blockFull(nil, h.txAny("prov", &types.TxBody{Msg: &types.TxBody_CommitEpoch{CommitEpoch: &types.MsgCommitEpoch{Epoch: 0, Root: root[:], ReceiptCount: 5, TotalBilled: 5010}}})).TxResults)
+	mustOK(t, h.blockFull(nil, h.txAny("prov", &types.TxBody{Msg: &types.TxBody_CommitEpoch{CommitEpoch: &types.MsgCommitEpoch{Epoch: 0, Root: root[:], RecordCount: 5, TotalBilled: 5010}}})).TxResults)
 	snap, _ := h.app.Snapshot(0)
 	ep := epochs.Get(snap, 0)
 	for h.height < ep.SeedHeight {
@@ -97,7 +97,7 @@ func TestReportFault(t *testing.T) {
 	res := h.blockFull(nil, h.txAny("operator", send(report(idx, signed[idx]))))
 	mustOK(t, res.TxResults)
 	snap, _ = h.app.Snapshot(0)
-	cut := types.MulDivU64(bondBefore, p.SlashProviderFraudBps, 10000)
+	cut := types.MulDivU64(bondBefore, p.SlashBps["inference/fabricated"], 10000)
 	refund := 1000 + idx
 	reward := types.MulDivU64(cut-refund, 1000, 10000)
 	if got := stake.ProviderBond(snap, prov); got != bondBefore-cut {

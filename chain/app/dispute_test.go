@@ -48,7 +48,7 @@ func TestDisputes(t *testing.T) {
 	for h.height < p.EpochLength {
 		h.block()
 	}
-	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], ReceiptCount: 20, TotalBilled: 6190})))
+	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], RecordCount: 20, TotalBilled: 6190})))
 	snap, _ := h.app.Snapshot(0)
 	ep := epochs.Get(snap, 0)
 	for h.height < ep.SeedHeight {
@@ -111,7 +111,7 @@ func TestDisputes(t *testing.T) {
 	bond0, client0 := stake.ProviderBond(snap, prov), bank.Balance(snap, client)
 	mustOK(t, h.block(report(fabricated(u))))
 	snap, _ = h.app.Snapshot(0)
-	cut := types.MulDivU64(bond0, p.SlashProviderFraudBps, 10000)
+	cut := types.MulDivU64(bond0, p.SlashBps["inference/fabricated"], 10000)
 	if got := stake.ProviderBond(snap, prov); got != bond0-cut {
 		t.Fatalf("provider bond %d, want %d", got, bond0-cut)
 	}
@@ -167,7 +167,7 @@ func TestDisputeReportedBeforeSeed(t *testing.T) {
 	for h.height < p.EpochLength {
 		h.block()
 	}
-	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], ReceiptCount: 4, TotalBilled: 400})))
+	mustOK(t, h.block(h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: root[:], RecordCount: 4, TotalBilled: 400})))
 	for h.height <= p.EpochLength+p.CommitWindow {
 		h.block()
 	}
@@ -190,7 +190,7 @@ func TestDisputeReportedBeforeSeed(t *testing.T) {
 	bond0 := stake.ProviderBond(snap, prov)
 	mustOK(t, h.block(fabricated(1)))
 	snap, _ = h.app.Snapshot(0)
-	if got, want := stake.ProviderBond(snap, prov), bond0-types.MulDivU64(bond0, p.SlashProviderFraudBps, 10000); got != want || audit.GetDispute(snap, 0, prov, 1) != nil {
+	if got, want := stake.ProviderBond(snap, prov), bond0-types.MulDivU64(bond0, p.SlashBps["inference/fabricated"], 10000); got != want || audit.GetDispute(snap, 0, prov, 1) != nil {
 		t.Fatalf("before the seed: provider bond %d, want %d; dispute still open: %v", got, want, audit.GetDispute(snap, 0, prov, 1) != nil)
 	}
 }

@@ -65,8 +65,8 @@ func TestOmission(t *testing.T) {
 	}
 	rootP, rootP2 := merkle.Root(provIDs), merkle.Root(prov2IDs)
 	mustOK(t, h.block(
-		h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: rootP[:], ReceiptCount: 5, TotalBilled: 510}),
-		h.tx("prov2", &types.MsgCommitEpoch{Epoch: 0, Root: rootP2[:], ReceiptCount: 3, TotalBilled: 402}),
+		h.tx("prov", &types.MsgCommitEpoch{Epoch: 0, Root: rootP[:], RecordCount: 5, TotalBilled: 510}),
+		h.tx("prov2", &types.MsgCommitEpoch{Epoch: 0, Root: rootP2[:], RecordCount: 3, TotalBilled: 402}),
 	))
 	snap, _ := h.app.Snapshot(0)
 	for h.height <= epochs.Get(snap, 0).CommitDeadline {
@@ -88,7 +88,7 @@ func TestOmission(t *testing.T) {
 	fee := h.params.MinFee("report_omission", 400)
 	mustOK(t, h.block(tx))
 	snap, _ = h.app.Snapshot(0)
-	cut := types.MulDivU64(bond0, p.SlashProviderOmitBps, 10000)
+	cut := types.MulDivU64(bond0, p.SlashBps["inference/omitted"], 10000)
 	refund := uint64(105)
 	reward := types.MulDivU64(cut-refund, audit.ReporterShareBps, 10000)
 	if got := stake.ProviderBond(snap, prov); got != bond0-cut {
@@ -159,7 +159,7 @@ func TestOmission(t *testing.T) {
 		h.block()
 	}
 	snap, _ = h.app.Snapshot(0)
-	cut = types.MulDivU64(bond0, p.SlashProviderOmitBps, 10000)
+	cut = types.MulDivU64(bond0, p.SlashBps["inference/omitted"], 10000)
 	refund = 202
 	reward = types.MulDivU64(cut-refund, audit.ReporterShareBps, 10000)
 	if got := stake.ProviderBond(snap, prov2); got != bond0-cut {

@@ -31,6 +31,7 @@ func TestAPIPathsAreRouted(t *testing.T) {
 		{api.EpochPath(0), &api.EpochView{}},
 		{api.CommitmentsPath(0), &[]api.CommitmentView{}},
 		{api.CommitmentPath(0, a), &api.CommitmentView{}},
+		{api.ServiceCommitmentPath(0, "inference", a), &api.CommitmentView{}},
 		{api.ProviderChallengesPath(a), &[]api.ChallengeView{}},
 		{api.ValidatorsPath, &[]api.ValidatorView{}},
 		{api.ProvidersPath, &[]api.ProviderView{}},

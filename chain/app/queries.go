@@ -11,6 +11,7 @@ import (
 	"github.com/agoranet/agora/chain/channels"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -243,8 +244,9 @@ func epochsQueries() map[string]QueryHandler {
 			}
 			return out, nil
 		},
+		// /commitment/<n>/<addr>[/<service>] (no service: inference)
 		"commitment": func(kv store.KV, q QueryReq) (any, error) {
-			if len(q.Args) != 2 {
+			if len(q.Args) != 2 && len(q.Args) != 3 {
 				return nil, ErrUnknownPath
 			}
 			n, err := q.Num(0)
@@ -255,8 +257,19 @@ func epochsQueries() map[string]QueryHandler {
 			if err != nil {
 				return nil, err
 			}
-			c := epochs.GetCommitment(kv, n, ad)
+			svc := services.Inference
+			if len(q.Args) == 3 {
+				s, err := services.Known.Get(q.Arg(2))
+				if err != nil {
+					return nil, notFound("%v", err)
+				}
+				svc = s.Name
+			}
+			c := epochs.GetCommitment(kv, n, svc, ad)
 			if c == nil {
+				if svc != services.Inference {
+					return nil, notFound("no %s commitment by %s for epoch %d", svc, ad, n)
+				}
 				return nil, notFound("no commitment by %s for epoch %d", ad, n)
 			}
 			return api.CommitmentViewOf(c), nil

@@ -26,7 +26,8 @@ const ProofOpType = "ics23:iavl"
 //	/account/<addr>       /validators  /validator/<addr>  /unbondings/<addr>
 //	/providers            /provider/<addr>  /providers/model/<hash hex>
 //	/channel/<id>         /channels/client/<addr>  /channels/provider/<addr>
-//	/epoch/<n>            /epoch/latest  /commitments/<n>  /commitment/<n>/<addr>
+//	/epoch/<n>            /epoch/latest  /commitments/<n>  /commitment/<n>/<addr>[/<service>]
+//	                      (no service: inference)
 //	/params               /supply
 //	/nonce/<addr>         {committed, pending}: read from the check state (the
 //	                      mempool's view), not committed state: no height, no proof

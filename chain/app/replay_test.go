@@ -603,9 +603,9 @@ func recordScenario(t *testing.T) {
 	}
 	sampledOf := func(e uint64, prov types.Address) map[uint64]bool {
 		s := r.snap()
-		ep, cm := epochs.Get(s, e), epochs.GetCommitment(s, e, prov)
+		ep, cm := epochs.Get(s, e), epochs.GetCommitment(s, e, "inference", prov)
 		out := map[uint64]bool{}
-		for _, i := range sampling.Sample(ep.Seed, prov, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
+		for _, i := range sampling.Sample(ep.Seed, prov, cm.RecordCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
 			out[i] = true
 		}
 		return out
@@ -652,9 +652,9 @@ func recordScenario(t *testing.T) {
 	p2e0ids[2] = signedReceipts(t, "p2", "client", 2, 0, 3, 1)[2].ID() // bills 3 where the client was sent 102
 	root1, root2 := merkle.Root(idsOf(p1e0)), merkle.Root(p2e0ids)
 	r.ok(
-		h.tx("p1", &types.MsgCommitEpoch{Epoch: 0, Root: root1[:], ReceiptCount: 20, TotalBilled: 20*300 + 190}),
-		h.tx("p2", &types.MsgCommitEpoch{Epoch: 0, Root: root2[:], ReceiptCount: 5, TotalBilled: 100 + 101 + 3 + 103 + 104}),
-		h.tx("p3", &types.MsgCommitEpoch{Epoch: 0, Root: make([]byte, 32), ReceiptCount: 8, TotalBilled: 2_400}),
+		h.tx("p1", &types.MsgCommitEpoch{Epoch: 0, Root: root1[:], RecordCount: 20, TotalBilled: 20*300 + 190}),
+		h.tx("p2", &types.MsgCommitEpoch{Epoch: 0, Root: root2[:], RecordCount: 5, TotalBilled: 100 + 101 + 3 + 103 + 104}),
+		h.tx("p3", &types.MsgCommitEpoch{Epoch: 0, Root: make([]byte, 32), RecordCount: 8, TotalBilled: 2_400}),
 	)
 	r.until(13)                                             // epoch 0's commit deadline
 	r.ok(omission(p2e0[1]), omission(p2e0[2]))              // two challenges on committed indices
@@ -695,9 +695,9 @@ func recordScenario(t *testing.T) {
 	p2e1 := signedReceipts(t, "p2", "client", 2, 1, 4, 500)
 	root2 = merkle.Root(idsOf(p2e1[:3]))
 	r.ok(
-		h.tx("p1", &types.MsgCommitEpoch{Epoch: 1, Root: make([]byte, 32), ReceiptCount: 30, TotalBilled: 9_000}),
-		h.tx("p2", &types.MsgCommitEpoch{Epoch: 1, Root: root2[:], ReceiptCount: 3, TotalBilled: 1503}),
-		h.tx("p3", &types.MsgCommitEpoch{Epoch: 1, Root: make([]byte, 32), ReceiptCount: 9, TotalBilled: 2_700}),
+		h.tx("p1", &types.MsgCommitEpoch{Epoch: 1, Root: make([]byte, 32), RecordCount: 30, TotalBilled: 9_000}),
+		h.tx("p2", &types.MsgCommitEpoch{Epoch: 1, Root: root2[:], RecordCount: 3, TotalBilled: 1503}),
+		h.tx("p3", &types.MsgCommitEpoch{Epoch: 1, Root: make([]byte, 32), RecordCount: 9, TotalBilled: 2_700}),
 		h.tx("v3", &types.MsgUnbondValidator{Amount: p.MinValidatorStake / 2}),
 	)
 	r.until(24)
@@ -711,9 +711,9 @@ func recordScenario(t *testing.T) {
 	// receipt (its third fault: jailed); v3 double-signs and is slashed
 	// and jailed.
 	r.ok(
-		h.tx("p1", &types.MsgCommitEpoch{Epoch: 2, Root: make([]byte, 32), ReceiptCount: 40, TotalBilled: 12_000}),
-		h.tx("p2", &types.MsgCommitEpoch{Epoch: 2, Root: make([]byte, 32), ReceiptCount: 12, TotalBilled: 4_800}),
-		h.tx("p3", &types.MsgCommitEpoch{Epoch: 2, Root: make([]byte, 32), ReceiptCount: 10, TotalBilled: 3_000}),
+		h.tx("p1", &types.MsgCommitEpoch{Epoch: 2, Root: make([]byte, 32), RecordCount: 40, TotalBilled: 12_000}),
+		h.tx("p2", &types.MsgCommitEpoch{Epoch: 2, Root: make([]byte, 32), RecordCount: 12, TotalBilled: 4_800}),
+		h.tx("p3", &types.MsgCommitEpoch{Epoch: 2, Root: make([]byte, 32), RecordCount: 10, TotalBilled: 3_000}),
 	)
 	v3cons := stake.ConsAddress(key("v3-cons").Public().(ed25519.PublicKey))
 	r.next([]replayMisbehavior{{Type: int32(abci.MISBEHAVIOR_TYPE_DUPLICATE_VOTE), ConsAddress: hex.EncodeToString(v3cons), Height: r.h.height, Power: 1}})

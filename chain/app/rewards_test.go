@@ -82,7 +82,7 @@ func TestSettlementOverManyEpochs(t *testing.T) {
 		if h.height%p.EpochLength == 0 && h.height/p.EpochLength <= epochsRun {
 			e := uint64(h.height/p.EpochLength) - 1
 			for i, who := range []string{"prov1", "prov2"} {
-				pending = append(pending, h.tx(who, &types.MsgCommitEpoch{Epoch: e, Root: make([]byte, 32), ReceiptCount: 40, TotalBilled: uint64(3000 - 2000*i)}))
+				pending = append(pending, h.tx(who, &types.MsgCommitEpoch{Epoch: e, Root: make([]byte, 32), RecordCount: 40, TotalBilled: uint64(3000 - 2000*i)}))
 			}
 		}
 		// An epoch whose seed was just drawn: report prov2's refusal on a sampled receipt.
@@ -91,8 +91,8 @@ func TestSettlementOverManyEpochs(t *testing.T) {
 			if ep == nil || ep.SeedHeight != h.height || !refuses(e) {
 				continue
 			}
-			cm := epochs.GetCommitment(snap, e, prov2)
-			idx := sampling.Sample(ep.Seed, prov2, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps)[0]
+			cm := epochs.GetCommitment(snap, e, "inference", prov2)
+			idx := sampling.Sample(ep.Seed, prov2, cm.RecordCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps)[0]
 			pending = append(pending, h.tx("operator", &types.MsgReportFault{Epoch: e, Provider: prov2, Index: idx, Fault: types.FaultRefused}))
 		}
 	}
@@ -136,8 +136,8 @@ func checkSettlement(t *testing.T, kv store.KV, p types.Params, n, prevPool uint
 	if want := uint64(1_000_003) >> (n / 150); ep.Emission != want {
 		t.Fatalf("epoch %d emission %d, want %d", n, ep.Emission, want)
 	}
-	c1 := epochs.GetCommitment(kv, n, addrOf(key("prov1")))
-	c2 := epochs.GetCommitment(kv, n, addrOf(key("prov2")))
+	c1 := epochs.GetCommitment(kv, n, "inference", addrOf(key("prov1")))
+	c2 := epochs.GetCommitment(kv, n, "inference", addrOf(key("prov2")))
 	available := prevPool + ep.Emission + ep.Fees
 	providerPart := available * 7000 / 10000
 	work := uint64(3000)

@@ -32,8 +32,8 @@ func TestQualityScores(t *testing.T) {
 		h.block()
 	}
 	mustOK(t, h.block(
-		h.tx("p1", &types.MsgCommitEpoch{Epoch: 0, Root: make([]byte, 32), ReceiptCount: 10, TotalBilled: 4000}),
-		h.tx("p2", &types.MsgCommitEpoch{Epoch: 0, Root: make([]byte, 32), ReceiptCount: 10, TotalBilled: 4000}),
+		h.tx("p1", &types.MsgCommitEpoch{Epoch: 0, Root: make([]byte, 32), RecordCount: 10, TotalBilled: 4000}),
+		h.tx("p2", &types.MsgCommitEpoch{Epoch: 0, Root: make([]byte, 32), RecordCount: 10, TotalBilled: 4000}),
 	))
 	scores := func(s1, s2 uint32) *types.MsgSubmitScores {
 		ps := []*types.ProviderScore{{Provider: addrOf(key("p1")), ScoreBps: s1}, {Provider: addrOf(key("p2")), ScoreBps: s2}}
@@ -96,7 +96,7 @@ func TestQualityScores(t *testing.T) {
 		}
 	}
 	for who, q := range map[string]uint32{"p1": 9000, "p2": 2000} {
-		if c := epochs.GetCommitment(snap, 0, addrOf(key(who))); c.QualityBps != q || c.Reward != want[who] {
+		if c := epochs.GetCommitment(snap, 0, "inference", addrOf(key(who))); c.QualityBps != q || c.Reward != want[who] {
 			t.Errorf("%s's commitment: quality %d (want %d), reward %d", who, c.QualityBps, q, c.Reward)
 		}
 	}

@@ -1,27 +1,28 @@
-// Package audit applies validators' verdicts on audited receipts: a fault
-// reported by enough validators slashes the provider's bond, refunds the
-// client of the faulty receipt, rewards the reporters and burns the rest.
+// Package audit applies validators' verdicts on audited records: a fault
+// reported by enough validators slashes the provider's bond by the fraction
+// the params give the service's fault kind, refunds whom the service says
+// (for inference, the client of the faulty receipt), rewards the reporters
+// and burns the rest. The service's declaration (chain/services) says which
+// records are sampled, how a reported record is checked, and its faults.
 package audit
 
 import (
 	"fmt"
-
-	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/chain/registry"
-	"github.com/agoranet/agora/chain/sampling"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 )
 
 var (
-	prefixVote    = []byte("verdict/")     // verdict/<epoch>/<provider>/<index>/<fault>/<validator>
-	prefixApplied = []byte("verdictdone/") // verdictdone/<epoch>/<provider>/<index>
+	prefixVote    = []byte("verdict/")     // verdict/<epoch>/<provider>/<service key>/<index>/<fault>/<validator>
+	prefixApplied = []byte("verdictdone/") // verdictdone/<epoch>/<provider>/<service key>/<index>
 	// Slashed holds a slash while it is split into refund, rewards and burn
 	// (empty between txs).
 	Slashed = bank.ModuleAddress("slashed")
@@ -64,32 +65,38 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	if height > ep.OpeningDeadline+p.OpeningWindow && (disputed == nil || height > disputed.Deadline) {
 		return res, types.Errorf(types.CodeInvalid, "reports for epoch %d closed at height %d", m.Epoch, ep.OpeningDeadline+p.OpeningWindow)
 	}
-	cm := epochs.GetCommitment(kv, m.Epoch, m.Provider)
+	svc, err := services.Known.Get(m.Service)
+	if err != nil {
+		return res, err
+	}
+	fault, ok := svc.Fault(m.Fault)
+	if !ok || fault.Reported != services.ByVerdict {
+		return res, types.Errorf(types.CodeInvalid, "service %s has no fault %d reported by verdict", svc.Name, m.Fault)
+	}
+	cm := epochs.GetCommitment(kv, m.Epoch, svc.Name, m.Provider)
 	if cm == nil {
 		return res, types.Errorf(types.CodeNotFound, "no commitment by %s for epoch %d", types.Address(m.Provider), m.Epoch)
 	}
+	if svc.Name != services.Inference {
+		disputed = nil // disputes are of inference receipts (MsgDisputeReceipt)
+	}
 	sampled := false
 	if len(ep.Seed) > 0 {
-		for _, i := range sampling.Sample(ep.Seed, m.Provider, cm.ReceiptCount, p.AuditFloorBps, p.AuditCeilingBps, cm.ReputationBps) {
+		for _, i := range svc.Sample(p, ep.Seed, m.Provider, cm.RecordCount, cm.ReputationBps) {
 			sampled = sampled || i == m.Index
 		}
 	}
 	if !sampled && disputed == nil {
 		return res, types.Errorf(types.CodeInvalid, "receipt %d of epoch %d was not sampled for audit nor disputed", m.Index, m.Epoch)
 	}
-	var r types.Receipt
-	if m.Fault == types.FaultFabricated {
-		if err := proto.Unmarshal(m.Receipt, &r); err != nil {
-			return res, types.Errorf(types.CodeMalformed, "receipt: %v", err)
+	var refund services.Refund
+	if fault.CarriesRecord {
+		ref := services.RecordRef{ChainID: chainID, Provider: m.Provider, Epoch: m.Epoch, Index: m.Index}
+		leaf, rf, err := svc.Record(ref, bank.GetAccount(kv, m.Provider).PubKey, m.Receipt, m.ReceiptSignature)
+		if err != nil {
+			return res, err
 		}
-		if r.ChainId != chainID || string(r.Provider) != string(m.Provider) || r.Epoch != m.Epoch || r.Index != m.Index {
-			return res, types.Errorf(types.CodeInvalid, "the receipt is not receipt %d of %s in epoch %d", m.Index, types.Address(m.Provider), m.Epoch)
-		}
-		pub := bank.GetAccount(kv, m.Provider).PubKey
-		if !types.VerifyReceiptSignature(pub, m.Receipt, m.ReceiptSignature) {
-			return res, types.Errorf(types.CodeBadSignature, "the receipt is not signed by the provider")
-		}
-		pr := &merkle.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}
+		pr := &merkle.Proof{Index: m.Index, Count: cm.RecordCount, Left: m.ProofLeft}
 		for _, h := range m.Proof {
 			var x [32]byte
 			copy(x[:], h)
@@ -97,11 +104,12 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 		}
 		var root [32]byte
 		copy(root[:], cm.Root)
-		if !pr.Verify(root, types.ReceiptID(m.Receipt)) {
+		if !pr.Verify(root, leaf) {
 			return res, types.Errorf(types.CodeInvalid, "the receipt is not included under the committed root")
 		}
+		refund = rf
 	}
-	loc := codec.Key(codec.U64(m.Epoch), m.Provider, codec.U64(m.Index))
+	loc := recordKey(m.Epoch, m.Provider, svc.Name, m.Index)
 	votes := codec.Key(prefixVote, loc, codec.U64(uint64(m.Fault)))
 	mine := codec.Key(votes, signer)
 	if kv.Has(mine) {
@@ -125,21 +133,18 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 		return res, nil
 	}
 	kv.Set(codec.Key(prefixApplied, loc), codec.U64(uint64(m.Fault)))
-	bps := p.SlashProviderFraudBps
-	if m.Fault == types.FaultRefused {
-		bps = p.SlashProviderRefusalBps
-	}
-	var client []byte
-	var amount uint64
-	if m.Fault == types.FaultFabricated {
-		client, amount = r.Client, r.Amount
-	}
-	applied, err := penalize(kv, p, m.Provider, bps, client, amount, voters)
+	applied, err := penalize(kv, p, m.Provider, svc.SlashBps(p, fault), refund.Client, refund.Amount, voters)
 	applied.Votes, applied.Needed = res.Votes, res.Needed
-	if err != nil {
+	if err != nil || svc.Name != services.Inference {
 		return applied, err
 	}
 	return applied, resolveDispute(kv, m.Epoch, m.Provider, m.Index)
+}
+
+// recordKey locates one committed record: epoch, provider, service, index
+// (provider before service so Faulted finds any service's fault).
+func recordKey(epoch uint64, provider []byte, service string, index uint64) []byte {
+	return codec.Key(codec.U64(epoch), provider, services.Key(service), codec.U64(index))
 }
 
 // penalize applies a confirmed fault: the provider loses bps of its bond

@@ -6,6 +6,7 @@ import (
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/epochs"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -52,12 +53,12 @@ func DisputeReceipt(kv store.KV, p types.Params, chainID string, height int64, s
 		return nil, types.Errorf(types.CodeBadSignature, "the receipt is not signed by provider %s", types.Address(r.Provider))
 	}
 	ep := epochs.Get(kv, r.Epoch)
-	cm := epochs.GetCommitment(kv, r.Epoch, r.Provider)
+	cm := epochs.GetCommitment(kv, r.Epoch, services.Inference, r.Provider)
 	if ep == nil || cm == nil || height <= ep.CommitDeadline {
 		return nil, types.Errorf(types.CodeInvalid, "epoch %d is not committed by %s yet (a receipt left out is reported with report_omission)", r.Epoch, types.Address(r.Provider))
 	}
-	if r.Index >= cm.ReceiptCount {
-		return nil, types.Errorf(types.CodeInvalid, "receipt %d is beyond the %d committed: report it with report_omission", r.Index, cm.ReceiptCount)
+	if r.Index >= cm.RecordCount {
+		return nil, types.Errorf(types.CodeInvalid, "receipt %d is beyond the %d committed: report it with report_omission", r.Index, cm.RecordCount)
 	}
 	if ep.SettleHeight > 0 && height > ep.SettleHeight {
 		return nil, types.Errorf(types.CodeInvalid, "disputes for epoch %d closed at height %d", r.Epoch, ep.SettleHeight)
@@ -65,7 +66,7 @@ func DisputeReceipt(kv store.KV, p types.Params, chainID string, height int64, s
 	if kv.Has(disputeKey(r.Epoch, r.Provider, r.Index)) {
 		return nil, types.Errorf(types.CodeInvalid, "receipt %d of %s in epoch %d is already disputed", r.Index, types.Address(r.Provider), r.Epoch)
 	}
-	if kv.Has(codec.Key(prefixApplied, codec.U64(r.Epoch), r.Provider, codec.U64(r.Index))) {
+	if kv.Has(codec.Key(prefixApplied, recordKey(r.Epoch, r.Provider, services.Inference, r.Index))) {
 		return nil, types.Errorf(types.CodeInvalid, "a fault on this receipt was already applied")
 	}
 	if err := bank.Send(kv, signer, Disputes, p.DisputeBond); err != nil {

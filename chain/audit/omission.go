@@ -7,6 +7,7 @@ import (
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/merkle"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -78,8 +79,8 @@ func ReportOmission(kv store.KV, p types.Params, chainID string, height int64, s
 	}
 	c := &types.Challenge{Epoch: r.Epoch, Provider: r.Provider, Index: r.Index, ReceiptId: receiptID(m.Receipt), Reporter: signer,
 		Client: r.Client, Amount: r.Amount, Bond: p.OmissionBond, Deadline: height + p.OpeningWindow, OpenedHeight: height}
-	cm := epochs.GetCommitment(kv, r.Epoch, r.Provider)
-	if cm == nil || r.Index >= cm.ReceiptCount {
+	cm := epochs.GetCommitment(kv, r.Epoch, services.Inference, r.Provider)
+	if cm == nil || r.Index >= cm.RecordCount {
 		// Provable now: no commitment, or a shorter one.
 		res, err := omissionFault(kv, p, c)
 		out.Result = res
@@ -101,11 +102,11 @@ func AnswerOmission(kv store.KV, signer []byte, m *types.MsgAnswerOmission) erro
 	}
 	c := &types.Challenge{}
 	codec.MustUnmarshal(bz, c)
-	cm := epochs.GetCommitment(kv, m.Epoch, signer)
+	cm := epochs.GetCommitment(kv, m.Epoch, services.Inference, signer)
 	if cm == nil {
 		return types.Errorf(types.CodeNotFound, "no commitment by %s for epoch %d", types.Address(signer), m.Epoch)
 	}
-	pr := &merkle.Proof{Index: m.Index, Count: cm.ReceiptCount, Left: m.ProofLeft}
+	pr := &merkle.Proof{Index: m.Index, Count: cm.RecordCount, Left: m.ProofLeft}
 	for _, h := range m.Proof {
 		var x [32]byte
 		copy(x[:], h)
@@ -173,8 +174,9 @@ func ExpireChallenges(kv store.KV, p types.Params, height int64) ([]OmissionResu
 // rewards and repays the reporter, and marks the epoch faulted.
 func omissionFault(kv store.KV, p types.Params, c *types.Challenge) (Result, error) {
 	kv.Set(codec.Key(prefixOmitDone, codec.U64(c.Epoch), c.Provider), []byte{1})
-	kv.Set(codec.Key(prefixApplied, codec.U64(c.Epoch), c.Provider, codec.U64(c.Index)), codec.U64(uint64(types.FaultOmitted)))
-	res, err := penalize(kv, p, c.Provider, p.SlashProviderOmitBps, c.Client, c.Amount, [][]byte{c.Reporter})
+	kv.Set(codec.Key(prefixApplied, recordKey(c.Epoch, c.Provider, services.Inference, c.Index)), codec.U64(uint64(types.FaultOmitted)))
+	inf := services.Known.MustGet(services.Inference)
+	res, err := penalize(kv, p, c.Provider, inf.SlashBps(p, inf.FaultNamed("omitted")), c.Client, c.Amount, [][]byte{c.Reporter})
 	if err != nil {
 		return res, err
 	}

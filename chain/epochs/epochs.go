@@ -1,6 +1,6 @@
 // Package epochs closes an epoch every EpochLength blocks, accepts each
-// provider's commitment to the receipts it served in the epoch (Merkle root,
-// count, total billed) until a deadline, and then fixes the epoch's sampling
+// provider's commitment, per service (chain/services), to the records it
+// served in the epoch (Merkle root, count, total billed) until a deadline, and then fixes the epoch's sampling
 // seed from data revealed only after that deadline, so no provider can know
 // which receipts will be sampled when it commits.
 //
@@ -18,13 +18,14 @@ import (
 
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 )
 
 var (
 	prefixEpoch      = []byte("epoch/")
-	prefixCommitment = []byte("commit/")  // commit/<epoch>/<provider>
+	prefixCommitment = []byte("commit/")  // commit/<epoch>/<provider>/<service key>
 	prefixSeedQueue  = []byte("seedq/")   // seedq/<height> -> epoch
 	prefixSettleQ    = []byte("settleq/") // settleq/<height> -> epoch
 	keyLatest        = []byte("epochs/latest")
@@ -117,13 +118,25 @@ func DueForSettlement(kv store.KV, height int64) (uint64, bool) {
 // Set stores an epoch record (settlement fills in its totals).
 func Set(kv store.KV, e *types.Epoch) { set(kv, e) }
 
-// SetCommitment stores a commitment (settlement marks it and its reward).
-func SetCommitment(kv store.KV, c *types.Commitment) {
-	kv.Set(codec.Key(prefixCommitment, codec.U64(c.Epoch), c.Provider), codec.Marshal(c))
+// commitmentKey orders commitments by epoch, then provider, then service,
+// so an epoch's commitments list in provider-address order (settlement pays
+// in that order) and a provider's services sit together.
+func commitmentKey(n uint64, provider []byte, service string) []byte {
+	return codec.Key(prefixCommitment, codec.U64(n), provider, services.Key(service))
 }
 
-// Commit records a provider's receipt commitment for a closed epoch.
+// SetCommitment stores a commitment (settlement marks it and its reward).
+func SetCommitment(kv store.KV, c *types.Commitment) {
+	kv.Set(commitmentKey(c.Epoch, c.Provider, c.Service), codec.Marshal(c))
+}
+
+// Commit records a provider's commitment to its records of one service
+// (an empty service is inference) for a closed epoch.
 func Commit(kv store.KV, height int64, provider []byte, m *types.MsgCommitEpoch) error {
+	svc, err := services.Known.Get(m.Service)
+	if err != nil {
+		return err
+	}
 	p := registry.Get(kv, provider)
 	if p == nil || !p.Registered {
 		return types.Errorf(types.CodeUnauthorized, "%s is not a registered provider", types.Address(provider))
@@ -135,13 +148,13 @@ func Commit(kv store.KV, height int64, provider []byte, m *types.MsgCommitEpoch)
 	if height > e.CommitDeadline {
 		return types.Errorf(types.CodeInvalid, "commitment deadline for epoch %d was height %d", m.Epoch, e.CommitDeadline)
 	}
-	key := codec.Key(prefixCommitment, codec.U64(m.Epoch), provider)
+	key := commitmentKey(m.Epoch, provider, svc.Name)
 	if kv.Has(key) {
-		return types.Errorf(types.CodeInvalid, "provider %s already committed for epoch %d", types.Address(provider), m.Epoch)
+		return types.Errorf(types.CodeInvalid, "provider %s already committed for epoch %d (%s)", types.Address(provider), m.Epoch, svc.Name)
 	}
 	kv.Set(key, codec.Marshal(&types.Commitment{
-		Epoch: m.Epoch, Provider: provider, Root: m.Root,
-		ReceiptCount: m.ReceiptCount, TotalBilled: m.TotalBilled, TotalTokens: m.TotalTokens, Height: height,
+		Epoch: m.Epoch, Provider: provider, Service: svc.Name, Root: m.Root,
+		RecordCount: m.RecordCount, TotalBilled: m.TotalBilled, TotalTokens: m.TotalTokens, Height: height,
 		ReputationBps: p.ReputationBps,
 	}))
 	e.Commitments++
@@ -149,9 +162,10 @@ func Commit(kv store.KV, height int64, provider []byte, m *types.MsgCommitEpoch)
 	return nil
 }
 
-// GetCommitment returns a provider's commitment for epoch n, or nil.
-func GetCommitment(kv store.KV, n uint64, provider []byte) *types.Commitment {
-	bz := kv.Get(codec.Key(prefixCommitment, codec.U64(n), provider))
+// GetCommitment returns a provider's commitment to its records of service
+// (empty: inference) for epoch n, or nil.
+func GetCommitment(kv store.KV, n uint64, service string, provider []byte) *types.Commitment {
+	bz := kv.Get(commitmentKey(n, provider, service))
 	if bz == nil {
 		return nil
 	}
@@ -160,7 +174,8 @@ func GetCommitment(kv store.KV, n uint64, provider []byte) *types.Commitment {
 	return c
 }
 
-// Commitments lists epoch n's commitments in provider-address order.
+// Commitments lists epoch n's commitments of every service in
+// provider-address order, then service order.
 func Commitments(kv store.KV, n uint64) []*types.Commitment {
 	var out []*types.Commitment
 	kv.Iterate(codec.Key(prefixCommitment, codec.U64(n)), func(_, bz []byte) bool {

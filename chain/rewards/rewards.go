@@ -14,6 +14,7 @@ import (
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -49,7 +50,7 @@ func SubmitScores(kv store.KV, p types.Params, height int64, signer []byte, m *t
 		return types.Errorf(types.CodeInvalid, "validator %s already scored epoch %d", types.Address(signer), m.Epoch)
 	}
 	for _, sc := range m.Scores {
-		if epochs.GetCommitment(kv, m.Epoch, sc.Provider) == nil {
+		if epochs.GetCommitment(kv, m.Epoch, services.Inference, sc.Provider) == nil {
 			return types.Errorf(types.CodeNotFound, "provider %s did not commit epoch %d", types.Address(sc.Provider), m.Epoch)
 		}
 	}
@@ -128,16 +129,18 @@ func Settle(kv store.KV, p types.Params, n uint64) (Settlement, error) {
 		return s, nil
 	}
 	// Reputation: a clean epoch adds a step; a fault already reset it.
-	cms := epochs.Commitments(kv, n) // provider-address order
+	cms := epochs.Commitments(kv, n) // provider-address order, then service
 	clean := make([]bool, len(cms))
 	for i, c := range cms {
 		pv := registry.Get(kv, c.Provider)
 		if pv == nil {
 			continue
 		}
-		faulted := audit.Faulted(kv, n, c.Provider)
+		faulted := audit.Faulted(kv, n, c.Provider) // a fault in any service
 		clean[i] = !faulted && !pv.Jailed
-		if clean[i] { // a jailed provider earns neither rewards nor reputation
+		// A jailed provider earns neither rewards nor reputation; one that
+		// committed several services gains one step, not one per service.
+		if clean[i] && (i == 0 || string(cms[i-1].Provider) != string(c.Provider)) {
 			pv.ReputationBps = registry.NextReputation(pv.ReputationBps, p.ReputationStepBps, false)
 			registry.Set(kv, pv)
 		}

@@ -43,11 +43,13 @@ type Params struct {
 	// each settled epoch it committed without a fault; a fault resets it to 0.
 	ReputationStepBps uint64 `json:"reputation_step_bps"`
 
-	// Slash fractions (basis points) by fault type.
-	SlashDoubleSignBps      uint64 `json:"slash_double_sign_bps"`
-	SlashProviderFraudBps   uint64 `json:"slash_provider_fraud_bps"`
-	SlashProviderRefusalBps uint64 `json:"slash_provider_refusal_bps"`
-	SlashProviderOmitBps    uint64 `json:"slash_provider_omit_bps"`
+	// SlashDoubleSignBps is what a validator loses for signing twice.
+	SlashDoubleSignBps uint64 `json:"slash_double_sign_bps"`
+	// SlashBps is what a provider loses (basis points of its bond) for a
+	// confirmed fault, per service and fault kind, keyed
+	// "<service>/<fault>" (chain/services SlashKey): every fault kind the
+	// chain's services declare must have one.
+	SlashBps map[string]uint64 `json:"slash_bps"`
 
 	// Emission: InitialEpochEmission uagr minted per epoch, halved every
 	// HalvingIntervalEpochs epochs (the rewards module pays it out).
@@ -70,32 +72,75 @@ type Params struct {
 	Gas           map[string]uint64 `json:"gas"`
 }
 
+// legacySlash maps the flat provider slash params of genesis files written
+// before services existed onto their SlashBps keys.
+var legacySlash = []struct{ json, key string }{
+	{"slash_provider_fraud_bps", "inference/fabricated"},
+	{"slash_provider_refusal_bps", "inference/refused"},
+	{"slash_provider_omit_bps", "inference/omitted"},
+}
+
+// UnmarshalJSON decodes params, reading the flat provider slash fractions
+// of older genesis files into SlashBps when slash_bps is absent, so a chain
+// started from one keeps its numbers.
+func (p *Params) UnmarshalJSON(bz []byte) error {
+	type plain Params
+	if err := json.Unmarshal(bz, (*plain)(p)); err != nil {
+		return err
+	}
+	if p.SlashBps != nil {
+		return nil
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(bz, &raw); err != nil {
+		return err
+	}
+	for _, l := range legacySlash {
+		v, ok := raw[l.json]
+		if !ok {
+			continue
+		}
+		var bps uint64
+		if err := json.Unmarshal(v, &bps); err != nil {
+			return fmt.Errorf("%s: %w", l.json, err)
+		}
+		if p.SlashBps == nil {
+			p.SlashBps = map[string]uint64{}
+		}
+		p.SlashBps[l.key] = bps
+	}
+	return nil
+}
+
 // DefaultParams are the devnet parameters `agora init` writes.
 func DefaultParams() Params {
 	return Params{
-		EpochLength:             20,
-		CommitWindow:            5,
-		BeaconWindow:            4,
-		OpeningWindow:           10,
-		UnbondingPeriod:         100,
-		JailDuration:            50,
-		MinValidatorStake:       1_000_000_000, // 1,000 AGR
-		MinProviderStake:        100_000_000,   // 100 AGR
-		PowerReduction:          1_000_000,     // 1 power per AGR
-		AuditFloorBps:           300,           // 3 %
-		AuditCeilingBps:         2000,          // 20 %
-		ReputationStepBps:       1000,          // full reputation after 10 clean epochs
-		SlashDoubleSignBps:      500,           // 5 %
-		SlashProviderFraudBps:   1000,          // 10 %
-		SlashProviderRefusalBps: 500,           // 5 %
-		SlashProviderOmitBps:    1000,          // 10 %
-		InitialEpochEmission:    10_000_000,    // 10 AGR per epoch
-		HalvingIntervalEpochs:   100_000,
-		ProviderRewardBps:       7000,      // 70 % to providers, 30 % to validators
-		OmissionBond:            1_000_000, // 1 AGR
-		DisputeBond:             1_000_000, // 1 AGR
-		GasPriceMilli:           1000,      // 1 uagr per gas
-		GasPerByte:              1,
+		EpochLength:        20,
+		CommitWindow:       5,
+		BeaconWindow:       4,
+		OpeningWindow:      10,
+		UnbondingPeriod:    100,
+		JailDuration:       50,
+		MinValidatorStake:  1_000_000_000, // 1,000 AGR
+		MinProviderStake:   100_000_000,   // 100 AGR
+		PowerReduction:     1_000_000,     // 1 power per AGR
+		AuditFloorBps:      300,           // 3 %
+		AuditCeilingBps:    2000,          // 20 %
+		ReputationStepBps:  1000,          // full reputation after 10 clean epochs
+		SlashDoubleSignBps: 500,           // 5 %
+		// The defaults chain/services declares (a test there keeps them equal).
+		SlashBps: map[string]uint64{
+			"inference/fabricated": 1000, // 10 %
+			"inference/refused":    500,  // 5 %
+			"inference/omitted":    1000, // 10 %
+		},
+		InitialEpochEmission:  10_000_000, // 10 AGR per epoch
+		HalvingIntervalEpochs: 100_000,
+		ProviderRewardBps:     7000,      // 70 % to providers, 30 % to validators
+		OmissionBond:          1_000_000, // 1 AGR
+		DisputeBond:           1_000_000, // 1 AGR
+		GasPriceMilli:         1000,      // 1 uagr per gas
+		GasPerByte:            1,
 		Gas: map[string]uint64{
 			"send":                100,
 			"bond_validator":      500,
@@ -139,7 +184,7 @@ func (p Params) Validate() error {
 		return errors.New("power_reduction must be positive")
 	case p.MinValidatorStake < p.PowerReduction:
 		return errors.New("min_validator_stake must be at least power_reduction (one unit of voting power)")
-	case p.SlashDoubleSignBps > 10000 || p.SlashProviderFraudBps > 10000 || p.SlashProviderRefusalBps > 10000 || p.SlashProviderOmitBps > 10000:
+	case p.SlashDoubleSignBps > 10000:
 		return errors.New("slash fractions must be at most 10000 bps")
 	case p.AuditFloorBps > p.AuditCeilingBps || p.AuditCeilingBps > 10000:
 		return errors.New("audit rates must satisfy floor <= ceiling <= 10000 bps")
@@ -147,6 +192,11 @@ func (p Params) Validate() error {
 		return errors.New("reputation_step_bps and provider_reward_bps must be at most 10000")
 	case p.HalvingIntervalEpochs == 0:
 		return errors.New("halving_interval_epochs must be positive")
+	}
+	for k, bps := range p.SlashBps { // the error names one key; which one does not reach state
+		if bps > 10000 {
+			return fmt.Errorf("slash_bps: %q must be at most 10000 bps, got %d", k, bps)
+		}
 	}
 	for _, name := range MsgNames {
 		if _, ok := p.Gas[name]; !ok {

@@ -134,7 +134,7 @@ var coreMsgs = []MsgSpec{
 	DeclareMsg("commit_epoch", func(m *MsgCommitEpoch) *TxBody_CommitEpoch { return &TxBody_CommitEpoch{CommitEpoch: m} },
 		func(w *TxBody_CommitEpoch) *MsgCommitEpoch { return w.CommitEpoch }, validateCommitEpoch,
 		func(m *MsgCommitEpoch) Description {
-			return fields("epoch", u64(m.GetEpoch()), "root", hex.EncodeToString(m.GetRoot()), "receipt_count", u64(m.GetReceiptCount()),
+			return fields("epoch", u64(m.GetEpoch()), "root", hex.EncodeToString(m.GetRoot()), "receipt_count", u64(m.GetRecordCount()),
 				"total_billed", u64(m.GetTotalBilled()), "total_tokens", u64(m.GetTotalTokens()))
 		}),
 	// audit

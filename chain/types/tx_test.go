@@ -117,7 +117,7 @@ func TestDecodeRejectsBadShapes(t *testing.T) {
 			b.Msg = &TxBody_ReportFault{ReportFault: &MsgReportFault{Provider: []byte{1}, Fault: FaultRefused}}
 		}), "provider address"},
 		"commit short root": {bodyWith(func(b *TxBody) {
-			b.Msg = &TxBody_CommitEpoch{CommitEpoch: &MsgCommitEpoch{Root: []byte{1}, ReceiptCount: 1}}
+			b.Msg = &TxBody_CommitEpoch{CommitEpoch: &MsgCommitEpoch{Root: []byte{1}, RecordCount: 1}}
 		}), "root must be 32 bytes"},
 	}
 	for name, c := range cases {

@@ -80,7 +80,7 @@ func validateCommitEpoch(m *MsgCommitEpoch) error {
 	if len(m.Root) != HashLen {
 		return fmt.Errorf("commit_epoch: root must be %d bytes, got %d", HashLen, len(m.Root))
 	}
-	if m.ReceiptCount == 0 {
+	if m.RecordCount == 0 {
 		return errors.New("commit_epoch: receipt count must be positive")
 	}
 	return nil

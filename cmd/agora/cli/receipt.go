@@ -89,17 +89,17 @@ func receiptCmd(g *globals) *cobra.Command {
 			if err := getJSON(fmt.Sprintf("%s/v1/receipts/%s/proof", strings.TrimSuffix(pv.Endpoint, "/"), id), &pj); err != nil {
 				return fmt.Errorf("provider proof: %w", err)
 			}
-			if pj.Count != cm.ReceiptCount {
-				return fmt.Errorf("the provider's proof is for %d receipts, it committed %d", pj.Count, cm.ReceiptCount)
+			if pj.Count != cm.RecordCount {
+				return fmt.Errorf("the provider's proof is for %d receipts, it committed %d", pj.Count, cm.RecordCount)
 			}
 			if _, err := pj.VerifyAgainst(cm.Root); err != nil {
 				return fmt.Errorf("receipt %s: %w", id, err)
 			}
 			out := map[string]any{"id": id, "provider": held.Provider, "epoch": r.Epoch, "index": r.Index, "amount": r.Amount,
-				"committed_root": hex.EncodeToString(cm.Root), "committed_at_height": cm.Height, "receipts_in_epoch": cm.ReceiptCount, "verified": true}
+				"committed_root": hex.EncodeToString(cm.Root), "committed_at_height": cm.Height, "receipts_in_epoch": cm.RecordCount, "verified": true}
 			return printer{w: g.out, json: output == "json"}.print(out, func(w io.Writer) {
 				fmt.Fprintf(w, "receipt %s\n  signed by provider %s: ok\n  included (index %d of %d) under the root %s committed for epoch %d at height %d: ok\n  billed %d uagr (%d prompt + %d completion tokens)\n",
-					id, held.Provider, r.Index, cm.ReceiptCount, hex.EncodeToString(cm.Root), r.Epoch, cm.Height, r.Amount, r.PromptTokens, r.CompletionTokens)
+					id, held.Provider, r.Index, cm.RecordCount, hex.EncodeToString(cm.Root), r.Epoch, cm.Height, r.Amount, r.PromptTokens, r.CompletionTokens)
 			})
 		},
 	}

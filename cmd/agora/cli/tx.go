@@ -188,7 +188,7 @@ func txCmd(g *globals) *cobra.Command {
 				return nil, err
 			}
 			tot, err := amount(a[3])
-			return &types.MsgCommitEpoch{Epoch: n, Root: root, ReceiptCount: cnt, TotalBilled: tot}, err
+			return &types.MsgCommitEpoch{Epoch: n, Root: root, RecordCount: cnt, TotalBilled: tot}, err
 		})})
 
 	cmd.AddCommand(val, prov, ch, epoch, voucherCmd(g, f))
