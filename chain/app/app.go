@@ -27,7 +27,6 @@ import (
 
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/channels"
-	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -173,7 +172,7 @@ func (a *App) InitChain(_ context.Context, req *abci.InitChainRequest) (*abci.In
 			return nil, fmt.Errorf("genesis: params: gas: missing cost for message %q", name)
 		}
 	}
-	if err := services.Known.ValidateParams(g.Params); err != nil {
+	if err := a.table.services.ValidateParams(g.Params); err != nil {
 		return nil, fmt.Errorf("genesis: params: %w", err)
 	}
 	if req.InitialHeight > 1 {
@@ -232,7 +231,7 @@ func (a *App) CheckTx(_ context.Context, req *abci.CheckTxRequest) (*abci.CheckT
 		a.sigs.add(hash)
 	}
 	a.checkMu.Lock()
-	ctx := execCtx{chainID: a.chainID, height: a.checkBase + 1, params: a.params, handlers: a.table.handlers}
+	ctx := execCtx{chainID: a.chainID, height: a.checkBase + 1, params: a.params, handlers: a.table.handlers, services: a.table.services}
 	cache := store.NewCache(a.checkState)
 	res := runTx(cache, ctx, d)
 	if res.code == types.CodeOK {
@@ -318,7 +317,7 @@ func (a *App) FinalizeBlock(_ context.Context, req *abci.FinalizeBlockRequest) (
 	start := time.Now()
 	decoded, decodeErrs := a.decodeAndVerify(req.Txs)
 	var fees uint64
-	ctx := execCtx{chainID: a.chainID, height: req.Height, params: a.params, fees: &fees, handlers: a.table.handlers}
+	ctx := execCtx{chainID: a.chainID, height: req.Height, params: a.params, fees: &fees, handlers: a.table.handlers, services: a.table.services}
 	results := make([]*abci.ExecTxResult, len(req.Txs))
 	var ok int
 	for i := range req.Txs {
@@ -423,7 +422,7 @@ func (a *App) decodeAndVerify(txs [][]byte) ([]*types.DecodedTx, []error) {
 // expired challenges and disputes; rewards: settlement).
 func (a *App) endBlock(req *abci.FinalizeBlockRequest) ([]abci.Event, error) {
 	b := &BlockCtx{
-		Ctx:         Ctx{ChainID: a.chainID, Height: req.Height, Params: a.params},
+		Ctx:         Ctx{ChainID: a.chainID, Height: req.Height, Params: a.params, Services: a.table.services},
 		Hash:        req.Hash,
 		Misbehavior: req.Misbehavior,
 		Log:         a.log,

@@ -2,6 +2,7 @@ package app
 
 import (
 	"github.com/agoranet/agora/chain/bank"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -17,6 +18,7 @@ type execCtx struct {
 	fees *uint64
 	// handlers executes each message, by name (the app's msgTable).
 	handlers map[string]Handler
+	services services.Registry
 }
 
 // txResult is the outcome of one tx.
@@ -87,5 +89,5 @@ func runMsg(kv store.KV, ctx execCtx, d *types.DecodedTx) ([][2]string, error) {
 		// gives every declared message a handler.
 		return nil, types.Errorf(types.CodeMalformed, "unknown message %q", d.Name)
 	}
-	return h(kv, Ctx{ChainID: ctx.chainID, Height: ctx.height, Params: ctx.params}, d)
+	return h(kv, Ctx{ChainID: ctx.chainID, Height: ctx.height, Params: ctx.params, Services: ctx.services}, d)
 }

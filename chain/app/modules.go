@@ -13,6 +13,7 @@ import (
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/registry"
 	"github.com/agoranet/agora/chain/rewards"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -20,9 +21,10 @@ import (
 
 // Ctx is what a message handler may know about its block.
 type Ctx struct {
-	ChainID string
-	Height  int64
-	Params  types.Params
+	ChainID  string
+	Height   int64
+	Params   types.Params
+	Services services.Registry // the kinds of work the app's modules declare
 }
 
 // Handler executes one message against kv, a cache written only when the
@@ -40,6 +42,9 @@ type Module struct {
 	// Queries answer the JSON query paths whose first segment is the key
 	// (/account/<addr> → "account"); chain/api names each path's view.
 	Queries map[string]QueryHandler
+	// Services are the kinds of work the module declares (chain/services):
+	// their commitments, fault kinds, slash params and refunds.
+	Services []*services.Service
 	// EndBlock, if set, runs at the end of every block, after the txs, in
 	// the order of the module table; its events become the block's.
 	EndBlock EndBlocker
@@ -77,6 +82,7 @@ type msgTable struct {
 	handlers map[string]Handler
 	queries  map[string]QueryHandler
 	endBlock []endBlocker
+	services services.Registry
 }
 
 // buildMsgTable joins modules onto the chain's own messages and checks that
@@ -88,8 +94,15 @@ func buildMsgTable(mods []Module) (msgTable, error) {
 	owner := map[string]string{}
 	queryOwner := map[string]string{"params": "app"} // the app answers /params itself
 	var ends []endBlocker
+	var svcs services.Registry
 	for _, m := range mods {
 		extra = append(extra, m.Msgs...)
+		for _, s := range m.Services {
+			if _, err := svcs.Get(s.Name); err == nil {
+				return msgTable{}, fmt.Errorf("service %q declared twice (module %q)", s.Name, m.Name)
+			}
+			svcs = append(svcs, s)
+		}
 		if m.EndBlock != nil {
 			ends = append(ends, endBlocker{m.Name, m.EndBlock})
 		}
@@ -133,7 +146,7 @@ func buildMsgTable(mods []Module) (msgTable, error) {
 		sort.Strings(orphans)
 		return msgTable{}, fmt.Errorf("handlers for undeclared messages %v", orphans)
 	}
-	return msgTable{msgs: reg, handlers: handlers, queries: queries, endBlock: ends}, nil
+	return msgTable{msgs: reg, handlers: handlers, queries: queries, endBlock: ends, services: svcs}, nil
 }
 
 func bankModule() Module {
@@ -222,10 +235,10 @@ func channelsModule() Module {
 }
 
 func epochsModule() Module {
-	return Module{Name: "epochs", EndBlock: epochsEndBlock, Queries: epochsQueries(), Handlers: map[string]Handler{
+	return Module{Name: "epochs", Services: []*services.Service{services.InferenceService()}, EndBlock: epochsEndBlock, Queries: epochsQueries(), Handlers: map[string]Handler{
 		"commit_epoch": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgCommitEpoch)
-			return [][2]string{{"epoch", itoa(m.Epoch)}}, epochs.Commit(kv, c.Height, d.Signer, m)
+			return [][2]string{{"epoch", itoa(m.Epoch)}}, epochs.Commit(kv, c.Services, c.Height, d.Signer, m)
 		},
 	}}
 }
@@ -234,7 +247,7 @@ func auditModule() Module {
 	return Module{Name: "audit", EndBlock: auditEndBlock, Queries: auditQueries(), Handlers: map[string]Handler{
 		"report_fault": func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 			m := d.Msg.(*types.MsgReportFault)
-			r, err := audit.Report(kv, c.Params, c.ChainID, c.Height, d.Signer, m)
+			r, err := audit.Report(kv, c.Params, c.Services, c.ChainID, c.Height, d.Signer, m)
 			if err != nil {
 				return nil, err
 			}

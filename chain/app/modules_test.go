@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/agoranet/agora/chain/services"
 	"strings"
 	"testing"
 
@@ -34,6 +35,7 @@ func TestModuleTableRefuses(t *testing.T) {
 		{"a nil handler", append(DefaultModules(), Module{Name: "x", Msgs: []types.MsgSpec{extra}, Handlers: map[string]Handler{"extra": nil}}), `module "x": nil handler for "extra"`},
 		{"a query answered twice", append(DefaultModules(), Module{Name: "x", Queries: map[string]QueryHandler{"account": func(store.KV, QueryReq) (any, error) { return nil, nil }}}), `query "account" answered by "bank" and "x"`},
 		{"a query named like the app's own", append(DefaultModules(), Module{Name: "x", Queries: map[string]QueryHandler{"params": func(store.KV, QueryReq) (any, error) { return nil, nil }}}), `query "params" answered by "app" and "x"`},
+		{"a service declared twice", append(DefaultModules(), Module{Name: "x", Services: []*services.Service{services.InferenceService()}}), `service "inference" declared twice (module "x")`},
 		{"a nil query", append(DefaultModules(), Module{Name: "x", Queries: map[string]QueryHandler{"q": nil}}), `module "x": nil query "q"`},
 		{"a name declared twice", append(DefaultModules(), Module{Name: "x", Msgs: []types.MsgSpec{extra, extra}, Handlers: map[string]Handler{"extra": noop}}), `"extra" declared twice`},
 	}

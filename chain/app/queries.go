@@ -28,9 +28,10 @@ var ErrUnknownPath = errors.New("unknown query path")
 // QueryReq is a query's path after its name, with what handlers may know of
 // the chain.
 type QueryReq struct {
-	Args    []string
-	ChainID string
-	Params  types.Params
+	Args     []string
+	ChainID  string
+	Params   types.Params
+	Services services.Registry
 }
 
 // Arg is argument i, or "" past the end.
@@ -259,7 +260,7 @@ func epochsQueries() map[string]QueryHandler {
 			}
 			svc := services.Inference
 			if len(q.Args) == 3 {
-				s, err := services.Known.Get(q.Arg(2))
+				s, err := q.Services.Get(q.Arg(2))
 				if err != nil {
 					return nil, notFound("%v", err)
 				}

@@ -131,7 +131,7 @@ func (a *App) queryJSON(kv store.KV, path string) (any, error) {
 	if h == nil {
 		return nil, notFound("unknown query path %q", path)
 	}
-	v, err := h(kv, QueryReq{Args: parts[1:], ChainID: a.chainID, Params: a.params})
+	v, err := h(kv, QueryReq{Args: parts[1:], ChainID: a.chainID, Params: a.params, Services: a.table.services})
 	if errors.Is(err, ErrUnknownPath) {
 		return nil, notFound("unknown query path %q", path)
 	}

@@ -46,14 +46,13 @@ func echoService() *services.Service {
 // its record names, leaving the inference commitment alone; a commitment
 // to an undeclared service is refused and changes nothing.
 func TestSecondService(t *testing.T) {
-	known := services.Known
-	services.Known = append(services.Registry{}, append(known, echoService())...)
-	t.Cleanup(func() { services.Known = known })
-
-	h := newHarnessWith(t, map[string]uint64{"operator": 10_000_000_000, "prov": 10_000_000_000, "client": 10_000_000_000}, func(p *types.Params) {
+	// The second service comes with a module of its own, in a test app.
+	known := append(services.Default(), echoService())
+	mods := append(DefaultModules(), Module{Name: "echo", Services: []*services.Service{echoService()}})
+	h := newHarnessOf(t, map[string]uint64{"operator": 10_000_000_000, "prov": 10_000_000_000, "client": 10_000_000_000}, func(p *types.Params) {
 		p.EpochLength, p.CommitWindow, p.OpeningWindow = 10, 3, 5
-		p.SlashBps = services.Known.DefaultSlashBps()
-	})
+		p.SlashBps = known.DefaultSlashBps()
+	}, mods)
 	p := h.params
 	prov, client := addrOf(key("prov")), addrOf(key("client"))
 	mustOK(t, h.blockFull(nil,

@@ -45,7 +45,7 @@ type Result struct {
 
 // Report records a validator's fault verdict and applies the fault once
 // enough validators agree.
-func Report(kv store.KV, p types.Params, chainID string, height int64, signer []byte, m *types.MsgReportFault) (Result, error) {
+func Report(kv store.KV, p types.Params, svcs services.Registry, chainID string, height int64, signer []byte, m *types.MsgReportFault) (Result, error) {
 	var res Result
 	v := stake.GetValidator(kv, signer)
 	if v == nil || stake.Power(p, v) == 0 {
@@ -65,7 +65,7 @@ func Report(kv store.KV, p types.Params, chainID string, height int64, signer []
 	if height > ep.OpeningDeadline+p.OpeningWindow && (disputed == nil || height > disputed.Deadline) {
 		return res, types.Errorf(types.CodeInvalid, "reports for epoch %d closed at height %d", m.Epoch, ep.OpeningDeadline+p.OpeningWindow)
 	}
-	svc, err := services.Known.Get(m.Service)
+	svc, err := svcs.Get(m.Service)
 	if err != nil {
 		return res, err
 	}

@@ -132,8 +132,8 @@ func SetCommitment(kv store.KV, c *types.Commitment) {
 
 // Commit records a provider's commitment to its records of one service
 // (an empty service is inference) for a closed epoch.
-func Commit(kv store.KV, height int64, provider []byte, m *types.MsgCommitEpoch) error {
-	svc, err := services.Known.Get(m.Service)
+func Commit(kv store.KV, svcs services.Registry, height int64, provider []byte, m *types.MsgCommitEpoch) error {
+	svc, err := svcs.Get(m.Service)
 	if err != nil {
 		return err
 	}

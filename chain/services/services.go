@@ -178,8 +178,10 @@ func Key(name string) []byte {
 	return append([]byte{byte(len(name))}, name...)
 }
 
-// Known lists the services this chain verifies: inference now.
-var Known = Registry{InferenceService()}
+// Default lists the services this chain verifies: inference now. An app
+// takes its registry from its modules (the epochs module declares
+// inference); this is that default set, for tests and tools.
+func Default() Registry { return Registry{InferenceService()} }
 
 // InferenceService declares LLM inference: its records are provider-signed
 // receipts (types.Receipt), leaves are receipt ids, a record refunds the

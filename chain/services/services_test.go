@@ -16,7 +16,7 @@ import (
 // and they are today's numbers (10 % fabricated, 5 % refused, 10 % omitted).
 func TestDefaultSlashBps(t *testing.T) {
 	want := map[string]uint64{"inference/fabricated": 1000, "inference/refused": 500, "inference/omitted": 1000}
-	got := Known.DefaultSlashBps()
+	got := Default().DefaultSlashBps()
 	p := types.DefaultParams()
 	for k, v := range want {
 		if got[k] != v || p.SlashBps[k] != v {
@@ -26,7 +26,7 @@ func TestDefaultSlashBps(t *testing.T) {
 	if len(got) != len(want) || len(p.SlashBps) != len(want) {
 		t.Fatalf("declared %v, params %v", got, p.SlashBps)
 	}
-	if err := Known.ValidateParams(p); err != nil {
+	if err := Default().ValidateParams(p); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -43,9 +43,9 @@ func TestValidateParams(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := types.DefaultParams()
-			p.SlashBps = Known.DefaultSlashBps()
+			p.SlashBps = Default().DefaultSlashBps()
 			tc.adjust(p.SlashBps)
-			err := Known.ValidateParams(p)
+			err := Default().ValidateParams(p)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
@@ -95,15 +95,15 @@ func TestLegacySlashParams(t *testing.T) {
 
 func TestRegistryGet(t *testing.T) {
 	for _, name := range []string{"", "inference"} {
-		s, err := Known.Get(name)
+		s, err := Default().Get(name)
 		if err != nil || s.Name != Inference {
 			t.Fatalf("Get(%q) = %v, %v", name, s, err)
 		}
 	}
-	if _, err := Known.Get("jobs"); err == nil || !strings.Contains(err.Error(), `unknown service "jobs"`) {
+	if _, err := Default().Get("jobs"); err == nil || !strings.Contains(err.Error(), `unknown service "jobs"`) {
 		t.Fatalf("unknown service: %v", err)
 	}
-	inf := Known.MustGet("")
+	inf := Default().MustGet("")
 	if f, ok := inf.Fault(types.FaultRefused); !ok || f.Name != "refused" || f.CarriesRecord {
 		t.Fatalf("refused: %+v %v", f, ok)
 	}
