@@ -22,6 +22,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/internal/kvlog"
 )
@@ -524,7 +525,18 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 		}
 	case *types.MsgCommitEpoch:
 		c := m
-		if t.OK() {
+		if t.OK() && c.Service != "" && c.Service != services.Inference {
+			// Another kind of work: its records are not requests and carry
+			// no tokens; only what it billed joins the sums (and its
+			// commitment is not listed with the inference ones).
+			if err := bt.updateProvider(dec.Signer, func(p *ProviderStats) { p.Billed += c.TotalBilled }); err != nil {
+				return nil, err
+			}
+			if err := bt.updateEpoch(key("e/", be64(c.Epoch)), func(e *EpochStats) { e.Epoch = c.Epoch; e.Billed += c.TotalBilled }); err != nil {
+				return nil, err
+			}
+			tot.Billed += c.TotalBilled
+		} else if t.OK() {
 			cm := Commitment{Epoch: c.Epoch, Provider: t.Signer, Root: t.Fields["root"], Requests: c.RecordCount, Tokens: c.TotalTokens, Billed: c.TotalBilled, Height: d.Height, Tx: t.Hash}
 			bt.put(key("pc/", dec.Signer, be64(c.Epoch)), cm)
 			if err := bt.updateProvider(dec.Signer, func(p *ProviderStats) {

@@ -304,3 +304,32 @@ func TestIndexBeaconTx(t *testing.T) {
 		t.Fatalf("beacon tx indexed as %+v", tx)
 	}
 }
+
+// A commitment of another kind of work than inference adds what it billed
+// to the sums, but no requests or tokens, and does not replace the
+// provider's inference commitment for the epoch.
+func TestIndexOtherServiceCommitment(t *testing.T) {
+	x := openIndex(t, t.TempDir())
+	f := fixture(t)
+	for _, b := range f.blocks {
+		if err := x.Apply(b); err != nil {
+			t.Fatalf("apply %d: %v", b.Height, err)
+		}
+	}
+	prov := addrOf(f.prov)
+	before, _ := x.Provider(prov)
+	b := &BlockData{Height: 4, Hash: bytesOf(0xa4, 32), Time: f.blocks[2].Time.Add(time.Second), Proposer: bytesOf(9, 20),
+		Txs:     [][]byte{signed(t, f.prov, 2, &types.MsgCommitEpoch{Service: "jobs", Epoch: 0, Root: bytesOf(8, 32), RecordCount: 3, TotalBilled: 50})},
+		Results: []TxResult{okResult("100", "epoch", "0")}}
+	if err := x.Apply(b); err != nil {
+		t.Fatal(err)
+	}
+	tot, _ := x.Totals()
+	if tot.Requests != 7 || tot.Tokens != 123 || tot.Billed != 120 {
+		t.Fatalf("totals after a jobs commitment: %+v", tot)
+	}
+	ps, _ := x.Provider(prov)
+	if ps.Requests != before.Requests || ps.Commitments != before.Commitments || ps.Billed != before.Billed+50 {
+		t.Fatalf("provider after a jobs commitment: %+v (before %+v)", ps, before)
+	}
+}
