@@ -122,6 +122,22 @@ func TestCLI(t *testing.T) {
 	if !strings.Contains(out, "not above the 4000 already redeemed") || !strings.Contains(out, "bad_voucher") {
 		t.Fatalf("double redeem: %s", out)
 	}
+	// commitments: none yet for epoch 0; a service the chain does not know
+	// is refused by name
+	var cms []map[string]any
+	runJSON(t, &cms, append([]string{"query", "commitments", "0"}, node...)...)
+	if len(cms) != 0 {
+		t.Fatalf("commitments of epoch 0: %v", cms)
+	}
+	if out := runFail(t, append([]string{"query", "commitment", "0", prov.Address}, node...)...); !strings.Contains(out, "no commitment by "+prov.Address+" for epoch 0") {
+		t.Fatalf("missing commitment: %s", out)
+	}
+	if out := runFail(t, append([]string{"query", "commitment", "0", prov.Address, "--service", "jobs"}, node...)...); !strings.Contains(out, `unknown service "jobs"`) {
+		t.Fatalf("unknown service: %s", out)
+	}
+	if out := runFail(t, append(append([]string{"tx", "epoch", "commit", "0", strings.Repeat("ab", 32), "1", "1", "--service", "jobs", "--from", "prov"}, kr...), node...)...); !strings.Contains(out, `unknown service "jobs"`) {
+		t.Fatalf("commit of an unknown service: %s", out)
+	}
 	// a proof-verified read
 	proofOut := run(t, append([]string{"query", "proof", "6163632f" + alice.Address}, node...)...)
 	if !strings.Contains(proofOut, "proof verified") {

@@ -39,47 +39,99 @@ func queryCmd(g *globals) *cobra.Command {
 		}
 		return printer{w: g.out, json: output == "json"}.print(out, text)
 	}
-	addrArg := func(s string) (types.Address, error) { return types.ParseAddress(s) }
-	simple := func(use, short, prefix string, nargs int, mk func() any) *cobra.Command {
-		return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(nargs), RunE: func(cmd *cobra.Command, a []string) error {
-			path := prefix
-			for _, s := range a {
-				path += "/" + s
+	// byAddr and byNum make a command whose one argument (an address or a
+	// number) goes into its chain/api path builder.
+	byAddr := func(use, short string, path func(types.Address) string, mk func() any) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
+			ad, err := types.ParseAddress(a[0])
+			if err != nil {
+				return err
 			}
+			return q(cmd, path(ad), mk(), nil)
+		}}
+	}
+	byNum := func(use, short, what string, path func(uint64) string, mk func() any) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
+			n, err := u64(a[0], what)
+			if err != nil {
+				return err
+			}
+			return q(cmd, path(n), mk(), nil)
+		}}
+	}
+	fixed := func(use, short, path string, mk func() any) *cobra.Command {
+		return &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs, RunE: func(cmd *cobra.Command, _ []string) error {
 			return q(cmd, path, mk(), nil)
 		}}
 	}
+	var service string
+	commitment := &cobra.Command{Use: "commitment EPOCH PROVIDER", Short: "One provider's commitment for an epoch (of --service, default inference)", Args: cobra.ExactArgs(2), RunE: func(cmd *cobra.Command, a []string) error {
+		n, err := u64(a[0], "epoch")
+		if err != nil {
+			return err
+		}
+		ad, err := types.ParseAddress(a[1])
+		if err != nil {
+			return err
+		}
+		path := api.CommitmentPath(n, ad)
+		if service != "" {
+			path = api.ServiceCommitmentPath(n, service, ad)
+		}
+		return q(cmd, path, &api.CommitmentView{}, nil)
+	}}
+	commitment.Flags().StringVar(&service, "service", "", "the kind of work committed (default: inference)")
 	cmd.AddCommand(
 		&cobra.Command{Use: "account ADDRESS", Short: "Balance and nonce of an account", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
-			ad, err := addrArg(a[0])
+			ad, err := types.ParseAddress(a[0])
 			if err != nil {
 				return err
 			}
 			var v api.AccountView
-			return q(cmd, "/account/"+ad.String(), &v, func(w io.Writer) {
+			return q(cmd, api.AccountPath(ad), &v, func(w io.Writer) {
 				fmt.Fprintf(w, "address: %s\nbalance: %d uagr\nnonce: %d\n", v.Address, v.Balance, v.Nonce)
 			})
 		}},
-		simple("validators", "All validators with bond and voting power", "/validators", 0, func() any { return &[]api.ValidatorView{} }),
-		simple("validator OPERATOR", "One validator", "/validator", 1, func() any { return &api.ValidatorView{} }),
-		simple("unbondings ADDRESS", "Pending unbondings of an account", "/unbondings", 1, func() any { return &[]api.UnbondingView{} }),
-		simple("providers", "All providers", "/providers", 0, func() any { return &[]api.ProviderView{} }),
-		simple("provider ADDRESS", "One provider", "/provider", 1, func() any { return &api.ProviderView{} }),
+		fixed("validators", "All validators with bond and voting power", api.ValidatorsPath, func() any { return &[]api.ValidatorView{} }),
+		byAddr("validator OPERATOR", "One validator", api.ValidatorPath, func() any { return &api.ValidatorView{} }),
+		byAddr("unbondings ADDRESS", "Pending unbondings of an account", api.UnbondingsPath, func() any { return &[]api.UnbondingView{} }),
+		fixed("providers", "All providers", api.ProvidersPath, func() any { return &[]api.ProviderView{} }),
+		byAddr("provider ADDRESS", "One provider", api.ProviderPath, func() any { return &api.ProviderView{} }),
 		&cobra.Command{Use: "providers-for-model SHA256_HEX", Short: "Registered providers offering a model", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
-			return q(cmd, "/providers/model/"+a[0], &[]api.ProviderView{}, nil)
-		}},
-		simple("channel ID", "One payment channel", "/channel", 1, func() any { return &api.ChannelView{} }),
-		&cobra.Command{Use: "channels client|provider ADDRESS", Short: "Channels of a client or a provider", Args: cobra.ExactArgs(2), RunE: func(cmd *cobra.Command, a []string) error {
-			if a[0] != "client" && a[0] != "provider" {
-				return fmt.Errorf("first argument must be client or provider")
+			h, err := hex.DecodeString(a[0])
+			if err != nil || len(h) != types.HashLen {
+				return fmt.Errorf("model hash must be %d hex bytes", types.HashLen)
 			}
-			return q(cmd, "/channels/"+a[0]+"/"+a[1], &[]api.ChannelView{}, nil)
+			return q(cmd, api.ProvidersForModelPath(h), &[]api.ProviderView{}, nil)
 		}},
-		simple("epoch N|latest", "A closed epoch: heights, deadlines, seed", "/epoch", 1, func() any { return &api.EpochView{} }),
-		simple("commitments EPOCH", "Receipt commitments of an epoch", "/commitments", 1, func() any { return &[]api.CommitmentView{} }),
-		simple("commitment EPOCH PROVIDER", "One provider's commitment for an epoch", "/commitment", 2, func() any { return &api.CommitmentView{} }),
-		simple("params", "Chain parameters", "/params", 0, func() any { return &types.Params{} }),
-		simple("supply", "Total supply and module accounts", "/supply", 0, func() any { return &api.SupplyView{} }),
+		byNum("channel ID", "One payment channel", "channel id", api.ChannelPath, func() any { return &api.ChannelView{} }),
+		&cobra.Command{Use: "channels client|provider ADDRESS", Short: "Channels of a client or a provider", Args: cobra.ExactArgs(2), RunE: func(cmd *cobra.Command, a []string) error {
+			ad, err := types.ParseAddress(a[1])
+			if err != nil {
+				return err
+			}
+			switch a[0] {
+			case "client":
+				return q(cmd, api.ClientChannelsPath(ad), &[]api.ChannelView{}, nil)
+			case "provider":
+				return q(cmd, api.ProviderChannelsPath(ad), &[]api.ChannelView{}, nil)
+			}
+			return fmt.Errorf("first argument must be client or provider")
+		}},
+		&cobra.Command{Use: "epoch N|latest", Short: "A closed epoch: heights, deadlines, seed", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
+			if a[0] == "latest" {
+				return q(cmd, api.LatestEpochPath, &api.EpochView{}, nil)
+			}
+			n, err := u64(a[0], "epoch")
+			if err != nil {
+				return err
+			}
+			return q(cmd, api.EpochPath(n), &api.EpochView{}, nil)
+		}},
+		byNum("commitments EPOCH", "Commitments of an epoch", "epoch", api.CommitmentsPath, func() any { return &[]api.CommitmentView{} }),
+		commitment,
+		fixed("params", "Chain parameters", api.ParamsPath, func() any { return &types.Params{} }),
+		fixed("supply", "Total supply and module accounts", api.SupplyPath, func() any { return &api.SupplyView{} }),
 		&cobra.Command{Use: "tx HASH", Short: "A committed tx by hash", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
 			c, err := client.New(nodeAddr)
 			if err != nil {

@@ -46,14 +46,6 @@ func txCmd(g *globals) *cobra.Command {
 		}
 		return v, nil
 	}
-	u64 := func(s, what string) (uint64, error) {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s %q: want a non-negative integer", what, s)
-		}
-		return v, nil
-	}
-
 	cmd.AddCommand(&cobra.Command{
 		Use: "send TO AMOUNT", Short: "Send uagr to an address", Args: cobra.ExactArgs(2),
 		RunE: send(func(a []string) (any, error) {
@@ -173,7 +165,8 @@ func txCmd(g *globals) *cobra.Command {
 	)
 
 	epoch := &cobra.Command{Use: "epoch", Short: "Epoch commitments"}
-	epoch.AddCommand(&cobra.Command{Use: "commit EPOCH ROOT_HEX RECEIPTS TOTAL_BILLED", Short: "Commit the Merkle root of an epoch's receipts (as a provider)", Args: cobra.ExactArgs(4),
+	var service string
+	commit := &cobra.Command{Use: "commit EPOCH ROOT_HEX RECORDS TOTAL_BILLED", Short: "Commit the Merkle root of an epoch's records of a service (as a provider; default inference: receipts)", Args: cobra.ExactArgs(4),
 		RunE: send(func(a []string) (any, error) {
 			n, err := u64(a[0], "epoch")
 			if err != nil {
@@ -183,13 +176,15 @@ func txCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return nil, fmt.Errorf("root: %w", err)
 			}
-			cnt, err := u64(a[2], "receipt count")
+			cnt, err := u64(a[2], "record count")
 			if err != nil {
 				return nil, err
 			}
 			tot, err := amount(a[3])
-			return &types.MsgCommitEpoch{Epoch: n, Root: root, RecordCount: cnt, TotalBilled: tot}, err
-		})})
+			return &types.MsgCommitEpoch{Service: service, Epoch: n, Root: root, RecordCount: cnt, TotalBilled: tot}, err
+		})}
+	commit.Flags().StringVar(&service, "service", "", "the kind of work the records are of (default: inference)")
+	epoch.AddCommand(commit)
 
 	cmd.AddCommand(val, prov, ch, epoch, voucherCmd(g, f))
 	return cmd
@@ -362,4 +357,13 @@ func hashFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("hash %s: %w", path, err)
 	}
 	return h.Sum(nil), nil
+}
+
+// u64 parses a command argument as a non-negative integer, naming it.
+func u64(s, what string) (uint64, error) {
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s %q: want a non-negative integer", what, s)
+	}
+	return v, nil
 }
