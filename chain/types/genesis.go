@@ -141,27 +141,7 @@ func DefaultParams() Params {
 		DisputeBond:           1_000_000, // 1 AGR
 		GasPriceMilli:         1000,      // 1 uagr per gas
 		GasPerByte:            1,
-		Gas: map[string]uint64{
-			"send":                100,
-			"bond_validator":      500,
-			"unbond_validator":    500,
-			"unjail_validator":    500,
-			"bond_provider":       500,
-			"unbond_provider":     500,
-			"register_provider":   1000,
-			"update_provider":     1000,
-			"deregister_provider": 500,
-			"open_channel":        300,
-			"top_up_channel":      200,
-			"redeem_voucher":      300,
-			"close_channel":       200,
-			"commit_epoch":        300,
-			"report_fault":        500,
-			"report_omission":     500,
-			"answer_omission":     300,
-			"submit_scores":       300,
-			"dispute_receipt":     500,
-		},
+		Gas:                   Msgs().DefaultGas(),
 	}
 }
 

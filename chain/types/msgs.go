@@ -19,13 +19,13 @@ var coreMsgs = []MsgSpec{
 		func(w *TxBody_Send) *MsgSend { return w.Send }, validateSend,
 		func(m *MsgSend) Description {
 			return Description{Fields: [][2]string{{"to", Address(m.GetTo()).String()}, {"amount", u64(m.GetAmount())}}, Touches: []Address{m.GetTo()}}
-		}),
+		}).WithGas(100),
 	// stake
 	DeclareMsg("bond_validator", func(m *MsgBondValidator) *TxBody_BondValidator { return &TxBody_BondValidator{BondValidator: m} },
 		func(w *TxBody_BondValidator) *MsgBondValidator { return w.BondValidator }, validateBondValidator,
 		func(m *MsgBondValidator) Description {
 			return fields("amount", u64(m.GetAmount()), "cons_pub_key", hex.EncodeToString(m.GetConsPubKey()))
-		}),
+		}).WithGas(500),
 	DeclareMsg("unbond_validator", func(m *MsgUnbondValidator) *TxBody_UnbondValidator {
 		return &TxBody_UnbondValidator{UnbondValidator: m}
 	},
@@ -36,11 +36,11 @@ var coreMsgs = []MsgSpec{
 			}
 			return nil
 		},
-		func(m *MsgUnbondValidator) Description { return fields("amount", u64(m.GetAmount())) }),
+		func(m *MsgUnbondValidator) Description { return fields("amount", u64(m.GetAmount())) }).WithGas(500),
 	DeclareMsg("unjail_validator", func(m *MsgUnjailValidator) *TxBody_UnjailValidator {
 		return &TxBody_UnjailValidator{UnjailValidator: m}
 	},
-		func(w *TxBody_UnjailValidator) *MsgUnjailValidator { return w.UnjailValidator }, noChecks[*MsgUnjailValidator], nil),
+		func(w *TxBody_UnjailValidator) *MsgUnjailValidator { return w.UnjailValidator }, noChecks[*MsgUnjailValidator], nil).WithGas(500),
 	DeclareMsg("bond_provider", func(m *MsgBondProvider) *TxBody_BondProvider { return &TxBody_BondProvider{BondProvider: m} },
 		func(w *TxBody_BondProvider) *MsgBondProvider { return w.BondProvider },
 		func(m *MsgBondProvider) error {
@@ -49,7 +49,7 @@ var coreMsgs = []MsgSpec{
 			}
 			return nil
 		},
-		func(m *MsgBondProvider) Description { return fields("amount", u64(m.GetAmount())) }),
+		func(m *MsgBondProvider) Description { return fields("amount", u64(m.GetAmount())) }).WithGas(500),
 	DeclareMsg("unbond_provider", func(m *MsgUnbondProvider) *TxBody_UnbondProvider { return &TxBody_UnbondProvider{UnbondProvider: m} },
 		func(w *TxBody_UnbondProvider) *MsgUnbondProvider { return w.UnbondProvider },
 		func(m *MsgUnbondProvider) error {
@@ -58,7 +58,7 @@ var coreMsgs = []MsgSpec{
 			}
 			return nil
 		},
-		func(m *MsgUnbondProvider) Description { return fields("amount", u64(m.GetAmount())) }),
+		func(m *MsgUnbondProvider) Description { return fields("amount", u64(m.GetAmount())) }).WithGas(500),
 	// registry
 	DeclareMsg("register_provider", func(m *MsgRegisterProvider) *TxBody_RegisterProvider {
 		return &TxBody_RegisterProvider{RegisterProvider: m}
@@ -73,7 +73,7 @@ var coreMsgs = []MsgSpec{
 			}
 			return nil
 		},
-		func(m *MsgRegisterProvider) Description { return infoFields(m.GetInfo()) }),
+		func(m *MsgRegisterProvider) Description { return infoFields(m.GetInfo()) }).WithGas(1000),
 	DeclareMsg("update_provider", func(m *MsgUpdateProvider) *TxBody_UpdateProvider { return &TxBody_UpdateProvider{UpdateProvider: m} },
 		func(w *TxBody_UpdateProvider) *MsgUpdateProvider { return w.UpdateProvider },
 		func(m *MsgUpdateProvider) error {
@@ -85,10 +85,10 @@ var coreMsgs = []MsgSpec{
 			}
 			return nil
 		},
-		func(m *MsgUpdateProvider) Description { return infoFields(m.GetInfo()) }),
+		func(m *MsgUpdateProvider) Description { return infoFields(m.GetInfo()) }).WithGas(1000),
 	DeclareMsg("deregister_provider", func(m *MsgDeregisterProvider) *TxBody_DeregisterProvider {
 		return &TxBody_DeregisterProvider{DeregisterProvider: m}
-	}, func(w *TxBody_DeregisterProvider) *MsgDeregisterProvider { return w.DeregisterProvider }, noChecks[*MsgDeregisterProvider], nil),
+	}, func(w *TxBody_DeregisterProvider) *MsgDeregisterProvider { return w.DeregisterProvider }, noChecks[*MsgDeregisterProvider], nil).WithGas(500),
 	// channels
 	DeclareMsg("open_channel", func(m *MsgOpenChannel) *TxBody_OpenChannel { return &TxBody_OpenChannel{OpenChannel: m} },
 		func(w *TxBody_OpenChannel) *MsgOpenChannel { return w.OpenChannel }, validateOpenChannel,
@@ -97,12 +97,12 @@ var coreMsgs = []MsgSpec{
 				"expiry_height", strconv.FormatInt(m.GetExpiryHeight(), 10))
 			d.Touches = []Address{m.GetProvider()}
 			return d
-		}),
+		}).WithGas(300),
 	DeclareMsg("top_up_channel", func(m *MsgTopUpChannel) *TxBody_TopUpChannel { return &TxBody_TopUpChannel{TopUpChannel: m} },
 		func(w *TxBody_TopUpChannel) *MsgTopUpChannel { return w.TopUpChannel }, validateTopUpChannel,
 		func(m *MsgTopUpChannel) Description {
 			return fields("channel_id", u64(m.GetChannelId()), "amount", u64(m.GetAmount()))
-		}),
+		}).WithGas(200),
 	DeclareMsg("redeem_voucher", func(m *MsgRedeemVoucher) *TxBody_RedeemVoucher { return &TxBody_RedeemVoucher{RedeemVoucher: m} },
 		func(w *TxBody_RedeemVoucher) *MsgRedeemVoucher { return w.RedeemVoucher },
 		func(m *MsgRedeemVoucher) error {
@@ -120,7 +120,7 @@ var coreMsgs = []MsgSpec{
 				return Description{}
 			}
 			return fields("channel_id", u64(v.ChannelId), "cumulative", u64(v.CumulativeAmount))
-		}),
+		}).WithGas(300),
 	DeclareMsg("close_channel", func(m *MsgCloseChannel) *TxBody_CloseChannel { return &TxBody_CloseChannel{CloseChannel: m} },
 		func(w *TxBody_CloseChannel) *MsgCloseChannel { return w.CloseChannel },
 		func(m *MsgCloseChannel) error {
@@ -129,14 +129,14 @@ var coreMsgs = []MsgSpec{
 			}
 			return nil
 		},
-		func(m *MsgCloseChannel) Description { return fields("channel_id", u64(m.GetChannelId())) }),
+		func(m *MsgCloseChannel) Description { return fields("channel_id", u64(m.GetChannelId())) }).WithGas(200),
 	// epochs
 	DeclareMsg("commit_epoch", func(m *MsgCommitEpoch) *TxBody_CommitEpoch { return &TxBody_CommitEpoch{CommitEpoch: m} },
 		func(w *TxBody_CommitEpoch) *MsgCommitEpoch { return w.CommitEpoch }, validateCommitEpoch,
 		func(m *MsgCommitEpoch) Description {
 			return fields("epoch", u64(m.GetEpoch()), "root", hex.EncodeToString(m.GetRoot()), "receipt_count", u64(m.GetRecordCount()),
 				"total_billed", u64(m.GetTotalBilled()), "total_tokens", u64(m.GetTotalTokens()))
-		}),
+		}).WithGas(300),
 	// audit
 	DeclareMsg("report_fault", func(m *MsgReportFault) *TxBody_ReportFault { return &TxBody_ReportFault{ReportFault: m} },
 		func(w *TxBody_ReportFault) *MsgReportFault { return w.ReportFault }, validateReportFault,
@@ -145,7 +145,7 @@ var coreMsgs = []MsgSpec{
 				"fault", FaultName(m.GetFault()))
 			d.Touches = []Address{m.GetProvider()}
 			return d
-		}),
+		}).WithGas(500),
 	DeclareMsg("report_omission", func(m *MsgReportOmission) *TxBody_ReportOmission { return &TxBody_ReportOmission{ReportOmission: m} },
 		func(w *TxBody_ReportOmission) *MsgReportOmission { return w.ReportOmission },
 		func(m *MsgReportOmission) error {
@@ -156,18 +156,18 @@ var coreMsgs = []MsgSpec{
 		},
 		// The provider it touches is read from the receipt on chain and
 		// reported in the tx's result; the explorer adds it from there.
-		func(m *MsgReportOmission) Description { return fields("receipt", hex.EncodeToString(m.GetReceipt())) }),
+		func(m *MsgReportOmission) Description { return fields("receipt", hex.EncodeToString(m.GetReceipt())) }).WithGas(500),
 	DeclareMsg("answer_omission", func(m *MsgAnswerOmission) *TxBody_AnswerOmission { return &TxBody_AnswerOmission{AnswerOmission: m} },
 		func(w *TxBody_AnswerOmission) *MsgAnswerOmission { return w.AnswerOmission }, validateAnswerOmission,
 		func(m *MsgAnswerOmission) Description {
 			return fields("epoch", u64(m.GetEpoch()), "index", u64(m.GetIndex()))
-		}),
+		}).WithGas(300),
 	// rewards
 	DeclareMsg("submit_scores", func(m *MsgSubmitScores) *TxBody_SubmitScores { return &TxBody_SubmitScores{SubmitScores: m} },
 		func(w *TxBody_SubmitScores) *MsgSubmitScores { return w.SubmitScores }, validateSubmitScores,
 		func(m *MsgSubmitScores) Description {
 			return fields("epoch", u64(m.GetEpoch()), "scores", u64(uint64(len(m.GetScores()))))
-		}),
+		}).WithGas(300),
 	// audit
 	DeclareMsg("dispute_receipt", func(m *MsgDisputeReceipt) *TxBody_DisputeReceipt { return &TxBody_DisputeReceipt{DisputeReceipt: m} },
 		func(w *TxBody_DisputeReceipt) *MsgDisputeReceipt { return w.DisputeReceipt },
@@ -176,7 +176,7 @@ var coreMsgs = []MsgSpec{
 				return errors.New("dispute_receipt: needs the serialized receipt (at most 4096 bytes) and its signature")
 			}
 			return nil
-		}, nil),
+		}, nil).WithGas(500),
 }
 
 // defaultMsgs is the registry of coreMsgs; it is never modified (a

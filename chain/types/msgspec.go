@@ -29,6 +29,16 @@ type MsgSpec struct {
 	unwrap   func(isTxBody_Msg) (proto.Message, error)
 	validate func(proto.Message) error
 	describe func(proto.Message) Description
+
+	// DefaultGas is the message's gas in DefaultParams (a genesis sets the
+	// chain's own in params.gas by name).
+	DefaultGas uint64
+}
+
+// WithGas returns the declaration with its default gas.
+func (s MsgSpec) WithGas(gas uint64) MsgSpec {
+	s.DefaultGas = gas
+	return s
 }
 
 // DeclareMsg declares a message that has its own member of TxBody's oneof.
@@ -140,6 +150,16 @@ func (r *MsgRegistry) Names() []string {
 	out := make([]string, len(r.specs))
 	for i, s := range r.specs {
 		out[i] = s.Name
+	}
+	return out
+}
+
+// DefaultGas maps each declared message's name to its declared default
+// gas (the gas table of DefaultParams).
+func (r *MsgRegistry) DefaultGas() map[string]uint64 {
+	out := make(map[string]uint64, len(r.specs))
+	for _, s := range r.specs {
+		out[s.Name] = s.DefaultGas
 	}
 	return out
 }

@@ -96,3 +96,23 @@ var errNoChannel = errorString("tip: channel id must be set")
 type errorString string
 
 func (e errorString) Error() string { return string(e) }
+
+// The gas of DefaultParams comes from the declarations: every chain message
+// declares a positive default, and the values are the chain's (pinned: a
+// change of gas changes fees, hence outcomes).
+func TestDeclaredGas(t *testing.T) {
+	g := DefaultParams().Gas
+	if len(g) != len(MsgNames) {
+		t.Fatalf("default gas for %d messages, %d declared", len(g), len(MsgNames))
+	}
+	for _, name := range MsgNames {
+		if g[name] == 0 {
+			t.Errorf("%s declares no gas", name)
+		}
+	}
+	for name, want := range map[string]uint64{"send": 100, "register_provider": 1000, "commit_epoch": 300, "report_fault": 500, "top_up_channel": 200} {
+		if g[name] != want {
+			t.Errorf("gas of %s = %d, want %d", name, g[name], want)
+		}
+	}
+}
