@@ -13,7 +13,7 @@ package e2e
 // the balances must be exact to the unit.
 //
 // It needs root and `ip netns` (iproute2); elsewhere it is skipped with the
-// reason. The addresses are in 10.254.77.0/24 on a bridge the test creates and
+// reason. The addresses are in a free 10.254.X.0/24 on a bridge the test creates and
 // removes; no traffic leaves the machine.
 
 import (
@@ -23,8 +23,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"github.com/agoranet/agora/chain/api"
-	"github.com/agoranet/agora/testutil/poll"
 	"io"
 	"net/http"
 	"os"
@@ -39,21 +37,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agoranet/agora/chain/api"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/node"
+	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
-
-const labNet = "10.254.77"
 
 // lab is a set of network namespaces on one bridge.
 type lab struct {
 	t      *testing.T
 	tag    string
+	net    string // the lab's /24 prefix, e.g. "10.254.77"
 	bridge string
 	hosts  []string // namespace names, by host number - 1
 	procs  []labProc
@@ -113,13 +112,14 @@ func newLab(t *testing.T, n int) *lab {
 	ipCmd("netns", "del", probe)
 	t.Cleanup(l.remove)
 	t.Cleanup(l.dumpLogs) // runs first: the processes' logs, before the network goes
+	l.net = claimLabNet(t)
 	must := func(args ...string) {
 		if err := ipCmd(args...); err != nil {
 			t.Fatal(err)
 		}
 	}
 	must("link", "add", l.bridge, "type", "bridge")
-	must("addr", "add", labNet+".254/24", "dev", l.bridge)
+	must("addr", "add", l.net+".254/24", "dev", l.bridge)
 	must("link", "set", l.bridge, "up")
 	for i := 1; i <= n; i++ {
 		ns := fmt.Sprintf("agn%sh%d", tag, i)
@@ -128,7 +128,7 @@ func newLab(t *testing.T, n int) *lab {
 		l.hosts = append(l.hosts, ns)
 		must("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
 		must("link", "set", veth, "master", l.bridge, "up")
-		must("-n", ns, "addr", "add", fmt.Sprintf("%s.%d/24", labNet, i), "dev", "eth0")
+		must("-n", ns, "addr", "add", fmt.Sprintf("%s.%d/24", l.net, i), "dev", "eth0")
 		must("-n", ns, "link", "set", "eth0", "up")
 		must("-n", ns, "link", "set", "lo", "up")
 	}
@@ -142,7 +142,38 @@ func (l *lab) remove() {
 	ipCmd("link", "del", l.bridge)
 }
 
-func hostIP(i int) string { return fmt.Sprintf("%s.%d", labNet, i) }
+// claimLabNet picks a 10.254.X.0/24 that no other lab on this machine uses:
+// two runs at once (a developer's and CI's) on one subnet would route the
+// test's queries to the other run's hosts. The claim is a lock file held
+// until the test ends, and the subnet must not be on any interface.
+func claimLabNet(t *testing.T) string {
+	t.Helper()
+	addrs, err := exec.Command("ip", "-4", "-o", "addr", "show").Output()
+	if err != nil {
+		t.Fatalf("ip addr show: %v", err)
+	}
+	start := os.Getpid() % 200
+	for k := 0; k < 200; k++ {
+		prefix := fmt.Sprintf("10.254.%d", 20+(start+k)%200)
+		if bytes.Contains(addrs, []byte(" "+prefix+".")) {
+			continue
+		}
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), "agora-netlab-"+prefix+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			t.Fatalf("lab subnet lock: %v", err)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		t.Cleanup(func() { f.Close() }) // closing releases the lock
+		return prefix
+	}
+	t.Fatal("no free 10.254.X.0/24 subnet for the lab")
+	return ""
+}
+
+func (l *lab) hostIP(i int) string { return fmt.Sprintf("%s.%d", l.net, i) }
 
 // setLink takes host i's only interface down (a partition) or up.
 func (l *lab) setLink(i int, up bool) {
@@ -162,7 +193,7 @@ func (l *lab) cut(i, j int, on bool) {
 	if !on {
 		op = "del"
 	}
-	if err := ipCmd("-n", l.hosts[i-1], "route", op, "blackhole", hostIP(j)+"/32"); err != nil {
+	if err := ipCmd("-n", l.hosts[i-1], "route", op, "blackhole", l.hostIP(j)+"/32"); err != nil {
 		l.t.Fatal(err)
 	}
 }
@@ -226,7 +257,7 @@ const (
 	nfGenesisBal = 1_000_000_000_000
 )
 
-func (f *faultNet) rpc(i int) string { return fmt.Sprintf("tcp://%s:26657", hostIP(i)) }
+func (f *faultNet) rpc(i int) string { return fmt.Sprintf("tcp://%s:26657", f.lab.hostIP(i)) }
 
 func (f *faultNet) startValidator(i int) {
 	f.vals[i-1] = f.lab.start(i, "start", "--home", f.valHomes[i-1])
@@ -234,7 +265,7 @@ func (f *faultNet) startValidator(i int) {
 
 func (f *faultNet) startProvider(k int) {
 	host := nfProvHost + k
-	ip := hostIP(host)
+	ip := f.lab.hostIP(host)
 	// provider A talks to node 3, provider B to node 4: neither of the nodes
 	// the test takes down.
 	f.provs[k] = f.lab.start(host, "provider", "start", "--home", f.provHomes[k], "--keyring", "test", "--key", "provider",
@@ -330,7 +361,7 @@ func setupFaultNet(t *testing.T) *faultNet {
 		importKey(home, "validator", op)
 		accounts = append(accounts, types.GenesisAccount{Address: testnet.Addr(op), Balance: nfGenesisBal})
 		cfg := node.DefaultConfig()
-		ip := hostIP(i)
+		ip := f.lab.hostIP(i)
 		cfg.P2P.Laddr = "tcp://" + ip + ":26656"
 		cfg.RPC.Laddr = "tcp://" + ip + ":26657"
 		cfg.API.Laddr = ip + ":1317"
@@ -383,9 +414,9 @@ func setupFaultNet(t *testing.T) *faultNet {
 	}
 	// the audit worker beside validator 3
 	f.lab.start(3, "validator", "start", "--home", f.valHomes[2], "--keyring", "test", "--from", "validator",
-		"--model", f.model, "--node", f.rpc(3), "--listen", hostIP(3)+":8070")
+		"--model", f.model, "--node", f.rpc(3), "--listen", f.lab.hostIP(3)+":8070")
 
-	gwIP := hostIP(nfGwHost)
+	gwIP := f.lab.hostIP(nfGwHost)
 	f.gwURL = "http://" + gwIP + ":8080"
 	f.gw = f.lab.start(nfGwHost, "gateway", "start", "--home", gwHome, "--keyring", "test", "--key", "client",
 		"--listen", gwIP+":8080", "--node", f.rpc(4), "--deposit", "50000000", "--channel-blocks", "5000")
@@ -535,7 +566,7 @@ func TestNetworkFaults(t *testing.T) {
 	})
 	f.startProvider(0)
 	poll.Until(t, 120*time.Second, "provider A serves again", func() (bool, string) {
-		resp, err := f.http.Get("http://" + hostIP(nfProvHost) + ":8090/healthz")
+		resp, err := f.http.Get("http://" + f.lab.hostIP(nfProvHost) + ":8090/healthz")
 		if err != nil {
 			return false, err.Error() + "; output: " + tail(f.provs[0].output())
 		}
