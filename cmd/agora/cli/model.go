@@ -167,9 +167,11 @@ func generateCmd(g *globals) *cobra.Command {
 			loadTime := time.Since(t0)
 			var ids []int
 			if chat {
-				tmpl, _ := m.File.String("tokenizer.chat_template")
-				ids, err = native.ChatPrompt(tok, native.DetectChatFormat(tmpl), []native.Message{{Role: "user", Content: prompt}})
+				tmpl, err := native.ChatTemplateOf(m.File, tok)
 				if err != nil {
+					return err
+				}
+				if ids, err = tmpl.Prompt(tok, []native.Message{{Role: "user", Content: prompt}}); err != nil {
 					return err
 				}
 			} else {
