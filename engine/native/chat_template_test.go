@@ -115,77 +115,6 @@ const (
 {%- endif %}
 `
 
-	tmplQwen3 = `{%- if tools %}
-    {{- '<|im_start|>system\n' }}
-    {%- if messages[0].role == 'system' %}
-        {{- messages[0].content + '\n\n' }}
-    {%- endif %}
-    {{- "# Tools\n\n<tools>" }}
-    {%- for tool in tools %}
-        {{- "\n" }}
-        {{- tool | tojson }}
-    {%- endfor %}
-    {{- "\n</tools><|im_end|>\n" }}
-{%- else %}
-    {%- if messages[0].role == 'system' %}
-        {{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}
-    {%- endif %}
-{%- endif %}
-{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
-{%- for message in messages[::-1] %}
-    {%- set index = (messages|length - 1) - loop.index0 %}
-    {%- if ns.multi_step_tool and message.role == "user" and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
-        {%- set ns.multi_step_tool = false %}
-        {%- set ns.last_query_index = index %}
-    {%- endif %}
-{%- endfor %}
-{%- for message in messages %}
-    {%- if message.content is string %}
-        {%- set content = message.content %}
-    {%- else %}
-        {%- set content = '' %}
-    {%- endif %}
-    {%- if (message.role == "user") or (message.role == "system" and not loop.first) %}
-        {{- '<|im_start|>' + message.role + '\n' + content + '<|im_end|>' + '\n' }}
-    {%- elif message.role == "assistant" %}
-        {%- set reasoning_content = '' %}
-        {%- if message.reasoning_content is string %}
-            {%- set reasoning_content = message.reasoning_content %}
-        {%- else %}
-            {%- if '</think>' in content %}
-                {%- set reasoning_content = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') %}
-                {%- set content = content.split('</think>')[-1].lstrip('\n') %}
-            {%- endif %}
-        {%- endif %}
-        {%- if loop.index0 > ns.last_query_index %}
-            {%- if loop.last or (not loop.last and reasoning_content) %}
-                {{- '<|im_start|>' + message.role + '\n<think>\n' + reasoning_content.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') }}
-            {%- else %}
-                {{- '<|im_start|>' + message.role + '\n' + content }}
-            {%- endif %}
-        {%- else %}
-            {{- '<|im_start|>' + message.role + '\n' + content }}
-        {%- endif %}
-        {{- '<|im_end|>\n' }}
-    {%- elif message.role == "tool" %}
-        {%- if loop.first or (messages[loop.index0 - 1].role != "tool") %}
-            {{- '<|im_start|>user' }}
-        {%- endif %}
-        {{- '\n<tool_response>\n' }}
-        {{- content }}
-        {{- '\n</tool_response>' }}
-        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
-            {{- '<|im_end|>\n' }}
-        {%- endif %}
-    {%- endif %}
-{%- endfor %}
-{%- if add_generation_prompt %}
-    {{- '<|im_start|>assistant\n' }}
-    {%- if enable_thinking is defined and enable_thinking is false %}
-        {{- '<think>\n\n</think>\n\n' }}
-    {%- endif %}
-{%- endif %}`
-
 	tmplMistral = `{%- if messages[0]["role"] == "system" %}
     {%- set system_message = messages[0]["content"] %}
     {%- set loop_messages = messages[1:] %}
@@ -236,48 +165,6 @@ const (
 {%- endfor %}
 `
 
-	tmplGemma3 = `{{ bos_token }}
-{%- if messages[0]['role'] == 'system' -%}
-    {%- if messages[0]['content'] is string -%}
-        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
-    {%- else -%}
-        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
-    {%- endif -%}
-    {%- set loop_messages = messages[1:] -%}
-{%- else -%}
-    {%- set first_user_prefix = "" -%}
-    {%- set loop_messages = messages -%}
-{%- endif -%}
-{%- for message in loop_messages -%}
-    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
-        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
-    {%- endif -%}
-    {%- if (message['role'] == 'assistant') -%}
-        {%- set role = "model" -%}
-    {%- else -%}
-        {%- set role = message['role'] -%}
-    {%- endif -%}
-    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
-    {%- if message['content'] is string -%}
-        {{ message['content'] | trim }}
-    {%- elif message['content'] is iterable -%}
-        {%- for item in message['content'] -%}
-            {%- if item['type'] == 'image' -%}
-                {{ '<start_of_image>' }}
-            {%- elif item['type'] == 'text' -%}
-                {{ item['text'] | trim }}
-            {%- endif -%}
-        {%- endfor -%}
-    {%- else -%}
-        {{ raise_exception("Invalid content type") }}
-    {%- endif -%}
-    {{ '<end_of_turn>\n' }}
-{%- endfor -%}
-{%- if add_generation_prompt -%}
-    {{'<start_of_turn>model\n'}}
-{%- endif -%}
-`
-
 	tmplPhi3 = "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
 )
 
@@ -297,14 +184,14 @@ func TestChatTemplates(t *testing.T) {
 			"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n<|im_start|>assistant\n"},
 		{"qwen2.5 default system", tmplQwen25, "", "<|im_end|>", chatConversation[1:2],
 			"<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n"},
-		{"qwen3", tmplQwen3, "", "<|im_end|>", chatConversation,
+		{"qwen3", qwen3Template, "", "<|im_end|>", chatConversation,
 			"<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n<|im_start|>assistant\n"},
 		// An earlier answer's reasoning is dropped from the history.
-		{"qwen3 think", tmplQwen3, "", "<|im_end|>", []Message{{Role: "user", Content: "Hi!"}, {Role: "assistant", Content: "<think>\nGreet back.\n</think>\n\nHello."}, {Role: "user", Content: "Why?"}},
+		{"qwen3 think", qwen3Template, "", "<|im_end|>", []Message{{Role: "user", Content: "Hi!"}, {Role: "assistant", Content: "<think>\nGreet back.\n</think>\n\nHello."}, {Role: "user", Content: "Why?"}},
 			"<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\nWhy?<|im_end|>\n<|im_start|>assistant\n"},
 		{"mistral", tmplMistral, "<s>", "</s>", chatConversation,
 			"<s>[INST] Hi![/INST] Hello.</s>[INST] Be brief.\n\nWhy?[/INST]"},
-		{"gemma3", tmplGemma3, "<bos>", "<eos>", chatConversation,
+		{"gemma3", gemma3Template, "<bos>", "<eos>", chatConversation,
 			"<bos><start_of_turn>user\nBe brief.\n\nHi!<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n<start_of_turn>user\nWhy?<end_of_turn>\n<start_of_turn>model\n"},
 		{"phi3", tmplPhi3, "<s>", "<|endoftext|>", chatConversation,
 			"<|system|>\nBe brief.<|end|>\n<|user|>\nHi!<|end|>\n<|assistant|>\nHello.<|end|>\n<|user|>\nWhy?<|end|>\n<|assistant|>\n"},
@@ -341,7 +228,7 @@ func TestChatTemplateErrors(t *testing.T) {
 		}
 	}
 	// A template's own exception is the request's error.
-	c, err := NewChatTemplate(tmplGemma3, "<bos>", "<eos>")
+	c, err := NewChatTemplate(gemma3Template, "<bos>", "<eos>")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +269,7 @@ func FuzzChatTemplate(f *testing.F) {
 	f.Add("user", "<think>x</think>", "assistant", "{{ x }}", uint8(1))
 	f.Add("tool", "", "wizard", "\x00\xff", uint8(7))
 	var tmpls []*ChatTemplate
-	for _, src := range []string{tmplLlama32, tmplQwen25, tmplQwen3, tmplMistral, tmplGemma3, tmplPhi3, llama2Template, chatMLTemplate, ""} {
+	for _, src := range []string{tmplLlama32, tmplQwen25, qwen3Template, tmplMistral, gemma3Template, tmplPhi3, llama2Template, chatMLTemplate, ""} {
 		c, err := NewChatTemplate(src, "<s>", "</s>")
 		if err != nil {
 			f.Fatal(err)
@@ -408,7 +295,7 @@ func FuzzChatTemplate(f *testing.F) {
 // FuzzChatTemplateSource compiles and renders random template text: a bad
 // template is an error at load or at format time, never a panic.
 func FuzzChatTemplateSource(f *testing.F) {
-	for _, s := range []string{tmplQwen3, tmplGemma3, tmplPhi3, "{% for m in messages %}{{ m.role }}", "{{ raise_exception('x') }}", "{% set ns = namespace(a=1) %}{{ ns.a / 0 }}"} {
+	for _, s := range []string{qwen3Template, gemma3Template, tmplPhi3, "{% for m in messages %}{{ m.role }}", "{{ raise_exception('x') }}", "{% set ns = namespace(a=1) %}{{ ns.a / 0 }}"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, src string) {

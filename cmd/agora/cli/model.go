@@ -46,7 +46,9 @@ func modelCmd(g *globals) *cobra.Command {
 	}
 	f := newCmd.Flags()
 	f.StringP("output-file", "o", "", "output GGUF file")
-	f.StringVar(&o.Arch, "arch", "llama", "architecture: llama or qwen2")
+	f.StringVar(&o.Arch, "arch", "llama", "architecture: llama, mistral, qwen2, qwen3 or gemma3")
+	f.IntVar(&o.HeadDim, "head-dim", 0, "width of an attention head (default dim/heads)")
+	f.IntVar(&o.SlidingWindow, "sliding-window", 0, "gemma3: local attention window (default 16)")
 	f.IntVar(&o.Dim, "dim", 256, "embedding size")
 	f.IntVar(&o.Layers, "layers", 4, "transformer blocks")
 	f.IntVar(&o.Heads, "heads", 8, "attention heads")
