@@ -1,6 +1,7 @@
 package native
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -306,4 +307,42 @@ func FuzzChatTemplateSource(f *testing.F) {
 		c.Now = func() time.Time { return time.Unix(0, 0).UTC() }
 		c.Format(chatConversation)
 	})
+}
+
+// TestChatTokensMatchLlamaCpp: the prompt a generated model's own template
+// renders for a system+user+assistant+user chat tokenizes to the ids
+// llama.cpp gives the same text with special tokens parsed (tok.mjs MODEL
+// @TEXT special): turn markers become single tokens, and SentencePiece
+// text after each special token gets llama.cpp's space prefix. The
+// template's BOS is not doubled.
+func TestChatTokensMatchLlamaCpp(t *testing.T) {
+	cases := []struct {
+		o    GenOptions
+		want []int
+	}{
+		{GenOptions{Arch: "gemma3", Tokenizer: "llama"}, []int{1, 3, 261, 266, 280, 300, 15, 71, 264, 339, 271, 267, 264, 275, 288, 15, 15, 77, 267, 38, 4, 261, 15, 3, 341, 272, 434, 15, 77, 447, 288, 4, 261, 15, 3, 261, 266, 280, 300, 15, 92, 263, 285, 291, 4, 261, 15, 3, 341, 272, 434, 15}},
+		{GenOptions{Arch: "qwen3", Tokenizer: "gpt2", Pre: "qwen2"}, []int{1, 118, 124, 118, 119, 104, 112, 13, 69, 104, 299, 117, 108, 104, 105, 49, 2, 13, 1, 120, 118, 261, 13, 75, 108, 36, 2, 13, 1, 363, 118, 322, 119, 378, 13, 75, 104, 326, 114, 49, 2, 13, 1, 120, 118, 261, 13, 90, 107, 124, 66, 2, 13, 1, 363, 118, 322, 119, 378, 13}},
+		{GenOptions{Arch: "llama", Tokenizer: "llama"}, []int{1, 259, 94, 76, 81, 86, 87, 96, 259, 63, 63, 86, 92, 86, 65, 65, 13, 69, 262, 337, 269, 265, 262, 273, 286, 13, 63, 63, 50, 86, 92, 86, 65, 65, 13, 13, 75, 265, 36, 259, 94, 50, 76, 81, 86, 87, 96, 259, 75, 445, 286, 259, 2, 1, 259, 94, 76, 81, 86, 87, 96, 259, 90, 261, 283, 289, 259, 94, 50, 76, 81, 86, 87, 96}},
+		{GenOptions{Arch: "llama", Tokenizer: "gpt2"}, []int{1, 118, 124, 118, 119, 104, 112, 13, 69, 104, 299, 117, 108, 104, 105, 49, 2, 13, 1, 120, 118, 261, 13, 75, 108, 36, 2, 13, 1, 363, 118, 322, 119, 378, 13, 75, 104, 326, 114, 49, 2, 13, 1, 120, 118, 261, 13, 90, 107, 124, 66, 2, 13, 1, 363, 118, 322, 119, 378, 13}},
+	}
+	for _, tc := range cases {
+		o := tc.o
+		o.Dim, o.Layers, o.Heads, o.Vocab, o.Seed, o.Context = 64, 1, 4, 600, 7, 256
+		path := filepath.Join(t.TempDir(), "m.gguf")
+		if err := WriteRandomModel(path, o); err != nil {
+			t.Fatal(err)
+		}
+		m, tok := load(t, path, 1)
+		c, err := ChatTemplateOf(m.File, tok)
+		if err != nil || !c.HasTemplate() {
+			t.Fatalf("%s/%s: template: %v", o.Arch, o.Tokenizer, err)
+		}
+		got, err := c.Prompt(tok, chatConversation)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalInts(got, tc.want) {
+			t.Errorf("%s/%s:\n got %v\nwant %v", o.Arch, o.Tokenizer, got, tc.want)
+		}
+	}
 }

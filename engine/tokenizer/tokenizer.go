@@ -191,16 +191,17 @@ func (t *Tokenizer) Encode(text string, addBOS, parseSpecial bool) []int {
 	if addBOS && t.BOS >= 0 {
 		out = append(out, t.BOS)
 	}
-	first := true
 	for len(text) > 0 {
 		cut, sp := len(text), -1
 		if parseSpecial {
 			cut, sp = t.nextSpecial(text)
 		}
+		// Every run of text is either the first or follows a special
+		// token, and SentencePiece prefixes each with a space (llama.cpp:
+		// "<s>[INST]" is <s> ▁[ INST ]), so every run is encoded as first.
 		if cut > 0 {
-			out = append(out, t.encodeText(text[:cut], first)...)
+			out = append(out, t.encodeText(text[:cut], true)...)
 		}
-		first = false
 		if sp < 0 {
 			break
 		}
