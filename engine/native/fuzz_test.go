@@ -20,6 +20,14 @@ func FuzzLoadModel(f *testing.F) {
 	seed, _ := os.ReadFile(path)
 	f.Add(seed, uint(0), byte(0))
 	f.Add(seed, uint(len(seed)/2), byte(0xff))
+	for _, arch := range []string{"qwen3", "gemma3"} { // q/k norms, post-norms, windows, templates
+		p := filepath.Join(dir, arch+".gguf")
+		if err := WriteRandomModel(p, GenOptions{Arch: arch, Dim: 32, Layers: 6, Heads: 2, HeadDim: 32, Vocab: 300, Context: 32, Seed: 1, Type: gguf.Q8_0, SlidingWindow: 4}); err != nil {
+			f.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		f.Add(b, uint(len(b)/3), byte(0x10))
+	}
 	f.Fuzz(func(t *testing.T, b []byte, at uint, val byte) {
 		if len(b) > 0 {
 			b = append([]byte(nil), b...)
@@ -35,6 +43,9 @@ func FuzzLoadModel(f *testing.F) {
 		}
 		if tok, err := tokenizer.FromGGUF(g); err == nil {
 			ids := tok.Encode("hello", tok.AddBOS, true)
+			if c, err := ChatTemplateOf(g, tok); err == nil {
+				c.Prompt(tok, []Message{{Role: "user", Content: "hello"}})
+			}
 			if len(ids) > 0 && len(ids) < 16 {
 				m.NewSession().Forward(ids, false)
 			}
