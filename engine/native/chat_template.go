@@ -2,7 +2,9 @@ package native
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ardanlabs/jinja"
@@ -32,12 +34,35 @@ func NewChatTemplate(source, bos, eos string) (*ChatTemplate, error) {
 	if strings.TrimSpace(source) == "" {
 		return c, nil
 	}
-	t, err := compileTemplate(source)
+	if len(source) > maxTemplateBytes {
+		return nil, fmt.Errorf("chat template: %d bytes, more than the %d accepted", len(source), maxTemplateBytes)
+	}
+	t, err := compileTemplate(guardMacros(source))
 	if err != nil {
 		return nil, fmt.Errorf("chat template: %w", err)
 	}
 	c.tmpl = t
 	return c, nil
+}
+
+// maxTemplateBytes bounds a template's source (published ones are under
+// 32 KB), and with it how deep the parser can recurse.
+const maxTemplateBytes = 128 << 10
+
+// maxMacroCalls bounds the macro calls of one rendering. A recursive macro
+// that never stops would otherwise overflow the stack, which Go cannot
+// recover from; real templates call a handful.
+const maxMacroCalls = 4096
+
+// macroOpen matches a macro definition's opening tag.
+var macroOpen = regexp.MustCompile(`(?s)\{%-?\s*macro\s+[A-Za-z_][A-Za-z0-9_]*\s*\(.*?\)\s*-?%\}`)
+
+// guardMacros makes every macro body begin by counting the call against
+// the render's budget. The added tag writes nothing, and as a block tag it
+// takes the place of the opening tag for whitespace control, so the
+// rendering is unchanged.
+func guardMacros(source string) string {
+	return macroOpen.ReplaceAllString(source, "$0{% if __agora_macro_call() %}{% endif %}")
 }
 
 // compileTemplate runs the parser under recover: a malformed template is
@@ -90,7 +115,14 @@ func (c *ChatTemplate) Format(msgs []Message) (string, error) {
 	if c.Now != nil {
 		now = c.Now
 	}
+	var calls atomic.Int64
 	vals := map[string]jinja.Value{
+		"__agora_macro_call": jinja.NewCallable("__agora_macro_call", func([]jinja.Value, map[string]jinja.Value) (jinja.Value, error) {
+			if calls.Add(1) > maxMacroCalls {
+				return jinja.Undefined(), fmt.Errorf("more than %d macro calls (runaway recursion?)", maxMacroCalls)
+			}
+			return jinja.NewBool(false), nil
+		}),
 		"messages":              jinja.FromGoValue(list),
 		"add_generation_prompt": jinja.NewBool(true),
 		"bos_token":             jinja.NewString(c.bos),

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ardanlabs/jinja"
 )
 
 // Chat templates of the model families, written from their published
@@ -344,5 +346,58 @@ func TestChatTokensMatchLlamaCpp(t *testing.T) {
 		if !equalInts(got, tc.want) {
 			t.Errorf("%s/%s:\n got %v\nwant %v", o.Arch, o.Tokenizer, got, tc.want)
 		}
+	}
+}
+
+// TestChatTemplateRunaway: templates that would recurse or nest without
+// bound are errors, not a stack overflow that kills the process.
+func TestChatTemplateRunaway(t *testing.T) {
+	c, err := NewChatTemplate("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(1) }}", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Format(chatConversation); err == nil || !strings.Contains(err.Error(), "macro calls") {
+		t.Fatalf("runaway recursion: %v", err)
+	}
+	// Mutual recursion, with whitespace control on the tags.
+	c, err = NewChatTemplate("{%- macro a(n) -%}{{ b(n) }}{%- endmacro -%}{%- macro b(n) -%}{{ a(n) }}{%- endmacro -%}{{ a(1) }}", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Format(chatConversation); err == nil || !strings.Contains(err.Error(), "macro calls") {
+		t.Fatalf("mutual recursion: %v", err)
+	}
+	// A default holding '%' and ')' does not hide a macro from the guard.
+	c, err = NewChatTemplate("{% macro f(a='%)', n=1) %}{{ f(a, n) }}{% endmacro %}{{ f() }}", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Format(nil); err == nil || !strings.Contains(err.Error(), "macro calls") {
+		t.Fatalf("recursion behind a '%%)' default: %v", err)
+	}
+	// Bounded recursion and macros with whitespace control render as they
+	// do without the guard (trim_blocks drops the newline after a tag).
+	src := "{%- macro count(n) -%}\n  {%- if n > 0 -%}{{ n }},{{ count(n - 1) }}{%- endif -%}\n{%- endmacro -%}\n{{ count(3) }}|{% macro m() %}\n x {% endmacro %}[{{ m() }}]\n  {% macro k(a='%') %}\n{{ a }}\n{% endmacro %}{{ k() }}"
+	raw, err := jinja.Compile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := raw.Render(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = NewChatTemplate(src, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Format(nil); err != nil || got != want || !strings.HasPrefix(got, "3,2,1,|[ x ]") {
+		t.Fatalf("guarded template rendered %q (%v), unguarded %q", got, err, want)
+	}
+	if _, err := NewChatTemplate(strings.Repeat("{{ (", 40000), "", ""); err == nil || !strings.Contains(err.Error(), "bytes") {
+		t.Fatalf("oversized template: %v", err)
+	}
+	deep := "{{ " + strings.Repeat("(", 30000) + "1" + strings.Repeat(")", 30000) + " }}"
+	if c, err := NewChatTemplate(deep, "", ""); err == nil {
+		c.Format(nil) // an answer or an error; the process survives
 	}
 }
