@@ -138,3 +138,35 @@ func TestPreTokenizersMatchLlamaCpp(t *testing.T) {
 		}
 	}
 }
+
+// TestStopsAtEndOfTurn: a generation ends at any end-of-generation token,
+// as llama.cpp's does: on the generated Gemma 3 model (F32, as in the
+// goldens above) llama.cpp stops "a network of computers shares work" after
+// these 30 tokens, when greedy decoding picks <end_of_turn> (id 4), which
+// is not the file's EOS.
+func TestStopsAtEndOfTurn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := WriteRandomModel(path, GenOptions{Arch: "gemma3", Dim: 64, Layers: 6, Heads: 4, KVHeads: 2, HeadDim: 32, Vocab: 600, Context: 256, Seed: 7, Type: gguf.F32}); err != nil {
+		t.Fatal(err)
+	}
+	m, tok := load(t, path, 2)
+	if !tok.IsEOG(4) || tok.Tokens[4] != "<end_of_turn>" || tok.EOS == 4 || tok.IsEOG(3) {
+		t.Fatalf("end-of-generation tokens %v (EOS %d)", tok.EOG, tok.EOS)
+	}
+	prompt := tok.Encode("a network of computers shares work", true, false)
+	if want := []int{1, 298, 388, 345, 536, 567, 393}; !equalInts(prompt, want) {
+		t.Fatalf("prompt %v, llama.cpp %v", prompt, want)
+	}
+	res, err := m.Generate(tok, prompt, SampleParams{MaxTokens: 40}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int{475, 230, 334, 102, 397, 450, 585, 591, 202, 333, 245, 80, 133, 399, 439, 447, 98, 168, 463, 9, 115, 457, 105, 575, 239, 380, 241, 326, 422, 368}
+	var got []int
+	for _, tr := range res.Tokens {
+		got = append(got, tr.ID)
+	}
+	if !equalInts(got, want) || res.FinishReason != "stop" {
+		t.Fatalf("tokens %v (%s), llama.cpp %v then <end_of_turn>", got, res.FinishReason, want)
+	}
+}

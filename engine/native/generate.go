@@ -332,7 +332,7 @@ func (m *Model) Generate(tok *tokenizer.Tokenizer, prompt []int, p SampleParams,
 		if tok != nil {
 			tr.Text = tok.Piece(id)
 		}
-		if tok != nil && id == tok.EOS {
+		if tok != nil && tok.IsEOG(id) { // EOS, or a turn ender such as <end_of_turn>
 			res.FinishReason = "stop"
 			break
 		}
