@@ -19,7 +19,7 @@ func archModel(t testing.TB, arch string, typ gguf.TensorType) string {
 	o := GenOptions{Arch: arch, Dim: 64, Layers: 2, Heads: 4, KVHeads: 2, HeadDim: 32, Vocab: 600, Context: 128, Seed: 5, Type: typ}
 	switch arch {
 	case "gemma3":
-		o.Layers, o.SlidingWindow, o.Softcap = 7, 8, 30
+		o.Layers, o.SlidingWindow, o.Softcap, o.RopeLinear = 7, 8, 30, 4
 	case "qwen3":
 		o.Tokenizer, o.Pre = "gpt2", "qwen2"
 	}
@@ -32,7 +32,7 @@ func archModel(t testing.TB, arch string, typ gguf.TensorType) string {
 func TestArchConfig(t *testing.T) {
 	m, _ := load(t, archModel(t, "gemma3", gguf.F32), 1)
 	c := m.Config
-	if c.HeadDim != 32 || !c.QKNorm || !c.PostNorms || !c.GELU || c.SlidingWindow != 8 || c.LogitSoftcap != 30 || c.RopeBase != 1e6 || c.RopeBaseLocal != 10000 {
+	if c.HeadDim != 32 || !c.QKNorm || !c.PostNorms || !c.GELU || c.SlidingWindow != 8 || c.LogitSoftcap != 30 || c.RopeBase != 1e6 || c.RopeBaseLocal != 10000 || c.RopeScale != 0.25 {
 		t.Fatalf("gemma3 config %+v", c)
 	}
 	if c.EmbedScale != 8 || c.QScale != float32(1/math.Sqrt(32)) {
@@ -198,8 +198,11 @@ func archReference(m *Model, ids []int) [][]float64 {
 	for li, l := range m.layers {
 		local := c.SWAPattern > 0 && li%c.SWAPattern < c.SWAPattern-1
 		base, scale := c.RopeBase, 1.0
+		if c.RopeScale != 0 {
+			scale = c.RopeScale
+		}
 		if local {
-			base = c.RopeBaseLocal
+			base, scale = c.RopeBaseLocal, 1
 		}
 		wq, wk, wv, wo := deq(l.wq), deq(l.wk), deq(l.wv), deq(l.wo)
 		wg, wu, wd := deq(l.wGate), deq(l.wUp), deq(l.wDown)

@@ -170,3 +170,26 @@ func TestStopsAtEndOfTurn(t *testing.T) {
 		t.Fatalf("tokens %v (%s), llama.cpp %v then <end_of_turn>", got, res.FinishReason, want)
 	}
 }
+
+// TestGemmaRopeScalingMatchesLlamaCpp: with linear RoPE scaling (factor 8,
+// as Gemma 3 4B+ files carry) on the global layer only, greedy tokens equal
+// llama.cpp's for 40 tokens; they part from the unscaled model's at step 12.
+func TestGemmaRopeScalingMatchesLlamaCpp(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := WriteRandomModel(path, GenOptions{Arch: "gemma3", Dim: 64, Layers: 6, Heads: 4, KVHeads: 2, HeadDim: 32, Vocab: 600, Context: 256, Seed: 7, Type: gguf.F32, RopeLinear: 8}); err != nil {
+		t.Fatal(err)
+	}
+	m, tok := load(t, path, 2)
+	res, err := m.Generate(tok, tok.Encode("once upon a time there was", true, false), SampleParams{MaxTokens: 40}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int{416, 537, 521, 201, 366, 534, 83, 559, 487, 123, 322, 351, 548, 223, 598, 39, 348, 336, 133, 43, 301, 45, 200, 444, 597, 62, 320, 221, 259, 450, 143, 229, 530, 344, 380, 117, 213, 370, 426, 160}
+	var got []int
+	for _, tr := range res.Tokens {
+		got = append(got, tr.ID)
+	}
+	if !equalInts(got, want) {
+		t.Fatalf("tokens %v\nllama.cpp %v", got, want)
+	}
+}

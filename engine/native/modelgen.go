@@ -37,6 +37,9 @@ type GenOptions struct {
 	SlidingWindow int
 	// Softcap, if set, is written as Gemma 3's final_logit_softcapping.
 	Softcap float32
+	// RopeLinear, if set, is a linear RoPE scaling factor for Gemma 3's
+	// global layers (rope.scaling.type linear), as its 4B+ models have.
+	RopeLinear float32
 }
 
 // corpus seeds the generated vocabulary with English-like merges.
@@ -114,6 +117,10 @@ func WriteRandomModel(path string, o GenOptions) error {
 		w.Set(a+".attention.sliding_window", gguf.Uint32(uint32(o.SlidingWindow)))
 		if o.Softcap != 0 {
 			w.Set(a+".final_logit_softcapping", gguf.Float32(o.Softcap))
+		}
+		if o.RopeLinear != 0 {
+			w.Set(a+".rope.scaling.type", gguf.String("linear"))
+			w.Set(a+".rope.scaling.factor", gguf.Float32(o.RopeLinear))
 		}
 	case o.Arch == "qwen3":
 		w.Set(a+".rope.freq_base", gguf.Float32(1e6))

@@ -49,6 +49,7 @@ func modelCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.Arch, "arch", "llama", "architecture: llama, mistral, qwen2, qwen3 or gemma3")
 	f.IntVar(&o.HeadDim, "head-dim", 0, "width of an attention head (default dim/heads)")
 	f.IntVar(&o.SlidingWindow, "sliding-window", 0, "gemma3: local attention window (default 16)")
+	f.Float32Var(&o.RopeLinear, "rope-linear", 0, "gemma3: linear RoPE scaling factor of the global layers")
 	f.IntVar(&o.Dim, "dim", 256, "embedding size")
 	f.IntVar(&o.Layers, "layers", 4, "transformer blocks")
 	f.IntVar(&o.Heads, "heads", 8, "attention heads")
