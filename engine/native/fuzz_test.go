@@ -13,13 +13,6 @@ import (
 // loads and runs; it never panics.
 func FuzzLoadModel(f *testing.F) {
 	dir := f.TempDir()
-	path := filepath.Join(dir, "seed.gguf")
-	if err := WriteRandomModel(path, GenOptions{Dim: 32, Layers: 1, Heads: 2, Vocab: 300, Context: 32, Seed: 1, Type: gguf.Q8_0}); err != nil {
-		f.Fatal(err)
-	}
-	seed, _ := os.ReadFile(path)
-	f.Add(seed, uint(0), byte(0))
-	f.Add(seed, uint(len(seed)/2), byte(0xff))
 	for _, arch := range []string{"qwen3", "gemma3"} { // q/k norms, post-norms, windows, templates
 		p := filepath.Join(dir, arch+".gguf")
 		if err := WriteRandomModel(p, GenOptions{Arch: arch, Dim: 32, Layers: 6, Heads: 2, HeadDim: 32, Vocab: 300, Context: 32, Seed: 1, Type: gguf.Q8_0, SlidingWindow: 4}); err != nil {
@@ -28,6 +21,13 @@ func FuzzLoadModel(f *testing.F) {
 		b, _ := os.ReadFile(p)
 		f.Add(b, uint(len(b)/3), byte(0x10))
 	}
+	path := filepath.Join(dir, "seed.gguf")
+	if err := WriteRandomModel(path, GenOptions{Dim: 32, Layers: 1, Heads: 2, Vocab: 300, Context: 32, Seed: 1, Type: gguf.Q8_0}); err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := os.ReadFile(path)
+	f.Add(seed, uint(0), byte(0))
+	f.Add(seed, uint(len(seed)/2), byte(0xff))
 	f.Fuzz(func(t *testing.T, b []byte, at uint, val byte) {
 		if len(b) > 0 {
 			b = append([]byte(nil), b...)
