@@ -40,10 +40,10 @@ type OpenAIBackend struct {
 
 // adapterRef is the reference GGUF of a verifiable adapter model.
 type adapterRef struct {
-	m      *native.Model
-	tok    *tokenizer.Tokenizer
-	vocab  *verify.Vocab
-	chat   *native.ChatTemplate
+	m     *native.Model
+	tok   *tokenizer.Tokenizer
+	vocab *verify.Vocab
+	chat  *native.ChatTemplate
 }
 
 // AdapterTopLogprobs is how many alternatives per token the adapter asks a

@@ -91,10 +91,10 @@ type NativeBackend struct {
 }
 
 type nativeModel struct {
-	spec   ModelSpec
-	m      *native.Model
-	tok    *tokenizer.Tokenizer
-	chat   *native.ChatTemplate
+	spec ModelSpec
+	m    *native.Model
+	tok  *tokenizer.Tokenizer
+	chat *native.ChatTemplate
 }
 
 // NewNativeBackend loads GGUF files; each is served under its file name
