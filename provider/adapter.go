@@ -40,10 +40,10 @@ type OpenAIBackend struct {
 
 // adapterRef is the reference GGUF of a verifiable adapter model.
 type adapterRef struct {
-	m      *native.Model
-	tok    *tokenizer.Tokenizer
-	vocab  *verify.Vocab
-	format native.ChatFormat
+	m     *native.Model
+	tok   *tokenizer.Tokenizer
+	vocab *verify.Vocab
+	chat  *native.ChatTemplate
 }
 
 // AdapterTopLogprobs is how many alternatives per token the adapter asks a
@@ -90,8 +90,13 @@ func NewOpenAIBackend(baseURL, apiKey string, models []string, contextLength int
 			b.Close()
 			return nil, fmt.Errorf("backend model %s: tokenizer: %w", name, err)
 		}
-		tmpl, _ := m.File.String("tokenizer.chat_template")
-		b.names[name] = &adapterRef{m: m, tok: tok, vocab: verify.NewVocab(tok), format: native.DetectChatFormat(tmpl)}
+		chat, err := native.ChatTemplateOf(m.File, tok)
+		if err != nil {
+			m.Close()
+			b.Close()
+			return nil, fmt.Errorf("backend model %s: %w", name, err)
+		}
+		b.names[name] = &adapterRef{m: m, tok: tok, vocab: verify.NewVocab(tok), chat: chat}
 		b.specs = append(b.specs, ModelSpec{Name: name, Hash: h, ContextLength: m.Config.ContextLen})
 	}
 	return b, nil

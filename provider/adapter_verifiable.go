@@ -17,7 +17,7 @@ import (
 )
 
 func (b *OpenAIBackend) prepareVerifiable(spec ModelSpec, ref *adapterRef, ir *InferenceRequest) (*Prepared, error) {
-	ids, maxTok, err := promptIDs(ref.tok, ref.format, ir, spec.ContextLength)
+	ids, maxTok, err := promptIDs(ref.tok, ref.chat, ir, spec.ContextLength)
 	if err != nil {
 		return nil, err
 	}

@@ -91,10 +91,10 @@ type NativeBackend struct {
 }
 
 type nativeModel struct {
-	spec   ModelSpec
-	m      *native.Model
-	tok    *tokenizer.Tokenizer
-	format native.ChatFormat
+	spec ModelSpec
+	m    *native.Model
+	tok  *tokenizer.Tokenizer
+	chat *native.ChatTemplate
 }
 
 // NewNativeBackend loads GGUF files; each is served under its file name
@@ -114,10 +114,13 @@ func NewNativeBackend(paths []string, opts native.Options) (*NativeBackend, erro
 		if err != nil {
 			return nil, fmt.Errorf("tokenizer of %s: %w", p, err)
 		}
-		tmpl, _ := m.File.String("tokenizer.chat_template")
+		chat, err := native.ChatTemplateOf(m.File, tok)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
 		name := strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
 		spec := ModelSpec{Name: name, Hash: h, ContextLength: m.Config.ContextLen}
-		b.models[name] = &nativeModel{spec: spec, m: m, tok: tok, format: native.DetectChatFormat(tmpl)}
+		b.models[name] = &nativeModel{spec: spec, m: m, tok: tok, chat: chat}
 		b.specs = append(b.specs, spec)
 	}
 	return b, nil
@@ -154,7 +157,7 @@ func (b *NativeBackend) Prepare(model string, ir *InferenceRequest) (*Prepared, 
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownModel, model)
 	}
-	ids, maxTok, err := promptIDs(nm.tok, nm.format, ir, nm.spec.ContextLength)
+	ids, maxTok, err := promptIDs(nm.tok, nm.chat, ir, nm.spec.ContextLength)
 	if err != nil {
 		return nil, err
 	}
@@ -229,11 +232,11 @@ func (b *NativeBackend) Prepare(model string, ir *InferenceRequest) (*Prepared, 
 
 // promptIDs tokenizes a request's prompt (a chat through the model's template)
 // and bounds its output by the context left.
-func promptIDs(tok *tokenizer.Tokenizer, format native.ChatFormat, ir *InferenceRequest, contextLength int) ([]int, int, error) {
+func promptIDs(tok *tokenizer.Tokenizer, chat *native.ChatTemplate, ir *InferenceRequest, contextLength int) ([]int, int, error) {
 	var ids []int
 	if ir.Chat {
 		var err error
-		if ids, err = native.ChatPrompt(tok, format, ir.Messages); err != nil {
+		if ids, err = chat.Prompt(tok, ir.Messages); err != nil {
 			return nil, 0, err
 		}
 	} else {

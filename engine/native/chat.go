@@ -3,8 +3,6 @@ package native
 import (
 	"fmt"
 	"strings"
-
-	"github.com/agoranet/agora/engine/tokenizer"
 )
 
 // Message is one chat message.
@@ -22,7 +20,8 @@ const (
 	Llama3 ChatFormat = "llama3" // <|start_header_id|>role<|end_header_id|>\n\n...<|eot_id|>
 )
 
-// DetectChatFormat picks the layout from a GGUF chat template.
+// DetectChatFormat picks the fallback layout for a model without a chat
+// template (ChatTemplate executes the template when there is one).
 func DetectChatFormat(template string) ChatFormat {
 	switch {
 	case strings.Contains(template, "<|start_header_id|>"):
@@ -68,21 +67,4 @@ func FormatChat(f ChatFormat, msgs []Message, bos, eos string) (string, error) {
 		return "", fmt.Errorf("unknown chat format %q", f)
 	}
 	return sb.String(), nil
-}
-
-// ChatPrompt tokenizes messages for tok's model with format f.
-func ChatPrompt(tok *tokenizer.Tokenizer, f ChatFormat, msgs []Message) ([]int, error) {
-	bos, eos := "", ""
-	if tok.BOS >= 0 {
-		bos = tok.Tokens[tok.BOS]
-	}
-	if tok.EOS >= 0 {
-		eos = tok.Tokens[tok.EOS]
-	}
-	text, err := FormatChat(f, msgs, bos, eos)
-	if err != nil {
-		return nil, err
-	}
-	// Llama-2 and Llama-3 formats carry BOS in the text; ChatML adds it if the model wants one.
-	return tok.Encode(text, f == ChatML && tok.AddBOS, true), nil
 }

@@ -11,20 +11,53 @@ import (
 type Session struct {
 	m      *Model
 	pos    int         // tokens in the cache
-	kCache [][]float32 // per layer: [ContextLen][kvDim]
+	kCache [][]float32 // per layer: [positions][kvDim], grown as the sequence grows
 	vCache [][]float32
 }
 
-// NewSession starts an empty sequence.
+// NewSession starts an empty sequence. Its KV cache takes memory only for
+// the positions used (see Reserve), not for the whole context.
 func (m *Model) NewSession() *Session {
 	c := m.Config
+	return &Session{m: m, kCache: make([][]float32, c.Layers), vCache: make([][]float32, c.Layers)}
+}
+
+// Reserve sizes the KV cache for n positions (at most the context length),
+// so a generation whose length is known allocates once. The cache holds
+// the same values whatever its capacity: results do not depend on it.
+func (s *Session) Reserve(n int) {
+	c := s.m.Config
+	n = min(n, c.ContextLen)
 	kvDim := c.KVHeads * c.HeadDim
-	s := &Session{m: m, kCache: make([][]float32, c.Layers), vCache: make([][]float32, c.Layers)}
-	for i := range s.kCache {
-		s.kCache[i] = make([]float32, c.ContextLen*kvDim)
-		s.vCache[i] = make([]float32, c.ContextLen*kvDim)
+	if n*kvDim <= len(s.kCache[0]) {
+		return
 	}
-	return s
+	for i := range s.kCache {
+		k := make([]float32, n*kvDim)
+		copy(k, s.kCache[i][:s.pos*kvDim])
+		s.kCache[i] = k
+		v := make([]float32, n*kvDim)
+		copy(v, s.vCache[i][:s.pos*kvDim])
+		s.vCache[i] = v
+	}
+}
+
+// grow makes room for n positions, doubling so a long decode copies the
+// cache O(log n) times.
+func (s *Session) grow(n int) {
+	kvDim := s.m.Config.KVHeads * s.m.Config.HeadDim
+	if have := len(s.kCache[0]) / kvDim; n > have {
+		s.Reserve(max(n, 2*have, 64))
+	}
+}
+
+// CacheBytes is the memory the KV cache holds now.
+func (s *Session) CacheBytes() int64 {
+	var n int64
+	for i := range s.kCache {
+		n += 4 * int64(len(s.kCache[i])+len(s.vCache[i]))
+	}
+	return n
 }
 
 // Pos is the number of tokens processed.
@@ -134,11 +167,15 @@ func rmsnorm(out, x, w []float32, eps float32) {
 	}
 }
 
-func (m *Model) rope(v []float32, pos, heads int) {
+func (m *Model) rope(v []float32, pos, heads int, local bool) {
 	c := m.Config
 	half := c.RopeDims / 2
-	cos := m.ropeCos[pos*half : (pos+1)*half]
-	sin := m.ropeSin[pos*half : (pos+1)*half]
+	tc, ts := m.ropeCos, m.ropeSin
+	if local {
+		tc, ts = m.ropeCosLocal, m.ropeSinLocal
+	}
+	cos := tc[pos*half : (pos+1)*half]
+	sin := ts[pos*half : (pos+1)*half]
 	for h := 0; h < heads; h++ {
 		x := v[h*c.HeadDim : (h+1)*c.HeadDim]
 		for i := 0; i < half; i++ {
@@ -173,20 +210,29 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 			return nil, fmt.Errorf("token %d outside the vocabulary (%d)", tok, c.Vocab)
 		}
 	}
-	dim, kvDim := c.Dim, c.KVHeads*c.HeadDim
+	s.grow(s.pos + T)
+	dim, kvDim, qDim, hd := c.Dim, c.KVHeads*c.HeadDim, c.Heads*c.HeadDim, c.HeadDim
 	x := make([]float32, T*dim)
 	for t, tok := range tokens {
 		m.tokEmbd.Row(tok, x[t*dim:(t+1)*dim])
 	}
+	if c.EmbedScale != 0 {
+		for i := range x {
+			x[i] *= c.EmbedScale
+		}
+	}
 	xb := make([]float32, T*dim)
-	q := make([]float32, T*dim)
+	q := make([]float32, T*qDim)
 	k := make([]float32, T*kvDim)
 	v := make([]float32, T*kvDim)
-	att := make([]float32, T*dim)
+	att := make([]float32, T*qDim)
 	proj := make([]float32, T*dim)
 	hb := make([]float32, T*c.FFN)
 	hb2 := make([]float32, T*c.FFN)
-	scale := float32(1 / math.Sqrt(float64(c.HeadDim)))
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	if c.QScale != 0 {
+		scale = 1 // q carries the scale (Gemma 3, as llama.cpp orders it)
+	}
 	group := c.Heads / c.KVHeads
 
 	for li := range m.layers {
@@ -199,47 +245,67 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 		m.matmul(l.wk, k, xb, T, qx)
 		m.matmul(l.wv, v, xb, T, qx)
 		for t := 0; t < T; t++ {
-			addBias(q[t*dim:(t+1)*dim], l.bq)
-			addBias(k[t*kvDim:(t+1)*kvDim], l.bk)
+			qt, kt := q[t*qDim:(t+1)*qDim], k[t*kvDim:(t+1)*kvDim]
+			addBias(qt, l.bq)
+			addBias(kt, l.bk)
 			addBias(v[t*kvDim:(t+1)*kvDim], l.bv)
+			if l.qNorm != nil {
+				for h := 0; h < c.Heads; h++ {
+					rmsnorm(qt[h*hd:(h+1)*hd], qt[h*hd:(h+1)*hd], l.qNorm, c.Eps)
+				}
+				for h := 0; h < c.KVHeads; h++ {
+					rmsnorm(kt[h*hd:(h+1)*hd], kt[h*hd:(h+1)*hd], l.kNorm, c.Eps)
+				}
+			}
 			pos := s.pos + t
-			m.rope(q[t*dim:(t+1)*dim], pos, c.Heads)
-			m.rope(k[t*kvDim:(t+1)*kvDim], pos, c.KVHeads)
-			copy(s.kCache[li][pos*kvDim:], k[t*kvDim:(t+1)*kvDim])
+			m.rope(qt, pos, c.Heads, l.local)
+			m.rope(kt, pos, c.KVHeads, l.local)
+			if c.QScale != 0 {
+				for i := range qt {
+					qt[i] *= c.QScale
+				}
+			}
+			copy(s.kCache[li][pos*kvDim:], kt)
 			copy(s.vCache[li][pos*kvDim:], v[t*kvDim:(t+1)*kvDim])
 		}
 		// Attention: one (token, head) pair per work item; each reads the
-		// cache for positions 0..pos in order, whatever T is.
+		// cache for its visible positions in order, whatever T is. A local
+		// layer sees the last SlidingWindow positions (llama.cpp's mask:
+		// key j is hidden when pos - j >= window).
 		kc, vc := s.kCache[li], s.vCache[li]
 		parallel(T*c.Heads, m.threads, func(lo, hi int) {
 			scores := make([]float32, s.pos+T)
 			for i := lo; i < hi; i++ {
 				t, h := i/c.Heads, i%c.Heads
 				pos := s.pos + t
+				first := 0
+				if l.local {
+					first = max(0, pos-c.SlidingWindow+1)
+				}
 				kvh := h / group
-				qh := q[t*dim+h*c.HeadDim : t*dim+(h+1)*c.HeadDim]
+				qh := q[t*qDim+h*hd : t*qDim+(h+1)*hd]
 				maxv := float32(math.Inf(-1))
-				for j := 0; j <= pos; j++ {
-					sc := dotF32(qh, kc[j*kvDim+kvh*c.HeadDim:j*kvDim+(kvh+1)*c.HeadDim]) * scale
+				for j := first; j <= pos; j++ {
+					sc := dotF32(qh, kc[j*kvDim+kvh*hd:j*kvDim+(kvh+1)*hd]) * scale
 					scores[j] = sc
 					if sc > maxv {
 						maxv = sc
 					}
 				}
 				var sum float32
-				for j := 0; j <= pos; j++ {
+				for j := first; j <= pos; j++ {
 					e := expf(scores[j] - maxv)
 					scores[j] = e
 					sum += e
 				}
 				inv := 1 / sum
-				out := att[t*dim+h*c.HeadDim : t*dim+(h+1)*c.HeadDim]
+				out := att[t*qDim+h*hd : t*qDim+(h+1)*hd]
 				for d := range out {
 					out[d] = 0
 				}
-				for j := 0; j <= pos; j++ {
+				for j := first; j <= pos; j++ {
 					w := scores[j] * inv
-					vh := vc[j*kvDim+kvh*c.HeadDim : j*kvDim+(kvh+1)*c.HeadDim]
+					vh := vc[j*kvDim+kvh*hd : j*kvDim+(kvh+1)*hd]
 					for d := range out {
 						out[d] += float32(w * vh[d])
 					}
@@ -247,6 +313,11 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 			}
 		})
 		m.matmul(l.wo, proj, att, T, nil)
+		if l.postAttnNorm != nil {
+			for t := 0; t < T; t++ {
+				rmsnorm(proj[t*dim:(t+1)*dim], proj[t*dim:(t+1)*dim], l.postAttnNorm, c.Eps)
+			}
+		}
 		for i := range x {
 			x[i] += proj[i]
 		}
@@ -256,11 +327,22 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 		qf := &quantized{}
 		m.matmul(l.wGate, hb, xb, T, qf)
 		m.matmul(l.wUp, hb2, xb, T, qf)
-		for i := range hb {
-			g := hb[i]
-			hb[i] = float32(g/(1+expf(-g))) * hb2[i] // SwiGLU: silu(gate) * up
+		if c.GELU {
+			for i := range hb {
+				hb[i] = geluTanh(hb[i]) * hb2[i] // GeGLU
+			}
+		} else {
+			for i := range hb {
+				g := hb[i]
+				hb[i] = float32(g/(1+expf(-g))) * hb2[i] // SwiGLU: silu(gate) * up
+			}
 		}
 		m.matmul(l.wDown, proj, hb, T, nil)
+		if l.postFFNNorm != nil {
+			for t := 0; t < T; t++ {
+				rmsnorm(proj[t*dim:(t+1)*dim], proj[t*dim:(t+1)*dim], l.postFFNNorm, c.Eps)
+			}
+		}
 		for i := range x {
 			x[i] += proj[i]
 		}
@@ -278,11 +360,28 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 	}
 	logits := make([]float32, n*c.Vocab)
 	m.matmul(m.output, logits, xn, n, nil)
+	if cap := c.LogitSoftcap; cap != 0 {
+		for i, l := range logits {
+			logits[i] = float32(math.Tanh(float64(l/cap))) * cap
+		}
+	}
 	out := make([][]float32, n)
 	for i := range out {
 		out[i] = logits[i*c.Vocab : (i+1)*c.Vocab]
 	}
 	return out, nil
+}
+
+// geluTanh is GELU's tanh approximation (what Gemma is trained with), with
+// the tanh in float64 from Go's portable math.Tanh and the rest in float32
+// in a fixed order, so every platform gives the same bits.
+func geluTanh(x float32) float32 {
+	const sqrt2OverPi = 0.79788456080286535587989211986876
+	const coef = 0.044715
+	// Each product is rounded explicitly so no compiler fuses it into an FMA.
+	x2 := float32(x * x)
+	inner := float32(float32(sqrt2OverPi)*x) * (1 + float32(float32(coef)*x2))
+	return float32(0.5*x) * (1 + float32(math.Tanh(float64(inner))))
 }
 
 func addBias(x, b []float32) {

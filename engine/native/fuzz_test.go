@@ -13,6 +13,14 @@ import (
 // loads and runs; it never panics.
 func FuzzLoadModel(f *testing.F) {
 	dir := f.TempDir()
+	for _, arch := range []string{"qwen3", "gemma3"} { // q/k norms, post-norms, windows, templates
+		p := filepath.Join(dir, arch+".gguf")
+		if err := WriteRandomModel(p, GenOptions{Arch: arch, Dim: 32, Layers: 6, Heads: 2, HeadDim: 32, Vocab: 300, Context: 32, Seed: 1, Type: gguf.Q8_0, SlidingWindow: 4}); err != nil {
+			f.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		f.Add(b, uint(len(b)/3), byte(0x10))
+	}
 	path := filepath.Join(dir, "seed.gguf")
 	if err := WriteRandomModel(path, GenOptions{Dim: 32, Layers: 1, Heads: 2, Vocab: 300, Context: 32, Seed: 1, Type: gguf.Q8_0}); err != nil {
 		f.Fatal(err)
@@ -35,6 +43,9 @@ func FuzzLoadModel(f *testing.F) {
 		}
 		if tok, err := tokenizer.FromGGUF(g); err == nil {
 			ids := tok.Encode("hello", tok.AddBOS, true)
+			if c, err := ChatTemplateOf(g, tok); err == nil {
+				c.Prompt(tok, []Message{{Role: "user", Content: "hello"}})
+			}
 			if len(ids) > 0 && len(ids) < 16 {
 				m.NewSession().Forward(ids, false)
 			}

@@ -312,6 +312,7 @@ func (m *Model) Generate(tok *tokenizer.Tokenizer, prompt []int, p SampleParams,
 		p.MaxTokens = m.Config.ContextLen - len(prompt)
 	}
 	s := m.NewSession()
+	s.Reserve(len(prompt) + p.MaxTokens) // the cache this request can use, no more
 	sampler := NewSampler(p)
 	res := &Result{PromptTokens: append([]int(nil), prompt...), FinishReason: "length"}
 	t0 := time.Now()
@@ -331,7 +332,7 @@ func (m *Model) Generate(tok *tokenizer.Tokenizer, prompt []int, p SampleParams,
 		if tok != nil {
 			tr.Text = tok.Piece(id)
 		}
-		if tok != nil && id == tok.EOS {
+		if tok != nil && tok.IsEOG(id) { // EOS, or a turn ender such as <end_of_turn>
 			res.FinishReason = "stop"
 			break
 		}

@@ -1,5 +1,6 @@
 // Package native is Agora's built-in inference engine: pure Go, deterministic
-// and batch-invariant transformer inference for llama-family GGUF models.
+// and batch-invariant transformer inference for llama-family GGUF models
+// (llama, mistral, qwen2, qwen3, gemma3).
 //
 // Every logit is a function of the tokens and the weights only: not of the
 // thread count, the run, or whether its position was computed in a batched
@@ -30,16 +31,51 @@ type Config struct {
 	RopeDims   int
 	RopeNeoX   bool // rotate pairs (i, i+d/2) instead of (2i, 2i+1)
 	Eps        float32
+
+	// Gemma-3 and Qwen-3 features (zero for the llama family).
+	QKNorm        bool    // RMSNorm over each head of q and k before RoPE
+	PostNorms     bool    // RMSNorm on the attention and FFN outputs before each residual add
+	GELU          bool    // FFN is gelu_tanh(gate) * up instead of silu(gate) * up
+	EmbedScale    float32 // token embeddings multiplied by it (0: not scaled)
+	QScale        float32 // q multiplied by it after RoPE, scores then unscaled (0: scores * 1/sqrt(HeadDim))
+	SlidingWindow int     // local layers attend to the last SlidingWindow positions
+	SWAPattern    int     // layer i is local iff i%SWAPattern < SWAPattern-1 (0: none)
+	RopeBaseLocal float64 // RoPE base of the local layers
+	RopeScale     float64 // linear RoPE scaling of the global layers: positions * RopeScale (0: 1)
+	LogitSoftcap  float32 // final logits = cap * tanh(logits / cap) (0: off)
 }
 
-// supported architectures and their RoPE layout (as llama.cpp uses them).
-var archRopeNeoX = map[string]bool{"llama": false, "mistral": false, "qwen2": true}
+// archs are the supported architectures: their RoPE layout (as llama.cpp
+// uses them) and the tensors that set them apart.
+var archs = map[string]struct {
+	neox        bool
+	qkNorm      bool // attn_q_norm / attn_k_norm per head
+	gemma       bool // post norms, GeGLU, scaled embeddings, sliding-window layers
+	biasAllowed bool
+}{
+	"llama":   {},
+	"mistral": {},
+	"qwen2":   {neox: true, biasAllowed: true},
+	"qwen3":   {neox: true, qkNorm: true},
+	"gemma3":  {neox: true, qkNorm: true, gemma: true},
+}
+
+// archNames lists the supported architectures for error messages.
+const archNames = "llama, mistral, qwen2, qwen3, gemma3"
+
+// IsLocal reports whether layer i attends through a sliding window.
+func (c *Config) IsLocal(i int) bool {
+	return c.SWAPattern > 0 && c.SlidingWindow > 0 && i%c.SWAPattern < c.SWAPattern-1
+}
 
 type layer struct {
-	attnNorm, ffnNorm []float32
-	wq, wk, wv, wo    *Matrix
-	bq, bk, bv        []float32 // optional biases (Qwen2)
-	wGate, wUp, wDown *Matrix
+	attnNorm, ffnNorm         []float32
+	wq, wk, wv, wo            *Matrix
+	bq, bk, bv                []float32 // optional biases (Qwen2)
+	qNorm, kNorm              []float32 // per-head q/k norms (Qwen3, Gemma 3)
+	postAttnNorm, postFFNNorm []float32 // Gemma 3
+	wGate, wUp, wDown         *Matrix
+	local                     bool // sliding-window attention, local RoPE base
 }
 
 // Model is a loaded model. It is read-only and safe for concurrent use by
@@ -53,7 +89,9 @@ type Model struct {
 	layers  []layer
 	ropeCos []float32 // [ContextLen][RopeDims/2]
 	ropeSin []float32
-	threads int
+	// RoPE of the local (sliding-window) layers, when their base differs.
+	ropeCosLocal, ropeSinLocal []float32
+	threads                    int
 }
 
 // Options tune a loaded model.
@@ -98,11 +136,11 @@ func FromFile(f *gguf.File, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	neox, ok := archRopeNeoX[arch]
+	ai, ok := archs[arch]
 	if !ok {
-		return nil, fmt.Errorf("architecture %q is not supported (llama, mistral, qwen2 are)", arch)
+		return nil, fmt.Errorf("architecture %q is not supported (%s are)", arch, archNames)
 	}
-	c := Config{Arch: arch, RopeNeoX: neox}
+	c := Config{Arch: arch, RopeNeoX: ai.neox, QKNorm: ai.qkNorm}
 	for _, kv := range []struct {
 		key string
 		dst *int
@@ -120,10 +158,33 @@ func FromFile(f *gguf.File, opts Options) (*Model, error) {
 			return nil, err
 		}
 	}
-	if c.Heads == 0 || c.KVHeads == 0 || c.Dim%c.Heads != 0 || c.Heads%c.KVHeads != 0 || c.Layers == 0 || c.FFN == 0 {
+	if c.Heads == 0 || c.KVHeads == 0 || c.Heads%c.KVHeads != 0 || c.Layers == 0 || c.FFN == 0 {
 		return nil, fmt.Errorf("inconsistent shape: dim %d, heads %d, kv heads %d, layers %d, ffn %d", c.Dim, c.Heads, c.KVHeads, c.Layers, c.FFN)
 	}
-	c.HeadDim = c.Dim / c.Heads
+	// A head is Dim/Heads wide unless the file says otherwise (Qwen3 and
+	// Gemma 3 heads are wider: q is then Heads*HeadDim, not Dim).
+	if _, ok := f.Get(arch + ".attention.key_length"); ok {
+		if c.HeadDim, err = u(f, arch+".attention.key_length"); err != nil {
+			return nil, err
+		}
+		if _, ok := f.Get(arch + ".attention.value_length"); ok {
+			vl, err := u(f, arch+".attention.value_length")
+			if err != nil {
+				return nil, err
+			}
+			if vl != c.HeadDim {
+				return nil, fmt.Errorf("value length %d differs from key length %d: not supported", vl, c.HeadDim)
+			}
+		}
+	} else {
+		if c.Dim%c.Heads != 0 {
+			return nil, fmt.Errorf("inconsistent shape: dim %d does not divide into %d heads", c.Dim, c.Heads)
+		}
+		c.HeadDim = c.Dim / c.Heads
+	}
+	if c.HeadDim == 0 || c.HeadDim%2 != 0 {
+		return nil, fmt.Errorf("head dimension %d must be even and positive", c.HeadDim)
+	}
 	c.RopeDims = c.HeadDim
 	if _, ok := f.Get(arch + ".rope.dimension_count"); ok {
 		if c.RopeDims, err = u(f, arch+".rope.dimension_count"); err != nil {
@@ -146,6 +207,11 @@ func FromFile(f *gguf.File, opts Options) (*Model, error) {
 		}
 	}
 	c.Eps = float32(eps)
+	if ai.gemma {
+		if err := gemmaConfig(f, &c); err != nil {
+			return nil, err
+		}
+	}
 	if opts.ContextLen > 0 && opts.ContextLen < c.ContextLen {
 		c.ContextLen = opts.ContextLen
 	}
@@ -204,7 +270,7 @@ func FromFile(f *gguf.File, opts Options) (*Model, error) {
 	} else {
 		m.output = m.tokEmbd // tied embeddings
 	}
-	kvDim := c.KVHeads * c.HeadDim
+	kvDim, qDim := c.KVHeads*c.HeadDim, c.Heads*c.HeadDim
 	for i := 0; i < c.Layers; i++ {
 		p := fmt.Sprintf("blk.%d.", i)
 		var l layer
@@ -213,8 +279,8 @@ func FromFile(f *gguf.File, opts Options) (*Model, error) {
 			name       string
 			rows, cols int
 		}{
-			{&l.wq, "attn_q.weight", c.Dim, c.Dim}, {&l.wk, "attn_k.weight", kvDim, c.Dim},
-			{&l.wv, "attn_v.weight", kvDim, c.Dim}, {&l.wo, "attn_output.weight", c.Dim, c.Dim},
+			{&l.wq, "attn_q.weight", qDim, c.Dim}, {&l.wk, "attn_k.weight", kvDim, c.Dim},
+			{&l.wv, "attn_v.weight", kvDim, c.Dim}, {&l.wo, "attn_output.weight", c.Dim, qDim},
 			{&l.wGate, "ffn_gate.weight", c.FFN, c.Dim}, {&l.wUp, "ffn_up.weight", c.FFN, c.Dim},
 			{&l.wDown, "ffn_down.weight", c.Dim, c.FFN},
 		}
@@ -229,31 +295,130 @@ func FromFile(f *gguf.File, opts Options) (*Model, error) {
 		if l.ffnNorm, err = vec(p+"ffn_norm.weight", c.Dim); err != nil {
 			return nil, err
 		}
-		for _, b := range []struct {
-			dst  *[]float32
-			name string
-			n    int
-		}{{&l.bq, "attn_q.bias", c.Dim}, {&l.bk, "attn_k.bias", kvDim}, {&l.bv, "attn_v.bias", kvDim}} {
+		for _, b := range []namedVec{{&l.bq, "attn_q.bias", qDim}, {&l.bk, "attn_k.bias", kvDim}, {&l.bv, "attn_v.bias", kvDim}} {
 			if f.HasTensor(p + b.name) {
+				if !ai.biasAllowed {
+					return nil, fmt.Errorf("tensor %s: %s has no attention biases", p+b.name, arch)
+				}
 				if *b.dst, err = vec(p+b.name, b.n); err != nil {
 					return nil, err
 				}
 			}
 		}
+		var norms []namedVec
+		if c.QKNorm {
+			norms = append(norms, namedVec{&l.qNorm, "attn_q_norm.weight", c.HeadDim}, namedVec{&l.kNorm, "attn_k_norm.weight", c.HeadDim})
+		}
+		if c.PostNorms {
+			norms = append(norms, namedVec{&l.postAttnNorm, "post_attention_norm.weight", c.Dim}, namedVec{&l.postFFNNorm, "post_ffw_norm.weight", c.Dim})
+		}
+		for _, n := range norms {
+			if *n.dst, err = vec(p+n.name, n.n); err != nil {
+				return nil, err
+			}
+		}
+		l.local = c.IsLocal(i)
 		m.layers = append(m.layers, l)
 	}
-	// RoPE tables: theta_i = pos * base^(-2i/d), computed in float64 once.
-	half := c.RopeDims / 2
-	m.ropeCos = make([]float32, c.ContextLen*half)
-	m.ropeSin = make([]float32, c.ContextLen*half)
-	for pos := 0; pos < c.ContextLen; pos++ {
-		for i := 0; i < half; i++ {
-			theta := float64(pos) * exp64(-2*float64(i)/float64(c.RopeDims)*math.Log(c.RopeBase))
-			m.ropeCos[pos*half+i] = float32(math.Cos(theta))
-			m.ropeSin[pos*half+i] = float32(math.Sin(theta))
-		}
+	scale := 1.0
+	if c.RopeScale != 0 {
+		scale = c.RopeScale
+	}
+	m.ropeCos, m.ropeSin = ropeTables(c.ContextLen, c.RopeDims, c.RopeBase, scale)
+	if c.SWAPattern > 0 && (c.RopeBaseLocal != c.RopeBase || scale != 1) {
+		m.ropeCosLocal, m.ropeSinLocal = ropeTables(c.ContextLen, c.RopeDims, c.RopeBaseLocal, 1)
+	} else {
+		m.ropeCosLocal, m.ropeSinLocal = m.ropeCos, m.ropeSin
 	}
 	return m, nil
+}
+
+// ropeTables: theta_i = pos * scale * base^(-2i/d), computed in float64 once.
+func ropeTables(n, dims int, base, scale float64) (cos, sin []float32) {
+	half := dims / 2
+	cos = make([]float32, n*half)
+	sin = make([]float32, n*half)
+	for pos := 0; pos < n; pos++ {
+		for i := 0; i < half; i++ {
+			theta := float64(pos) * scale * exp64(-2*float64(i)/float64(dims)*math.Log(base))
+			cos[pos*half+i] = float32(math.Cos(theta))
+			sin[pos*half+i] = float32(math.Sin(theta))
+		}
+	}
+	return cos, sin
+}
+
+// gemmaConfig reads Gemma 3's settings, as llama.cpp applies them: every
+// sixth layer global (RoPE base from the file, linear scaling if any), the
+// others local (a sliding window, RoPE base 10000); embeddings scaled by
+// sqrt(dim); q scaled by 1/sqrt(query_pre_attn_scalar) (the head dimension,
+// or dim/heads for the 62-layer 27B, when the file does not say); final
+// logits soft-capped when the file asks.
+func gemmaConfig(f *gguf.File, c *Config) error {
+	a := c.Arch
+	c.PostNorms, c.GELU = true, true
+	c.EmbedScale = float32(math.Sqrt(float64(c.Dim)))
+	c.SWAPattern, c.RopeBaseLocal = 6, 10000
+	var err error
+	if c.SlidingWindow, err = u(f, a+".attention.sliding_window"); err != nil {
+		return err
+	}
+	if c.SlidingWindow == 0 {
+		c.SWAPattern = 0
+	}
+	qpas := float64(c.HeadDim)
+	if c.Layers == 62 {
+		qpas = float64(c.Dim / c.Heads)
+	}
+	if _, ok := f.Get(a + ".attention.query_pre_attn_scalar"); ok {
+		v, err := u(f, a+".attention.query_pre_attn_scalar")
+		if err != nil {
+			return err
+		}
+		if v == 0 {
+			return fmt.Errorf("%s.attention.query_pre_attn_scalar is 0", a)
+		}
+		qpas = float64(v)
+	}
+	c.QScale = float32(1 / math.Sqrt(qpas))
+	if _, ok := f.Get(a + ".final_logit_softcapping"); ok {
+		v, err := f.Float(a + ".final_logit_softcapping")
+		if err != nil {
+			return err
+		}
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%s.final_logit_softcapping = %g is invalid", a, v)
+		}
+		c.LogitSoftcap = float32(v)
+	}
+	if _, ok := f.Get(a + ".rope.scaling.type"); ok {
+		typ, err := f.String(a + ".rope.scaling.type")
+		if err != nil {
+			return err
+		}
+		switch typ {
+		case "none":
+		case "linear":
+			factor, err := f.Float(a + ".rope.scaling.factor")
+			if err != nil {
+				return err
+			}
+			if !(factor >= 1) || math.IsInf(factor, 0) {
+				return fmt.Errorf("%s.rope.scaling.factor = %g is invalid", a, factor)
+			}
+			c.RopeScale = 1 / factor
+		default:
+			return fmt.Errorf("rope scaling %q is not supported (linear is)", typ)
+		}
+	}
+	return nil
+}
+
+// namedVec is a vector tensor of a layer and where it goes.
+type namedVec struct {
+	dst  *[]float32
+	name string
+	n    int
 }
 
 // ParamCount is the number of weights.

@@ -13,7 +13,7 @@ import (
 
 // GenOptions describe a random model for tests and demos.
 type GenOptions struct {
-	Arch      string // llama (default) or qwen2
+	Arch      string // llama (default), mistral, qwen2, qwen3 or gemma3
 	Dim       int
 	Layers    int
 	Heads     int
@@ -29,6 +29,17 @@ type GenOptions struct {
 	Tied bool
 	// Pre is the BPE pre-tokenizer written to tokenizer.ggml.pre (gpt2 tokenizer only).
 	Pre string
+	// HeadDim is the width of a head (0: Dim/Heads). Qwen3 and Gemma 3
+	// files always state it (attention.key_length).
+	HeadDim int
+	// SlidingWindow is Gemma 3's local attention window (0: 16, so short
+	// tests cross it).
+	SlidingWindow int
+	// Softcap, if set, is written as Gemma 3's final_logit_softcapping.
+	Softcap float32
+	// RopeLinear, if set, is a linear RoPE scaling factor for Gemma 3's
+	// global layers (rope.scaling.type linear), as its 4B+ models have.
+	RopeLinear float32
 }
 
 // corpus seeds the generated vocabulary with English-like merges.
@@ -61,15 +72,29 @@ func WriteRandomModel(path string, o GenOptions) error {
 	if o.Name == "" {
 		o.Name = fmt.Sprintf("agora-random-%s-d%d-l%d-s%d", o.Arch, o.Dim, o.Layers, o.Seed)
 	}
-	if _, ok := archRopeNeoX[o.Arch]; !ok {
-		return fmt.Errorf("architecture %q not supported", o.Arch)
+	ai, ok := archs[o.Arch]
+	if !ok {
+		return fmt.Errorf("architecture %q is not supported (%s are)", o.Arch, archNames)
 	}
-	if o.Dim <= 0 || o.Layers <= 0 || o.Heads <= 0 || o.Dim%o.Heads != 0 || o.Heads%o.KVHeads != 0 || (o.Dim/o.Heads)%2 != 0 {
-		return fmt.Errorf("invalid shape: dim %d, heads %d, kv heads %d (dim must divide by heads, heads by kv heads, head dim even)", o.Dim, o.Heads, o.KVHeads)
+	if o.Dim <= 0 || o.Layers <= 0 || o.Heads <= 0 || o.KVHeads <= 0 || o.Heads%o.KVHeads != 0 {
+		return fmt.Errorf("invalid shape: dim %d, layers %d, heads %d, kv heads %d (heads must divide by kv heads)", o.Dim, o.Layers, o.Heads, o.KVHeads)
 	}
+	if o.HeadDim == 0 {
+		if o.Dim%o.Heads != 0 {
+			return fmt.Errorf("invalid shape: dim %d does not divide into %d heads (or set the head dim)", o.Dim, o.Heads)
+		}
+		o.HeadDim = o.Dim / o.Heads
+	}
+	if o.HeadDim <= 0 || o.HeadDim%2 != 0 {
+		return fmt.Errorf("invalid head dim %d: must be even", o.HeadDim)
+	}
+	if ai.gemma && o.SlidingWindow == 0 {
+		o.SlidingWindow = 16
+	}
+	qDim := o.Heads * o.HeadDim
 	blockElems, _, _ := o.Type.BlockSize()
-	if o.Dim%blockElems != 0 || o.FFN%blockElems != 0 {
-		return fmt.Errorf("dim %d and ffn %d must be multiples of the %s block size %d", o.Dim, o.FFN, o.Type, blockElems)
+	if o.Dim%blockElems != 0 || o.FFN%blockElems != 0 || qDim%blockElems != 0 {
+		return fmt.Errorf("dim %d, ffn %d and heads x head dim %d must be multiples of the %s block size %d", o.Dim, o.FFN, qDim, o.Type, blockElems)
 	}
 	var w gguf.Writer
 	if err := addVocab(&w, o); err != nil {
@@ -84,12 +109,33 @@ func WriteRandomModel(path string, o GenOptions) error {
 	w.Set(a+".feed_forward_length", gguf.Uint32(uint32(o.FFN)))
 	w.Set(a+".attention.head_count", gguf.Uint32(uint32(o.Heads)))
 	w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(o.KVHeads)))
-	w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(o.Dim/o.Heads)))
-	w.Set(a+".rope.freq_base", gguf.Float32(10000))
-	w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(1e-5))
+	w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(o.HeadDim)))
+	switch {
+	case ai.gemma:
+		w.Set(a+".rope.freq_base", gguf.Float32(1e6)) // the global layers'; local ones use 10000
+		w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(1e-6))
+		w.Set(a+".attention.sliding_window", gguf.Uint32(uint32(o.SlidingWindow)))
+		if o.Softcap != 0 {
+			w.Set(a+".final_logit_softcapping", gguf.Float32(o.Softcap))
+		}
+		if o.RopeLinear != 0 {
+			w.Set(a+".rope.scaling.type", gguf.String("linear"))
+			w.Set(a+".rope.scaling.factor", gguf.Float32(o.RopeLinear))
+		}
+	case o.Arch == "qwen3":
+		w.Set(a+".rope.freq_base", gguf.Float32(1e6))
+		w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(1e-6))
+	default:
+		w.Set(a+".rope.freq_base", gguf.Float32(10000))
+		w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(1e-5))
+	}
+	if ai.qkNorm || o.HeadDim != o.Dim/o.Heads {
+		w.Set(a+".attention.key_length", gguf.Uint32(uint32(o.HeadDim)))
+		w.Set(a+".attention.value_length", gguf.Uint32(uint32(o.HeadDim)))
+	}
 
 	rng := NewRNG(o.Seed)
-	kvDim := o.KVHeads * (o.Dim / o.Heads)
+	kvDim := o.KVHeads * o.HeadDim
 	add := func(name string, typ gguf.TensorType, rows, cols int, std float64) error {
 		vals := make([]float32, rows*cols)
 		for i := range vals {
@@ -124,8 +170,8 @@ func WriteRandomModel(path string, o GenOptions) error {
 			rows, cols int
 			std        float64
 		}{
-			{"attn_q.weight", o.Dim, o.Dim, std}, {"attn_k.weight", kvDim, o.Dim, std},
-			{"attn_v.weight", kvDim, o.Dim, std}, {"attn_output.weight", o.Dim, o.Dim, std},
+			{"attn_q.weight", qDim, o.Dim, std}, {"attn_k.weight", kvDim, o.Dim, std},
+			{"attn_v.weight", kvDim, o.Dim, std}, {"attn_output.weight", o.Dim, qDim, 1 / math.Sqrt(float64(qDim))},
 			{"ffn_gate.weight", o.FFN, o.Dim, std}, {"ffn_up.weight", o.FFN, o.Dim, std},
 			{"ffn_down.weight", o.Dim, o.FFN, 1 / math.Sqrt(float64(o.FFN))},
 		}
@@ -140,11 +186,28 @@ func WriteRandomModel(path string, o GenOptions) error {
 		if err := norm(p+"ffn_norm.weight", o.Dim); err != nil {
 			return err
 		}
+		// Written after the llama tensors so those keep their random values.
+		type vecSpec struct {
+			name string
+			n    int
+		}
+		var extra []vecSpec
+		if ai.qkNorm {
+			extra = append(extra, vecSpec{"attn_q_norm.weight", o.HeadDim}, vecSpec{"attn_k_norm.weight", o.HeadDim})
+		}
+		if ai.gemma {
+			extra = append(extra, vecSpec{"post_attention_norm.weight", o.Dim}, vecSpec{"post_ffw_norm.weight", o.Dim})
+		}
+		for _, e := range extra {
+			if err := norm(p+e.name, e.n); err != nil {
+				return err
+			}
+		}
 		if o.Arch == "qwen2" {
 			for _, b := range []struct {
 				name string
 				n    int
-			}{{"attn_q.bias", o.Dim}, {"attn_k.bias", kvDim}, {"attn_v.bias", kvDim}} {
+			}{{"attn_q.bias", qDim}, {"attn_k.bias", kvDim}, {"attn_v.bias", kvDim}} {
 				vals := make([]float32, b.n)
 				for i := range vals {
 					vals[i] = float32((rng.Float64()*2 - 1) * 0.1)
@@ -298,6 +361,7 @@ func addVocab(w *gguf.Writer, o GenOptions) error {
 		push("<unk>", tokenizer.TypeUnknown, 0)
 		push("<s>", tokenizer.TypeControl, 0)
 		push("</s>", tokenizer.TypeControl, 0)
+		extraControls(o, push)
 		for b := 0; b < 256; b++ {
 			push(fmt.Sprintf("<0x%02X>", b), tokenizer.TypeByte, 0)
 		}
@@ -313,6 +377,7 @@ func addVocab(w *gguf.Writer, o GenOptions) error {
 		push("<|endoftext|>", tokenizer.TypeControl, 0)
 		push("<|im_start|>", tokenizer.TypeControl, 0)
 		push("<|im_end|>", tokenizer.TypeControl, 0)
+		extraControls(o, push)
 		for b := 0; b < 256; b++ {
 			push(tokenizer.ByteLevel(string([]byte{byte(b)})), tokenizer.TypeNormal, 0)
 		}
@@ -368,7 +433,7 @@ func addVocab(w *gguf.Writer, o GenOptions) error {
 		w.Set("tokenizer.ggml.unknown_token_id", gguf.Uint32(0))
 		w.Set("tokenizer.ggml.bos_token_id", gguf.Uint32(1))
 		w.Set("tokenizer.ggml.eos_token_id", gguf.Uint32(2))
-		w.Set("tokenizer.chat_template", gguf.String(llama2Template))
+		w.Set("tokenizer.chat_template", gguf.String(archTemplate(o.Arch, llama2Template)))
 	} else {
 		w.Set("tokenizer.ggml.merges", gguf.Strings(mergeStrs))
 		if o.Pre != "" {
@@ -376,13 +441,153 @@ func addVocab(w *gguf.Writer, o GenOptions) error {
 		}
 		w.Set("tokenizer.ggml.bos_token_id", gguf.Uint32(0))
 		w.Set("tokenizer.ggml.eos_token_id", gguf.Uint32(2))
-		w.Set("tokenizer.chat_template", gguf.String(chatMLTemplate))
+		w.Set("tokenizer.chat_template", gguf.String(archTemplate(o.Arch, chatMLTemplate)))
 	}
 	return nil
 }
 
-// Chat templates written into generated models (recognised by chat.go).
+// extraControls adds the turn markers of an architecture's chat template
+// (only for the architectures added with templates, so older generated
+// files keep their token ids).
+func extraControls(o GenOptions, push func(string, int32, float32)) {
+	switch o.Arch {
+	case "gemma3":
+		push("<start_of_turn>", tokenizer.TypeControl, 0)
+		push("<end_of_turn>", tokenizer.TypeControl, 0)
+	case "qwen3":
+		push("<|im_start|>", tokenizer.TypeControl, 0)
+		push("<|im_end|>", tokenizer.TypeControl, 0)
+	}
+}
+
+// archTemplate is the chat template written for an architecture.
+func archTemplate(arch, dflt string) string {
+	switch arch {
+	case "gemma3":
+		return gemma3Template
+	case "qwen3":
+		return qwen3Template
+	}
+	return dflt
+}
+
+// Chat templates written into generated models (executed by ChatTemplate).
 const (
-	llama2Template = "{% for message in messages %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'] + eos_token }}{% endif %}{% endfor %}"
+	// Llama-2-chat's published template.
+	llama2Template = "{% if messages[0]['role'] == 'system' %}{% set loop_messages = messages[1:] %}{% set system_message = messages[0]['content'] %}{% else %}{% set loop_messages = messages %}{% set system_message = false %}{% endif %}{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}{% if loop.index0 == 0 and system_message != false %}{% set content = '<<SYS>>\\n' + system_message + '\\n<</SYS>>\\n\\n' + message['content'] %}{% else %}{% set content = message['content'] %}{% endif %}{% if message['role'] == 'user' %}{{ bos_token + '[INST] ' + content.strip() + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"
 	chatMLTemplate = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+
+	// Qwen3's and Gemma 3's published templates (tool branches abridged).
+	qwen3Template = `{%- if tools %}
+    {{- '<|im_start|>system\n' }}
+    {%- if messages[0].role == 'system' %}
+        {{- messages[0].content + '\n\n' }}
+    {%- endif %}
+    {{- "# Tools\n\n<tools>" }}
+    {%- for tool in tools %}
+        {{- "\n" }}
+        {{- tool | tojson }}
+    {%- endfor %}
+    {{- "\n</tools><|im_end|>\n" }}
+{%- else %}
+    {%- if messages[0].role == 'system' %}
+        {{- '<|im_start|>system\n' + messages[0].content + '<|im_end|>\n' }}
+    {%- endif %}
+{%- endif %}
+{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
+{%- for message in messages[::-1] %}
+    {%- set index = (messages|length - 1) - loop.index0 %}
+    {%- if ns.multi_step_tool and message.role == "user" and message.content is string and not(message.content.startswith('<tool_response>') and message.content.endswith('</tool_response>')) %}
+        {%- set ns.multi_step_tool = false %}
+        {%- set ns.last_query_index = index %}
+    {%- endif %}
+{%- endfor %}
+{%- for message in messages %}
+    {%- if message.content is string %}
+        {%- set content = message.content %}
+    {%- else %}
+        {%- set content = '' %}
+    {%- endif %}
+    {%- if (message.role == "user") or (message.role == "system" and not loop.first) %}
+        {{- '<|im_start|>' + message.role + '\n' + content + '<|im_end|>' + '\n' }}
+    {%- elif message.role == "assistant" %}
+        {%- set reasoning_content = '' %}
+        {%- if message.reasoning_content is string %}
+            {%- set reasoning_content = message.reasoning_content %}
+        {%- else %}
+            {%- if '</think>' in content %}
+                {%- set reasoning_content = content.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') %}
+                {%- set content = content.split('</think>')[-1].lstrip('\n') %}
+            {%- endif %}
+        {%- endif %}
+        {%- if loop.index0 > ns.last_query_index %}
+            {%- if loop.last or (not loop.last and reasoning_content) %}
+                {{- '<|im_start|>' + message.role + '\n<think>\n' + reasoning_content.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') }}
+            {%- else %}
+                {{- '<|im_start|>' + message.role + '\n' + content }}
+            {%- endif %}
+        {%- else %}
+            {{- '<|im_start|>' + message.role + '\n' + content }}
+        {%- endif %}
+        {{- '<|im_end|>\n' }}
+    {%- elif message.role == "tool" %}
+        {%- if loop.first or (messages[loop.index0 - 1].role != "tool") %}
+            {{- '<|im_start|>user' }}
+        {%- endif %}
+        {{- '\n<tool_response>\n' }}
+        {{- content }}
+        {{- '\n</tool_response>' }}
+        {%- if loop.last or (messages[loop.index0 + 1].role != "tool") %}
+            {{- '<|im_end|>\n' }}
+        {%- endif %}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|im_start|>assistant\n' }}
+    {%- if enable_thinking is defined and enable_thinking is false %}
+        {{- '<think>\n\n</think>\n\n' }}
+    {%- endif %}
+{%- endif %}`
+
+	gemma3Template = `{{ bos_token }}
+{%- if messages[0]['role'] == 'system' -%}
+    {%- if messages[0]['content'] is string -%}
+        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}
+    {%- else -%}
+        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}
+    {%- endif -%}
+    {%- set loop_messages = messages[1:] -%}
+{%- else -%}
+    {%- set first_user_prefix = "" -%}
+    {%- set loop_messages = messages -%}
+{%- endif -%}
+{%- for message in loop_messages -%}
+    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}
+        {{ raise_exception("Conversation roles must alternate user/assistant/user/assistant/...") }}
+    {%- endif -%}
+    {%- if (message['role'] == 'assistant') -%}
+        {%- set role = "model" -%}
+    {%- else -%}
+        {%- set role = message['role'] -%}
+    {%- endif -%}
+    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else "") }}
+    {%- if message['content'] is string -%}
+        {{ message['content'] | trim }}
+    {%- elif message['content'] is iterable -%}
+        {%- for item in message['content'] -%}
+            {%- if item['type'] == 'image' -%}
+                {{ '<start_of_image>' }}
+            {%- elif item['type'] == 'text' -%}
+                {{ item['text'] | trim }}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- else -%}
+        {{ raise_exception("Invalid content type") }}
+    {%- endif -%}
+    {{ '<end_of_turn>\n' }}
+{%- endfor -%}
+{%- if add_generation_prompt -%}
+    {{'<start_of_turn>model\n'}}
+{%- endif -%}
+`
 )

@@ -38,6 +38,11 @@ type Tokenizer struct {
 	AddBOS bool
 	// AddSpacePrefix: SentencePiece prepends a space (llama default).
 	AddSpacePrefix bool
+	// EOG are the end-of-generation tokens: EOS, the file's end-of-turn and
+	// end-of-message tokens, and the turn enders llama.cpp recognises by
+	// their text (<|eot_id|>, <|im_end|>, <end_of_turn>, ...). A chat
+	// answer ends at any of them.
+	EOG []int
 
 	toID     map[string]int
 	byteTok  [256]int
@@ -93,6 +98,15 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	if t.UNK, err = idOf("tokenizer.ggml.unknown_token_id"); err != nil {
 		return nil, err
 	}
+	for _, key := range []string{"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"} {
+		id, err := idOf(key)
+		if err != nil {
+			return nil, err
+		}
+		if id >= 0 {
+			t.EOG = append(t.EOG, id)
+		}
+	}
 	switch model {
 	case "llama":
 		t.AddBOS, t.AddSpacePrefix = true, true
@@ -137,6 +151,27 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	return t, nil
 }
 
+// eogTexts are the turn enders llama.cpp treats as end of generation
+// whatever the file's metadata says (llama-vocab.cpp).
+var eogTexts = map[string]bool{
+	"<|eot_id|>": true, "<|im_end|>": true, "<|end|>": true, "<|return|>": true, "<|call|>": true,
+	"<end_of_turn>": true, "<|endoftext|>": true, "<|eom_id|>": true, "<EOT>": true, "_<EOT>": true,
+	"<|end_of_text|>": true, "<end_of_utterance>": true,
+}
+
+// IsEOG reports whether id ends a generation.
+func (t *Tokenizer) IsEOG(id int) bool {
+	if id == t.EOS && id >= 0 {
+		return true
+	}
+	for _, e := range t.EOG {
+		if e == id {
+			return true
+		}
+	}
+	return false
+}
+
 func (t *Tokenizer) index() {
 	t.toID = make(map[string]int, len(t.Tokens))
 	for i := range t.byteTok {
@@ -152,7 +187,12 @@ func (t *Tokenizer) index() {
 				t.byteTok[b] = i
 			}
 		}
-		if typ == TypeControl || typ == TypeUserDefined {
+		eog := eogTexts[s]
+		if eog && !t.IsEOG(i) {
+			t.EOG = append(t.EOG, i)
+		}
+		// llama.cpp makes a turn ender a control token whatever its type.
+		if typ == TypeControl || typ == TypeUserDefined || eog {
 			t.special = append(t.special, i)
 		}
 	}
@@ -191,16 +231,17 @@ func (t *Tokenizer) Encode(text string, addBOS, parseSpecial bool) []int {
 	if addBOS && t.BOS >= 0 {
 		out = append(out, t.BOS)
 	}
-	first := true
 	for len(text) > 0 {
 		cut, sp := len(text), -1
 		if parseSpecial {
 			cut, sp = t.nextSpecial(text)
 		}
+		// Every run of text is either the first or follows a special
+		// token, and SentencePiece prefixes each with a space (llama.cpp:
+		// "<s>[INST]" is <s> ▁[ INST ]), so every run is encoded as first.
 		if cut > 0 {
-			out = append(out, t.encodeText(text[:cut], first)...)
+			out = append(out, t.encodeText(text[:cut], true)...)
 		}
-		first = false
 		if sp < 0 {
 			break
 		}

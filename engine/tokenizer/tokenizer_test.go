@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"bytes"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -117,5 +118,39 @@ func TestPreTokenizers(t *testing.T) {
 		if strings.Join(got, "|") != strings.Join(want, "|") {
 			t.Errorf("%s:\n got %q\nwant %q", name, got, want)
 		}
+	}
+}
+
+// TestEndOfGeneration: EOS, the file's end-of-turn/message ids and the
+// turn enders llama.cpp recognises by text end a generation; such a token
+// is parsed as special even when the file types it as normal.
+func TestEndOfGeneration(t *testing.T) {
+	var w gguf.Writer
+	w.Set("tokenizer.ggml.model", gguf.String("gpt2"))
+	w.Set("tokenizer.ggml.tokens", gguf.Strings([]string{"a", "b", "<|eot_id|>", "</s>", "<end_of_turn>", "<x>", "ab"}))
+	w.Set("tokenizer.ggml.token_type", gguf.Int32s([]int32{1, 1, 1, 3, 3, 3, 1}))
+	w.Set("tokenizer.ggml.merges", gguf.Strings([]string{"a b"}))
+	w.Set("tokenizer.ggml.eos_token_id", gguf.Uint32(3))
+	w.Set("tokenizer.ggml.eom_token_id", gguf.Uint32(5))
+	path := filepath.Join(t.TempDir(), "t.gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tok, err := FromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range []bool{false, false, true, true, true, true, false} {
+		if tok.IsEOG(id) != want {
+			t.Errorf("IsEOG(%d %q) = %v", id, tok.Tokens[id], !want)
+		}
+	}
+	if got := tok.Encode("a<|eot_id|>b", false, true); len(got) != 3 || got[1] != 2 {
+		t.Fatalf("<|eot_id|> typed normal not parsed as special: %v", got)
 	}
 }

@@ -46,7 +46,10 @@ func modelCmd(g *globals) *cobra.Command {
 	}
 	f := newCmd.Flags()
 	f.StringP("output-file", "o", "", "output GGUF file")
-	f.StringVar(&o.Arch, "arch", "llama", "architecture: llama or qwen2")
+	f.StringVar(&o.Arch, "arch", "llama", "architecture: llama, mistral, qwen2, qwen3 or gemma3")
+	f.IntVar(&o.HeadDim, "head-dim", 0, "width of an attention head (default dim/heads)")
+	f.IntVar(&o.SlidingWindow, "sliding-window", 0, "gemma3: local attention window (default 16)")
+	f.Float32Var(&o.RopeLinear, "rope-linear", 0, "gemma3: linear RoPE scaling factor of the global layers")
 	f.IntVar(&o.Dim, "dim", 256, "embedding size")
 	f.IntVar(&o.Layers, "layers", 4, "transformer blocks")
 	f.IntVar(&o.Heads, "heads", 8, "attention heads")
@@ -167,9 +170,11 @@ func generateCmd(g *globals) *cobra.Command {
 			loadTime := time.Since(t0)
 			var ids []int
 			if chat {
-				tmpl, _ := m.File.String("tokenizer.chat_template")
-				ids, err = native.ChatPrompt(tok, native.DetectChatFormat(tmpl), []native.Message{{Role: "user", Content: prompt}})
+				tmpl, err := native.ChatTemplateOf(m.File, tok)
 				if err != nil {
+					return err
+				}
+				if ids, err = tmpl.Prompt(tok, []native.Message{{Role: "user", Content: prompt}}); err != nil {
 					return err
 				}
 			} else {
