@@ -148,6 +148,8 @@ const (
 	FaultFabricated uint32 = 1 // re-execution disagrees with the opened transcript
 	FaultRefused    uint32 = 2 // a sampled receipt was not opened
 	FaultOmitted    uint32 = 3 // a signed receipt left out of the commitment (MsgReportOmission)
+	FaultWrongStep  uint32 = 4 // a job checkpoint a dispute's quorum found wrong (chain/jobs)
+	FaultAbandoned  uint32 = 5 // a job lease left without checkpoints (chain/jobs)
 )
 
 // ValidateProviderInfo checks a provider's self-description.
