@@ -1,0 +1,397 @@
+package app
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/agoranet/agora/chain/api"
+	"github.com/agoranet/agora/chain/bank"
+	"github.com/agoranet/agora/chain/jobs"
+	"github.com/agoranet/agora/chain/stake"
+	"github.com/agoranet/agora/chain/types"
+)
+
+// jobsH drives the job market through real blocks (the harness checks
+// every invariant, the jobs escrow one included, after each block) and
+// keeps each account's fees, so balances can be checked to the unit.
+type jobsH struct {
+	*harness
+	fees map[string]uint64
+}
+
+var jobLabels = []string{"operator", "owner", "p1", "p2", "p3", "nocap", "outsider", "v2"}
+
+func newJobsHarness(t *testing.T, adjust func(*types.Params)) *jobsH {
+	t.Helper()
+	accts := map[string]uint64{}
+	for _, l := range jobLabels {
+		accts[l] = 10_000_000_000
+	}
+	j := &jobsH{harness: newHarnessWith(t, accts, adjust), fees: map[string]uint64{}}
+	for _, p := range []string{"p1", "p2", "p3", "nocap"} {
+		inf := info()
+		inf.Capabilities = []string{"chat", jobs.Capability}
+		if p == "nocap" {
+			inf.Capabilities = []string{"chat"}
+		}
+		j.ok(p, &types.MsgBondProvider{Amount: 2 * j.params.MinProviderStake})
+		j.ok(p, &types.MsgRegisterProvider{Info: inf})
+	}
+	return j
+}
+
+// send runs msg from label alone in a block and returns the result code
+// and log; a malformed message (refused before the fee) costs nothing.
+func (j *jobsH) send(label string, msg proto.Message) (types.Code, string) {
+	j.t.Helper()
+	tx, fee := j.sign(label, msg)
+	res := j.block(tx)
+	if types.Code(res[0].Code) == types.CodeMalformed {
+		j.nonces[label]--
+		j.fees[label] -= fee
+	}
+	return types.Code(res[0].Code), res[0].Log
+}
+
+// sign signs msg from label with its next nonce and the minimum fee for
+// a 1,500-byte tx (more than any of these), counting the fee.
+func (j *jobsH) sign(label string, msg proto.Message) ([]byte, uint64) {
+	j.t.Helper()
+	body := &types.TxBody{ChainId: testChain, Nonce: j.nonces[label]}
+	if err := j.app.Msgs().Set(body, msg); err != nil {
+		// An invalid module message: carry it as is, for the chain to refuse.
+		bz, _ := proto.Marshal(msg)
+		body.Msg = &types.TxBody_ModuleMsg{ModuleMsg: &types.ModuleMsg{TypeUrl: jobMsgName(msg), Value: bz}}
+	}
+	body.Fee = j.params.MinFee(j.app.Msgs().Name(body), 1500)
+	j.nonces[label]++
+	j.fees[label] += body.Fee
+	return j.signBody(key(label), body), body.Fee
+}
+
+func jobMsgName(msg proto.Message) string {
+	switch msg.(type) {
+	case *types.MsgSubmitJob:
+		return jobs.MsgSubmit
+	case *types.MsgBidJob:
+		return jobs.MsgBid
+	case *types.MsgCommitCheckpoint:
+		return jobs.MsgCommit
+	case *types.MsgCancelJob:
+		return jobs.MsgCancel
+	case *types.MsgChallengeCheckpoint:
+		return jobs.MsgChallenge
+	case *types.MsgBisect:
+		return jobs.MsgBisectN
+	case *types.MsgPickInterval:
+		return jobs.MsgPick
+	case *types.MsgVoteStep:
+		return jobs.MsgVote
+	}
+	return "unknown"
+}
+
+func (j *jobsH) allFees() uint64 {
+	var s uint64
+	for _, l := range jobLabels {
+		s += j.fees[l]
+	}
+	return s
+}
+
+func (j *jobsH) ok(label string, msg proto.Message) {
+	j.t.Helper()
+	if code, log := j.send(label, msg); code != 0 {
+		j.t.Fatalf("%s %T: code %d %s", label, msg, code, log)
+	}
+}
+
+func (j *jobsH) until(height int64) {
+	for j.height < height {
+		j.block()
+	}
+}
+
+func (j *jobsH) addr(label string) types.Address { return addrOf(key(label)) }
+
+func (j *jobsH) bal(label string) uint64 { return j.balance(label) }
+
+func (j *jobsH) modBal(a types.Address) uint64 {
+	snap, _ := j.app.Snapshot(0)
+	return bank.Balance(snap, a)
+}
+
+func (j *jobsH) order(id uint64) api.JobOrderView {
+	v, _, err := j.app.QueryJSON(api.JobOrderPath(id), 0)
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	return v.(api.JobOrderView)
+}
+
+func (j *jobsH) lease(id uint64) api.JobLeaseView {
+	v, _, err := j.app.QueryJSON(api.JobLeasePath(id), 0)
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	return v.(api.JobLeaseView)
+}
+
+func (j *jobsH) dispute(id uint64) api.JobDisputeView {
+	v, _, err := j.app.QueryJSON(api.JobDisputePath(id), 0)
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	return v.(api.JobDisputeView)
+}
+
+func (j *jobsH) bond(label string) uint64 {
+	snap, _ := j.app.Snapshot(0)
+	return stake.ProviderBond(snap, j.addr(label))
+}
+
+// fingerprint hashes the market's whole state and every balance (each
+// label's with its fees added back), so a refused message that changed
+// anything but its signer's fee shows.
+func (j *jobsH) fingerprint() [32]byte {
+	snap, _ := j.app.Snapshot(0)
+	h := sha256.New()
+	for _, pre := range []string{"job", "seq/job_"} {
+		snap.Iterate([]byte(pre), func(k, v []byte) bool {
+			h.Write(k)
+			h.Write(v)
+			return true
+		})
+	}
+	for _, l := range jobLabels {
+		binary.Write(h, binary.BigEndian, bank.Balance(snap, j.addr(l))+j.fees[l])
+		binary.Write(h, binary.BigEndian, stake.ProviderBond(snap, j.addr(l)))
+	}
+	binary.Write(h, binary.BigEndian, bank.Balance(snap, jobs.Account))
+	var out [32]byte
+	copy(out[:], h.Sum(nil))
+	return out
+}
+
+func hashOf(s string, n uint64) []byte {
+	h := sha256.Sum256(binary.BigEndian.AppendUint64([]byte(s), n))
+	return h[:]
+}
+
+func submitMsg(h *jobsH, r uint32, gas, maxPrice uint64, interval uint64) *types.MsgSubmitJob {
+	mod := sha256.Sum256([]byte("module"))
+	in := sha256.Sum256([]byte("input"))
+	per := (gas*maxPrice + 999_999) / 1_000_000
+	return &types.MsgSubmitJob{ModuleHash: mod[:], InputHashes: [][]byte{in[:]}, GasLimit: gas, MemoryPages: 16,
+		MaxPrice: maxPrice, Deadline: h.height + 200, Collateral: 5_000_000, Replication: r, BidWindow: 3,
+		CheckpointInterval: interval, Escrow: uint64(r) * per}
+}
+
+// TestJobLifecycle: an order clears automatically to the cheapest bid
+// (reputation-weighted), checkpoints pay exactly their gas at the lease's
+// price (the fee pool its fee_bps), the final one refunds the unspent
+// budget at once, the collateral comes back after the challenge window;
+// the losing bid's collateral comes back at clearing. Owner, providers and
+// fee pool exact to the unit.
+func TestJobLifecycle(t *testing.T) {
+	j := newJobsHarness(t, nil)
+	jp := j.params.Jobs
+	owner0, p10, p20 := j.bal("owner"), j.bal("p1"), j.bal("p2")
+	pool0, allFees0 := j.modBal(bank.FeePool), j.allFees()
+	f0 := map[string]uint64{"owner": j.fees["owner"], "p1": j.fees["p1"], "p2": j.fees["p2"]}
+
+	m := submitMsg(j, 1, 10_000_000, 2_000, 100) // budget 20,000 uagr at the max price
+	j.ok("owner", m)
+	if o := j.order(1); o.Status != "bidding" || o.Escrow != 20_000 || o.BidWindowEnd != j.height+3 {
+		t.Fatalf("order after submit: %+v (height %d)", o, j.height)
+	}
+	j.ok("p1", &types.MsgBidJob{OrderId: 1, Price: 1_500, Collateral: 5_000_000})
+	j.ok("p2", &types.MsgBidJob{OrderId: 1, Price: 1_200, Collateral: 6_000_000})
+	if j.bal("p2") != p20-6_000_000-(j.fees["p2"]-f0["p2"]) {
+		t.Fatalf("p2's collateral not locked at the bid")
+	}
+	j.block() // the window's last block: cleared at its end
+	o := j.order(1)
+	if o.Status != "running" || len(o.LeaseIDs) != 1 || o.Escrow != 0 {
+		t.Fatalf("order after clearing: %+v", o)
+	}
+	l := j.lease(o.LeaseIDs[0])
+	if l.Provider.String() != j.addr("p2").String() || l.Price != 1_200 || l.Budget != 12_000 || l.Collateral != 6_000_000 {
+		t.Fatalf("lease: %+v", l)
+	}
+	// The losing bid's collateral is back, the escrow beyond the budget too.
+	if got, want := j.bal("p1"), p10-(j.fees["p1"]-f0["p1"]); got != want {
+		t.Fatalf("p1 after losing: %d, want %d", got, want)
+	}
+	if got, want := j.bal("owner"), owner0-12_000-(j.fees["owner"]-f0["owner"]); got != want {
+		t.Fatalf("owner after clearing: %d, want %d", got, want)
+	}
+	// Checkpoints: 1,234,567 gas then 4,000,000 gas in total.
+	j.ok("p2", &types.MsgCommitCheckpoint{LeaseId: l.ID, Index: 1, Steps: 100, GasUsed: 1_234_567, StateHash: hashOf("s", 100)})
+	j.ok("p2", &types.MsgCommitCheckpoint{LeaseId: l.ID, Index: 2, Steps: 150, GasUsed: 4_000_000, StateHash: hashOf("s", 150), Done: true, ResultHash: hashOf("r", 1)})
+	pay1 := uint64(1_234_567 * 1_200 / 1_000_000) // 1481
+	pay2 := uint64(4_000_000*1_200/1_000_000) - pay1
+	fee1, fee2 := pay1*jp.FeeBps/10000, pay2*jp.FeeBps/10000
+	l = j.lease(l.ID)
+	if l.Status != "done" || l.Paid != pay1+pay2 || l.Refunded != 12_000-pay1-pay2 || l.CollateralReleased {
+		t.Fatalf("lease done: %+v", l)
+	}
+	if o := j.order(1); o.Status != "done" {
+		t.Fatalf("order: %+v", o)
+	}
+	if got, want := j.bal("owner"), owner0-(pay1+pay2)-(j.fees["owner"]-f0["owner"]); got != want {
+		t.Fatalf("owner after done: %d, want %d", got, want)
+	}
+	// The fee pool got every tx fee since, plus the market's fees.
+	if got, want := j.modBal(bank.FeePool), pool0+(j.allFees()-allFees0)+fee1+fee2; got != want {
+		t.Fatalf("fee pool %d, want %d", got, want)
+	}
+	// Collateral stays locked for the challenge window, then comes back.
+	p2mid := j.bal("p2")
+	j.until(l.ReleaseHeight - 1)
+	if j.bal("p2") != p2mid {
+		t.Fatal("collateral released early")
+	}
+	j.block()
+	if l := j.lease(l.ID); !l.CollateralReleased {
+		t.Fatalf("collateral not released: %+v", l)
+	}
+	if got, want := j.bal("p2"), p20+pay1+pay2-fee1-fee2-(j.fees["p2"]-f0["p2"]); got != want {
+		t.Fatalf("p2 at the end: %d, want %d", got, want)
+	}
+	if j.modBal(jobs.Account) != 0 {
+		t.Fatalf("the jobs account keeps %d", j.modBal(jobs.Account))
+	}
+}
+
+// bad sends msg, which must fail with code and a log containing want, and
+// change nothing but its signer's fee.
+func (j *jobsH) bad(label string, msg proto.Message, code types.Code, want string) {
+	j.t.Helper()
+	before := j.fingerprint()
+	got, log := j.send(label, msg)
+	if got != code || !strings.Contains(log, want) {
+		j.t.Fatalf("%s %T: code %d %q, want code %d %q", label, msg, got, log, code, want)
+	}
+	if j.fingerprint() != before {
+		j.t.Fatalf("%s %T (%s) changed state", label, msg, log)
+	}
+}
+
+// TestJobBadInput: every refused message gets a clear error and changes
+// nothing but its fee (malformed ones not even that).
+func TestJobBadInput(t *testing.T) {
+	j := newJobsHarness(t, nil)
+	jp := j.params.Jobs
+	j.ok("v2", &types.MsgBondValidator{ConsPubKey: key("v2cons").Public().(ed25519.PublicKey), Amount: j.params.MinValidatorStake})
+	m := submitMsg(j, 1, 1_000_000, 1_000, 100)
+	m.BidWindow = 15
+	withM := func(f func(*types.MsgSubmitJob)) *types.MsgSubmitJob {
+		c := proto.Clone(m).(*types.MsgSubmitJob)
+		f(c)
+		return c
+	}
+	const (
+		malformed = types.CodeMalformed
+		invalid   = types.CodeInvalid
+		unauth    = types.CodeUnauthorized
+		notFound  = types.CodeNotFound
+		funds     = types.CodeInsufficientFunds
+	)
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.Escrow-- }), funds, "does not cover replication 1")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.BidWindow = jp.MaxBidWindow + 1; c.Deadline = 10_000 }), invalid, "above the maximum")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.Deadline = j.height + 10 }), invalid, "must be after the bid window")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.Escrow = 20_000_000_000 }), funds, "insufficient")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.Replication = 5 }), malformed, "replication must be between 1 and 4")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.ModuleHash = c.ModuleHash[:31] }), malformed, "module_hash must be 32 bytes")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.MaxPrice = 0 }), malformed, "max_price")
+	j.ok("owner", m)
+	const order = 1
+
+	j.bad("p1", &types.MsgBidJob{OrderId: order, Price: 1_001, Collateral: m.Collateral}, invalid, "price 1001 above order 1's max_price 1000")
+	j.bad("p1", &types.MsgBidJob{OrderId: order, Price: 900, Collateral: m.Collateral - 1}, invalid, "collateral 4999999 below order 1's required 5000000")
+	j.bad("nocap", &types.MsgBidJob{OrderId: order, Price: 900, Collateral: m.Collateral}, unauth, `does not declare the "wasm" capability`)
+	j.bad("outsider", &types.MsgBidJob{OrderId: order, Price: 900, Collateral: m.Collateral}, unauth, "not a registered provider")
+	j.bad("owner", &types.MsgBidJob{OrderId: order, Price: 900, Collateral: m.Collateral}, unauth, "owner cannot bid")
+	j.bad("p1", &types.MsgBidJob{OrderId: 99, Price: 900, Collateral: m.Collateral}, notFound, "order 99 does not exist")
+	j.bad("p1", &types.MsgBidJob{OrderId: order, Price: 900, Collateral: 50_000_000_000}, funds, "insufficient")
+	j.ok("p1", &types.MsgBidJob{OrderId: order, Price: 900, Collateral: m.Collateral})
+	j.bad("p1", &types.MsgBidJob{OrderId: order, Price: 800, Collateral: m.Collateral}, invalid, "already bid on order 1")
+	j.bad("p2", &types.MsgCancelJob{OrderId: order}, unauth, "only order 1's owner")
+
+	j.until(j.order(order).BidWindowEnd)
+	lease := j.order(order).LeaseIDs[0]
+	j.bad("p2", &types.MsgBidJob{OrderId: order, Price: 800, Collateral: m.Collateral}, invalid, "bidding on order 1 closed")
+	cp := func(index, steps, gas uint64) *types.MsgCommitCheckpoint {
+		return &types.MsgCommitCheckpoint{LeaseId: lease, Index: index, Steps: steps, GasUsed: gas, StateHash: hashOf("s", steps)}
+	}
+	j.bad("p2", cp(1, 100, 10), unauth, "only lease 1's provider")
+	j.bad("p1", cp(2, 100, 10), invalid, "checkpoint 2 out of order: lease 1's next is 1")
+	j.bad("p1", cp(1, 50, 10), invalid, "a checkpoint comes every 100 steps")
+	j.bad("p1", cp(1, 100, m.GasLimit+1), invalid, "gas_used 1000001 above order 1's gas_limit 1000000")
+	j.bad("p1", cp(0, 100, 10), malformed, "index starts at 1")
+	j.bad("p1", &types.MsgCommitCheckpoint{LeaseId: lease, Index: 1, Steps: 100, GasUsed: 10, StateHash: hashOf("s", 100), Done: true}, malformed, "result_hash")
+	j.bad("p1", &types.MsgCommitCheckpoint{LeaseId: 7, Index: 1, Steps: 100, GasUsed: 10, StateHash: hashOf("s", 100)}, notFound, "lease 7 does not exist")
+	j.ok("p1", cp(1, 100, 500_000))
+	j.bad("p1", cp(2, 200, 400_000), invalid, "gas_used 400000 below the previous checkpoint's 500000")
+	j.bad("p1", cp(2, 100, 600_000), invalid, "steps 100 must exceed the previous checkpoint's 100")
+
+	// Disputes.
+	j.bad("outsider", &types.MsgChallengeCheckpoint{LeaseId: lease, Index: 1}, unauth, "only order 1's owner, a bonded validator or another replica's provider")
+	j.bad("p1", &types.MsgChallengeCheckpoint{LeaseId: lease, Index: 1}, unauth, "cannot challenge its own checkpoint")
+	j.bad("owner", &types.MsgChallengeCheckpoint{LeaseId: lease, Index: 2}, notFound, "lease 1 has no checkpoint 2")
+	j.ok("owner", &types.MsgChallengeCheckpoint{LeaseId: lease, Index: 1})
+	const dispute = 1
+	if d := j.dispute(dispute); d.Phase != "bisect" || d.Lo != 0 || d.Hi != 100 || len(d.LoHash) != 0 || d.Bond != jp.DisputeBond {
+		t.Fatalf("dispute: %+v", d)
+	}
+	j.bad("operator", &types.MsgChallengeCheckpoint{LeaseId: lease, Index: 1}, invalid, "already has an open dispute (1)")
+	j.bad("p1", cp(2, 200, 600_000), invalid, "lease 1 is under dispute 1")
+	j.bad("owner", &types.MsgCancelJob{OrderId: order}, invalid, "order 1 has an open dispute")
+	j.bad("owner", &types.MsgPickInterval{DisputeId: dispute, Part: 0}, invalid, "is in phase bisect, not pick")
+	hashes := func(n int) [][]byte {
+		var out [][]byte
+		for i := 1; i <= n; i++ {
+			out = append(out, hashOf("s", uint64(i)))
+		}
+		return out
+	}
+	j.bad("owner", &types.MsgBisect{DisputeId: dispute, Hashes: hashes(7)}, unauth, "only dispute 1's defender")
+	j.bad("p1", &types.MsgBisect{DisputeId: dispute, Hashes: hashes(6)}, invalid, "dispute 1 needs 7 hashes (k = 8 over steps 0..100), got 6")
+	j.bad("p1", &types.MsgBisect{DisputeId: dispute, Hashes: hashes(16)}, malformed, "between 1 and 15 hashes")
+	j.ok("p1", &types.MsgBisect{DisputeId: dispute, Hashes: hashes(7)})
+	j.bad("p1", &types.MsgPickInterval{DisputeId: dispute, Part: 3}, unauth, "only dispute 1's challenger")
+	j.bad("owner", &types.MsgPickInterval{DisputeId: dispute, Part: 8}, invalid, "dispute 1 has parts 0..7, not 8")
+	j.bad("operator", &types.MsgVoteStep{DisputeId: dispute, PostStateHash: hashOf("x", 1)}, invalid, "is in phase pick, not vote")
+	// The last part of 0..100 in 8 is 87..100; then 13 steps in 8: ...
+	for d := j.dispute(dispute); d.Phase != "vote"; d = j.dispute(dispute) {
+		if d.Phase == "pick" {
+			j.ok("owner", &types.MsgPickInterval{DisputeId: dispute, Part: 0})
+		} else {
+			j.ok("p1", &types.MsgBisect{DisputeId: dispute, Hashes: hashes(int(min(8, d.Hi-d.Lo)) - 1)})
+		}
+	}
+	j.bad("outsider", &types.MsgVoteStep{DisputeId: dispute, PostStateHash: hashOf("x", 1)}, unauth, "only bonded validators vote")
+	j.bad("operator", &types.MsgVoteStep{DisputeId: dispute, PostStateHash: hashOf("x", 1)[:31]}, malformed, "post_state_hash must be 32 bytes")
+	j.ok("operator", &types.MsgVoteStep{DisputeId: dispute, PostStateHash: hashOf("x", 1)}) // half the power: no quorum yet
+	j.bad("operator", &types.MsgVoteStep{DisputeId: dispute, PostStateHash: hashOf("x", 1)}, invalid, "already voted on dispute 1")
+	// Silence: the vote window ends without a 2/3 quorum, the dispute is
+	// void, the bond is back; a move after the deadline is refused.
+	d := j.dispute(dispute)
+	ownerBefore := j.bal("owner")
+	j.until(d.Deadline)
+	if d := j.dispute(dispute); d.Phase != "resolved" || d.Outcome != jobs.OutcomeVoid || !strings.Contains(d.Reason, "no 2/3 validator quorum") {
+		t.Fatalf("dispute after the vote window: %+v", d)
+	}
+	if got := j.bal("owner"); got != ownerBefore+jp.DisputeBond {
+		t.Fatalf("owner's bond not returned: %d, want %d", got, ownerBefore+jp.DisputeBond)
+	}
+	j.bad("v2", &types.MsgVoteStep{DisputeId: dispute, PostStateHash: hashOf("x", 1)}, invalid, "is in phase resolved, not vote")
+	// The lease goes on.
+	j.ok("p1", cp(2, 200, 600_000))
+}
