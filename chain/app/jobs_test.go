@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -394,4 +395,189 @@ func TestJobBadInput(t *testing.T) {
 	j.bad("v2", &types.MsgVoteStep{DisputeId: dispute, PostStateHash: hashOf("x", 1)}, invalid, "is in phase resolved, not vote")
 	// The lease goes on.
 	j.ok("p1", cp(2, 200, 600_000))
+}
+
+// claimedHash is a replica's state hash at step s: the true state, or,
+// for a provider that altered step bad, a different state from bad on.
+func claimedHash(s, bad uint64) []byte {
+	if bad != 0 && s >= bad {
+		return hashOf("altered", s)
+	}
+	return hashOf("true", s)
+}
+
+// runDispute plays a dispute to its single step: the defender bisects
+// with its chain's hashes, the challenger picks the first part whose end
+// it disagrees with (it holds the true chain). It returns the txs sent.
+func (j *jobsH) runDispute(id uint64, defender, challenger string, bad uint64) int {
+	j.t.Helper()
+	txs := 0
+	for d := j.dispute(id); d.Phase == "bisect" || d.Phase == "pick"; d = j.dispute(id) {
+		n := min(uint64(j.params.Jobs.BisectionK), d.Hi-d.Lo)
+		if d.Phase == "bisect" {
+			var hs [][]byte
+			for i := uint64(1); i < n; i++ {
+				hs = append(hs, claimedHash(d.Lo+i*(d.Hi-d.Lo)/n, bad))
+			}
+			j.ok(defender, &types.MsgBisect{DisputeId: id, Hashes: hs})
+		} else {
+			part := n - 1
+			for i := uint64(0); i < n; i++ {
+				end := d.Lo + (i+1)*(d.Hi-d.Lo)/n
+				var h []byte = d.HiHash
+				if i+1 < n {
+					h = d.Hashes[i]
+				}
+				if !bytes.Equal(h, claimedHash(end, 0)) {
+					part = i
+					break
+				}
+			}
+			j.ok(challenger, &types.MsgPickInterval{DisputeId: id, Part: uint32(part)})
+		}
+		txs++
+	}
+	return txs
+}
+
+// TestJobDisputeBisection: two replicas of a 10^5-step job disagree at
+// checkpoint 1 because one altered step 73,519; the honest replica
+// challenges, the bisection narrows 10^5 steps to that one step, a
+// validator quorum re-executes it, and the cheat is slashed: the owner is
+// refunded the disputed work, the challenger rewarded, the cheat's bond cut
+// by slash_bps["jobs/wrong_step"]. The whole dispute takes at most
+// 2·ceil(log_8 10^5) + 2 = 14 txs; the honest replica loses nothing.
+func TestJobDisputeBisection(t *testing.T) {
+	j := newJobsHarness(t, nil)
+	jp := j.params.Jobs
+	const steps, bad = 100_000, 73_519
+	m := submitMsg(j, 2, 1_000_000_000, 1_000, steps)
+	j.ok("owner", m)
+	j.ok("p1", &types.MsgBidJob{OrderId: 1, Price: 900, Collateral: m.Collateral})
+	j.ok("p2", &types.MsgBidJob{OrderId: 1, Price: 1_000, Collateral: m.Collateral})
+	j.until(j.order(1).BidWindowEnd)
+	o := j.order(1)
+	l1, l2 := j.lease(o.LeaseIDs[0]), j.lease(o.LeaseIDs[1])
+	if l1.Provider.String() != j.addr("p1").String() || l2.Provider.String() != j.addr("p2").String() {
+		t.Fatalf("leases %+v %+v", l1, l2)
+	}
+	const gas = 500_000_000
+	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: l1.ID, Index: 1, Steps: steps, GasUsed: gas, StateHash: claimedHash(steps, 0)})
+	j.ok("p2", &types.MsgCommitCheckpoint{LeaseId: l2.ID, Index: 1, Steps: steps, GasUsed: gas, StateHash: claimedHash(steps, bad)})
+	if o := j.order(1); o.MismatchIndex != 1 {
+		t.Fatalf("mismatch not flagged: %+v", o)
+	}
+	owner0, p10, p2bond0, p1bond0 := j.bal("owner"), j.bal("p1"), j.bond("p2"), j.bond("p1")
+	fees0 := map[string]uint64{"owner": j.fees["owner"], "p1": j.fees["p1"], "p2": j.fees["p2"]}
+
+	j.ok("p1", &types.MsgChallengeCheckpoint{LeaseId: l2.ID, Index: 1})
+	txs := 1 + j.runDispute(1, "p2", "p1", bad)
+	d := j.dispute(1)
+	if d.Phase != "vote" || d.Lo != bad-1 || d.Hi != bad || !bytes.Equal(d.LoHash, claimedHash(bad-1, 0)) || !bytes.Equal(d.HiHash, claimedHash(bad, bad)) {
+		t.Fatalf("dispute did not narrow to step %d: %+v", bad, d)
+	}
+	// The validator re-executes step 73,519 from the agreed state.
+	j.ok("operator", &types.MsgVoteStep{DisputeId: 1, PostStateHash: claimedHash(bad, 0)})
+	txs++
+	if bound := jobs.MaxDisputeTxs(steps, jp.BisectionK); txs > bound || bound != 14 {
+		t.Fatalf("dispute took %d txs, bound %d", txs, bound)
+	}
+	t.Logf("dispute over %d steps (k=%d): %d txs, %d moves, bound %d", steps, jp.BisectionK, txs, j.dispute(1).Moves, jobs.MaxDisputeTxs(steps, jp.BisectionK))
+	d = j.dispute(1)
+	pay := uint64(gas) * 1_000 / 1_000_000 // p2's one paid checkpoint
+	reward := (m.Collateral - pay) * jp.RewardBps / 10000
+	slash := p2bond0 * j.params.SlashBps["jobs/wrong_step"] / 10000
+	if d.Outcome != jobs.OutcomeChallenger || d.Refund != pay || d.Reward != reward || d.Slashed != m.Collateral+slash {
+		t.Fatalf("resolution: %+v", d)
+	}
+	l2 = j.lease(l2.ID)
+	if l2.Status != "slashed" || !l2.CollateralReleased || l2.Forfeited != m.Collateral || l2.OpenDispute != 0 {
+		t.Fatalf("cheat's lease: %+v", l2)
+	}
+	// Owner: the disputed work back and the cheat's unspent budget.
+	if got, want := j.bal("owner"), owner0+pay+(l2.Budget-pay)-(j.fees["owner"]-fees0["owner"]); got != want {
+		t.Fatalf("owner %d, want %d", got, want)
+	}
+	if got, want := j.bal("p1"), p10+reward-(j.fees["p1"]-fees0["p1"]); got != want {
+		t.Fatalf("challenger %d, want %d", got, want)
+	}
+	if j.bond("p2") != p2bond0-slash || j.bond("p1") != p1bond0 {
+		t.Fatalf("bonds: cheat %d (want %d), honest %d (want %d)", j.bond("p2"), p2bond0-slash, j.bond("p1"), p1bond0)
+	}
+	snap, _ := j.app.Snapshot(0)
+	if v, _, _ := j.app.QueryJSON(api.ProviderPath(j.addr("p2")), 0); v.(api.ProviderView).Faults != 1 {
+		t.Fatalf("cheat's faults: %+v", v)
+	}
+	_ = snap
+	// The honest replica finishes and is paid in full.
+	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: l1.ID, Index: 2, Steps: steps + 10, GasUsed: gas + 1, StateHash: claimedHash(steps+10, 0), Done: true, ResultHash: hashOf("r", 1)})
+	if o := j.order(1); o.Status != "ended" || !strings.Contains(o.Reason, "1 of 2 leases done") {
+		t.Fatalf("order: %+v", o)
+	}
+}
+
+// TestJobDisputeOutcomes: silence loses — a defender that does not bisect
+// is slashed, a challenger that does not pick loses its bond to the
+// defender; a quorum confirming the defender's state pays the defender
+// the bond and slashes nobody.
+func TestJobDisputeOutcomes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		play    func(j *jobsH)
+		outcome string
+		slashed bool
+	}{
+		{"defender silent", func(j *jobsH) { j.until(j.dispute(1).Deadline) }, jobs.OutcomeChallenger, true},
+		{"challenger silent", func(j *jobsH) {
+			j.ok("p1", &types.MsgBisect{DisputeId: 1, Hashes: [][]byte{claimedHash(250, 0), claimedHash(500, 0), claimedHash(750, 0)}})
+			j.until(j.dispute(1).Deadline)
+		}, jobs.OutcomeDefender, false},
+		{"quorum confirms", func(j *jobsH) {
+			j.runDispute(1, "p1", "owner", 0)
+			d := j.dispute(1)
+			j.ok("operator", &types.MsgVoteStep{DisputeId: 1, PostStateHash: claimedHash(d.Hi, 0)})
+		}, jobs.OutcomeDefender, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := newJobsHarness(t, func(p *types.Params) { p.Jobs.BisectionK = 4 })
+			jp := j.params.Jobs
+			m := submitMsg(j, 1, 1_000_000, 1_000, 1_000)
+			j.ok("owner", m)
+			j.ok("p1", &types.MsgBidJob{OrderId: 1, Price: 1_000, Collateral: m.Collateral})
+			j.until(j.order(1).BidWindowEnd)
+			j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: 1, Index: 1, Steps: 1_000, GasUsed: 1_000, StateHash: claimedHash(1_000, 0)})
+			j.ok("owner", &types.MsgChallengeCheckpoint{LeaseId: 1, Index: 1})
+			owner0, p10, bond0 := j.bal("owner"), j.bal("p1"), j.bond("p1")
+			f0 := map[string]uint64{"owner": j.fees["owner"], "p1": j.fees["p1"]}
+			tc.play(j)
+			d := j.dispute(1)
+			if d.Outcome != tc.outcome {
+				t.Fatalf("outcome %q (%s), want %q", d.Outcome, d.Reason, tc.outcome)
+			}
+			l := j.lease(1)
+			ownerFee, p1Fee := j.fees["owner"]-f0["owner"], j.fees["p1"]-f0["p1"]
+			if tc.slashed {
+				refund := min(m.Collateral, uint64(1)) // 1,000 gas at 1,000 per million: 1 uagr paid
+				if l.Status != "slashed" || j.bond("p1") >= bond0 || d.Refund != refund {
+					t.Fatalf("not slashed: %+v %+v", l, d)
+				}
+				// The owner: its bond back, the disputed 1 uagr and the unspent budget.
+				if got, want := j.bal("owner"), owner0+jp.DisputeBond+refund+(l.Budget-l.Paid)+d.Reward-ownerFee; got != want {
+					t.Fatalf("owner %d, want %d", got, want)
+				}
+				return
+			}
+			if l.Status != "running" || l.OpenDispute != 0 || j.bond("p1") != bond0 || d.Reward != jp.DisputeBond {
+				t.Fatalf("defender harmed: %+v %+v", l, d)
+			}
+			if got, want := j.bal("p1"), p10+jp.DisputeBond-p1Fee; got != want {
+				t.Fatalf("defender %d, want %d", got, want)
+			}
+			if got, want := j.bal("owner"), owner0-ownerFee; got != want {
+				t.Fatalf("challenger %d, want %d", got, want)
+			}
+			// The lease goes on.
+			j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: 1, Index: 2, Steps: 2_000, GasUsed: 2_000, StateHash: claimedHash(2_000, 0)})
+		})
+	}
 }
