@@ -5,6 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -579,5 +581,362 @@ func TestJobDisputeOutcomes(t *testing.T) {
 			// The lease goes on.
 			j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: 1, Index: 2, Steps: 2_000, GasUsed: 2_000, StateHash: claimedHash(2_000, 0)})
 		})
+	}
+}
+
+// leased submits an order of replication r and has p1 (and p2, ...) win it.
+func (j *jobsH) leased(r uint32, gas, price, interval uint64) (*types.MsgSubmitJob, api.JobOrderView) {
+	j.t.Helper()
+	m := submitMsg(j, r, gas, price, interval)
+	j.ok("owner", m)
+	id := uint64(len(j.orders()))
+	for i, p := range []string{"p1", "p2", "p3"}[:r] {
+		j.ok(p, &types.MsgBidJob{OrderId: id, Price: price - uint64(i), Collateral: m.Collateral})
+	}
+	j.until(j.order(id).BidWindowEnd)
+	return m, j.order(id)
+}
+
+func (j *jobsH) orders() []api.JobOrderView {
+	v, _, err := j.app.QueryJSON(api.JobOrdersByOwnerPath(j.addr("owner")), 0)
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	return v.([]api.JobOrderView)
+}
+
+// TestJobLiveness: a provider that stops committing is closed out at the
+// end of its last checkpoint's height + liveness_epochs epochs: the owner
+// gets the unspent budget and the lease's collateral, the provider's bond
+// loses slash_bps["jobs/abandoned"] (burned), its reputation resets.
+func TestJobLiveness(t *testing.T) {
+	j := newJobsHarness(t, func(p *types.Params) { p.EpochLength = 10 })
+	m, o := j.leased(1, 10_000_000, 1_000, 10)
+	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: o.LeaseIDs[0], Index: 1, Steps: 10, GasUsed: 3_000_000, StateHash: hashOf("s", 10)})
+	l := j.lease(o.LeaseIDs[0])
+	owner0, bond0, of := j.bal("owner"), j.bond("p1"), j.fees["owner"]
+	closeAt := l.LastHeight + int64(j.params.Jobs.LivenessEpochs)*j.params.EpochLength
+	j.until(closeAt - 1)
+	if l := j.lease(l.ID); l.Status != "running" {
+		t.Fatalf("closed early: %+v", l)
+	}
+	j.block()
+	l = j.lease(l.ID)
+	if l.Status != "abandoned" || l.EndedHeight != closeAt || l.Forfeited != m.Collateral {
+		t.Fatalf("lease after %d blocks of silence: %+v", closeAt-l.LastHeight, l)
+	}
+	if got, want := j.bal("owner"), owner0+(l.Budget-l.Paid)+m.Collateral-(j.fees["owner"]-of); got != want {
+		t.Fatalf("owner %d, want %d", got, want)
+	}
+	if want := bond0 - bond0*j.params.SlashBps["jobs/abandoned"]/10000; j.bond("p1") != want {
+		t.Fatalf("bond %d, want %d", j.bond("p1"), want)
+	}
+	if o := j.order(o.ID); o.Status != "ended" {
+		t.Fatalf("order %+v", o)
+	}
+	j.bad("p1", &types.MsgCommitCheckpoint{LeaseId: l.ID, Index: 2, Steps: 20, GasUsed: 3_000_001, StateHash: hashOf("s", 20)}, types.CodeInvalid, "lease 1 is abandoned")
+}
+
+// TestJobCancel: during bidding the escrow and the bids' collateral come
+// back; once leased, the committed work stays paid, the rest comes back at
+// once, the collateral after the challenge window.
+func TestJobCancel(t *testing.T) {
+	j := newJobsHarness(t, nil)
+	m := submitMsg(j, 1, 1_000_000, 1_000, 10)
+	owner0, p10, of, pf := j.bal("owner"), j.bal("p1"), j.fees["owner"], j.fees["p1"]
+	j.ok("owner", m)
+	j.ok("p1", &types.MsgBidJob{OrderId: 1, Price: 500, Collateral: m.Collateral})
+	j.ok("owner", &types.MsgCancelJob{OrderId: 1})
+	if o := j.order(1); o.Status != "cancelled" || o.Escrow != 0 {
+		t.Fatalf("order %+v", o)
+	}
+	if j.bal("owner") != owner0-(j.fees["owner"]-of) || j.bal("p1") != p10-(j.fees["p1"]-pf) {
+		t.Fatal("cancel during bidding did not refund everything")
+	}
+	j.until(j.height + 5) // past the old bid window: nothing clears
+	if o := j.order(1); o.Status != "cancelled" || len(o.LeaseIDs) != 0 {
+		t.Fatalf("cancelled order cleared: %+v", o)
+	}
+	j.bad("owner", &types.MsgCancelJob{OrderId: 1}, types.CodeInvalid, "order 1 is cancelled")
+
+	_, o := j.leased(1, 1_000_000, 1_000, 10)
+	lid := o.LeaseIDs[0]
+	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: lid, Index: 1, Steps: 10, GasUsed: 400_000, StateHash: hashOf("s", 10)})
+	owner1, of1 := j.bal("owner"), j.fees["owner"]
+	j.ok("owner", &types.MsgCancelJob{OrderId: o.ID})
+	l := j.lease(lid)
+	if l.Status != "cancelled" || l.Paid != 400 || l.Refunded != l.Budget-400 || l.CollateralReleased {
+		t.Fatalf("lease %+v", l)
+	}
+	if got, want := j.bal("owner"), owner1+l.Budget-400-(j.fees["owner"]-of1); got != want {
+		t.Fatalf("owner %d, want %d", got, want)
+	}
+	j.until(l.ReleaseHeight)
+	if !j.lease(lid).CollateralReleased {
+		t.Fatal("collateral not released after the challenge window")
+	}
+}
+
+// TestJobUnmatched: when fewer qualified bids than r are left at the end
+// of the window (here a bidder deregistered), the order records why, and
+// the escrow and every collateral come back.
+func TestJobUnmatched(t *testing.T) {
+	j := newJobsHarness(t, nil)
+	m := submitMsg(j, 2, 1_000_000, 1_000, 10)
+	owner0, of := j.bal("owner"), j.fees["owner"]
+	j.ok("owner", m)
+	j.ok("p1", &types.MsgBidJob{OrderId: 1, Price: 500, Collateral: m.Collateral})
+	j.ok("p3", &types.MsgBidJob{OrderId: 1, Price: 400, Collateral: m.Collateral})
+	p30, p3f := j.bal("p3"), j.fees["p3"]
+	j.ok("p3", &types.MsgDeregisterProvider{})
+	j.until(j.order(1).BidWindowEnd)
+	o := j.order(1)
+	if o.Status != "unmatched" || !strings.Contains(o.Reason, "1 qualified bids for replication 2 (2 bids; 1 disqualified") {
+		t.Fatalf("order %+v", o)
+	}
+	if j.bal("owner") != owner0-(j.fees["owner"]-of) || j.bal("p3") != p30+m.Collateral-(j.fees["p3"]-p3f) {
+		t.Fatal("escrow or collateral not refunded")
+	}
+	v, _, err := j.app.QueryJSON(api.JobOrdersByStatusPath("unmatched"), 0)
+	if err != nil || len(v.([]api.JobOrderView)) != 1 {
+		t.Fatalf("by status: %v %v", v, err)
+	}
+}
+
+// TestJobSweepAndDeadline: a lease whose budget can pay no more gas is
+// closed at the end of the block that exhausted it (it never runs
+// unpaid); one still running at its order's deadline expires; both
+// refund the unspent budget.
+func TestJobSweepAndDeadline(t *testing.T) {
+	j := newJobsHarness(t, nil)
+	m, o := j.leased(2, 1_000_000, 1_000, 10)
+	l1, l2 := o.LeaseIDs[0], o.LeaseIDs[1]
+	j.ok(j.leaseOwnerLabel(l1), &types.MsgCommitCheckpoint{LeaseId: l1, Index: 1, Steps: 10, GasUsed: m.GasLimit, StateHash: hashOf("s", 10)})
+	if l := j.lease(l1); l.Status != "exhausted" || l.Paid != l.Budget-l.Refunded || l.EndedHeight != j.height {
+		t.Fatalf("exhausted lease %+v", l)
+	}
+	j.until(m.Deadline)
+	if l := j.lease(l2); l.Status != "expired" || l.Refunded != l.Budget {
+		t.Fatalf("expired lease %+v", l)
+	}
+	if o := j.order(o.ID); o.Status != "ended" {
+		t.Fatalf("order %+v", o)
+	}
+}
+
+func (j *jobsH) leaseOwnerLabel(lease uint64) string {
+	p := j.lease(lease).Provider.String()
+	for _, l := range jobLabels {
+		if j.addr(l).String() == p {
+			return l
+		}
+	}
+	j.t.Fatalf("no label for %s", p)
+	return ""
+}
+
+// TestJobRandomHonest: a long randomized run — orders of every
+// replication, bids, checkpoints at random paces and gas, cancellations,
+// finished, exhausted and expired leases, and owners challenging honest
+// checkpoints (the defender bisects with its true states, the owner picks
+// at random, the validator re-executes) — in which every honest message
+// succeeds, no honest provider is ever slashed or loses collateral, and
+// the invariants (the jobs escrow one included) hold after every block.
+func TestJobRandomHonest(t *testing.T) {
+	j := newJobsHarness(t, nil)
+	rng := rand.New(rand.NewPCG(18, 2026))
+	provs := []string{"p1", "p2", "p3"}
+	bonds := map[string]uint64{}
+	for _, p := range provs {
+		bonds[p] = j.bond(p)
+	}
+	state := func(order, steps uint64) []byte { return hashOf(fmt.Sprint("order", order), steps) }
+	var resolved, done, cancelled int
+	for block := 0; block < 400; block++ {
+		var txs [][]byte
+		var who []string
+		add := func(label string, msg proto.Message) {
+			tx, _ := j.sign(label, msg)
+			txs, who = append(txs, tx), append(who, label)
+		}
+		orders := j.orders()
+		open := 0
+		for _, o := range orders {
+			switch o.Status {
+			case "bidding":
+				open++
+				bids, _, _ := j.app.QueryJSON(api.JobBidsPath(o.ID), 0)
+				bid := map[string]bool{}
+				for _, b := range bids.([]api.JobBidView) {
+					bid[b.Provider.String()] = true
+				}
+				for _, p := range provs {
+					if !bid[j.addr(p).String()] && rng.IntN(2) == 0 {
+						add(p, &types.MsgBidJob{OrderId: o.ID, Price: 1 + rng.Uint64N(o.MaxPrice), Collateral: o.Collateral + rng.Uint64N(1000)})
+					}
+				}
+			case "running":
+				open++
+				for _, lid := range o.LeaseIDs {
+					l := j.lease(lid)
+					if l.Status != "running" || l.OpenDispute != 0 || rng.IntN(10) < 3 {
+						continue
+					}
+					fin := rng.IntN(10) == 0
+					steps := l.Steps + o.CheckpointInterval
+					if fin {
+						steps = l.Steps + 1 + rng.Uint64N(o.CheckpointInterval)
+					}
+					gas := l.GasUsed + rng.Uint64N(o.GasLimit/8)
+					m := &types.MsgCommitCheckpoint{LeaseId: lid, Index: l.Checkpoints + 1, Steps: steps, GasUsed: min(gas, o.GasLimit), StateHash: state(o.ID, steps)}
+					if fin {
+						m.Done, m.ResultHash = true, state(o.ID, 1<<62)
+					}
+					add(j.leaseOwnerLabel(lid), m)
+				}
+			}
+		}
+		// Disputes in progress: each party moves honestly (the owner picks
+		// at random, having no better idea), the validator votes the truth.
+		for id := uint64(1); ; id++ {
+			v, _, err := j.app.QueryJSON(api.JobDisputePath(id), 0)
+			if err != nil {
+				break
+			}
+			d := v.(api.JobDisputeView)
+			order := j.lease(d.LeaseID).OrderID
+			n := min(uint64(j.params.Jobs.BisectionK), d.Hi-d.Lo)
+			switch d.Phase {
+			case "bisect":
+				var hs [][]byte
+				for i := uint64(1); i < n; i++ {
+					hs = append(hs, state(order, d.Lo+i*(d.Hi-d.Lo)/n))
+				}
+				add(j.leaseOwnerLabel(d.LeaseID), &types.MsgBisect{DisputeId: id, Hashes: hs})
+			case "pick":
+				add("owner", &types.MsgPickInterval{DisputeId: id, Part: uint32(rng.Uint64N(n))})
+			case "vote":
+				add("operator", &types.MsgVoteStep{DisputeId: id, PostStateHash: state(order, d.Hi)})
+			}
+		}
+		// The owner: a new order, a cancel or a challenge now and then.
+		switch r := rng.IntN(20); {
+		case r < 3 && open < 5:
+			m := submitMsg(j, 1+uint32(rng.IntN(3)), 1_000_000+rng.Uint64N(10_000_000), 500+rng.Uint64N(2_000), 5+rng.Uint64N(50))
+			m.Deadline = j.height + 30 + int64(rng.IntN(150))
+			add("owner", m)
+		case r == 3:
+			for _, o := range orders {
+				if o.Status == "running" && noDispute(j, o) {
+					add("owner", &types.MsgCancelJob{OrderId: o.ID})
+					cancelled++
+					break
+				}
+			}
+		case r == 4 || r == 5:
+			for _, o := range orders {
+				for _, lid := range o.LeaseIDs {
+					if l := j.lease(lid); l.Checkpoints > 0 && !l.CollateralReleased && l.OpenDispute == 0 && o.Status == "running" && noDispute(j, o) {
+						add("owner", &types.MsgChallengeCheckpoint{LeaseId: lid, Index: 1 + rng.Uint64N(l.Checkpoints)})
+						goto challenged
+					}
+				}
+			}
+		challenged:
+		}
+		for i, r := range j.block(txs...) {
+			if r.Code != 0 {
+				t.Fatalf("block %d: honest %s's tx failed: %s", j.height, who[i], r.Log)
+			}
+		}
+	}
+	for id := uint64(1); ; id++ {
+		v, _, err := j.app.QueryJSON(api.JobDisputePath(id), 0)
+		if err != nil {
+			break
+		}
+		if d := v.(api.JobDisputeView); d.Outcome == jobs.OutcomeDefender {
+			resolved++
+		} else if d.Outcome != "" {
+			t.Fatalf("dispute %d: %+v", id, d)
+		}
+	}
+	for _, p := range provs {
+		if j.bond(p) != bonds[p] {
+			t.Fatalf("honest %s slashed: bond %d, was %d", p, j.bond(p), bonds[p])
+		}
+		v, _, _ := j.app.QueryJSON(api.JobLeasesByProviderPath(j.addr(p)), 0)
+		for _, l := range v.([]api.JobLeaseView) {
+			if l.Status == "slashed" || l.Status == "abandoned" || l.Forfeited != 0 {
+				t.Fatalf("honest lease %+v", l)
+			}
+			if l.Status == "done" {
+				done++
+			}
+		}
+	}
+	if resolved < 3 || done < 3 || len(j.orders()) < 10 {
+		t.Fatalf("the run exercised too little: %d orders, %d disputes won by the defender, %d leases done", len(j.orders()), resolved, done)
+	}
+	t.Logf("%d orders, %d leases done, %d cancels, %d disputes won by honest defenders", len(j.orders()), done, cancelled, resolved)
+}
+
+func noDispute(j *jobsH, o api.JobOrderView) bool {
+	for _, lid := range o.LeaseIDs {
+		if j.lease(lid).OpenDispute != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// TestJobSampleAndViews: once an epoch's seed is drawn, the sampled
+// checkpoints of that epoch are queryable — per provider, the jobs
+// service's sample of its checkpoints at its reputation's audit rate, and
+// in each a step inside the checkpoint's interval — and the same for
+// everyone; the views decode strictly.
+func TestJobSampleAndViews(t *testing.T) {
+	j := newJobsHarness(t, func(p *types.Params) { p.EpochLength = 40 })
+	_, o := j.leased(1, 100_000_000, 1_000, 10)
+	lid := o.LeaseIDs[0]
+	for i := uint64(1); i <= 10; i++ {
+		j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: lid, Index: i, Steps: 10 * i, GasUsed: 1000 * i, StateHash: hashOf("s", 10*i)})
+	}
+	if j.height > j.params.EpochLength {
+		t.Fatalf("checkpoints spilled out of epoch 0 (height %d)", j.height)
+	}
+	if _, _, err := j.app.QueryJSON(api.JobSamplePath(0), 0); err == nil || !strings.Contains(err.Error(), "epoch 0 has no sampling seed yet") {
+		t.Fatalf("sample before the seed: %v", err)
+	}
+	var v any
+	var err error
+	for tries := 0; tries < 100; tries++ { // until the seed of epoch 0 is drawn
+		j.block()
+		if v, _, err = j.app.QueryJSON(api.JobSamplePath(0), 0); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := v.([]api.JobSampleView)
+	// Reputation 0: the audit ceiling, 20 % of 10 checkpoints.
+	if len(got) != 2 {
+		t.Fatalf("sampled %d checkpoints: %+v", len(got), got)
+	}
+	seen := map[uint64]bool{}
+	for _, s := range got {
+		if s.LeaseID != lid || s.Index < 1 || s.Index > 10 || seen[s.Index] || s.From != 10*(s.Index-1) || s.To != 10*s.Index || s.Step <= s.From || s.Step > s.To {
+			t.Fatalf("sample %+v", s)
+		}
+		seen[s.Index] = true
+	}
+	again, _, _ := j.app.QueryJSON(api.JobSamplePath(0), 0)
+	if fmt.Sprint(again) != fmt.Sprint(got) {
+		t.Fatal("the sample is not a function of state")
+	}
+	cps, _, _ := j.app.QueryJSON(api.JobCheckpointsPath(lid), 0)
+	if c := cps.([]api.JobCheckpointView); len(c) != 10 || c[9].Steps != 100 || c[9].Paid != 1 {
+		t.Fatalf("checkpoints %+v", c)
 	}
 }
