@@ -135,10 +135,6 @@ func qualify(kv store.KV, p types.Params, provider []byte) error {
 	return nil
 }
 
-func bidKey(order uint64, provider []byte) []byte {
-	return codec.Key(prefixBid, codec.U64(order), provider)
-}
-
 // Bid records provider's bid on an order and locks its collateral (at the
 // bid, so clearing never depends on a balance it could not check).
 func Bid(kv store.KV, p types.Params, height int64, provider []byte, m *types.MsgBidJob) error {
@@ -165,8 +161,8 @@ func Bid(kv store.KV, p types.Params, height int64, provider []byte, m *types.Ms
 	if m.Collateral < o.Collateral {
 		return types.Errorf(types.CodeInvalid, "collateral %d below order %d's required %d", m.Collateral, o.Id, o.Collateral)
 	}
-	k := bidKey(o.Id, provider)
-	if kv.Has(k) {
+	at, dup := slices.BinarySearchFunc(o.OpenBids, provider, func(b *types.JobBid, p []byte) int { return bytes.Compare(b.Provider, p) })
+	if dup {
 		return types.Errorf(types.CodeInvalid, "provider %s already bid on order %d", types.Address(provider), o.Id)
 	}
 	if o.Bids >= jp.MaxBids {
@@ -175,10 +171,58 @@ func Bid(kv store.KV, p types.Params, height int64, provider []byte, m *types.Ms
 	if err := bank.Send(kv, provider, Account, m.Collateral); err != nil {
 		return err
 	}
-	kv.Set(k, codec.Marshal(&types.JobBid{OrderId: o.Id, Provider: provider, Price: m.Price, Collateral: m.Collateral, Height: height}))
+	o.OpenBids = slices.Insert(o.OpenBids, at, &types.JobBid{OrderId: o.Id, Provider: provider, Price: m.Price, Collateral: m.Collateral, Height: height})
 	o.Bids++
 	putOrder(kv, o)
 	return nil
+}
+
+// payouts gathers what one end block's clearing pays out of the jobs
+// account (refunded escrow and collateral) per account, so each account
+// is written once rather than once per order; pay applies them in address
+// order.
+type payouts map[string]uint64
+
+func (po payouts) add(to []byte, amount uint64) {
+	if amount > 0 {
+		po[string(to)] += amount // bounded by the jobs account's balance
+	}
+}
+
+func (po payouts) pay(kv store.KV) error {
+	addrs := make([]string, 0, len(po))
+	for a := range po {
+		addrs = append(addrs, a)
+	}
+	slices.Sort(addrs)
+	for _, a := range addrs {
+		if err := bank.Send(kv, Account, []byte(a), po[a]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// provCache remembers, within one end block's clearing, whether each
+// bidder qualifies and its reputation: nothing clearing does changes
+// either, and one provider bids on many orders.
+type provCache map[string]provQual
+
+type provQual struct {
+	ok  bool
+	rep uint64
+}
+
+func (c provCache) of(kv store.KV, p types.Params, provider []byte) (uint64, bool) {
+	q, seen := c[string(provider)]
+	if !seen {
+		q.ok = qualify(kv, p, provider) == nil
+		if q.ok {
+			q.rep = registry.Get(kv, provider).ReputationBps
+		}
+		c[string(provider)] = q
+	}
+	return q.rep, q.ok
 }
 
 // RepWeight is the weight of a reputation (0..10000 bps) in clearing: a
@@ -188,23 +232,24 @@ func RepWeight(rep uint64) uint64 { return 30000 - min(rep, 10000) }
 
 // clearOrder leases an order to the r best qualified bids at the end of
 // its bid window, or records why it cannot.
-func clearOrder(kv store.KV, p types.Params, height int64, o *types.JobOrder) ([]abci.Event, error) {
+func clearOrder(kv store.KV, p types.Params, height int64, o *types.JobOrder, pc provCache, po payouts) ([]abci.Event, error) {
 	type cand struct {
 		bid   *types.JobBid
 		score uint64
 	}
-	bids := Bids(kv, o.Id)
+	bids := o.OpenBids
+	o.OpenBids = nil
 	var cands []cand
 	var refund []*types.JobBid
 	disq := 0
 	for _, b := range bids {
-		kv.Delete(bidKey(o.Id, b.Provider))
-		if qualify(kv, p, b.Provider) != nil || b.Price > o.MaxPrice || b.Collateral < o.Collateral {
+		rep, ok := pc.of(kv, p, b.Provider)
+		if !ok || b.Price > o.MaxPrice || b.Collateral < o.Collateral {
 			disq++
 			refund = append(refund, b)
 			continue
 		}
-		cands = append(cands, cand{b, b.Price * RepWeight(registry.Get(kv, b.Provider).ReputationBps)})
+		cands = append(cands, cand{b, b.Price * RepWeight(rep)})
 	}
 	slices.SortFunc(cands, func(a, b cand) int {
 		switch {
@@ -224,9 +269,7 @@ func clearOrder(kv store.KV, p types.Params, height int64, o *types.JobOrder) ([
 		o.Status = types.JobStatus_JOB_STATUS_UNMATCHED
 		o.Reason = fmt.Sprintf("no match: %d qualified bids for replication %d (%d bids; %d disqualified: provider unregistered, jailed, without the %q capability or under-bonded)",
 			len(cands), r, len(bids), disq, Capability)
-		if err := bank.Send(kv, Account, o.Owner, o.Escrow); err != nil {
-			return nil, err
-		}
+		po.add(o.Owner, o.Escrow)
 		o.Escrow = 0
 		dequeue(kv, qDeadline, o.Deadline, o.Id)
 		events = append(events, ev("job_unmatched", "order_id", u64(o.Id), "reason", o.Reason))
@@ -254,16 +297,12 @@ func clearOrder(kv store.KV, p types.Params, height int64, o *types.JobOrder) ([
 				"provider", types.Address(l.Provider).String(), "price", u64(l.Price), "budget", u64(budget)))
 		}
 		// What the chosen prices leave of the escrow goes back at once.
-		if err := bank.Send(kv, Account, o.Owner, o.Escrow); err != nil {
-			return nil, err
-		}
+		po.add(o.Owner, o.Escrow)
 		o.Escrow = 0
 		o.Status = types.JobStatus_JOB_STATUS_RUNNING
 	}
 	for _, b := range refund {
-		if err := bank.Send(kv, Account, b.Provider, b.Collateral); err != nil {
-			return nil, err
-		}
+		po.add(b.Provider, b.Collateral)
 	}
 	putOrder(kv, o)
 	return events, nil
@@ -459,8 +498,7 @@ func Cancel(kv store.KV, p types.Params, height int64, owner []byte, id uint64) 
 	before := bank.Balance(kv, owner)
 	switch o.Status {
 	case types.JobStatus_JOB_STATUS_BIDDING:
-		for _, b := range Bids(kv, o.Id) {
-			kv.Delete(bidKey(o.Id, b.Provider))
+		for _, b := range o.OpenBids {
 			if err := bank.Send(kv, Account, b.Provider, b.Collateral); err != nil {
 				return 0, err
 			}
@@ -468,7 +506,7 @@ func Cancel(kv store.KV, p types.Params, height int64, owner []byte, id uint64) 
 		if err := bank.Send(kv, Account, owner, o.Escrow); err != nil {
 			return 0, err
 		}
-		o.Escrow = 0
+		o.Escrow, o.OpenBids = 0, nil
 		dequeue(kv, qClear, o.BidWindowEnd, o.Id)
 	case types.JobStatus_JOB_STATUS_RUNNING:
 		for _, lid := range o.LeaseIds {
@@ -519,34 +557,55 @@ func fault(kv store.KV, p types.Params, provider []byte, name string) (uint64, e
 // move is overdue, bid windows that close (clearing), leases that can pay
 // no more (sweep), leases without a checkpoint for liveness_epochs epochs,
 // order deadlines, and collateral whose challenge window ended.
-func EndBlock(kv store.KV, p types.Params, height int64) ([]abci.Event, error) {
+func EndBlock(parent store.KV, p types.Params, height int64) ([]abci.Event, error) {
 	if p.Jobs == nil {
 		return nil, nil
 	}
+	// What is due is read (and taken off its queue) from the tree, where
+	// an iteration can stop at the first entry not due; the work runs on a
+	// write cache, so the many writes clearing makes to the same accounts
+	// and counters reach the tree once, in key order. Each step re-checks
+	// its record, so an entry a previous step settled is skipped.
+	moves, clears := due(parent, qMove, height), due(parent, qClear, height)
+	lives, deadlines, releases := due(parent, qLive, height), due(parent, qDeadline, height), due(parent, qRelease, height)
+	var swept []uint64
+	parent.Iterate(qSweep, func(k, _ []byte) bool {
+		swept = append(swept, codec.ReadU64(k[len(qSweep):]))
+		return true
+	})
+	kv := store.NewCache(parent)
 	var events []abci.Event
 	add := func(evs []abci.Event, err error) error {
 		events = append(events, evs...)
 		return err
 	}
-	for _, id := range due(kv, qMove, height) {
+	for _, id := range moves {
 		if err := add(moveTimeout(kv, p, height, id)); err != nil {
 			return nil, fmt.Errorf("dispute %d: %w", id, err)
 		}
 	}
-	for _, id := range due(kv, qClear, height) {
+	pc, po := provCache{}, payouts{}
+	for _, id := range clears {
 		o := GetOrder(kv, id)
 		if o == nil || o.Status != types.JobStatus_JOB_STATUS_BIDDING {
 			continue
 		}
-		if err := add(clearOrder(kv, p, height, o)); err != nil {
+		if err := add(clearOrder(kv, p, height, o, pc, po)); err != nil {
 			return nil, fmt.Errorf("clear order %d: %w", id, err)
 		}
 	}
-	var swept []uint64
+	if err := po.pay(kv); err != nil {
+		return nil, fmt.Errorf("clearing refunds: %w", err)
+	}
+	// Leases a checkpoint (or a dispute's end) left unable to pay more,
+	// including those flagged in this end block.
 	kv.Iterate(qSweep, func(k, _ []byte) bool {
-		swept = append(swept, codec.ReadU64(k[len(qSweep):]))
+		if id := codec.ReadU64(k[len(qSweep):]); !slices.Contains(swept, id) {
+			swept = append(swept, id)
+		}
 		return true
 	})
+	slices.Sort(swept)
 	for _, id := range swept {
 		kv.Delete(codec.Key(qSweep, codec.U64(id)))
 		l := GetLease(kv, id)
@@ -558,12 +617,12 @@ func EndBlock(kv store.KV, p types.Params, height int64) ([]abci.Event, error) {
 		}
 		events = append(events, ev("job_lease_end", "lease_id", u64(id), "status", "exhausted", "reason", "the lease's budget can pay no more gas"))
 	}
-	for _, id := range due(kv, qLive, height) {
+	for _, id := range lives {
 		if err := add(abandon(kv, p, height, id)); err != nil {
 			return nil, fmt.Errorf("lease %d: %w", id, err)
 		}
 	}
-	for _, id := range due(kv, qDeadline, height) {
+	for _, id := range deadlines {
 		o := GetOrder(kv, id)
 		if o.Status != types.JobStatus_JOB_STATUS_RUNNING {
 			continue
@@ -579,9 +638,9 @@ func EndBlock(kv store.KV, p types.Params, height int64) ([]abci.Event, error) {
 			events = append(events, ev("job_lease_end", "lease_id", u64(lid), "status", "expired", "reason", "the order's deadline passed"))
 		}
 	}
-	for _, id := range due(kv, qRelease, height) {
+	for _, id := range releases {
 		l := GetLease(kv, id)
-		if l.CollateralReleased || l.OpenDispute != 0 {
+		if l.CollateralReleased || l.OpenDispute != 0 || l.ReleaseHeight > height {
 			continue // a dispute releases (or takes) it when it resolves
 		}
 		if err := bank.Send(kv, Account, l.Provider, l.Collateral); err != nil {
@@ -590,6 +649,7 @@ func EndBlock(kv store.KV, p types.Params, height int64) ([]abci.Event, error) {
 		l.CollateralReleased = true
 		putLease(kv, l)
 	}
+	kv.Write()
 	return events, nil
 }
 

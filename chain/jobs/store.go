@@ -40,7 +40,6 @@ const MaxPrice = 1_000_000_000_000
 
 var (
 	prefixOrder      = []byte("jobo/")   // jobo/<id>
-	prefixBid        = []byte("jobb/")   // jobb/<order>/<provider>
 	prefixLease      = []byte("jobl/")   // jobl/<id>
 	prefixCheckpoint = []byte("jobc/")   // jobc/<lease>/<index>
 	prefixDispute    = []byte("jobd/")   // jobd/<id>
@@ -135,14 +134,10 @@ func Checkpoints(kv store.KV, lease uint64) []*types.JobCheckpoint {
 // the order is cleared: winning bids became leases, the others were
 // refunded).
 func Bids(kv store.KV, order uint64) []*types.JobBid {
-	var out []*types.JobBid
-	kv.Iterate(codec.Key(prefixBid, codec.U64(order)), func(_, bz []byte) bool {
-		b := &types.JobBid{}
-		codec.MustUnmarshal(bz, b)
-		out = append(out, b)
-		return true
-	})
-	return out
+	if o := GetOrder(kv, order); o != nil {
+		return o.OpenBids
+	}
+	return nil
 }
 
 // GetDispute returns dispute id, or nil.
@@ -233,12 +228,12 @@ func Held(kv store.KV) (uint64, error) {
 	kv.Iterate(prefixOrder, func(_, bz []byte) bool {
 		o := &types.JobOrder{}
 		codec.MustUnmarshal(bz, o)
+		for _, b := range o.OpenBids {
+			if !add(b.Collateral) {
+				return false
+			}
+		}
 		return add(o.Escrow)
-	})
-	kv.Iterate(prefixBid, func(_, bz []byte) bool {
-		b := &types.JobBid{}
-		codec.MustUnmarshal(bz, b)
-		return add(b.Collateral)
 	})
 	kv.Iterate(prefixLease, func(_, bz []byte) bool {
 		l := &types.JobLease{}
