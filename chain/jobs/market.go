@@ -380,7 +380,7 @@ func Commit(kv store.KV, p types.Params, height int64, provider []byte, m *types
 	kv.Set(codec.Key(prefixCheckpoint, codec.U64(l.Id), codec.U64(m.Index)), codec.Marshal(cp))
 	rep := registry.Get(kv, provider).GetReputationBps()
 	kv.Set(codec.Key(prefixByEpoch, codec.U64(epochs.Number(p, height)), provider, codec.U64(l.Id), codec.U64(m.Index)), codec.U64(rep))
-	attrs := [][2]string{{"lease_id", u64(l.Id)}, {"index", u64(m.Index)}, {"paid", u64(pay - fee)}, {"fee", u64(fee)}}
+	attrs := [][2]string{{"lease_id", u64(l.Id)}, {"index", u64(m.Index)}, {"paid", u64(pay - fee)}, {"pool_fee", u64(fee)}}
 	// Replicas must agree checkpoint by checkpoint.
 	for _, other := range o.LeaseIds {
 		if other == l.Id {
