@@ -28,13 +28,14 @@ func TestJobCLI(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
 	ports := testnet.FreePorts(t, 3)
 	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	kr := []string{"--home", home, "--keyring", "test"}
 	var owner, prov struct{ Address string }
 	runJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
 	runJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
 	run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-jobs",
 		"--account", owner.Address+"=5000000000", "--account", prov.Address+"=5000000000",
-		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", apiAddr,
 		"--consensus.timeout_commit", "200ms")
 	p := startAgora(t, "start", "--home", home, "--log-level", "warn")
 	c, _ := client.New(rpc)
@@ -65,6 +66,7 @@ func TestJobCLI(t *testing.T) {
 	res := job("owner", "submit", "--module", module, "--gas", "10000000", "--max-price", "2000", "--collateral", "1000000",
 		"--bid-window", "3", "--deadline-in", "200", "--checkpoint-interval", "100")
 	ownerFees := fee(res)
+	submitHash := res["hash"].(string)
 	if ev := res["events"].(map[string]any); ev["order_id"] != "1" {
 		t.Fatalf("submit events %v", ev)
 	}
@@ -125,6 +127,18 @@ func TestJobCLI(t *testing.T) {
 	runJSON(t, &list, append(append([]string{"job", "list", "--from", "owner"}, kr...), node...)...)
 	if len(list) != 1 || list[0].ID != 1 {
 		t.Fatalf("list: %+v", list)
+	}
+	// The node's explorer names and describes the market's messages.
+	var etx struct {
+		Msg    string
+		Fields map[string]string
+	}
+	poll.Until(t, 60*time.Second, "the explorer to index the order", func() (bool, string) {
+		err := fetchJSON("http://"+apiAddr+"/explorer/api/tx/"+submitHash, &etx)
+		return err == nil && etx.Msg == "submit_job", fmt.Sprint(etx, err)
+	})
+	if etx.Fields["gas_limit"] != "10000000" || etx.Fields["module_hash"] != hex.EncodeToString(modHash[:]) {
+		t.Fatalf("explorer's submit_job: %+v", etx)
 	}
 	var q struct{ Status string }
 	runJSON(t, &q, append([]string{"query", "job", "lease", "1"}, node...)...)
