@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"runtime"
@@ -133,5 +134,67 @@ func BenchmarkClearing1000x20(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
+	}
+}
+
+// TestClearingWeightsReputation: a bid's score is price × (30000 −
+// reputation): a provider with full reputation at 1,200 beats a newcomer
+// at 900 (24M < 27M), the newcomer beats it at 799; equal scores and
+// prices go to the lower address; r = 2 takes the two best.
+func TestClearingWeightsReputation(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		prices []uint64 // bids of providers 0 (reputation 0), 1 (10000), 2 (0)
+		r      uint32
+		want   []int
+	}{
+		{"reputation wins", []uint64{900, 1200, 0}, 1, []int{1}},
+		{"cheaper wins", []uint64{799, 1200, 0}, 1, []int{0}},
+		{"tie to the lower address", []uint64{1000, 0, 1000}, 1, []int{0}},
+		{"two best", []uint64{950, 1200, 1000}, 2, []int{1, 0}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tree, err := store.OpenMemTree()
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := types.DefaultParams()
+			var provs [][]byte
+			for i, rep := range []uint64{0, 10000, 0} {
+				a := make([]byte, 20)
+				a[0] = byte(i + 1) // provider 0 < 1 < 2
+				provs = append(provs, a)
+				must(t, bank.Mint(tree, a, 1<<40))
+				must(t, stake.BondProvider(tree, a, p.MinProviderStake))
+				must(t, registry.Register(tree, p, 1, a, &types.ProviderInfo{Endpoint: "http://127.0.0.1:1", Capabilities: []string{Capability}}))
+				pv := registry.Get(tree, a)
+				pv.ReputationBps = rep
+				registry.Set(tree, pv)
+			}
+			owner := make([]byte, 20)
+			owner[0] = 0xee
+			must(t, bank.Mint(tree, owner, 1<<40))
+			mod := sha256.Sum256([]byte("m"))
+			id, err := Submit(tree, p, 1, owner, &types.MsgSubmitJob{ModuleHash: mod[:], GasLimit: 1_000_000, MemoryPages: 1, MaxPrice: 2_000,
+				Deadline: 100, Collateral: 10, Replication: c.r, BidWindow: 2, CheckpointInterval: 10, Escrow: uint64(c.r) * 2_000})
+			must(t, err)
+			for i, price := range c.prices {
+				if price > 0 {
+					must(t, Bid(tree, p, 2, provs[i], &types.MsgBidJob{OrderId: id, Price: price, Collateral: 10}))
+				}
+			}
+			if _, err := EndBlock(tree, p, 3); err != nil {
+				t.Fatal(err)
+			}
+			o := GetOrder(tree, id)
+			if len(o.LeaseIds) != len(c.want) {
+				t.Fatalf("leases %v", o.LeaseIds)
+			}
+			for k, lid := range o.LeaseIds {
+				if l := GetLease(tree, lid); !bytes.Equal(l.Provider, provs[c.want[k]]) || l.Price != c.prices[c.want[k]] {
+					t.Fatalf("lease %d went to %x at %d, want provider %d", k, l.Provider, l.Price, c.want[k])
+				}
+			}
+		})
 	}
 }
