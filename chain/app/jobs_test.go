@@ -743,6 +743,15 @@ func (j *jobsH) leaseOwnerLabel(lease uint64) string {
 // succeeds, no honest provider is ever slashed or loses collateral, and
 // the invariants (the jobs escrow one included) hold after every block.
 func TestJobRandomHonest(t *testing.T) {
+	// Twice: the same blocks must give the same app hash (determinism with
+	// every part of the market exercised).
+	first := randomHonestRun(t)
+	if second := randomHonestRun(t); !bytes.Equal(first, second) {
+		t.Fatalf("two runs of the same blocks: app hashes %x and %x", first, second)
+	}
+}
+
+func randomHonestRun(t *testing.T) []byte {
 	j := newJobsHarness(t, nil)
 	rng := rand.New(rand.NewPCG(18, 2026))
 	provs := []string{"p1", "p2", "p3"}
@@ -879,6 +888,7 @@ func TestJobRandomHonest(t *testing.T) {
 		t.Fatalf("the run exercised too little: %d orders, %d disputes won by the defender, %d leases done", len(j.orders()), resolved, done)
 	}
 	t.Logf("%d orders, %d leases done, %d cancels, %d disputes won by honest defenders", len(j.orders()), done, cancelled, resolved)
+	return j.appHash()
 }
 
 func noDispute(j *jobsH, o api.JobOrderView) bool {
