@@ -113,3 +113,8 @@ func (c *Client) JobLeasesByProvider(ctx context.Context, provider types.Address
 func (c *Client) JobSample(ctx context.Context, epoch uint64) ([]api.JobSampleView, error) {
 	return View[[]api.JobSampleView](ctx, c, api.JobSamplePath(epoch), 0)
 }
+
+// JobLeaseDisputes lists the disputes over a lease's checkpoints.
+func (c *Client) JobLeaseDisputes(ctx context.Context, lease uint64) ([]api.JobDisputeView, error) {
+	return View[[]api.JobDisputeView](ctx, c, api.JobLeaseDisputesPath(lease), 0)
+}

@@ -140,6 +140,15 @@ func TestJobCLI(t *testing.T) {
 	if etx.Fields["gas_limit"] != "10000000" || etx.Fields["module_hash"] != hex.EncodeToString(modHash[:]) {
 		t.Fatalf("explorer's submit_job: %+v", etx)
 	}
+	var ej struct {
+		Order  struct{ Status string }
+		Leases []struct {
+			CheckpointList []struct{ Index uint64 } `json:"checkpoint_list"`
+		}
+	}
+	if err := fetchJSON("http://"+apiAddr+"/explorer/api/job/1", &ej); err != nil || ej.Order.Status != "done" || len(ej.Leases) != 1 || len(ej.Leases[0].CheckpointList) != 2 {
+		t.Fatalf("explorer's job 1: %+v %v", ej, err)
+	}
 	var q struct{ Status string }
 	runJSON(t, &q, append([]string{"query", "job", "lease", "1"}, node...)...)
 	if q.Status != "done" {

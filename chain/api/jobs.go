@@ -22,6 +22,9 @@ func JobOrdersByStatusPath(status string) string {
 func JobLeasesByProviderPath(a types.Address) string {
 	return "/job/leases/provider/" + a.String() // []JobLeaseView
 }
+func JobLeaseDisputesPath(lease uint64) string {
+	return "/job/disputes/" + u(lease) // []JobDisputeView
+}
 func JobSamplePath(epoch uint64) string { return "/job/sample/" + u(epoch) } // []JobSampleView
 
 func u(v uint64) string { return strconv.FormatUint(v, 10) }

@@ -139,6 +139,16 @@ func jobsQuery(kv store.KV, q QueryReq) (any, error) {
 			return nil, notFound("dispute %d does not exist", id)
 		}
 		return api.JobDisputeViewOf(d), nil
+	case len(q.Args) == 2 && q.Arg(0) == "disputes":
+		id, err := num(1)
+		if err != nil {
+			return nil, err
+		}
+		out := []api.JobDisputeView{}
+		for _, did := range jobs.LeaseDisputes(kv, id) {
+			out = append(out, api.JobDisputeViewOf(jobs.GetDispute(kv, did)))
+		}
+		return out, nil
 	case len(q.Args) == 3 && q.Arg(0) == "orders" && q.Arg(1) == "owner":
 		ad, err := q.Addr(2)
 		if err != nil {

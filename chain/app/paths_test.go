@@ -48,6 +48,7 @@ func TestAPIPathsAreRouted(t *testing.T) {
 		{api.JobOrdersByStatusPath("running"), &[]api.JobOrderView{}},
 		{api.JobLeasesByProviderPath(a), &[]api.JobLeaseView{}},
 		{api.JobSamplePath(0), &[]api.JobSampleView{}},
+		{api.JobLeaseDisputesPath(1), &[]api.JobDisputeView{}},
 	} {
 		v, _, err := h.app.QueryJSON(c.path, 0)
 		if err != nil {
