@@ -65,10 +65,7 @@ func (f *jobSubmitFlags) msg(height int64) (*types.MsgSubmitJob, error) {
 		}
 		m.InputHashes = append(m.InputHashes, h)
 	}
-	if f.deadlineIn > 0 {
-		if f.deadline != 0 {
-			return nil, fmt.Errorf("give --deadline or --deadline-in, not both")
-		}
+	if f.deadline == 0 {
 		m.Deadline = height + f.deadlineIn
 	}
 	per, err := jobs.Budget(f.gas, f.maxPrice)
@@ -126,8 +123,11 @@ func jobCmd(g *globals) *cobra.Command {
 	submit := &cobra.Command{Use: "submit", Short: "Post an order and escrow its price (r × gas limit × max price); providers bid, the chain clears it after the bid window",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("deadline") && cmd.Flags().Changed("deadline-in") {
+				return fmt.Errorf("give --deadline or --deadline-in, not both")
+			}
 			var now int64
-			if sf.deadlineIn > 0 {
+			if sf.deadline == 0 {
 				c, ctx, cancel, err := dial(cmd)
 				if err != nil {
 					return err
@@ -150,7 +150,7 @@ func jobCmd(g *globals) *cobra.Command {
 	fl.Uint32Var(&sf.memoryPages, "memory-pages", 256, "memory limit in 64 KiB pages")
 	fl.Uint64Var(&sf.maxPrice, "max-price", 1_000, "the most you pay, uagr per million gas")
 	fl.Int64Var(&sf.deadline, "deadline", 0, "height after which no work is paid")
-	fl.Int64Var(&sf.deadlineIn, "deadline-in", 0, "or: blocks from now")
+	fl.Int64Var(&sf.deadlineIn, "deadline-in", 1000, "or: blocks from now")
 	fl.Uint64Var(&sf.collateral, "collateral", 1_000_000, "collateral each provider must lock, uagr")
 	fl.Uint32Var(&sf.replicas, "replicas", 1, "independent providers whose checkpoints must agree (1..4)")
 	fl.Int64Var(&sf.bidWindow, "bid-window", 5, "blocks of bidding")
