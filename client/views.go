@@ -118,3 +118,9 @@ func (c *Client) JobSample(ctx context.Context, epoch uint64) ([]api.JobSampleVi
 func (c *Client) JobLeaseDisputes(ctx context.Context, lease uint64) ([]api.JobDisputeView, error) {
 	return View[[]api.JobDisputeView](ctx, c, api.JobLeaseDisputesPath(lease), 0)
 }
+
+// JobOpenDisputes lists the unresolved job disputes, soonest deadline
+// first (validators vote on those in the vote phase).
+func (c *Client) JobOpenDisputes(ctx context.Context) ([]api.JobDisputeView, error) {
+	return View[[]api.JobDisputeView](ctx, c, api.JobOpenDisputesPath, 0)
+}

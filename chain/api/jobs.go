@@ -25,6 +25,11 @@ func JobLeasesByProviderPath(a types.Address) string {
 func JobLeaseDisputesPath(lease uint64) string {
 	return "/job/disputes/" + u(lease) // []JobDisputeView
 }
+
+// JobOpenDisputesPath lists the unresolved disputes, soonest deadline
+// first: validators watch it for disputes in the vote phase.
+const JobOpenDisputesPath = "/job/open-disputes" // []JobDisputeView
+
 func JobSamplePath(epoch uint64) string { return "/job/sample/" + u(epoch) } // []JobSampleView
 
 func u(v uint64) string { return strconv.FormatUint(v, 10) }

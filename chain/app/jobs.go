@@ -139,6 +139,12 @@ func jobsQuery(kv store.KV, q QueryReq) (any, error) {
 			return nil, notFound("dispute %d does not exist", id)
 		}
 		return api.JobDisputeViewOf(d), nil
+	case len(q.Args) == 1 && q.Arg(0) == "open-disputes":
+		out := []api.JobDisputeView{}
+		for _, did := range jobs.OpenDisputes(kv) {
+			out = append(out, api.JobDisputeViewOf(jobs.GetDispute(kv, did)))
+		}
+		return out, nil
 	case len(q.Args) == 2 && q.Arg(0) == "disputes":
 		id, err := num(1)
 		if err != nil {

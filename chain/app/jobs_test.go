@@ -353,6 +353,9 @@ func TestJobBadInput(t *testing.T) {
 	if d := j.dispute(dispute); d.Phase != "bisect" || d.Lo != 0 || d.Hi != 100 || len(d.LoHash) != 0 || d.Bond != jp.DisputeBond {
 		t.Fatalf("dispute: %+v", d)
 	}
+	if v, _, err := j.app.QueryJSON(api.JobOpenDisputesPath, 0); err != nil || len(v.([]api.JobDisputeView)) != 1 || v.([]api.JobDisputeView)[0].ID != dispute {
+		t.Fatalf("open disputes: %v %v", v, err)
+	}
 	j.bad("operator", &types.MsgChallengeCheckpoint{LeaseId: lease, Index: 1}, invalid, "already has an open dispute (1)")
 	j.bad("p1", cp(2, 200, 600_000), invalid, "lease 1 is under dispute 1")
 	j.bad("owner", &types.MsgCancelJob{OrderId: order}, invalid, "order 1 has an open dispute")
@@ -395,6 +398,9 @@ func TestJobBadInput(t *testing.T) {
 		t.Fatalf("owner's bond not returned: %d, want %d", got, ownerBefore+jp.DisputeBond)
 	}
 	j.bad("v2", &types.MsgVoteStep{DisputeId: dispute, PostStateHash: hashOf("x", 1)}, invalid, "is in phase resolved, not vote")
+	if v, _, _ := j.app.QueryJSON(api.JobOpenDisputesPath, 0); len(v.([]api.JobDisputeView)) != 0 {
+		t.Fatalf("a resolved dispute is still open: %v", v)
+	}
 	// The lease goes on.
 	j.ok("p1", cp(2, 200, 600_000))
 }

@@ -49,6 +49,7 @@ func TestAPIPathsAreRouted(t *testing.T) {
 		{api.JobLeasesByProviderPath(a), &[]api.JobLeaseView{}},
 		{api.JobSamplePath(0), &[]api.JobSampleView{}},
 		{api.JobLeaseDisputesPath(1), &[]api.JobDisputeView{}},
+		{api.JobOpenDisputesPath, &[]api.JobDisputeView{}},
 	} {
 		v, _, err := h.app.QueryJSON(c.path, 0)
 		if err != nil {

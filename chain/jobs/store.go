@@ -160,6 +160,12 @@ func LeaseDisputes(kv store.KV, lease uint64) []uint64 {
 	return idsUnder(kv, codec.Key(prefixDisputes, codec.U64(lease)))
 }
 
+// OpenDisputes lists the ids of the unresolved disputes, soonest move
+// deadline first (each has exactly one entry in the move queue).
+func OpenDisputes(kv store.KV) []uint64 {
+	return idsUnder(kv, qMove)
+}
+
 // OrdersByOwner lists the ids of owner's orders, oldest first.
 func OrdersByOwner(kv store.KV, owner []byte) []uint64 {
 	return idsUnder(kv, codec.Key(prefixByOwner, owner))

@@ -90,6 +90,8 @@ func queryCmd(g *globals) *cobra.Command {
 		byNum("checkpoints LEASE_ID", "A lease's committed checkpoints", "lease id", api.JobCheckpointsPath, func() any { return &[]api.JobCheckpointView{} }),
 		byNum("dispute ID", "A dispute over a checkpoint", "dispute id", api.JobDisputePath, func() any { return &api.JobDisputeView{} }),
 		byNum("sample EPOCH", "Checkpoints of an epoch validators must re-execute (once its seed is drawn)", "epoch", api.JobSamplePath, func() any { return &[]api.JobSampleView{} }),
+		fixed("open-disputes", "Unresolved disputes, soonest deadline first", api.JobOpenDisputesPath, func() any { return &[]api.JobDisputeView{} }),
+		byNum("disputes LEASE_ID", "The disputes over a lease's checkpoints", "lease id", api.JobLeaseDisputesPath, func() any { return &[]api.JobDisputeView{} }),
 		byAddr("orders OWNER", "An owner's orders", api.JobOrdersByOwnerPath, func() any { return &[]api.JobOrderView{} }),
 		byAddr("leases PROVIDER", "A provider's leases", api.JobLeasesByProviderPath, func() any { return &[]api.JobLeaseView{} }),
 		&cobra.Command{Use: "status STATUS", Short: "Orders in a status: bidding, running, done, unmatched, cancelled, ended", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
