@@ -534,17 +534,19 @@ func TestJobDisputeOutcomes(t *testing.T) {
 		play    func(j *jobsH)
 		outcome string
 		slashed bool
+		done    bool // the disputed checkpoint is the lease's last
 	}{
-		{"defender silent", func(j *jobsH) { j.until(j.dispute(1).Deadline) }, jobs.OutcomeChallenger, true},
+		{"defender silent", func(j *jobsH) { j.until(j.dispute(1).Deadline) }, jobs.OutcomeChallenger, true, false},
+		{"finished lease, defender silent", func(j *jobsH) { j.until(j.dispute(1).Deadline) }, jobs.OutcomeChallenger, true, true},
 		{"challenger silent", func(j *jobsH) {
 			j.ok("p1", &types.MsgBisect{DisputeId: 1, Hashes: [][]byte{claimedHash(250, 0), claimedHash(500, 0), claimedHash(750, 0)}})
 			j.until(j.dispute(1).Deadline)
-		}, jobs.OutcomeDefender, false},
+		}, jobs.OutcomeDefender, false, false},
 		{"quorum confirms", func(j *jobsH) {
 			j.runDispute(1, "p1", "owner", 0)
 			d := j.dispute(1)
 			j.ok("operator", &types.MsgVoteStep{DisputeId: 1, PostStateHash: claimedHash(d.Hi, 0)})
-		}, jobs.OutcomeDefender, false},
+		}, jobs.OutcomeDefender, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j := newJobsHarness(t, func(p *types.Params) { p.Jobs.BisectionK = 4 })
@@ -553,9 +555,13 @@ func TestJobDisputeOutcomes(t *testing.T) {
 			j.ok("owner", m)
 			j.ok("p1", &types.MsgBidJob{OrderId: 1, Price: 1_000, Collateral: m.Collateral})
 			j.until(j.order(1).BidWindowEnd)
-			j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: 1, Index: 1, Steps: 1_000, GasUsed: 1_000, StateHash: claimedHash(1_000, 0)})
+			cp := &types.MsgCommitCheckpoint{LeaseId: 1, Index: 1, Steps: 1_000, GasUsed: 1_000, StateHash: claimedHash(1_000, 0)}
+			if tc.done {
+				cp.Done, cp.ResultHash = true, hashOf("result", 1)
+			}
+			j.ok("p1", cp)
 			j.ok("owner", &types.MsgChallengeCheckpoint{LeaseId: 1, Index: 1})
-			owner0, p10, bond0 := j.bal("owner"), j.bal("p1"), j.bond("p1")
+			owner0, p10, bond0, l0 := j.bal("owner"), j.bal("p1"), j.bond("p1"), j.lease(1)
 			f0 := map[string]uint64{"owner": j.fees["owner"], "p1": j.fees["p1"]}
 			tc.play(j)
 			d := j.dispute(1)
@@ -569,9 +575,14 @@ func TestJobDisputeOutcomes(t *testing.T) {
 				if l.Status != "slashed" || j.bond("p1") >= bond0 || d.Refund != refund {
 					t.Fatalf("not slashed: %+v %+v", l, d)
 				}
-				// The owner: its bond back, the disputed 1 uagr and the unspent budget.
-				if got, want := j.bal("owner"), owner0+jp.DisputeBond+refund+(l.Budget-l.Paid)+d.Reward-ownerFee; got != want {
-					t.Fatalf("owner %d, want %d", got, want)
+				// The owner: its bond back, the disputed 1 uagr, the challenger's
+				// reward and the unspent budget (at once for an open lease, at
+				// its end for a finished one).
+				if got, want := j.bal("owner"), owner0+jp.DisputeBond+refund+(l.Refunded-l0.Refunded)+d.Reward-ownerFee; got != want || l.Refunded != l.Budget-l.Paid {
+					t.Fatalf("owner %d, want %d (lease %+v)", got, want, l)
+				}
+				if o := j.order(1); o.Status != "ended" || !strings.Contains(o.Reason, "0 of 1 leases done") {
+					t.Fatalf("order after its lease lost a dispute: %+v", o)
 				}
 				return
 			}

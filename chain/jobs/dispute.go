@@ -343,6 +343,15 @@ func resolve(kv store.KV, p types.Params, height int64, d *types.JobDispute, out
 			l = GetLease(kv, l.Id)
 		} else {
 			l.Status = types.JobStatus_JOB_STATUS_SLASHED
+			if o.Status == types.JobStatus_JOB_STATUS_DONE { // no longer every lease done
+				putLease(kv, l)
+				o.Status = types.JobStatus_JOB_STATUS_RUNNING
+				putOrder(kv, o)
+				if err := settleOrder(kv, o.Id); err != nil {
+					return nil, err
+				}
+				o = GetOrder(kv, o.Id)
+			}
 		}
 	}
 	if open(l.Status) {
