@@ -967,3 +967,27 @@ func TestJobSampleAndViews(t *testing.T) {
 		t.Fatalf("checkpoints %+v", c)
 	}
 }
+
+// TestJobPartyCannotVote: the referee is never one party — a validator
+// that challenged cannot vote on its own dispute; its power still counts
+// in the total, so without others' votes the dispute is void and its bond
+// comes back.
+func TestJobPartyCannotVote(t *testing.T) {
+	j := newJobsHarness(t, nil)
+	_, o := j.leased(1, 1_000_000, 1_000, 1)
+	lid := o.LeaseIDs[0]
+	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: lid, Index: 1, Steps: 1, GasUsed: 10, StateHash: hashOf("s", 1)})
+	j.ok("operator", &types.MsgChallengeCheckpoint{LeaseId: lid, Index: 1})
+	if d := j.dispute(1); d.Phase != "vote" || d.Lo != 0 || d.Hi != 1 {
+		t.Fatalf("a one-step checkpoint goes straight to the vote: %+v", d)
+	}
+	j.bad("operator", &types.MsgVoteStep{DisputeId: 1, PostStateHash: hashOf("other", 1)}, types.CodeUnauthorized, "a party to dispute 1 cannot vote on it")
+	op0, f0 := j.bal("operator"), j.fees["operator"]
+	j.until(j.dispute(1).Deadline)
+	if d := j.dispute(1); d.Outcome != jobs.OutcomeVoid {
+		t.Fatalf("dispute %+v", d)
+	}
+	if got, want := j.bal("operator"), op0+j.params.Jobs.DisputeBond-(j.fees["operator"]-f0); got != want {
+		t.Fatalf("challenger %d, want %d", got, want)
+	}
+}
