@@ -25,6 +25,7 @@ import (
 	rpchttp "github.com/cometbft/cometbft/rpc/client/http"
 	ctypes "github.com/cometbft/cometbft/rpc/core/types"
 	rpctypes "github.com/cometbft/cometbft/rpc/jsonrpc/types"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/chain/app"
 	"github.com/agoranet/agora/chain/types"
@@ -375,7 +376,11 @@ func (s *Signer) build(ctx context.Context, msg any, memo string) ([]byte, uint6
 		s.nonce, s.known = n.Pending, true
 	}
 	body := &types.TxBody{ChainId: chainID, Nonce: s.nonce, Memo: memo}
-	if err := types.SetMsg(body, msg); err != nil {
+	m, ok := msg.(proto.Message)
+	if !ok {
+		return nil, 0, fmt.Errorf("unsupported message type %T", msg)
+	}
+	if err := Msgs.Set(body, m); err != nil {
 		return nil, 0, err
 	}
 	tx, err := SignWithMinFee(s.priv, body, params)
@@ -388,7 +393,7 @@ func (s *Signer) build(ctx context.Context, msg any, memo string) ([]byte, uint6
 
 // SignWithMinFee sets body.Fee to the minimum fee for the signed tx's size and signs it.
 func SignWithMinFee(priv ed25519.PrivateKey, body *types.TxBody, params types.Params) ([]byte, error) {
-	name := types.MsgName(body)
+	name := Msgs.Name(body)
 	body.Fee = params.MinFee(name, 0)
 	for i := 0; i < 4; i++ {
 		tx, err := types.SignTx(priv, body)

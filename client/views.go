@@ -67,3 +67,60 @@ func (c *Client) ProviderChallenges(ctx context.Context, provider types.Address)
 func (c *Client) Disputes(ctx context.Context) ([]api.DisputeView, error) {
 	return View[[]api.DisputeView](ctx, c, api.DisputesPath, 0)
 }
+
+// JobOrder returns a job order (chain/jobs).
+func (c *Client) JobOrder(ctx context.Context, id uint64) (api.JobOrderView, error) {
+	return View[api.JobOrderView](ctx, c, api.JobOrderPath(id), 0)
+}
+
+// JobBids lists a job order's open bids (empty once it is cleared).
+func (c *Client) JobBids(ctx context.Context, order uint64) ([]api.JobBidView, error) {
+	return View[[]api.JobBidView](ctx, c, api.JobBidsPath(order), 0)
+}
+
+// JobLease returns a job lease.
+func (c *Client) JobLease(ctx context.Context, id uint64) (api.JobLeaseView, error) {
+	return View[api.JobLeaseView](ctx, c, api.JobLeasePath(id), 0)
+}
+
+// JobCheckpoints lists a lease's committed checkpoints.
+func (c *Client) JobCheckpoints(ctx context.Context, lease uint64) ([]api.JobCheckpointView, error) {
+	return View[[]api.JobCheckpointView](ctx, c, api.JobCheckpointsPath(lease), 0)
+}
+
+// JobDispute returns a dispute over a job checkpoint.
+func (c *Client) JobDispute(ctx context.Context, id uint64) (api.JobDisputeView, error) {
+	return View[api.JobDisputeView](ctx, c, api.JobDisputePath(id), 0)
+}
+
+// JobOrdersByOwner lists an owner's orders, oldest first.
+func (c *Client) JobOrdersByOwner(ctx context.Context, owner types.Address) ([]api.JobOrderView, error) {
+	return View[[]api.JobOrderView](ctx, c, api.JobOrdersByOwnerPath(owner), 0)
+}
+
+// JobOrdersByStatus lists the orders in a status (api.JobStatusName).
+func (c *Client) JobOrdersByStatus(ctx context.Context, status string) ([]api.JobOrderView, error) {
+	return View[[]api.JobOrderView](ctx, c, api.JobOrdersByStatusPath(status), 0)
+}
+
+// JobLeasesByProvider lists a provider's leases, oldest first.
+func (c *Client) JobLeasesByProvider(ctx context.Context, provider types.Address) ([]api.JobLeaseView, error) {
+	return View[[]api.JobLeaseView](ctx, c, api.JobLeasesByProviderPath(provider), 0)
+}
+
+// JobSample lists the checkpoints of an epoch validators must audit (not
+// found until the epoch's seed is drawn).
+func (c *Client) JobSample(ctx context.Context, epoch uint64) ([]api.JobSampleView, error) {
+	return View[[]api.JobSampleView](ctx, c, api.JobSamplePath(epoch), 0)
+}
+
+// JobLeaseDisputes lists the disputes over a lease's checkpoints.
+func (c *Client) JobLeaseDisputes(ctx context.Context, lease uint64) ([]api.JobDisputeView, error) {
+	return View[[]api.JobDisputeView](ctx, c, api.JobLeaseDisputesPath(lease), 0)
+}
+
+// JobOpenDisputes lists the unresolved job disputes, soonest deadline
+// first (validators vote on those in the vote phase).
+func (c *Client) JobOpenDisputes(ctx context.Context) ([]api.JobDisputeView, error) {
+	return View[[]api.JobDisputeView](ctx, c, api.JobOpenDisputesPath, 0)
+}

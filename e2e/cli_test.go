@@ -132,10 +132,10 @@ func TestCLI(t *testing.T) {
 	if out := runFail(t, append([]string{"query", "commitment", "0", prov.Address}, node...)...); !strings.Contains(out, "no commitment by "+prov.Address+" for epoch 0") {
 		t.Fatalf("missing commitment: %s", out)
 	}
-	if out := runFail(t, append([]string{"query", "commitment", "0", prov.Address, "--service", "jobs"}, node...)...); !strings.Contains(out, `unknown service "jobs"`) {
+	if out := runFail(t, append([]string{"query", "commitment", "0", prov.Address, "--service", "storage"}, node...)...); !strings.Contains(out, `unknown service "storage"`) {
 		t.Fatalf("unknown service: %s", out)
 	}
-	if out := runFail(t, append(append([]string{"tx", "epoch", "commit", "0", strings.Repeat("ab", 32), "1", "1", "--service", "jobs", "--from", "prov"}, kr...), node...)...); !strings.Contains(out, `unknown service "jobs"`) {
+	if out := runFail(t, append(append([]string{"tx", "epoch", "commit", "0", strings.Repeat("ab", 32), "1", "1", "--service", "storage", "--from", "prov"}, kr...), node...)...); !strings.Contains(out, `unknown service "storage"`) {
 		t.Fatalf("commit of an unknown service: %s", out)
 	}
 	// a proof-verified read

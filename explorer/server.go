@@ -118,6 +118,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET /explorer/api/open", s.open)
 	route("GET /explorer/api/channels", s.channels)
 	route("GET /explorer/api/channel/{id}", s.channel)
+	route("GET /explorer/api/jobs", s.jobs)
+	route("GET /explorer/api/job/{id}", s.job)
+	route("GET /explorer/api/job-dispute/{id}", s.jobDispute)
 	route("POST /explorer/api/receipt/check", s.checkReceipt)
 	route("/explorer/api/", func(r *http.Request) (any, error) {
 		return nil, httpError{http.StatusNotFound, "unknown explorer API route " + r.Method + " " + r.URL.Path}
@@ -599,4 +602,100 @@ func (s *Server) checkReceipt(r *http.Request) (any, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
 	return s.Checker.Check(ctx, string(body))
+}
+
+// The job market (chain/jobs): current state through the app's /job/
+// queries; the txs that made it are indexed like any message.
+
+// JobStatuses are the order statuses /explorer/api/jobs lists, newest
+// order first within the whole list.
+var JobStatuses = []string{"bidding", "running", "done", "unmatched", "cancelled", "ended"}
+
+// JobLease is a lease with its checkpoints and the disputes over them.
+type JobLease struct {
+	api.JobLeaseView
+	CheckpointList []api.JobCheckpointView `json:"checkpoint_list"`
+	Disputes       []api.JobDisputeView    `json:"disputes"`
+}
+
+// Job is an order with its open bids and its leases.
+type Job struct {
+	Order  api.JobOrderView `json:"order"`
+	Bids   []api.JobBidView `json:"bids"`
+	Leases []JobLease       `json:"leases"`
+}
+
+func (s *Server) jobs(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 100, 1000)
+	if err != nil {
+		return nil, err
+	}
+	statuses := JobStatuses
+	if st := r.URL.Query().Get("status"); st != "" {
+		if _, ok := api.ParseJobStatus(st); !ok {
+			return nil, badRequest("unknown job status %q", st)
+		}
+		statuses = []string{st}
+	}
+	out := []api.JobOrderView{}
+	for _, st := range statuses {
+		var page []api.JobOrderView
+		if _, err := query(s.State, api.JobOrdersByStatusPath(st), &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (s *Server) job(r *http.Request) (any, error) {
+	id, err := uintParam(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	var j Job
+	found, err := query(s.State, api.JobOrderPath(id), &j.Order)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("order %d does not exist", id)
+	}
+	if _, err := query(s.State, api.JobBidsPath(id), &j.Bids); err != nil {
+		return nil, err
+	}
+	for _, lid := range j.Order.LeaseIDs {
+		var l JobLease
+		if _, err := query(s.State, api.JobLeasePath(lid), &l.JobLeaseView); err != nil {
+			return nil, err
+		}
+		if _, err := query(s.State, api.JobCheckpointsPath(lid), &l.CheckpointList); err != nil {
+			return nil, err
+		}
+		if _, err := query(s.State, api.JobLeaseDisputesPath(lid), &l.Disputes); err != nil {
+			return nil, err
+		}
+		j.Leases = append(j.Leases, l)
+	}
+	return j, nil
+}
+
+func (s *Server) jobDispute(r *http.Request) (any, error) {
+	id, err := uintParam(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	var d api.JobDisputeView
+	found, err := query(s.State, api.JobDisputePath(id), &d)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("dispute %d does not exist", id)
+	}
+	return d, nil
 }

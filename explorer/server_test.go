@@ -156,3 +156,81 @@ func TestOpenDisputesAndChallenges(t *testing.T) {
 		}
 	}
 }
+
+// TestJobRoutes: the jobs pages' API merges the orders of every status
+// (newest first, or one status), and an order comes with its bids and its
+// leases, each with its checkpoints and disputes; unknown ids are 404,
+// unknown statuses 400.
+func TestJobRoutes(t *testing.T) {
+	x := openIndex(t, t.TempDir())
+	defer x.Close()
+	owner, prov := bytesOf(1, 20), bytesOf(2, 20)
+	st := fakeState{
+		api.JobOrdersByStatusPath("bidding"):   []api.JobOrderView{{ID: 3, Owner: owner, Status: "bidding"}},
+		api.JobOrdersByStatusPath("running"):   []api.JobOrderView{{ID: 1, Owner: owner, Status: "running", LeaseIDs: []uint64{7}}},
+		api.JobOrdersByStatusPath("done"):      []api.JobOrderView{{ID: 2, Owner: owner, Status: "done"}},
+		api.JobOrdersByStatusPath("unmatched"): []api.JobOrderView{},
+		api.JobOrdersByStatusPath("cancelled"): []api.JobOrderView{},
+		api.JobOrdersByStatusPath("ended"):     []api.JobOrderView{},
+		api.JobOrderPath(1):                    api.JobOrderView{ID: 1, Owner: owner, Status: "running", LeaseIDs: []uint64{7}},
+		api.JobBidsPath(1):                     []api.JobBidView{},
+		api.JobLeasePath(7):                    api.JobLeaseView{ID: 7, OrderID: 1, Provider: prov, Owner: owner, Status: "running", Checkpoints: 2},
+		api.JobCheckpointsPath(7):              []api.JobCheckpointView{{LeaseID: 7, Index: 1}, {LeaseID: 7, Index: 2}},
+		api.JobLeaseDisputesPath(7):            []api.JobDisputeView{{ID: 4, LeaseID: 7, Index: 2, Phase: "pick", Challenger: owner, Defender: prov}},
+		api.JobDisputePath(4):                  api.JobDisputeView{ID: 4, LeaseID: 7, Index: 2, Phase: "pick", Challenger: owner, Defender: prov},
+	}
+	srv := httptest.NewServer(NewServer(x, st).Handler())
+	defer srv.Close()
+	get := func(path string, status int, out any) string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != status {
+			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, status)
+		}
+		if out != nil {
+			if err := json.Unmarshal(body, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return string(body)
+	}
+	var all []api.JobOrderView
+	get("/explorer/api/jobs", 200, &all)
+	if len(all) != 3 || all[0].ID != 3 || all[1].ID != 2 || all[2].ID != 1 {
+		t.Fatalf("jobs: %+v", all)
+	}
+	get("/explorer/api/jobs?status=done&limit=5", 200, &all)
+	if len(all) != 1 || all[0].ID != 2 {
+		t.Fatalf("done jobs: %+v", all)
+	}
+	var j Job
+	get("/explorer/api/job/1", 200, &j)
+	if j.Order.ID != 1 || len(j.Leases) != 1 || len(j.Leases[0].CheckpointList) != 2 || len(j.Leases[0].Disputes) != 1 || j.Leases[0].Disputes[0].ID != 4 {
+		t.Fatalf("job 1: %+v", j)
+	}
+	var d api.JobDisputeView
+	get("/explorer/api/job-dispute/4", 200, &d)
+	if d.Phase != "pick" || d.LeaseID != 7 {
+		t.Fatalf("dispute: %+v", d)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/explorer/api/job/9", 404, "order 9 does not exist"},
+		{"/explorer/api/job-dispute/9", 404, "dispute 9 does not exist"},
+		{"/explorer/api/jobs?status=lost", 400, `unknown job status \"lost\"`},
+		{"/explorer/api/job/x", 400, "id"},
+		{"/explorer/assets/app.js", 200, "function viewJob("},
+	} {
+		if body := get(c.path, c.status, nil); !strings.Contains(body, c.want) {
+			t.Errorf("GET %s: %.200q does not contain %q", c.path, body, c.want)
+		}
+	}
+}

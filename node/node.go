@@ -255,6 +255,9 @@ func (n *Node) startExplorer() error {
 		return err
 	}
 	x.SetKeepBlocks(n.cfg.Explorer.KeepBlocks)
+	// The app's registry: the chain's own messages and its modules' (the
+	// job market's), so those are named and described, not "unknown".
+	x.SetMsgs(n.app.Msgs())
 	n.retention.setExplorer(x)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.explorer, n.stopExplorer, n.explorerDone = x, cancel, make(chan struct{})

@@ -486,7 +486,7 @@ func CheckInvariants(kv store.KV) error {
 	if esc := bank.Balance(kv, bank.ChannelEscrow); esc != escrowed {
 		return fmt.Errorf("channel invariant broken: escrow holds %d, open channels total %d", esc, escrowed)
 	}
-	return nil
+	return checkJobsInvariant(kv)
 }
 
 // Height is the last committed height.

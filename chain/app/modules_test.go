@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/agoranet/agora/chain/jobs"
 	"github.com/agoranet/agora/chain/services"
 	"strings"
 	"testing"
@@ -54,8 +55,40 @@ func TestModuleTableRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(tbl.msgs.Names(), ","), strings.Join(types.MsgNames, ","); got != want || len(tbl.handlers) != len(types.MsgNames) {
+	// The chain's own messages, then the job market's module messages.
+	var jobNames []string
+	for _, s := range jobs.Msgs() {
+		jobNames = append(jobNames, s.Name)
+	}
+	all := append(append([]string(nil), types.MsgNames...), jobNames...)
+	if got, want := strings.Join(tbl.msgs.Names(), ","), strings.Join(all, ","); got != want || len(tbl.handlers) != len(all) {
 		t.Fatalf("default table: %s with %d handlers, want %s", got, len(tbl.handlers), want)
+	}
+}
+
+// DefaultParams (chain/types, which cannot see the modules) give every
+// module message of the default table its declared gas, and every service
+// fault its declared slash fraction, so `agora init`'s genesis starts.
+func TestDefaultParamsCoverModules(t *testing.T) {
+	p := types.DefaultParams()
+	for _, m := range DefaultModules() {
+		for _, s := range m.Msgs {
+			if p.Gas[s.Name] != s.DefaultGas || s.DefaultGas == 0 {
+				t.Errorf("%s: params gas %d, declared %d", s.Name, p.Gas[s.Name], s.DefaultGas)
+			}
+		}
+	}
+	tbl, err := buildMsgTable(DefaultModules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range tbl.services.DefaultSlashBps() {
+		if p.SlashBps[k] != v {
+			t.Errorf("%s: params %d, declared %d", k, p.SlashBps[k], v)
+		}
+	}
+	if err := tbl.services.ValidateParams(p); err != nil {
+		t.Fatal(err)
 	}
 }
 

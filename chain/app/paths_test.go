@@ -39,6 +39,17 @@ func TestAPIPathsAreRouted(t *testing.T) {
 		{api.ChallengesPath, &[]api.ChallengeView{}},
 		{api.DisputesPath, &[]api.DisputeView{}},
 		{api.SupplyPath, &api.SupplyView{}},
+		{api.JobOrderPath(1), &api.JobOrderView{}},
+		{api.JobBidsPath(1), &[]api.JobBidView{}},
+		{api.JobLeasePath(1), &api.JobLeaseView{}},
+		{api.JobCheckpointsPath(1), &[]api.JobCheckpointView{}},
+		{api.JobDisputePath(1), &api.JobDisputeView{}},
+		{api.JobOrdersByOwnerPath(a), &[]api.JobOrderView{}},
+		{api.JobOrdersByStatusPath("running"), &[]api.JobOrderView{}},
+		{api.JobLeasesByProviderPath(a), &[]api.JobLeaseView{}},
+		{api.JobSamplePath(0), &[]api.JobSampleView{}},
+		{api.JobLeaseDisputesPath(1), &[]api.JobDisputeView{}},
+		{api.JobOpenDisputesPath, &[]api.JobDisputeView{}},
 	} {
 		v, _, err := h.app.QueryJSON(c.path, 0)
 		if err != nil {

@@ -74,11 +74,11 @@ func TestSecondService(t *testing.T) {
 		return &types.TxBody{Msg: &types.TxBody_CommitEpoch{CommitEpoch: &types.MsgCommitEpoch{Service: service, Epoch: 0, Root: root[:], RecordCount: count, TotalBilled: 100}}}
 	}
 	before, _ := h.app.Snapshot(0)
-	res := h.blockFull(nil, h.txAny("prov", commit("jobs", 3)))
-	if r := res.TxResults[0]; types.Code(r.Code) != types.CodeInvalid || !strings.Contains(r.Log, `unknown service "jobs"`) {
+	res := h.blockFull(nil, h.txAny("prov", commit("storage", 3)))
+	if r := res.TxResults[0]; types.Code(r.Code) != types.CodeInvalid || !strings.Contains(r.Log, `unknown service "storage"`) {
 		t.Fatalf("undeclared service: code %d %q", r.Code, r.Log)
 	}
-	if epochs.GetCommitment(before, 0, "jobs", prov) != nil {
+	if epochs.GetCommitment(before, 0, "storage", prov) != nil {
 		t.Fatal("stored a commitment to an undeclared service")
 	}
 	mustOK(t, h.blockFull(nil, h.txAny("prov", commit("", 5)), h.txAny("prov", commit("echo", 3))).TxResults)
@@ -103,7 +103,7 @@ func TestSecondService(t *testing.T) {
 			t.Fatalf("%s: %v %v", path, v, err)
 		}
 	}
-	if _, _, err := h.app.QueryJSON(api.ServiceCommitmentPath(0, "jobs", prov), 0); err == nil || !strings.Contains(err.Error(), `unknown service "jobs"`) {
+	if _, _, err := h.app.QueryJSON(api.ServiceCommitmentPath(0, "storage", prov), 0); err == nil || !strings.Contains(err.Error(), `unknown service "storage"`) {
 		t.Fatalf("query of an undeclared service: %v", err)
 	}
 

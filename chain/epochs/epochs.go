@@ -137,6 +137,9 @@ func Commit(kv store.KV, svcs services.Registry, height int64, provider []byte, 
 	if err != nil {
 		return err
 	}
+	if svc.OnChain {
+		return types.Errorf(types.CodeInvalid, "service %s keeps its records on chain: it has no epoch commitments", svc.Name)
+	}
 	p := registry.Get(kv, provider)
 	if p == nil || !p.Registered {
 		return types.Errorf(types.CodeUnauthorized, "%s is not a registered provider", types.Address(provider))

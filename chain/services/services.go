@@ -31,6 +31,10 @@ const (
 	// ByOmission faults are proven by a signed record left out of the
 	// commitment (MsgReportOmission and its challenge).
 	ByOmission
+	// ByModule faults are found and applied by the declaring module's own
+	// rules on chain (a job dispute's verdict, the liveness sweep), never
+	// reported with MsgReportFault.
+	ByModule
 )
 
 // Fault is one kind of fault a service's records can have.
@@ -66,6 +70,10 @@ type RecordRef struct {
 type Service struct {
 	Name   string
 	Faults []Fault
+	// OnChain: the service's records are on chain (a job's checkpoints), so
+	// it has no per-epoch commitments: MsgCommitEpoch for it is refused
+	// (a commitment would claim billed work the chain did not see).
+	OnChain bool
 	// Record checks that record (serialized, signed by the provider's
 	// account key pub with sig) is the provider's record at ref, and
 	// returns its Merkle leaf and whom a fault on it refunds.
@@ -178,10 +186,38 @@ func Key(name string) []byte {
 	return append([]byte{byte(len(name))}, name...)
 }
 
-// Default lists the services this chain verifies: inference now. An app
-// takes its registry from its modules (the epochs module declares
-// inference); this is that default set, for tests and tools.
-func Default() Registry { return Registry{InferenceService()} }
+// Default lists the services this chain verifies: inference and jobs. An
+// app takes its registry from its modules (the epochs module declares
+// inference, the jobs module jobs); this is that default set, for tests and
+// tools.
+func Default() Registry { return Registry{InferenceService(), JobsService()} }
+
+// Jobs is the name of the compute-job service (chain/jobs).
+const Jobs = "jobs"
+
+// JobsService declares compute jobs: their records are checkpoints
+// committed on chain (chain/jobs), so there is no epoch commitment and no
+// record to report; a wrong checkpoint is found by a dispute's bisection
+// and a validator quorum (wrong_step), a provider that stops committing by
+// the liveness sweep (abandoned). Sample picks which of a provider's
+// checkpoints committed in an epoch validators re-execute (chain/jobs
+// SampleCheckpoints), at the reputation's audit rate like inference.
+func JobsService() *Service {
+	return &Service{
+		Name:    Jobs,
+		OnChain: true,
+		Faults: []Fault{
+			{Code: types.FaultWrongStep, Name: "wrong_step", Reported: ByModule, DefaultSlashBps: 1000},
+			{Code: types.FaultAbandoned, Name: "abandoned", Reported: ByModule, DefaultSlashBps: 500},
+		},
+		Record: func(RecordRef, []byte, []byte, []byte) ([32]byte, Refund, error) {
+			return [32]byte{}, Refund{}, types.Errorf(types.CodeInvalid, "job checkpoints are on chain: challenge one with challenge_checkpoint")
+		},
+		Sample: func(p types.Params, seed, provider []byte, count, rep uint64) []uint64 {
+			return sampling.Sample(seed, provider, count, p.AuditFloorBps, p.AuditCeilingBps, rep)
+		},
+	}
+}
 
 // InferenceService declares LLM inference: its records are provider-signed
 // receipts (types.Receipt), leaves are receipt ids, a record refunds the

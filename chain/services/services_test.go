@@ -13,9 +13,11 @@ import (
 )
 
 // The slash fractions DefaultParams write are the ones the services declare,
-// and they are today's numbers (10 % fabricated, 5 % refused, 10 % omitted).
+// and they are today's numbers (10 % fabricated, 5 % refused, 10 % omitted;
+// jobs: 10 % wrong step, 5 % abandoned).
 func TestDefaultSlashBps(t *testing.T) {
-	want := map[string]uint64{"inference/fabricated": 1000, "inference/refused": 500, "inference/omitted": 1000}
+	want := map[string]uint64{"inference/fabricated": 1000, "inference/refused": 500, "inference/omitted": 1000,
+		"jobs/wrong_step": 1000, "jobs/abandoned": 500}
 	got := Default().DefaultSlashBps()
 	p := types.DefaultParams()
 	for k, v := range want {
@@ -88,7 +90,7 @@ func TestLegacySlashParams(t *testing.T) {
 	// Round trip: what the app stores decodes to the same params.
 	bz, _ := json.Marshal(types.DefaultParams())
 	var r types.Params
-	if err := json.Unmarshal(bz, &r); err != nil || r.SlashBps["inference/refused"] != 500 || len(r.SlashBps) != 3 {
+	if err := json.Unmarshal(bz, &r); err != nil || r.SlashBps["inference/refused"] != 500 || len(r.SlashBps) != 5 {
 		t.Fatalf("round trip %v %v", r.SlashBps, err)
 	}
 }
@@ -100,8 +102,17 @@ func TestRegistryGet(t *testing.T) {
 			t.Fatalf("Get(%q) = %v, %v", name, s, err)
 		}
 	}
-	if _, err := Default().Get("jobs"); err == nil || !strings.Contains(err.Error(), `unknown service "jobs"`) {
+	if _, err := Default().Get("storage"); err == nil || !strings.Contains(err.Error(), `unknown service "storage"`) {
 		t.Fatalf("unknown service: %v", err)
+	}
+	// Jobs keep their records on chain: their faults are applied by the
+	// jobs module, never reported, and a record cannot be checked here.
+	j := Default().MustGet(Jobs)
+	if f, ok := j.Fault(types.FaultWrongStep); !ok || f.Name != "wrong_step" || f.Reported != ByModule || !j.OnChain {
+		t.Fatalf("jobs wrong_step: %+v %v", f, ok)
+	}
+	if _, _, err := j.Record(RecordRef{}, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "challenge_checkpoint") {
+		t.Fatalf("jobs record: %v", err)
 	}
 	inf := Default().MustGet("")
 	if f, ok := inf.Fault(types.FaultRefused); !ok || f.Name != "refused" || f.CarriesRecord {

@@ -70,6 +70,71 @@ type Params struct {
 	GasPriceMilli uint64            `json:"gas_price_milli"`
 	GasPerByte    uint64            `json:"gas_per_byte"`
 	Gas           map[string]uint64 `json:"gas"`
+
+	// Jobs are the compute-job market's parameters (chain/jobs). A genesis
+	// without them (chains from before the market) has no job market: its
+	// messages are refused, and its params encode exactly as before.
+	Jobs *JobsParams `json:"jobs,omitempty"`
+}
+
+// JobsParams are the compute-job market's parameters (chain/jobs).
+type JobsParams struct {
+	// FeeBps of every checkpoint payment goes to the fee pool.
+	FeeBps uint64 `json:"fee_bps"`
+	// LivenessEpochs (M): a lease with no checkpoint for M epochs of blocks
+	// is closed, its owner refunded, its provider's collateral forfeited.
+	LivenessEpochs uint64 `json:"liveness_epochs"`
+	// DisputeBond is what a challenger escrows with a challenge.
+	DisputeBond uint64 `json:"dispute_bond"`
+	// BisectionK is the arity of a dispute's bisection (2..16).
+	BisectionK uint32 `json:"bisection_k"`
+	// MoveWindow is how many blocks each party has for its move in a
+	// dispute; silence loses.
+	MoveWindow int64 `json:"move_window"`
+	// VoteWindow is how many blocks validators have to reach a 2/3 quorum
+	// on a dispute's single step; without one the dispute is void.
+	VoteWindow int64 `json:"vote_window"`
+	// ChallengeWindow is how many blocks a lease's collateral stays locked
+	// (and its checkpoints challengeable) after the lease ends.
+	ChallengeWindow int64 `json:"challenge_window"`
+	// MaxBidWindow bounds an order's bid window in blocks.
+	MaxBidWindow int64 `json:"max_bid_window"`
+	// MaxBids bounds the bids one order takes (clearing's work per order).
+	MaxBids uint32 `json:"max_bids"`
+	// RewardBps of a losing provider's forfeited collateral (after the
+	// owner's refund) goes to the winning challenger; the rest is burned.
+	RewardBps uint64 `json:"reward_bps"`
+}
+
+// DefaultJobsParams are the job market's devnet parameters.
+func DefaultJobsParams() *JobsParams {
+	return &JobsParams{FeeBps: 500, LivenessEpochs: 2, DisputeBond: 1_000_000, BisectionK: 8,
+		MoveWindow: 10, VoteWindow: 20, ChallengeWindow: 20, MaxBidWindow: 100, MaxBids: 64, RewardBps: 5000}
+}
+
+// Validate checks that the job market's params are usable.
+func (j *JobsParams) Validate() error {
+	switch {
+	case j.FeeBps > 10000 || j.RewardBps > 10000:
+		return errors.New("jobs: fee_bps and reward_bps must be at most 10000")
+	case j.LivenessEpochs < 1:
+		return errors.New("jobs: liveness_epochs must be at least 1")
+	case j.BisectionK < 2 || j.BisectionK > 16:
+		return errors.New("jobs: bisection_k must be between 2 and 16")
+	case j.MoveWindow < 1 || j.VoteWindow < 1 || j.ChallengeWindow < 1 || j.MaxBidWindow < 1:
+		return errors.New("jobs: move_window, vote_window, challenge_window and max_bid_window must be at least 1 block")
+	case j.MaxBids < 1 || j.MaxBids > 256:
+		return errors.New("jobs: max_bids must be between 1 and 256")
+	}
+	return nil
+}
+
+// JobsDefaultGas is the default gas of the job market's messages
+// (declared by chain/jobs with WithGas; a test in chain/app keeps the two
+// equal), merged into DefaultParams' gas table.
+var JobsDefaultGas = map[string]uint64{
+	"submit_job": 20_000, "bid_job": 10_000, "commit_checkpoint": 10_000, "cancel_job": 20_000,
+	"challenge_checkpoint": 20_000, "bisect_dispute": 10_000, "pick_interval": 10_000, "vote_step": 10_000,
 }
 
 // legacySlash maps the flat provider slash params of genesis files written
@@ -133,6 +198,8 @@ func DefaultParams() Params {
 			"inference/fabricated": 1000, // 10 %
 			"inference/refused":    500,  // 5 %
 			"inference/omitted":    1000, // 10 %
+			"jobs/wrong_step":      1000, // 10 %
+			"jobs/abandoned":       500,  // 5 %
 		},
 		InitialEpochEmission:  10_000_000, // 10 AGR per epoch
 		HalvingIntervalEpochs: 100_000,
@@ -141,8 +208,17 @@ func DefaultParams() Params {
 		DisputeBond:           1_000_000, // 1 AGR
 		GasPriceMilli:         1000,      // 1 uagr per gas
 		GasPerByte:            1,
-		Gas:                   Msgs().DefaultGas(),
+		Gas:                   defaultGas(),
+		Jobs:                  DefaultJobsParams(),
 	}
+}
+
+func defaultGas() map[string]uint64 {
+	g := Msgs().DefaultGas()
+	for name, gas := range JobsDefaultGas {
+		g[name] = gas
+	}
+	return g
 }
 
 // Validate checks that params are usable.
@@ -176,6 +252,11 @@ func (p Params) Validate() error {
 	for k, bps := range p.SlashBps { // the error names one key; which one does not reach state
 		if bps > 10000 {
 			return fmt.Errorf("slash_bps: %q must be at most 10000 bps, got %d", k, bps)
+		}
+	}
+	if p.Jobs != nil {
+		if err := p.Jobs.Validate(); err != nil {
+			return err
 		}
 	}
 	for _, name := range MsgNames {

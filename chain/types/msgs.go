@@ -219,6 +219,10 @@ func FaultName(code uint32) string {
 		return "refused_opening"
 	case FaultOmitted:
 		return "omitted_receipt"
+	case FaultWrongStep:
+		return "wrong_step"
+	case FaultAbandoned:
+		return "abandoned"
 	}
 	return "fault_" + strconv.FormatUint(uint64(code), 10)
 }

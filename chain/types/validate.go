@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 )
 
 // Stateless limits on message fields.
@@ -148,6 +149,8 @@ const (
 	FaultFabricated uint32 = 1 // re-execution disagrees with the opened transcript
 	FaultRefused    uint32 = 2 // a sampled receipt was not opened
 	FaultOmitted    uint32 = 3 // a signed receipt left out of the commitment (MsgReportOmission)
+	FaultWrongStep  uint32 = 4 // a job checkpoint a dispute's quorum found wrong (chain/jobs)
+	FaultAbandoned  uint32 = 5 // a job lease left without checkpoints (chain/jobs)
 )
 
 // ValidateProviderInfo checks a provider's self-description.
@@ -162,8 +165,10 @@ func ValidateProviderInfo(info *ProviderInfo) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("endpoint %q is not an http(s) URL", info.Endpoint)
 	}
-	if len(info.Models) == 0 || len(info.Models) > MaxModels {
-		return fmt.Errorf("must offer between 1 and %d models", MaxModels)
+	// A provider of compute jobs only (the "wasm" capability) serves no
+	// model; every other provider offers at least one.
+	if (len(info.Models) == 0 && !slices.Contains(info.Capabilities, "wasm")) || len(info.Models) > MaxModels {
+		return fmt.Errorf("must offer between 1 and %d models (none only with the wasm capability)", MaxModels)
 	}
 	seen := make(map[string]bool, len(info.Models))
 	for i, m := range info.Models {

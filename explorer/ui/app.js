@@ -45,6 +45,8 @@ const link = {
   prov: a => `<a class="mono" href="#/provider/${esc(a)}">${esc(short(a, 8))}</a>`,
   epoch: n => `<a href="#/epoch/${esc(n)}">${num(n)}</a>`,
   chan: id => `<a href="#/channel/${esc(id)}">#${esc(id)}</a>`,
+  job: id => `<a href="#/job/${esc(id)}">#${esc(id)}</a>`,
+  dispute: id => `<a href="#/job-dispute/${esc(id)}">#${esc(id)}</a>`,
 };
 function yes(b, t = "yes", f = "no") { return b ? `<span class="ok">${t}</span>` : `<span class="bad">${f}</span>`; }
 
@@ -297,6 +299,8 @@ async function viewTx(hash) {
 function fieldValue(k, v) {
   if (/^(to|provider|signer|client)$/.test(k) && /^[0-9a-f]{40}$/.test(v)) return k === "provider" ? link.prov(v) : link.acct(v);
   if (k === "channel_id") return link.chan(v);
+  if (k === "order_id") return link.job(v);
+  if (k === "dispute_id") return link.dispute(v);
   if (k === "epoch") return link.epoch(v);
   if (/amount|deposit|paid|refund|reward|slashed|billed|cumulative/.test(k) && /^\d+$/.test(v)) return amount(v);
   return `<span class="mono">${esc(v)}</span>`;
@@ -415,6 +419,101 @@ async function viewChannel(id) {
   ]);
 }
 
+// ---------- compute jobs (chain/jobs) ----------
+
+function jobStatus(s) {
+  const good = ["done", "running", "bidding"], bad = ["slashed", "abandoned", "unmatched"];
+  return good.includes(s) ? `<span class="ok">${esc(s)}</span>` : bad.includes(s) ? `<span class="bad">${esc(s)}</span>` : esc(s);
+}
+
+function jobTable(os) {
+  return table([
+    { h: "Order", f: o => link.job(o.id) },
+    { h: "Owner", f: o => link.acct(o.owner) },
+    { h: "Status", f: o => jobStatus(o.status) + (o.reason ? ` <span class="s">${esc(o.reason)}</span>` : "") },
+    { h: "Replicas", n: 1, f: o => num(o.replication) },
+    { h: "Gas limit", n: 1, f: o => num(o.gas_limit) },
+    { h: "Max price /Mgas", n: 1, f: o => amount(o.max_price) },
+    { h: "Bids", n: 1, f: o => num(o.bids) },
+    { h: "Deadline", f: o => link.block(o.deadline) },
+  ], os, "No compute job has been submitted yet.");
+}
+
+async function viewJobs(q) {
+  const st = q.get("status") || "";
+  const tabs = ["", "bidding", "running", "done", "unmatched", "cancelled", "ended"]
+    .map(s => s === st ? `<b>${esc(s || "all")}</b>` : `<a href="#/jobs${s ? "?status=" + s : ""}">${esc(s || "all")}</a>`).join(" · ");
+  return `<h1>Compute jobs</h1><p>${tabs}</p>` + jobTable(await get("/jobs?limit=200" + (st ? "&status=" + encodeURIComponent(st) : "")));
+}
+
+function disputeTable(ds) {
+  return table([
+    { h: "Dispute", f: d => link.dispute(d.id) },
+    { h: "Checkpoint", n: 1, f: d => num(d.index) },
+    { h: "Challenger", f: d => link.acct(d.challenger) },
+    { h: "Phase", f: d => esc(d.phase) },
+    { h: "Steps", f: d => `${num(d.lo)}–${num(d.hi)}` },
+    { h: "Outcome", f: d => d.outcome ? esc(d.outcome) : `due by ${link.block(d.deadline)}` },
+  ], ds, "No dispute.");
+}
+
+async function viewJob(id) {
+  const j = await get("/job/" + encodeURIComponent(id));
+  const o = j.order;
+  let html = `<h1>Compute job #${esc(o.id)}</h1>` + kv([
+    ["Status", jobStatus(o.status) + (o.reason ? ` — ${esc(o.reason)}` : "")],
+    ["Owner", link.acct(o.owner)],
+    ["Module", `<span class="mono">${esc(o.module_hash)}</span>`],
+    ["Inputs", o.input_hashes.length ? o.input_hashes.map(h => `<span class="mono">${esc(short(h, 12))}</span>`).join(", ") : "none"],
+    ["Gas limit", num(o.gas_limit) + ` (memory ${num(o.memory_pages)} pages)`],
+    ["Max price", amount(o.max_price) + " per million gas"],
+    ["Replicas", num(o.replication) + (o.mismatch_index ? ` — <span class="bad">replicas disagree from checkpoint ${num(o.mismatch_index)}</span>` : "")],
+    ["Collateral required", amount(o.collateral)],
+    ["Submitted", link.block(o.submitted_height) + `, bids until ${link.block(o.bid_window_end)}, deadline ${link.block(o.deadline)}`],
+    ["Checkpoint every", num(o.checkpoint_interval) + " steps"],
+  ]);
+  if (o.status === "bidding") {
+    html += `<h2>Bids</h2>` + table([
+      { h: "Provider", f: b => link.prov(b.provider) },
+      { h: "Price /Mgas", n: 1, f: b => amount(b.price) },
+      { h: "Collateral", n: 1, f: b => amount(b.collateral) },
+      { h: "At", f: b => link.block(b.height) },
+    ], j.bids, "No bid yet.");
+  }
+  for (const l of j.leases || []) {
+    html += `<h2>Lease #${esc(l.id)}: ${jobStatus(l.status)}</h2>` + kv([
+      ["Provider", link.prov(l.provider)],
+      ["Price", amount(l.price) + " per million gas"],
+      ["Paid / budget", `${amount(l.paid)} of ${amount(l.budget)}` + (l.refunded ? `, ${amount(l.refunded)} refunded` : "")],
+      ["Progress", `${num(l.checkpoints)} checkpoints, ${num(l.steps)} steps, ${num(l.gas_used)} gas`],
+      ["Collateral", amount(l.collateral) + (l.forfeited ? ` — <span class="bad">forfeited</span>` : l.collateral_released ? " (released)" : l.release_height ? ` (locked until ${num(l.release_height)})` : " (locked)")],
+      ["Result", l.result_hash ? `<span class="mono">${esc(l.result_hash)}</span>` : "—"],
+    ]) + table([
+      { h: "#", n: 1, f: c => num(c.index) },
+      { h: "Steps", n: 1, f: c => num(c.steps) },
+      { h: "Gas", n: 1, f: c => num(c.gas_used) },
+      { h: "State", f: c => `<span class="mono">${esc(short(c.state_hash, 12))}</span>` + (c.done ? ' <span class="ok">done</span>' : "") },
+      { h: "Paid", n: 1, f: c => amount(c.paid) },
+      { h: "Block", f: c => link.block(c.height) },
+    ], l.checkpoint_list || [], "No checkpoint yet.") + (l.disputes && l.disputes.length ? `<h3>Disputes</h3>` + disputeTable(l.disputes) : "");
+  }
+  return html;
+}
+
+async function viewJobDispute(id) {
+  const d = await get("/job-dispute/" + encodeURIComponent(id));
+  return `<h1>Dispute #${esc(d.id)}</h1>` + kv([
+    ["Checkpoint", `${num(d.index)} of lease ${num(d.lease_id)}`],
+    ["Challenger", link.acct(d.challenger)],
+    ["Defender", link.prov(d.defender)],
+    ["Bond", amount(d.bond)],
+    ["Interval", `steps ${num(d.lo)} (agreed) – ${num(d.hi)} (disputed), after ${num(d.moves)} moves`],
+    ["Phase", esc(d.phase) + (d.outcome ? "" : `, due by ${link.block(d.deadline)}`)],
+    ["Outcome", d.outcome ? `${esc(d.outcome)}: ${esc(d.reason)}` : "—"],
+    ["Slashed / refunded / rewarded", `${amount(d.slashed)} / ${amount(d.refund)} / ${amount(d.reward)}`],
+  ]);
+}
+
 async function viewValidators() {
   const vs = await get("/validators");
   return `<h1>Validators</h1>` + table([
@@ -487,6 +586,9 @@ const routes = [
   [/^\/audits$/, () => viewAudits(), "audits"],
   [/^\/channels$/, () => viewChannels(), "channels"],
   [/^\/channel\/(\d+)$/, m => viewChannel(m[1]), "channels"],
+  [/^\/jobs$/, (m, q) => viewJobs(q), "jobs"],
+  [/^\/job\/(\d+)$/, m => viewJob(m[1]), "jobs"],
+  [/^\/job-dispute\/(\d+)$/, m => viewJobDispute(m[1]), "jobs"],
   [/^\/validators$/, () => viewValidators(), "validators"],
   [/^\/receipt$/, (m, q) => viewReceipt(q), "receipt"],
 ];

@@ -81,6 +81,27 @@ func queryCmd(g *globals) *cobra.Command {
 		return q(cmd, path, &api.CommitmentView{}, nil)
 	}}
 	commitment.Flags().StringVar(&service, "service", "", "the kind of work committed (default: inference)")
+	// agora query job ...: the job market's records (chain/jobs).
+	job := &cobra.Command{Use: "job", Short: "Compute-job market: orders, bids, leases, checkpoints, disputes, sampled checkpoints"}
+	job.AddCommand(
+		byNum("order ID", "One job order", "order id", api.JobOrderPath, func() any { return &api.JobOrderView{} }),
+		byNum("bids ORDER_ID", "An order's open bids", "order id", api.JobBidsPath, func() any { return &[]api.JobBidView{} }),
+		byNum("lease ID", "One lease", "lease id", api.JobLeasePath, func() any { return &api.JobLeaseView{} }),
+		byNum("checkpoints LEASE_ID", "A lease's committed checkpoints", "lease id", api.JobCheckpointsPath, func() any { return &[]api.JobCheckpointView{} }),
+		byNum("dispute ID", "A dispute over a checkpoint", "dispute id", api.JobDisputePath, func() any { return &api.JobDisputeView{} }),
+		byNum("sample EPOCH", "Checkpoints of an epoch validators must re-execute (once its seed is drawn)", "epoch", api.JobSamplePath, func() any { return &[]api.JobSampleView{} }),
+		fixed("open-disputes", "Unresolved disputes, soonest deadline first", api.JobOpenDisputesPath, func() any { return &[]api.JobDisputeView{} }),
+		byNum("disputes LEASE_ID", "The disputes over a lease's checkpoints", "lease id", api.JobLeaseDisputesPath, func() any { return &[]api.JobDisputeView{} }),
+		byAddr("orders OWNER", "An owner's orders", api.JobOrdersByOwnerPath, func() any { return &[]api.JobOrderView{} }),
+		byAddr("leases PROVIDER", "A provider's leases", api.JobLeasesByProviderPath, func() any { return &[]api.JobLeaseView{} }),
+		&cobra.Command{Use: "status STATUS", Short: "Orders in a status: bidding, running, done, unmatched, cancelled, ended", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
+			if _, ok := api.ParseJobStatus(a[0]); !ok {
+				return fmt.Errorf("unknown job status %q", a[0])
+			}
+			return q(cmd, api.JobOrdersByStatusPath(a[0]), &[]api.JobOrderView{}, nil)
+		}},
+	)
+	cmd.AddCommand(job)
 	cmd.AddCommand(
 		&cobra.Command{Use: "account ADDRESS", Short: "Balance and nonce of an account", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
 			ad, err := types.ParseAddress(a[0])

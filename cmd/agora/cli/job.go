@@ -1,0 +1,383 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/agoranet/agora/chain/api"
+	"github.com/agoranet/agora/chain/jobs"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/keyring"
+)
+
+// jobSubmitFlags are `agora job submit`'s order terms.
+type jobSubmitFlags struct {
+	module, moduleHash   string
+	inputs, inputHashes  []string
+	gas, maxPrice        uint64
+	memoryPages          uint32
+	deadline, deadlineIn int64
+	collateral, escrow   uint64
+	replicas             uint32
+	bidWindow            int64
+	interval             uint64
+}
+
+// msg builds the order; height is the chain's current height (for
+// --deadline-in).
+func (f *jobSubmitFlags) msg(height int64) (*types.MsgSubmitJob, error) {
+	m := &types.MsgSubmitJob{GasLimit: f.gas, MemoryPages: f.memoryPages, MaxPrice: f.maxPrice, Collateral: f.collateral,
+		Replication: f.replicas, BidWindow: f.bidWindow, CheckpointInterval: f.interval, Deadline: f.deadline}
+	var err error
+	switch {
+	case f.module != "" && f.moduleHash != "":
+		return nil, fmt.Errorf("give --module or --module-hash, not both")
+	case f.module != "":
+		if m.ModuleHash, err = hashFile(f.module); err != nil {
+			return nil, fmt.Errorf("--module: %w", err)
+		}
+	case f.moduleHash != "":
+		if m.ModuleHash, err = hex32(f.moduleHash, "--module-hash"); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("--module FILE.wasm or --module-hash HEX is required")
+	}
+	for _, in := range f.inputs {
+		h, err := hashFile(in)
+		if err != nil {
+			return nil, fmt.Errorf("--input: %w", err)
+		}
+		m.InputHashes = append(m.InputHashes, h)
+	}
+	for _, in := range f.inputHashes {
+		h, err := hex32(in, "--input-hash")
+		if err != nil {
+			return nil, err
+		}
+		m.InputHashes = append(m.InputHashes, h)
+	}
+	if f.deadline == 0 {
+		m.Deadline = height + f.deadlineIn
+	}
+	per, err := jobs.Budget(f.gas, f.maxPrice)
+	if err != nil {
+		return nil, err
+	}
+	m.Escrow = f.escrow
+	if m.Escrow == 0 {
+		m.Escrow = per * uint64(f.replicas) // what the chain requires, no more
+	}
+	return m, nil
+}
+
+func hex32(s, what string) ([]byte, error) {
+	b, err := hex.DecodeString(strings.TrimPrefix(s, "0x"))
+	if err != nil || len(b) != types.HashLen {
+		return nil, fmt.Errorf("%s: want %d hex characters", what, 2*types.HashLen)
+	}
+	return b, nil
+}
+
+// jobCmd is `agora job`: the compute-job market (chain/jobs), for owners
+// (submit, status, list, cancel, dispute) and providers (bid, checkpoint),
+// and the dispute moves (bisect, pick, vote).
+func jobCmd(g *globals) *cobra.Command {
+	f := &txFlags{}
+	var height int64
+	cmd := &cobra.Command{Use: "job", Short: "Compute jobs: submit sandboxed WebAssembly work, bid, commit checkpoints, dispute"}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.from, "from", "", "name of the signing key (transactions)")
+	pf.StringVar(&f.node, "node", defaultNode, "node RPC address")
+	pf.StringVar(&f.backend, "keyring", keyring.BackendFile, "keyring backend: file or test")
+	pf.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	pf.StringVar(&f.memo, "memo", "", "tx memo")
+	pf.BoolVar(&f.async, "async", false, "return after CheckTx instead of waiting for the block")
+	pf.Int64Var(&height, "height", 0, "queries: state at this height (0: latest)")
+
+	send := func(msgOf func(args []string) (any, error)) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error { return broadcast(cmd.Context(), g, f, msgOf, args) }
+	}
+	dial := func(cmd *cobra.Command) (*client.Client, context.Context, context.CancelFunc, error) {
+		if err := checkOutput(f.output); err != nil {
+			return nil, nil, nil, err
+		}
+		c, err := client.New(f.node)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctxOr(cmd.Context()), 30*time.Second)
+		return c, ctx, cancel, nil
+	}
+	p := func() printer { return printer{w: g.out, json: f.output == "json"} }
+
+	sf := &jobSubmitFlags{}
+	submit := &cobra.Command{Use: "submit", Short: "Post an order and escrow its price (r × gas limit × max price); providers bid, the chain clears it after the bid window",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cmd.Flags().Changed("deadline") && cmd.Flags().Changed("deadline-in") {
+				return fmt.Errorf("give --deadline or --deadline-in, not both")
+			}
+			var now int64
+			if sf.deadline == 0 {
+				c, ctx, cancel, err := dial(cmd)
+				if err != nil {
+					return err
+				}
+				defer cancel()
+				st, err := c.Status(ctx)
+				if err != nil {
+					return err
+				}
+				now = st.SyncInfo.LatestBlockHeight
+			}
+			return broadcast(cmd.Context(), g, f, func([]string) (any, error) { return sf.msg(now) }, nil)
+		}}
+	fl := submit.Flags()
+	fl.StringVar(&sf.module, "module", "", "the job's WebAssembly module (its sha256 goes on chain)")
+	fl.StringVar(&sf.moduleHash, "module-hash", "", "or the module's sha256, hex")
+	fl.StringSliceVar(&sf.inputs, "input", nil, "an input blob (its sha256 goes on chain); repeatable")
+	fl.StringSliceVar(&sf.inputHashes, "input-hash", nil, "or an input blob's sha256, hex; repeatable")
+	fl.Uint64Var(&sf.gas, "gas", 1_000_000_000, "gas limit per replica")
+	fl.Uint32Var(&sf.memoryPages, "memory-pages", 256, "memory limit in 64 KiB pages")
+	fl.Uint64Var(&sf.maxPrice, "max-price", 1_000, "the most you pay, uagr per million gas")
+	fl.Int64Var(&sf.deadline, "deadline", 0, "height after which no work is paid")
+	fl.Int64Var(&sf.deadlineIn, "deadline-in", 1000, "or: blocks from now")
+	fl.Uint64Var(&sf.collateral, "collateral", 1_000_000, "collateral each provider must lock, uagr")
+	fl.Uint32Var(&sf.replicas, "replicas", 1, "independent providers whose checkpoints must agree (1..4)")
+	fl.Int64Var(&sf.bidWindow, "bid-window", 5, "blocks of bidding")
+	fl.Uint64Var(&sf.interval, "checkpoint-interval", 1_000, "steps between checkpoints")
+	fl.Uint64Var(&sf.escrow, "escrow", 0, "escrow deposit, uagr (default: exactly what the order requires)")
+
+	status := &cobra.Command{Use: "status ORDER_ID", Short: "An order, its bids, leases and checkpoints", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			id, err := u64(a[0], "order id")
+			if err != nil {
+				return err
+			}
+			c, ctx, cancel, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			type leaseStatus struct {
+				api.JobLeaseView
+				CheckpointList []api.JobCheckpointView `json:"checkpoint_list"`
+			}
+			var out struct {
+				Order  api.JobOrderView `json:"order"`
+				Bids   []api.JobBidView `json:"bids"`
+				Leases []leaseStatus    `json:"leases"`
+			}
+			if out.Order, err = client.View[api.JobOrderView](ctx, c, api.JobOrderPath(id), height); err != nil {
+				return err
+			}
+			if out.Bids, err = client.View[[]api.JobBidView](ctx, c, api.JobBidsPath(id), height); err != nil {
+				return err
+			}
+			for _, lid := range out.Order.LeaseIDs {
+				l, err := client.View[api.JobLeaseView](ctx, c, api.JobLeasePath(lid), height)
+				if err != nil {
+					return err
+				}
+				cps, err := client.View[[]api.JobCheckpointView](ctx, c, api.JobCheckpointsPath(lid), height)
+				if err != nil {
+					return err
+				}
+				out.Leases = append(out.Leases, leaseStatus{l, cps})
+			}
+			return p().print(out, func(w io.Writer) {
+				o := out.Order
+				fmt.Fprintf(w, "order %d: %s", o.ID, o.Status)
+				if o.Reason != "" {
+					fmt.Fprintf(w, " (%s)", o.Reason)
+				}
+				fmt.Fprintf(w, "\n  module %s, gas limit %d, max price %d uagr/Mgas, %d replica(s), deadline %d\n", o.ModuleHash, o.GasLimit, o.MaxPrice, o.Replication, o.Deadline)
+				if o.Status == "bidding" {
+					fmt.Fprintf(w, "  bids until height %d: %d\n", o.BidWindowEnd, len(out.Bids))
+				}
+				if o.MismatchIndex != 0 {
+					fmt.Fprintf(w, "  replicas disagree from checkpoint %d\n", o.MismatchIndex)
+				}
+				for _, l := range out.Leases {
+					fmt.Fprintf(w, "  lease %d: %s, provider %s at %d uagr/Mgas; %d checkpoints, %d steps, %d gas; paid %d of %d", l.ID, l.Status, l.Provider, l.Price, l.Checkpoints, l.Steps, l.GasUsed, l.Paid, l.Budget)
+					if l.OpenDispute != 0 {
+						fmt.Fprintf(w, "; dispute %d open", l.OpenDispute)
+					}
+					if len(l.ResultHash) > 0 {
+						fmt.Fprintf(w, "; result %s", l.ResultHash)
+					}
+					fmt.Fprintln(w)
+				}
+			})
+		}}
+
+	var owner, provider, st string
+	list := &cobra.Command{Use: "list", Short: "List orders (by --owner, default the --from key, or --status) or a provider's leases (--provider)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var path string
+			switch {
+			case provider != "":
+				ad, err := types.ParseAddress(provider)
+				if err != nil {
+					return err
+				}
+				path = api.JobLeasesByProviderPath(ad)
+			case st != "":
+				if _, ok := api.ParseJobStatus(st); !ok {
+					return fmt.Errorf("--status: unknown job status %q", st)
+				}
+				path = api.JobOrdersByStatusPath(st)
+			default:
+				ad, err := ownerAddr(g, f, owner)
+				if err != nil {
+					return err
+				}
+				path = api.JobOrdersByOwnerPath(ad)
+			}
+			c, ctx, cancel, err := dial(cmd)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			if provider != "" {
+				ls, err := client.View[[]api.JobLeaseView](ctx, c, path, height)
+				if err != nil {
+					return err
+				}
+				return p().print(ls, func(w io.Writer) {
+					for _, l := range ls {
+						fmt.Fprintf(w, "lease %d (order %d): %s, %d checkpoints, paid %d of %d\n", l.ID, l.OrderID, l.Status, l.Checkpoints, l.Paid, l.Budget)
+					}
+				})
+			}
+			ords, err := client.View[[]api.JobOrderView](ctx, c, path, height)
+			if err != nil {
+				return err
+			}
+			return p().print(ords, func(w io.Writer) {
+				for _, o := range ords {
+					fmt.Fprintf(w, "order %d: %s, %d replica(s), leases %v\n", o.ID, o.Status, o.Replication, o.LeaseIDs)
+				}
+			})
+		}}
+	list.Flags().StringVar(&owner, "owner", "", "orders of this address (default: the --from key's)")
+	list.Flags().StringVar(&provider, "provider", "", "leases of this provider")
+	list.Flags().StringVar(&st, "status", "", "orders in this status: bidding, running, done, unmatched, cancelled, ended")
+
+	cancelCmd := &cobra.Command{Use: "cancel ORDER_ID", Short: "Cancel your order: committed work stays paid, the rest of the escrow comes back", Args: cobra.ExactArgs(1),
+		RunE: send(func(a []string) (any, error) {
+			id, err := u64(a[0], "order id")
+			return &types.MsgCancelJob{OrderId: id}, err
+		})}
+	dispute := &cobra.Command{Use: "dispute LEASE_ID CHECKPOINT_INDEX", Short: "Challenge a checkpoint (as the owner, a validator or another replica's provider), escrowing the dispute bond", Args: cobra.ExactArgs(2),
+		RunE: send(func(a []string) (any, error) {
+			lease, err := u64(a[0], "lease id")
+			if err != nil {
+				return nil, err
+			}
+			idx, err := u64(a[1], "checkpoint index")
+			return &types.MsgChallengeCheckpoint{LeaseId: lease, Index: idx}, err
+		})}
+	bid := &cobra.Command{Use: "bid ORDER_ID PRICE COLLATERAL", Short: "Bid on an order (as a provider with the wasm capability): price in uagr per million gas; the collateral is locked now", Args: cobra.ExactArgs(3),
+		RunE: send(func(a []string) (any, error) {
+			id, err := u64(a[0], "order id")
+			if err != nil {
+				return nil, err
+			}
+			price, err := u64(a[1], "price")
+			if err != nil {
+				return nil, err
+			}
+			coll, err := u64(a[2], "collateral")
+			return &types.MsgBidJob{OrderId: id, Price: price, Collateral: coll}, err
+		})}
+	var done bool
+	var result string
+	checkpoint := &cobra.Command{Use: "checkpoint LEASE_ID INDEX STEPS GAS_USED STATE_HASH", Short: "Commit a lease's next checkpoint (as its provider); --done --result HASH for the last", Args: cobra.ExactArgs(5),
+		RunE: send(func(a []string) (any, error) {
+			var n [4]uint64
+			for i, what := range []string{"lease id", "index", "steps", "gas used"} {
+				v, err := u64(a[i], what)
+				if err != nil {
+					return nil, err
+				}
+				n[i] = v
+			}
+			state, err := hex32(a[4], "state hash")
+			if err != nil {
+				return nil, err
+			}
+			m := &types.MsgCommitCheckpoint{LeaseId: n[0], Index: n[1], Steps: n[2], GasUsed: n[3], StateHash: state, Done: done}
+			if result != "" {
+				if m.ResultHash, err = hex32(result, "--result"); err != nil {
+					return nil, err
+				}
+			}
+			return m, nil
+		})}
+	checkpoint.Flags().BoolVar(&done, "done", false, "the job finished: this is the last checkpoint")
+	checkpoint.Flags().StringVar(&result, "result", "", "the result's hash (with --done)")
+	bisect := &cobra.Command{Use: "bisect DISPUTE_ID HASH...", Short: "Post the k-1 inner state hashes of the disputed interval (as the defender)", Args: cobra.MinimumNArgs(2),
+		RunE: send(func(a []string) (any, error) {
+			id, err := u64(a[0], "dispute id")
+			if err != nil {
+				return nil, err
+			}
+			m := &types.MsgBisect{DisputeId: id}
+			for _, s := range a[1:] {
+				h, err := hex32(s, "hash")
+				if err != nil {
+					return nil, err
+				}
+				m.Hashes = append(m.Hashes, h)
+			}
+			return m, nil
+		})}
+	pick := &cobra.Command{Use: "pick DISPUTE_ID PART", Short: "Name the first part whose end state you dispute (as the challenger)", Args: cobra.ExactArgs(2),
+		RunE: send(func(a []string) (any, error) {
+			id, err := u64(a[0], "dispute id")
+			if err != nil {
+				return nil, err
+			}
+			part, err := u64(a[1], "part")
+			if err == nil && part > jobs.MaxBisectHashes {
+				err = fmt.Errorf("part %d: at most %d", part, jobs.MaxBisectHashes)
+			}
+			return &types.MsgPickInterval{DisputeId: id, Part: uint32(part)}, err
+		})}
+	vote := &cobra.Command{Use: "vote DISPUTE_ID POST_STATE_HASH", Short: "Vote the state you computed for a dispute's single step (as a bonded validator)", Args: cobra.ExactArgs(2),
+		RunE: send(func(a []string) (any, error) {
+			id, err := u64(a[0], "dispute id")
+			if err != nil {
+				return nil, err
+			}
+			h, err := hex32(a[1], "post-state hash")
+			return &types.MsgVoteStep{DisputeId: id, PostStateHash: h}, err
+		})}
+	cmd.AddCommand(submit, status, list, cancelCmd, dispute, bid, checkpoint, bisect, pick, vote)
+	return cmd
+}
+
+// ownerAddr is --owner, or the --from key's address.
+func ownerAddr(g *globals, f *txFlags, owner string) (types.Address, error) {
+	if owner != "" {
+		return types.ParseAddress(owner)
+	}
+	if f.from == "" {
+		return nil, fmt.Errorf("give --owner ADDRESS, --from KEY, --status or --provider")
+	}
+	priv, err := keyFrom(g.home, f.backend, f.from)
+	if err != nil {
+		return nil, err
+	}
+	return types.AddressFromPubKey(priv.Public().(ed25519.PublicKey)), nil
+}

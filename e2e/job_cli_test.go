@@ -1,0 +1,157 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
+)
+
+// TestJobCLI drives the job market through the agora binary on a real
+// node: the owner submits an order for a module file, a provider with the
+// wasm capability bids, the chain clears the order after the bid window,
+// the provider commits its checkpoints, and the owner's and provider's
+// balances move by exactly the gas price of the work (the fee pool taking
+// its share); refusals carry the chain's reason.
+func TestJobCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("subprocess CLI test")
+	}
+	home := filepath.Join(t.TempDir(), "home")
+	ports := testnet.FreePorts(t, 3)
+	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
+	kr := []string{"--home", home, "--keyring", "test"}
+	var owner, prov struct{ Address string }
+	runJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
+	runJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
+	run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-jobs",
+		"--account", owner.Address+"=5000000000", "--account", prov.Address+"=5000000000",
+		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", apiAddr,
+		"--consensus.timeout_commit", "200ms")
+	p := startAgora(t, "start", "--home", home, "--log-level", "warn")
+	c, _ := client.New(rpc)
+	waitServing(t, c, p, 2)
+	node := []string{"--node", rpc}
+	job := func(from string, args ...string) map[string]any {
+		var res map[string]any
+		runJSON(t, &res, append(append(append([]string{"job"}, args...), "--from", from), append(kr, node...)...)...)
+		return res
+	}
+	balance := func(addr string) uint64 {
+		var acc struct{ Balance uint64 }
+		runJSON(t, &acc, append([]string{"query", "account", addr}, node...)...)
+		return acc.Balance
+	}
+	fee := func(res map[string]any) uint64 { return uint64(res["fee"].(float64)) }
+
+	var tx map[string]any
+	runJSON(t, &tx, append(append([]string{"tx", "provider", "bond", "100000000", "--from", "prov"}, kr...), node...)...)
+	runJSON(t, &tx, append(append([]string{"tx", "provider", "register", "--from", "prov", "--endpoint", "http://127.0.0.1:9000", "--capability", "wasm"}, kr...), node...)...)
+
+	module := filepath.Join(t.TempDir(), "job.wasm")
+	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	modHash := sha256.Sum256([]byte("\x00asm\x01\x00\x00\x00"))
+	owner0 := balance(owner.Address)
+	res := job("owner", "submit", "--module", module, "--gas", "10000000", "--max-price", "2000", "--collateral", "1000000",
+		"--bid-window", "3", "--deadline-in", "200", "--checkpoint-interval", "100")
+	ownerFees := fee(res)
+	submitHash := res["hash"].(string)
+	if ev := res["events"].(map[string]any); ev["order_id"] != "1" {
+		t.Fatalf("submit events %v", ev)
+	}
+	// A bid above the order's price is refused with the chain's reason
+	// (in its block: it costs its fee, nothing else).
+	prov0 := balance(prov.Address)
+	out := runFail(t, append(append([]string{"job", "bid", "1", "2001", "1000000", "--from", "prov"}, kr...), node...)...)
+	if !strings.Contains(out, "price 2001 above order 1's max_price 2000") {
+		t.Fatalf("bid above max: %s", out)
+	}
+	if b := balance(prov.Address); b != prov0 {
+		t.Fatalf("a refused bid cost %d", prov0-b)
+	}
+	provFees := fee(job("prov", "bid", "1", "1500", "1000000"))
+	var st struct {
+		Order struct {
+			Status     string
+			ModuleHash string   `json:"module_hash"`
+			LeaseIDs   []uint64 `json:"lease_ids"`
+		}
+		Leases []struct {
+			ID, Paid, Budget uint64
+			Status           string
+		}
+	}
+	poll.Until(t, 60*time.Second, "order 1 cleared", func() (bool, string) {
+		runJSON(t, &st, append([]string{"job", "status", "1"}, node...)...)
+		return st.Order.Status == "running", st.Order.Status
+	})
+	if st.Order.ModuleHash != hex.EncodeToString(modHash[:]) || len(st.Leases) != 1 || st.Leases[0].Budget != 15_000 {
+		t.Fatalf("order after clearing: %+v", st)
+	}
+	h := func(s string) string { x := sha256.Sum256([]byte(s)); return hex.EncodeToString(x[:]) }
+	provFees += fee(job("prov", "checkpoint", "1", "1", "100", "4000000", h("s100")))
+	before := balance(prov.Address)
+	out = runFail(t, append(append([]string{"job", "checkpoint", "1", "3", "200", "5000000", h("s200"), "--from", "prov"}, kr...), node...)...)
+	if !strings.Contains(out, "checkpoint 3 out of order: lease 1's next is 2") {
+		t.Fatalf("out of order: %s", out)
+	}
+	if b := balance(prov.Address); b != before {
+		t.Fatalf("a refused checkpoint cost %d", before-b)
+	}
+	provFees += fee(job("prov", "checkpoint", "1", "2", "150", "6000000", h("s150"), "--done", "--result", h("result")))
+	runJSON(t, &st, append([]string{"job", "status", "1"}, node...)...)
+	const paid = 6_000_000 * 1_500 / 1_000_000 // 9,000 uagr for 6M gas at 1,500 per million
+	if st.Order.Status != "done" || st.Leases[0].Paid != paid {
+		t.Fatalf("order after the final checkpoint: %+v", st)
+	}
+	if got, want := balance(owner.Address), owner0-ownerFees-paid; got != want {
+		t.Fatalf("owner balance %d, want %d", got, want)
+	}
+	// The provider: paid minus the 5 % market fee; its collateral is still
+	// locked for the challenge window.
+	if got, want := balance(prov.Address), prov0-provFees-1_000_000+paid-paid*500/10000; got != want {
+		t.Fatalf("provider balance %d, want %d", got, want)
+	}
+	var list []struct{ ID uint64 }
+	runJSON(t, &list, append(append([]string{"job", "list", "--from", "owner"}, kr...), node...)...)
+	if len(list) != 1 || list[0].ID != 1 {
+		t.Fatalf("list: %+v", list)
+	}
+	// The node's explorer names and describes the market's messages.
+	var etx struct {
+		Msg    string
+		Fields map[string]string
+	}
+	poll.Until(t, 60*time.Second, "the explorer to index the order", func() (bool, string) {
+		err := fetchJSON("http://"+apiAddr+"/explorer/api/tx/"+submitHash, &etx)
+		return err == nil && etx.Msg == "submit_job", fmt.Sprint(etx, err)
+	})
+	if etx.Fields["gas_limit"] != "10000000" || etx.Fields["module_hash"] != hex.EncodeToString(modHash[:]) {
+		t.Fatalf("explorer's submit_job: %+v", etx)
+	}
+	var ej struct {
+		Order  struct{ Status string }
+		Leases []struct {
+			CheckpointList []struct{ Index uint64 } `json:"checkpoint_list"`
+		}
+	}
+	if err := fetchJSON("http://"+apiAddr+"/explorer/api/job/1", &ej); err != nil || ej.Order.Status != "done" || len(ej.Leases) != 1 || len(ej.Leases[0].CheckpointList) != 2 {
+		t.Fatalf("explorer's job 1: %+v %v", ej, err)
+	}
+	var q struct{ Status string }
+	runJSON(t, &q, append([]string{"query", "job", "lease", "1"}, node...)...)
+	if q.Status != "done" {
+		t.Fatalf("query job lease: %+v", q)
+	}
+}
