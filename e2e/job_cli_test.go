@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/protocol/blob"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -61,7 +62,7 @@ func TestJobCLI(t *testing.T) {
 	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	modHash := sha256.Sum256([]byte("\x00asm\x01\x00\x00\x00"))
+	modHash := blob.Of([]byte("\x00asm\x01\x00\x00\x00")) // orders name blobs by protocol/blob ID
 	owner0 := balance(owner.Address)
 	res := job("owner", "submit", "--module", module, "--gas", "10000000", "--max-price", "2000", "--collateral", "1000000",
 		"--bid-window", "3", "--deadline-in", "200", "--checkpoint-interval", "100")

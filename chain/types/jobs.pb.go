@@ -153,8 +153,8 @@ func (DisputePhase) EnumDescriptor() ([]byte, []int) {
 // the jobs module account.
 type MsgSubmitJob struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
-	ModuleHash         []byte                 `protobuf:"bytes,1,opt,name=module_hash,json=moduleHash,proto3" json:"module_hash,omitempty"`                           // sha256 of the WASM module (32 bytes)
-	InputHashes        [][]byte               `protobuf:"bytes,2,rep,name=input_hashes,json=inputHashes,proto3" json:"input_hashes,omitempty"`                        // sha256 of each input blob (32 bytes each)
+	ModuleHash         []byte                 `protobuf:"bytes,1,opt,name=module_hash,json=moduleHash,proto3" json:"module_hash,omitempty"`                           // blob ID of the WASM module (protocol/blob, 32 bytes)
+	InputHashes        [][]byte               `protobuf:"bytes,2,rep,name=input_hashes,json=inputHashes,proto3" json:"input_hashes,omitempty"`                        // blob ID of each input (protocol/blob, 32 bytes each)
 	GasLimit           uint64                 `protobuf:"varint,3,opt,name=gas_limit,json=gasLimit,proto3" json:"gas_limit,omitempty"`                                // per replica
 	MemoryPages        uint32                 `protobuf:"varint,4,opt,name=memory_pages,json=memoryPages,proto3" json:"memory_pages,omitempty"`                       // 64 KiB pages
 	MaxPrice           uint64                 `protobuf:"varint,5,opt,name=max_price,json=maxPrice,proto3" json:"max_price,omitempty"`                                // uagr per million gas

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/keyring"
+	"github.com/agoranet/agora/protocol/blob"
 )
 
 // jobSubmitFlags are `agora job submit`'s order terms.
@@ -41,7 +44,7 @@ func (f *jobSubmitFlags) msg(height int64) (*types.MsgSubmitJob, error) {
 	case f.module != "" && f.moduleHash != "":
 		return nil, fmt.Errorf("give --module or --module-hash, not both")
 	case f.module != "":
-		if m.ModuleHash, err = hashFile(f.module); err != nil {
+		if m.ModuleHash, err = blobIDFile(f.module); err != nil {
 			return nil, fmt.Errorf("--module: %w", err)
 		}
 	case f.moduleHash != "":
@@ -52,7 +55,7 @@ func (f *jobSubmitFlags) msg(height int64) (*types.MsgSubmitJob, error) {
 		return nil, fmt.Errorf("--module FILE.wasm or --module-hash HEX is required")
 	}
 	for _, in := range f.inputs {
-		h, err := hashFile(in)
+		h, err := blobIDFile(in)
 		if err != nil {
 			return nil, fmt.Errorf("--input: %w", err)
 		}
@@ -142,10 +145,10 @@ func jobCmd(g *globals) *cobra.Command {
 			return broadcast(cmd.Context(), g, f, func([]string) (any, error) { return sf.msg(now) }, nil)
 		}}
 	fl := submit.Flags()
-	fl.StringVar(&sf.module, "module", "", "the job's WebAssembly module (its sha256 goes on chain)")
-	fl.StringVar(&sf.moduleHash, "module-hash", "", "or the module's sha256, hex")
-	fl.StringSliceVar(&sf.inputs, "input", nil, "an input blob (its sha256 goes on chain); repeatable")
-	fl.StringSliceVar(&sf.inputHashes, "input-hash", nil, "or an input blob's sha256, hex; repeatable")
+	fl.StringVar(&sf.module, "module", "", "the job's WebAssembly module (its blob ID goes on chain)")
+	fl.StringVar(&sf.moduleHash, "module-hash", "", "or the module's blob ID, hex")
+	fl.StringSliceVar(&sf.inputs, "input", nil, "an input file (its blob ID goes on chain); repeatable")
+	fl.StringSliceVar(&sf.inputHashes, "input-hash", nil, "or an input's blob ID, hex; repeatable")
 	fl.Uint64Var(&sf.gas, "gas", 1_000_000_000, "gas limit per replica")
 	fl.Uint32Var(&sf.memoryPages, "memory-pages", 256, "memory limit in 64 KiB pages")
 	fl.Uint64Var(&sf.maxPrice, "max-price", 1_000, "the most you pay, uagr per million gas")
@@ -380,4 +383,20 @@ func ownerAddr(g *globals, f *txFlags, owner string) (types.Address, error) {
 		return nil, err
 	}
 	return types.AddressFromPubKey(priv.Public().(ed25519.PublicKey)), nil
+}
+
+// blobIDFile is the protocol/blob ID of a file: what an order names its
+// module and inputs by, and what providers check the bytes against.
+func blobIDFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := blob.Compute(bufio.NewReaderSize(f, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	id := m.ID()
+	return id[:], nil
 }
