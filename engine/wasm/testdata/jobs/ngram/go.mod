@@ -1,0 +1,3 @@
+module example.com/ngram
+
+go 1.26

@@ -1,0 +1,3 @@
+module example.com/raytrace
+
+go 1.26
