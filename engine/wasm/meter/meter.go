@@ -194,7 +194,12 @@ func parse(wasm []byte) (*module, error) {
 			return nil, fmt.Errorf("section %d: %w", id, err)
 		}
 		if id == 0 {
-			continue // custom sections carry no semantics; dropped
+			// Custom sections carry no semantics and are dropped, but
+			// must still be well formed.
+			if _, err := (&reader{b: payload}).name(); err != nil {
+				return nil, fmt.Errorf("custom section name: %w", err)
+			}
+			continue
 		}
 		rk, ok := rank[id]
 		if !ok {
