@@ -3,14 +3,13 @@ package wasm
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/agoranet/agora/engine/wasm/examples"
 )
 
 var (
-	buildDir  string
 	buildMu   sync.Mutex
 	built     = map[string][]byte{}
 	engines   = map[bool]*Engine{}
@@ -18,21 +17,14 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "agora-wasm-jobs-")
-	if err != nil {
-		panic(err)
-	}
-	buildDir = dir
 	code := m.Run()
 	for _, e := range engines {
 		_ = e.Close(context.Background())
 	}
-	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-// example builds testdata/jobs/<name> for wasip1 once per test binary: as a
-// c-shared module (the job ABI) unless it is a plain command.
+// example builds an example job once per test binary.
 func example(t testing.TB, name string) []byte {
 	t.Helper()
 	buildMu.Lock()
@@ -40,22 +32,7 @@ func example(t testing.TB, name string) []byte {
 	if b, ok := built[name]; ok {
 		return b
 	}
-	src, err := filepath.Abs(filepath.Join("testdata", "jobs", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(buildDir, name+".wasm")
-	args := []string{"build", "-trimpath", "-o", out}
-	if name != "echo" {
-		args = append(args, "-buildmode=c-shared")
-	}
-	cmd := exec.Command("go", append(args, ".")...)
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "GOFLAGS=")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", name, err, b)
-	}
-	b, err := os.ReadFile(out)
+	b, err := examples.Build(context.Background(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

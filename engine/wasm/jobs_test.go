@@ -52,6 +52,11 @@ func TestExamplesSameOnInterpreterAndCompiler(t *testing.T) {
 				t.Fatalf("stdout lacks the top bigram:\n%s", out)
 			}
 		}},
+		{"memtouch", Job{Args: []string{"2", "3", "1000"}, Gas: 1 << 40, CheckpointEvery: 1}, func(t *testing.T, out []byte) {
+			if !strings.HasPrefix(string(out), "memtouch 2 MiB 3 steps checksum ") {
+				t.Fatalf("stdout: %q", out)
+			}
+		}},
 		{"echo", Job{Args: []string{"a b", "c"}, Stdin: []byte("in!"), Inputs: []Blob{{Name: "f.txt", Data: []byte("data")}}, Gas: 1 << 40}, func(t *testing.T, out []byte) {
 			for _, want := range []string{
 				`args [job a b c]`, `env []`, `stdin "in!"`, `file f.txt "data" <nil>`, `mode=-rw------- mtime=1767225600000000000`,

@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command echo is a plain WASI command used by the runtime's tests: it
 // prints what a job can observe — arguments, environment, stdin, the input
 // files, the clock, random bytes — so a test can check each is a function

@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command raytrace is an example compute job (the job ABI): it renders a
 // small scene of spheres with shadows and reflections, a few rows per step,
 // and writes the image as a PNG to stdout when done. Arguments: width

@@ -1,3 +1,5 @@
+//go:build wasip1
+
 // Command ngram is an example compute job (the job ABI) of batch data
 // processing: it counts words and word bigrams of a text corpus, a chunk of
 // lines per step, and prints the most frequent of each to stdout when done.

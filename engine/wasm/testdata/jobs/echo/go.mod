@@ -1,3 +1,0 @@
-module example.com/echo
-
-go 1.26

@@ -1,3 +1,0 @@
-module example.com/ngram
-
-go 1.26

@@ -1,3 +1,0 @@
-module example.com/raytrace
-
-go 1.26
