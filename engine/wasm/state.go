@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/agoranet/agora/chain/merkle"
 	"github.com/agoranet/agora/engine/wasm/meter"
@@ -160,20 +162,27 @@ func (c *hashCache) pageIDs(mem []byte) [][32]byte {
 	if len(c.prev) < len(mem) {
 		c.prev = append(c.prev, make([]byte, len(mem)-len(c.prev))...)
 	}
+	fresh := len(c.ids)
 	for len(c.ids) < n {
 		c.ids = append(c.ids, [32]byte{})
-		// A fresh page: force a hash by making the cached copy differ.
-		i := len(c.ids) - 1
-		c.ids[i] = sha256.Sum256(mem[i*PageSize : (i+1)*PageSize])
-		copy(c.prev[i*PageSize:], mem[i*PageSize:(i+1)*PageSize])
 	}
-	for i := 0; i < n; i++ {
-		cur, old := mem[i*PageSize:(i+1)*PageSize], c.prev[i*PageSize:(i+1)*PageSize]
-		if !bytes.Equal(cur, old) {
-			c.ids[i] = sha256.Sum256(cur)
-			copy(old, cur)
-		}
+	// Pages are independent: split them over the CPUs.
+	workers := min(runtime.GOMAXPROCS(0), max(1, n/16))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				cur, old := mem[i*PageSize:(i+1)*PageSize], c.prev[i*PageSize:(i+1)*PageSize]
+				if i >= fresh || !bytes.Equal(cur, old) {
+					c.ids[i] = sha256.Sum256(cur)
+					copy(old, cur)
+				}
+			}
+		}(n*w/workers, n*(w+1)/workers)
 	}
+	wg.Wait()
 	return c.ids[:n]
 }
 
@@ -207,6 +216,9 @@ func (in *Instance) Digest() Digest {
 		HostHash:    hostHash(in.host.stdin.off, in.host.rand.off, in.host.stdout.Bytes(), in.host.stderr.Bytes()),
 	}
 }
+
+// PageHashes returns sha256 of each memory page as of the last state hash.
+func (in *Instance) PageHashes() [][32]byte { return append([][32]byte(nil), in.cache.ids...) }
 
 // StateHash is the current state's hash.
 func (in *Instance) StateHash() [32]byte { return in.Digest().Hash() }

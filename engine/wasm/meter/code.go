@@ -224,17 +224,46 @@ func (m *module) rewrite(body []byte, ft funcType, inj injected) ([]byte, error)
 		return nil, fmt.Errorf("%d bytes after the body's end", len(r.b)-r.pos)
 	}
 
-	// Segment costs: a segment starts at the body's first instruction and
-	// after every block, loop, if, else and end.
+	// Segment costs. A segment is charged once, at its first instruction,
+	// for all it holds. Code that can be entered other than by falling in
+	// from above starts a segment: the body's first instruction, a loop's
+	// body (the target of its back edges), the arms of an if, and the
+	// code after a block's or if's end (the target of branches out). A
+	// block's body continues the segment it is in, and the code after a
+	// loop continues the segment that entered the loop: both only run
+	// when that segment ran. A branch out of a segment leaves it charged
+	// in full, so a run may pay for a few instructions it skipped; the
+	// charge is still a function of the path taken.
 	cost := make([]int64, len(insts))
 	seg := 0
+	type open struct {
+		loop  bool
+		outer int // the segment the construct was entered from
+	}
+	stack := []open{}
 	for i, in := range insts {
 		cost[seg] += m.weight(in)
 		switch in.op {
-		case 0x02, 0x03, 0x04, 0x05, 0x0b:
+		case 0x02:
+			stack = append(stack, open{outer: seg})
+		case 0x03:
+			stack = append(stack, open{loop: true, outer: seg})
 			seg = i + 1
-			if seg == len(insts) {
-				seg = i // after the final end: nothing left
+		case 0x04:
+			stack = append(stack, open{outer: seg})
+			seg = i + 1
+		case 0x05:
+			seg = i + 1
+		case 0x0b:
+			if len(stack) == 0 { // the function's end
+				break
+			}
+			top := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if top.loop {
+				seg = top.outer
+			} else {
+				seg = i + 1
 			}
 		}
 	}
@@ -243,19 +272,31 @@ func (m *module) rewrite(body []byte, ft funcType, inj injected) ([]byte, error)
 	out := appendU32(make([]byte, 0, len(body)*2+64), nDecl+3)
 	out = append(out, body[declStart:declEnd]...)
 	out = append(out, 1, I32, 1, F32, 1, F64)
-	// Prologue: depth++, trap past the limit.
-	out = append(out, 0x23)
-	out = appendU32(out, inj.depth)
-	out = append(out, 0x41, 0x01, 0x6a, 0x24)
-	out = appendU32(out, inj.depth)
-	out = append(out, 0x23)
-	out = appendU32(out, inj.depth)
-	out = append(out, 0x41)
-	out = appendS64(out, MaxCallDepth)
-	out = append(out, 0x4b, 0x04, 0x40, 0x00, 0x0b)
-	// The body, in a block of the function's result type.
-	out = append(out, 0x02)
-	out = append(out, m.blockTypeFor(ft.results)...)
+	// A leaf (a function that calls nothing) cannot deepen the stack past
+	// itself: it skips the depth count, so the real depth is at most one
+	// frame over MaxCallDepth (plus the pass's own helpers).
+	leaf := true
+	for _, in := range insts {
+		if in.op == 0x10 || in.op == 0x11 {
+			leaf = false
+			break
+		}
+	}
+	if !leaf {
+		// Prologue: depth++, trap past the limit.
+		out = append(out, 0x23)
+		out = appendU32(out, inj.depth)
+		out = append(out, 0x41, 0x01, 0x6a, 0x24)
+		out = appendU32(out, inj.depth)
+		out = append(out, 0x23)
+		out = appendU32(out, inj.depth)
+		out = append(out, 0x41)
+		out = appendS64(out, MaxCallDepth)
+		out = append(out, 0x4b, 0x04, 0x40, 0x00, 0x0b)
+		// The body, in a block of the function's result type.
+		out = append(out, 0x02)
+		out = append(out, m.blockTypeFor(ft.results)...)
+	}
 	label := uint32(0)
 	last := len(insts) - 1
 	for i, in := range insts {
@@ -270,16 +311,23 @@ func (m *module) rewrite(body []byte, ft funcType, inj injected) ([]byte, error)
 		case 0x0b:
 			out = append(out, 0x0b)
 			if i == last {
-				// Epilogue: depth--, then the function's end.
-				out = append(out, 0x23)
-				out = appendU32(out, inj.depth)
-				out = append(out, 0x41, 0x01, 0x6b, 0x24)
-				out = appendU32(out, inj.depth)
-				out = append(out, 0x0b)
+				if !leaf {
+					// Epilogue: depth--, then the function's end.
+					out = append(out, 0x23)
+					out = appendU32(out, inj.depth)
+					out = append(out, 0x41, 0x01, 0x6b, 0x24)
+					out = appendU32(out, inj.depth)
+					out = append(out, 0x0b)
+				}
 			} else {
 				label--
 			}
-		case 0x0f: // return: branch to the wrapping block
+		case 0x0f:
+			if leaf {
+				out = append(out, raw...)
+				break
+			}
+			// return: branch to the wrapping block
 			out = append(out, 0x0c)
 			out = appendU32(out, label)
 		case 0x40: // memory.grow

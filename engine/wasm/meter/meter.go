@@ -2,23 +2,27 @@
 // rewrites a module's binary so that it meters itself, deterministically and
 // identically on any engine:
 //
-//   - gas: a mutable i64 global holds the gas remaining. Every basic block
-//     (a function's entry, and the code after each block, loop, if, else and
-//     end) starts by subtracting its static cost — the number of original
-//     instructions it holds, a call to an import counting ImportCallCost —
-//     and traps (unreachable) when the result is negative, which leaves the
-//     global negative: the runtime tells "out of gas" from any other trap by
-//     its sign. memory.grow becomes a call to an injected function that
-//     refuses growth past the memory cap (a global the runtime sets) and
-//     charges GrowPageCost per page granted; memory.fill and memory.copy
-//     charge one gas per BulkBytesPerGas bytes before they run.
-//   - call depth: a mutable i32 global counts frames; each function
-//     increments it on entry and traps past MaxCallDepth (leaving it above
-//     the limit, so the runtime can tell this trap too), and decrements it on
-//     every way out: the body is wrapped in a block of the function's result
-//     type and each `return` becomes a branch to that block. wazero's own
-//     stack limits differ between its interpreter and compiler; this one is
-//     reached first, on both.
+//   - gas: a mutable i64 global holds the gas remaining. Code is charged
+//     in segments, each at its first instruction for all it holds: the
+//     body's start, a loop's body, the arms of an if and the code after a
+//     block's or if's end start segments (they can be entered by a branch);
+//     a block's body and the code after a loop continue the segment they
+//     are in. A segment costs its original instructions (a call to an
+//     import counts ImportCallCost; end and else count nothing). The charge
+//     subtracts and traps (unreachable) when the result is negative, which
+//     leaves the global negative: the runtime tells "out of gas" from any
+//     other trap by its sign. memory.grow becomes a call to an injected
+//     function that refuses growth past the memory cap (a global the
+//     runtime sets) and charges GrowPageCost per page granted; memory.fill
+//     and memory.copy charge one gas per BulkBytesPerGas bytes first.
+//   - call depth: a mutable i32 global counts frames; each function that
+//     calls (leaves cannot deepen the stack further) increments it on entry
+//     and traps past MaxCallDepth (leaving it above the limit, so the
+//     runtime can tell this trap too), and decrements it on every way out:
+//     the body is wrapped in a block of the function's result type and each
+//     `return` becomes a branch to that block. wazero's own stack limits
+//     differ between its interpreter and compiler; this one is reached
+//     first, on both.
 //   - floats: after every float instruction that can produce a NaN (add,
 //     sub, mul, div, sqrt, min, max, ceil, floor, trunc, nearest, demote,
 //     promote), a NaN result is replaced by the canonical quiet NaN, since
