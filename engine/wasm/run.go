@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 )
 
 // Checkpoint is what a provider commits: after Step steps, GasUsed gas were
@@ -22,6 +23,25 @@ func (c Checkpoint) MarshalJSON() ([]byte, error) {
 		GasUsed uint64 `json:"gas_used"`
 		State   string `json:"state"`
 	}{c.Step, c.GasUsed, hex.EncodeToString(c.State[:])})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Checkpoint) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Step    uint64 `json:"step"`
+		GasUsed uint64 `json:"gas_used"`
+		State   string `json:"state"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	h, err := hex.DecodeString(v.State)
+	if err != nil || len(h) != 32 {
+		return fmt.Errorf("checkpoint state %q: want 64 hex digits", v.State)
+	}
+	c.Step, c.GasUsed = v.Step, v.GasUsed
+	copy(c.State[:], h)
+	return nil
 }
 
 // Result is a finished job: done, or failed deterministically.

@@ -345,10 +345,10 @@ func (m *module) rewrite(body []byte, ft funcType, inj injected) ([]byte, error)
 			}
 			out = append(out, raw...)
 		default:
-			out = append(out, raw...)
-			if t, ok := nanOp(in.op); ok {
+			if t, ok := m.observesFloat(in); ok {
 				out = appendCanon(out, t, s32)
 			}
+			out = append(out, raw...)
 		}
 	}
 	return out, nil

@@ -23,10 +23,12 @@
 //     `return` becomes a branch to that block. wazero's own stack limits
 //     differ between its interpreter and compiler; this one is reached
 //     first, on both.
-//   - floats: after every float instruction that can produce a NaN (add,
-//     sub, mul, div, sqrt, min, max, ceil, floor, trunc, nearest, demote,
-//     promote), a NaN result is replaced by the canonical quiet NaN, since
-//     the payload of such a NaN is left to the CPU by the spec.
+//   - floats: a NaN's sign and payload are left to the CPU by the spec
+//     (whether a result is a NaN is not), so wherever a float's bits become
+//     observable — a store, a reinterpret, a global.set, copysign's sign
+//     operand — a NaN is first replaced by the canonical quiet NaN.
+//     Arithmetic in between needs no rewriting: comparisons, conversions
+//     and further arithmetic treat every NaN alike.
 //   - state: every mutable global (the module's and the pass's own) and the
 //     memory are exported under reserved names, so the runtime can read and
 //     restore them for checkpoints; the start function is exported instead
@@ -835,14 +837,21 @@ var (
 	nan64 = [8]byte{0, 0, 0, 0, 0, 0, 0xf8, 0x7f}
 )
 
-// nanOp reports whether an opcode's result can be a NaN whose payload the
-// spec leaves open, and its type.
-func nanOp(op byte) (byte, bool) {
-	switch {
-	case op >= 0x8d && op <= 0x97, op == 0xb6: // f32 ceil..max, f32.demote_f64
+// observesFloat reports whether an instruction makes the bits of the float
+// on top of the stack observable, and its type: a store, a reinterpret, a
+// global.set (globals are state), copysign's sign operand. Whether a value
+// is a NaN is the same on every CPU; only a NaN's sign and payload are
+// not, and they matter only where the bits are seen.
+func (m *module) observesFloat(in instr) (byte, bool) {
+	switch in.op {
+	case 0x38, 0xbc, 0x98: // f32.store, i32.reinterpret_f32, f32.copysign
 		return F32, true
-	case op >= 0x9b && op <= 0xa5, op == 0xbb: // f64 ceil..max, f64.promote_f32
+	case 0x39, 0xbd, 0xa6: // f64.store, i64.reinterpret_f64, f64.copysign
 		return F64, true
+	case 0x24: // global.set
+		if t := m.globals[in.idx].typ; t == F32 || t == F64 {
+			return t, true
+		}
 	}
 	return 0, false
 }
