@@ -285,7 +285,11 @@ func (m *Module) Start(ctx context.Context, job Job) (*Instance, error) {
 		names = append(names, "init")
 	}
 	for _, name := range names {
-		if _, err := in.mod.ExportedFunction(name).Call(ctx); err != nil {
+		_, err := in.mod.ExportedFunction(name).Call(ctx)
+		if err == nil && int64(in.gas.Get()) < 0 {
+			err = errOutOfGas // ran out after the last check
+		}
+		if err != nil {
 			f := in.failure(name, err)
 			in.close(ctx)
 			return nil, f
@@ -293,6 +297,10 @@ func (m *Module) Start(ctx context.Context, job Job) (*Instance, error) {
 	}
 	return in, nil
 }
+
+// errOutOfGas stands for the trap a call that returned with its gas
+// negative did not reach (only function entries and loops check).
+var errOutOfGas = errors.New("out of gas")
 
 // Failure is a job's deterministic failed outcome: out of gas, a trap, a
 // call depth overflow, a nonzero exit, a bad step result.
@@ -359,6 +367,9 @@ func (in *Instance) Step(ctx context.Context) (more bool, err error) {
 		name = "_start"
 	}
 	res, err := in.mod.ExportedFunction(name).Call(ctx)
+	if err == nil && int64(in.gas.Get()) < 0 {
+		err = errOutOfGas // ran out after the last check
+	}
 	if err != nil {
 		var exit *sys.ExitError
 		if errors.As(err, &exit) && exit.ExitCode() == 0 && int64(in.gas.Get()) >= 0 {

@@ -50,7 +50,10 @@ type CheckpointRow struct {
 	DirtyPagesPct float64 `json:"dirty_pages_pct"` // pages a step changed, mean
 	OverheadPct   float64 `json:"overhead_pct"`    // checkpoint every step
 	SnapshotMs    float64 `json:"snapshot_ms"`     // copy out the whole state
-	ReplayMs      float64 `json:"replay_ms"`       // restore + one step + post-state hash
+	// IntervalFor10PctMs is the compute between checkpoints at which they
+	// cost 10 % of the run time.
+	IntervalFor10PctMs float64 `json:"interval_for_10pct_ms"`
+	ReplayMs           float64 `json:"replay_ms"` // restore + one step + post-state hash
 }
 
 // JobsResult is what `agora bench jobs` measured.
@@ -124,9 +127,7 @@ func RunJobs(ctx context.Context, o JobsOptions) (*JobsResult, error) {
 			row.Gas, row.Steps, meteredOut = in.GasUsed(), in.Steps(), in.Outputs()[0].Data
 			in.Close(ctx)
 			logf("  %s metered run %d/%d: %.1f ms, %d gas, %d steps", j.name, i+1, o.Repeat, msOf(d), row.Gas, row.Steps)
-		}
-		m.Close(ctx)
-		for i := 0; i < o.Repeat; i++ {
+			// The unmetered run right after, so both see the same load.
 			d, out, err := runUnmetered(ctx, bins[j.name], j.job)
 			if err != nil {
 				return nil, fmt.Errorf("%s unmetered: %w", j.name, err)
@@ -137,6 +138,7 @@ func RunJobs(ctx context.Context, o JobsOptions) (*JobsResult, error) {
 			plainOut = out
 			logf("  %s unmetered run %d/%d: %.1f ms", j.name, i+1, o.Repeat, msOf(d))
 		}
+		m.Close(ctx)
 		if !bytes.Equal(meteredOut, plainOut) {
 			return nil, fmt.Errorf("%s: metered and unmetered stdout differ", j.name)
 		}
@@ -209,6 +211,7 @@ func RunJobs(ctx context.Context, o JobsOptions) (*JobsResult, error) {
 				OverheadPct:   100 * float64(hashTime) / float64(stepTime),
 				SnapshotMs:    msOf(time.Since(snap)),
 			}
+			res.Checkpoint.IntervalFor10PctMs = 10 * res.Checkpoint.CheckpointMs
 		}
 		in.Close(ctx)
 		// Replay the step after pre on a fresh instance, as a referee would.
@@ -231,8 +234,8 @@ func RunJobs(ctx context.Context, o JobsOptions) (*JobsResult, error) {
 		if j.name == "memtouch" {
 			res.Checkpoint.ReplayMs = best
 			c := res.Checkpoint
-			logf("memtouch (%.0f MiB): step %.1f ms, first hash %.1f ms, checkpoint %.1f ms (%.0f %% pages dirty): %.1f %% of run time at one checkpoint per step; snapshot %.1f ms",
-				c.MemoryMiB, c.StepMs, c.FirstHashMs, c.CheckpointMs, c.DirtyPagesPct, c.OverheadPct, c.SnapshotMs)
+			logf("memtouch (%.0f MiB): step %.1f ms, first hash %.1f ms, checkpoint %.1f ms (%.0f %% pages dirty): %.1f %% of run time at one checkpoint per step, 10 %% at one per %.0f ms of compute; snapshot %.1f ms",
+				c.MemoryMiB, c.StepMs, c.FirstHashMs, c.CheckpointMs, c.DirtyPagesPct, c.OverheadPct, c.IntervalFor10PctMs, c.SnapshotMs)
 		}
 		logf("%s: replaying one step (restore + step + post-state hash) takes %.1f ms", j.name, best)
 		m.Close(ctx)

@@ -301,7 +301,11 @@ func (m *module) rewrite(body []byte, ft funcType, inj injected) ([]byte, error)
 	last := len(insts) - 1
 	for i, in := range insts {
 		if cost[i] > 0 {
-			out = appendCharge(out, inj.gas, cost[i])
+			// Only a function's entry and a loop's body check the
+			// balance: every unbounded path passes one of them, and
+			// the rest merely subtract.
+			check := i == 0 || insts[i-1].op == 0x03
+			out = appendCharge(out, inj.gas, cost[i], check)
 		}
 		raw := body[in.start:in.end]
 		switch in.op {

@@ -8,13 +8,16 @@
 //     block's or if's end start segments (they can be entered by a branch);
 //     a block's body and the code after a loop continue the segment they
 //     are in. A segment costs its original instructions (a call to an
-//     import counts ImportCallCost; end and else count nothing). The charge
-//     subtracts and traps (unreachable) when the result is negative, which
-//     leaves the global negative: the runtime tells "out of gas" from any
-//     other trap by its sign. memory.grow becomes a call to an injected
-//     function that refuses growth past the memory cap (a global the
-//     runtime sets) and charges GrowPageCost per page granted; memory.fill
-//     and memory.copy charge one gas per BulkBytesPerGas bytes first.
+//     import counts ImportCallCost; end and else count nothing). Charges at
+//     a function's entry and a loop's body then check the balance and trap
+//     (unreachable) when it is negative; the others only subtract, since
+//     every unbounded path passes a checked charge. The global stays
+//     negative: the runtime tells "out of gas" from any other trap by its
+//     sign, and treats a call that returns with it negative as out of gas
+//     too. memory.grow becomes a call to an injected function that
+//     refuses growth past the memory cap (a global the runtime sets) and
+//     charges GrowPageCost per page granted; memory.fill and memory.copy
+//     charge one gas per BulkBytesPerGas bytes first (both checked).
 //   - call depth: a mutable i32 global counts frames; each function that
 //     calls (leaves cannot deepen the stack further) increments it on entry
 //     and traps past MaxCallDepth (leaving it above the limit, so the
@@ -785,14 +788,18 @@ func (m *module) emit() ([]byte, error) {
 	return out, nil
 }
 
-// appendCharge appends the charge of a constant cost.
-func appendCharge(b []byte, gas uint32, cost int64) []byte {
+// appendCharge appends the charge of a constant cost, with the balance
+// check when check is set.
+func appendCharge(b []byte, gas uint32, cost int64, check bool) []byte {
 	b = append(b, 0x23)
 	b = appendU32(b, gas)
 	b = append(b, 0x42)
 	b = appendS64(b, cost)
 	b = append(b, 0x7d, 0x24) // i64.sub, global.set
 	b = appendU32(b, gas)
+	if !check {
+		return b
+	}
 	return appendGasCheck(b, gas)
 }
 
