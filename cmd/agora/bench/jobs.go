@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -17,13 +18,14 @@ import (
 
 // JobsOptions configure `agora bench jobs`.
 type JobsOptions struct {
-	Repeat      int // runs per timing; the fastest counts
-	Width       int // ray tracer image
-	Height      int //
-	CorpusBytes int // n-gram counter input (a generated text)
-	MemoryMiB   int // memtouch state
-	Steps       int // memtouch steps
-	Touches     int // memtouch writes per step
+	Repeat      int      // runs per timing; the fastest counts
+	Width       int      // ray tracer image
+	Height      int      //
+	CorpusBytes int      // n-gram counter input (a generated text)
+	MemoryMiB   int      // memtouch state
+	Steps       int      // memtouch steps
+	Touches     int      // memtouch writes per step
+	Only        []string // run only these jobs (default all)
 	Out         io.Writer
 }
 
@@ -88,6 +90,15 @@ func RunJobs(ctx context.Context, o JobsOptions) (*JobsResult, error) {
 		{"raytrace", wasm.Job{Args: []string{fmt.Sprint(o.Width), fmt.Sprint(o.Height), "16"}, Gas: wasm.MaxGas}},
 		{"ngram", wasm.Job{Args: []string{"20", "65536"}, Stdin: corpus, Gas: wasm.MaxGas}},
 		{"memtouch", wasm.Job{Args: []string{fmt.Sprint(o.MemoryMiB), fmt.Sprint(o.Steps), fmt.Sprint(o.Touches)}, Gas: wasm.MaxGas}},
+	}
+	if len(o.Only) > 0 {
+		kept := jobs[:0]
+		for _, j := range jobs {
+			if slices.Contains(o.Only, j.name) {
+				kept = append(kept, j)
+			}
+		}
+		jobs = kept
 	}
 	bins := map[string][]byte{}
 	for _, j := range jobs {

@@ -47,6 +47,7 @@ an auditor or referee does. Progress goes to stderr.`,
 	f.IntVar(&o.MemoryMiB, "memory-mib", 64, "memtouch state size")
 	f.IntVar(&o.Steps, "steps", 20, "memtouch steps")
 	f.IntVar(&o.Touches, "touches", 2_000_000, "memtouch random writes per step")
+	f.StringSliceVar(&o.Only, "only", nil, "run only these jobs (raytrace, ngram, memtouch)")
 	f.BoolVar(&asJSON, "json", false, "print the result as JSON on stdout")
 	return cmd
 }

@@ -269,9 +269,29 @@ func (m *module) rewrite(body []byte, ft funcType, inj injected) ([]byte, error)
 	}
 
 	s32 := uint32(nLocals)
-	out := appendU32(make([]byte, 0, len(body)*2+64), nDecl+3)
+	gasL := s32 + 3 // the function's copy of the gas global
+	out := appendU32(make([]byte, 0, len(body)*2+64), nDecl+4)
 	out = append(out, body[declStart:declEnd]...)
-	out = append(out, 1, I32, 1, F32, 1, F64)
+	out = append(out, 1, I32, 1, F32, 1, F64, 1, I64)
+	// The gas lives in a local while the function runs (a register, where
+	// the global is a memory access): loaded at entry and after each call,
+	// stored before each call and on the way out, and before the trap of
+	// an empty balance. After any other trap the global holds the balance
+	// at the last store — a fixed point of the code, so still a function
+	// of the path.
+	sync := func(b []byte) []byte { // local → global
+		b = append(b, 0x20)
+		b = appendU32(b, gasL)
+		b = append(b, 0x24)
+		return appendU32(b, inj.gas)
+	}
+	reload := func(b []byte) []byte { // global → local
+		b = append(b, 0x23)
+		b = appendU32(b, inj.gas)
+		b = append(b, 0x21)
+		return appendU32(b, gasL)
+	}
+	out = reload(out)
 	// A leaf (a function that calls nothing) cannot deepen the stack past
 	// itself: it skips the depth count, so the real depth is at most one
 	// frame over MaxCallDepth (plus the pass's own helpers).
@@ -293,10 +313,11 @@ func (m *module) rewrite(body []byte, ft funcType, inj injected) ([]byte, error)
 		out = append(out, 0x41)
 		out = appendS64(out, MaxCallDepth)
 		out = append(out, 0x4b, 0x04, 0x40, 0x00, 0x0b)
-		// The body, in a block of the function's result type.
-		out = append(out, 0x02)
-		out = append(out, m.blockTypeFor(ft.results)...)
 	}
+	// The body, in a block of the function's result type, so every way
+	// out passes the epilogue.
+	out = append(out, 0x02)
+	out = append(out, m.blockTypeFor(ft.results)...)
 	label := uint32(0)
 	last := len(insts) - 1
 	for i, in := range insts {
@@ -304,8 +325,21 @@ func (m *module) rewrite(body []byte, ft funcType, inj injected) ([]byte, error)
 			// Only a function's entry and a loop's body check the
 			// balance: every unbounded path passes one of them, and
 			// the rest merely subtract.
-			check := i == 0 || insts[i-1].op == 0x03
-			out = appendCharge(out, inj.gas, cost[i], check)
+			out = append(out, 0x20)
+			out = appendU32(out, gasL)
+			out = append(out, 0x42)
+			out = appendS64(out, cost[i])
+			out = append(out, 0x7d) // i64.sub
+			if i == 0 || insts[i-1].op == 0x03 {
+				out = append(out, 0x22) // local.tee
+				out = appendU32(out, gasL)
+				out = append(out, 0x42, 0x00, 0x53, 0x04, 0x40) // i64.const 0, i64.lt_s, if
+				out = sync(out)
+				out = append(out, 0x00, 0x0b) // unreachable, end
+			} else {
+				out = append(out, 0x21) // local.set
+				out = appendU32(out, gasL)
+			}
 		}
 		raw := body[in.start:in.end]
 		switch in.op {
@@ -315,37 +349,41 @@ func (m *module) rewrite(body []byte, ft funcType, inj injected) ([]byte, error)
 		case 0x0b:
 			out = append(out, 0x0b)
 			if i == last {
+				// Epilogue: store the gas, depth--, the function's end.
+				out = sync(out)
 				if !leaf {
-					// Epilogue: depth--, then the function's end.
 					out = append(out, 0x23)
 					out = appendU32(out, inj.depth)
 					out = append(out, 0x41, 0x01, 0x6b, 0x24)
 					out = appendU32(out, inj.depth)
-					out = append(out, 0x0b)
 				}
+				out = append(out, 0x0b)
 			} else {
 				label--
 			}
-		case 0x0f:
-			if leaf {
-				out = append(out, raw...)
-				break
-			}
-			// return: branch to the wrapping block
+		case 0x0f: // return: branch to the wrapping block
 			out = append(out, 0x0c)
 			out = appendU32(out, label)
+		case 0x10, 0x11: // calls see and update the global
+			out = sync(out)
+			out = append(out, raw...)
+			out = reload(out)
 		case 0x40: // memory.grow
+			out = sync(out)
 			out = append(out, 0x10)
 			out = appendU32(out, inj.grow)
+			out = reload(out)
 		case 0xfc:
 			if in.sub == 10 || in.sub == 11 {
 				// n is on top: charge n / BulkBytesPerGas first.
+				out = sync(out)
 				out = append(out, 0x22)
 				out = appendU32(out, s32)
 				out = append(out, 0x20)
 				out = appendU32(out, s32)
 				out = append(out, 0xad, 0x42, 0x06, 0x88, 0x10) // i64.extend_i32_u, i64.const 6, i64.shr_u, call
 				out = appendU32(out, inj.charge)
+				out = reload(out)
 			}
 			out = append(out, raw...)
 		default:

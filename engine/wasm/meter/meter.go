@@ -11,7 +11,13 @@
 //     import counts ImportCallCost; end and else count nothing). Charges at
 //     a function's entry and a loop's body then check the balance and trap
 //     (unreachable) when it is negative; the others only subtract, since
-//     every unbounded path passes a checked charge. The global stays
+//     every unbounded path passes a checked charge. While a function runs
+//     the balance lives in a local (a register): loaded at entry and after
+//     each call, stored back before each call, on the way out and before
+//     the out-of-gas trap — so host functions (the clock) see it exact.
+//     After any other trap the global holds the balance of the last store,
+//     a fixed point of the code: deterministic, if not the path's exact
+//     cost. The global stays
 //     negative: the runtime tells "out of gas" from any other trap by its
 //     sign, and treats a call that returns with it negative as out of gas
 //     too. memory.grow becomes a call to an injected function that
