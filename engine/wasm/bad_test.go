@@ -182,6 +182,12 @@ func TestGoJobOutOfGasAndBadRestore(t *testing.T) {
 		t.Fatal(fails[0].Error())
 	}
 
+	// A job holding a file open across steps fails after init.
+	r, err := compile(t, false, example(t, "memtouch")).Run(ctx, Job{Args: []string{"1", "2", "10", "leak"}, Gas: 1 << 40})
+	if err != nil || r.Failure == nil || r.Failure.Reason != "1 files left open at the end of a step (a step must close the files it opens)" || r.Failure.Phase != "init" {
+		t.Fatalf("leaking a file: %v %+v", err, r.Failure)
+	}
+
 	m := compile(t, false, example(t, "raytrace"))
 	job.Gas = 1 << 40
 	in, err := m.Start(ctx, job)

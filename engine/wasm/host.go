@@ -16,13 +16,22 @@ type host struct {
 	rand   *randStream
 	stdout capped
 	stderr capped
+	in     *memFS // /in, read-only
+	out    *memFS // /out, the result files
 }
 
 func newHost(job Job) *host {
-	h := &host{stdin: &offsetReader{data: job.Stdin}, rand: &randStream{seed: job.Seed}}
-	h.stdout.peer, h.stderr.peer = &h.stderr, &h.stdout
+	h := &host{
+		stdin: &offsetReader{data: job.Stdin}, rand: &randStream{seed: job.Seed},
+		in: newMemFS(job.Inputs, true), out: newMemFS(nil, false),
+	}
+	h.stdout.total, h.stderr.total = h.outputBytes, h.outputBytes
+	h.out.cap = h.outputBytes
 	return h
 }
+
+// outputBytes is all the job has written: stdout, stderr and /out.
+func (h *host) outputBytes() int { return h.stdout.Len() + h.stderr.Len() + h.out.size() }
 
 // offsetReader is stdin: a byte string and how much of it was read.
 type offsetReader struct {
@@ -62,14 +71,14 @@ func (r *randStream) Read(p []byte) (int, error) {
 
 var errOutputFull = errors.New("job output over its cap")
 
-// capped is an output stream; stdout and stderr share MaxOutputBytes.
+// capped is an output stream; all outputs share MaxOutputBytes.
 type capped struct {
 	bytes.Buffer
-	peer *capped
+	total func() int
 }
 
 func (c *capped) Write(p []byte) (int, error) {
-	if c.Len()+c.peer.Len()+len(p) > MaxOutputBytes {
+	if c.total()+len(p) > MaxOutputBytes {
 		return 0, errOutputFull
 	}
 	return c.Buffer.Write(p)

@@ -28,12 +28,15 @@ func TestExamplesSameOnInterpreterAndCompiler(t *testing.T) {
 	cases := []struct {
 		name  string
 		job   Job
-		check func(t *testing.T, stdout []byte)
+		check func(t *testing.T, r *Result)
 	}{
-		{"raytrace", Job{Args: []string{"48", "32", "5"}, Gas: 1 << 40, CheckpointEvery: 2}, func(t *testing.T, out []byte) {
-			img, err := png.Decode(bytes.NewReader(out))
+		{"raytrace", Job{Args: []string{"48", "32", "5"}, Gas: 1 << 40, CheckpointEvery: 2}, func(t *testing.T, r *Result) {
+			if got := string(outputs(r)["stdout"]); got != "rendered /out/render.png 48x32\n" {
+				t.Fatalf("stdout %q", got)
+			}
+			img, err := png.Decode(bytes.NewReader(outputs(r)["out/render.png"]))
 			if err != nil {
-				t.Fatalf("stdout is not a PNG: %v", err)
+				t.Fatalf("out/render.png is not a PNG: %v", err)
 			}
 			if b := img.Bounds(); b.Dx() != 48 || b.Dy() != 32 {
 				t.Fatalf("image %v, want 48x32", b)
@@ -43,7 +46,8 @@ func TestExamplesSameOnInterpreterAndCompiler(t *testing.T) {
 				t.Fatalf("top-left pixel %d,%d,%d is not sky", r>>8, g>>8, b>>8)
 			}
 		}},
-		{"ngram", Job{Args: []string{"3", "40"}, Inputs: []Blob{{Name: "corpus.txt", Data: []byte(text)}}, Gas: 1 << 40, CheckpointEvery: 1}, func(t *testing.T, out []byte) {
+		{"ngram", Job{Args: []string{"3", "40"}, Inputs: []Blob{{Name: "corpus.txt", Data: []byte(text)}}, Gas: 1 << 40, CheckpointEvery: 1}, func(t *testing.T, r *Result) {
+			out := outputs(r)["stdout"]
 			want := "tokens 37 distinct 17 bigrams 30\nword\t10\tthe\nword\t4\tdog\nword\t4\tfox\nbigram\t2\tand the\n"
 			if !strings.HasPrefix(string(out), want) {
 				t.Fatalf("stdout:\n%s\nwant prefix:\n%s", out, want)
@@ -52,15 +56,20 @@ func TestExamplesSameOnInterpreterAndCompiler(t *testing.T) {
 				t.Fatalf("stdout lacks the top bigram:\n%s", out)
 			}
 		}},
-		{"memtouch", Job{Args: []string{"2", "3", "1000"}, Gas: 1 << 40, CheckpointEvery: 1}, func(t *testing.T, out []byte) {
+		{"memtouch", Job{Args: []string{"2", "3", "1000"}, Gas: 1 << 40, CheckpointEvery: 1}, func(t *testing.T, r *Result) {
+			out := outputs(r)["stdout"]
 			if !strings.HasPrefix(string(out), "memtouch 2 MiB 3 steps checksum ") {
 				t.Fatalf("stdout: %q", out)
 			}
 		}},
-		{"echo", Job{Args: []string{"a b", "c"}, Stdin: []byte("in!"), Inputs: []Blob{{Name: "f.txt", Data: []byte("data")}}, Gas: 1 << 40}, func(t *testing.T, out []byte) {
+		{"echo", Job{Args: []string{"a b", "c"}, Stdin: []byte("in!"), Inputs: []Blob{{Name: "f.txt", Data: []byte("data")}}, Gas: 1 << 40}, func(t *testing.T, r *Result) {
+			out := outputs(r)["stdout"]
+			if got := string(outputs(r)["out/echo.txt"]); got != "written by echo" {
+				t.Errorf("out/echo.txt: %q", got)
+			}
 			for _, want := range []string{
 				`args [job a b c]`, `env []`, `stdin "in!"`, `file f.txt "data" <nil>`, `mode=-rw------- mtime=1767225600000000000`,
-				`create in /in: true`, `host file: true`,
+				`create in /in: true`, `write /out: <nil>`, `host file: true`,
 			} {
 				if !strings.Contains(string(out), want) {
 					t.Errorf("stdout lacks %q:\n%s", want, out)
@@ -97,7 +106,7 @@ func TestExamplesSameOnInterpreterAndCompiler(t *testing.T) {
 				t.Fatalf("%d checkpoints, %d gas", len(a.Checkpoints), a.GasUsed)
 			}
 			t.Logf("%s: %d steps, %d gas, %d checkpoints, stdout %d bytes", c.name, a.Steps, a.GasUsed, len(a.Checkpoints), len(outputs(a)["stdout"]))
-			c.check(t, outputs(a)["stdout"])
+			c.check(t, a)
 			// A second run on the same engine repeats the first exactly.
 			r, err := compile(t, false, wasm).Run(ctx, c.job)
 			if err != nil || !reflect.DeepEqual(r, a) {
@@ -112,11 +121,15 @@ func TestExamplesSameOnInterpreterAndCompiler(t *testing.T) {
 // single replayed step gives the next checkpoint's hash.
 func TestSnapshotRestoreResume(t *testing.T) {
 	ctx := context.Background()
-	for _, name := range []string{"ngram", "raytrace"} {
+	for _, name := range []string{"ngram", "raytrace", "ngram-stdin"} {
 		t.Run(name, func(t *testing.T) {
 			job := Job{Args: []string{"3", "40"}, Inputs: []Blob{{Name: "corpus.txt", Data: []byte(text)}}, Gas: 1 << 40, CheckpointEvery: 1}
-			if name == "raytrace" {
+			switch name {
+			case "raytrace":
 				job = Job{Args: []string{"24", "16", "3"}, Gas: 1 << 40, CheckpointEvery: 1}
+			case "ngram-stdin": // the stdin offset is state
+				job = Job{Args: []string{"3", "40"}, Stdin: []byte(text), Gas: 1 << 40, CheckpointEvery: 1}
+				name = "ngram"
 			}
 			m := compile(t, false, example(t, name))
 			full, err := m.Run(ctx, job)

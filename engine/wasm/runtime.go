@@ -3,7 +3,8 @@
 // engine/wasm/meter (gas, call depth, NaN canonicalisation, exported
 // state); the runtime then gives it a virtual WASI whose every observable is
 // a function of (module, inputs, args, seed, state): arguments, read-only
-// input blobs under /in and as stdin, stdout and stderr captured, a clock
+// input blobs under /in and as stdin, stdout, stderr and the files written
+// under /out captured as results, a clock
 // that is the gas used so far, a random stream derived from the seed, no
 // environment, no network and nothing of the host's file system.
 //
@@ -21,11 +22,10 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
-	"testing/fstest"
-	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental/sysfs"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/tetratelabs/wazero/sys"
 
@@ -43,9 +43,6 @@ const (
 	// then advances one nanosecond per gas.
 	FixedWalltime = 1_767_225_600 // 2026-01-01T00:00:00Z
 )
-
-// epoch is the modification time of every input file.
-var epoch = time.Unix(FixedWalltime, 0).UTC()
 
 // ErrNoABI is returned for a module that exports neither init and step nor _start.
 var ErrNoABI = errors.New("module exports neither init and step (the job ABI) nor _start (a WASI command)")
@@ -205,10 +202,7 @@ func (m *Module) instantiate(ctx context.Context, job Job) (*Instance, error) {
 		return nil, fmt.Errorf("module's memory needs %d pages, over the job's cap of %d", m.info.MinPages, job.memCap())
 	}
 	in := &Instance{m: m, job: job, host: newHost(job), cache: &hashCache{}}
-	files := fstest.MapFS{}
-	for _, b := range job.Inputs {
-		files[b.Name] = &fstest.MapFile{Data: b.Data, Mode: 0o444, ModTime: epoch}
-	}
+	fsc := wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(in.host.in, "/in").(sysfs.FSConfig).WithSysFSMount(in.host.out, "/out")
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
@@ -221,7 +215,7 @@ func (m *Module) instantiate(ctx context.Context, job Job) (*Instance, error) {
 		WithNanotime(in.nanotime, 1).
 		WithNanosleep(func(int64) {}).
 		WithOsyield(func() {}).
-		WithFSConfig(wazero.NewFSConfig().WithFSMount(files, "/in"))
+		WithFSConfig(fsc)
 	mod, err := m.e.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("instantiate: %w", err)
@@ -295,6 +289,10 @@ func (m *Module) Start(ctx context.Context, job Job) (*Instance, error) {
 			return nil, f
 		}
 	}
+	if f := in.openFiles("init"); f != nil && !m.command {
+		in.close(ctx)
+		return nil, f
+	}
 	return in, nil
 }
 
@@ -337,6 +335,15 @@ func (in *Instance) failure(phase string, err error) *Failure {
 		f.Reason = "error: " + err.Error()
 	}
 	return f
+}
+
+// openFiles fails a job that holds files open between steps: a
+// descriptor's position is state the state hash does not cover.
+func (in *Instance) openFiles(phase string) *Failure {
+	if n := in.host.in.open + in.host.out.open; n > 0 {
+		return &Failure{Phase: phase, Reason: fmt.Sprintf("%d files left open at the end of a step (a step must close the files it opens)", n), GasUsed: in.gasUsed(), Step: in.steps}
+	}
+	return nil
 }
 
 func (in *Instance) close(ctx context.Context) {
@@ -394,6 +401,10 @@ func (in *Instance) Step(ctx context.Context) (more bool, err error) {
 		in.ended = true
 		return false, nil
 	case 1:
+		if f := in.openFiles(name); f != nil {
+			in.ended = true
+			return false, f
+		}
 		return true, nil
 	default:
 		in.ended = true
@@ -401,10 +412,15 @@ func (in *Instance) Step(ctx context.Context) (more bool, err error) {
 	}
 }
 
-// Outputs are the result blobs so far: stdout and stderr.
+// Outputs are the result blobs so far: stdout, stderr, then each file
+// written under /out as "out/<name>", by name.
 func (in *Instance) Outputs() []Blob {
-	return []Blob{
+	out := []Blob{
 		{Name: "stdout", Data: append([]byte(nil), in.host.stdout.Bytes()...)},
 		{Name: "stderr", Data: append([]byte(nil), in.host.stderr.Bytes()...)},
 	}
+	for _, b := range in.host.out.blobs() {
+		out = append(out, Blob{Name: "out/" + b.Name, Data: b.Data})
+	}
+	return out
 }

@@ -27,6 +27,7 @@ type State struct {
 	RandOffset  uint64
 	Stdout      []byte
 	Stderr      []byte
+	Files       []Blob // under /out, by name
 }
 
 // Digest is the state hash's preimage with memory reduced to its Merkle
@@ -37,7 +38,9 @@ type State struct {
 //	memory root = RFC 6962 root (chain/merkle) over sha256(page i), 64 KiB pages
 //	globals hash = sha256(value u64 of each mutable global but gas, by index)
 //	host hash = sha256(stdin offset u64 || random offset u64
-//	                   || sha256(stdout) || sha256(stderr))
+//	                   || sha256(stdout) || sha256(stderr) || files hash)
+//	files hash = sha256(for each /out file by name:
+//	                    name length u32 || name || sha256(content))
 //
 // All integers big-endian.
 type Digest struct {
@@ -72,13 +75,22 @@ func globalsHash(vals []uint64) [32]byte {
 	return sha256.Sum256(b)
 }
 
-func hostHash(stdinOff, randOff uint64, stdout, stderr []byte) [32]byte {
-	b := make([]byte, 0, 80)
+func hostHash(stdinOff, randOff uint64, stdout, stderr []byte, files []Blob) [32]byte {
+	b := make([]byte, 0, 112)
 	b = binary.BigEndian.AppendUint64(b, stdinOff)
 	b = binary.BigEndian.AppendUint64(b, randOff)
 	o, e := sha256.Sum256(stdout), sha256.Sum256(stderr)
 	b = append(b, o[:]...)
 	b = append(b, e[:]...)
+	var fb []byte
+	for _, f := range files {
+		fb = binary.BigEndian.AppendUint32(fb, uint32(len(f.Name)))
+		fb = append(fb, f.Name...)
+		h := sha256.Sum256(f.Data)
+		fb = append(fb, h[:]...)
+	}
+	fh := sha256.Sum256(fb)
+	b = append(b, fh[:]...)
 	return sha256.Sum256(b)
 }
 
@@ -97,7 +109,7 @@ func (s *State) Digest() Digest {
 		Steps: s.Steps, GasUsed: s.GasUsed, Pages: uint32(len(s.Memory) / PageSize),
 		MemoryRoot:  merkle.Root(pageIDs(s.Memory)),
 		GlobalsHash: globalsHash(s.Globals),
-		HostHash:    hostHash(s.StdinOffset, s.RandOffset, s.Stdout, s.Stderr),
+		HostHash:    hostHash(s.StdinOffset, s.RandOffset, s.Stdout, s.Stderr, s.Files),
 	}
 }
 
@@ -213,7 +225,7 @@ func (in *Instance) Digest() Digest {
 		Steps: in.steps, GasUsed: in.gasUsed(), Pages: uint32(len(mem) / PageSize),
 		MemoryRoot:  merkle.Root(in.cache.pageIDs(mem)),
 		GlobalsHash: globalsHash(in.globalValues()),
-		HostHash:    hostHash(in.host.stdin.off, in.host.rand.off, in.host.stdout.Bytes(), in.host.stderr.Bytes()),
+		HostHash:    hostHash(in.host.stdin.off, in.host.rand.off, in.host.stdout.Bytes(), in.host.stderr.Bytes(), in.host.out.blobs()),
 	}
 }
 
@@ -232,6 +244,7 @@ func (in *Instance) Snapshot() *State {
 		StdinOffset: in.host.stdin.off, RandOffset: in.host.rand.off,
 		Stdout: append([]byte(nil), in.host.stdout.Bytes()...),
 		Stderr: append([]byte(nil), in.host.stderr.Bytes()...),
+		Files:  in.host.out.blobs(),
 	}
 }
 
@@ -298,8 +311,17 @@ func (in *Instance) restore(s *State) error {
 	}
 	in.host.stdin.off = s.StdinOffset
 	in.host.rand.off = s.RandOffset
-	in.host.stdout.Write(s.Stdout)
-	in.host.stderr.Write(s.Stderr)
+	in.host.stdout.Buffer.Write(s.Stdout)
+	in.host.stderr.Buffer.Write(s.Stderr)
+	for i, f := range s.Files {
+		if i > 0 && s.Files[i-1].Name >= f.Name {
+			return errors.New("state's files are not sorted by name")
+		}
+		if n, errno := memName(f.Name); errno != 0 || n == "" {
+			return fmt.Errorf("state's file name %q is not a plain name", f.Name)
+		}
+		in.host.out.files[f.Name] = &memData{b: append([]byte(nil), f.Data...)}
+	}
 	in.steps = s.Steps
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"time"
 
@@ -270,8 +271,14 @@ func runUnmetered(ctx context.Context, bin []byte, job wasm.Job) (time.Duration,
 		return 0, nil, err
 	}
 	var stdout, stderr bytes.Buffer
+	outDir, err := os.MkdirTemp("", "agora-bench-jobs-out-")
+	if err != nil {
+		return 0, nil, err
+	}
+	defer os.RemoveAll(outDir)
 	cfg := wazero.NewModuleConfig().WithStartFunctions().WithArgs(append([]string{"job"}, job.Args...)...).
-		WithStdin(bytes.NewReader(job.Stdin)).WithStdout(&stdout).WithStderr(&stderr)
+		WithStdin(bytes.NewReader(job.Stdin)).WithStdout(&stdout).WithStderr(&stderr).
+		WithFSConfig(wazero.NewFSConfig().WithDirMount(outDir, "/out"))
 	t0 := time.Now()
 	mod, err := rt.InstantiateModule(ctx, cm, cfg)
 	if err != nil {

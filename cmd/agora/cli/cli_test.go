@@ -220,6 +220,14 @@ func TestJobRun(t *testing.T) {
 	if string(got) != want || rep.Results[0].Name != "stdout" || rep.Results[0].SHA256 != hex.EncodeToString(h[:]) {
 		t.Fatalf("stdout %q (results %+v), want %q", got, rep.Results, want)
 	}
+	// The ray tracer's PNG lands under out/.
+	code, stdout, stderr = runCLI("job", "run", "--example", "raytrace", "--out", out, "-q", "--", "8", "6", "3")
+	if code != 0 || !strings.Contains(stdout, "result   out/render.png ") {
+		t.Fatalf("raytrace: code %d\n%s\n%s", code, stdout, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "out", "render.png")); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("render.png: %v", err)
+	}
 	// Too little gas: a deterministic failure, exit 1.
 	code, stdout, stderr = runCLI("job", "run", "--example", "ngram", "--stdin", corpus, "--gas", "1000", "-q")
 	if code != 1 || !strings.Contains(stdout, "status   failed") || !strings.Contains(stderr, "Error: the job failed: out of gas") {

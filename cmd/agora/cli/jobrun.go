@@ -61,7 +61,8 @@ stream, the gas clock) and state hashes every --checkpoint-every steps. The
 module exports init and step (the job ABI) or is a plain WASI command
 (_start, one step). --example builds one of the example jobs (raytrace,
 ngram, memtouch, echo) with the local Go toolchain instead of --module.
-Results (stdout, stderr) are written to --out when given.`,
+Results (stdout, stderr, out/NAME for each file written under /out) are
+written to --out when given.`,
 		Example: `  agora job run --example raytrace --out /tmp/render -- 320 240 16
   agora job run --module ngram.wasm --input corpus.txt=brown.txt --checkpoint-every 10`,
 		Args: cobra.ArbitraryArgs,
@@ -140,7 +141,10 @@ Results (stdout, stderr) are written to --out when given.`,
 				h := sha256.Sum256(b.Data)
 				r := jobResultBlob{Name: b.Name, Bytes: len(b.Data), SHA256: hex.EncodeToString(h[:])}
 				if outDir != "" {
-					r.File = filepath.Join(outDir, b.Name)
+					r.File = filepath.Join(outDir, filepath.FromSlash(b.Name))
+					if err := os.MkdirAll(filepath.Dir(r.File), 0o755); err != nil {
+						return err
+					}
 					if err := os.WriteFile(r.File, b.Data, 0o644); err != nil {
 						return err
 					}

@@ -2,7 +2,7 @@
 // them for wasip1 with the local Go toolchain:
 //
 //   - raytrace: renders a scene of spheres a few rows per step and writes a
-//     PNG to stdout (the job ABI; Render's use case);
+//     PNG to /out/render.png (the job ABI; Render's use case);
 //   - ngram: counts words and bigrams of the files under /in or stdin, a
 //     chunk per step (the job ABI; batch data processing);
 //   - memtouch: a job with a large state (64 MiB by default), for the

@@ -44,6 +44,8 @@ func main() {
 	}
 	_, err = os.Create("/in/x")
 	fmt.Println("create in /in:", err != nil)
+	err = os.WriteFile("/out/echo.txt", []byte("written by echo"), 0o644)
+	fmt.Println("write /out:", err)
 	_, err = os.ReadFile("/etc/passwd")
 	fmt.Println("host file:", err != nil)
 	fmt.Println("now", time.Now().UnixNano())

@@ -5,7 +5,8 @@
 // with a pseudo-random sequence; each step applies touches read-modify-
 // writes at pseudo-random places, and the job prints the table's checksum
 // after steps steps. The benchmarks use it to measure checkpoints of a
-// 64 MiB memory. Arguments: MiB steps touches (default 64 20 200000).
+// 64 MiB memory. Arguments: MiB steps touches [leak] (default 64 20
+// 200000; "leak" keeps a file open across steps, which fails the job).
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o memtouch.wasm .
 package main
@@ -15,6 +16,8 @@ import (
 	"os"
 	"strconv"
 )
+
+var leaked *os.File
 
 var (
 	table                []uint64
@@ -42,6 +45,10 @@ func next() uint64 {
 func jobInit() {
 	mib := arg(1, 64)
 	steps, touches = arg(2, steps), arg(3, touches)
+	if len(os.Args) > 4 && os.Args[4] == "leak" {
+		// Hold a file open across steps: the runtime fails the job.
+		leaked, _ = os.Create("/out/leak")
+	}
 	table = make([]uint64, mib<<17)
 	for i := range table {
 		table[i] = next()

@@ -2,7 +2,7 @@
 
 // Command raytrace is an example compute job (the job ABI): it renders a
 // small scene of spheres with shadows and reflections, a few rows per step,
-// and writes the image as a PNG to stdout when done. Arguments: width
+// and writes the image as a PNG to /out/render.png when done. Arguments: width
 // height rows-per-step (default 160 120 8).
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o raytrace.wasm .
@@ -116,12 +116,22 @@ func jobStep() int32 {
 	if row < h {
 		return 1
 	}
-	bw := bufio.NewWriter(os.Stdout)
+	f, err := os.Create("/out/render.png")
+	if err != nil {
+		os.Stderr.WriteString(err.Error())
+		os.Exit(1)
+	}
+	bw := bufio.NewWriter(f)
 	if err := png.Encode(bw, img); err != nil {
 		os.Stderr.WriteString(err.Error())
 		os.Exit(1)
 	}
-	bw.Flush()
+	if err := bw.Flush(); err != nil {
+		os.Stderr.WriteString(err.Error())
+		os.Exit(1)
+	}
+	f.Close()
+	os.Stdout.WriteString("rendered /out/render.png " + strconv.Itoa(w) + "x" + strconv.Itoa(h) + "\n")
 	return 0
 }
 
