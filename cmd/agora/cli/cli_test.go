@@ -2,6 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -184,5 +187,53 @@ func TestHomeSnapshotUndo(t *testing.T) {
 		if exists(p) {
 			t.Errorf("undo kept %s, which the run added", p)
 		}
+	}
+}
+
+// `agora job run` runs an example job and prints its gas, checkpoints and
+// result hashes; the result it writes is the one it hashes; a failing job
+// exits 1 saying why.
+func TestJobRun(t *testing.T) {
+	dir := t.TempDir()
+	corpus := filepath.Join(dir, "c.txt")
+	if err := os.WriteFile(corpus, []byte("b a b\nc b a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runCLI("job", "run", "--example", "ngram", "--input", "c.txt="+corpus, "--checkpoint-every", "1", "--out", out, "-o", "json", "--", "2", "4")
+	if code != 0 {
+		t.Fatalf("code %d: %s", code, stderr)
+	}
+	var rep jobRunReport
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("%v: %s", err, stdout)
+	}
+	if rep.Status != "done" || rep.Steps != 3 || len(rep.Checkpoints) != 4 || rep.GasUsed == 0 || rep.Checkpoints[3].GasUsed != rep.GasUsed || rep.Checkpoints[3].State == [32]byte{} {
+		t.Fatalf("report %+v", rep)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "tokens 6 distinct 3 bigrams 4\nword\t3\tb\nword\t2\ta\nbigram\t2\tb a\nbigram\t1\ta b\n"
+	h := sha256.Sum256(got)
+	if string(got) != want || rep.Results[0].Name != "stdout" || rep.Results[0].SHA256 != hex.EncodeToString(h[:]) {
+		t.Fatalf("stdout %q (results %+v), want %q", got, rep.Results, want)
+	}
+	// The ray tracer's PNG lands under out/.
+	code, stdout, stderr = runCLI("job", "run", "--example", "raytrace", "--out", out, "-q", "--", "8", "6", "3")
+	if code != 0 || !strings.Contains(stdout, "result   out/render.png ") {
+		t.Fatalf("raytrace: code %d\n%s\n%s", code, stdout, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "out", "render.png")); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("render.png: %v", err)
+	}
+	// Too little gas: a deterministic failure, exit 1.
+	code, stdout, stderr = runCLI("job", "run", "--example", "ngram", "--stdin", corpus, "--gas", "1000", "-q")
+	if code != 1 || !strings.Contains(stdout, "status   failed") || !strings.Contains(stderr, "Error: the job failed: out of gas") {
+		t.Fatalf("code %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	if code, _, stderr := runCLI("job", "run", "--module", corpus); code != 1 || !strings.Contains(stderr, "malformed module") {
+		t.Fatalf("a text file as module: code %d, %s", code, stderr)
 	}
 }

@@ -366,7 +366,7 @@ func jobCmd(g *globals) *cobra.Command {
 			h, err := hex32(a[1], "post-state hash")
 			return &types.MsgVoteStep{DisputeId: id, PostStateHash: h}, err
 		})}
-	cmd.AddCommand(submit, status, list, cancelCmd, dispute, bid, checkpoint, bisect, pick, vote)
+	cmd.AddCommand(submit, status, list, cancelCmd, dispute, bid, checkpoint, bisect, pick, vote, newJobRunCmd())
 	return cmd
 }
 
