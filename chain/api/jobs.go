@@ -72,6 +72,8 @@ type JobOrderView struct {
 	LeaseIDs           []uint64         `json:"lease_ids"`
 	Bids               uint32           `json:"bids"`
 	MismatchIndex      uint64           `json:"mismatch_index,omitempty"`
+	Args               []string         `json:"args,omitempty"`
+	InputNames         []string         `json:"input_names,omitempty"`
 }
 
 func JobOrderViewOf(o *types.JobOrder) JobOrderView {
@@ -84,7 +86,7 @@ func JobOrderViewOf(o *types.JobOrder) JobOrderView {
 		MemoryPages: o.MemoryPages, MaxPrice: o.MaxPrice, Deadline: o.Deadline, Collateral: o.Collateral,
 		Replication: o.Replication, BidWindowEnd: o.BidWindowEnd, CheckpointInterval: o.CheckpointInterval,
 		Escrow: o.Escrow, Status: JobStatusName(o.Status), Reason: o.Reason, SubmittedHeight: o.SubmittedHeight,
-		LeaseIDs: ids, Bids: o.Bids, MismatchIndex: o.MismatchIndex}
+		LeaseIDs: ids, Bids: o.Bids, MismatchIndex: o.MismatchIndex, Args: o.Args, InputNames: o.InputNames}
 }
 
 type JobBidView struct {

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -313,7 +314,19 @@ func TestJobBadInput(t *testing.T) {
 	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.Replication = 5 }), malformed, "replication must be between 1 and 4")
 	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.ModuleHash = c.ModuleHash[:31] }), malformed, "module_hash must be 32 bytes")
 	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.MaxPrice = 0 }), malformed, "max_price")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.Args = []string{"a\x00b"} }), malformed, "NUL byte")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.Args = []string{strings.Repeat("a", 4097)} }), malformed, "args are 4097 bytes")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.InputHashes = [][]byte{c.ModuleHash}; c.InputNames = []string{"a", "b"} }), malformed, "2 input names for 1 inputs")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) { c.InputHashes = [][]byte{c.ModuleHash}; c.InputNames = []string{"../etc"} }), malformed, "not a plain file name")
+	j.bad("owner", withM(func(c *types.MsgSubmitJob) {
+		c.InputHashes = [][]byte{c.ModuleHash, c.ModuleHash}
+		c.InputNames = []string{"x", "x"}
+	}), malformed, `input name "x" given twice`)
+	m.Args, m.InputHashes, m.InputNames = []string{"3", "40"}, [][]byte{m.ModuleHash}, []string{"corpus.txt"}
 	j.ok("owner", m)
+	if o := j.order(1); !slices.Equal(o.Args, m.Args) || !slices.Equal(o.InputNames, m.InputNames) {
+		t.Fatalf("order keeps args %q and input names %q", o.Args, o.InputNames)
+	}
 	const order = 1
 
 	j.bad("p1", &types.MsgBidJob{OrderId: order, Price: 1_001, Collateral: m.Collateral}, invalid, "price 1001 above order 1's max_price 1000")

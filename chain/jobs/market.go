@@ -109,6 +109,7 @@ func Submit(kv store.KV, p types.Params, height int64, owner []byte, m *types.Ms
 		MemoryPages: m.MemoryPages, MaxPrice: m.MaxPrice, Deadline: m.Deadline, Collateral: m.Collateral,
 		Replication: m.Replication, BidWindowEnd: end, CheckpointInterval: m.CheckpointInterval,
 		Escrow: m.Escrow, Status: types.JobStatus_JOB_STATUS_BIDDING, SubmittedHeight: height,
+		Args: m.Args, InputNames: m.InputNames,
 	}
 	putOrder(kv, o)
 	kv.Set(codec.Key(prefixByOwner, owner, codec.U64(id)), []byte{1})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/agoranet/agora/chain/types"
 )
@@ -12,6 +13,9 @@ import (
 // Limits of the messages' shapes (stateless).
 const (
 	MaxInputs       = 64
+	MaxArgs         = 64
+	MaxArgBytes     = 4096 // all arguments together
+	MaxInputName    = 128
 	MaxMemoryPages  = 65536 // 4 GiB, WebAssembly's 32-bit limit
 	MaxBisectHashes = 15    // k-1 for the largest k
 )
@@ -140,6 +144,43 @@ func validateSubmit(m *types.MsgSubmitJob) error {
 		if len(h) != types.HashLen {
 			return fmt.Errorf("submit_job: input hashes must be %d bytes", types.HashLen)
 		}
+	}
+	if len(m.Args) > MaxArgs {
+		return fmt.Errorf("submit_job: at most %d args", MaxArgs)
+	}
+	total := 0
+	for _, a := range m.Args {
+		total += len(a)
+		if strings.IndexByte(a, 0) >= 0 {
+			return errors.New("submit_job: an argument holds a NUL byte")
+		}
+	}
+	if total > MaxArgBytes {
+		return fmt.Errorf("submit_job: args are %d bytes (at most %d)", total, MaxArgBytes)
+	}
+	if len(m.InputNames) != 0 && len(m.InputNames) != len(m.InputHashes) {
+		return fmt.Errorf("submit_job: %d input names for %d inputs", len(m.InputNames), len(m.InputHashes))
+	}
+	seen := map[string]bool{}
+	for _, n := range m.InputNames {
+		if err := validInputName(n); err != nil {
+			return err
+		}
+		if seen[n] {
+			return fmt.Errorf("submit_job: input name %q given twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// validInputName accepts a plain file name: what a job opens as /in/NAME.
+func validInputName(n string) error {
+	switch {
+	case n == "" || len(n) > MaxInputName:
+		return fmt.Errorf("submit_job: input names must be 1 to %d bytes", MaxInputName)
+	case n == "." || n == ".." || strings.ContainsAny(n, "/\x00"):
+		return fmt.Errorf("submit_job: input name %q is not a plain file name", n)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 type jobSubmitFlags struct {
 	module, moduleHash   string
 	inputs, inputHashes  []string
+	args                 []string
 	gas, maxPrice        uint64
 	memoryPages          uint32
 	deadline, deadlineIn int64
@@ -55,19 +57,30 @@ func (f *jobSubmitFlags) msg(height int64) (*types.MsgSubmitJob, error) {
 		return nil, fmt.Errorf("--module FILE.wasm or --module-hash HEX is required")
 	}
 	for _, in := range f.inputs {
-		h, err := blobIDFile(in)
+		name, file, ok := strings.Cut(in, "=")
+		if !ok {
+			name, file = filepath.Base(in), in
+		}
+		h, err := blobIDFile(file)
 		if err != nil {
 			return nil, fmt.Errorf("--input: %w", err)
 		}
 		m.InputHashes = append(m.InputHashes, h)
+		m.InputNames = append(m.InputNames, name)
 	}
-	for _, in := range f.inputHashes {
-		h, err := hex32(in, "--input-hash")
+	for i, in := range f.inputHashes {
+		name, hx, ok := strings.Cut(in, "=")
+		if !ok {
+			name, hx = fmt.Sprint(len(f.inputs)+i), in
+		}
+		h, err := hex32(hx, "--input-hash")
 		if err != nil {
 			return nil, err
 		}
 		m.InputHashes = append(m.InputHashes, h)
+		m.InputNames = append(m.InputNames, name)
 	}
+	m.Args = f.args
 	if f.deadline == 0 {
 		m.Deadline = height + f.deadlineIn
 	}
@@ -147,8 +160,9 @@ func jobCmd(g *globals) *cobra.Command {
 	fl := submit.Flags()
 	fl.StringVar(&sf.module, "module", "", "the job's WebAssembly module (its blob ID goes on chain)")
 	fl.StringVar(&sf.moduleHash, "module-hash", "", "or the module's blob ID, hex")
-	fl.StringSliceVar(&sf.inputs, "input", nil, "an input file (its blob ID goes on chain); repeatable")
-	fl.StringSliceVar(&sf.inputHashes, "input-hash", nil, "or an input's blob ID, hex; repeatable")
+	fl.StringArrayVar(&sf.inputs, "input", nil, "an input file, NAME=FILE or FILE (named by its base name): read-only at /in/NAME; its blob ID goes on chain; repeatable")
+	fl.StringArrayVar(&sf.inputHashes, "input-hash", nil, "or an input by blob ID, NAME=HEX or HEX (named by its position); repeatable")
+	fl.StringSliceVar(&sf.args, "args", nil, "the job's arguments (comma-separated)")
 	fl.Uint64Var(&sf.gas, "gas", 1_000_000_000, "gas limit per replica")
 	fl.Uint32Var(&sf.memoryPages, "memory-pages", 256, "memory limit in 64 KiB pages")
 	fl.Uint64Var(&sf.maxPrice, "max-price", 1_000, "the most you pay, uagr per million gas")
