@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -23,6 +24,7 @@ type JobsOptions struct {
 	Width       int      // ray tracer image
 	Height      int      //
 	CorpusBytes int      // n-gram counter input (a generated text)
+	CorpusDir   string   // or every regular file of this directory (e.g. the Brown corpus)
 	MemoryMiB   int      // memtouch state
 	Steps       int      // memtouch steps
 	Touches     int      // memtouch writes per step
@@ -84,12 +86,33 @@ func RunJobs(ctx context.Context, o JobsOptions) (*JobsResult, error) {
 	defer eng.Close(ctx)
 
 	corpus := genCorpus(o.CorpusBytes)
+	var corpusFiles []wasm.Blob
+	if o.CorpusDir != "" {
+		ents, err := os.ReadDir(o.CorpusDir)
+		if err != nil {
+			return nil, fmt.Errorf("corpus: %w", err)
+		}
+		size := 0
+		for _, e := range ents {
+			if !e.Type().IsRegular() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(o.CorpusDir, e.Name()))
+			if err != nil {
+				return nil, fmt.Errorf("corpus: %w", err)
+			}
+			corpusFiles = append(corpusFiles, wasm.Blob{Name: e.Name(), Data: b})
+			size += len(b)
+		}
+		corpus = nil
+		logf("corpus: %d files, %d bytes from %s", len(corpusFiles), size, o.CorpusDir)
+	}
 	jobs := []struct {
 		name string
 		job  wasm.Job
 	}{
 		{"raytrace", wasm.Job{Args: []string{fmt.Sprint(o.Width), fmt.Sprint(o.Height), "16"}, Gas: wasm.MaxGas}},
-		{"ngram", wasm.Job{Args: []string{"20", "65536"}, Stdin: corpus, Gas: wasm.MaxGas}},
+		{"ngram", wasm.Job{Args: []string{"20", "65536"}, Stdin: corpus, Inputs: corpusFiles, Gas: wasm.MaxGas}},
 		{"memtouch", wasm.Job{Args: []string{fmt.Sprint(o.MemoryMiB), fmt.Sprint(o.Steps), fmt.Sprint(o.Touches)}, Gas: wasm.MaxGas}},
 	}
 	if len(o.Only) > 0 {
@@ -282,9 +305,23 @@ func runUnmetered(ctx context.Context, bin []byte, job wasm.Job) (time.Duration,
 		return 0, nil, err
 	}
 	defer os.RemoveAll(outDir)
+	inDir := filepath.Join(outDir, "in")
+	if err := os.Mkdir(inDir, 0o755); err != nil {
+		return 0, nil, err
+	}
+	for _, b := range job.Inputs {
+		if err := os.WriteFile(filepath.Join(inDir, b.Name), b.Data, 0o644); err != nil {
+			return 0, nil, err
+		}
+	}
+	outDir = filepath.Join(outDir, "out")
+	if err := os.Mkdir(outDir, 0o755); err != nil {
+		return 0, nil, err
+	}
+	fsc := wazero.NewFSConfig().WithReadOnlyDirMount(inDir, "/in").WithDirMount(outDir, "/out")
 	cfg := wazero.NewModuleConfig().WithStartFunctions().WithArgs(append([]string{"job"}, job.Args...)...).
 		WithStdin(bytes.NewReader(job.Stdin)).WithStdout(&stdout).WithStderr(&stderr).
-		WithFSConfig(wazero.NewFSConfig().WithDirMount(outDir, "/out")).
+		WithFSConfig(fsc).
 		WithSysNanotime().WithSysWalltime().WithNanosleep(func(int64) {})
 	d, err := threadCPU(func() error {
 		mod, err := rt.InstantiateModule(ctx, cm, cfg)
