@@ -326,3 +326,32 @@ func TestLoopAndRecursionStop(t *testing.T) {
 		}
 	}
 }
+
+// The pass is a function of its input: the module hash names the metered
+// module too.
+func TestInstrumentDeterministic(t *testing.T) {
+	for seed := uint64(0); seed < 50; seed++ {
+		w := genModule(seed)
+		a, ia, err := Instrument(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, ib, _ := Instrument(bytes.Clone(w))
+		if !bytes.Equal(a, b) || fmt.Sprint(ia) != fmt.Sprint(ib) {
+			t.Fatalf("seed %d: two passes differ", seed)
+		}
+		// Every mutable global is exported, the pass's own among them.
+		names := map[string]bool{}
+		for _, g := range ia.Globals {
+			names[g.Export] = true
+		}
+		for _, n := range []string{GasExport, DepthExport, MemCapExport, globalPrefix + "0", globalPrefix + "3"} {
+			if !names[n] {
+				t.Fatalf("seed %d: %s not exported (%v)", seed, n, ia.Globals)
+			}
+		}
+		if names[globalPrefix+"4"] {
+			t.Fatalf("seed %d: the immutable global 4 is exported as state", seed)
+		}
+	}
+}
