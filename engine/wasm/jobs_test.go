@@ -121,12 +121,14 @@ func TestExamplesSameOnInterpreterAndCompiler(t *testing.T) {
 // single replayed step gives the next checkpoint's hash.
 func TestSnapshotRestoreResume(t *testing.T) {
 	ctx := context.Background()
-	for _, name := range []string{"ngram", "raytrace", "ngram-stdin"} {
+	for _, name := range []string{"ngram", "raytrace", "ngram-stdin", "memtouch"} {
 		t.Run(name, func(t *testing.T) {
 			job := Job{Args: []string{"3", "40"}, Inputs: []Blob{{Name: "corpus.txt", Data: []byte(text)}}, Gas: 1 << 40, CheckpointEvery: 1}
 			switch name {
 			case "raytrace":
 				job = Job{Args: []string{"24", "16", "3"}, Gas: 1 << 40, CheckpointEvery: 1}
+			case "memtouch": // draws random bytes every step
+				job = Job{Args: []string{"1", "4", "500"}, Gas: 1 << 40, CheckpointEvery: 1}
 			case "ngram-stdin": // the stdin offset is state
 				job = Job{Args: []string{"3", "40"}, Stdin: []byte(text), Gas: 1 << 40, CheckpointEvery: 1}
 				name = "ngram"

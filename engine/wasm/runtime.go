@@ -4,16 +4,24 @@
 // state); the runtime then gives it a virtual WASI whose every observable is
 // a function of (module, inputs, args, seed, state): arguments, read-only
 // input blobs under /in and as stdin, stdout, stderr and the files written
-// under /out captured as results, a clock
-// that is the gas used so far, a random stream derived from the seed, no
-// environment, no network and nothing of the host's file system.
+// under /out captured as results, a clock that is the gas used so far, a
+// random stream derived from the seed, no environment, no network and
+// nothing of the host's file system.
 //
 // Job ABI: a module exports `init` and `step` (() -> i32: 0 done, 1 more).
 // Between steps the call stack is empty, so linear memory, the mutable
 // globals, the gas used and the host state (stdin and random offsets,
 // output so far) are the whole state, hashed into a State hash (see
-// State.Hash) every N steps. A plain WASI command (`_start`) runs as a job of
-// one step.
+// Digest) every N steps; a job that ends a step holding a file open fails.
+// A plain WASI command (`_start`) runs as a job of one step.
+//
+// The roles' entry points: Engine.Compile, Module.Run (a provider's run:
+// result blobs, gas, steps, checkpoints), Module.Start / Instance.Step /
+// Instance.Snapshot / Module.Restore (stop and resume), Module.ReplayStep
+// (an auditor's or referee's single step), State.ProvePage / VerifyPage
+// (pre-state pages against a state hash), State.MarshalBinary /
+// VerifyState (a whole pre-state). Steps cannot be interrupted by ctx
+// (the gas limit bounds them); Run checks ctx between steps.
 package wasm
 
 import (

