@@ -156,3 +156,11 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	*s = st
 	return nil
 }
+
+// VerifyState checks a received state against a committed state hash.
+func VerifyState(hash [32]byte, s *State) error {
+	if got := s.Hash(); got != hash {
+		return fmt.Errorf("state hashes to %x, not the committed %x", got, hash)
+	}
+	return nil
+}

@@ -34,7 +34,7 @@ func TestStateEncoding(t *testing.T) {
 			t.Fatalf("truncated to %d bytes: decoded", n)
 		}
 	}
-	if err := new(State).UnmarshalBinary(append(append([]byte(nil), b...), 0)); err == nil || !strings.Contains(err.Error(), "trailing") {
+	if err := new(State).UnmarshalBinary(append(append([]byte(nil), b...), 0)); err == nil || !strings.Contains(err.Error(), "after the state") {
 		t.Fatalf("trailing byte: %v", err)
 	}
 	bad := append([]byte(nil), b...)
