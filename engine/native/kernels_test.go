@@ -100,7 +100,7 @@ func TestExpf(t *testing.T) {
 }
 
 // TestDotRowQ8x4MatchesDotRow: the four-token Q8_0 row kernel (assembly and
-// Go fallback) gives each token exactly dotRow's float32 bits, on rows with
+// Go fallback) gives each token exactly the one-token Go kernel's float32 bits, on rows with
 // more blocks than one chunk and random scales.
 func TestDotRowQ8x4MatchesDotRow(t *testing.T) {
 	rng := NewRNG(11)
@@ -133,11 +133,120 @@ func TestDotRowQ8x4MatchesDotRow(t *testing.T) {
 			var four [4]float32
 			m.dotRowQ8x4(r, xq, xd4, &four)
 			for k := 0; k < 4; k++ {
-				if want := m.dotRow(r, xs[k], &xq[k]); math.Float32bits(four[k]) != math.Float32bits(want) {
-					t.Fatalf("asm %v row %d token %d: %v, dotRow %v", haveAVX2, r, k, four[k], want)
+				var want [1]float32
+				m.dot32Go(r, []*q8Row{&xq[k]}, want[:])
+				if math.Float32bits(four[k]) != math.Float32bits(want[0]) {
+					t.Fatalf("asm %v row %d token %d: %v, dot32Go %v", haveAVX2, r, k, four[k], want[0])
 				}
 			}
 		}
 		haveAVX2 = saved
+	}
+}
+
+// randomMatrix encodes rows×cols random values (with a few outliers, so
+// quants reach their extremes) in typ.
+func randomMatrix(t *testing.T, typ gguf.TensorType, rows, cols int, seed uint64) (*Matrix, []float32) {
+	t.Helper()
+	rng := NewRNG(seed)
+	vals := make([]float32, rows*cols)
+	for i := range vals {
+		vals[i] = float32(rng.Float64()*2 - 1)
+		if rng.Uint64()%61 == 0 {
+			vals[i] *= 8
+		}
+	}
+	data, err := encode(typ, vals, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := newMatrix("w", gguf.TensorInfo{Dims: []uint64{uint64(cols), uint64(rows)}, Type: typ}, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, vals
+}
+
+// TestKernelsAllTypes, for every weight type: the encoder/decoder round
+// trip stays within the type's precision; each kernel result equals the
+// float64 dot of the dequantized row with the dequantized activations (so
+// the integer block sums are right); and tiles of 4 tokens and 1 token, SIMD
+// and portable Go, all give the same bits.
+func TestKernelsAllTypes(t *testing.T) {
+	// round-trip error bound relative to the block's largest magnitude
+	bound := map[gguf.TensorType]float64{gguf.F32: 0, gguf.F16: 1e-3, gguf.BF16: 8e-3, gguf.Q8_0: 1e-2,
+		gguf.Q6_K: 4e-2, gguf.Q5_0: 5e-2, gguf.Q5_1: 5e-2, gguf.Q5_K: 6e-2, gguf.Q4_0: 1e-1, gguf.Q4_1: 1e-1,
+		gguf.Q4_K: 1.2e-1, gguf.Q3_K: 2.5e-1, gguf.Q2_K: 4e-1}
+	const rows, cols, T = 5, 768, 6
+	for _, typ := range supportedTypes {
+		m, vals := randomMatrix(t, typ, rows, cols, uint64(typ)+1)
+		row := make([]float32, cols)
+		var worst float64
+		for r := 0; r < rows; r++ {
+			m.Row(r, row)
+			for i, v := range row {
+				scale := 8.0
+				worst = math.Max(worst, math.Abs(float64(v-vals[r*cols+i]))/scale)
+			}
+		}
+		if worst > bound[typ] {
+			t.Fatalf("%s: round-trip error %.3g of the range, bound %.3g", typ, worst, bound[typ])
+		}
+		rng := NewRNG(uint64(typ) + 100)
+		x := make([]float32, T*cols)
+		for i := range x {
+			x[i] = float32(rng.Float64()*4 - 2)
+		}
+		qz := &quantized{}
+		qz.prepare(m, x, T)
+		// the activations as the kernels see them
+		xdeq := make([]float64, T*cols)
+		for tk := 0; tk < T; tk++ {
+			for i := 0; i < cols; i++ {
+				switch m.act() {
+				case actFloat:
+					xdeq[tk*cols+i] = float64(x[tk*cols+i])
+				case actQ8:
+					xdeq[tk*cols+i] = float64(qz.xq[tk].q[i]) * float64(qz.xq[tk].d[i/32])
+				case actQ8K:
+					xdeq[tk*cols+i] = float64(qz.xk[tk].q[i]) * float64(qz.xk[tk].d[i/qkK])
+				}
+			}
+		}
+		for r := 0; r < rows; r++ {
+			m.Row(r, row)
+			var ref [T]float32
+			for tk := 0; tk < T; tk++ {
+				var one [4]float32
+				useSIMD = false
+				m.dotTile(r, qz, tk, 1, &one)
+				useSIMD = true
+				ref[tk] = one[0]
+				var want, mag float64
+				for i, w := range row {
+					want += float64(w) * xdeq[tk*cols+i]
+					mag += math.Abs(float64(w) * xdeq[tk*cols+i])
+				}
+				// Q4_1/Q5_1 use Q8_1's block sums rounded through f16
+				if d := math.Abs(float64(one[0]) - want); d > 2e-3*mag+1e-5 {
+					t.Fatalf("%s row %d token %d: kernel %g, float64 dot %g (magnitude %g)", typ, r, tk, one[0], want, mag)
+				}
+			}
+			for _, simd := range []bool{true, false} {
+				useSIMD = simd
+				for _, tile := range []int{4, 1} {
+					for t0 := 0; t0+tile <= T; t0 += tile {
+						var out [4]float32
+						m.dotTile(r, qz, t0, tile, &out)
+						for k := 0; k < tile; k++ {
+							if math.Float32bits(out[k]) != math.Float32bits(ref[t0+k]) {
+								t.Fatalf("%s row %d token %d: simd=%v tile %d gives %v, portable one-token %v", typ, r, t0+k, simd, tile, out[k], ref[t0+k])
+							}
+						}
+					}
+				}
+			}
+			useSIMD = true
+		}
 	}
 }

@@ -25,3 +25,6 @@ func dotQ8Sums(w []byte, x []int8, sums []int32) {
 	}
 	dotQ8SumsGo(w, x, sums)
 }
+
+//go:noescape
+func lanesF32AVX2(a, b *float32, n int, l *[8]float32)

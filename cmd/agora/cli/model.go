@@ -55,7 +55,7 @@ func modelCmd(g *globals) *cobra.Command {
 	f.IntVar(&o.Vocab, "vocab", 4096, "vocabulary size")
 	f.IntVar(&o.Context, "context", 2048, "context length")
 	f.Uint64Var(&o.Seed, "seed", 1, "weights seed")
-	f.StringVar(&typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k")
+	f.StringVar(&typ, "type", "f32", "weight type: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k")
 	f.StringVar(&o.Tokenizer, "tokenizer", "llama", "tokenizer: llama (SentencePiece) or gpt2 (byte-level BPE)")
 	f.StringVar(&o.Pre, "pre", "", "BPE pre-tokenizer for --tokenizer gpt2: default, llama-bpe (Llama-3) or qwen2")
 	f.BoolVar(&o.Tied, "tied", false, "tie the output projection to the token embeddings (no output.weight)")
@@ -126,7 +126,7 @@ func summarize(v gguf.Value) any {
 }
 
 // writableTypes are the weight types `agora model new` can quantize to.
-var writableTypes = []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K}
+var writableTypes = native.WeightTypes()
 
 func parseTensorType(s string) (gguf.TensorType, error) {
 	names := make([]string, len(writableTypes))
