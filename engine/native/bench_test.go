@@ -2,6 +2,7 @@ package native
 
 import (
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/agoranet/agora/engine/gguf"
@@ -32,4 +33,33 @@ func BenchmarkDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPrompt measures a 100-token prefill (AGORA_BENCH_MODEL for any
+// GGUF file; AGORA_BENCH_THREADS for the thread count).
+func BenchmarkPrompt(b *testing.B) {
+	path := os.Getenv("AGORA_BENCH_MODEL")
+	if path == "" {
+		path = tinyModel(b, gguf.Q8_0, "llama")
+	}
+	threads := 0
+	if v := os.Getenv("AGORA_BENCH_THREADS"); v != "" {
+		threads, _ = strconv.Atoi(v)
+	}
+	m, err := Load(path, Options{Threads: threads, ContextLen: 128})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ids := make([]int, 100)
+	for i := range ids {
+		ids[i] = (i*7919 + 3) % m.Config.Vocab
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.NewSession().Forward(ids, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "tok/s")
 }

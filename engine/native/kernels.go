@@ -397,8 +397,8 @@ func (m *Matrix) dotTile(r int, qz *quantized, t0, n int, out *[4]float32) {
 	}
 }
 
-// dotFloat: F32 rows are dotted in place; F16 and BF16 rows are widened to
-// float32 once for the n tokens, then dotted in dotF32's order.
+// dotFloat: F32 rows are dotted in place with dotF32; F16 and BF16 rows
+// are widened to float32 (exactly) and dotted with dotHalf.
 func (m *Matrix) dotFloat(r int, qz *quantized, t0, n int, out *[4]float32) {
 	cols := m.Cols
 	if m.Type == gguf.F32 {
@@ -420,8 +420,40 @@ func (m *Matrix) dotFloat(r int, qz *quantized, t0, n int, out *[4]float32) {
 	}
 	widen(m.Type, m.u16[r*cols:(r+1)*cols], w)
 	for k := 0; k < n; k++ {
-		out[k] = dotF32(w, qz.x[(t0+k)*cols:(t0+k+1)*cols])
+		x := qz.x[(t0+k)*cols : (t0+k+1)*cols]
+		n32 := cols &^ 31
+		var v [8]float32
+		halfLanesGo(w[:n32], x[:n32], &v)
+		out[k] = halfTail(&v, w, x, n32)
 	}
+}
+
+// halfLanesGo is the F16/BF16 reduction (on widened weights, len a multiple
+// of 32): four 8-lane accumulators (element i in accumulator (i/8)%4, lane
+// i%8) — four independent chains, so the SIMD version is not bound by the
+// add latency — folded lane-wise as (a0 + a1) + (a2 + a3).
+func halfLanesGo(w, x []float32, v *[8]float32) {
+	var a [32]float32
+	x = x[:len(w)]
+	for i := 0; i+32 <= len(w); i += 32 {
+		ww, xx := w[i:i+32:i+32], x[i:i+32:i+32]
+		for k := 0; k < 32; k++ {
+			a[k] += float32(ww[k] * xx[k])
+		}
+	}
+	for k := 0; k < 8; k++ {
+		v[k] = (a[k] + a[8+k]) + (a[16+k] + a[24+k])
+	}
+}
+
+// halfTail folds the lanes pairwise (combine8) and adds the elements from
+// n32 on in order.
+func halfTail(v *[8]float32, w, x []float32, n32 int) float32 {
+	s := combine8(v)
+	for i := n32; i < len(w); i++ {
+		s += float32(w[i] * x[i])
+	}
+	return s
 }
 
 // expf is a portable single-precision exp: range reduction by ln 2 and a

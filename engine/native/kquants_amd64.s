@@ -79,20 +79,21 @@ DATA q6kshuf<>+112(SB)/8, $0x0e0e0e0e0e0e0e0e
 DATA q6kshuf<>+120(SB)/8, $0x0f0f0f0f0f0f0f0f
 GLOBL q6kshuf<>(SB), RODATA|NOPTR, $128
 
-// q4kDot1AVX2: for each of nb Q4_K super-blocks and each of 1 Q8_K activation rows,
-// out[2(b·1+t)] = Σ_j sc_j·Σ_{i∈j} q_i·x_i and out[2(b·1+t)+1] = Σ_j m_j·(bsums of j):
-// exact int32 sums (|q·x| pairs fit int16, scaled sums fit int32).
-// func q4kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
-TEXT ·q4kDot1AVX2(SB), NOSPLIT, $0-40
+// q4kDot1AVX2: a row of nb Q4_K super-blocks against 1 Q8_K activation rows. Per
+// block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
+// of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
+// expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
+// func q4kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+TEXT ·q4kDot1AVX2(SB), NOSPLIT, $16-48
 	MOVQ w+0(FP), SI
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
-	MOVQ nb+24(FP), CX
-	MOVQ out+32(FP), DX
-	VMOVDQU kmask0F<>(SB), Y14
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
 q4kDot1AVX2_loop:
 	TESTQ CX, CX
 	JZ q4kDot1AVX2_done
+	VMOVDQU kmask0F<>(SB), Y14
 	MOVL 4(SI), AX
 	MOVL 8(SI), BX
 	MOVL 12(SI), R11
@@ -116,7 +117,7 @@ q4kDot1AVX2_loop:
 	VPINSRD $1, R11, X15, X15
 	VPINSRD $2, BX, X15, X15
 	VPINSRD $3, R12, X15, X15
-	MOVQ nb+24(FP), R13
+	MOVQ nb+32(FP), R13
 	SUBQ CX, R13
 	SHLQ $5, R13
 	VPSRLDQ $8, X15, X9
@@ -131,7 +132,7 @@ q4kDot1AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 4(DX)
+	VMOVD X10, 0(SP)
 	VINSERTI128 $1, X15, Y15, Y15
 	VPXOR Y0, Y0, Y0
 	VMOVDQU 16(SI), Y4
@@ -188,32 +189,52 @@ q4kDot1AVX2_loop:
 	VPADDD X9, X0, X0
 	VPSHUFD $0xB1, X0, X9
 	VPADDD X9, X0, X0
-	VMOVD X0, 0(DX)
+	MOVWLZX 0(SI), AX
+	VMOVD AX, X10
+	VCVTPH2PS X10, X10
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X12
+	VCVTPH2PS X12, X12
+	MOVQ R13, R12
+	SHRQ $3, R12
+	VCVTDQ2PS X0, X0
+	MOVQ xd+24(FP), AX
+	MOVQ 0(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X0, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 0(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 0(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 0(DX)
 	ADDQ $144, SI
 	ADDQ $256, DI
-	ADDQ $8, DX
 	DECQ CX
 	JMP q4kDot1AVX2_loop
 q4kDot1AVX2_done:
 	VZEROUPPER
 	RET
 
-// q5kDot1AVX2: for each of nb Q5_K super-blocks and each of 1 Q8_K activation rows,
-// out[2(b·1+t)] = Σ_j sc_j·Σ_{i∈j} q_i·x_i and out[2(b·1+t)+1] = Σ_j m_j·(bsums of j):
-// exact int32 sums (|q·x| pairs fit int16, scaled sums fit int32).
-// func q5kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
-TEXT ·q5kDot1AVX2(SB), NOSPLIT, $0-40
+// q5kDot1AVX2: a row of nb Q5_K super-blocks against 1 Q8_K activation rows. Per
+// block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
+// of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
+// expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
+// func q5kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+TEXT ·q5kDot1AVX2(SB), NOSPLIT, $16-48
 	MOVQ w+0(FP), SI
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
-	MOVQ nb+24(FP), CX
-	MOVQ out+32(FP), DX
-	VMOVDQU kmask0F<>(SB), Y14
-	VMOVDQU kmask01<>(SB), Y12
-	VMOVDQU kmask02<>(SB), Y11
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
 q5kDot1AVX2_loop:
 	TESTQ CX, CX
 	JZ q5kDot1AVX2_done
+	VMOVDQU kmask0F<>(SB), Y14
+	VMOVDQU kmask01<>(SB), Y12
+	VMOVDQU kmask02<>(SB), Y11
 	MOVL 4(SI), AX
 	MOVL 8(SI), BX
 	MOVL 12(SI), R11
@@ -237,7 +258,7 @@ q5kDot1AVX2_loop:
 	VPINSRD $1, R11, X15, X15
 	VPINSRD $2, BX, X15, X15
 	VPINSRD $3, R12, X15, X15
-	MOVQ nb+24(FP), R13
+	MOVQ nb+32(FP), R13
 	SUBQ CX, R13
 	SHLQ $5, R13
 	VPSRLDQ $8, X15, X9
@@ -252,7 +273,7 @@ q5kDot1AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 4(DX)
+	VMOVD X10, 0(SP)
 	VINSERTI128 $1, X15, Y15, Y15
 	VPXOR Y0, Y0, Y0
 	VMOVDQU 16(SI), Y13
@@ -338,32 +359,51 @@ q5kDot1AVX2_loop:
 	VPADDD X9, X0, X0
 	VPSHUFD $0xB1, X0, X9
 	VPADDD X9, X0, X0
-	VMOVD X0, 0(DX)
+	MOVWLZX 0(SI), AX
+	VMOVD AX, X10
+	VCVTPH2PS X10, X10
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X12
+	VCVTPH2PS X12, X12
+	MOVQ R13, R12
+	SHRQ $3, R12
+	VCVTDQ2PS X0, X0
+	MOVQ xd+24(FP), AX
+	MOVQ 0(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X0, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 0(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 0(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 0(DX)
 	ADDQ $176, SI
 	ADDQ $256, DI
-	ADDQ $8, DX
 	DECQ CX
 	JMP q5kDot1AVX2_loop
 q5kDot1AVX2_done:
 	VZEROUPPER
 	RET
 
-// q6kDot1AVX2: for each of nb Q6_K super-blocks and each of 1 Q8_K activation rows,
-// out[2(b·1+t)] = Σ_j sc_j·Σ_{i∈j} q_i·x_i with q the unsigned 6-bit quants, and
-// out[2(b·1+t)+1] = Σ_j sc_j·bsums_j (the caller subtracts 32× it): exact int32 sums.
-// func q6kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
-TEXT ·q6kDot1AVX2(SB), NOSPLIT, $0-40
+// q6kDot1AVX2: a row of nb Q6_K super-blocks against 1 Q8_K activation rows. Per
+// block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 32·Σ_j sc_j·bsums_j (u the unsigned 6-bit
+// quants, so this is Σ_j sc_j·Σ (u−32)·x exactly), then out[t] += (d·dx)·f(isum).
+// func q6kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+TEXT ·q6kDot1AVX2(SB), NOSPLIT, $16-48
 	MOVQ w+0(FP), SI
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
-	MOVQ nb+24(FP), CX
-	MOVQ out+32(FP), DX
-	VMOVDQU kmask0F<>(SB), Y14
-	VMOVDQU kmask30<>(SB), Y13
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
 q6kDot1AVX2_loop:
 	TESTQ CX, CX
 	JZ q6kDot1AVX2_done
-	MOVQ nb+24(FP), R13
+	VMOVDQU kmask0F<>(SB), Y14
+	VMOVDQU kmask30<>(SB), Y13
+	MOVQ nb+32(FP), R13
 	SUBQ CX, R13
 	SHLQ $5, R13
 	VPMOVSXBW 192(SI), Y15
@@ -377,7 +417,7 @@ q6kDot1AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 4(DX)
+	VMOVD X10, 0(SP)
 	VMOVDQU 192(SI), X15
 	VPXOR Y0, Y0, Y0
 	VMOVDQU 0(SI), Y4
@@ -468,33 +508,51 @@ q6kDot1AVX2_loop:
 	VPADDD X9, X0, X0
 	VPSHUFD $0xB1, X0, X9
 	VPADDD X9, X0, X0
-	VMOVD X0, 0(DX)
+	MOVWLZX 208(SI), AX
+	VMOVD AX, X10
+	VCVTPH2PS X10, X10
+	MOVQ R13, R12
+	SHRQ $3, R12
+	MOVL 0(SP), AX
+	SHLL $5, AX
+	VMOVD X0, BX
+	SUBL AX, BX
+	VMOVD BX, X0
+	VCVTDQ2PS X0, X0
+	MOVQ xd+24(FP), AX
+	MOVQ 0(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X0, X11, X11
+	VMOVSS 0(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 0(DX)
 	ADDQ $210, SI
 	ADDQ $256, DI
-	ADDQ $8, DX
 	DECQ CX
 	JMP q6kDot1AVX2_loop
 q6kDot1AVX2_done:
 	VZEROUPPER
 	RET
 
-// q4kDot4AVX2: for each of nb Q4_K super-blocks and each of 4 Q8_K activation rows,
-// out[2(b·4+t)] = Σ_j sc_j·Σ_{i∈j} q_i·x_i and out[2(b·4+t)+1] = Σ_j m_j·(bsums of j):
-// exact int32 sums (|q·x| pairs fit int16, scaled sums fit int32).
-// func q4kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
-TEXT ·q4kDot4AVX2(SB), NOSPLIT, $0-40
+// q4kDot4AVX2: a row of nb Q4_K super-blocks against 4 Q8_K activation rows. Per
+// block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
+// of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
+// expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
+// func q4kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+TEXT ·q4kDot4AVX2(SB), NOSPLIT, $16-48
 	MOVQ w+0(FP), SI
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
-	MOVQ nb+24(FP), CX
-	MOVQ out+32(FP), DX
-	VMOVDQU kmask0F<>(SB), Y14
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
 q4kDot4AVX2_loop:
 	TESTQ CX, CX
 	JZ q4kDot4AVX2_done
+	VMOVDQU kmask0F<>(SB), Y14
 	MOVL 4(SI), AX
 	MOVL 8(SI), BX
 	MOVL 12(SI), R11
@@ -518,7 +576,7 @@ q4kDot4AVX2_loop:
 	VPINSRD $1, R11, X15, X15
 	VPINSRD $2, BX, X15, X15
 	VPINSRD $3, R12, X15, X15
-	MOVQ nb+24(FP), R13
+	MOVQ nb+32(FP), R13
 	SUBQ CX, R13
 	SHLQ $5, R13
 	VPSRLDQ $8, X15, X9
@@ -533,7 +591,7 @@ q4kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 4(DX)
+	VMOVD X10, 0(SP)
 	MOVQ bs+16(FP), BX
 	MOVQ 8(BX), BX
 	VMOVDQU (BX)(R13*1), Y10
@@ -544,7 +602,7 @@ q4kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 12(DX)
+	VMOVD X10, 4(SP)
 	MOVQ bs+16(FP), BX
 	MOVQ 16(BX), BX
 	VMOVDQU (BX)(R13*1), Y10
@@ -555,7 +613,7 @@ q4kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 20(DX)
+	VMOVD X10, 8(SP)
 	MOVQ bs+16(FP), BX
 	MOVQ 24(BX), BX
 	VMOVDQU (BX)(R13*1), Y10
@@ -566,7 +624,7 @@ q4kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 28(DX)
+	VMOVD X10, 12(SP)
 	VINSERTI128 $1, X15, Y15, Y15
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
@@ -698,59 +756,115 @@ q4kDot4AVX2_loop:
 	VPADDD X9, X0, X0
 	VPSHUFD $0xB1, X0, X9
 	VPADDD X9, X0, X0
-	VMOVD X0, 0(DX)
 	VEXTRACTI128 $1, Y1, X9
 	VPADDD X9, X1, X1
 	VPSHUFD $0x4E, X1, X9
 	VPADDD X9, X1, X1
 	VPSHUFD $0xB1, X1, X9
 	VPADDD X9, X1, X1
-	VMOVD X1, 8(DX)
 	VEXTRACTI128 $1, Y2, X9
 	VPADDD X9, X2, X2
 	VPSHUFD $0x4E, X2, X9
 	VPADDD X9, X2, X2
 	VPSHUFD $0xB1, X2, X9
 	VPADDD X9, X2, X2
-	VMOVD X2, 16(DX)
 	VEXTRACTI128 $1, Y3, X9
 	VPADDD X9, X3, X3
 	VPSHUFD $0x4E, X3, X9
 	VPADDD X9, X3, X3
 	VPSHUFD $0xB1, X3, X9
 	VPADDD X9, X3, X3
-	VMOVD X3, 24(DX)
+	MOVWLZX 0(SI), AX
+	VMOVD AX, X10
+	VCVTPH2PS X10, X10
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X12
+	VCVTPH2PS X12, X12
+	MOVQ R13, R12
+	SHRQ $3, R12
+	VCVTDQ2PS X0, X0
+	MOVQ xd+24(FP), AX
+	MOVQ 0(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X0, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 0(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 0(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 0(DX)
+	VCVTDQ2PS X1, X1
+	MOVQ xd+24(FP), AX
+	MOVQ 8(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X1, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 4(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 4(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 4(DX)
+	VCVTDQ2PS X2, X2
+	MOVQ xd+24(FP), AX
+	MOVQ 16(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X2, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 8(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 8(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 8(DX)
+	VCVTDQ2PS X3, X3
+	MOVQ xd+24(FP), AX
+	MOVQ 24(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X3, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 12(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 12(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 12(DX)
 	ADDQ $144, SI
 	ADDQ $256, DI
 	ADDQ $256, R8
 	ADDQ $256, R9
 	ADDQ $256, R10
-	ADDQ $32, DX
 	DECQ CX
 	JMP q4kDot4AVX2_loop
 q4kDot4AVX2_done:
 	VZEROUPPER
 	RET
 
-// q5kDot4AVX2: for each of nb Q5_K super-blocks and each of 4 Q8_K activation rows,
-// out[2(b·4+t)] = Σ_j sc_j·Σ_{i∈j} q_i·x_i and out[2(b·4+t)+1] = Σ_j m_j·(bsums of j):
-// exact int32 sums (|q·x| pairs fit int16, scaled sums fit int32).
-// func q5kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
-TEXT ·q5kDot4AVX2(SB), NOSPLIT, $0-40
+// q5kDot4AVX2: a row of nb Q5_K super-blocks against 4 Q8_K activation rows. Per
+// block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
+// of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
+// expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
+// func q5kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+TEXT ·q5kDot4AVX2(SB), NOSPLIT, $16-48
 	MOVQ w+0(FP), SI
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
-	MOVQ nb+24(FP), CX
-	MOVQ out+32(FP), DX
-	VMOVDQU kmask0F<>(SB), Y14
-	VMOVDQU kmask01<>(SB), Y12
-	VMOVDQU kmask02<>(SB), Y11
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
 q5kDot4AVX2_loop:
 	TESTQ CX, CX
 	JZ q5kDot4AVX2_done
+	VMOVDQU kmask0F<>(SB), Y14
+	VMOVDQU kmask01<>(SB), Y12
+	VMOVDQU kmask02<>(SB), Y11
 	MOVL 4(SI), AX
 	MOVL 8(SI), BX
 	MOVL 12(SI), R11
@@ -774,7 +888,7 @@ q5kDot4AVX2_loop:
 	VPINSRD $1, R11, X15, X15
 	VPINSRD $2, BX, X15, X15
 	VPINSRD $3, R12, X15, X15
-	MOVQ nb+24(FP), R13
+	MOVQ nb+32(FP), R13
 	SUBQ CX, R13
 	SHLQ $5, R13
 	VPSRLDQ $8, X15, X9
@@ -789,7 +903,7 @@ q5kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 4(DX)
+	VMOVD X10, 0(SP)
 	MOVQ bs+16(FP), BX
 	MOVQ 8(BX), BX
 	VMOVDQU (BX)(R13*1), Y10
@@ -800,7 +914,7 @@ q5kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 12(DX)
+	VMOVD X10, 4(SP)
 	MOVQ bs+16(FP), BX
 	MOVQ 16(BX), BX
 	VMOVDQU (BX)(R13*1), Y10
@@ -811,7 +925,7 @@ q5kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 20(DX)
+	VMOVD X10, 8(SP)
 	MOVQ bs+16(FP), BX
 	MOVQ 24(BX), BX
 	VMOVDQU (BX)(R13*1), Y10
@@ -822,7 +936,7 @@ q5kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 28(DX)
+	VMOVD X10, 12(SP)
 	VINSERTI128 $1, X15, Y15, Y15
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
@@ -983,59 +1097,114 @@ q5kDot4AVX2_loop:
 	VPADDD X9, X0, X0
 	VPSHUFD $0xB1, X0, X9
 	VPADDD X9, X0, X0
-	VMOVD X0, 0(DX)
 	VEXTRACTI128 $1, Y1, X9
 	VPADDD X9, X1, X1
 	VPSHUFD $0x4E, X1, X9
 	VPADDD X9, X1, X1
 	VPSHUFD $0xB1, X1, X9
 	VPADDD X9, X1, X1
-	VMOVD X1, 8(DX)
 	VEXTRACTI128 $1, Y2, X9
 	VPADDD X9, X2, X2
 	VPSHUFD $0x4E, X2, X9
 	VPADDD X9, X2, X2
 	VPSHUFD $0xB1, X2, X9
 	VPADDD X9, X2, X2
-	VMOVD X2, 16(DX)
 	VEXTRACTI128 $1, Y3, X9
 	VPADDD X9, X3, X3
 	VPSHUFD $0x4E, X3, X9
 	VPADDD X9, X3, X3
 	VPSHUFD $0xB1, X3, X9
 	VPADDD X9, X3, X3
-	VMOVD X3, 24(DX)
+	MOVWLZX 0(SI), AX
+	VMOVD AX, X10
+	VCVTPH2PS X10, X10
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X12
+	VCVTPH2PS X12, X12
+	MOVQ R13, R12
+	SHRQ $3, R12
+	VCVTDQ2PS X0, X0
+	MOVQ xd+24(FP), AX
+	MOVQ 0(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X0, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 0(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 0(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 0(DX)
+	VCVTDQ2PS X1, X1
+	MOVQ xd+24(FP), AX
+	MOVQ 8(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X1, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 4(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 4(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 4(DX)
+	VCVTDQ2PS X2, X2
+	MOVQ xd+24(FP), AX
+	MOVQ 16(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X2, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 8(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 8(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 8(DX)
+	VCVTDQ2PS X3, X3
+	MOVQ xd+24(FP), AX
+	MOVQ 24(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X3, X11, X11
+	VMULSS X9, X12, X13
+	VCVTSI2SSL 12(SP), X14, X14
+	VMULSS X14, X13, X13
+	VSUBSS X13, X11, X11
+	VMOVSS 12(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 12(DX)
 	ADDQ $176, SI
 	ADDQ $256, DI
 	ADDQ $256, R8
 	ADDQ $256, R9
 	ADDQ $256, R10
-	ADDQ $32, DX
 	DECQ CX
 	JMP q5kDot4AVX2_loop
 q5kDot4AVX2_done:
 	VZEROUPPER
 	RET
 
-// q6kDot4AVX2: for each of nb Q6_K super-blocks and each of 4 Q8_K activation rows,
-// out[2(b·4+t)] = Σ_j sc_j·Σ_{i∈j} q_i·x_i with q the unsigned 6-bit quants, and
-// out[2(b·4+t)+1] = Σ_j sc_j·bsums_j (the caller subtracts 32× it): exact int32 sums.
-// func q6kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
-TEXT ·q6kDot4AVX2(SB), NOSPLIT, $0-40
+// q6kDot4AVX2: a row of nb Q6_K super-blocks against 4 Q8_K activation rows. Per
+// block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 32·Σ_j sc_j·bsums_j (u the unsigned 6-bit
+// quants, so this is Σ_j sc_j·Σ (u−32)·x exactly), then out[t] += (d·dx)·f(isum).
+// func q6kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+TEXT ·q6kDot4AVX2(SB), NOSPLIT, $16-48
 	MOVQ w+0(FP), SI
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
-	MOVQ nb+24(FP), CX
-	MOVQ out+32(FP), DX
-	VMOVDQU kmask0F<>(SB), Y14
-	VMOVDQU kmask30<>(SB), Y13
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
 q6kDot4AVX2_loop:
 	TESTQ CX, CX
 	JZ q6kDot4AVX2_done
-	MOVQ nb+24(FP), R13
+	VMOVDQU kmask0F<>(SB), Y14
+	VMOVDQU kmask30<>(SB), Y13
+	MOVQ nb+32(FP), R13
 	SUBQ CX, R13
 	SHLQ $5, R13
 	VPMOVSXBW 192(SI), Y15
@@ -1049,7 +1218,7 @@ q6kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 4(DX)
+	VMOVD X10, 0(SP)
 	MOVQ bs+16(FP), BX
 	MOVQ 8(BX), BX
 	VMOVDQU (BX)(R13*1), Y10
@@ -1060,7 +1229,7 @@ q6kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 12(DX)
+	VMOVD X10, 4(SP)
 	MOVQ bs+16(FP), BX
 	MOVQ 16(BX), BX
 	VMOVDQU (BX)(R13*1), Y10
@@ -1071,7 +1240,7 @@ q6kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 20(DX)
+	VMOVD X10, 8(SP)
 	MOVQ bs+16(FP), BX
 	MOVQ 24(BX), BX
 	VMOVDQU (BX)(R13*1), Y10
@@ -1082,7 +1251,7 @@ q6kDot4AVX2_loop:
 	VPADDD X4, X10, X10
 	VPSHUFD $0xB1, X10, X4
 	VPADDD X4, X10, X10
-	VMOVD X10, 28(DX)
+	VMOVD X10, 12(SP)
 	VMOVDQU 192(SI), X15
 	VPXOR Y0, Y0, Y0
 	VPXOR Y1, Y1, Y1
@@ -1248,34 +1417,90 @@ q6kDot4AVX2_loop:
 	VPADDD X9, X0, X0
 	VPSHUFD $0xB1, X0, X9
 	VPADDD X9, X0, X0
-	VMOVD X0, 0(DX)
 	VEXTRACTI128 $1, Y1, X9
 	VPADDD X9, X1, X1
 	VPSHUFD $0x4E, X1, X9
 	VPADDD X9, X1, X1
 	VPSHUFD $0xB1, X1, X9
 	VPADDD X9, X1, X1
-	VMOVD X1, 8(DX)
 	VEXTRACTI128 $1, Y2, X9
 	VPADDD X9, X2, X2
 	VPSHUFD $0x4E, X2, X9
 	VPADDD X9, X2, X2
 	VPSHUFD $0xB1, X2, X9
 	VPADDD X9, X2, X2
-	VMOVD X2, 16(DX)
 	VEXTRACTI128 $1, Y3, X9
 	VPADDD X9, X3, X3
 	VPSHUFD $0x4E, X3, X9
 	VPADDD X9, X3, X3
 	VPSHUFD $0xB1, X3, X9
 	VPADDD X9, X3, X3
-	VMOVD X3, 24(DX)
+	MOVWLZX 208(SI), AX
+	VMOVD AX, X10
+	VCVTPH2PS X10, X10
+	MOVQ R13, R12
+	SHRQ $3, R12
+	MOVL 0(SP), AX
+	SHLL $5, AX
+	VMOVD X0, BX
+	SUBL AX, BX
+	VMOVD BX, X0
+	VCVTDQ2PS X0, X0
+	MOVQ xd+24(FP), AX
+	MOVQ 0(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X0, X11, X11
+	VMOVSS 0(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 0(DX)
+	MOVL 4(SP), AX
+	SHLL $5, AX
+	VMOVD X1, BX
+	SUBL AX, BX
+	VMOVD BX, X1
+	VCVTDQ2PS X1, X1
+	MOVQ xd+24(FP), AX
+	MOVQ 8(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X1, X11, X11
+	VMOVSS 4(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 4(DX)
+	MOVL 8(SP), AX
+	SHLL $5, AX
+	VMOVD X2, BX
+	SUBL AX, BX
+	VMOVD BX, X2
+	VCVTDQ2PS X2, X2
+	MOVQ xd+24(FP), AX
+	MOVQ 16(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X2, X11, X11
+	VMOVSS 8(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 8(DX)
+	MOVL 12(SP), AX
+	SHLL $5, AX
+	VMOVD X3, BX
+	SUBL AX, BX
+	VMOVD BX, X3
+	VCVTDQ2PS X3, X3
+	MOVQ xd+24(FP), AX
+	MOVQ 24(AX), AX
+	VMOVSS (AX)(R12*1), X9
+	VMULSS X9, X10, X11
+	VMULSS X3, X11, X11
+	VMOVSS 12(DX), X13
+	VADDSS X11, X13, X13
+	VMOVSS X13, 12(DX)
 	ADDQ $210, SI
 	ADDQ $256, DI
 	ADDQ $256, R8
 	ADDQ $256, R9
 	ADDQ $256, R10
-	ADDQ $32, DX
 	DECQ CX
 	JMP q6kDot4AVX2_loop
 q6kDot4AVX2_done:

@@ -12,4 +12,3 @@ func lanesF32(a, b []float32, l *[8]float32) {
 	}
 	lanesF32Go(a, b, l)
 }
-

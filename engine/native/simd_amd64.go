@@ -7,90 +7,63 @@ import (
 )
 
 // The K-quant kernels (kquants_amd64.s) compute each super-block's exact
-// integer sums for one or four activation rows; the float scales are then
-// applied here by kCombine, the same expression the Go kernel uses.
+// integer sums for one or four activation rows, then apply the float scales
+// with kCombine's expression (scalar multiplies, a subtract and an add, each
+// rounded, no FMA), so they give the Go kernel's bits.
 
 //go:noescape
-func q4kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
+func q4kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
 
 //go:noescape
-func q4kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
+func q4kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
 
 //go:noescape
-func q5kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
+func q5kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
 
 //go:noescape
-func q5kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
+func q5kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
 
 //go:noescape
-func q6kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
+func q6kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
 
 //go:noescape
-func q6kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
-
-// kChunk is how many super-blocks one assembly call covers.
-const kChunk = 16
+func q6kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
 
 func (m *Matrix) simdK(r int, qz *quantized, t0, n int, out *[4]float32) bool {
 	if !haveAVX2 || !useSIMD || (n != 1 && n != 4) {
 		return false
 	}
-	var kern func(w *byte, xs *[4]*int8, bs *[4]*int16, nb int, out *int32)
-	dOff, hasMin, q6 := 0, true, false
 	switch m.Type {
-	case gguf.Q4_K:
-		kern = q4kDot1AVX2
-		if n == 4 {
-			kern = q4kDot4AVX2
-		}
-	case gguf.Q5_K:
-		kern = q5kDot1AVX2
-		if n == 4 {
-			kern = q5kDot4AVX2
-		}
-	case gguf.Q6_K:
-		kern = q6kDot1AVX2
-		if n == 4 {
-			kern = q6kDot4AVX2
-		}
-		dOff, hasMin, q6 = 208, false, true
+	case gguf.Q4_K, gguf.Q5_K, gguf.Q6_K:
 	default:
 		return false
 	}
-	bsz := kBlockBytes(m.Type)
 	b := m.row(r)
 	nb := m.Cols / qkK
-	var sums [2 * 4 * kChunk]int32
-	var s [4]float32
 	var xs [4]*int8
 	var bs [4]*int16
-	for b0 := 0; b0 < nb; b0 += kChunk {
-		k := min(kChunk, nb-b0)
-		for t := 0; t < n; t++ {
-			x := &qz.xk[t0+t]
-			_, _ = x.q[(b0+k)*qkK-1], x.bsums[(b0+k)*16-1]
-			xs[t], bs[t] = &x.q[b0*qkK], &x.bsums[b0*16]
-		}
-		_ = b[(b0+k)*bsz-1]
-		kern(&b[b0*bsz], &xs, &bs, k, &sums[0])
-		for i := 0; i < k; i++ {
-			blk := b0 + i
-			w := b[blk*bsz:]
-			d := f16Table[binary.LittleEndian.Uint16(w[dOff:])]
-			var dmin float32
-			if hasMin {
-				dmin = f16Table[binary.LittleEndian.Uint16(w[2:])]
-			}
-			for t := 0; t < n; t++ {
-				isum, msum := sums[2*(i*n+t)], sums[2*(i*n+t)+1]
-				if q6 {
-					isum, msum = isum-32*msum, 0
-				}
-				s[t] = kCombine(s[t], hasMin, d, dmin, qz.xk[t0+t].d[blk], isum, msum)
-			}
-		}
+	var xd [4]*float32
+	for t := 0; t < n; t++ {
+		x := &qz.xk[t0+t]
+		_, _, _ = x.q[nb*qkK-1], x.bsums[nb*16-1], x.d[nb-1]
+		xs[t], bs[t], xd[t] = &x.q[0], &x.bsums[0], &x.d[0]
 	}
-	*out = s
+	*out = [4]float32{}
+	// direct calls: through a func value the stack arrays would escape
+	switch {
+	case m.Type == gguf.Q4_K && n == 1:
+		q4kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+	case m.Type == gguf.Q4_K:
+		q4kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+	case m.Type == gguf.Q5_K && n == 1:
+		q5kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+	case m.Type == gguf.Q5_K:
+		q5kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+	case n == 1:
+		q6kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+	default:
+		q6kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+	}
 	return true
 }
 
@@ -120,5 +93,37 @@ func (m *Matrix) simd32(r int, qz *quantized, t0, n int, out *[4]float32) bool {
 	return true
 }
 
-// simdHalf runs the SIMD kernel of F16/BF16, if there is one.
-func (m *Matrix) simdHalf(r int, qz *quantized, t0, n int, out *[4]float32) bool { return false }
+//go:noescape
+func halfLanesAVX2(w *uint16, x *float32, n int, bf16 int, out *[8]float32)
+
+// simdHalf runs the F16/BF16 kernel: the row converted in registers (F16C
+// or a shift), halfLanesGo's four accumulators, then halfTail in Go.
+func (m *Matrix) simdHalf(r int, qz *quantized, t0, n int, out *[4]float32) bool {
+	if !haveAVX2 || !haveF16C || !useSIMD {
+		return false
+	}
+	cols := m.Cols
+	n32 := cols &^ 31
+	w := m.u16[r*cols : (r+1)*cols]
+	bf := 0
+	if m.Type == gguf.BF16 {
+		bf = 1
+	}
+	var tail [31]float32
+	if n32 < cols {
+		widen(m.Type, w[n32:], tail[:cols-n32])
+	}
+	for k := 0; k < n; k++ {
+		x := qz.x[(t0+k)*cols : (t0+k+1)*cols]
+		var v [8]float32
+		if n32 > 0 {
+			halfLanesAVX2(&w[0], &x[0], n32, bf, &v)
+		}
+		s := combine8(&v)
+		for i := n32; i < cols; i++ {
+			s += float32(tail[i-n32] * x[i])
+		}
+		out[k] = s
+	}
+	return true
+}
