@@ -71,6 +71,7 @@ type quantized struct {
 	cols, T int
 	xq      []q8Row
 	xd4     [][]float32
+	xs4     [][]float32
 	xk      []q8KRow
 }
 
@@ -87,7 +88,8 @@ func (qz *quantized) prepare(w *Matrix, x []float32, T int) {
 			quantizeQ8(x[t*w.Cols:(t+1)*w.Cols], &qz.xq[t])
 		}
 		for t := 0; t+4 <= T; t += 4 {
-			qz.xd4 = append(qz.xd4, interleaveScales(qz.xq[t:t+4]))
+			d, s := interleaveScales(qz.xq[t : t+4])
+			qz.xd4, qz.xs4 = append(qz.xd4, d), append(qz.xs4, s)
 		}
 	case actQ8K:
 		if qz.xk != nil {

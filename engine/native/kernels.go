@@ -373,10 +373,6 @@ func (m *Matrix) dotTile(r int, qz *quantized, t0, n int, out *[4]float32) {
 	case actFloat:
 		m.dotFloat(r, qz, t0, n, out)
 	case actQ8:
-		if m.Type == gguf.Q8_0 && n == 4 && haveAVX2 && useSIMD {
-			m.dotRowQ8x4(r, qz.xq[t0:t0+4], qz.xd4[t0/4], out)
-			return
-		}
 		if m.simd32(r, qz, t0, n, out) {
 			return
 		}
@@ -514,17 +510,17 @@ func dotQ8Sums4(w []byte, xs *[4][]int8, sums []int32) {
 	}
 }
 
-// interleaveScales returns the four rows' block scales interleaved
-// (out[4*b+t] = xq[t].d[b]), as dotRowQ8x4's assembly reads them.
-func interleaveScales(xq []q8Row) []float32 {
+// interleaveScales returns the four rows' block scales and sums
+// interleaved (d[4*b+t] = xq[t].d[b]), as the four-token assembly reads them.
+func interleaveScales(xq []q8Row) (d, s []float32) {
 	nb := len(xq[0].d)
-	out := make([]float32, 4*nb)
+	d, s = make([]float32, 4*nb), make([]float32, 4*nb)
 	for b := 0; b < nb; b++ {
 		for t := 0; t < 4; t++ {
-			out[4*b+t] = xq[t].d[b]
+			d[4*b+t], s[4*b+t] = xq[t].d[b], xq[t].s[b]
 		}
 	}
-	return out
+	return d, s
 }
 
 // dotRowQ8x4 is dotRow for a Q8_0 row against four quantized activation

@@ -125,7 +125,7 @@ func TestDotRowQ8x4MatchesDotRow(t *testing.T) {
 		}
 		quantizeQ8(xs[k], &xq[k])
 	}
-	xd4 := interleaveScales(xq)
+	xd4, _ := interleaveScales(xq)
 	for _, asm := range []bool{true, false} {
 		saved := haveAVX2
 		haveAVX2 = haveAVX2 && asm

@@ -1,8 +1,6 @@
 package native
 
 import (
-	"encoding/binary"
-
 	"github.com/agoranet/agora/engine/gguf"
 )
 
@@ -67,28 +65,82 @@ func (m *Matrix) simdK(r int, qz *quantized, t0, n int, out *[4]float32) bool {
 	return true
 }
 
-// simd32 runs the SIMD kernel of a 32-element block type, if there is one
-// (the four-token Q8_0 kernel is called by dotTile directly).
+//go:noescape
+func q40Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q40Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q41Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q41Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q50Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q50Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q51Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q51Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q80Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q80Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+// simd32 runs the 32-element block kernels (blocks_amd64.s): exact int32
+// block sums and combine32's float expression, for one token or four (their
+// scales and sums interleaved by block).
 func (m *Matrix) simd32(r int, qz *quantized, t0, n int, out *[4]float32) bool {
-	if !haveAVX2 || !useSIMD || m.Type != gguf.Q8_0 {
+	if !haveAVX2 || !haveF16C || !useSIMD || (n != 1 && n != 4) {
 		return false
 	}
 	b := m.row(r)
 	nb := m.Cols / 32
-	var sums [64]int32
+	var xq [4]*int8
 	for k := 0; k < n; k++ {
 		x := &qz.xq[t0+k]
-		var s float32
-		for b0 := 0; b0 < nb; b0 += len(sums) {
-			c := min(len(sums), nb-b0)
-			dotQ8Sums(b[b0*34:(b0+c)*34], x.q[b0*32:(b0+c)*32], sums[:c])
-			for i := 0; i < c; i++ {
-				blk := b0 + i
-				d := f16Table[binary.LittleEndian.Uint16(b[blk*34:])]
-				s = combine32(s, false, d, 0, x.d[blk], 0, sums[i])
-			}
-		}
-		out[k] = s
+		_, _, _ = x.q[nb*32-1], x.d[nb-1], x.s[nb-1]
+		xq[k] = &x.q[0]
+	}
+	xd, xs := &qz.xq[t0].d[0], &qz.xq[t0].s[0]
+	if n == 4 {
+		d4, s4 := qz.xd4[t0/4], qz.xs4[t0/4]
+		_, _ = d4[4*nb-1], s4[4*nb-1]
+		xd, xs = &d4[0], &s4[0]
+	}
+	_ = b[len(b)-1]
+	o := &out[0]
+	switch {
+	case m.Type == gguf.Q4_0 && n == 1:
+		q40Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+	case m.Type == gguf.Q4_0:
+		q40Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+	case m.Type == gguf.Q4_1 && n == 1:
+		q41Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+	case m.Type == gguf.Q4_1:
+		q41Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+	case m.Type == gguf.Q5_0 && n == 1:
+		q50Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+	case m.Type == gguf.Q5_0:
+		q50Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+	case m.Type == gguf.Q5_1 && n == 1:
+		q51Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+	case m.Type == gguf.Q5_1:
+		q51Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+	case m.Type == gguf.Q8_0 && n == 1:
+		q80Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+	case m.Type == gguf.Q8_0:
+		q80Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+	default:
+		return false
 	}
 	return true
 }
