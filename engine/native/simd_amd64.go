@@ -22,6 +22,18 @@ func q5kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, 
 func q5kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
 
 //go:noescape
+func q2kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q2kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q3kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q3kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
 func q6kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
 
 //go:noescape
@@ -32,7 +44,7 @@ func (m *Matrix) simdK(r int, qz *quantized, t0, n int, out *[4]float32) bool {
 		return false
 	}
 	switch m.Type {
-	case gguf.Q4_K, gguf.Q5_K, gguf.Q6_K:
+	case gguf.Q2_K, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K:
 	default:
 		return false
 	}
@@ -49,6 +61,14 @@ func (m *Matrix) simdK(r int, qz *quantized, t0, n int, out *[4]float32) bool {
 	*out = [4]float32{}
 	// direct calls: through a func value the stack arrays would escape
 	switch {
+	case m.Type == gguf.Q2_K && n == 1:
+		q2kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+	case m.Type == gguf.Q2_K:
+		q2kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+	case m.Type == gguf.Q3_K && n == 1:
+		q3kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+	case m.Type == gguf.Q3_K:
+		q3kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
 	case m.Type == gguf.Q4_K && n == 1:
 		q4kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
 	case m.Type == gguf.Q4_K:
