@@ -73,6 +73,7 @@ type quantized struct {
 	xd4     [][]float32
 	xs4     [][]float32
 	xk      []q8KRow
+	xkd4    [][]float32
 }
 
 // prepare makes the activation form w needs.
@@ -98,6 +99,16 @@ func (qz *quantized) prepare(w *Matrix, x []float32, T int) {
 		qz.xk = make([]q8KRow, T)
 		for t := 0; t < T; t++ {
 			quantizeQ8K(x[t*w.Cols:(t+1)*w.Cols], &qz.xk[t])
+		}
+		for t := 0; t+4 <= T; t += 4 {
+			nb := len(qz.xk[t].d)
+			d := make([]float32, 4*nb)
+			for b := 0; b < nb; b++ {
+				for k := 0; k < 4; k++ {
+					d[4*b+k] = qz.xk[t+k].d[b]
+				}
+			}
+			qz.xkd4 = append(qz.xkd4, d)
 		}
 	}
 }

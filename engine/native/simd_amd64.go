@@ -58,6 +58,11 @@ func (m *Matrix) simdK(r int, qz *quantized, t0, n int, out *[4]float32) bool {
 		_, _, _ = x.q[nb*qkK-1], x.bsums[nb*16-1], x.d[nb-1]
 		xs[t], bs[t], xd[t] = &x.q[0], &x.bsums[0], &x.d[0]
 	}
+	if n == 4 { // the four-token kernels read the scales interleaved by block
+		d4 := qz.xkd4[t0/4]
+		_ = d4[4*nb-1]
+		xd[0] = &d4[0]
+	}
 	*out = [4]float32{}
 	// direct calls: through a func value the stack arrays would escape
 	switch {
