@@ -36,7 +36,8 @@ func BenchmarkDecode(b *testing.B) {
 }
 
 // BenchmarkPrompt measures a 100-token prefill (AGORA_BENCH_MODEL for any
-// GGUF file; AGORA_BENCH_THREADS for the thread count).
+// GGUF file; AGORA_BENCH_THREADS for the thread count; AGORA_BENCH_TOKENS
+// for another length, e.g. 256: a validator's re-execution of a receipt).
 func BenchmarkPrompt(b *testing.B) {
 	path := os.Getenv("AGORA_BENCH_MODEL")
 	if path == "" {
@@ -46,12 +47,16 @@ func BenchmarkPrompt(b *testing.B) {
 	if v := os.Getenv("AGORA_BENCH_THREADS"); v != "" {
 		threads, _ = strconv.Atoi(v)
 	}
-	m, err := Load(path, Options{Threads: threads, ContextLen: 128})
+	n := 100
+	if v := os.Getenv("AGORA_BENCH_TOKENS"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	m, err := Load(path, Options{Threads: threads, ContextLen: n})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer m.Close()
-	ids := make([]int, 100)
+	ids := make([]int, n)
 	for i := range ids {
 		ids[i] = (i*7919 + 3) % m.Config.Vocab
 	}
@@ -62,4 +67,5 @@ func BenchmarkPrompt(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "tok/s")
+	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/prefill")
 }

@@ -261,3 +261,38 @@ func testKernel(t *testing.T, typ gguf.TensorType, rows, cols, T int, bound floa
 		}
 	}
 }
+
+// TestExpfMatchesLdexp: the power-of-two scaling in expf gives exactly the
+// bits of the math.Ldexp formulation it replaced, over the whole input range.
+func TestExpfMatchesLdexp(t *testing.T) {
+	ref := func(x float32) float32 {
+		if x > 88.7 {
+			return float32(math.Inf(1))
+		}
+		if x < -103.9 {
+			return 0
+		}
+		n := float32(math.Floor(float64(float32(x*1.44269504088896341)) + 0.5))
+		r := float32(x - float32(n*0.693359375))
+		r = float32(r - float32(n*-2.12194440e-4))
+		p := float32(1.9875691500e-4)
+		p = float32(float32(p*r) + 1.3981999507e-3)
+		p = float32(float32(p*r) + 8.3334519073e-3)
+		p = float32(float32(p*r) + 4.1665795894e-2)
+		p = float32(float32(p*r) + 1.6666665459e-1)
+		p = float32(float32(p*r) + 5.0000001201e-1)
+		y := float32(float32(float32(p*r)*r) + r)
+		y = y + 1
+		return float32(math.Ldexp(float64(y), int(n)))
+	}
+	rng := NewRNG(3)
+	for i := 0; i < 2_000_000; i++ {
+		x := float32(rng.Float64()*200 - 110)
+		if i%4 == 0 {
+			x = float32(rng.Float64()*30 - 20)
+		}
+		if got, want := expf(x), ref(x); math.Float32bits(got) != math.Float32bits(want) {
+			t.Fatalf("expf(%v) = %v, Ldexp form %v", x, got, want)
+		}
+	}
+}
