@@ -664,3 +664,622 @@ q80Dot4AVX2_done:
 	VZEROUPPER
 	RET
 
+// func q40Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q4_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx), each operation rounded.
+TEXT ·q40Dot1VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q40Dot1VNNI_loop:
+	TESTQ CX, CX
+	JZ q40Dot1VNNI_done
+	VMOVDQU 2(SI), X4
+	VPSRLW $4, X4, X5
+	VINSERTI128 $1, X5, Y4, Y4
+	VPAND b32mask0F<>(SB), Y4, Y4
+	MOVL $0x08080808, AX
+	VMOVD AX, X5
+	VPBROADCASTD X5, Y5
+	VPSUBB Y5, Y4, Y4
+	VPSIGNB Y4, Y4, Y5
+	VMOVDQU (DI), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD Y6, Y5, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0x4E, X0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0xB1, X0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS (R11), X1, X1
+	VMULSS X1, X0, X0
+	VADDSS X0, X8, X8
+	ADDQ $18, SI
+	ADDQ $32, DI
+	ADDQ $4, R11
+	ADDQ $4, R12
+	DECQ CX
+	JMP q40Dot1VNNI_loop
+q40Dot1VNNI_done:
+	VMOVSS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func q40Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q4_0 row against four Q8_0/Q8_1 activation rows (scales and sums
+// interleaved by block, xd[4b+t]):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx), each operation rounded.
+TEXT ·q40Dot4VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q40Dot4VNNI_loop:
+	TESTQ CX, CX
+	JZ q40Dot4VNNI_done
+	VMOVDQU 2(SI), X4
+	VPSRLW $4, X4, X5
+	VINSERTI128 $1, X5, Y4, Y4
+	VPAND b32mask0F<>(SB), Y4, Y4
+	MOVL $0x08080808, AX
+	VMOVD AX, X5
+	VPBROADCASTD X5, Y5
+	VPSUBB Y5, Y4, Y4
+	VPSIGNB Y4, Y4, Y5
+	VMOVDQU (DI), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD Y6, Y5, Y0
+	VMOVDQU (R8), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y1, Y1, Y1
+	VPDPBUSD Y6, Y5, Y1
+	VMOVDQU (R9), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y2, Y2, Y2
+	VPDPBUSD Y6, Y5, Y2
+	VMOVDQU (R10), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y3, Y3, Y3
+	VPDPBUSD Y6, Y5, Y3
+	VPHADDD Y1, Y0, Y0
+	VPHADDD Y3, Y2, Y2
+	VPHADDD Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VBROADCASTSS X1, X1
+	VMULPS (R11), X1, X1
+	VMULPS X1, X0, X0
+	VADDPS X0, X8, X8
+	ADDQ $18, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $16, R11
+	ADDQ $16, R12
+	DECQ CX
+	JMP q40Dot4VNNI_loop
+q40Dot4VNNI_done:
+	VMOVUPS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func q41Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q4_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
+TEXT ·q41Dot1VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q41Dot1VNNI_loop:
+	TESTQ CX, CX
+	JZ q41Dot1VNNI_done
+	VMOVDQU 4(SI), X4
+	VPSRLW $4, X4, X5
+	VINSERTI128 $1, X5, Y4, Y4
+	VPAND b32mask0F<>(SB), Y4, Y4
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD (DI), Y4, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0x4E, X0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0xB1, X0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS (R11), X1, X1
+	VMULSS X1, X0, X0
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X2
+	VCVTPH2PS X2, X2
+	VMULSS (R12), X2, X2
+	VADDSS X2, X0, X0
+	VADDSS X0, X8, X8
+	ADDQ $20, SI
+	ADDQ $32, DI
+	ADDQ $4, R11
+	ADDQ $4, R12
+	DECQ CX
+	JMP q41Dot1VNNI_loop
+q41Dot1VNNI_done:
+	VMOVSS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func q41Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q4_1 row against four Q8_0/Q8_1 activation rows (scales and sums
+// interleaved by block, xd[4b+t]):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
+TEXT ·q41Dot4VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q41Dot4VNNI_loop:
+	TESTQ CX, CX
+	JZ q41Dot4VNNI_done
+	VMOVDQU 4(SI), X4
+	VPSRLW $4, X4, X5
+	VINSERTI128 $1, X5, Y4, Y4
+	VPAND b32mask0F<>(SB), Y4, Y4
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD (DI), Y4, Y0
+	VPXOR Y1, Y1, Y1
+	VPDPBUSD (R8), Y4, Y1
+	VPXOR Y2, Y2, Y2
+	VPDPBUSD (R9), Y4, Y2
+	VPXOR Y3, Y3, Y3
+	VPDPBUSD (R10), Y4, Y3
+	VPHADDD Y1, Y0, Y0
+	VPHADDD Y3, Y2, Y2
+	VPHADDD Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VBROADCASTSS X1, X1
+	VMULPS (R11), X1, X1
+	VMULPS X1, X0, X0
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X2
+	VCVTPH2PS X2, X2
+	VBROADCASTSS X2, X2
+	VMULPS (R12), X2, X2
+	VADDPS X2, X0, X0
+	VADDPS X0, X8, X8
+	ADDQ $20, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $16, R11
+	ADDQ $16, R12
+	DECQ CX
+	JMP q41Dot4VNNI_loop
+q41Dot4VNNI_done:
+	VMOVUPS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func q50Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q5_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx), each operation rounded.
+TEXT ·q50Dot1VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q50Dot1VNNI_loop:
+	TESTQ CX, CX
+	JZ q50Dot1VNNI_done
+	VMOVDQU 6(SI), X4
+	VPSRLW $4, X4, X5
+	VINSERTI128 $1, X5, Y4, Y4
+	VPAND b32mask0F<>(SB), Y4, Y4
+	VPBROADCASTD 2(SI), Y5
+	VPSHUFB b32bitshuf<>(SB), Y5, Y5
+	VPOR b32bitmask<>(SB), Y5, Y5
+	VPCMPEQB b32allones<>(SB), Y5, Y5
+	VPANDN b32F0<>(SB), Y5, Y5
+	VPOR Y5, Y4, Y4
+	VPSIGNB Y4, Y4, Y5
+	VMOVDQU (DI), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD Y6, Y5, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0x4E, X0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0xB1, X0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS (R11), X1, X1
+	VMULSS X1, X0, X0
+	VADDSS X0, X8, X8
+	ADDQ $22, SI
+	ADDQ $32, DI
+	ADDQ $4, R11
+	ADDQ $4, R12
+	DECQ CX
+	JMP q50Dot1VNNI_loop
+q50Dot1VNNI_done:
+	VMOVSS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func q50Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q5_0 row against four Q8_0/Q8_1 activation rows (scales and sums
+// interleaved by block, xd[4b+t]):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx), each operation rounded.
+TEXT ·q50Dot4VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q50Dot4VNNI_loop:
+	TESTQ CX, CX
+	JZ q50Dot4VNNI_done
+	VMOVDQU 6(SI), X4
+	VPSRLW $4, X4, X5
+	VINSERTI128 $1, X5, Y4, Y4
+	VPAND b32mask0F<>(SB), Y4, Y4
+	VPBROADCASTD 2(SI), Y5
+	VPSHUFB b32bitshuf<>(SB), Y5, Y5
+	VPOR b32bitmask<>(SB), Y5, Y5
+	VPCMPEQB b32allones<>(SB), Y5, Y5
+	VPANDN b32F0<>(SB), Y5, Y5
+	VPOR Y5, Y4, Y4
+	VPSIGNB Y4, Y4, Y5
+	VMOVDQU (DI), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD Y6, Y5, Y0
+	VMOVDQU (R8), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y1, Y1, Y1
+	VPDPBUSD Y6, Y5, Y1
+	VMOVDQU (R9), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y2, Y2, Y2
+	VPDPBUSD Y6, Y5, Y2
+	VMOVDQU (R10), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y3, Y3, Y3
+	VPDPBUSD Y6, Y5, Y3
+	VPHADDD Y1, Y0, Y0
+	VPHADDD Y3, Y2, Y2
+	VPHADDD Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VBROADCASTSS X1, X1
+	VMULPS (R11), X1, X1
+	VMULPS X1, X0, X0
+	VADDPS X0, X8, X8
+	ADDQ $22, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $16, R11
+	ADDQ $16, R12
+	DECQ CX
+	JMP q50Dot4VNNI_loop
+q50Dot4VNNI_done:
+	VMOVUPS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func q51Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q5_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
+TEXT ·q51Dot1VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q51Dot1VNNI_loop:
+	TESTQ CX, CX
+	JZ q51Dot1VNNI_done
+	VMOVDQU 8(SI), X4
+	VPSRLW $4, X4, X5
+	VINSERTI128 $1, X5, Y4, Y4
+	VPAND b32mask0F<>(SB), Y4, Y4
+	VPBROADCASTD 4(SI), Y5
+	VPSHUFB b32bitshuf<>(SB), Y5, Y5
+	VPOR b32bitmask<>(SB), Y5, Y5
+	VPCMPEQB b32allones<>(SB), Y5, Y5
+	VPAND b32x10<>(SB), Y5, Y5
+	VPOR Y5, Y4, Y4
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD (DI), Y4, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0x4E, X0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0xB1, X0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS (R11), X1, X1
+	VMULSS X1, X0, X0
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X2
+	VCVTPH2PS X2, X2
+	VMULSS (R12), X2, X2
+	VADDSS X2, X0, X0
+	VADDSS X0, X8, X8
+	ADDQ $24, SI
+	ADDQ $32, DI
+	ADDQ $4, R11
+	ADDQ $4, R12
+	DECQ CX
+	JMP q51Dot1VNNI_loop
+q51Dot1VNNI_done:
+	VMOVSS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func q51Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q5_1 row against four Q8_0/Q8_1 activation rows (scales and sums
+// interleaved by block, xd[4b+t]):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
+TEXT ·q51Dot4VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q51Dot4VNNI_loop:
+	TESTQ CX, CX
+	JZ q51Dot4VNNI_done
+	VMOVDQU 8(SI), X4
+	VPSRLW $4, X4, X5
+	VINSERTI128 $1, X5, Y4, Y4
+	VPAND b32mask0F<>(SB), Y4, Y4
+	VPBROADCASTD 4(SI), Y5
+	VPSHUFB b32bitshuf<>(SB), Y5, Y5
+	VPOR b32bitmask<>(SB), Y5, Y5
+	VPCMPEQB b32allones<>(SB), Y5, Y5
+	VPAND b32x10<>(SB), Y5, Y5
+	VPOR Y5, Y4, Y4
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD (DI), Y4, Y0
+	VPXOR Y1, Y1, Y1
+	VPDPBUSD (R8), Y4, Y1
+	VPXOR Y2, Y2, Y2
+	VPDPBUSD (R9), Y4, Y2
+	VPXOR Y3, Y3, Y3
+	VPDPBUSD (R10), Y4, Y3
+	VPHADDD Y1, Y0, Y0
+	VPHADDD Y3, Y2, Y2
+	VPHADDD Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VBROADCASTSS X1, X1
+	VMULPS (R11), X1, X1
+	VMULPS X1, X0, X0
+	MOVWLZX 2(SI), AX
+	VMOVD AX, X2
+	VCVTPH2PS X2, X2
+	VBROADCASTSS X2, X2
+	VMULPS (R12), X2, X2
+	VADDPS X2, X0, X0
+	VADDPS X0, X8, X8
+	ADDQ $24, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $16, R11
+	ADDQ $16, R12
+	DECQ CX
+	JMP q51Dot4VNNI_loop
+q51Dot4VNNI_done:
+	VMOVUPS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func q80Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q8_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx), each operation rounded.
+TEXT ·q80Dot1VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q80Dot1VNNI_loop:
+	TESTQ CX, CX
+	JZ q80Dot1VNNI_done
+	VMOVDQU 2(SI), Y4
+	VPSIGNB Y4, Y4, Y5
+	VMOVDQU (DI), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD Y6, Y5, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0x4E, X0, X1
+	VPADDD X1, X0, X0
+	VPSHUFD $0xB1, X0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VMULSS (R11), X1, X1
+	VMULSS X1, X0, X0
+	VADDSS X0, X8, X8
+	ADDQ $34, SI
+	ADDQ $32, DI
+	ADDQ $4, R11
+	ADDQ $4, R12
+	DECQ CX
+	JMP q80Dot1VNNI_loop
+q80Dot1VNNI_done:
+	VMOVSS X8, (DX)
+	VZEROUPPER
+	RET
+
+// func q80Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// A Q8_0 row against four Q8_0/Q8_1 activation rows (scales and sums
+// interleaved by block, xd[4b+t]):
+// per block the exact int32 sum of the 32 products, then combine32's float
+// expression s += f(sum)·(d·dx), each operation rounded.
+TEXT ·q80Dot4VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), SI
+	MOVQ xq+8(FP), AX
+	MOVQ 0(AX), DI
+	MOVQ 8(AX), R8
+	MOVQ 16(AX), R9
+	MOVQ 24(AX), R10
+	MOVQ xd+16(FP), R11
+	MOVQ xs+24(FP), R12
+	MOVQ nb+32(FP), CX
+	MOVQ out+40(FP), DX
+	VMOVDQU b32ones16<>(SB), Y9
+	VXORPS X8, X8, X8
+q80Dot4VNNI_loop:
+	TESTQ CX, CX
+	JZ q80Dot4VNNI_done
+	VMOVDQU 2(SI), Y4
+	VPSIGNB Y4, Y4, Y5
+	VMOVDQU (DI), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y0, Y0, Y0
+	VPDPBUSD Y6, Y5, Y0
+	VMOVDQU (R8), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y1, Y1, Y1
+	VPDPBUSD Y6, Y5, Y1
+	VMOVDQU (R9), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y2, Y2, Y2
+	VPDPBUSD Y6, Y5, Y2
+	VMOVDQU (R10), Y6
+	VPSIGNB Y4, Y6, Y6
+	VPXOR Y3, Y3, Y3
+	VPDPBUSD Y6, Y5, Y3
+	VPHADDD Y1, Y0, Y0
+	VPHADDD Y3, Y2, Y2
+	VPHADDD Y2, Y0, Y0
+	VEXTRACTI128 $1, Y0, X1
+	VPADDD X1, X0, X0
+	VCVTDQ2PS X0, X0
+	MOVWLZX (SI), AX
+	VMOVD AX, X1
+	VCVTPH2PS X1, X1
+	VBROADCASTSS X1, X1
+	VMULPS (R11), X1, X1
+	VMULPS X1, X0, X0
+	VADDPS X0, X8, X8
+	ADDQ $34, SI
+	ADDQ $32, DI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	ADDQ $16, R11
+	ADDQ $16, R12
+	DECQ CX
+	JMP q80Dot4VNNI_loop
+q80Dot4VNNI_done:
+	VMOVUPS X8, (DX)
+	VZEROUPPER
+	RET
+

@@ -243,15 +243,18 @@ func testKernel(t *testing.T, typ gguf.TensorType, rows, cols, T int, bound floa
 					t.Fatalf("%s row %d token %d: kernel %g, float64 dot %g (magnitude %g)", typ, r, tk, one[0], want, mag)
 				}
 			}
-			for _, simd := range []bool{true, false} {
-				useSIMD = simd
+			vnni := useVNNI
+			defer func() { useVNNI = vnni }()
+			for _, mode := range []struct{ simd, vnni bool }{{true, vnni}, {true, false}, {false, false}} {
+				simd := mode.simd
+				useSIMD, useVNNI = mode.simd, mode.vnni
 				for _, tile := range []int{4, 1} {
 					for t0 := 0; t0+tile <= T; t0 += tile {
 						var out [4]float32
 						m.dotTile(r, qz, t0, tile, &out)
 						for k := 0; k < tile; k++ {
 							if math.Float32bits(out[k]) != math.Float32bits(ref[t0+k]) {
-								t.Fatalf("%s row %d token %d: simd=%v tile %d gives %v, portable one-token %v", typ, r, t0+k, simd, tile, out[k], ref[t0+k])
+								t.Fatalf("%s row %d token %d: simd=%v vnni=%v tile %d gives %v, portable one-token %v", typ, r, t0+k, simd, useVNNI, tile, out[k], ref[t0+k])
 							}
 						}
 					}

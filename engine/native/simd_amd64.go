@@ -1,8 +1,15 @@
 package native
 
 import (
+	"golang.org/x/sys/cpu"
+
 	"github.com/agoranet/agora/engine/gguf"
 )
+
+// useVNNI picks the kernels that fuse multiply and add with AVX512-VNNI
+// (VPDPWSSD, VPDPBUSD on 256-bit registers) where the CPU has it; integer
+// sums are exact either way, so the bits do not change. Tests clear it.
+var useVNNI = cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BW
 
 // The K-quant kernels (kquants_amd64.s) compute each super-block's exact
 // integer sums for one or four activation rows, then apply the float scales
@@ -67,25 +74,65 @@ func (m *Matrix) simdK(r int, qz *quantized, t0, n int, out *[4]float32) bool {
 	// direct calls: through a func value the stack arrays would escape
 	switch {
 	case m.Type == gguf.Q2_K && n == 1:
-		q2kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q2kDot1VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q2kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	case m.Type == gguf.Q2_K:
-		q2kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q2kDot4VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q2kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	case m.Type == gguf.Q3_K && n == 1:
-		q3kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q3kDot1VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q3kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	case m.Type == gguf.Q3_K:
-		q3kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q3kDot4VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q3kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	case m.Type == gguf.Q4_K && n == 1:
-		q4kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q4kDot1VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q4kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	case m.Type == gguf.Q4_K:
-		q4kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q4kDot4VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q4kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	case m.Type == gguf.Q5_K && n == 1:
-		q5kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q5kDot1VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q5kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	case m.Type == gguf.Q5_K:
-		q5kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q5kDot4VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q5kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	case n == 1:
-		q6kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q6kDot1VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q6kDot1AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	default:
-		q6kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		if useVNNI {
+			q6kDot4VNNI(&b[0], &xs, &bs, &xd, nb, out)
+		} else {
+			q6kDot4AVX2(&b[0], &xs, &bs, &xd, nb, out)
+		}
 	}
 	return true
 }
@@ -120,6 +167,66 @@ func q80Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *f
 //go:noescape
 func q80Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
 
+//go:noescape
+func q4kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q4kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q5kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q5kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q2kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q2kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q3kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q3kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q6kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q6kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
+
+//go:noescape
+func q40Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q40Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q41Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q41Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q50Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q50Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q51Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q51Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q80Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
+//go:noescape
+func q80Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+
 // simd32 runs the 32-element block kernels (blocks_amd64.s): exact int32
 // block sums and combine32's float expression, for one token or four (their
 // scales and sums interleaved by block).
@@ -145,25 +252,65 @@ func (m *Matrix) simd32(r int, qz *quantized, t0, n int, out *[4]float32) bool {
 	o := &out[0]
 	switch {
 	case m.Type == gguf.Q4_0 && n == 1:
-		q40Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q40Dot1VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q40Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	case m.Type == gguf.Q4_0:
-		q40Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q40Dot4VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q40Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	case m.Type == gguf.Q4_1 && n == 1:
-		q41Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q41Dot1VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q41Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	case m.Type == gguf.Q4_1:
-		q41Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q41Dot4VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q41Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	case m.Type == gguf.Q5_0 && n == 1:
-		q50Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q50Dot1VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q50Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	case m.Type == gguf.Q5_0:
-		q50Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q50Dot4VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q50Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	case m.Type == gguf.Q5_1 && n == 1:
-		q51Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q51Dot1VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q51Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	case m.Type == gguf.Q5_1:
-		q51Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q51Dot4VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q51Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	case m.Type == gguf.Q8_0 && n == 1:
-		q80Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q80Dot1VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q80Dot1AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	case m.Type == gguf.Q8_0:
-		q80Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		if useVNNI {
+			q80Dot4VNNI(&b[0], &xq, xd, xs, nb, o)
+		} else {
+			q80Dot4AVX2(&b[0], &xq, xd, xs, nb, o)
+		}
 	default:
 		return false
 	}

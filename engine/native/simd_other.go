@@ -10,3 +10,5 @@ func (m *Matrix) simdK(r int, qz *quantized, t0, n int, out *[4]float32) bool { 
 
 // simdHalf runs the SIMD kernel of F16/BF16, if there is one.
 func (m *Matrix) simdHalf(r int, qz *quantized, t0, n int, out *[4]float32) bool { return false }
+
+var useVNNI = false

@@ -64,14 +64,17 @@ func TestAllTypesSIMDMatchesGoAndThreads(t *testing.T) {
 			return out
 		}
 		want := run(true, 2, 2)
+		vnni := useVNNI
 		for _, c := range []struct {
-			simd           bool
+			simd, avx2Only bool
 			procs, threads int
-		}{{false, 2, 2}, {true, 1, 1}, {false, 1, 1}, {true, 2, 3}} {
+		}{{false, false, 2, 2}, {true, false, 1, 1}, {false, false, 1, 1}, {true, false, 2, 3}, {true, true, 2, 2}} {
+			useVNNI = vnni && !c.avx2Only
 			got := run(c.simd, c.procs, c.threads)
+			useVNNI = vnni
 			for p := range want {
 				if !sameBits(want[p], got[p]) {
-					t.Fatalf("%s: position %d logits differ with simd=%v GOMAXPROCS=%d threads=%d", typ, p, c.simd, c.procs, c.threads)
+					t.Fatalf("%s: position %d logits differ with simd=%v avx2-only=%v GOMAXPROCS=%d threads=%d", typ, p, c.simd, c.avx2Only, c.procs, c.threads)
 				}
 			}
 		}
