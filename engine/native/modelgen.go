@@ -29,6 +29,9 @@ type GenOptions struct {
 	Tied bool
 	// Pre is the BPE pre-tokenizer written to tokenizer.ggml.pre (gpt2 tokenizer only).
 	Pre string
+	// Mix, if set (a key of Mixes), varies the type per tensor as llama.cpp's
+	// _M files do; Type is then the base type.
+	Mix string
 }
 
 // corpus seeds the generated vocabulary with English-like merges.
@@ -91,6 +94,7 @@ func WriteRandomModel(path string, o GenOptions) error {
 	rng := NewRNG(o.Seed)
 	kvDim := o.KVHeads * (o.Dim / o.Heads)
 	add := func(name string, typ gguf.TensorType, rows, cols int, std float64) error {
+		typ = o.mixType(name, typ)
 		vals := make([]float32, rows*cols)
 		for i := range vals {
 			vals[i] = float32((rng.Float64()*2 - 1) * std * math.Sqrt(3))

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/agoranet/agora/engine/gguf"
 )
@@ -355,4 +356,28 @@ func encodeQ6K(vals []float32) []byte {
 		out = binary.LittleEndian.AppendUint16(out, dh)
 	}
 	return out
+}
+
+// Mixes are the per-tensor type recipes the generator can write (name →
+// base type), after llama.cpp's: Q6_K for the output projection (the
+// embeddings when tied) and for attn_v and ffn_down in the first and last
+// eighth of the layers and every third one between; the base type elsewhere.
+var Mixes = map[string]gguf.TensorType{"q4_k_m": gguf.Q4_K, "q5_k_m": gguf.Q5_K}
+
+func (o GenOptions) mixType(name string, base gguf.TensorType) gguf.TensorType {
+	if _, ok := Mixes[o.Mix]; !ok {
+		return base
+	}
+	if name == "output.weight" || (o.Tied && name == "token_embd.weight") {
+		return gguf.Q6_K
+	}
+	var layer int
+	if _, err := fmt.Sscanf(name, "blk.%d.", &layer); err == nil &&
+		(strings.HasSuffix(name, "attn_v.weight") || strings.HasSuffix(name, "ffn_down.weight")) {
+		n := o.Layers
+		if layer < n/8 || layer >= 7*n/8 || (layer-n/8)%3 == 2 {
+			return gguf.Q6_K
+		}
+	}
+	return base
 }

@@ -246,3 +246,27 @@ func TestAllTypesMatchLlamaCpp(t *testing.T) {
 		t.Logf("%s: %d of %d teacher-forced positions equal llama.cpp's greedy token; free run equal for the first %d", typ, len(want)-ties, len(want), min(firstTie, len(res.Tokens)))
 	}
 }
+
+// TestMixedTypes: a Q4_K_M-style file (Q6_K output, attn_v and ffn_down in
+// layer 2 of 3) loads with each tensor's own type and keeps prefill == decode.
+func TestMixedTypes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mix.gguf")
+	if err := WriteRandomModel(path, GenOptions{Dim: 256, FFN: 768, Layers: 3, Heads: 4, KVHeads: 2, Vocab: 600, Context: 128, Seed: 4, Type: gguf.Q4_K, Mix: "q4_k_m"}); err != nil {
+		t.Fatal(err)
+	}
+	m, tok := load(t, path, 2)
+	types := map[string]gguf.TensorType{}
+	for _, ti := range m.File.Tensors {
+		types[ti.Name] = ti.Type
+	}
+	for name, want := range map[string]gguf.TensorType{"output.weight": gguf.Q6_K, "blk.0.attn_v.weight": gguf.Q4_K, "blk.2.attn_v.weight": gguf.Q6_K,
+		"blk.0.attn_q.weight": gguf.Q4_K, "blk.1.ffn_down.weight": gguf.Q4_K, "blk.2.ffn_down.weight": gguf.Q6_K} {
+		if types[name] != want {
+			t.Fatalf("%s is %s, want %s", name, types[name], want)
+		}
+	}
+	if m.layers[2].wv.Type != gguf.Q6_K || m.layers[2].wq.Type != gguf.Q4_K {
+		t.Fatalf("loaded types: v %s, q %s", m.layers[2].wv.Type, m.layers[2].wq.Type)
+	}
+	checkPrefillMatchesDecode(t, "q4_k_m", m, tok.Encode("a small robot", true, false), tok, SampleParams{Temperature: 0.7, Seed: 1, MaxTokens: 12})
+}
