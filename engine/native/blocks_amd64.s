@@ -45,19 +45,23 @@ DATA b32x10<>+16(SB)/8, $0x1010101010101010
 DATA b32x10<>+24(SB)/8, $0x1010101010101010
 GLOBL b32x10<>(SB), RODATA|NOPTR, $32
 
-// func q40Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q40Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q4_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q40Dot1AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q40Dot1AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q40Dot1AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q40Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -96,16 +100,25 @@ q40Dot1AVX2_loop:
 	JMP q40Dot1AVX2_loop
 q40Dot1AVX2_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q40Dot1AVX2_row
 	VZEROUPPER
 	RET
 
-// func q40Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q40Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q4_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q40Dot4AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q40Dot4AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q40Dot4AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -114,8 +127,6 @@ TEXT ·q40Dot4AVX2(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q40Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -169,22 +180,29 @@ q40Dot4AVX2_loop:
 	JMP q40Dot4AVX2_loop
 q40Dot4AVX2_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q40Dot4AVX2_row
 	VZEROUPPER
 	RET
 
-// func q41Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q41Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q4_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
-TEXT ·q41Dot1AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q41Dot1AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q41Dot1AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q41Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -221,16 +239,25 @@ q41Dot1AVX2_loop:
 	JMP q41Dot1AVX2_loop
 q41Dot1AVX2_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q41Dot1AVX2_row
 	VZEROUPPER
 	RET
 
-// func q41Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q41Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q4_1 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
-TEXT ·q41Dot4AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q41Dot4AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q41Dot4AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -239,8 +266,6 @@ TEXT ·q41Dot4AVX2(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q41Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -287,22 +312,29 @@ q41Dot4AVX2_loop:
 	JMP q41Dot4AVX2_loop
 q41Dot4AVX2_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q41Dot4AVX2_row
 	VZEROUPPER
 	RET
 
-// func q50Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q50Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q5_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q50Dot1AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q50Dot1AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q50Dot1AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q50Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -343,16 +375,25 @@ q50Dot1AVX2_loop:
 	JMP q50Dot1AVX2_loop
 q50Dot1AVX2_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q50Dot1AVX2_row
 	VZEROUPPER
 	RET
 
-// func q50Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q50Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q5_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q50Dot4AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q50Dot4AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q50Dot4AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -361,8 +402,6 @@ TEXT ·q50Dot4AVX2(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q50Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -418,22 +457,29 @@ q50Dot4AVX2_loop:
 	JMP q50Dot4AVX2_loop
 q50Dot4AVX2_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q50Dot4AVX2_row
 	VZEROUPPER
 	RET
 
-// func q51Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q51Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q5_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
-TEXT ·q51Dot1AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q51Dot1AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q51Dot1AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q51Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -476,16 +522,25 @@ q51Dot1AVX2_loop:
 	JMP q51Dot1AVX2_loop
 q51Dot1AVX2_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q51Dot1AVX2_row
 	VZEROUPPER
 	RET
 
-// func q51Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q51Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q5_1 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
-TEXT ·q51Dot4AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q51Dot4AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q51Dot4AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -494,8 +549,6 @@ TEXT ·q51Dot4AVX2(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q51Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -548,22 +601,29 @@ q51Dot4AVX2_loop:
 	JMP q51Dot4AVX2_loop
 q51Dot4AVX2_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q51Dot4AVX2_row
 	VZEROUPPER
 	RET
 
-// func q80Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q80Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q8_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q80Dot1AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q80Dot1AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q80Dot1AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q80Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -595,16 +655,25 @@ q80Dot1AVX2_loop:
 	JMP q80Dot1AVX2_loop
 q80Dot1AVX2_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q80Dot1AVX2_row
 	VZEROUPPER
 	RET
 
-// func q80Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q80Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q8_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q80Dot4AVX2(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q80Dot4AVX2(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q80Dot4AVX2_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -613,8 +682,6 @@ TEXT ·q80Dot4AVX2(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q80Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -661,22 +728,29 @@ q80Dot4AVX2_loop:
 	JMP q80Dot4AVX2_loop
 q80Dot4AVX2_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q80Dot4AVX2_row
 	VZEROUPPER
 	RET
 
-// func q40Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q40Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q4_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q40Dot1VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q40Dot1VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q40Dot1VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q40Dot1VNNI_loop:
 	TESTQ CX, CX
@@ -715,16 +789,25 @@ q40Dot1VNNI_loop:
 	JMP q40Dot1VNNI_loop
 q40Dot1VNNI_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q40Dot1VNNI_row
 	VZEROUPPER
 	RET
 
-// func q40Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q40Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q4_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q40Dot4VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q40Dot4VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q40Dot4VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -733,8 +816,6 @@ TEXT ·q40Dot4VNNI(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q40Dot4VNNI_loop:
 	TESTQ CX, CX
@@ -788,22 +869,29 @@ q40Dot4VNNI_loop:
 	JMP q40Dot4VNNI_loop
 q40Dot4VNNI_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q40Dot4VNNI_row
 	VZEROUPPER
 	RET
 
-// func q41Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q41Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q4_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
-TEXT ·q41Dot1VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q41Dot1VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q41Dot1VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q41Dot1VNNI_loop:
 	TESTQ CX, CX
@@ -840,16 +928,25 @@ q41Dot1VNNI_loop:
 	JMP q41Dot1VNNI_loop
 q41Dot1VNNI_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q41Dot1VNNI_row
 	VZEROUPPER
 	RET
 
-// func q41Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q41Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q4_1 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
-TEXT ·q41Dot4VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q41Dot4VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q41Dot4VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -858,8 +955,6 @@ TEXT ·q41Dot4VNNI(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q41Dot4VNNI_loop:
 	TESTQ CX, CX
@@ -906,22 +1001,29 @@ q41Dot4VNNI_loop:
 	JMP q41Dot4VNNI_loop
 q41Dot4VNNI_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q41Dot4VNNI_row
 	VZEROUPPER
 	RET
 
-// func q50Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q50Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q5_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q50Dot1VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q50Dot1VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q50Dot1VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q50Dot1VNNI_loop:
 	TESTQ CX, CX
@@ -962,16 +1064,25 @@ q50Dot1VNNI_loop:
 	JMP q50Dot1VNNI_loop
 q50Dot1VNNI_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q50Dot1VNNI_row
 	VZEROUPPER
 	RET
 
-// func q50Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q50Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q5_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q50Dot4VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q50Dot4VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q50Dot4VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -980,8 +1091,6 @@ TEXT ·q50Dot4VNNI(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q50Dot4VNNI_loop:
 	TESTQ CX, CX
@@ -1037,22 +1146,29 @@ q50Dot4VNNI_loop:
 	JMP q50Dot4VNNI_loop
 q50Dot4VNNI_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q50Dot4VNNI_row
 	VZEROUPPER
 	RET
 
-// func q51Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q51Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q5_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
-TEXT ·q51Dot1VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q51Dot1VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q51Dot1VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q51Dot1VNNI_loop:
 	TESTQ CX, CX
@@ -1095,16 +1211,25 @@ q51Dot1VNNI_loop:
 	JMP q51Dot1VNNI_loop
 q51Dot1VNNI_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q51Dot1VNNI_row
 	VZEROUPPER
 	RET
 
-// func q51Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q51Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q5_1 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
-TEXT ·q51Dot4VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q51Dot4VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q51Dot4VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -1113,8 +1238,6 @@ TEXT ·q51Dot4VNNI(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q51Dot4VNNI_loop:
 	TESTQ CX, CX
@@ -1167,22 +1290,29 @@ q51Dot4VNNI_loop:
 	JMP q51Dot4VNNI_loop
 q51Dot4VNNI_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q51Dot4VNNI_row
 	VZEROUPPER
 	RET
 
-// func q80Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q80Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q8_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q80Dot1VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·1+t]), each of nb blocks.
+TEXT ·q80Dot1VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q80Dot1VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q80Dot1VNNI_loop:
 	TESTQ CX, CX
@@ -1214,16 +1344,25 @@ q80Dot1VNNI_loop:
 	JMP q80Dot1VNNI_loop
 q80Dot1VNNI_done:
 	VMOVSS X8, (DX)
+	ADDQ $4, DX
+	DECQ 0(SP)
+	JNZ q80Dot1VNNI_row
 	VZEROUPPER
 	RET
 
-// func q80Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32)
+// func q80Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
 // A Q8_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
 // per block the exact int32 sum of the 32 products, then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
-TEXT ·q80Dot4VNNI(SB), NOSPLIT, $0-48
+// rows consecutive rows (out[row·4+t]), each of nb blocks.
+TEXT ·q80Dot4VNNI(SB), NOSPLIT, $8-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 0(SP)
+	VMOVDQU b32ones16<>(SB), Y9
+q80Dot4VNNI_row:
 	MOVQ xq+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
@@ -1232,8 +1371,6 @@ TEXT ·q80Dot4VNNI(SB), NOSPLIT, $0-48
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
-	VMOVDQU b32ones16<>(SB), Y9
 	VXORPS X8, X8, X8
 q80Dot4VNNI_loop:
 	TESTQ CX, CX
@@ -1280,6 +1417,9 @@ q80Dot4VNNI_loop:
 	JMP q80Dot4VNNI_loop
 q80Dot4VNNI_done:
 	VMOVUPS X8, (DX)
+	ADDQ $16, DX
+	DECQ 0(SP)
+	JNZ q80Dot4VNNI_row
 	VZEROUPPER
 	RET
 

@@ -114,9 +114,9 @@ func (qz *quantized) prepare(w *Matrix, x []float32, T int) {
 }
 
 // matmul computes out[t*m.Rows+r] = row r · x[t] for T tokens, splitting
-// rows across threads. Tokens go four at a time through each weight row
-// (the row is read once for the four while it is hot), the rest one by
-// one; every kernel gives a token the same bits in a tile as alone. qz, if
+// rows across threads. Tokens go four at a time through each chunk of
+// weight rows (read once for the four while hot), the rest one by one;
+// every kernel gives a token the same bits in a tile as alone. qz, if
 // not nil, shares x's quantization with other matmuls over the same x.
 func (m *Model) matmul(w *Matrix, out, x []float32, T int, qz *quantized) {
 	if qz == nil {
@@ -124,22 +124,29 @@ func (m *Model) matmul(w *Matrix, out, x []float32, T int, qz *quantized) {
 	}
 	qz.prepare(w, x, T)
 	parallel(w.Rows, m.threads, func(lo, hi int) {
-		var tile [4]float32
-		for r := lo; r < hi; r++ {
+		var buf [4 * rowChunk]float32
+		for r0 := lo; r0 < hi; r0 += rowChunk {
+			r1 := min(hi, r0+rowChunk)
 			t := 0
 			for ; t+4 <= T; t += 4 {
-				w.dotTile(r, qz, t, 4, &tile)
-				for k := 0; k < 4; k++ {
-					out[(t+k)*w.Rows+r] = tile[k]
+				w.dotRows(r0, r1, qz, t, 4, buf[:4*(r1-r0)])
+				for r := r0; r < r1; r++ {
+					for k := 0; k < 4; k++ {
+						out[(t+k)*w.Rows+r] = buf[4*(r-r0)+k]
+					}
 				}
 			}
 			for ; t < T; t++ {
-				w.dotTile(r, qz, t, 1, &tile)
-				out[t*w.Rows+r] = tile[0]
+				w.dotRows(r0, r1, qz, t, 1, buf[:r1-r0])
+				copy(out[t*w.Rows+r0:t*w.Rows+r1], buf[:r1-r0])
 			}
 		}
 	})
 }
+
+// rowChunk is how many weight rows a matmul takes per pass over the token
+// tiles (their bytes stay in cache while the tiles reuse them).
+const rowChunk = 64
 
 // rmsnorm writes x / rms(x) * w; the mean of squares is accumulated in
 // float64 in index order.

@@ -373,7 +373,7 @@ func (m *Matrix) dotTile(r int, qz *quantized, t0, n int, out *[4]float32) {
 	case actFloat:
 		m.dotFloat(r, qz, t0, n, out)
 	case actQ8:
-		if m.simd32(r, qz, t0, n, out) {
+		if m.simdRows(r, r+1, qz, t0, n, out[:n]) {
 			return
 		}
 		var xs [4]*q8Row
@@ -382,7 +382,7 @@ func (m *Matrix) dotTile(r int, qz *quantized, t0, n int, out *[4]float32) {
 		}
 		m.dot32Go(r, xs[:n], out[:n])
 	case actQ8K:
-		if m.simdK(r, qz, t0, n, out) {
+		if m.simdRows(r, r+1, qz, t0, n, out[:n]) {
 			return
 		}
 		var xs [4]*q8KRow
@@ -390,6 +390,20 @@ func (m *Matrix) dotTile(r int, qz *quantized, t0, n int, out *[4]float32) {
 			xs[k] = &qz.xk[t0+k]
 		}
 		m.dotKGo(r, xs[:n], out[:n])
+	}
+}
+
+// dotRows computes rows [r0, r1) against n (1 or 4) activation rows from
+// token t0 into out[(r-r0)·n+t]: one assembly call for the range where a
+// kernel exists, else dotTile row by row — the same bits either way.
+func (m *Matrix) dotRows(r0, r1 int, qz *quantized, t0, n int, out []float32) {
+	if m.simdRows(r0, r1, qz, t0, n, out) {
+		return
+	}
+	var tile [4]float32
+	for r := r0; r < r1; r++ {
+		m.dotTile(r, qz, t0, n, &tile)
+		copy(out[(r-r0)*n:(r-r0+1)*n], tile[:n])
 	}
 }
 

@@ -189,6 +189,8 @@ func TestKernelsAllTypes(t *testing.T) {
 }
 
 func testKernel(t *testing.T, typ gguf.TensorType, rows, cols, T int, bound float64) {
+	vnni := useVNNI // the CPU's choice; every mode below is tested against it
+	defer func() { useSIMD, useVNNI = true, vnni }()
 	{
 		m, vals := randomMatrix(t, typ, rows, cols, uint64(typ)+1)
 		row := make([]float32, cols)
@@ -224,9 +226,11 @@ func testKernel(t *testing.T, typ gguf.TensorType, rows, cols, T int, bound floa
 				}
 			}
 		}
+		refAll := make([][]float32, rows)
 		for r := 0; r < rows; r++ {
 			m.Row(r, row)
 			ref := make([]float32, T)
+			refAll[r] = ref
 			for tk := 0; tk < T; tk++ {
 				var one [4]float32
 				useSIMD = false
@@ -243,8 +247,6 @@ func testKernel(t *testing.T, typ gguf.TensorType, rows, cols, T int, bound floa
 					t.Fatalf("%s row %d token %d: kernel %g, float64 dot %g (magnitude %g)", typ, r, tk, one[0], want, mag)
 				}
 			}
-			vnni := useVNNI
-			defer func() { useVNNI = vnni }()
 			for _, mode := range []struct{ simd, vnni bool }{{true, vnni}, {true, false}, {false, false}} {
 				simd := mode.simd
 				useSIMD, useVNNI = mode.simd, mode.vnni
@@ -260,8 +262,26 @@ func testKernel(t *testing.T, typ gguf.TensorType, rows, cols, T int, bound floa
 					}
 				}
 			}
-			useSIMD = true
+			useSIMD, useVNNI = true, vnni
 		}
+		// whole row ranges in one call, as matmul does
+		for _, mode := range []struct{ simd, vnni bool }{{true, vnni}, {true, false}, {false, false}} {
+			useSIMD, useVNNI = mode.simd, mode.vnni
+			for _, tile := range []int{4, 1} {
+				for t0 := 0; t0+tile <= T; t0 += tile {
+					buf := make([]float32, rows*tile)
+					m.dotRows(1, rows, qz, t0, tile, buf[:(rows-1)*tile])
+					for r := 1; r < rows; r++ {
+						for k := 0; k < tile; k++ {
+							if got := buf[(r-1)*tile+k]; math.Float32bits(got) != math.Float32bits(refAll[r][t0+k]) {
+								t.Fatalf("%s rows 1..%d: row %d token %d: simd=%v vnni=%v tile %d gives %v, one row %v", typ, rows, r, t0+k, useSIMD, useVNNI, tile, got, refAll[r][t0+k])
+							}
+						}
+					}
+				}
+			}
+		}
+		useSIMD, useVNNI = true, vnni
 	}
 }
 

@@ -98,13 +98,18 @@ GLOBL q6kshuf<>(SB), RODATA|NOPTR, $128
 // q2kDot1AVX2: a row of nb Q2_K super-blocks against 1 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·bsums_j (4-bit scales and
 // mins), then out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum).
-// func q2kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q2kDot1AVX2(SB), NOSPLIT, $16-48
+// func q2kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q2kDot1AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q2kDot1AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q2kDot1AVX2_loop:
 	TESTQ CX, CX
 	JZ q2kDot1AVX2_done
@@ -217,19 +222,27 @@ q2kDot1AVX2_loop:
 	DECQ CX
 	JMP q2kDot1AVX2_loop
 q2kDot1AVX2_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q2kDot1AVX2_row
 	VZEROUPPER
 	RET
 
 // q3kDot1AVX2: a row of nb Q3_K super-blocks against 1 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 4·Σ_j sc_j·bsums_j (u = q + 4 in [0, 7], sc
 // the signed 6-bit scales), then out[t] += (d·dx)·f(isum).
-// func q3kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q3kDot1AVX2(SB), NOSPLIT, $16-48
+// func q3kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q3kDot1AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q3kDot1AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q3kDot1AVX2_loop:
 	TESTQ CX, CX
 	JZ q3kDot1AVX2_done
@@ -400,6 +413,9 @@ q3kDot1AVX2_loop:
 	DECQ CX
 	JMP q3kDot1AVX2_loop
 q3kDot1AVX2_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q3kDot1AVX2_row
 	VZEROUPPER
 	RET
 
@@ -407,13 +423,18 @@ q3kDot1AVX2_done:
 // block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
 // of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
 // expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
-// func q4kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q4kDot1AVX2(SB), NOSPLIT, $16-48
+// func q4kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q4kDot1AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q4kDot1AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q4kDot1AVX2_loop:
 	TESTQ CX, CX
 	JZ q4kDot1AVX2_done
@@ -539,6 +560,9 @@ q4kDot1AVX2_loop:
 	DECQ CX
 	JMP q4kDot1AVX2_loop
 q4kDot1AVX2_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q4kDot1AVX2_row
 	VZEROUPPER
 	RET
 
@@ -546,13 +570,18 @@ q4kDot1AVX2_done:
 // block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
 // of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
 // expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
-// func q5kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q5kDot1AVX2(SB), NOSPLIT, $16-48
+// func q5kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q5kDot1AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q5kDot1AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q5kDot1AVX2_loop:
 	TESTQ CX, CX
 	JZ q5kDot1AVX2_done
@@ -709,19 +738,27 @@ q5kDot1AVX2_loop:
 	DECQ CX
 	JMP q5kDot1AVX2_loop
 q5kDot1AVX2_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q5kDot1AVX2_row
 	VZEROUPPER
 	RET
 
 // q6kDot1AVX2: a row of nb Q6_K super-blocks against 1 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 32·Σ_j sc_j·bsums_j (u the unsigned 6-bit
 // quants, so this is Σ_j sc_j·Σ (u−32)·x exactly), then out[t] += (d·dx)·f(isum).
-// func q6kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q6kDot1AVX2(SB), NOSPLIT, $16-48
+// func q6kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q6kDot1AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q6kDot1AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q6kDot1AVX2_loop:
 	TESTQ CX, CX
 	JZ q6kDot1AVX2_done
@@ -856,22 +893,31 @@ q6kDot1AVX2_loop:
 	DECQ CX
 	JMP q6kDot1AVX2_loop
 q6kDot1AVX2_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q6kDot1AVX2_row
 	VZEROUPPER
 	RET
 
 // q2kDot4AVX2: a row of nb Q2_K super-blocks against 4 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·bsums_j (4-bit scales and
 // mins), then out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum).
-// func q2kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q2kDot4AVX2(SB), NOSPLIT, $16-48
+// func q2kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q2kDot4AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q2kDot4AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q2kDot4AVX2_loop:
 	TESTQ CX, CX
 	JZ q2kDot4AVX2_done
@@ -1074,22 +1120,31 @@ q2kDot4AVX2_loop:
 	DECQ CX
 	JMP q2kDot4AVX2_loop
 q2kDot4AVX2_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q2kDot4AVX2_row
 	VZEROUPPER
 	RET
 
 // q3kDot4AVX2: a row of nb Q3_K super-blocks against 4 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 4·Σ_j sc_j·bsums_j (u = q + 4 in [0, 7], sc
 // the signed 6-bit scales), then out[t] += (d·dx)·f(isum).
-// func q3kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q3kDot4AVX2(SB), NOSPLIT, $16-48
+// func q3kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q3kDot4AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q3kDot4AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q3kDot4AVX2_loop:
 	TESTQ CX, CX
 	JZ q3kDot4AVX2_done
@@ -1346,6 +1401,9 @@ q3kDot4AVX2_loop:
 	DECQ CX
 	JMP q3kDot4AVX2_loop
 q3kDot4AVX2_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q3kDot4AVX2_row
 	VZEROUPPER
 	RET
 
@@ -1353,16 +1411,22 @@ q3kDot4AVX2_done:
 // block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
 // of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
 // expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
-// func q4kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q4kDot4AVX2(SB), NOSPLIT, $16-48
+// func q4kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q4kDot4AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q4kDot4AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q4kDot4AVX2_loop:
 	TESTQ CX, CX
 	JZ q4kDot4AVX2_done
@@ -1584,6 +1648,9 @@ q4kDot4AVX2_loop:
 	DECQ CX
 	JMP q4kDot4AVX2_loop
 q4kDot4AVX2_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q4kDot4AVX2_row
 	VZEROUPPER
 	RET
 
@@ -1591,16 +1658,22 @@ q4kDot4AVX2_done:
 // block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
 // of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
 // expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
-// func q5kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q5kDot4AVX2(SB), NOSPLIT, $16-48
+// func q5kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q5kDot4AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q5kDot4AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q5kDot4AVX2_loop:
 	TESTQ CX, CX
 	JZ q5kDot4AVX2_done
@@ -1853,22 +1926,31 @@ q5kDot4AVX2_loop:
 	DECQ CX
 	JMP q5kDot4AVX2_loop
 q5kDot4AVX2_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q5kDot4AVX2_row
 	VZEROUPPER
 	RET
 
 // q6kDot4AVX2: a row of nb Q6_K super-blocks against 4 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 32·Σ_j sc_j·bsums_j (u the unsigned 6-bit
 // quants, so this is Σ_j sc_j·Σ (u−32)·x exactly), then out[t] += (d·dx)·f(isum).
-// func q6kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q6kDot4AVX2(SB), NOSPLIT, $16-48
+// func q6kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q6kDot4AVX2(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q6kDot4AVX2_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q6kDot4AVX2_loop:
 	TESTQ CX, CX
 	JZ q6kDot4AVX2_done
@@ -2089,19 +2171,27 @@ q6kDot4AVX2_loop:
 	DECQ CX
 	JMP q6kDot4AVX2_loop
 q6kDot4AVX2_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q6kDot4AVX2_row
 	VZEROUPPER
 	RET
 
 // q2kDot1VNNI: a row of nb Q2_K super-blocks against 1 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·bsums_j (4-bit scales and
 // mins), then out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum).
-// func q2kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q2kDot1VNNI(SB), NOSPLIT, $16-48
+// func q2kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q2kDot1VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q2kDot1VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q2kDot1VNNI_loop:
 	TESTQ CX, CX
 	JZ q2kDot1VNNI_done
@@ -2206,19 +2296,27 @@ q2kDot1VNNI_loop:
 	DECQ CX
 	JMP q2kDot1VNNI_loop
 q2kDot1VNNI_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q2kDot1VNNI_row
 	VZEROUPPER
 	RET
 
 // q3kDot1VNNI: a row of nb Q3_K super-blocks against 1 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 4·Σ_j sc_j·bsums_j (u = q + 4 in [0, 7], sc
 // the signed 6-bit scales), then out[t] += (d·dx)·f(isum).
-// func q3kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q3kDot1VNNI(SB), NOSPLIT, $16-48
+// func q3kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q3kDot1VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q3kDot1VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q3kDot1VNNI_loop:
 	TESTQ CX, CX
 	JZ q3kDot1VNNI_done
@@ -2381,6 +2479,9 @@ q3kDot1VNNI_loop:
 	DECQ CX
 	JMP q3kDot1VNNI_loop
 q3kDot1VNNI_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q3kDot1VNNI_row
 	VZEROUPPER
 	RET
 
@@ -2388,13 +2489,18 @@ q3kDot1VNNI_done:
 // block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
 // of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
 // expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
-// func q4kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q4kDot1VNNI(SB), NOSPLIT, $16-48
+// func q4kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q4kDot1VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q4kDot1VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q4kDot1VNNI_loop:
 	TESTQ CX, CX
 	JZ q4kDot1VNNI_done
@@ -2512,6 +2618,9 @@ q4kDot1VNNI_loop:
 	DECQ CX
 	JMP q4kDot1VNNI_loop
 q4kDot1VNNI_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q4kDot1VNNI_row
 	VZEROUPPER
 	RET
 
@@ -2519,13 +2628,18 @@ q4kDot1VNNI_done:
 // block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
 // of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
 // expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
-// func q5kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q5kDot1VNNI(SB), NOSPLIT, $16-48
+// func q5kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q5kDot1VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q5kDot1VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q5kDot1VNNI_loop:
 	TESTQ CX, CX
 	JZ q5kDot1VNNI_done
@@ -2674,19 +2788,27 @@ q5kDot1VNNI_loop:
 	DECQ CX
 	JMP q5kDot1VNNI_loop
 q5kDot1VNNI_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q5kDot1VNNI_row
 	VZEROUPPER
 	RET
 
 // q6kDot1VNNI: a row of nb Q6_K super-blocks against 1 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 32·Σ_j sc_j·bsums_j (u the unsigned 6-bit
 // quants, so this is Σ_j sc_j·Σ (u−32)·x exactly), then out[t] += (d·dx)·f(isum).
-// func q6kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q6kDot1VNNI(SB), NOSPLIT, $16-48
+// func q6kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·1+t]), each of nb super-blocks.
+TEXT ·q6kDot1VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q6kDot1VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	MOVL $0, (DX)
 q6kDot1VNNI_loop:
 	TESTQ CX, CX
 	JZ q6kDot1VNNI_done
@@ -2813,22 +2935,31 @@ q6kDot1VNNI_loop:
 	DECQ CX
 	JMP q6kDot1VNNI_loop
 q6kDot1VNNI_done:
+	ADDQ $4, DX
+	DECQ 16(SP)
+	JNZ q6kDot1VNNI_row
 	VZEROUPPER
 	RET
 
 // q2kDot4VNNI: a row of nb Q2_K super-blocks against 4 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·bsums_j (4-bit scales and
 // mins), then out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum).
-// func q2kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q2kDot4VNNI(SB), NOSPLIT, $16-48
+// func q2kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q2kDot4VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q2kDot4VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q2kDot4VNNI_loop:
 	TESTQ CX, CX
 	JZ q2kDot4VNNI_done
@@ -2999,22 +3130,31 @@ q2kDot4VNNI_loop:
 	DECQ CX
 	JMP q2kDot4VNNI_loop
 q2kDot4VNNI_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q2kDot4VNNI_row
 	VZEROUPPER
 	RET
 
 // q3kDot4VNNI: a row of nb Q3_K super-blocks against 4 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 4·Σ_j sc_j·bsums_j (u = q + 4 in [0, 7], sc
 // the signed 6-bit scales), then out[t] += (d·dx)·f(isum).
-// func q3kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q3kDot4VNNI(SB), NOSPLIT, $16-48
+// func q3kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q3kDot4VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q3kDot4VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q3kDot4VNNI_loop:
 	TESTQ CX, CX
 	JZ q3kDot4VNNI_done
@@ -3239,6 +3379,9 @@ q3kDot4VNNI_loop:
 	DECQ CX
 	JMP q3kDot4VNNI_loop
 q3kDot4VNNI_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q3kDot4VNNI_row
 	VZEROUPPER
 	RET
 
@@ -3246,16 +3389,22 @@ q3kDot4VNNI_done:
 // block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
 // of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
 // expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
-// func q4kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q4kDot4VNNI(SB), NOSPLIT, $16-48
+// func q4kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q4kDot4VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q4kDot4VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q4kDot4VNNI_loop:
 	TESTQ CX, CX
 	JZ q4kDot4VNNI_done
@@ -3445,6 +3594,9 @@ q4kDot4VNNI_loop:
 	DECQ CX
 	JMP q4kDot4VNNI_loop
 q4kDot4VNNI_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q4kDot4VNNI_row
 	VZEROUPPER
 	RET
 
@@ -3452,16 +3604,22 @@ q4kDot4VNNI_done:
 // block the exact int32 sums isum = Σ_j sc_j·Σ_{i∈j} q_i·x_i and msum = Σ_j m_j·(bsums
 // of j) (pairs of |q·x| fit int16, scaled sums int32), then kCombine's float
 // expression: out[t] += (d·dx)·f(isum) − (dmin·dx)·f(msum), each op rounded.
-// func q5kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q5kDot4VNNI(SB), NOSPLIT, $16-48
+// func q5kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q5kDot4VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q5kDot4VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q5kDot4VNNI_loop:
 	TESTQ CX, CX
 	JZ q5kDot4VNNI_done
@@ -3682,22 +3840,31 @@ q5kDot4VNNI_loop:
 	DECQ CX
 	JMP q5kDot4VNNI_loop
 q5kDot4VNNI_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q5kDot4VNNI_row
 	VZEROUPPER
 	RET
 
 // q6kDot4VNNI: a row of nb Q6_K super-blocks against 4 Q8_K activation rows. Per
 // block isum = Σ_j sc_j·Σ_{i∈j} u_i·x_i − 32·Σ_j sc_j·bsums_j (u the unsigned 6-bit
 // quants, so this is Σ_j sc_j·Σ (u−32)·x exactly), then out[t] += (d·dx)·f(isum).
-// func q6kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *[4]float32)
-TEXT ·q6kDot4VNNI(SB), NOSPLIT, $16-48
+// func q6kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
+// rows consecutive rows (out[row·4+t]), each of nb super-blocks.
+TEXT ·q6kDot4VNNI(SB), NOSPLIT, $24-56
 	MOVQ w+0(FP), SI
+	MOVQ out+40(FP), DX
+	MOVQ rows+48(FP), AX
+	MOVQ AX, 16(SP)
+q6kDot4VNNI_row:
 	MOVQ xs+8(FP), AX
 	MOVQ 0(AX), DI
 	MOVQ 8(AX), R8
 	MOVQ 16(AX), R9
 	MOVQ 24(AX), R10
 	MOVQ nb+32(FP), CX
-	MOVQ out+40(FP), DX
+	VXORPS X0, X0, X0
+	VMOVUPS X0, (DX)
 q6kDot4VNNI_loop:
 	TESTQ CX, CX
 	JZ q6kDot4VNNI_done
@@ -3886,6 +4053,9 @@ q6kDot4VNNI_loop:
 	DECQ CX
 	JMP q6kDot4VNNI_loop
 q6kDot4VNNI_done:
+	ADDQ $16, DX
+	DECQ 16(SP)
+	JNZ q6kDot4VNNI_row
 	VZEROUPPER
 	RET
 
