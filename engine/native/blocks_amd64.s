@@ -45,15 +45,22 @@ DATA b32x10<>+16(SB)/8, $0x1010101010101010
 DATA b32x10<>+24(SB)/8, $0x1010101010101010
 GLOBL b32x10<>(SB), RODATA|NOPTR, $32
 
-// func q40Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+DATA b32x80<>+0(SB)/8, $0x8080808080808080
+DATA b32x80<>+8(SB)/8, $0x8080808080808080
+DATA b32x80<>+16(SB)/8, $0x8080808080808080
+DATA b32x80<>+24(SB)/8, $0x8080808080808080
+GLOBL b32x80<>(SB), RODATA|NOPTR, $32
+
+// func q40Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q4_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q40Dot1AVX2(SB), NOSPLIT, $8-56
+TEXT ·q40Dot1AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q40Dot1AVX2_row:
@@ -61,7 +68,8 @@ q40Dot1AVX2_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q40Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -70,14 +78,7 @@ q40Dot1AVX2_loop:
 	VPSRLW $4, X4, X5
 	VINSERTI128 $1, X5, Y4, Y4
 	VPAND b32mask0F<>(SB), Y4, Y4
-	MOVL $0x08080808, AX
-	VMOVD AX, X5
-	VPBROADCASTD X5, Y5
-	VPSUBB Y5, Y4, Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (DI), Y4, Y7
 	VPMADDWD Y9, Y7, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
@@ -85,6 +86,9 @@ q40Dot1AVX2_loop:
 	VPADDD X1, X0, X0
 	VPSHUFD $0xB1, X0, X1
 	VPADDD X1, X0, X0
+	VMOVD (R13), X1
+	VPSLLD $3, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -96,6 +100,7 @@ q40Dot1AVX2_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q40Dot1AVX2_loop
 q40Dot1AVX2_done:
@@ -106,16 +111,17 @@ q40Dot1AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q40Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q40Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q4_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q40Dot4AVX2(SB), NOSPLIT, $8-56
+TEXT ·q40Dot4AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q40Dot4AVX2_row:
@@ -126,7 +132,8 @@ q40Dot4AVX2_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q40Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -135,32 +142,22 @@ q40Dot4AVX2_loop:
 	VPSRLW $4, X4, X5
 	VINSERTI128 $1, X5, Y4, Y4
 	VPAND b32mask0F<>(SB), Y4, Y4
-	MOVL $0x08080808, AX
-	VMOVD AX, X5
-	VPBROADCASTD X5, Y5
-	VPSUBB Y5, Y4, Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (DI), Y4, Y7
 	VPMADDWD Y9, Y7, Y0
-	VMOVDQU (R8), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (R8), Y4, Y7
 	VPMADDWD Y9, Y7, Y1
-	VMOVDQU (R9), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (R9), Y4, Y7
 	VPMADDWD Y9, Y7, Y2
-	VMOVDQU (R10), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (R10), Y4, Y7
 	VPMADDWD Y9, Y7, Y3
 	VPHADDD Y1, Y0, Y0
 	VPHADDD Y3, Y2, Y2
 	VPHADDD Y2, Y0, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
+	VMOVDQU (R13), X1
+	VPSLLD $3, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -176,6 +173,7 @@ q40Dot4AVX2_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q40Dot4AVX2_loop
 q40Dot4AVX2_done:
@@ -186,15 +184,16 @@ q40Dot4AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q41Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q41Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q4_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q41Dot1AVX2(SB), NOSPLIT, $8-56
+TEXT ·q41Dot1AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q41Dot1AVX2_row:
@@ -202,7 +201,8 @@ q41Dot1AVX2_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q41Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -235,6 +235,7 @@ q41Dot1AVX2_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q41Dot1AVX2_loop
 q41Dot1AVX2_done:
@@ -245,16 +246,17 @@ q41Dot1AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q41Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q41Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q4_1 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q41Dot4AVX2(SB), NOSPLIT, $8-56
+TEXT ·q41Dot4AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q41Dot4AVX2_row:
@@ -265,7 +267,8 @@ q41Dot4AVX2_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q41Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -308,6 +311,7 @@ q41Dot4AVX2_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q41Dot4AVX2_loop
 q41Dot4AVX2_done:
@@ -318,15 +322,16 @@ q41Dot4AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q50Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q50Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q5_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q50Dot1AVX2(SB), NOSPLIT, $8-56
+TEXT ·q50Dot1AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q50Dot1AVX2_row:
@@ -334,7 +339,8 @@ q50Dot1AVX2_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q50Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -347,12 +353,9 @@ q50Dot1AVX2_loop:
 	VPSHUFB b32bitshuf<>(SB), Y5, Y5
 	VPOR b32bitmask<>(SB), Y5, Y5
 	VPCMPEQB b32allones<>(SB), Y5, Y5
-	VPANDN b32F0<>(SB), Y5, Y5
+	VPAND b32x10<>(SB), Y5, Y5
 	VPOR Y5, Y4, Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (DI), Y4, Y7
 	VPMADDWD Y9, Y7, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
@@ -360,6 +363,9 @@ q50Dot1AVX2_loop:
 	VPADDD X1, X0, X0
 	VPSHUFD $0xB1, X0, X1
 	VPADDD X1, X0, X0
+	VMOVD (R13), X1
+	VPSLLD $4, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -371,6 +377,7 @@ q50Dot1AVX2_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q50Dot1AVX2_loop
 q50Dot1AVX2_done:
@@ -381,16 +388,17 @@ q50Dot1AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q50Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q50Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q5_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q50Dot4AVX2(SB), NOSPLIT, $8-56
+TEXT ·q50Dot4AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q50Dot4AVX2_row:
@@ -401,7 +409,8 @@ q50Dot4AVX2_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q50Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -414,30 +423,24 @@ q50Dot4AVX2_loop:
 	VPSHUFB b32bitshuf<>(SB), Y5, Y5
 	VPOR b32bitmask<>(SB), Y5, Y5
 	VPCMPEQB b32allones<>(SB), Y5, Y5
-	VPANDN b32F0<>(SB), Y5, Y5
+	VPAND b32x10<>(SB), Y5, Y5
 	VPOR Y5, Y4, Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (DI), Y4, Y7
 	VPMADDWD Y9, Y7, Y0
-	VMOVDQU (R8), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (R8), Y4, Y7
 	VPMADDWD Y9, Y7, Y1
-	VMOVDQU (R9), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (R9), Y4, Y7
 	VPMADDWD Y9, Y7, Y2
-	VMOVDQU (R10), Y6
-	VPSIGNB Y4, Y6, Y6
-	VPMADDUBSW Y6, Y5, Y7
+	VPMADDUBSW (R10), Y4, Y7
 	VPMADDWD Y9, Y7, Y3
 	VPHADDD Y1, Y0, Y0
 	VPHADDD Y3, Y2, Y2
 	VPHADDD Y2, Y0, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
+	VMOVDQU (R13), X1
+	VPSLLD $4, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -453,6 +456,7 @@ q50Dot4AVX2_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q50Dot4AVX2_loop
 q50Dot4AVX2_done:
@@ -463,15 +467,16 @@ q50Dot4AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q51Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q51Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q5_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q51Dot1AVX2(SB), NOSPLIT, $8-56
+TEXT ·q51Dot1AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q51Dot1AVX2_row:
@@ -479,7 +484,8 @@ q51Dot1AVX2_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q51Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -518,6 +524,7 @@ q51Dot1AVX2_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q51Dot1AVX2_loop
 q51Dot1AVX2_done:
@@ -528,16 +535,17 @@ q51Dot1AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q51Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q51Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q5_1 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q51Dot4AVX2(SB), NOSPLIT, $8-56
+TEXT ·q51Dot4AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q51Dot4AVX2_row:
@@ -548,7 +556,8 @@ q51Dot4AVX2_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q51Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -597,6 +606,7 @@ q51Dot4AVX2_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q51Dot4AVX2_loop
 q51Dot4AVX2_done:
@@ -607,15 +617,16 @@ q51Dot4AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q80Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q80Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q8_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q80Dot1AVX2(SB), NOSPLIT, $8-56
+TEXT ·q80Dot1AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q80Dot1AVX2_row:
@@ -623,7 +634,8 @@ q80Dot1AVX2_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q80Dot1AVX2_loop:
 	TESTQ CX, CX
@@ -651,6 +663,7 @@ q80Dot1AVX2_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q80Dot1AVX2_loop
 q80Dot1AVX2_done:
@@ -661,16 +674,17 @@ q80Dot1AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q80Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q80Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q8_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q80Dot4AVX2(SB), NOSPLIT, $8-56
+TEXT ·q80Dot4AVX2(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q80Dot4AVX2_row:
@@ -681,7 +695,8 @@ q80Dot4AVX2_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q80Dot4AVX2_loop:
 	TESTQ CX, CX
@@ -724,6 +739,7 @@ q80Dot4AVX2_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q80Dot4AVX2_loop
 q80Dot4AVX2_done:
@@ -734,15 +750,16 @@ q80Dot4AVX2_done:
 	VZEROUPPER
 	RET
 
-// func q40Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q40Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q4_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q40Dot1VNNI(SB), NOSPLIT, $8-56
+TEXT ·q40Dot1VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q40Dot1VNNI_row:
@@ -750,7 +767,8 @@ q40Dot1VNNI_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q40Dot1VNNI_loop:
 	TESTQ CX, CX
@@ -759,21 +777,17 @@ q40Dot1VNNI_loop:
 	VPSRLW $4, X4, X5
 	VINSERTI128 $1, X5, Y4, Y4
 	VPAND b32mask0F<>(SB), Y4, Y4
-	MOVL $0x08080808, AX
-	VMOVD AX, X5
-	VPBROADCASTD X5, Y5
-	VPSUBB Y5, Y4, Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
 	VPXOR Y0, Y0, Y0
-	VPDPBUSD Y6, Y5, Y0
+	VPDPBUSD (DI), Y4, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
 	VPSHUFD $0x4E, X0, X1
 	VPADDD X1, X0, X0
 	VPSHUFD $0xB1, X0, X1
 	VPADDD X1, X0, X0
+	VMOVD (R13), X1
+	VPSLLD $3, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -785,6 +799,7 @@ q40Dot1VNNI_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q40Dot1VNNI_loop
 q40Dot1VNNI_done:
@@ -795,16 +810,17 @@ q40Dot1VNNI_done:
 	VZEROUPPER
 	RET
 
-// func q40Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q40Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q4_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q40Dot4VNNI(SB), NOSPLIT, $8-56
+TEXT ·q40Dot4VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q40Dot4VNNI_row:
@@ -815,7 +831,8 @@ q40Dot4VNNI_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q40Dot4VNNI_loop:
 	TESTQ CX, CX
@@ -824,32 +841,22 @@ q40Dot4VNNI_loop:
 	VPSRLW $4, X4, X5
 	VINSERTI128 $1, X5, Y4, Y4
 	VPAND b32mask0F<>(SB), Y4, Y4
-	MOVL $0x08080808, AX
-	VMOVD AX, X5
-	VPBROADCASTD X5, Y5
-	VPSUBB Y5, Y4, Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
 	VPXOR Y0, Y0, Y0
-	VPDPBUSD Y6, Y5, Y0
-	VMOVDQU (R8), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPDPBUSD (DI), Y4, Y0
 	VPXOR Y1, Y1, Y1
-	VPDPBUSD Y6, Y5, Y1
-	VMOVDQU (R9), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPDPBUSD (R8), Y4, Y1
 	VPXOR Y2, Y2, Y2
-	VPDPBUSD Y6, Y5, Y2
-	VMOVDQU (R10), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPDPBUSD (R9), Y4, Y2
 	VPXOR Y3, Y3, Y3
-	VPDPBUSD Y6, Y5, Y3
+	VPDPBUSD (R10), Y4, Y3
 	VPHADDD Y1, Y0, Y0
 	VPHADDD Y3, Y2, Y2
 	VPHADDD Y2, Y0, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
+	VMOVDQU (R13), X1
+	VPSLLD $3, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -865,6 +872,7 @@ q40Dot4VNNI_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q40Dot4VNNI_loop
 q40Dot4VNNI_done:
@@ -875,15 +883,16 @@ q40Dot4VNNI_done:
 	VZEROUPPER
 	RET
 
-// func q41Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q41Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q4_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q41Dot1VNNI(SB), NOSPLIT, $8-56
+TEXT ·q41Dot1VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q41Dot1VNNI_row:
@@ -891,7 +900,8 @@ q41Dot1VNNI_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q41Dot1VNNI_loop:
 	TESTQ CX, CX
@@ -924,6 +934,7 @@ q41Dot1VNNI_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q41Dot1VNNI_loop
 q41Dot1VNNI_done:
@@ -934,16 +945,17 @@ q41Dot1VNNI_done:
 	VZEROUPPER
 	RET
 
-// func q41Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q41Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q4_1 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q41Dot4VNNI(SB), NOSPLIT, $8-56
+TEXT ·q41Dot4VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q41Dot4VNNI_row:
@@ -954,7 +966,8 @@ q41Dot4VNNI_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q41Dot4VNNI_loop:
 	TESTQ CX, CX
@@ -997,6 +1010,7 @@ q41Dot4VNNI_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q41Dot4VNNI_loop
 q41Dot4VNNI_done:
@@ -1007,15 +1021,16 @@ q41Dot4VNNI_done:
 	VZEROUPPER
 	RET
 
-// func q50Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q50Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q5_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q50Dot1VNNI(SB), NOSPLIT, $8-56
+TEXT ·q50Dot1VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q50Dot1VNNI_row:
@@ -1023,7 +1038,8 @@ q50Dot1VNNI_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q50Dot1VNNI_loop:
 	TESTQ CX, CX
@@ -1036,19 +1052,19 @@ q50Dot1VNNI_loop:
 	VPSHUFB b32bitshuf<>(SB), Y5, Y5
 	VPOR b32bitmask<>(SB), Y5, Y5
 	VPCMPEQB b32allones<>(SB), Y5, Y5
-	VPANDN b32F0<>(SB), Y5, Y5
+	VPAND b32x10<>(SB), Y5, Y5
 	VPOR Y5, Y4, Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
 	VPXOR Y0, Y0, Y0
-	VPDPBUSD Y6, Y5, Y0
+	VPDPBUSD (DI), Y4, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
 	VPSHUFD $0x4E, X0, X1
 	VPADDD X1, X0, X0
 	VPSHUFD $0xB1, X0, X1
 	VPADDD X1, X0, X0
+	VMOVD (R13), X1
+	VPSLLD $4, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -1060,6 +1076,7 @@ q50Dot1VNNI_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q50Dot1VNNI_loop
 q50Dot1VNNI_done:
@@ -1070,16 +1087,17 @@ q50Dot1VNNI_done:
 	VZEROUPPER
 	RET
 
-// func q50Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q50Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q5_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q50Dot4VNNI(SB), NOSPLIT, $8-56
+TEXT ·q50Dot4VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q50Dot4VNNI_row:
@@ -1090,7 +1108,8 @@ q50Dot4VNNI_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q50Dot4VNNI_loop:
 	TESTQ CX, CX
@@ -1103,30 +1122,24 @@ q50Dot4VNNI_loop:
 	VPSHUFB b32bitshuf<>(SB), Y5, Y5
 	VPOR b32bitmask<>(SB), Y5, Y5
 	VPCMPEQB b32allones<>(SB), Y5, Y5
-	VPANDN b32F0<>(SB), Y5, Y5
+	VPAND b32x10<>(SB), Y5, Y5
 	VPOR Y5, Y4, Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
 	VPXOR Y0, Y0, Y0
-	VPDPBUSD Y6, Y5, Y0
-	VMOVDQU (R8), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPDPBUSD (DI), Y4, Y0
 	VPXOR Y1, Y1, Y1
-	VPDPBUSD Y6, Y5, Y1
-	VMOVDQU (R9), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPDPBUSD (R8), Y4, Y1
 	VPXOR Y2, Y2, Y2
-	VPDPBUSD Y6, Y5, Y2
-	VMOVDQU (R10), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPDPBUSD (R9), Y4, Y2
 	VPXOR Y3, Y3, Y3
-	VPDPBUSD Y6, Y5, Y3
+	VPDPBUSD (R10), Y4, Y3
 	VPHADDD Y1, Y0, Y0
 	VPHADDD Y3, Y2, Y2
 	VPHADDD Y2, Y0, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
+	VMOVDQU (R13), X1
+	VPSLLD $4, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -1142,6 +1155,7 @@ q50Dot4VNNI_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q50Dot4VNNI_loop
 q50Dot4VNNI_done:
@@ -1152,15 +1166,16 @@ q50Dot4VNNI_done:
 	VZEROUPPER
 	RET
 
-// func q51Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q51Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q5_1 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q51Dot1VNNI(SB), NOSPLIT, $8-56
+TEXT ·q51Dot1VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q51Dot1VNNI_row:
@@ -1168,7 +1183,8 @@ q51Dot1VNNI_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q51Dot1VNNI_loop:
 	TESTQ CX, CX
@@ -1207,6 +1223,7 @@ q51Dot1VNNI_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q51Dot1VNNI_loop
 q51Dot1VNNI_done:
@@ -1217,16 +1234,17 @@ q51Dot1VNNI_done:
 	VZEROUPPER
 	RET
 
-// func q51Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q51Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q5_1 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx) + m·sx, each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q51Dot4VNNI(SB), NOSPLIT, $8-56
+TEXT ·q51Dot4VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q51Dot4VNNI_row:
@@ -1237,7 +1255,8 @@ q51Dot4VNNI_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q51Dot4VNNI_loop:
 	TESTQ CX, CX
@@ -1286,6 +1305,7 @@ q51Dot4VNNI_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q51Dot4VNNI_loop
 q51Dot4VNNI_done:
@@ -1296,15 +1316,16 @@ q51Dot4VNNI_done:
 	VZEROUPPER
 	RET
 
-// func q80Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q80Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q8_0 row against one Q8_0/Q8_1 activation row (scales xd, sums xs):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·1+t]), each of nb blocks.
-TEXT ·q80Dot1VNNI(SB), NOSPLIT, $8-56
+TEXT ·q80Dot1VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q80Dot1VNNI_row:
@@ -1312,23 +1333,25 @@ q80Dot1VNNI_row:
 	MOVQ 0(AX), DI
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q80Dot1VNNI_loop:
 	TESTQ CX, CX
 	JZ q80Dot1VNNI_done
 	VMOVDQU 2(SI), Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPXOR b32x80<>(SB), Y4, Y4
 	VPXOR Y0, Y0, Y0
-	VPDPBUSD Y6, Y5, Y0
+	VPDPBUSD (DI), Y4, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
 	VPSHUFD $0x4E, X0, X1
 	VPADDD X1, X0, X0
 	VPSHUFD $0xB1, X0, X1
 	VPADDD X1, X0, X0
+	VMOVD (R13), X1
+	VPSLLD $7, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -1340,6 +1363,7 @@ q80Dot1VNNI_loop:
 	ADDQ $32, DI
 	ADDQ $4, R11
 	ADDQ $4, R12
+	ADDQ $4, R13
 	DECQ CX
 	JMP q80Dot1VNNI_loop
 q80Dot1VNNI_done:
@@ -1350,16 +1374,17 @@ q80Dot1VNNI_done:
 	VZEROUPPER
 	RET
 
-// func q80Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+// func q80Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 // A Q8_0 row against four Q8_0/Q8_1 activation rows (scales and sums
 // interleaved by block, xd[4b+t]):
-// per block the exact int32 sum of the 32 products, then combine32's float
+// per block the exact int32 sum of the 32 products (as Σ u·x − k·Σx when the
+// weights are taken as unsigned bytes u = w + k; xi holds the Σx), then combine32's float
 // expression s += f(sum)·(d·dx), each operation rounded.
 // rows consecutive rows (out[row·4+t]), each of nb blocks.
-TEXT ·q80Dot4VNNI(SB), NOSPLIT, $8-56
+TEXT ·q80Dot4VNNI(SB), NOSPLIT, $8-64
 	MOVQ w+0(FP), SI
-	MOVQ out+40(FP), DX
-	MOVQ rows+48(FP), AX
+	MOVQ out+48(FP), DX
+	MOVQ rows+56(FP), AX
 	MOVQ AX, 0(SP)
 	VMOVDQU b32ones16<>(SB), Y9
 q80Dot4VNNI_row:
@@ -1370,34 +1395,30 @@ q80Dot4VNNI_row:
 	MOVQ 24(AX), R10
 	MOVQ xd+16(FP), R11
 	MOVQ xs+24(FP), R12
-	MOVQ nb+32(FP), CX
+	MOVQ xi+32(FP), R13
+	MOVQ nb+40(FP), CX
 	VXORPS X8, X8, X8
 q80Dot4VNNI_loop:
 	TESTQ CX, CX
 	JZ q80Dot4VNNI_done
 	VMOVDQU 2(SI), Y4
-	VPSIGNB Y4, Y4, Y5
-	VMOVDQU (DI), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPXOR b32x80<>(SB), Y4, Y4
 	VPXOR Y0, Y0, Y0
-	VPDPBUSD Y6, Y5, Y0
-	VMOVDQU (R8), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPDPBUSD (DI), Y4, Y0
 	VPXOR Y1, Y1, Y1
-	VPDPBUSD Y6, Y5, Y1
-	VMOVDQU (R9), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPDPBUSD (R8), Y4, Y1
 	VPXOR Y2, Y2, Y2
-	VPDPBUSD Y6, Y5, Y2
-	VMOVDQU (R10), Y6
-	VPSIGNB Y4, Y6, Y6
+	VPDPBUSD (R9), Y4, Y2
 	VPXOR Y3, Y3, Y3
-	VPDPBUSD Y6, Y5, Y3
+	VPDPBUSD (R10), Y4, Y3
 	VPHADDD Y1, Y0, Y0
 	VPHADDD Y3, Y2, Y2
 	VPHADDD Y2, Y0, Y0
 	VEXTRACTI128 $1, Y0, X1
 	VPADDD X1, X0, X0
+	VMOVDQU (R13), X1
+	VPSLLD $7, X1, X1
+	VPSUBD X1, X0, X0
 	VCVTDQ2PS X0, X0
 	MOVWLZX (SI), AX
 	VMOVD AX, X1
@@ -1413,6 +1434,7 @@ q80Dot4VNNI_loop:
 	ADDQ $32, R10
 	ADDQ $16, R11
 	ADDQ $16, R12
+	ADDQ $16, R13
 	DECQ CX
 	JMP q80Dot4VNNI_loop
 q80Dot4VNNI_done:

@@ -70,8 +70,7 @@ type quantized struct {
 	x       []float32
 	cols, T int
 	xq      []q8Row
-	xd4     [][]float32
-	xs4     [][]float32
+	xq4     []q8Group
 	xk      []q8KRow
 	xkd4    [][]float32
 }
@@ -89,8 +88,7 @@ func (qz *quantized) prepare(w *Matrix, x []float32, T int) {
 			quantizeQ8(x[t*w.Cols:(t+1)*w.Cols], &qz.xq[t])
 		}
 		for t := 0; t+4 <= T; t += 4 {
-			d, s := interleaveScales(qz.xq[t : t+4])
-			qz.xd4, qz.xs4 = append(qz.xd4, d), append(qz.xs4, s)
+			qz.xq4 = append(qz.xq4, interleaveScales(qz.xq[t:t+4]))
 		}
 	case actQ8K:
 		if qz.xk != nil {

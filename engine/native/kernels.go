@@ -209,11 +209,14 @@ func unpack32(t gguf.TensorType, b []byte, q *[32]int8) (d, m float32) {
 
 // q8Row is an activation row quantized to Q8_0 (32-element blocks, one
 // float32 scale each, rounded through f16 as llama.cpp does) and, for the
-// types with mins, Q8_1's block sums s = d·Σq (also rounded through f16).
+// types with mins, Q8_1's block sums s = d·Σq (also rounded through f16);
+// i holds the exact Σq per block (for kernels that take weights as
+// unsigned bytes with an offset).
 type q8Row struct {
 	q []int8
 	d []float32
 	s []float32
+	i []int32
 }
 
 func quantizeQ8(x []float32, out *q8Row) {
@@ -222,8 +225,9 @@ func quantizeQ8(x []float32, out *q8Row) {
 		out.q = make([]int8, len(x))
 		out.d = make([]float32, n)
 		out.s = make([]float32, n)
+		out.i = make([]int32, n)
 	}
-	out.q, out.d, out.s = out.q[:len(x)], out.d[:n], out.s[:n]
+	out.q, out.d, out.s, out.i = out.q[:len(x)], out.d[:n], out.s[:n], out.i[:n]
 	for b := 0; b < n; b++ {
 		blk := x[b*32 : b*32+32]
 		var amax float32
@@ -248,6 +252,7 @@ func quantizeQ8(x []float32, out *q8Row) {
 		}
 		out.d[b] = f16Table[F32ToF16(d)]
 		out.s[b] = f16Table[F32ToF16(float32(d*float32(sum)))]
+		out.i[b] = sum
 	}
 }
 
@@ -511,83 +516,25 @@ func exp64(x float64) float64 {
 	return math.Ldexp(sum, int(n))
 }
 
-// dotQ8Sums4 writes the block sums of four activation rows (xs[t] from
-// block 0 of the range): sums[4*b+t] is block b's sum against xs[t], each
-// exactly what dotQ8Sums gives for that row. The portable path of
-// dotRowQ8x4; with AVX2 the whole row is done in assembly.
-func dotQ8Sums4(w []byte, xs *[4][]int8, sums []int32) {
-	n := len(sums) / 4
-	var one [1]int32
-	for b := 0; b < n; b++ {
-		for t := range xs {
-			dotQ8SumsGo(w[b*34:b*34+34], xs[t][b*32:b*32+32], one[:])
-			sums[4*b+t] = one[0]
-		}
-	}
-}
-
-// interleaveScales returns the four rows' block scales and sums
-// interleaved (d[4*b+t] = xq[t].d[b]), as the four-token assembly reads them.
-func interleaveScales(xq []q8Row) (d, s []float32) {
-	nb := len(xq[0].d)
-	d, s = make([]float32, 4*nb), make([]float32, 4*nb)
-	for b := 0; b < nb; b++ {
-		for t := 0; t < 4; t++ {
-			d[4*b+t], s[4*b+t] = xq[t].d[b], xq[t].s[b]
-		}
-	}
-	return d, s
-}
-
-// dotRowQ8x4 is dotRow for a Q8_0 row against four quantized activation
-// rows (xd4 their interleaved scales): the weights are read once for the
-// four, and each result is accumulated in exactly dotRow's order, so it is
-// bit-identical to it.
-func (m *Matrix) dotRowQ8x4(r int, xq []q8Row, xd4 []float32, out *[4]float32) {
-	b := m.row(r)
-	if haveAVX2 {
-		nb := m.Cols / 32
-		_, _ = b[nb*34-1], xd4[4*nb-1]
-		for t := 0; t < 4; t++ {
-			_ = xq[t].q[nb*32-1]
-		}
-		dotRowQ8x4AVX2(&b[0], &xq[0].q[0], &xq[1].q[0], &xq[2].q[0], &xq[3].q[0], &xd4[0], &f16Table[0], nb, &out[0])
-		return
-	}
-	var s [4]float32
-	var sums [4 * 64]int32
-	var xs [4][]int8
-	nb := m.Cols / 32
-	for b0 := 0; b0 < nb; b0 += 64 {
-		n := min(64, nb-b0)
-		for t := range xs {
-			xs[t] = xq[t].q[b0*32 : (b0+n)*32]
-		}
-		dotQ8Sums4(b[b0*34:(b0+n)*34], &xs, sums[:4*n])
-		for i := 0; i < n; i++ {
-			blk := b0 + i
-			d := f16Table[binary.LittleEndian.Uint16(b[blk*34:])]
-			for t := 0; t < 4; t++ {
-				s[t] += float32(float32(sums[4*i+t]) * float32(d*xq[t].d[blk]))
-			}
-		}
-	}
-	*out = s
-}
-
-// dotQ8SumsGo is the portable version of dotQ8Sums.
-func dotQ8SumsGo(w []byte, x []int8, sums []int32) {
-	for b := range sums {
-		q := w[b*34+2 : b*34+34]
-		xs := x[b*32 : b*32+32]
-		var sum int32
-		for i := 0; i < 32; i++ {
-			sum += int32(int8(q[i])) * int32(xs[i])
-		}
-		sums[b] = sum
-	}
-}
-
 // WeightTypes lists the tensor types the engine runs (and the model
 // generator writes).
 func WeightTypes() []gguf.TensorType { return append([]gguf.TensorType(nil), supportedTypes...) }
+
+// q8Group is four activation rows' block scales, Q8_1 sums and exact
+// quant sums interleaved by block (d[4*b+t] = xq[t].d[b]), as the
+// four-token assembly reads them.
+type q8Group struct {
+	d, s []float32
+	i    []int32
+}
+
+func interleaveScales(xq []q8Row) q8Group {
+	nb := len(xq[0].d)
+	g := q8Group{make([]float32, 4*nb), make([]float32, 4*nb), make([]int32, 4*nb)}
+	for b := 0; b < nb; b++ {
+		for t := 0; t < 4; t++ {
+			g.d[4*b+t], g.s[4*b+t], g.i[4*b+t] = xq[t].d[b], xq[t].s[b], xq[t].i[b]
+		}
+	}
+	return g
+}

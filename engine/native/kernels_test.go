@@ -1,75 +1,11 @@
 package native
 
 import (
-	"encoding/binary"
 	"math"
 	"testing"
 
 	"github.com/agoranet/agora/engine/gguf"
 )
-
-// TestQ8SumsAsmMatchesGo: the assembly block sums equal the Go ones exactly,
-// including the extreme values -128 and 127.
-func TestQ8SumsAsmMatchesGo(t *testing.T) {
-	rng := NewRNG(5)
-	const n = 37
-	w := make([]byte, n*34)
-	x := make([]int8, n*32)
-	for i := range w {
-		w[i] = byte(rng.Uint64())
-	}
-	for i := range x {
-		x[i] = int8(rng.Uint64())
-	}
-	w[2], x[0] = 0x80, -128
-	a, b := make([]int32, n), make([]int32, n)
-	dotQ8Sums(w, x, a)
-	dotQ8SumsGo(w, x, b)
-	for i := range a {
-		if a[i] != b[i] {
-			t.Fatalf("block %d: %d vs %d", i, a[i], b[i])
-		}
-	}
-}
-
-// TestQ8Sums4MatchesOneRow: the four-row block sums of the portable path
-// give each row exactly the one-row sums (assembly or Go), extreme values
-// included.
-func TestQ8Sums4MatchesOneRow(t *testing.T) {
-	rng := NewRNG(9)
-	const n = 41
-	w := make([]byte, n*34)
-	for i := range w {
-		w[i] = byte(rng.Uint64())
-	}
-	var xs [4][]int8
-	for r := range xs {
-		xs[r] = make([]int8, n*32)
-		for i := range xs[r] {
-			xs[r][i] = int8(rng.Uint64())
-		}
-	}
-	for i := 2; i < 34; i++ { // block 0: the largest magnitudes
-		w[i] = 0x80
-	}
-	for i := 0; i < 32; i++ {
-		xs[2][i] = -128
-	}
-	got := make([]int32, 4*n)
-	dotQ8Sums4(w, &xs, got)
-	for r := range xs {
-		one := make([]int32, n)
-		dotQ8Sums(w, xs[r], one)
-		for b := 0; b < n; b++ {
-			if got[4*b+r] != one[b] {
-				t.Fatalf("row %d block %d: four-row %d, one-row %d", r, b, got[4*b+r], one[b])
-			}
-		}
-	}
-	if got[2] != 32*128*128 {
-		t.Fatalf("extreme block: %d", got[2])
-	}
-}
 
 func TestF16Conversion(t *testing.T) {
 	for _, f := range []float32{0, 1, -2.5, 65504, 6.1e-5, 5.96e-8, 1e-9, 3.14159} {
@@ -96,51 +32,6 @@ func TestExpf(t *testing.T) {
 		if got := float64(expf(x)); math.Abs(got-want)/want > 1e-6 {
 			t.Fatalf("expf(%g) = %g, want %g", x, got, want)
 		}
-	}
-}
-
-// TestDotRowQ8x4MatchesDotRow: the four-token Q8_0 row kernel (assembly and
-// Go fallback) gives each token exactly the one-token Go kernel's float32 bits, on rows with
-// more blocks than one chunk and random scales.
-func TestDotRowQ8x4MatchesDotRow(t *testing.T) {
-	rng := NewRNG(11)
-	const cols, rows = 32 * 70, 3
-	data := make([]byte, rows*cols/32*34)
-	for i := range data {
-		data[i] = byte(rng.Uint64())
-	}
-	for b := 0; b < len(data); b += 34 { // finite scales
-		binary.LittleEndian.PutUint16(data[b:], F32ToF16(float32(rng.Float64())*0.02))
-	}
-	m, err := newMatrix("w", gguf.TensorInfo{Dims: []uint64{cols, rows}, Type: gguf.Q8_0}, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	xq := make([]q8Row, 4)
-	xs := make([][]float32, 4)
-	for k := range xq {
-		xs[k] = make([]float32, cols)
-		for i := range xs[k] {
-			xs[k][i] = float32(rng.Float64()*4 - 2)
-		}
-		quantizeQ8(xs[k], &xq[k])
-	}
-	xd4, _ := interleaveScales(xq)
-	for _, asm := range []bool{true, false} {
-		saved := haveAVX2
-		haveAVX2 = haveAVX2 && asm
-		for r := 0; r < rows; r++ {
-			var four [4]float32
-			m.dotRowQ8x4(r, xq, xd4, &four)
-			for k := 0; k < 4; k++ {
-				var want [1]float32
-				m.dot32Go(r, []*q8Row{&xq[k]}, want[:])
-				if math.Float32bits(four[k]) != math.Float32bits(want[0]) {
-					t.Fatalf("asm %v row %d token %d: %v, dot32Go %v", haveAVX2, r, k, four[k], want[0])
-				}
-			}
-		}
-		haveAVX2 = saved
 	}
 }
 

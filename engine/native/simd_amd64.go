@@ -52,34 +52,34 @@ func q6kDot1AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, 
 func q6kDot4AVX2(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
 
 //go:noescape
-func q40Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q40Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q40Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q40Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q41Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q41Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q41Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q41Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q50Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q50Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q50Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q50Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q51Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q51Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q51Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q51Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q80Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q80Dot1AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q80Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q80Dot4AVX2(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
 func q2kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
@@ -112,34 +112,34 @@ func q6kDot1VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, 
 func q6kDot4VNNI(w *byte, xs *[4]*int8, bs *[4]*int16, xd *[4]*float32, nb int, out *float32, rows int)
 
 //go:noescape
-func q40Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q40Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q40Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q40Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q41Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q41Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q41Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q41Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q50Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q50Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q50Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q50Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q51Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q51Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q51Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q51Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q80Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q80Dot1VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 //go:noescape
-func q80Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, nb int, out *float32, rows int)
+func q80Dot4VNNI(w *byte, xq *[4]*int8, xd *float32, xs *float32, xi *int32, nb int, out *float32, rows int)
 
 // simdRows computes rows [r0, r1) against n (1 or 4) activation rows from
 // token t0 into out[(r-r0)·n+t], if a kernel exists for the type and CPU.
@@ -246,77 +246,77 @@ func (m *Matrix) simd32Rows(r0, r1 int, qz *quantized, t0, n int, out []float32)
 	var xq [4]*int8
 	for k := 0; k < n; k++ {
 		x := &qz.xq[t0+k]
-		_, _, _ = x.q[nb*32-1], x.d[nb-1], x.s[nb-1]
+		_, _, _, _ = x.q[nb*32-1], x.d[nb-1], x.s[nb-1], x.i[nb-1]
 		xq[k] = &x.q[0]
 	}
-	xd, xs := &qz.xq[t0].d[0], &qz.xq[t0].s[0]
+	xd, xs, xi := &qz.xq[t0].d[0], &qz.xq[t0].s[0], &qz.xq[t0].i[0]
 	if n == 4 { // the four-token kernels read scales and sums interleaved by block
-		d4, s4 := qz.xd4[t0/4], qz.xs4[t0/4]
-		_, _ = d4[4*nb-1], s4[4*nb-1]
-		xd, xs = &d4[0], &s4[0]
+		g := &qz.xq4[t0/4]
+		_, _, _ = g.d[4*nb-1], g.s[4*nb-1], g.i[4*nb-1]
+		xd, xs, xi = &g.d[0], &g.s[0], &g.i[0]
 	}
 	w := m.data[r0*m.rowBytes : r1*m.rowBytes]
 	rows, o := r1-r0, &out[0]
 	switch {
 	case m.Type == gguf.Q4_0 && n == 1:
 		if useVNNI {
-			q40Dot1VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q40Dot1VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q40Dot1AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q40Dot1AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	case m.Type == gguf.Q4_0 && n == 4:
 		if useVNNI {
-			q40Dot4VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q40Dot4VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q40Dot4AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q40Dot4AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	case m.Type == gguf.Q4_1 && n == 1:
 		if useVNNI {
-			q41Dot1VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q41Dot1VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q41Dot1AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q41Dot1AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	case m.Type == gguf.Q4_1 && n == 4:
 		if useVNNI {
-			q41Dot4VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q41Dot4VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q41Dot4AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q41Dot4AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	case m.Type == gguf.Q5_0 && n == 1:
 		if useVNNI {
-			q50Dot1VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q50Dot1VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q50Dot1AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q50Dot1AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	case m.Type == gguf.Q5_0 && n == 4:
 		if useVNNI {
-			q50Dot4VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q50Dot4VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q50Dot4AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q50Dot4AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	case m.Type == gguf.Q5_1 && n == 1:
 		if useVNNI {
-			q51Dot1VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q51Dot1VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q51Dot1AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q51Dot1AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	case m.Type == gguf.Q5_1 && n == 4:
 		if useVNNI {
-			q51Dot4VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q51Dot4VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q51Dot4AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q51Dot4AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	case m.Type == gguf.Q8_0 && n == 1:
 		if useVNNI {
-			q80Dot1VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q80Dot1VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q80Dot1AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q80Dot1AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	case m.Type == gguf.Q8_0 && n == 4:
 		if useVNNI {
-			q80Dot4VNNI(&w[0], &xq, xd, xs, nb, o, rows)
+			q80Dot4VNNI(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		} else {
-			q80Dot4AVX2(&w[0], &xq, xd, xs, nb, o, rows)
+			q80Dot4AVX2(&w[0], &xq, xd, xs, xi, nb, o, rows)
 		}
 	default:
 		return false
