@@ -146,6 +146,21 @@ func TestTruncatedAndCorrupt(t *testing.T) {
 func FuzzParse(f *testing.F) {
 	f.Add(sample(f))
 	f.Add([]byte("GGUF\x03\x00\x00\x00"))
+	// a tensor of each block type, whole and truncated
+	for _, typ := range []TensorType{Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, F16, BF16} {
+		var w Writer
+		w.Set("general.architecture", String("llama"))
+		elems, bytes, _ := typ.BlockSize()
+		if err := w.AddTensor("t", typ, []uint64{uint64(256 / elems * elems), 2}, make([]byte, 2*256/elems*bytes)); err != nil {
+			f.Fatal(err)
+		}
+		var buf bytesBuffer
+		if err := w.Write(&buf); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(buf.b)
+		f.Add(buf.b[:len(buf.b)-bytes/2])
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		g, err := Parse(b)
 		if err != nil {
@@ -158,3 +173,7 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+type bytesBuffer struct{ b []byte }
+
+func (w *bytesBuffer) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }

@@ -2,7 +2,6 @@ package native
 
 import (
 	"fmt"
-	"github.com/agoranet/agora/engine/gguf"
 	"math"
 	"sync"
 )
@@ -95,64 +94,90 @@ func parallel(n, threads int, fn func(lo, hi int)) {
 	wg.Wait()
 }
 
-// quantized holds an activation batch quantized to Q8_0, with the scales of
-// each group of four tokens interleaved for the four-token kernel, so the
-// matmuls reading the same activations (q, k, v; gate, up) quantize once.
+// quantized holds an activation batch and its quantizations (Q8_0/Q8_1 for
+// the 32-element block types, with the scales of each group of four tokens
+// interleaved for the four-token Q8_0 kernel; Q8_K for the K-quants), made
+// on first use, so the matmuls reading the same activations (q, k, v; gate,
+// up) quantize once even when their tensors have different types.
 type quantized struct {
-	xq  []q8Row
-	xd4 [][]float32
+	x       []float32
+	cols, T int
+	xq      []q8Row
+	xq4     []q8Group
+	xk      []q8KRow
+	xkd4    [][]float32
 }
 
-// of returns x's quantization, computing it on first use.
-func (qz *quantized) of(x []float32, cols, T int) *quantized {
-	if qz.xq != nil {
-		return qz
+// prepare makes the activation form w needs.
+func (qz *quantized) prepare(w *Matrix, x []float32, T int) {
+	qz.x, qz.cols, qz.T = x, w.Cols, T
+	switch w.act() {
+	case actQ8:
+		if qz.xq != nil {
+			return
+		}
+		qz.xq = make([]q8Row, T)
+		for t := 0; t < T; t++ {
+			quantizeQ8(x[t*w.Cols:(t+1)*w.Cols], &qz.xq[t])
+		}
+		for t := 0; t+4 <= T; t += 4 {
+			qz.xq4 = append(qz.xq4, interleaveScales(qz.xq[t:t+4]))
+		}
+	case actQ8K:
+		if qz.xk != nil {
+			return
+		}
+		qz.xk = make([]q8KRow, T)
+		for t := 0; t < T; t++ {
+			quantizeQ8K(x[t*w.Cols:(t+1)*w.Cols], &qz.xk[t])
+		}
+		for t := 0; t+4 <= T; t += 4 {
+			nb := len(qz.xk[t].d)
+			d := make([]float32, 4*nb)
+			for b := 0; b < nb; b++ {
+				for k := 0; k < 4; k++ {
+					d[4*b+k] = qz.xk[t+k].d[b]
+				}
+			}
+			qz.xkd4 = append(qz.xkd4, d)
+		}
 	}
-	qz.xq = make([]q8Row, T)
-	for t := 0; t < T; t++ {
-		quantizeQ8(x[t*cols:(t+1)*cols], &qz.xq[t])
-	}
-	for t := 0; t+4 <= T; t += 4 {
-		qz.xd4 = append(qz.xd4, interleaveScales(qz.xq[t:t+4]))
-	}
-	return qz
 }
 
 // matmul computes out[t*m.Rows+r] = row r · x[t] for T tokens, splitting
-// rows across threads (each row reused for all tokens while it is hot). qz,
-// if not nil, shares x's quantization with other matmuls over the same x.
+// rows across threads. Tokens go four at a time through each chunk of
+// weight rows (read once for the four while hot), the rest one by one;
+// every kernel gives a token the same bits in a tile as alone. qz, if
+// not nil, shares x's quantization with other matmuls over the same x.
 func (m *Model) matmul(w *Matrix, out, x []float32, T int, qz *quantized) {
-	var xq []q8Row
-	var xd4 [][]float32
-	if w.usesQ8() {
-		if qz == nil {
-			qz = &quantized{}
-		}
-		qz.of(x, w.Cols, T)
-		xq, xd4 = qz.xq, qz.xd4
+	if qz == nil {
+		qz = &quantized{}
 	}
+	qz.prepare(w, x, T)
 	parallel(w.Rows, m.threads, func(lo, hi int) {
-		var four [4]float32
-		for r := lo; r < hi; r++ {
+		var buf [4 * rowChunk]float32
+		for r0 := lo; r0 < hi; r0 += rowChunk {
+			r1 := min(hi, r0+rowChunk)
 			t := 0
-			if w.Type == gguf.Q8_0 {
-				for ; t+4 <= T; t += 4 { // a prefill: four tokens per pass over the row
-					w.dotRowQ8x4(r, xq[t:t+4], xd4[t/4], &four)
+			for ; t+4 <= T; t += 4 {
+				w.dotRows(r0, r1, qz, t, 4, buf[:4*(r1-r0)])
+				for r := r0; r < r1; r++ {
 					for k := 0; k < 4; k++ {
-						out[(t+k)*w.Rows+r] = four[k]
+						out[(t+k)*w.Rows+r] = buf[4*(r-r0)+k]
 					}
 				}
 			}
 			for ; t < T; t++ {
-				var q *q8Row
-				if xq != nil {
-					q = &xq[t]
-				}
-				out[t*w.Rows+r] = w.dotRow(r, x[t*w.Cols:(t+1)*w.Cols], q)
+				w.dotRows(r0, r1, qz, t, 1, buf[:r1-r0])
+				copy(out[t*w.Rows+r0:t*w.Rows+r1], buf[:r1-r0])
 			}
 		}
 	})
 }
+
+// rowChunk is how many weight rows a matmul takes per pass over the token
+// tiles (their bytes stay in cache while the tiles reuse them).
+const rowChunk = 64
 
 // rmsnorm writes x / rms(x) * w; the mean of squares is accumulated in
 // float64 in index order.

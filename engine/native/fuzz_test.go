@@ -28,6 +28,20 @@ func FuzzLoadModel(f *testing.F) {
 	seed, _ := os.ReadFile(path)
 	f.Add(seed, uint(0), byte(0))
 	f.Add(seed, uint(len(seed)/2), byte(0xff))
+	// one seed per weight type, mutated inside its tensor data
+	for i, typ := range supportedTypes {
+		o := GenOptions{Dim: 32, Layers: 1, Heads: 2, Vocab: 300, Context: 32, Seed: 1, Type: typ}
+		if elems, _, _ := typ.BlockSize(); elems == qkK {
+			o.Dim, o.FFN = 256, 256
+		}
+		p := filepath.Join(dir, typ.String()+".gguf")
+		if err := WriteRandomModel(p, o); err != nil {
+			f.Fatal(err)
+		}
+		b, _ := os.ReadFile(p)
+		f.Add(b, uint(len(b)-1-i*37), byte(0x7c)) // an f16 scale's high byte made huge
+		f.Add(b[:len(b)-100], uint(0), byte(0))   // truncated tensor data
+	}
 	f.Fuzz(func(t *testing.T, b []byte, at uint, val byte) {
 		if len(b) > 0 {
 			b = append([]byte(nil), b...)

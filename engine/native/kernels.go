@@ -95,14 +95,25 @@ type Matrix struct {
 	u16      []uint16  // data viewed in place as uint16 (F16, BF16)
 }
 
+// supportedTypes are the weight types the kernels implement.
+var supportedTypes = []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q4_0, gguf.Q4_1, gguf.Q5_0, gguf.Q5_1,
+	gguf.Q8_0, gguf.Q2_K, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K}
+
+func typeSupported(t gguf.TensorType) bool {
+	for _, s := range supportedTypes {
+		if s == t {
+			return true
+		}
+	}
+	return false
+}
+
 func newMatrix(name string, ti gguf.TensorInfo, data []byte) (*Matrix, error) {
-	if len(ti.Dims) > 2 {
+	if len(ti.Dims) > 2 || len(ti.Dims) == 0 {
 		return nil, fmt.Errorf("tensor %s: %d dimensions, want 1 or 2", name, len(ti.Dims))
 	}
-	switch ti.Type {
-	case gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K:
-	default:
-		return nil, fmt.Errorf("tensor %s: type %s is not supported yet (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q6_K are)", name, ti.Type)
+	if !typeSupported(ti.Type) {
+		return nil, fmt.Errorf("tensor %s: weight type %s is not supported (supported: %v)", name, ti.Type, supportedTypes)
 	}
 	cols := int(ti.Dims[0])
 	rows := 1
@@ -110,7 +121,13 @@ func newMatrix(name string, ti gguf.TensorInfo, data []byte) (*Matrix, error) {
 		rows = int(ti.Dims[1])
 	}
 	elems, bytes, _ := ti.Type.BlockSize()
+	if cols%elems != 0 {
+		return nil, fmt.Errorf("tensor %s: row length %d is not a multiple of the %s block size %d", name, cols, ti.Type, elems)
+	}
 	m := &Matrix{Name: name, Type: ti.Type, Rows: rows, Cols: cols, data: data, rowBytes: cols / elems * bytes}
+	if uint64(len(data)) != uint64(rows)*uint64(m.rowBytes) {
+		return nil, fmt.Errorf("tensor %s: %d bytes, want %d for %d×%d %s", name, len(data), rows*m.rowBytes, rows, cols, ti.Type)
+	}
 	switch ti.Type {
 	case gguf.F32:
 		m.f32 = viewF32(data)
@@ -138,42 +155,79 @@ func (m *Matrix) Row(r int, dst []float32) {
 		for i := range dst {
 			dst[i] = bf16ToF32(binary.LittleEndian.Uint16(b[2*i:]))
 		}
-	case gguf.Q8_0:
+	case gguf.Q4_0, gguf.Q4_1, gguf.Q5_0, gguf.Q5_1, gguf.Q8_0:
+		bs := m.rowBytes / (m.Cols / 32)
+		var q [32]int8
 		for blk := 0; blk < m.Cols/32; blk++ {
-			q := b[blk*34:]
-			d := f16Table[binary.LittleEndian.Uint16(q)]
+			d, mn := unpack32(m.Type, b[blk*bs:(blk+1)*bs], &q)
 			for i := 0; i < 32; i++ {
-				dst[blk*32+i] = float32(int8(q[2+i])) * d
+				dst[blk*32+i] = float32(float32(q[i]) * d)
+				if m.Type == gguf.Q4_1 || m.Type == gguf.Q5_1 {
+					dst[blk*32+i] += mn
+				}
 			}
 		}
-	case gguf.Q4_K, gguf.Q6_K:
+	default:
 		m.rowK(r, dst)
-	case gguf.Q4_0:
-		for blk := 0; blk < m.Cols/32; blk++ {
-			q := b[blk*18:]
-			d := f16Table[binary.LittleEndian.Uint16(q)]
-			for i := 0; i < 16; i++ {
-				dst[blk*32+i] = float32(int(q[2+i]&0x0f)-8) * d
-				dst[blk*32+16+i] = float32(int(q[2+i]>>4)-8) * d
-			}
-		}
 	}
 }
 
+// unpack32 expands one block of a 32-element type into its integer quants
+// and returns its scale d and min m (value = q·d + m; m is 0 for the types
+// without one).
+func unpack32(t gguf.TensorType, b []byte, q *[32]int8) (d, m float32) {
+	d = f16Table[binary.LittleEndian.Uint16(b)]
+	switch t {
+	case gguf.Q8_0:
+		for i := range q {
+			q[i] = int8(b[2+i])
+		}
+	case gguf.Q4_0:
+		for i := 0; i < 16; i++ {
+			q[i], q[16+i] = int8(b[2+i]&0xF)-8, int8(b[2+i]>>4)-8
+		}
+	case gguf.Q4_1:
+		m = f16Table[binary.LittleEndian.Uint16(b[2:])]
+		for i := 0; i < 16; i++ {
+			q[i], q[16+i] = int8(b[4+i]&0xF), int8(b[4+i]>>4)
+		}
+	case gguf.Q5_0, gguf.Q5_1:
+		off, bias := 2, int8(16)
+		if t == gguf.Q5_1 {
+			m = f16Table[binary.LittleEndian.Uint16(b[2:])]
+			off, bias = 4, 0
+		}
+		qh := binary.LittleEndian.Uint32(b[off:])
+		qs := b[off+4 : off+20]
+		for i := 0; i < 16; i++ {
+			q[i] = int8(qs[i]&0xF|uint8(qh>>i&1)<<4) - bias
+			q[16+i] = int8(qs[i]>>4|uint8(qh>>(i+16)&1)<<4) - bias
+		}
+	}
+	return d, m
+}
+
 // q8Row is an activation row quantized to Q8_0 (32-element blocks, one
-// float32 scale each, rounded through f16 as llama.cpp does).
+// float32 scale each, rounded through f16 as llama.cpp does) and, for the
+// types with mins, Q8_1's block sums s = d·Σq (also rounded through f16);
+// i holds the exact Σq per block (for kernels that take weights as
+// unsigned bytes with an offset).
 type q8Row struct {
 	q []int8
 	d []float32
+	s []float32
+	i []int32
 }
 
 func quantizeQ8(x []float32, out *q8Row) {
 	n := len(x) / 32
-	if cap(out.q) < len(x) {
+	if cap(out.q) < len(x) || cap(out.d) < n {
 		out.q = make([]int8, len(x))
 		out.d = make([]float32, n)
+		out.s = make([]float32, n)
+		out.i = make([]int32, n)
 	}
-	out.q, out.d = out.q[:len(x)], out.d[:n]
+	out.q, out.d, out.s, out.i = out.q[:len(x)], out.d[:n], out.s[:n], out.i[:n]
 	for b := 0; b < n; b++ {
 		blk := x[b*32 : b*32+32]
 		var amax float32
@@ -190,10 +244,15 @@ func quantizeQ8(x []float32, out *q8Row) {
 		if d != 0 {
 			id = 1 / d
 		}
+		var sum int32
 		for i, v := range blk {
-			out.q[b*32+i] = int8(roundHalfAway(v * id))
+			q := int8(roundHalfAway(v * id))
+			out.q[b*32+i] = q
+			sum += int32(q)
 		}
 		out.d[b] = f16Table[F32ToF16(d)]
+		out.s[b] = f16Table[F32ToF16(float32(d*float32(sum)))]
+		out.i[b] = sum
 	}
 }
 
@@ -205,13 +264,32 @@ func roundHalfAway(x float32) float32 {
 }
 
 // dotF32 is the fixed-order float32 dot product: eight interleaved partial
-// sums combined pairwise, then the tail in order.
+// sums (lane k takes the indices ≡ k mod 8, in order) combined pairwise,
+// then the tail in order. The SIMD version keeps the eight lanes in one
+// vector register and gives the same bits.
 func dotF32(a, b []float32) float32 {
 	n := len(a)
 	b = b[:n]
-	var s0, s1, s2, s3, s4, s5, s6, s7 float32
-	i := 0
-	for ; i+8 <= n; i += 8 {
+	var lanes [8]float32
+	n8 := n &^ 7
+	if n8 > 0 {
+		lanesF32(a[:n8], b[:n8], &lanes)
+	}
+	s := combine8(&lanes)
+	for i := n8; i < n; i++ {
+		s += float32(a[i] * b[i])
+	}
+	return s
+}
+
+func combine8(l *[8]float32) float32 {
+	return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
+}
+
+// lanesF32Go accumulates a·b (len a multiple of 8) into eight lanes.
+func lanesF32Go(a, b []float32, l *[8]float32) {
+	s0, s1, s2, s3, s4, s5, s6, s7 := l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7]
+	for i := 0; i+8 <= len(a); i += 8 {
 		aa, bb := a[i:i+8:i+8], b[i:i+8:i+8]
 		s0 += float32(aa[0] * bb[0])
 		s1 += float32(aa[1] * bb[1])
@@ -222,77 +300,176 @@ func dotF32(a, b []float32) float32 {
 		s6 += float32(aa[6] * bb[6])
 		s7 += float32(aa[7] * bb[7])
 	}
-	s := ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
-	for ; i < n; i++ {
-		s += float32(a[i] * b[i])
+	*l = [8]float32{s0, s1, s2, s3, s4, s5, s6, s7}
+}
+
+// widen converts a row of F16 or BF16 values to float32 (exact).
+func widen(t gguf.TensorType, w []uint16, dst []float32) {
+	if t == gguf.F16 {
+		for i, h := range w {
+			dst[i] = f16Table[h]
+		}
+		return
+	}
+	for i, h := range w {
+		dst[i] = math.Float32frombits(uint32(h) << 16)
+	}
+}
+
+// dot32Go is the portable kernel of the 32-element block types: row r
+// against the activation rows xs, each block unpacked once for all of them.
+// Per block: the exact integer sum, then s += sum·(d·dx) (+ m·sx for the
+// types with a min), in block order.
+func (m *Matrix) dot32Go(r int, xs []*q8Row, out []float32) {
+	b := m.row(r)
+	nb := m.Cols / 32
+	bs := m.rowBytes / nb
+	hasMin := m.Type == gguf.Q4_1 || m.Type == gguf.Q5_1
+	var q [32]int8
+	var s [4]float32
+	for blk := 0; blk < nb; blk++ {
+		d, mn := unpack32(m.Type, b[blk*bs:(blk+1)*bs], &q)
+		for t, x := range xs {
+			xx := x.q[blk*32 : blk*32+32]
+			var sum int32
+			for i := range q {
+				sum += int32(q[i]) * int32(xx[i])
+			}
+			s[t] = combine32(s[t], hasMin, d, mn, x.d[blk], x.s[blk], sum)
+		}
+	}
+	copy(out, s[:len(xs)])
+}
+
+// combine32 adds one 32-element block's contribution: the one float
+// expression every implementation uses.
+func combine32(s float32, hasMin bool, d, m, dx, sx float32, sum int32) float32 {
+	a := float32(float32(sum) * float32(d*dx))
+	if hasMin {
+		a = float32(a + float32(m*sx))
+	}
+	return s + a
+}
+
+// actKind is the form of activations a weight type multiplies.
+type actKind int
+
+const (
+	actFloat actKind = iota // F32, F16, BF16: float32 activations
+	actQ8                   // 32-element blocks: Q8_0 (with Q8_1 sums)
+	actQ8K                  // K-quants: Q8_K
+)
+
+func (m *Matrix) act() actKind {
+	switch m.Type {
+	case gguf.F32, gguf.F16, gguf.BF16:
+		return actFloat
+	case gguf.Q2_K, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K:
+		return actQ8K
+	}
+	return actQ8
+}
+
+// dotTile computes row r against n (1 to 4) activation rows starting at
+// token t0, writing out[0:n]. Every implementation below gives each token
+// exactly the bits it gets alone (n = 1), so prefill equals decode.
+func (m *Matrix) dotTile(r int, qz *quantized, t0, n int, out *[4]float32) {
+	switch m.act() {
+	case actFloat:
+		m.dotFloat(r, qz, t0, n, out)
+	case actQ8:
+		if m.simdRows(r, r+1, qz, t0, n, out[:n]) {
+			return
+		}
+		var xs [4]*q8Row
+		for k := 0; k < n; k++ {
+			xs[k] = &qz.xq[t0+k]
+		}
+		m.dot32Go(r, xs[:n], out[:n])
+	case actQ8K:
+		if m.simdRows(r, r+1, qz, t0, n, out[:n]) {
+			return
+		}
+		var xs [4]*q8KRow
+		for k := 0; k < n; k++ {
+			xs[k] = &qz.xk[t0+k]
+		}
+		m.dotKGo(r, xs[:n], out[:n])
+	}
+}
+
+// dotRows computes rows [r0, r1) against n (1 or 4) activation rows from
+// token t0 into out[(r-r0)·n+t]: one assembly call for the range where a
+// kernel exists, else dotTile row by row — the same bits either way.
+func (m *Matrix) dotRows(r0, r1 int, qz *quantized, t0, n int, out []float32) {
+	if m.simdRows(r0, r1, qz, t0, n, out) {
+		return
+	}
+	var tile [4]float32
+	for r := r0; r < r1; r++ {
+		m.dotTile(r, qz, t0, n, &tile)
+		copy(out[(r-r0)*n:(r-r0+1)*n], tile[:n])
+	}
+}
+
+// dotFloat: F32 rows are dotted in place with dotF32; F16 and BF16 rows
+// are widened to float32 (exactly) and dotted with dotHalf.
+func (m *Matrix) dotFloat(r int, qz *quantized, t0, n int, out *[4]float32) {
+	cols := m.Cols
+	if m.Type == gguf.F32 {
+		w := m.f32[r*cols : (r+1)*cols]
+		for k := 0; k < n; k++ {
+			out[k] = dotF32(w, qz.x[(t0+k)*cols:(t0+k+1)*cols])
+		}
+		return
+	}
+	if m.simdHalf(r, qz, t0, n, out) {
+		return
+	}
+	var buf [4096]float32
+	var w []float32
+	if cols <= len(buf) {
+		w = buf[:cols]
+	} else {
+		w = make([]float32, cols)
+	}
+	widen(m.Type, m.u16[r*cols:(r+1)*cols], w)
+	for k := 0; k < n; k++ {
+		x := qz.x[(t0+k)*cols : (t0+k+1)*cols]
+		n32 := cols &^ 31
+		var v [8]float32
+		halfLanesGo(w[:n32], x[:n32], &v)
+		out[k] = halfTail(&v, w, x, n32)
+	}
+}
+
+// halfLanesGo is the F16/BF16 reduction (on widened weights, len a multiple
+// of 32): four 8-lane accumulators (element i in accumulator (i/8)%4, lane
+// i%8) — four independent chains, so the SIMD version is not bound by the
+// add latency — folded lane-wise as (a0 + a1) + (a2 + a3).
+func halfLanesGo(w, x []float32, v *[8]float32) {
+	var a [32]float32
+	x = x[:len(w)]
+	for i := 0; i+32 <= len(w); i += 32 {
+		ww, xx := w[i:i+32:i+32], x[i:i+32:i+32]
+		for k := 0; k < 32; k++ {
+			a[k] += float32(ww[k] * xx[k])
+		}
+	}
+	for k := 0; k < 8; k++ {
+		v[k] = (a[k] + a[8+k]) + (a[16+k] + a[24+k])
+	}
+}
+
+// halfTail folds the lanes pairwise (combine8) and adds the elements from
+// n32 on in order.
+func halfTail(v *[8]float32, w, x []float32, n32 int) float32 {
+	s := combine8(v)
+	for i := n32; i < len(w); i++ {
+		s += float32(w[i] * x[i])
 	}
 	return s
 }
-
-// dotRow computes row r of m against activation x (float) or xq (Q8_0).
-func (m *Matrix) dotRow(r int, x []float32, xq *q8Row) float32 {
-	b := m.row(r)
-	switch m.Type {
-	case gguf.F32:
-		return dotF32(m.f32[r*m.Cols:(r+1)*m.Cols], x)
-	case gguf.F16:
-		w := m.u16[r*m.Cols : (r+1)*m.Cols]
-		x = x[:len(w)]
-		var s0, s1, s2, s3 float32
-		i := 0
-		for ; i+4 <= len(w); i += 4 {
-			s0 += float32(f16Table[w[i]] * x[i])
-			s1 += float32(f16Table[w[i+1]] * x[i+1])
-			s2 += float32(f16Table[w[i+2]] * x[i+2])
-			s3 += float32(f16Table[w[i+3]] * x[i+3])
-		}
-		s := (s0 + s1) + (s2 + s3)
-		for ; i < len(w); i++ {
-			s += float32(f16Table[w[i]] * x[i])
-		}
-		return s
-	case gguf.BF16:
-		var s float32
-		for i := 0; i < m.Cols; i++ {
-			s += float32(bf16ToF32(binary.LittleEndian.Uint16(b[2*i:])) * x[i])
-		}
-		return s
-	case gguf.Q8_0:
-		var s float32
-		var sums [64]int32
-		nb := m.Cols / 32
-		for b0 := 0; b0 < nb; b0 += len(sums) {
-			n := min(len(sums), nb-b0)
-			dotQ8Sums(b[b0*34:(b0+n)*34], xq.q[b0*32:(b0+n)*32], sums[:n])
-			for i := 0; i < n; i++ {
-				blk := b0 + i
-				d := f16Table[binary.LittleEndian.Uint16(b[blk*34:])]
-				s += float32(float32(sums[i]) * float32(d*xq.d[blk]))
-			}
-		}
-		return s
-	case gguf.Q4_0:
-		var s float32
-		for blk := 0; blk < m.Cols/32; blk++ {
-			q := b[blk*18+2 : blk*18+18]
-			xs := xq.q[blk*32 : blk*32+32]
-			var sum int32
-			for i := 0; i < 16; i++ {
-				sum += (int32(q[i]&0x0f) - 8) * int32(xs[i])
-				sum += (int32(q[i]>>4) - 8) * int32(xs[16+i])
-			}
-			d := f16Table[binary.LittleEndian.Uint16(b[blk*18:])]
-			s += float32(float32(sum) * float32(d*xq.d[blk]))
-		}
-		return s
-	case gguf.Q4_K, gguf.Q6_K:
-		return m.dotK(r, x)
-	}
-	panic("unsupported matrix type " + m.Type.String())
-}
-
-// usesQ8 reports whether activations must be quantized for this matrix.
-func (m *Matrix) usesQ8() bool { return m.Type == gguf.Q8_0 || m.Type == gguf.Q4_0 }
 
 // expf is a portable single-precision exp: range reduction by ln 2 and a
 // degree-6 polynomial, using only +, *, and exact scaling by 2^n.
@@ -320,7 +497,9 @@ func expf(x float32) float32 {
 	p = float32(float32(p*r) + 5.0000001201e-1)
 	y := float32(float32(float32(p*r)*r) + r)
 	y = y + 1
-	return float32(math.Ldexp(float64(y), int(n)))
+	// y·2^n: exact in float64 (|n| ≤ 150, far inside its exponent range),
+	// then rounded once to float32 — the same bits as math.Ldexp, cheaper.
+	return float32(float64(y) * math.Float64frombits(uint64(int64(n)+1023)<<52))
 }
 
 // exp64 is a portable float64 exp (Go's amd64 math.Exp takes an FMA path on
@@ -337,79 +516,25 @@ func exp64(x float64) float64 {
 	return math.Ldexp(sum, int(n))
 }
 
-// dotQ8Sums4 writes the block sums of four activation rows (xs[t] from
-// block 0 of the range): sums[4*b+t] is block b's sum against xs[t], each
-// exactly what dotQ8Sums gives for that row. The portable path of
-// dotRowQ8x4; with AVX2 the whole row is done in assembly.
-func dotQ8Sums4(w []byte, xs *[4][]int8, sums []int32) {
-	n := len(sums) / 4
-	var one [1]int32
-	for b := 0; b < n; b++ {
-		for t := range xs {
-			dotQ8SumsGo(w[b*34:b*34+34], xs[t][b*32:b*32+32], one[:])
-			sums[4*b+t] = one[0]
-		}
-	}
+// WeightTypes lists the tensor types the engine runs (and the model
+// generator writes).
+func WeightTypes() []gguf.TensorType { return append([]gguf.TensorType(nil), supportedTypes...) }
+
+// q8Group is four activation rows' block scales, Q8_1 sums and exact
+// quant sums interleaved by block (d[4*b+t] = xq[t].d[b]), as the
+// four-token assembly reads them.
+type q8Group struct {
+	d, s []float32
+	i    []int32
 }
 
-// interleaveScales returns the four rows' block scales interleaved
-// (out[4*b+t] = xq[t].d[b]), as dotRowQ8x4's assembly reads them.
-func interleaveScales(xq []q8Row) []float32 {
+func interleaveScales(xq []q8Row) q8Group {
 	nb := len(xq[0].d)
-	out := make([]float32, 4*nb)
+	g := q8Group{make([]float32, 4*nb), make([]float32, 4*nb), make([]int32, 4*nb)}
 	for b := 0; b < nb; b++ {
 		for t := 0; t < 4; t++ {
-			out[4*b+t] = xq[t].d[b]
+			g.d[4*b+t], g.s[4*b+t], g.i[4*b+t] = xq[t].d[b], xq[t].s[b], xq[t].i[b]
 		}
 	}
-	return out
-}
-
-// dotRowQ8x4 is dotRow for a Q8_0 row against four quantized activation
-// rows (xd4 their interleaved scales): the weights are read once for the
-// four, and each result is accumulated in exactly dotRow's order, so it is
-// bit-identical to it.
-func (m *Matrix) dotRowQ8x4(r int, xq []q8Row, xd4 []float32, out *[4]float32) {
-	b := m.row(r)
-	if haveAVX2 {
-		nb := m.Cols / 32
-		_, _ = b[nb*34-1], xd4[4*nb-1]
-		for t := 0; t < 4; t++ {
-			_ = xq[t].q[nb*32-1]
-		}
-		dotRowQ8x4AVX2(&b[0], &xq[0].q[0], &xq[1].q[0], &xq[2].q[0], &xq[3].q[0], &xd4[0], &f16Table[0], nb, &out[0])
-		return
-	}
-	var s [4]float32
-	var sums [4 * 64]int32
-	var xs [4][]int8
-	nb := m.Cols / 32
-	for b0 := 0; b0 < nb; b0 += 64 {
-		n := min(64, nb-b0)
-		for t := range xs {
-			xs[t] = xq[t].q[b0*32 : (b0+n)*32]
-		}
-		dotQ8Sums4(b[b0*34:(b0+n)*34], &xs, sums[:4*n])
-		for i := 0; i < n; i++ {
-			blk := b0 + i
-			d := f16Table[binary.LittleEndian.Uint16(b[blk*34:])]
-			for t := 0; t < 4; t++ {
-				s[t] += float32(float32(sums[4*i+t]) * float32(d*xq[t].d[blk]))
-			}
-		}
-	}
-	*out = s
-}
-
-// dotQ8SumsGo is the portable version of dotQ8Sums.
-func dotQ8SumsGo(w []byte, x []int8, sums []int32) {
-	for b := range sums {
-		q := w[b*34+2 : b*34+34]
-		xs := x[b*32 : b*32+32]
-		var sum int32
-		for i := 0; i < 32; i++ {
-			sum += int32(int8(q[i])) * int32(xs[i])
-		}
-		sums[b] = sum
-	}
+	return g
 }

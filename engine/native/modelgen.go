@@ -22,7 +22,7 @@ type GenOptions struct {
 	Vocab     int
 	Context   int
 	Seed      uint64
-	Type      gguf.TensorType // weight type: F32, F16, Q8_0, Q4_0
+	Type      gguf.TensorType // weight type: any of supportedTypes
 	Tokenizer string          // llama (SentencePiece, default) or gpt2 (byte-level BPE)
 	Name      string
 	// Tied: no output.weight; the output projection reuses token_embd.
@@ -40,6 +40,9 @@ type GenOptions struct {
 	// RopeLinear, if set, is a linear RoPE scaling factor for Gemma 3's
 	// global layers (rope.scaling.type linear), as its 4B+ models have.
 	RopeLinear float32
+	// Mix, if set (a key of Mixes), varies the type per tensor as llama.cpp's
+	// _M files do; Type is then the base type.
+	Mix string
 }
 
 // corpus seeds the generated vocabulary with English-like merges.
@@ -137,6 +140,7 @@ func WriteRandomModel(path string, o GenOptions) error {
 	rng := NewRNG(o.Seed)
 	kvDim := o.KVHeads * o.HeadDim
 	add := func(name string, typ gguf.TensorType, rows, cols int, std float64) error {
+		typ = o.mixType(name, typ)
 		vals := make([]float32, rows*cols)
 		for i := range vals {
 			vals[i] = float32((rng.Float64()*2 - 1) * std * math.Sqrt(3))
@@ -253,50 +257,8 @@ func encode(typ gguf.TensorType, vals []float32, cols int) ([]byte, error) {
 			binary.LittleEndian.PutUint16(out[2*i:], uint16(b>>16))
 		}
 		return out, nil
-	case gguf.Q4_K:
-		return encodeQ4K(vals), nil
-	case gguf.Q6_K:
-		return encodeQ6K(vals), nil
-	case gguf.Q8_0:
-		out := make([]byte, 0, len(vals)/32*34)
-		var q q8Row
-		quantizeQ8(vals, &q)
-		for b := 0; b < len(vals)/32; b++ {
-			amax := float32(0)
-			for _, v := range vals[b*32 : b*32+32] {
-				amax = max(amax, float32(math.Abs(float64(v))))
-			}
-			out = binary.LittleEndian.AppendUint16(out, F32ToF16(amax/127))
-			for i := 0; i < 32; i++ {
-				out = append(out, byte(q.q[b*32+i]))
-			}
-		}
-		return out, nil
-	case gguf.Q4_0:
-		out := make([]byte, 0, len(vals)/32*18)
-		for b := 0; b < len(vals)/32; b++ {
-			blk := vals[b*32 : b*32+32]
-			var amax, mx float32
-			for _, v := range blk {
-				if a := float32(math.Abs(float64(v))); a > amax {
-					amax, mx = a, v
-				}
-			}
-			d := mx / -8
-			var id float32
-			if d != 0 {
-				id = 1 / d
-			}
-			out = binary.LittleEndian.AppendUint16(out, F32ToF16(d))
-			for i := 0; i < 16; i++ {
-				lo := min(15, int(int8(blk[i]*id+8.5)))
-				hi := min(15, int(int8(blk[16+i]*id+8.5)))
-				out = append(out, byte(lo)|byte(hi)<<4)
-			}
-		}
-		return out, nil
 	}
-	return nil, fmt.Errorf("cannot write tensor type %s", typ)
+	return encodeQuant(typ, vals)
 }
 
 // learnMerges runs byte-pair merging over words (lists of symbols) and

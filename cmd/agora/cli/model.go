@@ -29,11 +29,15 @@ func modelCmd(g *globals) *cobra.Command {
 			if out == "" {
 				return fmt.Errorf("-o FILE is required")
 			}
-			t, err := parseTensorType(typ)
-			if err != nil {
-				return err
+			if base, ok := native.Mixes[strings.ToLower(typ)]; ok {
+				o.Type, o.Mix = base, strings.ToLower(typ)
+			} else {
+				t, err := parseTensorType(typ)
+				if err != nil {
+					return err
+				}
+				o.Type = t
 			}
-			o.Type = t
 			start := time.Now()
 			fmt.Fprintf(g.errOut, "writing %s (%s, dim %d, %d layers, vocab %d) ...\n", out, typ, o.Dim, o.Layers, o.Vocab)
 			if err := native.WriteRandomModel(out, o); err != nil {
@@ -58,7 +62,7 @@ func modelCmd(g *globals) *cobra.Command {
 	f.IntVar(&o.Vocab, "vocab", 4096, "vocabulary size")
 	f.IntVar(&o.Context, "context", 2048, "context length")
 	f.Uint64Var(&o.Seed, "seed", 1, "weights seed")
-	f.StringVar(&typ, "type", "f32", "weight type: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k")
+	f.StringVar(&typ, "type", "f32", "weight type: f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, or a mix as llama.cpp writes it: q4_k_m, q5_k_m")
 	f.StringVar(&o.Tokenizer, "tokenizer", "llama", "tokenizer: llama (SentencePiece) or gpt2 (byte-level BPE)")
 	f.StringVar(&o.Pre, "pre", "", "BPE pre-tokenizer for --tokenizer gpt2: default, llama-bpe (Llama-3) or qwen2")
 	f.BoolVar(&o.Tied, "tied", false, "tie the output projection to the token embeddings (no output.weight)")
@@ -129,7 +133,7 @@ func summarize(v gguf.Value) any {
 }
 
 // writableTypes are the weight types `agora model new` can quantize to.
-var writableTypes = []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K}
+var writableTypes = native.WeightTypes()
 
 func parseTensorType(s string) (gguf.TensorType, error) {
 	names := make([]string, len(writableTypes))
