@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,7 @@ type JobVerifier struct {
 	blobs  *blobstore.Store
 	tmp    string
 	m      *jobMetrics
+	fees   atomic.Uint64
 
 	mu       sync.Mutex
 	next     uint64 // the next epoch to audit; 0 with !started: from the latest
@@ -88,6 +90,7 @@ type JobVerifier struct {
 	mods     map[blob.ID]*wasm.Module
 	states   map[[32]byte]*wasm.State // states this verifier trusts, by hash (its own computations, checked fetches)
 	voted    map[uint64]bool          // disputes voted on
+	replicas map[[2]uint64]bool       // (lease, index) audited for a replica mismatch
 	moved    map[uint64]uint32        // disputes picked in, at their move count
 	findings []JobFinding
 }
@@ -112,7 +115,7 @@ func NewJobVerifier(ctx context.Context, chain *client.Client, signer *client.Si
 		log = slog.New(slog.DiscardHandler)
 	}
 	v := &JobVerifier{chain: chain, signer: signer, log: log, opt: opt,
-		mods: map[blob.ID]*wasm.Module{}, states: map[[32]byte]*wasm.State{}, voted: map[uint64]bool{}, moved: map[uint64]uint32{}}
+		mods: map[blob.ID]*wasm.Module{}, states: map[[32]byte]*wasm.State{}, voted: map[uint64]bool{}, replicas: map[[2]uint64]bool{}, moved: map[uint64]uint32{}}
 	dir := opt.BlobDir
 	if dir == "" {
 		d, err := os.MkdirTemp("", "agora-validator-blobs-")
@@ -197,6 +200,9 @@ func (v *JobVerifier) Step(ctx context.Context) {
 			level = slog.LevelDebug
 		}
 		v.log.Log(ctx, level, "job checkpoints audited", "epoch", v.next-1, "checked", len(fs), "failed", bad)
+	}
+	if err := v.Replicas(ctx); err != nil && ctx.Err() == nil {
+		v.log.Warn("validator: job replicas", "err", err)
 	}
 	if err := v.Disputes(ctx); err != nil && ctx.Err() == nil {
 		v.log.Warn("validator: job disputes", "err", err)
@@ -283,7 +289,7 @@ func (v *JobVerifier) AuditCheckpoint(ctx context.Context, s api.JobSampleView) 
 		f.Reason += "; not challenged (lease under dispute or out of its challenge window)"
 		return f
 	}
-	if _, err := v.signer.Send(ctx, &types.MsgChallengeCheckpoint{LeaseId: s.LeaseID, Index: s.Index}); err != nil {
+	if _, err := v.send(ctx, &types.MsgChallengeCheckpoint{LeaseId: s.LeaseID, Index: s.Index}); err != nil {
 		f.Reason += "; challenge: " + err.Error()
 		return f
 	}
@@ -291,6 +297,61 @@ func (v *JobVerifier) AuditCheckpoint(ctx context.Context, s api.JobSampleView) 
 	v.m.challenges.Inc()
 	v.log.Warn("job checkpoint challenged", "lease", s.LeaseID, "index", s.Index, "provider", f.Provider)
 	return f
+}
+
+// Replicas audits, once, the first checkpoint on which an order's replicas
+// disagree (the chain records its index as the order's mismatch index), in
+// every lease of the order: at most one of two different states is right,
+// so a replicated order needs no sampling luck to catch a wrong provider.
+func (v *JobVerifier) Replicas(ctx context.Context) error {
+	var errs []error
+	for _, status := range []string{"running", "done"} {
+		orders, err := v.chain.JobOrdersByStatus(ctx, status)
+		if err != nil {
+			return err
+		}
+		for _, o := range orders {
+			if o.MismatchIndex == 0 {
+				continue
+			}
+			for _, id := range o.LeaseIDs {
+				k := [2]uint64{id, o.MismatchIndex}
+				if v.replicas[k] {
+					continue
+				}
+				cps, err := v.chain.JobCheckpoints(ctx, id)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				if uint64(len(cps)) < o.MismatchIndex {
+					continue // this replica has not got there yet
+				}
+				l, err := v.chain.JobLease(ctx, id)
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				s := api.JobSampleView{Provider: l.Provider, LeaseID: id, Index: o.MismatchIndex, To: cps[o.MismatchIndex-1].Steps}
+				if o.MismatchIndex > 1 {
+					s.From = cps[o.MismatchIndex-2].Steps
+				}
+				s.Step = s.To
+				f := v.AuditCheckpoint(ctx, s)
+				if f.Fault == JobFaultUnserved {
+					errs = append(errs, errors.New(f.Reason))
+					continue // retry at the next step
+				}
+				v.replicas[k] = true
+				v.mu.Lock()
+				v.findings = append(v.findings, f)
+				v.mu.Unlock()
+				v.log.Log(ctx, map[bool]slog.Level{true: slog.LevelInfo, false: slog.LevelWarn}[f.OK], "job replica mismatch audited",
+					"order", o.ID, "lease", id, "index", o.MismatchIndex, "ok", f.OK, "challenged", f.Challenged)
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Disputes moves in every open dispute this verifier is the challenger of
@@ -331,7 +392,7 @@ func (v *JobVerifier) pick(ctx context.Context, d api.JobDisputeView) error {
 	if err != nil {
 		return err
 	}
-	if _, err := v.signer.Send(ctx, &types.MsgPickInterval{DisputeId: d.ID, Part: part}); err != nil {
+	if _, err := v.send(ctx, &types.MsgPickInterval{DisputeId: d.ID, Part: part}); err != nil {
 		return err
 	}
 	v.moved[d.ID] = d.Moves
@@ -398,7 +459,7 @@ func (v *JobVerifier) vote(ctx context.Context, d api.JobDisputeView) error {
 	if err != nil {
 		return err
 	}
-	if _, err := v.signer.Send(ctx, &types.MsgVoteStep{DisputeId: d.ID, PostStateHash: sr.Post[:]}); err != nil {
+	if _, err := v.send(ctx, &types.MsgVoteStep{DisputeId: d.ID, PostStateHash: sr.Post[:]}); err != nil {
 		if strings.Contains(err.Error(), "already voted") {
 			v.voted[d.ID] = true
 		}
@@ -429,6 +490,18 @@ func (v *JobVerifier) replay(ctx context.Context, r *jobRun, d api.JobDisputeVie
 	v.m.steps.Inc()
 	return sr, src, nil
 }
+
+// send signs and sends msg, counting the fees paid.
+func (v *JobVerifier) send(ctx context.Context, msg any) (*client.TxResult, error) {
+	res, err := v.signer.Send(ctx, msg)
+	if res != nil {
+		v.fees.Add(res.Fee)
+	}
+	return res, err
+}
+
+// FeesPaid is the total of the fees of the txs the verifier sent.
+func (v *JobVerifier) FeesPaid() uint64 { return v.fees.Load() }
 
 // jobRun is a lease's job, ready to run.
 type jobRun struct {

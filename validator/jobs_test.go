@@ -3,9 +3,7 @@ package validator
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -14,154 +12,17 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/engine/wasm"
 	"github.com/agoranet/agora/protocol/jobs"
+	"github.com/agoranet/agora/testutil/jobsim"
 )
 
-// counterModule is a hand-assembled job-ABI module: each step adds 1 to an
-// i64 global g, writes 7·g into memory at (g mod 1024)·8, and returns
-// "more" while g < steps. Its state changes every step, so a wrong step
-// shows in the state hash.
-func counterModule(steps int64) []byte {
-	leb := func(v uint32) []byte {
-		var b []byte
-		for {
-			c := byte(v & 0x7f)
-			v >>= 7
-			if v != 0 {
-				b = append(b, c|0x80)
-				continue
-			}
-			return append(b, c)
-		}
+// serve is an executor over a run's states for lease 1 (nil: serving
+// none).
+func serve(t testing.TB, r *jobsim.Run) *httptest.Server {
+	p := jobsim.NewProvider(t)
+	if r != nil {
+		p.Serve(1, r)
 	}
-	sleb := func(v int64) []byte {
-		var b []byte
-		for {
-			c := byte(v & 0x7f)
-			v >>= 7
-			if (v == 0 && c&0x40 == 0) || (v == -1 && c&0x40 != 0) {
-				return append(b, c)
-			}
-			b = append(b, c|0x80)
-		}
-	}
-	sec := func(out []byte, id byte, payload []byte) []byte {
-		return append(append(append(out, id), leb(uint32(len(payload)))...), payload...)
-	}
-	name := func(s string) []byte { return append(leb(uint32(len(s))), s...) }
-	w := []byte("\x00asm\x01\x00\x00\x00")
-	w = sec(w, 1, []byte{2, 0x60, 0, 0, 0x60, 0, 1, 0x7f})
-	w = sec(w, 3, []byte{2, 0, 1})
-	w = sec(w, 5, []byte{1, 0, 1})
-	w = sec(w, 6, []byte{1, 0x7e, 1, 0x42, 0, 0x0b})
-	exp := []byte{3}
-	exp = append(append(exp, name("init")...), 0, 0)
-	exp = append(append(exp, name("step")...), 0, 1)
-	exp = append(append(exp, name("memory")...), 2, 0)
-	w = sec(w, 7, exp)
-	step := []byte{0,
-		0x23, 0, 0x42, 1, 0x7c, 0x24, 0, // g = g + 1
-		0x23, 0, 0xa7, 0x41, 0xff, 0x07, 0x71, 0x41, 3, 0x74, // addr = (i32(g) & 1023) << 3
-		0x23, 0, 0x42, 7, 0x7e, // 7·g
-		0x37, 3, 0, // i64.store
-		0x23, 0, 0x42}
-	step = append(append(step, sleb(steps)...), 0x54, 0x0b) // g <u steps
-	initBody := []byte{0, 0x0b}
-	code := []byte{2}
-	code = append(append(code, leb(uint32(len(initBody)))...), initBody...)
-	code = append(append(code, leb(uint32(len(step)))...), step...)
-	return sec(w, 10, code)
-}
-
-// run is a provider's run of a job: honest, or with step tamper's state
-// altered (one memory byte flipped after it) and every later step run on
-// from there. It answers states at any step by re-running from its nearest
-// snapshot.
-type run struct {
-	t      testing.TB
-	mod    *wasm.Module
-	job    wasm.Job
-	tamper uint64 // 0: honest
-	snaps  map[uint64]*wasm.State
-	every  uint64
-}
-
-func newRun(t testing.TB, mod *wasm.Module, job wasm.Job, tamper, every uint64) *run {
-	r := &run{t: t, mod: mod, job: job, tamper: tamper, every: every, snaps: map[uint64]*wasm.State{}}
-	ctx := context.Background()
-	in, err := mod.Start(ctx, job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.snaps[0] = in.Snapshot()
-	for more := true; more; {
-		if more, err = in.Step(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if in.Steps() == tamper {
-			s := in.Snapshot()
-			s.Memory = append([]byte(nil), s.Memory...)
-			s.Memory[100] ^= 0x5a
-			in.Close(ctx)
-			if in, err = mod.Restore(ctx, job, s); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if in.Steps()%every == 0 || !more {
-			r.snaps[in.Steps()] = in.Snapshot()
-		}
-	}
-	in.Close(ctx)
-	return r
-}
-
-// state is the run's state after step steps.
-func (r *run) state(step uint64) *wasm.State {
-	base := step - step%r.every
-	s := r.snaps[base]
-	if base == step {
-		return s
-	}
-	ctx := context.Background()
-	in, err := r.mod.Restore(ctx, r.job, s)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer in.Close(ctx)
-	for in.Steps() < step {
-		if _, err := in.Step(ctx); err != nil {
-			r.t.Fatal(err)
-		}
-		if in.Steps() == r.tamper {
-			st := in.Snapshot()
-			st.Memory = append([]byte(nil), st.Memory...)
-			st.Memory[100] ^= 0x5a
-			return st
-		}
-	}
-	return in.Snapshot()
-}
-
-func (r *run) hash(step uint64) [32]byte { return r.state(step).Hash() }
-
-// serve is an executor's state endpoint over a run (lease 1). A nil run
-// serves nothing.
-func serve(t testing.TB, r *run) *httptest.Server {
-	mux := http.NewServeMux()
-	mux.HandleFunc(jobs.StateRoute, func(w http.ResponseWriter, req *http.Request) {
-		if r == nil || req.PathValue("lease") != "1" {
-			http.Error(w, "no such lease", http.StatusNotFound)
-			return
-		}
-		step, _ := strconv.ParseUint(req.PathValue("step"), 10, 64)
-		b, err := r.state(step).MarshalBinary()
-		if err != nil {
-			t.Error(err)
-		}
-		w.Write(b)
-	})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return srv
+	return p.Srv
 }
 
 func testVerifier(t testing.TB, o JobOptions) (*JobVerifier, *jobRun) {
@@ -171,7 +32,7 @@ func testVerifier(t testing.TB, o JobOptions) (*JobVerifier, *jobRun) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close(ctx) })
-	mod, err := v.eng.Compile(ctx, counterModule(200))
+	mod, err := v.eng.Compile(ctx, jobsim.CounterModule(200))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,9 +43,9 @@ func testVerifier(t testing.TB, o JobOptions) (*JobVerifier, *jobRun) {
 func TestJobStateAtChecksServedStates(t *testing.T) {
 	ctx := context.Background()
 	v, r := testVerifier(t, JobOptions{})
-	honest := newRun(t, r.mod, r.job, 0, 50)
-	bad := newRun(t, r.mod, r.job, 70, 50)
-	good, h100 := serve(t, honest), honest.hash(100)
+	honest := jobsim.NewRun(t, r.mod, r.job, 0, 50)
+	bad := jobsim.NewRun(t, r.mod, r.job, 70, 50)
+	good, h100 := serve(t, honest), honest.Hash(100)
 	cases := []struct {
 		name     string
 		eps      []string
@@ -197,7 +58,7 @@ func TestJobStateAtChecksServedStates(t *testing.T) {
 		{"silent provider, recomputed", []string{serve(t, nil).URL}, 0, "recomputed", ""},
 		{"tampered then honest", []string{serve(t, bad).URL, good.URL}, 0, "provider", ""},
 		{"tampered, over the cap", []string{serve(t, bad).URL}, 99, "", "not the agreed"},
-		{"silent, over the cap", []string{serve(t, nil).URL}, 99, "", "404 Not Found: no such lease"},
+		{"silent, over the cap", []string{serve(t, nil).URL}, 99, "", "404 Not Found: no such state"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -220,7 +81,7 @@ func TestJobStateAtChecksServedStates(t *testing.T) {
 	}
 	// The initial state (no checkpoint commits it) is computed locally.
 	s, src, err := v.stateAt(ctx, r, 0, nil)
-	if err != nil || src != "initial" || s.Hash() != honest.hash(0) {
+	if err != nil || src != "initial" || s.Hash() != honest.Hash(0) {
 		t.Fatalf("initial state: %v %q", err, src)
 	}
 }
@@ -232,16 +93,16 @@ func TestJobStateAtChecksServedStates(t *testing.T) {
 func TestJobBisectionFindsTheAlteredStep(t *testing.T) {
 	ctx := context.Background()
 	v, r := testVerifier(t, JobOptions{})
-	honest := newRun(t, r.mod, r.job, 0, 50)
+	honest := jobsim.NewRun(t, r.mod, r.job, 0, 50)
 	const bad = 73
-	liar := newRun(t, r.mod, r.job, bad, 50)
+	liar := jobsim.NewRun(t, r.mod, r.job, bad, 50)
 	r.endpoint = serve(t, liar).URL // the defender serves its (tampered) states
 	for _, k := range []uint32{2, 3, 8} {
 		t.Run(fmt.Sprint("k=", k), func(t *testing.T) {
 			clear(v.states)
 			// The dispute over checkpoint 2 (steps 50..100) of the liar.
 			d := api.JobDisputeView{ID: 1, LeaseID: 1, Lo: 50, Hi: 100}
-			lo, hi := liar.hash(50), liar.hash(100)
+			lo, hi := liar.Hash(50), liar.Hash(100)
 			d.LoHash, d.HiHash = lo[:], hi[:]
 			rounds := 0
 			for d.Hi-d.Lo > 1 {
@@ -249,7 +110,7 @@ func TestJobBisectionFindsTheAlteredStep(t *testing.T) {
 				n := chainjobs.Parts(cd, k)
 				d.Hashes = nil
 				for j := uint64(1); j < n; j++ {
-					h := liar.hash(chainjobs.Boundary(cd, j, n))
+					h := liar.Hash(chainjobs.Boundary(cd, j, n))
 					d.Hashes = append(d.Hashes, h[:])
 				}
 				part, err := v.choosePart(ctx, r, d)
@@ -261,7 +122,7 @@ func TestJobBisectionFindsTheAlteredStep(t *testing.T) {
 				if lo >= bad || hi < bad {
 					t.Fatalf("round %d picked part %d = steps %d..%d, which does not hold step %d", rounds, part, lo, hi, bad)
 				}
-				lh, hh := liar.hash(lo), liar.hash(hi)
+				lh, hh := liar.Hash(lo), liar.Hash(hi)
 				d.Lo, d.Hi, d.LoHash, d.HiHash = lo, hi, lh[:], hh[:]
 				rounds++
 			}
@@ -272,15 +133,15 @@ func TestJobBisectionFindsTheAlteredStep(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sr.Post != honest.hash(bad) || sr.Post == liar.hash(bad) {
-				t.Fatalf("replayed step %d: %x, honest %x", bad, sr.Post[:8], honest.hash(bad))
+			if sr.Post != honest.Hash(bad) || sr.Post == liar.Hash(bad) {
+				t.Fatalf("replayed step %d: %x, honest %x", bad, sr.Post[:8], honest.Hash(bad))
 			}
 		})
 	}
 	// Against an honest defender, a referee confirms the defender's step.
 	r.endpoint = serve(t, honest).URL
 	clear(v.states)
-	lo, hi := honest.hash(bad-1), honest.hash(bad)
+	lo, hi := honest.Hash(bad-1), honest.Hash(bad)
 	sr, src, err := v.replay(ctx, r, api.JobDisputeView{ID: 2, LeaseID: 1, Lo: bad - 1, Hi: bad, LoHash: lo[:], HiHash: hi[:]}, r.endpoint)
 	if err != nil || sr.Post != hi || src != "provider" {
 		t.Fatalf("replay against the honest defender: %v %q", err, src)
