@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,7 +245,7 @@ func (p *Provider) SetSilent(silent bool) {
 // Defender is a scripted defender's loop: Moves and Fees count its bisect
 // txs and their fees (read them after Wait).
 type Defender struct {
-	Moves, Fees uint64
+	Moves, Fees atomic.Uint64
 	done        chan struct{}
 }
 
@@ -285,7 +286,7 @@ func Defend(ctx context.Context, t testing.TB, c *client.Client, signer *client.
 				}
 				res, err := signer.Send(ctx, m)
 				if res != nil {
-					d.Fees += res.Fee
+					d.Fees.Add(res.Fee)
 				}
 				if err != nil {
 					if ctx.Err() == nil {
@@ -294,7 +295,7 @@ func Defend(ctx context.Context, t testing.TB, c *client.Client, signer *client.
 					continue
 				}
 				moved[[2]uint64{v.ID, uint64(v.Moves)}] = true
-				d.Moves++
+				d.Moves.Add(1)
 			}
 		}
 	}()
