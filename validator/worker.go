@@ -83,6 +83,14 @@ func (w *Worker) WithJobs(v *JobVerifier) *Worker {
 	return w
 }
 
+// WithInterval sets how often the worker steps (default 2 s): a chain with
+// short move windows needs its challenger and referees to look often. It
+// returns w.
+func (w *Worker) WithInterval(d time.Duration) *Worker {
+	w.interval = d
+	return w
+}
+
 // Recent returns the summaries of the epochs audited since start, newest first.
 func (w *Worker) Recent() []EpochAudit {
 	w.mu.Lock()
