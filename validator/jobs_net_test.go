@@ -124,6 +124,10 @@ const (
 // bidders bid, and returns the order and its leases by provider once it
 // cleared.
 func (n *jobNet) order(owner *client.Signer, steps int64, r uint32, bidders map[*client.Signer]*jobsim.Provider) *testOrder {
+	return n.orderOf(owner, steps, r, 100, testGas, bidders)
+}
+
+func (n *jobNet) orderOf(owner *client.Signer, steps int64, r uint32, every, gas uint64, bidders map[*client.Signer]*jobsim.Provider) *testOrder {
 	t := n.t
 	mod, input := jobsim.CounterModule(steps), []byte("an input the job does not read, checked all the same")
 	for _, p := range bidders {
@@ -135,9 +139,9 @@ func (n *jobNet) order(owner *client.Signer, steps int64, r uint32, bidders map[
 	}
 	mid, iid := blob.Of(mod), blob.Of(input)
 	h := n.nw.Height(0)
-	res := n.send(owner, &types.MsgSubmitJob{ModuleHash: mid[:], InputHashes: [][]byte{iid[:]}, GasLimit: testGas, MemoryPages: 4,
-		MaxPrice: testPrice, Deadline: h + 2000, Collateral: testCollateral, Replication: r, BidWindow: 3, CheckpointInterval: 100,
-		Escrow: uint64(r) * testGas})
+	res := n.send(owner, &types.MsgSubmitJob{ModuleHash: mid[:], InputHashes: [][]byte{iid[:]}, GasLimit: gas, MemoryPages: 4,
+		MaxPrice: testPrice, Deadline: h + 2000, Collateral: testCollateral, Replication: r, BidWindow: 3, CheckpointInterval: every,
+		Escrow: uint64(r) * gas})
 	var id uint64
 	fmt.Sscan(res.Events["order_id"], &id)
 	for s := range bidders {
@@ -183,7 +187,7 @@ type testOrder struct {
 // run computes a provider's run of the order's job (tamper 0: honest), as
 // an executor would.
 func (o *testOrder) run(t *testing.T, tamper uint64) *jobsim.Run {
-	return jobsim.NewRun(t, o.mod, o.job, tamper, o.CheckpointInterval)
+	return jobsim.NewRun(t, o.mod, o.job, tamper, min(o.CheckpointInterval, 1000))
 }
 
 func (n *jobNet) balance(a types.Address, height int64) uint64 {
@@ -395,4 +399,63 @@ func testutilCounter(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// A dispute over one checkpoint of 10^5 steps, end to end on a testnet:
+// the sampled audit re-executes the interval, the challenger and the
+// defender bisect (k = 8) down to the altered step, and the referees vote.
+// It counts the txs and blocks (BENCHMARKS.md).
+func TestJobDisputeOver100kSteps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("testnet")
+	}
+	const steps, tamper = 100_000, 61_803
+	n := startJobNet(t, jobTestParams(), 2)
+	k := n.params.Jobs.BisectionK
+	owner := n.c.NewSigner(n.nw.Accounts[0])
+	ls, lp := n.provider(1)
+	o := n.orderOf(owner, steps, 1, steps, 1<<23, map[*client.Signer]*jobsim.Provider{ls: lp})
+	lease := o.leases[ls.Address().String()]
+	t0 := time.Now()
+	liar := o.run(t, tamper)
+	t.Logf("the liar's run: %d steps in %v", liar.Steps, time.Since(t0))
+	lp.Serve(lease, liar)
+	ld := jobsim.Defend(n.ctx, t, n.c, ls, k, map[uint64]*jobsim.Run{lease: liar})
+	n.send(ls, liar.Checkpoint(lease, 1))
+	var d api.JobDisputeView
+	var resolvedBy int64
+	poll.Until(t, 120*time.Second, "the 10^5-step dispute resolved", func() (bool, string) {
+		ds, err := n.c.JobLeaseDisputes(n.ctx, lease)
+		if err != nil || len(ds) == 0 {
+			return false, fmt.Sprint(ds, err)
+		}
+		d = ds[0]
+		resolvedBy = n.nw.Height(0)
+		return d.Outcome != "", fmt.Sprintf("phase %s %d..%d moves %d", d.Phase, d.Lo, d.Hi, d.Moves)
+	})
+	if d.Outcome != "challenger" || d.Lo != tamper-1 || d.Hi != tamper {
+		t.Fatalf("dispute %+v", d)
+	}
+	var picks, votes float64
+	poll.Until(t, 30*time.Second, "the votes counted", func() (bool, string) {
+		picks, votes = 0, 0
+		for _, v := range n.verifiers {
+			picks += testutilCounter(v.m.picks)
+			votes += testutilCounter(v.m.votes)
+		}
+		return votes >= 2, fmt.Sprint(votes)
+	})
+	rounds := 0
+	for s := uint64(1); s < steps; s *= uint64(k) {
+		rounds++
+	}
+	bisects := ld.Moves.Load()
+	txs := 1 + int(bisects) + int(picks) + int(votes)
+	t.Logf("dispute over %d steps, k = %d: %d txs (1 challenge, %d bisect, %v pick, %v vote), %d moves on chain, %d blocks from the challenge to the resolution (at most; %d ms blocks)",
+		steps, k, txs, bisects, picks, votes, d.Moves, resolvedBy-d.OpenedHeight, 100)
+	// Each round is one bisect and one pick; with three equal validators
+	// (the challenger among them) both others must vote for 2/3.
+	if bisects != uint64(rounds) || int(picks) != rounds || votes != 2 || int(d.Moves) != 2*rounds {
+		t.Fatalf("%d bisects, %v picks, %v votes, %d moves; want %d rounds and 2 votes", bisects, picks, votes, d.Moves, rounds)
+	}
 }

@@ -147,3 +147,33 @@ func TestJobBisectionFindsTheAlteredStep(t *testing.T) {
 		t.Fatalf("replay against the honest defender: %v %q", err, src)
 	}
 }
+
+// BenchmarkJobReplay is a referee's cost for one step of the counter job
+// (one 64 KiB page): the replay alone, and with the pre-state fetched
+// over HTTP from the defender and checked against its hash.
+func BenchmarkJobReplay(b *testing.B) {
+	ctx := context.Background()
+	v, r := testVerifier(b, JobOptions{})
+	honest := jobsim.NewRun(b, r.mod, r.job, 0, 50)
+	r.endpoint = serve(b, honest).URL
+	lo, hi := honest.Hash(120), honest.Hash(121)
+	d := api.JobDisputeView{ID: 1, LeaseID: 1, Lo: 120, Hi: 121, LoHash: lo[:], HiHash: hi[:]}
+	pre := honest.State(120)
+	b.Run("replay", func(b *testing.B) {
+		for b.Loop() {
+			sr, err := r.mod.ReplayStep(ctx, r.job, pre)
+			if err != nil || sr.Post != hi {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fetch+check+replay", func(b *testing.B) {
+		for b.Loop() {
+			clear(v.states)
+			sr, _, err := v.replay(ctx, r, d, r.endpoint)
+			if err != nil || sr.Post != hi {
+				b.Fatal(err)
+			}
+		}
+	})
+}

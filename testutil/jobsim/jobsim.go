@@ -82,7 +82,8 @@ func CounterModule(steps int64) []byte {
 
 // Run is a provider's run of a job: honest, or with the state after step
 // Tamper altered (one memory byte flipped) and every later step run on
-// from there. It keeps a snapshot every Every steps and at the end, and
+// from there. It keeps a snapshot every Every steps (a multiple or divisor
+// of the checkpoint interval) and at the end, and
 // answers the state at any step by re-running from the nearest one.
 type Run struct {
 	t      testing.TB
@@ -123,9 +124,11 @@ func NewRun(t testing.TB, mod *wasm.Module, job wasm.Job, tamper, every uint64) 
 	return r
 }
 
+// tampered flips the last byte of memory, which CounterModule never
+// writes, so the alteration persists to the end of the job.
 func tampered(s *wasm.State) *wasm.State {
 	s.Memory = bytes.Clone(s.Memory)
-	s.Memory[100] ^= 0x5a
+	s.Memory[len(s.Memory)-1] ^= 0x5a
 	return s
 }
 
@@ -165,10 +168,14 @@ func (r *Run) State(step uint64) *wasm.State {
 // Hash is the run's state hash after step steps.
 func (r *Run) Hash(step uint64) [32]byte { return r.State(step).Hash() }
 
-// Checkpoint is the commit for checkpoint index (1, 2, ...): every Every
-// steps, the last one at the job's end.
+// Checkpoint is the commit for checkpoint index (1, 2, ...): every
+// Job.CheckpointEvery steps (Every when 0), the last one at the job's end.
 func (r *Run) Checkpoint(lease, index uint64) *types.MsgCommitCheckpoint {
-	step := min(index*r.Every, r.Steps)
+	every := r.Job.CheckpointEvery
+	if every == 0 {
+		every = r.Every
+	}
+	step := min(index*every, r.Steps)
 	s := r.State(step)
 	h := s.Hash()
 	m := &types.MsgCommitCheckpoint{LeaseId: lease, Index: index, Steps: step, GasUsed: s.GasUsed, StateHash: h[:]}
