@@ -460,7 +460,9 @@ func (v *JobVerifier) vote(ctx context.Context, d api.JobDisputeView) error {
 		return err
 	}
 	if _, err := v.send(ctx, &types.MsgVoteStep{DisputeId: d.ID, PostStateHash: sr.Post[:]}); err != nil {
-		if strings.Contains(err.Error(), "already voted") {
+		// A refusal that will not change (a vote cast before a restart,
+		// a key that is not a bonded validator) is not retried.
+		if msg := err.Error(); strings.Contains(msg, "already voted") || strings.Contains(msg, "only bonded validators") {
 			v.voted[d.ID] = true
 		}
 		return err
@@ -629,14 +631,25 @@ func (v *JobVerifier) stateAt(ctx context.Context, r *jobRun, step uint64, want 
 	return snaps[0], "recomputed", nil
 }
 
+// keep caches a trusted state. The cache holds a few states and at most
+// maxCachedState bytes of memory (a job's memory may be 4 GiB): it serves
+// the next bisection round and the vote, not history.
 func (v *JobVerifier) keep(s *wasm.State, h [32]byte) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if len(v.states) >= 64 {
+	size := len(s.Memory)
+	for _, o := range v.states {
+		size += len(o.Memory)
+	}
+	if len(v.states) >= 16 || size > maxCachedState {
 		clear(v.states)
 	}
-	v.states[h] = s
+	if len(s.Memory) <= maxCachedState {
+		v.states[h] = s
+	}
 }
+
+const maxCachedState = 1 << 30
 
 // fetchState GETs a lease's state at step from an executor and checks it
 // hashes to want.
