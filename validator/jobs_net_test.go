@@ -299,7 +299,9 @@ func TestJobVerificationOnTestnet(t *testing.T) {
 			t.Fatalf("honest checkpoint %d: %+v", i, f)
 		}
 	}
-	if f := n.findings(lb); !f[1].OK || f[2].OK || f[2].Fault != JobFaultWrongState || f[2].PreSource != "provider" {
+	// (The state at step 100 is the same in both orders' jobs — the
+	// counter draws no randomness — so it may come from the cache.)
+	if f := n.findings(lb); !f[1].OK || f[2].OK || f[2].Fault != JobFaultWrongState || (f[2].PreSource != "provider" && f[2].PreSource != "cache") {
 		t.Fatalf("liar's findings %+v", f)
 	}
 
