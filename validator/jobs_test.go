@@ -2,10 +2,13 @@ package validator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/agoranet/agora/chain/api"
 	chainjobs "github.com/agoranet/agora/chain/jobs"
@@ -176,4 +179,25 @@ func BenchmarkJobReplay(b *testing.B) {
 			}
 		}
 	})
+}
+
+// The worker serves its job verifier's findings.
+func TestWorkerServesJobAudits(t *testing.T) {
+	v, _ := testVerifier(t, JobOptions{})
+	v.findings = append(v.findings, JobFinding{Epoch: 3, Lease: 7, Index: 2, Fault: JobFaultWrongState, Challenged: true})
+	w := NewWorker(nil, nil, nil, nil, nil).WithJobs(v)
+	rec := httptest.NewRecorder()
+	w.Handler(prometheus.NewRegistry()).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/job-audits", nil))
+	var got []JobFinding
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 {
+		t.Fatalf("GET /v1/job-audits: %d %s (%v)", rec.Code, rec.Body, err)
+	}
+	if len(got) != 1 || got[0].Lease != 7 || got[0].Index != 2 || got[0].Fault != JobFaultWrongState || !got[0].Challenged {
+		t.Fatalf("job audits %+v", got)
+	}
+	rec = httptest.NewRecorder()
+	NewWorker(nil, nil, nil, nil, nil).Handler(prometheus.NewRegistry()).ServeHTTP(rec, httptest.NewRequest("GET", "/v1/job-audits", nil))
+	if strings.TrimSpace(rec.Body.String()) != "[]" {
+		t.Fatalf("without a job verifier: %s", rec.Body)
+	}
 }
