@@ -254,10 +254,6 @@ func (v *JobVerifier) AuditCheckpoint(ctx context.Context, s api.JobSampleView) 
 	if s.To-s.From > v.opt.MaxSteps {
 		return fail(JobFaultTooLong, "checkpoint %d of lease %d spans %d steps, over the cap of %d", s.Index, s.LeaseID, s.To-s.From, v.opt.MaxSteps)
 	}
-	r, err := v.load(ctx, s.LeaseID)
-	if err != nil {
-		return fail(JobFaultUnserved, "%v", err)
-	}
 	cps, err := v.chain.JobCheckpoints(ctx, s.LeaseID)
 	if err != nil || uint64(len(cps)) < s.Index || s.Index == 0 {
 		return fail(JobFaultUnserved, "lease %d's checkpoints: %v (%d of them)", s.LeaseID, err, len(cps))
@@ -267,14 +263,23 @@ func (v *JobVerifier) AuditCheckpoint(ctx context.Context, s api.JobSampleView) 
 	if s.Index > 1 {
 		prev = cps[s.Index-2].StateHash
 	}
-	pre, src, err := v.stateAt(ctx, r, s.From, prev, r.endpoint)
-	if err != nil {
-		return fail(JobFaultUnserved, "%v", err)
+	var got [32]byte // a job that fails before its first step ends in the zero state
+	r, err := v.load(ctx, s.LeaseID)
+	if err == nil {
+		var pre *wasm.State
+		pre, f.PreSource, err = v.stateAt(ctx, r, s.From, prev, r.endpoint)
+		if err == nil {
+			got, _, err = v.advance(ctx, r, pre, s.To, nil)
+		}
 	}
-	f.PreSource = src
-	got, _, err := v.advance(ctx, r, pre, s.To, nil)
-	if err != nil {
-		return fail(JobFaultUnserved, "re-execute lease %d steps %d..%d: %v", s.LeaseID, s.From, s.To, err)
+	switch {
+	case err != nil && s.From == 0 && failsBeforeStep1(err):
+		f.PreSource = "failed: " + err.Error()
+		if s.To != 1 {
+			got = [32]byte{1} // it has no state after step 1: any claim of more steps is wrong
+		}
+	case err != nil:
+		return fail(JobFaultUnserved, "lease %d steps %d..%d: %v", s.LeaseID, s.From, s.To, err)
 	}
 	if bytes.Equal(got[:], cp.StateHash) {
 		f.OK = true
@@ -448,6 +453,11 @@ func (v *JobVerifier) choosePart(ctx context.Context, r *jobRun, d api.JobDisput
 // under the caps.
 func (v *JobVerifier) vote(ctx context.Context, d api.JobDisputeView) error {
 	r, err := v.load(ctx, d.LeaseID)
+	var re *refusedError
+	if errors.As(err, &re) && d.Lo == 0 {
+		// The module is refused: step 1 fails, its post-state is zero.
+		return v.sendVote(ctx, d, &wasm.StepResult{}, "refused module")
+	}
 	if err != nil {
 		return err
 	}
@@ -459,6 +469,10 @@ func (v *JobVerifier) vote(ctx context.Context, d api.JobDisputeView) error {
 	if err != nil {
 		return err
 	}
+	return v.sendVote(ctx, d, sr, src)
+}
+
+func (v *JobVerifier) sendVote(ctx context.Context, d api.JobDisputeView, sr *wasm.StepResult, src string) error {
 	if _, err := v.send(ctx, &types.MsgVoteStep{DisputeId: d.ID, PostStateHash: sr.Post[:]}); err != nil {
 		// A refusal that will not change (a vote cast before a restart,
 		// a key that is not a bonded validator) is not retried.
@@ -483,6 +497,10 @@ func (v *JobVerifier) replay(ctx context.Context, r *jobRun, d api.JobDisputeVie
 	}
 	pre, src, err := v.stateAt(ctx, r, d.Lo, d.LoHash, endpoints...)
 	if err != nil {
+		var f *wasm.Failure
+		if d.Lo == 0 && errors.As(err, &f) {
+			return failedStep(f), "failed", nil
+		}
 		return nil, "", err
 	}
 	sr, err := r.mod.ReplayStep(ctx, r.job, pre)
@@ -504,6 +522,29 @@ func (v *JobVerifier) send(ctx context.Context, msg any) (*client.TxResult, erro
 
 // FeesPaid is the total of the fees of the txs the verifier sent.
 func (v *JobVerifier) FeesPaid() uint64 { return v.fees.Load() }
+
+// failedStep is a step that failed: its post-state is zero.
+func failedStep(f *wasm.Failure) *wasm.StepResult {
+	return &wasm.StepResult{Failure: f, GasUsed: f.GasUsed}
+}
+
+// refusedError is a module the engine refuses: the job fails
+// deterministically before its first step.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// failsBeforeStep1 reports whether err says the job fails before its
+// first step (its module refused, or its initialisation failed): then
+// the state after step 1 is the failed state, 32 zero bytes, which is
+// what an executor commits (protocol/jobs FailedState) and what a referee
+// votes.
+func failsBeforeStep1(err error) bool {
+	var re *refusedError
+	var f *wasm.Failure
+	return errors.As(err, &re) || errors.As(err, &f)
+}
 
 // jobRun is a lease's job, ready to run.
 type jobRun struct {
@@ -557,7 +598,7 @@ func (v *JobVerifier) load(ctx context.Context, lease uint64) (*jobRun, error) {
 			return nil, err
 		}
 		if mod, err = v.eng.Compile(ctx, bin); err != nil {
-			return nil, fmt.Errorf("order %d's module: %w", o.ID, err)
+			return nil, &refusedError{fmt.Errorf("order %d's module: %w", o.ID, err)}
 		}
 		v.mu.Lock()
 		v.mods[spec.Module] = mod

@@ -201,3 +201,27 @@ func TestWorkerServesJobAudits(t *testing.T) {
 		t.Fatalf("without a job verifier: %s", rec.Body)
 	}
 }
+
+// A job whose initialisation traps has no state after step 1 but the
+// failed one (zero, what the executor commits): the referee's replay of
+// step 1 says so, and the audit sees a failure before step 1.
+func TestJobFailingBeforeStep1(t *testing.T) {
+	ctx := context.Background()
+	v, r := testVerifier(t, JobOptions{})
+	mod, err := v.eng.Compile(ctx, jobsim.TrapInitModule())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mod = mod
+	sr, src, err := v.replay(ctx, r, api.JobDisputeView{ID: 1, LeaseID: 1, Lo: 0, Hi: 1})
+	if err != nil || src != "failed" || sr.Failure == nil || sr.Post != ([32]byte{}) {
+		t.Fatalf("replay of a trapping init: %+v %q %v", sr, src, err)
+	}
+	_, _, err = v.stateAt(ctx, r, 0, nil)
+	if err == nil || !failsBeforeStep1(err) {
+		t.Fatalf("initial state of a trapping init: %v", err)
+	}
+	if failsBeforeStep1(fmt.Errorf("GET: connection refused")) || !failsBeforeStep1(&refusedError{fmt.Errorf("bad module")}) {
+		t.Fatal("failsBeforeStep1 must tell refusals and failures from fetch errors")
+	}
+}

@@ -28,7 +28,13 @@ import (
 // i64 global g, writes 7·g into memory at (g mod 1024)·8, and returns
 // "more" while g < steps. Its state changes every step, so a wrong step
 // shows in the state hash; a step costs a few dozen gas.
-func CounterModule(steps int64) []byte {
+func CounterModule(steps int64) []byte { return counter(steps, []byte{0, 0x0b}) }
+
+// TrapInitModule is CounterModule whose init traps (unreachable): a job
+// that fails deterministically before its first step.
+func TrapInitModule() []byte { return counter(1, []byte{0, 0x00, 0x0b}) }
+
+func counter(steps int64, initBody []byte) []byte {
 	leb := func(v uint32) []byte {
 		var b []byte
 		for {
@@ -73,7 +79,6 @@ func CounterModule(steps int64) []byte {
 		0x37, 3, 0, // i64.store
 		0x23, 0, 0x42}
 	step = append(append(step, sleb(steps)...), 0x54, 0x0b) // g <u steps
-	initBody := []byte{0, 0x0b}
 	code := []byte{2}
 	code = append(append(code, leb(uint32(len(initBody)))...), initBody...)
 	code = append(append(code, leb(uint32(len(step)))...), step...)
