@@ -29,6 +29,7 @@ type Worker struct {
 	log      *slog.Logger
 	interval time.Duration
 	metrics  *workerMetrics
+	jobs     *JobVerifier // nil: no job audits
 
 	mu      sync.Mutex
 	next    uint64 // the next epoch to audit
@@ -74,6 +75,22 @@ func NewWorker(chain *client.Client, auditor *Auditor, signer *client.Signer, re
 		recheck: map[uint64]api.EpochView{}, reported: map[string]bool{}, scored: map[uint64]bool{}, disputed: map[string]bool{}}
 }
 
+// WithJobs makes the worker also audit compute jobs' sampled checkpoints,
+// play the challenger in the disputes it opens and referee one-step
+// disputes, every step (JobVerifier.Step). It returns w.
+func (w *Worker) WithJobs(v *JobVerifier) *Worker {
+	w.jobs = v
+	return w
+}
+
+// WithInterval sets how often the worker steps (default 2 s): a chain with
+// short move windows needs its challenger and referees to look often. It
+// returns w.
+func (w *Worker) WithInterval(d time.Duration) *Worker {
+	w.interval = d
+	return w
+}
+
 // Recent returns the summaries of the epochs audited since start, newest first.
 func (w *Worker) Recent() []EpochAudit {
 	w.mu.Lock()
@@ -104,10 +121,19 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// step audits every epoch from w.next whose seed exists, then re-audits the
-// epochs whose openings could not be fetched once their opening deadline
-// has passed.
+// step runs the inference audits, then (with WithJobs) the job verifier's
+// step: job audits, challenger moves and referee votes.
 func (w *Worker) step(ctx context.Context) {
+	w.stepInference(ctx)
+	if w.jobs != nil && ctx.Err() == nil {
+		w.jobs.Step(ctx)
+	}
+}
+
+// stepInference audits every epoch from w.next whose seed exists, then
+// re-audits the epochs whose openings could not be fetched once their
+// opening deadline has passed.
+func (w *Worker) stepInference(ctx context.Context) {
 	st, err := w.chain.Status(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -227,10 +253,18 @@ func (w *Worker) Handler(gatherer prometheus.Gatherer) http.Handler {
 		rw.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(rw).Encode(w.Recent())
 	})
+	mux.HandleFunc("GET /v1/job-audits", func(rw http.ResponseWriter, r *http.Request) {
+		fs := []JobFinding{}
+		if w.jobs != nil {
+			fs = append(fs, w.jobs.Findings()...)
+		}
+		rw.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(rw).Encode(fs)
+	})
 	mux.HandleFunc("/", func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set("Content-Type", "application/json")
 		rw.WriteHeader(http.StatusNotFound)
-		json.NewEncoder(rw).Encode(map[string]any{"error": map[string]any{"message": "unknown route " + r.Method + " " + r.URL.Path + "; try GET /v1/audits", "code": 404}})
+		json.NewEncoder(rw).Encode(map[string]any{"error": map[string]any{"message": "unknown route " + r.Method + " " + r.URL.Path + "; try GET /v1/audits or GET /v1/job-audits", "code": 404}})
 	})
 	return mux
 }

@@ -89,6 +89,11 @@ type ValidatorConfig struct {
 	Listen   string   `toml:"listen"` // /metrics and /v1/audits
 	Models   []string `toml:"models"`
 	LogLevel string   `toml:"log_level"`
+	// Compute jobs: where fetched modules and inputs are kept (default
+	// HOME/validator/blobs) and the most steps re-executed for one audit,
+	// one bisection move or one recomputed state.
+	JobBlobDir  string `toml:"job_blob_dir"`
+	JobMaxSteps uint64 `toml:"job_max_steps"`
 }
 
 // loadTOML fills cfg from path (or, when path is empty, from def if it exists).
@@ -340,6 +345,8 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("keyring", func() { d.Keyring = firstNonEmpty(f.Keyring, d.Keyring) })
 		set("listen", func() { d.Listen = firstNonEmpty(f.Listen, d.Listen) })
 		set("model", func() { d.Models = fileList(f.Models, d.Models) })
+		set("job-blob-dir", func() { d.JobBlobDir = firstNonEmpty(f.JobBlobDir, d.JobBlobDir) })
+		set("job-max-steps", func() { d.JobMaxSteps = fileOr(f.JobMaxSteps, d.JobMaxSteps) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *GatewayConfig:
 		f := file.(GatewayConfig)

@@ -373,16 +373,25 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 	if err != nil {
 		return "", err
 	}
+	// It also audits compute jobs' sampled checkpoints, challenges the
+	// wrong ones and referees one-step disputes.
+	jv, err := validator.NewJobVerifier(ctx, chain, opSigner, validator.JobOptions{BlobDir: filepath.Join(g.home, "validator", "blobs")},
+		nil, logger.With("module", "validator-jobs"))
+	if err != nil {
+		auditor.Close()
+		return "", err
+	}
 	wctx, stopWorker := context.WithCancel(ctx)
 	workerDone := make(chan struct{})
 	go func() {
 		defer close(workerDone)
-		validator.NewWorker(chain, auditor, opSigner, nil, logger.With("module", "validator")).Run(wctx)
+		validator.NewWorker(chain, auditor, opSigner, nil, logger.With("module", "validator")).WithJobs(jv).Run(wctx)
 	}()
 	stop.add(func() {
 		stopWorker()
 		<-workerDone
 		auditor.Close()
+		jv.Close(context.Background())
 	})
 
 	provs := fmt.Sprintf("a provider serving %q", model)

@@ -92,7 +92,7 @@ func validatorStartCmd(g *globals) *cobra.Command {
 	c := ValidatorConfig{Node: defaultNode, Keyring: keyring.BackendFile, Listen: "127.0.0.1:8070"}
 	start := &cobra.Command{
 		Use:   "start --model FILE.gguf [--from KEY]",
-		Short: "Audit every epoch as its seed appears and report the faults found (the worker beside a validator node)",
+		Short: "Audit every epoch as its seed appears and report the faults found; audit, challenge and referee compute jobs (the worker beside a validator node)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fc := ValidatorConfig{}
@@ -129,7 +129,15 @@ func validatorStartCmd(g *globals) *cobra.Command {
 			}
 			defer auditor.Close()
 			reg := registry()
-			w := validator.NewWorker(chain, auditor, signer, reg, logger.With("module", "validator"))
+			jv, err := validator.NewJobVerifier(cmd.Context(), chain, signer, validator.JobOptions{
+				BlobDir: firstNonEmpty(c.JobBlobDir, filepath.Join(g.home, "validator", "blobs")), MaxSteps: c.JobMaxSteps,
+			}, reg, logger.With("module", "validator-jobs"))
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			defer jv.Close(context.Background())
+			w := validator.NewWorker(chain, auditor, signer, reg, logger.With("module", "validator")).WithJobs(jv)
 			netlimit.Setup(logger, 1).Log(logger)
 			// /healthz says whether the chain the worker audits is alive.
 			mon := health.New(health.FromStatus(chain.Status), 30*time.Second, "the validator worker's 30s")
@@ -164,5 +172,7 @@ func validatorStartCmd(g *globals) *cobra.Command {
 	fs.StringVar(&c.Keyring, "keyring", c.Keyring, "keyring backend: file or test")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address serving /metrics and /v1/audits")
 	fs.StringSliceVar(&c.Models, "model", nil, "GGUF model files this worker can re-execute (repeatable)")
+	fs.StringVar(&c.JobBlobDir, "job-blob-dir", "", "where fetched job modules and inputs are kept (default HOME/validator/blobs)")
+	fs.Uint64Var(&c.JobMaxSteps, "job-max-steps", 0, "most job steps re-executed for one audit, bisection move or recomputed state (0: 1048576)")
 	return start
 }
