@@ -65,7 +65,7 @@ func TestJobCLI(t *testing.T) {
 	modHash := blob.Of([]byte("\x00asm\x01\x00\x00\x00")) // orders name blobs by protocol/blob ID
 	owner0 := balance(owner.Address)
 	res := job("owner", "submit", "--module", module, "--gas", "10000000", "--max-price", "2000", "--collateral", "1000000",
-		"--bid-window", "3", "--deadline-in", "200", "--checkpoint-interval", "100")
+		"--bid-window", "3", "--deadline-in", "200", "--checkpoint-interval", "100", "--no-upload")
 	ownerFees := fee(res)
 	submitHash := res["hash"].(string)
 	if ev := res["events"].(map[string]any); ev["order_id"] != "1" {
