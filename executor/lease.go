@@ -478,4 +478,3 @@ func (e *Executor) stateAt(ctx context.Context, lease uint64, o api.JobOrderView
 	}
 	return in.Snapshot(), nil
 }
-
