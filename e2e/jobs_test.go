@@ -90,11 +90,11 @@ func TestJobsEndToEnd(t *testing.T) {
 	defer func() { exB.Stop() }()
 
 	// Balances once the executors are registered and idle.
-	snap0, err := nw.Nodes[0].App().Snapshot(0)
+	h0 := nw.Height(0)
+	snap0, err := nw.Nodes[0].App().Snapshot(h0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h0 := nw.Height(0)
 	bal0 := func(a types.Address) uint64 { return bank.Balance(snap0, a) }
 	owner0, a0, b0, pool0 := bal0(owner), bal0(exA.Address()), bal0(exB.Address()), bal0(bank.FeePool)
 
@@ -276,13 +276,21 @@ func TestJobsEndToEnd(t *testing.T) {
 		return true, ""
 	})
 	// Read every balance at one height, and the fees of every tx up to it.
-	snap, err := nw.Nodes[0].App().Snapshot(0)
+	h1 := nw.Height(0)
+	snap, err := nw.Nodes[0].App().Snapshot(h1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h1 := nw.Height(0)
-	if err := app.CheckInvariants(snap); err != nil {
-		t.Fatal(err)
+	// The escrow invariant (and the supply's) held after every block of
+	// the run.
+	for h := h0; h <= h1; h++ {
+		s, err := nw.Nodes[0].App().Snapshot(h)
+		if err != nil {
+			t.Fatalf("state at height %d: %v", h, err)
+		}
+		if err := app.CheckInvariants(s); err != nil {
+			t.Fatalf("height %d: %v", h, err)
+		}
 	}
 	held, err := jobs.Held(snap)
 	if err != nil {

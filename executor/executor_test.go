@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/agoranet/agora/engine/wasm"
 	"github.com/agoranet/agora/engine/wasm/examples"
 	"github.com/agoranet/agora/executor"
+	"github.com/agoranet/agora/internal/blobstore"
 	"github.com/agoranet/agora/internal/jobowner"
 	"github.com/agoranet/agora/protocol/blob"
 	pjobs "github.com/agoranet/agora/protocol/jobs"
@@ -83,6 +85,7 @@ func TestTamperedExecutorLosesDispute(t *testing.T) {
 	params := types.DefaultParams()
 	params.Jobs.ChallengeWindow = 500
 	params.Jobs.MoveWindow = 50
+	params.EpochLength = 200 // liveness: 2 epochs without a checkpoint (compiling counts, slow under -race)
 	nw := testnet.New(t, testnet.Options{Accounts: 2, Params: &params})
 	c := nw.Client(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -105,9 +108,37 @@ func TestTamperedExecutorLosesDispute(t *testing.T) {
 	}
 	defer ex.Stop()
 
+	// An upload for an order not leased to this executor (too cheap for
+	// it: it never bids) is refused, and nothing is stored.
+	{
+		id := blob.Of(mod)
+		st, _ := c.Status(ctx)
+		res, err := c.NewSigner(ownerKey).Send(ctx, &types.MsgSubmitJob{ModuleHash: id[:], GasLimit: 1_000_000, MemoryPages: 16, MaxPrice: 500,
+			Collateral: 1_000_000, Replication: 1, BidWindow: 50, CheckpointInterval: 1, Deadline: st.SyncInfo.LatestBlockHeight + 1000, Escrow: 500})
+		if err != nil {
+			t.Fatal(err)
+		}
+		order, _ := strconv.ParseUint(res.Events["order_id"], 10, 64)
+		chainID, _ := c.ChainID(ctx)
+		bc := &blobstore.Client{Base: ex.URL(), Header: func(r *http.Request, id blob.ID) error {
+			r.Header.Set(pjobs.UploadHeader, pjobs.SignUpload(ownerKey, chainID, order, id))
+			return nil
+		}}
+		err = bc.Upload(ctx, id, bytes.NewReader(mod), int64(len(mod)))
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("order %d has no lease to this provider", order)) {
+			t.Fatalf("upload for an order not leased here: %v", err)
+		}
+		if ex.Store().Has(id) {
+			t.Fatal("a refused upload was stored")
+		}
+		if _, err := c.NewSigner(ownerKey).Send(ctx, &types.MsgCancelJob{OrderId: order}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	const gas, interval = 20_000_000_000, 5
 	l := waitDone(t, ctx, c, submit(t, ctx, c, ownerKey, mod, gas, interval).ID)
-	if l.ID != 1 || l.Checkpoints != 3 {
+	if l.ID != 1 || l.Checkpoints != 3 || l.OrderID != 2 {
 		t.Fatalf("lease %+v", l)
 	}
 
