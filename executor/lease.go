@@ -262,18 +262,72 @@ func (e *Executor) execute(ctx context.Context, lz *lease) error {
 	index := lv.Checkpoints
 	gas0 := in.GasUsed()
 	defer func() { e.metrics.gas.Add(float64(in.GasUsed() - gas0)) }()
+
+	// Checkpoints are committed in order by one goroutine while the job
+	// runs on (each waits for its block): the state is on disk before its
+	// checkpoint is queued, so a restart resumes from whatever prefix the
+	// chain took. A commit that fails stops the run.
+	cctx, ccancel := context.WithCancel(ctx)
+	defer ccancel()
+	queue := make(chan *types.MsgCommitCheckpoint, 256)
+	cerr := make(chan error, 1)
+	go func() {
+		var err error
+		for m := range queue {
+			if err == nil {
+				if err = e.commit(cctx, lz, m); err != nil {
+					ccancel()
+				}
+			}
+		}
+		cerr <- err
+	}()
+	closed := false
+	finish := func(err error) error {
+		if !closed {
+			closed = true
+			close(queue)
+			if cerr := <-cerr; cerr != nil {
+				return cerr
+			}
+		}
+		return err
+	}
+	defer finish(nil)
+	send := func(m *types.MsgCommitCheckpoint) error {
+		select {
+		case queue <- m:
+			return nil
+		case <-cctx.Done():
+			return finish(cctx.Err())
+		}
+	}
 	for {
-		more, err := in.Step(ctx)
+		more, err := in.Step(cctx)
 		var f *wasm.Failure
 		if errors.As(err, &f) {
-			return e.commitFailure(ctx, lz, index+1, f.Step+1, min(f.GasUsed, o.GasLimit), in.Outputs(), f.Error())
+			msg, id, err := e.failureMsg(lz, index+1, f.Step+1, min(f.GasUsed, o.GasLimit), in.Outputs(), f.Error())
+			if err != nil {
+				return finish(err)
+			}
+			if err := send(msg); err != nil {
+				return err
+			}
+			if err := finish(nil); err != nil {
+				return err
+			}
+			lz.set(func(s *jobs.LeaseStatus) {
+				s.Phase, s.Results, s.Error, s.Steps = "failed", id.String(), f.Error(), msg.Steps
+			})
+			e.log.Info("job failed", "lease", lz.id, "reason", f.Error(), "results", id)
+			return nil
 		}
 		if err != nil {
-			return err
+			return finish(err)
 		}
 		steps := in.Steps()
-		if in, err = e.tamper(ctx, lz.id, steps, m, job, in); err != nil {
-			return err
+		if in, err = e.tamper(cctx, lz.id, steps, m, job, in); err != nil {
+			return finish(err)
 		}
 		lz.set(func(s *jobs.LeaseStatus) { s.Steps, s.GasUsed = steps, in.GasUsed() })
 		if more && steps%o.CheckpointInterval != 0 {
@@ -281,7 +335,7 @@ func (e *Executor) execute(ctx context.Context, lz *lease) error {
 		}
 		st := in.Snapshot()
 		if err := e.saveState(lz.id, st); err != nil {
-			return err
+			return finish(err)
 		}
 		index++
 		hash := st.Hash()
@@ -289,32 +343,44 @@ func (e *Executor) execute(ctx context.Context, lz *lease) error {
 		if !more {
 			res, err := e.storeResults(in.Outputs(), "")
 			if err != nil {
-				return err
+				return finish(err)
 			}
 			id := res.ID()
 			msg.Done, msg.ResultHash = true, id[:]
-			if err := e.commit(ctx, lz, msg); err != nil {
+			if err := send(msg); err != nil {
+				return err
+			}
+			if err := finish(nil); err != nil {
 				return err
 			}
 			lz.set(func(s *jobs.LeaseStatus) { s.Phase, s.Results = "done", id.String() })
 			e.log.Info("job done", "lease", lz.id, "steps", steps, "gas", in.GasUsed(), "results", id)
 			return nil
 		}
-		if err := e.commit(ctx, lz, msg); err != nil {
+		if err := send(msg); err != nil {
 			return err
 		}
 	}
 }
 
-// commitFailure commits a failed job's final checkpoint (protocol/jobs
-// FailureOutput).
-func (e *Executor) commitFailure(ctx context.Context, lz *lease, index, steps, gas uint64, outs []wasm.Blob, reason string) error {
+// failureMsg stores a failed job's results (protocol/jobs FailureOutput)
+// and returns its final checkpoint.
+func (e *Executor) failureMsg(lz *lease, index, steps, gas uint64, outs []wasm.Blob, reason string) (*types.MsgCommitCheckpoint, blob.ID, error) {
 	res, err := e.storeResults(outs, reason)
+	if err != nil {
+		return nil, blob.ID{}, err
+	}
+	id := res.ID()
+	return &types.MsgCommitCheckpoint{LeaseId: lz.id, Index: index, Steps: steps, GasUsed: gas, StateHash: jobs.FailedState[:], Done: true, ResultHash: id[:]}, id, nil
+}
+
+// commitFailure commits a failed job's final checkpoint (protocol/jobs
+// FailureOutput) when nothing else is queued.
+func (e *Executor) commitFailure(ctx context.Context, lz *lease, index, steps, gas uint64, outs []wasm.Blob, reason string) error {
+	msg, id, err := e.failureMsg(lz, index, steps, gas, outs, reason)
 	if err != nil {
 		return err
 	}
-	id := res.ID()
-	msg := &types.MsgCommitCheckpoint{LeaseId: lz.id, Index: index, Steps: steps, GasUsed: gas, StateHash: jobs.FailedState[:], Done: true, ResultHash: id[:]}
 	if err := e.commit(ctx, lz, msg); err != nil {
 		return err
 	}
