@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -275,6 +277,19 @@ func TestJobsEndToEnd(t *testing.T) {
 		}
 		return true, ""
 	})
+	// Then the executors drop the leases' states (nobody can challenge
+	// them any more); the results stay.
+	poll.Until(t, 30*time.Second, "settled leases' states removed", func() (bool, string) {
+		for _, dir := range []string{dirA, dirB} {
+			if ents, _ := os.ReadDir(filepath.Join(dir, "leases")); len(ents) > 0 {
+				return false, fmt.Sprint(dir, len(ents))
+			}
+		}
+		return true, ""
+	})
+	if !exA.Store().Has(blob.ID(allLeases[0].ResultHash)) {
+		t.Fatal("the result list is gone with the states")
+	}
 	// Read every balance at one height, and the fees of every tx up to it.
 	h1 := nw.Height(0)
 	snap, err := nw.Nodes[0].App().Snapshot(h1)

@@ -358,6 +358,11 @@ func (e *Executor) tick(ctx context.Context) error {
 		if l.OpenDispute != 0 {
 			e.defend(ctx, l)
 		}
+		if l.CollateralReleased && l.OpenDispute == 0 {
+			// Nobody can challenge the lease any more: its states are
+			// of no use (the results stay, for the owner to fetch).
+			e.dropStates(l.ID)
+		}
 	}
 	return e.bidOrders(ctx, height)
 }
@@ -469,4 +474,17 @@ func (e *Executor) storedSteps(lease uint64) []uint64 {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// dropStates removes a settled lease's checkpoint states.
+func (e *Executor) dropStates(lease uint64) {
+	dir := e.leaseDir(lease)
+	if _, err := os.Stat(dir); err != nil {
+		return
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		e.log.Warn("remove a settled lease's states", "lease", lease, "err", err)
+		return
+	}
+	e.log.Debug("removed a settled lease's states", "lease", lease)
 }

@@ -45,9 +45,12 @@ func (l *lease) finished() bool {
 	return s.Phase == "done" || s.Phase == "failed" || s.Phase == "ended"
 }
 
-// end records that the chain ended the lease (done, cancelled, abandoned,
-// a lost dispute) and stops its job if it still runs.
+// end records that the chain ended the lease (cancelled, abandoned, a
+// lost dispute, expired) and stops its job if it still runs.
 func (l *lease) end(chainStatus string) {
+	if chainStatus == "done" {
+		return // our final checkpoint landed: the run is finishing by itself
+	}
 	l.set(func(s *jobs.LeaseStatus) {
 		if s.Phase != "done" && s.Phase != "failed" {
 			s.Phase = "ended"
