@@ -251,7 +251,7 @@ func TestJobSubmitResultCLI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := m.Run(ctx, wasm.Job{Seed: pjobs.Seed("agora-jobs-cli", 1), Gas: 1_000_000_000, MemoryPages: 256, CheckpointEvery: 1000})
+	local, err := m.Run(ctx, wasm.Job{Seed: pjobs.JobSeed("agora-jobs-cli", 1), Gas: 1_000_000_000, MemoryPages: 256, CheckpointEvery: 1000})
 	if err != nil || local.Failure != nil {
 		t.Fatalf("local run: %v %v", err, local.Failure)
 	}

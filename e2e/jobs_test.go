@@ -200,7 +200,7 @@ func TestJobsEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		job := wasm.Job{Seed: pjobs.Seed(chainID, o.id), Gas: gasLimit, MemoryPages: 1024, CheckpointEvery: o.interval}
+		job := wasm.Job{Seed: pjobs.JobSeed(chainID, o.id), Gas: gasLimit, MemoryPages: 1024, CheckpointEvery: o.interval}
 		for i, in := range o.inputs {
 			job.Inputs = append(job.Inputs, wasm.Blob{Name: pjobs.InputName(i), Data: in})
 		}

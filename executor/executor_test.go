@@ -169,7 +169,7 @@ func TestTamperedExecutorLosesDispute(t *testing.T) {
 		t.Fatal(err)
 	}
 	chainID, _ := c.ChainID(ctx)
-	in, err := m.Start(ctx, wasm.Job{Seed: pjobs.Seed(chainID, l.OrderID), Gas: gas, MemoryPages: 1024, CheckpointEvery: interval})
+	in, err := m.Start(ctx, wasm.Job{Seed: pjobs.JobSeed(chainID, l.OrderID), Gas: gas, MemoryPages: 1024, CheckpointEvery: interval})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -147,16 +147,19 @@ func (e *Executor) run(ctx context.Context, lz *lease) error {
 	return e.execute(ctx, lz)
 }
 
-// jobOf is the engine job an order describes (protocol/jobs).
+// jobOf is the engine job an order describes (protocol/jobs SpecOf).
 func (e *Executor) jobOf(o api.JobOrderView) (wasm.Job, error) {
-	_, ins := blobIDs(o)
-	job := wasm.Job{Seed: jobs.Seed(e.chainID, o.ID), Gas: o.GasLimit, MemoryPages: o.MemoryPages, CheckpointEvery: o.CheckpointInterval}
-	for i, id := range ins {
-		data, err := e.store.Get(id)
+	spec, err := jobs.SpecOf(e.chainID, o)
+	if err != nil {
+		return wasm.Job{}, err
+	}
+	job := wasm.Job{Seed: spec.Seed, Gas: spec.Gas, MemoryPages: spec.MemoryPages, CheckpointEvery: spec.CheckpointEvery}
+	for i, in := range spec.Inputs {
+		data, err := e.store.Get(in.ID)
 		if err != nil {
 			return job, fmt.Errorf("input %d: %w", i, err)
 		}
-		job.Inputs = append(job.Inputs, wasm.Blob{Name: jobs.InputName(i), Data: data})
+		job.Inputs = append(job.Inputs, wasm.Blob{Name: in.Name, Data: data})
 	}
 	return job, nil
 }

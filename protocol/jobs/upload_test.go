@@ -3,7 +3,6 @@ package jobs
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"strings"
 	"testing"
 
@@ -132,19 +131,3 @@ func FuzzDecodeResults(f *testing.F) {
 	})
 }
 
-func TestSeedAndInputNames(t *testing.T) {
-	a, b := Seed("agora-test", 1), Seed("agora-test", 2)
-	if a == b || a == Seed("agora-tes", 1) || a != Seed("agora-test", 1) {
-		t.Fatal("seeds must differ by chain and order and repeat for the same order")
-	}
-	// The documented preimage.
-	pre := append([]byte("agora/job-seed/v1"), 0, 10)
-	pre = append(pre, "agora-test"...)
-	pre = append(pre, 0, 0, 0, 0, 0, 0, 0, 1)
-	if a != sha256.Sum256(pre) {
-		t.Fatal("seed is not sha256 of the documented preimage")
-	}
-	if InputName(0) != "000" || InputName(63) != "063" || InputName(10) < InputName(9) {
-		t.Fatal("input names must sort in input order")
-	}
-}
