@@ -130,4 +130,3 @@ func FuzzDecodeResults(f *testing.F) {
 		}
 	})
 }
-
