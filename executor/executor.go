@@ -427,28 +427,40 @@ func (e *Executor) bidOrders(ctx context.Context, height int64) error {
 	return nil
 }
 
+// feeReserve is what a bid leaves in the account besides the collateral:
+// the fees of the lease's checkpoints.
+const feeReserve = 1_000_000
+
 // unfit says why the executor does not bid on o, or "".
 func (e *Executor) unfit(ctx context.Context, o api.JobOrderView) string {
-	switch {
-	case bytes.Equal(o.Owner, e.addr):
-		return "own order"
-	case o.GasLimit > e.cfg.MaxGas:
-		return fmt.Sprintf("gas limit %d above %d", o.GasLimit, e.cfg.MaxGas)
-	case o.MemoryPages > e.cfg.MaxPages:
-		return fmt.Sprintf("memory %d pages above %d", o.MemoryPages, e.cfg.MaxPages)
-	case o.MaxPrice < e.cfg.Price:
-		return fmt.Sprintf("max price %d below ours %d", o.MaxPrice, e.cfg.Price)
-	case o.Collateral > e.cfg.MaxCollateral:
-		return fmt.Sprintf("collateral %d above our cap %d", o.Collateral, e.cfg.MaxCollateral)
-	case o.Deadline < o.BidWindowEnd+e.cfg.MinBlocks:
-		return fmt.Sprintf("deadline %d leaves fewer than %d blocks after bidding", o.Deadline, e.cfg.MinBlocks)
+	if why := outOfLimits(e.cfg, e.addr, o); why != "" {
+		return why
 	}
 	acc, err := e.chain.Account(ctx, e.addr)
 	if err != nil {
 		return "balance: " + err.Error()
 	}
-	if acc.Balance < o.Collateral+1_000_000 { // and fees for the checkpoints
-		return fmt.Sprintf("balance %d cannot lock collateral %d", acc.Balance, o.Collateral)
+	if acc.Balance < o.Collateral+feeReserve {
+		return fmt.Sprintf("balance %d cannot lock collateral %d and keep %d for fees", acc.Balance, o.Collateral, feeReserve)
+	}
+	return ""
+}
+
+// outOfLimits says which of the executor's limits o exceeds, or "".
+func outOfLimits(cfg Config, self types.Address, o api.JobOrderView) string {
+	switch {
+	case bytes.Equal(o.Owner, self):
+		return "own order"
+	case o.GasLimit > cfg.MaxGas:
+		return fmt.Sprintf("gas limit %d above %d", o.GasLimit, cfg.MaxGas)
+	case o.MemoryPages > cfg.MaxPages:
+		return fmt.Sprintf("memory %d pages above %d", o.MemoryPages, cfg.MaxPages)
+	case o.MaxPrice < cfg.Price:
+		return fmt.Sprintf("max price %d below ours %d", o.MaxPrice, cfg.Price)
+	case o.Collateral > cfg.MaxCollateral:
+		return fmt.Sprintf("collateral %d above our cap %d", o.Collateral, cfg.MaxCollateral)
+	case o.Deadline < o.BidWindowEnd+cfg.MinBlocks:
+		return fmt.Sprintf("deadline %d leaves fewer than %d blocks after bidding", o.Deadline, cfg.MinBlocks)
 	}
 	return ""
 }
