@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -253,6 +254,89 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return -1
+}
+
+// TestConcurrencyLimitQueues: with one slot, a second lease waits
+// "queued" (its blobs in) while the first runs, and runs once the first
+// is done. The first job is held mid-run by the test-only hook, so the
+// overlap does not depend on timing.
+func TestConcurrencyLimitQueues(t *testing.T) {
+	params := types.DefaultParams()
+	params.EpochLength = 200 // liveness: the held job commits nothing meanwhile
+	nw := testnet.New(t, testnet.Options{Accounts: 2, Params: &params})
+	c := nw.Client(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	mod, err := examples.Build(ctx, "raytrace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	reg := prometheus.NewRegistry()
+	ex, err := executor.New(executor.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[1], DataDir: t.TempDir(), Price: 1000, MaxCollateral: 10_000_000,
+		MaxConcurrent: 1, Listen: "127.0.0.1:0", Register: true, Tick: 100 * time.Millisecond,
+		Tamper: func(lease, step uint64) bool {
+			if lease == 1 && step == 1 {
+				<-release // hold the first job (and its slot) after its first step
+			}
+			return false
+		}}, quiet(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Stop()
+	released := false
+	defer func() {
+		if !released {
+			close(release)
+		}
+	}()
+	status := func(lease uint64) pjobs.LeaseStatus {
+		var st pjobs.LeaseStatus
+		resp, err := http.Get(ex.URL() + pjobs.LeasePath(lease))
+		if err == nil {
+			json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+		}
+		return st
+	}
+	first := submit(t, ctx, c, nw.Accounts[0], mod, 20_000_000_000, 5)
+	poll.Until(t, 30*time.Second, "the first job running", func() (bool, string) {
+		st := status(first.ID)
+		return st.Phase == "running", fmt.Sprintf("%+v", st)
+	})
+	second := submit(t, ctx, c, nw.Accounts[0], append(append([]byte(nil), mod...), 0, 0, 0, 0, 0, 0, 0, 0, 0), 20_000_000_000, 5)
+	poll.Until(t, 30*time.Second, "the second job queued", func() (bool, string) {
+		st := status(second.ID)
+		return st.Phase == "queued", fmt.Sprintf("%+v", st)
+	})
+	if r, q := gauge(t, reg, "agora_executor_jobs_running"), gauge(t, reg, "agora_executor_jobs_queued"); r != 1 || q != 1 {
+		t.Fatalf("running %v, queued %v; want 1 and 1", r, q)
+	}
+	if st := status(first.ID); st.Phase != "running" || st.Committed != 0 {
+		t.Fatalf("the first job while held: %+v", st)
+	}
+	close(release)
+	released = true
+	waitDone(t, ctx, c, first.ID)
+	waitDone(t, ctx, c, second.ID)
+}
+
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetGauge().GetValue()
 		}
 	}
 	return -1
