@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -65,10 +66,33 @@ func Endpoint(ctx context.Context, c *client.Client, l api.JobLeaseView) (string
 	return strings.TrimRight(pv.Endpoint, "/"), nil
 }
 
+// Progress reports an upload: done of total bytes of blob id sent to
+// provider (called as the bytes go, and with done = total once the
+// provider accepted them).
+type Progress func(provider string, id blob.ID, done, total int64)
+
+// progressReader calls back every progressStep bytes.
+type progressReader struct {
+	r          io.Reader
+	done, last int64
+	report     func(done int64)
+}
+
+const progressStep = 1 << 20
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	if p.done-p.last >= progressStep {
+		p.last = p.done
+		p.report(p.done)
+	}
+	return n, err
+}
+
 // Upload sends each blob (by ID, the bytes) of the order to every leased
-// provider, signed by the owner's key. progress, if set, is called per
-// blob and provider when it is accepted.
-func Upload(ctx context.Context, c *client.Client, key ed25519.PrivateKey, order uint64, leases []api.JobLeaseView, blobs map[blob.ID][]byte, progress func(provider string, id blob.ID, size int)) error {
+// provider, signed by the owner's key, reporting to progress if set.
+func Upload(ctx context.Context, c *client.Client, key ed25519.PrivateKey, order uint64, leases []api.JobLeaseView, blobs map[blob.ID][]byte, progress Progress) error {
 	chainID, err := c.ChainID(ctx)
 	if err != nil {
 		return err
@@ -83,11 +107,16 @@ func Upload(ctx context.Context, c *client.Client, key ed25519.PrivateKey, order
 			return nil
 		}}
 		for id, data := range blobs {
-			if err := bc.Upload(ctx, id, bytes.NewReader(data), int64(len(data))); err != nil {
+			total := int64(len(data))
+			var r io.Reader = bytes.NewReader(data)
+			if progress != nil {
+				r = &progressReader{r: r, report: func(done int64) { progress(ep, id, min(done, total-1), total) }}
+			}
+			if err := bc.Upload(ctx, id, r, total); err != nil {
 				return fmt.Errorf("upload %s to %s (lease %d): %w", id, ep, l.ID, err)
 			}
 			if progress != nil {
-				progress(ep, id, len(data))
+				progress(ep, id, total, total)
 			}
 		}
 	}

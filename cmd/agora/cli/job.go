@@ -503,9 +503,13 @@ func submitAndUpload(ctx context.Context, g *globals, f *txFlags, sf *jobSubmitF
 		rep.Leases = append(rep.Leases, l.ID)
 		fmt.Fprintf(g.errOut, "lease %d: provider %s at %d uagr per million gas\n", l.ID, l.Provider, l.Price)
 	}
-	err = jobowner.Upload(ctx, c, priv, id, leases, blobs, func(ep string, bid blob.ID, size int) {
+	err = jobowner.Upload(ctx, c, priv, id, leases, blobs, func(ep string, bid blob.ID, done, total int64) {
+		if done < total {
+			fmt.Fprintf(g.errOut, "uploading %s to %s: %d%% of %d bytes\n", bid.String()[:16], ep, done*100/total, total)
+			return
+		}
 		rep.Uploaded++
-		fmt.Fprintf(g.errOut, "uploaded %s (%d bytes) to %s\n", bid, size, ep)
+		fmt.Fprintf(g.errOut, "uploaded %s (%d bytes) to %s\n", bid, total, ep)
 	})
 	if err != nil {
 		return err
