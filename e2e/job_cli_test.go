@@ -1,17 +1,25 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/engine/wasm"
+	"github.com/agoranet/agora/engine/wasm/examples"
 	"github.com/agoranet/agora/protocol/blob"
+	pjobs "github.com/agoranet/agora/protocol/jobs"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -65,7 +73,7 @@ func TestJobCLI(t *testing.T) {
 	modHash := blob.Of([]byte("\x00asm\x01\x00\x00\x00")) // orders name blobs by protocol/blob ID
 	owner0 := balance(owner.Address)
 	res := job("owner", "submit", "--module", module, "--gas", "10000000", "--max-price", "2000", "--collateral", "1000000",
-		"--bid-window", "3", "--deadline-in", "200", "--checkpoint-interval", "100")
+		"--bid-window", "3", "--deadline-in", "200", "--checkpoint-interval", "100", "--no-upload")
 	ownerFees := fee(res)
 	submitHash := res["hash"].(string)
 	if ev := res["events"].(map[string]any); ev["order_id"] != "1" {
@@ -155,4 +163,105 @@ func TestJobCLI(t *testing.T) {
 	if q.Status != "done" {
 		t.Fatalf("query job lease: %+v", q)
 	}
+}
+
+// stdoutJSON runs agora and decodes its stdout (progress goes to stderr).
+func stdoutJSON(t *testing.T, out any, args ...string) {
+	t.Helper()
+	cmd := exec.Command(agoraBin, append(args, "--output", "json")...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("agora %s: %v\n%s%s", strings.Join(args, " "), err, b, stderr.Bytes())
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		t.Fatalf("agora %s: not JSON: %v\n%s", strings.Join(args, " "), err, b)
+	}
+}
+
+// TestJobSubmitResultCLI is a newcomer's path through the binary: a
+// jobs-only provider (`provider start --wasm`), `job submit --example
+// raytrace` (clearing, upload), `job result` (the files, checked against
+// the chain), and the image equals a local run's.
+func TestJobSubmitResultCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("subprocess CLI test")
+	}
+	home := filepath.Join(t.TempDir(), "home")
+	ports := testnet.FreePorts(t, 4)
+	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
+	kr := []string{"--home", home, "--keyring", "test"}
+	var owner, prov struct{ Address string }
+	runJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
+	runJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
+	run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-jobs-cli",
+		"--account", owner.Address+"=5000000000", "--account", prov.Address+"=5000000000",
+		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--consensus.timeout_commit", "200ms")
+	node := startAgora(t, "start", "--home", home, "--log-level", "warn")
+	c, _ := client.New(rpc)
+	waitServing(t, c, node, 2)
+	provAddr := fmt.Sprintf("127.0.0.1:%d", ports[3])
+	p := startAgora(t, append([]string{"provider", "start", "--wasm", "--key", "prov", "--node", rpc, "--listen", provAddr, "--job-price", "800", "--log-level", "warn"}, kr...)...)
+	poll.Until(t, 60*time.Second, "the jobs-only provider registered", func() (bool, string) {
+		return strings.Contains(p.output(), "running compute jobs at http://"+provAddr), p.output()
+	})
+
+	var sub struct {
+		OrderID  uint64   `json:"order_id"`
+		Leases   []uint64 `json:"leases"`
+		Uploaded int      `json:"uploaded"`
+	}
+	stdoutJSON(t, &sub, append([]string{"job", "submit", "--example", "raytrace", "--bid-window", "2", "--from", "owner", "--node", rpc}, kr...)...)
+	if sub.OrderID != 1 || len(sub.Leases) != 1 || sub.Uploaded != 1 {
+		t.Fatalf("submit: %+v", sub)
+	}
+	out := filepath.Join(t.TempDir(), "result")
+	var res struct {
+		Results string
+		Status  string
+		Files   []struct{ Name, Path string }
+	}
+	stdoutJSON(t, &res, "job", "result", "1", "--out", out, "--node", rpc)
+	var lease struct {
+		ResultHash string `json:"result_hash"`
+		Price      uint64
+	}
+	runJSON(t, &lease, "query", "job", "lease", "1", "--node", rpc)
+	if res.Status != "done" || res.Results != lease.ResultHash || lease.Price != 800 {
+		t.Fatalf("result %+v, lease %+v", res, lease)
+	}
+	png, err := os.ReadFile(filepath.Join(out, "out", "render.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same job here: the order's seed, the CLI's default limits.
+	ctx := context.Background()
+	mod, err := examples.Build(ctx, "raytrace")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := wasm.NewEngine(ctx, wasm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close(ctx)
+	m, err := eng.Compile(ctx, mod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, err := m.Run(ctx, wasm.Job{Seed: pjobs.JobSeed("agora-jobs-cli", 1), Gas: 1_000_000_000, MemoryPages: 256, CheckpointEvery: 1000})
+	if err != nil || local.Failure != nil {
+		t.Fatalf("local run: %v %v", err, local.Failure)
+	}
+	for _, b := range local.Outputs {
+		if b.Name == "out/render.png" && !bytes.Equal(b.Data, png) {
+			t.Fatal("the fetched render.png differs from the local run's")
+		}
+	}
+	if !bytes.HasPrefix(png, []byte("\x89PNG")) {
+		t.Fatal("render.png is not a PNG")
+	}
+	p.stopGracefully(t, syscall.SIGTERM, 30*time.Second)
 }

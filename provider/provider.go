@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,6 +61,12 @@ type Config struct {
 	// (default 10s); then they are cut short, each billing what it
 	// generated (a partial receipt) before the store closes.
 	DrainTimeout time.Duration
+
+	// ExtraCapabilities are registered besides the backend's (e.g. "wasm"
+	// when the process also runs compute jobs), and Mount adds another
+	// service's routes (the executor's) to the provider's server.
+	ExtraCapabilities []string
+	Mount             func(mux *http.ServeMux)
 }
 
 // Provider is a running provider.
@@ -335,6 +342,11 @@ func (p *Provider) info() *types.ProviderInfo {
 		info.Capabilities = []string{"chat"}
 		if c, ok := p.backend.(interface{ Capabilities() []string }); ok {
 			info.Capabilities = c.Capabilities()
+		}
+	}
+	for _, c := range p.cfg.ExtraCapabilities {
+		if !slices.Contains(info.Capabilities, c) {
+			info.Capabilities = append(info.Capabilities, c)
 		}
 	}
 	for _, m := range p.backend.Models() {

@@ -39,6 +39,9 @@ func (p *Provider) routes() http.Handler {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
 	}
 	mux.Handle("GET /healthz", p.health)
+	if p.cfg.Mount != nil {
+		p.cfg.Mount(mux)
+	}
 	mux.HandleFunc("/", oai.Fallback(mux))
 	return mux
 }

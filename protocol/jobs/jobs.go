@@ -120,8 +120,9 @@ type LeaseStatus struct {
 	Phase     string   `json:"phase"` // "waiting for blobs", "running", "done", "failed", "ended"
 	Steps     uint64   `json:"steps"`
 	GasUsed   uint64   `json:"gas_used"`
-	Committed uint64   `json:"committed"`         // checkpoints on chain
-	Missing   []string `json:"missing,omitempty"` // blob IDs not yet uploaded
-	Results   string   `json:"results,omitempty"` // result list blob ID, once done
+	Committed uint64   `json:"committed"`            // checkpoints on chain
+	ResumedAt uint64   `json:"resumed_at,omitempty"` // the step a restarted executor resumed the job from
+	Missing   []string `json:"missing,omitempty"`    // blob IDs not yet uploaded
+	Results   string   `json:"results,omitempty"`    // result list blob ID, once done
 	Error     string   `json:"error,omitempty"`
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/executor"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/netlimit"
@@ -61,6 +62,24 @@ type ProviderConfig struct {
 	// DrainTimeout: how long a stop lets requests in flight finish
 	// ("10s"); then they are cut short, billing what they generated.
 	DrainTimeout time.Duration `toml:"drain_timeout"`
+
+	// Jobs ([jobs]): compute jobs (--wasm), run by the executor in the
+	// provider's process, on its listener.
+	Jobs JobsConfig `toml:"jobs"`
+}
+
+// JobsConfig is provider.toml's [jobs]: what the executor bids on and how
+// much of the machine it uses.
+type JobsConfig struct {
+	Enabled       bool   `toml:"enabled"`             // --wasm
+	Price         uint64 `toml:"price_per_mgas"`      // uagr per million gas
+	MaxCollateral uint64 `toml:"max_collateral"`      // the most collateral a bid locks
+	Concurrency   int    `toml:"max_concurrent"`      // jobs at once (one core each)
+	Queue         int    `toml:"queue"`               // won leases waiting beyond those
+	MaxGas        uint64 `toml:"max_gas"`             // the largest gas limit bid on
+	MaxPages      uint32 `toml:"max_memory_pages"`    // the largest memory limit bid on (64 KiB pages)
+	MaxUpload     uint64 `toml:"max_upload_bytes"`    // the largest module or input taken
+	MinBlocks     int64  `toml:"min_deadline_blocks"` // blocks an order's deadline must leave after bidding
 }
 
 // GatewayConfig is gateway.toml; flags override it.
@@ -151,8 +170,9 @@ func providerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			mergeConfig(cmd.Flags(), &c, fc)
-			if len(c.Models) == 0 && c.Backend == "" {
-				return errors.New("nothing to serve: give --model FILE.gguf or DIR (repeatable), or --backend URL with --backend-model NAME")
+			jobsOnly := len(c.Models) == 0 && c.Backend == ""
+			if jobsOnly && !c.Jobs.Enabled {
+				return errors.New("nothing to serve: give --model FILE.gguf or DIR (repeatable), --backend URL with --backend-model NAME, or --wasm (compute jobs)")
 			}
 			if c.PricePolicy != "" && c.PricePolicy != "fixed" && c.PricePolicy != "adaptive" {
 				return fmt.Errorf("--price-policy %q: want fixed or adaptive", c.PricePolicy)
@@ -169,6 +189,33 @@ func providerCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("provider key %q: %w", c.Key, err)
 			}
 			netlimit.Setup(logger, 1).Log(logger)
+			reg := registry()
+			var ex *executor.Executor
+			if c.Jobs.Enabled {
+				// Jobs only: the executor serves on the listener and
+				// registers itself; beside models, the provider does both
+				// and mounts the executor's routes.
+				listen := ""
+				if jobsOnly {
+					listen = c.Listen
+				}
+				ex, err = executor.New(executor.Config{ChainRPC: c.Node, Key: key, DataDir: filepath.Join(g.home, "data", "executor"),
+					Price: c.Jobs.Price, MaxCollateral: c.Jobs.MaxCollateral, MaxConcurrent: c.Jobs.Concurrency, Queue: c.Jobs.Queue,
+					MaxGas: c.Jobs.MaxGas, MaxPages: c.Jobs.MaxPages, MaxUpload: c.Jobs.MaxUpload, MinBlocks: c.Jobs.MinBlocks,
+					Listen: listen, Endpoint: c.Endpoint, Register: jobsOnly}, logger, reg)
+				if err != nil {
+					return err
+				}
+			}
+			if jobsOnly {
+				return runDaemon(cmd.Context(), func(ctx context.Context) error {
+					if err := ex.Start(ctx); err != nil {
+						return err
+					}
+					fmt.Fprintf(g.out, "provider %s running compute jobs at %s (%d uagr per million gas)\n", ex.Address(), ex.URL(), c.Jobs.Price)
+					return nil
+				}, ex.Stop)
+			}
 			var b provider.Backend
 			if c.Backend != "" {
 				ob, err := provider.NewOpenAIBackend(c.Backend, c.BackendKey, c.BackendModels, c.BackendContext)
@@ -190,23 +237,44 @@ func providerCmd(g *globals) *cobra.Command {
 				defer nb.Close()
 				b = nb
 			}
-			p, err := provider.New(provider.Config{
+			pc := provider.Config{
 				ChainRPC: c.Node, Key: key, Listen: c.Listen, Endpoint: c.Endpoint, DataDir: filepath.Join(g.home, "data", "provider"),
 				PriceIn: c.PriceInput, PriceOut: c.PriceOutput, Concurrency: c.Concurrency, Queue: c.Queue, Credit: c.Credit,
 				CPU: c.CPU, GPU: c.GPU, AuthWindow: c.AuthWindow, DrainTimeout: c.DrainTimeout,
 				Pricing: provider.Pricing{Adaptive: c.PricePolicy == "adaptive", FloorPct: c.PriceFloor, CeilingPct: c.PriceCeil},
 				Limits:  c.Limits, MaxBlockAge: c.MaxBlockAge,
-			}, b, logger, registry())
+			}
+			if ex != nil {
+				pc.ExtraCapabilities, pc.Mount = []string{"wasm"}, ex.Mount
+			}
+			p, err := provider.New(pc, b, logger, reg)
 			if err != nil {
 				return err
 			}
 			return runDaemon(cmd.Context(), func(ctx context.Context) error {
+				if ex != nil {
+					if err := ex.Start(ctx); err != nil { // before the server: uploads need the chain's id
+						return err
+					}
+				}
 				if err := p.Start(ctx); err != nil {
+					if ex != nil {
+						ex.Stop()
+					}
 					return err
 				}
 				fmt.Fprintf(g.out, "provider %s serving at %s\n", p.Address(), p.URL())
+				if ex != nil {
+					fmt.Fprintf(g.out, "  and compute jobs (%d uagr per million gas)\n", c.Jobs.Price)
+				}
 				return nil
-			}, p.Stop)
+			}, func() error {
+				err := p.Stop()
+				if ex != nil {
+					err = errors.Join(err, ex.Stop())
+				}
+				return err
+			})
 		},
 	}
 	f := start.Flags()
@@ -235,6 +303,14 @@ func providerCmd(g *globals) *cobra.Command {
 	f.StringVar(&c.GPU, "gpu", "", "GPU description to register")
 	limitFlags(f, &c.Limits, &c.MaxBlockAge)
 	f.DurationVar(&c.DrainTimeout, "drain-timeout", 10*time.Second, "on stop, how long requests in flight may finish before they are cut short (each billing what it generated)")
+	f.BoolVar(&c.Jobs.Enabled, "wasm", false, "also run compute jobs (WebAssembly): bid on fitting orders, run the leases won (alone, without --model or --backend: a jobs-only provider)")
+	f.Uint64Var(&c.Jobs.Price, "job-price", 1000, "compute jobs: bid price, uagr per million gas")
+	f.Uint64Var(&c.Jobs.MaxCollateral, "job-max-collateral", 10_000_000, "compute jobs: the most collateral one bid locks, uagr")
+	f.IntVar(&c.Jobs.Concurrency, "job-concurrency", 1, "compute jobs run at once (each uses one core)")
+	f.IntVar(&c.Jobs.Queue, "job-queue", 4, "compute jobs won and waiting beyond those (no bids while full)")
+	f.Uint64Var(&c.Jobs.MaxGas, "job-max-gas", 100_000_000_000, "compute jobs: the largest gas limit to bid on")
+	f.Uint32Var(&c.Jobs.MaxPages, "job-max-pages", 4096, "compute jobs: the largest memory limit to bid on, 64 KiB pages (memory use is at most concurrency × this)")
+	f.Uint64Var(&c.Jobs.MaxUpload, "job-max-upload", 256<<20, "compute jobs: the largest module or input taken, bytes")
 	cmd.AddCommand(start)
 	return cmd
 }
@@ -337,6 +413,15 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("backend-context", func() { d.BackendContext = fileOr(f.BackendContext, d.BackendContext) })
 		mergeLimits(fs, &d.Limits, &d.MaxBlockAge, f.Limits, f.MaxBlockAge)
 		set("drain-timeout", func() { d.DrainTimeout = fileOr(f.DrainTimeout, d.DrainTimeout) })
+		set("wasm", func() { d.Jobs.Enabled = d.Jobs.Enabled || f.Jobs.Enabled })
+		set("job-price", func() { d.Jobs.Price = fileOr(f.Jobs.Price, d.Jobs.Price) })
+		set("job-max-collateral", func() { d.Jobs.MaxCollateral = fileOr(f.Jobs.MaxCollateral, d.Jobs.MaxCollateral) })
+		set("job-concurrency", func() { d.Jobs.Concurrency = fileOr(f.Jobs.Concurrency, d.Jobs.Concurrency) })
+		set("job-queue", func() { d.Jobs.Queue = fileOr(f.Jobs.Queue, d.Jobs.Queue) })
+		set("job-max-gas", func() { d.Jobs.MaxGas = fileOr(f.Jobs.MaxGas, d.Jobs.MaxGas) })
+		set("job-max-pages", func() { d.Jobs.MaxPages = fileOr(f.Jobs.MaxPages, d.Jobs.MaxPages) })
+		set("job-max-upload", func() { d.Jobs.MaxUpload = fileOr(f.Jobs.MaxUpload, d.Jobs.MaxUpload) })
+		d.Jobs.MinBlocks = fileOr(f.Jobs.MinBlocks, d.Jobs.MinBlocks)
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *ValidatorConfig:
 		f := file.(ValidatorConfig)

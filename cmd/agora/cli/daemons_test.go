@@ -32,6 +32,27 @@ func TestProviderConfigFile(t *testing.T) {
 	}
 }
 
+// TestProviderJobsConfig: provider.toml's [jobs] turns compute jobs on and
+// sets the executor's limits; a flag given on the command line wins.
+func TestProviderJobsConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "provider.toml")
+	os.WriteFile(path, []byte("[jobs]\nenabled = true\nprice_per_mgas = 900\nmax_concurrent = 3\nmax_memory_pages = 512\nmin_deadline_blocks = 50\n"), 0o644)
+	start, _, _ := providerCmd(&globals{home: dir}).Find([]string{"start"})
+	if err := start.ParseFlags([]string{"--config", path, "--job-price", "1500"}); err != nil {
+		t.Fatal(err)
+	}
+	var fc ProviderConfig
+	if err := loadTOML(path, "", &fc); err != nil {
+		t.Fatal(err)
+	}
+	c := ProviderConfig{Jobs: JobsConfig{Price: 1500, Concurrency: 1, MaxPages: 4096, Queue: 4}} // defaults and the flag
+	mergeConfig(start.Flags(), &c, fc)
+	if want := (JobsConfig{Enabled: true, Price: 1500, Concurrency: 3, MaxPages: 512, Queue: 4, MinBlocks: 50}); c.Jobs != want {
+		t.Fatalf("merged [jobs] %+v, want %+v", c.Jobs, want)
+	}
+}
+
 // TestModelFiles: a directory stands for its .gguf files in name order, a
 // file for itself; a missing path or a directory without models is an error.
 func TestModelFiles(t *testing.T) {

@@ -18,8 +18,11 @@ import (
 	"github.com/agoranet/agora/chain/jobs"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/engine/wasm/examples"
+	"github.com/agoranet/agora/internal/jobowner"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/protocol/blob"
+	pjobs "github.com/agoranet/agora/protocol/jobs"
 )
 
 // jobSubmitFlags are `agora job submit`'s order terms.
@@ -34,6 +37,9 @@ type jobSubmitFlags struct {
 	replicas             uint32
 	bidWindow            int64
 	interval             uint64
+	example              string
+	noUpload             bool
+	wait                 time.Duration
 }
 
 // msg builds the order; height is the chain's current height (for
@@ -136,11 +142,39 @@ func jobCmd(g *globals) *cobra.Command {
 	p := func() printer { return printer{w: g.out, json: f.output == "json"} }
 
 	sf := &jobSubmitFlags{}
-	submit := &cobra.Command{Use: "submit", Short: "Post an order and escrow its price (r × gas limit × max price); providers bid, the chain clears it after the bid window",
+	submit := &cobra.Command{Use: "submit", Short: "Post an order and escrow its price (r × gas limit × max price); providers bid, the chain clears it after the bid window, then the module and inputs are uploaded to the leased providers",
+		Long: `Posts an order for a WebAssembly job (--module FILE, or --example NAME to build
+one of the example jobs) with its input files, and escrows its price. Providers
+bid during the bid window and the chain leases the order to the best of them.
+Unless --no-upload, submit then waits for the clearing and uploads the module
+and the inputs to each leased provider (signed with the --from key, which
+owns the order); the providers run the job and commit its checkpoints. Then
+'agora job result ORDER_ID' fetches the results.`,
+		Example: `  agora job submit --example raytrace --from demo
+  agora job submit --example ngram --input corpus.txt --replicas 2 --from demo
+  agora job submit --module job.wasm --input data.bin --gas 5000000000 --from me`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("deadline") && cmd.Flags().Changed("deadline-in") {
 				return fmt.Errorf("give --deadline or --deadline-in, not both")
+			}
+			if sf.example != "" && (sf.module != "" || sf.moduleHash != "") {
+				return fmt.Errorf("give --example or --module/--module-hash, not both")
+			}
+			if !sf.noUpload && (sf.moduleHash != "" || len(sf.inputHashes) > 0) {
+				return fmt.Errorf("--module-hash and --input-hash name blobs this command cannot upload: give the files, or --no-upload")
+			}
+			ctx := ctxOr(cmd.Context())
+			blobs := map[blob.ID][]byte{}
+			if sf.example != "" {
+				fmt.Fprintf(g.errOut, "building example %s (GOOS=wasip1 GOARCH=wasm) ...\n", sf.example)
+				bin, err := examples.Build(ctx, sf.example)
+				if err != nil {
+					return err
+				}
+				id := blob.Of(bin)
+				sf.moduleHash = id.String()
+				blobs[id] = bin
 			}
 			var now int64
 			if sf.deadline == 0 {
@@ -155,7 +189,20 @@ func jobCmd(g *globals) *cobra.Command {
 				}
 				now = st.SyncInfo.LatestBlockHeight
 			}
-			return broadcast(cmd.Context(), g, f, func([]string) (any, error) { return sf.msg(now) }, nil)
+			if sf.noUpload {
+				return broadcast(cmd.Context(), g, f, func([]string) (any, error) { return sf.msg(now) }, nil)
+			}
+			for _, path := range append([]string{sf.module}, sf.inputs...) {
+				if path == "" {
+					continue
+				}
+				data, err := os.ReadFile(path)
+				if err != nil {
+					return err
+				}
+				blobs[blob.Of(data)] = data
+			}
+			return submitAndUpload(ctx, g, f, sf, now, blobs)
 		}}
 	fl := submit.Flags()
 	fl.StringVar(&sf.module, "module", "", "the job's WebAssembly module (its blob ID goes on chain)")
@@ -173,6 +220,9 @@ func jobCmd(g *globals) *cobra.Command {
 	fl.Int64Var(&sf.bidWindow, "bid-window", 5, "blocks of bidding")
 	fl.Uint64Var(&sf.interval, "checkpoint-interval", 1_000, "steps between checkpoints")
 	fl.Uint64Var(&sf.escrow, "escrow", 0, "escrow deposit, uagr (default: exactly what the order requires)")
+	fl.StringVar(&sf.example, "example", "", "build an example job as the module: "+strings.Join(examples.Names, ", "))
+	fl.BoolVar(&sf.noUpload, "no-upload", false, "only post the order: do not wait for the clearing nor upload the module and inputs")
+	fl.DurationVar(&sf.wait, "wait", 5*time.Minute, "how long to wait for the clearing")
 
 	status := &cobra.Command{Use: "status ORDER_ID", Short: "An order, its bids, leases and checkpoints", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -380,7 +430,7 @@ func jobCmd(g *globals) *cobra.Command {
 			h, err := hex32(a[1], "post-state hash")
 			return &types.MsgVoteStep{DisputeId: id, PostStateHash: h}, err
 		})}
-	cmd.AddCommand(submit, status, list, cancelCmd, dispute, bid, checkpoint, bisect, pick, vote, newJobRunCmd())
+	cmd.AddCommand(submit, status, list, cancelCmd, dispute, bid, checkpoint, bisect, pick, vote, newJobRunCmd(), jobResultCmd(f))
 	return cmd
 }
 
@@ -413,4 +463,146 @@ func blobIDFile(path string) ([]byte, error) {
 	}
 	id := m.ID()
 	return id[:], nil
+}
+
+// submitReport is what `agora job submit` prints once it uploaded.
+type submitReport struct {
+	*client.TxResult
+	OrderID  uint64   `json:"order_id"`
+	Leases   []uint64 `json:"leases"`
+	Uploaded int      `json:"uploaded"` // blobs × providers
+}
+
+// submitAndUpload posts the order, waits for its clearing and uploads its
+// blobs to every leased provider.
+func submitAndUpload(ctx context.Context, g *globals, f *txFlags, sf *jobSubmitFlags, now int64, blobs map[blob.ID][]byte) error {
+	if err := checkOutput(f.output); err != nil {
+		return err
+	}
+	if f.from == "" {
+		return fmt.Errorf("--from is required")
+	}
+	msg, err := sf.msg(now)
+	if err != nil {
+		return err
+	}
+	priv, err := keyFrom(g.home, f.backend, f.from)
+	if err != nil {
+		return err
+	}
+	c, err := client.New(f.node)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, sf.wait+90*time.Second)
+	defer cancel()
+	res, err := c.NewSigner(priv).Send(ctx, msg)
+	if err != nil {
+		return err
+	}
+	id, err := u64(res.Events["order_id"], "order id")
+	if err != nil {
+		return fmt.Errorf("the submit tx %s named no order: %w", res.Hash, err)
+	}
+	fmt.Fprintf(g.errOut, "order %d posted in block %d (fee %d uagr); bidding until height %d ...\n", id, res.Height, res.Fee, res.Height+sf.bidWindow)
+	wctx, wcancel := context.WithTimeout(ctx, sf.wait)
+	defer wcancel()
+	_, leases, err := jobowner.WaitLeases(wctx, c, id, 300*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	rep := submitReport{TxResult: res, OrderID: id}
+	for _, l := range leases {
+		rep.Leases = append(rep.Leases, l.ID)
+		fmt.Fprintf(g.errOut, "lease %d: provider %s at %d uagr per million gas\n", l.ID, l.Provider, l.Price)
+	}
+	err = jobowner.Upload(ctx, c, priv, id, leases, blobs, func(ep string, bid blob.ID, done, total int64) {
+		if done < total {
+			fmt.Fprintf(g.errOut, "uploading %s to %s: %d%% of %d bytes\n", bid.String()[:16], ep, done*100/total, total)
+			return
+		}
+		rep.Uploaded++
+		fmt.Fprintf(g.errOut, "uploaded %s (%d bytes) to %s\n", bid, total, ep)
+	})
+	if err != nil {
+		return err
+	}
+	return printer{w: g.out, json: f.output == "json"}.print(rep, func(w io.Writer) {
+		fmt.Fprintf(w, "order %d: leased (%v), module and inputs uploaded; the job runs now.\n  agora job result %d --node %s\n", id, rep.Leases, id, f.node)
+	})
+}
+
+// jobResultCmd is `agora job result`: wait for an order's final
+// checkpoint, fetch its results from the provider and check them against
+// the chain.
+func jobResultCmd(f *txFlags) *cobra.Command {
+	var out string
+	var wait time.Duration
+	cmd := &cobra.Command{Use: "result ORDER_ID", Short: "Wait for an order's result, fetch it from its provider (checked against the chain) and write the files",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			id, err := u64(a[0], "order id")
+			if err != nil {
+				return err
+			}
+			if err := checkOutput(f.output); err != nil {
+				return err
+			}
+			c, err := client.New(f.node)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctxOr(cmd.Context()), wait)
+			defer cancel()
+			start := time.Now()
+			l, err := jobowner.WaitDone(ctx, c, id, 300*time.Millisecond)
+			if err != nil {
+				return err
+			}
+			if out == "" {
+				out = fmt.Sprintf("job-%d", id)
+			}
+			res, err := jobowner.Fetch(ctx, c, l, out)
+			if err != nil {
+				return err
+			}
+			type file struct {
+				Name string `json:"name"`
+				Size uint64 `json:"size"`
+				Blob string `json:"blob"`
+				Path string `json:"path"`
+			}
+			rep := struct {
+				Order   uint64 `json:"order"`
+				Lease   uint64 `json:"lease"`
+				Results string `json:"results"`
+				Status  string `json:"status"`
+				Failure string `json:"failure,omitempty"`
+				GasUsed uint64 `json:"gas_used"`
+				Steps   uint64 `json:"steps"`
+				Files   []file `json:"files"`
+			}{Order: id, Lease: l.ID, Results: res.List.ID().String(), Status: "done", GasUsed: l.GasUsed, Steps: l.Steps}
+			if res.Failed {
+				rep.Status, rep.Failure = "failed", string(res.Outputs[pjobs.FailureOutput])
+			}
+			for _, o := range res.List.Outputs {
+				rep.Files = append(rep.Files, file{o.Name, o.Size, o.ID.String(), filepath.Join(out, filepath.FromSlash(o.Name))})
+			}
+			err = printer{w: cmd.OutOrStdout(), json: f.output == "json"}.print(rep, func(w io.Writer) {
+				fmt.Fprintf(w, "order %d, lease %d: %s after %d steps, %d gas; result list %s (checked against the chain, %v)\n", id, l.ID, rep.Status, l.Steps, l.GasUsed, rep.Results, time.Since(start).Round(time.Millisecond))
+				if rep.Failure != "" {
+					fmt.Fprintf(w, "failure: %s\n", rep.Failure)
+				}
+				for _, fl := range rep.Files {
+					fmt.Fprintf(w, "  %s  %d bytes → %s\n", fl.Name, fl.Size, fl.Path)
+				}
+			})
+			if err == nil && res.Failed {
+				return fmt.Errorf("order %d's job failed: %s", id, rep.Failure)
+			}
+			return err
+		}}
+	cmd.Flags().StringVar(&out, "out", "", "directory for the result files (default job-ORDER_ID)")
+	cmd.Flags().DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for the result")
+	return cmd
 }

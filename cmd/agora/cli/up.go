@@ -18,6 +18,7 @@ import (
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/executor"
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/node"
@@ -336,8 +337,21 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 		}
 		addr, _ := providerAddr(u.provAddr, i)
 		dir := filepath.Join(g.home, "data", name)
+		// Each provider also runs compute jobs (provider start --wasm), so
+		// an example job can be submitted at once.
+		reg := registry()
+		ex, err := executor.New(executor.Config{ChainRPC: cfg.RPC.Laddr, Key: key, DataDir: filepath.Join(dir, "executor"),
+			Price: uint64(1000 + 100*i), MaxCollateral: 10_000_000, MaxConcurrent: 1}, logger.With("module", "executor", "provider", name), reg)
+		if err != nil {
+			return "", err
+		}
+		if err := ex.Start(ctx); err != nil {
+			return "", err
+		}
+		stop.add(func() { ex.Stop() })
 		p, err := provider.New(provider.Config{ChainRPC: cfg.RPC.Laddr, Key: key, Listen: addr, DataDir: dir,
-			PriceIn: uint64(10 + i), PriceOut: uint64(20 + 2*i), Concurrency: 2, MaxBlockAge: cfg.MaxBlockAge()}, b, logger.With("module", "provider", "provider", name), registry())
+			PriceIn: uint64(10 + i), PriceOut: uint64(20 + 2*i), Concurrency: 2, MaxBlockAge: cfg.MaxBlockAge(),
+			ExtraCapabilities: []string{"wasm"}, Mount: ex.Mount}, b, logger.With("module", "provider", "provider", name), reg)
 		if err != nil {
 			return "", err
 		}
@@ -405,6 +419,8 @@ Agora is up (chain %[1]s): a validator with its audit worker, %[2]s, and a gatew
     -d '{"model":"%[7]s","messages":[{"role":"user","content":"Hello!"}],"max_tokens":32}'
 
   OpenAI SDK (Python):  OpenAI(base_url="%[3]s/v1", api_key="unused")
+  compute job:          agora job submit --example raytrace --from demo --keyring test --home %[5]s --node %[9]s
+                        agora job result ORDER_ID --out ./result --node %[9]s
   explorer:             %[6]s
   receipts:             curl %[3]s/v1/receipts
   chain status:         curl http://%[4]s/v1/status
@@ -412,5 +428,5 @@ Agora is up (chain %[1]s): a validator with its audit worker, %[2]s, and a gatew
                         (stored UNENCRYPTED in %[8]s: a local devnet's keys only)
 
 Press Ctrl-C to stop; run it again to resume.
-`, n.App().ChainID(), provs, gw.URL(), cfg.API.Laddr, g.home, explorerURL(cfg), model, filepath.Join(g.home, "keyring-"+keyring.BackendTest)), nil
+`, n.App().ChainID(), provs, gw.URL(), cfg.API.Laddr, g.home, explorerURL(cfg), model, filepath.Join(g.home, "keyring-"+keyring.BackendTest), cfg.RPC.Laddr), nil
 }
