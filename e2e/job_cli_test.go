@@ -73,7 +73,7 @@ func TestJobCLI(t *testing.T) {
 	modHash := blob.Of([]byte("\x00asm\x01\x00\x00\x00")) // orders name blobs by protocol/blob ID
 	owner0 := balance(owner.Address)
 	res := job("owner", "submit", "--module", module, "--gas", "10000000", "--max-price", "2000", "--collateral", "1000000",
-		"--bid-window", "3", "--deadline-in", "200", "--checkpoint-interval", "100", "--no-upload")
+		"--bid-window", "10", "--deadline-in", "200", "--checkpoint-interval", "100", "--no-upload")
 	ownerFees := fee(res)
 	submitHash := res["hash"].(string)
 	if ev := res["events"].(map[string]any); ev["order_id"] != "1" {
@@ -213,7 +213,7 @@ func TestJobSubmitResultCLI(t *testing.T) {
 		Leases   []uint64 `json:"leases"`
 		Uploaded int      `json:"uploaded"`
 	}
-	stdoutJSON(t, &sub, append([]string{"job", "submit", "--example", "raytrace", "--bid-window", "2", "--from", "owner", "--node", rpc}, kr...)...)
+	stdoutJSON(t, &sub, append([]string{"job", "submit", "--example", "raytrace", "--bid-window", "15", "--from", "owner", "--node", rpc}, kr...)...)
 	if sub.OrderID != 1 || len(sub.Leases) != 1 || sub.Uploaded != 1 {
 		t.Fatalf("submit: %+v", sub)
 	}

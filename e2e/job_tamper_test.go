@@ -22,13 +22,15 @@ import (
 	"github.com/agoranet/agora/validator"
 )
 
-// TestJobTamperingExecutorCaught runs a replicated order on two real executors,
-// one of which alters the job's memory after step 150, with three real
+// TestJobTamperingExecutorCaught runs a replicated order of 10^5 steps on two
+// real executors, one of which alters the job's memory after step 50,000 (its
+// checkpoints every 10^4 steps are wrong from then on), with three real
 // validator workers: the replicas' mismatch is audited, challenged, bisected
-// down to steps 149..150 by the executor defending itself, refereed by the
+// down to steps 49,999..50,000 by the executor defending itself, refereed by the
 // validators' votes, and the tampering lease is slashed while the honest
 // one finishes.
 func TestJobTamperingExecutorCaught(t *testing.T) {
+	const steps, tamperStep = 100_000, 50_000
 	p := types.DefaultParams()
 	p.EpochLength, p.CommitWindow, p.BeaconWindow = 10, 2, 2
 	p.AuditFloorBps, p.AuditCeilingBps = 0, 0
@@ -73,7 +75,7 @@ func TestJobTamperingExecutorCaught(t *testing.T) {
 	for i, k := range nw.Accounts[1:] {
 		cfg := executor.Config{ChainRPC: rpc, Key: k, DataDir: t.TempDir(), Price: 1000, MaxCollateral: 10_000_000, Listen: "127.0.0.1:0", Register: true, Tick: 100 * time.Millisecond}
 		if i == 1 {
-			cfg.Tamper = func(lease, step uint64) bool { return step == 150 }
+			cfg.Tamper = func(lease, step uint64) bool { return step == tamperStep }
 		}
 		ex, err := executor.New(cfg, quietLog(), prometheus.NewRegistry())
 		if err != nil {
@@ -86,12 +88,12 @@ func TestJobTamperingExecutorCaught(t *testing.T) {
 		exs = append(exs, ex)
 	}
 	owner := c.NewSigner(nw.Accounts[0])
-	mod, input := jobsim.CounterModule(300), []byte("input 0")
+	mod, input := jobsim.CounterModule(steps), []byte("input 0")
 	mid, iid := blob.Of(mod), blob.Of(input)
-	const gas, price, coll = 1 << 20, 1_000_000, 5_000_000
+	const gas, price, coll = 1 << 30, 1_000, 5_000_000
 	per, _ := jobs.Budget(gas, price)
 	res, err := owner.Send(ctx, &types.MsgSubmitJob{ModuleHash: mid[:], InputHashes: [][]byte{iid[:]}, GasLimit: gas, MemoryPages: 4, MaxPrice: price,
-		Deadline: nw.Height(0) + 2000, Collateral: coll, Replication: 2, BidWindow: 3, CheckpointInterval: 100, Escrow: 2 * per})
+		Deadline: nw.Height(0) + 2000, Collateral: coll, Replication: 2, BidWindow: 3, CheckpointInterval: steps / 10, Escrow: 2 * per})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +115,7 @@ func TestJobTamperingExecutorCaught(t *testing.T) {
 		}
 	}
 	var d api.JobDisputeView
-	poll.Until(t, 90*time.Second, "the tampering executor's dispute resolved", func() (bool, string) {
+	poll.Until(t, 180*time.Second, "the tampering executor's dispute resolved", func() (bool, string) {
 		ds, err := c.JobLeaseDisputes(ctx, liarLease)
 		if err != nil || len(ds) == 0 {
 			return false, fmt.Sprint(ds, err)
@@ -122,11 +124,16 @@ func TestJobTamperingExecutorCaught(t *testing.T) {
 		return d.Outcome != "", fmt.Sprintf("phase %s %d..%d moves %d", d.Phase, d.Lo, d.Hi, d.Moves)
 	})
 	t.Logf("dispute %+v", d)
-	if d.Outcome != "challenger" || d.Lo != 149 || d.Hi != 150 {
+	if d.Outcome != "challenger" || d.Lo != tamperStep-1 || d.Hi != tamperStep {
 		t.Fatalf("dispute: %+v", d)
 	}
+	// The disputed interval is one checkpoint's 10^4 steps: at k = 8, at
+	// most ceil(log8(10^4)) = 5 bisect + 5 pick moves.
+	if d.Moves > 10 {
+		t.Fatalf("dispute took %d moves, want at most 10", d.Moves)
+	}
 	for lid, want := range map[uint64]string{liarLease: "slashed", honestLease: "done"} {
-		poll.Until(t, 30*time.Second, fmt.Sprint("lease ", lid, " ", want), func() (bool, string) {
+		poll.Until(t, 60*time.Second, fmt.Sprint("lease ", lid, " ", want), func() (bool, string) {
 			l, err := c.JobLease(ctx, lid)
 			return err == nil && l.Status == want, fmt.Sprint(l.Status, err)
 		})

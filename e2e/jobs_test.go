@@ -169,7 +169,7 @@ func TestJobsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	rtLease := rt.LeaseIDs[0]
-	poll.Until(t, 60*time.Second, "two ray tracer checkpoints", func() (bool, string) {
+	poll.Until(t, 180*time.Second, "two ray tracer checkpoints", func() (bool, string) {
 		l, err := c.JobLease(ctx, rtLease)
 		return err == nil && l.Checkpoints >= 2, fmt.Sprint(l.Checkpoints, l.Status, err)
 	})
@@ -215,7 +215,7 @@ func TestJobsEndToEnd(t *testing.T) {
 		ov, _ := c.JobOrder(ctx, o.id)
 		for _, lid := range ov.LeaseIDs {
 			var l api.JobLeaseView
-			poll.Until(t, 90*time.Second, fmt.Sprintf("lease %d (%s) done", lid, o.name), func() (bool, string) {
+			poll.Until(t, 240*time.Second, fmt.Sprintf("lease %d (%s) done", lid, o.name), func() (bool, string) {
 				l, err = c.JobLease(ctx, lid)
 				return err == nil && l.Status == "done", fmt.Sprint(l.Status, l.Checkpoints, err)
 			})

@@ -340,8 +340,13 @@ func setupFaultNet(t *testing.T) *faultNet {
 	}
 
 	params := types.DefaultParams()
-	params.EpochLength = 10
-	params.CommitWindow = 4
+	// The commit window must outlast a provider's restart: provider A is
+	// killed and restarted below, and an honest provider that misses an
+	// epoch's commit deadline has omitted that epoch's receipts (its clients
+	// report them and it is slashed). With 4 blocks (≈ 1.5 s here) a restart
+	// on a loaded machine sometimes took longer; 15 blocks leave ≈ 5 s.
+	params.EpochLength = 20
+	params.CommitWindow = 15
 	params.OpeningWindow = 8
 	var accounts []types.GenesisAccount
 	var specs []node.ValidatorSpec
