@@ -108,39 +108,55 @@ type quantized struct {
 	xkd4    [][]float32
 }
 
-// prepare makes the activation form w needs.
-func (qz *quantized) prepare(w *Matrix, x []float32, T int) {
+// prepare makes the activation form w needs, quantizing groups of four
+// tokens across threads (each token's quantization depends on its row
+// alone, so the split changes no bit).
+func (qz *quantized) prepare(w *Matrix, x []float32, T, threads int) {
 	qz.x, qz.cols, qz.T = x, w.Cols, T
+	groups := (T + 3) / 4
 	switch w.act() {
 	case actQ8:
 		if qz.xq != nil {
 			return
 		}
 		qz.xq = make([]q8Row, T)
-		for t := 0; t < T; t++ {
-			quantizeQ8(x[t*w.Cols:(t+1)*w.Cols], &qz.xq[t])
-		}
-		for t := 0; t+4 <= T; t += 4 {
-			qz.xq4 = append(qz.xq4, interleaveScales(qz.xq[t:t+4]))
-		}
+		qz.xq4 = make([]q8Group, T/4)
+		parallel(groups, threads, func(lo, hi int) {
+			for g := lo; g < hi; g++ {
+				t1 := min(T, 4*g+4)
+				for t := 4 * g; t < t1; t++ {
+					quantizeQ8(x[t*w.Cols:(t+1)*w.Cols], &qz.xq[t])
+				}
+				if t1-4*g == 4 {
+					qz.xq4[g] = interleaveScales(qz.xq[4*g : 4*g+4])
+				}
+			}
+		})
 	case actQ8K:
 		if qz.xk != nil {
 			return
 		}
 		qz.xk = make([]q8KRow, T)
-		for t := 0; t < T; t++ {
-			quantizeQ8K(x[t*w.Cols:(t+1)*w.Cols], &qz.xk[t])
-		}
-		for t := 0; t+4 <= T; t += 4 {
-			nb := len(qz.xk[t].d)
-			d := make([]float32, 4*nb)
-			for b := 0; b < nb; b++ {
-				for k := 0; k < 4; k++ {
-					d[4*b+k] = qz.xk[t+k].d[b]
+		qz.xkd4 = make([][]float32, T/4)
+		parallel(groups, threads, func(lo, hi int) {
+			for g := lo; g < hi; g++ {
+				t1 := min(T, 4*g+4)
+				for t := 4 * g; t < t1; t++ {
+					quantizeQ8K(x[t*w.Cols:(t+1)*w.Cols], &qz.xk[t])
 				}
+				if t1-4*g < 4 {
+					continue
+				}
+				nb := len(qz.xk[4*g].d)
+				d := make([]float32, 4*nb)
+				for b := 0; b < nb; b++ {
+					for k := 0; k < 4; k++ {
+						d[4*b+k] = qz.xk[4*g+k].d[b]
+					}
+				}
+				qz.xkd4[g] = d
 			}
-			qz.xkd4 = append(qz.xkd4, d)
-		}
+		})
 	}
 }
 
@@ -153,7 +169,7 @@ func (m *Model) matmul(w *Matrix, out, x []float32, T int, qz *quantized) {
 	if qz == nil {
 		qz = &quantized{}
 	}
-	qz.prepare(w, x, T)
+	qz.prepare(w, x, T, m.threads)
 	parallel(w.Rows, m.threads, func(lo, hi int) {
 		var buf [4 * rowChunk]float32
 		for r0 := lo; r0 < hi; r0 += rowChunk {
@@ -237,15 +253,26 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 	}
 	s.grow(s.pos + T)
 	dim, kvDim, qDim, hd := c.Dim, c.KVHeads*c.HeadDim, c.Heads*c.HeadDim, c.HeadDim
+	// Every step outside the matmuls and attention works on one token at a
+	// time, so it is split across threads by token (forTokens): each token
+	// goes through the same operations in the same order whatever the split.
+	forTokens := func(fn func(t int)) {
+		parallel(T, m.threads, func(lo, hi int) {
+			for t := lo; t < hi; t++ {
+				fn(t)
+			}
+		})
+	}
 	x := make([]float32, T*dim)
-	for t, tok := range tokens {
-		m.tokEmbd.Row(tok, x[t*dim:(t+1)*dim])
-	}
-	if c.EmbedScale != 0 {
-		for i := range x {
-			x[i] *= c.EmbedScale
+	forTokens(func(t int) {
+		xt := x[t*dim : (t+1)*dim]
+		m.tokEmbd.Row(tokens[t], xt)
+		if c.EmbedScale != 0 {
+			for i := range xt {
+				xt[i] *= c.EmbedScale
+			}
 		}
-	}
+	})
 	xb := make([]float32, T*dim)
 	q := make([]float32, T*qDim)
 	k := make([]float32, T*kvDim)
@@ -262,14 +289,14 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 
 	for li := range m.layers {
 		l := &m.layers[li]
-		for t := 0; t < T; t++ {
+		forTokens(func(t int) {
 			rmsnorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], l.attnNorm, c.Eps)
-		}
+		})
 		qx := &quantized{}
 		m.matmul(l.wq, q, xb, T, qx)
 		m.matmul(l.wk, k, xb, T, qx)
 		m.matmul(l.wv, v, xb, T, qx)
-		for t := 0; t < T; t++ {
+		forTokens(func(t int) {
 			qt, kt := q[t*qDim:(t+1)*qDim], k[t*kvDim:(t+1)*kvDim]
 			addBias(qt, l.bq)
 			addBias(kt, l.bk)
@@ -292,16 +319,19 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 			}
 			copy(s.kCache[li][pos*kvDim:], kt)
 			copy(s.vCache[li][pos*kvDim:], v[t*kvDim:(t+1)*kvDim])
-		}
-		// Attention: one (token, head) pair per work item; each reads the
+		})
+		// Attention: one (head, token) pair per work item; each reads the
 		// cache for its visible positions in order, whatever T is. A local
 		// layer sees the last SlidingWindow positions (llama.cpp's mask:
-		// key j is hidden when pos - j >= window).
+		// key j is hidden when pos - j >= window). Items are ordered head
+		// first so that contiguous chunks split heads, not early and late
+		// tokens (a late token sees more positions: a token split would
+		// give the last thread most of the work).
 		kc, vc := s.kCache[li], s.vCache[li]
 		parallel(T*c.Heads, m.threads, func(lo, hi int) {
 			scores := make([]float32, s.pos+T)
 			for i := lo; i < hi; i++ {
-				t, h := i/c.Heads, i%c.Heads
+				h, t := i/T, i%T
 				pos := s.pos + t
 				first := 0
 				if l.local {
@@ -338,39 +368,42 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 			}
 		})
 		m.matmul(l.wo, proj, att, T, nil)
-		if l.postAttnNorm != nil {
-			for t := 0; t < T; t++ {
-				rmsnorm(proj[t*dim:(t+1)*dim], proj[t*dim:(t+1)*dim], l.postAttnNorm, c.Eps)
+		forTokens(func(t int) {
+			pt, xt := proj[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim]
+			if l.postAttnNorm != nil {
+				rmsnorm(pt, pt, l.postAttnNorm, c.Eps)
 			}
-		}
-		for i := range x {
-			x[i] += proj[i]
-		}
-		for t := 0; t < T; t++ {
-			rmsnorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], l.ffnNorm, c.Eps)
-		}
+			for i := range xt {
+				xt[i] += pt[i]
+			}
+			rmsnorm(xb[t*dim:(t+1)*dim], xt, l.ffnNorm, c.Eps)
+		})
 		qf := &quantized{}
 		m.matmul(l.wGate, hb, xb, T, qf)
 		m.matmul(l.wUp, hb2, xb, T, qf)
-		if c.GELU {
-			for i := range hb {
-				hb[i] = geluTanh(hb[i]) * hb2[i] // GeGLU
+		forTokens(func(t int) {
+			g1, u := hb[t*c.FFN:(t+1)*c.FFN], hb2[t*c.FFN:(t+1)*c.FFN]
+			if c.GELU {
+				for i := range g1 {
+					g1[i] = geluTanh(g1[i]) * u[i] // GeGLU
+				}
+			} else {
+				for i := range g1 {
+					g := g1[i]
+					g1[i] = float32(g/(1+expf(-g))) * u[i] // SwiGLU: silu(gate) * up
+				}
 			}
-		} else {
-			for i := range hb {
-				g := hb[i]
-				hb[i] = float32(g/(1+expf(-g))) * hb2[i] // SwiGLU: silu(gate) * up
-			}
-		}
+		})
 		m.matmul(l.wDown, proj, hb, T, nil)
-		if l.postFFNNorm != nil {
-			for t := 0; t < T; t++ {
-				rmsnorm(proj[t*dim:(t+1)*dim], proj[t*dim:(t+1)*dim], l.postFFNNorm, c.Eps)
+		forTokens(func(t int) {
+			pt, xt := proj[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim]
+			if l.postFFNNorm != nil {
+				rmsnorm(pt, pt, l.postFFNNorm, c.Eps)
 			}
-		}
-		for i := range x {
-			x[i] += proj[i]
-		}
+			for i := range xt {
+				xt[i] += pt[i]
+			}
+		})
 	}
 	s.pos += T
 
