@@ -339,32 +339,26 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 				}
 				kvh := h / group
 				qh := q[t*qDim+h*hd : t*qDim+(h+1)*hd]
+				n := pos + 1 - first
+				sc := scores[:n]
+				attnScores(qh, kc[first*kvDim+kvh*hd:], kvDim, n, scale, sc)
 				maxv := float32(math.Inf(-1))
-				for j := first; j <= pos; j++ {
-					sc := dotF32(qh, kc[j*kvDim+kvh*hd:j*kvDim+(kvh+1)*hd]) * scale
-					scores[j] = sc
-					if sc > maxv {
-						maxv = sc
+				for _, v := range sc {
+					if v > maxv {
+						maxv = v
 					}
 				}
 				var sum float32
-				for j := first; j <= pos; j++ {
-					e := expf(scores[j] - maxv)
-					scores[j] = e
+				for j, v := range sc {
+					e := expf(v - maxv)
+					sc[j] = e
 					sum += e
 				}
 				inv := 1 / sum
-				out := att[t*qDim+h*hd : t*qDim+(h+1)*hd]
-				for d := range out {
-					out[d] = 0
+				for j := range sc {
+					sc[j] *= inv
 				}
-				for j := first; j <= pos; j++ {
-					w := scores[j] * inv
-					vh := vc[j*kvDim+kvh*hd : j*kvDim+(kvh+1)*hd]
-					for d := range out {
-						out[d] += float32(w * vh[d])
-					}
-				}
+				attnWeighted(att[t*qDim+h*hd:t*qDim+(h+1)*hd], vc[first*kvDim+kvh*hd:], kvDim, sc)
 			}
 		})
 		m.matmul(l.wo, proj, att, T, nil)

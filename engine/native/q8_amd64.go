@@ -17,3 +17,9 @@ func hasF16C() bool {
 	_, _, ecx, _ := cpuid(1)
 	return ecx&(1<<29) != 0
 }
+
+//go:noescape
+func attnScoresAVX2(q, k *float32, hd, stride, cnt int, scale float32, out *float32)
+
+//go:noescape
+func attnWeightedAVX2(out, v *float32, hd, stride, cnt int, w *float32)
