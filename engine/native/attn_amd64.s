@@ -122,3 +122,47 @@ w1store:
 wdone:
 	VZEROUPPER
 	RET
+
+// func lanesF32x4AVX2(w, x *float32, xstride, n int, l *[4][8]float32)
+// For each of four activation rows x_k = x + k*xstride floats, lane i of
+// l[k] accumulates w[i]·x_k[i] for i ≡ lane (mod 8), from zero, in index
+// order: lanesF32Go for four tokens, the weights loaded once for all four.
+// n is a multiple of 8.
+TEXT ·lanesF32x4AVX2(SB), NOSPLIT, $0-40
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ xstride+16(FP), R9
+	MOVQ n+24(FP), CX
+	MOVQ l+32(FP), DX
+	SHLQ $2, R9
+	LEAQ (DI)(R9*1), R10
+	LEAQ (R10)(R9*1), R11
+	LEAQ (R11)(R9*1), R12
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	SHRQ $3, CX
+	XORQ AX, AX
+f4loop:
+	TESTQ CX, CX
+	JZ f4done
+	VMOVUPS (SI)(AX*1), Y4
+	VMULPS (DI)(AX*1), Y4, Y5
+	VADDPS Y5, Y0, Y0
+	VMULPS (R10)(AX*1), Y4, Y6
+	VADDPS Y6, Y1, Y1
+	VMULPS (R11)(AX*1), Y4, Y7
+	VADDPS Y7, Y2, Y2
+	VMULPS (R12)(AX*1), Y4, Y8
+	VADDPS Y8, Y3, Y3
+	ADDQ $32, AX
+	DECQ CX
+	JMP f4loop
+f4done:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VZEROUPPER
+	RET

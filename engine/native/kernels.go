@@ -418,6 +418,23 @@ func (m *Matrix) dotFloat(r int, qz *quantized, t0, n int, out *[4]float32) {
 	cols := m.Cols
 	if m.Type == gguf.F32 {
 		w := m.f32[r*cols : (r+1)*cols]
+		if n == 4 && haveAVX2 && useSIMD && cols >= 8 {
+			// Four tokens per pass over the row: each token's lanes are
+			// dotF32's, so the same bits as one token at a time.
+			n8 := cols &^ 7
+			x := qz.x[t0*cols : (t0+4)*cols]
+			var l [4][8]float32
+			lanesF32x4AVX2(&w[0], &x[0], cols, n8, &l)
+			for k := 0; k < 4; k++ {
+				xk := x[k*cols : (k+1)*cols]
+				s := combine8(&l[k])
+				for i := n8; i < cols; i++ {
+					s += float32(w[i] * xk[i])
+				}
+				out[k] = s
+			}
+			return
+		}
 		for k := 0; k < n; k++ {
 			out[k] = dotF32(w, qz.x[(t0+k)*cols:(t0+k+1)*cols])
 		}

@@ -23,3 +23,6 @@ func attnScoresAVX2(q, k *float32, hd, stride, cnt int, scale float32, out *floa
 
 //go:noescape
 func attnWeightedAVX2(out, v *float32, hd, stride, cnt int, w *float32)
+
+//go:noescape
+func lanesF32x4AVX2(w, x *float32, xstride, n int, l *[4][8]float32)
