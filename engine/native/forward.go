@@ -166,26 +166,47 @@ func (qz *quantized) prepare(w *Matrix, x []float32, T, threads int) {
 // every kernel gives a token the same bits in a tile as alone. qz, if
 // not nil, shares x's quantization with other matmuls over the same x.
 func (m *Model) matmul(w *Matrix, out, x []float32, T int, qz *quantized) {
+	m.matmuls([]*Matrix{w}, [][]float32{out}, x, T, qz)
+}
+
+// matmuls runs several matmuls over the same activations as one parallel
+// job (q, k and v; gate and up): the threads split the rows of all of
+// them together, so one barrier instead of one per matrix, and a thread
+// idle at the end of one matrix is not left waiting for the others.
+func (m *Model) matmuls(ws []*Matrix, outs [][]float32, x []float32, T int, qz *quantized) {
 	if qz == nil {
 		qz = &quantized{}
 	}
-	qz.prepare(w, x, T, m.threads)
-	parallel(w.Rows, m.threads, func(lo, hi int) {
+	total := 0
+	for _, w := range ws {
+		qz.prepare(w, x, T, m.threads)
+		total += w.Rows
+	}
+	parallel(total, m.threads, func(lo, hi int) {
 		var buf [4 * rowChunk]float32
-		for r0 := lo; r0 < hi; r0 += rowChunk {
-			r1 := min(hi, r0+rowChunk)
-			t := 0
-			for ; t+4 <= T; t += 4 {
-				w.dotRows(r0, r1, qz, t, 4, buf[:4*(r1-r0)])
-				for r := r0; r < r1; r++ {
-					for k := 0; k < 4; k++ {
-						out[(t+k)*w.Rows+r] = buf[4*(r-r0)+k]
+		base := 0
+		for i, w := range ws {
+			wlo, whi := max(lo-base, 0), min(hi-base, w.Rows)
+			base += w.Rows
+			if wlo >= whi {
+				continue
+			}
+			out := outs[i]
+			for r0 := wlo; r0 < whi; r0 += rowChunk {
+				r1 := min(whi, r0+rowChunk)
+				t := 0
+				for ; t+4 <= T; t += 4 {
+					w.dotRows(r0, r1, qz, t, 4, buf[:4*(r1-r0)])
+					for r := r0; r < r1; r++ {
+						for k := 0; k < 4; k++ {
+							out[(t+k)*w.Rows+r] = buf[4*(r-r0)+k]
+						}
 					}
 				}
-			}
-			for ; t < T; t++ {
-				w.dotRows(r0, r1, qz, t, 1, buf[:r1-r0])
-				copy(out[t*w.Rows+r0:t*w.Rows+r1], buf[:r1-r0])
+				for ; t < T; t++ {
+					w.dotRows(r0, r1, qz, t, 1, buf[:r1-r0])
+					copy(out[t*w.Rows+r0:t*w.Rows+r1], buf[:r1-r0])
+				}
 			}
 		}
 	})
@@ -292,10 +313,7 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 		forTokens(func(t int) {
 			rmsnorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], l.attnNorm, c.Eps)
 		})
-		qx := &quantized{}
-		m.matmul(l.wq, q, xb, T, qx)
-		m.matmul(l.wk, k, xb, T, qx)
-		m.matmul(l.wv, v, xb, T, qx)
+		m.matmuls([]*Matrix{l.wq, l.wk, l.wv}, [][]float32{q, k, v}, xb, T, nil)
 		forTokens(func(t int) {
 			qt, kt := q[t*qDim:(t+1)*qDim], k[t*kvDim:(t+1)*kvDim]
 			addBias(qt, l.bq)
@@ -372,9 +390,7 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 			}
 			rmsnorm(xb[t*dim:(t+1)*dim], xt, l.ffnNorm, c.Eps)
 		})
-		qf := &quantized{}
-		m.matmul(l.wGate, hb, xb, T, qf)
-		m.matmul(l.wUp, hb2, xb, T, qf)
+		m.matmuls([]*Matrix{l.wGate, l.wUp}, [][]float32{hb, hb2}, xb, T, nil)
 		forTokens(func(t int) {
 			g1, u := hb[t*c.FFN:(t+1)*c.FFN], hb2[t*c.FFN:(t+1)*c.FFN]
 			if c.GELU {
