@@ -83,7 +83,9 @@ func parallel(n, threads int, fn func(lo, hi int)) {
 	threads = min(threads, n)
 	var wg sync.WaitGroup
 	chunk := (n + threads - 1) / threads
-	for lo := 0; lo < n; lo += chunk {
+	// The caller takes the first chunk itself: one goroutine fewer to
+	// start and wake per job.
+	for lo := chunk; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		wg.Add(1)
 		go func(lo, hi int) {
@@ -91,6 +93,7 @@ func parallel(n, threads int, fn func(lo, hi int)) {
 			fn(lo, hi)
 		}(lo, hi)
 	}
+	fn(0, min(chunk, n))
 	wg.Wait()
 }
 
