@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sync"
+
+	"github.com/agoranet/agora/engine/gguf"
 )
 
 // Session holds one sequence's KV cache. Not safe for concurrent use.
@@ -180,6 +182,19 @@ func (m *Model) matmuls(ws []*Matrix, outs [][]float32, x []float32, T int, qz *
 	if qz == nil {
 		qz = &quantized{}
 	}
+	if halfActs && qz.xq == nil && qz.xk == nil && (ws[0].Type == gguf.BF16 || ws[0].Type == gguf.F16) {
+		// test-only: llama.cpp's F16/BF16 matmuls convert the activations
+		// to the weights' type first (ggml's vec_dot_type)
+		xr := make([]float32, len(x))
+		for i, v := range x {
+			if ws[0].Type == gguf.BF16 {
+				xr[i] = math.Float32frombits(uint32(bf16Round(v)) << 16)
+			} else {
+				xr[i] = f16Table[F32ToF16(v)]
+			}
+		}
+		x = xr
+	}
 	total := 0
 	for _, w := range ws {
 		qz.prepare(w, x, T, m.threads)
@@ -338,6 +353,11 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 					qt[i] *= c.QScale
 				}
 			}
+			if attnF16 {
+				roundF16(qt)
+				roundF16(kt)
+				roundF16(v[t*kvDim : (t+1)*kvDim])
+			}
 			copy(s.kCache[li][pos*kvDim:], kt)
 			copy(s.vCache[li][pos*kvDim:], v[t*kvDim:(t+1)*kvDim])
 		})
@@ -378,6 +398,9 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 				inv := 1 / sum
 				for j := range sc {
 					sc[j] *= inv
+				}
+				if attnF16 {
+					roundF16(sc)
 				}
 				attnWeighted(att[t*qDim+h*hd:t*qDim+(h+1)*hd], vc[first*kvDim+kvh*hd:], kvDim, sc)
 			}
@@ -453,6 +476,31 @@ func geluTanh(x float32) float32 {
 	x2 := float32(x * x)
 	inner := float32(float32(sqrt2OverPi)*x) * (1 + float32(float32(coef)*x2))
 	return float32(0.5*x) * (1 + float32(math.Tanh(float64(inner))))
+}
+
+// attnF16 (tests only) rounds q, the cached k and v, and the softmax
+// weights through f16, as llama.cpp's default f16 KV cache does (its
+// f16 matmuls convert q and the weights to f16): a diagnostic of where
+// the engine and llama.cpp differ, not a mode of the engine.
+var attnF16 = false
+
+// halfActs (tests only) rounds the activations of F16/BF16 matmuls to the
+// weights' type, as ggml's vec_dot_type does: a diagnostic like attnF16.
+var halfActs = false
+
+// bf16Round is ggml's fp32 → bf16 conversion: round to nearest even.
+func bf16Round(f float32) uint16 {
+	u := math.Float32bits(f)
+	if u&0x7fffffff > 0x7f800000 {
+		return uint16(u>>16 | 64)
+	}
+	return uint16((u + (0x7fff + (u >> 16 & 1))) >> 16)
+}
+
+func roundF16(x []float32) {
+	for i, v := range x {
+		x[i] = f16Table[F32ToF16(v)]
+	}
 }
 
 func addBias(x, b []float32) {
