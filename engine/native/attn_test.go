@@ -71,3 +71,25 @@ func TestAttentionKernelsMatchGo(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundHalfAwayI8 checks the fast rounding against roundHalfAway on
+// every float32 in (-128, 128) with a fraction near .5 and on random ones.
+func TestRoundHalfAwayI8(t *testing.T) {
+	check := func(x float32) {
+		if got, want := roundHalfAwayI8(x), int8(roundHalfAway(x)); got != want {
+			t.Fatalf("roundHalfAwayI8(%v) = %d, want %d", x, got, want)
+		}
+	}
+	for i := -127; i <= 127; i++ {
+		h := float32(i) + 0.5
+		for _, x := range []float32{h, math.Nextafter32(h, 200), math.Nextafter32(h, -200), float32(i), math.Nextafter32(float32(i), 200), math.Nextafter32(float32(i), -200)} {
+			if x > -128 && x < 128 {
+				check(x)
+			}
+		}
+	}
+	rng := NewRNG(3)
+	for i := 0; i < 1_000_000; i++ {
+		check(float32(rng.Float64()*255.99 - 127.995))
+	}
+}
