@@ -42,3 +42,21 @@ func attnWeighted(out, v []float32, stride int, w []float32) {
 		}
 	}
 }
+
+// swiglu sets g[i] = silu(g[i]) * u[i] = float32(g/(1+expf(-g))) * u[i],
+// four at a time in assembly where the CPU has AVX2 (the same operations,
+// so the same bits), the rest in Go.
+func swiglu(g, u []float32) {
+	u = u[:len(g)]
+	n4 := 0
+	if haveAVX2 && useSIMD {
+		n4 = len(g) &^ 3
+		if n4 > 0 {
+			swigluAVX2(&g[0], &u[0], n4)
+		}
+	}
+	for i := n4; i < len(g); i++ {
+		x := g[i]
+		g[i] = float32(x/(1+expf(-x))) * u[i]
+	}
+}

@@ -93,3 +93,39 @@ func TestRoundHalfAwayI8(t *testing.T) {
 		check(float32(rng.Float64()*255.99 - 127.995))
 	}
 }
+
+// TestSwiGLUMatchesGo checks the assembly SwiGLU against the Go expression
+// on values across expf's whole range, its limits (±88.7, -103.9 for -g)
+// signed zeros, huge values and infinities (NaN results compare as NaN).
+func TestSwiGLUMatchesGo(t *testing.T) {
+	if !haveAVX2 {
+		t.Skip("no AVX2: only the Go path exists")
+	}
+	rng := NewRNG(11)
+	n := 1 << 16
+	g := make([]float32, n)
+	u := make([]float32, n)
+	special := []float32{0, float32(math.Copysign(0, -1)), 88.7, -88.7, 103.9, -103.9, 88.70001, -88.70001, 103.90001, -103.90001, 150, -150, 1e-30, -1e-30, 0.5, -0.5, 1e4, -1e4, 1e30, -1e30, float32(math.Inf(1)), float32(math.Inf(-1))}
+	for i := range g {
+		switch {
+		case i < len(special):
+			g[i] = special[i]
+		case i%3 == 0:
+			g[i] = float32(rng.Float64()*240 - 120)
+		default:
+			g[i] = float32(rng.Float64()*16 - 8)
+		}
+		u[i] = float32(rng.Float64()*4 - 2)
+	}
+	want := make([]float32, n)
+	for i, x := range g {
+		want[i] = float32(x/(1+expf(-x))) * u[i]
+	}
+	got := append([]float32(nil), g...)
+	swiglu(got, u)
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) && !(got[i] != got[i] && want[i] != want[i]) {
+			t.Fatalf("swiglu(%v, %v) = %v, Go %v", g[i], u[i], got[i], want[i])
+		}
+	}
+}

@@ -424,10 +424,7 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 					g1[i] = geluTanh(g1[i]) * u[i] // GeGLU
 				}
 			} else {
-				for i := range g1 {
-					g := g1[i]
-					g1[i] = float32(g/(1+expf(-g))) * u[i] // SwiGLU: silu(gate) * up
-				}
+				swiglu(g1, u) // SwiGLU: silu(gate) * up
 			}
 		})
 		m.matmul(l.wDown, proj, hb, T, nil)

@@ -26,3 +26,6 @@ func attnWeightedAVX2(out, v *float32, hd, stride, cnt int, w *float32)
 
 //go:noescape
 func lanesF32x4AVX2(w, x *float32, xstride, n int, l *[4][8]float32)
+
+//go:noescape
+func swigluAVX2(gate, up *float32, n int)
