@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"sync"
+
+	"github.com/agoranet/agora/engine/gguf"
 )
 
 // Session holds one sequence's KV cache. Not safe for concurrent use.
@@ -83,7 +85,9 @@ func parallel(n, threads int, fn func(lo, hi int)) {
 	threads = min(threads, n)
 	var wg sync.WaitGroup
 	chunk := (n + threads - 1) / threads
-	for lo := 0; lo < n; lo += chunk {
+	// The caller takes the first chunk itself: one goroutine fewer to
+	// start and wake per job.
+	for lo := chunk; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		wg.Add(1)
 		go func(lo, hi int) {
@@ -91,6 +95,7 @@ func parallel(n, threads int, fn func(lo, hi int)) {
 			fn(lo, hi)
 		}(lo, hi)
 	}
+	fn(0, min(chunk, n))
 	wg.Wait()
 }
 
@@ -108,39 +113,55 @@ type quantized struct {
 	xkd4    [][]float32
 }
 
-// prepare makes the activation form w needs.
-func (qz *quantized) prepare(w *Matrix, x []float32, T int) {
+// prepare makes the activation form w needs, quantizing groups of four
+// tokens across threads (each token's quantization depends on its row
+// alone, so the split changes no bit).
+func (qz *quantized) prepare(w *Matrix, x []float32, T, threads int) {
 	qz.x, qz.cols, qz.T = x, w.Cols, T
+	groups := (T + 3) / 4
 	switch w.act() {
 	case actQ8:
 		if qz.xq != nil {
 			return
 		}
 		qz.xq = make([]q8Row, T)
-		for t := 0; t < T; t++ {
-			quantizeQ8(x[t*w.Cols:(t+1)*w.Cols], &qz.xq[t])
-		}
-		for t := 0; t+4 <= T; t += 4 {
-			qz.xq4 = append(qz.xq4, interleaveScales(qz.xq[t:t+4]))
-		}
+		qz.xq4 = make([]q8Group, T/4)
+		parallel(groups, threads, func(lo, hi int) {
+			for g := lo; g < hi; g++ {
+				t1 := min(T, 4*g+4)
+				for t := 4 * g; t < t1; t++ {
+					quantizeQ8(x[t*w.Cols:(t+1)*w.Cols], &qz.xq[t])
+				}
+				if t1-4*g == 4 {
+					qz.xq4[g] = interleaveScales(qz.xq[4*g : 4*g+4])
+				}
+			}
+		})
 	case actQ8K:
 		if qz.xk != nil {
 			return
 		}
 		qz.xk = make([]q8KRow, T)
-		for t := 0; t < T; t++ {
-			quantizeQ8K(x[t*w.Cols:(t+1)*w.Cols], &qz.xk[t])
-		}
-		for t := 0; t+4 <= T; t += 4 {
-			nb := len(qz.xk[t].d)
-			d := make([]float32, 4*nb)
-			for b := 0; b < nb; b++ {
-				for k := 0; k < 4; k++ {
-					d[4*b+k] = qz.xk[t+k].d[b]
+		qz.xkd4 = make([][]float32, T/4)
+		parallel(groups, threads, func(lo, hi int) {
+			for g := lo; g < hi; g++ {
+				t1 := min(T, 4*g+4)
+				for t := 4 * g; t < t1; t++ {
+					quantizeQ8K(x[t*w.Cols:(t+1)*w.Cols], &qz.xk[t])
 				}
+				if t1-4*g < 4 {
+					continue
+				}
+				nb := len(qz.xk[4*g].d)
+				d := make([]float32, 4*nb)
+				for b := 0; b < nb; b++ {
+					for k := 0; k < 4; k++ {
+						d[4*b+k] = qz.xk[4*g+k].d[b]
+					}
+				}
+				qz.xkd4[g] = d
 			}
-			qz.xkd4 = append(qz.xkd4, d)
-		}
+		})
 	}
 }
 
@@ -150,26 +171,60 @@ func (qz *quantized) prepare(w *Matrix, x []float32, T int) {
 // every kernel gives a token the same bits in a tile as alone. qz, if
 // not nil, shares x's quantization with other matmuls over the same x.
 func (m *Model) matmul(w *Matrix, out, x []float32, T int, qz *quantized) {
+	m.matmuls([]*Matrix{w}, [][]float32{out}, x, T, qz)
+}
+
+// matmuls runs several matmuls over the same activations as one parallel
+// job (q, k and v; gate and up): the threads split the rows of all of
+// them together, so one barrier instead of one per matrix, and a thread
+// idle at the end of one matrix is not left waiting for the others.
+func (m *Model) matmuls(ws []*Matrix, outs [][]float32, x []float32, T int, qz *quantized) {
 	if qz == nil {
 		qz = &quantized{}
 	}
-	qz.prepare(w, x, T)
-	parallel(w.Rows, m.threads, func(lo, hi int) {
+	if halfActs && qz.xq == nil && qz.xk == nil && (ws[0].Type == gguf.BF16 || ws[0].Type == gguf.F16) {
+		// test-only: llama.cpp's F16/BF16 matmuls convert the activations
+		// to the weights' type first (ggml's vec_dot_type)
+		xr := make([]float32, len(x))
+		for i, v := range x {
+			if ws[0].Type == gguf.BF16 {
+				xr[i] = math.Float32frombits(uint32(bf16Round(v)) << 16)
+			} else {
+				xr[i] = f16Table[F32ToF16(v)]
+			}
+		}
+		x = xr
+	}
+	total := 0
+	for _, w := range ws {
+		qz.prepare(w, x, T, m.threads)
+		total += w.Rows
+	}
+	parallel(total, m.threads, func(lo, hi int) {
 		var buf [4 * rowChunk]float32
-		for r0 := lo; r0 < hi; r0 += rowChunk {
-			r1 := min(hi, r0+rowChunk)
-			t := 0
-			for ; t+4 <= T; t += 4 {
-				w.dotRows(r0, r1, qz, t, 4, buf[:4*(r1-r0)])
-				for r := r0; r < r1; r++ {
-					for k := 0; k < 4; k++ {
-						out[(t+k)*w.Rows+r] = buf[4*(r-r0)+k]
+		base := 0
+		for i, w := range ws {
+			wlo, whi := max(lo-base, 0), min(hi-base, w.Rows)
+			base += w.Rows
+			if wlo >= whi {
+				continue
+			}
+			out := outs[i]
+			for r0 := wlo; r0 < whi; r0 += rowChunk {
+				r1 := min(whi, r0+rowChunk)
+				t := 0
+				for ; t+4 <= T; t += 4 {
+					w.dotRows(r0, r1, qz, t, 4, buf[:4*(r1-r0)])
+					for r := r0; r < r1; r++ {
+						for k := 0; k < 4; k++ {
+							out[(t+k)*w.Rows+r] = buf[4*(r-r0)+k]
+						}
 					}
 				}
-			}
-			for ; t < T; t++ {
-				w.dotRows(r0, r1, qz, t, 1, buf[:r1-r0])
-				copy(out[t*w.Rows+r0:t*w.Rows+r1], buf[:r1-r0])
+				for ; t < T; t++ {
+					w.dotRows(r0, r1, qz, t, 1, buf[:r1-r0])
+					copy(out[t*w.Rows+r0:t*w.Rows+r1], buf[:r1-r0])
+				}
 			}
 		}
 	})
@@ -237,15 +292,26 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 	}
 	s.grow(s.pos + T)
 	dim, kvDim, qDim, hd := c.Dim, c.KVHeads*c.HeadDim, c.Heads*c.HeadDim, c.HeadDim
+	// Every step outside the matmuls and attention works on one token at a
+	// time, so it is split across threads by token (forTokens): each token
+	// goes through the same operations in the same order whatever the split.
+	forTokens := func(fn func(t int)) {
+		parallel(T, m.threads, func(lo, hi int) {
+			for t := lo; t < hi; t++ {
+				fn(t)
+			}
+		})
+	}
 	x := make([]float32, T*dim)
-	for t, tok := range tokens {
-		m.tokEmbd.Row(tok, x[t*dim:(t+1)*dim])
-	}
-	if c.EmbedScale != 0 {
-		for i := range x {
-			x[i] *= c.EmbedScale
+	forTokens(func(t int) {
+		xt := x[t*dim : (t+1)*dim]
+		m.tokEmbd.Row(tokens[t], xt)
+		if c.EmbedScale != 0 {
+			for i := range xt {
+				xt[i] *= c.EmbedScale
+			}
 		}
-	}
+	})
 	xb := make([]float32, T*dim)
 	q := make([]float32, T*qDim)
 	k := make([]float32, T*kvDim)
@@ -262,14 +328,11 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 
 	for li := range m.layers {
 		l := &m.layers[li]
-		for t := 0; t < T; t++ {
+		forTokens(func(t int) {
 			rmsnorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], l.attnNorm, c.Eps)
-		}
-		qx := &quantized{}
-		m.matmul(l.wq, q, xb, T, qx)
-		m.matmul(l.wk, k, xb, T, qx)
-		m.matmul(l.wv, v, xb, T, qx)
-		for t := 0; t < T; t++ {
+		})
+		m.matmuls([]*Matrix{l.wq, l.wk, l.wv}, [][]float32{q, k, v}, xb, T, nil)
+		forTokens(func(t int) {
 			qt, kt := q[t*qDim:(t+1)*qDim], k[t*kvDim:(t+1)*kvDim]
 			addBias(qt, l.bq)
 			addBias(kt, l.bk)
@@ -290,18 +353,26 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 					qt[i] *= c.QScale
 				}
 			}
+			if attnF16 {
+				roundF16(qt)
+				roundF16(kt)
+				roundF16(v[t*kvDim : (t+1)*kvDim])
+			}
 			copy(s.kCache[li][pos*kvDim:], kt)
 			copy(s.vCache[li][pos*kvDim:], v[t*kvDim:(t+1)*kvDim])
-		}
-		// Attention: one (token, head) pair per work item; each reads the
+		})
+		// Attention: one (head, token) pair per work item; each reads the
 		// cache for its visible positions in order, whatever T is. A local
 		// layer sees the last SlidingWindow positions (llama.cpp's mask:
-		// key j is hidden when pos - j >= window).
+		// key j is hidden when pos - j >= window). Items are ordered head
+		// first so that contiguous chunks split heads, not early and late
+		// tokens (a late token sees more positions: a token split would
+		// give the last thread most of the work).
 		kc, vc := s.kCache[li], s.vCache[li]
 		parallel(T*c.Heads, m.threads, func(lo, hi int) {
 			scores := make([]float32, s.pos+T)
 			for i := lo; i < hi; i++ {
-				t, h := i/c.Heads, i%c.Heads
+				h, t := i/T, i%T
 				pos := s.pos + t
 				first := 0
 				if l.local {
@@ -309,68 +380,63 @@ func (s *Session) Forward(tokens []int, all bool) ([][]float32, error) {
 				}
 				kvh := h / group
 				qh := q[t*qDim+h*hd : t*qDim+(h+1)*hd]
+				n := pos + 1 - first
+				sc := scores[:n]
+				attnScores(qh, kc[first*kvDim+kvh*hd:], kvDim, n, scale, sc)
 				maxv := float32(math.Inf(-1))
-				for j := first; j <= pos; j++ {
-					sc := dotF32(qh, kc[j*kvDim+kvh*hd:j*kvDim+(kvh+1)*hd]) * scale
-					scores[j] = sc
-					if sc > maxv {
-						maxv = sc
+				for _, v := range sc {
+					if v > maxv {
+						maxv = v
 					}
 				}
 				var sum float32
-				for j := first; j <= pos; j++ {
-					e := expf(scores[j] - maxv)
-					scores[j] = e
+				for j, v := range sc {
+					e := expf(v - maxv)
+					sc[j] = e
 					sum += e
 				}
 				inv := 1 / sum
-				out := att[t*qDim+h*hd : t*qDim+(h+1)*hd]
-				for d := range out {
-					out[d] = 0
+				for j := range sc {
+					sc[j] *= inv
 				}
-				for j := first; j <= pos; j++ {
-					w := scores[j] * inv
-					vh := vc[j*kvDim+kvh*hd : j*kvDim+(kvh+1)*hd]
-					for d := range out {
-						out[d] += float32(w * vh[d])
-					}
+				if attnF16 {
+					roundF16(sc)
 				}
+				attnWeighted(att[t*qDim+h*hd:t*qDim+(h+1)*hd], vc[first*kvDim+kvh*hd:], kvDim, sc)
 			}
 		})
 		m.matmul(l.wo, proj, att, T, nil)
-		if l.postAttnNorm != nil {
-			for t := 0; t < T; t++ {
-				rmsnorm(proj[t*dim:(t+1)*dim], proj[t*dim:(t+1)*dim], l.postAttnNorm, c.Eps)
+		forTokens(func(t int) {
+			pt, xt := proj[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim]
+			if l.postAttnNorm != nil {
+				rmsnorm(pt, pt, l.postAttnNorm, c.Eps)
 			}
-		}
-		for i := range x {
-			x[i] += proj[i]
-		}
-		for t := 0; t < T; t++ {
-			rmsnorm(xb[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim], l.ffnNorm, c.Eps)
-		}
-		qf := &quantized{}
-		m.matmul(l.wGate, hb, xb, T, qf)
-		m.matmul(l.wUp, hb2, xb, T, qf)
-		if c.GELU {
-			for i := range hb {
-				hb[i] = geluTanh(hb[i]) * hb2[i] // GeGLU
+			for i := range xt {
+				xt[i] += pt[i]
 			}
-		} else {
-			for i := range hb {
-				g := hb[i]
-				hb[i] = float32(g/(1+expf(-g))) * hb2[i] // SwiGLU: silu(gate) * up
+			rmsnorm(xb[t*dim:(t+1)*dim], xt, l.ffnNorm, c.Eps)
+		})
+		m.matmuls([]*Matrix{l.wGate, l.wUp}, [][]float32{hb, hb2}, xb, T, nil)
+		forTokens(func(t int) {
+			g1, u := hb[t*c.FFN:(t+1)*c.FFN], hb2[t*c.FFN:(t+1)*c.FFN]
+			if c.GELU {
+				for i := range g1 {
+					g1[i] = geluTanh(g1[i]) * u[i] // GeGLU
+				}
+			} else {
+				swiglu(g1, u) // SwiGLU: silu(gate) * up
 			}
-		}
+		})
 		m.matmul(l.wDown, proj, hb, T, nil)
-		if l.postFFNNorm != nil {
-			for t := 0; t < T; t++ {
-				rmsnorm(proj[t*dim:(t+1)*dim], proj[t*dim:(t+1)*dim], l.postFFNNorm, c.Eps)
+		forTokens(func(t int) {
+			pt, xt := proj[t*dim:(t+1)*dim], x[t*dim:(t+1)*dim]
+			if l.postFFNNorm != nil {
+				rmsnorm(pt, pt, l.postFFNNorm, c.Eps)
 			}
-		}
-		for i := range x {
-			x[i] += proj[i]
-		}
+			for i := range xt {
+				xt[i] += pt[i]
+			}
+		})
 	}
 	s.pos += T
 
@@ -407,6 +473,31 @@ func geluTanh(x float32) float32 {
 	x2 := float32(x * x)
 	inner := float32(float32(sqrt2OverPi)*x) * (1 + float32(float32(coef)*x2))
 	return float32(0.5*x) * (1 + float32(math.Tanh(float64(inner))))
+}
+
+// attnF16 (tests only) rounds q, the cached k and v, and the softmax
+// weights through f16, as llama.cpp's default f16 KV cache does (its
+// f16 matmuls convert q and the weights to f16): a diagnostic of where
+// the engine and llama.cpp differ, not a mode of the engine.
+var attnF16 = false
+
+// halfActs (tests only) rounds the activations of F16/BF16 matmuls to the
+// weights' type, as ggml's vec_dot_type does: a diagnostic like attnF16.
+var halfActs = false
+
+// bf16Round is ggml's fp32 → bf16 conversion: round to nearest even.
+func bf16Round(f float32) uint16 {
+	u := math.Float32bits(f)
+	if u&0x7fffffff > 0x7f800000 {
+		return uint16(u>>16 | 64)
+	}
+	return uint16((u + (0x7fff + (u >> 16 & 1))) >> 16)
+}
+
+func roundF16(x []float32) {
+	for i, v := range x {
+		x[i] = f16Table[F32ToF16(v)]
+	}
 }
 
 func addBias(x, b []float32) {

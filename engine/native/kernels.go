@@ -230,30 +230,46 @@ func quantizeQ8(x []float32, out *q8Row) {
 	out.q, out.d, out.s, out.i = out.q[:len(x)], out.d[:n], out.s[:n], out.i[:n]
 	for b := 0; b < n; b++ {
 		blk := x[b*32 : b*32+32]
-		var amax float32
+		// Branch-free (signs are random, so branches mispredict): the
+		// absolute value's bits order like the value, NaN is skipped as
+		// `v > amax` would skip it, and rounding takes the sign back after
+		// rounding the magnitude: roundHalfAway's results, bit for bit.
+		var abits uint32
 		for _, v := range blk {
-			if v < 0 {
-				v = -v
+			ab := math.Float32bits(v) &^ (1 << 31)
+			if ab > 0x7f800000 {
+				ab = 0
 			}
-			if v > amax {
-				amax = v
-			}
+			abits = max(abits, ab)
 		}
+		amax := math.Float32frombits(abits)
 		d := amax / 127
 		var id float32
 		if d != 0 {
 			id = 1 / d
 		}
 		var sum int32
+		qs := out.q[b*32 : b*32+32]
 		for i, v := range blk {
-			q := int8(roundHalfAway(v * id))
-			out.q[b*32+i] = q
+			q := roundHalfAwayI8(v * id)
+			qs[i] = q
 			sum += int32(q)
 		}
 		out.d[b] = f16Table[F32ToF16(d)]
 		out.s[b] = f16Table[F32ToF16(float32(d*float32(sum)))]
 		out.i[b] = sum
 	}
+}
+
+// roundHalfAwayI8 is int8(roundHalfAway(x)) for |x| < 128 (quantizeQ8's
+// range), without math.Floor or a branch on the sign: float64(|x|) + 0.5
+// is exact in float64 and truncating a non-negative value is its floor;
+// the sign is put back on the integer.
+func roundHalfAwayI8(x float32) int8 {
+	bits := math.Float32bits(x)
+	r := int32(float64(math.Float32frombits(bits&^(1<<31))) + 0.5)
+	neg := -int32(bits >> 31)
+	return int8((r ^ neg) - neg)
 }
 
 func roundHalfAway(x float32) float32 {
@@ -418,6 +434,23 @@ func (m *Matrix) dotFloat(r int, qz *quantized, t0, n int, out *[4]float32) {
 	cols := m.Cols
 	if m.Type == gguf.F32 {
 		w := m.f32[r*cols : (r+1)*cols]
+		if n == 4 && haveAVX2 && useSIMD && cols >= 8 {
+			// Four tokens per pass over the row: each token's lanes are
+			// dotF32's, so the same bits as one token at a time.
+			n8 := cols &^ 7
+			x := qz.x[t0*cols : (t0+4)*cols]
+			var l [4][8]float32
+			lanesF32x4AVX2(&w[0], &x[0], cols, n8, &l)
+			for k := 0; k < 4; k++ {
+				xk := x[k*cols : (k+1)*cols]
+				s := combine8(&l[k])
+				for i := n8; i < cols; i++ {
+					s += float32(w[i] * xk[i])
+				}
+				out[k] = s
+			}
+			return
+		}
 		for k := 0; k < n; k++ {
 			out[k] = dotF32(w, qz.x[(t0+k)*cols:(t0+k+1)*cols])
 		}

@@ -102,7 +102,7 @@ func testKernel(t *testing.T, typ gguf.TensorType, rows, cols, T int, bound floa
 			x[i] = float32(rng.Float64()*4 - 2)
 		}
 		qz := &quantized{}
-		qz.prepare(m, x, T)
+		qz.prepare(m, x, T, 1)
 		// the activations as the kernels see them
 		xdeq := make([]float64, T*cols)
 		for tk := 0; tk < T; tk++ {

@@ -17,3 +17,15 @@ func hasF16C() bool {
 	_, _, ecx, _ := cpuid(1)
 	return ecx&(1<<29) != 0
 }
+
+//go:noescape
+func attnScoresAVX2(q, k *float32, hd, stride, cnt int, scale float32, out *float32)
+
+//go:noescape
+func attnWeightedAVX2(out, v *float32, hd, stride, cnt int, w *float32)
+
+//go:noescape
+func lanesF32x4AVX2(w, x *float32, xstride, n int, l *[4][8]float32)
+
+//go:noescape
+func swigluAVX2(gate, up *float32, n int)
