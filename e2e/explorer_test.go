@@ -320,6 +320,34 @@ func TestUpExplorer(t *testing.T) {
 	waitFor("the audit scores", mainHas("Audit scores")+` && document.querySelector("td .score")?.textContent === "100 %"`)
 	shot("epoch-settled")
 
+	// A compute job, as the banner says: submit the example ray tracer,
+	// fetch its result (checked against the chain), and see it on the
+	// explorer's job page.
+	var submitLine string
+	for _, ln := range strings.Split(out, "\n") {
+		if i := strings.Index(ln, "agora job submit "); i >= 0 {
+			submitLine = strings.TrimSpace(ln[i+len("agora "):])
+		}
+	}
+	if submitLine == "" {
+		t.Fatalf("banner lacks the compute job command:\n%s", out)
+	}
+	subOut := run(t, strings.Fields(submitLine)...)
+	if !strings.Contains(subOut, "order 1 posted") || !strings.Contains(subOut, "uploaded") {
+		t.Fatalf("job submit: %s", subOut)
+	}
+	resDir := t.TempDir()
+	resOut := run(t, "job", "result", "1", "--out", resDir, "--node", fmt.Sprintf("tcp://127.0.0.1:%d", ports[1]))
+	png, err := os.ReadFile(filepath.Join(resDir, "out", "render.png"))
+	if err != nil || len(png) < 8 || string(png[1:4]) != "PNG" {
+		t.Fatalf("job result: %v (%d bytes)\n%s", err, len(png), resOut)
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/job/1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the job page", mainHas("Compute job #1")+" && "+mainHas("Lease #1: done")+" && "+mainHas("Result"))
+	shot("job")
+
 	// Unknown routes: in the app and on the server.
 	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/no-such-page")); err != nil {
 		t.Fatal(err)

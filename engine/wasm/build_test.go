@@ -2,6 +2,7 @@ package wasm
 
 import (
 	"context"
+	"crypto/sha256"
 	"os"
 	"sync"
 	"testing"
@@ -56,12 +57,31 @@ func engine(t testing.TB, interp bool) *Engine {
 	return e
 }
 
+// compile meters and compiles wasm once per engine for the whole test
+// binary: the example modules are megabytes of Go, whose compilation is
+// most of the package's test time under the race detector.
 func compile(t testing.TB, interp bool, wasm []byte) *Module {
 	t.Helper()
+	key := compiledKey{interp, sha256.Sum256(wasm)}
+	compiledMu.Lock()
+	defer compiledMu.Unlock()
+	if m, ok := compiled[key]; ok {
+		return m
+	}
 	m, err := engine(t, interp).Compile(context.Background(), wasm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = m.Close(context.Background()) })
+	compiled[key] = m
 	return m
 }
+
+type compiledKey struct {
+	interp bool
+	sum    [32]byte
+}
+
+var (
+	compiledMu sync.Mutex
+	compiled   = map[compiledKey]*Module{}
+)
