@@ -47,7 +47,7 @@ func TestUpExplorer(t *testing.T) {
 	ports := testnet.FreePorts(t, 4)
 	api := fmt.Sprintf("127.0.0.1:%d", ports[0])
 	gw := fmt.Sprintf("http://127.0.0.1:%d", ports[3])
-	args := []string{"up", "--home", home, "--providers", "2", "--epoch-length", "4", "--consensus.timeout_commit", "300ms",
+	args := []string{"up", "--home", home, "--providers", "2", "--epoch-length", "8", "--consensus.timeout_commit", "300ms",
 		"--api.laddr", api, "--rpc.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[1]), "--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[2]),
 		"--gateway.laddr", gw[len("http://"):], "--provider.laddr", fmt.Sprintf("127.0.0.1:%d", twoFreePorts(t))}
 	up := exec.Command(agoraBin, args...)
