@@ -139,39 +139,8 @@ func TestArchReferenceForward(t *testing.T) {
 func archReference(m *Model, ids []int) [][]float64 {
 	c := m.Config
 	hd := c.HeadDim
-	deq := func(w *Matrix) [][]float64 {
-		out := make([][]float64, w.Rows)
-		row := make([]float32, w.Cols)
-		for r := range out {
-			w.Row(r, row)
-			out[r] = make([]float64, w.Cols)
-			for i, v := range row {
-				out[r][i] = float64(v)
-			}
-		}
-		return out
-	}
-	mv := func(w [][]float64, x []float64) []float64 {
-		y := make([]float64, len(w))
-		for r := range w {
-			for i := range x {
-				y[r] += w[r][i] * x[i]
-			}
-		}
-		return y
-	}
-	norm := func(x []float64, w []float32) []float64 {
-		var ss float64
-		for _, v := range x {
-			ss += v * v
-		}
-		s := 1 / math.Sqrt(ss/float64(len(x))+float64(c.Eps))
-		y := make([]float64, len(x))
-		for i := range x {
-			y[i] = x[i] * s * float64(w[i])
-		}
-		return y
-	}
+	deq, mv := refDequant, refMatVec
+	norm := func(x []float64, w []float32) []float64 { return refRMSNorm(x, w, c.Eps) }
 	rope := func(v []float64, pos, heads int, base, scale float64) {
 		half := c.RopeDims / 2
 		for h := 0; h < heads; h++ {

@@ -218,41 +218,50 @@ func TestReferenceForward(t *testing.T) {
 	}
 }
 
+// refDequant is a weight matrix dequantized to float64 rows: the float64
+// reference forward passes' weights.
+func refDequant(w *Matrix) [][]float64 {
+	out := make([][]float64, w.Rows)
+	row := make([]float32, w.Cols)
+	for r := range out {
+		w.Row(r, row)
+		out[r] = make([]float64, w.Cols)
+		for i, v := range row {
+			out[r][i] = float64(v)
+		}
+	}
+	return out
+}
+
+// refMatVec is w·x in float64.
+func refMatVec(w [][]float64, x []float64) []float64 {
+	y := make([]float64, len(w))
+	for r := range w {
+		for i := range x {
+			y[r] += w[r][i] * x[i]
+		}
+	}
+	return y
+}
+
+// refRMSNorm is RMSNorm in float64.
+func refRMSNorm(x []float64, w []float32, eps float32) []float64 {
+	var ss float64
+	for _, v := range x {
+		ss += v * v
+	}
+	s := 1 / math.Sqrt(ss/float64(len(x))+float64(eps))
+	y := make([]float64, len(x))
+	for i := range x {
+		y[i] = x[i] * s * float64(w[i])
+	}
+	return y
+}
+
 func referenceForward(m *Model, ids []int) [][]float64 {
 	c := m.Config
-	deq := func(w *Matrix) [][]float64 {
-		out := make([][]float64, w.Rows)
-		row := make([]float32, w.Cols)
-		for r := range out {
-			w.Row(r, row)
-			out[r] = make([]float64, w.Cols)
-			for i, v := range row {
-				out[r][i] = float64(v)
-			}
-		}
-		return out
-	}
-	mv := func(w [][]float64, x []float64) []float64 {
-		y := make([]float64, len(w))
-		for r := range w {
-			for i := range x {
-				y[r] += w[r][i] * x[i]
-			}
-		}
-		return y
-	}
-	norm := func(x []float64, w []float32) []float64 {
-		var ss float64
-		for _, v := range x {
-			ss += v * v
-		}
-		s := 1 / math.Sqrt(ss/float64(len(x))+float64(c.Eps))
-		y := make([]float64, len(x))
-		for i := range x {
-			y[i] = x[i] * s * float64(w[i])
-		}
-		return y
-	}
+	deq, mv := refDequant, refMatVec
+	norm := func(x []float64, w []float32) []float64 { return refRMSNorm(x, w, c.Eps) }
 	rope := func(v []float64, pos, heads int) {
 		for h := 0; h < heads; h++ {
 			for i := 0; i < c.RopeDims/2; i++ {
