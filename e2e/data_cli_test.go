@@ -28,6 +28,7 @@ func TestDataCLI(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
 	ports := testnet.FreePorts(t, 3)
 	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	kr := []string{"--home", home, "--keyring", "test"}
 	var owner, prov, buyer, other struct{ Address string }
 	runJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
@@ -37,7 +38,7 @@ func TestDataCLI(t *testing.T) {
 	run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-data",
 		"--account", owner.Address+"=5000000000", "--account", prov.Address+"=5000000000",
 		"--account", buyer.Address+"=5000000000", "--account", other.Address+"=5000000000",
-		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", apiAddr,
 		"--consensus.timeout_commit", "200ms")
 	p := startAgora(t, "start", "--home", home, "--log-level", "warn")
 	c, _ := client.New(rpc)
@@ -157,5 +158,18 @@ func TestDataCLI(t *testing.T) {
 	out = runFail(t, append(append([]string{"data", "buy", "1", "--from", "other"}, kr...), node...)...)
 	if !strings.Contains(out, "dataset 1 is retired: it sells no more grants") || balance(other.Address) != other0 {
 		t.Fatalf("buy a retired dataset: %s", out)
+	}
+	// The node's explorer shows the dataset with its grant.
+	var ex struct {
+		Dataset struct {
+			Retired bool
+			Grants  uint64
+		}
+		Grants []struct{ Buyer string }
+		Runs   []struct{ ID uint64 }
+	}
+	if err := fetchJSON("http://"+apiAddr+"/explorer/api/dataset/1", &ex); err != nil || !ex.Dataset.Retired || ex.Dataset.Grants != 1 ||
+		len(ex.Grants) != 1 || ex.Grants[0].Buyer != buyer.Address || ex.Runs == nil || len(ex.Runs) != 0 {
+		t.Fatalf("explorer's dataset 1: %+v %v", ex, err)
 	}
 }
