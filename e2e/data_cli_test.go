@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/protocol/blob"
 	pdata "github.com/agoranet/agora/protocol/data"
@@ -142,6 +145,16 @@ func TestDataCLI(t *testing.T) {
 		t.Fatalf("grants: %+v", grants)
 	}
 
+	// What a host asks before serving a download.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ok, err := c.HasGrant(ctx, 1, parseAddr(t, buyer.Address)); err != nil || !ok {
+		t.Fatalf("HasGrant(buyer) = %v, %v", ok, err)
+	}
+	if ok, err := c.HasGrant(ctx, 1, parseAddr(t, other.Address)); err != nil || ok {
+		t.Fatalf("HasGrant(other) = %v, %v", ok, err)
+	}
+
 	data("owner", "update", "1", "--run-price", "3000000", "--anyone")
 	var show struct {
 		Dataset dsView
@@ -172,4 +185,14 @@ func TestDataCLI(t *testing.T) {
 		len(ex.Grants) != 1 || ex.Grants[0].Buyer != buyer.Address || ex.Runs == nil || len(ex.Runs) != 0 {
 		t.Fatalf("explorer's dataset 1: %+v %v", ex, err)
 	}
+}
+
+// parseAddr is an address the CLI printed.
+func parseAddr(t *testing.T, s string) types.Address {
+	t.Helper()
+	a, err := types.ParseAddress(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
