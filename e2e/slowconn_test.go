@@ -310,7 +310,9 @@ func TestHealthReportsHaltedConsensus(t *testing.T) {
 
 	// A third validator back: 3 of 4 commit again, and both are healthy.
 	nw.Start(2, 0)
-	if err := nw.WaitHeight(0, halted+2, 60*time.Second); err != nil {
+	// Generous: the restarted validator must reconnect and catch up, which
+	// took over a minute once on a loaded 2-core machine.
+	if err := nw.WaitHeight(0, halted+2, 180*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	for _, url := range []string{api, gw.URL()} {
