@@ -316,8 +316,8 @@ func TestComputeToDataRules(t *testing.T) {
 }
 
 // TestComputeToDataPayment: the run price is paid to the dataset's owner
-// (minus fee_bps to the fee pool) only when the lease ends done with a
-// non-zero state; a run that fails deterministically (zero state), one
+// (minus fee_bps to the fee pool) only when the lease ended done with a
+// non-zero state and its challenge window passed; a run that fails deterministically (zero state), one
 // cancelled while bidding or running, and one nobody bid on refund it to
 // the buyer in full. Every amount exact.
 func TestComputeToDataPayment(t *testing.T) {
@@ -336,6 +336,12 @@ func TestComputeToDataPayment(t *testing.T) {
 		t.Fatalf("run price paid before the run is done: %+v", d)
 	}
 	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: lid, Index: 2, Steps: 15, GasUsed: 500_000, StateHash: hashOf("s", 15), Done: true, ResultHash: hashOf("r", 1)})
+	// Done, but still challengeable: the run price waits for the end of the
+	// lease's challenge window.
+	if o := j.order(o.ID); o.RunHeld != run || o.RunPaid != 0 || j.bal("downer") != owner0-(j.fees["downer"]-of0) {
+		t.Fatalf("run price paid before the challenge window ended: %+v", o)
+	}
+	j.until(j.lease(lid).ReleaseHeight)
 	if got, want := j.bal("downer"), owner0+run-fee-(j.fees["downer"]-of0); got != want {
 		t.Fatalf("owner %d, want %d (run price 2,000,000 minus fee 100,000)", got, want)
 	}
@@ -468,6 +474,35 @@ func TestComputeToDataAuditors(t *testing.T) {
 	}
 	if j.bal("downer") != ow-(j.fees["downer"]-of) {
 		t.Fatal("the owner was paid for a slashed run")
+	}
+
+	// A run that ended done and is proved wrong inside its challenge
+	// window: the run price, held until then, goes back to the buyer.
+	o = j.c2dLeasedEvery(1, 1)
+	lid = o.LeaseIDs[0]
+	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: lid, Index: 1, Steps: 1, GasUsed: 10, StateHash: hashOf("s", 1), Done: true, ResultHash: hashOf("r", 1)})
+	if o := j.order(o.ID); o.Status != "done" || o.RunHeld != 2_000_000 {
+		t.Fatalf("done run: %+v", o)
+	}
+	b, bf, ow, of = j.bal("buyer"), j.fees["buyer"], j.bal("downer"), j.fees["downer"]
+	j.ok("buyer", &types.MsgChallengeCheckpoint{LeaseId: lid, Index: 1})
+	j.ok("v2", &types.MsgVoteStep{DisputeId: 2, PostStateHash: hashOf("true", 1)})
+	d = j.dispute(2)
+	if d.Outcome != jobs.OutcomeChallenger {
+		t.Fatalf("second dispute: %+v", d)
+	}
+	if l := j.lease(lid); l.Status != "slashed" {
+		t.Fatalf("done lease after a lost dispute: %+v", l)
+	}
+	if o := j.order(o.ID); o.RunHeld != 0 || o.RunPaid != 0 {
+		t.Fatalf("order after a lost dispute: %+v", o)
+	}
+	want = b + 2_000_000 + d.Refund + d.Reward + d.Bond - j.params.Jobs.DisputeBond - (j.fees["buyer"] - bf)
+	if got := j.bal("buyer"); got != want {
+		t.Fatalf("buyer after the done run's dispute %d, want %d", got, want)
+	}
+	if j.bal("downer") != ow-(j.fees["downer"]-of) {
+		t.Fatal("the owner was paid for a done run proved wrong")
 	}
 }
 

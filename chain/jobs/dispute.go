@@ -371,6 +371,11 @@ func resolve(kv store.KV, p types.Params, height int64, d *types.JobDispute, out
 			l = GetLease(kv, l.Id)
 		} else {
 			l.Status = types.JobStatus_JOB_STATUS_SLASHED
+			putLease(kv, l)
+			if err := refundRun(kv, p, o.Id); err != nil { // a run proved wrong is not paid for
+				return nil, err
+			}
+			o = GetOrder(kv, o.Id)
 			if o.Status == types.JobStatus_JOB_STATUS_DONE { // no longer every lease done
 				putLease(kv, l)
 				o.Status = types.JobStatus_JOB_STATUS_RUNNING

@@ -185,6 +185,35 @@ func settleRun(kv store.KV, p types.Params, o *types.JobOrder, success bool) err
 	return nil
 }
 
+// refundRun gives a compute-to-data order's held run price back to its
+// owner (nothing when none is held).
+func refundRun(kv store.KV, p types.Params, order uint64) error {
+	o := GetOrder(kv, order)
+	if o == nil || o.RunHeld == 0 {
+		return nil
+	}
+	if err := settleRun(kv, p, o, false); err != nil {
+		return err
+	}
+	putOrder(kv, o)
+	return nil
+}
+
+// releaseRun pays a compute-to-data order's held run price to the
+// dataset's owner when its lease's collateral is released: the run ended a
+// success and nobody proved it wrong within the challenge window.
+func releaseRun(kv store.KV, p types.Params, l *types.JobLease) error {
+	o := GetOrder(kv, l.OrderId)
+	if o == nil || o.RunHeld == 0 {
+		return nil
+	}
+	if err := settleRun(kv, p, o, succeeded(l, l.Status)); err != nil {
+		return err
+	}
+	putOrder(kv, o)
+	return nil
+}
+
 // succeeded: a lease ends a success when it is done with a non-zero state.
 func succeeded(l *types.JobLease, status types.JobStatus) bool {
 	return status == types.JobStatus_JOB_STATUS_DONE && len(l.StateHash) == types.HashLen && !bytes.Equal(l.StateHash, zeroHash[:])
@@ -529,11 +558,14 @@ func endLease(kv store.KV, p types.Params, height int64, l *types.JobLease, stat
 		enqueue(kv, qRelease, l.ReleaseHeight, l.Id)
 	}
 	putLease(kv, l)
-	if o := GetOrder(kv, l.OrderId); o.RunHeld > 0 { // a compute-to-data run (replication 1: this is its lease)
-		if err := settleRun(kv, p, o, succeeded(l, status)); err != nil {
+	// A compute-to-data run (replication 1: this is its lease) that failed
+	// gets its run price back now; a success pays the dataset's owner only
+	// once the lease's challenge window has passed without a lost dispute
+	// (releaseRun), so a wrong result is never paid for.
+	if !succeeded(l, status) {
+		if err := refundRun(kv, p, l.OrderId); err != nil {
 			return err
 		}
-		putOrder(kv, o)
 	}
 	return settleOrder(kv, l.OrderId)
 }
@@ -734,6 +766,9 @@ func EndBlock(parent store.KV, p types.Params, height int64) ([]abci.Event, erro
 		}
 		l.CollateralReleased = true
 		putLease(kv, l)
+		if err := releaseRun(kv, p, l); err != nil {
+			return nil, err
+		}
 	}
 	kv.Write()
 	return events, nil
