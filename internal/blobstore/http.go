@@ -395,5 +395,4 @@ func (c *Client) Chunk(ctx context.Context, id blob.ID, i uint64) ([]byte, *blob
 
 var zeroTime time.Time // ServeContent then sends no Last-Modified
 
-
 func dirOf(p string) string { return filepath.Dir(p) }
