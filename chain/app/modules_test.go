@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agoranet/agora/chain/storage"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -55,9 +56,10 @@ func TestModuleTableRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The chain's own messages, then the job market's module messages.
+	// The chain's own messages, then the job and storage markets' module
+	// messages.
 	var jobNames []string
-	for _, s := range jobs.Msgs() {
+	for _, s := range append(jobs.Msgs(), storage.Msgs()...) {
 		jobNames = append(jobNames, s.Name)
 	}
 	all := append(append([]string(nil), types.MsgNames...), jobNames...)

@@ -50,6 +50,15 @@ func TestAPIPathsAreRouted(t *testing.T) {
 		{api.JobSamplePath(0), &[]api.JobSampleView{}},
 		{api.JobLeaseDisputesPath(1), &[]api.JobDisputeView{}},
 		{api.JobOpenDisputesPath, &[]api.JobDisputeView{}},
+		{api.StorageDealPath(1), &api.StorageDealView{}},
+		{api.StorageDealsPath, &[]api.StorageDealView{}},
+		{api.StorageDealsByClientPath(a), &[]api.StorageDealView{}},
+		{api.StorageDealsByProviderPath(a), &[]api.StorageDealView{}},
+		{api.StorageDealsByStatusPath("active"), &[]api.StorageDealView{}},
+		{api.StorageEpochsPath(1), &[]api.StorageEpochView{}},
+		{api.StorageFaultsPath(1), &[]api.StorageFaultView{}},
+		{api.StorageRecentFaultsPath, &[]api.StorageFaultView{}},
+		{api.StorageChallengePath(1), &api.StorageChallengeView{}},
 	} {
 		v, _, err := h.app.QueryJSON(c.path, 0)
 		if err != nil {

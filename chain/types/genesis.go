@@ -75,6 +75,57 @@ type Params struct {
 	// without them (chains from before the market) has no job market: its
 	// messages are refused, and its params encode exactly as before.
 	Jobs *JobsParams `json:"jobs,omitempty"`
+	// Storage are the storage-deal market's parameters (chain/storage). A
+	// genesis without them has no storage market: its messages are
+	// refused, and its params encode exactly as before.
+	Storage *StorageParams `json:"storage,omitempty"`
+}
+
+// StorageParams are the storage-deal market's parameters (chain/storage).
+type StorageParams struct {
+	// FeeBps of every epoch's payment goes to the fee pool.
+	FeeBps uint64 `json:"fee_bps"`
+	// ProofWindow is how many blocks after an epoch's seed is drawn a
+	// deal's provider has to prove that epoch's challenges (less than
+	// epoch_length, so a deal has at most one open challenge).
+	ProofWindow int64 `json:"proof_window"`
+	// MissSlashBps of the provider's remaining collateral goes to the
+	// client for each missed epoch: a short outage costs little.
+	MissSlashBps uint64 `json:"miss_slash_bps"`
+	// MaxMisses consecutive misses drop the provider: the rest of its
+	// collateral goes to the client and the deal reopens.
+	MaxMisses uint32 `json:"max_misses"`
+	// ScoreMissBps is what a miss takes from the deal's score (0..10000),
+	// ScoreProofBps what a proved epoch gives back.
+	ScoreMissBps  uint64 `json:"score_miss_bps"`
+	ScoreProofBps uint64 `json:"score_proof_bps"`
+}
+
+// DefaultStorageParams are the storage market's devnet parameters.
+func DefaultStorageParams() *StorageParams {
+	return &StorageParams{FeeBps: 500, ProofWindow: 10, MissSlashBps: 1000, MaxMisses: 3, ScoreMissBps: 2500, ScoreProofBps: 500}
+}
+
+// Validate checks that the storage market's params are usable with an
+// epoch of epochLength blocks.
+func (s *StorageParams) Validate(epochLength int64) error {
+	switch {
+	case s.FeeBps > 10000 || s.MissSlashBps > 10000 || s.ScoreMissBps > 10000 || s.ScoreProofBps > 10000:
+		return errors.New("storage: fee_bps, miss_slash_bps, score_miss_bps and score_proof_bps must be at most 10000")
+	case s.ProofWindow < 1 || s.ProofWindow >= epochLength:
+		return errors.New("storage: proof_window must be at least 1 block and less than epoch_length")
+	case s.MaxMisses < 1:
+		return errors.New("storage: max_misses must be at least 1")
+	}
+	return nil
+}
+
+// StorageDefaultGas is the default gas of the storage market's messages
+// (declared by chain/storage with WithGas; a test in chain/app keeps the
+// two equal), merged into DefaultParams' gas table. A proof's bytes are
+// paid by gas_per_byte besides.
+var StorageDefaultGas = map[string]uint64{
+	"create_deal": 20_000, "accept_deal": 20_000, "prove_storage": 30_000, "cancel_deal": 10_000,
 }
 
 // JobsParams are the compute-job market's parameters (chain/jobs).
@@ -210,12 +261,16 @@ func DefaultParams() Params {
 		GasPerByte:            1,
 		Gas:                   defaultGas(),
 		Jobs:                  DefaultJobsParams(),
+		Storage:               DefaultStorageParams(),
 	}
 }
 
 func defaultGas() map[string]uint64 {
 	g := Msgs().DefaultGas()
 	for name, gas := range JobsDefaultGas {
+		g[name] = gas
+	}
+	for name, gas := range StorageDefaultGas {
 		g[name] = gas
 	}
 	return g
@@ -256,6 +311,11 @@ func (p Params) Validate() error {
 	}
 	if p.Jobs != nil {
 		if err := p.Jobs.Validate(); err != nil {
+			return err
+		}
+	}
+	if p.Storage != nil {
+		if err := p.Storage.Validate(p.EpochLength); err != nil {
 			return err
 		}
 	}
