@@ -174,3 +174,34 @@ func TestVerifyReplicaRefuses(t *testing.T) {
 		t.Error("B's proof passed as A's")
 	}
 }
+
+// FuzzVerifyReplica: arbitrary proofs never panic, and only the real
+// segment with its real paths passes.
+func FuzzVerifyReplica(f *testing.F) {
+	data := testData(3*1024+100, 31)
+	r := NewReplica(data, provA)
+	p, _ := r.Prove(2)
+	f.Add(uint64(2), p.Segment, p.PrevLeaf[:], uint8(0), uint8(0))
+	f.Add(uint64(0), []byte{}, []byte{}, uint8(1), uint8(3))
+	f.Add(uint64(3), data[3072:], make([]byte, 32), uint8(2), uint8(9))
+	f.Fuzz(func(t *testing.T, index uint64, seg, prev []byte, which, cut uint8) {
+		q := cloneProof(p)
+		q.Index, q.Segment = index, seg
+		q.PrevLeaf = [32]byte{}
+		copy(q.PrevLeaf[:], prev)
+		switch which % 4 {
+		case 1:
+			q.ReplicaPath = q.ReplicaPath[:int(cut)%(len(q.ReplicaPath)+1)]
+		case 2:
+			q.PrevPath = q.PrevPath[:int(cut)%(len(q.PrevPath)+1)]
+		case 3:
+			q.DataPath = q.DataPath[:int(cut)%(len(q.DataPath)+1)]
+		}
+		err := VerifyReplica(r.ID, r.Size, provA, r.Root(), q)
+		genuine := index == 2 && bytes.Equal(seg, p.Segment) && q.PrevLeaf == p.PrevLeaf &&
+			len(q.ReplicaPath) == len(p.ReplicaPath) && len(q.PrevPath) == len(p.PrevPath) && len(q.DataPath) == len(p.DataPath)
+		if (err == nil) != genuine {
+			t.Fatalf("index %d: genuine=%v err=%v", index, genuine, err)
+		}
+	})
+}

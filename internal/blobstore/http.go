@@ -3,7 +3,6 @@ package blobstore
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -213,7 +212,7 @@ func (c *Client) Manifest(ctx context.Context, id blob.ID) (*blob.Manifest, erro
 		return nil, err
 	}
 	defer resp.Body.Close()
-	enc, err := io.ReadAll(io.LimitReader(resp.Body, int64(len("agora-manifest/v1\n")+8+32*blob.MaxManifestChunks)))
+	enc, err := io.ReadAll(io.LimitReader(resp.Body, int64(blob.MaxManifestLen)))
 	if err != nil {
 		return nil, fmt.Errorf("blob %s manifest: %w", id, err)
 	}
@@ -279,7 +278,7 @@ func (c *Client) Fetch(ctx context.Context, id blob.ID, dst string, progress fun
 			if _, err := io.ReadFull(br, buf[:n]); err != nil {
 				return fmt.Errorf("blob %s: chunk %d: %w (fetch again to resume)", id, i, err)
 			}
-			if sum := sha256Sum(buf[:n]); sum != m.Chunks[i] {
+			if sum := blob.ChunkRoot(buf[:n]); sum != m.Chunks[i] {
 				return fmt.Errorf("blob %s: chunk %d does not match its manifest: the server sent other bytes", id, i)
 			}
 			if _, err := f.Write(buf[:n]); err != nil {
@@ -314,7 +313,7 @@ func verifiedPrefix(f *os.File, m *blob.Manifest) (uint64, error) {
 			}
 			return i, err
 		}
-		if sha256Sum(buf[:n]) != m.Chunks[i] {
+		if blob.ChunkRoot(buf[:n]) != m.Chunks[i] {
 			return i, nil
 		}
 	}
@@ -395,7 +394,5 @@ func (c *Client) Chunk(ctx context.Context, id blob.ID, i uint64) ([]byte, *blob
 }
 
 var zeroTime time.Time // ServeContent then sends no Last-Modified
-
-func sha256Sum(b []byte) [32]byte { return sha256.Sum256(b) }
 
 func dirOf(p string) string { return filepath.Dir(p) }

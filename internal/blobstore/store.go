@@ -3,7 +3,7 @@
 // chunk against the blob's ID before it is kept.
 //
 // On disk a blob is two files under DIR/<first two hex digits>/: <id> (the
-// bytes) and <id>.manifest (its chunk hashes). A put writes both through
+// bytes) and <id>.manifest (its chunk roots). A put writes both through
 // temp files, fsyncs them and renames the manifest first and the data
 // last, so a blob is present exactly when its data file is, and a crash
 // leaves at most temp files, removed at the next Open.

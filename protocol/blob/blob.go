@@ -2,19 +2,21 @@
 // job modules, job inputs and results, datasets, models — and the HTTP
 // paths that serve them.
 //
-// A blob is cut into ChunkSize chunks (the last one shorter). Its ID is
+// A blob is blob tree v2 (chain/blobtree): its ID is
 //
-//	sha256("agora-blob/v1" || size as 8 bytes big-endian || root)
+//	sha256("agora-blob/v2" || size as 8 bytes big-endian || root)
 //
-// where root is the RFC 6962 Merkle root (chain/merkle) over the chunks'
-// sha256 hashes. Binding the size makes the ID name exactly one byte
-// string; the Merkle root lets a reader check any one chunk against the ID
-// alone (Proof), which is what resumable downloads and storage proofs need.
+// where root is the RFC 6962 Merkle root over the blob's 1 KiB segments.
+// The blob is moved in ChunkSize chunks (the last one shorter) of 64
+// segments each; a chunk's root (the MTH of its segments) is a node of the
+// blob's tree, so the manifest lists the chunk roots and the root follows
+// from them. Binding the size makes the ID name exactly one byte string;
+// the Merkle tree lets a reader check any one chunk (Proof) — and a storage
+// prover any one segment (blobtree.VerifySegment) — against the ID alone.
 // The empty blob has size 0, no chunks and root sha256("").
 package blob
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -22,12 +24,12 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/agoranet/agora/chain/merkle"
+	"github.com/agoranet/agora/chain/blobtree"
 )
 
 // ChunkSize is the length of every chunk but the last. 64 KiB keeps a
 // 1 GiB blob's manifest at 512 KiB and a chunk proof under 1 KiB.
-const ChunkSize = 64 << 10
+const ChunkSize = blobtree.ChunkSize
 
 // ID names a blob's bytes.
 type ID [32]byte
@@ -46,30 +48,19 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
-// MakeID derives the ID from a blob's size and chunk Merkle root.
-func MakeID(size uint64, root [32]byte) ID {
-	b := make([]byte, 0, 13+8+32)
-	b = append(b, "agora-blob/v1"...)
-	b = binary.BigEndian.AppendUint64(b, size)
-	b = append(b, root[:]...)
-	return sha256.Sum256(b)
-}
+// MakeID derives the ID from a blob's size and Merkle root
+// (blobtree.BlobID).
+func MakeID(size uint64, root [32]byte) ID { return blobtree.BlobID(size, root) }
 
-// Manifest lists a blob's chunk hashes: what a reader needs to check every
-// chunk of a download before it has the whole.
+// Manifest lists a blob's chunk roots (blobtree.ChunkRoot): what a reader
+// needs to check every chunk of a download before it has the whole.
 type Manifest struct {
 	Size   uint64
 	Chunks [][32]byte
 }
 
 // ChunkCount is the number of chunks of a blob of size bytes.
-func ChunkCount(size uint64) uint64 {
-	n := size / ChunkSize
-	if size%ChunkSize != 0 {
-		n++
-	}
-	return n
-}
+func ChunkCount(size uint64) uint64 { return blobtree.ChunkCount(size) }
 
 // ChunkLen is the length of chunk i of a blob of size bytes.
 func ChunkLen(size, i uint64) int {
@@ -79,14 +70,18 @@ func ChunkLen(size, i uint64) int {
 	return int(size - i*ChunkSize)
 }
 
+// ChunkRoot is a chunk's manifest entry: the Merkle root of its segments
+// (blobtree.ChunkRoot).
+func ChunkRoot(chunk []byte) [32]byte { return blobtree.ChunkRoot(chunk) }
+
 // ID is the manifest's blob ID.
-func (m *Manifest) ID() ID { return MakeID(m.Size, merkle.Root(m.Chunks)) }
+func (m *Manifest) ID() ID { return MakeID(m.Size, blobtree.RootOfChunks(m.Chunks)) }
 
 // Check verifies that the manifest is well formed (its chunk count fits
 // its size) and names want.
 func (m *Manifest) Check(want ID) error {
 	if uint64(len(m.Chunks)) != ChunkCount(m.Size) {
-		return fmt.Errorf("blob manifest: %d chunk hashes for %d bytes (want %d)", len(m.Chunks), m.Size, ChunkCount(m.Size))
+		return fmt.Errorf("blob manifest: %d chunk roots for %d bytes (want %d)", len(m.Chunks), m.Size, ChunkCount(m.Size))
 	}
 	if got := m.ID(); got != want {
 		return fmt.Errorf("blob manifest names %s, not %s", got, want)
@@ -95,8 +90,15 @@ func (m *Manifest) Check(want ID) error {
 }
 
 // manifestMagic starts the binary manifest: magic, size (8 bytes
-// big-endian), then the chunk hashes.
-const manifestMagic = "agora-manifest/v1\n"
+// big-endian), then the chunk roots. v1 manifests (chunk sha256 hashes of
+// blob IDs v1) are refused by name.
+const (
+	manifestMagic   = "agora-manifest/v2\n"
+	manifestMagicV1 = "agora-manifest/v1\n"
+)
+
+// MaxManifestLen is the longest binary manifest (MaxManifestChunks).
+const MaxManifestLen = len(manifestMagic) + 8 + 32*MaxManifestChunks
 
 // MaxManifestChunks bounds a decoded manifest (a 64 GiB blob).
 const MaxManifestChunks = 1 << 20
@@ -115,6 +117,9 @@ func (m *Manifest) MarshalBinary() ([]byte, error) {
 // UnmarshalBinary decodes MarshalBinary's form; it checks the form, not
 // the ID (Check does).
 func (m *Manifest) UnmarshalBinary(b []byte) error {
+	if len(b) >= len(manifestMagicV1) && string(b[:len(manifestMagicV1)]) == manifestMagicV1 {
+		return errors.New("blob manifest: version 1 (chunk sha256 hashes, blob ids v1) is no longer read; the blob must be re-added")
+	}
 	if len(b) < len(manifestMagic)+8 || string(b[:len(manifestMagic)]) != manifestMagic {
 		return errors.New("blob manifest: not an agora manifest")
 	}
@@ -126,7 +131,7 @@ func (m *Manifest) UnmarshalBinary(b []byte) error {
 		return fmt.Errorf("blob manifest: %d bytes is over the %d-chunk limit", size, MaxManifestChunks)
 	}
 	if uint64(len(b)) != 32*n {
-		return fmt.Errorf("blob manifest: %d bytes of chunk hashes for %d chunks", len(b), n)
+		return fmt.Errorf("blob manifest: %d bytes of chunk roots for %d chunks", len(b), n)
 	}
 	m.Size, m.Chunks = size, make([][32]byte, n)
 	for i := range m.Chunks {
@@ -152,7 +157,7 @@ func (b *Builder) Write(p []byte) (int, error) {
 		b.buf = append(b.buf, p[:k]...)
 		p = p[k:]
 		if len(b.buf) == ChunkSize {
-			b.m.Chunks = append(b.m.Chunks, sha256.Sum256(b.buf))
+			b.m.Chunks = append(b.m.Chunks, blobtree.ChunkRoot(b.buf))
 			b.buf = b.buf[:0]
 		}
 	}
@@ -160,11 +165,11 @@ func (b *Builder) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// Manifest finishes the blob: the last partial chunk is hashed.
+// Manifest finishes the blob: the last partial chunk's root is added.
 func (b *Builder) Manifest() *Manifest {
 	m := Manifest{Size: b.m.Size, Chunks: append([][32]byte(nil), b.m.Chunks...)}
 	if len(b.buf) > 0 {
-		m.Chunks = append(m.Chunks, sha256.Sum256(b.buf))
+		m.Chunks = append(m.Chunks, blobtree.ChunkRoot(b.buf))
 	}
 	return &m
 }
@@ -186,8 +191,9 @@ func Of(data []byte) ID {
 }
 
 // Proof shows that one chunk belongs to a blob, checkable against the ID
-// alone: the blob's size, the chunk's index and its Merkle siblings from
-// the leaf up (their sides follow from index and count).
+// alone: the blob's size, the chunk's index and the audit path of its
+// chunk root among the chunk roots, from the bottom up (the sides follow
+// from index and count).
 type Proof struct {
 	Size     uint64
 	Index    uint64
@@ -236,11 +242,11 @@ func (m *Manifest) Prove(i uint64) (*Proof, error) {
 	if i >= uint64(len(m.Chunks)) {
 		return nil, fmt.Errorf("blob has %d chunks, no chunk %d", len(m.Chunks), i)
 	}
-	p, err := merkle.Prove(m.Chunks, int(i))
+	path, err := blobtree.NewTree(m.Chunks).Path(i)
 	if err != nil {
 		return nil, err
 	}
-	return &Proof{Size: m.Size, Index: i, Siblings: p.Siblings}, nil
+	return &Proof{Size: m.Size, Index: i, Siblings: path}, nil
 }
 
 // Verify checks that chunk is chunk p.Index of the blob id.
@@ -255,10 +261,9 @@ func (p *Proof) Verify(id ID, chunk []byte) error {
 	if len(chunk) != ChunkLen(p.Size, p.Index) {
 		return fmt.Errorf("blob proof: chunk %d is %d bytes, want %d", p.Index, len(chunk), ChunkLen(p.Size, p.Index))
 	}
-	path := merkle.Proof{Index: p.Index, Count: n, Siblings: p.Siblings, Left: merkle.LeftFlags(p.Index, n)}
-	root, ok := path.Root(sha256.Sum256(chunk))
-	if !ok {
-		return fmt.Errorf("blob proof: %d siblings do not fit chunk %d of %d", len(p.Siblings), p.Index, n)
+	root, err := blobtree.RootFromPath(blobtree.ChunkRoot(chunk), p.Index, n, p.Siblings)
+	if err != nil {
+		return fmt.Errorf("blob proof: %d siblings do not fit chunk %d of %d: %w", len(p.Siblings), p.Index, n, err)
 	}
 	if MakeID(p.Size, root) != id {
 		return fmt.Errorf("blob proof: chunk %d does not belong to blob %s", p.Index, id)

@@ -24,8 +24,8 @@ func TestIDGolden(t *testing.T) {
 		in   string
 		want string
 	}{
-		{"", "1a52f1d43480c3f7492d9a1ee391a03423f78afa7ed6b453d19305bc11ef0577"},
-		{"hello", "d6fe05478ea7a9e5a6f360896f3c735caeff92f9d5c856d1474c0248ce8e2600"},
+		{"", "db084fa609067dd6811a988ec1447ecd93ed6352e7f54e9e664cc7c736f471f8"},
+		{"hello", "a8bf0a112cb4844a182d8932a1ded75450dfe0549f707abcc243f89f7c5058f5"},
 	} {
 		if got := Of([]byte(c.in)).String(); got != c.want {
 			t.Errorf("id of %q = %s, want %s", c.in, got, c.want)
@@ -113,9 +113,10 @@ func TestManifestRefused(t *testing.T) {
 		want string
 	}{
 		{"empty", nil, "not an agora manifest"},
-		{"bad magic", append([]byte("agora-manifest/v2\n"), enc[18:]...), "not an agora manifest"},
-		{"truncated", enc[:len(enc)-1], "bytes of chunk hashes"},
-		{"extra", append(append([]byte(nil), enc...), 0), "bytes of chunk hashes"},
+		{"bad magic", append([]byte("agora-manifest/v3\n"), enc[18:]...), "not an agora manifest"},
+		{"version 1", append([]byte("agora-manifest/v1\n"), enc[18:]...), "version 1 (chunk sha256 hashes, blob ids v1) is no longer read"},
+		{"truncated", enc[:len(enc)-1], "bytes of chunk roots"},
+		{"extra", append(append([]byte(nil), enc...), 0), "bytes of chunk roots"},
 		{"huge", append([]byte(manifestMagic), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), "over the"},
 	} {
 		var got Manifest
@@ -128,7 +129,7 @@ func TestManifestRefused(t *testing.T) {
 		t.Errorf("manifest checked against another id: %v", err)
 	}
 	short := Manifest{Size: m.Size, Chunks: m.Chunks[:2]}
-	if err := short.Check(m.ID()); err == nil || !strings.Contains(err.Error(), "chunk hashes for") {
+	if err := short.Check(m.ID()); err == nil || !strings.Contains(err.Error(), "chunk roots for") {
 		t.Errorf("short manifest: %v", err)
 	}
 }
@@ -150,6 +151,8 @@ func FuzzManifest(f *testing.F) {
 	enc, _ := m.MarshalBinary()
 	f.Add(enc)
 	f.Add([]byte(manifestMagic))
+	f.Add(append([]byte(manifestMagicV1), enc[len(manifestMagic):]...))
+	f.Add(append([]byte(manifestMagic), 0, 0, 0, 0, 0, 0, 0, 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m Manifest
 		if m.UnmarshalBinary(b) != nil {
