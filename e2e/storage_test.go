@@ -132,7 +132,7 @@ func TestStorageEndToEnd(t *testing.T) {
 		t.Fatalf("an honest storer missed: %+v", d)
 	}
 	// Half the replica's bytes are lost on disk.
-	path := storer.ReplicaPath(dir, 1)
+	path := storer.ReplicaPath(dir, id)
 	rep, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package storer
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,9 +11,9 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/chain/api"
-	"github.com/agoranet/agora/chain/blobtree"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/replicastore"
 	pstorage "github.com/agoranet/agora/protocol/storage"
 )
 
@@ -62,40 +61,28 @@ func (s *Storer) handleUpload(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusConflict, "deal %d not taken: %s", deal, why)
 		return
 	}
-	data, err := io.ReadAll(io.LimitReader(r.Body, int64(d.Size)+1))
+	info, err := s.store.Seal([32]byte(d.BlobID), d.Size, io.LimitReader(r.Body, int64(d.Size)+1), s.addr, nil)
 	if err != nil {
-		httpError(w, http.StatusBadRequest, "read the blob: %v", err)
-		return
-	}
-	if uint64(len(data)) != d.Size {
-		httpError(w, http.StatusBadRequest, "the blob is %d bytes, deal %d says %d", len(data), deal, d.Size)
-		return
-	}
-	id := blobtree.BlobID(d.Size, blobtree.Root(blobtree.SegmentLeaves(data)))
-	if !bytes.Equal(id[:], d.BlobID) {
-		httpError(w, http.StatusBadRequest, "the bytes hash to blob %x, deal %d is for %x", id, deal, []byte(d.BlobID))
-		return
-	}
-	rep, err := sealReplica(s.cfg.DataDir, deal, id, s.addr, data)
-	if err != nil {
-		httpError(w, http.StatusInternalServerError, "%v", err)
+		var mm *replicastore.MismatchError
+		if errors.As(err, &mm) {
+			httpError(w, http.StatusBadRequest, "the bytes hash to blob %x, deal %d is for %x", mm.Got[:], deal, []byte(d.BlobID))
+			return
+		}
+		httpError(w, http.StatusBadRequest, "seal deal %d's blob: %v", deal, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 	defer cancel()
-	res, err := s.signer.Send(ctx, &types.MsgAcceptDeal{DealId: deal, ReplicaRoot: rep.root[:]})
+	res, err := s.signer.Send(ctx, &types.MsgAcceptDeal{DealId: deal, ReplicaRoot: info.ReplicaRoot[:]})
 	if err != nil {
 		httpError(w, http.StatusConflict, "accept deal %d: %v", deal, err)
 		return
 	}
-	s.mu.Lock()
-	s.replicas[deal] = rep
-	s.mu.Unlock()
 	s.metrics.accepted.Inc()
-	s.log.Info("storage deal accepted", "deal", deal, "size", d.Size, "replica_root", fmt.Sprintf("%x", rep.root), "height", res.Height,
+	s.log.Info("storage deal accepted", "deal", deal, "size", d.Size, "replica_root", fmt.Sprintf("%x", info.ReplicaRoot), "height", res.Height,
 		"first_epoch", res.Events["first_epoch"])
 	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(pstorage.DealStatus{Deal: deal, Phase: "accepted", ReplicaRoot: fmt.Sprintf("%x", rep.root), Size: d.Size})
+	json.NewEncoder(w).Encode(pstorage.DealStatus{Deal: deal, Phase: "accepted", ReplicaRoot: fmt.Sprintf("%x", info.ReplicaRoot), Size: d.Size})
 }
 
 // unfit says why the storer will not take deal d now, or "".
@@ -147,27 +134,34 @@ func (s *Storer) handleDeal(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "deal id: %v", err)
 		return
 	}
-	rep, err := s.replicaOf(deal)
+	d, err := s.chain.StorageDeal(r.Context(), deal)
 	if err != nil {
-		if errors.Is(err, errNoReplica) {
-			httpError(w, http.StatusNotFound, "no replica of deal %d here", deal)
+		if client.IsNotFound(err) {
+			httpError(w, http.StatusNotFound, "deal %d does not exist", deal)
 			return
 		}
+		httpError(w, http.StatusBadGateway, "read deal %d: %v", deal, err)
+		return
+	}
+	info, err := s.store.Info([32]byte(d.BlobID))
+	if errors.Is(err, replicastore.ErrNotFound) {
+		httpError(w, http.StatusNotFound, "no replica of deal %d's blob here", deal)
+		return
+	}
+	if err != nil {
 		httpError(w, http.StatusInternalServerError, "%v", err)
 		return
 	}
-	st := pstorage.DealStatus{Deal: deal, Phase: "sealed", ReplicaRoot: fmt.Sprintf("%x", rep.root), Size: rep.size}
-	if d, err := s.chain.StorageDeal(r.Context(), deal); err == nil {
-		switch {
-		case d.Provider.String() == s.addr.String() && d.Status == "active":
-			st.Phase = "accepted"
-		case d.Status == "done" && d.Provider.String() == s.addr.String():
-			st.Phase = "done"
-		default:
-			for _, x := range d.Dropped {
-				if x.String() == s.addr.String() {
-					st.Phase = "dropped"
-				}
+	st := pstorage.DealStatus{Deal: deal, Phase: "sealed", ReplicaRoot: fmt.Sprintf("%x", info.ReplicaRoot), Size: info.Size}
+	switch {
+	case d.Provider.String() == s.addr.String() && d.Status == "active":
+		st.Phase = "accepted"
+	case d.Status == "done" && d.Provider.String() == s.addr.String():
+		st.Phase = "done"
+	default:
+		for _, x := range d.Dropped {
+			if x.String() == s.addr.String() {
+				st.Phase = "dropped"
 			}
 		}
 	}

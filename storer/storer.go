@@ -7,14 +7,14 @@
 //     the deal is open, names it or nobody, did not drop it before, and
 //     fits its policy (MaxTotal bytes held, MaxCollateral, MinPrice); it
 //     checks the bytes hash to the deal's blob ID, seals its replica
-//     (chain/blobtree: the provider-specific encoding), writes it to disk
-//     and accepts the deal with the replica's root.
+//     (chain/blobtree: the provider-specific encoding) into its replica
+//     store (internal/replicastore) and accepts the deal with the
+//     replica's root.
 //   - Every epoch it reads its deals' open challenges from the chain and
-//     answers each with proofs read from the replica on disk, checked
-//     against its own tree first: a segment that no longer hashes to its
-//     leaf (lost or corrupt) cannot be proved, and the epoch is missed.
-//   - After a restart it reloads every replica of a deal it holds and goes
-//     on proving.
+//     answers each with proofs read from the replica on disk; a challenged
+//     chunk that no longer matches the roots recorded at sealing (lost or
+//     corrupt) cannot be proved, and the epoch is missed.
+//   - After a restart it goes on proving from the replicas on disk.
 //
 // It imports no other role.
 package storer
@@ -22,11 +22,13 @@ package storer
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -37,6 +39,7 @@ import (
 	"github.com/agoranet/agora/chain/storage"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/internal/replicastore"
 	pstorage "github.com/agoranet/agora/protocol/storage"
 )
 
@@ -76,11 +79,11 @@ type Storer struct {
 	metrics *metrics
 	reg     *prometheus.Registry
 
-	mu       sync.Mutex
-	replicas map[uint64]*replica
-	proved   map[uint64]uint64 // deal → last epoch proved
-	missed   map[uint64]uint64 // deal → misses seen on chain
-	dead     map[uint64]bool   // deals whose replica could not be loaded (logged once)
+	store *replicastore.Store // sealed replicas, by blob ID
+
+	mu     sync.Mutex
+	proved map[uint64]uint64 // deal → last epoch proved (or given up on)
+	missed map[uint64]uint64 // deal → misses seen on chain
 
 	srv    *http.Server
 	ln     net.Listener
@@ -136,12 +139,25 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Storer, er
 	if err != nil {
 		return nil, err
 	}
+	st, err := replicastore.Open(ReplicaDir(cfg.DataDir))
+	if err != nil {
+		return nil, fmt.Errorf("storer: %w", err)
+	}
 	return &Storer{
 		cfg: cfg, log: logger.With("role", "storer"), chain: c, signer: c.NewSigner(cfg.Key),
 		addr: types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)), metrics: newMetrics(reg), reg: reg,
-		replicas: map[uint64]*replica{}, proved: map[uint64]uint64{}, missed: map[uint64]uint64{}, dead: map[uint64]bool{},
-		done: make(chan struct{}),
+		store: st, proved: map[uint64]uint64{}, missed: map[uint64]uint64{}, done: make(chan struct{}),
 	}, nil
+}
+
+// ReplicaDir is where a storer with data directory dataDir keeps its
+// replicas (internal/replicastore: <blob id>.replica and .meta).
+func ReplicaDir(dataDir string) string { return filepath.Join(dataDir, "replicas") }
+
+// ReplicaPath is the file of blob id's replica bytes under dataDir
+// (operators and tests may inspect it).
+func ReplicaPath(dataDir string, id [32]byte) string {
+	return filepath.Join(ReplicaDir(dataDir), hex.EncodeToString(id[:])+".replica")
 }
 
 // Address is the provider's account address.
@@ -306,7 +322,7 @@ func (s *Storer) proveDeal(ctx context.Context, d api.StorageDealView) error {
 	if len(c.Indices) == 0 || done {
 		return nil
 	}
-	msg, err := s.Proofs(d.ID, c.Epoch, c.Indices)
+	msg, err := s.Proofs([32]byte(d.BlobID), d.ID, c.Epoch, c.Indices)
 	if err != nil {
 		s.mu.Lock()
 		s.proved[d.ID] = c.Epoch // do not retry a lost segment every tick
@@ -333,40 +349,17 @@ func (s *Storer) proveDeal(ctx context.Context, d api.StorageDealView) error {
 	return nil
 }
 
-// Proofs builds the prove_storage message answering indices of deal's
-// epoch from the replica on disk (loading it first if needed). It fails
-// when a challenged segment is lost or corrupt.
-func (s *Storer) Proofs(deal, epoch uint64, indices []uint64) (*types.MsgProveStorage, error) {
-	r, err := s.replicaOf(deal)
+// Proofs builds the prove_storage message answering indices of a deal's
+// epoch from the replica of blob id on disk. It fails when the replica is
+// missing or a challenged chunk is damaged (its proofs could not verify).
+func (s *Storer) Proofs(id [32]byte, deal, epoch uint64, indices []uint64) (*types.MsgProveStorage, error) {
+	ps, err := s.store.Prove(id, indices)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("deal %d: %w", deal, err)
 	}
 	msg := &types.MsgProveStorage{DealId: deal, Epoch: epoch}
-	for _, i := range indices {
-		p, err := r.prove(i)
-		if err != nil {
-			return nil, err
-		}
-		msg.Proofs = append(msg.Proofs, storage.ProofOf(p))
+	for i := range ps {
+		msg.Proofs = append(msg.Proofs, storage.ProofOf(&ps[i]))
 	}
 	return msg, nil
-}
-
-// replicaOf returns deal's replica, loading it from disk the first time.
-func (s *Storer) replicaOf(deal uint64) (*replica, error) {
-	s.mu.Lock()
-	r := s.replicas[deal]
-	s.mu.Unlock()
-	if r != nil {
-		return r, nil
-	}
-	r, err := loadReplica(s.cfg.DataDir, deal, s.addr)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	s.replicas[deal] = r
-	s.mu.Unlock()
-	s.log.Info("replica loaded", "deal", deal, "size", r.size, "root", fmt.Sprintf("%x", r.root))
-	return r, nil
 }
