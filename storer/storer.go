@@ -65,6 +65,11 @@ type Config struct {
 	Endpoint string
 	Register bool
 	Bond     uint64
+	// Standalone, the storer may host another model-less role on its
+	// server: ExtraCapabilities are registered besides "storage" (e.g.
+	// "wasm") and Mount adds that role's routes.
+	ExtraCapabilities []string
+	Mount             func(mux *http.ServeMux)
 }
 
 // Storer is a running storage role.
@@ -209,6 +214,9 @@ func (s *Storer) Start(ctx context.Context) error {
 	if s.ln != nil {
 		mux := http.NewServeMux()
 		s.Mount(mux)
+		if s.cfg.Mount != nil {
+			s.cfg.Mount(mux)
+		}
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 		s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -235,7 +243,8 @@ func (s *Storer) register(ctx context.Context) error {
 			return fmt.Errorf("bond provider stake: %w", err)
 		}
 	}
-	info := &types.ProviderInfo{Endpoint: s.URL(), Capabilities: []string{storage.Capability}, Hardware: &types.Hardware{}}
+	caps := append([]string{storage.Capability}, s.cfg.ExtraCapabilities...)
+	info := &types.ProviderInfo{Endpoint: s.URL(), Capabilities: caps, Hardware: &types.Hardware{}}
 	if pv.Registered {
 		_, err = s.signer.Send(ctx, &types.MsgUpdateProvider{Info: info})
 	} else {
