@@ -55,6 +55,10 @@ the file per epoch and pays the provider for each epoch it proves.`,
 			if f.from == "" {
 				return errors.New("--from is required")
 			}
+			progress := g.errOut // quiet with -o json: the output is one document
+			if f.output == "json" {
+				progress = io.Discard
+			}
 			data, err := os.ReadFile(a[0])
 			if err != nil {
 				return err
@@ -90,7 +94,7 @@ the file per epoch and pays the provider for each epoch it proves.`,
 			if err != nil {
 				return fmt.Errorf("the create_deal tx %s named no deal: %w", res.Hash, err)
 			}
-			fmt.Fprintf(g.errOut, "deal %d created in block %d (escrow %d uagr); uploading %d bytes to %s at %s ...\n",
+			fmt.Fprintf(progress, "deal %d created in block %d (escrow %d uagr); uploading %d bytes to %s at %s ...\n",
 				dealID, res.Height, epochs*price, len(data), pv.Address, pv.Endpoint)
 			chainID, err := c.ChainID(ctx)
 			if err != nil {
@@ -100,7 +104,7 @@ the file per epoch and pays the provider for each epoch it proves.`,
 			if err != nil {
 				return fmt.Errorf("%w (deal %d stays open: 'agora storage cancel %d' returns its escrow)", err, dealID, dealID)
 			}
-			fmt.Fprintf(g.errOut, "provider sealed replica %s\n", st.ReplicaRoot)
+			fmt.Fprintf(progress, "provider sealed replica %s\n", st.ReplicaRoot)
 			var d api.StorageDealView
 			for {
 				if d, err = c.StorageDeal(ctx, dealID); err == nil && d.Status != "open" {
