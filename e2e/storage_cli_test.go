@@ -62,7 +62,9 @@ func TestStorageCLI(t *testing.T) {
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	storage := func(args ...string) []string { return append(append(append([]string{"storage"}, args...), kr...), nodeFlag...) }
+	storage := func(args ...string) []string {
+		return append(append(append([]string{"storage"}, args...), kr...), nodeFlag...)
+	}
 	out := runFail(t, storage("deal", file, "--epochs", "10", "--k", "17", "--from", "client")...)
 	if !strings.Contains(out, "challenges (k) must be between 1 and 16, got 17") {
 		t.Fatalf("k=17: %s", out)
