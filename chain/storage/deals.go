@@ -42,9 +42,11 @@ func SeedHeight(p types.Params, n uint64) int64 {
 	return end + p.CommitWindow + 1 + p.BeaconWindow
 }
 
-// Deadline is the last height at which a proof of epoch n is accepted.
+// Deadline is the last height at which a proof of epoch n is accepted:
+// proof_window blocks after the seed, at most epoch_length − 1, so it
+// falls before the next epoch's seed (one open challenge per deal).
 func Deadline(p types.Params, n uint64) int64 {
-	return SeedHeight(p, n) + p.Storage.ProofWindow
+	return SeedHeight(p, n) + min(p.Storage.ProofWindow, p.EpochLength-1)
 }
 
 // Challenge is one epoch's challenge of a deal: the segments to prove.

@@ -86,8 +86,9 @@ type StorageParams struct {
 	// FeeBps of every epoch's payment goes to the fee pool.
 	FeeBps uint64 `json:"fee_bps"`
 	// ProofWindow is how many blocks after an epoch's seed is drawn a
-	// deal's provider has to prove that epoch's challenges (less than
-	// epoch_length, so a deal has at most one open challenge).
+	// deal's provider has to prove that epoch's challenges; a window of
+	// epoch_length blocks or more counts as epoch_length − 1, so a deal has
+	// at most one open challenge.
 	ProofWindow int64 `json:"proof_window"`
 	// MissSlashBps of the provider's remaining collateral goes to the
 	// client for each missed epoch: a short outage costs little.
@@ -106,14 +107,13 @@ func DefaultStorageParams() *StorageParams {
 	return &StorageParams{FeeBps: 500, ProofWindow: 10, MissSlashBps: 1000, MaxMisses: 3, ScoreMissBps: 2500, ScoreProofBps: 500}
 }
 
-// Validate checks that the storage market's params are usable with an
-// epoch of epochLength blocks.
-func (s *StorageParams) Validate(epochLength int64) error {
+// Validate checks that the storage market's params are usable.
+func (s *StorageParams) Validate() error {
 	switch {
 	case s.FeeBps > 10000 || s.MissSlashBps > 10000 || s.ScoreMissBps > 10000 || s.ScoreProofBps > 10000:
 		return errors.New("storage: fee_bps, miss_slash_bps, score_miss_bps and score_proof_bps must be at most 10000")
-	case s.ProofWindow < 1 || s.ProofWindow >= epochLength:
-		return errors.New("storage: proof_window must be at least 1 block and less than epoch_length")
+	case s.ProofWindow < 1:
+		return errors.New("storage: proof_window must be at least 1 block")
 	case s.MaxMisses < 1:
 		return errors.New("storage: max_misses must be at least 1")
 	}
@@ -315,7 +315,7 @@ func (p Params) Validate() error {
 		}
 	}
 	if p.Storage != nil {
-		if err := p.Storage.Validate(p.EpochLength); err != nil {
+		if err := p.Storage.Validate(); err != nil {
 			return err
 		}
 	}

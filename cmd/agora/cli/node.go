@@ -165,9 +165,6 @@ func runInit(g *globals, o *initOpts, fs *pflag.FlagSet, extra func(*keyring.Key
 		params.EpochLength = o.epochLength
 		// The beacon window must fit in an epoch (chain/epochs beacon.go).
 		params.BeaconWindow = min(params.BeaconWindow, params.EpochLength)
-		// So must a storage proof's window (chain/storage: one open
-		// challenge per deal).
-		params.Storage.ProofWindow = min(params.Storage.ProofWindow, params.EpochLength-1)
 	}
 	cfg := node.DefaultConfig()
 	o.nf.apply(fs, &cfg)
