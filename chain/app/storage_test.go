@@ -660,3 +660,88 @@ func TestStorageNeedsParams(t *testing.T) {
 		t.Fatalf("code %d %s", code, log)
 	}
 }
+
+// TestStorageDetectionRate measures detection on chain: 100 deals, each on
+// its own blob of which the provider lost 10 % of the segments, are
+// challenged with k segments per epoch until each is caught. The fraction
+// of challenged epochs that passed must match the formula (1 − f)^k
+// (0.656 at k = 4, 0.185 at k = 16) within 3.5 standard deviations, and
+// the chain's first fault of each deal must be the epoch its lost segments
+// were first challenged.
+func TestStorageDetectionRate(t *testing.T) {
+	for _, k := range []uint32{4, 16} {
+		t.Run(fmt.Sprintf("k=%d", k), func(t *testing.T) { detectionRate(t, k) })
+	}
+}
+
+func detectionRate(t *testing.T, k uint32) {
+	s := newStorHarness(t, func(p *types.Params) { p.Storage.MaxMisses = 100 })
+	const deals, segs = 100, 20
+	reps := make([]*blobtree.Replica, deals+1)
+	lost := make([]map[uint64]bool, deals+1)
+	var txs [][]byte
+	for i := 1; i <= deals; i++ {
+		reps[i] = blobtree.NewReplica(blob(uint64(100+i), segs*blobtree.SegmentSize), s.addr("p1"))
+		lost[i] = map[uint64]bool{}
+		r := rand.New(rand.NewPCG(uint64(i), 3))
+		for len(lost[i]) < segs/10 {
+			lost[i][r.Uint64N(segs)] = true
+		}
+		tx, _ := s.sign("client", createMsg(reps[i], 50, 1000, 1_000_000, k))
+		txs = append(txs, tx)
+	}
+	mustOK(t, s.block(txs...))
+	txs = nil
+	for i := 1; i <= deals; i++ {
+		tx, _ := s.sign("p1", acceptMsg(uint64(i), reps[i]))
+		txs = append(txs, tx)
+	}
+	mustOK(t, s.block(txs...))
+	caught := map[int]bool{}
+	caughtAt := map[int]uint64{}
+	provedBy := map[int]uint64{}
+	passed, trials := 0, 0
+	for len(caught) < deals {
+		c := s.awaitChallenge(1) // every deal was accepted in the same block: same epochs
+		txs = nil
+		for i := 1; i <= deals; i++ {
+			if caught[i] {
+				continue
+			}
+			ci := s.challenge(uint64(i))
+			if ci.Epoch != c.Epoch {
+				t.Fatalf("deal %d at epoch %d, deal 1 at %d", i, ci.Epoch, c.Epoch)
+			}
+			trials++
+			ps, ok := proofs(t, reps[i], ci.Indices, lost[i])
+			if !ok {
+				caught[i], caughtAt[i] = true, ci.Epoch
+				continue
+			}
+			passed++
+			provedBy[i]++
+			tx, _ := s.sign("p1", &types.MsgProveStorage{DealId: uint64(i), Epoch: ci.Epoch, Proofs: ps})
+			txs = append(txs, tx)
+		}
+		mustOK(t, s.block(txs...))
+		s.until(c.Deadline)
+		if trials > 20*deals {
+			t.Fatal("detection never finished")
+		}
+	}
+	for i := 1; i <= deals; i++ {
+		// The chain recorded the first miss exactly where the lost
+		// segments were first challenged.
+		fs := s.faults(uint64(i))
+		if d := s.deal(uint64(i)); len(fs) == 0 || fs[0].Epoch != caughtAt[i] || d.Proved != provedBy[i] {
+			t.Fatalf("deal %d: faults %+v, %d proved; first catch at epoch %d after %d proved", i, fs, d.Proved, caughtAt[i], provedBy[i])
+		}
+	}
+	want := math.Pow(0.9, float64(k))
+	got := float64(passed) / float64(trials)
+	t.Logf("10 %% of segments lost, k = %d: %d of %d challenged epochs passed = %.3f; (1 − f)^k = %.3f; mean epochs to a catch %.2f (formula %.2f)",
+		k, passed, trials, got, want, float64(trials)/deals, 1/(1-want))
+	if tol := 3.5 * math.Sqrt(want*(1-want)/float64(trials)); math.Abs(got-want) > tol {
+		t.Fatalf("pass rate %.3f, formula %.3f ± %.3f", got, want, tol)
+	}
+}
