@@ -435,6 +435,8 @@ Agora is up (chain %[1]s): a validator with its audit worker, %[2]s, and a gatew
   OpenAI SDK (Python):  OpenAI(base_url="%[3]s/v1", api_key="unused")
   compute job:          agora job submit --example raytrace --from demo --keyring test --home %[5]s --node %[9]s
                         agora job result ORDER_ID --out ./result --node %[9]s
+  storage deal:         agora storage deal FILE --epochs 100 --from demo --keyring test --home %[5]s --node %[9]s
+                        agora storage status DEAL_ID --node %[9]s
   explorer:             %[6]s
   receipts:             curl %[3]s/v1/receipts
   chain status:         curl http://%[4]s/v1/status
