@@ -40,10 +40,6 @@ const (
 	SegmentsPerChunk = ChunkSize / SegmentSize
 )
 
-// MaxPath is the longest audit path VerifySegment accepts: a tree of 2^64
-// leaves has 64 levels.
-const MaxPath = 64
-
 // SegmentCount is the number of segments of a blob of size bytes.
 func SegmentCount(size uint64) uint64 {
 	n := size / SegmentSize

@@ -101,6 +101,13 @@ func TestSealProveRead(t *testing.T) {
 			if k, err := d.ReadAt(buf, int64(size)-10); k != 10 || err != io.EOF || !bytes.Equal(buf[:10], data[size-10:]) {
 				t.Fatalf("size %d: ReadAt at the end: %d %v", size, k, err)
 			}
+			if pos, err := d.Seek(-2000, io.SeekEnd); err != nil || pos != int64(size)-2000 {
+				t.Fatalf("size %d: seek: %d %v", size, pos, err)
+			}
+			rest, err := io.ReadAll(d)
+			if err != nil || !bytes.Equal(rest, data[size-2000:]) {
+				t.Fatalf("size %d: read after seek: %d bytes, %v", size, len(rest), err)
+			}
 		}
 		d.Close()
 	}
