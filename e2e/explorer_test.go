@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -347,6 +348,31 @@ func TestUpExplorer(t *testing.T) {
 	}
 	waitFor("the job page", mainHas("Compute job #1")+" && "+mainHas("Lease #1: done")+" && "+mainHas("Result"))
 	shot("job")
+
+	// A storage deal, as the banner says: agora up's provider takes it
+	// (its storer seals the file and accepts), and the explorer shows it.
+	var dealLine string
+	for _, ln := range strings.Split(out, "\n") {
+		if i := strings.Index(ln, "agora storage deal "); i >= 0 {
+			dealLine = strings.TrimSpace(ln[i+len("agora "):])
+		}
+	}
+	if dealLine == "" {
+		t.Fatalf("banner lacks the storage deal command:\n%s", out)
+	}
+	dealFile := filepath.Join(t.TempDir(), "deal.bin")
+	if err := os.WriteFile(dealFile, bytes.Repeat([]byte("agora storage "), 10_000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dealOut := run(t, strings.Fields(strings.Replace(dealLine, "FILE", dealFile, 1))...)
+	if !strings.Contains(dealOut, "deal 1: active") || !strings.Contains(dealOut, "provider sealed replica") {
+		t.Fatalf("storage deal: %s", dealOut)
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/storage/deal/1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the storage deal page", mainHas("Storage deal #1")+" && "+mainHas("active")+" && "+mainHas("16 segments per epoch"))
+	shot("storage-deal")
 
 	// Unknown routes: in the app and on the server.
 	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/no-such-page")); err != nil {

@@ -125,6 +125,9 @@ func (s *Server) Handler() http.Handler {
 	route("GET /explorer/api/dataset/{id}", s.dataset)
 	route("GET /explorer/api/data-grant/{id}", s.dataGrant)
 	route("GET /explorer/api/runs", s.runs)
+	route("GET /explorer/api/storage/deals", s.storageDeals)
+	route("GET /explorer/api/storage/deal/{id}", s.storageDeal)
+	route("GET /explorer/api/storage/faults", s.storageFaults)
 	route("POST /explorer/api/receipt/check", s.checkReceipt)
 	route("/explorer/api/", func(r *http.Request) (any, error) {
 		return nil, httpError{http.StatusNotFound, "unknown explorer API route " + r.Method + " " + r.URL.Path}
@@ -816,6 +819,78 @@ func (s *Server) runs(r *http.Request) (any, error) {
 		out = append(out, page...)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+// Storage deals (chain/storage): current state through the app's
+// /storage/ queries.
+
+// StorageDeal is a deal with its settled epochs and its faults.
+type StorageDeal struct {
+	Deal   api.StorageDealView    `json:"deal"`
+	Epochs []api.StorageEpochView `json:"epochs"`
+	Faults []api.StorageFaultView `json:"faults"`
+}
+
+// storageDeals lists the deals, newest first, or those of one status.
+func (s *Server) storageDeals(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 100, api.MaxStorageDeals)
+	if err != nil {
+		return nil, err
+	}
+	path := api.StorageDealsPath
+	if st := r.URL.Query().Get("status"); st != "" {
+		if _, ok := api.ParseDealStatus(st); !ok {
+			return nil, badRequest("unknown deal status %q (open, active, done, cancelled)", st)
+		}
+		path = api.StorageDealsByStatusPath(st)
+	}
+	out := []api.StorageDealView{}
+	if _, err := query(s.State, path, &out); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
+}
+
+func (s *Server) storageDeal(r *http.Request) (any, error) {
+	id, err := uintParam(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	var d StorageDeal
+	found, err := query(s.State, api.StorageDealPath(id), &d.Deal)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("storage deal %d does not exist", id)
+	}
+	if _, err := query(s.State, api.StorageEpochsPath(id), &d.Epochs); err != nil {
+		return nil, err
+	}
+	if _, err := query(s.State, api.StorageFaultsPath(id), &d.Faults); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// storageFaults lists the latest missed epochs of every deal, newest first.
+func (s *Server) storageFaults(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 100, api.MaxStorageDeals)
+	if err != nil {
+		return nil, err
+	}
+	out := []api.StorageFaultView{}
+	if _, err := query(s.State, api.StorageRecentFaultsPath, &out); err != nil {
+		return nil, err
+	}
 	if len(out) > limit {
 		out = out[:limit]
 	}

@@ -319,3 +319,81 @@ func TestDataRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestStorageRoutes: the storage pages' API lists deals (newest first, or
+// one status), a deal with its epochs and faults, and the latest faults;
+// unknown ids are 404, unknown statuses 400.
+func TestStorageRoutes(t *testing.T) {
+	x := openIndex(t, t.TempDir())
+	defer x.Close()
+	client, prov := bytesOf(1, 20), bytesOf(2, 20)
+	fault := api.StorageFaultView{ID: 1, DealID: 2, Provider: prov, Epoch: 7, Height: 170, Slashed: 100_000, Refunded: 1000, Consecutive: 1, Score: 7500}
+	st := fakeState{
+		api.StorageDealsPath: []api.StorageDealView{{ID: 3, Client: client, Status: "open"}, {ID: 2, Client: client, Provider: prov, Status: "active", Missed: 1},
+			{ID: 1, Client: client, Provider: prov, Status: "done"}},
+		api.StorageDealsByStatusPath("active"): []api.StorageDealView{{ID: 2, Client: client, Provider: prov, Status: "active", Missed: 1}},
+		api.StorageDealPath(2):                 api.StorageDealView{ID: 2, Client: client, Provider: prov, Status: "active", Proved: 1, Missed: 1},
+		api.StorageEpochsPath(2): []api.StorageEpochView{{DealID: 2, Epoch: 6, Provider: prov, Proved: true, Paid: 950, Fee: 50},
+			{DealID: 2, Epoch: 7, Provider: prov, Slashed: 100_000}},
+		api.StorageFaultsPath(2):    []api.StorageFaultView{fault},
+		api.StorageRecentFaultsPath: []api.StorageFaultView{fault},
+	}
+	srv := httptest.NewServer(NewServer(x, st).Handler())
+	defer srv.Close()
+	get := func(path string, status int, out any) string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != status {
+			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, status)
+		}
+		if out != nil {
+			if err := json.Unmarshal(body, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return string(body)
+	}
+	var ds []api.StorageDealView
+	get("/explorer/api/storage/deals", 200, &ds)
+	if len(ds) != 3 || ds[0].ID != 3 || ds[2].ID != 1 {
+		t.Fatalf("deals: %+v", ds)
+	}
+	get("/explorer/api/storage/deals?status=active&limit=5", 200, &ds)
+	if len(ds) != 1 || ds[0].ID != 2 {
+		t.Fatalf("active deals: %+v", ds)
+	}
+	get("/explorer/api/storage/deals?limit=2", 200, &ds)
+	if len(ds) != 2 || ds[1].ID != 2 {
+		t.Fatalf("2 deals: %+v", ds)
+	}
+	var d StorageDeal
+	get("/explorer/api/storage/deal/2", 200, &d)
+	if d.Deal.ID != 2 || len(d.Epochs) != 2 || !d.Epochs[0].Proved || d.Epochs[1].Proved || len(d.Faults) != 1 || d.Faults[0].Slashed != 100_000 {
+		t.Fatalf("deal 2: %+v", d)
+	}
+	var fs []api.StorageFaultView
+	get("/explorer/api/storage/faults", 200, &fs)
+	if len(fs) != 1 || fs[0].Epoch != 7 || fs[0].Score != 7500 {
+		t.Fatalf("faults: %+v", fs)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/explorer/api/storage/deal/9", 404, "storage deal 9 does not exist"},
+		{"/explorer/api/storage/deals?status=lost", 400, `unknown deal status \"lost\"`},
+		{"/explorer/api/storage/deal/x", 400, "id"},
+		{"/explorer/assets/app.js", 200, "function viewStorageDeal("},
+		{"/explorer/assets/app.js", 200, "function viewStorageFaults("},
+	} {
+		if body := get(c.path, c.status, nil); !strings.Contains(body, c.want) {
+			t.Errorf("GET %s: %.200q does not contain %q", c.path, body, c.want)
+		}
+	}
+}

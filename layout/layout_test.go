@@ -28,7 +28,7 @@ type pkg struct {
 }
 
 // roles are the off-chain daemons' packages; none may link another.
-var roles = []string{"provider", "gateway", "validator", "explorer", "executor"}
+var roles = []string{"provider", "gateway", "validator", "explorer", "executor", "storer"}
 
 // leaves are the folders of the formats roles exchange: every role may
 // import them, so they may link no role and no inference engine.

@@ -486,7 +486,10 @@ func CheckInvariants(kv store.KV) error {
 	if esc := bank.Balance(kv, bank.ChannelEscrow); esc != escrowed {
 		return fmt.Errorf("channel invariant broken: escrow holds %d, open channels total %d", esc, escrowed)
 	}
-	return checkJobsInvariant(kv)
+	if err := checkJobsInvariant(kv); err != nil {
+		return err
+	}
+	return checkStorageInvariant(kv)
 }
 
 // Height is the last committed height.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/agoranet/agora/chain/storage"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -56,10 +57,10 @@ func TestModuleTableRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The chain's own messages, then the job market's and the data
-	// market's module messages.
+	// The chain's own messages, then the job, data and storage markets'
+	// module messages.
 	var jobNames []string
-	for _, s := range append(jobs.Msgs(), data.Msgs()...) {
+	for _, s := range append(append(jobs.Msgs(), data.Msgs()...), storage.Msgs()...) {
 		jobNames = append(jobNames, s.Name)
 	}
 	all := append(append([]string(nil), types.MsgNames...), jobNames...)

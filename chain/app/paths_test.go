@@ -58,6 +58,15 @@ func TestAPIPathsAreRouted(t *testing.T) {
 		{api.DataGrantsPath(1, nil), &[]api.DataGrantView{}},
 		{api.DataGrantsPath(1, a), &[]api.DataGrantView{}},
 		{api.DataGrantsByBuyerPath(a), &[]api.DataGrantView{}},
+		{api.StorageDealPath(1), &api.StorageDealView{}},
+		{api.StorageDealsPath, &[]api.StorageDealView{}},
+		{api.StorageDealsByClientPath(a), &[]api.StorageDealView{}},
+		{api.StorageDealsByProviderPath(a), &[]api.StorageDealView{}},
+		{api.StorageDealsByStatusPath("active"), &[]api.StorageDealView{}},
+		{api.StorageEpochsPath(1), &[]api.StorageEpochView{}},
+		{api.StorageFaultsPath(1), &[]api.StorageFaultView{}},
+		{api.StorageRecentFaultsPath, &[]api.StorageFaultView{}},
+		{api.StorageChallengePath(1), &api.StorageChallengeView{}},
 	} {
 		v, _, err := h.app.QueryJSON(c.path, 0)
 		if err != nil {

@@ -80,6 +80,10 @@ type Params struct {
 	// without them has no data market: its messages are refused, and
 	// compute-to-data orders too.
 	Data *DataParams `json:"data,omitempty"`
+	// Storage are the storage-deal market's parameters (chain/storage). A
+	// genesis without them has no storage market: its messages are
+	// refused, and its params encode exactly as before.
+	Storage *StorageParams `json:"storage,omitempty"`
 }
 
 // DataParams are the data market's parameters (chain/data).
@@ -108,11 +112,58 @@ func (d *DataParams) Validate() error {
 	return nil
 }
 
+// StorageParams are the storage-deal market's parameters (chain/storage).
+type StorageParams struct {
+	// FeeBps of every epoch's payment goes to the fee pool.
+	FeeBps uint64 `json:"fee_bps"`
+	// ProofWindow is how many blocks after an epoch's seed is drawn a
+	// deal's provider has to prove that epoch's challenges; a window of
+	// epoch_length blocks or more counts as epoch_length − 1, so a deal has
+	// at most one open challenge.
+	ProofWindow int64 `json:"proof_window"`
+	// MissSlashBps of the provider's remaining collateral goes to the
+	// client for each missed epoch: a short outage costs little.
+	MissSlashBps uint64 `json:"miss_slash_bps"`
+	// MaxMisses consecutive misses drop the provider: the rest of its
+	// collateral goes to the client and the deal reopens.
+	MaxMisses uint32 `json:"max_misses"`
+	// ScoreMissBps is what a miss takes from the deal's score (0..10000),
+	// ScoreProofBps what a proved epoch gives back.
+	ScoreMissBps  uint64 `json:"score_miss_bps"`
+	ScoreProofBps uint64 `json:"score_proof_bps"`
+}
+
+// DefaultStorageParams are the storage market's devnet parameters.
+func DefaultStorageParams() *StorageParams {
+	return &StorageParams{FeeBps: 500, ProofWindow: 10, MissSlashBps: 1000, MaxMisses: 3, ScoreMissBps: 2500, ScoreProofBps: 500}
+}
+
+// Validate checks that the storage market's params are usable.
+func (s *StorageParams) Validate() error {
+	switch {
+	case s.FeeBps > 10000 || s.MissSlashBps > 10000 || s.ScoreMissBps > 10000 || s.ScoreProofBps > 10000:
+		return errors.New("storage: fee_bps, miss_slash_bps, score_miss_bps and score_proof_bps must be at most 10000")
+	case s.ProofWindow < 1:
+		return errors.New("storage: proof_window must be at least 1 block")
+	case s.MaxMisses < 1:
+		return errors.New("storage: max_misses must be at least 1")
+	}
+	return nil
+}
+
 // DataDefaultGas is the default gas of the data market's messages
 // (declared by chain/data with WithGas; a test in chain/app keeps the two
 // equal), merged into DefaultParams' gas table.
 var DataDefaultGas = map[string]uint64{
 	"publish_dataset": 20_000, "update_dataset": 20_000, "retire_dataset": 10_000, "buy_access": 20_000,
+}
+
+// StorageDefaultGas is the default gas of the storage market's messages
+// (declared by chain/storage with WithGas; a test in chain/app keeps the
+// two equal), merged into DefaultParams' gas table. A proof's bytes are
+// paid by gas_per_byte besides.
+var StorageDefaultGas = map[string]uint64{
+	"create_deal": 20_000, "accept_deal": 20_000, "prove_storage": 30_000, "cancel_deal": 10_000,
 }
 
 // JobsParams are the compute-job market's parameters (chain/jobs).
@@ -249,6 +300,7 @@ func DefaultParams() Params {
 		Gas:                   defaultGas(),
 		Jobs:                  DefaultJobsParams(),
 		Data:                  DefaultDataParams(),
+		Storage:               DefaultStorageParams(),
 	}
 }
 
@@ -258,6 +310,9 @@ func defaultGas() map[string]uint64 {
 		g[name] = gas
 	}
 	for name, gas := range DataDefaultGas {
+		g[name] = gas
+	}
+	for name, gas := range StorageDefaultGas {
 		g[name] = gas
 	}
 	return g
@@ -306,6 +361,11 @@ func (p Params) Validate() error {
 			return errors.New("data: the data market needs the job market (compute-to-data runs are jobs)")
 		}
 		if err := p.Data.Validate(); err != nil {
+			return err
+		}
+	}
+	if p.Storage != nil {
+		if err := p.Storage.Validate(); err != nil {
 			return err
 		}
 	}

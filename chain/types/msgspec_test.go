@@ -102,11 +102,11 @@ func (e errorString) Error() string { return string(e) }
 // change of gas changes fees, hence outcomes).
 func TestDeclaredGas(t *testing.T) {
 	g := DefaultParams().Gas
-	// The chain's own messages, the job market's and the data market's
-	// (chain/jobs and chain/data declare those; a chain/app test checks
-	// their declarations against JobsDefaultGas and DataDefaultGas).
-	if len(g) != len(MsgNames)+len(JobsDefaultGas)+len(DataDefaultGas) {
-		t.Fatalf("default gas for %d messages, %d declared + %d jobs + %d data", len(g), len(MsgNames), len(JobsDefaultGas), len(DataDefaultGas))
+	// The chain's own messages, and the job, data and storage markets'
+	// (chain/jobs, chain/data and chain/storage declare those; a chain/app
+	// test checks their declarations against the *DefaultGas tables).
+	if len(g) != len(MsgNames)+len(JobsDefaultGas)+len(DataDefaultGas)+len(StorageDefaultGas) {
+		t.Fatalf("default gas for %d messages, %d declared + %d jobs + %d data + %d storage", len(g), len(MsgNames), len(JobsDefaultGas), len(DataDefaultGas), len(StorageDefaultGas))
 	}
 	for _, name := range MsgNames {
 		if g[name] == 0 {

@@ -165,10 +165,11 @@ func ValidateProviderInfo(info *ProviderInfo) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("endpoint %q is not an http(s) URL", info.Endpoint)
 	}
-	// A provider of compute jobs only (the "wasm" capability) serves no
-	// model; every other provider offers at least one.
-	if (len(info.Models) == 0 && !slices.Contains(info.Capabilities, "wasm")) || len(info.Models) > MaxModels {
-		return fmt.Errorf("must offer between 1 and %d models (none only with the wasm capability)", MaxModels)
+	// A provider of compute jobs or storage only (the "wasm" or "storage"
+	// capability) serves no model; every other provider offers at least one.
+	modelless := slices.Contains(info.Capabilities, "wasm") || slices.Contains(info.Capabilities, "storage")
+	if (len(info.Models) == 0 && !modelless) || len(info.Models) > MaxModels {
+		return fmt.Errorf("must offer between 1 and %d models (none only with the wasm or storage capability)", MaxModels)
 	}
 	seen := make(map[string]bool, len(info.Models))
 	for i, m := range info.Models {

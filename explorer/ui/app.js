@@ -46,6 +46,7 @@ const link = {
   epoch: n => `<a href="#/epoch/${esc(n)}">${num(n)}</a>`,
   chan: id => `<a href="#/channel/${esc(id)}">#${esc(id)}</a>`,
   job: id => `<a href="#/job/${esc(id)}">#${esc(id)}</a>`,
+  deal: id => `<a href="#/storage/deal/${esc(id)}">#${esc(id)}</a>`,
   dispute: id => `<a href="#/job-dispute/${esc(id)}">#${esc(id)}</a>`,
   dataset: id => `<a href="#/dataset/${esc(id)}">#${esc(id)}</a>`,
   grant: id => `<a href="#/data-grant/${esc(id)}">#${esc(id)}</a>`,
@@ -599,6 +600,85 @@ async function viewDataGrant(id) {
   ]);
 }
 
+// ---------- storage deals (chain/storage) ----------
+
+function dealStatus(s) {
+  return ["active", "done"].includes(s) ? `<span class="ok">${esc(s)}</span>` : esc(s);
+}
+
+function score(bps) {
+  const pct = (Number(bps) / 100).toFixed(0) + " %";
+  return Number(bps) < 10000 ? `<span class="bad">${pct}</span>` : pct;
+}
+
+function faultTable(fs) {
+  return table([
+    { h: "Fault", n: 1, f: x => num(x.id) },
+    { h: "Deal", f: x => link.deal(x.deal_id) },
+    { h: "Provider", f: x => link.prov(x.provider) },
+    { h: "Epoch", n: 1, f: x => num(x.epoch) },
+    { h: "At", f: x => link.block(x.height) },
+    { h: "In a row", n: 1, f: x => num(x.consecutive) },
+    { h: "Slashed", n: 1, f: x => amount(x.slashed) },
+    { h: "Refunded", n: 1, f: x => amount(x.refunded) },
+    { h: "Score", n: 1, f: x => score(x.score) },
+    { h: "Outcome", f: x => x.dropped ? `<span class="bad">dropped, ${amount(x.forfeited)} forfeited</span>` : "slashed" },
+  ], fs, "No storage fault: every challenged epoch was proved.");
+}
+
+async function viewStorage(q) {
+  const st = q.get("status") || "";
+  const tabs = ["", "open", "active", "done", "cancelled"]
+    .map(s => s === st ? `<b>${esc(s || "all")}</b>` : `<a href="#/storage${s ? "?status=" + s : ""}">${esc(s || "all")}</a>`).join(" · ");
+  const ds = await get("/storage/deals?limit=200" + (st ? "&status=" + encodeURIComponent(st) : ""));
+  return `<h1>Storage deals</h1><p>${tabs} · <a href="#/storage-faults">faults</a></p>` + table([
+    { h: "Deal", f: d => link.deal(d.id) },
+    { h: "Client", f: d => link.acct(d.client) },
+    { h: "Provider", f: d => d.provider ? link.prov(d.provider) : "—" },
+    { h: "Status", f: d => dealStatus(d.status) + (d.reopened ? ` <span class="s">reopened ${num(d.reopened)}×</span>` : "") },
+    { h: "Size", n: 1, f: d => num(d.size) + " B" },
+    { h: "Epochs", n: 1, f: d => `${num(d.epochs_done)}/${num(d.epochs)}` },
+    { h: "Proved", n: 1, f: d => num(d.proved) },
+    { h: "Missed", n: 1, f: d => d.missed ? `<span class="bad">${num(d.missed)}</span>` : "0" },
+    { h: "Price /epoch", n: 1, f: d => amount(d.price_per_epoch) },
+    { h: "Score", n: 1, f: d => score(d.score) },
+  ], ds, "No storage deal has been made yet.");
+}
+
+async function viewStorageFaults() {
+  return `<h1>Storage faults</h1><p><a href="#/storage">deals</a></p>` + faultTable(await get("/storage/faults?limit=200"));
+}
+
+async function viewStorageDeal(id) {
+  const x = await get("/storage/deal/" + encodeURIComponent(id));
+  const d = x.deal;
+  let html = `<h1>Storage deal #${esc(d.id)}</h1>` + kv([
+    ["Status", dealStatus(d.status) + (d.reopened ? ` — reopened ${num(d.reopened)}×` : "")],
+    ["Client", link.acct(d.client)],
+    ["Provider", d.provider ? link.prov(d.provider) : "— (open)"],
+    ["Blob", `<span class="mono">${esc(d.blob_id)}</span>, ${num(d.size)} bytes`],
+    ["Replica root", d.replica_root ? `<span class="mono">${esc(d.replica_root)}</span>` : "—"],
+    ["Challenges", num(d.challenges) + " segments per epoch"],
+    ["Epochs", `${num(d.epochs_done)} of ${num(d.epochs)}: ${num(d.proved)} proved, ${num(d.missed)} missed` + (d.next_epoch ? `; next ${num(d.next_epoch)}` : "")],
+    ["Score", score(d.score)],
+    ["Price", amount(d.price_per_epoch) + " per proved epoch"],
+    ["Escrow / collateral", `${amount(d.escrow)} / ${amount(d.locked)} of ${amount(d.collateral)}`],
+    ["Paid / fees / refunded / slashed", `${amount(d.paid)} / ${amount(d.fees)} / ${amount(d.refunded)} / ${amount(d.slashed)}`],
+    ["Dropped providers", (d.dropped || []).length ? d.dropped.map(a => link.prov(a)).join(", ") : "none"],
+  ]);
+  html += `<h2>Faults</h2>` + faultTable(x.faults || []);
+  html += `<h2>Epochs</h2>` + table([
+    { h: "Epoch", n: 1, f: e => num(e.epoch) },
+    { h: "Provider", f: e => link.prov(e.provider) },
+    { h: "Outcome", f: e => e.proved ? '<span class="ok">proved</span>' : '<span class="bad">missed</span>' },
+    { h: "At", f: e => link.block(e.height) },
+    { h: "Paid", n: 1, f: e => amount(e.paid) },
+    { h: "Fee", n: 1, f: e => amount(e.fee) },
+    { h: "Slashed", n: 1, f: e => amount(e.slashed) },
+  ], (x.epochs || []).slice().reverse(), "No epoch challenged yet.");
+  return html;
+}
+
 async function viewValidators() {
   const vs = await get("/validators");
   return `<h1>Validators</h1>` + table([
@@ -678,6 +758,9 @@ const routes = [
   [/^\/runs$/, () => viewRuns(), "data"],
   [/^\/dataset\/(\d+)$/, m => viewDataset(m[1]), "data"],
   [/^\/data-grant\/(\d+)$/, m => viewDataGrant(m[1]), "data"],
+  [/^\/storage$/, (m, q) => viewStorage(q), "storage"],
+  [/^\/storage\/deal\/(\d+)$/, m => viewStorageDeal(m[1]), "storage"],
+  [/^\/storage-faults$/, () => viewStorageFaults(), "storage"],
   [/^\/validators$/, () => viewValidators(), "validators"],
   [/^\/receipt$/, (m, q) => viewReceipt(q), "receipt"],
 ];

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/storer"
 )
 
 // ProviderConfig is provider.toml; flags override it.
@@ -66,6 +68,17 @@ type ProviderConfig struct {
 	// Jobs ([jobs]): compute jobs (--wasm), run by the executor in the
 	// provider's process, on its listener.
 	Jobs JobsConfig `toml:"jobs"`
+	// Storage ([storage]): storage deals (--storage), kept and proved by
+	// the storer in the provider's process, on its listener.
+	Storage StorageConfig `toml:"storage"`
+}
+
+// StorageConfig is provider.toml's [storage]: which deals the storer takes.
+type StorageConfig struct {
+	Enabled       bool   `toml:"enabled"`         // --storage
+	MaxTotal      uint64 `toml:"max_total_bytes"` // the most bytes of deals held at once
+	MaxCollateral uint64 `toml:"max_collateral"`  // the most collateral one deal locks
+	MinPrice      uint64 `toml:"min_price"`       // the least price per epoch taken
 }
 
 // JobsConfig is provider.toml's [jobs]: what the executor bids on and how
@@ -171,8 +184,8 @@ func providerCmd(g *globals) *cobra.Command {
 			}
 			mergeConfig(cmd.Flags(), &c, fc)
 			jobsOnly := len(c.Models) == 0 && c.Backend == ""
-			if jobsOnly && !c.Jobs.Enabled {
-				return errors.New("nothing to serve: give --model FILE.gguf or DIR (repeatable), --backend URL with --backend-model NAME, or --wasm (compute jobs)")
+			if jobsOnly && !c.Jobs.Enabled && !c.Storage.Enabled {
+				return errors.New("nothing to serve: give --model FILE.gguf or DIR (repeatable), --backend URL with --backend-model NAME, --wasm (compute jobs) or --storage (storage deals)")
 			}
 			if c.PricePolicy != "" && c.PricePolicy != "fixed" && c.PricePolicy != "adaptive" {
 				return fmt.Errorf("--price-policy %q: want fixed or adaptive", c.PricePolicy)
@@ -195,17 +208,60 @@ func providerCmd(g *globals) *cobra.Command {
 				// Jobs only: the executor serves on the listener and
 				// registers itself; beside models, the provider does both
 				// and mounts the executor's routes.
+				// Without models and with storage, the storer serves and
+				// registers, and mounts the executor's routes.
+				standalone := jobsOnly && !c.Storage.Enabled
 				listen := ""
-				if jobsOnly {
+				if standalone {
 					listen = c.Listen
 				}
 				ex, err = executor.New(executor.Config{ChainRPC: c.Node, Key: key, DataDir: filepath.Join(g.home, "data", "executor"),
 					Price: c.Jobs.Price, MaxCollateral: c.Jobs.MaxCollateral, MaxConcurrent: c.Jobs.Concurrency, Queue: c.Jobs.Queue,
 					MaxGas: c.Jobs.MaxGas, MaxPages: c.Jobs.MaxPages, MaxUpload: c.Jobs.MaxUpload, MinBlocks: c.Jobs.MinBlocks,
-					Listen: listen, Endpoint: c.Endpoint, Register: jobsOnly}, logger, reg)
+					Listen: listen, Endpoint: c.Endpoint, Register: standalone}, logger, reg)
 				if err != nil {
 					return err
 				}
+			}
+			var st *storer.Storer
+			if c.Storage.Enabled {
+				sc := storer.Config{ChainRPC: c.Node, Key: key, DataDir: filepath.Join(g.home, "data", "storer"),
+					MaxTotal: c.Storage.MaxTotal, MaxCollateral: c.Storage.MaxCollateral, MinPrice: c.Storage.MinPrice}
+				if jobsOnly { // storage (and maybe jobs) without models: the storer serves
+					sc.Listen, sc.Endpoint, sc.Register = c.Listen, c.Endpoint, true
+					if ex != nil {
+						sc.ExtraCapabilities, sc.Mount = []string{"wasm"}, ex.Mount
+					}
+				}
+				if st, err = storer.New(sc, logger, reg); err != nil {
+					return err
+				}
+			}
+			if jobsOnly && st != nil {
+				return runDaemon(cmd.Context(), func(ctx context.Context) error {
+					if ex != nil {
+						if err := ex.Start(ctx); err != nil {
+							return err
+						}
+					}
+					if err := st.Start(ctx); err != nil {
+						if ex != nil {
+							ex.Stop()
+						}
+						return err
+					}
+					fmt.Fprintf(g.out, "provider %s storing deals at %s (up to %d bytes)\n", st.Address(), st.URL(), c.Storage.MaxTotal)
+					if ex != nil {
+						fmt.Fprintf(g.out, "  and compute jobs (%d uagr per million gas)\n", c.Jobs.Price)
+					}
+					return nil
+				}, func() error {
+					err := st.Stop()
+					if ex != nil {
+						err = errors.Join(err, ex.Stop())
+					}
+					return err
+				})
 			}
 			if jobsOnly {
 				return runDaemon(cmd.Context(), func(ctx context.Context) error {
@@ -247,6 +303,16 @@ func providerCmd(g *globals) *cobra.Command {
 			if ex != nil {
 				pc.ExtraCapabilities, pc.Mount = []string{"wasm"}, ex.Mount
 			}
+			if st != nil {
+				mount := pc.Mount
+				pc.ExtraCapabilities = append(pc.ExtraCapabilities, "storage")
+				pc.Mount = func(mux *http.ServeMux) {
+					if mount != nil {
+						mount(mux)
+					}
+					st.Mount(mux)
+				}
+			}
 			p, err := provider.New(pc, b, logger, reg)
 			if err != nil {
 				return err
@@ -257,9 +323,20 @@ func providerCmd(g *globals) *cobra.Command {
 						return err
 					}
 				}
+				if st != nil {
+					if err := st.Start(ctx); err != nil {
+						if ex != nil {
+							ex.Stop()
+						}
+						return err
+					}
+				}
 				if err := p.Start(ctx); err != nil {
 					if ex != nil {
 						ex.Stop()
+					}
+					if st != nil {
+						st.Stop()
 					}
 					return err
 				}
@@ -267,11 +344,17 @@ func providerCmd(g *globals) *cobra.Command {
 				if ex != nil {
 					fmt.Fprintf(g.out, "  and compute jobs (%d uagr per million gas)\n", c.Jobs.Price)
 				}
+				if st != nil {
+					fmt.Fprintf(g.out, "  and storage deals (up to %d bytes)\n", c.Storage.MaxTotal)
+				}
 				return nil
 			}, func() error {
 				err := p.Stop()
 				if ex != nil {
 					err = errors.Join(err, ex.Stop())
+				}
+				if st != nil {
+					err = errors.Join(err, st.Stop())
 				}
 				return err
 			})
@@ -311,6 +394,10 @@ func providerCmd(g *globals) *cobra.Command {
 	f.Uint64Var(&c.Jobs.MaxGas, "job-max-gas", 100_000_000_000, "compute jobs: the largest gas limit to bid on")
 	f.Uint32Var(&c.Jobs.MaxPages, "job-max-pages", 4096, "compute jobs: the largest memory limit to bid on, 64 KiB pages (memory use is at most concurrency × this)")
 	f.Uint64Var(&c.Jobs.MaxUpload, "job-max-upload", 256<<20, "compute jobs: the largest module or input taken, bytes")
+	f.BoolVar(&c.Storage.Enabled, "storage", false, "also take storage deals: keep the blobs clients upload and prove them every epoch (alone, without --model or --backend: a storage-only provider)")
+	f.Uint64Var(&c.Storage.MaxTotal, "storage-max-total", 1<<30, "storage deals: the most bytes held at once")
+	f.Uint64Var(&c.Storage.MaxCollateral, "storage-max-collateral", 100_000_000, "storage deals: the most collateral one deal locks, uagr")
+	f.Uint64Var(&c.Storage.MinPrice, "storage-min-price", 1, "storage deals: the least price per epoch taken, uagr")
 	cmd.AddCommand(start)
 	return cmd
 }
@@ -422,6 +509,10 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("job-max-pages", func() { d.Jobs.MaxPages = fileOr(f.Jobs.MaxPages, d.Jobs.MaxPages) })
 		set("job-max-upload", func() { d.Jobs.MaxUpload = fileOr(f.Jobs.MaxUpload, d.Jobs.MaxUpload) })
 		d.Jobs.MinBlocks = fileOr(f.Jobs.MinBlocks, d.Jobs.MinBlocks)
+		set("storage", func() { d.Storage.Enabled = d.Storage.Enabled || f.Storage.Enabled })
+		set("storage-max-total", func() { d.Storage.MaxTotal = fileOr(f.Storage.MaxTotal, d.Storage.MaxTotal) })
+		set("storage-max-collateral", func() { d.Storage.MaxCollateral = fileOr(f.Storage.MaxCollateral, d.Storage.MaxCollateral) })
+		set("storage-min-price", func() { d.Storage.MinPrice = fileOr(f.Storage.MinPrice, d.Storage.MinPrice) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *ValidatorConfig:
 		f := file.(ValidatorConfig)

@@ -53,6 +53,27 @@ func TestProviderJobsConfig(t *testing.T) {
 	}
 }
 
+// TestProviderStorageConfig: provider.toml's [storage] turns storage deals
+// on and sets the storer's policy; a flag given on the command line wins.
+func TestProviderStorageConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "provider.toml")
+	os.WriteFile(path, []byte("[storage]\nenabled = true\nmax_total_bytes = 1000000\nmax_collateral = 7\nmin_price = 3\n"), 0o644)
+	start, _, _ := providerCmd(&globals{home: dir}).Find([]string{"start"})
+	if err := start.ParseFlags([]string{"--config", path, "--storage-min-price", "9"}); err != nil {
+		t.Fatal(err)
+	}
+	var fc ProviderConfig
+	if err := loadTOML(path, "", &fc); err != nil {
+		t.Fatal(err)
+	}
+	c := ProviderConfig{Storage: StorageConfig{MaxTotal: 1 << 30, MaxCollateral: 100_000_000, MinPrice: 9}} // defaults and the flag
+	mergeConfig(start.Flags(), &c, fc)
+	if want := (StorageConfig{Enabled: true, MaxTotal: 1_000_000, MaxCollateral: 7, MinPrice: 9}); c.Storage != want {
+		t.Fatalf("merged [storage] %+v, want %+v", c.Storage, want)
+	}
+}
+
 // TestModelFiles: a directory stands for its .gguf files in name order, a
 // file for itself; a missing path or a directory without models is an error.
 func TestModelFiles(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/node"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/storer"
 	"github.com/agoranet/agora/validator"
 )
 
@@ -349,9 +351,21 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 			return "", err
 		}
 		stop.add(func() { ex.Stop() })
+		// And takes storage deals (provider start --storage), so `agora
+		// storage deal` works at once.
+		st, err := storer.New(storer.Config{ChainRPC: cfg.RPC.Laddr, Key: key, DataDir: filepath.Join(dir, "storer"), MaxTotal: 256 << 20},
+			logger.With("module", "storer", "provider", name), reg)
+		if err != nil {
+			return "", err
+		}
+		if err := st.Start(ctx); err != nil {
+			return "", err
+		}
+		stop.add(func() { st.Stop() })
 		p, err := provider.New(provider.Config{ChainRPC: cfg.RPC.Laddr, Key: key, Listen: addr, DataDir: dir,
 			PriceIn: uint64(10 + i), PriceOut: uint64(20 + 2*i), Concurrency: 2, MaxBlockAge: cfg.MaxBlockAge(),
-			ExtraCapabilities: []string{"wasm"}, Mount: ex.Mount}, b, logger.With("module", "provider", "provider", name), reg)
+			ExtraCapabilities: []string{"wasm", "storage"}, Mount: func(mux *http.ServeMux) { ex.Mount(mux); st.Mount(mux) }},
+			b, logger.With("module", "provider", "provider", name), reg)
 		if err != nil {
 			return "", err
 		}
@@ -421,6 +435,8 @@ Agora is up (chain %[1]s): a validator with its audit worker, %[2]s, and a gatew
   OpenAI SDK (Python):  OpenAI(base_url="%[3]s/v1", api_key="unused")
   compute job:          agora job submit --example raytrace --from demo --keyring test --home %[5]s --node %[9]s
                         agora job result ORDER_ID --out ./result --node %[9]s
+  storage deal:         agora storage deal FILE --epochs 100 --from demo --keyring test --home %[5]s --node %[9]s
+                        agora storage status DEAL_ID --node %[9]s
   explorer:             %[6]s
   receipts:             curl %[3]s/v1/receipts
   chain status:         curl http://%[4]s/v1/status
