@@ -1,15 +1,16 @@
 package client
 
 import (
+	"github.com/agoranet/agora/chain/data"
 	"github.com/agoranet/agora/chain/jobs"
 	"github.com/agoranet/agora/chain/types"
 )
 
 // Msgs is the registry the client signs with: the chain's own messages and
-// the module messages of the chain's default modules (the job market's,
-// carried in module_msg), so Submit, Send and SignWithMinFee take either.
+// the module messages of the chain's default modules (the job market's and
+// the data market's, carried in module_msg), so Submit, Send and SignWithMinFee take either.
 var Msgs = func() *types.MsgRegistry {
-	r, err := types.Msgs().With(jobs.Msgs()...)
+	r, err := types.Msgs().With(append(jobs.Msgs(), data.Msgs()...)...)
 	if err != nil {
 		panic(err) // the declarations are the chain's own: a programming error
 	}

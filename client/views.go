@@ -124,3 +124,53 @@ func (c *Client) JobLeaseDisputes(ctx context.Context, lease uint64) ([]api.JobD
 func (c *Client) JobOpenDisputes(ctx context.Context) ([]api.JobDisputeView, error) {
 	return View[[]api.JobDisputeView](ctx, c, api.JobOpenDisputesPath, 0)
 }
+
+// JobOrdersByDataset lists the compute-to-data orders on a dataset, oldest
+// first.
+func (c *Client) JobOrdersByDataset(ctx context.Context, dataset uint64) ([]api.JobOrderView, error) {
+	return View[[]api.JobOrderView](ctx, c, api.JobOrdersByDatasetPath(dataset), 0)
+}
+
+// Dataset returns a dataset (chain/data).
+func (c *Client) Dataset(ctx context.Context, id uint64) (api.DatasetView, error) {
+	return View[api.DatasetView](ctx, c, api.DatasetPath(id), 0)
+}
+
+// Datasets lists every dataset, oldest first (retired ones included).
+func (c *Client) Datasets(ctx context.Context) ([]api.DatasetView, error) {
+	return View[[]api.DatasetView](ctx, c, api.DatasetsPath(), 0)
+}
+
+// DatasetsByOwner lists an owner's datasets, oldest first.
+func (c *Client) DatasetsByOwner(ctx context.Context, owner types.Address) ([]api.DatasetView, error) {
+	return View[[]api.DatasetView](ctx, c, api.DatasetsByOwnerPath(owner), 0)
+}
+
+// DataGrant returns a download grant.
+func (c *Client) DataGrant(ctx context.Context, id uint64) (api.DataGrantView, error) {
+	return View[api.DataGrantView](ctx, c, api.DataGrantPath(id), 0)
+}
+
+// DataGrants lists a dataset's grants (only buyer's when buyer is not
+// empty), oldest first.
+func (c *Client) DataGrants(ctx context.Context, dataset uint64, buyer types.Address) ([]api.DataGrantView, error) {
+	return View[[]api.DataGrantView](ctx, c, api.DataGrantsPath(dataset, buyer), 0)
+}
+
+// DataGrantsByBuyer lists a buyer's grants on every dataset, oldest first.
+func (c *Client) DataGrantsByBuyer(ctx context.Context, buyer types.Address) ([]api.DataGrantView, error) {
+	return View[[]api.DataGrantView](ctx, c, api.DataGrantsByBuyerPath(buyer), 0)
+}
+
+// HasGrant reports whether buyer holds a download grant on dataset (a
+// dataset that does not exist has none).
+func (c *Client) HasGrant(ctx context.Context, dataset uint64, buyer types.Address) (bool, error) {
+	if len(buyer) == 0 {
+		return false, nil
+	}
+	gs, err := c.DataGrants(ctx, dataset, buyer)
+	if err != nil {
+		return false, err
+	}
+	return len(gs) > 0, nil
+}

@@ -74,6 +74,15 @@ type JobOrderView struct {
 	MismatchIndex      uint64           `json:"mismatch_index,omitempty"`
 	Args               []string         `json:"args,omitempty"`
 	InputNames         []string         `json:"input_names,omitempty"`
+	// Compute-to-data (0 / empty for other jobs): the dataset, the key the
+	// outputs are sealed to, the dataset's output cap and run price when
+	// ordered, what of the run price is still held and what was paid.
+	DatasetID uint64         `json:"dataset_id,omitempty"`
+	BuyerKey  types.HexBytes `json:"buyer_key,omitempty"`
+	OutputCap uint64         `json:"output_cap,omitempty"`
+	RunPrice  uint64         `json:"run_price,omitempty"`
+	RunHeld   uint64         `json:"run_held,omitempty"`
+	RunPaid   uint64         `json:"run_paid,omitempty"`
 }
 
 func JobOrderViewOf(o *types.JobOrder) JobOrderView {
@@ -86,7 +95,9 @@ func JobOrderViewOf(o *types.JobOrder) JobOrderView {
 		MemoryPages: o.MemoryPages, MaxPrice: o.MaxPrice, Deadline: o.Deadline, Collateral: o.Collateral,
 		Replication: o.Replication, BidWindowEnd: o.BidWindowEnd, CheckpointInterval: o.CheckpointInterval,
 		Escrow: o.Escrow, Status: JobStatusName(o.Status), Reason: o.Reason, SubmittedHeight: o.SubmittedHeight,
-		LeaseIDs: ids, Bids: o.Bids, MismatchIndex: o.MismatchIndex, Args: o.Args, InputNames: o.InputNames}
+		LeaseIDs: ids, Bids: o.Bids, MismatchIndex: o.MismatchIndex, Args: o.Args, InputNames: o.InputNames,
+		DatasetID: o.DatasetId, BuyerKey: o.BuyerKey, OutputCap: o.OutputCap, RunPrice: o.RunPrice, RunHeld: o.RunHeld,
+		RunPaid: o.RunPaid}
 }
 
 type JobBidView struct {

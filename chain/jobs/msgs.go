@@ -18,6 +18,7 @@ const (
 	MaxInputName    = 128
 	MaxMemoryPages  = 65536 // 4 GiB, WebAssembly's 32-bit limit
 	MaxBisectHashes = 15    // k-1 for the largest k
+	X25519KeyLen    = 32    // a compute-to-data buyer's key
 )
 
 // Message names (type_url of the module_msg carrying each).
@@ -40,8 +41,12 @@ func Msgs() []types.MsgSpec {
 	return []types.MsgSpec{
 		types.DeclareModuleMsg(MsgSubmit, func() *types.MsgSubmitJob { return &types.MsgSubmitJob{} }, validateSubmit,
 			func(m *types.MsgSubmitJob) types.Description {
-				return fields("module_hash", hex.EncodeToString(m.ModuleHash), "gas_limit", u64(m.GasLimit), "max_price", u64(m.MaxPrice),
+				d := fields("module_hash", hex.EncodeToString(m.ModuleHash), "gas_limit", u64(m.GasLimit), "max_price", u64(m.MaxPrice),
 					"replication", u64(uint64(m.Replication)), "deadline", i64(m.Deadline), "escrow", u64(m.Escrow))
+				if m.DatasetId != 0 {
+					d.Fields = append(d.Fields, [2]string{"dataset_id", u64(m.DatasetId)})
+				}
+				return d
 			}).WithGas(g[MsgSubmit]),
 		types.DeclareModuleMsg(MsgBid, func() *types.MsgBidJob { return &types.MsgBidJob{} }, validateBid,
 			func(m *types.MsgBidJob) types.Description {
@@ -144,6 +149,14 @@ func validateSubmit(m *types.MsgSubmitJob) error {
 		if len(h) != types.HashLen {
 			return fmt.Errorf("submit_job: input hashes must be %d bytes", types.HashLen)
 		}
+	}
+	switch {
+	case m.DatasetId == 0 && (len(m.BuyerKey) != 0 || m.MaxRunPrice != 0):
+		return errors.New("submit_job: buyer_key and max_run_price only with a dataset_id")
+	case m.DatasetId != 0 && len(m.BuyerKey) != X25519KeyLen:
+		return fmt.Errorf("submit_job: a compute-to-data order needs a %d-byte X25519 buyer_key", X25519KeyLen)
+	case m.DatasetId != 0 && m.Replication != 1:
+		return errors.New("submit_job: a compute-to-data order runs on the dataset's host only: replication must be 1")
 	}
 	if len(m.Args) > MaxArgs {
 		return fmt.Errorf("submit_job: at most %d args", MaxArgs)

@@ -75,6 +75,44 @@ type Params struct {
 	// without them (chains from before the market) has no job market: its
 	// messages are refused, and its params encode exactly as before.
 	Jobs *JobsParams `json:"jobs,omitempty"`
+
+	// Data are the data market's parameters (chain/data). A genesis
+	// without them has no data market: its messages are refused, and
+	// compute-to-data orders too.
+	Data *DataParams `json:"data,omitempty"`
+}
+
+// DataParams are the data market's parameters (chain/data).
+type DataParams struct {
+	// FeeBps of every grant and every paid run goes to the fee pool; the
+	// rest to the dataset's owner.
+	FeeBps uint64 `json:"fee_bps"`
+	// MaxAggregateOutput bounds the output cap of a dataset that lets any
+	// module run on it (no allow-list): only aggregates can leave.
+	MaxAggregateOutput uint64 `json:"max_aggregate_output"`
+}
+
+// DefaultDataParams are the data market's devnet parameters.
+func DefaultDataParams() *DataParams {
+	return &DataParams{FeeBps: 500, MaxAggregateOutput: 4096}
+}
+
+// Validate checks that the data market's params are usable.
+func (d *DataParams) Validate() error {
+	switch {
+	case d.FeeBps > 10000:
+		return errors.New("data: fee_bps must be at most 10000")
+	case d.MaxAggregateOutput == 0:
+		return errors.New("data: max_aggregate_output must be positive")
+	}
+	return nil
+}
+
+// DataDefaultGas is the default gas of the data market's messages
+// (declared by chain/data with WithGas; a test in chain/app keeps the two
+// equal), merged into DefaultParams' gas table.
+var DataDefaultGas = map[string]uint64{
+	"publish_dataset": 20_000, "update_dataset": 20_000, "retire_dataset": 10_000, "buy_access": 20_000,
 }
 
 // JobsParams are the compute-job market's parameters (chain/jobs).
@@ -210,12 +248,16 @@ func DefaultParams() Params {
 		GasPerByte:            1,
 		Gas:                   defaultGas(),
 		Jobs:                  DefaultJobsParams(),
+		Data:                  DefaultDataParams(),
 	}
 }
 
 func defaultGas() map[string]uint64 {
 	g := Msgs().DefaultGas()
 	for name, gas := range JobsDefaultGas {
+		g[name] = gas
+	}
+	for name, gas := range DataDefaultGas {
 		g[name] = gas
 	}
 	return g
@@ -256,6 +298,14 @@ func (p Params) Validate() error {
 	}
 	if p.Jobs != nil {
 		if err := p.Jobs.Validate(); err != nil {
+			return err
+		}
+	}
+	if p.Data != nil {
+		if p.Jobs == nil {
+			return errors.New("data: the data market needs the job market (compute-to-data runs are jobs)")
+		}
+		if err := p.Data.Validate(); err != nil {
 			return err
 		}
 	}

@@ -102,10 +102,11 @@ func (e errorString) Error() string { return string(e) }
 // change of gas changes fees, hence outcomes).
 func TestDeclaredGas(t *testing.T) {
 	g := DefaultParams().Gas
-	// The chain's own messages, and the job market's (chain/jobs declares
-	// those; a chain/app test checks its declarations against JobsDefaultGas).
-	if len(g) != len(MsgNames)+len(JobsDefaultGas) {
-		t.Fatalf("default gas for %d messages, %d declared + %d jobs", len(g), len(MsgNames), len(JobsDefaultGas))
+	// The chain's own messages, the job market's and the data market's
+	// (chain/jobs and chain/data declare those; a chain/app test checks
+	// their declarations against JobsDefaultGas and DataDefaultGas).
+	if len(g) != len(MsgNames)+len(JobsDefaultGas)+len(DataDefaultGas) {
+		t.Fatalf("default gas for %d messages, %d declared + %d jobs + %d data", len(g), len(MsgNames), len(JobsDefaultGas), len(DataDefaultGas))
 	}
 	for _, name := range MsgNames {
 		if g[name] == 0 {
