@@ -99,10 +99,13 @@ type Executor struct {
 	chainID string
 	params  types.Params
 	store   *blobstore.Store
-	engine  *wasm.Engine
-	metrics *metrics
-	reg     *prometheus.Registry
-	blobs   *blobstore.Server
+	// datasets holds the datasets hosted here, apart from store: no
+	// generic blob route serves them (data.go).
+	datasets *blobstore.Store
+	engine   *wasm.Engine
+	metrics  *metrics
+	reg      *prometheus.Registry
+	blobs    *blobstore.Server
 
 	sem chan struct{} // MaxConcurrent slots
 
@@ -192,8 +195,13 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Executor, 
 	if err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
+	ds, err := blobstore.Open(filepath.Join(cfg.DataDir, "datasets"))
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
 	e := &Executor{
-		cfg: cfg, log: logger.With("role", "executor"), chain: c, signer: c.NewSigner(cfg.Key),
+		datasets: ds,
+		cfg:      cfg, log: logger.With("role", "executor"), chain: c, signer: c.NewSigner(cfg.Key),
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		store: st, metrics: newMetrics(reg), reg: reg, sem: make(chan struct{}, cfg.MaxConcurrent),
 		leases: map[uint64]*lease{}, bid: map[uint64]bool{}, moved: map[uint64]uint32{}, modules: map[string]*wasm.Module{},
@@ -435,6 +443,11 @@ const feeReserve = 1_000_000
 func (e *Executor) unfit(ctx context.Context, o api.JobOrderView) string {
 	if why := outOfLimits(e.cfg, e.addr, o); why != "" {
 		return why
+	}
+	if o.DatasetID != 0 {
+		if why := e.datasetUnfit(ctx, o); why != "" {
+			return why
+		}
 	}
 	acc, err := e.chain.Account(ctx, e.addr)
 	if err != nil {

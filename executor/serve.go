@@ -16,17 +16,26 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/protocol/blob"
+	pdata "github.com/agoranet/agora/protocol/data"
 	pjobs "github.com/agoranet/agora/protocol/jobs"
 )
 
 // Mount adds the executor's routes to mux: the blob paths (the owner's
 // uploads; results and result lists for anyone), protocol/jobs LeasePath
-// and StatePath.
+// and StatePath (a compute-to-data lease's to its dataset's auditors only),
+// and protocol/data's dataset and sealed-results paths (data.go).
 func (e *Executor) Mount(mux *http.ServeMux) {
 	e.blobs.Register(mux)
 	mux.HandleFunc(pjobs.LeaseRoute, e.handleLease)
 	mux.HandleFunc(pjobs.StateRoute, e.handleState)
+	mux.HandleFunc("PUT "+pdata.DataRoute, e.handleDataPut)
+	mux.HandleFunc("GET "+pdata.DataRoute, e.handleDataGet)
+	mux.HandleFunc("HEAD "+pdata.DataRoute, e.handleDataGet)
+	mux.HandleFunc(pdata.DataManifestRoute, e.handleDataManifest)
+	mux.HandleFunc(pdata.SealedRoute, e.handleSealed)
 }
+
+func parseU64(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
 
 func jsonError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -110,6 +119,10 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 	}
 	step, ok := pathU64(w, r, "step")
 	if !ok {
+		return
+	}
+	if err := e.gateState(r, id); err != nil {
+		writeErr(w, err)
 		return
 	}
 	if b, err := os.ReadFile(e.statePath(id, step)); err == nil {
