@@ -7,8 +7,8 @@ package dataclient
 
 import (
 	"context"
-	"encoding/json"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
