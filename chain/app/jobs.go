@@ -167,6 +167,12 @@ func jobsQuery(kv store.KV, q QueryReq) (any, error) {
 			return nil, types.Errorf(types.CodeMalformed, "unknown job status %q", q.Arg(2))
 		}
 		return orderViews(kv, jobs.OrdersByStatus(kv, s)), nil
+	case len(q.Args) == 3 && q.Arg(0) == "orders" && q.Arg(1) == "dataset":
+		n, err := num(2)
+		if err != nil {
+			return nil, err
+		}
+		return orderViews(kv, jobs.OrdersByDataset(kv, n)), nil
 	case len(q.Args) == 3 && q.Arg(0) == "leases" && q.Arg(1) == "provider":
 		ad, err := q.Addr(2)
 		if err != nil {

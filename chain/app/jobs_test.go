@@ -15,6 +15,7 @@ import (
 
 	"github.com/agoranet/agora/chain/api"
 	"github.com/agoranet/agora/chain/bank"
+	"github.com/agoranet/agora/chain/data"
 	"github.com/agoranet/agora/chain/jobs"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/types"
@@ -28,7 +29,7 @@ type jobsH struct {
 	fees map[string]uint64
 }
 
-var jobLabels = []string{"operator", "owner", "p1", "p2", "p3", "nocap", "outsider", "v2"}
+var jobLabels = []string{"operator", "owner", "p1", "p2", "p3", "nocap", "outsider", "v2", "downer", "buyer"}
 
 func newJobsHarness(t *testing.T, adjust func(*types.Params)) *jobsH {
 	t.Helper()
@@ -96,6 +97,14 @@ func jobMsgName(msg proto.Message) string {
 		return jobs.MsgPick
 	case *types.MsgVoteStep:
 		return jobs.MsgVote
+	case *types.MsgPublishDataset:
+		return data.MsgPublish
+	case *types.MsgUpdateDataset:
+		return data.MsgUpdate
+	case *types.MsgRetireDataset:
+		return data.MsgRetire
+	case *types.MsgBuyAccess:
+		return data.MsgBuy
 	}
 	return "unknown"
 }
@@ -165,7 +174,7 @@ func (j *jobsH) bond(label string) uint64 {
 func (j *jobsH) fingerprint() [32]byte {
 	snap, _ := j.app.Snapshot(0)
 	h := sha256.New()
-	for _, pre := range []string{"job", "seq/job_"} {
+	for _, pre := range []string{"job", "seq/job_", "dset", "dgr", "seq/data"} {
 		snap.Iterate([]byte(pre), func(k, v []byte) bool {
 			h.Write(k)
 			h.Write(v)

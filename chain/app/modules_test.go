@@ -1,6 +1,7 @@
 package app
 
 import (
+	"github.com/agoranet/agora/chain/data"
 	"github.com/agoranet/agora/chain/jobs"
 	"github.com/agoranet/agora/chain/services"
 	"strings"
@@ -55,9 +56,10 @@ func TestModuleTableRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The chain's own messages, then the job market's module messages.
+	// The chain's own messages, then the job market's and the data
+	// market's module messages.
 	var jobNames []string
-	for _, s := range jobs.Msgs() {
+	for _, s := range append(jobs.Msgs(), data.Msgs()...) {
 		jobNames = append(jobNames, s.Name)
 	}
 	all := append(append([]string(nil), types.MsgNames...), jobNames...)

@@ -50,6 +50,14 @@ func TestAPIPathsAreRouted(t *testing.T) {
 		{api.JobSamplePath(0), &[]api.JobSampleView{}},
 		{api.JobLeaseDisputesPath(1), &[]api.JobDisputeView{}},
 		{api.JobOpenDisputesPath, &[]api.JobDisputeView{}},
+		{api.JobOrdersByDatasetPath(1), &[]api.JobOrderView{}},
+		{api.DatasetPath(1), &api.DatasetView{}},
+		{api.DatasetsPath(), &[]api.DatasetView{}},
+		{api.DatasetsByOwnerPath(a), &[]api.DatasetView{}},
+		{api.DataGrantPath(1), &api.DataGrantView{}},
+		{api.DataGrantsPath(1, nil), &[]api.DataGrantView{}},
+		{api.DataGrantsPath(1, a), &[]api.DataGrantView{}},
+		{api.DataGrantsByBuyerPath(a), &[]api.DataGrantView{}},
 	} {
 		v, _, err := h.app.QueryJSON(c.path, 0)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/codec"
+	"github.com/agoranet/agora/chain/data"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
@@ -87,14 +88,23 @@ func Challenge(kv store.KV, p types.Params, height int64, challenger []byte, m *
 		return nil, types.Errorf(types.CodeUnauthorized, "a provider cannot challenge its own checkpoint")
 	}
 	o := GetOrder(kv, l.OrderId)
-	allowed := bytes.Equal(challenger, o.Owner) || validatorPower(kv, p, challenger) > 0
-	for _, other := range o.LeaseIds {
-		if ol := GetLease(kv, other); other != l.Id && bytes.Equal(ol.Provider, challenger) {
-			allowed = true
+	if o.DatasetId != 0 {
+		// Private data: only those who can re-execute may challenge — the
+		// buyer (the order's owner) and the dataset's bonded auditors.
+		ds := data.Get(kv, o.DatasetId)
+		if !bytes.Equal(challenger, o.Owner) && (ds == nil || !data.IsAuditor(ds, challenger) || validatorPower(kv, p, challenger) == 0) {
+			return nil, types.Errorf(types.CodeUnauthorized, "order %d runs on dataset %d: only its owner or the dataset's bonded auditors may challenge its checkpoints", o.Id, o.DatasetId)
 		}
-	}
-	if !allowed {
-		return nil, types.Errorf(types.CodeUnauthorized, "only order %d's owner, a bonded validator or another replica's provider may challenge its checkpoints", o.Id)
+	} else {
+		allowed := bytes.Equal(challenger, o.Owner) || validatorPower(kv, p, challenger) > 0
+		for _, other := range o.LeaseIds {
+			if ol := GetLease(kv, other); other != l.Id && bytes.Equal(ol.Provider, challenger) {
+				allowed = true
+			}
+		}
+		if !allowed {
+			return nil, types.Errorf(types.CodeUnauthorized, "only order %d's owner, a bonded validator or another replica's provider may challenge its checkpoints", o.Id)
+		}
 	}
 	if err := bank.Send(kv, challenger, Account, jp.DisputeBond); err != nil {
 		return nil, err
@@ -219,7 +229,9 @@ func Pick(kv store.KV, p types.Params, height int64, signer []byte, m *types.Msg
 // Vote records a bonded validator's post-state hash for the dispute's
 // single step; when validators holding at least 2/3 of the voting power
 // agree on a hash, the dispute resolves: the defender wins if it is the
-// defender's claimed state, the challenger otherwise.
+// defender's claimed state, the challenger otherwise. Over a
+// compute-to-data run only the dataset's auditors vote, and the quorum is
+// 2/3 of the auditors' voting power.
 func Vote(kv store.KV, p types.Params, height int64, validator []byte, m *types.MsgVoteStep) (*types.JobDispute, []abci.Event, error) {
 	if _, err := ParamsOf(p); err != nil {
 		return nil, nil, err
@@ -234,19 +246,35 @@ func Vote(kv store.KV, p types.Params, height int64, validator []byte, m *types.
 	if bytes.Equal(validator, d.Challenger) || bytes.Equal(validator, d.Defender) {
 		return nil, nil, types.Errorf(types.CodeUnauthorized, "a party to dispute %d cannot vote on it", d.Id)
 	}
+	// A run on private data is refereed by the dataset's auditors only
+	// (nobody else may read the data to re-execute the step): the quorum
+	// is 2/3 of their voting power.
+	var auditors *types.Dataset
+	if o := GetOrder(kv, GetLease(kv, d.LeaseId).OrderId); o.DatasetId != 0 {
+		if auditors = data.Get(kv, o.DatasetId); auditors == nil || !data.IsAuditor(auditors, validator) {
+			return nil, nil, types.Errorf(types.CodeUnauthorized, "dispute %d is over a run on dataset %d: only the dataset's auditors vote on it", d.Id, o.DatasetId)
+		}
+	}
 	vk := codec.Key(prefixVote, codec.U64(d.Id), validator)
 	if kv.Has(vk) {
 		return nil, nil, types.Errorf(types.CodeInvalid, "validator %s already voted on dispute %d", types.Address(validator), d.Id)
 	}
 	kv.Set(vk, m.PostStateHash)
 	var total, agree int64
-	stake.IterateValidators(kv, func(v *types.Validator) bool {
-		total += stake.Power(p, v)
-		return true
-	})
+	if auditors != nil {
+		for _, a := range auditors.Auditors {
+			total += validatorPower(kv, p, a)
+		}
+	} else {
+		stake.IterateValidators(kv, func(v *types.Validator) bool {
+			total += stake.Power(p, v)
+			return true
+		})
+	}
 	kv.Iterate(codec.Key(prefixVote, codec.U64(d.Id)), func(k, h []byte) bool {
-		if bytes.Equal(h, m.PostStateHash) {
-			agree += validatorPower(kv, p, k[len(prefixVote)+8:])
+		voter := k[len(prefixVote)+8:]
+		if bytes.Equal(h, m.PostStateHash) && (auditors == nil || data.IsAuditor(auditors, voter)) {
+			agree += validatorPower(kv, p, voter)
 		}
 		return true
 	})

@@ -11,6 +11,7 @@ import (
 	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/codec"
+	"github.com/agoranet/agora/chain/data"
 	"github.com/agoranet/agora/chain/epochs"
 	"github.com/agoranet/agora/chain/registry"
 	"github.com/agoranet/agora/chain/services"
@@ -100,7 +101,19 @@ func Submit(kv store.KV, p types.Params, height int64, owner []byte, m *types.Ms
 		return 0, types.Errorf(types.CodeInsufficientFunds, "escrow %d does not cover replication %d × ceil(gas_limit %d × max_price %d / 10^6) = %d",
 			m.Escrow, m.Replication, m.GasLimit, m.MaxPrice, need)
 	}
-	if err := bank.Send(kv, owner, Account, m.Escrow); err != nil {
+	var ds *types.Dataset
+	if m.DatasetId != 0 {
+		if ds, err = checkDataset(kv, p, owner, m); err != nil {
+			return 0, err
+		}
+	}
+	total := m.Escrow
+	if ds != nil {
+		if total, err = types.AddU64(m.Escrow, ds.RunPrice); err != nil {
+			return 0, err
+		}
+	}
+	if err := bank.Send(kv, owner, Account, total); err != nil {
 		return 0, err
 	}
 	id := next(kv, seqOrder)
@@ -111,12 +124,73 @@ func Submit(kv store.KV, p types.Params, height int64, owner []byte, m *types.Ms
 		Escrow: m.Escrow, Status: types.JobStatus_JOB_STATUS_BIDDING, SubmittedHeight: height,
 		Args: m.Args, InputNames: m.InputNames,
 	}
+	if ds != nil {
+		o.DatasetId, o.BuyerKey, o.OutputCap, o.RunPrice, o.RunHeld = ds.Id, m.BuyerKey, ds.OutputCap, ds.RunPrice, ds.RunPrice
+		kv.Set(codec.Key(prefixByDataset, codec.U64(ds.Id), codec.U64(id)), []byte{1})
+	}
 	putOrder(kv, o)
 	kv.Set(codec.Key(prefixByOwner, owner, codec.U64(id)), []byte{1})
 	enqueue(kv, qClear, end, id)
 	enqueue(kv, qDeadline, m.Deadline, id)
 	return id, nil
 }
+
+// checkDataset applies the compute-to-data rules to an order on a
+// dataset: the chain has a data market, the dataset is active, the order's
+// owner may buy from it, its module may run on it (on its allow-list, or
+// any module under the aggregate output cap), and its run price is within
+// the order's max_run_price. Replication 1 and the buyer key are checked
+// statelessly (validateSubmit).
+func checkDataset(kv store.KV, p types.Params, owner []byte, m *types.MsgSubmitJob) (*types.Dataset, error) {
+	dp, err := data.ParamsOf(p)
+	if err != nil {
+		return nil, err
+	}
+	ds := data.Get(kv, m.DatasetId)
+	switch {
+	case ds == nil:
+		return nil, types.Errorf(types.CodeNotFound, "dataset %d does not exist", m.DatasetId)
+	case ds.Retired:
+		return nil, types.Errorf(types.CodeInvalid, "dataset %d is retired: it takes no more runs", ds.Id)
+	case !bytes.Equal(owner, ds.Owner) && !data.AllowsBuyer(ds, owner):
+		return nil, types.Errorf(types.CodeUnauthorized, "%s is not among dataset %d's allowed buyers", types.Address(owner), ds.Id)
+	case !data.AllowsModule(ds, m.ModuleHash):
+		return nil, types.Errorf(types.CodeUnauthorized, "module %x is not on dataset %d's allow-list", m.ModuleHash, ds.Id)
+	case len(ds.AllowedModules) == 0 && ds.OutputCap > dp.MaxAggregateOutput:
+		return nil, types.Errorf(types.CodeInvalid, "dataset %d lets any module run but its output_cap %d is above max_aggregate_output %d",
+			ds.Id, ds.OutputCap, dp.MaxAggregateOutput)
+	case m.MaxRunPrice != 0 && ds.RunPrice > m.MaxRunPrice:
+		return nil, types.Errorf(types.CodeInvalid, "dataset %d's run_price %d is above max_run_price %d", ds.Id, ds.RunPrice, m.MaxRunPrice)
+	}
+	return ds, nil
+}
+
+// settleRun pays a compute-to-data order's held run price to the
+// dataset's owner when its lease ended done with a non-zero state hash (a
+// success: a deterministic failure commits the zero state), and refunds it
+// to the order's owner otherwise. The caller stores o.
+func settleRun(kv store.KV, p types.Params, o *types.JobOrder, success bool) error {
+	if o.RunHeld == 0 {
+		return nil
+	}
+	amount := o.RunHeld
+	o.RunHeld = 0
+	if !success {
+		return bank.Send(kv, Account, o.Owner, amount)
+	}
+	if _, err := data.PayRun(kv, p, o.DatasetId, Account, amount); err != nil {
+		return err
+	}
+	o.RunPaid = amount
+	return nil
+}
+
+// succeeded: a lease ends a success when it is done with a non-zero state.
+func succeeded(l *types.JobLease, status types.JobStatus) bool {
+	return status == types.JobStatus_JOB_STATUS_DONE && len(l.StateHash) == types.HashLen && !bytes.Equal(l.StateHash, zeroHash[:])
+}
+
+var zeroHash [types.HashLen]byte
 
 // qualify says why provider may not take work now, or nil.
 func qualify(kv store.KV, p types.Params, provider []byte) error {
@@ -152,6 +226,11 @@ func Bid(kv store.KV, p types.Params, height int64, provider []byte, m *types.Ms
 	}
 	if bytes.Equal(provider, o.Owner) {
 		return types.Errorf(types.CodeUnauthorized, "the owner cannot bid on its own order")
+	}
+	if o.DatasetId != 0 {
+		if ds := data.Get(kv, o.DatasetId); ds == nil || !bytes.Equal(provider, ds.Host) {
+			return types.Errorf(types.CodeUnauthorized, "order %d runs on dataset %d: only its host may bid", o.Id, o.DatasetId)
+		}
 	}
 	if err := qualify(kv, p, provider); err != nil {
 		return err
@@ -270,8 +349,8 @@ func clearOrder(kv store.KV, p types.Params, height int64, o *types.JobOrder, pc
 		o.Status = types.JobStatus_JOB_STATUS_UNMATCHED
 		o.Reason = fmt.Sprintf("no match: %d qualified bids for replication %d (%d bids; %d disqualified: provider unregistered, jailed, without the %q capability or under-bonded)",
 			len(cands), r, len(bids), disq, Capability)
-		po.add(o.Owner, o.Escrow)
-		o.Escrow = 0
+		po.add(o.Owner, o.Escrow+o.RunHeld) // no run: its price goes back too
+		o.Escrow, o.RunHeld = 0, 0
 		dequeue(kv, qDeadline, o.Deadline, o.Id)
 		events = append(events, ev("job_unmatched", "order_id", u64(o.Id), "reason", o.Reason))
 	} else {
@@ -450,6 +529,12 @@ func endLease(kv store.KV, p types.Params, height int64, l *types.JobLease, stat
 		enqueue(kv, qRelease, l.ReleaseHeight, l.Id)
 	}
 	putLease(kv, l)
+	if o := GetOrder(kv, l.OrderId); o.RunHeld > 0 { // a compute-to-data run (replication 1: this is its lease)
+		if err := settleRun(kv, p, o, succeeded(l, status)); err != nil {
+			return err
+		}
+		putOrder(kv, o)
+	}
 	return settleOrder(kv, l.OrderId)
 }
 
@@ -504,10 +589,10 @@ func Cancel(kv store.KV, p types.Params, height int64, owner []byte, id uint64) 
 				return 0, err
 			}
 		}
-		if err := bank.Send(kv, Account, owner, o.Escrow); err != nil {
+		if err := bank.Send(kv, Account, owner, o.Escrow+o.RunHeld); err != nil {
 			return 0, err
 		}
-		o.Escrow, o.OpenBids = 0, nil
+		o.Escrow, o.RunHeld, o.OpenBids = 0, 0, nil
 		dequeue(kv, qClear, o.BidWindowEnd, o.Id)
 	case types.JobStatus_JOB_STATUS_RUNNING:
 		for _, lid := range o.LeaseIds {

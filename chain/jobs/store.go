@@ -49,6 +49,7 @@ var (
 	prefixByStatus   = []byte("jobst/")  // jobst/<status(1)>/<order>
 	prefixByEpoch    = []byte("jobcpe/") // jobcpe/<epoch>/<provider>/<lease>/<index>
 	prefixDisputes   = []byte("jobdl/")  // jobdl/<lease>/<dispute>
+	prefixByDataset  = []byte("jobds/")  // jobds/<dataset>/<order>: compute-to-data orders
 	// Queues, keyed by the height at whose end the entry is due.
 	qClear    = []byte("jobq/clear/") // <height>/<order>: the bid window closes
 	qDeadline = []byte("jobq/dead/")  // <height>/<order>: the order's deadline
@@ -171,6 +172,12 @@ func OrdersByOwner(kv store.KV, owner []byte) []uint64 {
 	return idsUnder(kv, codec.Key(prefixByOwner, owner))
 }
 
+// OrdersByDataset lists the ids of the compute-to-data orders on a
+// dataset, oldest first.
+func OrdersByDataset(kv store.KV, dataset uint64) []uint64 {
+	return idsUnder(kv, codec.Key(prefixByDataset, codec.U64(dataset)))
+}
+
 // LeasesByProvider lists the ids of provider's leases, oldest first.
 func LeasesByProvider(kv store.KV, provider []byte) []uint64 {
 	return idsUnder(kv, codec.Key(prefixByProvider, provider))
@@ -220,7 +227,8 @@ func due(kv store.KV, q []byte, height int64) []uint64 {
 	return out
 }
 
-// Held sums what the market holds: orders' unallocated escrow, open
+// Held sums what the market holds: orders' unallocated escrow and held
+// compute-to-data run prices, open
 // leases' unspent budgets, locked collateral (open bids, and leases until
 // their release) and open disputes' bonds. The jobs account must hold
 // exactly this much.
@@ -239,7 +247,7 @@ func Held(kv store.KV) (uint64, error) {
 				return false
 			}
 		}
-		return add(o.Escrow)
+		return add(o.Escrow) && add(o.RunHeld)
 	})
 	kv.Iterate(prefixLease, func(_, bz []byte) bool {
 		l := &types.JobLease{}
