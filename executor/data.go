@@ -340,9 +340,9 @@ func (e *Executor) dataOf(ctx context.Context, o api.JobOrderView) ([]wasm.Blob,
 }
 
 // DataFiles is a dataset blob as a job's /data files (protocol/data
-// Members): what the executor and the dataset's auditors run on.
+// Files): what the executor and the dataset's auditors run on.
 func DataFiles(b []byte, name string) ([]wasm.Blob, error) {
-	ms, err := pdata.Members(b, name)
+	ms, err := pdata.Files(b, name)
 	if err != nil {
 		return nil, err
 	}

@@ -88,7 +88,7 @@ func (v *JobVerifier) loadData(ctx context.Context, d api.DatasetView) ([]wasm.B
 	if err != nil {
 		return nil, err
 	}
-	ms, err := pdata.Members(b, d.Name)
+	ms, err := pdata.Files(b, d.Name)
 	if err != nil {
 		return nil, fmt.Errorf("dataset %d: %w", d.ID, err)
 	}

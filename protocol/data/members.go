@@ -10,26 +10,26 @@ import (
 	"strings"
 )
 
-// Member is one file a compute-to-data job sees under /data.
-type Member struct {
+// File is one file a compute-to-data job sees under /data.
+type File struct {
 	Name string // slash-separated, relative
 	Data []byte
 }
 
-// MaxMembers bounds a dataset tar's members.
-const MaxMembers = 1 << 16
+// MaxFiles bounds a dataset tar's members.
+const MaxFiles = 1 << 16
 
-// Members lists what a job on a dataset blob sees under /data: a tar's
+// Files lists what a job on a dataset blob sees under /data: a tar's
 // regular files (by their names; directory entries skipped), or, for a blob
 // that is not a tar, the blob itself as one file named after the dataset
 // (FileName). The executor and every auditor call it on the same bytes, so
 // the job's view is the same everywhere.
-func Members(b []byte, datasetName string) ([]Member, error) {
+func Files(b []byte, datasetName string) ([]File, error) {
 	if !looksTar(b) {
-		return []Member{{Name: FileName(datasetName), Data: b}}, nil
+		return []File{{Name: FileName(datasetName), Data: b}}, nil
 	}
 	tr := tar.NewReader(bytes.NewReader(b))
-	var out []Member
+	var out []File
 	seen := map[string]bool{}
 	for {
 		h, err := tr.Next()
@@ -54,14 +54,14 @@ func Members(b []byte, datasetName string) ([]Member, error) {
 			return nil, fmt.Errorf("dataset tar: member %q twice", name)
 		}
 		seen[name] = true
-		if len(out) >= MaxMembers {
-			return nil, fmt.Errorf("dataset tar: over %d members", MaxMembers)
+		if len(out) >= MaxFiles {
+			return nil, fmt.Errorf("dataset tar: over %d members", MaxFiles)
 		}
 		data, err := io.ReadAll(tr)
 		if err != nil {
 			return nil, fmt.Errorf("dataset tar: member %q: %w", name, err)
 		}
-		out = append(out, Member{Name: name, Data: data})
+		out = append(out, File{Name: name, Data: data})
 	}
 }
 

@@ -1,17 +1,15 @@
-// Package data is the off-chain side of Agora's data market: the formats a
-// dataset's owner, its host (an executor), its buyers and its auditors
-// exchange.
+// Sealed results of compute-to-data runs (see the package doc in tar.go):
 //
-//   - The dataset blob: a deterministic tar (tar.go) whose members a
-//     compute-to-data job reads under /data.
 //   - Sealed results (Seal, Open): a compute-to-data run's result list and
 //     outputs encrypted to the buyer's X25519 key, the only form in which
 //     the host hands them out. The chain commits the plaintext list's blob
 //     ID as for any job, so the buyer checks what it decrypted against the
 //     chain and an auditor can re-execute the run.
-//   - The access header (AuthHeader): an account's signature over one
+//   - The access header (auth.go): an account's signature over one
 //     request, which the host checks against the chain's grants, owner and
 //     auditors before serving a dataset's bytes or a run's states.
+//   - What a job sees under /data (Files, members.go).
+
 package data
 
 import (
