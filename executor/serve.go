@@ -25,7 +25,22 @@ import (
 // and StatePath (a compute-to-data lease's to its dataset's auditors only),
 // and protocol/data's dataset and sealed-results paths (data.go).
 func (e *Executor) Mount(mux *http.ServeMux) {
-	e.blobs.Register(mux)
+	// The generic blob routes refuse a hosted dataset's ID outright, so
+	// its bytes leave only by the gated data routes (the datasets' store
+	// is not behind these routes anyway; this says so plainly).
+	blobs := http.NewServeMux()
+	e.blobs.Register(blobs)
+	guard := func(w http.ResponseWriter, r *http.Request) {
+		if id, err := blob.ParseID(r.PathValue("id")); err == nil && e.datasets.Has(id) {
+			jsonError(w, http.StatusForbidden, "blob "+id.String()+" is a dataset's data: it is served only on the data routes (/v1/data/ID), with a download grant")
+			return
+		}
+		blobs.ServeHTTP(w, r)
+	}
+	for _, route := range []string{"GET " + blob.BlobRoute, "HEAD " + blob.BlobRoute, blob.ManifestRoute, blob.ChunkRoute} {
+		mux.HandleFunc(route, guard)
+	}
+	mux.Handle("PUT "+blob.BlobRoute, blobs)
 	mux.HandleFunc(pjobs.LeaseRoute, e.handleLease)
 	mux.HandleFunc(pjobs.StateRoute, e.handleState)
 	mux.HandleFunc("PUT "+pdata.DataRoute, e.handleDataPut)

@@ -14,10 +14,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/agoranet/agora/chain/api"
+	chainjobs "github.com/agoranet/agora/chain/jobs"
+	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/blobstore"
 	"github.com/agoranet/agora/internal/jobowner"
@@ -200,4 +203,117 @@ func FetchSealed(ctx context.Context, c *client.Client, key ed25519.PrivateKey, 
 		}
 	}
 	return res, nil
+}
+
+// RunSpec is a compute-to-data order: a module run on a dataset.
+type RunSpec struct {
+	Dataset     uint64
+	Module      []byte  // the module's bytes (uploaded to the host), or nil with ModuleID
+	ModuleID    blob.ID // the module's blob ID (computed from Module when set)
+	Args        []string
+	Gas         uint64 // gas limit
+	MaxPrice    uint64 // uagr per million gas
+	MaxRunPrice uint64 // refuse the order if the dataset's run price is above (0: any)
+	MemoryPages uint32
+	Collateral  uint64
+	BidWindow   int64
+	DeadlineIn  int64  // blocks from now
+	Interval    uint64 // steps between checkpoints
+	Poll        time.Duration
+}
+
+// Order builds the order's message; height is the chain's current height.
+// The buyer key is the X25519 form of the signing account's key.
+func (s *RunSpec) Order(key ed25519.PrivateKey, height int64) (*types.MsgSubmitJob, error) {
+	if s.Module != nil {
+		s.ModuleID = blob.Of(s.Module)
+	}
+	bk, err := pdata.BuyerKey(key.Public().(ed25519.PublicKey))
+	if err != nil {
+		return nil, err
+	}
+	per, err := chainjobs.Budget(s.Gas, s.MaxPrice)
+	if err != nil {
+		return nil, err
+	}
+	return &types.MsgSubmitJob{
+		ModuleHash: s.ModuleID[:], GasLimit: s.Gas, MemoryPages: s.MemoryPages, MaxPrice: s.MaxPrice,
+		Deadline: height + s.DeadlineIn, Collateral: s.Collateral, Replication: 1, BidWindow: s.BidWindow,
+		CheckpointInterval: s.Interval, Escrow: per, Args: s.Args,
+		DatasetId: s.Dataset, BuyerKey: bk, MaxRunPrice: s.MaxRunPrice,
+	}, nil
+}
+
+// Submitted is a posted compute-to-data order and its lease.
+type Submitted struct {
+	Tx    *client.TxResult
+	Order uint64
+	Lease api.JobLeaseView
+}
+
+// Submit posts the order, waits for the host's lease and uploads the
+// module to it (unless the host holds it already; a module given by ID
+// only must be there).
+func Submit(ctx context.Context, c *client.Client, key ed25519.PrivateKey, s *RunSpec) (*Submitted, error) {
+	d, err := c.Dataset(ctx, s.Dataset)
+	if err != nil {
+		return nil, fmt.Errorf("dataset %d: %w", s.Dataset, err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	msg, err := s.Order(key, st.SyncInfo.LatestBlockHeight)
+	if err != nil {
+		return nil, err
+	}
+	if !d.AllowsModule(msg.ModuleHash) {
+		return nil, fmt.Errorf("module %s is not on dataset %d's allow-list %v", s.ModuleID, d.ID, d.AllowedModules)
+	}
+	ep, err := HostEndpoint(ctx, c, d)
+	if err != nil {
+		return nil, err
+	}
+	bc := &blobstore.Client{Base: ep}
+	hostHas := func() bool { _, err := bc.Manifest(ctx, s.ModuleID); return err == nil }
+	if s.Module == nil && !hostHas() {
+		return nil, fmt.Errorf("dataset %d's host %s does not hold module %s: give the module's file", d.ID, ep, s.ModuleID)
+	}
+	res, err := c.NewSigner(key).Send(ctx, msg)
+	if err != nil {
+		return nil, err
+	}
+	id, err := strconv.ParseUint(res.Events["order_id"], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("the submit tx %s named no order: %w", res.Hash, err)
+	}
+	poll := s.Poll
+	if poll == 0 {
+		poll = 200 * time.Millisecond
+	}
+	_, leases, err := jobowner.WaitLeases(ctx, c, id, poll)
+	if err != nil {
+		return nil, err
+	}
+	sub := &Submitted{Tx: res, Order: id, Lease: leases[0]}
+	if s.Module != nil && !hostHas() {
+		if err := jobowner.Upload(ctx, c, key, id, leases, map[blob.ID][]byte{s.ModuleID: s.Module}, nil); err != nil {
+			return sub, err
+		}
+	}
+	return sub, nil
+}
+
+// Wait waits for the order's final checkpoint and fetches its sealed
+// results (FetchSealed).
+func Wait(ctx context.Context, c *client.Client, key ed25519.PrivateKey, order uint64, dir string, poll time.Duration) (*Fetched, api.JobLeaseView, error) {
+	if poll == 0 {
+		poll = 200 * time.Millisecond
+	}
+	l, err := jobowner.WaitDone(ctx, c, order, poll)
+	if err != nil {
+		return nil, l, err
+	}
+	res, err := FetchSealed(ctx, c, key, l, dir)
+	return res, l, err
 }
