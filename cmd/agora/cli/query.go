@@ -102,6 +102,30 @@ func queryCmd(g *globals) *cobra.Command {
 		}},
 	)
 	cmd.AddCommand(job)
+	// agora query data ...: the data market's records (chain/data).
+	dataQ := &cobra.Command{Use: "data", Short: "Data market: datasets, download grants, compute-to-data runs"}
+	dataQ.AddCommand(
+		byNum("dataset ID", "One dataset", "dataset id", api.DatasetPath, func() any { return &api.DatasetView{} }),
+		fixed("datasets", "Every dataset, oldest first", api.DatasetsPath(), func() any { return &[]api.DatasetView{} }),
+		byAddr("owned OWNER", "An owner's datasets", api.DatasetsByOwnerPath, func() any { return &[]api.DatasetView{} }),
+		byNum("grant ID", "One download grant", "grant id", api.DataGrantPath, func() any { return &api.DataGrantView{} }),
+		&cobra.Command{Use: "grants DATASET_ID [BUYER]", Short: "A dataset's grants (only BUYER's if given)", Args: cobra.RangeArgs(1, 2), RunE: func(cmd *cobra.Command, a []string) error {
+			n, err := u64(a[0], "dataset id")
+			if err != nil {
+				return err
+			}
+			var buyer types.Address
+			if len(a) == 2 {
+				if buyer, err = types.ParseAddress(a[1]); err != nil {
+					return err
+				}
+			}
+			return q(cmd, api.DataGrantsPath(n, buyer), &[]api.DataGrantView{}, nil)
+		}},
+		byAddr("bought BUYER", "A buyer's grants on every dataset", api.DataGrantsByBuyerPath, func() any { return &[]api.DataGrantView{} }),
+		byNum("runs DATASET_ID", "The compute-to-data orders on a dataset", "dataset id", api.JobOrdersByDatasetPath, func() any { return &[]api.JobOrderView{} }),
+	)
+	cmd.AddCommand(dataQ)
 	cmd.AddCommand(
 		&cobra.Command{Use: "account ADDRESS", Short: "Balance and nonce of an account", Args: cobra.ExactArgs(1), RunE: func(cmd *cobra.Command, a []string) error {
 			ad, err := types.ParseAddress(a[0])
