@@ -173,6 +173,13 @@ func TestDataMarketEndToEnd(t *testing.T) {
 
 	host := startExecutor(t, rpc, hostKey, t.TempDir(), 1000, prometheus.NewRegistry())
 	defer host.Stop()
+	// The buyer's and the stranger's keys go on chain with a first tx (the
+	// host checks access headers against them).
+	for _, k := range []ed25519.PrivateKey{buyerKey, strangerKey} {
+		if _, err := c.NewSigner(k).Send(ctx, &types.MsgSend{To: testnet.Addr(k), Amount: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Publish, then upload the bytes to the host (the owner's signature).
 	const runPrice, downloadPrice, outputCap = 2_000_000, 3_000_000, 64 << 10

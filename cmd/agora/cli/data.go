@@ -489,7 +489,7 @@ a download grant --download-price (both minus the data market's fee).`,
 		}}
 	buy.Flags().Uint64Var(&maxPrice, "max-price", 0, "the most you pay, uagr (default: the dataset's download price now)")
 
-	cmd.AddCommand(publish, update, retire, list, show, buy)
+	cmd.AddCommand(publish, update, retire, list, show, buy, dataRunCmd(g, f), dataDownloadCmd(g, f))
 	return cmd
 }
 
