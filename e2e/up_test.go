@@ -94,7 +94,8 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 	}
 	banner := p.output()
 	for _, want := range []string{"Agora is up", "(stored UNENCRYPTED in " + filepath.Join(home, "keyring-test") + ": a local devnet's keys only)",
-		"chain status:         curl http://" + api + "/v1/status"} {
+		"chain status:         curl http://" + api + "/v1/status",
+		"compute-to-data:      agora data run 1 --module " + filepath.Join(home, "examples", "ngram.wasm") + " --args 10 --from demo --keyring test --home " + home + " --node " + rpc} {
 		if !strings.Contains(banner, want) {
 			t.Fatalf("banner lacks %q:\n%s", want, banner)
 		}
@@ -105,6 +106,18 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 	}
 	waitServing(t, c, p, 2)
 	pid := p.cmd.Process.Pid
+
+	// The banner's compute-to-data command works as printed: the word
+	// count on the sample dataset, decrypted and checked against the chain.
+	runDir := filepath.Join(t.TempDir(), "run")
+	out = run(t, "data", "run", "1", "--module", filepath.Join(home, "examples", "ngram.wasm"), "--args", "10", "--from", "demo",
+		"--keyring", "test", "--home", home, "--node", rpc, "--out", runDir)
+	if !strings.Contains(out, "sealed results decrypted") || !strings.Contains(out, "matches the chain") {
+		t.Fatalf("data run on the sample:\n%s", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(runDir, "stdout")); err != nil || !strings.HasPrefix(string(b), "tokens ") || !strings.Contains(string(b), "word\t") {
+		t.Fatalf("the sample's word count: %q %v", b, err)
+	}
 
 	// A second daemon on the home held by up names the holder.
 	gwDir := filepath.Join(home, "data", "gateway")

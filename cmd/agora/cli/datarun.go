@@ -200,3 +200,45 @@ func dataDownloadCmd(g *globals, f *txFlags) *cobra.Command {
 	cmd.Flags().DurationVar(&wait, "wait", 30*time.Minute, "how long the download may take")
 	return cmd
 }
+
+// dataUploadCmd is `agora data upload`: (re)send a published dataset's
+// bytes to its host, as the owner.
+func dataUploadCmd(g *globals, f *txFlags) *cobra.Command {
+	return &cobra.Command{Use: "upload DATASET_ID PATH", Short: "Send your published dataset's bytes (the file or directory published) to its host",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			id, err := u64(a[0], "dataset id")
+			if err != nil {
+				return err
+			}
+			if f.from == "" {
+				return fmt.Errorf("--from is required (the dataset's owner)")
+			}
+			key, err := keyFrom(g.home, f.backend, f.from)
+			if err != nil {
+				return err
+			}
+			src, err := loadDatasetSource(a[1])
+			if err != nil {
+				return err
+			}
+			c, err := client.New(f.node)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctxOr(cmd.Context()), 30*time.Minute)
+			defer cancel()
+			ds, err := c.Dataset(ctx, id)
+			if err != nil {
+				return err
+			}
+			if blob.ID(ds.Root) != src.ID || ds.Size != src.Size {
+				return fmt.Errorf("%s is %s (%d bytes), dataset %d is %s (%d bytes)", a[1], src.ID, src.Size, id, blob.ID(ds.Root), ds.Size)
+			}
+			if err := uploadDataset(ctx, g, c, key, ds, src); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "dataset %d: %d bytes stored by its host %s\n", id, ds.Size, ds.Host)
+			return nil
+		}}
+}
