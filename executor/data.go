@@ -157,6 +157,7 @@ func (e *Executor) handleDataPut(w http.ResponseWriter, r *http.Request) {
 			return statusErr(http.StatusInternalServerError, "store dataset %d: %v", d.ID, err)
 		}
 		e.log.Info("dataset stored", "dataset", d.ID, "root", rootOf(d), "size", d.Size)
+		e.notifyUpload()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, "{\"dataset\":%d,\"root\":%q,\"size\":%d}\n", d.ID, rootOf(d), d.Size)
@@ -332,12 +333,42 @@ func (e *Executor) dataOf(ctx context.Context, o api.JobOrderView) ([]wasm.Blob,
 	if err != nil {
 		return nil, fmt.Errorf("dataset %d: %w", o.DatasetID, err)
 	}
-	b, err := e.datasets.Get(rootOf(d))
+	root := rootOf(d)
+	e.mu.Lock()
+	for _, c := range e.dataFiles {
+		if c.root == root && c.name == d.Name {
+			e.mu.Unlock()
+			return c.files, nil
+		}
+	}
+	e.mu.Unlock()
+	b, err := e.datasets.Get(root)
 	if err != nil {
 		return nil, fmt.Errorf("dataset %d: %w", d.ID, err)
 	}
-	return DataFiles(b, d.Name)
+	files, err := DataFiles(b, d.Name)
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	e.dataFiles = append([]cachedData{{root, d.Name, files}}, e.dataFiles...)
+	if len(e.dataFiles) > maxCachedData {
+		e.dataFiles = e.dataFiles[:maxCachedData]
+	}
+	e.mu.Unlock()
+	return files, nil
 }
+
+// cachedData is a dataset's /data files, kept for the next run (the
+// engine only reads them).
+type cachedData struct {
+	root  blob.ID
+	name  string
+	files []wasm.Blob
+}
+
+// maxCachedData is how many datasets' files stay in memory.
+const maxCachedData = 2
 
 // DataFiles is a dataset blob as a job's /data files (protocol/data
 // Files): what the executor and the dataset's auditors run on.

@@ -87,6 +87,9 @@ type Config struct {
 	// so its later checkpoints are wrong while it still answers disputes
 	// honestly from its own (tampered) states.
 	Tamper func(lease, step uint64) bool
+	// OnStart, a benchmark hook, is called as a lease's job is about to
+	// run its first instruction (its instance created from step 0).
+	OnStart func(lease uint64)
 }
 
 // Executor is a running executor.
@@ -114,6 +117,12 @@ type Executor struct {
 	bid     map[uint64]bool   // orders bid on (or decided against)
 	moved   map[uint64]uint32 // dispute → moves already answered
 	modules map[string]*wasm.Module
+	// uploaded is closed (and replaced) when an upload lands, waking the
+	// leases waiting for their blobs at once rather than at the next tick.
+	uploaded chan struct{}
+	// dataFiles caches the /data files of the datasets run last (a
+	// dataset's tar is read once, not per run).
+	dataFiles []cachedData
 
 	srv    *http.Server
 	ln     net.Listener
@@ -205,7 +214,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Executor, 
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		store: st, metrics: newMetrics(reg), reg: reg, sem: make(chan struct{}, cfg.MaxConcurrent),
 		leases: map[uint64]*lease{}, bid: map[uint64]bool{}, moved: map[uint64]uint32{}, modules: map[string]*wasm.Module{},
-		done: make(chan struct{}),
+		done: make(chan struct{}), uploaded: make(chan struct{}),
 	}
 	e.blobs = &blobstore.Server{Store: st, Authorize: e.authorize, MaxUpload: cfg.MaxUpload, Log: e.log}
 	return e, nil
@@ -431,6 +440,14 @@ func (e *Executor) bidOrders(ctx context.Context, height int64) error {
 		}
 		e.metrics.bids.WithLabelValues("sent").Inc()
 		e.log.Info("bid", "order", o.ID, "price", e.cfg.Price, "collateral", o.Collateral)
+		if o.DatasetID != 0 {
+			// Only this host may bid: the lease is ours, so compile a
+			// module already held (allowed modules are reused) while the
+			// bid window runs.
+			if mod, _ := blobIDs(o); e.store.Has(mod) {
+				go e.module(ctx, o)
+			}
+		}
 	}
 	return nil
 }

@@ -134,6 +134,7 @@ func (e *Executor) run(ctx context.Context, lz *lease) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-e.uploadSignal():
 		case <-time.After(e.cfg.Tick):
 		}
 	}
@@ -266,6 +267,9 @@ func (e *Executor) execute(ctx context.Context, lz *lease) error {
 		lz.set(func(st *jobs.LeaseStatus) { st.ResumedAt = lv.Steps })
 		e.log.Info("lease resumed", "lease", lz.id, "step", lv.Steps, "checkpoint", lv.Checkpoints)
 	} else {
+		if e.cfg.OnStart != nil {
+			e.cfg.OnStart(lz.id)
+		}
 		in, err = m.Start(ctx, job)
 		var f *wasm.Failure
 		if errors.As(err, &f) {

@@ -40,7 +40,10 @@ func (e *Executor) Mount(mux *http.ServeMux) {
 	for _, route := range []string{"GET " + blob.BlobRoute, "HEAD " + blob.BlobRoute, blob.ManifestRoute, blob.ChunkRoute} {
 		mux.HandleFunc(route, guard)
 	}
-	mux.Handle("PUT "+blob.BlobRoute, blobs)
+	mux.HandleFunc("PUT "+blob.BlobRoute, func(w http.ResponseWriter, r *http.Request) {
+		blobs.ServeHTTP(w, r)
+		e.notifyUpload()
+	})
 	mux.HandleFunc(pjobs.LeaseRoute, e.handleLease)
 	mux.HandleFunc(pjobs.StateRoute, e.handleState)
 	mux.HandleFunc("PUT "+pdata.DataRoute, e.handleDataPut)
@@ -48,6 +51,20 @@ func (e *Executor) Mount(mux *http.ServeMux) {
 	mux.HandleFunc("HEAD "+pdata.DataRoute, e.handleDataGet)
 	mux.HandleFunc(pdata.DataManifestRoute, e.handleDataManifest)
 	mux.HandleFunc(pdata.SealedRoute, e.handleSealed)
+}
+
+// uploadSignal is a channel closed at the next upload.
+func (e *Executor) uploadSignal() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.uploaded
+}
+
+func (e *Executor) notifyUpload() {
+	e.mu.Lock()
+	close(e.uploaded)
+	e.uploaded = make(chan struct{})
+	e.mu.Unlock()
 }
 
 func parseU64(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
