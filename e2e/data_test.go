@@ -337,6 +337,11 @@ func TestDataMarketEndToEnd(t *testing.T) {
 	if code, body := get(t, base+pjobs.StatePath(lease.ID, lease.Steps), buyerKey, chainID); code != http.StatusForbidden || !strings.Contains(body, "auditors only") {
 		t.Fatalf("a c2d state to the buyer: %d %s", code, body)
 	}
+	// The auditor passes the gate (200, or 404 once the settled lease's
+	// states are dropped).
+	if code, body := get(t, base+pjobs.StatePath(lease.ID, lease.Steps), auditorKey, chainID); code != http.StatusOK && code != http.StatusNotFound {
+		t.Fatalf("a c2d state to the auditor: %d %s", code, body)
+	}
 
 	// The owner is paid the run price less the fee, exactly.
 	dp, _ := data.ParamsOf(params)
