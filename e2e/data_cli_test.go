@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/protocol/blob"
 	pdata "github.com/agoranet/agora/protocol/data"
@@ -28,6 +31,7 @@ func TestDataCLI(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
 	ports := testnet.FreePorts(t, 3)
 	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	kr := []string{"--home", home, "--keyring", "test"}
 	var owner, prov, buyer, other struct{ Address string }
 	runJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
@@ -37,7 +41,7 @@ func TestDataCLI(t *testing.T) {
 	run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-data",
 		"--account", owner.Address+"=5000000000", "--account", prov.Address+"=5000000000",
 		"--account", buyer.Address+"=5000000000", "--account", other.Address+"=5000000000",
-		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
+		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", apiAddr,
 		"--consensus.timeout_commit", "200ms")
 	p := startAgora(t, "start", "--home", home, "--log-level", "warn")
 	c, _ := client.New(rpc)
@@ -141,6 +145,16 @@ func TestDataCLI(t *testing.T) {
 		t.Fatalf("grants: %+v", grants)
 	}
 
+	// What a host asks before serving a download.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if ok, err := c.HasGrant(ctx, 1, parseAddr(t, buyer.Address)); err != nil || !ok {
+		t.Fatalf("HasGrant(buyer) = %v, %v", ok, err)
+	}
+	if ok, err := c.HasGrant(ctx, 1, parseAddr(t, other.Address)); err != nil || ok {
+		t.Fatalf("HasGrant(other) = %v, %v", ok, err)
+	}
+
 	data("owner", "update", "1", "--run-price", "3000000", "--anyone")
 	var show struct {
 		Dataset dsView
@@ -158,4 +172,27 @@ func TestDataCLI(t *testing.T) {
 	if !strings.Contains(out, "dataset 1 is retired: it sells no more grants") || balance(other.Address) != other0 {
 		t.Fatalf("buy a retired dataset: %s", out)
 	}
+	// The node's explorer shows the dataset with its grant.
+	var ex struct {
+		Dataset struct {
+			Retired bool
+			Grants  uint64
+		}
+		Grants []struct{ Buyer string }
+		Runs   []struct{ ID uint64 }
+	}
+	if err := fetchJSON("http://"+apiAddr+"/explorer/api/dataset/1", &ex); err != nil || !ex.Dataset.Retired || ex.Dataset.Grants != 1 ||
+		len(ex.Grants) != 1 || ex.Grants[0].Buyer != buyer.Address || ex.Runs == nil || len(ex.Runs) != 0 {
+		t.Fatalf("explorer's dataset 1: %+v %v", ex, err)
+	}
+}
+
+// parseAddr is an address the CLI printed.
+func parseAddr(t *testing.T, s string) types.Address {
+	t.Helper()
+	a, err := types.ParseAddress(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }

@@ -121,6 +121,10 @@ func (s *Server) Handler() http.Handler {
 	route("GET /explorer/api/jobs", s.jobs)
 	route("GET /explorer/api/job/{id}", s.job)
 	route("GET /explorer/api/job-dispute/{id}", s.jobDispute)
+	route("GET /explorer/api/datasets", s.datasets)
+	route("GET /explorer/api/dataset/{id}", s.dataset)
+	route("GET /explorer/api/data-grant/{id}", s.dataGrant)
+	route("GET /explorer/api/runs", s.runs)
 	route("POST /explorer/api/receipt/check", s.checkReceipt)
 	route("/explorer/api/", func(r *http.Request) (any, error) {
 		return nil, httpError{http.StatusNotFound, "unknown explorer API route " + r.Method + " " + r.URL.Path}
@@ -698,4 +702,122 @@ func (s *Server) jobDispute(r *http.Request) (any, error) {
 		return nil, notFound("dispute %d does not exist", id)
 	}
 	return d, nil
+}
+
+// The data market (chain/data): datasets, their download grants and their
+// compute-to-data runs (job orders on a dataset), through the app's
+// /data/ and /job/orders/dataset/ queries.
+
+// Dataset is a dataset with its grants and its runs.
+type Dataset struct {
+	Dataset api.DatasetView     `json:"dataset"`
+	Grants  []api.DataGrantView `json:"grants"`
+	Runs    []api.JobOrderView  `json:"runs"`
+}
+
+func (s *Server) allDatasets() ([]api.DatasetView, error) {
+	var ds []api.DatasetView
+	if _, err := query(s.State, api.DatasetsPath(), &ds); err != nil {
+		return nil, err
+	}
+	return ds, nil
+}
+
+// datasets lists the datasets, newest first.
+func (s *Server) datasets(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 100, 1000)
+	if err != nil {
+		return nil, err
+	}
+	ds, err := s.allDatasets()
+	if err != nil {
+		return nil, err
+	}
+	out := []api.DatasetView{}
+	for i := len(ds) - 1; i >= 0 && len(out) < limit; i-- {
+		out = append(out, ds[i])
+	}
+	return out, nil
+}
+
+func (s *Server) dataset(r *http.Request) (any, error) {
+	id, err := uintParam(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	var d Dataset
+	found, err := query(s.State, api.DatasetPath(id), &d.Dataset)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("dataset %d does not exist", id)
+	}
+	if _, err := query(s.State, api.DataGrantsPath(id, nil), &d.Grants); err != nil {
+		return nil, err
+	}
+	if _, err := query(s.State, api.JobOrdersByDatasetPath(id), &d.Runs); err != nil {
+		return nil, err
+	}
+	if d.Grants == nil {
+		d.Grants = []api.DataGrantView{}
+	}
+	if d.Runs == nil {
+		d.Runs = []api.JobOrderView{}
+	}
+	return d, nil
+}
+
+func (s *Server) dataGrant(r *http.Request) (any, error) {
+	id, err := uintParam(r, "id")
+	if err != nil {
+		return nil, err
+	}
+	var g api.DataGrantView
+	found, err := query(s.State, api.DataGrantPath(id), &g)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("grant %d does not exist", id)
+	}
+	return g, nil
+}
+
+// runs lists the compute-to-data runs (orders on a dataset) of every
+// dataset, or of ?dataset=ID, newest first.
+func (s *Server) runs(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 100, 1000)
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint64
+	if v := r.URL.Query().Get("dataset"); v != "" {
+		id, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, badRequest("dataset %q: want a number", v)
+		}
+		ids = []uint64{id}
+	} else {
+		ds, err := s.allDatasets()
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			ids = append(ids, d.ID)
+		}
+	}
+	out := []api.JobOrderView{}
+	for _, id := range ids {
+		var page []api.JobOrderView
+		if _, err := query(s.State, api.JobOrdersByDatasetPath(id), &page); err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID > out[j].ID })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }

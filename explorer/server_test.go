@@ -234,3 +234,88 @@ func TestJobRoutes(t *testing.T) {
 		}
 	}
 }
+
+// TestDataRoutes: the data pages' API lists datasets newest first, a
+// dataset comes with its grants and its compute-to-data runs, the runs
+// page merges every dataset's runs newest first (or one dataset's), a
+// grant reads alone; unknown ids are 404, bad ids 400.
+func TestDataRoutes(t *testing.T) {
+	x := openIndex(t, t.TempDir())
+	defer x.Close()
+	owner, host, buyer := bytesOf(1, 20), bytesOf(2, 20), bytesOf(3, 20)
+	run := func(id, ds uint64, st string) api.JobOrderView {
+		return api.JobOrderView{ID: id, Owner: buyer, Status: st, DatasetID: ds, RunPrice: 5, RunHeld: 5}
+	}
+	st := fakeState{
+		api.DatasetsPath():            []api.DatasetView{{ID: 1, Owner: owner, Host: host, Name: "brown"}, {ID: 2, Owner: owner, Host: host, Name: "mnist", Retired: true}},
+		api.DatasetPath(1):            api.DatasetView{ID: 1, Owner: owner, Host: host, Name: "brown", Grants: 1},
+		api.DataGrantsPath(1, nil):    []api.DataGrantView{{ID: 4, DatasetID: 1, Buyer: buyer, Price: 7}},
+		api.DataGrantPath(4):          api.DataGrantView{ID: 4, DatasetID: 1, Buyer: buyer, Price: 7},
+		api.JobOrdersByDatasetPath(1): []api.JobOrderView{run(3, 1, "done"), run(8, 1, "bidding")},
+		api.JobOrdersByDatasetPath(2): []api.JobOrderView{run(5, 2, "running")},
+	}
+	srv := httptest.NewServer(NewServer(x, st).Handler())
+	defer srv.Close()
+	get := func(path string, status int, out any) string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != status {
+			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, status)
+		}
+		if out != nil {
+			if err := json.Unmarshal(body, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return string(body)
+	}
+	var ds []api.DatasetView
+	get("/explorer/api/datasets", 200, &ds)
+	if len(ds) != 2 || ds[0].ID != 2 || ds[1].ID != 1 {
+		t.Fatalf("datasets: %+v", ds)
+	}
+	get("/explorer/api/datasets?limit=1", 200, &ds)
+	if len(ds) != 1 || ds[0].ID != 2 {
+		t.Fatalf("datasets, limit 1: %+v", ds)
+	}
+	var d Dataset
+	get("/explorer/api/dataset/1", 200, &d)
+	if d.Dataset.Name != "brown" || len(d.Grants) != 1 || d.Grants[0].ID != 4 || len(d.Runs) != 2 || d.Runs[1].ID != 8 {
+		t.Fatalf("dataset 1: %+v", d)
+	}
+	var runs []api.JobOrderView
+	get("/explorer/api/runs", 200, &runs)
+	if len(runs) != 3 || runs[0].ID != 8 || runs[1].ID != 5 || runs[2].ID != 3 {
+		t.Fatalf("runs: %+v", runs)
+	}
+	get("/explorer/api/runs?dataset=2", 200, &runs)
+	if len(runs) != 1 || runs[0].ID != 5 || runs[0].DatasetID != 2 || runs[0].RunHeld != 5 {
+		t.Fatalf("dataset 2's runs: %+v", runs)
+	}
+	var g api.DataGrantView
+	get("/explorer/api/data-grant/4", 200, &g)
+	if g.Price != 7 || g.DatasetID != 1 {
+		t.Fatalf("grant: %+v", g)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/explorer/api/dataset/9", 404, "dataset 9 does not exist"},
+		{"/explorer/api/data-grant/9", 404, "grant 9 does not exist"},
+		{"/explorer/api/dataset/x", 400, "id"},
+		{"/explorer/api/runs?dataset=x", 400, `dataset \"x\": want a number`},
+		{"/explorer/assets/app.js", 200, "function viewDataset("},
+		{"/explorer/", 200, `href="#/datasets"`},
+	} {
+		if body := get(c.path, c.status, nil); !strings.Contains(body, c.want) {
+			t.Errorf("GET %s: %.200q does not contain %q", c.path, body, c.want)
+		}
+	}
+}

@@ -200,12 +200,15 @@ func JobDisputeViewOf(d *types.JobDispute) JobDisputeView {
 
 // JobSampleView is a checkpoint validators must audit for an epoch: re-run
 // step Step from the state after Step−1 (between checkpoints Index−1, at
-// From steps, and Index, at To).
+// From steps, and Index, at To). DatasetID names the dataset of a
+// compute-to-data run: only its auditors can re-execute it (the others
+// skip it).
 type JobSampleView struct {
-	Provider types.Address `json:"provider"`
-	LeaseID  uint64        `json:"lease_id"`
-	Index    uint64        `json:"index"`
-	From     uint64        `json:"from"`
-	To       uint64        `json:"to"`
-	Step     uint64        `json:"step"`
+	Provider  types.Address `json:"provider"`
+	LeaseID   uint64        `json:"lease_id"`
+	Index     uint64        `json:"index"`
+	From      uint64        `json:"from"`
+	To        uint64        `json:"to"`
+	Step      uint64        `json:"step"`
+	DatasetID uint64        `json:"dataset_id,omitempty"`
 }

@@ -134,6 +134,7 @@ func TestDataPublishUpdateRetire(t *testing.T) {
 	// A chain whose genesis has no data params has no data market.
 	n := newJobsHarness(t, func(p *types.Params) { p.Data = nil })
 	n.bad("downer", n.publishMsg(), invalid, "this chain has no data market")
+	n.bad("buyer", n.c2dMsg(1), invalid, "this chain has no data market")
 }
 
 func with2(m *types.MsgUpdateDataset, f func(*types.MsgUpdateDataset)) *types.MsgUpdateDataset {
@@ -467,5 +468,50 @@ func TestComputeToDataAuditors(t *testing.T) {
 	}
 	if j.bal("downer") != ow-(j.fees["downer"]-of) {
 		t.Fatal("the owner was paid for a slashed run")
+	}
+}
+
+// TestComputeToDataSample: an epoch's sampled checkpoints name the dataset
+// of a compute-to-data run (validators that are not its auditors skip
+// it) and no dataset for other jobs.
+func TestComputeToDataSample(t *testing.T) {
+	j := newJobsHarness(t, func(p *types.Params) { p.EpochLength = 60 })
+	j.ok("downer", j.publishMsg())
+	c2d := j.c2dLeased(1)
+	m := submitMsg(j, 1, 100_000_000, 1_000, 10)
+	j.ok("owner", m)
+	plain := j.ordersOf("owner")[0].ID
+	j.ok("p2", &types.MsgBidJob{OrderId: plain, Price: 1_000, Collateral: m.Collateral})
+	j.until(j.order(plain).BidWindowEnd)
+	leases := map[uint64]uint64{j.order(plain).LeaseIDs[0]: 0, c2d.LeaseIDs[0]: 1}
+	for i := uint64(1); i <= 10; i++ {
+		j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: c2d.LeaseIDs[0], Index: i, Steps: 10 * i, GasUsed: 1000 * i, StateHash: hashOf("c", 10*i)})
+		j.ok("p2", &types.MsgCommitCheckpoint{LeaseId: j.order(plain).LeaseIDs[0], Index: i, Steps: 10 * i, GasUsed: 1000 * i, StateHash: hashOf("p", 10*i)})
+	}
+	if j.height > j.params.EpochLength {
+		t.Fatalf("checkpoints spilled out of epoch 0 (height %d)", j.height)
+	}
+	var v any
+	var err error
+	for tries := 0; tries < 100; tries++ {
+		j.block()
+		if v, _, err = j.app.QueryJSON(api.JobSamplePath(0), 0); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := v.([]api.JobSampleView)
+	perDataset := map[uint64]int{}
+	for _, s := range got {
+		want, ok := leases[s.LeaseID]
+		if !ok || s.DatasetID != want {
+			t.Fatalf("sample %+v: want dataset %d", s, want)
+		}
+		perDataset[s.DatasetID]++
+	}
+	if perDataset[0] != 2 || perDataset[1] != 2 {
+		t.Fatalf("samples per dataset %v (20 %% of each provider's 10 checkpoints)", perDataset)
 	}
 }

@@ -194,7 +194,8 @@ func jobsQuery(kv store.KV, q QueryReq) (any, error) {
 		}
 		out := []api.JobSampleView{}
 		for _, x := range s {
-			out = append(out, api.JobSampleView{Provider: x.Provider, LeaseID: x.LeaseID, Index: x.Index, From: x.From, To: x.To, Step: x.Step})
+			ds := jobs.GetOrder(kv, jobs.GetLease(kv, x.LeaseID).OrderId).DatasetId
+			out = append(out, api.JobSampleView{Provider: x.Provider, LeaseID: x.LeaseID, Index: x.Index, From: x.From, To: x.To, Step: x.Step, DatasetID: ds})
 		}
 		return out, nil
 	}

@@ -47,6 +47,8 @@ const link = {
   chan: id => `<a href="#/channel/${esc(id)}">#${esc(id)}</a>`,
   job: id => `<a href="#/job/${esc(id)}">#${esc(id)}</a>`,
   dispute: id => `<a href="#/job-dispute/${esc(id)}">#${esc(id)}</a>`,
+  dataset: id => `<a href="#/dataset/${esc(id)}">#${esc(id)}</a>`,
+  grant: id => `<a href="#/data-grant/${esc(id)}">#${esc(id)}</a>`,
 };
 function yes(b, t = "yes", f = "no") { return b ? `<span class="ok">${t}</span>` : `<span class="bad">${f}</span>`; }
 
@@ -301,6 +303,9 @@ function fieldValue(k, v) {
   if (k === "channel_id") return link.chan(v);
   if (k === "order_id") return link.job(v);
   if (k === "dispute_id") return link.dispute(v);
+  if (k === "dataset_id") return link.dataset(v);
+  if (k === "grant_id") return link.grant(v);
+  if (k === "host" && /^[0-9a-f]{40}$/.test(v)) return link.prov(v);
   if (k === "epoch") return link.epoch(v);
   if (/amount|deposit|paid|refund|reward|slashed|billed|cumulative/.test(k) && /^\d+$/.test(v)) return amount(v);
   return `<span class="mono">${esc(v)}</span>`;
@@ -471,7 +476,10 @@ async function viewJob(id) {
     ["Collateral required", amount(o.collateral)],
     ["Submitted", link.block(o.submitted_height) + `, bids until ${link.block(o.bid_window_end)}, deadline ${link.block(o.deadline)}`],
     ["Checkpoint every", num(o.checkpoint_interval) + " steps"],
-  ]);
+  ].concat(o.dataset_id ? [
+    ["Dataset", link.dataset(o.dataset_id) + ` — compute-to-data, output cap ${num(o.output_cap)} bytes, sealed to <span class="mono">${esc(short(o.buyer_key, 12))}</span>`],
+    ["Run price", amount(o.run_price) + (o.run_paid ? ' <span class="ok">paid to the owner</span>' : o.run_held ? " (held until the run succeeds)" : " (refunded)")],
+  ] : []));
   if (o.status === "bidding") {
     html += `<h2>Bids</h2>` + table([
       { h: "Provider", f: b => link.prov(b.provider) },
@@ -511,6 +519,83 @@ async function viewJobDispute(id) {
     ["Phase", esc(d.phase) + (d.outcome ? "" : `, due by ${link.block(d.deadline)}`)],
     ["Outcome", d.outcome ? `${esc(d.outcome)}: ${esc(d.reason)}` : "—"],
     ["Slashed / refunded / rewarded", `${amount(d.slashed)} / ${amount(d.refund)} / ${amount(d.reward)}`],
+  ]);
+}
+
+// ---------- data market (chain/data) ----------
+
+function datasetTable(ds) {
+  return table([
+    { h: "Dataset", f: d => link.dataset(d.id) },
+    { h: "Name", f: d => esc(d.name) + (d.retired ? ' <span class="bad">retired</span>' : "") },
+    { h: "Owner", f: d => link.acct(d.owner) },
+    { h: "Host", f: d => link.prov(d.host) },
+    { h: "Size", n: 1, f: d => num(d.size) },
+    { h: "Run price", n: 1, f: d => amount(d.run_price) },
+    { h: "Download", n: 1, f: d => d.download ? amount(d.download_price) : "—" },
+    { h: "Grants", n: 1, f: d => num(d.grants) },
+    { h: "Paid runs", n: 1, f: d => num(d.runs) },
+    { h: "Earned", n: 1, f: d => amount(d.earned) },
+  ], ds, "No dataset has been published yet.");
+}
+
+function runTable(os) {
+  return table([
+    { h: "Run (order)", f: o => link.job(o.id) },
+    { h: "Dataset", f: o => link.dataset(o.dataset_id) },
+    { h: "Buyer", f: o => link.acct(o.owner) },
+    { h: "Module", f: o => `<span class="mono">${esc(short(o.module_hash, 12))}</span>` },
+    { h: "Status", f: o => jobStatus(o.status) + (o.reason ? ` <span class="s">${esc(o.reason)}</span>` : "") },
+    { h: "Run price", n: 1, f: o => amount(o.run_price) + (o.run_paid ? ' <span class="ok">paid</span>' : o.run_held ? " held" : " refunded") },
+    { h: "Submitted", f: o => link.block(o.submitted_height) },
+  ], os, "No compute-to-data run yet.");
+}
+
+function grantTable(gs) {
+  return table([
+    { h: "Grant", f: g => link.grant(g.id) },
+    { h: "Dataset", f: g => link.dataset(g.dataset_id) },
+    { h: "Buyer", f: g => link.acct(g.buyer) },
+    { h: "Price", n: 1, f: g => amount(g.price) },
+    { h: "Block", f: g => link.block(g.height) },
+  ], gs, "No download grant sold.");
+}
+
+async function viewDatasets() {
+  return `<h1>Datasets</h1><p><b>datasets</b> · <a href="#/runs">compute-to-data runs</a></p>` + datasetTable(await get("/datasets?limit=200"));
+}
+
+async function viewRuns() {
+  return `<h1>Compute-to-data runs</h1><p><a href="#/datasets">datasets</a> · <b>runs</b></p>` + runTable(await get("/runs?limit=200"));
+}
+
+async function viewDataset(id) {
+  const x = await get("/dataset/" + encodeURIComponent(id));
+  const d = x.dataset;
+  return `<h1>Dataset #${esc(d.id)}: ${esc(d.name)}</h1>` + kv([
+    ["Status", d.retired ? '<span class="bad">retired</span>' : '<span class="ok">active</span>'],
+    ["Owner", link.acct(d.owner)],
+    ["Host", link.prov(d.host)],
+    ["Root", `<span class="mono">${esc(d.root)}</span> (${num(d.size)} bytes)`],
+    ["Description", esc(d.description || "—")],
+    ["Licence", esc(d.licence || "—")],
+    ["Run price", amount(d.run_price) + `, output cap ${num(d.output_cap)} bytes`],
+    ["Download", d.download ? amount(d.download_price) + " per grant" : "not sold"],
+    ["Modules", d.allowed_modules.length ? d.allowed_modules.map(m => `<span class="mono">${esc(m)}</span>`).join("<br>") : "any (aggregate output only)"],
+    ["Buyers", d.buyers.length ? d.buyers.map(link.acct).join(", ") : "anyone"],
+    ["Auditors", d.auditors.length ? d.auditors.map(link.acct).join(", ") : "none"],
+    ["Published", link.block(d.published_height) + (d.updated_height !== d.published_height ? `, updated ${link.block(d.updated_height)}` : "")],
+    ["Sold", `${num(d.grants)} grants, ${num(d.runs)} paid runs: ${amount(d.earned)} earned`],
+  ]) + `<h2>Grants</h2>` + grantTable(x.grants) + `<h2>Runs</h2>` + runTable(x.runs);
+}
+
+async function viewDataGrant(id) {
+  const g = await get("/data-grant/" + encodeURIComponent(id));
+  return `<h1>Download grant #${esc(g.id)}</h1>` + kv([
+    ["Dataset", link.dataset(g.dataset_id)],
+    ["Buyer", link.acct(g.buyer)],
+    ["Price", amount(g.price)],
+    ["Bought", link.block(g.height)],
   ]);
 }
 
@@ -589,6 +674,10 @@ const routes = [
   [/^\/jobs$/, (m, q) => viewJobs(q), "jobs"],
   [/^\/job\/(\d+)$/, m => viewJob(m[1]), "jobs"],
   [/^\/job-dispute\/(\d+)$/, m => viewJobDispute(m[1]), "jobs"],
+  [/^\/datasets$/, () => viewDatasets(), "data"],
+  [/^\/runs$/, () => viewRuns(), "data"],
+  [/^\/dataset\/(\d+)$/, m => viewDataset(m[1]), "data"],
+  [/^\/data-grant\/(\d+)$/, m => viewDataGrant(m[1]), "data"],
   [/^\/validators$/, () => viewValidators(), "validators"],
   [/^\/receipt$/, (m, q) => viewReceipt(q), "receipt"],
 ];
