@@ -58,6 +58,17 @@ func (v *JobVerifier) skipLease(ctx context.Context, lease uint64) bool {
 	return errors.Is(err, errNotAuditor)
 }
 
+// auditsDataset reports whether this verifier is one of a dataset's
+// auditors (a sampled checkpoint names its run's dataset). A failed lookup
+// counts as yes: the audit then reports the error rather than skipping.
+func (v *JobVerifier) auditsDataset(ctx context.Context, dataset uint64) bool {
+	if v.signer == nil {
+		return false
+	}
+	d, err := v.chain.Dataset(ctx, dataset)
+	return err != nil || d.IsAuditor(v.signer.Address())
+}
+
 // loadData fetches an audited dataset from its host (checked against its
 // root) into the verifier's private blob store and returns the job's /data
 // files. The store is the verifier's own: nothing serves it.

@@ -219,7 +219,7 @@ func (v *JobVerifier) AuditEpoch(ctx context.Context, epoch uint64) ([]JobFindin
 	}
 	var out []JobFinding
 	for _, s := range sample {
-		if v.skipLease(ctx, s.LeaseID) {
+		if s.DatasetID != 0 && !v.auditsDataset(ctx, s.DatasetID) {
 			v.log.Debug("job checkpoint skipped: a dataset this validator does not audit", "lease", s.LeaseID, "index", s.Index)
 			continue
 		}
