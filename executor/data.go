@@ -40,6 +40,9 @@ func (e *Executor) Datasets() *blobstore.Store { return e.datasets }
 // PutDataset stores a dataset's bytes directly (the host's own dataset,
 // e.g. agora up's sample); they must hash to the dataset's root.
 func (e *Executor) PutDataset(root blob.ID, data []byte) error {
+	if _, err := pdata.Files(data, ""); err != nil {
+		return err
+	}
 	_, err := e.datasets.Put(root, bytes.NewReader(data), uint64(len(data)))
 	return err
 }
@@ -155,6 +158,15 @@ func (e *Executor) handleDataPut(w http.ResponseWriter, r *http.Request) {
 			return statusErr(http.StatusRequestEntityTooLarge, "upload refused: over dataset %d's %d bytes", d.ID, d.Size)
 		case err != nil:
 			return statusErr(http.StatusInternalServerError, "store dataset %d: %v", d.ID, err)
+		}
+		// A dataset a job could not be given (a tar with links, escaping
+		// names, ...) is refused now: held, it would make every run on it
+		// fail here and nowhere on chain.
+		if b, err := e.datasets.Get(rootOf(d)); err != nil {
+			return statusErr(http.StatusInternalServerError, "read back dataset %d: %v", d.ID, err)
+		} else if _, err := pdata.Files(b, d.Name); err != nil {
+			e.datasets.Delete(rootOf(d))
+			return statusErr(http.StatusBadRequest, "upload refused: dataset %d cannot be a job's /data: %v", d.ID, err)
 		}
 		e.log.Info("dataset stored", "dataset", d.ID, "root", rootOf(d), "size", d.Size)
 		e.notifyUpload()

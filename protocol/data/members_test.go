@@ -72,3 +72,32 @@ func TestFiles(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFiles: no tar (or other blob) panics Files, and every file it
+// returns has a name a job's /data accepts, once.
+func FuzzFiles(f *testing.F) {
+	dir := f.TempDir()
+	os.MkdirAll(filepath.Join(dir, "a"), 0o755)
+	os.WriteFile(filepath.Join(dir, "a", "x"), []byte("ex"), 0o600)
+	os.WriteFile(filepath.Join(dir, "b"), []byte("bee"), 0o600)
+	var buf bytes.Buffer
+	if err := TarDir(&buf, dir); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(buf.Bytes())
+	f.Add(make([]byte, 1024))
+	f.Add([]byte("plain text"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fs, err := Files(b, "d")
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, x := range fs {
+			if x.Name == "" || strings.HasPrefix(x.Name, "/") || strings.Contains("/"+x.Name+"/", "/../") || seen[x.Name] {
+				t.Fatalf("file name %q", x.Name)
+			}
+			seen[x.Name] = true
+		}
+	})
+}
