@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/openai/openai-go/option"
 
 	"github.com/agoranet/agora/client"
+	pdata "github.com/agoranet/agora/protocol/data"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -117,6 +119,23 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(runDir, "stdout")); err != nil || !strings.HasPrefix(string(b), "tokens ") || !strings.Contains(string(b), "word\t") {
 		t.Fatalf("the sample's word count: %q %v", b, err)
+	}
+	// A raw download needs a grant: refused before, the exact bytes after.
+	dl := filepath.Join(t.TempDir(), "sample.tar")
+	dlArgs := []string{"data", "download", "1", "-O", dl, "--from", "demo", "--keyring", "test", "--home", home, "--node", rpc}
+	if out := runFail(t, dlArgs...); !strings.Contains(out, "403") || !strings.Contains(out, "holds no download grant") {
+		t.Fatalf("download without a grant:\n%s", out)
+	}
+	run(t, "data", "buy", "1", "--from", "demo", "--keyring", "test", "--home", home, "--node", rpc)
+	if out := run(t, dlArgs...); !strings.Contains(out, "every chunk checked against root") {
+		t.Fatalf("download:\n%s", out)
+	}
+	var sample bytes.Buffer
+	if err := pdata.TarDir(&sample, filepath.Join(home, "sample-texts")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dl); err != nil || !bytes.Equal(b, sample.Bytes()) {
+		t.Fatalf("downloaded %d bytes (%v), the sample's tar is %d", len(b), err, sample.Len())
 	}
 
 	// A second daemon on the home held by up names the holder.

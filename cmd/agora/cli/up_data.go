@@ -94,7 +94,7 @@ func publishSample(ctx context.Context, g *globals, chain *client.Client, key ed
 	res, err := chain.NewSigner(key).Send(ctx, &types.MsgPublishDataset{
 		Root: root[:], Size: uint64(len(set)), Name: sampleName,
 		Description: "three short texts, to try compute-to-data: agora up's sample",
-		Licence:     "CC0", Host: ex.Address(), RunPrice: 100_000,
+		Licence:     "CC0", Host: ex.Address(), RunPrice: 100_000, Download: true, DownloadPrice: 500_000,
 		AllowedModules: [][]byte{modID[:]}, OutputCap: 16 << 10,
 	})
 	if err != nil {
