@@ -88,7 +88,7 @@ func TestDataCLI(t *testing.T) {
 	if !strings.Contains(out, "is not a registered provider") || balance(owner.Address) != owner0 {
 		t.Fatalf("publish on a non-provider host: %s", out)
 	}
-	res := data("owner", "publish", dir, "--host", prov.Address, "--run-price", "2000000", "--download", "--download-price", "1000000",
+	res := data("owner", "publish", dir, "--no-upload", "--host", prov.Address, "--run-price", "2000000", "--download", "--download-price", "1000000",
 		"--allow-module", module, "--output-cap", "65536", "--buyer", buyer.Address, "--name", "brown-sample", "--description", "two files", "--licence", "CC0")
 	ownerFees := fee(res)
 	if res["dataset_id"] != float64(1) || res["root"] != root.String() || res["size"] != float64(tarBytes.Len()) {

@@ -88,7 +88,8 @@ func TestUpExplorer(t *testing.T) {
 		t.Fatal("agora up did not come up in 90 s")
 	}
 	explorerURL := "http://" + api + explorer.Prefix
-	for _, want := range []string{"explorer:             " + explorerURL, "curl " + gw + "/v1/chat/completions", "audit worker"} {
+	for _, want := range []string{"explorer:             " + explorerURL, "curl " + gw + "/v1/chat/completions", "audit worker",
+		"compute-to-data:      agora data run 1 --module " + filepath.Join(home, "examples", "ngram.wasm")} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("banner lacks %q:\n%s", want, out)
 		}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/openai/openai-go/option"
 
 	"github.com/agoranet/agora/client"
+	pdata "github.com/agoranet/agora/protocol/data"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -94,7 +96,8 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 	}
 	banner := p.output()
 	for _, want := range []string{"Agora is up", "(stored UNENCRYPTED in " + filepath.Join(home, "keyring-test") + ": a local devnet's keys only)",
-		"chain status:         curl http://" + api + "/v1/status"} {
+		"chain status:         curl http://" + api + "/v1/status",
+		"compute-to-data:      agora data run 1 --module " + filepath.Join(home, "examples", "ngram.wasm") + " --args 10 --from demo --keyring test --home " + home + " --node " + rpc} {
 		if !strings.Contains(banner, want) {
 			t.Fatalf("banner lacks %q:\n%s", want, banner)
 		}
@@ -105,6 +108,35 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 	}
 	waitServing(t, c, p, 2)
 	pid := p.cmd.Process.Pid
+
+	// The banner's compute-to-data command works as printed: the word
+	// count on the sample dataset, decrypted and checked against the chain.
+	runDir := filepath.Join(t.TempDir(), "run")
+	out = run(t, "data", "run", "1", "--module", filepath.Join(home, "examples", "ngram.wasm"), "--args", "10", "--from", "demo",
+		"--keyring", "test", "--home", home, "--node", rpc, "--out", runDir)
+	if !strings.Contains(out, "sealed results decrypted") || !strings.Contains(out, "matches the chain") {
+		t.Fatalf("data run on the sample:\n%s", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(runDir, "stdout")); err != nil || !strings.HasPrefix(string(b), "tokens ") || !strings.Contains(string(b), "word\t") {
+		t.Fatalf("the sample's word count: %q %v", b, err)
+	}
+	// A raw download needs a grant: refused before, the exact bytes after.
+	dl := filepath.Join(t.TempDir(), "sample.tar")
+	dlArgs := []string{"data", "download", "1", "-O", dl, "--from", "demo", "--keyring", "test", "--home", home, "--node", rpc}
+	if out := runFail(t, dlArgs...); !strings.Contains(out, "403") || !strings.Contains(out, "holds no download grant") {
+		t.Fatalf("download without a grant:\n%s", out)
+	}
+	run(t, "data", "buy", "1", "--from", "demo", "--keyring", "test", "--home", home, "--node", rpc)
+	if out := run(t, dlArgs...); !strings.Contains(out, "every chunk checked against root") {
+		t.Fatalf("download:\n%s", out)
+	}
+	var sample bytes.Buffer
+	if err := pdata.TarDir(&sample, filepath.Join(home, "sample-texts")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(dl); err != nil || !bytes.Equal(b, sample.Bytes()) {
+		t.Fatalf("downloaded %d bytes (%v), the sample's tar is %d", len(b), err, sample.Len())
+	}
 
 	// A second daemon on the home held by up names the holder.
 	gwDir := filepath.Join(home, "data", "gateway")

@@ -87,6 +87,9 @@ type Config struct {
 	// so its later checkpoints are wrong while it still answers disputes
 	// honestly from its own (tampered) states.
 	Tamper func(lease, step uint64) bool
+	// OnStart, a benchmark hook, is called as a lease's job is about to
+	// run its first instruction (its instance created from step 0).
+	OnStart func(lease uint64)
 }
 
 // Executor is a running executor.
@@ -99,10 +102,13 @@ type Executor struct {
 	chainID string
 	params  types.Params
 	store   *blobstore.Store
-	engine  *wasm.Engine
-	metrics *metrics
-	reg     *prometheus.Registry
-	blobs   *blobstore.Server
+	// datasets holds the datasets hosted here, apart from store: no
+	// generic blob route serves them (data.go).
+	datasets *blobstore.Store
+	engine   *wasm.Engine
+	metrics  *metrics
+	reg      *prometheus.Registry
+	blobs    *blobstore.Server
 
 	sem chan struct{} // MaxConcurrent slots
 
@@ -111,6 +117,12 @@ type Executor struct {
 	bid     map[uint64]bool   // orders bid on (or decided against)
 	moved   map[uint64]uint32 // dispute → moves already answered
 	modules map[string]*wasm.Module
+	// uploaded is closed (and replaced) when an upload lands, waking the
+	// leases waiting for their blobs at once rather than at the next tick.
+	uploaded chan struct{}
+	// dataFiles caches the /data files of the datasets run last (a
+	// dataset's tar is read once, not per run).
+	dataFiles []cachedData
 
 	srv    *http.Server
 	ln     net.Listener
@@ -192,12 +204,17 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Executor, 
 	if err != nil {
 		return nil, fmt.Errorf("executor: %w", err)
 	}
+	ds, err := blobstore.Open(filepath.Join(cfg.DataDir, "datasets"))
+	if err != nil {
+		return nil, fmt.Errorf("executor: %w", err)
+	}
 	e := &Executor{
-		cfg: cfg, log: logger.With("role", "executor"), chain: c, signer: c.NewSigner(cfg.Key),
+		datasets: ds,
+		cfg:      cfg, log: logger.With("role", "executor"), chain: c, signer: c.NewSigner(cfg.Key),
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		store: st, metrics: newMetrics(reg), reg: reg, sem: make(chan struct{}, cfg.MaxConcurrent),
 		leases: map[uint64]*lease{}, bid: map[uint64]bool{}, moved: map[uint64]uint32{}, modules: map[string]*wasm.Module{},
-		done: make(chan struct{}),
+		done: make(chan struct{}), uploaded: make(chan struct{}),
 	}
 	e.blobs = &blobstore.Server{Store: st, Authorize: e.authorize, MaxUpload: cfg.MaxUpload, Log: e.log}
 	return e, nil
@@ -423,6 +440,14 @@ func (e *Executor) bidOrders(ctx context.Context, height int64) error {
 		}
 		e.metrics.bids.WithLabelValues("sent").Inc()
 		e.log.Info("bid", "order", o.ID, "price", e.cfg.Price, "collateral", o.Collateral)
+		if o.DatasetID != 0 {
+			// Only this host may bid: the lease is ours, so compile a
+			// module already held (allowed modules are reused) while the
+			// bid window runs.
+			if mod, _ := blobIDs(o); e.store.Has(mod) {
+				go e.module(ctx, o)
+			}
+		}
 	}
 	return nil
 }
@@ -435,6 +460,11 @@ const feeReserve = 1_000_000
 func (e *Executor) unfit(ctx context.Context, o api.JobOrderView) string {
 	if why := outOfLimits(e.cfg, e.addr, o); why != "" {
 		return why
+	}
+	if o.DatasetID != 0 {
+		if why := e.datasetUnfit(ctx, o); why != "" {
+			return why
+		}
 	}
 	acc, err := e.chain.Account(ctx, e.addr)
 	if err != nil {

@@ -122,6 +122,11 @@ func (e *Executor) run(ctx context.Context, lz *lease) error {
 				missing = append(missing, id.String())
 			}
 		}
+		if lz.order.DatasetID != 0 {
+			if why := e.datasetUnfit(ctx, lz.order); why != "" {
+				missing = append(missing, why)
+			}
+		}
 		lz.set(func(s *jobs.LeaseStatus) { s.Missing = missing })
 		if len(missing) == 0 {
 			break
@@ -129,6 +134,7 @@ func (e *Executor) run(ctx context.Context, lz *lease) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-e.uploadSignal():
 		case <-time.After(e.cfg.Tick):
 		}
 	}
@@ -148,7 +154,7 @@ func (e *Executor) run(ctx context.Context, lz *lease) error {
 }
 
 // jobOf is the engine job an order describes (protocol/jobs SpecOf).
-func (e *Executor) jobOf(o api.JobOrderView) (wasm.Job, error) {
+func (e *Executor) jobOf(ctx context.Context, o api.JobOrderView) (wasm.Job, error) {
 	spec, err := jobs.SpecOf(e.chainID, o)
 	if err != nil {
 		return wasm.Job{}, err
@@ -160,6 +166,15 @@ func (e *Executor) jobOf(o api.JobOrderView) (wasm.Job, error) {
 			return job, fmt.Errorf("input %d: %w", i, err)
 		}
 		job.Inputs = append(job.Inputs, wasm.Blob{Name: in.Name, Data: data})
+	}
+	if o.DatasetID != 0 {
+		if job.Data, err = e.dataOf(ctx, o); err != nil {
+			return job, err
+		}
+		if job.Data == nil {
+			job.Data = []wasm.Blob{} // an empty dataset still mounts /data
+		}
+		job.OutputCap = o.OutputCap
 	}
 	return job, nil
 }
@@ -225,7 +240,7 @@ func (e *Executor) execute(ctx context.Context, lz *lease) error {
 		return errEnded
 	}
 	o := lz.order
-	job, err := e.jobOf(o)
+	job, err := e.jobOf(ctx, o)
 	if err != nil {
 		return err
 	}
@@ -252,6 +267,9 @@ func (e *Executor) execute(ctx context.Context, lz *lease) error {
 		lz.set(func(st *jobs.LeaseStatus) { st.ResumedAt = lv.Steps })
 		e.log.Info("lease resumed", "lease", lz.id, "step", lv.Steps, "checkpoint", lv.Checkpoints)
 	} else {
+		if e.cfg.OnStart != nil {
+			e.cfg.OnStart(lz.id)
+		}
 		in, err = m.Start(ctx, job)
 		var f *wasm.Failure
 		if errors.As(err, &f) {
@@ -347,11 +365,10 @@ func (e *Executor) execute(ctx context.Context, lz *lease) error {
 		hash := st.Hash()
 		msg := &types.MsgCommitCheckpoint{LeaseId: lz.id, Index: index, Steps: steps, GasUsed: in.GasUsed(), StateHash: hash[:]}
 		if !more {
-			res, err := e.storeResults(in.Outputs(), "")
+			id, err := e.results(lz, in.Outputs(), "")
 			if err != nil {
 				return finish(err)
 			}
-			id := res.ID()
 			msg.Done, msg.ResultHash = true, id[:]
 			if err := send(msg); err != nil {
 				return err
@@ -372,11 +389,10 @@ func (e *Executor) execute(ctx context.Context, lz *lease) error {
 // failureMsg stores a failed job's results (protocol/jobs FailureOutput)
 // and returns its final checkpoint.
 func (e *Executor) failureMsg(lz *lease, index, steps, gas uint64, outs []wasm.Blob, reason string) (*types.MsgCommitCheckpoint, blob.ID, error) {
-	res, err := e.storeResults(outs, reason)
+	id, err := e.results(lz, outs, reason)
 	if err != nil {
 		return nil, blob.ID{}, err
 	}
-	id := res.ID()
 	return &types.MsgCommitCheckpoint{LeaseId: lz.id, Index: index, Steps: steps, GasUsed: gas, StateHash: jobs.FailedState[:], Done: true, ResultHash: id[:]}, id, nil
 }
 
@@ -393,6 +409,20 @@ func (e *Executor) commitFailure(ctx context.Context, lz *lease, index, steps, g
 	lz.set(func(s *jobs.LeaseStatus) { s.Phase, s.Results, s.Error, s.Steps = "failed", id.String(), reason, steps })
 	e.log.Info("job failed", "lease", lz.id, "reason", reason, "results", id)
 	return nil
+}
+
+// results keeps a finished job's results and returns the result list's ID
+// (the final checkpoint's result hash): public blobs, or for a
+// compute-to-data run, sealed to the buyer (sealResults).
+func (e *Executor) results(lz *lease, outs []wasm.Blob, failure string) (blob.ID, error) {
+	if lz.order.DatasetID != 0 {
+		return e.sealResults(lz, outs, failure)
+	}
+	res, err := e.storeResults(outs, failure)
+	if err != nil {
+		return blob.ID{}, err
+	}
+	return res.ID(), nil
 }
 
 // storeResults stores each output and the result list as blobs.
@@ -525,7 +555,7 @@ func (e *Executor) stateAt(ctx context.Context, lease uint64, o api.JobOrderView
 	if err != nil {
 		return nil, err
 	}
-	job, err := e.jobOf(o)
+	job, err := e.jobOf(ctx, o)
 	if err != nil {
 		return nil, err
 	}

@@ -16,17 +16,58 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/protocol/blob"
+	pdata "github.com/agoranet/agora/protocol/data"
 	pjobs "github.com/agoranet/agora/protocol/jobs"
 )
 
 // Mount adds the executor's routes to mux: the blob paths (the owner's
 // uploads; results and result lists for anyone), protocol/jobs LeasePath
-// and StatePath.
+// and StatePath (a compute-to-data lease's to its dataset's auditors only),
+// and protocol/data's dataset and sealed-results paths (data.go).
 func (e *Executor) Mount(mux *http.ServeMux) {
-	e.blobs.Register(mux)
+	// The generic blob routes refuse a hosted dataset's ID outright, so
+	// its bytes leave only by the gated data routes (the datasets' store
+	// is not behind these routes anyway; this says so plainly).
+	blobs := http.NewServeMux()
+	e.blobs.Register(blobs)
+	guard := func(w http.ResponseWriter, r *http.Request) {
+		if id, err := blob.ParseID(r.PathValue("id")); err == nil && e.datasets.Has(id) {
+			jsonError(w, http.StatusForbidden, "blob "+id.String()+" is a dataset's data: it is served only on the data routes (/v1/data/ID), with a download grant")
+			return
+		}
+		blobs.ServeHTTP(w, r)
+	}
+	for _, route := range []string{"GET " + blob.BlobRoute, "HEAD " + blob.BlobRoute, blob.ManifestRoute, blob.ChunkRoute} {
+		mux.HandleFunc(route, guard)
+	}
+	mux.HandleFunc("PUT "+blob.BlobRoute, func(w http.ResponseWriter, r *http.Request) {
+		blobs.ServeHTTP(w, r)
+		e.notifyUpload()
+	})
 	mux.HandleFunc(pjobs.LeaseRoute, e.handleLease)
 	mux.HandleFunc(pjobs.StateRoute, e.handleState)
+	mux.HandleFunc("PUT "+pdata.DataRoute, e.handleDataPut)
+	mux.HandleFunc("GET "+pdata.DataRoute, e.handleDataGet)
+	mux.HandleFunc("HEAD "+pdata.DataRoute, e.handleDataGet)
+	mux.HandleFunc(pdata.DataManifestRoute, e.handleDataManifest)
+	mux.HandleFunc(pdata.SealedRoute, e.handleSealed)
 }
+
+// uploadSignal is a channel closed at the next upload.
+func (e *Executor) uploadSignal() <-chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.uploaded
+}
+
+func (e *Executor) notifyUpload() {
+	e.mu.Lock()
+	close(e.uploaded)
+	e.uploaded = make(chan struct{})
+	e.mu.Unlock()
+}
+
+func parseU64(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }
 
 func jsonError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -110,6 +151,10 @@ func (e *Executor) handleState(w http.ResponseWriter, r *http.Request) {
 	}
 	step, ok := pathU64(w, r, "step")
 	if !ok {
+		return
+	}
+	if err := e.gateState(r, id); err != nil {
+		writeErr(w, err)
 		return
 	}
 	if b, err := os.ReadFile(e.statePath(id, step)); err == nil {

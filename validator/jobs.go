@@ -219,6 +219,10 @@ func (v *JobVerifier) AuditEpoch(ctx context.Context, epoch uint64) ([]JobFindin
 	}
 	var out []JobFinding
 	for _, s := range sample {
+		if s.DatasetID != 0 && !v.auditsDataset(ctx, s.DatasetID) {
+			v.log.Debug("job checkpoint skipped: a dataset this validator does not audit", "lease", s.LeaseID, "index", s.Index)
+			continue
+		}
 		f := v.AuditCheckpoint(ctx, s)
 		f.Epoch = epoch
 		out = append(out, f)
@@ -379,6 +383,10 @@ func (v *JobVerifier) Disputes(ctx context.Context) error {
 			}
 		case d.Phase == "vote" && v.signer != nil && !v.voted[d.ID] &&
 			!bytes.Equal(d.Challenger, v.signer.Address()) && !bytes.Equal(d.Defender, v.signer.Address()):
+			if v.skipLease(ctx, d.LeaseID) {
+				v.voted[d.ID] = true // only the dataset's auditors referee it
+				continue
+			}
 			if err := v.vote(ctx, d); err != nil {
 				errs = append(errs, fmt.Errorf("dispute %d vote: %w", d.ID, err))
 			}
@@ -575,6 +583,10 @@ func (v *JobVerifier) load(ctx context.Context, lease uint64) (*jobRun, error) {
 	if err != nil {
 		return nil, err
 	}
+	d, err := v.datasetAudit(ctx, o)
+	if err != nil {
+		return nil, err
+	}
 	p, err := v.chain.Provider(ctx, l.Provider)
 	if err != nil {
 		return nil, fmt.Errorf("lease %d's provider %s: %w", lease, l.Provider, err)
@@ -612,6 +624,15 @@ func (v *JobVerifier) load(ctx context.Context, lease uint64) (*jobRun, error) {
 			return nil, err
 		}
 		r.job.Inputs = append(r.job.Inputs, wasm.Blob{Name: in.Name, Data: data})
+	}
+	if o.DatasetID != 0 {
+		if r.job.Data, err = v.loadData(ctx, d); err != nil {
+			return nil, err
+		}
+		if r.job.Data == nil {
+			r.job.Data = []wasm.Blob{}
+		}
+		r.job.OutputCap = o.OutputCap
 	}
 	return r, nil
 }
@@ -698,6 +719,9 @@ func (v *JobVerifier) fetchState(ctx context.Context, endpoint string, r *jobRun
 	url := strings.TrimRight(endpoint, "/") + jobs.StatePath(r.lease.ID, step)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
+		return nil, err
+	}
+	if err := v.authorize(ctx, r, req); err != nil {
 		return nil, err
 	}
 	res, err := v.opt.HTTP.Do(req)

@@ -16,8 +16,9 @@ type host struct {
 	rand   *randStream
 	stdout capped
 	stderr capped
-	in     *memFS // /in, read-only
-	out    *memFS // /out, the result files
+	in     *memFS  // /in, read-only
+	out    *memFS  // /out, the result files
+	data   *treeFS // /data, read-only (a compute-to-data job's dataset), or nil
 }
 
 func newHost(job Job) *host {
@@ -27,6 +28,9 @@ func newHost(job Job) *host {
 	}
 	h.stdout.total, h.stderr.total = h.outputBytes, h.outputBytes
 	h.out.cap = h.outputBytes
+	if job.Data != nil {
+		h.data = newTreeFS(job.Data)
+	}
 	return h
 }
 

@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"strings"
 
 	"github.com/tetratelabs/wazero"
@@ -155,6 +156,13 @@ type Job struct {
 	Gas             uint64   // limit
 	MemoryPages     uint32   // cap on linear memory; 0: DefaultMemoryPages
 	CheckpointEvery uint64   // steps between checkpoints; 0: only the first and the last
+	// Data, when not nil, is mounted read-only at /data: a compute-to-data
+	// job's dataset, files by slash-separated path (directories implied).
+	Data []Blob
+	// OutputCap, when nonzero, bounds the job's results: a step after
+	// which the result list (ResultsSize) and its outputs exceed it fails
+	// with OutputOverCap, so nothing over the cap is ever delivered.
+	OutputCap uint64
 	// Progress, when set, is called after each checkpoint.
 	Progress func(Checkpoint)
 }
@@ -176,7 +184,40 @@ func (j *Job) validate() error {
 		}
 		seen[in.Name] = true
 	}
+	files := map[string]bool{}
+	for _, d := range j.Data {
+		if why := dataPathError(d.Name); why != "" {
+			return fmt.Errorf("data file %q: %s", d.Name, why)
+		}
+		if files[d.Name] {
+			return fmt.Errorf("data file %q given twice", d.Name)
+		}
+		files[d.Name] = true
+	}
+	for _, d := range j.Data {
+		for dir := path.Dir(d.Name); dir != "."; dir = path.Dir(dir) {
+			if files[dir] {
+				return fmt.Errorf("data file %q is also a directory of %q", dir, d.Name)
+			}
+		}
+	}
 	return nil
+}
+
+// OutputOverCap is the failure reason of a job whose results exceed its
+// OutputCap.
+const OutputOverCap = "output over cap"
+
+// ResultsSize is the size of a job's results as protocol/jobs lists them:
+// its result list's encoding ("agora-results/v1\n", a u32 count, then per
+// output a u32 name length, the name, a 32-byte blob ID and a u64 size)
+// plus the outputs' bytes.
+func ResultsSize(outs []Blob) uint64 {
+	n := uint64(len("agora-results/v1\n") + 4)
+	for _, o := range outs {
+		n += 4 + uint64(len(o.Name)) + 32 + 8 + uint64(len(o.Data))
+	}
+	return n
 }
 
 func (j *Job) memCap() uint32 {
@@ -211,6 +252,9 @@ func (m *Module) instantiate(ctx context.Context, job Job) (*Instance, error) {
 	}
 	in := &Instance{m: m, job: job, host: newHost(job), cache: &hashCache{}}
 	fsc := wazero.NewFSConfig().(sysfs.FSConfig).WithSysFSMount(in.host.in, "/in").(sysfs.FSConfig).WithSysFSMount(in.host.out, "/out")
+	if in.host.data != nil {
+		fsc = fsc.(sysfs.FSConfig).WithSysFSMount(in.host.data, "/data")
+	}
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions().
@@ -345,10 +389,28 @@ func (in *Instance) failure(phase string, err error) *Failure {
 	return f
 }
 
+// overCap fails a job whose results exceed its OutputCap after a step
+// (the step is the failing one), or returns nil. It returns a bare nil,
+// not a nil *Failure, so callers can return it as an error.
+func (in *Instance) overCap(phase string) error {
+	if in.job.OutputCap == 0 {
+		return nil
+	}
+	if size := ResultsSize(in.Outputs()); size > in.job.OutputCap {
+		in.ended = true
+		return &Failure{Phase: phase, Reason: OutputOverCap, GasUsed: in.gasUsed(), Step: in.steps - 1}
+	}
+	return nil
+}
+
 // openFiles fails a job that holds files open between steps: a
 // descriptor's position is state the state hash does not cover.
 func (in *Instance) openFiles(phase string) *Failure {
-	if n := in.host.in.open + in.host.out.open; n > 0 {
+	n := in.host.in.open + in.host.out.open
+	if in.host.data != nil {
+		n += in.host.data.open
+	}
+	if n > 0 {
 		return &Failure{Phase: phase, Reason: fmt.Sprintf("%d files left open at the end of a step (a step must close the files it opens)", n), GasUsed: in.gasUsed(), Step: in.steps}
 	}
 	return nil
@@ -393,7 +455,7 @@ func (in *Instance) Step(ctx context.Context) (more bool, err error) {
 			in.steps++
 			in.depth.Set(0)
 			in.ended = true
-			return false, nil
+			return false, in.overCap(name)
 		}
 		f := in.failure(name, err)
 		in.ended = true
@@ -402,14 +464,18 @@ func (in *Instance) Step(ctx context.Context) (more bool, err error) {
 	in.steps++
 	if in.m.command {
 		in.ended = true
-		return false, nil
+		return false, in.overCap(name)
 	}
 	switch int32(res[0]) {
 	case 0:
 		in.ended = true
-		return false, nil
+		return false, in.overCap(name)
 	case 1:
 		if f := in.openFiles(name); f != nil {
+			in.ended = true
+			return false, f
+		}
+		if f := in.overCap(name); f != nil {
 			in.ended = true
 			return false, f
 		}

@@ -208,6 +208,7 @@ func dataCmd(g *globals) *cobra.Command {
 	}
 
 	var host, name string
+	var noUpload bool
 	pt := &dataTerms{}
 	publish := &cobra.Command{Use: "publish PATH", Short: "Publish a dataset (a file, or a directory packed as a deterministic tar) kept by a host provider; prints its root",
 		Long: `Publishes a dataset: its blob ID (root) and size go on chain with its terms,
@@ -272,7 +273,7 @@ a download grant --download-price (both minus the data market's fee).`,
 			}
 			fmt.Fprintf(g.errOut, "dataset %d published in block %d (fee %d uagr): root %s, %d bytes\n", id, res.Height, res.Fee, src.ID, src.Size)
 			// The bytes go to the host next (the data-host part, publishUpload).
-			if publishUpload != nil {
+			if publishUpload != nil && !noUpload {
 				ds, err := c.Dataset(ctx, id)
 				if err != nil {
 					return err
@@ -288,6 +289,7 @@ a download grant --download-price (both minus the data market's fee).`,
 		}}
 	publish.Flags().StringVar(&host, "host", "", "the provider that keeps the data and runs jobs on it")
 	publish.Flags().StringVar(&name, "name", "", "the dataset's name (default: PATH's base name)")
+	publish.Flags().BoolVar(&noUpload, "no-upload", false, "only put the dataset on chain; send the bytes later with agora data upload")
 	pt.register(publish, false)
 
 	ut := &dataTerms{}
@@ -489,7 +491,7 @@ a download grant --download-price (both minus the data market's fee).`,
 		}}
 	buy.Flags().Uint64Var(&maxPrice, "max-price", 0, "the most you pay, uagr (default: the dataset's download price now)")
 
-	cmd.AddCommand(publish, update, retire, list, show, buy)
+	cmd.AddCommand(publish, update, retire, list, show, buy, dataUploadCmd(g, f), dataRunCmd(g, f), dataDownloadCmd(g, f))
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -321,6 +322,8 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 		model = strings.TrimSuffix(filepath.Base(u.modelPath), filepath.Ext(u.modelPath))
 	}
 	fmt.Fprintf(g.out, "Registering %d provider(s) ...\n", u.providers)
+	var host *executor.Executor
+	var hostKey ed25519.PrivateKey
 	for i := 0; i < u.providers; i++ {
 		name := providerKeyName(i)
 		key, err := kr.PrivKey(name)
@@ -373,6 +376,18 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 			return "", err
 		}
 		stop.add(func() { p.Stop() })
+		if i == 0 {
+			host, hostKey = ex, key
+		}
+	}
+	// The first provider publishes and hosts a small sample dataset with
+	// the word-count module allowed: a compute-to-data run to try at once.
+	if host == nil {
+		return "", fmt.Errorf("up needs at least one provider")
+	}
+	sample, err := publishSample(ctx, g, chain, hostKey, host)
+	if err != nil {
+		return "", err
 	}
 	gw, err := gateway.New(gateway.Config{ChainRPC: cfg.RPC.Laddr, Key: demoKey, Listen: u.gwAddr, DataDir: filepath.Join(g.home, "data", "gateway"),
 		MaxBlockAge: cfg.MaxBlockAge()}, logger.With("module", "gateway"), registry())
@@ -435,6 +450,8 @@ Agora is up (chain %[1]s): a validator with its audit worker, %[2]s, and a gatew
   OpenAI SDK (Python):  OpenAI(base_url="%[3]s/v1", api_key="unused")
   compute job:          agora job submit --example raytrace --from demo --keyring test --home %[5]s --node %[9]s
                         agora job result ORDER_ID --out ./result --node %[9]s
+  compute-to-data:      agora data run %[10]d --module %[11]s --args 10 --from demo --keyring test --home %[5]s --node %[9]s
+                        (the word count on the sample dataset %[10]d, run by its host; the results come back sealed to demo's key)
   storage deal:         agora storage deal FILE --epochs 100 --from demo --keyring test --home %[5]s --node %[9]s
                         agora storage status DEAL_ID --node %[9]s
   explorer:             %[6]s
@@ -444,5 +461,5 @@ Agora is up (chain %[1]s): a validator with its audit worker, %[2]s, and a gatew
                         (stored UNENCRYPTED in %[8]s: a local devnet's keys only)
 
 Press Ctrl-C to stop; run it again to resume.
-`, n.App().ChainID(), provs, gw.URL(), cfg.API.Laddr, g.home, explorerURL(cfg), model, filepath.Join(g.home, "keyring-"+keyring.BackendTest), cfg.RPC.Laddr), nil
+`, n.App().ChainID(), provs, gw.URL(), cfg.API.Laddr, g.home, explorerURL(cfg), model, filepath.Join(g.home, "keyring-"+keyring.BackendTest), cfg.RPC.Laddr, sample.ID, sample.Module), nil
 }

@@ -7,7 +7,9 @@
 //     chunk per step (the job ABI; batch data processing);
 //   - memtouch: a job with a large state (64 MiB by default), for the
 //     checkpoint benchmarks (the job ABI);
-//   - echo: a plain WASI command printing what a job can observe (tests).
+//   - echo: a plain WASI command printing what a job can observe (tests);
+//   - datacopy: a plain WASI command copying a compute-to-data job's
+//     /data to its outputs, the exfiltration an output cap must stop.
 //
 // The sources carry a wasip1 build constraint, so host builds skip them.
 package examples
@@ -22,15 +24,15 @@ import (
 	"slices"
 )
 
-//go:embed raytrace/main.go ngram/main.go memtouch/main.go echo/main.go
+//go:embed raytrace/main.go ngram/main.go memtouch/main.go echo/main.go datacopy/main.go
 var sources embed.FS
 
 // Names are the examples, in the order above.
-var Names = []string{"raytrace", "ngram", "memtouch", "echo"}
+var Names = []string{"raytrace", "ngram", "memtouch", "echo", "datacopy"}
 
 // Command reports whether an example is a plain WASI command rather than a
 // job-ABI module.
-func Command(name string) bool { return name == "echo" }
+func Command(name string) bool { return name == "echo" || name == "datacopy" }
 
 // Source returns an example's Go source.
 func Source(name string) ([]byte, error) {

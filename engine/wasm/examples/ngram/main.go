@@ -3,8 +3,10 @@
 // Command ngram is an example compute job (the job ABI) of batch data
 // processing: it counts words and word bigrams of a text corpus, a chunk of
 // lines per step, and prints the most frequent of each to stdout when done.
-// The corpus is every file under /in (in name order), or stdin when /in is
-// empty. Arguments: top-k chunk-bytes (default 20 65536).
+// The corpus is, for a compute-to-data run (/data exists), every file under
+// /data, recursively, in path order; else every file under /in (in name
+// order), or stdin when /in is empty. Arguments: top-k chunk-bytes
+// (default 20 65536).
 //
 // Build: GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o ngram.wasm .
 package main
@@ -13,6 +15,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,8 +46,22 @@ func arg(i, def int) int {
 //go:wasmexport init
 func jobInit() {
 	topK, chunk = arg(1, topK), arg(2, chunk)
-	names, _ := filepath.Glob("/in/*")
-	slices.Sort(names)
+	var names []string
+	if _, err := os.Stat("/data"); err == nil {
+		err := filepath.WalkDir("/data", func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				names = append(names, p)
+			}
+			return err
+		})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	} else {
+		names, _ = filepath.Glob("/in/*")
+	}
+	slices.Sort(names) // path order (the dataset tar's order)
 	for _, n := range names {
 		b, err := os.ReadFile(n)
 		if err != nil {
