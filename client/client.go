@@ -160,6 +160,23 @@ func (c *Client) Account(ctx context.Context, addr types.Address) (api.AccountVi
 	return v, err
 }
 
+// WaitParams is Params for a daemon starting beside its node: while the
+// chain has committed no block yet (a fresh network), it retries every
+// 100 ms until ctx ends, instead of failing the start.
+func (c *Client) WaitParams(ctx context.Context) (types.Params, error) {
+	for {
+		p, err := c.Params(ctx)
+		if err == nil || !strings.Contains(err.Error(), "no committed state yet") {
+			return p, err
+		}
+		select {
+		case <-ctx.Done():
+			return p, fmt.Errorf("%w (waiting for the chain's first block: %w)", err, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // Params returns (and caches) the chain params.
 func (c *Client) Params(ctx context.Context) (types.Params, error) {
 	c.mu.Lock()

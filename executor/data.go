@@ -253,8 +253,10 @@ func (e *Executor) leaseOrder(ctx context.Context, lease uint64) (api.JobOrderVi
 	return e.chain.JobOrder(ctx, lv.OrderID)
 }
 
+func (e *Executor) sealedDir() string { return filepath.Join(e.cfg.DataDir, "sealed") }
+
 func (e *Executor) sealedPath(lease uint64) string {
-	return filepath.Join(e.cfg.DataDir, "sealed", fmt.Sprintf("%d.sealed", lease))
+	return filepath.Join(e.sealedDir(), fmt.Sprintf("%d.sealed", lease))
 }
 
 // handleSealed serves a compute-to-data lease's sealed results to the

@@ -68,9 +68,15 @@ type Config struct {
 	MaxUpload     uint64 // the largest module or input taken, bytes (default 256 MiB)
 	// MinBlocks: an order is bid on only if its deadline is at least this
 	// many blocks after its bid window (time to run; default 20).
-	MinBlocks   int64
-	Tick        time.Duration // chain polling period (default 500ms)
-	Interpreter bool          // wazero's interpreter instead of its compiler
+	MinBlocks int64
+	Tick      time.Duration // chain polling period (default 500ms)
+	// KeepResults is how many blocks a lease's results (and a
+	// compute-to-data run's sealed results) are kept after it ended, for
+	// its owner to fetch (default 100,000); GCInterval how often unused
+	// blobs are collected (default 1 minute; see gc.go).
+	KeepResults int64
+	GCInterval  time.Duration
+	Interpreter bool // wazero's interpreter instead of its compiler
 
 	// Standalone serving (a jobs-only provider): Listen is the address of
 	// the executor's own server; with Register the executor bonds and
@@ -113,6 +119,7 @@ type Executor struct {
 	sem chan struct{} // MaxConcurrent slots
 
 	mu      sync.Mutex
+	lastGC  time.Time // the loop's last garbage collection
 	leases  map[uint64]*lease
 	bid     map[uint64]bool   // orders bid on (or decided against)
 	moved   map[uint64]uint32 // dispute → moves already answered
@@ -187,6 +194,12 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Executor, 
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond
 	}
+	if cfg.KeepResults <= 0 {
+		cfg.KeepResults = 100_000
+	}
+	if cfg.GCInterval <= 0 {
+		cfg.GCInterval = time.Minute
+	}
 	if cfg.Price == 0 {
 		return nil, errors.New("executor: a price per million gas is required")
 	}
@@ -244,7 +257,7 @@ func (e *Executor) Start(ctx context.Context) error {
 	if e.chainID, err = e.chain.ChainID(ctx); err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
-	if e.params, err = e.chain.Params(ctx); err != nil {
+	if e.params, err = e.chain.WaitParams(ctx); err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
 	if e.params.Jobs == nil {
@@ -379,6 +392,15 @@ func (e *Executor) tick(ctx context.Context) error {
 			// Nobody can challenge the lease any more: its states are
 			// of no use (the results stay, for the owner to fetch).
 			e.dropStates(l.ID)
+		}
+	}
+	if now := time.Now(); now.Sub(e.lastGC) >= e.cfg.GCInterval {
+		e.lastGC = now
+		st, err := e.CollectGarbage(ctx, height, now)
+		if err != nil {
+			e.log.Warn("executor: garbage collection", "err", err)
+		} else if st.Blobs+st.Datasets+st.Sealed > 0 {
+			e.log.Info("executor: unused blobs deleted", "blobs", st.Blobs, "datasets", st.Datasets, "sealed", st.Sealed, "bytes", st.Bytes)
 		}
 	}
 	return e.bidOrders(ctx, height)

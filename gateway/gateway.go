@@ -285,7 +285,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	if g.chainID, err = g.chain.ChainID(ctx); err != nil {
 		return err
 	}
-	if g.params, err = g.chain.Params(ctx); err != nil {
+	if g.params, err = g.chain.WaitParams(ctx); err != nil {
 		return err
 	}
 	if g.store, err = openStore(g.cfg.DataDir, g.log); err != nil {

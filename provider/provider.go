@@ -321,7 +321,7 @@ func (p *Provider) syncChain(ctx context.Context) error {
 		return err
 	}
 	p.chainID = id
-	if p.params, err = p.chain.Params(ctx); err != nil {
+	if p.params, err = p.chain.WaitParams(ctx); err != nil {
 		return err
 	}
 	st, err := p.chain.Status(ctx)

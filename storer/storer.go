@@ -55,6 +55,7 @@ type Config struct {
 	MaxCollateral uint64
 	MinPrice      uint64
 	Tick          time.Duration // chain polling period (default 500ms)
+	GCInterval    time.Duration // how often replicas of deals no longer held are removed (default 1 minute)
 
 	// Standalone serving (a storage-only provider): Listen is the address
 	// of the storer's own server; with Register the storer bonds and
@@ -88,6 +89,7 @@ type Storer struct {
 
 	mu     sync.Mutex
 	proved map[uint64]uint64 // deal → last epoch proved (or given up on)
+	lastGC time.Time         // the loop's last garbage collection
 	missed map[uint64]uint64 // deal → misses seen on chain
 
 	srv    *http.Server
@@ -133,6 +135,9 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Storer, er
 	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond
+	}
+	if cfg.GCInterval <= 0 {
+		cfg.GCInterval = time.Minute
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -192,7 +197,7 @@ func (s *Storer) Start(ctx context.Context) error {
 	if s.chainID, err = s.chain.ChainID(ctx); err != nil {
 		return fmt.Errorf("storer: %w", err)
 	}
-	if s.params, err = s.chain.Params(ctx); err != nil {
+	if s.params, err = s.chain.WaitParams(ctx); err != nil {
 		return fmt.Errorf("storer: %w", err)
 	}
 	if s.params.Storage == nil {
@@ -315,7 +320,47 @@ func (s *Storer) tick(ctx context.Context) error {
 	}
 	s.metrics.deals.Set(float64(n))
 	s.metrics.bytes.Set(float64(bytes))
+	if now := time.Now(); now.Sub(s.lastGC) >= s.cfg.GCInterval {
+		s.lastGC = now
+		if n, err := s.CollectGarbage(deals, now); err != nil {
+			s.log.Warn("storer: garbage collection", "err", err)
+		} else if n > 0 {
+			s.log.Info("storer: replicas of deals no longer held removed", "replicas", n)
+		}
+	}
 	return nil
+}
+
+// gcGrace keeps a replica sealed for a deal the chain has not yet seen
+// this storer accept.
+const gcGrace = 10 * time.Minute
+
+// CollectGarbage removes the replicas no active deal of this storer holds
+// any more (a deal done, cancelled, or dropped from it for missed proofs)
+// that were sealed before now − gcGrace; deals is this provider's deals
+// (StorageDealsByProvider). It returns how many it removed.
+func (s *Storer) CollectGarbage(deals []api.StorageDealView, now time.Time) (int, error) {
+	held := map[[32]byte]bool{}
+	for _, d := range deals {
+		if d.Status == "active" && d.Provider.String() == s.addr.String() {
+			held[[32]byte(d.BlobID)] = true
+		}
+	}
+	infos, err := s.store.List()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, in := range infos {
+		if held[in.BlobID] || now.Sub(in.Sealed) < gcGrace {
+			continue
+		}
+		if err := s.store.Remove(in.BlobID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // proveDeal answers deal d's open challenge, if there is one it has not

@@ -20,6 +20,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/agoranet/agora/protocol/blob"
 )
@@ -264,8 +265,9 @@ func (s *Store) Delete(id blob.ID) error {
 
 // Info describes a stored blob.
 type Info struct {
-	ID   blob.ID
-	Size uint64
+	ID      blob.ID
+	Size    uint64
+	ModTime time.Time // when its data file was written (garbage collectors keep fresh blobs)
 }
 
 // List returns the stored blobs in ID order.
@@ -283,7 +285,7 @@ func (s *Store) List() ([]Info, error) {
 		if err != nil {
 			return err
 		}
-		out = append(out, Info{ID: id, Size: uint64(st.Size())})
+		out = append(out, Info{ID: id, Size: uint64(st.Size()), ModTime: st.ModTime()})
 		return nil
 	})
 	if err != nil {

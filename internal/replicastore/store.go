@@ -35,6 +35,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/agoranet/agora/chain/blobtree"
 	"github.com/agoranet/agora/protocol/blob"
@@ -66,8 +67,9 @@ func (e *DamageError) Error() string {
 type Info struct {
 	BlobID      [32]byte
 	Size        uint64
-	Provider    []byte   // the address the replica is sealed for
-	ReplicaRoot [32]byte // what the provider posts when it accepts a deal
+	Provider    []byte    // the address the replica is sealed for
+	ReplicaRoot [32]byte  // what the provider posts when it accepts a deal
+	Sealed      time.Time // when the replica was sealed (List only; garbage collectors keep fresh ones)
 }
 
 // entry is a replica's meta file, loaded, with trees over its chunk roots.
@@ -438,6 +440,9 @@ func (s *Store) List() ([]Info, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if fi, err := d.Info(); err == nil {
+			info.Sealed = fi.ModTime()
 		}
 		out = append(out, info)
 	}

@@ -93,6 +93,7 @@ type JobsConfig struct {
 	MaxPages      uint32 `toml:"max_memory_pages"`    // the largest memory limit bid on (64 KiB pages)
 	MaxUpload     uint64 `toml:"max_upload_bytes"`    // the largest module or input taken
 	MinBlocks     int64  `toml:"min_deadline_blocks"` // blocks an order's deadline must leave after bidding
+	KeepResults   int64  `toml:"keep_results_blocks"` // blocks a finished lease's results are kept for its owner (then collected)
 }
 
 // GatewayConfig is gateway.toml; flags override it.
@@ -217,7 +218,7 @@ func providerCmd(g *globals) *cobra.Command {
 				}
 				ex, err = executor.New(executor.Config{ChainRPC: c.Node, Key: key, DataDir: filepath.Join(g.home, "data", "executor"),
 					Price: c.Jobs.Price, MaxCollateral: c.Jobs.MaxCollateral, MaxConcurrent: c.Jobs.Concurrency, Queue: c.Jobs.Queue,
-					MaxGas: c.Jobs.MaxGas, MaxPages: c.Jobs.MaxPages, MaxUpload: c.Jobs.MaxUpload, MinBlocks: c.Jobs.MinBlocks,
+					MaxGas: c.Jobs.MaxGas, MaxPages: c.Jobs.MaxPages, MaxUpload: c.Jobs.MaxUpload, MinBlocks: c.Jobs.MinBlocks, KeepResults: c.Jobs.KeepResults,
 					Listen: listen, Endpoint: c.Endpoint, Register: standalone}, logger, reg)
 				if err != nil {
 					return err
@@ -394,6 +395,7 @@ func providerCmd(g *globals) *cobra.Command {
 	f.Uint64Var(&c.Jobs.MaxGas, "job-max-gas", 100_000_000_000, "compute jobs: the largest gas limit to bid on")
 	f.Uint32Var(&c.Jobs.MaxPages, "job-max-pages", 4096, "compute jobs: the largest memory limit to bid on, 64 KiB pages (memory use is at most concurrency × this)")
 	f.Uint64Var(&c.Jobs.MaxUpload, "job-max-upload", 256<<20, "compute jobs: the largest module or input taken, bytes")
+	f.Int64Var(&c.Jobs.KeepResults, "job-keep-results", 100_000, "compute jobs: blocks a finished lease's results (and sealed compute-to-data results) are kept for the owner to fetch; unused blobs are then deleted")
 	f.BoolVar(&c.Storage.Enabled, "storage", false, "also take storage deals: keep the blobs clients upload and prove them every epoch (alone, without --model or --backend: a storage-only provider)")
 	f.Uint64Var(&c.Storage.MaxTotal, "storage-max-total", 1<<30, "storage deals: the most bytes held at once")
 	f.Uint64Var(&c.Storage.MaxCollateral, "storage-max-collateral", 100_000_000, "storage deals: the most collateral one deal locks, uagr")
@@ -508,6 +510,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("job-max-gas", func() { d.Jobs.MaxGas = fileOr(f.Jobs.MaxGas, d.Jobs.MaxGas) })
 		set("job-max-pages", func() { d.Jobs.MaxPages = fileOr(f.Jobs.MaxPages, d.Jobs.MaxPages) })
 		set("job-max-upload", func() { d.Jobs.MaxUpload = fileOr(f.Jobs.MaxUpload, d.Jobs.MaxUpload) })
+		set("job-keep-results", func() { d.Jobs.KeepResults = fileOr(f.Jobs.KeepResults, d.Jobs.KeepResults) })
 		d.Jobs.MinBlocks = fileOr(f.Jobs.MinBlocks, d.Jobs.MinBlocks)
 		set("storage", func() { d.Storage.Enabled = d.Storage.Enabled || f.Storage.Enabled })
 		set("storage-max-total", func() { d.Storage.MaxTotal = fileOr(f.Storage.MaxTotal, d.Storage.MaxTotal) })
