@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,20 @@ func TestStorageCLI(t *testing.T) {
 		d, err := c.StorageDeal(ctx, 1)
 		return err == nil && d.Proved >= 1, p.output()
 	})
+	// The client gets its file back (decoded from the provider's replica,
+	// checked against the blob ID); nobody else does.
+	back := filepath.Join(t.TempDir(), "back.bin")
+	out = run(t, storage("get", "1", "-O", back, "--from", "client")...)
+	if got, err := os.ReadFile(back); err != nil || string(got) != string(data) || !strings.Contains(out, "checked") {
+		t.Fatalf("storage get: %v, %d bytes back of %d: %s", err, len(got), len(data), out)
+	}
+	out = runFail(t, storage("get", "1", "-O", back+".x", "--from", "prov")...)
+	if !strings.Contains(out, "403") || !strings.Contains(out, "go to its client") {
+		t.Fatalf("storage get by another account: %s", out)
+	}
+	if _, err := os.Stat(back + ".x"); err == nil {
+		t.Fatal("a refused get left a file")
+	}
 	p.stopGracefully(t, syscall.SIGTERM, 30*time.Second)
 
 	// The next challenge, answered by hand before its deadline.
@@ -105,6 +120,38 @@ func TestStorageCLI(t *testing.T) {
 	out = run(t, storage("status", "1")...)
 	if !strings.Contains(out, fmt.Sprintf("epoch %d: proved at", ch.Epoch)) {
 		t.Fatalf("status text: %s", out)
+	}
+
+	// A deal made while its provider is down stays open; once the provider
+	// is back, `storage upload` offers it the file and it accepts.
+	small := data[:5000]
+	file2 := filepath.Join(t.TempDir(), "small.bin")
+	if err := os.WriteFile(file2, small, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out = runFail(t, storage("deal", file2, "--epochs", "10", "--k", "4", "--from", "client", "--wait", "20s")...)
+	if !strings.Contains(out, "deal 2 stays open: 'agora storage upload 2 FILE'") {
+		t.Fatalf("deal with the provider down: %s", out)
+	}
+	out = runFail(t, storage("upload", "2", file, "--from", "client")...)
+	if !strings.Contains(out, "is not deal 2's file") {
+		t.Fatalf("upload of the wrong file: %s", out)
+	}
+	p = startAgora(t, append(append([]string{"provider", "start", "--storage", "--key", "prov", "--listen", fmt.Sprintf("127.0.0.1:%d", ports[3])}, kr...), nodeFlag...)...)
+	poll.Until(t, 60*time.Second, "the provider serving again", func() (bool, string) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", ports[3]))
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil && resp.StatusCode == 200, p.output()
+	})
+	runJSON(t, &d, storage("upload", "2", file2, "--from", "client")...)
+	if d.ID != 2 || d.Status != "active" || d.Provider.String() != prov.Address {
+		t.Fatalf("deal 2 after the upload: %+v", d)
+	}
+	out = run(t, storage("get", "2", "-O", back, "--from", "client")...)
+	if got, err := os.ReadFile(back); err != nil || string(got) != string(small) {
+		t.Fatalf("storage get 2: %v: %s", err, out)
 	}
 }
 

@@ -2,6 +2,7 @@ package storer
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/replicastore"
+	pdata "github.com/agoranet/agora/protocol/data"
 	pstorage "github.com/agoranet/agora/protocol/storage"
 )
 
@@ -170,4 +172,59 @@ func (s *Storer) handleDeal(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(st)
+}
+
+// handleGet gives a deal's client its bytes back, decoded from the replica
+// this storer holds: only to the client (protocol/data's access header,
+// signed with the client's key on chain), only while this storer holds
+// the deal (active, or done with it).
+func (s *Storer) handleGet(w http.ResponseWriter, r *http.Request) {
+	deal, err := strconv.ParseUint(r.PathValue("deal"), 10, 64)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, "deal id: %v", err)
+		return
+	}
+	a, err := pdata.ParseAuth(r.Header.Get(pdata.AuthHeader))
+	if err != nil {
+		httpError(w, http.StatusUnauthorized, "%v", err)
+		return
+	}
+	d, err := s.chain.StorageDeal(r.Context(), deal)
+	if err != nil {
+		if client.IsNotFound(err) {
+			httpError(w, http.StatusNotFound, "deal %d does not exist", deal)
+			return
+		}
+		httpError(w, http.StatusBadGateway, "read deal %d: %v", deal, err)
+		return
+	}
+	acc, err := s.chain.Account(r.Context(), a.Addr)
+	if err != nil && !client.IsNotFound(err) {
+		httpError(w, http.StatusBadGateway, "read account %s: %v", a.Addr, err)
+		return
+	}
+	if err := a.Verify(ed25519.PublicKey(acc.PubKey), s.chainID, r.Method, r.URL.Path, time.Now()); err != nil {
+		httpError(w, http.StatusUnauthorized, "%v", err)
+		return
+	}
+	if a.Addr.String() != d.Client.String() {
+		httpError(w, http.StatusForbidden, "deal %d's bytes go to its client %s, not %s", deal, d.Client, a.Addr)
+		return
+	}
+	if d.Provider.String() != s.addr.String() || (d.Status != "active" && d.Status != "done") {
+		httpError(w, http.StatusNotFound, "deal %d is not held here (%s, provider %s)", deal, d.Status, d.Provider)
+		return
+	}
+	data, err := s.store.Open([32]byte(d.BlobID))
+	if errors.Is(err, replicastore.ErrNotFound) {
+		httpError(w, http.StatusNotFound, "no replica of deal %d's blob here", deal)
+		return
+	}
+	if err != nil {
+		httpError(w, http.StatusInternalServerError, "%v", err)
+		return
+	}
+	defer data.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	http.ServeContent(w, r, "", time.Time{}, data)
 }

@@ -188,6 +188,7 @@ func (s *Storer) URL() string {
 func (s *Storer) Mount(mux *http.ServeMux) {
 	mux.HandleFunc(pstorage.UploadRoute, s.handleUpload)
 	mux.HandleFunc(pstorage.DealRoute, s.handleDeal)
+	mux.HandleFunc(pstorage.GetRoute, s.handleGet)
 }
 
 // Start reads the chain, registers when standalone, serves when Listen is

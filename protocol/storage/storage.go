@@ -32,6 +32,10 @@ import (
 const (
 	UploadRoute = "PUT /v1/storage/deals/{deal}/blob"
 	DealRoute   = "GET /v1/storage/deals/{deal}"
+	// GetRoute gives a deal's client its bytes back (decoded from the
+	// replica), authorised by protocol/data's access header signed by the
+	// client; Range requests work.
+	GetRoute = "GET /v1/storage/deals/{deal}/blob"
 )
 
 // UploadPath is where a deal's blob is uploaded.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +22,7 @@ import (
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/replicastore"
+	pdata "github.com/agoranet/agora/protocol/data"
 	pstorage "github.com/agoranet/agora/protocol/storage"
 	"github.com/agoranet/agora/storer"
 )
@@ -96,25 +99,10 @@ the file per epoch and pays the provider for each epoch it proves.`,
 			}
 			fmt.Fprintf(progress, "deal %d created in block %d (escrow %d uagr); uploading %d bytes to %s at %s ...\n",
 				dealID, res.Height, epochs*price, len(data), pv.Address, pv.Endpoint)
-			chainID, err := c.ChainID(ctx)
+			d, err := uploadDeal(ctx, c, priv, dealID, data, pv, progress)
 			if err != nil {
-				return err
-			}
-			st, err := pstorage.Put(ctx, http.DefaultClient, pv.Endpoint, dealID, pstorage.SignUpload(priv, chainID, dealID, id[:]), data)
-			if err != nil {
-				return fmt.Errorf("%w (deal %d stays open: 'agora storage cancel %d' returns its escrow)", err, dealID, dealID)
-			}
-			fmt.Fprintf(progress, "provider sealed replica %s\n", st.ReplicaRoot)
-			var d api.StorageDealView
-			for {
-				if d, err = c.StorageDeal(ctx, dealID); err == nil && d.Status != "open" {
-					break
-				}
-				select {
-				case <-ctx.Done():
-					return fmt.Errorf("deal %d not accepted: %w", dealID, ctx.Err())
-				case <-time.After(300 * time.Millisecond):
-				}
+				return fmt.Errorf("%w (deal %d stays open: 'agora storage upload %d FILE' offers it to a provider, 'agora storage cancel %d' returns its escrow)",
+					err, dealID, dealID, dealID)
 			}
 			return p().print(d, func(w io.Writer) { printDeal(w, d) })
 		}}
@@ -260,13 +248,191 @@ the file per epoch and pays the provider for each epoch it proves.`,
 			}, a)
 		}}
 
-	cmd.AddCommand(deal, status, prove, cancelDeal)
+	var upProvider string
+	var upWait time.Duration
+	upload := &cobra.Command{Use: "upload DEAL_ID FILE", Short: "As the client, offer an open deal's file to a provider (a deal reopened after its provider was dropped)",
+		Long: `Uploads FILE (it must hash to the deal's blob ID) to a storage provider
+(--provider ADDR, or the first registered one the deal has not dropped),
+which seals its own replica and accepts the deal; waits for the acceptance.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := checkOutput(f.output); err != nil {
+				return err
+			}
+			id, err := u64(a[0], "deal id")
+			if err != nil {
+				return err
+			}
+			if f.from == "" {
+				return errors.New("--from is required")
+			}
+			progress := g.errOut
+			if f.output == "json" {
+				progress = io.Discard
+			}
+			data, err := os.ReadFile(a[1])
+			if err != nil {
+				return err
+			}
+			priv, err := keyFrom(g.home, f.backend, f.from)
+			if err != nil {
+				return err
+			}
+			c, err := client.New(f.node)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctxOr(cmd.Context()), upWait)
+			defer cancel()
+			d, err := c.StorageDeal(ctx, id)
+			if err != nil {
+				return err
+			}
+			switch {
+			case d.Status != "open":
+				return fmt.Errorf("deal %d is %s: only an open deal takes a provider", id, d.Status)
+			case blobtree.BlobID(uint64(len(data)), blobtree.Root(blobtree.SegmentLeaves(data))) != [32]byte(d.BlobID):
+				return fmt.Errorf("%s is not deal %d's file (blob %s, %d bytes)", a[1], id, d.BlobID, d.Size)
+			}
+			named := upProvider
+			if named == "" && len(d.NamedProvider) != 0 {
+				named = d.NamedProvider.String()
+			}
+			pv, err := storageProvider(ctx, c, named, d.Dropped...)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(progress, "uploading %d bytes of deal %d to %s at %s ...\n", len(data), id, pv.Address, pv.Endpoint)
+			if d, err = uploadDeal(ctx, c, priv, id, data, pv, progress); err != nil {
+				return err
+			}
+			return p().print(d, func(w io.Writer) { printDeal(w, d) })
+		}}
+	upload.Flags().StringVar(&upProvider, "provider", "", "the provider to offer it to (default: the first with the storage capability the deal has not dropped)")
+	upload.Flags().DurationVar(&upWait, "wait", 5*time.Minute, "how long to wait for the upload and the acceptance")
+
+	var outFile string
+	get := &cobra.Command{Use: "get DEAL_ID -O FILE", Short: "As the client, fetch a deal's file back from its provider, checked against the blob ID",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			id, err := u64(a[0], "deal id")
+			if err != nil {
+				return err
+			}
+			if f.from == "" || outFile == "" {
+				return errors.New("--from (the deal's client) and -O FILE are required")
+			}
+			priv, err := keyFrom(g.home, f.backend, f.from)
+			if err != nil {
+				return err
+			}
+			c, err := client.New(f.node)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctxOr(cmd.Context()), 10*time.Minute)
+			defer cancel()
+			d, err := c.StorageDeal(ctx, id)
+			if err != nil {
+				return err
+			}
+			if len(d.Provider) == 0 {
+				return fmt.Errorf("deal %d (%s) has no provider holding it", id, d.Status)
+			}
+			pv, err := c.Provider(ctx, d.Provider)
+			if err != nil {
+				return err
+			}
+			chainID, err := c.ChainID(ctx)
+			if err != nil {
+				return err
+			}
+			n, err := getDeal(ctx, priv, chainID, pv.Endpoint, d, outFile)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "deal %d: %d bytes from %s → %s, blob %s checked\n", id, n, d.Provider, outFile, d.BlobID)
+			return nil
+		}}
+	get.Flags().StringVarP(&outFile, "out-file", "O", "", "where to write the file")
+
+	cmd.AddCommand(deal, status, prove, cancelDeal, upload, get)
 	return cmd
+}
+
+// uploadDeal sends a deal's bytes to provider pv (signed by the deal's
+// client), which seals and accepts it, and waits for the acceptance.
+func uploadDeal(ctx context.Context, c *client.Client, priv ed25519.PrivateKey, dealID uint64, data []byte, pv api.ProviderView, progress io.Writer) (api.StorageDealView, error) {
+	chainID, err := c.ChainID(ctx)
+	if err != nil {
+		return api.StorageDealView{}, err
+	}
+	id := blobtree.BlobID(uint64(len(data)), blobtree.Root(blobtree.SegmentLeaves(data)))
+	st, err := pstorage.Put(ctx, http.DefaultClient, pv.Endpoint, dealID, pstorage.SignUpload(priv, chainID, dealID, id[:]), data)
+	if err != nil {
+		return api.StorageDealView{}, err
+	}
+	fmt.Fprintf(progress, "provider sealed replica %s\n", st.ReplicaRoot)
+	for {
+		d, err := c.StorageDeal(ctx, dealID)
+		if err == nil && d.Status != "open" {
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return d, fmt.Errorf("deal %d not accepted: %w", dealID, ctx.Err())
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// getDeal downloads deal d's bytes from the provider at endpoint into
+// path (through a temp file, renamed once the bytes hash to the deal's
+// blob ID) and returns their size.
+func getDeal(ctx context.Context, priv ed25519.PrivateKey, chainID, endpoint string, d api.StorageDealView, path string) (int64, error) {
+	route := pstorage.UploadPath(d.ID) // the same path: GET gives the bytes back
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(endpoint, "/")+route, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set(pdata.AuthHeader, pdata.SignAuth(priv, chainID, http.MethodGet, route, time.Now()))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, fmt.Errorf("provider %s: %s: %s", d.Provider, resp.Status, strings.TrimSpace(string(b)))
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".agora-get-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, int64(d.Size)+1))
+	if err != nil {
+		return 0, fmt.Errorf("provider %s: %w", d.Provider, err)
+	}
+	if got := blobtree.BlobID(uint64(len(data)), blobtree.Root(blobtree.SegmentLeaves(data))); got != [32]byte(d.BlobID) {
+		return 0, fmt.Errorf("provider %s sent %d bytes hashing to blob %x, not the deal's %s", d.Provider, len(data), got[:], d.BlobID)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return 0, err
+	}
+	if err := tmp.Sync(); err != nil {
+		return 0, err
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	return int64(len(data)), os.Rename(tmp.Name(), path)
 }
 
 // storageProvider is the provider named by addr, or the first registered
 // provider with the storage capability.
-func storageProvider(ctx context.Context, c *client.Client, addr string) (api.ProviderView, error) {
+func storageProvider(ctx context.Context, c *client.Client, addr string, skip ...types.Address) (api.ProviderView, error) {
 	if addr != "" {
 		a, err := types.ParseAddress(addr)
 		if err != nil {
@@ -286,7 +452,8 @@ func storageProvider(ctx context.Context, c *client.Client, addr string) (api.Pr
 		return api.ProviderView{}, err
 	}
 	for _, pv := range pvs {
-		if pv.Registered && !pv.Jailed && slices.Contains(pv.Capabilities, storage.Capability) {
+		if pv.Registered && !pv.Jailed && slices.Contains(pv.Capabilities, storage.Capability) &&
+			!slices.ContainsFunc(skip, func(a types.Address) bool { return a.String() == pv.Address.String() }) {
 			return pv, nil
 		}
 	}
