@@ -174,6 +174,10 @@ type Client struct {
 	Base string       // e.g. "http://127.0.0.1:8090"
 	// Header, if set, adds headers (authentication) to uploads.
 	Header func(r *http.Request, id blob.ID) error
+	// Paths, if set, names where a server that is not a plain blob
+	// server (a dataset's host) serves a blob's bytes and manifest;
+	// default protocol/blob's BlobPath and ManifestPath.
+	Paths func(id blob.ID) (data, manifest string)
 }
 
 func (c *Client) http() *http.Client {
@@ -201,9 +205,17 @@ func (c *Client) do(req *http.Request, want int) (*http.Response, error) {
 	return resp, nil
 }
 
+func (c *Client) paths(id blob.ID) (data, manifest string) {
+	if c.Paths != nil {
+		return c.Paths(id)
+	}
+	return blob.BlobPath(id), blob.ManifestPath(id)
+}
+
 // Manifest fetches id's manifest and checks it names id.
 func (c *Client) Manifest(ctx context.Context, id blob.ID) (*blob.Manifest, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", c.Base+blob.ManifestPath(id), nil)
+	_, mp := c.paths(id)
+	req, err := http.NewRequestWithContext(ctx, "GET", c.Base+mp, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +269,8 @@ func (c *Client) Fetch(ctx context.Context, id blob.ID, dst string, progress fun
 		progress(done, m.Size)
 	}
 	if have < uint64(len(m.Chunks)) {
-		req, err := http.NewRequestWithContext(ctx, "GET", c.Base+blob.BlobPath(id), nil)
+		dp, _ := c.paths(id)
+		req, err := http.NewRequestWithContext(ctx, "GET", c.Base+dp, nil)
 		if err != nil {
 			return err
 		}

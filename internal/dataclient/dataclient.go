@@ -46,16 +46,10 @@ type signer struct {
 	key     ed25519.PrivateKey
 	chainID string
 	base    http.RoundTripper
-	// paths maps the blob paths blobstore.Client asks for onto the
-	// dataset's data paths (nil: no mapping).
-	paths map[string]string
 }
 
 func (s *signer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
-	if p, ok := s.paths[r.URL.Path]; ok {
-		r.URL.Path = p
-	}
 	r.Header.Set(pdata.AuthHeader, pdata.SignAuth(s.key, s.chainID, r.Method, r.URL.Path, time.Now()))
 	base := s.base
 	if base == nil {
@@ -129,11 +123,9 @@ func Download(ctx context.Context, c *client.Client, key ed25519.PrivateKey, dat
 	copy(root[:], d.Root)
 	// blobstore.Client checks the manifest against the ID and each chunk
 	// against the manifest; the host serves them on the data paths.
-	tr := &signer{key: key, chainID: chainID, paths: map[string]string{
-		blob.BlobPath(root):     pdata.DataPath(d.ID),
-		blob.ManifestPath(root): pdata.DataManifestPath(d.ID),
+	bc := &blobstore.Client{HTTP: HTTPClient(key, chainID), Base: ep, Paths: func(blob.ID) (string, string) {
+		return pdata.DataPath(d.ID), pdata.DataManifestPath(d.ID)
 	}}
-	bc := &blobstore.Client{HTTP: &http.Client{Transport: tr}, Base: ep}
 	if err := bc.Fetch(ctx, root, dst, progress); err != nil {
 		return d, fmt.Errorf("download dataset %d from %s: %w", d.ID, ep, err)
 	}
