@@ -375,6 +375,13 @@ func TestUpExplorer(t *testing.T) {
 	waitFor("the storage deal page", mainHas("Storage deal #1")+" && "+mainHas("active")+" && "+mainHas("16 segments per epoch"))
 	shot("storage-deal")
 
+	// The sample dataset agora up publishes, on the Data tab.
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/dataset/1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the dataset page", mainHas("Dataset #1: sample-texts")+" && "+mainHas("CC0")+" && "+mainHas("Grants"))
+	shot("dataset")
+
 	// Unknown routes: in the app and on the server.
 	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/no-such-page")); err != nil {
 		t.Fatal(err)
