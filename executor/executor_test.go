@@ -66,7 +66,7 @@ func submit(t *testing.T, ctx context.Context, c *client.Client, owner ed25519.P
 func waitDone(t *testing.T, ctx context.Context, c *client.Client, lease uint64) api.JobLeaseView {
 	t.Helper()
 	var l api.JobLeaseView
-	poll.Until(t, 60*time.Second, fmt.Sprintf("lease %d done", lease), func() (bool, string) {
+	poll.Until(t, 150*time.Second, fmt.Sprintf("lease %d done", lease), func() (bool, string) {
 		var err error
 		l, err = c.JobLease(ctx, lease)
 		return err == nil && l.Status == "done", fmt.Sprint(l.Status, l.Checkpoints, err)
