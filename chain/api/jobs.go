@@ -77,12 +77,13 @@ type JobOrderView struct {
 	// Compute-to-data (0 / empty for other jobs): the dataset, the key the
 	// outputs are sealed to, the dataset's output cap and run price when
 	// ordered, what of the run price is still held and what was paid.
-	DatasetID uint64         `json:"dataset_id,omitempty"`
-	BuyerKey  types.HexBytes `json:"buyer_key,omitempty"`
-	OutputCap uint64         `json:"output_cap,omitempty"`
-	RunPrice  uint64         `json:"run_price,omitempty"`
-	RunHeld   uint64         `json:"run_held,omitempty"`
-	RunPaid   uint64         `json:"run_paid,omitempty"`
+	DatasetID      uint64         `json:"dataset_id,omitempty"`
+	BuyerKey       types.HexBytes `json:"buyer_key,omitempty"`
+	OutputCap      uint64         `json:"output_cap,omitempty"`
+	RunPrice       uint64         `json:"run_price,omitempty"`
+	RunHeld        uint64         `json:"run_held,omitempty"`
+	RunPaid        uint64         `json:"run_paid,omitempty"`
+	LivenessBlocks int64          `json:"liveness_blocks,omitempty"` // 0: the chain's default
 }
 
 func JobOrderViewOf(o *types.JobOrder) JobOrderView {
@@ -97,7 +98,7 @@ func JobOrderViewOf(o *types.JobOrder) JobOrderView {
 		Escrow: o.Escrow, Status: JobStatusName(o.Status), Reason: o.Reason, SubmittedHeight: o.SubmittedHeight,
 		LeaseIDs: ids, Bids: o.Bids, MismatchIndex: o.MismatchIndex, Args: o.Args, InputNames: o.InputNames,
 		DatasetID: o.DatasetId, BuyerKey: o.BuyerKey, OutputCap: o.OutputCap, RunPrice: o.RunPrice, RunHeld: o.RunHeld,
-		RunPaid: o.RunPaid}
+		RunPaid: o.RunPaid, LivenessBlocks: o.LivenessBlocks}
 }
 
 type JobBidView struct {
@@ -135,6 +136,7 @@ type JobLeaseView struct {
 	OpenDispute        uint64         `json:"open_dispute,omitempty"`
 	CollateralReleased bool           `json:"collateral_released"`
 	Forfeited          uint64         `json:"forfeited,omitempty"`
+	LivenessBlocks     int64          `json:"liveness_blocks,omitempty"` // 0: the chain's default
 }
 
 func JobLeaseViewOf(l *types.JobLease) JobLeaseView {
@@ -143,7 +145,7 @@ func JobLeaseViewOf(l *types.JobLease) JobLeaseView {
 		Steps: l.Steps, Checkpoints: l.Checkpoints, StateHash: l.StateHash, ResultHash: l.ResultHash,
 		Status: JobStatusName(l.Status), StartedHeight: l.StartedHeight, LastHeight: l.LastHeight,
 		EndedHeight: l.EndedHeight, ReleaseHeight: l.ReleaseHeight, OpenDispute: l.OpenDispute,
-		CollateralReleased: l.CollateralReleased, Forfeited: l.Forfeited}
+		CollateralReleased: l.CollateralReleased, Forfeited: l.Forfeited, LivenessBlocks: l.LivenessBlocks}
 }
 
 type JobCheckpointView struct {

@@ -676,6 +676,58 @@ func TestJobLiveness(t *testing.T) {
 	j.bad("p1", &types.MsgCommitCheckpoint{LeaseId: l.ID, Index: 2, Steps: 20, GasUsed: 3_000_001, StateHash: hashOf("s", 20)}, types.CodeInvalid, "lease 1 is abandoned")
 }
 
+// TestJobLivenessPerOrder: an order that says its checkpoints take long
+// (liveness_blocks) keeps its lease alive past the chain's default, is
+// abandoned exactly liveness_blocks after its last checkpoint, and a
+// liveness shorter than an epoch or past the deadline is refused.
+func TestJobLivenessPerOrder(t *testing.T) {
+	j := newJobsHarness(t, func(p *types.Params) { p.EpochLength = 10 })
+	def := int64(j.params.Jobs.LivenessEpochs) * j.params.EpochLength
+	m := submitMsg(j, 1, 10_000_000, 1_000, 10)
+	for _, tc := range []struct {
+		blocks int64
+		want   string
+	}{
+		{9, "liveness_blocks 9 must be at least one epoch (10 blocks)"},
+		{500, "liveness_blocks 500 must be at least one epoch (10 blocks) and at most the time to the deadline"},
+	} {
+		bad := *m
+		bad.LivenessBlocks = tc.blocks
+		j.bad("owner", &bad, types.CodeInvalid, tc.want)
+	}
+	bad := *m
+	bad.LivenessBlocks = -1
+	j.bad("owner", &bad, types.CodeMalformed, "liveness_blocks must not be negative")
+
+	m.LivenessBlocks = 3 * def
+	j.ok("owner", m)
+	id := uint64(len(j.orders()))
+	j.ok("p1", &types.MsgBidJob{OrderId: id, Price: 1_000, Collateral: m.Collateral})
+	j.until(j.order(id).BidWindowEnd)
+	o := j.order(id)
+	if o.LivenessBlocks != 3*def {
+		t.Fatalf("order %+v", o)
+	}
+	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: o.LeaseIDs[0], Index: 1, Steps: 10, GasUsed: 3_000_000, StateHash: hashOf("s", 10)})
+	l := j.lease(o.LeaseIDs[0])
+	if l.LivenessBlocks != 3*def {
+		t.Fatalf("lease %+v", l)
+	}
+	j.until(l.LastHeight + def + 1) // past the chain's default: still running
+	if l := j.lease(l.ID); l.Status != "running" {
+		t.Fatalf("closed at the chain's default liveness: %+v", l)
+	}
+	closeAt := l.LastHeight + 3*def
+	j.until(closeAt - 1)
+	if l := j.lease(l.ID); l.Status != "running" {
+		t.Fatalf("closed early: %+v", l)
+	}
+	j.block()
+	if l := j.lease(l.ID); l.Status != "abandoned" || l.EndedHeight != closeAt {
+		t.Fatalf("lease after %d blocks of silence: %+v", 3*def, l)
+	}
+}
+
 // TestJobCancel: during bidding the escrow and the bids' collateral come
 // back; once leased, the committed work stays paid, the rest comes back at
 // once, the collateral after the challenge window.

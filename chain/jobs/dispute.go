@@ -396,9 +396,9 @@ func resolve(kv store.KV, p types.Params, height int64, d *types.JobDispute, out
 			}
 			l = GetLease(kv, l.Id)
 		default:
-			dequeue(kv, qLive, leaseLiveness(p, l.LastHeight), l.Id)
+			dequeue(kv, qLive, leaseLiveness(p, l, l.LastHeight), l.Id)
 			l.LastHeight = height
-			enqueue(kv, qLive, leaseLiveness(p, height), l.Id)
+			enqueue(kv, qLive, leaseLiveness(p, l, height), l.Id)
 			if Cost(o.GasLimit, l.Price) == Cost(l.GasUsed, l.Price) {
 				kv.Set(codec.Key(qSweep, codec.U64(l.Id)), []byte{1})
 			}

@@ -101,6 +101,10 @@ func Submit(kv store.KV, p types.Params, height int64, owner []byte, m *types.Ms
 		return 0, types.Errorf(types.CodeInsufficientFunds, "escrow %d does not cover replication %d × ceil(gas_limit %d × max_price %d / 10^6) = %d",
 			m.Escrow, m.Replication, m.GasLimit, m.MaxPrice, need)
 	}
+	if m.LivenessBlocks != 0 && (m.LivenessBlocks < p.EpochLength || m.LivenessBlocks > m.Deadline-height) {
+		return 0, types.Errorf(types.CodeInvalid, "liveness_blocks %d must be at least one epoch (%d blocks) and at most the time to the deadline (%d blocks)",
+			m.LivenessBlocks, p.EpochLength, m.Deadline-height)
+	}
 	var ds *types.Dataset
 	if m.DatasetId != 0 {
 		if ds, err = checkDataset(kv, p, owner, m); err != nil {
@@ -122,7 +126,7 @@ func Submit(kv store.KV, p types.Params, height int64, owner []byte, m *types.Ms
 		MemoryPages: m.MemoryPages, MaxPrice: m.MaxPrice, Deadline: m.Deadline, Collateral: m.Collateral,
 		Replication: m.Replication, BidWindowEnd: end, CheckpointInterval: m.CheckpointInterval,
 		Escrow: m.Escrow, Status: types.JobStatus_JOB_STATUS_BIDDING, SubmittedHeight: height,
-		Args: m.Args, InputNames: m.InputNames,
+		Args: m.Args, InputNames: m.InputNames, LivenessBlocks: m.LivenessBlocks,
 	}
 	if ds != nil {
 		o.DatasetId, o.BuyerKey, o.OutputCap, o.RunPrice, o.RunHeld = ds.Id, m.BuyerKey, ds.OutputCap, ds.RunPrice, ds.RunPrice
@@ -386,7 +390,6 @@ func clearOrder(kv store.KV, p types.Params, height int64, o *types.JobOrder, pc
 		for _, c := range cands[r:] {
 			refund = append(refund, c.bid)
 		}
-		live := leaseLiveness(p, height)
 		for _, c := range cands[:r] {
 			budget, err := Budget(o.GasLimit, c.bid.Price)
 			if err != nil || budget > o.Escrow {
@@ -396,11 +399,11 @@ func clearOrder(kv store.KV, p types.Params, height int64, o *types.JobOrder, pc
 			l := &types.JobLease{
 				Id: next(kv, seqLease), OrderId: o.Id, Provider: c.bid.Provider, Owner: o.Owner, Price: c.bid.Price,
 				Collateral: c.bid.Collateral, Budget: budget, Status: types.JobStatus_JOB_STATUS_RUNNING,
-				StartedHeight: height, LastHeight: height,
+				StartedHeight: height, LastHeight: height, LivenessBlocks: o.LivenessBlocks,
 			}
 			putLease(kv, l)
 			kv.Set(codec.Key(prefixByProvider, l.Provider, codec.U64(l.Id)), []byte{1})
-			enqueue(kv, qLive, live, l.Id)
+			enqueue(kv, qLive, leaseLiveness(p, l, height), l.Id)
 			o.LeaseIds = append(o.LeaseIds, l.Id)
 			events = append(events, ev("job_lease", "order_id", u64(o.Id), "lease_id", u64(l.Id),
 				"provider", types.Address(l.Provider).String(), "price", u64(l.Price), "budget", u64(budget)))
@@ -424,9 +427,13 @@ func cmpU(a, b uint64) int {
 	return 1
 }
 
-// leaseLiveness is the height at whose end a lease last active at height
-// is abandoned if it commits nothing more.
-func leaseLiveness(p types.Params, height int64) int64 {
+// leaseLiveness is the height at whose end lease l, last active at
+// height, is abandoned if it commits nothing more: its order's
+// liveness_blocks later, or liveness_epochs × epoch_length by default.
+func leaseLiveness(p types.Params, l *types.JobLease, height int64) int64 {
+	if l.LivenessBlocks > 0 {
+		return height + l.LivenessBlocks
+	}
 	return height + int64(p.Jobs.LivenessEpochs)*p.EpochLength
 }
 
@@ -481,7 +488,7 @@ func Commit(kv store.KV, p types.Params, height int64, provider []byte, m *types
 	if err := bank.Send(kv, Account, bank.FeePool, fee); err != nil {
 		return nil, err
 	}
-	dequeue(kv, qLive, leaseLiveness(p, l.LastHeight), l.Id)
+	dequeue(kv, qLive, leaseLiveness(p, l, l.LastHeight), l.Id)
 	l.Paid += pay
 	l.GasUsed, l.Steps, l.Checkpoints, l.StateHash, l.LastHeight = m.GasUsed, m.Steps, m.Index, m.StateHash, height
 	cp := &types.JobCheckpoint{LeaseId: l.Id, Index: m.Index, Steps: m.Steps, GasUsed: m.GasUsed, StateHash: m.StateHash,
@@ -511,7 +518,7 @@ func Commit(kv store.KV, p types.Params, height int64, provider []byte, m *types
 		}
 		attrs = append(attrs, [2]string{"done", "true"})
 	default:
-		enqueue(kv, qLive, leaseLiveness(p, height), l.Id)
+		enqueue(kv, qLive, leaseLiveness(p, l, height), l.Id)
 		if Cost(o.GasLimit, l.Price) == Cost(l.GasUsed, l.Price) {
 			kv.Set(codec.Key(qSweep, codec.U64(l.Id)), []byte{1}) // nothing more can be paid
 		}
@@ -550,7 +557,7 @@ func endLease(kv store.KV, p types.Params, height int64, l *types.JobLease, stat
 		}
 		l.Refunded += left
 	}
-	dequeue(kv, qLive, leaseLiveness(p, l.LastHeight), l.Id)
+	dequeue(kv, qLive, leaseLiveness(p, l, l.LastHeight), l.Id)
 	kv.Delete(codec.Key(qSweep, codec.U64(l.Id)))
 	l.Status, l.EndedHeight = status, height
 	if !l.CollateralReleased {

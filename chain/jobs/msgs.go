@@ -144,6 +144,8 @@ func validateSubmit(m *types.MsgSubmitJob) error {
 		return errors.New("submit_job: checkpoint_interval must be at least 1 step")
 	case m.Deadline <= m.BidWindow:
 		return errors.New("submit_job: deadline must be a height after the bid window")
+	case m.LivenessBlocks < 0:
+		return errors.New("submit_job: liveness_blocks must not be negative (0: the chain's default)")
 	}
 	for _, h := range m.InputHashes {
 		if len(h) != types.HashLen {

@@ -200,7 +200,7 @@ func (x *Receipt) GetSeed() uint64 {
 type SignedReceipt struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Receipt       []byte                 `protobuf:"bytes,1,opt,name=receipt,proto3" json:"receipt,omitempty"`     // serialized Receipt
-	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // ed25519 by the provider's account key
+	Signature     []byte                 `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"` // by the provider's account key: plain (64 bytes) or batched (chain/types/receiptsig.go)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }

@@ -211,6 +211,7 @@ type RunSpec struct {
 	BidWindow   int64
 	DeadlineIn  int64  // blocks from now
 	Interval    uint64 // steps between checkpoints
+	Liveness    int64  // blocks without a checkpoint before abandonment (0: the chain's default)
 	Poll        time.Duration
 }
 
@@ -232,7 +233,7 @@ func (s *RunSpec) Order(key ed25519.PrivateKey, height int64) (*types.MsgSubmitJ
 		ModuleHash: s.ModuleID[:], GasLimit: s.Gas, MemoryPages: s.MemoryPages, MaxPrice: s.MaxPrice,
 		Deadline: height + s.DeadlineIn, Collateral: s.Collateral, Replication: 1, BidWindow: s.BidWindow,
 		CheckpointInterval: s.Interval, Escrow: per, Args: s.Args,
-		DatasetId: s.Dataset, BuyerKey: bk, MaxRunPrice: s.MaxRunPrice,
+		DatasetId: s.Dataset, BuyerKey: bk, MaxRunPrice: s.MaxRunPrice, LivenessBlocks: s.Liveness,
 	}, nil
 }
 

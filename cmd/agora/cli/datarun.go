@@ -145,6 +145,7 @@ writes the outputs under --out.`,
 	fl.Int64Var(&s.BidWindow, "bid-window", 2, "blocks of bidding")
 	fl.Int64Var(&s.DeadlineIn, "deadline-in", 1000, "blocks from now after which no work is paid")
 	fl.Uint64Var(&s.Interval, "checkpoint-interval", 1_000, "steps between checkpoints")
+	fl.Int64Var(&s.Liveness, "liveness", 0, "blocks the host may go without a checkpoint before the run is abandoned (0: the chain's default; raise it when an interval takes long to compute)")
 	fl.StringVar(&out, "out", "", "directory for the decrypted outputs (default run-ORDER_ID)")
 	fl.DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for the result")
 	return cmd

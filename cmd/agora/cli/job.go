@@ -37,6 +37,7 @@ type jobSubmitFlags struct {
 	replicas             uint32
 	bidWindow            int64
 	interval             uint64
+	liveness             int64
 	example              string
 	noUpload             bool
 	wait                 time.Duration
@@ -46,7 +47,8 @@ type jobSubmitFlags struct {
 // --deadline-in).
 func (f *jobSubmitFlags) msg(height int64) (*types.MsgSubmitJob, error) {
 	m := &types.MsgSubmitJob{GasLimit: f.gas, MemoryPages: f.memoryPages, MaxPrice: f.maxPrice, Collateral: f.collateral,
-		Replication: f.replicas, BidWindow: f.bidWindow, CheckpointInterval: f.interval, Deadline: f.deadline}
+		Replication: f.replicas, BidWindow: f.bidWindow, CheckpointInterval: f.interval, Deadline: f.deadline,
+		LivenessBlocks: f.liveness}
 	var err error
 	switch {
 	case f.module != "" && f.moduleHash != "":
@@ -219,6 +221,7 @@ owns the order); the providers run the job and commit its checkpoints. Then
 	fl.Uint32Var(&sf.replicas, "replicas", 1, "independent providers whose checkpoints must agree (1..4)")
 	fl.Int64Var(&sf.bidWindow, "bid-window", 5, "blocks of bidding")
 	fl.Uint64Var(&sf.interval, "checkpoint-interval", 1_000, "steps between checkpoints")
+	fl.Int64Var(&sf.liveness, "liveness", 0, "blocks a provider may go without a checkpoint before its lease is abandoned and it is slashed (0: the chain's default, liveness_epochs × epoch_length; raise it when an interval takes long to compute)")
 	fl.Uint64Var(&sf.escrow, "escrow", 0, "escrow deposit, uagr (default: exactly what the order requires)")
 	fl.StringVar(&sf.example, "example", "", "build an example job as the module: "+strings.Join(examples.Names, ", "))
 	fl.BoolVar(&sf.noUpload, "no-upload", false, "only post the order: do not wait for the clearing nor upload the module and inputs")
