@@ -282,3 +282,33 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestBigram: probabilities by hand on a small stream, they sum to one,
+// and the loss over a window is their mean negative log.
+func TestBigram(t *testing.T) {
+	toks := []int{0, 1, 0, 1, 0, 2}
+	b := NewBigram(toks, 4)
+	// c(0)=3 as context with 2 types after it (1 twice, 2 once); P(1) = (2+1)/(6+4)
+	want := (2 + 2*0.3) / (3 + 2.0)
+	if got := b.Prob(0, 1); math.Abs(got-want) > 1e-12 {
+		t.Errorf("P(1|0) = %v, want %v", got, want)
+	}
+	// token 2 never precedes anything: the unigram
+	if got := b.Prob(2, 3); math.Abs(got-0.1) > 1e-12 {
+		t.Errorf("P(3|2) = %v, want 0.1", got)
+	}
+	for prev := 0; prev < 4; prev++ {
+		var s float64
+		for next := 0; next < 4; next++ {
+			s += b.Prob(prev, next)
+		}
+		if math.Abs(s-1) > 1e-12 {
+			t.Errorf("P(.|%d) sums to %v", prev, s)
+		}
+	}
+	d := NewData(toks, 2, 1) // windows [0 1 0] and [0 1 0]
+	want = -(math.Log(b.Prob(0, 1)) + math.Log(b.Prob(1, 0))) / 2
+	if got := b.Loss(d, 10); math.Abs(got-want) > 1e-12 {
+		t.Errorf("loss %v, want %v", got, want)
+	}
+}

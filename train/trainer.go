@@ -388,13 +388,14 @@ func (tr *Trainer) adamW(lr float64) {
 	}
 }
 
-// Eval returns the mean loss (nats per token) over windows of data taken
-// in order, batch windows at a time, without training.
-func (tr *Trainer) Eval(d *Data, batch int) float64 {
+// Eval returns the mean loss (nats per token) over d's first windows
+// windows, in order, batch windows at a time, without training.
+func (tr *Trainer) Eval(d *Data, windows, batch int) float64 {
 	var sum float64
 	var n int
-	for w0 := 0; w0 < d.Windows(); w0 += batch {
-		w1 := min(d.Windows(), w0+batch)
+	nw := min(windows, d.Windows())
+	for w0 := 0; w0 < nw; w0 += batch {
+		w1 := min(nw, w0+batch)
 		inputs, targets := d.windows(w0, w1)
 		logits := tr.Forward(inputs, w1-w0)
 		losses := make([]float64, len(targets))
