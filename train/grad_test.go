@@ -218,7 +218,7 @@ func TestLayerGradients(t *testing.T) {
 			att, P := make([]float32, N*qd), make([]float32, sh.B*sh.H*sh.T*sh.T)
 			attnFwd(att, P, q, k, v, sh, 2)
 			dq, dk, dv, dS := make([]float32, N*qd), make([]float32, N*kd), make([]float32, N*kd), make([]float32, len(P))
-			attnBwd(dq, dk, dv, dS, c, P, q, k, v, sh, 2)
+			attnBwd(dq, dk, dv, dS, c, P, q, k, v, sh, 2, &attnScratch{})
 			q64, k64, v64 := to64(q), to64(k), to64(v)
 			return []check{
 				{"dq", dq, fdGrad(func(x []float64) float64 { return dotc(c, refAttn(x, k64, v64, sh)) }, q64)},

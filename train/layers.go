@@ -245,67 +245,141 @@ func attnFwd(att, P, q, k, v []float32, sh attnShape, threads int) {
 	})
 }
 
-// attnBwd sets dq, dk, dv from datt. Pass 1, per (sequence, head, token):
-// dP_j = datt·v_j, dS_j = P_j·(dP_j − Σ P·dP), dq = scale·Σ_j dS_j·k_j
-// (positions in order). Pass 2, per (sequence, kv head, position j): dk_j =
-// scale·Σ_h Σ_{t≥j} dS_tj·q_t, dv_j = Σ_h Σ_{t≥j} P_tj·datt_t, over the
-// group's heads then tokens in order.
-func attnBwd(dq, dk, dv, dS, datt, P, q, k, v []float32, sh attnShape, threads int) {
+// attnScratch holds attnBwd's transposed copies.
+type attnScratch struct {
+	dST, PT, qT, dattT, kT []float32
+}
+
+func (w *attnScratch) size(sh attnShape) {
+	n := sh.B * sh.H * sh.T * sh.T
+	if len(w.dST) != n {
+		w.dST, w.PT = make([]float32, n), make([]float32, n)
+		w.qT, w.dattT = make([]float32, sh.B*sh.H*sh.HD*sh.T), make([]float32, sh.B*sh.H*sh.HD*sh.T)
+		w.kT = make([]float32, sh.B*sh.KV*sh.HD*sh.T)
+	}
+}
+
+// attnBwd sets dq, dk, dv from datt, every sum a fixed-order dot:
+//
+//  1. per (sequence, head, token t): dP_j = datt_t·v_j, s = Σ_j P_j·dP_j (positions
+//     in order), dS_j = P_j·(dP_j − s) for j ≤ t and 0 after;
+//  2. the transposes: dSᵀ, Pᵀ per (sequence, head) [j][t], q and datt per head
+//     [i][t], k per kv head [i][j];
+//  3. dq_t[i] = scale·(dS_t · kᵀ_i) over all T positions (dS is 0 past t);
+//  4. dk_j[i] = scale·Σ_h (dSᵀ_j · qᵀ_i), dv_j[i] = Σ_h (Pᵀ_j · dattᵀ_i), the group's
+//     heads added in order.
+//
+// Rows go four at a time through DotF32x4 (tokens grouped from 0 in fours,
+// whatever the threads).
+func attnBwd(dq, dk, dv, dS, datt, P, q, k, v []float32, sh attnShape, threads int, w *attnScratch) {
 	B, T, H, KV, hd := sh.B, sh.T, sh.H, sh.KV, sh.HD
 	qDim, kvDim, group := H*hd, KV*hd, H/KV
 	scale := float32(1 / math.Sqrt(float64(hd)))
+	w.size(sh)
 	parallel(B*H*T, threads, func(lo, hi int) {
 		for it := lo; it < hi; it++ {
 			b, h, t := it/(H*T), it/T%H, it%T
 			kvh := h / group
 			row := b*T + t
-			p := P[((b*H+h)*T+t)*T : ((b*H+h)*T+t)*T+t+1]
-			ds := dS[((b*H+h)*T+t)*T : ((b*H+h)*T+t)*T+t+1]
+			p := P[((b*H+h)*T+t)*T : ((b*H+h)*T+t+1)*T]
+			ds := dS[((b*H+h)*T+t)*T : ((b*H+h)*T+t+1)*T]
 			da := datt[row*qDim+h*hd : row*qDim+(h+1)*hd]
 			var s float32
-			for j := range p {
+			for j := 0; j <= t; j++ {
 				vj := v[(b*T+j)*kvDim+kvh*hd : (b*T+j)*kvDim+(kvh+1)*hd]
 				dp := native.DotF32(da, vj)
 				ds[j] = dp
 				s += float32(p[j] * dp)
 			}
-			dqh := dq[row*qDim+h*hd : row*qDim+(h+1)*hd]
-			for i := range dqh {
-				dqh[i] = 0
-			}
-			for j := range p {
+			for j := 0; j <= t; j++ {
 				ds[j] = float32(p[j] * (ds[j] - s))
-				kj := k[(b*T+j)*kvDim+kvh*hd : (b*T+j)*kvDim+(kvh+1)*hd]
-				w := float32(ds[j] * scale)
-				for i := range dqh {
-					dqh[i] += float32(w * kj[i])
+			}
+			for j := t + 1; j < T; j++ {
+				ds[j] = 0
+			}
+		}
+	})
+	parallel(B*H, threads, func(lo, hi int) {
+		for bh := lo; bh < hi; bh++ {
+			b, h := bh/H, bh%H
+			transpose(w.dST[bh*T*T:(bh+1)*T*T], dS[bh*T*T:(bh+1)*T*T], T, T, 1)
+			transpose(w.PT[bh*T*T:(bh+1)*T*T], P[bh*T*T:(bh+1)*T*T], T, T, 1)
+			for i := 0; i < hd; i++ {
+				qt, at := w.qT[(bh*hd+i)*T:(bh*hd+i+1)*T], w.dattT[(bh*hd+i)*T:(bh*hd+i+1)*T]
+				for t := 0; t < T; t++ {
+					qt[t] = q[(b*T+t)*qDim+h*hd+i]
+					at[t] = datt[(b*T+t)*qDim+h*hd+i]
 				}
 			}
 		}
 	})
-	parallel(B*KV*T, threads, func(lo, hi int) {
-		for it := lo; it < hi; it++ {
-			b, kvh, j := it/(KV*T), it/T%KV, it%T
-			off := (b*T+j)*kvDim + kvh*hd
-			dkj, dvj := dk[off:off+hd], dv[off:off+hd]
-			for i := range dkj {
-				dkj[i], dvj[i] = 0, 0
+	parallel(B*KV, threads, func(lo, hi int) {
+		for bk := lo; bk < hi; bk++ {
+			b, kvh := bk/KV, bk%KV
+			for i := 0; i < hd; i++ {
+				kt := w.kT[(bk*hd+i)*T : (bk*hd+i+1)*T]
+				for j := 0; j < T; j++ {
+					kt[j] = k[(b*T+j)*kvDim+kvh*hd+i]
+				}
 			}
-			for h := kvh * group; h < (kvh+1)*group; h++ {
-				for t := j; t < T; t++ {
-					idx := ((b*H+h)*T+t)*T + j
-					row := b*T + t
-					qt := q[row*qDim+h*hd : row*qDim+(h+1)*hd]
-					dat := datt[row*qDim+h*hd : row*qDim+(h+1)*hd]
-					w, pw := float32(dS[idx]*scale), P[idx]
-					for i := range dkj {
-						dkj[i] += float32(w * qt[i])
-						dvj[i] += float32(pw * dat[i])
+		}
+	})
+	groups := (T + 3) / 4
+	parallel(B*H*groups, threads, func(lo, hi int) {
+		var o [4]float32
+		for it := lo; it < hi; it++ {
+			b, h, t0 := it/(H*groups), it/groups%H, 4*(it%groups)
+			bh, bk := b*H+h, b*KV+h/group
+			n := min(4, T-t0)
+			for i := 0; i < hd; i++ {
+				kt := w.kT[(bk*hd+i)*T : (bk*hd+i+1)*T]
+				rows := dS[(bh*T+t0)*T : (bh*T+t0+n)*T]
+				dots4(kt, rows, n, &o)
+				for r := 0; r < n; r++ {
+					dq[(b*T+t0+r)*qDim+h*hd+i] = float32(o[r] * scale)
+				}
+			}
+		}
+	})
+	parallel(B*KV*groups, threads, func(lo, hi int) {
+		var o [4]float32
+		for it := lo; it < hi; it++ {
+			b, kvh, j0 := it/(KV*groups), it/groups%KV, 4*(it%groups)
+			n := min(4, T-j0)
+			for i := 0; i < hd; i++ {
+				var ak, av [4]float32
+				for h := kvh * group; h < (kvh+1)*group; h++ {
+					bh := b*H + h
+					dots4(w.qT[(bh*hd+i)*T:(bh*hd+i+1)*T], w.dST[(bh*T+j0)*T:(bh*T+j0+n)*T], n, &o)
+					for r := 0; r < n; r++ {
+						ak[r] += o[r]
+					}
+					dots4(w.dattT[(bh*hd+i)*T:(bh*hd+i+1)*T], w.PT[(bh*T+j0)*T:(bh*T+j0+n)*T], n, &o)
+					for r := 0; r < n; r++ {
+						av[r] += o[r]
 					}
 				}
+				for r := 0; r < n; r++ {
+					off := (b*T+j0+r)*kvDim + kvh*hd + i
+					dk[off] = float32(ak[r] * scale)
+					dv[off] = av[r]
+				}
 			}
 		}
 	})
+}
+
+// dots4 sets o[r] = w · rows[r] for n ≤ 4 rows of len(w) stored back to
+// back: four at once when there are four (the same bits as one at a time).
+func dots4(w, rows []float32, n int, o *[4]float32) {
+	if n == 4 {
+		native.DotF32x4(w, rows, o)
+		return
+	}
+	L := len(w)
+	for r := 0; r < n; r++ {
+		o[r] = native.DotF32(w, rows[r*L:(r+1)*L])
+	}
 }
 
 // swigluBwd: for h = silu(g)·u it sets dg = dh·u·silu'(g) and du =

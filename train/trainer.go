@@ -26,6 +26,7 @@ type Trainer struct {
 	a     *acts
 	s     scratch
 	extra []float32 // tied output's gradient before it joins the embedding's
+	aw    attnScratch
 }
 
 // New starts a run: weights from hyp.Seed, the data order from hyp.Seed.
@@ -222,7 +223,7 @@ func (tr *Trainer) backward(inputs []int) {
 		rmsBwd(dx, tr.grad(p+"ffn_norm.weight"), dA, l.xmid, l.r2, tr.Tensor(p+"ffn_norm.weight"), N, D, th)
 		// attention: x += wo(attn(rope(q), rope(k), v)), from xb1 = norm(xin)
 		linearBwd(datt, tr.grad(p+"attn_output.weight"), dx, l.att, tr.Tensor(p+"attn_output.weight"), N, D, D, th, &tr.s)
-		attnBwd(dq, dk, dv, dS, datt, l.P, l.q, l.k, l.v, sh, th)
+		attnBwd(dq, dk, dv, dS, datt, l.P, l.q, l.k, l.v, sh, th, &tr.aw)
 		rope(dq, N, T, c.Heads, hd, tr.cos, tr.sin, true, th)
 		rope(dk, N, T, c.KVHeads, hd, tr.cos, tr.sin, true, th)
 		linearBwd(dA, tr.grad(p+"attn_q.weight"), dq, l.xb1, tr.Tensor(p+"attn_q.weight"), N, D, D, th, &tr.s)
