@@ -204,7 +204,7 @@ bigram model's. The tokenizer is the engine's generated vocabulary for the prese
 			lg.HeldOutPPL = math.Exp(lg.HeldOutLoss)
 			lg.BigramPPL = math.Exp(train.NewBigram(ids[:cut], cfg.Vocab).Loss(held, evalWin))
 			lg.EvalTokens = min(evalWin, held.Windows()) * cfg.SeqLen
-			fmt.Fprintf(g.out, "held-out perplexity %.2f (bigram model %.2f) over %d tokens never trained on\n", lg.HeldOutPPL, lg.BigramPPL, lg.EvalTokens)
+			fmt.Fprintf(g.out, "held-out perplexity %.2f (bigram model %.2f) over %d tokens never trained on (F32 weights)\n", lg.HeldOutPPL, lg.BigramPPL, lg.EvalTokens)
 			fmt.Fprintf(g.out, "wrote %s (%s, %.1f MB, sha256 %s); loss curve %s\n", out, wtype, float64(len(raw))/1e6, lg.ModelSHA256[:16], logPath)
 			return trainWriteJSON(logPath, lg)
 		},
