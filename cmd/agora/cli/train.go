@@ -140,6 +140,25 @@ bigram model's. The tokenizer is the engine's generated vocabulary for the prese
 			}
 			lg := trainLog{Preset: preset, Config: cfg, Hyper: hyp, Params: cfg.ParamCount(), DataRoot: trainData.Root(),
 				TrainTokens: trainData.Tokens(), HeldOutTokens: held.Tokens(), ResumedFrom: tr.Step, Threads: threads, CheckpointFile: ckpt}
+			if tr.Step > 0 {
+				// a resumed run's log continues the stopped run's (its points up
+				// to the checkpoint), when that log is of the same run
+				if raw, err := os.ReadFile(logPath); err == nil {
+					var prev trainLog
+					if json.Unmarshal(raw, &prev) == nil && prev.DataRoot == lg.DataRoot && prev.Hyper == hyp && prev.Config == cfg {
+						for _, c := range prev.Curve {
+							if c.Step <= tr.Step {
+								lg.Curve = append(lg.Curve, c)
+							}
+						}
+						for _, c := range prev.Checkpoints {
+							if c.Step <= tr.Step {
+								lg.Checkpoints = append(lg.Checkpoints, c)
+							}
+						}
+					}
+				}
+			}
 			fmt.Fprintf(g.out, "training %s: %.2fM parameters, %d training tokens (%d windows), %d held out, data %s, %d threads\n",
 				preset, float64(lg.Params)/1e6, trainData.Tokens(), trainData.Windows(), held.Tokens(), trainData.Root()[:16], threads)
 			if tr.Step > 0 {

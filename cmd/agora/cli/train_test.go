@@ -92,6 +92,9 @@ func TestTrainCommand(t *testing.T) {
 		t.Fatalf("resume: code %d, %s %s", code, out, errOut)
 	}
 	lg2 := readTrainLog(t, part+".json")
+	if len(lg2.Curve) != 6 || lg2.Curve[2] != lg.Curve[2] || lg2.Curve[5] != lg.Curve[5] || len(lg2.Checkpoints) != 2 || lg2.Checkpoints[0] != lg.Checkpoints[0] {
+		t.Errorf("resumed run's log: curve %+v, checkpoints %+v; want the uninterrupted run's %+v, %+v", lg2.Curve, lg2.Checkpoints, lg.Curve, lg.Checkpoints)
+	}
 	if lg2.FinalStateHash != lg.FinalStateHash || lg2.ModelSHA256 != lg.ModelSHA256 || lg2.ResumedFrom != 3 {
 		t.Errorf("resumed run: state %s model %s (from %d); uninterrupted: state %s model %s", lg2.FinalStateHash, lg2.ModelSHA256, lg2.ResumedFrom, lg.FinalStateHash, lg.ModelSHA256)
 	}
