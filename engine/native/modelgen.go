@@ -43,6 +43,10 @@ type GenOptions struct {
 	// Mix, if set (a key of Mixes), varies the type per tensor as llama.cpp's
 	// _M files do; Type is then the base type.
 	Mix string
+	// Weights, if set, gives every tensor's values by name (row-major,
+	// rows x cols) instead of random ones: how the trainer writes a model
+	// with the same metadata, tokenizer and tensor layout.
+	Weights map[string][]float32
 }
 
 // corpus seeds the generated vocabulary with English-like merges.
@@ -145,6 +149,12 @@ func WriteRandomModel(path string, o GenOptions) error {
 		for i := range vals {
 			vals[i] = float32((rng.Float64()*2 - 1) * std * math.Sqrt(3))
 		}
+		if o.Weights != nil {
+			var err error
+			if vals, err = o.given(name, rows*cols); err != nil {
+				return err
+			}
+		}
 		data, err := encode(typ, vals, cols)
 		if err != nil {
 			return err
@@ -159,6 +169,12 @@ func WriteRandomModel(path string, o GenOptions) error {
 		vals := make([]float32, n)
 		for i := range vals {
 			vals[i] = float32(1 + (rng.Float64()*2-1)*0.1)
+		}
+		if o.Weights != nil {
+			var err error
+			if vals, err = o.given(name, n); err != nil {
+				return err
+			}
 		}
 		data, _ := encode(gguf.F32, vals, n)
 		return w.AddTensor(name, gguf.F32, []uint64{uint64(n)}, data)
@@ -232,6 +248,18 @@ func WriteRandomModel(path string, o GenOptions) error {
 		}
 	}
 	return w.WriteFile(path)
+}
+
+// given is the value of tensor name from o.Weights, checked for size.
+func (o GenOptions) given(name string, n int) ([]float32, error) {
+	v, ok := o.Weights[name]
+	if !ok {
+		return nil, fmt.Errorf("no weights given for tensor %s", name)
+	}
+	if len(v) != n {
+		return nil, fmt.Errorf("tensor %s: %d values given, want %d", name, len(v), n)
+	}
+	return v, nil
 }
 
 // encode stores values in a tensor type (rows of cols elements).

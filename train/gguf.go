@@ -1,0 +1,55 @@
+package train
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/agoranet/agora/engine/gguf"
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/engine/tokenizer"
+)
+
+// genOptions is the engine model generator's description of this shape:
+// the trainer writes models with it (metadata, tokenizer, tensor names and
+// order), and its vocabulary is the tokenizer the data is encoded with.
+func (c Config) genOptions(typ gguf.TensorType, name string) native.GenOptions {
+	return native.GenOptions{
+		Arch: "llama", Dim: c.Dim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
+		FFN: c.FFN, Vocab: c.Vocab, Context: c.SeqLen, Type: typ, Tied: c.Tied, Name: name,
+	}
+}
+
+// WriteGGUF writes the model in the engine's layout with weights of type
+// typ (F32, or any type the engine's writer quantizes to).
+func (tr *Trainer) WriteGGUF(path string, typ gguf.TensorType, name string) error {
+	o := tr.Cfg.genOptions(typ, name)
+	o.Weights = tr.Weights()
+	if err := native.WriteRandomModel(path, o); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Tokenizer is the engine's tokenizer for a shape's vocabulary (a
+// SentencePiece-style vocabulary of bytes and the generator's merges, the
+// one every written model carries).
+func Tokenizer(c Config) (*tokenizer.Tokenizer, error) {
+	dir, err := os.MkdirTemp("", "agora-train-vocab")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	// A one-layer model of the same vocabulary: only its tokenizer is read.
+	path := filepath.Join(dir, "vocab.gguf")
+	o := native.GenOptions{Dim: 32, Layers: 1, Heads: 1, FFN: 32, Vocab: c.Vocab, Context: 16, Type: gguf.F32, Tied: true}
+	if err := native.WriteRandomModel(path, o); err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	defer f.Close()
+	return tokenizer.FromGGUF(f)
+}
