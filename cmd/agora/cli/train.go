@@ -5,17 +5,20 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/engine/tokenizer"
+	"github.com/agoranet/agora/internal/atomicfile"
 	"github.com/agoranet/agora/train"
 )
 
@@ -152,6 +155,10 @@ bigram model's. The tokenizer is the engine's generated vocabulary for the prese
 							}
 						}
 						for _, c := range prev.Checkpoints {
+							if c.Step == tr.Step && c.Hash != tr.Hash() {
+								return fmt.Errorf("--resume %s: its state hash at step %d is %s, but the run's log (%s) recorded %s: the checkpoint was altered or is another run's",
+									resume, tr.Step, tr.Hash(), logPath, c.Hash)
+							}
 							if c.Step <= tr.Step {
 								lg.Checkpoints = append(lg.Checkpoints, c)
 							}
@@ -224,7 +231,17 @@ bigram model's. The tokenizer is the engine's generated vocabulary for the prese
 			lg.BigramPPL = math.Exp(train.NewBigram(ids[:cut], cfg.Vocab).Loss(held, evalWin))
 			lg.EvalTokens = min(evalWin, held.Windows()) * cfg.SeqLen
 			fmt.Fprintf(g.out, "held-out perplexity %.2f (bigram model %.2f) over %d tokens never trained on (F32 weights)\n", lg.HeldOutPPL, lg.BigramPPL, lg.EvalTokens)
-			fmt.Fprintf(g.out, "wrote %s (%s, %.1f MB, sha256 %s); loss curve %s\n", out, wtype, float64(len(raw))/1e6, lg.ModelSHA256[:16], logPath)
+			chart := strings.TrimSuffix(logPath, ".json") + ".svg"
+			pts := make([]train.Point, len(lg.Curve))
+			for i, c := range lg.Curve {
+				pts[i] = train.Point{Step: c.Step, Loss: c.Loss}
+			}
+			title := fmt.Sprintf("agora train: %s, %.2fM parameters, %d steps; bigram model's held-out perplexity %.2f", preset, float64(lg.Params)/1e6, steps, lg.BigramPPL)
+			svg := train.LossChartSVG(title, pts, lg.HeldOutLoss)
+			if err := atomicfile.Write(chart, 0o644, func(w io.Writer) error { _, err := w.Write(svg); return err }); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "wrote %s (%s, %.1f MB, sha256 %s); loss curve %s, chart %s\n", out, wtype, float64(len(raw))/1e6, lg.ModelSHA256[:16], logPath, chart)
 			return trainWriteJSON(logPath, lg)
 		},
 	}

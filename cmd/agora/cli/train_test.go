@@ -58,7 +58,7 @@ func TestTrainCommand(t *testing.T) {
 		`step 3/6 loss \d+\.\d+ lr \S+ \d+ tok/s eta \S+ state [0-9a-f]{16}`,
 		`step 6/6 loss \d+\.\d+`,
 		`held-out perplexity \d+\.\d+ \(bigram model \d+\.\d+\) over \d+ tokens never trained on \(F32 weights\)`,
-		`wrote .*full\.gguf \(F32`,
+		`wrote .*full\.gguf \(F32.*chart .*full\.gguf\.svg`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("output lacks %q", re)
@@ -70,6 +70,10 @@ func TestTrainCommand(t *testing.T) {
 	}
 	if lg.Checkpoints[1].Hash != lg.FinalStateHash || !(lg.HeldOutPPL > 1) || !(lg.BigramPPL > 1) || lg.Curve[5].Loss >= lg.Curve[0].Loss {
 		t.Errorf("log: final hash %s vs checkpoint %s, ppl %v, bigram %v, loss %v -> %v", lg.FinalStateHash, lg.Checkpoints[1].Hash, lg.HeldOutPPL, lg.BigramPPL, lg.Curve[0].Loss, lg.Curve[5].Loss)
+	}
+	svg, err := os.ReadFile(filepath.Join(dir, "full.gguf.svg"))
+	if err != nil || !strings.HasPrefix(string(svg), "<svg ") || !strings.Contains(string(svg), "<polyline") || !strings.Contains(string(svg), "held-out") {
+		t.Errorf("loss chart: %v %.200s", err, svg)
 	}
 	m, err := native.Load(full, native.Options{})
 	if err != nil {
@@ -87,6 +91,23 @@ func TestTrainCommand(t *testing.T) {
 	}
 	if _, err := os.Stat(part); err == nil {
 		t.Fatalf("a stopped run wrote the model")
+	}
+	// A checkpoint whose state is not what the run's log recorded is refused.
+	logRaw, err := os.ReadFile(part + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := readTrainLog(t, part+".json")
+	forged := strings.Replace(string(logRaw), stopped.Checkpoints[0].Hash, strings.Repeat("0", 64), 1)
+	if err := os.WriteFile(part+".json", []byte(forged), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI("train", "--data", data, "--steps", "6", "--checkpoint-every", "3", "--out", part, "--threads", "2", "--resume", part+".ckpt"); code == 0 ||
+		!strings.Contains(errOut, "the checkpoint was altered or is another run's") {
+		t.Fatalf("resume against a log recording another state: code %d, %s %s", code, out, errOut)
+	}
+	if err := os.WriteFile(part+".json", logRaw, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	if code, out, errOut := runCLI("train", "--data", data, "--steps", "6", "--checkpoint-every", "3", "--out", part, "--threads", "2", "--resume", part+".ckpt"); code != 0 || !strings.Contains(out, "resumed at step 3") {
 		t.Fatalf("resume: code %d, %s %s", code, out, errOut)
