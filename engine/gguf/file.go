@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"syscall"
 )
 
 // File is a parsed GGUF file. Tensor data is read in place from the mapped
@@ -40,16 +39,16 @@ func Open(path string) (*File, error) {
 	if size > math.MaxInt {
 		return nil, fmt.Errorf("gguf: %s is too large to map", path)
 	}
-	b, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ, syscall.MAP_SHARED)
+	b, unmap, err := mapFile(f, int(size))
 	if err != nil {
-		return nil, fmt.Errorf("gguf: mmap %s: %w", path, err)
+		return nil, fmt.Errorf("gguf: map %s: %w", path, err)
 	}
 	g, err := Parse(b)
 	if err != nil {
-		syscall.Munmap(b)
+		unmap()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	g.unmap = func() error { return syscall.Munmap(b) }
+	g.unmap = unmap
 	return g, nil
 }
 
