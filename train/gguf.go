@@ -1,9 +1,9 @@
 package train
 
 import (
+	"bytes"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 
 	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/native"
@@ -18,6 +18,13 @@ func (c Config) genOptions(typ gguf.TensorType, name string) native.GenOptions {
 		Arch: "llama", Dim: c.Dim, Layers: c.Layers, Heads: c.Heads, KVHeads: c.KVHeads,
 		FFN: c.FFN, Vocab: c.Vocab, Context: c.SeqLen, Type: typ, Tied: c.Tied, Name: name,
 	}
+}
+
+// WriteGGUFTo writes the model WriteGGUF writes onto w (the same bytes).
+func (tr *Trainer) WriteGGUFTo(w io.Writer, typ gguf.TensorType, name string) error {
+	o := tr.Cfg.genOptions(typ, name)
+	o.Weights = tr.Weights()
+	return native.WriteRandomModelTo(w, o)
 }
 
 // WriteGGUF writes the model in the engine's layout with weights of type
@@ -35,21 +42,17 @@ func (tr *Trainer) WriteGGUF(path string, typ gguf.TensorType, name string) erro
 // SentencePiece-style vocabulary of bytes and the generator's merges, the
 // one every written model carries).
 func Tokenizer(c Config) (*tokenizer.Tokenizer, error) {
-	dir, err := os.MkdirTemp("", "agora-train-vocab")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	// A one-layer model of the same vocabulary: only its tokenizer is read.
-	path := filepath.Join(dir, "vocab.gguf")
+	// A one-layer model of the same vocabulary, built in memory (no
+	// temporary file: a compute job has nowhere to write one): only its
+	// tokenizer is read.
+	var b bytes.Buffer
 	o := native.GenOptions{Dim: 32, Layers: 1, Heads: 1, FFN: 32, Vocab: c.Vocab, Context: 16, Type: gguf.F32, Tied: true}
-	if err := native.WriteRandomModel(path, o); err != nil {
+	if err := native.WriteRandomModelTo(&b, o); err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	f, err := gguf.Open(path)
+	f, err := gguf.Parse(b.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	defer f.Close()
 	return tokenizer.FromGGUF(f)
 }

@@ -3,6 +3,7 @@ package native
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"strings"
@@ -61,6 +62,25 @@ numbers like 1, 2, 3, 10, 42 and 2026 appear in text too. questions, answers, an
 // WriteRandomModel writes a valid GGUF model with random weights and a full
 // tokenizer, so tests and a local network need no download.
 func WriteRandomModel(path string, o GenOptions) error {
+	w, err := randomModel(o)
+	if err != nil {
+		return err
+	}
+	return w.WriteFile(path)
+}
+
+// WriteRandomModelTo is WriteRandomModel onto a writer (a compute job's
+// output file, a buffer): the same bytes.
+func WriteRandomModelTo(out io.Writer, o GenOptions) error {
+	w, err := randomModel(o)
+	if err != nil {
+		return err
+	}
+	return w.Write(out)
+}
+
+// randomModel builds the GGUF WriteRandomModel writes.
+func randomModel(o GenOptions) (*gguf.Writer, error) {
 	if o.Arch == "" {
 		o.Arch = "llama"
 	}
@@ -81,19 +101,19 @@ func WriteRandomModel(path string, o GenOptions) error {
 	}
 	ai, ok := archs[o.Arch]
 	if !ok {
-		return fmt.Errorf("architecture %q is not supported (%s are)", o.Arch, archNames)
+		return nil, fmt.Errorf("architecture %q is not supported (%s are)", o.Arch, archNames)
 	}
 	if o.Dim <= 0 || o.Layers <= 0 || o.Heads <= 0 || o.KVHeads <= 0 || o.Heads%o.KVHeads != 0 {
-		return fmt.Errorf("invalid shape: dim %d, layers %d, heads %d, kv heads %d (heads must divide by kv heads)", o.Dim, o.Layers, o.Heads, o.KVHeads)
+		return nil, fmt.Errorf("invalid shape: dim %d, layers %d, heads %d, kv heads %d (heads must divide by kv heads)", o.Dim, o.Layers, o.Heads, o.KVHeads)
 	}
 	if o.HeadDim == 0 {
 		if o.Dim%o.Heads != 0 {
-			return fmt.Errorf("invalid shape: dim %d does not divide into %d heads (or set the head dim)", o.Dim, o.Heads)
+			return nil, fmt.Errorf("invalid shape: dim %d does not divide into %d heads (or set the head dim)", o.Dim, o.Heads)
 		}
 		o.HeadDim = o.Dim / o.Heads
 	}
 	if o.HeadDim <= 0 || o.HeadDim%2 != 0 {
-		return fmt.Errorf("invalid head dim %d: must be even", o.HeadDim)
+		return nil, fmt.Errorf("invalid head dim %d: must be even", o.HeadDim)
 	}
 	if ai.gemma && o.SlidingWindow == 0 {
 		o.SlidingWindow = 16
@@ -101,11 +121,11 @@ func WriteRandomModel(path string, o GenOptions) error {
 	qDim := o.Heads * o.HeadDim
 	blockElems, _, _ := o.Type.BlockSize()
 	if o.Dim%blockElems != 0 || o.FFN%blockElems != 0 || qDim%blockElems != 0 {
-		return fmt.Errorf("dim %d, ffn %d and heads x head dim %d must be multiples of the %s block size %d", o.Dim, o.FFN, qDim, o.Type, blockElems)
+		return nil, fmt.Errorf("dim %d, ffn %d and heads x head dim %d must be multiples of the %s block size %d", o.Dim, o.FFN, qDim, o.Type, blockElems)
 	}
 	var w gguf.Writer
 	if err := addVocab(&w, o); err != nil {
-		return err
+		return nil, err
 	}
 	a := o.Arch
 	w.Set("general.architecture", gguf.String(a))
@@ -181,7 +201,7 @@ func WriteRandomModel(path string, o GenOptions) error {
 	}
 	std := 1 / math.Sqrt(float64(o.Dim))
 	if err := add("token_embd.weight", o.Type, o.Vocab, o.Dim, 1); err != nil {
-		return err
+		return nil, err
 	}
 	for l := 0; l < o.Layers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
@@ -196,15 +216,15 @@ func WriteRandomModel(path string, o GenOptions) error {
 			{"ffn_down.weight", o.Dim, o.FFN, 1 / math.Sqrt(float64(o.FFN))},
 		}
 		if err := norm(p+"attn_norm.weight", o.Dim); err != nil {
-			return err
+			return nil, err
 		}
 		for _, s := range steps {
 			if err := add(p+s.name, o.Type, s.rows, s.cols, s.std); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if err := norm(p+"ffn_norm.weight", o.Dim); err != nil {
-			return err
+			return nil, err
 		}
 		// Written after the llama tensors so those keep their random values.
 		type vecSpec struct {
@@ -220,7 +240,7 @@ func WriteRandomModel(path string, o GenOptions) error {
 		}
 		for _, e := range extra {
 			if err := norm(p+e.name, e.n); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		if o.Arch == "qwen2" {
@@ -234,20 +254,20 @@ func WriteRandomModel(path string, o GenOptions) error {
 				}
 				data, _ := encode(gguf.F32, vals, b.n)
 				if err := w.AddTensor(p+b.name, gguf.F32, []uint64{uint64(b.n)}, data); err != nil {
-					return err
+					return nil, err
 				}
 			}
 		}
 	}
 	if err := norm("output_norm.weight", o.Dim); err != nil {
-		return err
+		return nil, err
 	}
 	if !o.Tied {
 		if err := add("output.weight", o.Type, o.Vocab, o.Dim, std*4); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return w.WriteFile(path)
+	return &w, nil
 }
 
 // given is the value of tensor name from o.Weights, checked for size.

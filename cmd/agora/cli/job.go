@@ -223,7 +223,7 @@ owns the order); the providers run the job and commit its checkpoints. Then
 	fl.Uint64Var(&sf.interval, "checkpoint-interval", 1_000, "steps between checkpoints")
 	fl.Int64Var(&sf.liveness, "liveness", 0, "blocks a provider may go without a checkpoint before its lease is abandoned and it is slashed (0: the chain's default, liveness_epochs × epoch_length; raise it when an interval takes long to compute)")
 	fl.Uint64Var(&sf.escrow, "escrow", 0, "escrow deposit, uagr (default: exactly what the order requires)")
-	fl.StringVar(&sf.example, "example", "", "build an example job as the module: "+strings.Join(examples.Names, ", "))
+	fl.StringVar(&sf.example, "example", "", "build an example job as the module: "+strings.Join(append(examples.Names, examples.InModule...), ", ")+" (train: from inside an Agora checkout)")
 	fl.BoolVar(&sf.noUpload, "no-upload", false, "only post the order: do not wait for the clearing nor upload the module and inputs")
 	fl.DurationVar(&sf.wait, "wait", 5*time.Minute, "how long to wait for the clearing")
 

@@ -168,7 +168,7 @@ written to --out when given.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&module, "module", "", "the .wasm module")
-	f.StringVar(&example, "example", "", "build and run an example job: "+strings.Join(examples.Names, ", "))
+	f.StringVar(&example, "example", "", "build and run an example job: "+strings.Join(append(examples.Names, examples.InModule...), ", ")+" (train: from inside an Agora checkout)")
 	f.StringArrayVar(&inputs, "input", nil, "an input file: NAME=FILE (or FILE), read-only at /in/NAME (repeatable)")
 	f.StringVar(&stdinFile, "stdin", "", "a file given to the job as stdin")
 	f.StringSliceVar(&args, "args", nil, "job arguments (comma-separated; or after --)")

@@ -9,7 +9,11 @@
 //     checkpoint benchmarks (the job ABI);
 //   - echo: a plain WASI command printing what a job can observe (tests);
 //   - datacopy: a plain WASI command copying a compute-to-data job's
-//     /data to its outputs, the exfiltration an output cap must stop.
+//     /data to its outputs, the exfiltration an output cap must stop;
+//   - train: trains a small llama-family model with Agora's own trainer,
+//     one optimisation step per job step (the job ABI; verifiable
+//     training). It imports Agora's packages, so it is built from the
+//     Agora source tree (the current directory must be inside it).
 //
 // The sources carry a wasip1 build constraint, so host builds skip them.
 package examples
@@ -22,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 //go:embed raytrace/main.go ngram/main.go memtouch/main.go echo/main.go datacopy/main.go
@@ -29,6 +34,10 @@ var sources embed.FS
 
 // Names are the examples, in the order above.
 var Names = []string{"raytrace", "ngram", "memtouch", "echo", "datacopy"}
+
+// InModule are the examples that import Agora's own packages: Build
+// compiles them inside the Agora module rather than alone.
+var InModule = []string{"train"}
 
 // Command reports whether an example is a plain WASI command rather than a
 // job-ABI module.
@@ -45,6 +54,9 @@ func Source(name string) ([]byte, error) {
 // Build compiles an example with GOOS=wasip1 GOARCH=wasm (c-shared for the
 // job ABI) in a temporary module and returns the module's bytes.
 func Build(ctx context.Context, name string) ([]byte, error) {
+	if slices.Contains(InModule, name) {
+		return buildInModule(ctx, name)
+	}
 	src, err := Source(name)
 	if err != nil {
 		return nil, err
@@ -69,6 +81,38 @@ func Build(ctx context.Context, name string) ([]byte, error) {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "GOFLAGS=", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build example %s: %w\n%s", name, err, b)
+	}
+	return os.ReadFile(out)
+}
+
+// agoraModule is the module path an in-module example is built in.
+const agoraModule = "github.com/agoranet/agora"
+
+// buildInModule compiles an example that imports Agora's packages from the
+// Agora source tree the current directory is in.
+func buildInModule(ctx context.Context, name string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, "go", "env", "GOMOD")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	b, err := cmd.Output()
+	gomod := strings.TrimSpace(string(b))
+	if err != nil || gomod == "" || gomod == os.DevNull {
+		return nil, fmt.Errorf("example %s imports Agora's packages and is built from its source tree: run this inside a checkout of %s", name, agoraModule)
+	}
+	mod, err := os.ReadFile(gomod)
+	if err != nil || !strings.HasPrefix(string(mod), "module "+agoraModule+"\n") {
+		return nil, fmt.Errorf("example %s is built from Agora's source tree, and %s is not %s's", name, gomod, agoraModule)
+	}
+	dir, err := os.MkdirTemp("", "agora-example-"+name+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, name+".wasm")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildmode=c-shared", "-o", out, "./engine/wasm/examples/"+name)
+	build.Dir = filepath.Dir(gomod)
+	build.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "GOWORK=off", "GOFLAGS=", "CGO_ENABLED=0")
+	if b, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("build example %s: %w\n%s", name, err, b)
 	}
 	return os.ReadFile(out)
