@@ -77,6 +77,10 @@ type Config struct {
 	KeepResults int64
 	GCInterval  time.Duration
 	Interpreter bool // wazero's interpreter instead of its compiler
+	// CacheDir keeps compiled modules on disk, so a restart (or a
+	// validator in the same process sharing the directory) does not
+	// compile them again (default DataDir/wasm-cache; "-": none).
+	CacheDir string
 
 	// Standalone serving (a jobs-only provider): Listen is the address of
 	// the executor's own server; with Register the executor bonds and
@@ -263,7 +267,7 @@ func (e *Executor) Start(ctx context.Context) error {
 	if e.params.Jobs == nil {
 		return errors.New("executor: this chain has no job market (its genesis has no params.jobs)")
 	}
-	if e.engine, err = wasm.NewEngine(context.Background(), wasm.Options{Interpreter: e.cfg.Interpreter}); err != nil {
+	if e.engine, err = wasm.NewEngine(context.Background(), wasm.Options{Interpreter: e.cfg.Interpreter, CacheDir: e.cacheDir()}); err != nil {
 		return fmt.Errorf("executor: %w", err)
 	}
 	if e.cfg.Listen != "" {
@@ -515,6 +519,17 @@ func outOfLimits(cfg Config, self types.Address, o api.JobOrderView) string {
 		return fmt.Sprintf("deadline %d leaves fewer than %d blocks after bidding", o.Deadline, cfg.MinBlocks)
 	}
 	return ""
+}
+
+// cacheDir is where compiled modules are kept ("" for none).
+func (e *Executor) cacheDir() string {
+	switch e.cfg.CacheDir {
+	case "-":
+		return ""
+	case "":
+		return filepath.Join(e.cfg.DataDir, "wasm-cache")
+	}
+	return e.cfg.CacheDir
 }
 
 // leaseDir is where a lease's checkpoint states are kept.

@@ -47,6 +47,9 @@ type JobOptions struct {
 	MaxGas uint64
 	// Interpreter runs wazero's interpreter (same results, slower).
 	Interpreter bool
+	// CacheDir keeps compiled modules on disk (engine/wasm Options.CacheDir;
+	// "": compile in memory each time the process starts).
+	CacheDir string
 	// HTTP fetches blobs and states (nil: a client with a 60 s timeout).
 	HTTP *http.Client
 }
@@ -128,7 +131,7 @@ func NewJobVerifier(ctx context.Context, chain *client.Client, signer *client.Si
 	if v.blobs, err = blobstore.Open(dir); err != nil {
 		return nil, fmt.Errorf("job verifier: %w", err)
 	}
-	if v.eng, err = wasm.NewEngine(ctx, wasm.Options{Interpreter: opt.Interpreter}); err != nil {
+	if v.eng, err = wasm.NewEngine(ctx, wasm.Options{Interpreter: opt.Interpreter, CacheDir: opt.CacheDir}); err != nil {
 		return nil, fmt.Errorf("job verifier: %w", err)
 	}
 	c := func(name, help string) prometheus.Counter {

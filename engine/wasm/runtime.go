@@ -62,6 +62,12 @@ type Options struct {
 	// give identical results; the interpreter runs where the compiler
 	// cannot.
 	Interpreter bool
+	// CacheDir, if set, keeps wazero's compiled code on disk there, keyed by
+	// the metered module's hash (and wazero's version and the CPU): a module
+	// compiled once — by this process's executor or validator, or before a
+	// restart — loads without compiling again. Several engines and
+	// processes may share one directory.
+	CacheDir string
 }
 
 // Engine compiles and runs job modules. It is safe for concurrent use.
@@ -77,6 +83,13 @@ func NewEngine(ctx context.Context, o Options) (*Engine, error) {
 		cfg = wazero.NewRuntimeConfigInterpreter()
 	}
 	cfg = cfg.WithCoreFeatures(api.CoreFeaturesV2).WithMemoryLimitPages(MaxMemoryPages)
+	if o.CacheDir != "" && !o.Interpreter {
+		cache, err := wazero.NewCompilationCacheWithDir(o.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("compilation cache %s: %w", o.CacheDir, err)
+		}
+		cfg = cfg.WithCompilationCache(cache)
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(ctx)

@@ -346,7 +346,7 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 		// an example job can be submitted at once.
 		reg := registry()
 		ex, err := executor.New(executor.Config{ChainRPC: cfg.RPC.Laddr, Key: key, DataDir: filepath.Join(dir, "executor"),
-			Price: uint64(1000 + 100*i), MaxCollateral: 10_000_000, MaxConcurrent: 1}, logger.With("module", "executor", "provider", name), reg)
+			CacheDir: filepath.Join(g.home, "data", "wasm-cache"), Price: uint64(1000 + 100*i), MaxCollateral: 10_000_000, MaxConcurrent: 1}, logger.With("module", "executor", "provider", name), reg)
 		if err != nil {
 			return "", err
 		}
@@ -418,7 +418,7 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 	}
 	// It also audits compute jobs' sampled checkpoints, challenges the
 	// wrong ones and referees one-step disputes.
-	jv, err := validator.NewJobVerifier(ctx, chain, opSigner, validator.JobOptions{BlobDir: filepath.Join(g.home, "validator", "blobs")},
+	jv, err := validator.NewJobVerifier(ctx, chain, opSigner, validator.JobOptions{BlobDir: filepath.Join(g.home, "validator", "blobs"), CacheDir: filepath.Join(g.home, "data", "wasm-cache")},
 		nil, logger.With("module", "validator-jobs"))
 	if err != nil {
 		auditor.Close()

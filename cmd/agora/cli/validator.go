@@ -131,6 +131,7 @@ func validatorStartCmd(g *globals) *cobra.Command {
 			reg := registry()
 			jv, err := validator.NewJobVerifier(cmd.Context(), chain, signer, validator.JobOptions{
 				BlobDir: firstNonEmpty(c.JobBlobDir, filepath.Join(g.home, "validator", "blobs")), MaxSteps: c.JobMaxSteps,
+				CacheDir: filepath.Join(g.home, "validator", "wasm-cache"),
 			}, reg, logger.With("module", "validator-jobs"))
 			if err != nil {
 				ln.Close()
