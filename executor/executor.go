@@ -398,16 +398,22 @@ func (e *Executor) tick(ctx context.Context) error {
 			e.dropStates(l.ID)
 		}
 	}
-	if now := time.Now(); now.Sub(e.lastGC) >= e.cfg.GCInterval {
+	err = e.bidOrders(ctx, height)
+	// Garbage after the bids (a bid window is a few blocks: it must not
+	// wait on a sweep of the disk), once a GCInterval, the first one a
+	// GCInterval after the start.
+	if now := time.Now(); e.lastGC.IsZero() {
 		e.lastGC = now
-		st, err := e.CollectGarbage(ctx, height, now)
-		if err != nil {
-			e.log.Warn("executor: garbage collection", "err", err)
+	} else if now.Sub(e.lastGC) >= e.cfg.GCInterval {
+		e.lastGC = now
+		st, gcErr := e.CollectGarbage(ctx, height, now)
+		if gcErr != nil {
+			e.log.Warn("executor: garbage collection", "err", gcErr)
 		} else if st.Blobs+st.Datasets+st.Sealed > 0 {
 			e.log.Info("executor: unused blobs deleted", "blobs", st.Blobs, "datasets", st.Datasets, "sealed", st.Sealed, "bytes", st.Bytes)
 		}
 	}
-	return e.bidOrders(ctx, height)
+	return err
 }
 
 // active counts the leases this executor holds and has not finished.

@@ -321,7 +321,9 @@ func (s *Storer) tick(ctx context.Context) error {
 	}
 	s.metrics.deals.Set(float64(n))
 	s.metrics.bytes.Set(float64(bytes))
-	if now := time.Now(); now.Sub(s.lastGC) >= s.cfg.GCInterval {
+	if now := time.Now(); s.lastGC.IsZero() {
+		s.lastGC = now // the first sweep a GCInterval after the start
+	} else if now.Sub(s.lastGC) >= s.cfg.GCInterval {
 		s.lastGC = now
 		if n, err := s.CollectGarbage(deals, now); err != nil {
 			s.log.Warn("storer: garbage collection", "err", err)

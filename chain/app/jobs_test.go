@@ -691,13 +691,13 @@ func TestJobLivenessPerOrder(t *testing.T) {
 		{9, "liveness_blocks 9 must be at least one epoch (10 blocks)"},
 		{500, "liveness_blocks 500 must be at least one epoch (10 blocks) and at most the time to the deadline"},
 	} {
-		bad := *m
+		bad := proto.Clone(m).(*types.MsgSubmitJob)
 		bad.LivenessBlocks = tc.blocks
-		j.bad("owner", &bad, types.CodeInvalid, tc.want)
+		j.bad("owner", bad, types.CodeInvalid, tc.want)
 	}
-	bad := *m
+	bad := proto.Clone(m).(*types.MsgSubmitJob)
 	bad.LivenessBlocks = -1
-	j.bad("owner", &bad, types.CodeMalformed, "liveness_blocks must not be negative")
+	j.bad("owner", bad, types.CodeMalformed, "liveness_blocks must not be negative")
 
 	m.LivenessBlocks = 3 * def
 	j.ok("owner", m)

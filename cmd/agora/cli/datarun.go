@@ -142,7 +142,7 @@ writes the outputs under --out.`,
 	fl.Uint64Var(&s.MaxRunPrice, "max-run-price", 0, "refuse if the dataset's run price is above this, uagr (0: any)")
 	fl.Uint32Var(&s.MemoryPages, "memory-pages", 1024, "memory limit in 64 KiB pages")
 	fl.Uint64Var(&s.Collateral, "collateral", 1_000_000, "collateral the host locks, uagr")
-	fl.Int64Var(&s.BidWindow, "bid-window", 2, "blocks of bidding")
+	fl.Int64Var(&s.BidWindow, "bid-window", 5, "blocks of bidding (the host polls the chain every half second)")
 	fl.Int64Var(&s.DeadlineIn, "deadline-in", 1000, "blocks from now after which no work is paid")
 	fl.Uint64Var(&s.Interval, "checkpoint-interval", 1_000, "steps between checkpoints")
 	fl.Int64Var(&s.Liveness, "liveness", 0, "blocks the host may go without a checkpoint before the run is abandoned (0: the chain's default; raise it when an interval takes long to compute)")
