@@ -149,12 +149,11 @@ func (c *Circuit) Define(api frontend.API) error {
 			for o := range acc {
 				q, r, pos, isBig := c.Q[b][hn], c.R[b][hn], c.Pos[b][hn], c.Big[b][hn]
 				hn++
-				// acc*M + 2^(S-1) = q*2^S + r with 0 <= r < 2^S and q
-				// a signed qb-bit integer: q is the rounded shift,
-				// and nothing else satisfies both range checks.
+				// acc*M + 2^(S-1) = q*2^S + r with 0 <= r < 2^S: with
+				// q small (the ReLU check below makes q-1 or -q a qb-bit
+				// value), q is the rounded shift and nothing else is.
 				api.AssertIsEqual(api.Add(api.Mul(acc[o], l.M), pow2(l.S-1)), api.Add(api.Mul(q, pow2(l.S)), r))
 				rc.Check(r, l.S)
-				rc.Check(api.Add(q, pow2(qb-1)), qb)
 				// ReLU: pos = [q > 0], relu = pos*q. If pos=1 then
 				// q-1 >= 0, if pos=0 then -q >= 0; both in one check of
 				// 2*relu - q - pos (a wrong pos makes it negative,
@@ -215,32 +214,47 @@ func pow2(n int) frontend.Variable {
 // Assign fills a circuit with the model's weights, the inputs and the
 // reference model's traces for them: the full witness of a true statement.
 func Assign(m *Model, inputs [][]int8) (*Circuit, []*Trace, error) {
-	c, err := NewCircuit(m, len(inputs))
-	if err != nil {
-		return nil, nil, err
-	}
 	com, err := m.Commitment()
 	if err != nil {
 		return nil, nil, err
 	}
-	c.Commitment = com
-	for li, l := range m.Layers {
-		for i, w := range l.W {
-			c.W[li][i] = int64(w)
+	xs := make([][]int64, len(inputs))
+	for b, x := range inputs {
+		if len(x) != m.InLen() {
+			return nil, nil, fmt.Errorf("input %d has %d values, the model takes %d", b, len(x), m.InLen())
 		}
-		for i, v := range l.B {
-			c.B[li][i] = int64(v)
+		xs[b] = widen(x)
+	}
+	w, bs := m.params()
+	return assign(m, xs, w, bs, com, nil)
+}
+
+// assign builds the witness for any integers (tests pass out-of-range or
+// other values, and a hook that changes hidden neurons' witnesses).
+func assign(m *Model, xs [][]int64, w, bs [][]int64, com *big.Int, hook func(item, n int, rq *Requant)) (*Circuit, []*Trace, error) {
+	c, err := NewCircuit(m, len(xs))
+	if err != nil {
+		return nil, nil, err
+	}
+	c.Commitment = com
+	for li := range m.Layers {
+		for i, v := range w[li] {
+			c.W[li][i] = v
+		}
+		for i, v := range bs[li] {
+			c.B[li][i] = v
 		}
 	}
-	traces := make([]*Trace, len(inputs))
-	for b, x := range inputs {
-		tr, err := m.Infer(x)
-		if err != nil {
-			return nil, nil, fmt.Errorf("input %d: %w", b, err)
+	traces := make([]*Trace, len(xs))
+	for b, x := range xs {
+		var h func(int, *Requant)
+		if hook != nil {
+			h = func(n int, rq *Requant) { hook(b, n, rq) }
 		}
+		tr := m.run(x, w, bs, h)
 		traces[b] = tr
 		for i, v := range x {
-			c.Inputs[b][i] = int64(v)
+			c.Inputs[b][i] = v
 		}
 		for i, v := range tr.Logits {
 			c.Logits[b][i] = v
@@ -248,8 +262,7 @@ func Assign(m *Model, inputs [][]int8) (*Circuit, []*Trace, error) {
 		}
 		c.Classes[b] = tr.Class
 		for i, rq := range tr.Requants {
-			c.Q[b][i], c.R[b][i] = rq.Q, rq.R
-			c.Pos[b][i], c.Big[b][i] = boolInt(rq.Pos), boolInt(rq.Big)
+			c.Q[b][i], c.R[b][i], c.Pos[b][i], c.Big[b][i] = rq.Q, rq.R, rq.Pos, rq.Big
 		}
 	}
 	return c, traces, nil

@@ -116,7 +116,7 @@ func TestReferenceBehaviour(t *testing.T) {
 			default:
 				mid++
 			}
-			if want := min(max(rq.Q, 0), 127); int64(rq.Y) != want {
+			if want := min(max(rq.Q, 0), 127); rq.Y != want {
 				t.Fatalf("requant %+v: y = %d, want %d", rq, rq.Y, want)
 			}
 		}
@@ -232,8 +232,11 @@ func TestProveVerifyTiny(t *testing.T) {
 	}
 }
 
-// TestUnderConstrained changes one private value of a true witness at a
-// time: each witness must be refused by the solver, so no proof exists.
+// TestUnderConstrained builds wrong witnesses the way a cheating prover
+// would: one value is wrong and everything after it is computed honestly
+// from it (later layers, logits, class), so the public outputs agree with
+// the wrong value and only the constraint under test can refuse it. Each
+// must fail to prove.
 func TestUnderConstrained(t *testing.T) {
 	s := tinyCircuit(t)
 	good, traces, err := Assign(s.m, s.inputs)
@@ -242,6 +245,11 @@ func TestUnderConstrained(t *testing.T) {
 	}
 	if err := s.prove(good); err != nil {
 		t.Fatalf("the true witness: %v", err)
+	}
+	com := good.Commitment.(*big.Int)
+	xs := make([][]int64, len(s.inputs))
+	for i, x := range s.inputs {
+		xs[i] = widen(x)
 	}
 	// find returns (batch item, hidden neuron) of the first neuron whose
 	// requantisation satisfies f.
@@ -256,56 +264,80 @@ func TestUnderConstrained(t *testing.T) {
 		t.Fatal("no neuron of that kind")
 		return 0, 0
 	}
+	// at changes the witness of the first neuron satisfying f.
+	at := func(f func(Requant) bool, change func(rq *Requant)) func(item, n int, rq *Requant) {
+		b0, n0 := find(f)
+		return func(item, n int, rq *Requant) {
+			if item == b0 && n == n0 {
+				change(rq)
+			}
+		}
+	}
 	pos := func(rq Requant) bool { return rq.Q > 0 && rq.Q < 127 }
 	neg := func(rq Requant) bool { return rq.Q < 0 }
 	large := func(rq Requant) bool { return rq.Q > 128 }
-	shift := int64(1) << s.m.Layers[0].S
+	shift := int64(1) << s.m.Layers[0].S // the first hidden neurons are the conv's
 
-	for _, tc := range []struct {
-		name   string
-		tamper func(c *Circuit)
-	}{
-		{"relu zeroes a positive value", func(c *Circuit) { b, i := find(pos); c.Pos[b][i] = 0 }},
-		{"relu passes a negative value", func(c *Circuit) { b, i := find(neg); c.Pos[b][i] = 1 }},
-		{"relu output not boolean-selected", func(c *Circuit) { b, i := find(pos); c.Pos[b][i] = 2 }},
-		{"clamp skipped on a large value", func(c *Circuit) { b, i := find(large); c.Big[b][i] = 0 }},
-		{"clamp applied to a small value", func(c *Circuit) { b, i := find(pos); c.Big[b][i] = 1 }},
-		{"requant quotient off by one", func(c *Circuit) { b, i := find(pos); c.Q[b][i] = traces[b].Requants[i].Q + 1 }},
-		{"requant quotient+1, remainder-2^S", func(c *Circuit) {
-			b, i := find(pos)
-			c.Q[b][i] = traces[b].Requants[i].Q + 1
-			c.R[b][i] = traces[b].Requants[i].R - shift
-		}},
-		{"requant quotient-1, remainder+2^S", func(c *Circuit) {
-			b, i := find(pos)
-			c.Q[b][i] = traces[b].Requants[i].Q - 1
-			c.R[b][i] = traces[b].Requants[i].R + shift
-		}},
-		{"requant remainder off by one", func(c *Circuit) { b, i := find(pos); c.R[b][i] = traces[b].Requants[i].R + 1 }},
-		{"argmax picks another class", func(c *Circuit) {
-			cl := traces[0].Class
+	type wrong struct {
+		name string
+		hook func(item, n int, rq *Requant)
+		w    func(w, b [][]int64)              // other parameters (the commitment stays)
+		x    func(xs [][]int64)                // other inputs
+		out  func(c *Circuit, traces []*Trace) // other public outputs or selector
+	}
+	for _, tc := range []wrong{
+		{name: "relu zeroes a positive value", hook: at(pos, func(rq *Requant) { rq.Pos = 0 })},
+		{name: "relu passes a negative value", hook: at(neg, func(rq *Requant) { rq.Pos = 1 })},
+		{name: "relu selector not boolean", hook: at(pos, func(rq *Requant) { rq.Pos = 2 })},
+		{name: "clamp skipped on a large value", hook: at(large, func(rq *Requant) { rq.Big = 0 })},
+		{name: "clamp applied to a small value", hook: at(pos, func(rq *Requant) { rq.Big = 1 })},
+		{name: "requant quotient off by one", hook: at(pos, func(rq *Requant) { rq.Q++ })},
+		{name: "requant quotient+1, remainder-2^S", hook: at(pos, func(rq *Requant) { rq.Q++; rq.R -= shift })},
+		{name: "requant quotient-1, remainder+2^S", hook: at(pos, func(rq *Requant) { rq.Q--; rq.R += shift })},
+		{name: "requant remainder off by one", hook: at(pos, func(rq *Requant) { rq.R++ })},
+		{name: "argmax picks another class", out: func(c *Circuit, tr []*Trace) {
+			cl := tr[0].Class
 			o := (cl + 1) % s.m.OutLen()
 			c.Sel[0][cl], c.Sel[0][o], c.Classes[0] = 0, 1, o
 		}},
-		{"argmax class without selector", func(c *Circuit) { c.Classes[0] = (traces[0].Class + 1) % s.m.OutLen() }},
-		{"argmax two selectors", func(c *Circuit) { c.Sel[1][(traces[1].Class+1)%s.m.OutLen()] = 1 }},
-		{"a wrong logit", func(c *Circuit) { c.Logits[2][1] = traces[2].Logits[1] + 1 }},
-		{"other weights, committed ones claimed", func(c *Circuit) { c.W[1][5] = int64(s.m.Layers[1].W[5]) ^ 1 }},
-		{"other bias, committed ones claimed", func(c *Circuit) { c.B[0][1] = int64(s.m.Layers[0].B[1]) + 1 }},
-		{"weights that pack to the committed ones", func(c *Circuit) {
-			// w0+256 and w1-1 give the same packed field element:
-			// only the int8 range checks refuse it.
-			c.W[0][0] = int64(s.m.Layers[0].W[0]) + 256
-			c.W[0][1] = int64(s.m.Layers[0].W[1]) - 1
+		{name: "argmax class without its selector", out: func(c *Circuit, tr []*Trace) { c.Classes[0] = (tr[0].Class + 1) % s.m.OutLen() }},
+		{name: "argmax two selectors", out: func(c *Circuit, tr []*Trace) { c.Sel[1][(tr[1].Class+1)%s.m.OutLen()] = 1 }},
+		{name: "argmax two selectors, index sum kept", out: func(c *Circuit, tr []*Trace) {
+			for b, t := range tr {
+				if t.Class != 0 { // selectors 0 and class sum to the class
+					c.Sel[b][0] = 1
+					return
+				}
+			}
+			panic("every tiny item has class 0")
 		}},
-		{"input out of int8", func(c *Circuit) { c.Inputs[0][0] = 200 }},
+		{name: "a wrong logit", out: func(c *Circuit, tr []*Trace) { c.Logits[2][1] = tr[2].Logits[1] + 1 }},
+		{name: "other weights, the committed ones claimed", w: func(w, b [][]int64) { w[1][5] ^= 1 }},
+		{name: "other bias, the committed ones claimed", w: func(w, b [][]int64) { b[0][1]++ }},
+		{name: "weights that pack to the committed ones", w: func(w, b [][]int64) {
+			// w0+256 and w1-1 give the same packed field element:
+			// only the int8 range checks refuse them.
+			w[0][0] += 256
+			w[0][1]--
+		}},
+		{name: "input out of int8", x: func(xs [][]int64) { xs[0][0] = 200 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := Assign(s.m, s.inputs)
+			w, b := s.m.params()
+			in := clone2(xs)
+			if tc.w != nil {
+				tc.w(w, b)
+			}
+			if tc.x != nil {
+				tc.x(in)
+			}
+			c, tr, err := assign(s.m, in, w, b, com, tc.hook)
 			if err != nil {
 				t.Fatal(err)
 			}
-			tc.tamper(c)
+			if tc.out != nil {
+				tc.out(c, tr)
+			}
 			if err := s.prove(c); err == nil {
 				t.Fatal("a wrong witness was proved")
 			}
@@ -321,11 +353,23 @@ func TestUnderConstrained(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.Commitment.(*big.Int).Cmp(good.Commitment.(*big.Int)) == 0 {
+		if c.Commitment.(*big.Int).Cmp(com) == 0 {
 			t.Fatal("other weights, same commitment")
 		}
 		if err := s.prove(c); err != nil {
 			t.Fatalf("other weights with their own commitment: %v", err)
+		}
+	})
+	// The hook with no change gives the true witness back, so the cases
+	// above fail by their change alone.
+	t.Run("hook without change", func(t *testing.T) {
+		w, b := s.m.params()
+		c, _, err := assign(s.m, clone2(xs), w, b, com, func(int, int, *Requant) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.prove(c); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
@@ -354,4 +398,41 @@ func flip(b []byte, i int) []byte {
 	c := bytes.Clone(b)
 	c[i] ^= 0x10
 	return c
+}
+
+// TestArgmaxTie: on equal logits the class is the lowest index; a witness
+// claiming the later one is refused, and so is an empty selector.
+func TestArgmaxTie(t *testing.T) {
+	m := &Model{Layers: []Layer{
+		{Kind: Dense, In: 2, Out: 2, M: 1, S: 1, W: []int8{3, -1, 2, 5}, B: []int32{1, -4}},
+		{Kind: Dense, In: 2, Out: 3, W: []int8{1, 1, 4, -2, 4, -2}, B: []int32{-100, -40, -40}},
+	}}
+	in := [][]int8{{20, 9}}
+	cs, err := Compile(m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, tr, err := Assign(m, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr[0].Logits[1] != tr[0].Logits[2] || tr[0].Class != 1 {
+		t.Fatalf("logits %v class %d: want a tie of 1 and 2, class 1", tr[0].Logits, tr[0].Class)
+	}
+	w, _ := frontend.NewWitness(c, Curve.ScalarField())
+	if err := cs.IsSolved(w); err != nil {
+		t.Fatalf("the true witness: %v", err)
+	}
+	c.Sel[0][1], c.Sel[0][2], c.Classes[0] = 0, 1, 2
+	w, _ = frontend.NewWitness(c, Curve.ScalarField())
+	if cs.IsSolved(w) == nil {
+		t.Fatal("the later of two equal logits was accepted as the class")
+	}
+	// No selector at all and class 0: every logit is negative, so only
+	// the one-hot sum refuses it.
+	c.Sel[0][2], c.Classes[0] = 0, 0
+	w, _ = frontend.NewWitness(c, Curve.ScalarField())
+	if cs.IsSolved(w) == nil {
+		t.Fatalf("logits %v: an empty selector was accepted for class 0", tr[0].Logits)
+	}
 }

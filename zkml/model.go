@@ -215,12 +215,10 @@ func (m *Model) ParamCount() int {
 }
 
 // Requant is one hidden neuron's requantisation as the circuit sees it:
-// Acc*M + 2^(S-1) = Q*2^S + R with 0 <= R < 2^S, Pos = [Q > 0],
-// Big = [ReLU(Q) > 127], Y = min(max(Q, 0), 127).
+// Acc*M + 2^(S-1) = Q*2^S + R with 0 <= R < 2^S, Pos = [Q > 0] and
+// Big = [ReLU(Q) > 127] (0 or 1), Y = min(max(Q, 0), 127).
 type Requant struct {
-	Q, R     int64
-	Pos, Big bool
-	Y        int8
+	Q, R, Pos, Big, Y int64
 }
 
 // Trace is one inference with every intermediate value the circuit's
@@ -236,19 +234,46 @@ func (m *Model) Infer(x []int8) (*Trace, error) {
 	if len(x) != m.InLen() {
 		return nil, fmt.Errorf("input has %d values, the model takes %d", len(x), m.InLen())
 	}
-	cur := make([]int64, len(x))
-	for i, v := range x {
-		cur[i] = int64(v)
+	w, b := m.params()
+	return m.run(widen(x), w, b, nil), nil
+}
+
+// params returns the weights and biases widened to int64.
+func (m *Model) params() (w, b [][]int64) {
+	for i := range m.Layers {
+		w = append(w, widen(m.Layers[i].W))
+		bs := make([]int64, len(m.Layers[i].B))
+		for j, v := range m.Layers[i].B {
+			bs[j] = int64(v)
+		}
+		b = append(b, bs)
 	}
+	return w, b
+}
+
+func widen(v []int8) []int64 {
+	out := make([]int64, len(v))
+	for i, x := range v {
+		out[i] = int64(x)
+	}
+	return out
+}
+
+// run is the reference computation on any integers. hook, if set, may
+// change each hidden neuron's witness (tests use it to build wrong
+// witnesses); the neuron's output is then what the circuit derives from
+// the witness, y = Big*127 + (1-Big)*Pos*Q, and everything after it is
+// computed honestly from that.
+func (m *Model) run(x []int64, w, b [][]int64, hook func(n int, rq *Requant)) *Trace {
+	cur := x
 	tr := &Trace{}
 	for li := range m.Layers {
 		l := &m.Layers[li]
 		next := make([]int64, l.OutLen())
 		for o := range next {
 			var acc int64
-			bi := l.terms(o, func(wi, xi int) { acc += int64(l.W[wi]) * cur[xi] })
-			acc += int64(l.B[bi])
-			next[o] = acc
+			bi := l.terms(o, func(wi, xi int) { acc += w[li][wi] * cur[xi] })
+			next[o] = acc + b[li][bi]
 		}
 		if li == len(m.Layers)-1 {
 			tr.Logits = next
@@ -257,12 +282,20 @@ func (m *Model) Infer(x []int8) (*Trace, error) {
 		for o, acc := range next {
 			t := acc*l.M + 1<<(l.S-1)
 			q := t >> l.S // arithmetic shift: floor, as the circuit's Q
-			rq := Requant{Q: q, R: t - q<<l.S, Pos: q > 0}
-			relu := max(q, 0)
-			rq.Big = relu > 127
-			rq.Y = int8(min(relu, 127))
+			rq := Requant{Q: q, R: t - q<<l.S}
+			if q > 0 {
+				rq.Pos = 1
+			}
+			if max(q, 0) > 127 {
+				rq.Big = 1
+			}
+			if hook != nil {
+				hook(len(tr.Requants), &rq)
+			}
+			relu := rq.Pos * rq.Q
+			rq.Y = rq.Big*127 + (1-rq.Big)*relu
 			tr.Requants = append(tr.Requants, rq)
-			next[o] = int64(rq.Y)
+			next[o] = rq.Y
 		}
 		cur = next
 	}
@@ -271,7 +304,7 @@ func (m *Model) Infer(x []int8) (*Trace, error) {
 			tr.Class = j
 		}
 	}
-	return tr, nil
+	return tr
 }
 
 // unit is one parameter as packed for the commitment: value+offset, which

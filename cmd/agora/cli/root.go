@@ -60,6 +60,7 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 		initCmd(g), startCmd(g), upCmd(g), testnetCmd(g),
 		keysCmd(g), txCmd(g), queryCmd(g), benchCmd(g), versionCmd(g),
 		modelCmd(g), generateCmd(g), providerCmd(g), gatewayCmd(g), validatorCmd(g), receiptCmd(g), storeCmd(g), jobCmd(g), dataCmd(g), storageCmd(g),
+		zkCmd(g),
 	)
 	root.SetOut(out)
 	root.SetErr(errOut)
