@@ -5,7 +5,6 @@ import (
 	"math/big"
 
 	"github.com/consensys/gnark/frontend"
-	"github.com/consensys/gnark/std/hash"
 	"github.com/consensys/gnark/std/permutation/poseidon2"
 	"github.com/consensys/gnark/std/rangecheck"
 )
@@ -112,16 +111,21 @@ func (c *Circuit) Define(api frontend.API) error {
 			add(b, 1<<(BiasBits-1), BiasBits)
 		}
 	}
-	// gnark v0.14 has no default BN254 parameters in circuit: these are
-	// gnark-crypto's BN254 defaults (width 2, 6 full, 50 partial rounds),
-	// which its native hasher (Model.Commitment) uses.
-	perm, err := poseidon2.NewPoseidon2FromParameters(api, 2, 6, 50)
+	// The sponge of Model.Commitment, with the same permutation.
+	perm, err := poseidon2.NewPoseidon2FromParameters(api, spongeWidth, spongeFull, spongePartial)
 	if err != nil {
 		return fmt.Errorf("poseidon2: %w", err)
 	}
-	h := hash.NewMerkleDamgardHasher(api, perm, 0)
-	h.Write(packed...)
-	api.AssertIsEqual(h.Sum(), c.Commitment)
+	state := []frontend.Variable{len(packed), 0, 0}
+	for i := 0; i < len(packed); i += spongeRateSize {
+		for j := 0; j < spongeRateSize && i+j < len(packed); j++ {
+			state[1+j] = api.Add(state[1+j], packed[i+j])
+		}
+		if err := perm.Permutation(state); err != nil {
+			return fmt.Errorf("poseidon2: %w", err)
+		}
+	}
+	api.AssertIsEqual(state[1], c.Commitment)
 
 	for b := range c.Inputs {
 		cur := make([]frontend.Variable, len(c.Inputs[b]))

@@ -365,9 +365,25 @@ func (m *Model) offsetValues() []int64 {
 	return vs
 }
 
-// Commitment is the Poseidon2 (Merkle-Damgård, BN254) hash of the packed
-// parameters: the model's public identity, which the circuit recomputes
-// from its private weights.
+// The commitment's sponge: Poseidon2 over BN254 of width 3 (capacity 1,
+// rate 2), with 8 full and 56 partial rounds (the Poseidon2 paper's
+// 128-bit parameters for t = 3 over BN254). Absorbing two elements per
+// permutation costs about 108 constraints per element in the circuit,
+// against 174 for gnark's width-2 Merkle-Damgård hasher (measured on the
+// MNIST MLP: 177,920 against 232,304 constraints).
+const (
+	spongeWidth    = 3
+	spongeFull     = 8
+	spongePartial  = 56
+	spongeRateSize = 2
+)
+
+// Commitment is the Poseidon2 sponge hash of the packed parameters: the
+// model's public identity, which the circuit recomputes from its private
+// weights. The capacity element starts as the number of packed elements
+// (domain separation by length); each permutation absorbs two elements
+// (the last pair padded with zero) by addition into the rate; the digest
+// is the first rate element.
 func (m *Model) Commitment() (*big.Int, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -381,16 +397,20 @@ func (m *Model) Commitment() (*big.Int, error) {
 	for i, v := range vs {
 		packed[elem[i]].Add(packed[elem[i]], new(big.Int).Lsh(big.NewInt(v), uint(shift[i])))
 	}
-	h := poseidon2.NewMerkleDamgardHasher()
-	for _, p := range packed {
-		var e fr.Element
-		e.SetBigInt(p)
-		b := e.Bytes()
-		if _, err := h.Write(b[:]); err != nil {
+	perm := poseidon2.NewPermutation(spongeWidth, spongeFull, spongePartial)
+	state := make([]fr.Element, spongeWidth)
+	state[0].SetUint64(uint64(n))
+	for i := 0; i < n; i += spongeRateSize {
+		for j := 0; j < spongeRateSize && i+j < n; j++ {
+			var e fr.Element
+			e.SetBigInt(packed[i+j])
+			state[1+j].Add(&state[1+j], &e)
+		}
+		if err := perm.Permutation(state); err != nil {
 			return nil, fmt.Errorf("hash the weights: %w", err)
 		}
 	}
-	return new(big.Int).SetBytes(h.Sum(nil)), nil
+	return state[1].BigInt(new(big.Int)), nil
 }
 
 // Save writes the model as JSON.

@@ -145,6 +145,13 @@ other parties rely on must come from the multi-party ceremony (not yet built).`,
 			if err != nil {
 				return err
 			}
+			// The circuit's batch from its public values (commitment, and
+			// per item inputs, logits, class; plus R1CS's constant one):
+			// a longer input file contributes its first batch items.
+			per := m.InLen() + m.OutLen() + 1
+			if n := cs.GetNbPublicVariables() - 2; n > 0 && n%per == 0 && len(d.Inputs) > n/per {
+				d.Inputs = d.Inputs[:n/per]
+			}
 			pk := groth16.NewProvingKey(zkml.Curve)
 			if err := readKey(filepath.Join(dir, "proving.key"), pk); err != nil {
 				return err
@@ -167,7 +174,7 @@ other parties rely on must come from the multi-party ceremony (not yet built).`,
 		},
 	}
 	prove.Flags().StringVar(&modelPath, "model", "model.json", "int8 model (its weights stay private)")
-	prove.Flags().StringVar(&inputPath, "input", "digits.json", `inputs: {"inputs": [[int8, ...], ...]}, as many as the circuit's batch`)
+	prove.Flags().StringVar(&inputPath, "input", "digits.json", `inputs: {"inputs": [[int8, ...], ...]}: the circuit's batch of them (the first ones of a longer list)`)
 	prove.Flags().StringVar(&proofOut, "out", "proof.json", "where to write the proof and its statement")
 
 	var vkPath, proofPath string
