@@ -291,6 +291,9 @@ func TestUnderConstrained(t *testing.T) {
 		{name: "relu selector not boolean", hook: at(pos, func(rq *Requant) { rq.Pos = 2 })},
 		{name: "clamp skipped on a large value", hook: at(large, func(rq *Requant) { rq.Big = 0 })},
 		{name: "clamp applied to a small value", hook: at(pos, func(rq *Requant) { rq.Big = 1 })},
+		// big = 2 turns y into 254-relu and passes the clamp's range
+		// check for relu >= 128: only the boolean constraint refuses it.
+		{name: "clamp selector not boolean", hook: at(large, func(rq *Requant) { rq.Big = 2 })},
 		{name: "requant quotient off by one", hook: at(pos, func(rq *Requant) { rq.Q++ })},
 		{name: "requant quotient+1, remainder-2^S", hook: at(pos, func(rq *Requant) { rq.Q++; rq.R -= shift })},
 		{name: "requant quotient-1, remainder+2^S", hook: at(pos, func(rq *Requant) { rq.Q--; rq.R += shift })},
@@ -401,7 +404,8 @@ func flip(b []byte, i int) []byte {
 }
 
 // TestArgmaxTie: on equal logits the class is the lowest index; a witness
-// claiming the later one is refused, and so is an empty selector.
+// claiming the later one is refused, and so are a non-boolean and an
+// empty selector.
 func TestArgmaxTie(t *testing.T) {
 	m := &Model{Layers: []Layer{
 		{Kind: Dense, In: 2, Out: 2, M: 1, S: 1, W: []int8{3, -1, 2, 5}, B: []int32{1, -4}},
@@ -428,6 +432,15 @@ func TestArgmaxTie(t *testing.T) {
 	if cs.IsSolved(w) == nil {
 		t.Fatal("the later of two equal logits was accepted as the class")
 	}
+	// A non-boolean selector (-1, 2, 0) keeps Σs = 1 and Σj·s = 2 and
+	// passes every argmax range check (v = -3): only the boolean
+	// constraints refuse class 2.
+	c.Sel[0][0], c.Sel[0][1], c.Sel[0][2], c.Classes[0] = -1, 2, 0, 2
+	w, _ = frontend.NewWitness(c, Curve.ScalarField())
+	if cs.IsSolved(w) == nil {
+		t.Fatal("a non-boolean selector was accepted")
+	}
+	c.Sel[0][0], c.Sel[0][1] = 0, 0
 	// No selector at all and class 0: every logit is negative, so only
 	// the one-hot sum refuses it.
 	c.Sel[0][2], c.Classes[0] = 0, 0
