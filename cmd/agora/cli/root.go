@@ -61,6 +61,7 @@ func newRoot(out, errOut io.Writer) *cobra.Command {
 		keysCmd(g), txCmd(g), queryCmd(g), benchCmd(g), versionCmd(g),
 		modelCmd(g), generateCmd(g), providerCmd(g), gatewayCmd(g), validatorCmd(g), receiptCmd(g), storeCmd(g), jobCmd(g), dataCmd(g), storageCmd(g),
 		trainCmd(g),
+		zkCmd(g),
 	)
 	root.SetOut(out)
 	root.SetErr(errOut)

@@ -1,0 +1,178 @@
+package zkml
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+
+	"github.com/consensys/gnark-crypto/ecc"
+	"github.com/consensys/gnark/backend/groth16"
+	groth16bn254 "github.com/consensys/gnark/backend/groth16/bn254"
+	"github.com/consensys/gnark/backend/witness"
+	"github.com/consensys/gnark/constraint"
+	"github.com/consensys/gnark/frontend"
+	"github.com/consensys/gnark/frontend/cs/r1cs"
+)
+
+// Curve is the proof system's curve: BN254, which Ethereum-style verifiers
+// and gnark's fastest Groth16 prover use.
+const Curve = ecc.BN254
+
+// Compile builds the R1CS of batch inferences of the model's architecture.
+func Compile(m *Model, batch int) (constraint.ConstraintSystem, error) {
+	c, err := NewCircuit(m, batch)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := frontend.Compile(Curve.ScalarField(), r1cs.NewBuilder, c)
+	if err != nil {
+		return nil, fmt.Errorf("compile circuit: %w", err)
+	}
+	return cs, nil
+}
+
+// SetupSingleParty runs gnark's single-party Groth16 setup: whoever runs it
+// knows the toxic waste and can forge proofs for this circuit. It is for
+// local use and tests only; a network key comes from the multi-party
+// ceremony.
+func SetupSingleParty(cs constraint.ConstraintSystem) (groth16.ProvingKey, groth16.VerifyingKey, error) {
+	pk, vk, err := groth16.Setup(cs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("groth16 setup: %w", err)
+	}
+	return pk, vk, nil
+}
+
+// Statement is the public part of a proof: what it claims.
+type Statement struct {
+	Commitment *big.Int  `json:"commitment"`
+	Inputs     [][]int8  `json:"inputs"`
+	Logits     [][]int64 `json:"logits"`
+	Classes    []int     `json:"classes"`
+}
+
+// Proof is a proof with its statement.
+type Proof struct {
+	Statement Statement
+	Proof     groth16.Proof
+}
+
+// ProofBytes is the proof's compressed encoding (its size on the wire).
+func (p *Proof) ProofBytes() ([]byte, error) {
+	var b bytes.Buffer
+	if _, err := p.Proof.WriteTo(&b); err != nil {
+		return nil, fmt.Errorf("encode proof: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// Prove runs the reference model on the inputs and proves the batch.
+func Prove(cs constraint.ConstraintSystem, pk groth16.ProvingKey, m *Model, inputs [][]int8) (*Proof, error) {
+	c, traces, err := Assign(m, inputs)
+	if err != nil {
+		return nil, err
+	}
+	w, err := frontend.NewWitness(c, Curve.ScalarField())
+	if err != nil {
+		return nil, fmt.Errorf("witness: %w", err)
+	}
+	if cs.GetNbPublicVariables() != publicCount(m, len(inputs)) {
+		return nil, fmt.Errorf("the circuit has %d public values, a batch of %d needs %d: compiled for another batch size or model", cs.GetNbPublicVariables(), len(inputs), publicCount(m, len(inputs)))
+	}
+	proof, err := groth16.Prove(cs, pk, w)
+	if err != nil {
+		return nil, fmt.Errorf("prove: %w", err)
+	}
+	st := Statement{Commitment: c.Commitment.(*big.Int), Inputs: inputs, Classes: make([]int, len(traces))}
+	for i, tr := range traces {
+		st.Logits = append(st.Logits, tr.Logits)
+		st.Classes[i] = tr.Class
+	}
+	return &Proof{Statement: st, Proof: proof}, nil
+}
+
+// publicCount is the number of public variables of a batch, counting
+// R1CS's constant one.
+func publicCount(m *Model, batch int) int {
+	return 1 + 1 + batch*(m.InLen()+m.OutLen()+1)
+}
+
+// PublicWitness encodes a statement as the circuit's public witness.
+func (st *Statement) PublicWitness(inLen, outLen int) (witness.Witness, error) {
+	if st.Commitment == nil {
+		return nil, errors.New("statement has no commitment")
+	}
+	n := len(st.Inputs)
+	if n == 0 || len(st.Logits) != n || len(st.Classes) != n {
+		return nil, fmt.Errorf("statement has %d inputs, %d logit vectors and %d classes: want the same non-zero count", n, len(st.Logits), len(st.Classes))
+	}
+	c := &Circuit{Commitment: st.Commitment}
+	for b := range n {
+		if len(st.Inputs[b]) != inLen || len(st.Logits[b]) != outLen {
+			return nil, fmt.Errorf("statement item %d has %d inputs and %d logits, want %d and %d", b, len(st.Inputs[b]), len(st.Logits[b]), inLen, outLen)
+		}
+		in := make([]frontend.Variable, inLen)
+		for i, v := range st.Inputs[b] {
+			in[i] = int64(v)
+		}
+		lg := make([]frontend.Variable, outLen)
+		for i, v := range st.Logits[b] {
+			lg[i] = v
+		}
+		c.Inputs = append(c.Inputs, in)
+		c.Logits = append(c.Logits, lg)
+		c.Classes = append(c.Classes, st.Classes[b])
+	}
+	w, err := frontend.NewWitness(c, Curve.ScalarField(), frontend.PublicOnly())
+	if err != nil {
+		return nil, fmt.Errorf("public witness: %w", err)
+	}
+	return w, nil
+}
+
+// Verify checks a proof of a statement under a verifying key. inLen and
+// outLen are the model's input and output lengths.
+func Verify(vk groth16.VerifyingKey, proof groth16.Proof, st *Statement, inLen, outLen int) error {
+	w, err := st.PublicWitness(inLen, outLen)
+	if err != nil {
+		return err
+	}
+	// The key's public count includes one wire per Pedersen commitment
+	// (the range checks' log-derivative argument), which the statement
+	// does not carry.
+	want := vk.NbPublicWitness()
+	if k, ok := vk.(*groth16bn254.VerifyingKey); ok {
+		want -= len(k.CommitmentKeys)
+	}
+	if got := len(st.Inputs)*(inLen+outLen+1) + 1; want != got {
+		return fmt.Errorf("the verifying key takes %d public values, the statement has %d: another circuit or batch size", want, got)
+	}
+	if err := groth16.Verify(proof, vk, w); err != nil {
+		return fmt.Errorf("proof does not verify: %w", err)
+	}
+	return nil
+}
+
+// ReadProof decodes a proof, refusing trailing or missing bytes.
+func ReadProof(b []byte) (groth16.Proof, error) {
+	p := groth16.NewProof(Curve)
+	n, err := p.ReadFrom(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("malformed proof: %w", err)
+	}
+	if n != int64(len(b)) {
+		return nil, fmt.Errorf("malformed proof: %d trailing bytes", int64(len(b))-n)
+	}
+	return p, nil
+}
+
+// ReadVerifyingKey decodes a verifying key.
+func ReadVerifyingKey(r io.Reader) (groth16.VerifyingKey, error) {
+	vk := groth16.NewVerifyingKey(Curve)
+	if _, err := vk.ReadFrom(r); err != nil {
+		return nil, fmt.Errorf("malformed verifying key: %w", err)
+	}
+	return vk, nil
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package zkml
+
+const raceEnabled = true
