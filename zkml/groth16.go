@@ -2,10 +2,12 @@ package zkml
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
+	"strings"
 
 	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark/backend/groth16"
@@ -175,4 +177,38 @@ func ReadVerifyingKey(r io.Reader) (groth16.VerifyingKey, error) {
 		return nil, fmt.Errorf("malformed verifying key: %w", err)
 	}
 	return vk, nil
+}
+
+// statementJSON is Statement on the wire: the commitment, a BN254 field
+// element, as 0x-prefixed hex (a JSON number would not survive clients
+// that read numbers as doubles).
+type statementJSON struct {
+	Commitment string    `json:"commitment"`
+	Inputs     [][]int8  `json:"inputs"`
+	Logits     [][]int64 `json:"logits"`
+	Classes    []int     `json:"classes"`
+}
+
+// MarshalJSON writes the commitment as hex.
+func (s Statement) MarshalJSON() ([]byte, error) {
+	c := ""
+	if s.Commitment != nil {
+		c = "0x" + s.Commitment.Text(16)
+	}
+	return json.Marshal(statementJSON{Commitment: c, Inputs: s.Inputs, Logits: s.Logits, Classes: s.Classes})
+}
+
+// UnmarshalJSON reads a statement whose commitment is 0x-prefixed hex.
+func (s *Statement) UnmarshalJSON(b []byte) error {
+	var w statementJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("statement: %w", err)
+	}
+	h, ok := strings.CutPrefix(w.Commitment, "0x")
+	c, okNum := new(big.Int).SetString(h, 16)
+	if !ok || !okNum || c.Sign() < 0 {
+		return fmt.Errorf("statement: commitment %q: want 0x-prefixed hex", w.Commitment)
+	}
+	*s = Statement{Commitment: c, Inputs: w.Inputs, Logits: w.Logits, Classes: w.Classes}
+	return nil
 }
