@@ -70,7 +70,7 @@ func All(kv store.KV) []*types.Dataset {
 
 // ByOwner lists the ids of owner's datasets, oldest first.
 func ByOwner(kv store.KV, owner []byte) []uint64 {
-	return idsUnder(kv, codec.Key(prefixByOwner, owner))
+	return store.IDsUnder(kv, codec.Key(prefixByOwner, owner))
 }
 
 // GetGrant returns grant id, or nil.
@@ -88,15 +88,15 @@ func GetGrant(kv store.KV, id uint64) *types.DataGrant {
 // not empty), oldest first.
 func Grants(kv store.KV, dataset uint64, buyer []byte) []uint64 {
 	if len(buyer) == 0 {
-		return idsUnder(kv, codec.Key(prefixGrantDS, codec.U64(dataset)))
+		return store.IDsUnder(kv, codec.Key(prefixGrantDS, codec.U64(dataset)))
 	}
-	return idsUnder(kv, codec.Key(prefixGrantDS, codec.U64(dataset), buyer))
+	return store.IDsUnder(kv, codec.Key(prefixGrantDS, codec.U64(dataset), buyer))
 }
 
 // GrantsByBuyer lists the ids of buyer's grants on every dataset, oldest
 // first.
 func GrantsByBuyer(kv store.KV, buyer []byte) []uint64 {
-	return idsUnder(kv, codec.Key(prefixGrantBy, buyer))
+	return store.IDsUnder(kv, codec.Key(prefixGrantBy, buyer))
 }
 
 // HasGrant reports whether buyer holds a download grant on dataset.
@@ -107,15 +107,6 @@ func HasGrant(kv store.KV, dataset uint64, buyer []byte) bool {
 		return false
 	})
 	return found
-}
-
-func idsUnder(kv store.KV, prefix []byte) []uint64 {
-	var out []uint64
-	kv.Iterate(prefix, func(k, _ []byte) bool {
-		out = append(out, codec.ReadU64(k[len(k)-8:]))
-		return true
-	})
-	return out
 }
 
 // AllowsBuyer reports whether a may buy from d: anyone when its buyer

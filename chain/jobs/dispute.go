@@ -129,7 +129,7 @@ func Challenge(kv store.KV, p types.Params, height int64, challenger []byte, m *
 // the vote) with that phase's deadline.
 func setPhase(kv store.KV, jp *types.JobsParams, height int64, d *types.JobDispute) {
 	if d.Deadline != 0 {
-		dequeue(kv, qMove, d.Deadline, d.Id)
+		store.Dequeue(kv, qMove, d.Deadline, d.Id)
 	}
 	switch {
 	case d.Hi-d.Lo <= 1:
@@ -139,7 +139,7 @@ func setPhase(kv store.KV, jp *types.JobsParams, height int64, d *types.JobDispu
 	default:
 		d.Phase, d.Deadline = phaseBisect, height+jp.MoveWindow
 	}
-	enqueue(kv, qMove, d.Deadline, d.Id)
+	store.Enqueue(kv, qMove, d.Deadline, d.Id)
 }
 
 func openDispute(kv store.KV, height int64, id uint64, want types.DisputePhase, mover []byte) (*types.JobDispute, error) {
@@ -319,7 +319,7 @@ func moveTimeout(kv store.KV, p types.Params, height int64, id uint64) ([]abci.E
 // clock restarts, one past its order's deadline expires, and collateral
 // whose challenge window ended during the dispute is released next block.
 func resolve(kv store.KV, p types.Params, height int64, d *types.JobDispute, outcome, reason string) ([]abci.Event, error) {
-	dequeue(kv, qMove, d.Deadline, d.Id)
+	store.Dequeue(kv, qMove, d.Deadline, d.Id)
 	d.Phase, d.Outcome, d.Reason = phaseResolved, outcome, reason
 	l := GetLease(kv, d.LeaseId)
 	o := GetOrder(kv, l.OrderId)
@@ -345,7 +345,7 @@ func resolve(kv store.KV, p types.Params, height int64, d *types.JobDispute, out
 		if !l.CollateralReleased {
 			coll = l.Collateral
 			l.CollateralReleased, l.Forfeited = true, l.Collateral
-			dequeue(kv, qRelease, l.ReleaseHeight, l.Id)
+			store.Dequeue(kv, qRelease, l.ReleaseHeight, l.Id)
 		}
 		d.Refund = min(coll, disputed)
 		rest := coll - d.Refund
@@ -396,16 +396,16 @@ func resolve(kv store.KV, p types.Params, height int64, d *types.JobDispute, out
 			}
 			l = GetLease(kv, l.Id)
 		default:
-			dequeue(kv, qLive, leaseLiveness(p, l, l.LastHeight), l.Id)
+			store.Dequeue(kv, qLive, leaseLiveness(p, l, l.LastHeight), l.Id)
 			l.LastHeight = height
-			enqueue(kv, qLive, leaseLiveness(p, l, height), l.Id)
+			store.Enqueue(kv, qLive, leaseLiveness(p, l, height), l.Id)
 			if Cost(o.GasLimit, l.Price) == Cost(l.GasUsed, l.Price) {
 				kv.Set(codec.Key(qSweep, codec.U64(l.Id)), []byte{1})
 			}
 		}
 	} else if !l.CollateralReleased && l.ReleaseHeight <= height {
 		l.ReleaseHeight = height + 1
-		enqueue(kv, qRelease, l.ReleaseHeight, l.Id)
+		store.Enqueue(kv, qRelease, l.ReleaseHeight, l.Id)
 	}
 	putLease(kv, l)
 	putDispute(kv, d)

@@ -134,8 +134,8 @@ func Submit(kv store.KV, p types.Params, height int64, owner []byte, m *types.Ms
 	}
 	putOrder(kv, o)
 	kv.Set(codec.Key(prefixByOwner, owner, codec.U64(id)), []byte{1})
-	enqueue(kv, qClear, end, id)
-	enqueue(kv, qDeadline, m.Deadline, id)
+	store.Enqueue(kv, qClear, end, id)
+	store.Enqueue(kv, qDeadline, m.Deadline, id)
 	return id, nil
 }
 
@@ -384,7 +384,7 @@ func clearOrder(kv store.KV, p types.Params, height int64, o *types.JobOrder, pc
 			len(cands), r, len(bids), disq, Capability)
 		po.add(o.Owner, o.Escrow+o.RunHeld) // no run: its price goes back too
 		o.Escrow, o.RunHeld = 0, 0
-		dequeue(kv, qDeadline, o.Deadline, o.Id)
+		store.Dequeue(kv, qDeadline, o.Deadline, o.Id)
 		events = append(events, ev("job_unmatched", "order_id", u64(o.Id), "reason", o.Reason))
 	} else {
 		for _, c := range cands[r:] {
@@ -403,7 +403,7 @@ func clearOrder(kv store.KV, p types.Params, height int64, o *types.JobOrder, pc
 			}
 			putLease(kv, l)
 			kv.Set(codec.Key(prefixByProvider, l.Provider, codec.U64(l.Id)), []byte{1})
-			enqueue(kv, qLive, leaseLiveness(p, l, height), l.Id)
+			store.Enqueue(kv, qLive, leaseLiveness(p, l, height), l.Id)
 			o.LeaseIds = append(o.LeaseIds, l.Id)
 			events = append(events, ev("job_lease", "order_id", u64(o.Id), "lease_id", u64(l.Id),
 				"provider", types.Address(l.Provider).String(), "price", u64(l.Price), "budget", u64(budget)))
@@ -488,7 +488,7 @@ func Commit(kv store.KV, p types.Params, height int64, provider []byte, m *types
 	if err := bank.Send(kv, Account, bank.FeePool, fee); err != nil {
 		return nil, err
 	}
-	dequeue(kv, qLive, leaseLiveness(p, l, l.LastHeight), l.Id)
+	store.Dequeue(kv, qLive, leaseLiveness(p, l, l.LastHeight), l.Id)
 	l.Paid += pay
 	l.GasUsed, l.Steps, l.Checkpoints, l.StateHash, l.LastHeight = m.GasUsed, m.Steps, m.Index, m.StateHash, height
 	cp := &types.JobCheckpoint{LeaseId: l.Id, Index: m.Index, Steps: m.Steps, GasUsed: m.GasUsed, StateHash: m.StateHash,
@@ -518,7 +518,7 @@ func Commit(kv store.KV, p types.Params, height int64, provider []byte, m *types
 		}
 		attrs = append(attrs, [2]string{"done", "true"})
 	default:
-		enqueue(kv, qLive, leaseLiveness(p, l, height), l.Id)
+		store.Enqueue(kv, qLive, leaseLiveness(p, l, height), l.Id)
 		if Cost(o.GasLimit, l.Price) == Cost(l.GasUsed, l.Price) {
 			kv.Set(codec.Key(qSweep, codec.U64(l.Id)), []byte{1}) // nothing more can be paid
 		}
@@ -557,12 +557,12 @@ func endLease(kv store.KV, p types.Params, height int64, l *types.JobLease, stat
 		}
 		l.Refunded += left
 	}
-	dequeue(kv, qLive, leaseLiveness(p, l, l.LastHeight), l.Id)
+	store.Dequeue(kv, qLive, leaseLiveness(p, l, l.LastHeight), l.Id)
 	kv.Delete(codec.Key(qSweep, codec.U64(l.Id)))
 	l.Status, l.EndedHeight = status, height
 	if !l.CollateralReleased {
 		l.ReleaseHeight = height + p.Jobs.ChallengeWindow
-		enqueue(kv, qRelease, l.ReleaseHeight, l.Id)
+		store.Enqueue(kv, qRelease, l.ReleaseHeight, l.Id)
 	}
 	putLease(kv, l)
 	// A compute-to-data run (replication 1: this is its lease) that failed
@@ -600,7 +600,7 @@ func settleOrder(kv store.KV, id uint64) error {
 		o.Status = types.JobStatus_JOB_STATUS_ENDED
 		o.Reason = fmt.Sprintf("%d of %d leases done", done, len(o.LeaseIds))
 	}
-	dequeue(kv, qDeadline, o.Deadline, o.Id)
+	store.Dequeue(kv, qDeadline, o.Deadline, o.Id)
 	putOrder(kv, o)
 	return nil
 }
@@ -632,7 +632,7 @@ func Cancel(kv store.KV, p types.Params, height int64, owner []byte, id uint64) 
 			return 0, err
 		}
 		o.Escrow, o.RunHeld, o.OpenBids = 0, 0, nil
-		dequeue(kv, qClear, o.BidWindowEnd, o.Id)
+		store.Dequeue(kv, qClear, o.BidWindowEnd, o.Id)
 	case types.JobStatus_JOB_STATUS_RUNNING:
 		for _, lid := range o.LeaseIds {
 			if l := GetLease(kv, lid); l.OpenDispute != 0 {
@@ -652,7 +652,7 @@ func Cancel(kv store.KV, p types.Params, height int64, owner []byte, id uint64) 
 	}
 	o.Status = types.JobStatus_JOB_STATUS_CANCELLED
 	o.Reason = "cancelled by the owner"
-	dequeue(kv, qDeadline, o.Deadline, o.Id)
+	store.Dequeue(kv, qDeadline, o.Deadline, o.Id)
 	putOrder(kv, o)
 	return bank.Balance(kv, owner) - before, nil
 }
@@ -691,8 +691,8 @@ func EndBlock(parent store.KV, p types.Params, height int64) ([]abci.Event, erro
 	// write cache, so the many writes clearing makes to the same accounts
 	// and counters reach the tree once, in key order. Each step re-checks
 	// its record, so an entry a previous step settled is skipped.
-	moves, clears := due(parent, qMove, height), due(parent, qClear, height)
-	lives, deadlines, releases := due(parent, qLive, height), due(parent, qDeadline, height), due(parent, qRelease, height)
+	moves, clears := store.Due(parent, qMove, height), store.Due(parent, qClear, height)
+	lives, deadlines, releases := store.Due(parent, qLive, height), store.Due(parent, qDeadline, height), store.Due(parent, qRelease, height)
 	var swept []uint64
 	parent.Iterate(qSweep, func(k, _ []byte) bool {
 		swept = append(swept, codec.ReadU64(k[len(qSweep):]))

@@ -16,8 +16,6 @@
 package jobs
 
 import (
-	"bytes"
-
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/store"
@@ -158,73 +156,34 @@ func putDispute(kv store.KV, d *types.JobDispute) {
 
 // LeaseDisputes lists the ids of the disputes over a lease's checkpoints.
 func LeaseDisputes(kv store.KV, lease uint64) []uint64 {
-	return idsUnder(kv, codec.Key(prefixDisputes, codec.U64(lease)))
+	return store.IDsUnder(kv, codec.Key(prefixDisputes, codec.U64(lease)))
 }
 
 // OpenDisputes lists the ids of the unresolved disputes, soonest move
 // deadline first (each has exactly one entry in the move queue).
 func OpenDisputes(kv store.KV) []uint64 {
-	return idsUnder(kv, qMove)
+	return store.IDsUnder(kv, qMove)
 }
 
 // OrdersByOwner lists the ids of owner's orders, oldest first.
 func OrdersByOwner(kv store.KV, owner []byte) []uint64 {
-	return idsUnder(kv, codec.Key(prefixByOwner, owner))
+	return store.IDsUnder(kv, codec.Key(prefixByOwner, owner))
 }
 
 // OrdersByDataset lists the ids of the compute-to-data orders on a
 // dataset, oldest first.
 func OrdersByDataset(kv store.KV, dataset uint64) []uint64 {
-	return idsUnder(kv, codec.Key(prefixByDataset, codec.U64(dataset)))
+	return store.IDsUnder(kv, codec.Key(prefixByDataset, codec.U64(dataset)))
 }
 
 // LeasesByProvider lists the ids of provider's leases, oldest first.
 func LeasesByProvider(kv store.KV, provider []byte) []uint64 {
-	return idsUnder(kv, codec.Key(prefixByProvider, provider))
+	return store.IDsUnder(kv, codec.Key(prefixByProvider, provider))
 }
 
 // OrdersByStatus lists the ids of the orders in status s, oldest first.
 func OrdersByStatus(kv store.KV, s types.JobStatus) []uint64 {
-	return idsUnder(kv, codec.Key(prefixByStatus, []byte{byte(s)}))
-}
-
-// idsUnder reads the trailing 8-byte ids of the keys under prefix.
-func idsUnder(kv store.KV, prefix []byte) []uint64 {
-	var out []uint64
-	kv.Iterate(prefix, func(k, _ []byte) bool {
-		out = append(out, codec.ReadU64(k[len(k)-8:]))
-		return true
-	})
-	return out
-}
-
-// enqueue and dequeue keep a queue entry due at the end of height.
-func enqueue(kv store.KV, q []byte, height int64, id uint64) {
-	kv.Set(codec.Key(q, codec.I64(max(height, 0)), codec.U64(id)), []byte{1})
-}
-
-func dequeue(kv store.KV, q []byte, height int64, id uint64) {
-	kv.Delete(codec.Key(q, codec.I64(max(height, 0)), codec.U64(id)))
-}
-
-// due returns the ids of q's entries due at or before height, in (height,
-// id) order, and deletes those entries.
-func due(kv store.KV, q []byte, height int64) []uint64 {
-	end := codec.Key(q, codec.I64(height+1))
-	var keys [][]byte
-	kv.Iterate(q, func(k, _ []byte) bool {
-		if bytes.Compare(k, end) >= 0 {
-			return false
-		}
-		keys = append(keys, bytes.Clone(k))
-		return true
-	})
-	out := make([]uint64, len(keys))
-	for i, k := range keys {
-		out[i] = codec.ReadU64(k[len(k)-8:])
-		kv.Delete(k)
-	}
-	return out
+	return store.IDsUnder(kv, codec.Key(prefixByStatus, []byte{byte(s)}))
 }
 
 // Held sums what the market holds: orders' unallocated escrow and held

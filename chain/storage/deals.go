@@ -174,7 +174,7 @@ func Accept(kv store.KV, p types.Params, height int64, provider []byte, m *types
 	putDeal(kv, d)
 	kv.Set(codec.Key(prefixReplica, m.ReplicaRoot), codec.U64(d.Id))
 	kv.Set(codec.Key(prefixByProvider, provider, codec.U64(d.Id)), []byte{1})
-	enqueue(kv, qDeadline, Deadline(p, d.NextEpoch), d.Id)
+	store.Enqueue(kv, qDeadline, Deadline(p, d.NextEpoch), d.Id)
 	return nil
 }
 
@@ -245,7 +245,7 @@ func Prove(kv store.KV, p types.Params, height int64, provider []byte, m *types.
 	d.Score = min(FullScore, d.Score+sp.ScoreProofBps)
 	kv.Set(codec.Key(prefixEpoch, codec.U64(d.Id), codec.U64(m.Epoch)), codec.Marshal(&types.StorageEpoch{
 		DealId: d.Id, Epoch: m.Epoch, Provider: d.Provider, Proved: true, Height: height, Paid: paid, Fee: fee}))
-	dequeue(kv, qDeadline, c.Deadline, d.Id)
+	store.Dequeue(kv, qDeadline, c.Deadline, d.Id)
 	if err := advance(kv, p, height, d, false); err != nil {
 		return 0, err
 	}
@@ -289,7 +289,7 @@ func advance(kv store.KV, p types.Params, height int64, d *types.StorageDeal, dr
 		d.Reopened++
 		d.NextEpoch = 0
 	default:
-		enqueue(kv, qDeadline, Deadline(p, d.NextEpoch), d.Id)
+		store.Enqueue(kv, qDeadline, Deadline(p, d.NextEpoch), d.Id)
 	}
 	putDeal(kv, d)
 	return nil
@@ -361,7 +361,7 @@ func EndBlock(kv store.KV, p types.Params, height int64) ([]abci.Event, error) {
 		return nil, nil
 	}
 	var events []abci.Event
-	for _, id := range due(kv, qDeadline, height) {
+	for _, id := range store.Due(kv, qDeadline, height) {
 		d := GetDeal(kv, id)
 		if d == nil || d.Status != types.DealStatus_DEAL_STATUS_ACTIVE {
 			return nil, fmt.Errorf("deadline queued for deal %d, which is not active", id)

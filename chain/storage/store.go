@@ -23,8 +23,6 @@
 package storage
 
 import (
-	"bytes"
-
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/store"
@@ -133,7 +131,7 @@ func GetFault(kv store.KV, id uint64) *types.StorageFault {
 // DealFaults lists a deal's faults, oldest first.
 func DealFaults(kv store.KV, deal uint64) []*types.StorageFault {
 	var out []*types.StorageFault
-	for _, id := range idsUnder(kv, codec.Key(prefixDealFaults, codec.U64(deal))) {
+	for _, id := range store.IDsUnder(kv, codec.Key(prefixDealFaults, codec.U64(deal))) {
 		out = append(out, GetFault(kv, id))
 	}
 	return out
@@ -153,56 +151,18 @@ func DealCount(kv store.KV) uint64 { return codec.ReadU64(kv.Get(seqDeal)) }
 
 // DealsByClient lists the ids of client's deals, oldest first.
 func DealsByClient(kv store.KV, client []byte) []uint64 {
-	return idsUnder(kv, codec.Key(prefixByClient, client))
+	return store.IDsUnder(kv, codec.Key(prefixByClient, client))
 }
 
 // DealsByProvider lists the ids of the deals provider ever accepted,
 // oldest first.
 func DealsByProvider(kv store.KV, provider []byte) []uint64 {
-	return idsUnder(kv, codec.Key(prefixByProvider, provider))
+	return store.IDsUnder(kv, codec.Key(prefixByProvider, provider))
 }
 
 // DealsByStatus lists the ids of the deals in status s, oldest first.
 func DealsByStatus(kv store.KV, s types.DealStatus) []uint64 {
-	return idsUnder(kv, codec.Key(prefixByStatus, []byte{byte(s)}))
-}
-
-// idsUnder reads the trailing 8-byte ids of the keys under prefix.
-func idsUnder(kv store.KV, prefix []byte) []uint64 {
-	var out []uint64
-	kv.Iterate(prefix, func(k, _ []byte) bool {
-		out = append(out, codec.ReadU64(k[len(k)-8:]))
-		return true
-	})
-	return out
-}
-
-func enqueue(kv store.KV, q []byte, height int64, id uint64) {
-	kv.Set(codec.Key(q, codec.I64(max(height, 0)), codec.U64(id)), []byte{1})
-}
-
-func dequeue(kv store.KV, q []byte, height int64, id uint64) {
-	kv.Delete(codec.Key(q, codec.I64(max(height, 0)), codec.U64(id)))
-}
-
-// due returns the ids of q's entries due at or before height, in (height,
-// id) order, and deletes those entries.
-func due(kv store.KV, q []byte, height int64) []uint64 {
-	end := codec.Key(q, codec.I64(height+1))
-	var keys [][]byte
-	kv.Iterate(q, func(k, _ []byte) bool {
-		if bytes.Compare(k, end) >= 0 {
-			return false
-		}
-		keys = append(keys, bytes.Clone(k))
-		return true
-	})
-	out := make([]uint64, len(keys))
-	for i, k := range keys {
-		out[i] = codec.ReadU64(k[len(k)-8:])
-		kv.Delete(k)
-	}
-	return out
+	return store.IDsUnder(kv, codec.Key(prefixByStatus, []byte{byte(s)}))
 }
 
 // Held sums what the market holds: every deal's remaining escrow and its
