@@ -3,6 +3,7 @@ package client
 import (
 	"github.com/agoranet/agora/chain/data"
 	"github.com/agoranet/agora/chain/jobs"
+	"github.com/agoranet/agora/chain/models"
 	"github.com/agoranet/agora/chain/storage"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -11,7 +12,7 @@ import (
 // the module messages of the chain's default modules (the job, data and
 // storage markets', carried in module_msg), so Submit, Send and SignWithMinFee take either.
 var Msgs = func() *types.MsgRegistry {
-	r, err := types.Msgs().With(append(append(jobs.Msgs(), data.Msgs()...), storage.Msgs()...)...)
+	r, err := types.Msgs().With(append(append(append(jobs.Msgs(), data.Msgs()...), storage.Msgs()...), models.Msgs()...)...)
 	if err != nil {
 		panic(err) // the declarations are the chain's own: a programming error
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/data"
 	"github.com/agoranet/agora/chain/jobs"
+	"github.com/agoranet/agora/chain/models"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -105,6 +106,8 @@ func jobMsgName(msg proto.Message) string {
 		return data.MsgRetire
 	case *types.MsgBuyAccess:
 		return data.MsgBuy
+	case *types.MsgRegisterModel:
+		return models.MsgRegister
 	}
 	return "unknown"
 }
@@ -174,7 +177,7 @@ func (j *jobsH) bond(label string) uint64 {
 func (j *jobsH) fingerprint() [32]byte {
 	snap, _ := j.app.Snapshot(0)
 	h := sha256.New()
-	for _, pre := range []string{"job", "seq/job_", "dset", "dgr", "seq/data"} {
+	for _, pre := range []string{"job", "seq/job_", "dset", "dgr", "seq/data", "tm"} {
 		snap.Iterate([]byte(pre), func(k, v []byte) bool {
 			h.Write(k)
 			h.Write(v)

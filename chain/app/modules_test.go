@@ -3,6 +3,7 @@ package app
 import (
 	"github.com/agoranet/agora/chain/data"
 	"github.com/agoranet/agora/chain/jobs"
+	"github.com/agoranet/agora/chain/models"
 	"github.com/agoranet/agora/chain/services"
 	"strings"
 	"testing"
@@ -57,10 +58,10 @@ func TestModuleTableRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The chain's own messages, then the job, data and storage markets'
-	// module messages.
+	// The chain's own messages, then the job, data and storage markets' and
+	// the model registry's module messages.
 	var jobNames []string
-	for _, s := range append(append(jobs.Msgs(), data.Msgs()...), storage.Msgs()...) {
+	for _, s := range append(append(append(jobs.Msgs(), data.Msgs()...), storage.Msgs()...), models.Msgs()...) {
 		jobNames = append(jobNames, s.Name)
 	}
 	all := append(append([]string(nil), types.MsgNames...), jobNames...)

@@ -390,3 +390,9 @@ func (s *challengeStream) next() uint64 {
 	s.used++
 	return v
 }
+
+// IDOf is the blob ID of data held whole in memory (protocol/blob.Of
+// computes the same from chunks, streaming).
+func IDOf(data []byte) [32]byte {
+	return BlobID(uint64(len(data)), Root(SegmentLeaves(data)))
+}

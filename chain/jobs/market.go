@@ -804,3 +804,7 @@ func abandon(kv store.KV, p types.Params, height int64, id uint64) ([]abci.Event
 	return []abci.Event{ev("job_lease_end", "lease_id", u64(id), "status", "abandoned", "provider", types.Address(l.Provider).String(),
 		"reason", fmt.Sprintf("no checkpoint since height %d", l.LastHeight), "collateral_to_owner", u64(l.Collateral), "slashed", u64(cut))}, nil
 }
+
+// Succeeded reports whether a lease ended a success: done, with a non-zero
+// final state (a deterministic failure commits the zero state).
+func Succeeded(l *types.JobLease) bool { return succeeded(l, l.Status) }

@@ -166,6 +166,12 @@ var StorageDefaultGas = map[string]uint64{
 	"create_deal": 20_000, "accept_deal": 20_000, "prove_storage": 30_000, "cancel_deal": 10_000,
 }
 
+// ModelsDefaultGas is the default gas of the trained-model registry's
+// message (declared by chain/models with WithGas; a test in chain/app
+// keeps the two equal), merged into DefaultParams' gas table. The carried
+// result list is paid by gas_per_byte besides.
+var ModelsDefaultGas = map[string]uint64{"register_model": 20_000}
+
 // JobsParams are the compute-job market's parameters (chain/jobs).
 type JobsParams struct {
 	// FeeBps of every checkpoint payment goes to the fee pool.
@@ -313,6 +319,9 @@ func defaultGas() map[string]uint64 {
 		g[name] = gas
 	}
 	for name, gas := range StorageDefaultGas {
+		g[name] = gas
+	}
+	for name, gas := range ModelsDefaultGas {
 		g[name] = gas
 	}
 	return g

@@ -102,11 +102,13 @@ func (e errorString) Error() string { return string(e) }
 // change of gas changes fees, hence outcomes).
 func TestDeclaredGas(t *testing.T) {
 	g := DefaultParams().Gas
-	// The chain's own messages, and the job, data and storage markets'
-	// (chain/jobs, chain/data and chain/storage declare those; a chain/app
-	// test checks their declarations against the *DefaultGas tables).
-	if len(g) != len(MsgNames)+len(JobsDefaultGas)+len(DataDefaultGas)+len(StorageDefaultGas) {
-		t.Fatalf("default gas for %d messages, %d declared + %d jobs + %d data + %d storage", len(g), len(MsgNames), len(JobsDefaultGas), len(DataDefaultGas), len(StorageDefaultGas))
+	// The chain's own messages, and the job, data and storage markets' and
+	// the model registry's (chain/jobs, chain/data, chain/storage and
+	// chain/models declare those; a chain/app test checks their
+	// declarations against the *DefaultGas tables).
+	if len(g) != len(MsgNames)+len(JobsDefaultGas)+len(DataDefaultGas)+len(StorageDefaultGas)+len(ModelsDefaultGas) {
+		t.Fatalf("default gas for %d messages, %d declared + %d jobs + %d data + %d storage + %d models", len(g), len(MsgNames),
+			len(JobsDefaultGas), len(DataDefaultGas), len(StorageDefaultGas), len(ModelsDefaultGas))
 	}
 	for _, name := range MsgNames {
 		if g[name] == 0 {

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/agoranet/agora/chain/blobtree"
 )
 
 func data(n int, seed uint64) []byte {
@@ -180,4 +182,18 @@ func FuzzProof(f *testing.F) {
 		chunk := make([]byte, int(n)%(ChunkSize+1))
 		_ = p.Verify(m.ID(), chunk) // must not panic
 	})
+}
+
+// TestIDOfMatchesChain: the chain's in-memory blob ID (chain/blobtree.IDOf,
+// which checks registrations against result lists) is the streaming one.
+func TestIDOfMatchesChain(t *testing.T) {
+	for _, n := range []int{0, 1, 1023, 1024, 1025, 64 << 10, 64<<10 + 1, 200_000} {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i*7 + i>>10)
+		}
+		if got, want := ID(blobtree.IDOf(b)), Of(b); got != want {
+			t.Errorf("%d bytes: blobtree.IDOf %s, blob.Of %s", n, got, want)
+		}
+	}
 }

@@ -1,11 +1,9 @@
 package jobs
 
 import (
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"sort"
 
+	chainjobs "github.com/agoranet/agora/chain/jobs"
 	"github.com/agoranet/agora/protocol/blob"
 )
 
@@ -29,62 +27,34 @@ type Results struct {
 	Outputs []Output
 }
 
-const resultsMagic = "agora-results/v1\n"
-
 // MaxOutputs bounds a decoded result list.
-const MaxOutputs = 1 << 12
+const MaxOutputs = chainjobs.MaxOutputs
 
-// Encode returns the canonical encoding (outputs sorted by name).
+// Encode returns the canonical encoding (outputs sorted by name):
+// chain/jobs.EncodeResultList's, the form the chain reads.
 func (r *Results) Encode() []byte {
-	outs := append([]Output(nil), r.Outputs...)
-	sort.Slice(outs, func(i, j int) bool { return outs[i].Name < outs[j].Name })
-	b := append([]byte(nil), resultsMagic...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(outs)))
-	for _, o := range outs {
-		b = binary.BigEndian.AppendUint32(b, uint32(len(o.Name)))
-		b = append(b, o.Name...)
-		b = append(b, o.ID[:]...)
-		b = binary.BigEndian.AppendUint64(b, o.Size)
+	es := make([]chainjobs.ResultEntry, len(r.Outputs))
+	for i, o := range r.Outputs {
+		es[i] = chainjobs.ResultEntry{Name: o.Name, ID: o.ID, Size: o.Size}
 	}
-	return b
+	return chainjobs.EncodeResultList(es)
 }
 
 // ID is the result hash a final checkpoint commits.
 func (r *Results) ID() blob.ID { return blob.Of(r.Encode()) }
 
 // DecodeResults parses Encode's form, refusing any other (unsorted or
-// repeated names, trailing bytes).
+// repeated names, trailing bytes): the chain's own parser
+// (chain/jobs.DecodeResultList), which reads the list when a message
+// proves something about an output.
 func DecodeResults(b []byte) (*Results, error) {
-	if len(b) < len(resultsMagic)+4 || string(b[:len(resultsMagic)]) != resultsMagic {
-		return nil, errors.New("job results: not an agora result list")
-	}
-	b = b[len(resultsMagic):]
-	n := binary.BigEndian.Uint32(b)
-	b = b[4:]
-	if n > MaxOutputs {
-		return nil, fmt.Errorf("job results: %d outputs (at most %d)", n, MaxOutputs)
+	es, err := chainjobs.DecodeResultList(b)
+	if err != nil {
+		return nil, err
 	}
 	r := &Results{}
-	for i := uint32(0); i < n; i++ {
-		if len(b) < 4 {
-			return nil, errors.New("job results: truncated")
-		}
-		l := binary.BigEndian.Uint32(b)
-		b = b[4:]
-		if uint64(len(b)) < uint64(l)+32+8 {
-			return nil, errors.New("job results: truncated")
-		}
-		o := Output{Name: string(b[:l])}
-		copy(o.ID[:], b[l:l+32])
-		o.Size = binary.BigEndian.Uint64(b[l+32:])
-		b = b[l+40:]
-		if o.Name == "" || (i > 0 && r.Outputs[i-1].Name >= o.Name) {
-			return nil, fmt.Errorf("job results: output %d (%q) empty or out of order", i, o.Name)
-		}
-		r.Outputs = append(r.Outputs, o)
-	}
-	if len(b) != 0 {
-		return nil, fmt.Errorf("job results: %d bytes after the list", len(b))
+	for _, e := range es {
+		r.Outputs = append(r.Outputs, Output{Name: e.Name, ID: blob.ID(e.ID), Size: e.Size})
 	}
 	return r, nil
 }

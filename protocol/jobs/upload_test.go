@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	chainjobs "github.com/agoranet/agora/chain/jobs"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/protocol/blob"
 )
@@ -106,7 +107,7 @@ type unsortedResults struct{ r *Results }
 func (u *unsortedResults) encode() []byte {
 	enc := u.r.Encode()
 	back, _ := DecodeResults(enc)
-	b := []byte(resultsMagic)
+	b := []byte(chainjobs.ResultsMagic)
 	b = append(b, 0, 0, 0, byte(len(back.Outputs)))
 	for i := len(back.Outputs) - 1; i >= 0; i-- {
 		o := back.Outputs[i]
