@@ -174,3 +174,14 @@ func (c *Client) HasGrant(ctx context.Context, dataset uint64, buyer types.Addre
 	}
 	return len(gs) > 0, nil
 }
+
+// TrainedModel is the registry's record of the model whose file has sha256
+// hash (chain/models).
+func (c *Client) TrainedModel(ctx context.Context, hash []byte) (api.TrainedModelView, error) {
+	return View[api.TrainedModelView](ctx, c, api.TrainedModelPath(hash), 0)
+}
+
+// TrainedModels lists every registered model, by hash.
+func (c *Client) TrainedModels(ctx context.Context) ([]api.TrainedModelView, error) {
+	return View[[]api.TrainedModelView](ctx, c, api.TrainedModelsPath(), 0)
+}

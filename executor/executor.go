@@ -97,6 +97,11 @@ type Config struct {
 	// so its later checkpoints are wrong while it still answers disputes
 	// honestly from its own (tampered) states.
 	Tamper func(lease, step uint64) bool
+	// OtherData is a test-only fault: when it returns true for a lease,
+	// the executor runs the job on other inputs and data (each file's
+	// bytes reversed): a trainer that trains on other data than the order
+	// names.
+	OtherData func(lease uint64) bool
 	// OnStart, a benchmark hook, is called as a lease's job is about to
 	// run its first instruction (its instance created from step 0).
 	OnStart func(lease uint64)

@@ -229,6 +229,27 @@ func (e *Executor) tamper(ctx context.Context, lease, step uint64, m *wasm.Modul
 	return m.Restore(ctx, job, s)
 }
 
+// otherData is the test-only OtherData fault's job: every input and data
+// file with its bytes in reverse order (text stays text, other text).
+func otherData(job wasm.Job) wasm.Job {
+	flip := func(bs []wasm.Blob) []wasm.Blob {
+		if bs == nil {
+			return nil // no /data stays no /data
+		}
+		out := make([]wasm.Blob, len(bs))
+		for i, b := range bs {
+			d := make([]byte, len(b.Data))
+			for j, c := range b.Data {
+				d[len(d)-1-j] = c
+			}
+			out[i] = wasm.Blob{Name: b.Name, Data: d}
+		}
+		return out
+	}
+	job.Inputs, job.Data = flip(job.Inputs), flip(job.Data)
+	return job
+}
+
 // execute runs the job from the lease's last committed checkpoint to its
 // end, committing each checkpoint.
 func (e *Executor) execute(ctx context.Context, lz *lease) error {
@@ -243,6 +264,9 @@ func (e *Executor) execute(ctx context.Context, lz *lease) error {
 	job, err := e.jobOf(ctx, o)
 	if err != nil {
 		return err
+	}
+	if e.cfg.OtherData != nil && e.cfg.OtherData(lz.id) {
+		job = otherData(job)
 	}
 	m, err := e.module(ctx, o)
 	var ce *compileError

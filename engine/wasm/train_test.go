@@ -3,6 +3,8 @@ package wasm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -65,6 +67,9 @@ func TestTrainingJob(t *testing.T) {
 	got := outs["out/model.gguf"]
 	if len(got) == 0 || !bytes.Equal(got, want.Bytes()) {
 		t.Fatalf("the job's model (%d bytes) is not the native trainer's (%d bytes); stdout:\n%s", len(got), want.Len(), outs["stdout"])
+	}
+	if sum := sha256.Sum256(want.Bytes()); string(outs["out/model.gguf.sha256"]) != hex.EncodeToString(sum[:])+"  model.gguf\n" {
+		t.Fatalf("the job's digest %q is not the model's sha256 %x", outs["out/model.gguf.sha256"], sum)
 	}
 	if !strings.Contains(string(outs["stdout"]), "state "+tr.Hash()) {
 		t.Fatalf("stdout lacks the native state hash %s:\n%s", tr.Hash(), outs["stdout"])

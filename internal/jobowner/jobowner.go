@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/agoranet/agora/chain/api"
+	"github.com/agoranet/agora/chain/models"
+	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/blobstore"
 	"github.com/agoranet/agora/protocol/blob"
@@ -224,4 +227,37 @@ func Fetch(ctx context.Context, c *client.Client, l api.JobLeaseView, dir string
 		}
 	}
 	return res, nil
+}
+
+// ModelRegistration is the message registering the model a fetched,
+// succeeded lease wrote as output (chain/models): the result list and the
+// job's own digest of the file (output + ".sha256"), which the chain
+// checks against the lease's committed result hash.
+func (r *Result) ModelRegistration(output, name string) (*types.MsgRegisterModel, error) {
+	if r.Failed {
+		return nil, fmt.Errorf("lease %d's job failed: %s", r.Lease, r.Outputs[jobs.FailureOutput])
+	}
+	if _, ok := r.Outputs[output]; !ok {
+		return nil, fmt.Errorf("lease %d has no output %q (it has %s)", r.Lease, output, strings.Join(r.names(), ", "))
+	}
+	digest, ok := r.Outputs[output+models.DigestSuffix]
+	if !ok {
+		return nil, fmt.Errorf("lease %d has no %q beside %q: only a job that writes its model's sha256 there can register it", r.Lease, output+models.DigestSuffix, output)
+	}
+	sum, err := models.ParseDigest(digest)
+	if err != nil {
+		return nil, fmt.Errorf("lease %d's %s: %w", r.Lease, output+models.DigestSuffix, err)
+	}
+	if got := sha256.Sum256(r.Outputs[output]); !bytes.Equal(got[:], sum) {
+		return nil, fmt.Errorf("lease %d's %s says %x, but the file's sha256 is %x", r.Lease, output+models.DigestSuffix, sum, got)
+	}
+	return &types.MsgRegisterModel{LeaseId: r.Lease, Results: r.List.Encode(), Output: output, Digest: digest, Name: name}, nil
+}
+
+func (r *Result) names() []string {
+	var out []string
+	for _, o := range r.List.Outputs {
+		out = append(out, o.Name)
+	}
+	return out
 }

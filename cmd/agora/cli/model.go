@@ -17,7 +17,7 @@ import (
 )
 
 func modelCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "model", Short: "Create and inspect GGUF models"}
+	cmd := &cobra.Command{Use: "model", Short: "Create and inspect GGUF models; register trained ones on chain and check their provenance"}
 	var o native.GenOptions
 	var typ string
 	newCmd := &cobra.Command{
@@ -110,6 +110,7 @@ func modelCmd(g *globals) *cobra.Command {
 	}
 	info.Flags().StringVarP(&output, "output", "o", "text", "text or json")
 	cmd.AddCommand(newCmd, info, simulateCmd(g))
+	cmd.AddCommand(modelRegistryCmds(g)...)
 	return cmd
 }
 

@@ -9,15 +9,19 @@
 // /in, in path order, each encoded with a BOS token; the last 10 % is held
 // out, as `agora train` does, so the job's model is byte-identical to
 // `agora train --data DIR --preset P --steps N --seed S --threads 1`'s.
-// Outputs: /out/model.gguf (F32) and a line per 10 % of the steps on
-// stdout. Arguments: preset steps seed (default tiny 100 1).
+// Outputs: /out/model.gguf (F32), /out/model.gguf.sha256 (its sha256 in
+// sha256sum's form, which `agora model register` puts on chain) and a line
+// per 10 % of the steps on stdout. Arguments: preset steps seed (default tiny 100 1).
 //
 // It imports Agora's packages, so it is built inside the Agora module
 // (examples.Build does: GOOS=wasip1 from the source tree).
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -125,10 +129,17 @@ func jobStep() int32 {
 	if err != nil {
 		fail(err)
 	}
-	if err := tr.WriteGGUFTo(f, gguf.F32, "agora-trained-"+preset); err != nil {
+	h := sha256.New()
+	if err := tr.WriteGGUFTo(io.MultiWriter(f, h), gguf.F32, "agora-trained-"+preset); err != nil {
 		fail(err)
 	}
 	if err := f.Close(); err != nil {
+		fail(err)
+	}
+	// The digest output (chain/models): the file's sha256 as this job
+	// computed it, so registering the model on chain needs no trust in
+	// whoever hashes the file later.
+	if err := os.WriteFile("/out/model.gguf.sha256", []byte(hex.EncodeToString(h.Sum(nil))+"  model.gguf\n"), 0o644); err != nil {
 		fail(err)
 	}
 	fmt.Printf("state %s\n", tr.Hash())
