@@ -165,6 +165,6 @@ drain that each sender's committed nonce equals its admitted txs.`,
 	tolc.Flags().IntVar(&to.Attacks, "attacks", 40, "cheating requests per attack and setting")
 	tolc.Flags().Float64SliceVar(&to.Noise, "noise", []float64{0.005, 0.02, 0.05, 0.1}, "σ of the logit noise of honest backends")
 	tolc.Flags().BoolVar(&tjson, "json", false, "print the result as JSON on stdout")
-	cmd.AddCommand(chain, gw, gwPart, ver, tolc, benchJobsCmd(g), benchTrainCmd(g), benchZKCmd(g))
+	cmd.AddCommand(chain, gw, gwPart, ver, tolc, benchJobsCmd(g), benchTrainCmd(g), benchTrainAuditCmd(g), benchZKCmd(g))
 	return cmd
 }
