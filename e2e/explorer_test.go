@@ -382,6 +382,17 @@ func TestUpExplorer(t *testing.T) {
 	waitFor("the dataset page", mainHas("Dataset #1: sample-texts")+" && "+mainHas("CC0")+" && "+mainHas("Grants"))
 	shot("dataset")
 
+	// The trained-model registry's tab: nothing trained on a fresh devnet;
+	// an unregistered hash says so.
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/models")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the models page", mainHas("Trained models")+" && "+mainHas("No trained model has been registered yet."))
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/model/"+strings.Repeat("ab", 32))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("an unregistered model's page", mainHas("no model "+strings.Repeat("ab", 32)+" is registered"))
+
 	// Unknown routes: in the app and on the server.
 	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/no-such-page")); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package explorer
 import (
 	"context"
 	"embed"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -128,6 +129,8 @@ func (s *Server) Handler() http.Handler {
 	route("GET /explorer/api/storage/deals", s.storageDeals)
 	route("GET /explorer/api/storage/deal/{id}", s.storageDeal)
 	route("GET /explorer/api/storage/faults", s.storageFaults)
+	route("GET /explorer/api/models", s.trainedModels)
+	route("GET /explorer/api/model/{hash}", s.trainedModel)
 	route("POST /explorer/api/receipt/check", s.checkReceipt)
 	route("/explorer/api/", func(r *http.Request) (any, error) {
 		return nil, httpError{http.StatusNotFound, "unknown explorer API route " + r.Method + " " + r.URL.Path}
@@ -623,6 +626,7 @@ type JobLease struct {
 	api.JobLeaseView
 	CheckpointList []api.JobCheckpointView `json:"checkpoint_list"`
 	Disputes       []api.JobDisputeView    `json:"disputes"`
+	Models         []api.TrainedModelView  `json:"models"` // registered from this lease (chain/models)
 }
 
 // Job is an order with its open bids and its leases.
@@ -684,6 +688,9 @@ func (s *Server) job(r *http.Request) (any, error) {
 			return nil, err
 		}
 		if _, err := query(s.State, api.JobLeaseDisputesPath(lid), &l.Disputes); err != nil {
+			return nil, err
+		}
+		if _, err := query(s.State, api.TrainedModelsByLeasePath(lid), &l.Models); err != nil {
 			return nil, err
 		}
 		j.Leases = append(j.Leases, l)
@@ -879,6 +886,50 @@ func (s *Server) storageDeal(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// The trained-model registry (chain/models): models a compute job
+// produced, with their provenance and the providers serving them.
+
+// TrainedModel is a registered model with the registered providers whose
+// offers name its hash.
+type TrainedModel struct {
+	Model     api.TrainedModelView `json:"model"`
+	Providers []api.ProviderView   `json:"providers"`
+}
+
+// trainedModels lists the registered models, newest first.
+func (s *Server) trainedModels(r *http.Request) (any, error) {
+	limit, err := limitParam(r, 100, 1000)
+	if err != nil {
+		return nil, err
+	}
+	var ms []api.TrainedModelView
+	if _, err := query(s.State, api.TrainedModelsPath(), &ms); err != nil {
+		return nil, err
+	}
+	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Height > ms[j].Height })
+	return ms[:min(limit, len(ms))], nil
+}
+
+func (s *Server) trainedModel(r *http.Request) (any, error) {
+	h, err := hex.DecodeString(r.PathValue("hash"))
+	if err != nil || len(h) != 32 {
+		return nil, httpError{http.StatusBadRequest, fmt.Sprintf("model hash %q: want 64 hex digits (the file's sha256)", r.PathValue("hash"))}
+	}
+	var m TrainedModel
+	found, err := query(s.State, api.TrainedModelPath(h), &m.Model)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, notFound("no model %x is registered", h)
+	}
+	m.Providers = []api.ProviderView{}
+	if _, err := query(s.State, api.ProvidersForModelPath(h), &m.Providers); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // storageFaults lists the latest missed epochs of every deal, newest first.

@@ -1,6 +1,7 @@
 package explorer
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"github.com/agoranet/agora/chain/api"
 	"io"
@@ -313,6 +314,72 @@ func TestDataRoutes(t *testing.T) {
 		{"/explorer/api/runs?dataset=x", 400, `dataset \"x\": want a number`},
 		{"/explorer/assets/app.js", 200, "function viewDataset("},
 		{"/explorer/", 200, `href="#/datasets"`},
+	} {
+		if body := get(c.path, c.status, nil); !strings.Contains(body, c.want) {
+			t.Errorf("GET %s: %.200q does not contain %q", c.path, body, c.want)
+		}
+	}
+}
+
+// TestModelRoutes: the trained-model pages' API lists models newest
+// first; a model comes with the providers offering it; a malformed hash is
+// 400, an unregistered one 404.
+func TestModelRoutes(t *testing.T) {
+	x := openIndex(t, t.TempDir())
+	defer x.Close()
+	h1, h2, owner, trainer := bytesOf(1, 32), bytesOf(2, 32), bytesOf(3, 20), bytesOf(4, 20)
+	m1 := api.TrainedModelView{Hash: h1, Name: "old", Owner: owner, Trainer: trainer, OrderID: 1, LeaseID: 1, LeaseStatus: "done", Height: 10}
+	m2 := api.TrainedModelView{Hash: h2, Name: "new", Owner: owner, Trainer: trainer, OrderID: 2, LeaseID: 3, LeaseStatus: "done", Height: 20}
+	st := fakeState{
+		api.TrainedModelsPath():       []api.TrainedModelView{m1, m2},
+		api.TrainedModelPath(h2):      m2,
+		api.ProvidersForModelPath(h2): []api.ProviderView{{Address: bytesOf(5, 20), Endpoint: "http://127.0.0.1:9"}},
+		api.TrainedModelPath(h1):      m1,
+		api.ProvidersForModelPath(h1): []api.ProviderView{},
+	}
+	srv := httptest.NewServer(NewServer(x, st).Handler())
+	defer srv.Close()
+	get := func(path string, status int, out any) string {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != status {
+			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, status)
+		}
+		if out != nil {
+			if err := json.Unmarshal(body, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return string(body)
+	}
+	var ms []api.TrainedModelView
+	get("/explorer/api/models", 200, &ms)
+	if len(ms) != 2 || ms[0].Name != "new" || ms[1].Name != "old" {
+		t.Fatalf("models: %+v", ms)
+	}
+	get("/explorer/api/models?limit=1", 200, &ms)
+	if len(ms) != 1 || ms[0].Name != "new" {
+		t.Fatalf("models, limit 1: %+v", ms)
+	}
+	var m TrainedModel
+	get("/explorer/api/model/"+hex.EncodeToString(h2), 200, &m)
+	if m.Model.Name != "new" || len(m.Providers) != 1 || m.Providers[0].Endpoint != "http://127.0.0.1:9" {
+		t.Fatalf("model: %+v", m)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+		want   string
+	}{
+		{"/explorer/api/model/" + hex.EncodeToString(bytesOf(9, 32)), 404, "is registered"},
+		{"/explorer/api/model/xyz", 400, "want 64 hex digits"},
+		{"/explorer/assets/app.js", 200, "function viewModel("},
+		{"/explorer/", 200, `href="#/models"`},
 	} {
 		if body := get(c.path, c.status, nil); !strings.Contains(body, c.want) {
 			t.Errorf("GET %s: %.200q does not contain %q", c.path, body, c.want)

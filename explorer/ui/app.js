@@ -50,6 +50,7 @@ const link = {
   dispute: id => `<a href="#/job-dispute/${esc(id)}">#${esc(id)}</a>`,
   dataset: id => `<a href="#/dataset/${esc(id)}">#${esc(id)}</a>`,
   grant: id => `<a href="#/data-grant/${esc(id)}">#${esc(id)}</a>`,
+  model: h => `<a href="#/model/${esc(h)}" class="mono">${esc(short(h, 12))}</a>`,
 };
 function yes(b, t = "yes", f = "no") { return b ? `<span class="ok">${t}</span>` : `<span class="bad">${f}</span>`; }
 
@@ -504,7 +505,8 @@ async function viewJob(id) {
       { h: "State", f: c => `<span class="mono">${esc(short(c.state_hash, 12))}</span>` + (c.done ? ' <span class="ok">done</span>' : "") },
       { h: "Paid", n: 1, f: c => amount(c.paid) },
       { h: "Block", f: c => link.block(c.height) },
-    ], l.checkpoint_list || [], "No checkpoint yet.") + (l.disputes && l.disputes.length ? `<h3>Disputes</h3>` + disputeTable(l.disputes) : "");
+    ], l.checkpoint_list || [], "No checkpoint yet.") + (l.disputes && l.disputes.length ? `<h3>Disputes</h3>` + disputeTable(l.disputes) : "") +
+      (l.models && l.models.length ? `<h3>Models registered from this lease</h3>` + modelTable(l.models) : "");
   }
   return html;
 }
@@ -521,6 +523,47 @@ async function viewJobDispute(id) {
     ["Outcome", d.outcome ? `${esc(d.outcome)}: ${esc(d.reason)}` : "—"],
     ["Slashed / refunded / rewarded", `${amount(d.slashed)} / ${amount(d.refund)} / ${amount(d.reward)}`],
   ]);
+}
+
+// ---------- trained-model registry (chain/models) ----------
+
+function modelTable(ms) {
+  return table([
+    { h: "Model (sha256)", f: m => link.model(m.hash) },
+    { h: "Name", f: m => esc(m.name || "—") },
+    { h: "Size", n: 1, f: m => num(m.size) },
+    { h: "Trained by", f: m => link.prov(m.trainer) },
+    { h: "Job", f: m => link.job(m.order_id) + ` lease ${esc(m.lease_id)} ` + jobStatus(m.lease_status) },
+    { h: "Steps", n: 1, f: m => num(m.steps) },
+    { h: "Data", f: m => m.dataset_id ? link.dataset(m.dataset_id) : `${num(m.input_hashes.length)} input(s)` },
+    { h: "Registered", f: m => link.block(m.height) },
+  ], ms, "No trained model has been registered yet.");
+}
+
+async function viewModels() {
+  return `<h1>Trained models</h1><p>Models a compute job produced, registered by the job's owner: the chain checked the file's sha256 (computed by the job itself) against the lease's committed results. Check a file with <code>agora model provenance FILE</code>.</p>` +
+    modelTable(await get("/models?limit=200"));
+}
+
+async function viewModel(h) {
+  const r = await get("/model/" + encodeURIComponent(h));
+  const m = r.model;
+  return `<h1>Model <span class="mono">${esc(short(m.hash, 16))}</span>${m.name ? " — " + esc(m.name) : ""}</h1>` + kv([
+    ["sha256", `<span class="mono">${esc(m.hash)}</span>`],
+    ["Blob ID", `<span class="mono">${esc(m.blob_id)}</span> (${num(m.size)} bytes)`],
+    ["Registered", `by ${link.acct(m.owner)} at ${link.block(m.height)}`],
+    ["Trained by", link.prov(m.trainer) + ` in job ${link.job(m.order_id)}, lease ${esc(m.lease_id)}: ` + jobStatus(m.lease_status) +
+      (m.lease_status === "slashed" ? ' <span class="bad">the lease lost a dispute after registration</span>' : "")],
+    ["Module", `<span class="mono">${esc(m.module_hash)}</span> ${esc((m.args || []).join(" "))}`],
+    ["Training data", m.dataset_id ? link.dataset(m.dataset_id) + ` root <span class="mono">${esc(short(m.dataset_root, 16))}</span>` :
+      (m.input_hashes || []).map((h, i) => `${esc((m.input_names || [])[i] || i)} <span class="mono">${esc(short(h, 16))}</span>`).join("<br>") || "none"],
+    ["Checkpoint chain", `${num(m.checkpoints)} checkpoints over ${num(m.steps)} steps, final state <span class="mono">${esc(short(m.state_hash, 16))}</span>`],
+    ["Result list", `<span class="mono">${esc(m.result_hash)}</span>, output ${esc(m.output)}`],
+  ]) + `<h2>Served by</h2>` + table([
+    { h: "Provider", f: p => link.prov(p.address) },
+    { h: "Endpoint", f: p => esc(p.endpoint) },
+    { h: "Faults", n: 1, f: p => num(p.faults) },
+  ], r.providers, "No registered provider offers this model.");
 }
 
 // ---------- data market (chain/data) ----------
@@ -754,6 +797,8 @@ const routes = [
   [/^\/jobs$/, (m, q) => viewJobs(q), "jobs"],
   [/^\/job\/(\d+)$/, m => viewJob(m[1]), "jobs"],
   [/^\/job-dispute\/(\d+)$/, m => viewJobDispute(m[1]), "jobs"],
+  [/^\/models$/, () => viewModels(), "models"],
+  [/^\/model\/([0-9a-fA-F]{64})$/, m => viewModel(m[1]), "models"],
   [/^\/datasets$/, () => viewDatasets(), "data"],
   [/^\/runs$/, () => viewRuns(), "data"],
   [/^\/dataset\/(\d+)$/, m => viewDataset(m[1]), "data"],

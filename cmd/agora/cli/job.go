@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/protocol/blob"
 	pjobs "github.com/agoranet/agora/protocol/jobs"
+	"github.com/agoranet/agora/train"
 )
 
 // jobSubmitFlags are `agora job submit`'s order terms.
@@ -39,6 +41,7 @@ type jobSubmitFlags struct {
 	interval             uint64
 	liveness             int64
 	example              string
+	train                string
 	noUpload             bool
 	wait                 time.Duration
 }
@@ -114,6 +117,49 @@ func hex32(s, what string) ([]byte, error) {
 // jobCmd is `agora job`: the compute-job market (chain/jobs), for owners
 // (submit, status, list, cancel, dispute) and providers (bid, checkpoint),
 // and the dispute moves (bisect, pick, vote).
+// tinyStepGas is the gas a step of the train example's tiny preset takes
+// with margin (≈ 7.7 G measured, BENCHMARKS "Training").
+const tinyStepGas = 10_000_000_000
+
+// trainingOrder turns --train PRESET,STEPS[,SEED] into the train
+// example's order: its arguments, and the defaults a training run needs
+// for the flags not given (changed says which were).
+func (sf *jobSubmitFlags) trainingOrder(changed func(string) bool) error {
+	parts := strings.Split(sf.train, ",")
+	if len(parts) < 2 || len(parts) > 3 {
+		return fmt.Errorf("--train %q: want PRESET,STEPS[,SEED]", sf.train)
+	}
+	if _, ok := train.Presets[parts[0]]; !ok {
+		return fmt.Errorf("--train: unknown preset %q (have %s)", parts[0], train.PresetNames)
+	}
+	steps, err := strconv.ParseUint(parts[1], 10, 32)
+	if err != nil || steps == 0 {
+		return fmt.Errorf("--train: steps %q: want a positive number", parts[1])
+	}
+	if len(parts) == 3 {
+		if _, err := strconv.ParseUint(parts[2], 10, 64); err != nil {
+			return fmt.Errorf("--train: seed %q: %w", parts[2], err)
+		}
+	}
+	if sf.example != "" || sf.module != "" || sf.moduleHash != "" || changed("args") {
+		return fmt.Errorf("--train builds the train example with its arguments: give no --example, --module, --module-hash or --args")
+	}
+	sf.example, sf.args = "train", parts
+	if !changed("memory-pages") {
+		sf.memoryPages = 2048
+	}
+	if !changed("checkpoint-interval") {
+		sf.interval = 1
+	}
+	if !changed("gas") {
+		if parts[0] != "tiny" {
+			return fmt.Errorf("--train %s: give --gas (10 G a step is the tiny preset's budget; measure a few steps of yours)", parts[0])
+		}
+		sf.gas = (steps + 1) * tinyStepGas
+	}
+	return nil
+}
+
 func jobCmd(g *globals) *cobra.Command {
 	f := &txFlags{}
 	var height int64
@@ -154,11 +200,17 @@ owns the order); the providers run the job and commit its checkpoints. Then
 'agora job result ORDER_ID' fetches the results.`,
 		Example: `  agora job submit --example raytrace --from demo
   agora job submit --example ngram --input corpus.txt --replicas 2 --from demo
-  agora job submit --module job.wasm --input data.bin --gas 5000000000 --from me`,
+  agora job submit --module job.wasm --input data.bin --gas 5000000000 --from me
+  agora job submit --train tiny,200,1 --input corpus.txt --from me`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("deadline") && cmd.Flags().Changed("deadline-in") {
 				return fmt.Errorf("give --deadline or --deadline-in, not both")
+			}
+			if sf.train != "" {
+				if err := sf.trainingOrder(cmd.Flags().Changed); err != nil {
+					return err
+				}
 			}
 			if sf.example != "" && (sf.module != "" || sf.moduleHash != "") {
 				return fmt.Errorf("give --example or --module/--module-hash, not both")
@@ -224,6 +276,7 @@ owns the order); the providers run the job and commit its checkpoints. Then
 	fl.Int64Var(&sf.liveness, "liveness", 0, "blocks a provider may go without a checkpoint before its lease is abandoned and it is slashed (0: the chain's default, liveness_epochs × epoch_length; raise it when an interval takes long to compute)")
 	fl.Uint64Var(&sf.escrow, "escrow", 0, "escrow deposit, uagr (default: exactly what the order requires)")
 	fl.StringVar(&sf.example, "example", "", "build an example job as the module: "+strings.Join(append(examples.Names, examples.InModule...), ", ")+" (train: from inside an Agora checkout)")
+	fl.StringVar(&sf.train, "train", "", "a training job: PRESET,STEPS[,SEED] of Agora's trainer (the train example; corpus from --input files or the dataset) with a checkpoint every step, 2048 memory pages and, for the tiny preset, 10 G gas a step, unless given")
 	fl.BoolVar(&sf.noUpload, "no-upload", false, "only post the order: do not wait for the clearing nor upload the module and inputs")
 	fl.DurationVar(&sf.wait, "wait", 5*time.Minute, "how long to wait for the clearing")
 

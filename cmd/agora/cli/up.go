@@ -346,7 +346,9 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 		// an example job can be submitted at once.
 		reg := registry()
 		ex, err := executor.New(executor.Config{ChainRPC: cfg.RPC.Laddr, Key: key, DataDir: filepath.Join(dir, "executor"),
-			CacheDir: filepath.Join(g.home, "data", "wasm-cache"), Price: uint64(1000 + 100*i), MaxCollateral: 10_000_000, MaxConcurrent: 1}, logger.With("module", "executor", "provider", name), reg)
+			CacheDir: filepath.Join(g.home, "data", "wasm-cache"), Price: uint64(1000 + 100*i), MaxCollateral: 10_000_000, MaxConcurrent: 1,
+			MaxGas: 10_000_000_000_000, // ≈ 1,000 steps of the tiny training preset: a devnet takes long jobs
+		}, logger.With("module", "executor", "provider", name), reg)
 		if err != nil {
 			return "", err
 		}
