@@ -11,12 +11,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/chain/api"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/engine/wasm/examples"
 	"github.com/agoranet/agora/internal/dataclient"
 	"github.com/agoranet/agora/protocol/blob"
 	pjobs "github.com/agoranet/agora/protocol/jobs"
@@ -42,7 +44,7 @@ func uploadDataset(ctx context.Context, g *globals, c *client.Client, owner ed25
 // dataRunCmd is `agora data run`: a compute-to-data order on a dataset.
 func dataRunCmd(g *globals, f *txFlags) *cobra.Command {
 	s := &dataclient.RunSpec{}
-	var module, out string
+	var module, example, out string
 	var wait time.Duration
 	cmd := &cobra.Command{Use: "run DATASET_ID --module FILE|BLOB_ID", Short: "Run a module on a dataset where it lives (compute-to-data); the results come back sealed to your key, checked against the chain",
 		Long: `Posts a compute-to-data order: the module runs on the dataset's host with the
@@ -53,7 +55,8 @@ are sealed to the --from key (X25519 of its ed25519 key): run decrypts them,
 checks the plaintext result list against the hash the chain committed, and
 writes the outputs under --out.`,
 		Example: `  agora data run 1 --module ngram.wasm --args 20 --from buyer
-  agora data run 1 --module 5f3c...e1 --gas 20000000000 --max-price 1000 --from buyer`,
+  agora data run 1 --module 5f3c...e1 --gas 20000000000 --max-price 1000 --from buyer
+  agora data run 2 --example train --args tiny,200,1 --gas 2010000000000 --memory-pages 2048 --checkpoint-interval 1 --from buyer`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			id, err := u64(a[0], "dataset id")
@@ -66,11 +69,16 @@ writes the outputs under --out.`,
 			if f.from == "" {
 				return fmt.Errorf("--from is required")
 			}
-			if module == "" {
-				return fmt.Errorf("--module FILE.wasm or --module BLOB_ID is required")
+			if (module == "") == (example == "") {
+				return fmt.Errorf("give --module FILE.wasm, --module BLOB_ID or --example NAME")
 			}
 			s.Dataset = id
-			if h, err := hex32(module, "--module"); err == nil {
+			if example != "" {
+				fmt.Fprintf(g.errOut, "building example %s (GOOS=wasip1 GOARCH=wasm) ...\n", example)
+				if s.Module, err = examples.Build(ctxOr(cmd.Context()), example); err != nil {
+					return err
+				}
+			} else if h, err := hex32(module, "--module"); err == nil {
 				copy(s.ModuleID[:], h)
 			} else if s.Module, err = os.ReadFile(module); err != nil {
 				return fmt.Errorf("--module %q: neither a 64-hex blob ID nor a readable file: %w", module, err)
@@ -136,6 +144,7 @@ writes the outputs under --out.`,
 		}}
 	fl := cmd.Flags()
 	fl.StringVar(&module, "module", "", "the module: a .wasm file (uploaded to the host) or its blob ID (the host must hold it)")
+	fl.StringVar(&example, "example", "", "or build an example job as the module: "+strings.Join(append(examples.Names, examples.InModule...), ", ")+" (train: from inside an Agora checkout)")
 	fl.StringSliceVar(&s.Args, "args", nil, "the module's arguments (comma-separated)")
 	fl.Uint64Var(&s.Gas, "gas", 20_000_000_000, "gas limit")
 	fl.Uint64Var(&s.MaxPrice, "max-price", 1_000, "the most you pay for gas, uagr per million gas")
