@@ -42,17 +42,21 @@ func (tr *Trainer) WriteGGUF(path string, typ gguf.TensorType, name string) erro
 // SentencePiece-style vocabulary of bytes and the generator's merges, the
 // one every written model carries).
 func Tokenizer(c Config) (*tokenizer.Tokenizer, error) {
-	// A one-layer model of the same vocabulary, built in memory (no
-	// temporary file: a compute job has nowhere to write one): only its
-	// tokenizer is read.
-	var b bytes.Buffer
-	o := native.GenOptions{Dim: 32, Layers: 1, Heads: 1, FFN: 32, Vocab: c.Vocab, Context: 16, Type: gguf.F32, Tied: true}
-	if err := native.WriteRandomModelTo(&b, o); err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
-	}
-	f, err := gguf.Parse(b.Bytes())
+	f, err := vocabFile(c)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	return tokenizer.FromGGUF(f)
+}
+
+// vocabFile is a one-layer model of c's vocabulary, built in memory (no
+// temporary file: a compute job has nowhere to write one): its tokenizer
+// metadata is every written model's.
+func vocabFile(c Config) (*gguf.File, error) {
+	var b bytes.Buffer
+	o := native.GenOptions{Dim: 32, Layers: 1, Heads: 1, FFN: 32, Vocab: c.Vocab, Context: 16, Type: gguf.F32, Tied: true}
+	if err := native.WriteRandomModelTo(&b, o); err != nil {
+		return nil, err
+	}
+	return gguf.Parse(b.Bytes())
 }

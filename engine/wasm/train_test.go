@@ -98,4 +98,41 @@ func TestTrainingJob(t *testing.T) {
 		t.Fatalf("replayed step 2: %x (%d gas), the run's checkpoint %x (%d gas)", sr.Post, sr.GasUsed, r.Checkpoints[2].State, r.Checkpoints[2].GasUsed)
 	}
 	t.Logf("%d steps, %d gas (%.1f G per step); model %d bytes", r.Steps, r.GasUsed, float64(r.GasUsed)/steps/1e9, len(got))
+
+	// Continued from a base: the job's model as input base.gguf (not
+	// corpus) gives the native trainer's model from the same base.
+	job2 := Job{Args: []string{"tiny", "2", "8"}, Inputs: []Blob{{Name: "base.gguf", Data: got}, {Name: "corpus.txt", Data: []byte(trainCorpus)}}, Gas: 1 << 44, CheckpointEvery: 1}
+	r2, err := m.Run(ctx, job2)
+	if err != nil || r2.Failure != nil {
+		t.Fatalf("%v %+v", err, r2.Failure)
+	}
+	hyp2 := p.Hyper
+	hyp2.Steps, hyp2.Seed = 2, 8
+	hyp2.Warmup = min(hyp2.Warmup, max(2/10, 1))
+	tr2, err := train.New(cfg, hyp2, train.NewData(ids[:cut], cfg.SeqLen, 8), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := gguf.Parse(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := train.LoadBase(tr2, base); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := tr2.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want2 bytes.Buffer
+	if err := tr2.WriteGGUFTo(&want2, gguf.F32, "agora-trained-tiny"); err != nil {
+		t.Fatal(err)
+	}
+	if got2 := outputs(r2)["out/model.gguf"]; !bytes.Equal(got2, want2.Bytes()) || bytes.Equal(got2, got) {
+		t.Fatalf("the job continued from base.gguf (%d bytes) is not the native trainer's from the same base (%d bytes); stdout:\n%s", len(got2), want2.Len(), outputs(r2)["stdout"])
+	}
+	if !strings.Contains(string(outputs(r2)["stdout"]), "starting from the base model") {
+		t.Fatalf("stdout: %s", outputs(r2)["stdout"])
+	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/agoranet/agora/engine/gguf"
 	"github.com/agoranet/agora/engine/tokenizer"
 	"github.com/agoranet/agora/internal/atomicfile"
 	"github.com/agoranet/agora/train"
@@ -33,6 +34,7 @@ type trainLog struct {
 	TrainTokens    int          `json:"train_tokens"`
 	HeldOutTokens  int          `json:"heldout_tokens"`
 	ResumedFrom    int          `json:"resumed_from,omitempty"`
+	Base           string       `json:"base,omitempty"` // sha256 of the base model the run started from
 	Threads        int          `json:"threads"`
 	Curve          []curvePoint `json:"curve"`
 	Checkpoints    []ckptRecord `json:"checkpoints"`
@@ -64,10 +66,10 @@ type ckptRecord struct {
 
 func trainCmd(g *globals) *cobra.Command {
 	var (
-		data, preset, out, resume, ckpt, logPath, typ string
-		steps, threads, every, stopAfter, evalWin     int
-		seed                                          uint64
-		holdout                                       float64
+		data, preset, out, resume, ckpt, logPath, typ, base string
+		steps, threads, every, stopAfter, evalWin           int
+		seed                                                uint64
+		holdout                                             float64
 	)
 	cmd := &cobra.Command{
 		Use:   "train --data FILE|DIR --preset tiny|small --steps N --out model.gguf",
@@ -129,6 +131,9 @@ bigram model's. The tokenizer is the engine's generated vocabulary for the prese
 			trainData := train.NewData(ids[:cut], cfg.SeqLen, seed)
 			held := train.NewData(ids[cut:], cfg.SeqLen, seed)
 
+			if base != "" && resume != "" {
+				return fmt.Errorf("give --base or --resume, not both: a resumed run's weights are its checkpoint's")
+			}
 			var tr *train.Trainer
 			if resume != "" {
 				tr, err = train.Load(resume, trainData, threads)
@@ -141,8 +146,24 @@ bigram model's. The tokenizer is the engine's generated vocabulary for the prese
 			} else if tr, err = train.New(cfg, hyp, trainData, threads); err != nil {
 				return err
 			}
+			var baseSum string
+			if base != "" {
+				raw, err := os.ReadFile(base)
+				if err != nil {
+					return fmt.Errorf("--base: %w", err)
+				}
+				f, err := gguf.Parse(raw)
+				if err != nil {
+					return fmt.Errorf("--base %s: %w", base, err)
+				}
+				if err := train.LoadBase(tr, f); err != nil {
+					return fmt.Errorf("--base %s: %w", base, err)
+				}
+				sum := sha256.Sum256(raw)
+				baseSum = hex.EncodeToString(sum[:])
+			}
 			lg := trainLog{Preset: preset, Config: cfg, Hyper: hyp, Params: cfg.ParamCount(), DataRoot: trainData.Root(),
-				TrainTokens: trainData.Tokens(), HeldOutTokens: held.Tokens(), ResumedFrom: tr.Step, Threads: threads, CheckpointFile: ckpt}
+				TrainTokens: trainData.Tokens(), HeldOutTokens: held.Tokens(), ResumedFrom: tr.Step, Threads: threads, CheckpointFile: ckpt, Base: baseSum}
 			if tr.Step > 0 {
 				// a resumed run's log continues the stopped run's (its points up
 				// to the checkpoint), when that log is of the same run
@@ -251,6 +272,7 @@ bigram model's. The tokenizer is the engine's generated vocabulary for the prese
 	f.IntVar(&steps, "steps", 200, "optimisation steps (the learning-rate schedule's length)")
 	f.StringVar(&out, "out", "", "output GGUF model")
 	f.StringVar(&resume, "resume", "", "continue the run saved in this checkpoint")
+	f.StringVar(&base, "base", "", "start from this F32 model of the preset's shape (e.g. an earlier run's --out) instead of seeded weights")
 	f.IntVar(&threads, "threads", 0, "threads (default: all CPUs); results do not depend on it")
 	f.Uint64Var(&seed, "seed", 1, "seed of the initial weights and the data order")
 	f.IntVar(&every, "checkpoint-every", 100, "hash and save the state every K steps")

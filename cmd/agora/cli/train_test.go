@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -134,6 +136,10 @@ func TestTrainCommandErrors(t *testing.T) {
 	if code, o, e := runCLI("train", "--data", data, "--steps", "2", "--out", filepath.Join(dir, "o.gguf"), "--checkpoint", ckptOther, "--seed", "9", "--stop-after", "1"); code != 0 {
 		t.Fatalf("%s %s", o, e)
 	}
+	baseModel := filepath.Join(dir, "base.gguf")
+	if code, o, e := runCLI("train", "--data", data, "--steps", "2", "--out", baseModel); code != 0 {
+		t.Fatalf("%s %s", o, e)
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -145,6 +151,9 @@ func TestTrainCommandErrors(t *testing.T) {
 		{[]string{"--data", small, "--out", out}, "too few for preset tiny"},
 		{[]string{"--data", data, "--out", out, "--type", "q9"}, "q9"},
 		{[]string{"--data", data, "--out", out, "--steps", "2", "--resume", ckptOther}, "is not this one"},
+		{[]string{"--data", data, "--out", out, "--steps", "2", "--base", baseModel, "--resume", ckptOther}, "give --base or --resume, not both"},
+		{[]string{"--data", data, "--out", out, "--steps", "2", "--base", small}, "--base " + small},
+		{[]string{"--data", data, "--out", out, "--steps", "2", "--preset", "small", "--base", baseModel}, "is not this run's"},
 	} {
 		code, o, e := runCLI(append([]string{"train"}, tc.args...)...)
 		if code != 1 || !strings.Contains(e, tc.want) {
@@ -153,5 +162,14 @@ func TestTrainCommandErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Errorf("a refused run wrote %s", out)
+	}
+	// A run from a base records its sha256 and starts from its weights.
+	if code, o, e := runCLI("train", "--data", data, "--steps", "2", "--out", out, "--base", baseModel, "--seed", "9"); code != 0 {
+		t.Fatalf("--base: %s %s", o, e)
+	}
+	raw, _ := os.ReadFile(baseModel)
+	sum := sha256.Sum256(raw)
+	if lg := readTrainLog(t, out+".json"); lg.Base != hex.EncodeToString(sum[:]) {
+		t.Errorf("the log's base %q, want the base's sha256 %x", lg.Base, sum)
 	}
 }

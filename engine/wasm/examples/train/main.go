@@ -9,6 +9,8 @@
 // /in, in path order, each encoded with a BOS token; the last 10 % is held
 // out, as `agora train` does, so the job's model is byte-identical to
 // `agora train --data DIR --preset P --steps N --seed S --threads 1`'s.
+// An input named base.gguf is the model to start from (fine-tuning or
+// continuing a run: train.LoadBase) instead of the seed's weights.
 // Outputs: /out/model.gguf (F32), /out/model.gguf.sha256 (its sha256 in
 // sha256sum's form, which `agora model register` puts on chain) and a line
 // per 10 % of the steps on stdout. Arguments: preset steps seed (default tiny 100 1).
@@ -32,6 +34,10 @@ import (
 	"github.com/agoranet/agora/train"
 )
 
+// basePath is the input a run starts from instead of seeded weights (an
+// F32 model of the preset's shape: train.LoadBase); it is not corpus.
+const basePath = "/in/base.gguf"
+
 var (
 	tr     *train.Trainer
 	preset = "tiny"
@@ -51,7 +57,7 @@ func texts() []string {
 	}
 	var files []string
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
+		if err == nil && d.Type().IsRegular() && p != basePath {
 			files = append(files, p)
 		}
 		return nil
@@ -109,6 +115,17 @@ func jobInit() {
 	}
 	if tr, err = train.New(cfg, hyp, train.NewData(ids[:cut], cfg.SeqLen, seed), 1); err != nil {
 		fail(err)
+	}
+	if _, err := os.Stat(basePath); err == nil {
+		f, err := gguf.Open(basePath)
+		if err != nil {
+			fail(fmt.Errorf("base model: %w", err))
+		}
+		if err := train.LoadBase(tr, f); err != nil {
+			fail(err)
+		}
+		f.Close()
+		fmt.Println("starting from the base model in", basePath)
 	}
 	fmt.Printf("training %s: %d parameters, %d training tokens, %d steps\n", preset, cfg.ParamCount(), cut, steps)
 }
