@@ -33,6 +33,8 @@ type Server struct {
 	State   State
 	Checker *Checker
 
+	losses lossCharts // training jobs' loss charts, by lease
+
 	probe struct { // providers' reachability, probed lazily (at most every probeTTL)
 		sync.Mutex
 		at     time.Time
@@ -135,6 +137,8 @@ func (s *Server) Handler() http.Handler {
 	route("/explorer/api/", func(r *http.Request) (any, error) {
 		return nil, httpError{http.StatusNotFound, "unknown explorer API route " + r.Method + " " + r.URL.Path}
 	})
+
+	mux.HandleFunc("GET /explorer/api/lease/{id}/loss.svg", s.leaseLoss)
 
 	static, _ := fs.Sub(uiFiles, "ui")
 	files := http.FileServerFS(static)

@@ -83,3 +83,21 @@ func LossChartSVG(title string, curve []Point, heldOut float64) []byte {
 	b.WriteString("</svg>\n")
 	return b.Bytes()
 }
+
+// LossLog is a training job's loss curve, as the train example writes it
+// to /out/loss.json (the explorer draws it on the job's page).
+type LossLog struct {
+	Preset string    `json:"preset"`
+	Steps  int       `json:"steps"`
+	Seed   uint64    `json:"seed"`
+	Loss   []float64 `json:"loss"` // step i+1's mean training loss
+}
+
+// Chart draws the log's curve (LossChartSVG).
+func (l LossLog) Chart(title string) []byte {
+	pts := make([]Point, len(l.Loss))
+	for i, v := range l.Loss {
+		pts[i] = Point{Step: i + 1, Loss: v}
+	}
+	return LossChartSVG(title, pts, 0)
+}

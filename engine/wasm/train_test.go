@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -55,10 +56,17 @@ func TestTrainingJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var losses []float64
 	for range steps {
-		if _, err := tr.TrainStep(); err != nil {
+		sr, err := tr.TrainStep()
+		if err != nil {
 			t.Fatal(err)
 		}
+		losses = append(losses, sr.Loss)
+	}
+	lj, _ := json.Marshal(train.LossLog{Preset: "tiny", Steps: steps, Seed: 7, Loss: losses})
+	if got := outs["out/loss.json"]; string(got) != string(lj)+"\n" {
+		t.Fatalf("the job's loss log %s, the native trainer's %s", got, lj)
 	}
 	var want bytes.Buffer
 	if err := tr.WriteGGUFTo(&want, gguf.F32, "agora-trained-tiny"); err != nil {

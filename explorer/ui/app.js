@@ -506,7 +506,10 @@ async function viewJob(id) {
       { h: "Paid", n: 1, f: c => amount(c.paid) },
       { h: "Block", f: c => link.block(c.height) },
     ], l.checkpoint_list || [], "No checkpoint yet.") + (l.disputes && l.disputes.length ? `<h3>Disputes</h3>` + disputeTable(l.disputes) : "") +
-      (l.models && l.models.length ? `<h3>Models registered from this lease</h3>` + modelTable(l.models) : "");
+      (l.models && l.models.length ? `<h3>Models registered from this lease</h3>` + modelTable(l.models) : "") +
+      // A training job's loss curve (out/loss.json, fetched from the provider and checked against the
+      // chain by the explorer); other jobs have none and the figure removes itself.
+      (l.result_hash && !o.dataset_id ? `<figure class="loss" id="loss-${esc(l.id)}"><img src="/explorer/api/lease/${esc(l.id)}/loss.svg" alt="training loss of lease ${esc(l.id)}" width="640" height="380" onerror="this.parentNode.remove()"></figure>` : "");
   }
   return html;
 }

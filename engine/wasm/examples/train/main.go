@@ -12,8 +12,9 @@
 // An input named base.gguf is the model to start from (fine-tuning or
 // continuing a run: train.LoadBase) instead of the seed's weights.
 // Outputs: /out/model.gguf (F32), /out/model.gguf.sha256 (its sha256 in
-// sha256sum's form, which `agora model register` puts on chain) and a line
-// per 10 % of the steps on stdout. Arguments: preset steps seed (default tiny 100 1).
+// sha256sum's form, which `agora model register` puts on chain),
+// /out/loss.json (the loss of every step: train.LossLog, which the
+// explorer draws) and a line per 10 % of the steps on stdout. Arguments: preset steps seed (default tiny 100 1).
 //
 // It imports Agora's packages, so it is built inside the Agora module
 // (examples.Build does: GOOS=wasip1 from the source tree).
@@ -22,6 +23,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -39,6 +41,8 @@ import (
 const basePath = "/in/base.gguf"
 
 var (
+	losses []float64 // per step: /out/loss.json, the explorer's loss chart
+	seed   = uint64(1)
 	tr     *train.Trainer
 	preset = "tiny"
 	steps  = 100
@@ -76,7 +80,6 @@ func texts() []string {
 
 //go:wasmexport init
 func jobInit() {
-	seed := uint64(1)
 	if len(os.Args) > 1 {
 		preset = os.Args[1]
 	}
@@ -136,6 +139,7 @@ func jobStep() int32 {
 	if last, err = tr.TrainStep(); err != nil {
 		fail(err)
 	}
+	losses = append(losses, last.Loss)
 	if tr.Step%max(steps/10, 1) == 0 || tr.Step == steps {
 		fmt.Printf("step %d/%d loss %.4f\n", tr.Step, steps, last.Loss)
 	}
@@ -157,6 +161,13 @@ func jobStep() int32 {
 	// computed it, so registering the model on chain needs no trust in
 	// whoever hashes the file later.
 	if err := os.WriteFile("/out/model.gguf.sha256", []byte(hex.EncodeToString(h.Sum(nil))+"  model.gguf\n"), 0o644); err != nil {
+		fail(err)
+	}
+	lj, err := json.Marshal(train.LossLog{Preset: preset, Steps: steps, Seed: seed, Loss: losses})
+	if err != nil {
+		fail(err)
+	}
+	if err := os.WriteFile("/out/loss.json", append(lj, '\n'), 0o644); err != nil {
 		fail(err)
 	}
 	fmt.Printf("state %s\n", tr.Hash())
