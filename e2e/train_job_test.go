@@ -108,6 +108,7 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		a.FetchRegistered(t.TempDir(), 0) // the served trained model: fetched from the registry
 		ch := make(chan struct{})
 		stopped = append(stopped, ch)
 		go func() {
@@ -312,11 +313,15 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 		t.Fatalf("receipts %+v: want brown-tiny's from %s", list.Data, prov.Address())
 	}
 	e := list.Data[0].Epoch
-	aud, err := validator.NewAuditor(c, []string{path})
+	// An auditor given no model file: it fetches the registered model from
+	// its trainer (checked against the record's blob ID and sha256).
+	aud, err := validator.NewAuditor(c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer aud.Close()
+	fetched := t.TempDir()
+	aud.FetchRegistered(fetched, 0)
 	var fs []validator.Finding
 	poll.Until(t, 120*time.Second, fmt.Sprintf("epoch %d's receipts audited", e), func() (bool, string) {
 		fs, err = aud.AuditEpoch(ctx, e)
@@ -334,6 +339,9 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 		if f.Provider == prov.Address().String() && !f.OK {
 			t.Fatalf("the served trained model failed its audit: %+v", f)
 		}
+	}
+	if b, err := os.ReadFile(filepath.Join(fetched, fmt.Sprintf("%x.gguf", sum))); err != nil || !bytes.Equal(b, model) {
+		t.Fatalf("the auditor's fetched copy of the registered model: %d bytes, %v", len(b), err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/agoranet/agora/chain/sampling"
@@ -68,17 +69,22 @@ func Report(ctx context.Context, signer *client.Signer, fs []Finding) (int, erro
 
 // Auditor checks openings against the chain with the models it holds.
 type Auditor struct {
-	chain  *client.Client
-	models map[[32]byte]*native.Model
-	vocabs map[[32]byte]*verify.Vocab
-	tol    verify.Tolerances
-	httpc  *http.Client
+	chain *client.Client
+	tol   verify.Tolerances
+	httpc *http.Client
+
+	mu          sync.Mutex // guards the models (FetchRegistered adds to them)
+	models      map[[32]byte]*native.Model
+	vocabs      map[[32]byte]*verify.Vocab
+	fetchDir    string                 // where registered models are fetched to ("": never)
+	fetchMax    uint64                 // the largest model fetched (0: any)
+	fetchFailed map[[32]byte]time.Time // when a model last could not be fetched
 }
 
 // NewAuditor loads the GGUF models the auditor can re-execute (identified by
 // the sha256 of the file, as providers register them).
 func NewAuditor(chain *client.Client, modelPaths []string) (*Auditor, error) {
-	a := &Auditor{chain: chain, models: map[[32]byte]*native.Model{}, vocabs: map[[32]byte]*verify.Vocab{},
+	a := &Auditor{chain: chain, models: map[[32]byte]*native.Model{}, vocabs: map[[32]byte]*verify.Vocab{}, fetchFailed: map[[32]byte]time.Time{},
 		tol: verify.DefaultTolerances(), httpc: &http.Client{Timeout: 30 * time.Second}}
 	for _, p := range modelPaths {
 		bz, err := os.ReadFile(p)
@@ -103,6 +109,8 @@ func NewAuditor(chain *client.Client, modelPaths []string) (*Auditor, error) {
 
 // Close releases the models.
 func (a *Auditor) Close() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, m := range a.models {
 		m.Close()
 	}
@@ -184,12 +192,12 @@ func (a *Auditor) auditCommitment(ctx context.Context, ep api.EpochView, params 
 			out = append(out, f)
 			continue
 		}
-		out = append(out, a.checkOpening(ep, cm, acc.PubKey, i, o))
+		out = append(out, a.checkOpening(ctx, ep, cm, acc.PubKey, i, o))
 	}
 	return out
 }
 
-func (a *Auditor) checkOpening(ep api.EpochView, cm api.CommitmentView, pub []byte, i uint64, o inference.Opening) Finding {
+func (a *Auditor) checkOpening(ctx context.Context, ep api.EpochView, cm api.CommitmentView, pub []byte, i uint64, o inference.Opening) Finding {
 	f := Finding{Epoch: ep.Number, Provider: cm.Provider.String(), Index: i}
 	bad := func(fault, format string, args ...any) Finding {
 		f.Fault, f.Reason = fault, fmt.Sprintf(format, args...)
@@ -227,16 +235,16 @@ func (a *Auditor) checkOpening(ep api.EpochView, cm api.CommitmentView, pub []by
 	}
 	var mh [32]byte
 	copy(mh[:], r.ModelHash)
-	m, ok := a.models[mh]
-	if !ok {
-		f.Fault, f.Reason = Unverifiable, fmt.Sprintf("model %x not held by this auditor", r.ModelHash[:8])
+	m, vocab, why := a.model(ctx, mh)
+	if m == nil {
+		f.Fault, f.Reason = Unverifiable, why
 		return f
 	}
 	params := native.SampleParams{
 		Temperature: tr.Temperature, TopP: tr.TopP, TopK: tr.TopK, MinP: tr.MinP, RepeatPenalty: tr.RepeatPen,
 		FrequencyPenalty: tr.FreqPen, PresencePenalty: tr.PresPen, Seed: tr.Seed, MaxTokens: tr.MaxTokens}
 	if tr.Verify == inference.VerifyTolerance {
-		_, err = verify.CheckTolerance(m, a.vocabs[mh], verify.Reported{PromptIDs: tr.PromptIDs, Pieces: tr.Pieces,
+		_, err = verify.CheckTolerance(m, vocab, verify.Reported{PromptIDs: tr.PromptIDs, Pieces: tr.Pieces,
 			Logprobs: tr.Logprobs, Top: tr.Top, Params: params, Text: tr.Text}, a.tol)
 	} else {
 		err = verify.CheckNative(m, verify.Transcript{PromptIDs: tr.PromptIDs, OutputIDs: tr.OutputIDs, Logprobs: tr.Logprobs, Params: params})
@@ -303,5 +311,5 @@ func (a *Auditor) AuditReceipt(ctx context.Context, epoch uint64, prov types.Add
 	if o.Proof.Index != index {
 		return refused("the opening is for receipt %d", o.Proof.Index), nil
 	}
-	return a.checkOpening(ep, cm, acc.PubKey, index, o), nil
+	return a.checkOpening(ctx, ep, cm, acc.PubKey, index, o), nil
 }

@@ -1,6 +1,7 @@
 package validator
 
 import (
+	"context"
 	"crypto/sha256"
 	"github.com/agoranet/agora/chain/api"
 	"os"
@@ -89,7 +90,7 @@ func TestPartialTranscript(t *testing.T) {
 		}
 		root := merkle.Root(ids)
 		o := inference.Opening{Proof: receipt.ProofToJSON(sr, proof, root, true), Transcript: tr}
-		return a.checkOpening(api.EpochView{Number: 3}, api.CommitmentView{Provider: prov, RecordCount: 1, Root: root[:]}, pub, 0, o)
+		return a.checkOpening(context.Background(), api.EpochView{Number: 3}, api.CommitmentView{Provider: prov, RecordCount: 1, Root: root[:]}, pub, 0, o)
 	}
 	if f := open(cut, tr); !f.OK || f.Fault != FaultNone {
 		t.Fatalf("an honest partial transcript failed: %+v", f)

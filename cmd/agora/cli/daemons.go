@@ -127,6 +127,11 @@ type ValidatorConfig struct {
 	// one bisection move or one recomputed state.
 	JobBlobDir  string `toml:"job_blob_dir"`
 	JobMaxSteps uint64 `toml:"job_max_steps"`
+	// Models registered on chain (chain/models) that a sampled receipt
+	// names and this worker does not hold are fetched from their trainer
+	// into HOME/validator/registry-models, up to this many bytes each (0:
+	// never).
+	RegistryMaxBytes uint64 `toml:"registry_max_bytes"`
 }
 
 // loadTOML fills cfg from path (or, when path is empty, from def if it exists).
@@ -526,6 +531,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("model", func() { d.Models = fileList(f.Models, d.Models) })
 		set("job-blob-dir", func() { d.JobBlobDir = firstNonEmpty(f.JobBlobDir, d.JobBlobDir) })
 		set("job-max-steps", func() { d.JobMaxSteps = fileOr(f.JobMaxSteps, d.JobMaxSteps) })
+		set("registry-max-bytes", func() { d.RegistryMaxBytes = fileOr(f.RegistryMaxBytes, d.RegistryMaxBytes) })
 		d.LogLevel = firstNonEmpty(d.LogLevel, f.LogLevel)
 	case *GatewayConfig:
 		f := file.(GatewayConfig)

@@ -418,6 +418,9 @@ func startLocalNet(ctx context.Context, g *globals, o *initOpts, u *upOpts, cfg 
 	if err != nil {
 		return "", err
 	}
+	// A model trained on the network and registered (agora model register)
+	// is fetched from its trainer the first time a receipt names it.
+	auditor.FetchRegistered(filepath.Join(g.home, "validator", "registry-models"), 8<<30)
 	// It also audits compute jobs' sampled checkpoints, challenges the
 	// wrong ones and referees one-step disputes.
 	jv, err := validator.NewJobVerifier(ctx, chain, opSigner, validator.JobOptions{BlobDir: filepath.Join(g.home, "validator", "blobs"), CacheDir: filepath.Join(g.home, "data", "wasm-cache")},

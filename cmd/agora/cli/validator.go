@@ -89,7 +89,7 @@ func validatorCmd(g *globals) *cobra.Command {
 
 func validatorStartCmd(g *globals) *cobra.Command {
 	var cfgPath string
-	c := ValidatorConfig{Node: defaultNode, Keyring: keyring.BackendFile, Listen: "127.0.0.1:8070"}
+	c := ValidatorConfig{Node: defaultNode, Keyring: keyring.BackendFile, Listen: "127.0.0.1:8070", RegistryMaxBytes: 8 << 30}
 	start := &cobra.Command{
 		Use:   "start --model FILE.gguf [--from KEY]",
 		Short: "Audit every epoch as its seed appears and report the faults found; audit, challenge and referee compute jobs (the worker beside a validator node)",
@@ -128,6 +128,9 @@ func validatorStartCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer auditor.Close()
+			if c.RegistryMaxBytes > 0 {
+				auditor.FetchRegistered(filepath.Join(g.home, "validator", "registry-models"), c.RegistryMaxBytes)
+			}
 			reg := registry()
 			jv, err := validator.NewJobVerifier(cmd.Context(), chain, signer, validator.JobOptions{
 				BlobDir: firstNonEmpty(c.JobBlobDir, filepath.Join(g.home, "validator", "blobs")), MaxSteps: c.JobMaxSteps,
@@ -174,6 +177,7 @@ func validatorStartCmd(g *globals) *cobra.Command {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address serving /metrics and /v1/audits")
 	fs.StringSliceVar(&c.Models, "model", nil, "GGUF model files this worker can re-execute (repeatable)")
 	fs.StringVar(&c.JobBlobDir, "job-blob-dir", "", "where fetched job modules and inputs are kept (default HOME/validator/blobs)")
+	fs.Uint64Var(&c.RegistryMaxBytes, "registry-max-bytes", c.RegistryMaxBytes, "fetch a model registered on chain (a network-trained one) that a sampled receipt names, up to this size (0: never)")
 	fs.Uint64Var(&c.JobMaxSteps, "job-max-steps", 0, "most job steps re-executed for one audit, bisection move or recomputed state (0: 1048576)")
 	return start
 }

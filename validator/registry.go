@@ -1,0 +1,123 @@
+package validator
+
+// Models from the trained-model registry (chain/models). A provider may
+// serve a model the network trained; an auditor that does not hold it
+// fetches it the first time a sampled receipt names it: the registry's
+// record gives the lease, the trainer's executor serves the job's outputs
+// as blobs, every chunk is checked against the record's blob ID and the
+// whole file against its sha256. Compute-to-data models are sealed to
+// their buyer and cannot be fetched this way.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/engine/tokenizer"
+	"github.com/agoranet/agora/internal/blobstore"
+	"github.com/agoranet/agora/internal/jobowner"
+	"github.com/agoranet/agora/protocol/blob"
+	"github.com/agoranet/agora/verify"
+)
+
+// registryRetry is how long a model that could not be fetched is not
+// asked for again.
+const registryRetry = 5 * time.Minute
+
+// FetchRegistered lets the auditor fetch models registered on chain into
+// dir (files named by their sha256), up to maxBytes each.
+func (a *Auditor) FetchRegistered(dir string, maxBytes uint64) *Auditor {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fetchDir, a.fetchMax = dir, maxBytes
+	return a
+}
+
+// model returns the model with file hash mh: one the auditor holds, or one
+// it fetched from the registry (see FetchRegistered); why not otherwise.
+func (a *Auditor) model(ctx context.Context, mh [32]byte) (*native.Model, *verify.Vocab, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if m, ok := a.models[mh]; ok {
+		return m, a.vocabs[mh], ""
+	}
+	why := fmt.Sprintf("model %x not held by this auditor", mh[:8])
+	if a.fetchDir == "" {
+		return nil, nil, why
+	}
+	if at, ok := a.fetchFailed[mh]; ok && time.Since(at) < registryRetry {
+		return nil, nil, why + " (not fetchable from the registry, retried after " + registryRetry.String() + ")"
+	}
+	m, err := a.fetchRegistered(ctx, mh)
+	if err != nil {
+		a.fetchFailed[mh] = time.Now()
+		return nil, nil, why + ": " + err.Error()
+	}
+	tok, err := tokenizer.FromGGUF(m.File)
+	if err != nil {
+		m.Close()
+		a.fetchFailed[mh] = time.Now()
+		return nil, nil, fmt.Sprintf("%s: the registered model's tokenizer: %v", why, err)
+	}
+	a.models[mh], a.vocabs[mh] = m, verify.NewVocab(tok)
+	return m, a.vocabs[mh], ""
+}
+
+func (a *Auditor) fetchRegistered(ctx context.Context, mh [32]byte) (*native.Model, error) {
+	path := filepath.Join(a.fetchDir, hex.EncodeToString(mh[:])+".gguf")
+	if sum, err := fileSum(path); err == nil && sum == mh {
+		return native.Load(path, native.Options{})
+	}
+	rec, err := a.chain.TrainedModel(ctx, mh[:])
+	if err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
+	}
+	switch {
+	case rec.DatasetID != 0:
+		return nil, fmt.Errorf("trained on dataset %d: its results are sealed to the buyer", rec.DatasetID)
+	case a.fetchMax > 0 && rec.Size > a.fetchMax:
+		return nil, fmt.Errorf("%d bytes, above this auditor's limit of %d", rec.Size, a.fetchMax)
+	case len(rec.BlobID) != len(blob.ID{}):
+		return nil, fmt.Errorf("the record has no blob ID")
+	}
+	l, err := a.chain.JobLease(ctx, rec.LeaseID)
+	if err != nil {
+		return nil, fmt.Errorf("lease %d: %w", rec.LeaseID, err)
+	}
+	ep, err := jobowner.Endpoint(ctx, a.chain, l)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(a.fetchDir, 0o755); err != nil {
+		return nil, err
+	}
+	tmp := path + ".part"
+	defer os.Remove(tmp)
+	var id blob.ID
+	copy(id[:], rec.BlobID)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if err := (&blobstore.Client{Base: ep}).Fetch(ctx, id, tmp, nil); err != nil { // every chunk checked against the ID
+		return nil, fmt.Errorf("fetch from the trainer %s: %w", ep, err)
+	}
+	if sum, err := fileSum(tmp); err != nil || sum != mh {
+		return nil, fmt.Errorf("the fetched file's sha256 %x is not the registered %x (%v)", sum, mh, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	return native.Load(path, native.Options{})
+}
+
+func fileSum(path string) ([32]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return sha256.Sum256(b), nil
+}
