@@ -107,16 +107,18 @@ func TestTrainingJob(t *testing.T) {
 	}
 	t.Logf("%d steps, %d gas (%.1f G per step); model %d bytes", r.Steps, r.GasUsed, float64(r.GasUsed)/steps/1e9, len(got))
 
-	// Continued from a base: the job's model as input base.gguf (not
-	// corpus) gives the native trainer's model from the same base.
-	job2 := Job{Args: []string{"tiny", "2", "8"}, Inputs: []Blob{{Name: "base.gguf", Data: got}, {Name: "corpus.txt", Data: []byte(trainCorpus)}}, Gas: 1 << 44, CheckpointEvery: 1}
+	// Continued from a base, with a hyperparameter of its own: the job's
+	// model as input base.gguf (not corpus) and lr=0.002 give the native
+	// trainer's model from the same base and hyperparameters.
+	job2 := Job{Args: []string{"tiny", "2", "8", "lr=0.002"}, Inputs: []Blob{{Name: "base.gguf", Data: got}, {Name: "corpus.txt", Data: []byte(trainCorpus)}}, Gas: 1 << 44, CheckpointEvery: 1}
 	r2, err := m.Run(ctx, job2)
 	if err != nil || r2.Failure != nil {
 		t.Fatalf("%v %+v", err, r2.Failure)
 	}
-	hyp2 := p.Hyper
-	hyp2.Steps, hyp2.Seed = 2, 8
-	hyp2.Warmup = min(hyp2.Warmup, max(2/10, 1))
+	hyp2, err := train.RunHyper(p, 2, 8, []string{"lr=0.002"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	tr2, err := train.New(cfg, hyp2, train.NewData(ids[:cut], cfg.SeqLen, 8), 2)
 	if err != nil {
 		t.Fatal(err)

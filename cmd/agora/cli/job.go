@@ -121,30 +121,38 @@ func hex32(s, what string) ([]byte, error) {
 // with margin (≈ 7.7 G measured, BENCHMARKS "Training").
 const tinyStepGas = 10_000_000_000
 
-// trainingOrder turns --train PRESET,STEPS[,SEED] into the train
-// example's order: its arguments, and the defaults a training run needs
-// for the flags not given (changed says which were).
+// trainingOrder turns --train PRESET,STEPS[,SEED][,KEY=VALUE...] into the
+// train example's order: its arguments (the key=value pairs override the
+// preset's hyperparameters, train.RunHyper), and the defaults a training
+// run needs for the flags not given (changed says which were).
 func (sf *jobSubmitFlags) trainingOrder(changed func(string) bool) error {
 	parts := strings.Split(sf.train, ",")
-	if len(parts) < 2 || len(parts) > 3 {
-		return fmt.Errorf("--train %q: want PRESET,STEPS[,SEED]", sf.train)
+	if len(parts) < 2 {
+		return fmt.Errorf("--train %q: want PRESET,STEPS[,SEED][,KEY=VALUE...]", sf.train)
 	}
-	if _, ok := train.Presets[parts[0]]; !ok {
+	p, ok := train.Presets[parts[0]]
+	if !ok {
 		return fmt.Errorf("--train: unknown preset %q (have %s)", parts[0], train.PresetNames)
 	}
 	steps, err := strconv.ParseUint(parts[1], 10, 32)
 	if err != nil || steps == 0 {
 		return fmt.Errorf("--train: steps %q: want a positive number", parts[1])
 	}
-	if len(parts) == 3 {
-		if _, err := strconv.ParseUint(parts[2], 10, 64); err != nil {
-			return fmt.Errorf("--train: seed %q: %w", parts[2], err)
+	args, seed := []string{parts[0], parts[1], "1"}, uint64(1)
+	rest := parts[2:]
+	if len(rest) > 0 && !strings.Contains(rest[0], "=") {
+		if seed, err = strconv.ParseUint(rest[0], 10, 64); err != nil {
+			return fmt.Errorf("--train: seed %q: %w", rest[0], err)
 		}
+		args[2], rest = rest[0], rest[1:]
+	}
+	if _, err := train.RunHyper(p, int(steps), seed, rest); err != nil {
+		return fmt.Errorf("--train: %w", err)
 	}
 	if sf.example != "" || sf.module != "" || sf.moduleHash != "" || changed("args") {
 		return fmt.Errorf("--train builds the train example with its arguments: give no --example, --module, --module-hash or --args")
 	}
-	sf.example, sf.args = "train", parts
+	sf.example, sf.args = "train", append(args, rest...)
 	if !changed("memory-pages") {
 		sf.memoryPages = 2048
 	}
@@ -276,7 +284,7 @@ owns the order); the providers run the job and commit its checkpoints. Then
 	fl.Int64Var(&sf.liveness, "liveness", 0, "blocks a provider may go without a checkpoint before its lease is abandoned and it is slashed (0: the chain's default, liveness_epochs × epoch_length; raise it when an interval takes long to compute)")
 	fl.Uint64Var(&sf.escrow, "escrow", 0, "escrow deposit, uagr (default: exactly what the order requires)")
 	fl.StringVar(&sf.example, "example", "", "build an example job as the module: "+strings.Join(append(examples.Names, examples.InModule...), ", ")+" (train: from inside an Agora checkout)")
-	fl.StringVar(&sf.train, "train", "", "a training job: PRESET,STEPS[,SEED] of Agora's trainer (the train example; corpus from --input files or the dataset) with a checkpoint every step, 2048 memory pages and, for the tiny preset, 10 G gas a step, unless given")
+	fl.StringVar(&sf.train, "train", "", "a training job: PRESET,STEPS[,SEED][,KEY=VALUE...] of Agora's trainer (key=value: hyperparameters, "+train.HyperKeys+") (the train example; corpus from --input files or the dataset) with a checkpoint every step, 2048 memory pages and, for the tiny preset, 10 G gas a step, unless given")
 	fl.BoolVar(&sf.noUpload, "no-upload", false, "only post the order: do not wait for the clearing nor upload the module and inputs")
 	fl.DurationVar(&sf.wait, "wait", 5*time.Minute, "how long to wait for the clearing")
 

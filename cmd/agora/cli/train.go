@@ -67,6 +67,7 @@ type ckptRecord struct {
 func trainCmd(g *globals) *cobra.Command {
 	var (
 		data, preset, out, resume, ckpt, logPath, typ, base string
+		hyper                                               []string
 		steps, threads, every, stopAfter, evalWin           int
 		seed                                                uint64
 		holdout                                             float64
@@ -111,9 +112,11 @@ bigram model's. The tokenizer is the engine's generated vocabulary for the prese
 			if logPath == "" {
 				logPath = out + ".json"
 			}
-			cfg, hyp := p.Config, p.Hyper
-			hyp.Steps, hyp.Seed = steps, seed
-			hyp.Warmup = min(hyp.Warmup, max(steps/10, 1))
+			cfg := p.Config
+			hyp, err := train.RunHyper(p, steps, seed, hyper)
+			if err != nil {
+				return err
+			}
 
 			texts, err := trainReadTexts(data)
 			if err != nil {
@@ -272,6 +275,7 @@ bigram model's. The tokenizer is the engine's generated vocabulary for the prese
 	f.IntVar(&steps, "steps", 200, "optimisation steps (the learning-rate schedule's length)")
 	f.StringVar(&out, "out", "", "output GGUF model")
 	f.StringVar(&resume, "resume", "", "continue the run saved in this checkpoint")
+	f.StringSliceVar(&hyper, "hyper", nil, "override the preset's hyperparameters: key=value,... ("+train.HyperKeys+")")
 	f.StringVar(&base, "base", "", "start from this F32 model of the preset's shape (e.g. an earlier run's --out) instead of seeded weights")
 	f.IntVar(&threads, "threads", 0, "threads (default: all CPUs); results do not depend on it")
 	f.Uint64Var(&seed, "seed", 1, "seed of the initial weights and the data order")

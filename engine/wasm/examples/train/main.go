@@ -14,7 +14,10 @@
 // Outputs: /out/model.gguf (F32), /out/model.gguf.sha256 (its sha256 in
 // sha256sum's form, which `agora model register` puts on chain),
 // /out/loss.json (the loss of every step: train.LossLog, which the
-// explorer draws) and a line per 10 % of the steps on stdout. Arguments: preset steps seed (default tiny 100 1).
+// explorer draws) and a line per 10 % of the steps on stdout. Arguments:
+// preset steps seed [key=value ...] (default tiny 100 1; the key=value
+// pairs override the preset's hyperparameters: train.RunHyper, as
+// `agora train --hyper` does).
 //
 // It imports Agora's packages, so it is built inside the Agora module
 // (examples.Build does: GOOS=wasip1 from the source tree).
@@ -101,12 +104,18 @@ func jobInit() {
 	if !ok {
 		fail(fmt.Errorf("unknown preset %q", preset))
 	}
-	cfg, hyp := p.Config, p.Hyper
-	hyp.Steps, hyp.Seed = steps, seed
-	hyp.Warmup = min(hyp.Warmup, max(steps/10, 1))
-	tok, err := train.Tokenizer(cfg)
+	cfg := p.Config
+	var hyper []string
+	if len(os.Args) > 4 {
+		hyper = os.Args[4:]
+	}
+	hyp, err := train.RunHyper(p, steps, seed, hyper)
 	if err != nil {
 		fail(err)
+	}
+	tok, terr := train.Tokenizer(cfg)
+	if terr != nil {
+		fail(terr)
 	}
 	var ids []int
 	for _, t := range texts() {
