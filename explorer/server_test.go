@@ -182,24 +182,7 @@ func TestJobRoutes(t *testing.T) {
 	}
 	srv := httptest.NewServer(NewServer(x, st).Handler())
 	defer srv.Close()
-	get := func(path string, status int, out any) string {
-		t.Helper()
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != status {
-			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, status)
-		}
-		if out != nil {
-			if err := json.Unmarshal(body, out); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return string(body)
-	}
+	get := getter(t, srv.URL)
 	var all []api.JobOrderView
 	get("/explorer/api/jobs", 200, &all)
 	if len(all) != 3 || all[0].ID != 3 || all[1].ID != 2 || all[2].ID != 1 {
@@ -257,24 +240,7 @@ func TestDataRoutes(t *testing.T) {
 	}
 	srv := httptest.NewServer(NewServer(x, st).Handler())
 	defer srv.Close()
-	get := func(path string, status int, out any) string {
-		t.Helper()
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != status {
-			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, status)
-		}
-		if out != nil {
-			if err := json.Unmarshal(body, out); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return string(body)
-	}
+	get := getter(t, srv.URL)
 	var ds []api.DatasetView
 	get("/explorer/api/datasets", 200, &ds)
 	if len(ds) != 2 || ds[0].ID != 2 || ds[1].ID != 1 {
@@ -339,24 +305,7 @@ func TestModelRoutes(t *testing.T) {
 	}
 	srv := httptest.NewServer(NewServer(x, st).Handler())
 	defer srv.Close()
-	get := func(path string, status int, out any) string {
-		t.Helper()
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != status {
-			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, status)
-		}
-		if out != nil {
-			if err := json.Unmarshal(body, out); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return string(body)
-	}
+	get := getter(t, srv.URL)
 	var ms []api.TrainedModelView
 	get("/explorer/api/models", 200, &ms)
 	if len(ms) != 2 || ms[0].Name != "new" || ms[1].Name != "old" {
@@ -407,24 +356,7 @@ func TestStorageRoutes(t *testing.T) {
 	}
 	srv := httptest.NewServer(NewServer(x, st).Handler())
 	defer srv.Close()
-	get := func(path string, status int, out any) string {
-		t.Helper()
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != status {
-			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, status)
-		}
-		if out != nil {
-			if err := json.Unmarshal(body, out); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return string(body)
-	}
+	get := getter(t, srv.URL)
 	var ds []api.StorageDealView
 	get("/explorer/api/storage/deals", 200, &ds)
 	if len(ds) != 3 || ds[0].ID != 3 || ds[2].ID != 1 {
@@ -462,5 +394,28 @@ func TestStorageRoutes(t *testing.T) {
 		if body := get(c.path, c.status, nil); !strings.Contains(body, c.want) {
 			t.Errorf("GET %s: %.200q does not contain %q", c.path, body, c.want)
 		}
+	}
+}
+
+// getter GETs a path of the server at base, checks the status, decodes the
+// JSON body into out (if not nil) and returns the body.
+func getter(t *testing.T, base string) func(path string, status int, out any) string {
+	return func(path string, status int, out any) string {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != status {
+			t.Fatalf("GET %s: %d %s, want %d", path, resp.StatusCode, body, status)
+		}
+		if out != nil {
+			if err := json.Unmarshal(body, out); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return string(body)
 	}
 }
