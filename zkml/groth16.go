@@ -141,6 +141,19 @@ func Verify(vk groth16.VerifyingKey, proof groth16.Proof, st *Statement, inLen, 
 	if err != nil {
 		return err
 	}
+	if err := CheckKey(vk, len(st.Inputs), inLen, outLen); err != nil {
+		return err
+	}
+	if err := groth16.Verify(proof, vk, w); err != nil {
+		return fmt.Errorf("proof does not verify: %w", err)
+	}
+	return nil
+}
+
+// CheckKey checks that a verifying key is for a circuit of batch
+// inferences of inLen inputs and outLen logits (its public values: the
+// commitment, then per inference the inputs, logits and class).
+func CheckKey(vk groth16.VerifyingKey, batch, inLen, outLen int) error {
 	// The key's public count includes one wire per Pedersen commitment
 	// (the range checks' log-derivative argument), which the statement
 	// does not carry.
@@ -148,11 +161,8 @@ func Verify(vk groth16.VerifyingKey, proof groth16.Proof, st *Statement, inLen, 
 	if k, ok := vk.(*groth16bn254.VerifyingKey); ok {
 		want -= len(k.CommitmentKeys)
 	}
-	if got := len(st.Inputs)*(inLen+outLen+1) + 1; want != got {
-		return fmt.Errorf("the verifying key takes %d public values, the statement has %d: another circuit or batch size", want, got)
-	}
-	if err := groth16.Verify(proof, vk, w); err != nil {
-		return fmt.Errorf("proof does not verify: %w", err)
+	if got := batch*(inLen+outLen+1) + 1; want != got {
+		return fmt.Errorf("the verifying key takes %d public values, a batch of %d with %d inputs and %d logits has %d: another circuit or batch size", want, batch, inLen, outLen, got)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/agoranet/agora/chain/models"
 	"github.com/agoranet/agora/chain/stake"
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/chain/zk"
 )
 
 // jobsH drives the job market through real blocks (the harness checks
@@ -27,7 +28,8 @@ import (
 // keeps each account's fees, so balances can be checked to the unit.
 type jobsH struct {
 	*harness
-	fees map[string]uint64
+	fees    map[string]uint64
+	txBytes int // the size fees are paid for (default 1,500 bytes)
 }
 
 var jobLabels = []string{"operator", "owner", "p1", "p2", "p3", "nocap", "outsider", "v2", "downer", "buyer"}
@@ -74,7 +76,7 @@ func (j *jobsH) sign(label string, msg proto.Message) ([]byte, uint64) {
 		bz, _ := proto.Marshal(msg)
 		body.Msg = &types.TxBody_ModuleMsg{ModuleMsg: &types.ModuleMsg{TypeUrl: jobMsgName(msg), Value: bz}}
 	}
-	body.Fee = j.params.MinFee(j.app.Msgs().Name(body), 1500)
+	body.Fee = j.params.MinFee(j.app.Msgs().Name(body), max(1500, j.txBytes))
 	j.nonces[label]++
 	j.fees[label] += body.Fee
 	return j.signBody(key(label), body), body.Fee
@@ -108,6 +110,10 @@ func jobMsgName(msg proto.Message) string {
 		return data.MsgBuy
 	case *types.MsgRegisterModel:
 		return models.MsgRegister
+	case *types.MsgRegisterZKModel:
+		return zk.MsgRegister
+	case *types.MsgVerifyZKProof:
+		return zk.MsgVerify
 	}
 	return "unknown"
 }
@@ -177,7 +183,7 @@ func (j *jobsH) bond(label string) uint64 {
 func (j *jobsH) fingerprint() [32]byte {
 	snap, _ := j.app.Snapshot(0)
 	h := sha256.New()
-	for _, pre := range []string{"job", "seq/job_", "dset", "dgr", "seq/data", "tm"} {
+	for _, pre := range []string{"job", "seq/job_", "dset", "dgr", "seq/data", "tm", "zk", "seq/zk"} {
 		snap.Iterate([]byte(pre), func(k, v []byte) bool {
 			h.Write(k)
 			h.Write(v)

@@ -72,7 +72,7 @@ type endBlocker struct {
 // DefaultModules are the chain's modules, which together execute every
 // message of types.Msgs.
 func DefaultModules() []Module {
-	return []Module{bankModule(), stakeModule(), registryModule(), channelsModule(), epochsModule(), auditModule(), rewardsModule(), jobsModule(), dataModule(), storageModule(), modelsModule()}
+	return []Module{bankModule(), stakeModule(), registryModule(), channelsModule(), epochsModule(), auditModule(), rewardsModule(), jobsModule(), dataModule(), storageModule(), modelsModule(), zkModule()}
 }
 
 // msgTable is what an app dispatches through: every declared message and

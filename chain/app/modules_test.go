@@ -11,6 +11,7 @@ import (
 	"github.com/agoranet/agora/chain/storage"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/chain/zk"
 )
 
 // A module table must give every declared message exactly one handler.
@@ -61,7 +62,7 @@ func TestModuleTableRefuses(t *testing.T) {
 	// The chain's own messages, then the job, data and storage markets' and
 	// the model registry's module messages.
 	var jobNames []string
-	for _, s := range append(append(append(jobs.Msgs(), data.Msgs()...), storage.Msgs()...), models.Msgs()...) {
+	for _, s := range append(append(append(append(jobs.Msgs(), data.Msgs()...), storage.Msgs()...), models.Msgs()...), zk.Msgs()...) {
 		jobNames = append(jobNames, s.Name)
 	}
 	all := append(append([]string(nil), types.MsgNames...), jobNames...)

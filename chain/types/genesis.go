@@ -172,6 +172,15 @@ var StorageDefaultGas = map[string]uint64{
 // result list is paid by gas_per_byte besides.
 var ModelsDefaultGas = map[string]uint64{"register_model": 20_000}
 
+// ZKDefaultGas is the default gas of the zkML registry's messages
+// (declared by chain/zk with WithGas; a test in chain/app keeps the two
+// equal), merged into DefaultParams' gas table. verify_zk_proof is priced
+// by its measured cost: a B = 1 MNIST proof verifies in ≈ 2.55 ms on the
+// reference machine, where the chain commits ≈ 5,100 sends/s of ≈ 350
+// gas each (≈ 0.56 µs a gas unit), so ≈ 4,600 gas; a batch's statement
+// (≈ 800 bytes an inference) pays gas_per_byte besides.
+var ZKDefaultGas = map[string]uint64{"register_zk_model": 20_000, "verify_zk_proof": 5_000}
+
 // JobsParams are the compute-job market's parameters (chain/jobs).
 type JobsParams struct {
 	// FeeBps of every checkpoint payment goes to the fee pool.
@@ -322,6 +331,9 @@ func defaultGas() map[string]uint64 {
 		g[name] = gas
 	}
 	for name, gas := range ModelsDefaultGas {
+		g[name] = gas
+	}
+	for name, gas := range ZKDefaultGas {
 		g[name] = gas
 	}
 	return g

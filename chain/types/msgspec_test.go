@@ -106,9 +106,9 @@ func TestDeclaredGas(t *testing.T) {
 	// the model registry's (chain/jobs, chain/data, chain/storage and
 	// chain/models declare those; a chain/app test checks their
 	// declarations against the *DefaultGas tables).
-	if len(g) != len(MsgNames)+len(JobsDefaultGas)+len(DataDefaultGas)+len(StorageDefaultGas)+len(ModelsDefaultGas) {
-		t.Fatalf("default gas for %d messages, %d declared + %d jobs + %d data + %d storage + %d models", len(g), len(MsgNames),
-			len(JobsDefaultGas), len(DataDefaultGas), len(StorageDefaultGas), len(ModelsDefaultGas))
+	if len(g) != len(MsgNames)+len(JobsDefaultGas)+len(DataDefaultGas)+len(StorageDefaultGas)+len(ModelsDefaultGas)+len(ZKDefaultGas) {
+		t.Fatalf("default gas for %d messages, %d declared + %d jobs + %d data + %d storage + %d models + %d zk", len(g), len(MsgNames),
+			len(JobsDefaultGas), len(DataDefaultGas), len(StorageDefaultGas), len(ModelsDefaultGas), len(ZKDefaultGas))
 	}
 	for _, name := range MsgNames {
 		if g[name] == 0 {
