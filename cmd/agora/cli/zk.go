@@ -218,6 +218,7 @@ other parties rely on must come from the multi-party ceremony (not yet built).`,
 		c.Flags().StringVar(&dir, "dir", "zk", "circuit and keys directory")
 	}
 	cmd.AddCommand(train, compile, setup, prove, verify)
+	cmd.AddCommand(zkChainCmds(g)...)
 	return cmd
 }
 
