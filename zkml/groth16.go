@@ -9,18 +9,18 @@ import (
 	"math/big"
 	"strings"
 
-	"github.com/consensys/gnark-crypto/ecc"
 	"github.com/consensys/gnark/backend/groth16"
-	groth16bn254 "github.com/consensys/gnark/backend/groth16/bn254"
 	"github.com/consensys/gnark/backend/witness"
 	"github.com/consensys/gnark/constraint"
 	"github.com/consensys/gnark/frontend"
 	"github.com/consensys/gnark/frontend/cs/r1cs"
+
+	"github.com/agoranet/agora/chain/zk"
 )
 
 // Curve is the proof system's curve: BN254, which Ethereum-style verifiers
 // and gnark's fastest Groth16 prover use.
-const Curve = ecc.BN254
+const Curve = zk.Curve
 
 // Compile builds the R1CS of batch inferences of the model's architecture.
 func Compile(m *Model, batch int) (constraint.ConstraintSystem, error) {
@@ -135,59 +135,24 @@ func (st *Statement) PublicWitness(inLen, outLen int) (witness.Witness, error) {
 }
 
 // Verify checks a proof of a statement under a verifying key. inLen and
-// outLen are the model's input and output lengths.
+// outLen are the model's input and output lengths. It is the chain's own
+// check (chain/zk), so a proof that verifies here verifies on chain.
 func Verify(vk groth16.VerifyingKey, proof groth16.Proof, st *Statement, inLen, outLen int) error {
-	w, err := st.PublicWitness(inLen, outLen)
-	if err != nil {
-		return err
-	}
-	if err := CheckKey(vk, len(st.Inputs), inLen, outLen); err != nil {
-		return err
-	}
-	if err := groth16.Verify(proof, vk, w); err != nil {
-		return fmt.Errorf("proof does not verify: %w", err)
-	}
-	return nil
+	return zk.VerifyStatement(vk, proof, st.Commitment, st.Inputs, st.Logits, st.Classes, inLen, outLen)
 }
 
 // CheckKey checks that a verifying key is for a circuit of batch
-// inferences of inLen inputs and outLen logits (its public values: the
-// commitment, then per inference the inputs, logits and class).
+// inferences of inLen inputs and outLen logits (chain/zk.CheckKey).
 func CheckKey(vk groth16.VerifyingKey, batch, inLen, outLen int) error {
-	// The key's public count includes one wire per Pedersen commitment
-	// (the range checks' log-derivative argument), which the statement
-	// does not carry.
-	want := vk.NbPublicWitness()
-	if k, ok := vk.(*groth16bn254.VerifyingKey); ok {
-		want -= len(k.CommitmentKeys)
-	}
-	if got := batch*(inLen+outLen+1) + 1; want != got {
-		return fmt.Errorf("the verifying key takes %d public values, a batch of %d with %d inputs and %d logits has %d: another circuit or batch size", want, batch, inLen, outLen, got)
-	}
-	return nil
+	return zk.CheckKey(vk, batch, inLen, outLen)
 }
 
-// ReadProof decodes a proof, refusing trailing or missing bytes.
-func ReadProof(b []byte) (groth16.Proof, error) {
-	p := groth16.NewProof(Curve)
-	n, err := p.ReadFrom(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("malformed proof: %w", err)
-	}
-	if n != int64(len(b)) {
-		return nil, fmt.Errorf("malformed proof: %d trailing bytes", int64(len(b))-n)
-	}
-	return p, nil
-}
+// ReadProof decodes a proof, refusing trailing or missing bytes
+// (chain/zk.ReadProof).
+func ReadProof(b []byte) (groth16.Proof, error) { return zk.ReadProof(b) }
 
-// ReadVerifyingKey decodes a verifying key.
-func ReadVerifyingKey(r io.Reader) (groth16.VerifyingKey, error) {
-	vk := groth16.NewVerifyingKey(Curve)
-	if _, err := vk.ReadFrom(r); err != nil {
-		return nil, fmt.Errorf("malformed verifying key: %w", err)
-	}
-	return vk, nil
-}
+// ReadVerifyingKey decodes a verifying key (chain/zk.ReadVerifyingKey).
+func ReadVerifyingKey(r io.Reader) (groth16.VerifyingKey, error) { return zk.ReadVerifyingKey(r) }
 
 // statementJSON is Statement on the wire: the commitment, a BN254 field
 // element, as 0x-prefixed hex (a JSON number would not survive clients

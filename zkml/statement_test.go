@@ -1,10 +1,13 @@
 package zkml
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/big"
 	"strings"
 	"testing"
+
+	"github.com/agoranet/agora/chain/zk"
 )
 
 // TestStatementJSON: the commitment travels as 0x-hex (exact for any
@@ -27,5 +30,47 @@ func TestStatementJSON(t *testing.T) {
 		if err := json.Unmarshal([]byte(bad), &back); err == nil || !strings.Contains(err.Error(), "statement") {
 			t.Errorf("%s: %v", bad, err)
 		}
+	}
+}
+
+// TestChainWitness: the public witness the chain builds without the
+// circuit (chain/zk.PublicWitness) is the one the circuit derives, value
+// for value, negative inputs and logits included.
+func TestChainWitness(t *testing.T) {
+	s := tinyCircuit(t)
+	_, traces, err := Assign(s.m, s.inputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	com, err := s.m.Commitment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := Statement{Commitment: com, Inputs: s.inputs}
+	for _, tr := range traces {
+		st.Logits = append(st.Logits, tr.Logits)
+		st.Classes = append(st.Classes, tr.Class)
+	}
+	want, err := st.PublicWitness(s.m.InLen(), s.m.OutLen())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := zk.PublicWitness(st.Commitment, st.Inputs, st.Logits, st.Classes, s.m.InLen(), s.m.OutLen())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wb, _ := want.MarshalBinary()
+	gb, _ := got.MarshalBinary()
+	if !bytes.Equal(wb, gb) {
+		t.Fatalf("the chain's public witness (%d bytes) differs from the circuit's (%d bytes)", len(gb), len(wb))
+	}
+	neg := false
+	for _, l := range st.Logits {
+		for _, v := range l {
+			neg = neg || v < 0
+		}
+	}
+	if !neg {
+		t.Fatal("no negative logit: the test would not check the field's wrap-around")
 	}
 }

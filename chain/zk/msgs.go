@@ -10,7 +10,6 @@ import (
 	"github.com/consensys/gnark-crypto/ecc"
 
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/zkml"
 )
 
 // Message names (type_url of the module_msg carrying each).
@@ -71,11 +70,11 @@ func ValidateRegister(m *types.MsgRegisterZKModel) error {
 	case len(m.VerifyingKey) == 0 || len(m.VerifyingKey) > MaxKey:
 		return fmt.Errorf("register_zk_model: verifying key of %d bytes (1..%d)", len(m.VerifyingKey), MaxKey)
 	}
-	vk, err := zkml.ReadVerifyingKey(bytes.NewReader(m.VerifyingKey))
+	vk, err := ReadVerifyingKey(bytes.NewReader(m.VerifyingKey))
 	if err != nil {
 		return fmt.Errorf("register_zk_model: verifying key: %w", err)
 	}
-	if err := zkml.CheckKey(vk, int(m.Batch), int(m.InLen), int(m.OutLen)); err != nil {
+	if err := CheckKey(vk, int(m.Batch), int(m.InLen), int(m.OutLen)); err != nil {
 		return fmt.Errorf("register_zk_model: %w", err)
 	}
 	return nil
@@ -93,7 +92,7 @@ func ValidateVerify(m *types.MsgVerifyZKProof) error {
 	case len(m.Proof) == 0 || len(m.Proof) > MaxProof:
 		return fmt.Errorf("verify_zk_proof: proof of %d bytes (1..%d)", len(m.Proof), MaxProof)
 	}
-	if _, err := zkml.ReadProof(m.Proof); err != nil {
+	if _, err := ReadProof(m.Proof); err != nil {
 		return fmt.Errorf("verify_zk_proof: %w", err)
 	}
 	return nil

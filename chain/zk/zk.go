@@ -1,5 +1,6 @@
 // Package zk is the zkML registry: models whose inferences are proven in
-// zero knowledge (package zkml: Groth16 on BN254 over int8 circuits),
+// zero knowledge (the circuits are package zkml's: Groth16 on BN254 over
+// int8 models; the verification the chain runs is here, groth16.go),
 // registered by their weights commitment and the verifying key of their
 // circuit, and proofs verified in the transaction that carries them — a
 // proof settles one answer for anyone, forever, without the weights.
@@ -21,7 +22,6 @@ import (
 	"github.com/agoranet/agora/chain/codec"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
-	"github.com/agoranet/agora/zkml"
 )
 
 var (
@@ -70,7 +70,7 @@ func GetProof(kv store.KV, model uint64, statement []byte) *types.ZKProofRecord 
 
 // KeyHash is a verifying key's identity: sha256 of its canonical encoding.
 func KeyHash(vkBytes []byte) ([32]byte, error) {
-	vk, err := zkml.ReadVerifyingKey(bytes.NewReader(vkBytes))
+	vk, err := ReadVerifyingKey(bytes.NewReader(vkBytes))
 	if err != nil {
 		return [32]byte{}, err
 	}
@@ -96,25 +96,24 @@ func Register(kv store.KV, height int64, signer []byte, m *types.MsgRegisterZKMo
 	return z, nil
 }
 
-// Statement is the zkml statement a verification message claims for a
-// model.
-func Statement(z *types.ZKModel, m *types.MsgVerifyZKProof) (*zkml.Statement, error) {
+// statement is the statement a verification message claims for a model:
+// its inputs, logits and classes by inference.
+func statement(z *types.ZKModel, m *types.MsgVerifyZKProof) (inputs [][]int8, logits [][]int64, classes []int, err error) {
 	b, in, out := int(z.Batch), int(z.InLen), int(z.OutLen)
 	if len(m.Inputs) != b*in || len(m.Logits) != b*out || len(m.Classes) != b {
-		return nil, fmt.Errorf("model %d proves batches of %d with %d inputs and %d logits each: got %d inputs, %d logits, %d classes",
+		return nil, nil, nil, fmt.Errorf("model %d proves batches of %d with %d inputs and %d logits each: got %d inputs, %d logits, %d classes",
 			z.Id, b, in, out, len(m.Inputs), len(m.Logits), len(m.Classes))
 	}
-	st := &zkml.Statement{Commitment: new(big.Int).SetBytes(z.Commitment)}
 	for i := range b {
 		x := make([]int8, in)
 		for j := range x {
 			x[j] = int8(m.Inputs[i*in+j])
 		}
-		st.Inputs = append(st.Inputs, x)
-		st.Logits = append(st.Logits, append([]int64(nil), m.Logits[i*out:(i+1)*out]...))
-		st.Classes = append(st.Classes, int(m.Classes[i]))
+		inputs = append(inputs, x)
+		logits = append(logits, append([]int64(nil), m.Logits[i*out:(i+1)*out]...))
+		classes = append(classes, int(m.Classes[i]))
 	}
-	return st, nil
+	return inputs, logits, classes, nil
 }
 
 // StatementHash identifies a statement of a model: sha256 over the model
@@ -141,19 +140,19 @@ func Verify(kv store.KV, height int64, signer []byte, m *types.MsgVerifyZKProof)
 	if z == nil {
 		return nil, types.Errorf(types.CodeNotFound, "zk model %d does not exist", m.ModelId)
 	}
-	st, err := Statement(z, m)
+	inputs, logits, classes, err := statement(z, m)
 	if err != nil {
 		return nil, types.Errorf(types.CodeInvalid, "%v", err)
 	}
-	vk, err := zkml.ReadVerifyingKey(bytes.NewReader(z.VerifyingKey))
+	vk, err := ReadVerifyingKey(bytes.NewReader(z.VerifyingKey))
 	if err != nil {
 		return nil, types.Errorf(types.CodeInvalid, "zk model %d's verifying key: %v", z.Id, err)
 	}
-	proof, err := zkml.ReadProof(m.Proof)
+	proof, err := ReadProof(m.Proof)
 	if err != nil {
 		return nil, types.Errorf(types.CodeMalformed, "proof: %v", err)
 	}
-	if err := zkml.Verify(vk, proof, st, int(z.InLen), int(z.OutLen)); err != nil {
+	if err := VerifyStatement(vk, proof, new(big.Int).SetBytes(z.Commitment), inputs, logits, classes, int(z.InLen), int(z.OutLen)); err != nil {
 		return nil, types.Errorf(types.CodeInvalid, "zk model %d: %v", z.Id, err)
 	}
 	sh := StatementHash(z.Id, m)
