@@ -114,6 +114,8 @@ func jobMsgName(msg proto.Message) string {
 		return zk.MsgRegister
 	case *types.MsgVerifyZKProof:
 		return zk.MsgVerify
+	case *types.MsgReportZKFault:
+		return zk.MsgReport
 	}
 	return "unknown"
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 
 	"github.com/agoranet/agora/chain/api"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/chain/zk"
@@ -14,7 +15,8 @@ import (
 // queries.
 func zkModule() Module {
 	return Module{Name: "zk", Msgs: zk.Msgs(),
-		Queries: map[string]QueryHandler{"zk": zkQuery},
+		Queries:  map[string]QueryHandler{"zk": zkQuery},
+		Services: []*services.Service{services.ZKService()},
 		Handlers: map[string]Handler{
 			zk.MsgRegister: func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 				m, err := zk.Register(kv, c.Height, d.Signer, d.Msg.(*types.MsgRegisterZKModel))
@@ -30,6 +32,15 @@ func zkModule() Module {
 					return nil, err
 				}
 				return [][2]string{{"zk_model_id", itoa(m.ModelId)}, {"statement", hex.EncodeToString(sh)}}, nil
+			},
+			zk.MsgReport: func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
+				m := d.Msg.(*types.MsgReportZKFault)
+				r, err := zk.ReportFault(kv, c.Params, c.ChainID, c.Height, d.Signer, m)
+				if err != nil {
+					return nil, err
+				}
+				return [][2]string{{"provider", types.Address(m.Provider).String()}, {"zk_model_id", itoa(m.ModelId)},
+					{"fault", "bad_proof"}, {"slashed", itoa(r.Slashed)}}, nil
 			},
 		}}
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"math/big"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/agoranet/agora/chain/api"
+	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/chain/zk"
 	"github.com/agoranet/agora/zkml"
@@ -194,4 +196,51 @@ func (j *jobsH) okEvents(label string, msg proto.Message) map[string]string {
 		}
 	}
 	return out
+}
+
+// TestZKFaultReport: a provider that signed an answer whose proof does not
+// verify (another class claimed, or a malformed proof) is slashed
+// slash_bps["zk/bad_proof"] of its bond when anyone reports it, the
+// reporter gets its share, once per answer; a true answer, a signature
+// that is not the provider's, or an unknown model is refused and changes
+// nothing.
+func TestZKFaultReport(t *testing.T) {
+	f := newZKFixture(t)
+	j := newJobsHarness(t, nil)
+	j.txBytes = 8000
+	j.ok("owner", f.register(t))
+	good := f.verify(t, 1)
+	answer := func(signer string, m *types.MsgVerifyZKProof) *types.MsgReportZKFault {
+		sh := zk.StatementHash(1, m)
+		sig := ed25519.Sign(key(signer), zk.AnswerBytes(testChain, 1, sh, m.Proof))
+		return &types.MsgReportZKFault{Provider: j.addr("p1"), ModelId: 1, Inputs: m.Inputs, Logits: m.Logits, Classes: m.Classes, Proof: m.Proof, Signature: sig}
+	}
+	lie := proto.Clone(good).(*types.MsgVerifyZKProof)
+	lie.Classes[0] = (lie.Classes[0] + 1) % 3
+	junk := proto.Clone(good).(*types.MsgVerifyZKProof)
+	junk.Proof = []byte("not a proof")
+
+	j.bad("outsider", answer("p1", good), types.CodeInvalid, "the answer's proof verifies: no fault")
+	j.bad("outsider", answer("p2", lie), types.CodeUnauthorized, "is not provider")
+	other := answer("p1", lie)
+	other.ModelId = 7
+	j.bad("outsider", other, types.CodeNotFound, "zk model 7 does not exist")
+
+	bond0, rep0, fee0 := j.bond("p1"), j.bal("outsider"), j.fees["outsider"]
+	res := j.okEvents("outsider", answer("p1", lie))
+	want := bond0 * j.params.SlashBps["zk/bad_proof"] / 10000
+	if got := bond0 - j.bond("p1"); got != want || res["slashed"] != fmt.Sprint(want) || res["fault"] != "bad_proof" {
+		t.Fatalf("slashed %d (events %v), want %d", got, res, want)
+	}
+	share := want * audit.ReporterShareBps / 10000
+	if got := j.bal("outsider") + (j.fees["outsider"] - fee0) - rep0; got != share {
+		t.Fatalf("the reporter gained %d, its share is %d", got, share)
+	}
+	j.bad("outsider", answer("p1", lie), types.CodeInvalid, "was already slashed")
+	// A malformed proof the provider signed is a bad answer too.
+	j.okEvents("p2", answer("p1", junk))
+	v, _, _ := j.app.QueryJSON(api.ProviderPath(j.addr("p1")), 0)
+	if pv := v.(api.ProviderView); pv.Faults != 2 {
+		t.Fatalf("provider after two bad answers: %+v", pv)
+	}
 }

@@ -133,7 +133,7 @@ func Report(kv store.KV, p types.Params, svcs services.Registry, chainID string,
 		return res, nil
 	}
 	kv.Set(codec.Key(prefixApplied, loc), codec.U64(uint64(m.Fault)))
-	applied, err := penalize(kv, p, m.Provider, svc.SlashBps(p, fault), refund.Client, refund.Amount, voters)
+	applied, err := Penalize(kv, p, m.Provider, svc.SlashBps(p, fault), refund.Client, refund.Amount, voters)
 	applied.Votes, applied.Needed = res.Votes, res.Needed
 	if err != nil || svc.Name != services.Inference {
 		return applied, err
@@ -147,12 +147,13 @@ func recordKey(epoch uint64, provider []byte, service string, index uint64) []by
 	return codec.Key(codec.U64(epoch), provider, services.Key(service), codec.U64(index))
 }
 
-// penalize applies a confirmed fault: the provider loses bps of its bond
+// Penalize applies a confirmed fault (the kernel's path, also for modules'
+// own faults): the provider loses bps of its bond
 // (pending unbondings included), client is refunded up to amount from the
 // slash, the reporters share ReporterShareBps of the rest, the rest is
 // burned; the provider's fault count rises (jailed at JailAfter) and its
 // reputation resets.
-func penalize(kv store.KV, p types.Params, provider []byte, bps uint64, client []byte, amount uint64, reporters [][]byte) (Result, error) {
+func Penalize(kv store.KV, p types.Params, provider []byte, bps uint64, client []byte, amount uint64, reporters [][]byte) (Result, error) {
 	var res Result
 	cut, err := stake.SlashProvider(kv, provider, bps, Slashed)
 	if err != nil {

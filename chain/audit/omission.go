@@ -176,7 +176,7 @@ func omissionFault(kv store.KV, p types.Params, c *types.Challenge) (Result, err
 	kv.Set(codec.Key(prefixOmitDone, codec.U64(c.Epoch), c.Provider), []byte{1})
 	kv.Set(codec.Key(prefixApplied, recordKey(c.Epoch, c.Provider, services.Inference, c.Index)), codec.U64(uint64(types.FaultOmitted)))
 	inf := services.InferenceService() // omissions are of inference receipts
-	res, err := penalize(kv, p, c.Provider, inf.SlashBps(p, inf.FaultNamed("omitted")), c.Client, c.Amount, [][]byte{c.Reporter})
+	res, err := Penalize(kv, p, c.Provider, inf.SlashBps(p, inf.FaultNamed("omitted")), c.Client, c.Amount, [][]byte{c.Reporter})
 	if err != nil {
 		return res, err
 	}

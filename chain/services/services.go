@@ -186,11 +186,11 @@ func Key(name string) []byte {
 	return append([]byte{byte(len(name))}, name...)
 }
 
-// Default lists the services this chain verifies: inference and jobs. An
-// app takes its registry from its modules (the epochs module declares
-// inference, the jobs module jobs); this is that default set, for tests and
-// tools.
-func Default() Registry { return Registry{InferenceService(), JobsService()} }
+// Default lists the services this chain verifies: inference, jobs and zk.
+// An app takes its registry from its modules (the epochs module declares
+// inference, the jobs module jobs, the zk module zk); this is that default
+// set, for tests and tools.
+func Default() Registry { return Registry{InferenceService(), JobsService(), ZKService()} }
 
 // Jobs is the name of the compute-job service (chain/jobs).
 const Jobs = "jobs"
@@ -216,6 +216,28 @@ func JobsService() *Service {
 		Sample: func(p types.Params, seed, provider []byte, count, rep uint64) []uint64 {
 			return sampling.Sample(seed, provider, count, p.AuditFloorBps, p.AuditCeilingBps, rep)
 		},
+	}
+}
+
+// ZK is the name of the zero-knowledge inference service (chain/zk).
+const ZK = "zk"
+
+// ZKService declares proven inference: an answer carries its own proof,
+// so nothing is sampled for re-execution; a provider that signed an answer
+// whose proof does not verify is slashed when anyone reports it
+// (report_zk_fault: the chain checks the signature and runs the pairing
+// check itself).
+func ZKService() *Service {
+	return &Service{
+		Name:    ZK,
+		OnChain: true,
+		Faults: []Fault{
+			{Code: types.FaultBadProof, Name: "bad_proof", Reported: ByModule, DefaultSlashBps: 1000},
+		},
+		Record: func(RecordRef, []byte, []byte, []byte) ([32]byte, Refund, error) {
+			return [32]byte{}, Refund{}, types.Errorf(types.CodeInvalid, "zk answers are settled by their proofs: report a bad one with report_zk_fault")
+		},
+		Sample: func(types.Params, []byte, []byte, uint64, uint64) []uint64 { return nil },
 	}
 }
 

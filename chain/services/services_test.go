@@ -14,10 +14,10 @@ import (
 
 // The slash fractions DefaultParams write are the ones the services declare,
 // and they are today's numbers (10 % fabricated, 5 % refused, 10 % omitted;
-// jobs: 10 % wrong step, 5 % abandoned).
+// jobs: 10 % wrong step, 5 % abandoned; zk: 10 % for a bad proof).
 func TestDefaultSlashBps(t *testing.T) {
 	want := map[string]uint64{"inference/fabricated": 1000, "inference/refused": 500, "inference/omitted": 1000,
-		"jobs/wrong_step": 1000, "jobs/abandoned": 500}
+		"jobs/wrong_step": 1000, "jobs/abandoned": 500, "zk/bad_proof": 1000}
 	got := Default().DefaultSlashBps()
 	p := types.DefaultParams()
 	for k, v := range want {
@@ -90,7 +90,7 @@ func TestLegacySlashParams(t *testing.T) {
 	// Round trip: what the app stores decodes to the same params.
 	bz, _ := json.Marshal(types.DefaultParams())
 	var r types.Params
-	if err := json.Unmarshal(bz, &r); err != nil || r.SlashBps["inference/refused"] != 500 || len(r.SlashBps) != 5 {
+	if err := json.Unmarshal(bz, &r); err != nil || r.SlashBps["inference/refused"] != 500 || len(r.SlashBps) != 6 {
 		t.Fatalf("round trip %v %v", r.SlashBps, err)
 	}
 }

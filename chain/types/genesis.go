@@ -179,7 +179,7 @@ var ModelsDefaultGas = map[string]uint64{"register_model": 20_000}
 // reference machine, where the chain commits ≈ 5,100 sends/s of ≈ 350
 // gas each (≈ 0.56 µs a gas unit), so ≈ 4,600 gas; a batch's statement
 // (≈ 800 bytes an inference) pays gas_per_byte besides.
-var ZKDefaultGas = map[string]uint64{"register_zk_model": 20_000, "verify_zk_proof": 5_000}
+var ZKDefaultGas = map[string]uint64{"register_zk_model": 20_000, "verify_zk_proof": 5_000, "report_zk_fault": 5_000}
 
 // JobsParams are the compute-job market's parameters (chain/jobs).
 type JobsParams struct {
@@ -304,6 +304,7 @@ func DefaultParams() Params {
 			"inference/omitted":    1000, // 10 %
 			"jobs/wrong_step":      1000, // 10 %
 			"jobs/abandoned":       500,  // 5 %
+			"zk/bad_proof":         1000, // 10 %
 		},
 		InitialEpochEmission:  10_000_000, // 10 AGR per epoch
 		HalvingIntervalEpochs: 100_000,

@@ -223,6 +223,8 @@ func FaultName(code uint32) string {
 		return "wrong_step"
 	case FaultAbandoned:
 		return "abandoned"
+	case FaultBadProof:
+		return "bad_proof"
 	}
 	return "fault_" + strconv.FormatUint(uint64(code), 10)
 }

@@ -151,6 +151,7 @@ const (
 	FaultOmitted    uint32 = 3 // a signed receipt left out of the commitment (MsgReportOmission)
 	FaultWrongStep  uint32 = 4 // a job checkpoint a dispute's quorum found wrong (chain/jobs)
 	FaultAbandoned  uint32 = 5 // a job lease left without checkpoints (chain/jobs)
+	FaultBadProof   uint32 = 6 // a provider signed a zk answer whose proof does not verify (chain/zk)
 )
 
 // ValidateProviderInfo checks a provider's self-description.

@@ -16,6 +16,7 @@ import (
 const (
 	MsgRegister = "register_zk_model"
 	MsgVerify   = "verify_zk_proof"
+	MsgReport   = "report_zk_fault"
 )
 
 // Limits of the messages' shapes (stateless).
@@ -46,6 +47,12 @@ func Msgs() []types.MsgSpec {
 			func(m *types.MsgVerifyZKProof) types.Description {
 				return types.Description{Fields: [][2]string{{"model_id", strconv.FormatUint(m.ModelId, 10)}, {"inferences", strconv.Itoa(len(m.Classes))}}}
 			}).WithGas(g[MsgVerify]),
+		types.DeclareModuleMsg(MsgReport, func() *types.MsgReportZKFault { return &types.MsgReportZKFault{} }, ValidateReport,
+			func(m *types.MsgReportZKFault) types.Description {
+				d := types.Description{Fields: [][2]string{{"provider", types.Address(m.Provider).String()}, {"model_id", strconv.FormatUint(m.ModelId, 10)}}}
+				d.Touches = append(d.Touches, m.Provider)
+				return d
+			}).WithGas(g[MsgReport]),
 	}
 }
 
@@ -76,6 +83,22 @@ func ValidateRegister(m *types.MsgRegisterZKModel) error {
 	}
 	if err := CheckKey(vk, int(m.Batch), int(m.InLen), int(m.OutLen)); err != nil {
 		return fmt.Errorf("register_zk_model: %w", err)
+	}
+	return nil
+}
+
+// ValidateReport checks a fault report's shape (its proof is not parsed:
+// a malformed proof the provider signed is a fault too).
+func ValidateReport(m *types.MsgReportZKFault) error {
+	switch {
+	case m == nil || m.ModelId == 0:
+		return errors.New("report_zk_fault: model_id required")
+	case len(m.Provider) != types.AddressLen:
+		return fmt.Errorf("report_zk_fault: provider of %d bytes, want %d", len(m.Provider), types.AddressLen)
+	case len(m.Signature) != 64:
+		return fmt.Errorf("report_zk_fault: signature of %d bytes, want 64", len(m.Signature))
+	case len(m.Classes) > MaxBatch || len(m.Inputs) > MaxBatch*MaxInLen || len(m.Logits) > MaxBatch*MaxOutLen || len(m.Proof) > MaxProof:
+		return errors.New("report_zk_fault: statement or proof too large")
 	}
 	return nil
 }

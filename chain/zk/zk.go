@@ -16,10 +16,13 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"fmt"
 	"math/big"
 
+	"github.com/agoranet/agora/chain/audit"
+	"github.com/agoranet/agora/chain/bank"
 	"github.com/agoranet/agora/chain/codec"
+	"github.com/agoranet/agora/chain/registry"
+	"github.com/agoranet/agora/chain/services"
 	"github.com/agoranet/agora/chain/store"
 	"github.com/agoranet/agora/chain/types"
 )
@@ -96,38 +99,57 @@ func Register(kv store.KV, height int64, signer []byte, m *types.MsgRegisterZKMo
 	return z, nil
 }
 
-// statement is the statement a verification message claims for a model:
-// its inputs, logits and classes by inference.
-func statement(z *types.ZKModel, m *types.MsgVerifyZKProof) (inputs [][]int8, logits [][]int64, classes []int, err error) {
-	b, in, out := int(z.Batch), int(z.InLen), int(z.OutLen)
-	if len(m.Inputs) != b*in || len(m.Logits) != b*out || len(m.Classes) != b {
-		return nil, nil, nil, fmt.Errorf("model %d proves batches of %d with %d inputs and %d logits each: got %d inputs, %d logits, %d classes",
-			z.Id, b, in, out, len(m.Inputs), len(m.Logits), len(m.Classes))
+// check verifies a proof of a statement (flat inputs, logits and classes,
+// as messages carry them) against a registered model; the error says why
+// it fails (its code: malformed proof, or invalid statement or proof).
+func check(z *types.ZKModel, in []byte, lg []int64, cl []uint32, proofBytes []byte) error {
+	b, n, o := int(z.Batch), int(z.InLen), int(z.OutLen)
+	if len(in) != b*n || len(lg) != b*o || len(cl) != b {
+		return types.Errorf(types.CodeInvalid, "model %d proves batches of %d with %d inputs and %d logits each: got %d inputs, %d logits, %d classes",
+			z.Id, b, n, o, len(in), len(lg), len(cl))
 	}
+	var inputs [][]int8
+	var logits [][]int64
+	var classes []int
 	for i := range b {
-		x := make([]int8, in)
+		x := make([]int8, n)
 		for j := range x {
-			x[j] = int8(m.Inputs[i*in+j])
+			x[j] = int8(in[i*n+j])
 		}
 		inputs = append(inputs, x)
-		logits = append(logits, append([]int64(nil), m.Logits[i*out:(i+1)*out]...))
-		classes = append(classes, int(m.Classes[i]))
+		logits = append(logits, append([]int64(nil), lg[i*o:(i+1)*o]...))
+		classes = append(classes, int(cl[i]))
 	}
-	return inputs, logits, classes, nil
+	vk, err := ReadVerifyingKey(bytes.NewReader(z.VerifyingKey))
+	if err != nil {
+		return types.Errorf(types.CodeInvalid, "zk model %d's verifying key: %v", z.Id, err)
+	}
+	proof, err := ReadProof(proofBytes)
+	if err != nil {
+		return types.Errorf(types.CodeMalformed, "proof: %v", err)
+	}
+	if err := VerifyStatement(vk, proof, new(big.Int).SetBytes(z.Commitment), inputs, logits, classes, n, o); err != nil {
+		return types.Errorf(types.CodeInvalid, "zk model %d: %v", z.Id, err)
+	}
+	return nil
 }
 
 // StatementHash identifies a statement of a model: sha256 over the model
 // id, the inputs, the logits and the classes, in order.
 func StatementHash(model uint64, m *types.MsgVerifyZKProof) []byte {
+	return statementHash(model, m.Inputs, m.Logits, m.Classes)
+}
+
+func statementHash(model uint64, inputs []byte, logits []int64, classes []uint32) []byte {
 	h := sha256.New()
 	h.Write([]byte("agora/zk-statement/v1"))
 	h.Write(codec.U64(model))
-	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(m.Inputs))))
-	h.Write(m.Inputs)
-	for _, l := range m.Logits {
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(inputs))))
+	h.Write(inputs)
+	for _, l := range logits {
 		h.Write(binary.BigEndian.AppendUint64(nil, uint64(l)))
 	}
-	for _, c := range m.Classes {
+	for _, c := range classes {
 		h.Write(binary.BigEndian.AppendUint32(nil, c))
 	}
 	return h.Sum(nil)
@@ -140,20 +162,8 @@ func Verify(kv store.KV, height int64, signer []byte, m *types.MsgVerifyZKProof)
 	if z == nil {
 		return nil, types.Errorf(types.CodeNotFound, "zk model %d does not exist", m.ModelId)
 	}
-	inputs, logits, classes, err := statement(z, m)
-	if err != nil {
-		return nil, types.Errorf(types.CodeInvalid, "%v", err)
-	}
-	vk, err := ReadVerifyingKey(bytes.NewReader(z.VerifyingKey))
-	if err != nil {
-		return nil, types.Errorf(types.CodeInvalid, "zk model %d's verifying key: %v", z.Id, err)
-	}
-	proof, err := ReadProof(m.Proof)
-	if err != nil {
-		return nil, types.Errorf(types.CodeMalformed, "proof: %v", err)
-	}
-	if err := VerifyStatement(vk, proof, new(big.Int).SetBytes(z.Commitment), inputs, logits, classes, int(z.InLen), int(z.OutLen)); err != nil {
-		return nil, types.Errorf(types.CodeInvalid, "zk model %d: %v", z.Id, err)
+	if err := check(z, m.Inputs, m.Logits, m.Classes, m.Proof); err != nil {
+		return nil, err
 	}
 	sh := StatementHash(z.Id, m)
 	if prev := GetProof(kv, z.Id, sh); prev != nil {
@@ -163,4 +173,73 @@ func Verify(kv store.KV, height int64, signer []byte, m *types.MsgVerifyZKProof)
 	z.Proofs++
 	put(kv, z)
 	return sh, nil
+}
+
+// AnswerDomain separates zk answer signatures from every other signature.
+const AnswerDomain = "agora/zk-answer/v1\n"
+
+// AnswerBytes is what a provider signs, with its account key, for a zk
+// answer: the domain, the chain id, the model, the statement's hash
+// (StatementHash) and the proof's sha256.
+func AnswerBytes(chainID string, model uint64, statement, proof []byte) []byte {
+	ph := sha256.Sum256(proof)
+	b := append([]byte(AnswerDomain), chainID...)
+	b = append(b, 0)
+	b = append(b, codec.U64(model)...)
+	b = append(b, statement...)
+	return append(b, ph[:]...)
+}
+
+var prefixFault = []byte("zkfault/") // zkfault/<provider>/<answer hash>
+
+// GetFault returns the record of a slashed answer, or nil.
+func GetFault(kv store.KV, provider, answer []byte) *types.ZKFaultRecord {
+	bz := kv.Get(codec.Key(prefixFault, provider, answer))
+	if bz == nil {
+		return nil
+	}
+	r := &types.ZKFaultRecord{}
+	codec.MustUnmarshal(bz, r)
+	return r
+}
+
+// ReportFault slashes a provider for a signed answer whose proof does not
+// verify (any reason: a malformed proof, a statement of the wrong shape, a
+// failed pairing check), through the kernel's path (audit.Penalize: the
+// reporter gets its share, the rest is burned, the provider's reputation
+// resets). The answer is checked by the chain itself: a verifying proof,
+// a signature that is not the provider's, or an answer already slashed is
+// refused.
+func ReportFault(kv store.KV, p types.Params, chainID string, height int64, reporter []byte, m *types.MsgReportZKFault) (*types.ZKFaultRecord, error) {
+	z := Get(kv, m.ModelId)
+	if z == nil {
+		return nil, types.Errorf(types.CodeNotFound, "zk model %d does not exist", m.ModelId)
+	}
+	pv := registry.Get(kv, m.Provider)
+	if pv == nil {
+		return nil, types.Errorf(types.CodeNotFound, "%s is not a provider", types.Address(m.Provider))
+	}
+	acc := bank.GetAccount(kv, m.Provider)
+	if acc == nil || len(acc.PubKey) == 0 {
+		return nil, types.Errorf(types.CodeNotFound, "provider %s has no account key on chain", types.Address(m.Provider))
+	}
+	answer := AnswerBytes(chainID, z.Id, statementHash(z.Id, m.Inputs, m.Logits, m.Classes), m.Proof)
+	if !types.VerifyEd25519(acc.PubKey, answer, m.Signature) {
+		return nil, types.Errorf(types.CodeUnauthorized, "the signature is not provider %s's over this answer", types.Address(m.Provider))
+	}
+	ah := sha256.Sum256(answer)
+	if prev := GetFault(kv, m.Provider, ah[:]); prev != nil {
+		return nil, types.Errorf(types.CodeInvalid, "this answer of provider %s was already slashed at height %d", types.Address(m.Provider), prev.Height)
+	}
+	if err := check(z, m.Inputs, m.Logits, m.Classes, m.Proof); err == nil {
+		return nil, types.Errorf(types.CodeInvalid, "the answer's proof verifies: no fault")
+	}
+	svc := services.ZKService()
+	res, err := audit.Penalize(kv, p, m.Provider, svc.SlashBps(p, svc.FaultNamed("bad_proof")), nil, 0, [][]byte{reporter})
+	if err != nil {
+		return nil, err
+	}
+	r := &types.ZKFaultRecord{Provider: m.Provider, ModelId: z.Id, AnswerHash: ah[:], Reporter: reporter, Slashed: res.Slashed, Height: height}
+	kv.Set(codec.Key(prefixFault, m.Provider, ah[:]), codec.Marshal(r))
+	return r, nil
 }
