@@ -18,6 +18,10 @@ import (
 	"github.com/openai/openai-go/option"
 
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/demomodel"
+	"github.com/agoranet/agora/engine/gguf"
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/engine/tokenizer"
 	pdata "github.com/agoranet/agora/protocol/data"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
@@ -183,6 +187,42 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 	}
 	if _, err := prov.Models.Get(ctx, "nope"); !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusNotFound || apiErr.Code != "model_not_found" {
 		t.Fatalf("provider models.retrieve of an unknown model: %v", err)
+	}
+
+	// The model up wrote is the embedded demo model (trained, not random),
+	// and the gateway's seeded answer is the engine's on that file.
+	written, err := os.ReadFile(filepath.Join(home, "models", "agora-demo.gguf"))
+	if err != nil || !bytes.Equal(written, demomodel.GGUF) {
+		t.Fatalf("up wrote a model of %d bytes (%v), want the embedded demo model (%d bytes)", len(written), err, len(demomodel.GGUF))
+	}
+	f, err := gguf.Parse(demomodel.GGUF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, err := native.FromFile(f, native.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.FromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat, err := native.ChatTemplateOf(f, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := chat.Prompt(tok, []native.Message{{Role: "user", Content: "Hello!"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := dm.Generate(tok, ids, native.SampleParams{Temperature: 0.8, Seed: 1, MaxTokens: 64}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := gw.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: "agora-demo", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Hello!")},
+		MaxTokens: openai.Int(64), Temperature: openai.Float(0.8), Seed: openai.Int(1)})
+	if err != nil || len(res.Choices) != 1 || res.Choices[0].Message.Content != want.Text || want.Text == "" {
+		t.Fatalf("the demo model's answer through the gateway: %+v %v; the engine's: %q", res, err, want.Text)
 	}
 
 	p.cmd.Process.Signal(syscall.SIGTERM)

@@ -56,10 +56,18 @@ var Presets = map[string]Preset{
 		Config: Config{Dim: 256, Layers: 4, Heads: 8, KVHeads: 4, FFN: 704, Vocab: 2048, SeqLen: 128, Tied: true},
 		Hyper:  Hyper{Batch: 8, Warmup: 100, LR: 1.5e-3, MinLR: 1.5e-4, WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.95, AdamEps: 1e-8, Clip: 1},
 	},
+	// demo is the model `agora up` serves (demomodel): small's shape with
+	// a 256-token window, room for the chat template, a prompt and a
+	// 64-token answer; 4 windows a step, so a 45-minute one-thread budget
+	// buys more (noisier) steps.
+	"demo": {
+		Config: Config{Dim: 256, Layers: 4, Heads: 8, KVHeads: 4, FFN: 704, Vocab: 2048, SeqLen: 256, Tied: true},
+		Hyper:  Hyper{Batch: 4, Warmup: 100, LR: 2e-3, MinLR: 2e-4, WeightDecay: 0.01, Beta1: 0.9, Beta2: 0.95, AdamEps: 1e-8, Clip: 1},
+	},
 }
 
 // PresetNames lists the presets in order, for messages.
-const PresetNames = "tiny, small"
+const PresetNames = "tiny, small, demo"
 
 // Validate checks a shape.
 func (c Config) Validate() error {

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,10 +19,11 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/engine/gguf"
+	"github.com/agoranet/agora/demomodel"
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/executor"
 	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/internal/atomicfile"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/node"
 	"github.com/agoranet/agora/provider"
@@ -175,12 +177,18 @@ func runUp(cmd *cobra.Command, g *globals, o *initOpts, u *upOpts) error {
 	upped := false
 	err := func() error {
 		if u.backend == "" && u.modelPath == "" {
-			u.modelPath = filepath.Join(g.home, "models", "agora-demo.gguf")
+			u.modelPath = filepath.Join(g.home, "models", demomodel.Name+".gguf")
 			if _, err := os.Stat(u.modelPath); err != nil {
+				// The trained demo model (demomodel: the project's trainer on
+				// the Brown Corpus), embedded in the binary. A home that
+				// already has one keeps it: its receipts name that file's
+				// model, and its audits re-execute with it.
 				fmt.Fprintf(g.out, "Writing the built-in demo model to %s ...\n", u.modelPath)
-				os.MkdirAll(filepath.Dir(u.modelPath), 0o755)
-				if err := native.WriteRandomModel(u.modelPath, native.GenOptions{Dim: 128, Layers: 4, Heads: 4, KVHeads: 2, Vocab: 4096, Context: 1024, Seed: 1, Type: gguf.Q8_0, Name: "agora-demo"}); err != nil {
+				if err := os.MkdirAll(filepath.Dir(u.modelPath), 0o755); err != nil {
 					return err
+				}
+				if err := atomicfile.Write(u.modelPath, 0o644, func(w io.Writer) error { _, err := w.Write(demomodel.GGUF); return err }); err != nil {
+					return fmt.Errorf("write the demo model: %w", err)
 				}
 			}
 		}
