@@ -465,6 +465,8 @@ Agora is up (chain %[1]s): a validator with its audit worker, %[2]s, and a gatew
                         agora job result ORDER_ID --out ./result --node %[9]s
   compute-to-data:      agora data run %[10]d --module %[11]s --args 10 --from demo --keyring test --home %[5]s --node %[9]s
                         (the word count on the sample dataset %[10]d, run by its host; the results come back sealed to demo's key)
+  train a model:        agora job submit --train tiny,50,1 --input TEXT_FILE --from demo --keyring test --home %[5]s --node %[9]s
+                        (from inside an Agora checkout; then agora model register ORDER_ID with the same --from and --node)
   storage deal:         agora storage deal FILE --epochs 100 --from demo --keyring test --home %[5]s --node %[9]s
                         agora storage status DEAL_ID --node %[9]s
   explorer:             %[6]s
