@@ -198,15 +198,21 @@ func TestCeremonyTwoParties(t *testing.T) {
 	if _, err := c2.Verify(nil); err == nil || !strings.Contains(err.Error(), "records proving.key hash") {
 		t.Fatalf("verify with another phase 2 beacon: %v", err)
 	}
-	// A phase 1 that starts anywhere but the standard start (a chain
-	// whose first secrets someone knows) does not verify.
+	// A phase 1 chain that starts anywhere but the standard start (its
+	// first file a contribution whose secrets someone knows), valid from
+	// there on, does not verify.
 	c2.m.Phase2Beacon = tx.Phase2Beacon
-	b1, err := os.ReadFile(c.entryPath(1, 1))
+	forged, err := NewPhase1(c.Domain())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteFileAtomic(c.entryPath(1, 0), b1); err != nil {
-		t.Fatal(err)
+	for i := range 3 {
+		if err := forged.Contribute(); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteFileAtomic(c.entryPath(1, i), forged.Encode()); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := c2.Verify(nil); err == nil || !strings.Contains(err.Error(), "transcript phase 1: 0000.bin is not the phase's start as recomputed from the domain") {
 		t.Fatalf("verify with another phase 1 start: %v", err)
