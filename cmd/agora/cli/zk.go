@@ -107,6 +107,9 @@ forge proofs for this circuit: it is for local development only. A verifying key
 other parties rely on must come from the multi-party ceremony (agora zk ceremony).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := zkml.OpenCeremony(dir); err == nil {
+				return fmt.Errorf("%s holds a multi-party ceremony: a single-party setup would replace its keys (use another --dir)", dir)
+			}
 			cs, err := readCircuit(dir)
 			if err != nil {
 				return err

@@ -161,4 +161,8 @@ func TestZKCeremonyCommands(t *testing.T) {
 	run("1 inferences", "zk", "prove", "--dir", k, "--model", model, "--input", in, "--out", proof)
 	run("valid: 1 inferences", "zk", "verify", "--vk", filepath.Join(k, "verifying.key"), "--proof", proof)
 	fail("the ceremony is sealed", "zk", "contribute", "--dir", k)
+	fail("holds a multi-party ceremony: a single-party setup would replace its keys", "zk", "setup", "--dir", k)
+	if b, err := os.ReadFile(filepath.Join(k, "verifying.key")); err != nil || !bytes.Equal(b, vkb) {
+		t.Fatalf("verifying.key changed after a refused setup: %v", err)
+	}
 }
