@@ -16,7 +16,10 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"fmt"
 	"math/big"
+
+	"github.com/consensys/gnark/backend/groth16"
 
 	"github.com/agoranet/agora/chain/audit"
 	"github.com/agoranet/agora/chain/bank"
@@ -71,15 +74,22 @@ func GetProof(kv store.KV, model uint64, statement []byte) *types.ZKProofRecord 
 	return r
 }
 
-// KeyHash is a verifying key's identity: sha256 of its canonical encoding.
+// KeyHash is a verifying key's identity: sha256 of its canonical encoding
+// (the bytes gnark's WriteTo gives, as a ceremony's verifying.key holds
+// them: `sha256sum verifying.key`).
 func KeyHash(vkBytes []byte) ([32]byte, error) {
 	vk, err := ReadVerifyingKey(bytes.NewReader(vkBytes))
 	if err != nil {
 		return [32]byte{}, err
 	}
+	return KeyHashOf(vk)
+}
+
+// KeyHashOf is KeyHash of a decoded key.
+func KeyHashOf(vk groth16.VerifyingKey) ([32]byte, error) {
 	var b bytes.Buffer
 	if _, err := vk.WriteTo(&b); err != nil {
-		return [32]byte{}, err
+		return [32]byte{}, fmt.Errorf("encode verifying key: %w", err)
 	}
 	return sha256.Sum256(b.Bytes()), nil
 }

@@ -88,7 +88,7 @@ func zkCmd(g *globals) *cobra.Command {
 			if _, err := cs.WriteTo(&b); err != nil {
 				return fmt.Errorf("encode circuit: %w", err)
 			}
-			if err := os.WriteFile(filepath.Join(dir, "circuit.r1cs"), b.Bytes(), 0o644); err != nil {
+			if err := zkml.WriteFileAtomic(filepath.Join(dir, "circuit.r1cs"), b.Bytes()); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "circuit %s: batch %d, %d constraints, %d public values\n", filepath.Join(dir, "circuit.r1cs"), batch, cs.GetNbConstraints(), cs.GetNbPublicVariables()-1)
@@ -104,9 +104,12 @@ func zkCmd(g *globals) *cobra.Command {
 		Long: `Runs gnark's single-party Groth16 setup and writes proving.key and verifying.key
 into --dir. Whoever runs it learns the setup's secret ("toxic waste") and can
 forge proofs for this circuit: it is for local development only. A verifying key
-other parties rely on must come from the multi-party ceremony (not yet built).`,
+other parties rely on must come from the multi-party ceremony (agora zk ceremony).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := zkml.OpenCeremony(dir); err == nil {
+				return fmt.Errorf("%s holds a multi-party ceremony: a single-party setup would replace its keys (use another --dir)", dir)
+			}
 			cs, err := readCircuit(dir)
 			if err != nil {
 				return err
@@ -217,7 +220,7 @@ other parties rely on must come from the multi-party ceremony (not yet built).`,
 	for _, c := range []*cobra.Command{compile, setup, prove} {
 		c.Flags().StringVar(&dir, "dir", "zk", "circuit and keys directory")
 	}
-	cmd.AddCommand(train, compile, setup, prove, verify)
+	cmd.AddCommand(train, compile, setup, prove, verify, zkCeremonyCmd(g), zkContributeCmd(g))
 	cmd.AddCommand(zkChainCmds(g)...)
 	return cmd
 }
@@ -308,7 +311,7 @@ func writeKey(path string, w io.WriterTo) error {
 	if _, err := w.WriteTo(&b); err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
+	return zkml.WriteFileAtomic(path, b.Bytes())
 }
 
 func readJSON(path string, v any) error {
@@ -327,5 +330,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, b, 0o644)
+	return zkml.WriteFileAtomic(path, b)
 }
