@@ -329,8 +329,11 @@ func TestUpExplorer(t *testing.T) {
 	// explorer's job page.
 	var submitLine string
 	for _, ln := range strings.Split(out, "\n") {
-		if i := strings.Index(ln, "agora job submit "); i >= 0 {
+		if i := strings.Index(ln, "agora job submit --example "); i >= 0 && submitLine == "" {
 			submitLine = strings.TrimSpace(ln[i+len("agora "):])
+		}
+		if strings.Contains(ln, "train a model:") && !strings.Contains(ln, "agora job submit --train ") {
+			t.Fatalf("the banner's training line does not say how: %s", ln)
 		}
 	}
 	if submitLine == "" {
