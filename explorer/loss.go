@@ -10,6 +10,7 @@ package explorer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,13 +28,26 @@ import (
 const LossOutput = "out/loss.json"
 
 // maxLossBlob bounds what the explorer fetches for a chart (a result list
-// or a loss log: a million steps' losses fit).
-const maxLossBlob = 32 << 20
+// or a loss log: ≈ 200,000 steps' losses fit).
+const maxLossBlob = 4 << 20
 
-// lossCharts caches drawn charts by lease (a lease's results never change).
+// lossRetry is how long a chart that could not be drawn is not fetched
+// again: any visitor can ask for any lease's chart, and each miss would
+// otherwise make the explorer download from the lease's provider.
+const lossRetry = time.Minute
+
+// lossCharts caches drawn charts by lease (a lease's results never
+// change) and recent failures; one fetch runs at a time.
 type lossCharts struct {
 	sync.Mutex
-	svg map[uint64][]byte
+	svg    map[uint64][]byte
+	failed map[uint64]lossFailure
+	fetch  sync.Mutex
+}
+
+type lossFailure struct {
+	at  time.Time
+	err error
 }
 
 const maxLossCharts = 256
@@ -58,12 +72,47 @@ func (s *Server) lossChart(ctx context.Context, idArg string) ([]byte, error) {
 	if _, err := fmt.Sscan(idArg, &id); err != nil || fmt.Sprint(id) != idArg {
 		return nil, httpError{http.StatusBadRequest, fmt.Sprintf("lease id %q: want a number", idArg)}
 	}
-	s.losses.Lock()
-	svg, ok := s.losses.svg[id]
-	s.losses.Unlock()
-	if ok {
-		return svg, nil
+	cached := func() ([]byte, error, bool) {
+		s.losses.Lock()
+		defer s.losses.Unlock()
+		if svg, ok := s.losses.svg[id]; ok {
+			return svg, nil, true
+		}
+		if f, ok := s.losses.failed[id]; ok && time.Since(f.at) < lossRetry {
+			return nil, f.err, true
+		}
+		return nil, nil, false
 	}
+	if svg, err, ok := cached(); ok {
+		return svg, err
+	}
+	s.losses.fetch.Lock()
+	defer s.losses.fetch.Unlock()
+	if svg, err, ok := cached(); ok { // drawn or refused while this request waited
+		return svg, err
+	}
+	svg, err := s.drawLoss(ctx, id)
+	s.losses.Lock()
+	defer s.losses.Unlock()
+	if err != nil {
+		var he httpError
+		if !errors.As(err, &he) || he.status == http.StatusNotFound || he.status == http.StatusBadGateway {
+			if s.losses.failed == nil || len(s.losses.failed) >= maxLossCharts {
+				s.losses.failed = map[uint64]lossFailure{}
+			}
+			s.losses.failed[id] = lossFailure{time.Now(), err}
+		}
+		return nil, err
+	}
+	if s.losses.svg == nil || len(s.losses.svg) >= maxLossCharts {
+		s.losses.svg = map[uint64][]byte{}
+	}
+	s.losses.svg[id] = svg
+	return svg, nil
+}
+
+// drawLoss fetches and draws a lease's loss chart.
+func (s *Server) drawLoss(ctx context.Context, id uint64) ([]byte, error) {
 	var l api.JobLeaseView
 	found, err := query(s.State, api.JobLeasePath(id), &l)
 	if err != nil {
@@ -118,14 +167,7 @@ func (s *Server) lossChart(ctx context.Context, idArg string) ([]byte, error) {
 	if err := json.Unmarshal(raw, &lg); err != nil {
 		return nil, fmt.Errorf("lease %d's %s: %w", id, LossOutput, err)
 	}
-	svg = lg.Chart(fmt.Sprintf("Training loss, lease %d (order %d); preset %s, %d steps, seed %d (checked against the chain)", id, l.OrderID, lg.Preset, lg.Steps, lg.Seed))
-	s.losses.Lock()
-	if s.losses.svg == nil || len(s.losses.svg) >= maxLossCharts {
-		s.losses.svg = map[uint64][]byte{}
-	}
-	s.losses.svg[id] = svg
-	s.losses.Unlock()
-	return svg, nil
+	return lg.Chart(fmt.Sprintf("Training loss, lease %d (order %d); preset %s, %d steps, seed %d (checked against the chain)", id, l.OrderID, lg.Preset, lg.Steps, lg.Seed)), nil
 }
 
 // fetchBlob GETs a whole blob from a provider and checks it against its ID.

@@ -83,4 +83,10 @@ func TestLeaseLossChart(t *testing.T) {
 			t.Errorf("GET %s: %d %.300s, want %d %q", c.path, code, body, c.code, c.want)
 		}
 	}
+	// A refusal is remembered for a while: a visitor asking again does not
+	// make the explorer fetch from the provider again.
+	lie = false
+	if code, _, body := get("/explorer/api/lease/5/loss.svg"); code != 502 || !strings.Contains(body, "the provider sent bytes of ID") {
+		t.Errorf("lease 5 again within a minute: %d %.200s, want the remembered 502", code, body)
+	}
 }

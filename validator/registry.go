@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -114,10 +115,18 @@ func (a *Auditor) fetchRegistered(ctx context.Context, mh [32]byte) (*native.Mod
 	return native.Load(path, native.Options{})
 }
 
+// fileSum is a file's sha256, streamed (a model may be gigabytes).
 func fileSum(path string) ([32]byte, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return [32]byte{}, err
 	}
-	return sha256.Sum256(b), nil
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return [32]byte{}, err
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
 }
