@@ -155,9 +155,19 @@ func TestInferenceEndToEnd(t *testing.T) {
 	in := startInference(t)
 	ctx := context.Background()
 	c := in.nw.Client(0)
+	// Balances at a fixed height; every tx a provider signs after it is
+	// accounted for below, whatever its kind.
+	st, err := c.RPC().Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startHeight := st.SyncInfo.LatestBlockHeight
 	startBal := map[string]uint64{}
 	for _, p := range in.providers {
-		acc, _ := c.Account(ctx, p.Address())
+		var acc api.AccountView
+		if err := c.Query(ctx, api.AccountPath(p.Address()), startHeight, &acc); err != nil {
+			t.Fatal(err)
+		}
 		startBal[p.Address().String()] = acc.Balance
 	}
 
@@ -309,10 +319,18 @@ func TestInferenceEndToEnd(t *testing.T) {
 			redeemed := redeemedBy(t, c, addr)
 			return redeemed == billed[addr], fmt.Sprintf("redeemed %d, receipts bill %d", redeemed, billed[addr])
 		})
-		acc, _ := c.Account(ctx, p.Address())
-		fees, bonded := txCosts(t, c, p.Address())
-		if want := startBal[addr] - fees - bonded + billed[addr]; acc.Balance != want {
-			t.Fatalf("provider %s balance %d, want %d (start %d, fees %d, bonded %d, paid %d)", addr, acc.Balance, want, startBal[addr], fees, bonded, billed[addr])
+		st, err := c.RPC().Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := st.SyncInfo.LatestBlockHeight
+		var acc api.AccountView
+		if err := c.Query(ctx, api.AccountPath(p.Address()), h, &acc); err != nil {
+			t.Fatal(err)
+		}
+		fees, kinds := txFees(t, c, p.Address(), startHeight, h)
+		if want := startBal[addr] - fees + billed[addr]; acc.Balance != want {
+			t.Fatalf("provider %s balance %d at height %d, want %d (start %d at height %d, fees %d of txs %v, paid %d)", addr, acc.Balance, h, want, startBal[addr], startHeight, fees, kinds, billed[addr])
 		}
 	}
 }
@@ -327,28 +345,39 @@ func providerURL(t *testing.T, in *inferenceNet, addr string) string {
 	return ""
 }
 
-// txCosts sums the fees of the commit and redeem txs signed by addr (its
-// bond and registration happened before the balances were read).
-func txCosts(t *testing.T, c *client.Client, addr types.Address) (fees, bonded uint64) {
+// txFees sums the fees of every tx signed by addr in blocks from+1..to, and
+// lists their kinds. A bond would move balance into stake: the test fails on
+// one, since a provider bonds only before it starts.
+func txFees(t *testing.T, c *client.Client, addr types.Address, from, to int64) (fees uint64, kinds []string) {
 	t.Helper()
-	res, err := c.RPC().TxSearch(context.Background(), fmt.Sprintf("agora.signer='%s'", addr), false, nil, nil, "asc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tx := range res.Txs {
-		attrs := map[string]string{}
-		for _, ev := range tx.TxResult.Events {
-			for _, a := range ev.Attributes {
-				attrs[a.Key] = a.Value
+	q := fmt.Sprintf("agora.signer='%s' AND tx.height>%d AND tx.height<=%d", addr, from, to)
+	perPage := 100
+	for page := 1; ; page++ {
+		res, err := c.RPC().TxSearch(context.Background(), q, false, &page, &perPage, "asc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tx := range res.Txs {
+			attrs := map[string]string{}
+			for _, ev := range tx.TxResult.Events {
+				for _, a := range ev.Attributes {
+					attrs[a.Key] = a.Value
+				}
 			}
-		}
-		switch attrs["msg"] {
-		case "commit_epoch", "redeem_voucher":
-			f, _ := strconv.ParseUint(attrs["fee"], 10, 64)
+			if attrs["msg"] == "bond_provider" {
+				t.Fatalf("provider %s bonded at height %d, during the test", addr, tx.Height)
+			}
+			f, err := strconv.ParseUint(attrs["fee"], 10, 64)
+			if err != nil {
+				t.Fatalf("tx %X: fee %q: %v", tx.Hash, attrs["fee"], err)
+			}
 			fees += f
+			kinds = append(kinds, attrs["msg"])
+		}
+		if page*perPage >= res.TotalCount {
+			return fees, kinds
 		}
 	}
-	return fees, 0
 }
 
 // TestFailover: the preferred provider dies mid-run; later requests succeed
