@@ -96,6 +96,9 @@ type Gateway struct {
 	chMu  sync.Mutex
 	chans map[string]*channel // by account/provider
 
+	zkMu     sync.Mutex
+	zkModels map[uint64]*zkModel // registered zk models looked up so far, by id
+
 	def      *account            // pays for requests without a mapped API key
 	accounts map[string]*account // by API key
 	// billedAtStart: receipt totals per provider and channel found in the
@@ -185,18 +188,23 @@ type metrics struct {
 	paid     prometheus.Counter
 	latency  prometheus.Histogram
 	partial  prometheus.Counter
+	// proven answers (zk.go)
+	zkAnswers prometheus.Counter
+	zkFaults  prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "requests_total", Help: "Requests by HTTP status."}, []string{"status"}),
-		failover: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "failovers_total", Help: "Requests retried on another provider."}),
-		paid:     prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "billed_uagr_total", Help: "uagr of verified receipts."}),
-		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "gateway", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12)}),
-		partial:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "partial_receipts_total", Help: "Receipts fetched by request id for streams that did not end cleanly (client gone, connection broken, or stopping)."}),
+		requests:  prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "requests_total", Help: "Requests by HTTP status."}, []string{"status"}),
+		failover:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "failovers_total", Help: "Requests retried on another provider."}),
+		paid:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "billed_uagr_total", Help: "uagr of verified receipts."}),
+		latency:   prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "gateway", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.0005, 3, 12)}),
+		partial:   prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "partial_receipts_total", Help: "Receipts fetched by request id for streams that did not end cleanly (client gone, connection broken, or stopping)."}),
+		zkAnswers: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "zk_answers_total", Help: "Proven zk answers verified and paid."}),
+		zkFaults:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "gateway", Name: "zk_faults_total", Help: "Signed zk answers whose proof failed (reported on chain, not paid)."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.failover, m.paid, m.latency, m.partial)
+		reg.MustRegister(m.requests, m.failover, m.paid, m.latency, m.partial, m.zkAnswers, m.zkFaults)
 	}
 	return m
 }
@@ -268,7 +276,7 @@ func New(cfg Config, logger *slog.Logger, reg *prometheus.Registry) (*Gateway, e
 		cfg: cfg, log: logger, chain: c, signer: def.signer,
 		addr:  types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		httpc: &http.Client{Transport: tr}, hop: hop.New(256, &http.Client{Transport: tr}), metrics: newMetrics(reg), reg: reg,
-		chans: map[string]*channel{}, done: make(chan struct{}),
+		chans: map[string]*channel{}, done: make(chan struct{}), zkModels: map[uint64]*zkModel{},
 		verifyCh: make(chan pendingReceipt, 4096), verifyDone: make(chan struct{}),
 	}, nil
 }

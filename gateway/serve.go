@@ -24,6 +24,7 @@ import (
 	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/protocol/payment"
+	"github.com/agoranet/agora/protocol/zkinfer"
 	"github.com/agoranet/agora/receipt"
 	"github.com/agoranet/agora/reqauth"
 )
@@ -46,6 +47,7 @@ func (g *Gateway) routes() http.Handler {
 	mux.HandleFunc("GET /v1/receipts", g.auth(g.handleReceipts))
 	mux.HandleFunc("GET /v1/receipts/{id}", g.auth(g.handleReceipt))
 	mux.HandleFunc("POST /v1/receipts/{id}/dispute", g.auth(g.handleDispute))
+	mux.HandleFunc(zkinfer.InferRoute, g.auth(g.handleZKInfer))
 	if g.reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/internal/kvlog"
 )
 
@@ -17,8 +18,9 @@ import (
 // the receipts it holds. Synced on every write, so a voucher is never signed
 // lower after a restart and no verified receipt is lost.
 type Store struct {
-	db  *kvlog.DB
-	seq atomic.Uint64 // last receipt sequence number
+	db   *kvlog.DB
+	seq  atomic.Uint64 // last receipt sequence number
+	zseq atomic.Uint64 // last proven answer's
 }
 
 // ChannelState is the client side of a payment channel.
@@ -66,6 +68,14 @@ func openStore(dir string, log *slog.Logger) (*Store, error) {
 	}
 	if it.Last() {
 		s.seq.Store(binary.BigEndian.Uint64(it.Key()[2:]))
+	}
+	it.Close()
+	if it, err = db.NewIter(&pebble.IterOptions{LowerBound: []byte("z/"), UpperBound: []byte("z0")}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if it.Last() {
+		s.zseq.Store(binary.BigEndian.Uint64(it.Key()[2:]))
 	}
 	it.Close()
 	return s, nil
@@ -205,7 +215,61 @@ func (s *Store) BilledByProvider(check func(StoredReceipt) bool) (map[string]map
 		}
 		out[k][r.Channel] += r.Amount
 	}
-	return out, it.Error()
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	// proven answers, each verified before it was stored
+	err = s.ScanZK(func(a StoredZKAnswer) {
+		k := a.Payer + "/" + a.Provider
+		if out[k] == nil {
+			out[k] = map[uint64]uint64{}
+		}
+		out[k][a.Channel] += a.Amount
+	})
+	return out, err
+}
+
+// StoredZKAnswer is a proven answer whose proof the gateway verified (and
+// so owes its provider for).
+type StoredZKAnswer struct {
+	Seq       uint64         `json:"seq"`
+	Provider  string         `json:"provider"`
+	Payer     string         `json:"payer"`
+	Model     uint64         `json:"model"`
+	Channel   uint64         `json:"channel_id"`
+	Count     int            `json:"count"`
+	Amount    uint64         `json:"amount"`
+	Statement types.HexBytes `json:"statement"`
+	Classes   []uint32       `json:"classes"`
+	Time      int64          `json:"time"`
+}
+
+// AddZKAnswer stores a verified proven answer (synced): from then on it is
+// billed to its channel, across restarts.
+func (s *Store) AddZKAnswer(a *StoredZKAnswer) error {
+	a.Seq = s.zseq.Add(1)
+	bz, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return s.db.SetSync(append([]byte("z/"), binary.BigEndian.AppendUint64(nil, a.Seq)...), bz)
+}
+
+// ScanZK calls fn for every stored proven answer, oldest first.
+func (s *Store) ScanZK(fn func(a StoredZKAnswer)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("z/"), UpperBound: []byte("z0")})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var a StoredZKAnswer
+		if err := json.Unmarshal(it.Value(), &a); err != nil {
+			return fmt.Errorf("stored zk answer %x: %w", it.Key(), err)
+		}
+		fn(a)
+	}
+	return it.Error()
 }
 
 // Receipt finds a receipt by id.

@@ -25,6 +25,7 @@ import (
 	"github.com/agoranet/agora/internal/health"
 	"github.com/agoranet/agora/internal/netlimit"
 	"github.com/agoranet/agora/reqauth"
+	"github.com/agoranet/agora/zkml"
 )
 
 // Config configures a provider.
@@ -67,6 +68,12 @@ type Config struct {
 	// service's routes (the executor's) to the provider's server.
 	ExtraCapabilities []string
 	Mount             func(mux *http.ServeMux)
+
+	// ZK are the zk models this provider proves inferences of (zk.go).
+	ZK []ZKModel
+	// ZKWeights, for tests only, swaps the weights proofs are made with:
+	// a provider proving with other weights than it registered.
+	ZKWeights func(*zkml.Model) *zkml.Model
 }
 
 // Provider is a running provider.
@@ -93,6 +100,7 @@ type Provider struct {
 	billed   map[uint64]uint64 // channel → total of its receipts
 	vouchers map[uint64]ChannelState
 	verified map[uint64]*types.Voucher // last voucher whose signature checked out
+	zk       map[uint64]*zkServed      // zk models served, by registered id (set at Start)
 	epCount  map[uint64]uint64         // epoch → receipts issued (next index)
 	epTotal  map[uint64]uint64
 	epTokens map[uint64]uint64 // epoch → prompt + completion tokens
@@ -141,6 +149,9 @@ type metrics struct {
 	// authRefused counts requests refused for their X-Agora-Auth, by reason.
 	authRefused *prometheus.CounterVec
 	partial     prometheus.Counter
+	// zk answers (zk.go)
+	zkProofs       prometheus.Counter
+	zkProveSeconds prometheus.Histogram
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -151,10 +162,13 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		latency:  prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "provider", Name: "request_seconds", Help: "Request duration.", Buckets: prometheus.ExponentialBuckets(0.001, 3, 10)}),
 		authRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "auth_refused_total",
 			Help: "Paid requests refused for their X-Agora-Auth header, by reason (missing, malformed, channel, key, mac, stale, future, before_start, replay, full)."}, []string{"reason"}),
-		partial: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "partial_receipts_total", Help: "Receipts for streams cut short (client gone, or stopping): the tokens generated until then."}),
+		partial:  prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "partial_receipts_total", Help: "Receipts for streams cut short (client gone, or stopping): the tokens generated until then."}),
+		zkProofs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "agora", Subsystem: "provider", Name: "zk_answers_total", Help: "Proven zk answers served."}),
+		zkProveSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "agora", Subsystem: "provider", Name: "zk_answer_seconds", Help: "Time to answer a zk request (proving dominates).",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 10)}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.tokens, m.billed, m.latency, m.authRefused, m.partial)
+		reg.MustRegister(m.requests, m.tokens, m.billed, m.latency, m.authRefused, m.partial, m.zkProofs, m.zkProveSeconds)
 	}
 	return m
 }
@@ -238,6 +252,10 @@ func (p *Provider) Start(ctx context.Context) error {
 		st.Close()
 		return fmt.Errorf("scan receipts: %w", err)
 	}
+	if err := p.zkBilled(); err != nil {
+		st.Close()
+		return fmt.Errorf("scan zk answers: %w", err)
+	}
 	ln, err := net.Listen("tcp", p.cfg.Listen)
 	if err != nil {
 		st.Close()
@@ -250,6 +268,11 @@ func (p *Provider) Start(ctx context.Context) error {
 		return err
 	}
 	if err := p.register(ctx); err != nil {
+		ln.Close()
+		st.Close()
+		return err
+	}
+	if err := p.loadZK(ctx); err != nil {
 		ln.Close()
 		st.Close()
 		return err
@@ -344,7 +367,11 @@ func (p *Provider) info() *types.ProviderInfo {
 			info.Capabilities = c.Capabilities()
 		}
 	}
-	for _, c := range p.cfg.ExtraCapabilities {
+	extra := p.cfg.ExtraCapabilities
+	if len(p.cfg.ZK) > 0 {
+		extra = append(slices.Clip(extra), "zk")
+	}
+	for _, c := range extra {
 		if !slices.Contains(info.Capabilities, c) {
 			info.Capabilities = append(info.Capabilities, c)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/agoranet/agora/internal/oai"
 	"github.com/agoranet/agora/protocol/inference"
 	"github.com/agoranet/agora/protocol/payment"
+	"github.com/agoranet/agora/protocol/zkinfer"
 	"github.com/agoranet/agora/receipt"
 )
 
@@ -35,6 +36,7 @@ func (p *Provider) routes() http.Handler {
 	mux.HandleFunc(inference.RequestReceiptRoute, p.handleRequestReceipt)
 	mux.HandleFunc(inference.OpeningsRoute, p.handleOpenings)
 	mux.HandleFunc(inference.OpeningRoute, p.handleOpening)
+	mux.HandleFunc(zkinfer.InferRoute, p.handleZKInfer)
 	if p.reg != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(p.reg, promhttp.HandlerOpts{}))
 	}
@@ -167,61 +169,10 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	priceIn, priceOut := p.prices() // this request is priced at admission
 	maxCost := inference.Cost(prep.PromptTokens, prep.MaxTokens, priceIn, priceOut)
 
-	// Payment is made after the fact: each voucher pays for the receipts the
-	// client has received so far. The provider extends a bounded credit (bills
-	// not yet covered by a voucher, plus requests in flight) and the channel's
-	// deposit must cover everything billed and reserved.
-	chLock := p.channelLock(v.ChannelId)
-	chLock.Lock()
-	ch, err := p.channel(r.Context(), v.ChannelId, 0)
-	if err != nil {
-		chLock.Unlock()
-		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, "channel %d: %v", v.ChannelId, err))
+	release, e := p.reserve(r.Context(), v, maxCost)
+	if e != nil {
+		p.fail(w, e)
 		return
-	}
-	if perr := p.checkChannel(ch, v); perr != nil {
-		chLock.Unlock()
-		p.fail(w, perr)
-		return
-	}
-	state, perr := p.acceptVoucher(v, ch)
-	if perr != nil {
-		chLock.Unlock()
-		p.fail(w, perr)
-		return
-	}
-	p.mu.Lock()
-	reserved := p.reserved[v.ChannelId]
-	p.mu.Unlock()
-	unpaid := uint64(0)
-	if state.Billed > state.BestCum {
-		unpaid = state.Billed - state.BestCum
-	}
-	if unpaid+reserved+maxCost > p.cfg.Credit {
-		chLock.Unlock()
-		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader,
-			"%d uagr billed on channel %d is not covered by a voucher (best %d) and %d is in flight; this request may cost %d and the credit is %d: send a voucher for at least %d",
-			state.Billed, v.ChannelId, state.BestCum, reserved, maxCost, p.cfg.Credit, state.Billed))
-		return
-	}
-	if state.Billed+reserved+maxCost > ch.Deposit {
-		// maybe topped up since we cached it
-		ch, err = p.channel(r.Context(), v.ChannelId, state.Billed+reserved+maxCost)
-	}
-	if err != nil || state.Billed+reserved+maxCost > ch.Deposit {
-		chLock.Unlock()
-		p.fail(w, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader,
-			"channel %d is underfunded: deposit %d, billed %d, in flight %d, this request up to %d: top it up", v.ChannelId, ch.Deposit, state.Billed, reserved, maxCost))
-		return
-	}
-	p.mu.Lock()
-	p.reserved[v.ChannelId] += maxCost
-	p.mu.Unlock()
-	chLock.Unlock()
-	release := func() {
-		p.mu.Lock()
-		p.reserved[v.ChannelId] -= maxCost
-		p.mu.Unlock()
 	}
 	defer release()
 
@@ -308,6 +259,63 @@ func sha256Sum(b []byte) []byte {
 
 func usageOf(prep *Prepared, out *Output) *oai.Usage {
 	return &oai.Usage{PromptTokens: out.PromptTokens, CompletionTokens: out.CompletionTokens, TotalTokens: out.PromptTokens + out.CompletionTokens}
+}
+
+// reserve admits a request that may cost up to maxCost on v's channel.
+// Payment is made after the fact: each voucher pays for what the client
+// has received so far (receipts, proven answers). The provider extends a
+// bounded credit (bills not yet covered by a voucher, plus requests in
+// flight) and the channel's deposit must cover everything billed and
+// reserved. release gives the reservation back once the request is billed
+// or failed.
+func (p *Provider) reserve(ctx context.Context, v *types.Voucher, maxCost uint64) (release func(), e *oai.Error) {
+	chLock := p.channelLock(v.ChannelId)
+	chLock.Lock()
+	ch, err := p.channel(ctx, v.ChannelId, 0)
+	if err != nil {
+		chLock.Unlock()
+		return nil, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader, "channel %d: %v", v.ChannelId, err)
+	}
+	if perr := p.checkChannel(ch, v); perr != nil {
+		chLock.Unlock()
+		return nil, perr
+	}
+	state, perr := p.acceptVoucher(v, ch)
+	if perr != nil {
+		chLock.Unlock()
+		return nil, perr
+	}
+	p.mu.Lock()
+	reserved := p.reserved[v.ChannelId]
+	p.mu.Unlock()
+	unpaid := uint64(0)
+	if state.Billed > state.BestCum {
+		unpaid = state.Billed - state.BestCum
+	}
+	if unpaid+reserved+maxCost > p.cfg.Credit {
+		chLock.Unlock()
+		return nil, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader,
+			"%d uagr billed on channel %d is not covered by a voucher (best %d) and %d is in flight; this request may cost %d and the credit is %d: send a voucher for at least %d",
+			state.Billed, v.ChannelId, state.BestCum, reserved, maxCost, p.cfg.Credit, state.Billed)
+	}
+	if state.Billed+reserved+maxCost > ch.Deposit {
+		// maybe topped up since we cached it
+		ch, err = p.channel(ctx, v.ChannelId, state.Billed+reserved+maxCost)
+	}
+	if err != nil || state.Billed+reserved+maxCost > ch.Deposit {
+		chLock.Unlock()
+		return nil, oai.Errorf(http.StatusPaymentRequired, "payment_required", payment.VoucherHeader,
+			"channel %d is underfunded: deposit %d, billed %d, in flight %d, this request up to %d: top it up", v.ChannelId, ch.Deposit, state.Billed, reserved, maxCost)
+	}
+	p.mu.Lock()
+	p.reserved[v.ChannelId] += maxCost
+	p.mu.Unlock()
+	chLock.Unlock()
+	return func() {
+		p.mu.Lock()
+		p.reserved[v.ChannelId] -= maxCost
+		p.mu.Unlock()
+	}, nil
 }
 
 // acceptVoucher checks v against what was billed and stores it if it is the

@@ -235,3 +235,42 @@ func (s *Store) PutTranscript(epoch, index uint64, t *inference.Transcript) erro
 	}
 	return s.db.SetSync(key("tr/", u64(epoch), u64(index)), bz)
 }
+
+// ZKAnswer is a proven answer the provider billed (zk.go): kept so that a
+// restart bills its channel the same (Start adds it back like a receipt).
+type ZKAnswer struct {
+	Channel   uint64         `json:"channel_id"`
+	Model     uint64         `json:"model"`
+	Count     int            `json:"count"`
+	Amount    uint64         `json:"amount"`
+	Statement types.HexBytes `json:"statement"`
+	Signature types.HexBytes `json:"signature"`
+	Time      int64          `json:"time"`
+}
+
+// AddZKAnswer stores a billed proven answer, synced before it is sent.
+func (s *Store) AddZKAnswer(a ZKAnswer) error {
+	bz, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	id := sha256Sum(a.Signature)
+	return s.db.SetSync(key("zk/", u64(a.Channel), id), bz)
+}
+
+// ScanZK calls fn for every stored proven answer, by channel.
+func (s *Store) ScanZK(fn func(a ZKAnswer)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte("zk/"), UpperBound: []byte("zk0")})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		var a ZKAnswer
+		if err := json.Unmarshal(it.Value(), &a); err != nil {
+			return fmt.Errorf("stored zk answer %x: %w", it.Key(), err)
+		}
+		fn(a)
+	}
+	return it.Error()
+}

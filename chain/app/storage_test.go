@@ -645,7 +645,7 @@ func TestStorageProviderRegistration(t *testing.T) {
 		t.Fatalf("storage-only provider not registered: %v %+v", err, v)
 	}
 	err := types.SetMsg(&types.TxBody{ChainId: testChain}, &types.MsgRegisterProvider{Info: &types.ProviderInfo{Endpoint: "http://127.0.0.1:1", Capabilities: []string{"chat"}}})
-	if err == nil || !strings.Contains(err.Error(), "none only with the wasm or storage capability") {
+	if err == nil || !strings.Contains(err.Error(), "none only with the wasm, storage or zk capability") {
 		t.Fatalf("a model-less chat provider: %v", err)
 	}
 }

@@ -166,11 +166,12 @@ func ValidateProviderInfo(info *ProviderInfo) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("endpoint %q is not an http(s) URL", info.Endpoint)
 	}
-	// A provider of compute jobs or storage only (the "wasm" or "storage"
-	// capability) serves no model; every other provider offers at least one.
-	modelless := slices.Contains(info.Capabilities, "wasm") || slices.Contains(info.Capabilities, "storage")
+	// A provider of compute jobs, storage or zk proofs only (the "wasm",
+	// "storage" or "zk" capability) may serve no model; every other
+	// provider offers at least one.
+	modelless := slices.Contains(info.Capabilities, "wasm") || slices.Contains(info.Capabilities, "storage") || slices.Contains(info.Capabilities, "zk")
 	if (len(info.Models) == 0 && !modelless) || len(info.Models) > MaxModels {
-		return fmt.Errorf("must offer between 1 and %d models (none only with the wasm or storage capability)", MaxModels)
+		return fmt.Errorf("must offer between 1 and %d models (none only with the wasm, storage or zk capability)", MaxModels)
 	}
 	seen := make(map[string]bool, len(info.Models))
 	for i, m := range info.Models {

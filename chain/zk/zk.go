@@ -109,6 +109,18 @@ func Register(kv store.KV, height int64, signer []byte, m *types.MsgRegisterZKMo
 	return z, nil
 }
 
+// Check verifies a proof of a statement (flat inputs, logits and classes,
+// as messages carry them) against a registered model: the chain's own
+// check, run off chain by whoever pays for an answer before paying.
+func Check(z *types.ZKModel, inputs []byte, logits []int64, classes []uint32, proof []byte) error {
+	return check(z, inputs, logits, classes, proof)
+}
+
+// StatementHashOf is StatementHash of a flat statement.
+func StatementHashOf(model uint64, inputs []byte, logits []int64, classes []uint32) []byte {
+	return statementHash(model, inputs, logits, classes)
+}
+
 // check verifies a proof of a statement (flat inputs, logits and classes,
 // as messages carry them) against a registered model; the error says why
 // it fails (its code: malformed proof, or invalid statement or proof).

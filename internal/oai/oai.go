@@ -206,7 +206,7 @@ func unmarshalRequest(body []byte, req *Request) error {
 // Decode reads and checks a request body. chat selects /v1/chat/completions
 // (messages) versus /v1/completions (prompt).
 func Decode(r *http.Request, chat bool) (*Request, []byte, *Error) {
-	body, err := readLimited(r, MaxBodyBytes)
+	body, err := ReadLimited(r, MaxBodyBytes)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -261,7 +261,9 @@ func Decode(r *http.Request, chat bool) (*Request, []byte, *Error) {
 	return &req, body, nil
 }
 
-func readLimited(r *http.Request, limit int64) ([]byte, *Error) {
+// ReadLimited reads a request body of at most limit bytes; a longer one is
+// a 413 in OpenAI's error format.
+func ReadLimited(r *http.Request, limit int64) ([]byte, *Error) {
 	if r.ContentLength > limit {
 		return nil, Errorf(http.StatusRequestEntityTooLarge, "invalid_request_error", "", "request body of %d bytes exceeds %d", r.ContentLength, limit)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/internal/netlimit"
+	"github.com/agoranet/agora/protocol/zkinfer"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/storer"
 )
@@ -37,6 +38,9 @@ type ProviderConfig struct {
 	Listen   string   `toml:"listen"`
 	Endpoint string   `toml:"endpoint"`
 	Models   []string `toml:"models"`
+	// ZK ([[zk]]): zk models whose inferences this provider proves
+	// (dir, and model: default DIR/model.json).
+	ZK []provider.ZKModel `toml:"zk"`
 	// An OpenAI-compatible backend instead of native models.
 	Backend        string   `toml:"backend"`
 	BackendModels  []string `toml:"backend_models"`
@@ -178,6 +182,7 @@ func registry() *prometheus.Registry {
 func providerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "provider", Short: "Serve models to the network and get paid"}
 	var cfgPath string
+	var zkFlags []string
 	c := ProviderConfig{Node: defaultNode, Key: "provider", Keyring: keyring.BackendFile, Listen: "127.0.0.1:8090", Concurrency: 1, Queue: 16}
 	start := &cobra.Command{
 		Use:   "start",
@@ -189,9 +194,12 @@ func providerCmd(g *globals) *cobra.Command {
 				return err
 			}
 			mergeConfig(cmd.Flags(), &c, fc)
-			jobsOnly := len(c.Models) == 0 && c.Backend == ""
+			for _, z := range zkFlags {
+				c.ZK = append(c.ZK, provider.ParseZKModel(z))
+			}
+			jobsOnly := len(c.Models) == 0 && c.Backend == "" && len(c.ZK) == 0
 			if jobsOnly && !c.Jobs.Enabled && !c.Storage.Enabled {
-				return errors.New("nothing to serve: give --model FILE.gguf or DIR (repeatable), --backend URL with --backend-model NAME, --wasm (compute jobs) or --storage (storage deals)")
+				return errors.New("nothing to serve: give --model FILE.gguf or DIR (repeatable), --backend URL with --backend-model NAME, --zk DIR (a registered zk model), --wasm (compute jobs) or --storage (storage deals)")
 			}
 			if c.PricePolicy != "" && c.PricePolicy != "fixed" && c.PricePolicy != "adaptive" {
 				return fmt.Errorf("--price-policy %q: want fixed or adaptive", c.PricePolicy)
@@ -304,7 +312,7 @@ func providerCmd(g *globals) *cobra.Command {
 				PriceIn: c.PriceInput, PriceOut: c.PriceOutput, Concurrency: c.Concurrency, Queue: c.Queue, Credit: c.Credit,
 				CPU: c.CPU, GPU: c.GPU, AuthWindow: c.AuthWindow, DrainTimeout: c.DrainTimeout,
 				Pricing: provider.Pricing{Adaptive: c.PricePolicy == "adaptive", FloorPct: c.PriceFloor, CeilingPct: c.PriceCeil},
-				Limits:  c.Limits, MaxBlockAge: c.MaxBlockAge,
+				Limits:  c.Limits, MaxBlockAge: c.MaxBlockAge, ZK: c.ZK,
 			}
 			if ex != nil {
 				pc.ExtraCapabilities, pc.Mount = []string{"wasm"}, ex.Mount
@@ -347,6 +355,9 @@ func providerCmd(g *globals) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(g.out, "provider %s serving at %s\n", p.Address(), p.URL())
+				if len(c.ZK) > 0 {
+					fmt.Fprintf(g.out, "  and %d zk model(s): proven inference at %s%s\n", len(c.ZK), p.URL(), zkinfer.InferPath)
+				}
 				if ex != nil {
 					fmt.Fprintf(g.out, "  and compute jobs (%d uagr per million gas)\n", c.Jobs.Price)
 				}
@@ -374,6 +385,7 @@ func providerCmd(g *globals) *cobra.Command {
 	f.StringVar(&c.Listen, "listen", c.Listen, "listen address")
 	f.StringVar(&c.Endpoint, "endpoint", "", "public base URL to register (default http://LISTEN)")
 	f.StringSliceVar(&c.Models, "model", nil, "GGUF model file to serve, or a directory: every .gguf in it (repeatable)")
+	f.StringArrayVar(&zkFlags, "zk", nil, "zk model to prove inferences of: DIR[,MODEL.json] (circuit and keys in DIR, the int8 model default DIR/model.json), registered by this provider with `agora zk register` (repeatable)")
 	f.StringVar(&c.Backend, "backend", "", "OpenAI-compatible backend base URL (e.g. http://127.0.0.1:8081/v1) instead of native models")
 	f.StringSliceVar(&c.BackendModels, "backend-model", nil, "model served by --backend (repeatable): NAME, or NAME=FILE.gguf for a model validators can verify (the GGUF of the weights the backend serves)")
 	f.StringVar(&c.BackendKey, "backend-api-key", "", "bearer key for --backend")
@@ -489,6 +501,7 @@ func mergeConfig(fs *pflag.FlagSet, dst any, file any) {
 		set("listen", func() { d.Listen = firstNonEmpty(f.Listen, d.Listen) })
 		set("endpoint", func() { d.Endpoint = firstNonEmpty(f.Endpoint, d.Endpoint) })
 		set("model", func() { d.Models = fileList(f.Models, d.Models) })
+		set("zk", func() { d.ZK = f.ZK })
 		set("price-input", func() { d.PriceInput = fileOr(f.PriceInput, d.PriceInput) })
 		set("price-output", func() { d.PriceOutput = fileOr(f.PriceOutput, d.PriceOutput) })
 		set("concurrency", func() { d.Concurrency = fileOr(f.Concurrency, d.Concurrency) })

@@ -222,6 +222,7 @@ other parties rely on must come from the multi-party ceremony (agora zk ceremony
 	}
 	cmd.AddCommand(train, compile, setup, prove, verify, zkCeremonyCmd(g), zkContributeCmd(g))
 	cmd.AddCommand(zkChainCmds(g)...)
+	cmd.AddCommand(zkInferCmd(g))
 	return cmd
 }
 

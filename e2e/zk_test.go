@@ -1,0 +1,264 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agoranet/agora/chain/api"
+	"github.com/agoranet/agora/chain/types"
+	"github.com/agoranet/agora/chain/zk"
+	"github.com/agoranet/agora/engine/native"
+	"github.com/agoranet/agora/gateway"
+	"github.com/agoranet/agora/protocol/zkinfer"
+	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/testutil/poll"
+	"github.com/agoranet/agora/testutil/testnet"
+	"github.com/agoranet/agora/zkml"
+)
+
+// zkTinyModel is a dense 8 → 6 (requantised) → 3 int8 model: small enough
+// to set up and prove in well under a second under the race detector.
+func zkTinyModel(seed int) *zkml.Model {
+	w := func(n, k int) []int8 {
+		v := make([]int8, n)
+		for i := range v {
+			v[i] = int8((i*k+seed)%121 - 60)
+		}
+		return v
+	}
+	return &zkml.Model{Layers: []zkml.Layer{
+		{Kind: zkml.Dense, In: 8, Out: 6, M: 7, S: 8, W: w(48, 7), B: []int32{100, -50, 0, 30, -7, 12}},
+		{Kind: zkml.Dense, In: 6, Out: 3, W: w(18, 11), B: []int32{5, -5, 1}},
+	}}
+}
+
+// writeZKDir writes a zk model's directory as the CLI does: model.json,
+// circuit.r1cs and a (single-party, devnet) setup's keys.
+func writeZKDir(t *testing.T, dir string, m *zkml.Model, batch int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(filepath.Join(dir, "model.json")); err != nil {
+		t.Fatal(err)
+	}
+	cs, err := zkml.Compile(m, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, vk, err := zkml.SetupSingleParty(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, v := range map[string]io.WriterTo{zkml.CircuitFile: cs, zkml.ProvingKeyFile: pk, zkml.VerifyingKeyFile: vk} {
+		var b bytes.Buffer
+		if _, err := v.WriteTo(&b); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestZKInferenceOnTheNetwork: a provider registers a zk model and serves
+// proven inference; a client asks through the gateway (and the CLI), gets
+// outputs equal to the reference model's with a proof that verifies
+// offline and on chain, and its provider is paid exactly its answers. A
+// provider proving with other weights than it registered is reported by
+// the gateway, slashed on chain and paid nothing; bad requests change
+// nothing.
+func TestZKInferenceOnTheNetwork(t *testing.T) {
+	params := types.DefaultParams()
+	params.EpochLength = 10
+	params.CommitWindow = 4
+	params.OpeningWindow = 2000
+	nw := testnet.New(t, testnet.Options{Validators: 1, Accounts: 3, Params: &params, BlockTime: 150 * time.Millisecond})
+	if err := nw.WaitHeight(0, 2, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := nw.Client(0)
+	dir := t.TempDir()
+	const batch, price = 3, 7
+	model := zkTinyModel(0)
+	zkDir := filepath.Join(dir, "zk")
+	writeZKDir(t, zkDir, model, batch)
+
+	// Both providers register the same model (commitment and key): the
+	// second will prove with other weights.
+	register := func(i int, name string) uint64 {
+		vk, err := os.ReadFile(filepath.Join(zkDir, zkml.VerifyingKeyFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		com, err := model.Commitment()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.NewSigner(nw.Accounts[i]).Send(ctx, &types.MsgRegisterZKModel{Name: name, Commitment: com.FillBytes(make([]byte, 32)), VerifyingKey: vk,
+			Batch: batch, InLen: 8, OutLen: 3, Price: price})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := strconv.ParseUint(res.Events["zk_model_id"], 10, 64)
+		return id
+	}
+	honestID, cheatID := register(1, "tiny-zk"), register(2, "tiny-zk-other")
+
+	var provs []*provider.Provider
+	for i := 1; i <= 2; i++ {
+		b, err := provider.NewNativeBackend(nil, native.Options{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := provider.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[i], Listen: "127.0.0.1:0",
+			DataDir: filepath.Join(dir, fmt.Sprintf("provider%d", i)), Tick: 100 * time.Millisecond,
+			ZK: []provider.ZKModel{{Dir: zkDir}}}
+		if i == 2 {
+			pc.ZKWeights = func(m *zkml.Model) *zkml.Model { return zkTinyModel(5) }
+		}
+		p, err := provider.New(pc, b, quietLog(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Stop() })
+		provs = append(provs, p)
+	}
+	gw, err := gateway.New(gateway.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[0], Listen: "127.0.0.1:0",
+		DataDir: filepath.Join(dir, "gateway"), Deposit: 5_000_000, ChannelBlocks: 400, Refresh: 200 * time.Millisecond}, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Stop() })
+	post := func(body string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Post(gw.URL()+zkinfer.InferPath, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	inputs := [][]int8{{1, -2, 3, -4, 5, -6, 7, -8}, {100, 90, -80, 70, 0, -1, 2, 127}, {-128, 127, 0, 0, 5, 5, -5, -5}}
+	want := func(in [][]int8) []uint32 {
+		var out []uint32
+		for _, x := range in {
+			tr, err := model.Infer(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, uint32(tr.Class))
+		}
+		return out
+	}
+	var paid uint64
+
+	// Through the CLI: two inputs (the batch padded), checked against the
+	// chain's key by the CLI itself, written as a proof file.
+	inPath := filepath.Join(dir, "in.json")
+	bz, _ := json.Marshal(map[string]any{"inputs": inputs[:2]})
+	os.WriteFile(inPath, bz, 0o644)
+	proofPath := filepath.Join(dir, "proof.json")
+	out := run(t, "zk", "infer", "--gateway", gw.URL(), "--node", nw.Configs[0].RPC.Laddr, "--model", "tiny-zk", "--input", inPath, "--out", proofPath)
+	if w := want(inputs[:2]); !strings.Contains(out, fmt.Sprintf("classes %v for 2 inputs", w)) || !strings.Contains(out, fmt.Sprintf("%d uagr", 2*price)) {
+		t.Fatalf("agora zk infer (want classes %v):\n%s", w, out)
+	}
+	paid += 2 * price
+	if out := run(t, "zk", "verify", "--vk", filepath.Join(zkDir, zkml.VerifyingKeyFile), "--proof", proofPath); !strings.Contains(out, "valid: 3 inferences") {
+		t.Fatalf("agora zk verify: %s", out)
+	}
+
+	// Over HTTP, a full batch, published on chain.
+	body, _ := json.Marshal(map[string]any{"model": honestID, "inputs": inputs, "publish": true})
+	status, rb := post(string(body))
+	if status != 200 {
+		t.Fatalf("zk infer: %d %s", status, rb)
+	}
+	var a zkinfer.GatewayAnswer
+	if err := json.Unmarshal(rb, &a); err != nil {
+		t.Fatal(err)
+	}
+	if w := want(inputs); !a.Verified || a.Count != 3 || fmt.Sprint(a.Classes) != fmt.Sprint(w) || a.Amount != 3*price || a.PublishedHeight == 0 {
+		t.Fatalf("answer %+v, want classes %v", a, w)
+	}
+	for i, x := range inputs {
+		tr, _ := model.Infer(x)
+		if fmt.Sprint(a.Logits[i]) != fmt.Sprint(tr.Logits) {
+			t.Fatalf("item %d: logits %v, the reference model's %v", i, a.Logits[i], tr.Logits)
+		}
+	}
+	paid += 3 * price
+	in, lg, cl := a.Flat()
+	var rec api.ZKProofView
+	if err := c.Query(ctx, api.ZKProofPath(honestID, zk.StatementHashOf(honestID, in, lg, cl)), 0, &rec); err != nil {
+		t.Fatalf("the published statement is not on chain: %v", err)
+	}
+	if rec.Height != a.PublishedHeight || rec.Submitter.String() != gw.Address().String() {
+		t.Fatalf("proof record %+v, published at %d by %s", rec, a.PublishedHeight, gw.Address())
+	}
+
+	// Bad requests: a clear error each, nothing billed.
+	for _, bad := range []struct{ body, want string }{
+		{`{"model": 1, "inputs": [[1,2,3]]}`, "inputs[0]: 3 values, the model takes 8"},
+		{`{"model": 1, "inputs": [[1,2,3,4,5,6,7,8],[1,2,3,4,5,6,7,8],[1,2,3,4,5,6,7,8],[1,2,3,4,5,6,7,8]]}`, "4 vectors, the model proves at most 3"},
+		{`{"model": 1, "inputs": []}`, "no input vector"},
+		{`{"model": 1, "inputs": [[1,2,3,4,5,6,7,300]]}`, "int8"},
+		{`{"model": 99, "inputs": [[1,2,3,4,5,6,7,8]]}`, "zk model 99"},
+		{`{"model": "nope", "inputs": [[1,2,3,4,5,6,7,8]]}`, "no zk model is registered as"},
+		{`{"model": 1, "inputs": [[1,2,3,4,5,6,7,8]], "extra": 1}`, "unknown field"},
+		{`{"model": 1`, "body"},
+	} {
+		status, rb := post(bad.body)
+		if status/100 != 4 || !strings.Contains(string(rb), bad.want) {
+			t.Fatalf("%s: %d %s, want a 4xx saying %q", bad.body, status, rb, bad.want)
+		}
+	}
+
+	// The provider proving with other weights: its signed answer does not
+	// verify; the gateway reports it, the chain slashes it, nothing is paid.
+	cheat := provs[1].Address()
+	var before api.ProviderView
+	if err := c.Query(ctx, api.ProviderPath(cheat), 0, &before); err != nil {
+		t.Fatal(err)
+	}
+	body, _ = json.Marshal(map[string]any{"model": cheatID, "inputs": inputs[:1]})
+	status, rb = post(string(body))
+	if status != http.StatusBadGateway || !strings.Contains(string(rb), "does not verify") || !strings.Contains(string(rb), "slashed") {
+		t.Fatalf("the other-weights provider's answer: %d %s", status, rb)
+	}
+	var after api.ProviderView
+	if err := c.Query(ctx, api.ProviderPath(cheat), 0, &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Bonded >= before.Bonded {
+		t.Fatalf("provider %s bond %d after the fault, %d before: not slashed", cheat, after.Bonded, before.Bonded)
+	}
+
+	// Settlement: the honest provider redeems exactly its answers; the
+	// cheater nothing.
+	poll.Until(t, 60*time.Second, "the honest provider to redeem its proven answers", func() (bool, string) {
+		r := redeemedBy(t, c, provs[0].Address().String())
+		return r == paid, fmt.Sprintf("redeemed %d of %d", r, paid)
+	})
+	if r := redeemedBy(t, c, cheat.String()); r != 0 {
+		t.Fatalf("the other-weights provider redeemed %d", r)
+	}
+}
