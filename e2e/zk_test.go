@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -42,32 +41,56 @@ func zkTinyModel(seed int) *zkml.Model {
 	}}
 }
 
-// writeZKDir writes a zk model's directory as the CLI does: model.json,
-// circuit.r1cs and a (single-party, devnet) setup's keys.
+// writeZKDir writes a zk model's directory as a user does with the CLI:
+// model.json, `agora zk compile`, then a two-party setup ceremony (A on
+// the transcript, B on files the coordinator adds), each phase sealed
+// with a beacon, and the transcript verified.
 func writeZKDir(t *testing.T, dir string, m *zkml.Model, batch int) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Save(filepath.Join(dir, "model.json")); err != nil {
+	mp := filepath.Join(dir, "model.json")
+	if err := m.Save(mp); err != nil {
 		t.Fatal(err)
 	}
-	cs, err := zkml.Compile(m, batch)
+	run(t, "zk", "compile", "--model", mp, "--batch", strconv.Itoa(batch), "--dir", dir)
+	run(t, "zk", "ceremony", "init", "--dir", dir)
+	scratch := t.TempDir()
+	for phase := 1; phase <= 2; phase++ {
+		run(t, "zk", "ceremony", "contribute", "--dir", dir) // A
+		b := filepath.Join(scratch, fmt.Sprintf("p%d-B.bin", phase))
+		run(t, "zk", "contribute", "--in", filepath.Join(dir, "ceremony", fmt.Sprintf("phase%d", phase), "0001.bin"), "--out", b) // B
+		if phase == 1 {
+			// A contribution that does not verify is refused, and the
+			// transcript is unchanged.
+			bz, err := os.ReadFile(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			bad := filepath.Join(scratch, "bad.bin")
+			bz[len(bz)/2] ^= 1
+			os.WriteFile(bad, bz, 0o644)
+			if out := runFail(t, "zk", "ceremony", "add", "--dir", dir, bad); !strings.Contains(out, "contribution") {
+				t.Fatalf("a corrupted contribution: %s", out)
+			}
+		}
+		run(t, "zk", "ceremony", "add", "--dir", dir, b)
+		if phase == 1 {
+			run(t, "zk", "ceremony", "phase2", "--dir", dir, "--beacon", strings.Repeat("6a09e667", 4))
+		}
+	}
+	run(t, "zk", "ceremony", "seal", "--dir", dir, "--beacon", strings.Repeat("bb67ae85", 4))
+	vk, err := os.ReadFile(filepath.Join(dir, zkml.VerifyingKeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pk, vk, err := zkml.SetupSingleParty(cs)
+	kh, err := zk.KeyHash(vk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, v := range map[string]io.WriterTo{zkml.CircuitFile: cs, zkml.ProvingKeyFile: pk, zkml.VerifyingKeyFile: vk} {
-		var b bytes.Buffer
-		if _, err := v.WriteTo(&b); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if out := run(t, "zk", "ceremony", "verify", "--dir", dir); !strings.Contains(out, "valid and sealed: 2 + 2 contributions") || !strings.Contains(out, fmt.Sprintf("verifying key hash %x", kh)) {
+		t.Fatalf("agora zk ceremony verify (verifying.key's hash %x): %s", kh, out)
 	}
 }
 
