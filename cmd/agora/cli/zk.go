@@ -47,7 +47,11 @@ func zkCmd(g *globals) *cobra.Command {
 				trainOut, m.ParamCount(), 100*accF, 100*acc8, len(test), com)
 			if digitsOut != "" {
 				d := digitsFile{}
-				for _, s := range test[:min(ndigits, len(test))] {
+				// spread over the test set (it is ordered by digit), so
+				// every class is there
+				n := min(ndigits, len(test))
+				for k := range n {
+					s := test[k*len(test)/n]
 					d.Inputs = append(d.Inputs, s.Quantised())
 					d.Labels = append(d.Labels, s.Label)
 				}
@@ -61,7 +65,7 @@ func zkCmd(g *globals) *cobra.Command {
 	}
 	train.Flags().StringVar(&trainOut, "out", "model.json", "where to write the int8 model")
 	train.Flags().StringVar(&digitsOut, "digits", "digits.json", "where to write quantised test digits for `agora zk prove` (empty: none)")
-	train.Flags().IntVar(&ndigits, "n", 16, "how many test digits to write")
+	train.Flags().IntVar(&ndigits, "n", 16, "how many test digits to write (spread over the test set)")
 	train.Flags().StringVar(&cache, "cache", "", "MNIST download cache (default: the user cache's agora-test-data)")
 	train.Flags().Uint64Var(&seed, "seed", 1, "training seed")
 	train.Flags().IntVar(&epochs, "epochs", zkml.MNISTEpochs, "training epochs")
