@@ -175,13 +175,20 @@ func (c *Client) HasGrant(ctx context.Context, dataset uint64, buyer types.Addre
 	return len(gs) > 0, nil
 }
 
-// TrainedModel is the registry's record of the model whose file has sha256
-// hash (chain/models).
-func (c *Client) TrainedModel(ctx context.Context, hash []byte) (api.TrainedModelView, error) {
-	return View[api.TrainedModelView](ctx, c, api.TrainedModelPath(hash), 0)
+// TrainedModelRecords lists the registry's records of the model whose file
+// has sha256 hash (chain/models), one per lease that registered those
+// bytes, the oldest lease first.
+func (c *Client) TrainedModelRecords(ctx context.Context, hash []byte) ([]api.TrainedModelView, error) {
+	return View[[]api.TrainedModelView](ctx, c, api.TrainedModelRecordsPath(hash), 0)
 }
 
-// TrainedModels lists every registered model, by hash.
+// TrainedModelRecord is the record of the model with sha256 hash
+// registered from lease.
+func (c *Client) TrainedModelRecord(ctx context.Context, hash []byte, lease uint64) (api.TrainedModelView, error) {
+	return View[api.TrainedModelView](ctx, c, api.TrainedModelRecordPath(hash, lease), 0)
+}
+
+// TrainedModels lists every record, by hash and then lease.
 func (c *Client) TrainedModels(ctx context.Context) ([]api.TrainedModelView, error) {
 	return View[[]api.TrainedModelView](ctx, c, api.TrainedModelsPath(), 0)
 }

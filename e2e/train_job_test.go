@@ -51,7 +51,8 @@ import (
 // Then the honest model of order A is fetched (byte-identical to the
 // native trainer's), registered on chain with its provenance (the chain
 // checks the job's own sha256 of the file against the committed result
-// list), served by an inference provider through the gateway, and the
+// list; order B's honest replica, the same bytes, registers a second
+// record), served by an inference provider through the gateway, and the
 // provider's receipts for it are audited by re-execution on the exact path.
 func TestTrainingJobOnTheNetwork(t *testing.T) {
 	if testing.Short() {
@@ -250,9 +251,34 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(model)
-	rec, err := c.TrainedModel(ctx, sum[:])
+	rec, err := c.TrainedModelRecord(ctx, sum[:], honestA)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Order B's honest replica wrote the same bytes: its registration is a
+	// second record of the hash (records are keyed by sha256 and lease),
+	// listed after order A's; the same lease again is refused.
+	lb, err := c.JobLease(ctx, honestB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotB, err := jobowner.Fetch(ctx, c, lb, "")
+	if err != nil || gotB.Failed || !bytes.Equal(gotB.Outputs["out/model.gguf"], model) {
+		t.Fatalf("order B's honest model: %v (failed %v)", err, gotB != nil && gotB.Failed)
+	}
+	regB, err := gotB.ModelRegistration("out/model.gguf", "tiny-e2e-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Send(ctx, regB); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := owner.Send(ctx, reg); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("model %x is already registered from lease %d", sum, honestA)) {
+		t.Fatalf("registering lease %d's model twice: %v", honestA, err)
+	}
+	if recs, err := c.TrainedModelRecords(ctx, sum[:]); err != nil || len(recs) != 2 || recs[0].LeaseID != honestA || recs[1].LeaseID != honestB ||
+		recs[1].Name != "tiny-e2e-b" || string(recs[1].BlobID) != string(rec.BlobID) {
+		t.Fatalf("records of %x: %+v (%v), want leases %d and %d", sum, recs, err, honestA, honestB)
 	}
 	mb := blob.Of(model)
 	if rec.LeaseID != honestA || rec.LeaseStatus != "done" || rec.Trainer.String() != exs[0].Address().String() ||

@@ -895,14 +895,16 @@ func (s *Server) storageDeal(r *http.Request) (any, error) {
 // The trained-model registry (chain/models): models a compute job
 // produced, with their provenance and the providers serving them.
 
-// TrainedModel is a registered model with the registered providers whose
-// offers name its hash.
+// TrainedModel is a registered model: every record of its sha256 (one per
+// lease that registered those bytes, the oldest lease first: the trainer's
+// and any copier's, each naming its module) and the registered providers
+// whose offers name the hash.
 type TrainedModel struct {
-	Model     api.TrainedModelView `json:"model"`
-	Providers []api.ProviderView   `json:"providers"`
+	Records   []api.TrainedModelView `json:"records"`
+	Providers []api.ProviderView     `json:"providers"`
 }
 
-// trainedModels lists the registered models, newest first.
+// trainedModels lists the registry's records, newest first.
 func (s *Server) trainedModels(r *http.Request) (any, error) {
 	limit, err := limitParam(r, 100, 1000)
 	if err != nil {
@@ -922,7 +924,7 @@ func (s *Server) trainedModel(r *http.Request) (any, error) {
 		return nil, httpError{http.StatusBadRequest, fmt.Sprintf("model hash %q: want 64 hex digits (the file's sha256)", r.PathValue("hash"))}
 	}
 	var m TrainedModel
-	found, err := query(s.State, api.TrainedModelPath(h), &m.Model)
+	found, err := query(s.State, api.TrainedModelRecordsPath(h), &m.Records)
 	if err != nil {
 		return nil, err
 	}

@@ -287,28 +287,33 @@ func TestDataRoutes(t *testing.T) {
 	}
 }
 
-// TestModelRoutes: the trained-model pages' API lists models newest
-// first; a model comes with the providers offering it; a malformed hash is
-// 400, an unregistered one 404.
+// TestModelRoutes: the trained-model pages' API lists every record newest
+// first; a model comes with every record of its hash (the same bytes
+// registered from several leases: the trainer's and a copier's, each with
+// its module) and the providers offering it; a malformed hash is 400, an
+// unregistered one 404.
 func TestModelRoutes(t *testing.T) {
 	x := openIndex(t, t.TempDir())
 	defer x.Close()
 	h1, h2, owner, trainer := bytesOf(1, 32), bytesOf(2, 32), bytesOf(3, 20), bytesOf(4, 20)
 	m1 := api.TrainedModelView{Hash: h1, Name: "old", Owner: owner, Trainer: trainer, OrderID: 1, LeaseID: 1, LeaseStatus: "done", Height: 10}
-	m2 := api.TrainedModelView{Hash: h2, Name: "new", Owner: owner, Trainer: trainer, OrderID: 2, LeaseID: 3, LeaseStatus: "done", Height: 20}
+	m2 := api.TrainedModelView{Hash: h2, Name: "new", Owner: owner, Trainer: trainer, OrderID: 2, LeaseID: 3, LeaseStatus: "done", Height: 20,
+		ModuleHash: bytesOf(6, 32)}
+	m2copy := api.TrainedModelView{Hash: h2, Name: "copy", Owner: bytesOf(7, 20), Trainer: bytesOf(8, 20), OrderID: 3, LeaseID: 4, LeaseStatus: "done",
+		Height: 15, ModuleHash: bytesOf(9, 32)}
 	st := fakeState{
-		api.TrainedModelsPath():       []api.TrainedModelView{m1, m2},
-		api.TrainedModelPath(h2):      m2,
-		api.ProvidersForModelPath(h2): []api.ProviderView{{Address: bytesOf(5, 20), Endpoint: "http://127.0.0.1:9"}},
-		api.TrainedModelPath(h1):      m1,
-		api.ProvidersForModelPath(h1): []api.ProviderView{},
+		api.TrainedModelsPath():         []api.TrainedModelView{m1, m2, m2copy},
+		api.TrainedModelRecordsPath(h2): []api.TrainedModelView{m2, m2copy},
+		api.ProvidersForModelPath(h2):   []api.ProviderView{{Address: bytesOf(5, 20), Endpoint: "http://127.0.0.1:9"}},
+		api.TrainedModelRecordsPath(h1): []api.TrainedModelView{m1},
+		api.ProvidersForModelPath(h1):   []api.ProviderView{},
 	}
 	srv := httptest.NewServer(NewServer(x, st).Handler())
 	defer srv.Close()
 	get := getter(t, srv.URL)
 	var ms []api.TrainedModelView
 	get("/explorer/api/models", 200, &ms)
-	if len(ms) != 2 || ms[0].Name != "new" || ms[1].Name != "old" {
+	if len(ms) != 3 || ms[0].Name != "new" || ms[1].Name != "copy" || ms[2].Name != "old" {
 		t.Fatalf("models: %+v", ms)
 	}
 	get("/explorer/api/models?limit=1", 200, &ms)
@@ -317,7 +322,13 @@ func TestModelRoutes(t *testing.T) {
 	}
 	var m TrainedModel
 	get("/explorer/api/model/"+hex.EncodeToString(h2), 200, &m)
-	if m.Model.Name != "new" || len(m.Providers) != 1 || m.Providers[0].Endpoint != "http://127.0.0.1:9" {
+	if len(m.Records) != 2 || m.Records[0].LeaseID != 3 || m.Records[1].LeaseID != 4 ||
+		string(m.Records[0].ModuleHash) != string(bytesOf(6, 32)) || string(m.Records[1].ModuleHash) != string(bytesOf(9, 32)) ||
+		len(m.Providers) != 1 || m.Providers[0].Endpoint != "http://127.0.0.1:9" {
+		t.Fatalf("model: %+v", m)
+	}
+	get("/explorer/api/model/"+hex.EncodeToString(h1), 200, &m)
+	if len(m.Records) != 1 || m.Records[0].Name != "old" || len(m.Providers) != 0 {
 		t.Fatalf("model: %+v", m)
 	}
 	for _, c := range []struct {
@@ -328,6 +339,7 @@ func TestModelRoutes(t *testing.T) {
 		{"/explorer/api/model/" + hex.EncodeToString(bytesOf(9, 32)), 404, "is registered"},
 		{"/explorer/api/model/xyz", 400, "want 64 hex digits"},
 		{"/explorer/assets/app.js", 200, "function viewModel("},
+		{"/explorer/assets/app.js", 200, "registered by ${recs.length} leases"},
 		{"/explorer/", 200, `href="#/models"`},
 	} {
 		if body := get(c.path, c.status, nil); !strings.Contains(body, c.want) {

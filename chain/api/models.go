@@ -7,8 +7,23 @@ import (
 )
 
 // The trained-model registry's query paths (chain/models), under /models/.
-func TrainedModelPath(hash []byte) string { return "/models/model/" + hex.EncodeToString(hash) } // TrainedModelView
-func TrainedModelsPath() string           { return "/models/all" }                               // []TrainedModelView, by hash
+// A model's records are keyed by (sha256, lease): the same bytes may be
+// registered from several leases, each record with its own provenance.
+
+// TrainedModelRecordsPath lists every record of the model with sha256
+// hash, by lease, the oldest first ([]TrainedModelView; not found when
+// there is none).
+func TrainedModelRecordsPath(hash []byte) string { return "/models/model/" + hex.EncodeToString(hash) }
+
+// TrainedModelRecordPath is the record of the model with sha256 hash
+// registered from lease (TrainedModelView).
+func TrainedModelRecordPath(hash []byte, lease uint64) string {
+	return TrainedModelRecordsPath(hash) + "/" + u(lease)
+}
+
+// TrainedModelsPath lists every record ([]TrainedModelView, by hash and
+// then lease).
+func TrainedModelsPath() string { return "/models/all" }
 
 // TrainedModelsByLeasePath lists the models registered from a lease
 // ([]TrainedModelView).

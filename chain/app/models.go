@@ -11,7 +11,7 @@ import (
 )
 
 // modelsModule is the trained-model registry (chain/models): one message,
-// and the /models/... queries.
+// and the /models/... queries (records keyed by sha256 and lease).
 func modelsModule() Module {
 	return Module{Name: "models", Msgs: models.Msgs(),
 		Queries: map[string]QueryHandler{"models": modelsQuery},
@@ -35,33 +35,43 @@ func modelsQuery(kv store.KV, q QueryReq) (any, error) {
 		}
 		return api.TrainedModelViewOf(m, st)
 	}
+	views := func(ms []*types.TrainedModel) []api.TrainedModelView {
+		out := make([]api.TrainedModelView, 0, len(ms))
+		for _, m := range ms {
+			out = append(out, view(m))
+		}
+		return out
+	}
 	switch {
-	case len(q.Args) == 2 && q.Arg(0) == "model":
+	case (len(q.Args) == 2 || len(q.Args) == 3) && q.Arg(0) == "model":
 		h, err := hex.DecodeString(q.Arg(1))
 		if err != nil || len(h) != types.HashLen {
 			return nil, types.Errorf(types.CodeMalformed, "model hash %q: want 64 hex digits (the file's sha256)", q.Arg(1))
 		}
-		m := models.Get(kv, h)
-		if m == nil {
+		if len(q.Args) == 3 {
+			lease, err := q.Num(2)
+			if err != nil {
+				return nil, err
+			}
+			m := models.Get(kv, h, lease)
+			if m == nil {
+				return nil, notFound("no model %x is registered from lease %d", h, lease)
+			}
+			return view(m), nil
+		}
+		ms := models.Records(kv, h)
+		if len(ms) == 0 {
 			return nil, notFound("no model %x is registered", h)
 		}
-		return view(m), nil
+		return views(ms), nil
 	case len(q.Args) == 1 && q.Arg(0) == "all":
-		out := []api.TrainedModelView{}
-		for _, m := range models.All(kv) {
-			out = append(out, view(m))
-		}
-		return out, nil
+		return views(models.All(kv)), nil
 	case len(q.Args) == 2 && q.Arg(0) == "lease":
 		id, err := q.Num(1)
 		if err != nil {
 			return nil, err
 		}
-		out := []api.TrainedModelView{}
-		for _, h := range models.ByLease(kv, id) {
-			out = append(out, view(models.Get(kv, h)))
-		}
-		return out, nil
+		return views(models.ByLease(kv, id)), nil
 	}
 	return nil, ErrUnknownPath
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -11,6 +12,7 @@ import (
 	"github.com/agoranet/agora/chain/api"
 	"github.com/agoranet/agora/chain/blobtree"
 	"github.com/agoranet/agora/chain/jobs"
+	"github.com/agoranet/agora/chain/models"
 	"github.com/agoranet/agora/chain/types"
 )
 
@@ -72,11 +74,15 @@ func TestRegisterModel(t *testing.T) {
 	}
 
 	j.ok("owner", reg)
-	v, _, err := j.app.QueryJSON(api.TrainedModelPath(sum[:]), 0)
+	v, _, err := j.app.QueryJSON(api.TrainedModelRecordPath(sum[:], lid), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := v.(api.TrainedModelView)
+	if v, _, err := j.app.QueryJSON(api.TrainedModelRecordsPath(sum[:]), 0); err != nil || len(v.([]api.TrainedModelView)) != 1 ||
+		v.([]api.TrainedModelView)[0].LeaseID != lid {
+		t.Fatalf("records of %x: %+v %v", sum, v, err)
+	}
 	l := j.lease(lid)
 	mid := blobtree.IDOf(model)
 	if string(got.Hash) != string(sum[:]) || string(got.BlobID) != string(mid[:]) || got.Size != uint64(len(model)) ||
@@ -93,10 +99,17 @@ func TestRegisterModel(t *testing.T) {
 	if v, _, _ := j.app.QueryJSON(api.TrainedModelsByLeasePath(lid), 0); len(v.([]api.TrainedModelView)) != 1 {
 		t.Fatalf("models of lease %d: %+v", lid, v)
 	}
-	if _, _, err := j.app.QueryJSON(api.TrainedModelPath(otherDigest[:32]), 0); err == nil {
-		t.Fatal("a malformed hash answered")
+	for _, c := range []struct{ path, want string }{
+		{"/models/model/" + hex.EncodeToString(sum[:31]), "want 64 hex digits"},
+		{"/models/model/" + hex.EncodeToString(sum[:]) + "/x", `"x" is not a number`},
+		{api.TrainedModelRecordPath(sum[:], lid+1), fmt.Sprintf("no model %x is registered from lease %d", sum, lid+1)},
+		{api.TrainedModelRecordsPath(make([]byte, 32)), fmt.Sprintf("no model %x is registered", make([]byte, 32))},
+	} {
+		if _, _, err := j.app.QueryJSON(c.path, 0); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.path, err, c.want)
+		}
 	}
-	j.bad("owner", reg, types.CodeInvalid, fmt.Sprintf("model %x is already registered (lease %d", sum, lid))
+	j.bad("owner", reg, types.CodeInvalid, fmt.Sprintf("model %x is already registered from lease %d (at height %d)", sum, lid, got.Height))
 
 	// A lease without the digest output cannot register: the sha256 must
 	// come from the job itself.
@@ -125,7 +138,7 @@ func TestRegisterModelOnDataset(t *testing.T) {
 	rid := blobtree.IDOf(list)
 	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: lid, Index: 1, Steps: 5, GasUsed: 1_000, StateHash: hashOf("s", 5), Done: true, ResultHash: rid[:]})
 	j.ok("buyer", &types.MsgRegisterModel{LeaseId: lid, Results: list, Output: "out/model.gguf", Digest: digest})
-	v, _, err := j.app.QueryJSON(api.TrainedModelPath(sum[:]), 0)
+	v, _, err := j.app.QueryJSON(api.TrainedModelRecordPath(sum[:], lid), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,4 +146,91 @@ func TestRegisterModelOnDataset(t *testing.T) {
 	if got.DatasetID != 1 || string(got.DatasetRoot) != string(ds.Root) || got.Owner.String() != j.addr("buyer").String() {
 		t.Fatalf("model on dataset 1 (root %x): %+v", ds.Root, got)
 	}
+}
+
+// TestRegisterModelSeveralLeases: records are keyed by (sha256, lease), so
+// a copier cannot squat a model. Anyone holding a public model file can
+// run a job that copies it to its output with its digest and register it
+// first, naming its own module; the trainer's registration of the same
+// bytes still succeeds, as a second record, and both are listed, the older
+// lease first, each with its module, so a reader tells them apart. Only
+// the same lease registering twice is refused.
+func TestRegisterModelSeveralLeases(t *testing.T) {
+	j := newJobsHarness(t, nil)
+	model := []byte("GGUF a model trained on the network, then published")
+	list, digest, sum := trainedOutputs(model)
+
+	// The trainer's order (lease 1, run by p1).
+	train, o := j.leased(1, 10_000_000, 1_000, 10)
+	lid := o.LeaseIDs[0]
+	rid := blobtree.IDOf(list)
+	j.ok("p1", &types.MsgCommitCheckpoint{LeaseId: lid, Index: 1, Steps: 10, GasUsed: 2_000, StateHash: hashOf("train", 10), Done: true, ResultHash: rid[:]})
+
+	// The copier's order: another module that writes the published file
+	// and its digest (and its own stdout), run by p2.
+	cp := submitMsg(j, 1, 10_000_000, 1_000, 10)
+	copier := sha256.Sum256([]byte("copier module"))
+	cp.ModuleHash, cp.InputHashes = copier[:], nil
+	ev := j.okEvents("outsider", cp)
+	var cid uint64
+	if _, err := fmt.Sscan(ev["order_id"], &cid); err != nil {
+		t.Fatalf("order id %q: %v", ev["order_id"], err)
+	}
+	j.ok("p2", &types.MsgBidJob{OrderId: cid, Price: 1_000, Collateral: cp.Collateral})
+	j.until(j.order(cid).BidWindowEnd)
+	clid := j.order(cid).LeaseIDs[0]
+	cpList := jobs.EncodeResultList([]jobs.ResultEntry{
+		{Name: "out/model.gguf", ID: blobtree.IDOf(model), Size: uint64(len(model))},
+		{Name: "out/model.gguf.sha256", ID: blobtree.IDOf(digest), Size: uint64(len(digest))},
+		{Name: "stdout", ID: blobtree.IDOf([]byte("copied\n")), Size: 7},
+	})
+	crid := blobtree.IDOf(cpList)
+	j.ok("p2", &types.MsgCommitCheckpoint{LeaseId: clid, Index: 1, Steps: 1, GasUsed: 1_000, StateHash: hashOf("copy", 1), Done: true, ResultHash: crid[:]})
+
+	// The copier registers first; the trainer's registration is not
+	// refused for it.
+	cpReg := &types.MsgRegisterModel{LeaseId: clid, Results: cpList, Output: "out/model.gguf", Digest: digest, Name: "squatted"}
+	reg := &types.MsgRegisterModel{LeaseId: lid, Results: list, Output: "out/model.gguf", Digest: digest, Name: "tiny-brown"}
+	j.bad("owner", cpReg, types.CodeUnauthorized, fmt.Sprintf("only order %d's owner", cid)) // still only the lease's own owner
+	j.ok("outsider", cpReg)
+	j.ok("owner", reg)
+
+	v, _, err := j.app.QueryJSON(api.TrainedModelRecordsPath(sum[:]), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := v.([]api.TrainedModelView)
+	if len(recs) != 2 {
+		t.Fatalf("records of %x: %+v", sum, recs)
+	}
+	first, second := recs[0], recs[1] // by lease: the trainer's (older) first, though registered second
+	if first.LeaseID != lid || first.Name != "tiny-brown" || string(first.ModuleHash) != string(train.ModuleHash) ||
+		first.Owner.String() != j.addr("owner").String() || first.Trainer.String() != j.addr("p1").String() || first.Steps != 10 ||
+		second.LeaseID != clid || second.Name != "squatted" || string(second.ModuleHash) != string(copier[:]) || len(second.InputHashes) != 0 ||
+		second.Owner.String() != j.addr("outsider").String() || second.Trainer.String() != j.addr("p2").String() || second.Steps != 1 ||
+		first.Height <= second.Height || string(first.Hash) != string(sum[:]) || string(second.Hash) != string(sum[:]) {
+		t.Fatalf("records of %x: %+v", sum, recs)
+	}
+	for _, r := range recs {
+		v, _, err := j.app.QueryJSON(api.TrainedModelRecordPath(sum[:], r.LeaseID), 0)
+		if err != nil || v.(api.TrainedModelView).LeaseID != r.LeaseID || v.(api.TrainedModelView).Name != r.Name {
+			t.Fatalf("record of lease %d: %+v %v", r.LeaseID, v, err)
+		}
+		if v, _, _ := j.app.QueryJSON(api.TrainedModelsByLeasePath(r.LeaseID), 0); len(v.([]api.TrainedModelView)) != 1 ||
+			v.([]api.TrainedModelView)[0].Name != r.Name {
+			t.Fatalf("models of lease %d: %+v", r.LeaseID, v)
+		}
+	}
+	if v, _, _ := j.app.QueryJSON(api.TrainedModelsPath(), 0); len(v.([]api.TrainedModelView)) != 2 {
+		t.Fatalf("all models: %+v", v)
+	}
+	snap, _ := j.app.Snapshot(0)
+	if refs := models.ByOwner(snap, j.addr("outsider")); len(refs) != 1 || string(refs[0].Hash) != string(sum[:]) || refs[0].Lease != clid {
+		t.Fatalf("the copier's records: %+v", refs)
+	}
+
+	// Each lease registers its model once: refused with the lease and
+	// height, and nothing changes (j.bad checks the state's fingerprint).
+	j.bad("owner", reg, types.CodeInvalid, fmt.Sprintf("model %x is already registered from lease %d (at height %d)", sum, lid, first.Height))
+	j.bad("outsider", cpReg, types.CodeInvalid, fmt.Sprintf("model %x is already registered from lease %d (at height %d)", sum, clid, second.Height))
 }

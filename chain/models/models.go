@@ -15,6 +15,16 @@
 // keeps both the sha256 (what provider offers and receipts carry) and the
 // output's blob ID (a Merkle root over the bytes): a holder of the file
 // checks both.
+//
+// Records are keyed by (sha256, lease): the same bytes registered from
+// several leases make several records, none refused for the others. A
+// registry that kept one record per hash, first come first served, let
+// anyone holding a public model file squat it: a trivial job that copies
+// the file to its output with its digest registers it first, with the
+// copier's module as provenance, and the real trainer's record is then
+// refused. Each record names its module, inputs and checkpoint chain, so a
+// reader tells the trainer from a copier; the chain only refuses the same
+// lease twice.
 package models
 
 import (
@@ -37,15 +47,18 @@ const DigestSuffix = ".sha256"
 // MaxDigest bounds a digest output (a sha256sum line).
 const MaxDigest = 1024
 
+// Keys: fixed-length parts (32-byte hashes, 8-byte big-endian lease ids),
+// so a prefix iteration lists a hash's records in lease order.
 var (
-	prefixModel   = []byte("tmodel/")  // tmodel/<sha256>
-	prefixByLease = []byte("tmlease/") // tmlease/<lease>/<sha256>
-	prefixByOwner = []byte("tmowner/") // tmowner/<owner>/<sha256>
+	prefixModel   = []byte("tmodel/")  // tmodel/<sha256>/<lease> -> TrainedModel
+	prefixByLease = []byte("tmlease/") // tmlease/<lease>/<sha256> -> 1
+	prefixByOwner = []byte("tmowner/") // tmowner/<owner>/<sha256>/<lease> -> 1
 )
 
-// Get returns the model registered under sha256 hash, or nil.
-func Get(kv store.KV, hash []byte) *types.TrainedModel {
-	bz := kv.Get(codec.Key(prefixModel, hash))
+// Get returns the record of the model with sha256 hash registered from
+// lease, or nil.
+func Get(kv store.KV, hash []byte, lease uint64) *types.TrainedModel {
+	bz := kv.Get(codec.Key(prefixModel, hash, codec.U64(lease)))
 	if bz == nil {
 		return nil
 	}
@@ -54,10 +67,24 @@ func Get(kv store.KV, hash []byte) *types.TrainedModel {
 	return m
 }
 
-// All lists every registered model, by hash.
+// Records lists every record of the model with sha256 hash, by lease (the
+// oldest lease first). A hash is 32 bytes (Register keeps only those), so
+// the prefix holds no other hash's records.
+func Records(kv store.KV, hash []byte) []*types.TrainedModel {
+	if len(hash) != types.HashLen {
+		return nil
+	}
+	return list(kv, codec.Key(prefixModel, hash))
+}
+
+// All lists every record, by hash and then lease.
 func All(kv store.KV) []*types.TrainedModel {
+	return list(kv, prefixModel)
+}
+
+func list(kv store.KV, prefix []byte) []*types.TrainedModel {
 	var out []*types.TrainedModel
-	kv.Iterate(prefixModel, func(_, bz []byte) bool {
+	kv.Iterate(prefix, func(_, bz []byte) bool {
 		m := &types.TrainedModel{}
 		codec.MustUnmarshal(bz, m)
 		out = append(out, m)
@@ -127,8 +154,10 @@ func Register(kv store.KV, height int64, signer []byte, m *types.MsgRegisterMode
 	if err != nil {
 		return nil, types.Errorf(types.CodeInvalid, "lease %d's %s: %v", l.Id, digest.Name, err)
 	}
-	if prev := Get(kv, sum); prev != nil {
-		return nil, types.Errorf(types.CodeInvalid, "model %x is already registered (lease %d, height %d)", sum, prev.LeaseId, prev.Height)
+	// Another lease's record of the same bytes does not stand in the way
+	// (see the package doc); this lease's own does.
+	if prev := Get(kv, sum, l.Id); prev != nil {
+		return nil, types.Errorf(types.CodeInvalid, "model %x is already registered from lease %d (at height %d)", sum, prev.LeaseId, prev.Height)
 	}
 	t := &types.TrainedModel{
 		Hash: sum, BlobId: model.ID[:], Size: model.Size, Name: m.Name, Owner: o.Owner,
@@ -142,26 +171,39 @@ func Register(kv store.KV, height int64, signer []byte, m *types.MsgRegisterMode
 			t.DatasetRoot = ds.Root
 		}
 	}
-	kv.Set(codec.Key(prefixModel, sum), codec.Marshal(t))
+	kv.Set(codec.Key(prefixModel, sum, codec.U64(l.Id)), codec.Marshal(t))
 	kv.Set(codec.Key(prefixByLease, codec.U64(l.Id), sum), []byte{1})
-	kv.Set(codec.Key(prefixByOwner, o.Owner, sum), []byte{1})
+	kv.Set(codec.Key(prefixByOwner, o.Owner, sum, codec.U64(l.Id)), []byte{1})
 	return t, nil
 }
 
-// ByLease lists the hashes of the models registered from a lease.
-func ByLease(kv store.KV, lease uint64) [][]byte {
-	return keysUnder(kv, codec.Key(prefixByLease, codec.U64(lease)))
+// ByLease lists the records registered from a lease, by hash.
+func ByLease(kv store.KV, lease uint64) []*types.TrainedModel {
+	var hashes [][]byte // read after the iteration, not inside it
+	kv.Iterate(codec.Key(prefixByLease, codec.U64(lease)), func(k, _ []byte) bool {
+		hashes = append(hashes, append([]byte(nil), k[len(k)-types.HashLen:]...))
+		return true
+	})
+	out := make([]*types.TrainedModel, 0, len(hashes))
+	for _, h := range hashes {
+		out = append(out, Get(kv, h, lease))
+	}
+	return out
 }
 
-// ByOwner lists the hashes of the models owner registered.
-func ByOwner(kv store.KV, owner []byte) [][]byte {
-	return keysUnder(kv, codec.Key(prefixByOwner, owner))
+// Ref names a record: the model's sha256 and the lease it was registered
+// from.
+type Ref struct {
+	Hash  []byte
+	Lease uint64
 }
 
-func keysUnder(kv store.KV, prefix []byte) [][]byte {
-	var out [][]byte
-	kv.Iterate(prefix, func(k, _ []byte) bool {
-		out = append(out, append([]byte(nil), k[len(k)-32:]...))
+// ByOwner lists the records owner registered, by hash and then lease.
+func ByOwner(kv store.KV, owner []byte) []Ref {
+	var out []Ref
+	kv.Iterate(codec.Key(prefixByOwner, owner), func(k, _ []byte) bool {
+		ref := k[len(k)-types.HashLen-8:]
+		out = append(out, Ref{Hash: append([]byte(nil), ref[:types.HashLen]...), Lease: codec.ReadU64(ref[types.HashLen:])})
 		return true
 	})
 	return out

@@ -103,7 +103,8 @@ func (x *MsgRegisterModel) GetName() string {
 }
 
 // TrainedModel is a registered model, keyed by its file's sha256 (the hash
-// a provider's ModelOffer and receipts carry).
+// a provider's ModelOffer and receipts carry) and the lease it came from:
+// the same bytes may have several records, one per lease.
 type TrainedModel struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Hash          []byte                 `protobuf:"bytes,1,opt,name=hash,proto3" json:"hash,omitempty"`                   // sha256 of the file (32 bytes)

@@ -537,6 +537,7 @@ function modelTable(ms) {
     { h: "Size", n: 1, f: m => num(m.size) },
     { h: "Trained by", f: m => link.prov(m.trainer) },
     { h: "Job", f: m => link.job(m.order_id) + ` lease ${esc(m.lease_id)} ` + jobStatus(m.lease_status) },
+    { h: "Module", f: m => `<span class="mono">${esc(short(m.module_hash, 12))}</span>` },
     { h: "Steps", n: 1, f: m => num(m.steps) },
     { h: "Data", f: m => m.dataset_id ? link.dataset(m.dataset_id) : `${num(m.input_hashes.length)} input(s)` },
     { h: "Registered", f: m => link.block(m.height) },
@@ -544,25 +545,34 @@ function modelTable(ms) {
 }
 
 async function viewModels() {
-  return `<h1>Trained models</h1><p>Models a compute job produced, registered by the job's owner: the chain checked the file's sha256 (computed by the job itself) against the lease's committed results. Check a file with <code>agora model provenance FILE</code>.</p>` +
+  return `<h1>Trained models</h1><p>Models a compute job produced, registered by the job's owner: the chain checked the file's sha256 (computed by the job itself) against the lease's committed results. One record per lease: the same bytes registered by several leases (a trainer's, a copier's) have several, each naming its module. Check a file with <code>agora model provenance FILE</code>.</p>` +
     modelTable(await get("/models?limit=200"));
 }
 
+// viewModel shows every record of a sha256: the registry keys records by
+// (sha256, lease), so the same bytes registered from several leases (the
+// trainer's, a copier's) each keep their own provenance.
 async function viewModel(h) {
   const r = await get("/model/" + encodeURIComponent(h));
-  const m = r.model;
-  return `<h1>Model <span class="mono">${esc(short(m.hash, 16))}</span>${m.name ? " — " + esc(m.name) : ""}</h1>` + kv([
-    ["sha256", `<span class="mono">${esc(m.hash)}</span>`],
-    ["Blob ID", `<span class="mono">${esc(m.blob_id)}</span> (${num(m.size)} bytes)`],
-    ["Registered", `by ${link.acct(m.owner)} at ${link.block(m.height)}`],
-    ["Trained by", link.prov(m.trainer) + ` in job ${link.job(m.order_id)}, lease ${esc(m.lease_id)}: ` + jobStatus(m.lease_status) +
-      (m.lease_status === "slashed" ? ' <span class="bad">the lease lost a dispute after registration</span>' : "")],
-    ["Module", `<span class="mono">${esc(m.module_hash)}</span> ${esc((m.args || []).join(" "))}`],
-    ["Training data", m.dataset_id ? link.dataset(m.dataset_id) + ` root <span class="mono">${esc(short(m.dataset_root, 16))}</span>` :
-      (m.input_hashes || []).map((h, i) => `${esc((m.input_names || [])[i] || i)} <span class="mono">${esc(short(h, 16))}</span>`).join("<br>") || "none"],
-    ["Checkpoint chain", `${num(m.checkpoints)} checkpoints over ${num(m.steps)} steps, final state <span class="mono">${esc(short(m.state_hash, 16))}</span>`],
-    ["Result list", `<span class="mono">${esc(m.result_hash)}</span>, output ${esc(m.output)}`],
-  ]) + `<h2>Served by</h2>` + table([
+  const recs = r.records;
+  const names = [...new Set(recs.map(m => m.name).filter(n => n))];
+  return `<h1>Model <span class="mono">${esc(short(recs[0].hash, 16))}</span>${names.length ? " — " + esc(names.join(", ")) : ""}</h1>` + kv([
+    ["sha256", `<span class="mono">${esc(recs[0].hash)}</span>`],
+    ["Records", recs.length === 1 ? "1 (one lease registered these bytes)" : `${num(recs.length)}, by lease (the oldest first)`],
+  ]) + (recs.length > 1 ? `<p class="bad">The same bytes were registered by ${recs.length} leases. The registry does not say which one trained them: ` +
+      `each record names the module that wrote the file, and a job that only copies a public file registers it too. Tell the trainer from a copier by its module, inputs and checkpoint chain: ` +
+      recs.map(m => `lease ${esc(m.lease_id)}, module <span class="mono">${esc(short(m.module_hash, 16))}</span>`).join("; ") + `.</p>` : "") +
+    recs.map((m, i) => `<h2>Record ${i + 1} of ${recs.length}: lease ${esc(m.lease_id)}</h2>` + kv([
+      ["Blob ID", `<span class="mono">${esc(m.blob_id)}</span> (${num(m.size)} bytes)`],
+      ["Registered", `${m.name ? esc(m.name) + " " : ""}by ${link.acct(m.owner)} at ${link.block(m.height)}`],
+      ["Trained by", link.prov(m.trainer) + ` in job ${link.job(m.order_id)}, lease ${esc(m.lease_id)}: ` + jobStatus(m.lease_status) +
+        (m.lease_status === "slashed" ? ' <span class="bad">the lease lost a dispute after registration</span>' : "")],
+      ["Module", `<span class="mono">${esc(m.module_hash)}</span> ${esc((m.args || []).join(" "))}`],
+      ["Training data", m.dataset_id ? link.dataset(m.dataset_id) + ` root <span class="mono">${esc(short(m.dataset_root, 16))}</span>` :
+        (m.input_hashes || []).map((h, i) => `${esc((m.input_names || [])[i] || i)} <span class="mono">${esc(short(h, 16))}</span>`).join("<br>") || "none"],
+      ["Checkpoint chain", `${num(m.checkpoints)} checkpoints over ${num(m.steps)} steps, final state <span class="mono">${esc(short(m.state_hash, 16))}</span>`],
+      ["Result list", `<span class="mono">${esc(m.result_hash)}</span>, output ${esc(m.output)}`],
+    ])).join("") + `<h2>Served by</h2>` + table([
     { h: "Provider", f: p => link.prov(p.address) },
     { h: "Endpoint", f: p => esc(p.endpoint) },
     { h: "Faults", n: 1, f: p => num(p.faults) },

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/agoranet/agora/chain/api"
+	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/internal/dataclient"
 	"github.com/agoranet/agora/internal/jobowner"
@@ -76,13 +77,22 @@ func modelRegistryCmds(g *globals) []*cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := c.TrainedModel(ctx, mustHex(tx.Events["model"]))
+			hash := mustHex(tx.Events["model"])
+			m, err := c.TrainedModelRecord(ctx, hash, msg.LeaseId)
+			if err != nil {
+				return err
+			}
+			recs, err := c.TrainedModelRecords(ctx, hash)
 			if err != nil {
 				return err
 			}
 			return printer{w: g.out, json: f.output == "json"}.print(m, func(w io.Writer) {
 				fmt.Fprintf(w, "registered in block %d (fee %d uagr):\n", tx.Height, tx.Fee)
 				printTrainedModel(w, m)
+				if len(recs) > 1 {
+					fmt.Fprintf(w, "note: these bytes have %d records: other leases registered them too (agora model provenance %x lists them)\n", len(recs), hash)
+					printModules(w, recs)
+				}
 			})
 		}}
 	rf := register.Flags()
@@ -91,7 +101,7 @@ func modelRegistryCmds(g *globals) []*cobra.Command {
 	rf.DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for the job to finish")
 
 	provenance := &cobra.Command{Use: "provenance HASH|FILE",
-		Short: "Show where a registered model came from; given a file, check its sha256 and blob ID against the registry",
+		Short: "Show every record of a registered model (one per lease that registered the bytes); given a file, check its sha256 and blob ID against them",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := checkOutput(f.output); err != nil {
@@ -112,21 +122,17 @@ func modelRegistryCmds(g *globals) []*cobra.Command {
 				sum := sha256.Sum256(file)
 				hash = sum[:]
 			}
-			m, err := c.TrainedModel(ctx, hash)
+			recs, err := c.TrainedModelRecords(ctx, hash)
 			if err != nil {
 				return err
 			}
+			p := provenanceOf(recs)
 			if file != nil {
-				if id := blob.Of(file); string(id[:]) != string(m.BlobID) || uint64(len(file)) != m.Size {
-					return fmt.Errorf("%s has the registered sha256 but not the registered blob ID (%s, %d bytes; registered %x, %d bytes)", a[0], id, len(file), m.BlobID, m.Size)
+				if err := p.check(a[0], file); err != nil {
+					return err
 				}
 			}
-			return printer{w: g.out, json: f.output == "json"}.print(m, func(w io.Writer) {
-				if file != nil {
-					fmt.Fprintf(w, "%s matches the registered model (sha256 and blob ID)\n", a[0])
-				}
-				printTrainedModel(w, m)
-			})
+			return printer{w: g.out, json: f.output == "json"}.print(p, p.write)
 		}}
 	for _, cmd := range []*cobra.Command{register, provenance} {
 		pf := cmd.Flags()
@@ -141,6 +147,89 @@ func modelRegistryCmds(g *globals) []*cobra.Command {
 func mustHex(s string) []byte {
 	b, _ := hex.DecodeString(s)
 	return b
+}
+
+// provenance is what `agora model provenance` shows: every record of one
+// sha256, by lease (the oldest first). The registry keys records by
+// (sha256, lease), so the same bytes registered from several leases have
+// several records, each naming the module that wrote them: anyone may run
+// a job that copies a public file and register it, and only the module
+// (and inputs, checkpoint chain) tells the trainer from a copier.
+type provenance struct {
+	Records []api.TrainedModelView `json:"records"`
+	// Given a file: its path, blob ID and the leases whose record has
+	// that blob ID and size (a record of the same sha256 with another
+	// blob ID says its lease wrote other bytes under that hash).
+	File       string         `json:"file,omitempty"`
+	FileBlobID types.HexBytes `json:"file_blob_id,omitempty"`
+	Matching   []uint64       `json:"matching_leases,omitempty"`
+}
+
+func provenanceOf(recs []api.TrainedModelView) *provenance {
+	return &provenance{Records: recs}
+}
+
+// check matches file (whose sha256 is the records') against each record's
+// blob ID and size; at least one must match.
+func (p *provenance) check(name string, file []byte) error {
+	id := blob.Of(file)
+	p.File, p.FileBlobID = name, id[:]
+	for _, m := range p.Records {
+		if string(m.BlobID) == string(id[:]) && m.Size == uint64(len(file)) {
+			p.Matching = append(p.Matching, m.LeaseID)
+		}
+	}
+	if len(p.Matching) == 0 {
+		return fmt.Errorf("%s has a registered sha256 but none of its %d record(s) has its blob ID (%s, %d bytes; registered %s)", name, len(p.Records), id, len(file), blobIDs(p.Records))
+	}
+	return nil
+}
+
+func (p *provenance) matches(lease uint64) bool {
+	for _, l := range p.Matching {
+		if l == lease {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *provenance) write(w io.Writer) {
+	if len(p.Records) == 0 {
+		return
+	}
+	n := len(p.Records)
+	if p.File != "" {
+		fmt.Fprintf(w, "%s matches %d of the %d record(s) of its sha256 (sha256 and blob ID)\n", p.File, len(p.Matching), n)
+	}
+	fmt.Fprintf(w, "model %x has %d record(s), by lease:\n", []byte(p.Records[0].Hash), n)
+	for i, m := range p.Records {
+		fmt.Fprintf(w, "[%d/%d] ", i+1, n)
+		printTrainedModel(w, m)
+		if p.File != "" && !p.matches(m.LeaseID) {
+			fmt.Fprintf(w, "  ! this record's blob ID %x (%d bytes) is not %s's: lease %d wrote other bytes under this sha256\n", []byte(m.BlobID), m.Size, p.File, m.LeaseID)
+		}
+	}
+	if n > 1 {
+		fmt.Fprintf(w, "the same bytes were registered by %d leases; the registry does not say which one trained them: each record names the module that wrote the file. A job that only copies a public file registers it too, so tell the trainer (e.g. the train example) from a copier by its module, inputs and checkpoint chain:\n", n)
+		printModules(w, p.Records)
+	}
+}
+
+// printModules names each record's lease, module and work, one a line.
+func printModules(w io.Writer, recs []api.TrainedModelView) {
+	for _, m := range recs {
+		fmt.Fprintf(w, "  lease %d (order %d, registered by %s at height %d): module %x, args [%s], %d checkpoint(s) over %d step(s)\n",
+			m.LeaseID, m.OrderID, m.Owner, m.Height, []byte(m.ModuleHash), strings.Join(m.Args, " "), m.Checkpoints, m.Steps)
+	}
+}
+
+func blobIDs(recs []api.TrainedModelView) string {
+	var out []string
+	for _, m := range recs {
+		out = append(out, fmt.Sprintf("lease %d: %x, %d bytes", m.LeaseID, []byte(m.BlobID), m.Size))
+	}
+	return strings.Join(out, "; ")
 }
 
 func printTrainedModel(w io.Writer, m api.TrainedModelView) {
