@@ -54,7 +54,7 @@ func TestCLIAsyncTwice(t *testing.T) {
 		return err == nil && acc.Balance == 3000, fmt.Sprintf("recipient %+v (%v)", acc, err)
 	})
 	if err != nil {
-		t.Fatalf("both async sends not committed: %v\n%s", err, p.output())
+		t.Fatalf("both async sends not committed: %v\n%s", err, p.Output())
 	}
 	nv, err := c.PendingNonce(ctx, testnet.Addr(testnet.Key("async-recipient")))
 	if err != nil {

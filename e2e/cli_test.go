@@ -1,12 +1,10 @@
 package e2e
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,32 +12,6 @@ import (
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/testutil/testnet"
 )
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(agoraBin, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("agora %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-func runFail(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(agoraBin, args...).CombinedOutput()
-	if err == nil {
-		t.Fatalf("agora %s succeeded, want failure:\n%s", strings.Join(args, " "), out)
-	}
-	return string(out)
-}
-
-func runJSON(t *testing.T, out any, args ...string) {
-	t.Helper()
-	s := run(t, append(args, "--output", "json")...)
-	if err := json.Unmarshal([]byte(s), out); err != nil {
-		t.Fatalf("agora %s: not JSON: %v\n%s", strings.Join(args, " "), err, s)
-	}
-}
 
 // TestCLI drives a node through the agora binary as an operator would.
 func TestCLI(t *testing.T) {

@@ -90,10 +90,10 @@ func TestInferenceCrashSafety(t *testing.T) {
 		n := served()
 		return n >= 20, fmt.Sprintf("%d served", n)
 	})
-	gw.cmd.Process.Signal(syscall.SIGKILL)
-	prov.cmd.Process.Signal(syscall.SIGKILL)
-	gw.cmd.Wait()
-	prov.cmd.Wait()
+	gw.Cmd.Process.Signal(syscall.SIGKILL)
+	prov.Cmd.Process.Signal(syscall.SIGKILL)
+	gw.Cmd.Wait()
+	prov.Cmd.Wait()
 	mu.Lock()
 	beforeKill := len(got)
 	mu.Unlock()
@@ -150,8 +150,8 @@ func TestInferenceCrashSafety(t *testing.T) {
 		return redeemed == billed, fmt.Sprintf("provider redeemed %d of %d", redeemed, billed)
 	})
 	// stop the gateway gracefully and check it never signed lower
-	gw.cmd.Process.Signal(syscall.SIGTERM)
-	gw.cmd.Wait()
+	gw.Cmd.Process.Signal(syscall.SIGTERM)
+	gw.Cmd.Wait()
 	if after := gatewayPaid(t, home); after < paidBefore {
 		t.Fatalf("voucher signed lower after restart: %d < %d", after, paidBefore)
 	}
@@ -168,7 +168,7 @@ func waitHTTP(t *testing.T, url string, p *proc) {
 		return resp.StatusCode == 200, resp.Status
 	})
 	if err != nil {
-		t.Fatalf("%s not serving: %v; output:\n%s", url, err, p.output())
+		t.Fatalf("%s not serving: %v; output:\n%s", url, err, p.Output())
 	}
 }
 

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -15,51 +13,10 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
-
-type proc struct {
-	cmd *exec.Cmd
-	log *bytes.Buffer
-	mu  *sync.Mutex
-}
-
-func startAgora(t *testing.T, args ...string) *proc {
-	t.Helper()
-	return startAgoraCmd(t, exec.Command(agoraBin, args...))
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-func waitServing(t *testing.T, c *client.Client, p *proc, minHeight int64) {
-	t.Helper()
-	err := poll.Wait(60*time.Second, func() (bool, string) {
-		st, err := c.Status(context.Background())
-		if err != nil {
-			return false, err.Error()
-		}
-		return st.SyncInfo.LatestBlockHeight >= minHeight, fmt.Sprintf("at height %d", st.SyncInfo.LatestBlockHeight)
-	})
-	if err != nil {
-		t.Fatalf("node not serving at height %d: %v; output:\n%s", minHeight, err, p.output())
-	}
-}
 
 func crashRecipient(n uint64) types.Address {
 	b := binary.BigEndian.AppendUint64([]byte("crash-recipient-"), n)
@@ -80,7 +37,7 @@ func TestCrashSafety(t *testing.T) {
 	senderKey := testnet.Key("crash-sender")
 	sender := testnet.Addr(senderKey)
 	const initial = 1_000_000_000_000
-	out, err := exec.Command(agoraBin, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-crash",
+	out, err := exec.Command(e2eutil.AgoraBin(), "init", "--home", home, "--keyring", "test", "--chain-id", "agora-crash",
 		"--account", fmt.Sprintf("%s=%d", sender, initial),
 		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc,
 		"--api.laddr", fmt.Sprintf("127.0.0.1:%d", ports[2]), "--consensus.timeout_commit", "200ms").CombinedOutput()
@@ -169,17 +126,17 @@ func TestCrashSafety(t *testing.T) {
 		}
 		return len(heights) >= 10, fmt.Sprintf("%d accepted, %d confirmed in %d blocks", len(accepted), len(confirmed), len(heights))
 	})
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Wait()
+	p.Cmd.Wait()
 	stop()
 	wg.Wait()
 	mu.Lock()
 	nConfirmed, nAccepted := len(confirmed), len(accepted)
 	mu.Unlock()
 	if nConfirmed < 10 {
-		t.Fatalf("only %d txs committed before the kill (%d accepted); output:\n%s", nConfirmed, nAccepted, p.output())
+		t.Fatalf("only %d txs committed before the kill (%d accepted); output:\n%s", nConfirmed, nAccepted, p.Output())
 	}
 	t.Logf("killed with %d txs accepted, %d confirmed committed", nAccepted, nConfirmed)
 
@@ -222,24 +179,5 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatalf("sender balance %d, want %d", acc.Balance, want)
 	}
 	// Graceful shutdown: SIGTERM ends the node with exit status 0.
-	p2.stopGracefully(t, syscall.SIGTERM, 30*time.Second)
-}
-
-// stopGracefully sends sig and requires the process to exit with status 0
-// within limit.
-func (p *proc) stopGracefully(t *testing.T, sig os.Signal, limit time.Duration) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("exit after %v: %v\n%s", sig, err, p.output())
-		}
-	case <-time.After(limit):
-		t.Fatalf("no exit within %v of %v", limit, sig)
-	}
+	p2.StopGracefully(t, syscall.SIGTERM, 30*time.Second)
 }

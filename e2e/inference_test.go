@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"github.com/agoranet/agora/chain/api"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,10 +44,6 @@ type inferenceNet struct {
 	dir       string
 
 	provRegs []*prometheus.Registry // the providers' metrics
-}
-
-func quietLog() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // startInference starts a validator, two native providers (the first cheaper)
@@ -131,21 +125,6 @@ func startInferenceWith(t *testing.T, adjust func(i int, c *provider.Config), ad
 	in.gw = gw
 	in.oa = openai.NewClient(option.WithBaseURL(gw.URL()+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
 	return in
-}
-
-func getJSON(t *testing.T, url string, out any) {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("GET %s: %d", url, resp.StatusCode)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestInferenceEndToEnd: the official OpenAI Go SDK completes chats through

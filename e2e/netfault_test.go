@@ -44,6 +44,7 @@ import (
 	"github.com/agoranet/agora/engine/native"
 	"github.com/agoranet/agora/internal/keyring"
 	"github.com/agoranet/agora/node"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -73,7 +74,7 @@ func (l *lab) dumpLogs() {
 	}
 	for _, lp := range l.procs {
 		var lines []string
-		for _, ln := range strings.Split(lp.p.output(), "\n") {
+		for _, ln := range strings.Split(lp.p.Output(), "\n") {
 			if strings.Contains(ln, "level=WARN") || strings.Contains(ln, "level=ERROR") || strings.HasPrefix(ln, "Error") {
 				lines = append(lines, ln)
 			}
@@ -201,35 +202,15 @@ func (l *lab) cut(i, j int, on bool) {
 // start runs agora with args inside host i.
 func (l *lab) start(i int, args ...string) *proc {
 	l.t.Helper()
-	p := startAgoraCmd(l.t, exec.Command("ip", append([]string{"netns", "exec", l.hosts[i-1], agoraBin}, args...)...))
+	p := e2eutil.StartCmd(l.t, exec.Command("ip", append([]string{"netns", "exec", l.hosts[i-1], e2eutil.AgoraBin()}, args...)...))
 	l.procs = append(l.procs, labProc{name: fmt.Sprintf("host %d: agora %s", i, strings.Join(args[:min(2, len(args))], " ")), p: p})
 	return p
 }
 
-// startAgoraCmd is startAgora for a prepared command (ip netns exec replaces
-// itself with agora, so the process is agora's and a kill reaches it).
-func startAgoraCmd(t *testing.T, cmd *exec.Cmd) *proc {
-	t.Helper()
-	var buf bytes.Buffer
-	mu := &sync.Mutex{}
-	w := &lockedWriter{w: &buf, mu: mu}
-	cmd.Stdout, cmd.Stderr = w, w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, log: &buf, mu: mu}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return p
-}
-
-func (p *proc) kill9() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	p.cmd.Wait()
+// kill9 kills p at once (SIGKILL) and reaps it.
+func kill9(p *proc) {
+	p.Cmd.Process.Signal(syscall.SIGKILL)
+	p.Cmd.Wait()
 }
 
 // faultNet is the running network of the test.
@@ -404,7 +385,7 @@ func setupFaultNet(t *testing.T) *faultNet {
 	}
 	poll.Until(t, 90*time.Second, "the 4-validator chain starts", func() (bool, string) {
 		h := f.height(4)
-		return h >= 2, fmt.Sprintf("height %d; node1 output: %s", h, tail(f.vals[0].output()))
+		return h >= 2, fmt.Sprintf("height %d; node1 output: %s", h, tail(f.vals[0].Output()))
 	})
 	for k := 0; k < 2; k++ {
 		f.startProvider(k)
@@ -414,7 +395,7 @@ func setupFaultNet(t *testing.T) *faultNet {
 		poll.Until(t, 90*time.Second, "provider "+addr.String()+" registers", func() (bool, string) {
 			var v api.ProviderView
 			err := f.clients[3].Query(context.Background(), "/provider/"+addr.String(), 0, &v)
-			return err == nil && v.Registered, fmt.Sprintf("%v; output: %s", err, tail(f.provs[k].output()))
+			return err == nil && v.Registered, fmt.Sprintf("%v; output: %s", err, tail(f.provs[k].Output()))
 		})
 	}
 	// the audit worker beside validator 3
@@ -430,7 +411,7 @@ func setupFaultNet(t *testing.T) *faultNet {
 			Data []struct{ ID string } `json:"data"`
 		}
 		err := f.get(f.gwURL+"/v1/models", &m)
-		return err == nil && len(m.Data) > 0, fmt.Sprintf("%v %v; output: %s", err, m.Data, tail(f.gw.output()))
+		return err == nil && len(m.Data) > 0, fmt.Sprintf("%v %v; output: %s", err, m.Data, tail(f.gw.Output()))
 	})
 	return f
 }
@@ -548,7 +529,7 @@ func TestNetworkFaults(t *testing.T) {
 	f := setupFaultNet(t)
 	ld := f.startLoad(3)
 	poll.Until(t, 60*time.Second, "the first answers", func() (bool, string) {
-		return ld.ok.Load() >= 6, fmt.Sprintf("%d ok, %d failed; gateway: %s", ld.ok.Load(), ld.fail.Load(), tail(f.gw.output()))
+		return ld.ok.Load() >= 6, fmt.Sprintf("%d ok, %d failed; gateway: %s", ld.ok.Load(), ld.fail.Load(), tail(f.gw.Output()))
 	})
 
 	// 1. Partition validator 1 (link down), then heal it.
@@ -558,14 +539,14 @@ func TestNetworkFaults(t *testing.T) {
 	f.waitCaughtUp(1, "partition healed")
 
 	// 2. SIGKILL validator 2, then restart it.
-	f.vals[1].kill9()
+	kill9(f.vals[1])
 	f.waitProgress(4, 8, "validator 2 killed")
 	f.startValidator(2)
 	f.waitCaughtUp(2, "validator 2 restarted")
 
 	// 3. SIGKILL provider A mid-load: the gateway fails over to B; restart A.
 	before := ld.ok.Load()
-	f.provs[0].kill9()
+	kill9(f.provs[0])
 	poll.Until(t, 60*time.Second, "answers while provider A is down", func() (bool, string) {
 		return ld.ok.Load() >= before+6, fmt.Sprintf("%d ok since the kill", ld.ok.Load()-before)
 	})
@@ -573,7 +554,7 @@ func TestNetworkFaults(t *testing.T) {
 	poll.Until(t, 120*time.Second, "provider A serves again", func() (bool, string) {
 		resp, err := f.http.Get("http://" + f.lab.hostIP(nfProvHost) + ":8090/healthz")
 		if err != nil {
-			return false, err.Error() + "; output: " + tail(f.provs[0].output())
+			return false, err.Error() + "; output: " + tail(f.provs[0].Output())
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, resp.Status

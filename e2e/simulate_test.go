@@ -70,5 +70,5 @@ func TestModelSimulate(t *testing.T) {
 			t.Fatalf("%s: status %d, want %d", body, resp.StatusCode, want)
 		}
 	}
-	p.stopGracefully(t, syscall.SIGINT, 10*time.Second)
+	p.StopGracefully(t, syscall.SIGINT, 10*time.Second)
 }

@@ -90,15 +90,15 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 	// The rerun comes up on the ports it was given.
 	p := startAgora(t, upArgs(rpc)...)
 	if err := poll.Wait(120*time.Second, func() (bool, string) {
-		out := p.output()
+		out := p.Output()
 		if len(errorLines(out)) > 0 {
 			t.Fatalf("agora up did not come up:\n%s", out)
 		}
 		return strings.Contains(out, "Press Ctrl-C"), ""
 	}); err != nil {
-		t.Fatalf("agora up did not come up: %v\n%s", err, p.output())
+		t.Fatalf("agora up did not come up: %v\n%s", err, p.Output())
 	}
-	banner := p.output()
+	banner := p.Output()
 	for _, want := range []string{"Agora is up", "(stored UNENCRYPTED in " + filepath.Join(home, "keyring-test") + ": a local devnet's keys only)",
 		"chain status:         curl http://" + api + "/v1/status",
 		"compute-to-data:      agora data run 1 --module " + filepath.Join(home, "examples", "ngram.wasm") + " --args 10 --from demo --keyring test --home " + home + " --node " + rpc} {
@@ -111,7 +111,7 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitServing(t, c, p, 2)
-	pid := p.cmd.Process.Pid
+	pid := p.Cmd.Process.Pid
 
 	// The banner's compute-to-data command works as printed: the word
 	// count on the sample dataset, decrypted and checked against the chain.
@@ -225,12 +225,12 @@ func TestUpFirstRunAndItsHome(t *testing.T) {
 		t.Fatalf("the demo model's answer through the gateway: %+v %v; the engine's: %q", res, err, want.Text)
 	}
 
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := p.cmd.Wait(); err != nil {
-		t.Fatalf("up after SIGTERM: %v\n%s", err, p.output())
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.Cmd.Wait(); err != nil {
+		t.Fatalf("up after SIGTERM: %v\n%s", err, p.Output())
 	}
 	// The explorer followed the chain all along without complaining.
-	if strings.Contains(p.output(), "could not find results") {
-		t.Fatalf("the explorer warned during normal running:\n%s", p.output())
+	if strings.Contains(p.Output(), "could not find results") {
+		t.Fatalf("the explorer warned during normal running:\n%s", p.Output())
 	}
 }

@@ -1,4 +1,4 @@
-package e2e
+package market
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/agoranet/agora/chain/types"
 	pstorage "github.com/agoranet/agora/protocol/storage"
 	"github.com/agoranet/agora/storer"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -49,7 +50,7 @@ func TestStorageEndToEnd(t *testing.T) {
 	start := func() (*storer.Storer, *prometheus.Registry) {
 		reg := prometheus.NewRegistry()
 		s, err := storer.New(storer.Config{ChainRPC: rpc, Key: provKey, DataDir: dir, Listen: "127.0.0.1:0", Register: true,
-			Tick: 100 * time.Millisecond, MaxTotal: 1 << 20}, quietLog(), reg)
+			Tick: 100 * time.Millisecond, MaxTotal: 1 << 20}, e2eutil.QuietLog(), reg)
 		if err != nil {
 			t.Fatal(err)
 		}

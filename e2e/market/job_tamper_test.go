@@ -1,4 +1,4 @@
-package e2e
+package market
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/agoranet/agora/executor"
 	"github.com/agoranet/agora/internal/jobowner"
 	"github.com/agoranet/agora/protocol/blob"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/jobsim"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
@@ -77,7 +78,7 @@ func TestJobTamperingExecutorCaught(t *testing.T) {
 		if i == 1 {
 			cfg.Tamper = func(lease, step uint64) bool { return step == tamperStep }
 		}
-		ex, err := executor.New(cfg, quietLog(), prometheus.NewRegistry())
+		ex, err := executor.New(cfg, e2eutil.QuietLog(), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}

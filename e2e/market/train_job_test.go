@@ -1,4 +1,4 @@
-package e2e
+package market
 
 import (
 	"bytes"
@@ -29,6 +29,7 @@ import (
 	"github.com/agoranet/agora/internal/jobowner"
 	"github.com/agoranet/agora/protocol/blob"
 	"github.com/agoranet/agora/provider"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 	"github.com/agoranet/agora/train"
@@ -137,7 +138,7 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 			cfg.Price = priceB
 			cfg.OtherData = func(uint64) bool { return true }
 		}
-		ex, err := executor.New(cfg, quietLog(), prometheus.NewRegistry())
+		ex, err := executor.New(cfg, e2eutil.QuietLog(), prometheus.NewRegistry())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -301,7 +302,7 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 	}
 	defer be.Close()
 	prov, err := provider.New(provider.Config{ChainRPC: rpc, Key: nw.Accounts[4], Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "provider"),
-		PriceIn: 1000, PriceOut: 2000, Concurrency: 2, Tick: 100 * time.Millisecond}, be, quietLog(), prometheus.NewRegistry())
+		PriceIn: 1000, PriceOut: 2000, Concurrency: 2, Tick: 100 * time.Millisecond}, be, e2eutil.QuietLog(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +311,7 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 	}
 	defer prov.Stop()
 	gw, err := gateway.New(gateway.Config{ChainRPC: rpc, Key: nw.Accounts[5], Listen: "127.0.0.1:0", DataDir: filepath.Join(dir, "gateway"),
-		Deposit: 5_000_000, ChannelBlocks: 400, Refresh: 200 * time.Millisecond}, quietLog(), prometheus.NewRegistry())
+		Deposit: 5_000_000, ChannelBlocks: 400, Refresh: 200 * time.Millisecond}, e2eutil.QuietLog(), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +335,7 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 	var list struct {
 		Data []gateway.StoredReceipt `json:"data"`
 	}
-	getJSON(t, gw.URL()+"/v1/receipts", &list)
+	e2eutil.GetJSON(t, gw.URL()+"/v1/receipts", &list)
 	if len(list.Data) == 0 || list.Data[0].Model != "brown-tiny" || list.Data[0].Provider != prov.Address().String() {
 		t.Fatalf("receipts %+v: want brown-tiny's from %s", list.Data, prov.Address())
 	}

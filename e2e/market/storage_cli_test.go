@@ -1,4 +1,4 @@
-package e2e
+package market
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/agoranet/agora/chain/api"
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -35,23 +36,23 @@ func TestStorageCLI(t *testing.T) {
 	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
 	kr := []string{"--home", home, "--keyring", "test"}
 	var cl, prov struct{ Address string }
-	runJSON(t, &cl, append([]string{"keys", "add", "client"}, kr...)...)
-	runJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
-	run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-storage",
+	e2eutil.RunJSON(t, &cl, append([]string{"keys", "add", "client"}, kr...)...)
+	e2eutil.RunJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
+	e2eutil.Run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-storage",
 		"--account", cl.Address+"=5000000000", "--account", prov.Address+"=5000000000",
 		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		"--consensus.timeout_commit", "200ms")
-	node := startAgora(t, "start", "--home", home, "--log-level", "warn")
+	node := e2eutil.StartAgora(t, "start", "--home", home, "--log-level", "warn")
 	c, _ := client.New(rpc)
-	waitServing(t, c, node, 2)
+	e2eutil.WaitServing(t, c, node, 2)
 	ctx := context.Background()
 	nodeFlag := []string{"--node", rpc}
 
-	p := startAgora(t, append(append([]string{"provider", "start", "--storage", "--key", "prov", "--listen", fmt.Sprintf("127.0.0.1:%d", ports[3])}, kr...), nodeFlag...)...)
+	p := e2eutil.StartAgora(t, append(append([]string{"provider", "start", "--storage", "--key", "prov", "--listen", fmt.Sprintf("127.0.0.1:%d", ports[3])}, kr...), nodeFlag...)...)
 	poll.Until(t, 60*time.Second, "the storage provider registered", func() (bool, string) {
 		var pv api.ProviderView
 		err := c.Query(ctx, api.ProviderPath(mustAddr(t, prov.Address)), 0, &pv)
-		return err == nil && pv.Registered && strings.Contains(strings.Join(pv.Capabilities, ","), "storage"), p.output()
+		return err == nil && pv.Registered && strings.Contains(strings.Join(pv.Capabilities, ","), "storage"), p.Output()
 	})
 
 	file := filepath.Join(t.TempDir(), "data.bin")
@@ -66,34 +67,34 @@ func TestStorageCLI(t *testing.T) {
 	storage := func(args ...string) []string {
 		return append(append(append([]string{"storage"}, args...), kr...), nodeFlag...)
 	}
-	out := runFail(t, storage("deal", file, "--epochs", "10", "--k", "17", "--from", "client")...)
+	out := e2eutil.RunFail(t, storage("deal", file, "--epochs", "10", "--k", "17", "--from", "client")...)
 	if !strings.Contains(out, "challenges (k) must be between 1 and 16, got 17") {
 		t.Fatalf("k=17: %s", out)
 	}
 	var d api.StorageDealView
-	runJSON(t, &d, storage("deal", file, "--epochs", "40", "--price", "1000", "--collateral", "2000000", "--k", "8", "--from", "client")...)
+	e2eutil.RunJSON(t, &d, storage("deal", file, "--epochs", "40", "--price", "1000", "--collateral", "2000000", "--k", "8", "--from", "client")...)
 	if d.ID != 1 || d.Status != "active" || d.Provider.String() != prov.Address || d.Size != uint64(len(data)) || d.Challenges != 8 {
 		t.Fatalf("deal %+v", d)
 	}
 	poll.Until(t, 60*time.Second, "an epoch proved by the provider", func() (bool, string) {
 		d, err := c.StorageDeal(ctx, 1)
-		return err == nil && d.Proved >= 1, p.output()
+		return err == nil && d.Proved >= 1, p.Output()
 	})
 	// The client gets its file back (decoded from the provider's replica,
 	// checked against the blob ID); nobody else does.
 	back := filepath.Join(t.TempDir(), "back.bin")
-	out = run(t, storage("get", "1", "-O", back, "--from", "client")...)
+	out = e2eutil.Run(t, storage("get", "1", "-O", back, "--from", "client")...)
 	if got, err := os.ReadFile(back); err != nil || string(got) != string(data) || !strings.Contains(out, "checked") {
 		t.Fatalf("storage get: %v, %d bytes back of %d: %s", err, len(got), len(data), out)
 	}
-	out = runFail(t, storage("get", "1", "-O", back+".x", "--from", "prov")...)
+	out = e2eutil.RunFail(t, storage("get", "1", "-O", back+".x", "--from", "prov")...)
 	if !strings.Contains(out, "403") || !strings.Contains(out, "go to its client") {
 		t.Fatalf("storage get by another account: %s", out)
 	}
 	if _, err := os.Stat(back + ".x"); err == nil {
 		t.Fatal("a refused get left a file")
 	}
-	p.stopGracefully(t, syscall.SIGTERM, 30*time.Second)
+	p.StopGracefully(t, syscall.SIGTERM, 30*time.Second)
 
 	// The next challenge, answered by hand before its deadline.
 	proved := mustDeal(t, c, 1).Proved
@@ -103,7 +104,7 @@ func TestStorageCLI(t *testing.T) {
 		ch, err = c.StorageChallenge(ctx, 1)
 		return err == nil && len(ch.Indices) > 0 && mustDeal(t, c, 1).Proved == proved, ""
 	})
-	out = run(t, storage("prove", "1", "--from", "prov")...)
+	out = e2eutil.Run(t, storage("prove", "1", "--from", "prov")...)
 	if !strings.Contains(out, fmt.Sprintf("deal 1 epoch %d proved", ch.Epoch)) || !strings.Contains(out, "paid 950 uagr") {
 		t.Fatalf("prove: %s", out)
 	}
@@ -112,12 +113,12 @@ func TestStorageCLI(t *testing.T) {
 		Epochs []api.StorageEpochView
 		Faults []api.StorageFaultView
 	}
-	runJSON(t, &st, storage("status", "1")...)
+	e2eutil.RunJSON(t, &st, storage("status", "1")...)
 	last := st.Epochs[len(st.Epochs)-1]
 	if st.Deal.Proved != proved+1 || last.Epoch != ch.Epoch || !last.Proved || last.Paid != 950 || last.Fee != 50 || st.Deal.Missed != 0 || len(st.Faults) != 0 {
 		t.Fatalf("status after the manual proof: %+v", st)
 	}
-	out = run(t, storage("status", "1")...)
+	out = e2eutil.Run(t, storage("status", "1")...)
 	if !strings.Contains(out, fmt.Sprintf("epoch %d: proved at", ch.Epoch)) {
 		t.Fatalf("status text: %s", out)
 	}
@@ -129,27 +130,27 @@ func TestStorageCLI(t *testing.T) {
 	if err := os.WriteFile(file2, small, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out = runFail(t, storage("deal", file2, "--epochs", "10", "--k", "4", "--from", "client", "--wait", "20s")...)
+	out = e2eutil.RunFail(t, storage("deal", file2, "--epochs", "10", "--k", "4", "--from", "client", "--wait", "20s")...)
 	if !strings.Contains(out, "deal 2 stays open: 'agora storage upload 2 FILE'") {
 		t.Fatalf("deal with the provider down: %s", out)
 	}
-	out = runFail(t, storage("upload", "2", file, "--from", "client")...)
+	out = e2eutil.RunFail(t, storage("upload", "2", file, "--from", "client")...)
 	if !strings.Contains(out, "is not deal 2's file") {
 		t.Fatalf("upload of the wrong file: %s", out)
 	}
-	p = startAgora(t, append(append([]string{"provider", "start", "--storage", "--key", "prov", "--listen", fmt.Sprintf("127.0.0.1:%d", ports[3])}, kr...), nodeFlag...)...)
+	p = e2eutil.StartAgora(t, append(append([]string{"provider", "start", "--storage", "--key", "prov", "--listen", fmt.Sprintf("127.0.0.1:%d", ports[3])}, kr...), nodeFlag...)...)
 	poll.Until(t, 60*time.Second, "the provider serving again", func() (bool, string) {
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", ports[3]))
 		if err == nil {
 			resp.Body.Close()
 		}
-		return err == nil && resp.StatusCode == 200, p.output()
+		return err == nil && resp.StatusCode == 200, p.Output()
 	})
-	runJSON(t, &d, storage("upload", "2", file2, "--from", "client")...)
+	e2eutil.RunJSON(t, &d, storage("upload", "2", file2, "--from", "client")...)
 	if d.ID != 2 || d.Status != "active" || d.Provider.String() != prov.Address {
 		t.Fatalf("deal 2 after the upload: %+v", d)
 	}
-	out = run(t, storage("get", "2", "-O", back, "--from", "client")...)
+	out = e2eutil.Run(t, storage("get", "2", "-O", back, "--from", "client")...)
 	if got, err := os.ReadFile(back); err != nil || string(got) != string(small) {
 		t.Fatalf("storage get 2: %v: %s", err, out)
 	}

@@ -1,4 +1,4 @@
-package e2e
+package market
 
 import (
 	"archive/tar"
@@ -31,6 +31,7 @@ import (
 	"github.com/agoranet/agora/protocol/blob"
 	pdata "github.com/agoranet/agora/protocol/data"
 	pjobs "github.com/agoranet/agora/protocol/jobs"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 	"github.com/agoranet/agora/validator"
@@ -382,7 +383,7 @@ func TestDataMarketEndToEnd(t *testing.T) {
 		name string
 		key  ed25519.PrivateKey
 	}{{"auditor", auditorKey}, {"not an auditor", strangerKey}} {
-		jv, err := validator.NewJobVerifier(ctx, c, c.NewSigner(tc.key), validator.JobOptions{}, nil, quietLog())
+		jv, err := validator.NewJobVerifier(ctx, c, c.NewSigner(tc.key), validator.JobOptions{}, nil, e2eutil.QuietLog())
 		if err != nil {
 			t.Fatal(err)
 		}

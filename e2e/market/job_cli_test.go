@@ -1,4 +1,4 @@
-package e2e
+package market
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"github.com/agoranet/agora/engine/wasm/examples"
 	"github.com/agoranet/agora/protocol/blob"
 	pjobs "github.com/agoranet/agora/protocol/jobs"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -40,31 +41,31 @@ func TestJobCLI(t *testing.T) {
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	kr := []string{"--home", home, "--keyring", "test"}
 	var owner, prov struct{ Address string }
-	runJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
-	runJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
-	run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-jobs",
+	e2eutil.RunJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
+	e2eutil.RunJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
+	e2eutil.Run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-jobs",
 		"--account", owner.Address+"=5000000000", "--account", prov.Address+"=5000000000",
 		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", apiAddr,
 		"--consensus.timeout_commit", "200ms")
-	p := startAgora(t, "start", "--home", home, "--log-level", "warn")
+	p := e2eutil.StartAgora(t, "start", "--home", home, "--log-level", "warn")
 	c, _ := client.New(rpc)
-	waitServing(t, c, p, 2)
+	e2eutil.WaitServing(t, c, p, 2)
 	node := []string{"--node", rpc}
 	job := func(from string, args ...string) map[string]any {
 		var res map[string]any
-		runJSON(t, &res, append(append(append([]string{"job"}, args...), "--from", from), append(kr, node...)...)...)
+		e2eutil.RunJSON(t, &res, append(append(append([]string{"job"}, args...), "--from", from), append(kr, node...)...)...)
 		return res
 	}
 	balance := func(addr string) uint64 {
 		var acc struct{ Balance uint64 }
-		runJSON(t, &acc, append([]string{"query", "account", addr}, node...)...)
+		e2eutil.RunJSON(t, &acc, append([]string{"query", "account", addr}, node...)...)
 		return acc.Balance
 	}
 	fee := func(res map[string]any) uint64 { return uint64(res["fee"].(float64)) }
 
 	var tx map[string]any
-	runJSON(t, &tx, append(append([]string{"tx", "provider", "bond", "100000000", "--from", "prov"}, kr...), node...)...)
-	runJSON(t, &tx, append(append([]string{"tx", "provider", "register", "--from", "prov", "--endpoint", "http://127.0.0.1:9000", "--capability", "wasm"}, kr...), node...)...)
+	e2eutil.RunJSON(t, &tx, append(append([]string{"tx", "provider", "bond", "100000000", "--from", "prov"}, kr...), node...)...)
+	e2eutil.RunJSON(t, &tx, append(append([]string{"tx", "provider", "register", "--from", "prov", "--endpoint", "http://127.0.0.1:9000", "--capability", "wasm"}, kr...), node...)...)
 
 	module := filepath.Join(t.TempDir(), "job.wasm")
 	if err := os.WriteFile(module, []byte("\x00asm\x01\x00\x00\x00"), 0o600); err != nil {
@@ -82,7 +83,7 @@ func TestJobCLI(t *testing.T) {
 	// A bid above the order's price is refused with the chain's reason
 	// (in its block: it costs its fee, nothing else).
 	prov0 := balance(prov.Address)
-	out := runFail(t, append(append([]string{"job", "bid", "1", "2001", "1000000", "--from", "prov"}, kr...), node...)...)
+	out := e2eutil.RunFail(t, append(append([]string{"job", "bid", "1", "2001", "1000000", "--from", "prov"}, kr...), node...)...)
 	if !strings.Contains(out, "price 2001 above order 1's max_price 2000") {
 		t.Fatalf("bid above max: %s", out)
 	}
@@ -102,7 +103,7 @@ func TestJobCLI(t *testing.T) {
 		}
 	}
 	poll.Until(t, 60*time.Second, "order 1 cleared", func() (bool, string) {
-		runJSON(t, &st, append([]string{"job", "status", "1"}, node...)...)
+		e2eutil.RunJSON(t, &st, append([]string{"job", "status", "1"}, node...)...)
 		return st.Order.Status == "running", st.Order.Status
 	})
 	if st.Order.ModuleHash != hex.EncodeToString(modHash[:]) || len(st.Leases) != 1 || st.Leases[0].Budget != 15_000 {
@@ -111,7 +112,7 @@ func TestJobCLI(t *testing.T) {
 	h := func(s string) string { x := sha256.Sum256([]byte(s)); return hex.EncodeToString(x[:]) }
 	provFees += fee(job("prov", "checkpoint", "1", "1", "100", "4000000", h("s100")))
 	before := balance(prov.Address)
-	out = runFail(t, append(append([]string{"job", "checkpoint", "1", "3", "200", "5000000", h("s200"), "--from", "prov"}, kr...), node...)...)
+	out = e2eutil.RunFail(t, append(append([]string{"job", "checkpoint", "1", "3", "200", "5000000", h("s200"), "--from", "prov"}, kr...), node...)...)
 	if !strings.Contains(out, "checkpoint 3 out of order: lease 1's next is 2") {
 		t.Fatalf("out of order: %s", out)
 	}
@@ -119,7 +120,7 @@ func TestJobCLI(t *testing.T) {
 		t.Fatalf("a refused checkpoint cost %d", before-b)
 	}
 	provFees += fee(job("prov", "checkpoint", "1", "2", "150", "6000000", h("s150"), "--done", "--result", h("result")))
-	runJSON(t, &st, append([]string{"job", "status", "1"}, node...)...)
+	e2eutil.RunJSON(t, &st, append([]string{"job", "status", "1"}, node...)...)
 	const paid = 6_000_000 * 1_500 / 1_000_000 // 9,000 uagr for 6M gas at 1,500 per million
 	if st.Order.Status != "done" || st.Leases[0].Paid != paid {
 		t.Fatalf("order after the final checkpoint: %+v", st)
@@ -133,7 +134,7 @@ func TestJobCLI(t *testing.T) {
 		t.Fatalf("provider balance %d, want %d", got, want)
 	}
 	var list []struct{ ID uint64 }
-	runJSON(t, &list, append(append([]string{"job", "list", "--from", "owner"}, kr...), node...)...)
+	e2eutil.RunJSON(t, &list, append(append([]string{"job", "list", "--from", "owner"}, kr...), node...)...)
 	if len(list) != 1 || list[0].ID != 1 {
 		t.Fatalf("list: %+v", list)
 	}
@@ -143,7 +144,7 @@ func TestJobCLI(t *testing.T) {
 		Fields map[string]string
 	}
 	poll.Until(t, 60*time.Second, "the explorer to index the order", func() (bool, string) {
-		err := fetchJSON("http://"+apiAddr+"/explorer/api/tx/"+submitHash, &etx)
+		err := e2eutil.FetchJSON("http://"+apiAddr+"/explorer/api/tx/"+submitHash, &etx)
 		return err == nil && etx.Msg == "submit_job", fmt.Sprint(etx, err)
 	})
 	if etx.Fields["gas_limit"] != "10000000" || etx.Fields["module_hash"] != hex.EncodeToString(modHash[:]) {
@@ -155,11 +156,11 @@ func TestJobCLI(t *testing.T) {
 			CheckpointList []struct{ Index uint64 } `json:"checkpoint_list"`
 		}
 	}
-	if err := fetchJSON("http://"+apiAddr+"/explorer/api/job/1", &ej); err != nil || ej.Order.Status != "done" || len(ej.Leases) != 1 || len(ej.Leases[0].CheckpointList) != 2 {
+	if err := e2eutil.FetchJSON("http://"+apiAddr+"/explorer/api/job/1", &ej); err != nil || ej.Order.Status != "done" || len(ej.Leases) != 1 || len(ej.Leases[0].CheckpointList) != 2 {
 		t.Fatalf("explorer's job 1: %+v %v", ej, err)
 	}
 	var q struct{ Status string }
-	runJSON(t, &q, append([]string{"query", "job", "lease", "1"}, node...)...)
+	e2eutil.RunJSON(t, &q, append([]string{"query", "job", "lease", "1"}, node...)...)
 	if q.Status != "done" {
 		t.Fatalf("query job lease: %+v", q)
 	}
@@ -168,7 +169,7 @@ func TestJobCLI(t *testing.T) {
 // stdoutJSON runs agora and decodes its stdout (progress goes to stderr).
 func stdoutJSON(t *testing.T, out any, args ...string) {
 	t.Helper()
-	cmd := exec.Command(agoraBin, append(args, "--output", "json")...)
+	cmd := exec.Command(e2eutil.AgoraBin(), append(args, "--output", "json")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()
@@ -193,19 +194,19 @@ func TestJobSubmitResultCLI(t *testing.T) {
 	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
 	kr := []string{"--home", home, "--keyring", "test"}
 	var owner, prov struct{ Address string }
-	runJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
-	runJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
-	run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-jobs-cli",
+	e2eutil.RunJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
+	e2eutil.RunJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
+	e2eutil.Run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-jobs-cli",
 		"--account", owner.Address+"=5000000000", "--account", prov.Address+"=5000000000",
 		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", fmt.Sprintf("127.0.0.1:%d", ports[2]),
 		"--consensus.timeout_commit", "200ms")
-	node := startAgora(t, "start", "--home", home, "--log-level", "warn")
+	node := e2eutil.StartAgora(t, "start", "--home", home, "--log-level", "warn")
 	c, _ := client.New(rpc)
-	waitServing(t, c, node, 2)
+	e2eutil.WaitServing(t, c, node, 2)
 	provAddr := fmt.Sprintf("127.0.0.1:%d", ports[3])
-	p := startAgora(t, append([]string{"provider", "start", "--wasm", "--key", "prov", "--node", rpc, "--listen", provAddr, "--job-price", "800", "--log-level", "warn"}, kr...)...)
+	p := e2eutil.StartAgora(t, append([]string{"provider", "start", "--wasm", "--key", "prov", "--node", rpc, "--listen", provAddr, "--job-price", "800", "--log-level", "warn"}, kr...)...)
 	poll.Until(t, 60*time.Second, "the jobs-only provider registered", func() (bool, string) {
-		return strings.Contains(p.output(), "running compute jobs at http://"+provAddr), p.output()
+		return strings.Contains(p.Output(), "running compute jobs at http://"+provAddr), p.Output()
 	})
 
 	var sub struct {
@@ -228,7 +229,7 @@ func TestJobSubmitResultCLI(t *testing.T) {
 		ResultHash string `json:"result_hash"`
 		Price      uint64
 	}
-	runJSON(t, &lease, "query", "job", "lease", "1", "--node", rpc)
+	e2eutil.RunJSON(t, &lease, "query", "job", "lease", "1", "--node", rpc)
 	if res.Status != "done" || res.Results != lease.ResultHash || lease.Price != 800 {
 		t.Fatalf("result %+v, lease %+v", res, lease)
 	}
@@ -263,5 +264,5 @@ func TestJobSubmitResultCLI(t *testing.T) {
 	if !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		t.Fatal("render.png is not a PNG")
 	}
-	p.stopGracefully(t, syscall.SIGTERM, 30*time.Second)
+	p.StopGracefully(t, syscall.SIGTERM, 30*time.Second)
 }

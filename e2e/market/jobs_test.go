@@ -1,4 +1,4 @@
-package e2e
+package market
 
 import (
 	"bytes"
@@ -26,6 +26,7 @@ import (
 	"github.com/agoranet/agora/internal/jobowner"
 	"github.com/agoranet/agora/protocol/blob"
 	pjobs "github.com/agoranet/agora/protocol/jobs"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -35,7 +36,7 @@ import (
 func startExecutor(t *testing.T, rpc string, key ed25519.PrivateKey, dir string, price uint64, reg *prometheus.Registry) *executor.Executor {
 	t.Helper()
 	e, err := executor.New(executor.Config{ChainRPC: rpc, Key: key, DataDir: dir, Price: price, MaxCollateral: 10_000_000,
-		MaxConcurrent: 2, Listen: "127.0.0.1:0", Register: true, Tick: 100 * time.Millisecond}, quietLog(), reg)
+		MaxConcurrent: 2, Listen: "127.0.0.1:0", Register: true, Tick: 100 * time.Millisecond}, e2eutil.QuietLog(), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestJobsEndToEnd(t *testing.T) {
 				// The restarted executor resumed: it ran only what was left.
 				var st pjobs.LeaseStatus
 				poll.Until(t, 10*time.Second, "the executor's view of the lease done", func() (bool, string) {
-					getJSON(t, exA.URL()+pjobs.LeasePath(lid), &st)
+					e2eutil.GetJSON(t, exA.URL()+pjobs.LeasePath(lid), &st)
 					return st.Phase == "done", st.Phase
 				})
 				if st.ResumedAt < stopped.Steps || st.Phase != "done" || st.Results != got.List.ID().String() {

@@ -1,4 +1,4 @@
-package e2e
+package market
 
 import (
 	"bytes"
@@ -19,6 +19,7 @@ import (
 	"github.com/agoranet/agora/internal/jobowner"
 	"github.com/agoranet/agora/protocol/blob"
 	pdata "github.com/agoranet/agora/protocol/data"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -32,7 +33,7 @@ import (
 // upload, the dataset's tar read into /data, the module's compile, its
 // instance), the part the target bounds at 500 ms.
 //
-//	go test -run XXX -bench DataRunStart -benchtime 5x ./e2e
+//	go test -run XXX -bench DataRunStart -benchtime 5x ./e2e/market
 func BenchmarkDataRunStart(b *testing.B) {
 	params := types.DefaultParams()
 	params.EpochLength = 5000
@@ -47,7 +48,7 @@ func BenchmarkDataRunStart(b *testing.B) {
 	startedAt := map[uint64]time.Time{}
 	ex, err := executor.New(executor.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: hostKey, DataDir: b.TempDir(), Price: 1000, MaxCollateral: 10_000_000,
 		MaxConcurrent: 2, Listen: "127.0.0.1:0", Register: true, Tick: 50 * time.Millisecond,
-		OnStart: func(lease uint64) { started <- lease }}, quietLog(), prometheus.NewRegistry())
+		OnStart: func(lease uint64) { started <- lease }}, e2eutil.QuietLog(), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

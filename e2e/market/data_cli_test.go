@@ -1,4 +1,4 @@
-package e2e
+package market
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/agoranet/agora/client"
 	"github.com/agoranet/agora/protocol/blob"
 	pdata "github.com/agoranet/agora/protocol/data"
+	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/testnet"
 )
 
@@ -34,18 +35,18 @@ func TestDataCLI(t *testing.T) {
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
 	kr := []string{"--home", home, "--keyring", "test"}
 	var owner, prov, buyer, other struct{ Address string }
-	runJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
-	runJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
-	runJSON(t, &buyer, append([]string{"keys", "add", "buyer"}, kr...)...)
-	runJSON(t, &other, append([]string{"keys", "add", "other"}, kr...)...)
-	run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-data",
+	e2eutil.RunJSON(t, &owner, append([]string{"keys", "add", "owner"}, kr...)...)
+	e2eutil.RunJSON(t, &prov, append([]string{"keys", "add", "prov"}, kr...)...)
+	e2eutil.RunJSON(t, &buyer, append([]string{"keys", "add", "buyer"}, kr...)...)
+	e2eutil.RunJSON(t, &other, append([]string{"keys", "add", "other"}, kr...)...)
+	e2eutil.Run(t, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-data",
 		"--account", owner.Address+"=5000000000", "--account", prov.Address+"=5000000000",
 		"--account", buyer.Address+"=5000000000", "--account", other.Address+"=5000000000",
 		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc, "--api.laddr", apiAddr,
 		"--consensus.timeout_commit", "200ms")
-	p := startAgora(t, "start", "--home", home, "--log-level", "warn")
+	p := e2eutil.StartAgora(t, "start", "--home", home, "--log-level", "warn")
 	c, _ := client.New(rpc)
-	waitServing(t, c, p, 2)
+	e2eutil.WaitServing(t, c, p, 2)
 	node := []string{"--node", rpc}
 	data := func(from string, args ...string) map[string]any {
 		var res map[string]any
@@ -54,13 +55,13 @@ func TestDataCLI(t *testing.T) {
 	}
 	balance := func(addr string) uint64 {
 		var acc struct{ Balance uint64 }
-		runJSON(t, &acc, append([]string{"query", "account", addr}, node...)...)
+		e2eutil.RunJSON(t, &acc, append([]string{"query", "account", addr}, node...)...)
 		return acc.Balance
 	}
 	fee := func(res map[string]any) uint64 { return uint64(res["fee"].(float64)) }
 	var tx map[string]any
-	runJSON(t, &tx, append(append([]string{"tx", "provider", "bond", "100000000", "--from", "prov"}, kr...), node...)...)
-	runJSON(t, &tx, append(append([]string{"tx", "provider", "register", "--from", "prov", "--endpoint", "http://127.0.0.1:9000", "--capability", "wasm"}, kr...), node...)...)
+	e2eutil.RunJSON(t, &tx, append(append([]string{"tx", "provider", "bond", "100000000", "--from", "prov"}, kr...), node...)...)
+	e2eutil.RunJSON(t, &tx, append(append([]string{"tx", "provider", "register", "--from", "prov", "--endpoint", "http://127.0.0.1:9000", "--capability", "wasm"}, kr...), node...)...)
 
 	dir := filepath.Join(t.TempDir(), "corpus")
 	for name, body := range map[string]string{"ca01": "The/at Fulton/np-tl County/nn-tl", "sub/ca02": "Grand/jj-tl jury/nn-tl"} {
@@ -84,7 +85,7 @@ func TestDataCLI(t *testing.T) {
 
 	// A host that is not a registered provider is refused, nothing charged.
 	owner0 := balance(owner.Address)
-	out := runFail(t, append(append([]string{"data", "publish", dir, "--host", other.Address, "--run-price", "1", "--from", "owner"}, kr...), node...)...)
+	out := e2eutil.RunFail(t, append(append([]string{"data", "publish", dir, "--host", other.Address, "--run-price", "1", "--from", "owner"}, kr...), node...)...)
 	if !strings.Contains(out, "is not a registered provider") || balance(owner.Address) != owner0 {
 		t.Fatalf("publish on a non-provider host: %s", out)
 	}
@@ -108,7 +109,7 @@ func TestDataCLI(t *testing.T) {
 		Retired, Download       bool
 	}
 	var list []dsView
-	runJSON(t, &list, append([]string{"data", "list"}, node...)...)
+	e2eutil.RunJSON(t, &list, append([]string{"data", "list"}, node...)...)
 	if len(list) != 1 || list[0].ID != 1 || list[0].Root != root.String() || list[0].Size != uint64(tarBytes.Len()) || list[0].Owner != owner.Address || list[0].Host != prov.Address ||
 		list[0].Name != "brown-sample" || list[0].RunPrice != 2_000_000 || list[0].DownloadPrice != 1_000_000 || list[0].OutputCap != 65536 ||
 		len(list[0].AllowedModules) != 1 || list[0].AllowedModules[0] != modID.String() || len(list[0].Buyers) != 1 || list[0].Buyers[0] != buyer.Address {
@@ -117,7 +118,7 @@ func TestDataCLI(t *testing.T) {
 
 	// Not on the buyer list: refused with the chain's reason, nothing charged.
 	other0 := balance(other.Address)
-	out = runFail(t, append(append([]string{"data", "buy", "1", "--from", "other"}, kr...), node...)...)
+	out = e2eutil.RunFail(t, append(append([]string{"data", "buy", "1", "--from", "other"}, kr...), node...)...)
 	if !strings.Contains(out, "is not among dataset 1's allowed buyers") || balance(other.Address) != other0 {
 		t.Fatalf("buy off the list: %s", out)
 	}
@@ -140,7 +141,7 @@ func TestDataCLI(t *testing.T) {
 		Buyer string
 		Price uint64
 	}
-	runJSON(t, &grants, append([]string{"query", "data", "grants", "1", buyer.Address}, node...)...)
+	e2eutil.RunJSON(t, &grants, append([]string{"query", "data", "grants", "1", buyer.Address}, node...)...)
 	if len(grants) != 1 || grants[0].Buyer != buyer.Address || grants[0].Price != 1_000_000 {
 		t.Fatalf("grants: %+v", grants)
 	}
@@ -160,7 +161,7 @@ func TestDataCLI(t *testing.T) {
 		Dataset dsView
 		Grants  []struct{ ID uint64 }
 	}
-	runJSON(t, &show, append([]string{"data", "show", "1"}, node...)...)
+	e2eutil.RunJSON(t, &show, append([]string{"data", "show", "1"}, node...)...)
 	d := show.Dataset
 	if d.RunPrice != 3_000_000 || len(d.Buyers) != 0 || d.DownloadPrice != 1_000_000 || d.Description != "two files" || d.Licence != "CC0" ||
 		len(d.AllowedModules) != 1 || d.Grants != 1 || d.Earned != 950_000 || len(show.Grants) != 1 {
@@ -168,7 +169,7 @@ func TestDataCLI(t *testing.T) {
 	}
 	data("owner", "retire", "1")
 	other0 = balance(other.Address)
-	out = runFail(t, append(append([]string{"data", "buy", "1", "--from", "other"}, kr...), node...)...)
+	out = e2eutil.RunFail(t, append(append([]string{"data", "buy", "1", "--from", "other"}, kr...), node...)...)
 	if !strings.Contains(out, "dataset 1 is retired: it sells no more grants") || balance(other.Address) != other0 {
 		t.Fatalf("buy a retired dataset: %s", out)
 	}
@@ -181,7 +182,7 @@ func TestDataCLI(t *testing.T) {
 		Grants []struct{ Buyer string }
 		Runs   []struct{ ID uint64 }
 	}
-	if err := fetchJSON("http://"+apiAddr+"/explorer/api/dataset/1", &ex); err != nil || !ex.Dataset.Retired || ex.Dataset.Grants != 1 ||
+	if err := e2eutil.FetchJSON("http://"+apiAddr+"/explorer/api/dataset/1", &ex); err != nil || !ex.Dataset.Retired || ex.Dataset.Grants != 1 ||
 		len(ex.Grants) != 1 || ex.Grants[0].Buyer != buyer.Address || ex.Runs == nil || len(ex.Runs) != 0 {
 		t.Fatalf("explorer's dataset 1: %+v %v", ex, err)
 	}
