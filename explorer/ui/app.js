@@ -584,6 +584,8 @@ function hexCopy(h) {
   return `<span class="mono">${esc(h)}</span> <button type="button" class="copy" data-copy="${esc(h)}" aria-label="Copy">copy</button>`;
 }
 
+function plural(n, word) { return `${num(n)} ${word}${Number(n) === 1 ? "" : "s"}`; }
+
 function zkFaults(m) {
   return m.faults ? `<span class="bad">${num(m.faults)}</span> (${amount(m.slashed)})` : "0";
 }
@@ -616,7 +618,7 @@ async function viewZKModel(id) {
   return `<h1>zk model #${num(m.id)} — ${esc(m.name)}</h1>` + kv([
     ["Commitment", hexCopy(m.commitment) + `<br><span class="s">Poseidon2 of the int8 weights: every proof is of this model and no other.</span>`],
     ["Verifying key", `sha256 ${hexCopy(m.vk_hash)}<br><a href="${esc(r.verifying_key_url)}" download="${esc(file)}" id="vk-download">Download the verifying key</a> (${num(m.vk_size)} bytes), then check a proof offline: <code>agora zk verify --vk ${esc(file)} --proof proof.json</code>`],
-    ["Shape", `batches of ${num(m.batch)} inferences, ${num(m.in_len)} int8 inputs → ${num(m.out_len)} logits each`],
+    ["Shape", `batches of ${plural(m.batch, "inference")}, ${num(m.in_len)} int8 inputs → ${num(m.out_len)} logits each`],
     ["Price", amount(m.price) + " per proven inference"],
     ["Registered", `by ${link.acct(m.owner)} at block ${link.block(m.height)}` + (m.tx ? ` in ${link.tx(m.tx)}` : "")],
     ["Proofs verified on chain", `<span id="zk-proof-count">${num(m.proofs)}</span>`],
@@ -645,9 +647,9 @@ function zkTxSummary(t) {
   if (t.code !== 0) return "";
   switch (t.msg) {
     case "register_zk_model":
-      return `<p>Registered zk model ${link.zk(r.zk_model_id)} (${esc(f.name)}): batches of ${num(f.batch)}, ${num(f.in_len)} inputs → ${num(f.out_len)} logits, ${amount(f.price)} per proven inference.</p>`;
+      return `<p>Registered zk model ${link.zk(r.zk_model_id)} (${esc(f.name)}): batches of ${plural(f.batch, "inference")}, ${num(f.in_len)} inputs → ${num(f.out_len)} logits, ${amount(f.price)} per proven inference.</p>`;
     case "verify_zk_proof":
-      return `<p>The chain verified a proof of ${num(f.inferences)} inference(s) of zk model ${link.zk(f.model_id)} in this transaction; statement <span class="mono">${esc(short(r.statement, 12))}</span>.</p>`;
+      return `<p>The chain verified a proof of ${plural(f.inferences, "inference")} of zk model ${link.zk(f.model_id)} in this transaction; statement <span class="mono">${esc(short(r.statement, 12))}</span>.</p>`;
     case "report_zk_fault":
       return `<p>Provider ${link.prov(f.provider)} signed an answer of zk model ${link.zk(f.model_id)} whose proof does not verify: slashed ${amount(r.slashed)}, ${amount(r.reward)} to the reporter.</p>`;
   }
