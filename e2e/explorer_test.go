@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -399,12 +400,73 @@ func TestUpExplorer(t *testing.T) {
 	}
 	waitFor("an unregistered model's page", mainHas("no model "+strings.Repeat("ab", 32)+" is registered"))
 
+	// The zk tab: a tiny model registered and one proof of it verified on
+	// chain with the CLI; its page serves the verifying key, which checks
+	// the proof offline.
+	zkDir := t.TempDir()
+	zkModel, zkIn, zkProof := filepath.Join(zkDir, "model.json"), filepath.Join(zkDir, "in.json"), filepath.Join(zkDir, "proof.json")
+	if err := errors.Join(os.WriteFile(zkModel, []byte(`{"layers":[{"kind":"dense","in":4,"out":3,"w":[1,-2,3,4,5,-6,7,8,-9,10,11,-12],"b":[0,5,-5]}]}`), 0o644),
+		os.WriteFile(zkIn, []byte(`{"inputs":[[1,-2,3,4]]}`), 0o644)); err != nil {
+		t.Fatal(err)
+	}
+	rpc := fmt.Sprintf("tcp://127.0.0.1:%d", ports[1])
+	run(t, "zk", "compile", "--model", zkModel, "--batch", "1", "--dir", zkDir)
+	run(t, "zk", "setup", "--dir", zkDir)
+	run(t, "zk", "prove", "--dir", zkDir, "--model", zkModel, "--input", zkIn, "--out", zkProof)
+	if out := run(t, "zk", "register", "--dir", zkDir, "--model", zkModel, "--name", "tiny-zk", "--price", "7", "--from", "demo", "--keyring", "test", "--home", home, "--node", rpc); !strings.Contains(out, "zk model 1 (tiny-zk) registered") {
+		t.Fatalf("zk register: %s", out)
+	}
+	var sub struct {
+		Statement string `json:"statement"`
+	}
+	runJSON(t, &sub, "zk", "submit", "--model-id", "1", "--proof", zkProof, "--from", "demo", "--keyring", "test", "--home", home, "--node", rpc)
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/zk")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the zk tab", mainHas("zk models")+" && "+mainHas("tiny-zk")+` && document.querySelector("td .zk-proofs")?.textContent === "1"`)
+	shot("zk")
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/zk/1")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the zk model page", mainHas("zk model #1")+` && document.querySelector("#zk-proof-count")?.textContent === "1" && `+mainHas(sub.Statement[:12]))
+	shot("zk-model")
+	var href string
+	if err := chromedp.Run(ctx, chromedp.AttributeValue("#vk-download", "href", &href, nil, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + api + href)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vk, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", href, resp.StatusCode, vk)
+	}
+	vkFile := filepath.Join(t.TempDir(), "verifying.key")
+	if err := os.WriteFile(vkFile, vk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := run(t, "zk", "verify", "--vk", vkFile, "--proof", zkProof); !strings.Contains(out, "valid: 1 inferences") {
+		t.Fatalf("zk verify with the explorer's key: %s", out)
+	}
+	// The proof's tx, from its row, reads as what it did.
+	var proofTx string
+	if err := chromedp.Run(ctx, chromedp.AttributeValue(`main td a[href^="#/tx/"]`, "href", &proofTx, nil, chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+proofTx)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the proof's tx page", mainHas("verify_zk_proof")+" && "+mainHas("The chain verified a proof of 1 inference of zk model #1"))
+	shot("zk-tx")
+
 	// Unknown routes: in the app and on the server.
 	if err := chromedp.Run(ctx, chromedp.Navigate(explorerURL+"#/no-such-page")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("the not-found page", mainHas("Page not found"))
-	resp, err := http.Get("http://" + api + "/explorer/no-such-page")
+	resp, err = http.Get("http://" + api + "/explorer/no-such-page")
 	if err != nil {
 		t.Fatal(err)
 	}

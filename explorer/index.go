@@ -43,6 +43,7 @@ import (
 //	fe/<epoch>/<height>/<index>   -> the same verdict, by the epoch of a provider fault
 //	c/<channel>                   -> Channel (who opened it, when)
 //	s/<epoch>/<validator>         -> ValidatorScores
+//	zm/, zp/, zf/                 -> the zk registry's models, proofs, faults (zk.go)
 var (
 	keyHeight  = []byte("m/height")
 	keyTotals  = []byte("m/totals")
@@ -51,8 +52,9 @@ var (
 
 // indexVersion changes when the key layout does; an index written with
 // another layout is wiped and rebuilt from the block store at open.
-// Version 3 added Tx.Accounts, which pruning needs to find a tx's a/ keys.
-const indexVersion = "3"
+// Version 3 added Tx.Accounts, which pruning needs to find a tx's a/ keys;
+// version 4 the zk registry's records (zm/, zp/, zf/).
+const indexVersion = "4"
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
@@ -168,7 +170,8 @@ type Verdict struct {
 	Target   string `json:"target"` // the provider or validator concerned
 	Reporter string `json:"reporter,omitempty"`
 	Index    uint64 `json:"index,omitempty"`
-	Applied  bool   `json:"applied"` // the confirming vote: the slash happened
+	ZKModel  uint64 `json:"zk_model,omitempty"` // a zk_bad_proof's model
+	Applied  bool   `json:"applied"`            // the confirming vote: the slash happened
 	Votes    uint64 `json:"votes,omitempty"`
 	Slashed  uint64 `json:"slashed"`
 	Refund   uint64 `json:"refund"`
@@ -586,6 +589,12 @@ func (x *Index) applyTx(bt *batch, d *BlockData, i int, raw []byte, ts string, t
 				vs.Scores = append(vs.Scores, Score{Provider: types.Address(sc.Provider).String(), ScoreBps: sc.ScoreBps})
 			}
 			bt.put(key("s/", be64(ss.Epoch), dec.Signer), vs)
+		}
+	case *types.MsgRegisterZKModel, *types.MsgVerifyZKProof, *types.MsgReportZKFault:
+		if t.OK() {
+			if err := x.applyZK(bt, t, dec.Signer, m, uint64((d.Height-1)/x.epochLength), be64(uint64(i))[4:], tot); err != nil {
+				return nil, err
+			}
 		}
 	case *types.MsgReportFault:
 		r := m

@@ -14,9 +14,10 @@ import (
 // Retention: with SetKeepBlocks(k), the index keeps the per-block detail
 // (b/ block rows, t/ tx rows, a/ account→tx entries) of only the last k
 // blocks. Everything else is an aggregate or a rare record and stays: the
-// totals, per-epoch and per-provider sums, commitments, verdicts, scores and
-// channels, so the overview, epoch, provider and verdict pages (and their
-// charts, which read the epoch sums) are the same as on an unpruned index.
+// totals, per-epoch and per-provider sums, commitments, verdicts, scores,
+// channels and the zk registry's proofs and faults, so the overview, epoch,
+// provider, verdict and zk pages (and their charts, which read the epoch
+// sums) are the same as on an unpruned index.
 // m/pruned records the highest height whose detail is gone, so a request for
 // an older block says "pruned" rather than "not found".
 

@@ -133,12 +133,15 @@ func (s *Server) Handler() http.Handler {
 	route("GET /explorer/api/storage/faults", s.storageFaults)
 	route("GET /explorer/api/models", s.trainedModels)
 	route("GET /explorer/api/model/{hash}", s.trainedModel)
+	route("GET /explorer/api/zk/models", s.zkModels)
+	route("GET /explorer/api/zk/model/{id}", s.zkModel)
 	route("POST /explorer/api/receipt/check", s.checkReceipt)
 	route("/explorer/api/", func(r *http.Request) (any, error) {
 		return nil, httpError{http.StatusNotFound, "unknown explorer API route " + r.Method + " " + r.URL.Path}
 	})
 
 	mux.HandleFunc("GET /explorer/api/lease/{id}/loss.svg", s.leaseLoss)
+	mux.HandleFunc("GET /explorer/api/zk/model/{id}/verifying.key", s.zkVerifyingKey)
 
 	static, _ := fs.Sub(uiFiles, "ui")
 	files := http.FileServerFS(static)

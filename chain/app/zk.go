@@ -35,12 +35,14 @@ func zkModule() Module {
 			},
 			zk.MsgReport: func(kv store.KV, c Ctx, d *types.DecodedTx) ([][2]string, error) {
 				m := d.Msg.(*types.MsgReportZKFault)
-				r, err := zk.ReportFault(kv, c.Params, c.ChainID, c.Height, d.Signer, m)
+				r, reward, err := zk.ReportFault(kv, c.Params, c.ChainID, c.Height, d.Signer, m)
 				if err != nil {
 					return nil, err
 				}
+				// The answer's hash and the reporter's reward let an
+				// indexer list the fault without re-deriving either.
 				return [][2]string{{"provider", types.Address(m.Provider).String()}, {"zk_model_id", itoa(m.ModelId)},
-					{"fault", "bad_proof"}, {"slashed", itoa(r.Slashed)}}, nil
+					{"fault", "bad_proof"}, {"slashed", itoa(r.Slashed)}, {"reward", itoa(reward)}, {"answer", hex.EncodeToString(r.AnswerHash)}}, nil
 			},
 		}}
 }

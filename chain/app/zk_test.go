@@ -3,6 +3,7 @@ package app
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"math/big"
@@ -236,6 +237,12 @@ func TestZKFaultReport(t *testing.T) {
 	if got := j.bal("outsider") + (j.fees["outsider"] - fee0) - rep0; got != share {
 		t.Fatalf("the reporter gained %d, its share is %d", got, share)
 	}
+	// The event names the answer (as the fault's record keys it) and the
+	// reporter's reward, for indexers.
+	ah := sha256.Sum256(zk.AnswerBytes(testChain, 1, zk.StatementHash(1, lie), lie.Proof))
+	if res["answer"] != hex.EncodeToString(ah[:]) || res["reward"] != fmt.Sprint(share) || faultAt(t, j, ah[:]) == nil {
+		t.Fatalf("fault event %v: want answer %x, reward %d, and a fault recorded under that answer", res, ah, share)
+	}
 	j.bad("outsider", answer("p1", lie), types.CodeInvalid, "was already slashed")
 	// A malformed proof the provider signed is a bad answer too.
 	j.okEvents("p2", answer("p1", junk))
@@ -243,4 +250,14 @@ func TestZKFaultReport(t *testing.T) {
 	if pv := v.(api.ProviderView); pv.Faults != 2 {
 		t.Fatalf("provider after two bad answers: %+v", pv)
 	}
+}
+
+// faultAt reads the fault record of p1's answer ah from committed state.
+func faultAt(t *testing.T, j *jobsH, ah []byte) *types.ZKFaultRecord {
+	t.Helper()
+	snap, err := j.app.Snapshot(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zk.GetFault(snap, j.addr("p1"), ah)
 }

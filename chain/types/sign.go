@@ -18,7 +18,7 @@ const (
 )
 
 // MaxTxBytes bounds a tx before any decoding work is done.
-const MaxTxBytes = 64 << 10
+const MaxTxBytes = 512 << 10
 
 // TxSignBytes returns the bytes a tx signature covers. The chain id is inside body.
 func TxSignBytes(body []byte) []byte {

@@ -22,7 +22,7 @@ const (
 // Limits of the messages' shapes (stateless).
 const (
 	MaxName     = 128
-	MaxKey      = 64 << 10
+	MaxKey      = 448 << 10
 	MaxBatch    = 64
 	MaxInLen    = 4096
 	MaxOutLen   = 1024

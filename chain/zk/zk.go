@@ -231,37 +231,37 @@ func GetFault(kv store.KV, provider, answer []byte) *types.ZKFaultRecord {
 // reporter gets its share, the rest is burned, the provider's reputation
 // resets). The answer is checked by the chain itself: a verifying proof,
 // a signature that is not the provider's, or an answer already slashed is
-// refused.
-func ReportFault(kv store.KV, p types.Params, chainID string, height int64, reporter []byte, m *types.MsgReportZKFault) (*types.ZKFaultRecord, error) {
+// refused. It returns the fault's record and the reporter's reward.
+func ReportFault(kv store.KV, p types.Params, chainID string, height int64, reporter []byte, m *types.MsgReportZKFault) (*types.ZKFaultRecord, uint64, error) {
 	z := Get(kv, m.ModelId)
 	if z == nil {
-		return nil, types.Errorf(types.CodeNotFound, "zk model %d does not exist", m.ModelId)
+		return nil, 0, types.Errorf(types.CodeNotFound, "zk model %d does not exist", m.ModelId)
 	}
 	pv := registry.Get(kv, m.Provider)
 	if pv == nil {
-		return nil, types.Errorf(types.CodeNotFound, "%s is not a provider", types.Address(m.Provider))
+		return nil, 0, types.Errorf(types.CodeNotFound, "%s is not a provider", types.Address(m.Provider))
 	}
 	acc := bank.GetAccount(kv, m.Provider)
 	if acc == nil || len(acc.PubKey) == 0 {
-		return nil, types.Errorf(types.CodeNotFound, "provider %s has no account key on chain", types.Address(m.Provider))
+		return nil, 0, types.Errorf(types.CodeNotFound, "provider %s has no account key on chain", types.Address(m.Provider))
 	}
 	answer := AnswerBytes(chainID, z.Id, statementHash(z.Id, m.Inputs, m.Logits, m.Classes), m.Proof)
 	if !types.VerifyEd25519(acc.PubKey, answer, m.Signature) {
-		return nil, types.Errorf(types.CodeUnauthorized, "the signature is not provider %s's over this answer", types.Address(m.Provider))
+		return nil, 0, types.Errorf(types.CodeUnauthorized, "the signature is not provider %s's over this answer", types.Address(m.Provider))
 	}
 	ah := sha256.Sum256(answer)
 	if prev := GetFault(kv, m.Provider, ah[:]); prev != nil {
-		return nil, types.Errorf(types.CodeInvalid, "this answer of provider %s was already slashed at height %d", types.Address(m.Provider), prev.Height)
+		return nil, 0, types.Errorf(types.CodeInvalid, "this answer of provider %s was already slashed at height %d", types.Address(m.Provider), prev.Height)
 	}
 	if err := check(z, m.Inputs, m.Logits, m.Classes, m.Proof); err == nil {
-		return nil, types.Errorf(types.CodeInvalid, "the answer's proof verifies: no fault")
+		return nil, 0, types.Errorf(types.CodeInvalid, "the answer's proof verifies: no fault")
 	}
 	svc := services.ZKService()
 	res, err := audit.Penalize(kv, p, m.Provider, svc.SlashBps(p, svc.FaultNamed("bad_proof")), nil, 0, [][]byte{reporter})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	r := &types.ZKFaultRecord{Provider: m.Provider, ModelId: z.Id, AnswerHash: ah[:], Reporter: reporter, Slashed: res.Slashed, Height: height}
 	kv.Set(codec.Key(prefixFault, m.Provider, ah[:]), codec.Marshal(r))
-	return r, nil
+	return r, res.Reward, nil
 }

@@ -51,6 +51,7 @@ const link = {
   dataset: id => `<a href="#/dataset/${esc(id)}">#${esc(id)}</a>`,
   grant: id => `<a href="#/data-grant/${esc(id)}">#${esc(id)}</a>`,
   model: h => `<a href="#/model/${esc(h)}" class="mono">${esc(short(h, 12))}</a>`,
+  zk: id => `<a href="#/zk/${esc(id)}">#${esc(id)}</a>`,
 };
 function yes(b, t = "yes", f = "no") { return b ? `<span class="ok">${t}</span>` : `<span class="bad">${f}</span>`; }
 
@@ -171,7 +172,7 @@ function verdictTable(vs, empty) {
     { h: "Height", f: v => link.block(v.height) },
     { h: "Kind", f: v => esc(v.kind.replace(/_/g, " ")) },
     { h: "Concerning", f: v => v.provider ? link.prov(v.target) : link.acct(v.target) },
-    { h: "Epoch / receipt", f: v => v.provider ? `${link.epoch(v.epoch)} / #${num(v.index)}` : "—" },
+    { h: "Epoch / receipt", f: v => v.zk_model ? `zk model ${link.zk(v.zk_model)}` : v.provider ? `${link.epoch(v.epoch)} / #${num(v.index)}` : "—" },
     { h: "Status", f: v => v.applied ? '<span class="bad">slashed</span>' : `<span class="warn">awaiting confirmation (${num(v.votes)} vote)</span>` },
     { h: "Slashed", n: 1, f: v => amount(v.slashed) },
     { h: "Refunded to clients", n: 1, f: v => amount(v.refund) },
@@ -297,7 +298,7 @@ async function viewTx(hash) {
     ["Nonce", num(t.nonce)],
     ["Fee charged", amount(t.fee)],
     ["Result", t.code === 0 ? '<span class="ok">ok</span>' : `<span class="bad">failed, code ${t.code}</span>: ${esc(t.log)}`],
-  ]) + (fields.length ? `<h2>Message fields</h2>` + kv(fields) : "") + (results.length ? `<h2>Results</h2>` + kv(results) : "");
+  ]) + zkTxSummary(t) + (fields.length ? `<h2>Message fields</h2>` + kv(fields) : "") + (results.length ? `<h2>Results</h2>` + kv(results) : "");
 }
 
 function fieldValue(k, v) {
@@ -307,6 +308,8 @@ function fieldValue(k, v) {
   if (k === "dispute_id") return link.dispute(v);
   if (k === "dataset_id") return link.dataset(v);
   if (k === "grant_id") return link.grant(v);
+  if ((k === "model_id" || k === "zk_model_id") && /^\d+$/.test(v)) return link.zk(v);
+  if (k === "price" && /^\d+$/.test(v)) return amount(v);
   if (k === "host" && /^[0-9a-f]{40}$/.test(v)) return link.prov(v);
   if (k === "epoch") return link.epoch(v);
   if (/amount|deposit|paid|refund|reward|slashed|billed|cumulative/.test(k) && /^\d+$/.test(v)) return amount(v);
@@ -579,6 +582,90 @@ async function viewModel(h) {
   ], r.providers, "No registered provider offers this model.");
 }
 
+// ---------- zkML registry (chain/zk) ----------
+
+// hexFull shows a long hex value shortened, the whole of it on hover, with
+// a button that copies it.
+function hexFull(h, n = 10) {
+  return `<span class="mono" title="${esc(h)}">${esc(short(h, n))}</span> <button type="button" class="copy" data-copy="${esc(h)}" aria-label="Copy ${esc(h)}">copy</button>`;
+}
+// hexCopy shows a hex value in full, with a copy button.
+function hexCopy(h) {
+  return `<span class="mono">${esc(h)}</span> <button type="button" class="copy" data-copy="${esc(h)}" aria-label="Copy">copy</button>`;
+}
+
+function plural(n, word) { return `${num(n)} ${word}${Number(n) === 1 ? "" : "s"}`; }
+
+function zkFaults(m) {
+  return m.faults ? `<span class="bad">${num(m.faults)}</span> (${amount(m.slashed)})` : "0";
+}
+
+function zkModelTable(ms) {
+  return table([
+    { h: "Model", f: m => link.zk(m.id) },
+    { h: "Name", f: m => esc(m.name) },
+    { h: "Owner", f: m => link.acct(m.owner) },
+    { h: "Commitment", f: m => hexFull(m.commitment) },
+    { h: "Verifying key (sha256)", f: m => hexFull(m.vk_hash) },
+    { h: "Batch", n: 1, f: m => num(m.batch) },
+    { h: "Inputs → logits", n: 1, f: m => `${num(m.in_len)} → ${num(m.out_len)}` },
+    { h: "Price per inference", n: 1, f: m => amount(m.price) },
+    { h: "Registered", f: m => link.block(m.height) },
+    { h: "Proofs verified", n: 1, f: m => `<span class="zk-proofs">${num(m.proofs)}</span>` },
+    { h: "Faults slashed", n: 1, f: m => zkFaults(m) },
+  ], ms, "No zk model has been registered yet. Register one with <code>agora zk register</code>.");
+}
+
+async function viewZKModels() {
+  return `<h1>zk models</h1><p>Models whose inferences are proven in zero knowledge (Groth16 on BN254 over int8 weights). Each is registered by a Poseidon2 commitment to its weights and its circuit's verifying key; the chain verifies a proof inside the transaction that carries it (<code>agora zk submit</code>), and slashes a provider whose signed answer's proof fails.</p>` +
+    zkModelTable(await get("/zk/models?limit=200"));
+}
+
+async function viewZKModel(id) {
+  const r = await get("/zk/model/" + encodeURIComponent(id));
+  const m = r.model;
+  const file = `zk-model-${m.id}-verifying.key`;
+  return `<h1>zk model #${num(m.id)} — ${esc(m.name)}</h1>` + kv([
+    ["Commitment", hexCopy(m.commitment) + `<br><span class="s">Poseidon2 of the int8 weights: every proof is of this model and no other.</span>`],
+    ["Verifying key", `sha256 ${hexCopy(m.vk_hash)}<br><a href="${esc(r.verifying_key_url)}" download="${esc(file)}" id="vk-download">Download the verifying key</a> (${num(m.vk_size)} bytes), then check a proof offline: <code>agora zk verify --vk ${esc(file)} --proof proof.json</code>`],
+    ["Shape", `batches of ${plural(m.batch, "inference")}, ${num(m.in_len)} int8 inputs → ${num(m.out_len)} logits each`],
+    ["Price", amount(m.price) + " per proven inference"],
+    ["Registered", `by ${link.acct(m.owner)} at block ${link.block(m.height)}` + (m.tx ? ` in ${link.tx(m.tx)}` : "")],
+    ["Proofs verified on chain", `<span id="zk-proof-count">${num(m.proofs)}</span>`],
+    ["Faults slashed", zkFaults(m)],
+  ]) + `<h2>Proofs verified on chain</h2>` + table([
+    { h: "Statement (sha256)", f: p => hexFull(p.statement_hash, 12) },
+    { h: "Inferences", n: 1, f: p => num(p.inferences) },
+    { h: "Submitter", f: p => link.acct(p.submitter) },
+    { h: "Block", f: p => link.block(p.height) },
+    { h: "Time", f: p => esc(when(p.time)) },
+    { h: "Tx", f: p => link.tx(p.tx) },
+  ], r.proof_list, "No proof of this model has been verified on chain yet.") + `<h2>Faults slashed</h2>` + table([
+    { h: "Provider", f: f => link.prov(f.provider) },
+    { h: "Answer (sha256)", f: f => hexFull(f.answer_hash, 12) },
+    { h: "Slashed", n: 1, f: f => amount(f.slashed) },
+    { h: "Reporter reward", n: 1, f: f => amount(f.reward) },
+    { h: "Reporter", f: f => link.acct(f.reporter) },
+    { h: "Block", f: f => link.block(f.height) },
+    { h: "Tx", f: f => link.tx(f.tx) },
+  ], r.fault_list, "No provider has been slashed for an answer of this model.");
+}
+
+// zkTxSummary says in a sentence what a zk message did.
+function zkTxSummary(t) {
+  const f = t.fields || {}, r = t.results || {};
+  if (t.code !== 0) return "";
+  switch (t.msg) {
+    case "register_zk_model":
+      return `<p>Registered zk model ${link.zk(r.zk_model_id)} (${esc(f.name)}): batches of ${plural(f.batch, "inference")}, ${num(f.in_len)} inputs → ${num(f.out_len)} logits, ${amount(f.price)} per proven inference.</p>`;
+    case "verify_zk_proof":
+      return `<p>The chain verified a proof of ${plural(f.inferences, "inference")} of zk model ${link.zk(f.model_id)} in this transaction; statement <span class="mono">${esc(short(r.statement, 12))}</span>.</p>`;
+    case "report_zk_fault":
+      return `<p>Provider ${link.prov(f.provider)} signed an answer of zk model ${link.zk(f.model_id)} whose proof does not verify: slashed ${amount(r.slashed)}, ${amount(r.reward)} to the reporter.</p>`;
+  }
+  return "";
+}
+
 // ---------- data market (chain/data) ----------
 
 function datasetTable(ds) {
@@ -812,6 +899,8 @@ const routes = [
   [/^\/job-dispute\/(\d+)$/, m => viewJobDispute(m[1]), "jobs"],
   [/^\/models$/, () => viewModels(), "models"],
   [/^\/model\/([0-9a-fA-F]{64})$/, m => viewModel(m[1]), "models"],
+  [/^\/zk$/, () => viewZKModels(), "zk"],
+  [/^\/zk\/(\d+)$/, m => viewZKModel(m[1]), "zk"],
   [/^\/datasets$/, () => viewDatasets(), "data"],
   [/^\/runs$/, () => viewRuns(), "data"],
   [/^\/dataset\/(\d+)$/, m => viewDataset(m[1]), "data"],
@@ -899,6 +988,25 @@ document.getElementById("search").addEventListener("submit", ev => {
       location.hash = r.ok ? "#/tx/" + v.toLowerCase() : "#/receipt?id=" + v.toLowerCase();
     });
   } else if (v) location.hash = "#/receipt?id=" + encodeURIComponent(v);
+});
+
+// Copy buttons (hexFull, hexCopy): the clipboard API where the page may use
+// it, a selected textarea otherwise (plain http on another host).
+main.addEventListener("click", ev => {
+  const b = ev.target.closest("button[data-copy]");
+  if (!b) return;
+  const v = b.dataset.copy;
+  const done = () => { b.textContent = "copied"; };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(v).then(done, () => {});
+    return;
+  }
+  const ta = document.createElement("textarea");
+  ta.value = v;
+  document.body.appendChild(ta);
+  ta.select();
+  try { document.execCommand("copy"); done(); } catch (e) { /* nothing to copy with */ }
+  ta.remove();
 });
 
 window.addEventListener("hashchange", () => render(true));

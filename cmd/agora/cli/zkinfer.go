@@ -8,8 +8,12 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/consensys/gnark/backend/groth16"
 
 	"github.com/spf13/cobra"
 
@@ -40,86 +44,73 @@ func zkInferCmd(g *globals) *cobra.Command {
 			if n > 0 && len(d.Inputs) > n {
 				d.Inputs = d.Inputs[:n]
 			}
-			ctx, cancel := context.WithTimeout(ctxOr(cmd.Context()), 10*time.Minute)
+			if len(d.Inputs) == 0 {
+				return fmt.Errorf("%s has no inputs", inputPath)
+			}
+			ctx, cancel := context.WithTimeout(ctxOr(cmd.Context()), 30*time.Minute)
 			defer cancel()
-			ref := json.RawMessage(strconv.Quote(model))
-			body, _ := json.Marshal(zkinfer.GatewayRequest{Model: ref, Inputs: d.Inputs, Publish: publish})
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost, gw+zkinfer.InferPath, bytes.NewReader(body))
-			if err != nil {
-				return err
-			}
-			req.Header.Set("Content-Type", "application/json")
-			if apiKey != "" {
-				req.Header.Set("Authorization", "Bearer "+apiKey)
-			}
-			t0 := time.Now()
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return fmt.Errorf("gateway: %w", err)
-			}
-			defer resp.Body.Close()
-			rb, err := io.ReadAll(io.LimitReader(resp.Body, zkinfer.MaxAnswerBytes+1))
-			if err != nil {
-				return fmt.Errorf("gateway: %w", err)
-			}
-			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("gateway: %s", oai.ParseError(resp.StatusCode, rb).Message)
-			}
-			var a zkinfer.GatewayAnswer
-			if err := json.Unmarshal(rb, &a); err != nil {
-				return fmt.Errorf("gateway answer: %w", err)
-			}
-			took := time.Since(t0)
-			// Check it again against the chain's registration.
 			c, err := client.New(node)
 			if err != nil {
 				return err
 			}
-			var v api.ZKModelView
-			if err := c.Query(ctx, api.ZKModelPath(a.Model), 0, &v); err != nil {
+			v, err := findZKModel(ctx, c, model)
+			if err != nil {
 				return err
 			}
 			vk, err := zkml.ReadVerifyingKey(bytes.NewReader(v.VerifyingKey))
 			if err != nil {
 				return err
 			}
-			proof, err := zkml.ReadProof(a.Proof)
-			if err != nil {
-				return err
-			}
-			st := zkml.Statement{Commitment: new(big.Int).SetBytes(v.Commitment), Inputs: a.Inputs, Logits: a.Logits}
-			for _, c := range a.Classes {
-				st.Classes = append(st.Classes, int(c))
-			}
-			for i := range min(a.Count, len(d.Inputs)) {
-				if !bytes.Equal(int8Bytes(a.Inputs[i]), int8Bytes(d.Inputs[i])) {
-					return fmt.Errorf("the answer's input %d is not the one sent", i)
+			batch := int(v.Batch)
+			chunks := (len(d.Inputs) + batch - 1) / batch
+			var classes []uint32
+			var paid uint64
+			t0 := time.Now()
+			for k := range chunks {
+				in := d.Inputs[k*batch : min((k+1)*batch, len(d.Inputs))]
+				a, took, err := askGatewayZK(ctx, gw, apiKey, v.ID, in, publish)
+				if err != nil {
+					return fmt.Errorf("inputs %d..%d: %w", k*batch, k*batch+len(in)-1, err)
 				}
-			}
-			if err := zkml.Verify(vk, proof, &st, int(v.InLen), int(v.OutLen)); err != nil {
-				return fmt.Errorf("the gateway's answer does not verify against zk model %d's registration: %w", v.ID, err)
-			}
-			if out != "" {
-				if err := writeJSON(out, proofFile{Statement: st, Proof: a.Proof}); err != nil {
-					return err
+				// Check it again against the chain's registration: the
+				// gateway is not trusted for that.
+				st, err := checkZKAnswer(vk, v, in, a)
+				if err != nil {
+					return fmt.Errorf("inputs %d..%d: the gateway's answer does not hold against zk model %d's registration: %w", k*batch, k*batch+len(in)-1, v.ID, err)
 				}
+				classes = append(classes, a.Classes[:a.Count]...)
+				paid += a.Amount
+				file := ""
+				if out != "" {
+					file = out
+					if k > 0 {
+						ext := filepath.Ext(out)
+						file = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(out, ext), k+1, ext)
+					}
+					if err := writeJSON(file, proofFile{Statement: *st, Proof: a.Proof}); err != nil {
+						return err
+					}
+				}
+				fmt.Fprintf(g.out, "inputs %d..%d: classes %v, proof of %d bytes verified against the chain's key, %d uagr, %v",
+					k*batch, k*batch+len(in)-1, a.Classes[:a.Count], len(a.Proof), a.Amount, took.Round(time.Millisecond))
+				if file != "" {
+					fmt.Fprintf(g.out, ", %s", file)
+				}
+				if a.PublishedHeight > 0 {
+					fmt.Fprintf(g.out, ", recorded on chain in block %d", a.PublishedHeight)
+				}
+				fmt.Fprintln(g.out)
 			}
-			fmt.Fprintf(g.out, "zk model %d (%s) by provider %s: classes %v for %d inputs, proof of %d bytes verified against the chain's key, %d uagr, %v\n",
-				v.ID, v.Name, a.Provider, a.Classes[:a.Count], a.Count, len(a.Proof), a.Amount, took.Round(time.Millisecond))
-			if len(d.Labels) >= a.Count {
+			fmt.Fprintf(g.out, "zk model %d (%s) by provider %s: classes %v for %d inputs in %d proofs, all verified against the chain's key, %d uagr, %v\n",
+				v.ID, v.Name, v.Owner, classes, len(classes), chunks, paid, time.Since(t0).Round(time.Millisecond))
+			if len(d.Labels) >= len(classes) {
 				right := 0
-				for i := range a.Count {
-					if int(a.Classes[i]) == d.Labels[i] {
+				for i, c := range classes {
+					if int(c) == d.Labels[i] {
 						right++
 					}
 				}
-				fmt.Fprintf(g.out, "  %d of %d match the labels in %s\n", right, a.Count, inputPath)
-			}
-			if a.PublishedHeight > 0 {
-				fmt.Fprintf(g.out, "  verified and recorded on chain in block %d (tx %s)\n", a.PublishedHeight, a.PublishedTx)
-			}
-			if out != "" {
-				fmt.Fprintf(g.out, "  proof and statement in %s (`agora zk verify --proof %s`, `agora zk submit`)\n", out, out)
+				fmt.Fprintf(g.out, "%d of %d match the labels in %s\n", right, len(classes), inputPath)
 			}
 			return nil
 		},
@@ -128,12 +119,93 @@ func zkInferCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&node, "node", defaultNode, "node RPC address (the answer is checked against the chain's registration)")
 	cmd.Flags().StringVar(&apiKey, "api-key", "", "gateway API key")
 	cmd.Flags().StringVar(&model, "model", "", "registered zk model: id or name")
-	cmd.Flags().StringVar(&inputPath, "input", "digits.json", `inputs: {"inputs": [[int8, ...], ...], "labels": [...]} (at most the model's batch)`)
+	cmd.Flags().StringVar(&inputPath, "input", "digits.json", `inputs: {"inputs": [[int8, ...], ...], "labels": [...]}: one proof per batch of them`)
 	cmd.Flags().IntVar(&n, "n", 0, "use only the first N inputs")
 	cmd.Flags().BoolVar(&publish, "publish", false, "also have the chain verify and record the proof (the gateway's account pays the fee)")
-	cmd.Flags().StringVar(&out, "out", "proof.json", "where to write the proof and its statement (empty: nowhere)")
+	cmd.Flags().StringVar(&out, "out", "proof.json", "where to write the proof and its statement (the k-th batch's: proof-k.json; empty: nowhere)")
 	cmd.MarkFlagRequired("model")
 	return cmd
+}
+
+// findZKModel reads a registered zk model by id or by its name.
+func findZKModel(ctx context.Context, c *client.Client, ref string) (api.ZKModelView, error) {
+	var v api.ZKModelView
+	if id, err := strconv.ParseUint(ref, 10, 64); err == nil {
+		return v, c.Query(ctx, api.ZKModelPath(id), 0, &v)
+	}
+	var all []api.ZKModelView
+	if err := c.Query(ctx, api.ZKModelsPath(), 0, &all); err != nil {
+		return v, err
+	}
+	var found []api.ZKModelView
+	for _, m := range all {
+		if m.Name == ref {
+			found = append(found, m)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return v, fmt.Errorf("no zk model is registered as %q", ref)
+	case 1:
+		return found[0], nil
+	}
+	return v, fmt.Errorf("%d zk models are registered as %q: give an id", len(found), ref)
+}
+
+// askGatewayZK posts one batch to the gateway.
+func askGatewayZK(ctx context.Context, gw, apiKey string, model uint64, inputs [][]int8, publish bool) (*zkinfer.GatewayAnswer, time.Duration, error) {
+	body, _ := json.Marshal(zkinfer.GatewayRequest{Model: json.RawMessage(strconv.FormatUint(model, 10)), Inputs: inputs, Publish: publish})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, gw+zkinfer.InferPath, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+	}
+	t0 := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("gateway: %w", err)
+	}
+	defer resp.Body.Close()
+	rb, err := io.ReadAll(io.LimitReader(resp.Body, zkinfer.MaxAnswerBytes+1))
+	if err != nil {
+		return nil, 0, fmt.Errorf("gateway: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, 0, fmt.Errorf("gateway: %s", oai.ParseError(resp.StatusCode, rb).Message)
+	}
+	var a zkinfer.GatewayAnswer
+	if err := json.Unmarshal(rb, &a); err != nil {
+		return nil, 0, fmt.Errorf("gateway answer: %w", err)
+	}
+	return &a, time.Since(t0), nil
+}
+
+// checkZKAnswer checks an answer against the inputs sent and the model's
+// registration (its key and commitment), and returns its statement.
+func checkZKAnswer(vk groth16.VerifyingKey, v api.ZKModelView, inputs [][]int8, a *zkinfer.GatewayAnswer) (*zkml.Statement, error) {
+	if a.Model != v.ID || a.Count != len(inputs) || len(a.Inputs) < a.Count || len(a.Classes) < a.Count {
+		return nil, fmt.Errorf("an answer for model %d, %d inputs, asked model %d, %d inputs", a.Model, a.Count, v.ID, len(inputs))
+	}
+	for i := range inputs {
+		if !bytes.Equal(int8Bytes(a.Inputs[i]), int8Bytes(inputs[i])) {
+			return nil, fmt.Errorf("the answer's input %d is not the one sent", i)
+		}
+	}
+	proof, err := zkml.ReadProof(a.Proof)
+	if err != nil {
+		return nil, err
+	}
+	st := zkml.Statement{Commitment: new(big.Int).SetBytes(v.Commitment), Inputs: a.Inputs, Logits: a.Logits}
+	for _, c := range a.Classes {
+		st.Classes = append(st.Classes, int(c))
+	}
+	if err := zkml.Verify(vk, proof, &st, int(v.InLen), int(v.OutLen)); err != nil {
+		return nil, err
+	}
+	return &st, nil
 }
 
 func int8Bytes(v []int8) []byte {
