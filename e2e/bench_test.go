@@ -9,14 +9,13 @@ import (
 	"testing"
 
 	"github.com/agoranet/agora/cmd/agora/bench"
-	"github.com/agoranet/agora/testutil/e2eutil"
 )
 
 // TestBenchGatewayProcs: `agora bench gateway --procs` runs the fake
 // backend, the provider and the gateway as child processes, measures the
 // three paths through them without an error, and leaves no child behind.
 func TestBenchGatewayProcs(t *testing.T) {
-	out, err := exec.Command(e2eutil.AgoraBin(), "bench", "gateway", "--procs", "--duration", "600ms", "--rounds", "1",
+	out, err := exec.Command(agoraBin, "bench", "gateway", "--procs", "--duration", "600ms", "--rounds", "1",
 		"--conns", "2", "--mode", "json", "--json", "--home", t.TempDir()).Output()
 	if err != nil {
 		t.Fatalf("bench gateway --procs: %v\n%s", err, out)
@@ -63,7 +62,7 @@ func partProcesses(t *testing.T) []string {
 // = Σ sender nonces, per account too). Nothing here is about speed. The node
 // child process is gone afterwards.
 func TestBenchChainCounts(t *testing.T) {
-	out, err := exec.Command(e2eutil.AgoraBin(), "bench", "chain", "--duration", "4s", "--warmup", "2s", "--accounts", "40",
+	out, err := exec.Command(agoraBin, "bench", "chain", "--duration", "4s", "--warmup", "2s", "--accounts", "40",
 		"--connections", "4", "--block-time", "300ms", "--mempool-size", "100", "--presign-rate", "3000", "-o", "json").Output()
 	if err != nil {
 		t.Fatalf("bench chain: %v\n%s", err, out)

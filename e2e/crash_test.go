@@ -13,7 +13,6 @@ import (
 
 	"github.com/agoranet/agora/chain/types"
 	"github.com/agoranet/agora/client"
-	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -37,7 +36,7 @@ func TestCrashSafety(t *testing.T) {
 	senderKey := testnet.Key("crash-sender")
 	sender := testnet.Addr(senderKey)
 	const initial = 1_000_000_000_000
-	out, err := exec.Command(e2eutil.AgoraBin(), "init", "--home", home, "--keyring", "test", "--chain-id", "agora-crash",
+	out, err := exec.Command(agoraBin, "init", "--home", home, "--keyring", "test", "--chain-id", "agora-crash",
 		"--account", fmt.Sprintf("%s=%d", sender, initial),
 		"--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[0]), "--rpc.laddr", rpc,
 		"--api.laddr", fmt.Sprintf("127.0.0.1:%d", ports[2]), "--consensus.timeout_commit", "200ms").CombinedOutput()

@@ -12,7 +12,6 @@ import (
 	"github.com/agoranet/agora/gateway"
 	"github.com/agoranet/agora/provider"
 	"github.com/agoranet/agora/receipt"
-	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -60,7 +59,7 @@ func TestClientDisputes(t *testing.T) {
 	// The fabricated receipt is disputed with the CLI through the gateway;
 	// the honest one with a raw MsgDisputeReceipt from the client's key.
 	disputeCLI := func(id string) (string, error) {
-		out, err := exec.Command(e2eutil.AgoraBin(), "receipt", "dispute", id, "--gateway", gw.URL()).CombinedOutput()
+		out, err := exec.Command(agoraBin, "receipt", "dispute", id, "--gateway", gw.URL()).CombinedOutput()
 		return string(out), err
 	}
 	dispute := func(r gateway.StoredReceipt, viaCLI bool) {

@@ -21,7 +21,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/agoranet/agora/explorer"
-	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"github.com/agoranet/agora/testutil/testnet"
 )
@@ -53,7 +52,7 @@ func TestUpExplorer(t *testing.T) {
 	args := []string{"up", "--home", home, "--providers", "2", "--epoch-length", "8", "--consensus.timeout_commit", "300ms",
 		"--api.laddr", api, "--rpc.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[1]), "--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[2]),
 		"--gateway.laddr", gw[len("http://"):], "--provider.laddr", fmt.Sprintf("127.0.0.1:%d", twoFreePorts(t))}
-	up := exec.Command(e2eutil.AgoraBin(), args...)
+	up := exec.Command(agoraBin, args...)
 	stdout, _ := up.StdoutPipe()
 	logf, _ := os.Create(filepath.Join(home, "up.log"))
 	defer logf.Close()
@@ -154,7 +153,7 @@ func TestUpExplorer(t *testing.T) {
 	shot("empty")
 
 	// A second `agora up` on the same home is refused and harms nothing.
-	second, err := exec.Command(e2eutil.AgoraBin(), "up", "--home", home).CombinedOutput()
+	second, err := exec.Command(agoraBin, "up", "--home", home).CombinedOutput()
 	if err == nil || !strings.Contains(string(second), "already running") {
 		t.Fatalf("second agora up: %v\n%s", err, second)
 	}

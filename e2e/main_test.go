@@ -11,7 +11,10 @@ import (
 	"github.com/agoranet/agora/testutil/e2eutil"
 )
 
-func TestMain(m *testing.M) { e2eutil.Main(m) }
+// agoraBin is the agora binary, built once for the subprocess tests.
+var agoraBin string
+
+func TestMain(m *testing.M) { e2eutil.Main(m, &agoraBin) }
 
 // The helpers this package shares with e2e/market live in
 // testutil/e2eutil; these are the short names the tests here call them by.

@@ -202,7 +202,7 @@ func (l *lab) cut(i, j int, on bool) {
 // start runs agora with args inside host i.
 func (l *lab) start(i int, args ...string) *proc {
 	l.t.Helper()
-	p := e2eutil.StartCmd(l.t, exec.Command("ip", append([]string{"netns", "exec", l.hosts[i-1], e2eutil.AgoraBin()}, args...)...))
+	p := e2eutil.StartCmd(l.t, exec.Command("ip", append([]string{"netns", "exec", l.hosts[i-1], agoraBin}, args...)...))
 	l.procs = append(l.procs, labProc{name: fmt.Sprintf("host %d: agora %s", i, strings.Join(args[:min(2, len(args))], " ")), p: p})
 	return p
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"github.com/agoranet/agora/testutil/e2eutil"
 	"github.com/agoranet/agora/testutil/poll"
 	"io"
 	"net"
@@ -120,7 +119,7 @@ func TestSlowBodyFloodUp(t *testing.T) {
 		"--api.laddr", api, "--rpc.laddr", rpc, "--p2p.laddr", fmt.Sprintf("tcp://127.0.0.1:%d", ports[2]),
 		"--gateway.laddr", gw, "--provider.laddr", fmt.Sprintf("127.0.0.1:%d", ports[4])}
 	// `ulimit -n` sets the soft and the hard limit: the child cannot raise it.
-	up := exec.Command("sh", append([]string{"-c", `ulimit -n ` + strconv.Itoa(childLimit) + ` && exec "$0" "$@"`, e2eutil.AgoraBin()}, args...)...)
+	up := exec.Command("sh", append([]string{"-c", `ulimit -n ` + strconv.Itoa(childLimit) + ` && exec "$0" "$@"`, agoraBin}, args...)...)
 	stdout, err := up.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

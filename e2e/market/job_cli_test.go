@@ -169,7 +169,7 @@ func TestJobCLI(t *testing.T) {
 // stdoutJSON runs agora and decodes its stdout (progress goes to stderr).
 func stdoutJSON(t *testing.T, out any, args ...string) {
 	t.Helper()
-	cmd := exec.Command(e2eutil.AgoraBin(), append(args, "--output", "json")...)
+	cmd := exec.Command(agoraBin, append(args, "--output", "json")...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()

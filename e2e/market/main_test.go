@@ -7,12 +7,12 @@ package market
 import (
 	"testing"
 
-	// The subprocess tests run a binary built from cmd/agora, which is
-	// cmd/agora/cli and what it imports: importing it here makes the test
-	// cache see a change anywhere in that binary (it would otherwise
-	// replay a pass of the old binary).
-	_ "github.com/agoranet/agora/cmd/agora/cli"
+	_ "github.com/agoranet/agora/cmd/agora/cli" // for the test cache: see e2eutil.Main
 	"github.com/agoranet/agora/testutil/e2eutil"
 )
 
-func TestMain(m *testing.M) { e2eutil.Main(m) }
+// agoraBin is the binary e2eutil.Main built, for the tests that start it
+// themselves.
+var agoraBin string
+
+func TestMain(m *testing.M) { e2eutil.Main(m, &agoraBin) }

@@ -28,11 +28,12 @@ import (
 var agoraBin string
 
 // Main is a test package's TestMain: it builds the agora binary (from
-// ./cmd/agora of this module) into a temporary directory, runs the tests,
+// ./cmd/agora of this module) into a temporary directory, stores its path
+// in *bin for the package's tests that run it themselves, runs the tests,
 // removes the binary and exits with the tests' code. A test package that
 // calls it should also import cmd/agora/cli (blank), so that the test
 // cache sees a change anywhere in the binary.
-func Main(m *testing.M) {
+func Main(m *testing.M, bin *string) {
 	dir, err := os.MkdirTemp("", "agora-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -45,13 +46,11 @@ func Main(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build agora:", err)
 		os.Exit(1)
 	}
+	*bin = agoraBin
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-// AgoraBin is the path of the agora binary Main built.
-func AgoraBin() string { return agoraBin }
 
 // Run runs agora with args and returns its combined output, failing t if
 // it exits non-zero.
