@@ -299,7 +299,9 @@ func providerCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(g.errOut, "loading %d model(s) ...\n", len(files))
+				if len(files) > 0 {
+					fmt.Fprintf(g.errOut, "loading %d model(s) ...\n", len(files))
+				}
 				nb, err := provider.NewNativeBackend(files, native.Options{Threads: c.Threads})
 				if err != nil {
 					return err
