@@ -67,7 +67,13 @@ func (p *Provider) tick(ctx context.Context) error {
 			continue
 		}
 		ok, err := p.commitEpoch(ctx, e, h)
-		if err != nil {
+		switch {
+		case errors.Is(err, errDeadlinePassed):
+			if !p.missed[e] { // said once, not every tick
+				p.missed[e] = true
+				p.log.Error("commit epoch", "epoch", e, "err", err)
+			}
+		case err != nil:
 			p.log.Error("commit epoch", "epoch", e, "err", err)
 		}
 		committed = committed || ok
@@ -103,6 +109,9 @@ func (p *Provider) EpochIDs(e uint64) ([][32]byte, error) {
 	return ids, nil
 }
 
+// errDeadlinePassed: an epoch's commitment can no longer be sent.
+var errDeadlinePassed = errors.New("commit deadline passed")
+
 func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, error) {
 	es, err := p.store.Epoch(e)
 	if err != nil || es.Committed {
@@ -124,7 +133,7 @@ func (p *Provider) commitEpoch(ctx context.Context, e uint64, h int64) (bool, er
 		return false, err
 	}
 	if h >= ev.CommitDeadline {
-		return false, errors.New("commit deadline passed")
+		return false, fmt.Errorf("%w (height %d, deadline %d): the epoch's %d receipts go uncommitted", errDeadlinePassed, h, ev.CommitDeadline, es.Count)
 	}
 	ids, err := p.EpochIDs(e)
 	if err != nil {

@@ -104,6 +104,7 @@ type Provider struct {
 	epCount  map[uint64]uint64         // epoch → receipts issued (next index)
 	epTotal  map[uint64]uint64
 	epTokens map[uint64]uint64 // epoch → prompt + completion tokens
+	missed   map[uint64]bool   // epochs whose commit deadline passed (the loop's)
 	answered map[string]int64  // "epoch/index" of answered challenges → height to retry after (loop goroutine only)
 	writing  map[uint64]int    // epoch → receipts being written
 	chans    map[uint64]api.ChannelView
@@ -210,7 +211,7 @@ func New(cfg Config, backend Backend, logger *slog.Logger, reg *prometheus.Regis
 		cfg: cfg, log: logger, backend: backend, chain: c, signer: c.NewSigner(cfg.Key),
 		addr:     types.AddressFromPubKey(cfg.Key.Public().(ed25519.PublicKey)),
 		reserved: map[uint64]uint64{}, chans: map[uint64]api.ChannelView{}, chanMu: map[uint64]*sync.Mutex{}, authKeys: map[uint64]*reqauth.Key{},
-		billed: map[uint64]uint64{}, vouchers: map[uint64]ChannelState{}, verified: map[uint64]*types.Voucher{}, epCount: map[uint64]uint64{},
+		billed: map[uint64]uint64{}, vouchers: map[uint64]ChannelState{}, verified: map[uint64]*types.Voucher{}, epCount: map[uint64]uint64{}, missed: map[uint64]bool{},
 		epTotal: map[uint64]uint64{}, epTokens: map[uint64]uint64{}, answered: map[string]int64{}, writing: map[uint64]int{},
 		queue: make(chan struct{}, cfg.Concurrency+cfg.Queue), sem: make(chan struct{}, cfg.Concurrency),
 		metrics: newMetrics(reg), reg: reg, done: make(chan struct{}),

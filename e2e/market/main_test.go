@@ -1,5 +1,6 @@
 // Package market holds the end-to-end tests of Agora's markets: compute
-// jobs (training among them), data and storage. They are a package apart
+// jobs (training among them) and data (storage deals are in e2e, for
+// balance). They are a package apart
 // from e2e so that go test runs the two halves of the end-to-end tests at
 // the same time; what both share is in testutil/e2eutil.
 package market

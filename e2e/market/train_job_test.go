@@ -61,7 +61,9 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 	}
 	const steps, tamperStep = 4, 3
 	p := types.DefaultParams()
-	p.EpochLength, p.CommitWindow, p.BeaconWindow = 10, 2, 2
+	// 100 ms blocks: the window gives a provider's commit 2 s, room for a
+	// loaded CI machine (two blocks were missed there once).
+	p.EpochLength, p.CommitWindow, p.BeaconWindow = 10, 20, 2
 	// Every receipt and checkpoint is sampled (one step re-executed per
 	// checkpoint): the served model's receipts must be audited here.
 	p.AuditFloorBps, p.AuditCeilingBps = 10000, 10000

@@ -1,4 +1,4 @@
-package market
+package e2e
 
 import (
 	"context"
