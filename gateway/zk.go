@@ -239,15 +239,12 @@ func (g *Gateway) askZK(ctx context.Context, acct *account, p *providerEntry, m 
 		return nil, err
 	}
 	p.observe(true, time.Since(t0))
-	st := &StoredZKAnswer{Provider: p.addr.String(), Payer: acct.addr.String(), Model: m.view.ID, Channel: ch.state.ChannelID,
+	// Billed to the channel it was asked on (its provider bills that
+	// one), even if the channel was replaced meanwhile.
+	st := &StoredZKAnswer{Provider: p.addr.String(), Payer: acct.addr.String(), Model: m.view.ID, Channel: v.ChannelId,
 		Count: a.Count, Amount: cost, Statement: a.Statement, Classes: a.Classes, Time: time.Now().Unix()}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	if ch.state.ChannelID != v.ChannelId {
-		// The channel was replaced meanwhile: the answer was asked on
-		// the old one, which its provider bills.
-		st.Channel = v.ChannelId
-	}
 	if err := g.store.AddZKAnswer(st); err != nil {
 		return nil, fmt.Errorf("store the answer: %w", err)
 	}

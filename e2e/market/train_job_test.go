@@ -69,7 +69,10 @@ func TestTrainingJobOnTheNetwork(t *testing.T) {
 	p.AuditFloorBps, p.AuditCeilingBps = 10000, 10000
 	p.OpeningWindow = 2000
 	jp := *p.Jobs
-	jp.MoveWindow, jp.VoteWindow, jp.ChallengeWindow, jp.LivenessEpochs = 60, 80, 1000, 100
+	// A bisection move re-executes a training step (seconds on a loaded
+	// machine): 30 s a move, 40 s a vote at 100 ms blocks (a 6 s move
+	// window was missed once in CI, and the defender won by default).
+	jp.MoveWindow, jp.VoteWindow, jp.ChallengeWindow, jp.LivenessEpochs = 300, 400, 1000, 100
 	p.Jobs = &jp
 	nw := testnet.New(t, testnet.Options{Validators: 3, Accounts: 6, Balance: 10_000_000_000, Params: &p, BlockTime: 100 * time.Millisecond, LogLevel: slog.LevelError})
 	if err := nw.WaitHeight(0, 2, 60*time.Second); err != nil {
