@@ -137,7 +137,14 @@ func (g *Gateway) handleZKInfer(w http.ResponseWriter, r *http.Request) {
 	}
 	acct := accountOf(r)
 	cost := uint64(len(req.Inputs)) * m.view.Price
-	a, err := g.askZK(r.Context(), acct, p, m, req.Inputs, cost)
+	// The provider bills an answer once it has proved it, whether or not
+	// the client is still there: the gateway keeps waiting for it (up to
+	// zkAnswerTimeout, or a stop's drain), checks it and pays it, so a
+	// client that leaves mid-proof does not leave honest work unpaid.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), zkAnswerTimeout)
+	defer cancel()
+	defer context.AfterFunc(g.cut, cancel)()
+	a, err := g.askZK(actx, acct, p, m, req.Inputs, cost)
 	if err != nil {
 		var fe *zkFault
 		if errors.As(err, &fe) {
@@ -164,6 +171,10 @@ func (g *Gateway) handleZKInfer(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(out)
 	g.metrics.requests.WithLabelValues("200").Inc()
 }
+
+// zkAnswerTimeout bounds how long the gateway waits for a proof (MNIST at
+// batch 13: about 7 s here).
+const zkAnswerTimeout = 10 * time.Minute
 
 // zkFault is a provider's signed answer whose proof did not verify.
 type zkFault struct {

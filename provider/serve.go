@@ -177,10 +177,7 @@ func (p *Provider) handleCompletion(w http.ResponseWriter, r *http.Request, chat
 	defer release()
 
 	// Admission: a bounded queue, then a bounded number of generations.
-	select {
-	case p.queue <- struct{}{}:
-	default:
-		p.fail(w, oai.Errorf(http.StatusTooManyRequests, "rate_limit_error", "", "provider overloaded: %d requests already queued", cap(p.queue)))
+	if !p.enqueue(w) {
 		return
 	}
 	defer func() { <-p.queue }()
@@ -259,6 +256,18 @@ func sha256Sum(b []byte) []byte {
 
 func usageOf(prep *Prepared, out *Output) *oai.Usage {
 	return &oai.Usage{PromptTokens: out.PromptTokens, CompletionTokens: out.CompletionTokens, TotalTokens: out.PromptTokens + out.CompletionTokens}
+}
+
+// enqueue takes a place in the bounded queue of admitted requests, or
+// answers 429 when it is full; the caller gives the place back.
+func (p *Provider) enqueue(w http.ResponseWriter) bool {
+	select {
+	case p.queue <- struct{}{}:
+		return true
+	default:
+		p.fail(w, oai.Errorf(http.StatusTooManyRequests, "rate_limit_error", "", "provider overloaded: %d requests already queued", cap(p.queue)))
+		return false
+	}
 }
 
 // reserve admits a request that may cost up to maxCost on v's channel.

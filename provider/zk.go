@@ -140,10 +140,7 @@ func (p *Provider) handleZKInfer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	select {
-	case p.queue <- struct{}{}:
-	default:
-		p.fail(w, oai.Errorf(http.StatusTooManyRequests, "rate_limit_error", "", "provider overloaded: %d requests already queued", cap(p.queue)))
+	if !p.enqueue(w) {
 		return
 	}
 	defer func() { <-p.queue }()
