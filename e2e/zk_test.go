@@ -239,6 +239,14 @@ func TestZKInferenceOnTheNetwork(t *testing.T) {
 	if rec.Height != a.PublishedHeight || rec.Submitter.String() != gw.Address().String() {
 		t.Fatalf("proof record %+v, published at %d by %s", rec, a.PublishedHeight, gw.Address())
 	}
+	// The same inputs again, published: the statement is already on
+	// chain, so the answer (paid) says where, with no new tx.
+	status, rb = post(string(body))
+	var again zkinfer.GatewayAnswer
+	if status != 200 || json.Unmarshal(rb, &again) != nil || again.PublishedHeight != rec.Height || again.PublishedTx != "" || again.PublishError != "" {
+		t.Fatalf("publishing a recorded statement again: %d %s, want its height %d", status, rb, rec.Height)
+	}
+	paid += 3 * price
 
 	// Bad requests: a clear error each, nothing billed.
 	for _, bad := range []struct{ body, want string }{

@@ -159,12 +159,19 @@ func (g *Gateway) handleZKInfer(w http.ResponseWriter, r *http.Request) {
 	if req.Publish {
 		in, lg, cl := a.Flat()
 		res, err := acct.signer.Send(r.Context(), &types.MsgVerifyZKProof{ModelId: m.view.ID, Inputs: in, Logits: lg, Classes: cl, Proof: a.Proof})
-		if err != nil {
-			// Paid and verified here; only the publication failed.
-			g.fail(w, oai.Errorf(http.StatusBadGateway, "api_error", "", "the answer verified and was paid, but publishing it on chain failed: %v", err))
-			return
+		var rec api.ZKProofView
+		switch {
+		case err == nil:
+			out.PublishedHeight, out.PublishedTx = res.Height, res.Hash
+		case g.chain.Query(r.Context(), api.ZKProofPath(m.view.ID, a.Statement), 0, &rec) == nil:
+			// The same statement (same inputs, so same outputs) was
+			// recorded before: it is on chain, at that height.
+			out.PublishedHeight = rec.Height
+		default:
+			// Verified and paid here: the answer is the client's
+			// whatever happened to its publication.
+			out.PublishError = err.Error()
 		}
-		out.PublishedHeight, out.PublishedTx = res.Height, res.Hash
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set(ProviderHeader, p.addr.String())

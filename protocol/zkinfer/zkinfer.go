@@ -72,7 +72,8 @@ type GatewayAnswer struct {
 	Answer
 	Verified        bool   `json:"verified"`                   // the gateway checked the proof against the registered key
 	PublishedHeight int64  `json:"published_height,omitempty"` // block whose tx verified and recorded it
-	PublishedTx     string `json:"published_tx,omitempty"`
+	PublishedTx     string `json:"published_tx,omitempty"`     // empty when the statement was recorded by an earlier tx
+	PublishError    string `json:"publish_error,omitempty"`    // publish asked and failed (the answer still verified and was paid)
 }
 
 // Flat is the statement as chain messages carry it: the inputs as bytes

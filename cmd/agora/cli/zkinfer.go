@@ -99,6 +99,9 @@ func zkInferCmd(g *globals) *cobra.Command {
 				if a.PublishedHeight > 0 {
 					fmt.Fprintf(g.out, ", recorded on chain in block %d", a.PublishedHeight)
 				}
+				if a.PublishError != "" {
+					fmt.Fprintf(g.out, ", NOT recorded on chain: %s", a.PublishError)
+				}
 				fmt.Fprintln(g.out)
 			}
 			fmt.Fprintf(g.out, "zk model %d (%s) by provider %s: classes %v for %d inputs in %d proofs, all verified against the chain's key, %d uagr, %v\n",
